@@ -1,0 +1,86 @@
+//! The library's error type and the process exit codes it maps to.
+
+use std::path::PathBuf;
+
+/// Everything that can stop a command before or outside the per-row flow.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A flag, environment variable or config value is malformed or out of range.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The config file could not be read or parsed.
+    #[error("config file {path}: {reason}")]
+    ConfigFile {
+        /// The file named by `--config`.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// No usable credentials were given.
+    #[error("credentials: {0}")]
+    Credentials(String),
+    /// The token endpoint refused or failed the refresh-token grant.
+    #[error("token request failed: {0}")]
+    Token(String),
+    /// The input file cannot be opened or its header is unusable.
+    #[error("input {path}: {reason}")]
+    Input {
+        /// The input path (`-` for standard input).
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The results file cannot be created, read or written.
+    #[error("output {path}: {reason}")]
+    Output {
+        /// The results path (`-` for standard output).
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// `--resume` found results that do not belong to this input.
+    #[error("resume: {0}")]
+    ResumeMismatch(String),
+    /// A pre-flight read against the service (validation codes, for example) failed or ruled the run out.
+    #[error("pre-flight check: {0}")]
+    Preflight(String),
+    /// The local sandbox could not be started.
+    #[error("sandbox: {0}")]
+    Sandbox(String),
+    /// Writing to standard output failed because the reader went away.
+    #[error("broken pipe")]
+    BrokenPipe,
+}
+
+impl ErrorKind {
+    /// The exit code this error ends the process with.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            ErrorKind::BrokenPipe => ExitCode::Success,
+            _ => ExitCode::Usage,
+        }
+    }
+}
+
+/// Shorthand for results whose error is [`ErrorKind`].
+pub type Result<T, E = ErrorKind> = std::result::Result<T, E>;
+
+/// The documented process exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    /// Every row created, exists, duplicate or planned.
+    Success = 0,
+    /// The run finished and some rows failed or were invalid.
+    RowsFailed = 1,
+    /// Usage, configuration, credentials or unreadable input; nothing was sent.
+    Usage = 2,
+    /// Interrupted by SIGINT/SIGTERM.
+    Interrupted = 130,
+}
+
+impl From<ExitCode> for std::process::ExitCode {
+    fn from(code: ExitCode) -> Self {
+        std::process::ExitCode::from(code as u8)
+    }
+}

@@ -1,0 +1,446 @@
+//! The domain vocabulary shared by every stage: customers, qualifications, rows and outcomes.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A customer's tenant id; always displayed lower-case and hyphenated, as the API expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CustomerId(pub Uuid);
+
+impl CustomerId {
+    /// Parses a GUID in any case, with or without braces; rejects anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        let inner = text
+            .strip_prefix('{')
+            .and_then(|t| t.strip_suffix('}'))
+            .unwrap_or(text);
+        // Only the canonical 8-4-4-4-12 form: a bare 32-hex string is far more likely a typo.
+        if inner.len() != 36 {
+            return None;
+        }
+        Uuid::parse_str(inner).ok().map(CustomerId)
+    }
+
+    /// The id as a 128-bit integer, for compact indexes.
+    pub fn as_u128(&self) -> u128 {
+        self.0.as_u128()
+    }
+}
+
+impl fmt::Display for CustomerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0.hyphenated(), f)
+    }
+}
+
+/// A qualification that this call can set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Qualification {
+    /// Education (irreversible once set; needs a segment under the 2022 contract).
+    Education,
+    /// Government Community Cloud (needs a partner validation code).
+    GovernmentCommunityCloud,
+    /// State-owned entity.
+    StateOwnedEntity,
+}
+
+/// Why a qualification cell was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QualificationError {
+    /// The cell was empty.
+    Empty,
+    /// The API knows the value but this call cannot set it (None, Nonprofit).
+    NotSettable(&'static str),
+    /// Not a qualification at all.
+    Unknown,
+}
+
+impl fmt::Display for QualificationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QualificationError::Empty => f.write_str("empty"),
+            QualificationError::NotSettable(name) => write!(
+                f,
+                "{name} exists in Partner Center but cannot be set through this call; expected Education, GovernmentCommunityCloud or StateOwnedEntity"
+            ),
+            QualificationError::Unknown => f.write_str(
+                "unknown qualification; expected Education, GovernmentCommunityCloud (GCC) or StateOwnedEntity",
+            ),
+        }
+    }
+}
+
+/// Lower-cases ASCII and drops `-`, `_`, spaces, so spellings like `K-12` and `k12` compare equal.
+pub fn fold_key(text: &str) -> String {
+    text.trim()
+        .chars()
+        .filter(|c| !matches!(c, '-' | '_' | ' ' | '\t'))
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+impl Qualification {
+    /// All settable values, in a stable order (used for metrics and indexes).
+    pub const ALL: [Qualification; 3] = [
+        Qualification::Education,
+        Qualification::GovernmentCommunityCloud,
+        Qualification::StateOwnedEntity,
+    ];
+
+    /// The canonical spelling the API uses.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Qualification::Education => "Education",
+            Qualification::GovernmentCommunityCloud => "GovernmentCommunityCloud",
+            Qualification::StateOwnedEntity => "StateOwnedEntity",
+        }
+    }
+
+    /// A small stable number, for compact indexes.
+    pub fn index(&self) -> u8 {
+        match self {
+            Qualification::Education => 0,
+            Qualification::GovernmentCommunityCloud => 1,
+            Qualification::StateOwnedEntity => 2,
+        }
+    }
+
+    /// Parses a cell case-insensitively, accepting `GCC` and ignoring `-`, `_` and spaces.
+    pub fn parse(text: &str) -> Result<Self, QualificationError> {
+        let key = fold_key(text);
+        match key.as_str() {
+            "" => Err(QualificationError::Empty),
+            "education" => Ok(Qualification::Education),
+            "governmentcommunitycloud" | "gcc" => Ok(Qualification::GovernmentCommunityCloud),
+            "stateownedentity" => Ok(Qualification::StateOwnedEntity),
+            "none" => Err(QualificationError::NotSettable("None")),
+            "nonprofit" => Err(QualificationError::NotSettable("Nonprofit")),
+            _ => Err(QualificationError::Unknown),
+        }
+    }
+}
+
+impl fmt::Display for Qualification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Qualification {
+    type Err = QualificationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Qualification::parse(s)
+    }
+}
+
+/// The education segment the 2022 contract requires for Education.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EducationSegment {
+    /// Primary and secondary schools.
+    K12,
+    /// Universities and colleges.
+    HigherEducation,
+}
+
+impl EducationSegment {
+    /// The canonical spelling the API uses.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EducationSegment::K12 => "K12",
+            EducationSegment::HigherEducation => "HigherEducation",
+        }
+    }
+
+    /// Parses `K12`/`K-12` or `HigherEducation`/`Higher Education`, case-insensitively.
+    pub fn parse(text: &str) -> Option<Self> {
+        match fold_key(text).as_str() {
+            "k12" => Some(EducationSegment::K12),
+            "highereducation" => Some(EducationSegment::HigherEducation),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for EducationSegment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EducationSegment {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EducationSegment::parse(s).ok_or_else(|| {
+            format!("unknown education segment {s:?}; expected K12 or HigherEducation")
+        })
+    }
+}
+
+/// Which request contract to speak when creating a qualification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ApiContract {
+    /// `{"Qualification": "..."}` with `?code=` for GCC (the original 2021 page).
+    #[serde(rename = "2021")]
+    V2021,
+    /// `{"qualification", "educationSegment", "website", "validationCode"}` (current docs).
+    #[default]
+    #[serde(rename = "2022")]
+    V2022,
+}
+
+impl FromStr for ApiContract {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "2021" => Ok(ApiContract::V2021),
+            "2022" => Ok(ApiContract::V2022),
+            other => Err(format!(
+                "unknown API contract {other:?}; expected 2021 or 2022"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ApiContract {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ApiContract::V2021 => "2021",
+            ApiContract::V2022 => "2022",
+        })
+    }
+}
+
+/// One validated input row, ready to be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// 1-based index of the data record (header and blank lines not counted).
+    pub index: u64,
+    /// The customer's tenant id.
+    pub customer_id: CustomerId,
+    /// The qualification to set.
+    pub qualification: Qualification,
+    /// GCC validation code (digits), when the row or `--validation-code` gives one.
+    pub validation_code: Option<String>,
+    /// Education segment, from the row or the `--education-segment` default.
+    pub segment: Option<EducationSegment>,
+    /// The school's website, Education only.
+    pub website: Option<String>,
+}
+
+impl Row {
+    /// The key used to spot duplicate rows.
+    pub fn key(&self) -> (u128, u8) {
+        (self.customer_id.as_u128(), self.qualification.index())
+    }
+}
+
+/// What became of one input row; the `outcome` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Outcome {
+    /// The qualification was created (vetting requested).
+    Created,
+    /// The customer already held the qualification.
+    Exists,
+    /// The service refused the row, or retries ran out.
+    Failed,
+    /// The row itself is malformed; nothing was sent.
+    Invalid,
+    /// An earlier row has the same customer and qualification; nothing was sent.
+    Duplicate,
+    /// Dry run: the row would be posted.
+    Planned,
+}
+
+impl Outcome {
+    /// Every outcome, in the order summaries list them.
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Created,
+        Outcome::Exists,
+        Outcome::Failed,
+        Outcome::Invalid,
+        Outcome::Duplicate,
+        Outcome::Planned,
+    ];
+
+    /// The spelling in the results file.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Created => "created",
+            Outcome::Exists => "exists",
+            Outcome::Failed => "failed",
+            Outcome::Invalid => "invalid",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Planned => "planned",
+        }
+    }
+
+    /// Parses the results-file spelling.
+    pub fn parse(text: &str) -> Option<Self> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == text.trim())
+    }
+
+    /// Whether this outcome makes the run's exit code 1.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Outcome::Failed | Outcome::Invalid)
+    }
+
+    /// Whether the row is done for good, so a resume must not send it again.
+    pub fn is_settled(&self) -> bool {
+        matches!(self, Outcome::Created | Outcome::Exists)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One row of the results file, in column order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResultRow {
+    /// 1-based data record index.
+    pub row: u64,
+    /// Lower-case id when it parsed, else the cell as given.
+    pub customer_id: String,
+    /// Canonical name when it parsed, else the cell as given.
+    pub qualification: String,
+    /// What happened (None only while a row is being built).
+    pub outcome: Option<Outcome>,
+    /// Final HTTP status of the deciding call.
+    pub http_status: Option<u16>,
+    /// Vetting status from the service.
+    pub vetting_status: Option<String>,
+    /// Vetting reason from the service.
+    pub vetting_reason: Option<String>,
+    /// Vetting creation date from the service.
+    pub vetting_create_date: Option<String>,
+    /// Sends of the deciding call.
+    pub attempts: u32,
+    /// MS-CorrelationId of the final send.
+    pub correlation_id: Option<Uuid>,
+    /// MS-RequestId of the deciding call.
+    pub request_id: Option<Uuid>,
+    /// Service error code, or a local one for invalid rows.
+    pub error_code: Option<String>,
+    /// Human-readable error.
+    pub error_message: Option<String>,
+    /// Wall time spent on the row.
+    pub elapsed_ms: u64,
+}
+
+/// The results file's header, in its exact column order.
+pub const RESULT_COLUMNS: [&str; 14] = [
+    "row",
+    "customer_id",
+    "qualification",
+    "outcome",
+    "http_status",
+    "vetting_status",
+    "vetting_reason",
+    "vetting_create_date",
+    "attempts",
+    "correlation_id",
+    "request_id",
+    "error_code",
+    "error_message",
+    "elapsed_ms",
+];
+
+/// One qualification record as `GET …/qualifications` returns it (every field but the name optional).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct QualificationRecord {
+    /// The qualification's name, verbatim.
+    pub qualification: String,
+    /// Vetting status, an open set kept verbatim.
+    #[serde(
+        rename = "vettingStatus",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub vetting_status: Option<String>,
+    /// Why vetting ended as it did.
+    #[serde(
+        rename = "vettingReason",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub vetting_reason: Option<String>,
+    /// When vetting was requested (`vettingCreateDate` or `vettingCreatedDate` on the wire).
+    #[serde(
+        rename = "vettingCreateDate",
+        alias = "vettingCreatedDate",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub vetting_create_date: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn customer_ids_parse_in_any_case_and_display_lower() {
+        let id = CustomerId::parse(" 0E1F2A3B-4C5D-6E7F-8091-A2B3C4D5E6F7 ").expect("valid");
+        assert_eq!(id.to_string(), "0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7");
+        assert!(CustomerId::parse("{0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7}").is_some());
+        assert!(CustomerId::parse("0e1f2a3b4c5d6e7f8091a2b3c4d5e6f7").is_none());
+        assert!(CustomerId::parse("not-a-guid").is_none());
+    }
+
+    #[test]
+    fn qualifications_parse_with_aliases() {
+        assert_eq!(
+            Qualification::parse("gcc"),
+            Ok(Qualification::GovernmentCommunityCloud)
+        );
+        assert_eq!(
+            Qualification::parse(" EDUCATION "),
+            Ok(Qualification::Education)
+        );
+        assert_eq!(
+            Qualification::parse("State Owned Entity"),
+            Ok(Qualification::StateOwnedEntity)
+        );
+        assert_eq!(
+            Qualification::parse("Nonprofit"),
+            Err(QualificationError::NotSettable("Nonprofit"))
+        );
+        assert_eq!(
+            Qualification::parse("none"),
+            Err(QualificationError::NotSettable("None"))
+        );
+        assert_eq!(Qualification::parse(""), Err(QualificationError::Empty));
+        assert_eq!(
+            Qualification::parse("school"),
+            Err(QualificationError::Unknown)
+        );
+    }
+
+    #[test]
+    fn segments_parse_with_aliases() {
+        assert_eq!(EducationSegment::parse("K-12"), Some(EducationSegment::K12));
+        assert_eq!(
+            EducationSegment::parse("higher education"),
+            Some(EducationSegment::HigherEducation)
+        );
+        assert_eq!(EducationSegment::parse("college"), None);
+    }
+
+    #[test]
+    fn both_date_spellings_are_read() {
+        let a: QualificationRecord =
+            serde_json::from_str(r#"{"qualification":"Education","vettingCreatedDate":"x"}"#)
+                .expect("json");
+        let b: QualificationRecord =
+            serde_json::from_str(r#"{"qualification":"Education","vettingCreateDate":"x"}"#)
+                .expect("json");
+        assert_eq!(a.vetting_create_date.as_deref(), Some("x"));
+        assert_eq!(a, b);
+    }
+}
