@@ -1,0 +1,352 @@
+//! App+User access tokens: a fixed bearer, or refresh-token redemption with single-flight renewal.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::error::ErrorKind;
+use crate::retry::{describe_transport_error, Schedule};
+
+/// The resource Partner Center tokens are issued for.
+pub const RESOURCE: &str = "https://api.partnercenter.microsoft.com";
+
+/// Where tokens come from.
+pub enum Credentials {
+    /// `PC_ACCESS_TOKEN`: used as is, never renewed.
+    Static(SecretString),
+    /// The refresh-token grant against the authority.
+    Refresh(RefreshCredentials),
+}
+
+/// What the refresh-token grant needs.
+pub struct RefreshCredentials {
+    /// e.g. `https://login.microsoftonline.com`, no trailing slash.
+    pub authority: String,
+    /// The partner's tenant id or domain.
+    pub tenant: String,
+    /// The app registration's client id.
+    pub client_id: String,
+    /// The app's secret.
+    pub client_secret: SecretString,
+    /// The refresh token to start from.
+    pub refresh_token: SecretString,
+    /// Where the newest refresh token is kept between runs (`PC_REFRESH_TOKEN_FILE`).
+    pub token_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Static(_) => f.write_str("Credentials::Static(<redacted>)"),
+            Credentials::Refresh(r) => f
+                .debug_struct("Credentials::Refresh")
+                .field("authority", &r.authority)
+                .field("tenant", &r.tenant)
+                .field("client_id", &r.client_id)
+                .field("token_file", &r.token_file)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// One access token and when to stop using it.
+pub struct AccessToken {
+    secret: SecretString,
+    refresh_at: Option<Instant>,
+    /// Increases with every redemption, so a 401 only invalidates the token it was sent with.
+    pub generation: u64,
+}
+
+impl AccessToken {
+    /// The bearer value; only the HTTP layer should call this.
+    pub fn expose(&self) -> &str {
+        self.secret.expose_secret()
+    }
+
+    fn fresh(&self, now: Instant) -> bool {
+        self.refresh_at.is_none_or(|at| now < at)
+    }
+}
+
+/// Hands out access tokens to any number of workers, renewing one at a time.
+pub struct TokenProvider {
+    http: reqwest::Client,
+    credentials: Credentials,
+    current: RwLock<Option<Arc<AccessToken>>>,
+    /// Held across the token call on purpose: the single-flight guard, and the rotated refresh token.
+    refresh: tokio::sync::Mutex<Option<SecretString>>,
+    generation: AtomicU64,
+    redemptions: AtomicU64,
+    token_file_failed: AtomicBool,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    expires_in: Option<serde_json::Value>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+impl TokenProvider {
+    /// A provider over `credentials`, calling the authority through `http`.
+    pub fn new(http: reqwest::Client, credentials: Credentials) -> Self {
+        let (current, refresh) = match &credentials {
+            Credentials::Static(token) => (
+                Some(Arc::new(AccessToken { secret: token.clone(), refresh_at: None, generation: 0 })),
+                None,
+            ),
+            Credentials::Refresh(r) => (None, Some(r.refresh_token.clone())),
+        };
+        TokenProvider {
+            http,
+            credentials,
+            current: RwLock::new(current),
+            refresh: tokio::sync::Mutex::new(refresh),
+            generation: AtomicU64::new(0),
+            redemptions: AtomicU64::new(0),
+            token_file_failed: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether a 401 can be answered by fetching a new token.
+    pub fn can_refresh(&self) -> bool {
+        matches!(self.credentials, Credentials::Refresh(_))
+    }
+
+    /// How many times the refresh token was redeemed.
+    pub fn redemptions(&self) -> u64 {
+        self.redemptions.load(Ordering::Relaxed)
+    }
+
+    /// Whether writing the rotated refresh token back to its file failed at least once.
+    pub fn token_file_failed(&self) -> bool {
+        self.token_file_failed.load(Ordering::Relaxed)
+    }
+
+    fn cached(&self) -> Option<Arc<AccessToken>> {
+        self.current.read().ok().and_then(|c| c.clone())
+    }
+
+    /// A token that is valid for a while yet, renewing it first when it is close to expiry.
+    pub async fn token(&self) -> Result<Arc<AccessToken>, ErrorKind> {
+        if let Some(token) = self.cached() {
+            if token.fresh(Instant::now()) {
+                return Ok(token);
+            }
+        }
+        let mut refresh = self.refresh.lock().await;
+        // Another worker may have renewed it while this one queued for the lock.
+        if let Some(token) = self.cached() {
+            if token.fresh(Instant::now()) {
+                return Ok(token);
+            }
+        }
+        let Credentials::Refresh(creds) = &self.credentials else {
+            return Err(ErrorKind::Credentials("the access token has expired and cannot be renewed".into()));
+        };
+        let Some(refresh_token) = refresh.as_ref() else {
+            return Err(ErrorKind::Credentials("no refresh token".into()));
+        };
+        let (token, rotated) = self.redeem(creds, refresh_token).await?;
+        if let Some(rotated) = rotated {
+            if let Some(path) = &creds.token_file {
+                if let Err(err) = write_token_file(path, rotated.expose_secret()) {
+                    self.token_file_failed.store(true, Ordering::Relaxed);
+                    tracing::error!(
+                        path = %path.display(),
+                        error = %err,
+                        "could not save the rotated refresh token; the next run will use the older one"
+                    );
+                }
+            }
+            *refresh = Some(rotated);
+        }
+        let token = Arc::new(token);
+        if let Ok(mut current) = self.current.write() {
+            *current = Some(token.clone());
+        }
+        Ok(token)
+    }
+
+    /// Drops the token a request was refused with, so the next `token()` renews it.
+    pub fn invalidate(&self, generation: u64) {
+        if !self.can_refresh() {
+            return;
+        }
+        if let Ok(mut current) = self.current.write() {
+            if current.as_ref().is_some_and(|t| t.generation == generation) {
+                *current = None;
+            }
+        }
+    }
+
+    async fn redeem(
+        &self,
+        creds: &RefreshCredentials,
+        refresh_token: &SecretString,
+    ) -> Result<(AccessToken, Option<SecretString>), ErrorKind> {
+        let url = format!("{}/{}/oauth2/token", creds.authority, creds.tenant);
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.expose_secret()),
+            ("client_id", creds.client_id.as_str()),
+            ("client_secret", creds.client_secret.expose_secret()),
+            ("resource", RESOURCE),
+            ("scope", "openid"),
+        ];
+        let mut schedule = Schedule::new(Duration::from_millis(500), Duration::from_secs(5));
+        let mut attempt = 0;
+        let (status, body) = loop {
+            attempt += 1;
+            let sent = self.http.post(&url).form(&form).send().await;
+            let outcome = match sent {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    match resp.bytes().await {
+                        Ok(body) => Ok((status, body)),
+                        Err(err) => Err(describe_transport_error(&err)),
+                    }
+                }
+                Err(err) => Err(describe_transport_error(&err)),
+            };
+            match outcome {
+                Ok((status, _)) if status >= 500 && attempt < 3 => {}
+                Ok(answer) => break answer,
+                Err(reason) if attempt >= 3 => {
+                    return Err(ErrorKind::Token(format!("token endpoint {url} unreachable: {reason}")));
+                }
+                Err(_) => {}
+            }
+            tokio::time::sleep(schedule.next_wait(None)).await;
+        };
+        self.redemptions.fetch_add(1, Ordering::Relaxed);
+        let answer: Option<TokenAnswer> = serde_json::from_slice(&body).ok();
+        let Some(answer) = answer else {
+            return Err(ErrorKind::Token(format!("token endpoint answered {status} with a body that is not a token answer")));
+        };
+        if let Some(error) = answer.error {
+            let description = answer
+                .error_description
+                .as_deref()
+                .and_then(|d| d.lines().next())
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            return Err(ErrorKind::Token(format!("{error} (HTTP {status}): {description}")));
+        }
+        let Some(access) = answer.access_token.filter(|_| (200..300).contains(&status)) else {
+            return Err(ErrorKind::Token(format!("token endpoint answered {status} without an access token")));
+        };
+        let lifetime = answer.expires_in.as_ref().and_then(lifetime_secs).unwrap_or(3600);
+        let lifetime = Duration::from_secs(lifetime);
+        // Renew with a margin scaled to the lifetime: 5 minutes for the usual hour, less for short ones.
+        let margin = (lifetime / 10).min(Duration::from_secs(300));
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::debug!(lifetime_s = lifetime.as_secs(), generation, "access token obtained");
+        let token = AccessToken {
+            secret: SecretString::from(access),
+            refresh_at: Some(Instant::now() + lifetime.saturating_sub(margin)),
+            generation,
+        };
+        Ok((token, answer.refresh_token.map(SecretString::from)))
+    }
+}
+
+/// `expires_in` arrives as a string or a number.
+fn lifetime_secs(value: &serde_json::Value) -> Option<u64> {
+    match value {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Reads a refresh token file (whitespace trimmed).
+pub fn read_token_file(path: &Path) -> Result<SecretString, ErrorKind> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ErrorKind::Credentials(format!("PC_REFRESH_TOKEN_FILE {}: {e}", path.display())))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(ErrorKind::Credentials(format!("PC_REFRESH_TOKEN_FILE {} is empty", path.display())));
+    }
+    Ok(SecretString::from(token.to_string()))
+}
+
+/// Replaces the token file atomically (temp file + rename), readable by its owner only.
+pub fn write_token_file(path: &Path, token: &str) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let result = (|| {
+        let mut file = options.open(&tmp)?;
+        file.write_all(token.as_bytes())?;
+        file.write_all(b"\n")?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifetimes_parse_from_strings_and_numbers() {
+        assert_eq!(lifetime_secs(&serde_json::json!("3599")), Some(3599));
+        assert_eq!(lifetime_secs(&serde_json::json!(60)), Some(60));
+        assert_eq!(lifetime_secs(&serde_json::json!("soon")), None);
+    }
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        let creds = Credentials::Refresh(RefreshCredentials {
+            authority: "https://login.example".into(),
+            tenant: "t".into(),
+            client_id: "c".into(),
+            client_secret: SecretString::from("top-secret-value".to_string()),
+            refresh_token: SecretString::from("refresh-secret-value".to_string()),
+            token_file: None,
+        });
+        let text = format!("{creds:?}");
+        assert!(!text.contains("top-secret-value") && !text.contains("refresh-secret-value"), "{text}");
+        let text = format!("{:?}", Credentials::Static(SecretString::from("bearer-secret".to_string())));
+        assert!(!text.contains("bearer-secret"));
+    }
+
+    #[test]
+    fn token_files_are_replaced_atomically_and_private() {
+        let dir = std::env::temp_dir().join(format!("pcq-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("refresh-token");
+        std::fs::write(&path, "old\n").expect("seed");
+        write_token_file(&path, "new-token").expect("write");
+        assert_eq!(read_token_file(&path).expect("read").expose_secret(), "new-token");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(&dir).expect("ls").filter_map(|e| e.ok()).collect();
+        assert_eq!(leftovers.len(), 1, "no temp file left behind");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,215 @@
+//! Retry policy: which answers may be retried, and how long to wait before the next attempt.
+//!
+//! `backoff` (unmaintained, RUSTSEC-2025-0012) is used only here, only as the exponential schedule,
+//! so that replacing it with `backon` touches this file alone.
+
+use std::time::{Duration, SystemTime};
+
+use backoff::backoff::Backoff;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+
+/// What one HTTP answer (or failure to get one) means for the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// The call is done and succeeded.
+    Successful,
+    /// The call is done and failed for good; the reason is for logs.
+    DontRetry(&'static str),
+    /// The call may succeed if sent again; the reason is for logs.
+    Retry(&'static str),
+    /// The token was refused: refresh it once and resend.
+    Reauthenticate,
+}
+
+/// Classifies an HTTP status; `409` counts as done (the caller turns it into `exists`).
+pub fn classify_status(status: u16) -> Decision {
+    match status {
+        200..=299 => Decision::Successful,
+        401 => Decision::Reauthenticate,
+        408 => Decision::Retry("request timeout (408)"),
+        429 => Decision::Retry("throttled (429)"),
+        500 => Decision::Retry("server error (500)"),
+        502 => Decision::Retry("bad gateway (502)"),
+        503 => Decision::Retry("service unavailable (503)"),
+        504 => Decision::Retry("gateway timeout (504)"),
+        _ => Decision::DontRetry("not retryable"),
+    }
+}
+
+/// Something that can say whether a failed call is worth sending again.
+pub trait Retryable {
+    /// Whether another attempt may succeed.
+    fn should_retry(&self) -> bool;
+}
+
+impl Retryable for reqwest::Error {
+    fn should_retry(&self) -> bool {
+        // Connect failures, timeouts and connections dropped mid-exchange are transient; a
+        // malformed request or redirect loop will fail the same way every time.
+        if self.is_builder() || self.is_redirect() || self.is_decode() {
+            return false;
+        }
+        self.is_connect() || self.is_timeout() || self.is_request() || self.is_body()
+    }
+}
+
+impl Retryable for u16 {
+    fn should_retry(&self) -> bool {
+        matches!(classify_status(*self), Decision::Retry(_))
+    }
+}
+
+/// A short, secret-free description of a transport failure for logs and the results file.
+pub fn describe_transport_error(err: &reqwest::Error) -> String {
+    let kind = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "connection failed"
+    } else if err.is_body() || err.is_decode() {
+        "connection lost while reading the answer"
+    } else {
+        "connection lost before an answer"
+    };
+    // The source chain says e.g. "connection reset by peer" or "connection closed before message
+    // completed"; URLs are dropped because reqwest puts them into its own Display.
+    let mut detail = String::new();
+    let mut source = std::error::Error::source(err);
+    while let Some(inner) = source {
+        detail = inner.to_string();
+        source = inner.source();
+    }
+    if detail.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {detail}")
+    }
+}
+
+/// Reads `Retry-After` as delta-seconds or an HTTP date.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    parse_retry_after(value, SystemTime::now())
+}
+
+/// Parses a `Retry-After` value relative to `now` (a date in the past means "now").
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    if let Ok(secs) = value.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Some(Duration::from_secs_f64(secs));
+        }
+        return None;
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Tunables of the retry loop.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Sends of one call, the first included.
+    pub max_attempts: u32,
+    /// First backoff ceiling.
+    pub initial: Duration,
+    /// Cap on any single wait, `Retry-After` included.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 6,
+            initial: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// A fresh schedule for one call.
+    pub fn schedule(&self) -> Schedule {
+        Schedule::new(self.initial, self.max_backoff)
+    }
+}
+
+/// The waits of one call: exponential ceilings with full jitter, capped at `max_backoff`.
+pub struct Schedule {
+    ceilings: backoff::ExponentialBackoff,
+    cap: Duration,
+}
+
+impl Schedule {
+    /// A schedule starting at `initial` and never waiting longer than `cap`.
+    pub fn new(initial: Duration, cap: Duration) -> Self {
+        // The crate only supplies the growing ceiling; jitter is applied here as "full jitter"
+        // (uniform in 0..ceiling), which spreads a herd of workers better than ±50 %.
+        let ceilings = backoff::ExponentialBackoffBuilder::new()
+            .with_initial_interval(initial.max(Duration::from_millis(1)))
+            .with_multiplier(2.0)
+            .with_randomization_factor(0.0)
+            .with_max_interval(cap.max(Duration::from_millis(1)))
+            .with_max_elapsed_time(None)
+            .build();
+        Schedule { ceilings, cap }
+    }
+
+    /// The wait before the next attempt: at least `server_hint` when the service gave one.
+    pub fn next_wait(&mut self, server_hint: Option<Duration>) -> Duration {
+        let ceiling = self.ceilings.next_backoff().unwrap_or(self.cap);
+        let jittered = ceiling.mul_f64(fastrand::f64());
+        match server_hint {
+            Some(hint) => hint.min(self.cap),
+            None => jittered.min(self.cap),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_classified_as_documented() {
+        for status in [408, 429, 500, 502, 503, 504] {
+            assert!(matches!(classify_status(status), Decision::Retry(_)), "{status}");
+        }
+        for status in [400, 403, 404, 405, 406, 409, 412, 501] {
+            assert!(matches!(classify_status(status), Decision::DontRetry(_)), "{status}");
+        }
+        assert_eq!(classify_status(201), Decision::Successful);
+        assert_eq!(classify_status(200), Decision::Successful);
+        assert_eq!(classify_status(401), Decision::Reauthenticate);
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(30)));
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-3", now), None);
+    }
+
+    #[test]
+    fn waits_are_jittered_below_a_growing_ceiling_and_capped() {
+        let mut schedule = Schedule::new(Duration::from_millis(100), Duration::from_secs(1));
+        let waits: Vec<Duration> = (0..20).map(|_| schedule.next_wait(None)).collect();
+        assert!(waits[0] <= Duration::from_millis(100));
+        assert!(waits[1] <= Duration::from_millis(200));
+        assert!(waits.iter().all(|w| *w <= Duration::from_secs(1)));
+        // Full jitter: twenty draws are not all equal.
+        assert!(waits.windows(2).any(|w| w[0] != w[1]));
+    }
+
+    #[test]
+    fn server_hints_win_but_are_capped() {
+        let mut schedule = Schedule::new(Duration::from_millis(100), Duration::from_secs(60));
+        assert_eq!(schedule.next_wait(Some(Duration::from_secs(3))), Duration::from_secs(3));
+        assert_eq!(schedule.next_wait(Some(Duration::from_secs(600))), Duration::from_secs(60));
+    }
+}
