@@ -99,7 +99,11 @@ impl TokenProvider {
     pub fn new(http: reqwest::Client, credentials: Credentials) -> Self {
         let (current, refresh) = match &credentials {
             Credentials::Static(token) => (
-                Some(Arc::new(AccessToken { secret: token.clone(), refresh_at: None, generation: 0 })),
+                Some(Arc::new(AccessToken {
+                    secret: token.clone(),
+                    refresh_at: None,
+                    generation: 0,
+                })),
                 None,
             ),
             Credentials::Refresh(r) => (None, Some(r.refresh_token.clone())),
@@ -149,7 +153,9 @@ impl TokenProvider {
             }
         }
         let Credentials::Refresh(creds) = &self.credentials else {
-            return Err(ErrorKind::Credentials("the access token has expired and cannot be renewed".into()));
+            return Err(ErrorKind::Credentials(
+                "the access token has expired and cannot be renewed".into(),
+            ));
         };
         let Some(refresh_token) = refresh.as_ref() else {
             return Err(ErrorKind::Credentials("no refresh token".into()));
@@ -220,7 +226,9 @@ impl TokenProvider {
                 Ok((status, _)) if status >= 500 && attempt < 3 => {}
                 Ok(answer) => break answer,
                 Err(reason) if attempt >= 3 => {
-                    return Err(ErrorKind::Token(format!("token endpoint {url} unreachable: {reason}")));
+                    return Err(ErrorKind::Token(format!(
+                        "token endpoint {url} unreachable: {reason}"
+                    )));
                 }
                 Err(_) => {}
             }
@@ -229,7 +237,9 @@ impl TokenProvider {
         self.redemptions.fetch_add(1, Ordering::Relaxed);
         let answer: Option<TokenAnswer> = serde_json::from_slice(&body).ok();
         let Some(answer) = answer else {
-            return Err(ErrorKind::Token(format!("token endpoint answered {status} with a body that is not a token answer")));
+            return Err(ErrorKind::Token(format!(
+                "token endpoint answered {status} with a body that is not a token answer"
+            )));
         };
         if let Some(error) = answer.error {
             let description = answer
@@ -239,17 +249,29 @@ impl TokenProvider {
                 .unwrap_or("")
                 .trim()
                 .to_string();
-            return Err(ErrorKind::Token(format!("{error} (HTTP {status}): {description}")));
+            return Err(ErrorKind::Token(format!(
+                "{error} (HTTP {status}): {description}"
+            )));
         }
         let Some(access) = answer.access_token.filter(|_| (200..300).contains(&status)) else {
-            return Err(ErrorKind::Token(format!("token endpoint answered {status} without an access token")));
+            return Err(ErrorKind::Token(format!(
+                "token endpoint answered {status} without an access token"
+            )));
         };
-        let lifetime = answer.expires_in.as_ref().and_then(lifetime_secs).unwrap_or(3600);
+        let lifetime = answer
+            .expires_in
+            .as_ref()
+            .and_then(lifetime_secs)
+            .unwrap_or(3600);
         let lifetime = Duration::from_secs(lifetime);
         // Renew with a margin scaled to the lifetime: 5 minutes for the usual hour, less for short ones.
         let margin = (lifetime / 10).min(Duration::from_secs(300));
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        tracing::debug!(lifetime_s = lifetime.as_secs(), generation, "access token obtained");
+        tracing::debug!(
+            lifetime_s = lifetime.as_secs(),
+            generation,
+            "access token obtained"
+        );
         let token = AccessToken {
             secret: SecretString::from(access),
             refresh_at: Some(Instant::now() + lifetime.saturating_sub(margin)),
@@ -270,19 +292,29 @@ fn lifetime_secs(value: &serde_json::Value) -> Option<u64> {
 
 /// Reads a refresh token file (whitespace trimmed).
 pub fn read_token_file(path: &Path) -> Result<SecretString, ErrorKind> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ErrorKind::Credentials(format!("PC_REFRESH_TOKEN_FILE {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ErrorKind::Credentials(format!("PC_REFRESH_TOKEN_FILE {}: {e}", path.display()))
+    })?;
     let token = text.trim();
     if token.is_empty() {
-        return Err(ErrorKind::Credentials(format!("PC_REFRESH_TOKEN_FILE {} is empty", path.display())));
+        return Err(ErrorKind::Credentials(format!(
+            "PC_REFRESH_TOKEN_FILE {} is empty",
+            path.display()
+        )));
     }
     Ok(SecretString::from(token.to_string()))
 }
 
 /// Replaces the token file atomically (temp file + rename), readable by its owner only.
 pub fn write_token_file(path: &Path, token: &str) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -326,8 +358,14 @@ mod tests {
             token_file: None,
         });
         let text = format!("{creds:?}");
-        assert!(!text.contains("top-secret-value") && !text.contains("refresh-secret-value"), "{text}");
-        let text = format!("{:?}", Credentials::Static(SecretString::from("bearer-secret".to_string())));
+        assert!(
+            !text.contains("top-secret-value") && !text.contains("refresh-secret-value"),
+            "{text}"
+        );
+        let text = format!(
+            "{:?}",
+            Credentials::Static(SecretString::from("bearer-secret".to_string()))
+        );
         assert!(!text.contains("bearer-secret"));
     }
 
@@ -338,14 +376,20 @@ mod tests {
         let path = dir.join("refresh-token");
         std::fs::write(&path, "old\n").expect("seed");
         write_token_file(&path, "new-token").expect("write");
-        assert_eq!(read_token_file(&path).expect("read").expose_secret(), "new-token");
+        assert_eq!(
+            read_token_file(&path).expect("read").expose_secret(),
+            "new-token"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
         }
-        let leftovers: Vec<_> = std::fs::read_dir(&dir).expect("ls").filter_map(|e| e.ok()).collect();
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .expect("ls")
+            .filter_map(|e| e.ok())
+            .collect();
         assert_eq!(leftovers.len(), 1, "no temp file left behind");
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -1,4 +1,20 @@
 //! pc-qualify: set Microsoft Partner Center customer qualifications in bulk.
+//!
+//! The pipeline, in file order: [`input`] streams and validates rows, [`pipeline`] feeds them to a
+//! worker pool that sends each through [`client`] (paced by [`throttle`], retried per [`retry`],
+//! authenticated by [`auth`], speaking [`api`]), and [`output`] writes one results row per input row.
 
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod client;
+pub mod config;
 pub mod error;
+pub mod input;
 pub mod model;
+pub mod output;
+pub mod pipeline;
+pub mod retry;
+pub mod simulator;
+pub mod stats;
+pub mod throttle;

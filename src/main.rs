@@ -1,1 +1,33 @@
-fn main() {}
+//! The `pc-qualify` binary: parse, dispatch, map errors to exit codes. Everything else is the library.
+
+use clap::Parser;
+use pc_qualify::cli::{self, Cli};
+use pc_qualify::error::{ErrorKind, ExitCode};
+
+fn main() -> std::process::ExitCode {
+    let args = Cli::parse();
+    cli::init_logging(&args.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("pc-qualify: error: cannot start the async runtime: {err}");
+            return ExitCode::Usage.into();
+        }
+    };
+    let code = match runtime.block_on(cli::dispatch(args)) {
+        Ok(code) => code,
+        // A closed pipe on standard output is the reader's choice, not an error.
+        Err(ErrorKind::BrokenPipe) => ExitCode::Success,
+        Err(err) => {
+            let err = anyhow::Error::new(err);
+            eprintln!("pc-qualify: error: {err:#}");
+            ExitCode::Usage
+        }
+    };
+    // Blocking reader/writer threads may still sit in a read of standard input; do not wait for them.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    code.into()
+}

@@ -173,10 +173,16 @@ mod tests {
     #[test]
     fn statuses_are_classified_as_documented() {
         for status in [408, 429, 500, 502, 503, 504] {
-            assert!(matches!(classify_status(status), Decision::Retry(_)), "{status}");
+            assert!(
+                matches!(classify_status(status), Decision::Retry(_)),
+                "{status}"
+            );
         }
         for status in [400, 403, 404, 405, 406, 409, 412, 501] {
-            assert!(matches!(classify_status(status), Decision::DontRetry(_)), "{status}");
+            assert!(
+                matches!(classify_status(status), Decision::DontRetry(_)),
+                "{status}"
+            );
         }
         assert_eq!(classify_status(201), Decision::Successful);
         assert_eq!(classify_status(200), Decision::Successful);
@@ -188,7 +194,10 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
         let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(30)));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(30))
+        );
         let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
         assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
@@ -209,7 +218,13 @@ mod tests {
     #[test]
     fn server_hints_win_but_are_capped() {
         let mut schedule = Schedule::new(Duration::from_millis(100), Duration::from_secs(60));
-        assert_eq!(schedule.next_wait(Some(Duration::from_secs(3))), Duration::from_secs(3));
-        assert_eq!(schedule.next_wait(Some(Duration::from_secs(600))), Duration::from_secs(60));
+        assert_eq!(
+            schedule.next_wait(Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            schedule.next_wait(Some(Duration::from_secs(600))),
+            Duration::from_secs(60)
+        );
     }
 }

@@ -47,7 +47,11 @@ impl Throttle {
             ceiling,
             burst,
             limiter: RwLock::new(ceiling.map(|r| Arc::new(limiter_for(r, burst)))),
-            state: Mutex::new(AdaptState { rate: ceiling, last_change: now, observed: 0.0 }),
+            state: Mutex::new(AdaptState {
+                rate: ceiling,
+                last_change: now,
+                observed: 0.0,
+            }),
             reduced: AtomicBool::new(false),
             paused_until: Mutex::new(None),
             pauses: AtomicU64::new(0),
@@ -97,7 +101,9 @@ impl Throttle {
     pub fn on_throttled(&self, wait: Duration) {
         let now = Instant::now();
         let new_pause = {
-            let Ok(mut paused) = self.paused_until.lock() else { return };
+            let Ok(mut paused) = self.paused_until.lock() else {
+                return;
+            };
             let already = matches!(*paused, Some(until) if until > now);
             let until = now + wait;
             if paused.is_none_or(|p| p < until) {
@@ -110,8 +116,13 @@ impl Throttle {
             return;
         }
         self.pauses.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(wait_ms = wait.as_millis() as u64, "throttled (429): pausing every worker");
-        let Ok(mut state) = self.state.lock() else { return };
+        tracing::info!(
+            wait_ms = wait.as_millis() as u64,
+            "throttled (429): pausing every worker"
+        );
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
         let current = match state.rate {
             Some(rate) => rate,
             None => {
@@ -131,7 +142,9 @@ impl Throttle {
             return;
         }
         let now = Instant::now();
-        let Ok(mut state) = self.state.lock() else { return };
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
         if now.duration_since(state.last_change) < RECOVERY_INTERVAL || self.is_paused() {
             return;
         }
@@ -187,7 +200,9 @@ mod tests {
     #[test]
     fn fractional_quota_paces_one_cell_per_period() {
         let clock = FakeRelativeClock::default();
-        let quota = Quota::with_period(Duration::from_secs_f64(1.0 / 2.5)).expect("period").allow_burst(NonZeroU32::MIN);
+        let quota = Quota::with_period(Duration::from_secs_f64(1.0 / 2.5))
+            .expect("period")
+            .allow_burst(NonZeroU32::MIN);
         let limiter = RateLimiter::direct_with_clock(quota, clock.clone());
         assert!(limiter.check().is_ok());
         assert!(limiter.check().is_err());

@@ -1,0 +1,347 @@
+//! The Partner Center wire formats: request paths and bodies for both create contracts, and
+//! tolerant parsing of success, list and error answers.
+
+use serde::Serialize;
+
+use crate::model::{ApiContract, CustomerId, Qualification, QualificationRecord, Row};
+
+/// Longest error text copied from a service answer into logs or the results file.
+pub const MAX_ERROR_TEXT: usize = 300;
+
+/// A request ready to go on the wire, minus headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// `GET` or `POST`.
+    pub method: reqwest::Method,
+    /// Path and query, appended to the base URL.
+    pub path_and_query: String,
+    /// JSON body for writes.
+    pub body: Option<Vec<u8>>,
+}
+
+/// The 2022 contract's body; `None` fields are left out, as the service expects.
+#[derive(Serialize)]
+struct Body2022<'a> {
+    qualification: &'a str,
+    #[serde(rename = "educationSegment", skip_serializing_if = "Option::is_none")]
+    education_segment: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    website: Option<&'a str>,
+    #[serde(rename = "validationCode", skip_serializing_if = "Option::is_none")]
+    validation_code: Option<&'a str>,
+}
+
+/// The 2021 contract's body: the one key, capitalised.
+#[derive(Serialize)]
+struct Body2021<'a> {
+    #[serde(rename = "Qualification")]
+    qualification: &'a str,
+}
+
+/// `POST /v1/customers/{id}/qualifications` for one row under the chosen contract.
+pub fn create_request(row: &Row, contract: ApiContract) -> Request {
+    let mut path_and_query = qualifications_path(row.customer_id);
+    let is_education = row.qualification == Qualification::Education;
+    let is_gcc = row.qualification == Qualification::GovernmentCommunityCloud;
+    // Serialising these borrowed structs cannot fail; the fallback only keeps `?` out of the hot path.
+    let body = match contract {
+        ApiContract::V2022 => serde_json::to_vec(&Body2022 {
+            qualification: row.qualification.as_str(),
+            education_segment: row.segment.filter(|_| is_education).map(|s| s.as_str()),
+            website: row.website.as_deref().filter(|_| is_education),
+            validation_code: row.validation_code.as_deref().filter(|_| is_gcc),
+        }),
+        ApiContract::V2021 => {
+            if let Some(code) = row.validation_code.as_deref().filter(|_| is_gcc) {
+                // Codes are validated as digits on input, so they need no percent-encoding.
+                path_and_query.push_str("?code=");
+                path_and_query.push_str(code);
+            }
+            serde_json::to_vec(&Body2021 {
+                qualification: row.qualification.as_str(),
+            })
+        }
+    };
+    Request {
+        method: reqwest::Method::POST,
+        path_and_query,
+        body: Some(body.unwrap_or_default()),
+    }
+}
+
+/// `GET /v1/customers/{id}/qualifications`.
+pub fn list_request(customer: CustomerId) -> Request {
+    Request {
+        method: reqwest::Method::GET,
+        path_and_query: qualifications_path(customer),
+        body: None,
+    }
+}
+
+/// `GET /v1/customers/all/validations`.
+pub fn validations_request() -> Request {
+    Request {
+        method: reqwest::Method::GET,
+        path_and_query: "/v1/customers/all/validations".to_string(),
+        body: None,
+    }
+}
+
+fn qualifications_path(customer: CustomerId) -> String {
+    format!("/v1/customers/{customer}/qualifications")
+}
+
+/// Vetting fields from a create answer or a list entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Vetting {
+    /// `vettingStatus`, verbatim.
+    pub status: Option<String>,
+    /// `vettingReason`, verbatim.
+    pub reason: Option<String>,
+    /// `vettingCreateDate` (or `vettingCreatedDate`).
+    pub create_date: Option<String>,
+}
+
+impl From<QualificationRecord> for Vetting {
+    fn from(record: QualificationRecord) -> Self {
+        Vetting {
+            status: record.vetting_status,
+            reason: record.vetting_reason,
+            create_date: record.vetting_create_date,
+        }
+    }
+}
+
+/// Reads the vetting fields of a create answer; a body that is not the expected object yields none.
+pub fn parse_create_answer(body: &[u8]) -> Vetting {
+    serde_json::from_slice::<QualificationRecord>(body)
+        .map(Vetting::from)
+        .unwrap_or_default()
+}
+
+/// Parses a `GET …/qualifications` answer: an array (a `{"items": [...]}` wrapper is also accepted).
+pub fn parse_qualification_list(body: &[u8]) -> Result<Vec<QualificationRecord>, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum ListShape {
+        Array(Vec<QualificationRecord>),
+        Wrapped { items: Vec<QualificationRecord> },
+    }
+    match serde_json::from_slice::<ListShape>(body) {
+        Ok(ListShape::Array(items)) | Ok(ListShape::Wrapped { items }) => Ok(items),
+        Err(err) => Err(format!("unexpected qualifications list: {err}")),
+    }
+}
+
+/// The entry for `qualification` in a customer's list, matched case-insensitively.
+pub fn find_qualification(
+    records: Vec<QualificationRecord>,
+    qualification: Qualification,
+) -> Option<QualificationRecord> {
+    records.into_iter().find(|r| {
+        Qualification::parse(&r.qualification).ok() == Some(qualification)
+            || r.qualification.eq_ignore_ascii_case(qualification.as_str())
+    })
+}
+
+/// The code and message of an error answer, whatever shape its body took.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceError {
+    /// `code` (a number or a string on the wire), or `error` for token answers.
+    pub code: Option<String>,
+    /// `description`, `message`, `error_description`, or the body itself when it is text.
+    pub message: Option<String>,
+}
+
+/// Reads an error body: the usual object, a throttling object, a bare JSON string, empty, or not JSON.
+pub fn parse_error_body(body: &[u8]) -> ServiceError {
+    let value: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(value) => value,
+        Err(_) => {
+            let text = String::from_utf8_lossy(body);
+            return ServiceError {
+                code: None,
+                message: Some(sanitize(&text)).filter(|t| !t.is_empty()),
+            };
+        }
+    };
+    match value {
+        serde_json::Value::Object(map) => {
+            let text_of = |key: &str| match map.get(key) {
+                Some(serde_json::Value::String(s)) => Some(sanitize(s)),
+                Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            };
+            ServiceError {
+                code: text_of("code")
+                    .or_else(|| text_of("error"))
+                    .or_else(|| text_of("statusCode"))
+                    .filter(|t| !t.is_empty()),
+                message: text_of("description")
+                    .or_else(|| text_of("message"))
+                    .or_else(|| text_of("error_description"))
+                    .filter(|t| !t.is_empty()),
+            }
+        }
+        serde_json::Value::String(text) => ServiceError {
+            code: None,
+            message: Some(sanitize(&text)).filter(|t| !t.is_empty()),
+        },
+        serde_json::Value::Null => ServiceError::default(),
+        other => ServiceError {
+            code: None,
+            message: Some(sanitize(&other.to_string())),
+        },
+    }
+}
+
+/// Makes service text safe for one CSV cell or log line: control characters become spaces,
+/// runs of white space fold, and the length is capped.
+pub fn sanitize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_ERROR_TEXT + 3));
+    let mut last_space = true;
+    let mut kept = 0;
+    for c in text.chars() {
+        let c = if c.is_control() || c.is_whitespace() {
+            ' '
+        } else {
+            c
+        };
+        if c == ' ' {
+            if last_space {
+                continue;
+            }
+            last_space = true;
+        } else {
+            last_space = false;
+        }
+        if kept >= MAX_ERROR_TEXT {
+            out.push('…');
+            break;
+        }
+        kept += 1;
+        out.push(c);
+    }
+    out.trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::EducationSegment;
+
+    fn row(q: Qualification) -> Row {
+        Row {
+            index: 1,
+            customer_id: CustomerId::parse("0E1F2A3B-4C5D-6E7F-8091-A2B3C4D5E6F7").expect("id"),
+            qualification: q,
+            validation_code: Some("123456".into()),
+            segment: Some(EducationSegment::K12),
+            website: Some("school.example.edu".into()),
+        }
+    }
+
+    fn body(req: &Request) -> serde_json::Value {
+        serde_json::from_slice(req.body.as_deref().unwrap_or_default()).expect("json body")
+    }
+
+    #[test]
+    fn contract_2022_sends_only_the_fields_of_its_qualification() {
+        let req = create_request(&row(Qualification::Education), ApiContract::V2022);
+        assert_eq!(
+            req.path_and_query,
+            "/v1/customers/0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7/qualifications"
+        );
+        assert_eq!(
+            body(&req),
+            serde_json::json!({"qualification":"Education","educationSegment":"K12","website":"school.example.edu"})
+        );
+        let req = create_request(
+            &row(Qualification::GovernmentCommunityCloud),
+            ApiContract::V2022,
+        );
+        assert!(!req.path_and_query.contains('?'));
+        assert_eq!(
+            body(&req),
+            serde_json::json!({"qualification":"GovernmentCommunityCloud","validationCode":"123456"})
+        );
+        let req = create_request(&row(Qualification::StateOwnedEntity), ApiContract::V2022);
+        assert_eq!(
+            body(&req),
+            serde_json::json!({"qualification":"StateOwnedEntity"})
+        );
+    }
+
+    #[test]
+    fn contract_2021_sends_one_key_and_the_code_in_the_query() {
+        let req = create_request(
+            &row(Qualification::GovernmentCommunityCloud),
+            ApiContract::V2021,
+        );
+        assert!(req.path_and_query.ends_with("/qualifications?code=123456"));
+        assert_eq!(
+            req.body.as_deref(),
+            Some(&br#"{"Qualification":"GovernmentCommunityCloud"}"#[..])
+        );
+        let req = create_request(&row(Qualification::Education), ApiContract::V2021);
+        assert!(!req.path_and_query.contains('?'));
+        assert_eq!(
+            req.body.as_deref(),
+            Some(&br#"{"Qualification":"Education"}"#[..])
+        );
+    }
+
+    #[test]
+    fn error_bodies_of_every_shape_are_read() {
+        let e = parse_error_body(
+            br#"{"code": 20002, "description": "No relationship between caller and account.", "data": [], "source": "PartnerFD"}"#,
+        );
+        assert_eq!(e.code.as_deref(), Some("20002"));
+        assert_eq!(
+            e.message.as_deref(),
+            Some("No relationship between caller and account.")
+        );
+        let e = parse_error_body(br#"{"code":"600039","description":"bad"}"#);
+        assert_eq!(e.code.as_deref(), Some("600039"));
+        let e = parse_error_body(
+            br#"{"statusCode":429,"message":"Rate limit is exceeded. Try again in 57 seconds."}"#,
+        );
+        assert_eq!(e.code.as_deref(), Some("429"));
+        assert!(e.message.unwrap_or_default().starts_with("Rate limit"));
+        let e = parse_error_body(br#""Customer tagging denied.""#);
+        assert_eq!(
+            (e.code, e.message.as_deref()),
+            (None, Some("Customer tagging denied."))
+        );
+        assert_eq!(parse_error_body(b""), ServiceError::default());
+        let e = parse_error_body(b"<html>\r\n<b>Bad\x07 Gateway</b></html>");
+        assert_eq!(
+            e.message.as_deref(),
+            Some("<html> <b>Bad Gateway</b></html>")
+        );
+    }
+
+    #[test]
+    fn long_service_text_is_cut() {
+        let long = "x".repeat(5000);
+        let cut = sanitize(&long);
+        assert!(cut.chars().count() <= MAX_ERROR_TEXT + 1);
+        assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn lists_are_read_tolerantly() {
+        let list = parse_qualification_list(
+            br#"[{"qualification":"education","vettingStatus":"Denied","vettingReason":"Not an Academic Domain","vettingCreatedDate":"2024-01-01T00:00:00Z"},{"qualification":"StateOwnedEntity"}]"#,
+        )
+        .expect("list");
+        let edu = find_qualification(list.clone(), Qualification::Education).expect("edu");
+        assert_eq!(edu.vetting_status.as_deref(), Some("Denied"));
+        assert_eq!(
+            edu.vetting_create_date.as_deref(),
+            Some("2024-01-01T00:00:00Z")
+        );
+        assert!(find_qualification(list, Qualification::GovernmentCommunityCloud).is_none());
+        assert!(parse_qualification_list(b"{}").is_err());
+    }
+}

@@ -1,0 +1,425 @@
+//! The command line: argument definitions, logging set-up, and dispatch to the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
+
+use crate::auth::{Credentials, RefreshCredentials};
+use crate::config::{credentials_from_env, RunConfig, Settings};
+use crate::error::{ErrorKind, ExitCode};
+use crate::model::Outcome;
+use crate::pipeline::{self, Job, Report, Stop};
+use crate::simulator::{self, SimConfig};
+
+/// The exit-code table, as a literal so that `concat!` can append it to each command's help.
+macro_rules! exit_codes {
+    () => {
+        "Exit codes:
+  0    every row created, exists, duplicate or planned
+  1    the run finished and some rows failed or were invalid
+  2    usage, configuration, credentials or unreadable input; nothing was sent
+  130  interrupted (SIGINT/SIGTERM)"
+    };
+}
+
+const EXIT_CODES: &str = exit_codes!();
+
+const RUN_HELP: &str = concat!(
+    "\
+Input columns (header required; names case-insensitive, '-', '_' and ' ' alike):
+  customer_id        customer tenant GUID (aliases: customer_tenant_id, tenant_id)
+  qualification      Education, GovernmentCommunityCloud (GCC) or StateOwnedEntity
+  validation_code    GCC validation code, digits (alias: code)         [optional]
+  education_segment  K12 or HigherEducation (alias: segment)           [optional]
+  website            the school's website, Education only               [optional]
+
+Credentials come from the environment only: PC_ACCESS_TOKEN, or PC_TENANT_ID,
+PC_CLIENT_ID, PC_CLIENT_SECRET and PC_REFRESH_TOKEN (or PC_REFRESH_TOKEN_FILE).
+
+Examples:
+  pc-qualify run --sandbox --input samples/customers.csv --output results.csv
+  pc-qualify run --input schools.csv --output results.csv --education-segment K12 --rate 2
+  pc-qualify run --input gcc.csv --output gcc-results.csv --config config/default.toml
+
+",
+    exit_codes!()
+);
+
+const SIMULATE_HELP: &str = "\
+Serves the Partner Center endpoints pc-qualify uses, plus the token endpoint, on a loopback
+address. Sandbox credentials: tenant sandbox.onmicrosoft.com, client id
+00000000-5a9d-4b0c-8e11-5a9db0c8e111, secret sandbox-client-secret, refresh token
+sandbox-refresh-token. GET /_sim/requests lists what it received.
+
+Examples:
+  pc-qualify simulate --listen 127.0.0.1:8080
+  pc-qualify simulate --listen 127.0.0.1:0 --latency-ms 20 --fault-rate 0.05 --seed 7
+  pc-qualify simulate --throttle-rate 10 --retry-after 2 --preload my-customers.csv";
+
+/// Sets Microsoft Partner Center customer qualifications in bulk.
+#[derive(Debug, Parser)]
+#[command(name = "pc-qualify", version, about, after_long_help = EXIT_CODES)]
+pub struct Cli {
+    /// Logging options shared by every command.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Logging flags (logs go to stderr).
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// More log detail (-v debug, -vv trace)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors on stderr, no summary
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Log line format
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Set the qualification of every row of a CSV file
+    #[command(after_long_help = RUN_HELP)]
+    Run(RunArgs),
+    /// Serve the local stand-in for Partner Center
+    #[command(after_long_help = SIMULATE_HELP)]
+    Simulate(SimulateArgs),
+}
+
+/// Flags of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Input CSV (`-` for standard input)
+    #[arg(short, long, value_name = "FILE")]
+    pub input: String,
+    /// Results CSV (`-` for standard output); never overwritten without --force
+    #[arg(short, long, value_name = "FILE")]
+    pub output: String,
+    /// Overwrite an existing results file
+    #[arg(long)]
+    pub force: bool,
+    /// Run against a local simulator started in-process (no account needed)
+    #[arg(long)]
+    pub sandbox: bool,
+    /// TOML settings file (flags and environment win over it)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Tunables.
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+/// Flags of `simulate`.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Address to listen on (port 0 picks a free one)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Delay added to every API answer, in milliseconds
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Lifetime of issued access tokens, in seconds
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    pub token_ttl: u64,
+    /// Fraction of API requests that fail (half 503, half dropped connections)
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.0)]
+    pub fault_rate: f64,
+    /// API requests per second allowed before 429s (0 = never throttle)
+    #[arg(long, value_name = "N", default_value_t = 0.0)]
+    pub throttle_rate: f64,
+    /// Retry-After seconds sent with throttling 429s
+    #[arg(long, value_name = "SECS", default_value_t = 1)]
+    pub retry_after: u64,
+    /// Seed for faults, throttling and vetting decisions
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// CSV of customers' existing state (customer_id,qualification,vetting_status,vetting_reason,vetting_create_date); replaces the built-in sandbox customers
+    #[arg(long, value_name = "FILE")]
+    pub preload: Option<PathBuf>,
+    /// Scripted answers per customer: lines `CUSTOMER_ID 503|429:SECS|drop|delay:MSms`
+    #[arg(long, value_name = "FILE")]
+    pub script: Option<PathBuf>,
+    /// Seconds before a created qualification's vetting leaves InReview
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub vetting_secs: u64,
+    /// Fraction of created qualifications whose vetting ends Denied
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.0)]
+    pub deny_rate: f64,
+    /// Reject the 2021 request contract, as the service will once 2022 is mandatory
+    #[arg(long)]
+    pub require_2022: bool,
+    /// Do not keep a log of received requests (for benchmarks)
+    #[arg(long)]
+    pub no_record: bool,
+}
+
+/// Sets up tracing on stderr as the flags ask.
+pub fn init_logging(log: &LogArgs) {
+    let filter = match (log.quiet, log.verbose) {
+        (true, _) => "error",
+        (false, 0) => "pc_qualify=info,warn",
+        (false, 1) => "pc_qualify=debug,warn",
+        (false, 2) => "pc_qualify=trace,info",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::new(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false);
+    let _ = match log.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// Runs the parsed command line and returns the exit code.
+pub async fn dispatch(cli: Cli) -> Result<ExitCode, ErrorKind> {
+    match cli.command {
+        Command::Run(args) => run(args, cli.log.quiet).await,
+        Command::Simulate(args) => simulate(args).await,
+    }
+}
+
+async fn run(args: RunArgs, quiet: bool) -> Result<ExitCode, ErrorKind> {
+    let file = match &args.config {
+        Some(path) => Settings::from_file(path)?,
+        None => Settings::default(),
+    };
+    let mut config = RunConfig::from_settings(args.settings.or(file))?;
+    // Held for the whole run: dropping it stops the in-process simulator.
+    let mut sandbox = None;
+    let credentials = if args.sandbox {
+        let handle = simulator::start(SimConfig::sandbox(), SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .map_err(|e| ErrorKind::Sandbox(e.to_string()))?;
+        config.base_url = handle.base_url();
+        config.authority = handle.base_url();
+        tracing::info!(url = %handle.base_url(), "sandbox: simulator started");
+        sandbox = Some(handle);
+        Credentials::Refresh(RefreshCredentials {
+            authority: config.authority.clone(),
+            tenant: simulator::SANDBOX_TENANT.to_string(),
+            client_id: simulator::SANDBOX_CLIENT_ID.to_string(),
+            client_secret: SecretString::from(simulator::SANDBOX_CLIENT_SECRET.to_string()),
+            refresh_token: SecretString::from(simulator::SANDBOX_REFRESH_TOKEN.to_string()),
+            token_file: None,
+        })
+    } else {
+        credentials_from_env(&config.authority)?
+    };
+    let stop = Stop::default();
+    let signals = tokio::spawn(forward_signals(stop.clone()));
+    let output = args.output.clone();
+    let report = pipeline::execute(
+        Job {
+            input: args.input.clone(),
+            output: args.output.clone(),
+            force: args.force,
+            config,
+            credentials,
+        },
+        stop,
+    )
+    .await;
+    signals.abort();
+    if let Some(handle) = sandbox {
+        handle.shutdown().await;
+    }
+    let report = report?;
+    if let Some(error) = &report.input_error {
+        tracing::error!("{error}");
+    }
+    if !quiet {
+        eprint!("{}", summary(&report, &output));
+    }
+    Ok(report.exit_code())
+}
+
+/// Turns SIGINT/SIGTERM into stop requests (the first drains, the second is urgent).
+async fn forward_signals(stop: Stop) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            stop.request();
+        }
+    }
+    #[cfg(not(unix))]
+    loop {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        stop.request();
+    }
+}
+
+fn summary(report: &Report, output: &str) -> String {
+    use std::fmt::Write as _;
+    let stats = &report.stats;
+    let mut text = String::new();
+    let secs = report.elapsed.as_secs_f64();
+    let rate = if secs > 0.0 {
+        report.rows as f64 / secs
+    } else {
+        0.0
+    };
+    let where_to = if output == "-" {
+        "standard output".to_string()
+    } else {
+        output.to_string()
+    };
+    let _ = writeln!(
+        text,
+        "pc-qualify: {} rows in {secs:.1}s ({rate:.1} rows/s); results: {where_to}",
+        report.rows
+    );
+    let outcomes: Vec<String> = Outcome::ALL
+        .iter()
+        .map(|o| (o, stats.outcome(*o)))
+        .filter(|(_, n)| *n > 0)
+        .map(|(o, n)| format!("{o} {n}"))
+        .collect();
+    if !outcomes.is_empty() {
+        let _ = writeln!(text, "  rows: {}", outcomes.join(", "));
+    }
+    let statuses: Vec<String> = stats
+        .statuses()
+        .iter()
+        .map(|(s, n)| format!("{s}: {n}"))
+        .collect();
+    let _ = writeln!(
+        text,
+        "  requests: {}{}{}, retries {}, throttled (429) {}, pauses {}",
+        stats.requests(),
+        if statuses.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", statuses.join(", "))
+        },
+        match stats.transport_errors() {
+            0 => String::new(),
+            n => format!(", no answer {n}"),
+        },
+        stats.retries(),
+        stats.throttled(),
+        report.pauses
+    );
+    if let (Some(p50), Some(p95)) = (stats.latency_quantile(0.5), stats.latency_quantile(0.95)) {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let _ = writeln!(
+            text,
+            "  latency: p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms",
+            ms(p50),
+            ms(p95),
+            ms(stats.latency_max())
+        );
+    }
+    if report.interrupted {
+        let _ = writeln!(
+            text,
+            "  interrupted: rows not yet in {where_to} were not finished; run the same command again with --force to redo them"
+        );
+    }
+    let failed = stats.outcome(Outcome::Failed) + stats.outcome(Outcome::Invalid);
+    if failed > 0 && !report.interrupted {
+        let _ = writeln!(
+            text,
+            "  {failed} row(s) failed or were invalid: see the error_code and error_message columns of {where_to}"
+        );
+    }
+    text
+}
+
+/// `pc-qualify simulate`: serve until interrupted.
+async fn simulate(args: SimulateArgs) -> Result<ExitCode, ErrorKind> {
+    let mut config = SimConfig::sandbox();
+    let bad = |msg: String| ErrorKind::Config(msg);
+    for (name, value) in [
+        ("--fault-rate", args.fault_rate),
+        ("--deny-rate", args.deny_rate),
+    ] {
+        if !(0.0..=1.0).contains(&value) {
+            return Err(bad(format!("{name} must be between 0 and 1; got {value}")));
+        }
+    }
+    if !args.throttle_rate.is_finite() || args.throttle_rate < 0.0 {
+        return Err(bad(format!(
+            "--throttle-rate must be 0 or more; got {}",
+            args.throttle_rate
+        )));
+    }
+    let read = |path: &PathBuf| {
+        std::fs::read_to_string(path).map_err(|e| ErrorKind::Input {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })
+    };
+    if let Some(path) = &args.preload {
+        config.preload = simulator::parse_preload(&read(path)?).map_err(|e| ErrorKind::Input {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    }
+    if let Some(path) = &args.script {
+        config.script = simulator::parse_script(&read(path)?).map_err(|e| ErrorKind::Input {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    }
+    config.latency = Duration::from_millis(args.latency_ms);
+    config.token_ttl = Duration::from_secs(args.token_ttl.max(1));
+    config.fault_rate = args.fault_rate;
+    config.throttle_rate = args.throttle_rate;
+    config.retry_after_secs = args.retry_after;
+    config.seed = args.seed;
+    config.vetting_delay = Duration::from_secs(args.vetting_secs);
+    config.deny_rate = args.deny_rate;
+    config.require_2022 = args.require_2022;
+    config.record = !args.no_record;
+    let handle = simulator::start(config, args.listen)
+        .await
+        .map_err(|e| ErrorKind::Sandbox(e.to_string()))?;
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening {}", handle.base_url());
+        let _ = out.flush();
+    }
+    let stop = Stop::default();
+    let signals = tokio::spawn(forward_signals(stop.clone()));
+    stop.wait().await;
+    signals.abort();
+    handle.shutdown().await;
+    Ok(ExitCode::Success)
+}

@@ -1,0 +1,239 @@
+//! One logical Partner Center call: paced by the throttle, authenticated, retried per the policy.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use uuid::Uuid;
+
+use crate::api::Request;
+use crate::auth::TokenProvider;
+use crate::retry::{
+    classify_status, describe_transport_error, retry_after, Decision, RetryPolicy, Retryable,
+};
+use crate::stats::Stats;
+use crate::throttle::Throttle;
+
+/// Header carrying the per-call idempotency id.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("ms-requestid");
+/// Header carrying the per-send tracing id.
+pub const CORRELATION_ID: HeaderName = HeaderName::from_static("ms-correlationid");
+/// Header naming the calling application.
+pub const APPLICATION: HeaderName = HeaderName::from_static("ms-partnercenter-application");
+
+/// How the last send of a call ended.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// The service answered (after any retries).
+    Answer {
+        /// HTTP status of the last answer.
+        status: u16,
+        /// Its body.
+        body: Bytes,
+    },
+    /// No HTTP answer: connect failure, timeout, dropped connection.
+    Transport(String),
+    /// No usable access token could be had.
+    Token(String),
+}
+
+/// The result of one logical call, as the results file describes it.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// How the last send ended.
+    pub reply: Reply,
+    /// Every send of this call, a resend after a 401 included.
+    pub attempts: u32,
+    /// `MS-CorrelationId` of the last send.
+    pub correlation_id: Option<Uuid>,
+    /// `MS-RequestId` shared by every send of this call.
+    pub request_id: Uuid,
+}
+
+/// Sends calls to one Partner Center base URL on behalf of every worker.
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    tokens: Arc<TokenProvider>,
+    throttle: Arc<Throttle>,
+    policy: RetryPolicy,
+    stats: Arc<Stats>,
+    fixed_headers: HeaderMap,
+}
+
+impl Client {
+    /// A client for `base` (no trailing slash), sharing the token provider, pacer and counters.
+    pub fn new(
+        http: reqwest::Client,
+        base: &str,
+        tokens: Arc<TokenProvider>,
+        throttle: Arc<Throttle>,
+        policy: RetryPolicy,
+        stats: Arc<Stats>,
+    ) -> Self {
+        let mut fixed_headers = HeaderMap::new();
+        fixed_headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        fixed_headers.insert(
+            APPLICATION,
+            HeaderValue::from_static(concat!("pc-qualify/", env!("CARGO_PKG_VERSION"))),
+        );
+        Client {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            tokens,
+            throttle,
+            policy,
+            stats,
+            fixed_headers,
+        }
+    }
+
+    /// The shared pacer (for pause markers and summaries).
+    pub fn throttle(&self) -> &Throttle {
+        &self.throttle
+    }
+
+    /// The full URL a request goes to.
+    pub fn url(&self, request: &Request) -> String {
+        format!("{}{}", self.base, request.path_and_query)
+    }
+
+    /// Sends `request` until it succeeds, fails for good, or runs out of attempts.
+    pub async fn send(&self, request: &Request, request_id: Uuid) -> Exchange {
+        let url = self.url(request);
+        let body = request.body.clone().map(Bytes::from);
+        let mut schedule = self.policy.schedule();
+        let mut attempts = 0u32;
+        let mut reauthenticated = false;
+        let mut correlation_id = None;
+        let request_id_value = header_value(request_id);
+        loop {
+            let token = match self.tokens.token().await {
+                Ok(token) => token,
+                Err(err) => {
+                    return Exchange {
+                        reply: Reply::Token(err.to_string()),
+                        attempts,
+                        correlation_id,
+                        request_id,
+                    }
+                }
+            };
+            self.throttle.acquire().await;
+            attempts += 1;
+            let correlation = Uuid::new_v4();
+            correlation_id = Some(correlation);
+            let mut builder = self
+                .http
+                .request(request.method.clone(), &url)
+                .headers(self.fixed_headers.clone())
+                .header(REQUEST_ID, request_id_value.clone())
+                .header(CORRELATION_ID, header_value(correlation));
+            if let Ok(mut auth) = HeaderValue::from_str(&format!("Bearer {}", token.expose())) {
+                auth.set_sensitive(true);
+                builder = builder.header(AUTHORIZATION, auth);
+            }
+            if let Some(body) = &body {
+                builder = builder
+                    .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                    .body(body.clone());
+            }
+            let started = Instant::now();
+            let outcome = match builder.send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let headers = response.headers().clone();
+                    match response.bytes().await {
+                        Ok(body) => Ok((status, headers, body)),
+                        Err(err) => Err(err),
+                    }
+                }
+                Err(err) => Err(err),
+            };
+            let (status, headers, answer) = match outcome {
+                Ok(parts) => parts,
+                Err(err) => {
+                    self.stats.record_transport_error();
+                    let reason = describe_transport_error(&err);
+                    tracing::debug!(%url, attempt = attempts, %correlation, %reason, "no answer");
+                    if err.should_retry() && attempts < self.policy.max_attempts {
+                        self.stats.record_retry();
+                        tokio::time::sleep(schedule.next_wait(None)).await;
+                        continue;
+                    }
+                    return Exchange {
+                        reply: Reply::Transport(reason),
+                        attempts,
+                        correlation_id,
+                        request_id,
+                    };
+                }
+            };
+            self.stats.record_answer(status, started.elapsed());
+            tracing::debug!(%url, attempt = attempts, %correlation, status, "answer");
+            let done = |body: Bytes| Exchange {
+                reply: Reply::Answer { status, body },
+                attempts,
+                correlation_id,
+                request_id,
+            };
+            match classify_status(status) {
+                Decision::Successful => {
+                    self.throttle.on_success();
+                    return done(answer);
+                }
+                Decision::DontRetry(_) => {
+                    if status == 409 {
+                        self.throttle.on_success();
+                    }
+                    return done(answer);
+                }
+                Decision::Reauthenticate => {
+                    if reauthenticated || !self.tokens.can_refresh() {
+                        return done(answer);
+                    }
+                    // The token may have expired early or been revoked: renew once and resend.
+                    reauthenticated = true;
+                    self.tokens.invalidate(token.generation);
+                    self.stats.record_retry();
+                }
+                Decision::Retry(reason) => {
+                    let hint = retry_after(&headers);
+                    let wait = schedule.next_wait(hint);
+                    if status == 429 {
+                        // Every worker waits, not just this one; acquire() sits out the pause.
+                        self.throttle.on_throttled(wait);
+                    }
+                    if attempts >= self.policy.max_attempts {
+                        return done(answer);
+                    }
+                    tracing::debug!(%url, attempt = attempts, reason, wait_ms = wait.as_millis() as u64, "retrying");
+                    self.stats.record_retry();
+                    if status != 429 {
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn header_value(id: Uuid) -> HeaderValue {
+    let mut buf = Uuid::encode_buffer();
+    let text = id.hyphenated().encode_lower(&mut buf);
+    // A hyphenated UUID is always a valid header value.
+    HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static(""))
+}
+
+/// Builds the one HTTP client every call shares (keep-alive, rustls, per-request timeout).
+pub fn http_client(timeout: Duration, pool: usize) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .pool_max_idle_per_host(pool.max(1))
+        .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .https_only(false)
+        .build()
+}

@@ -1,0 +1,370 @@
+//! The results file: one CSV row per input row, in the documented column order, written as rows
+//! finish and safe to open in a spreadsheet.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use crate::error::ErrorKind;
+use crate::model::{Outcome, ResultRow, RESULT_COLUMNS};
+
+/// Where results go: a file, or standard output for `-`.
+pub enum Sink {
+    /// A results file.
+    File(BufWriter<File>),
+    /// `--output -`.
+    Stdout(BufWriter<io::Stdout>),
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::File(w) => w.write(buf),
+            Sink::Stdout(w) => w.write(buf),
+        }
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::File(w) => w.write_all(buf),
+            Sink::Stdout(w) => w.write_all(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::File(w) => w.flush(),
+            Sink::Stdout(w) => w.flush(),
+        }
+    }
+}
+
+/// Checks, before anything is sent, that `path` can be created: its folder exists and, unless
+/// `force`, no file is there yet.
+pub fn check_target(path: &str, force: bool) -> Result<(), ErrorKind> {
+    if path == "-" {
+        return Ok(());
+    }
+    let err = |reason: String| ErrorKind::Output {
+        path: path.to_string(),
+        reason,
+    };
+    let target = Path::new(path);
+    let dir = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return Err(err(format!("{} is not a directory", dir.display()))),
+        Err(e) => return Err(err(format!("directory {}: {e}", dir.display()))),
+    }
+    match std::fs::metadata(target) {
+        Ok(meta) if meta.is_dir() => Err(err("is a directory".into())),
+        Ok(_) if !force => Err(err(
+            "already exists; pass --force to overwrite it, or --resume to continue it".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Opens the results sink for a new run (`create_new` unless `force`, so a file is never clobbered).
+pub fn create(path: &str, force: bool) -> Result<Sink, ErrorKind> {
+    if path == "-" {
+        return Ok(Sink::Stdout(BufWriter::new(io::stdout())));
+    }
+    let mut options = OpenOptions::new();
+    options.write(true);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let file = options.open(path).map_err(|e| ErrorKind::Output {
+        path: path.to_string(),
+        reason: if e.kind() == io::ErrorKind::AlreadyExists {
+            "already exists; pass --force to overwrite it, or --resume to continue it".into()
+        } else {
+            e.to_string()
+        },
+    })?;
+    Ok(Sink::File(BufWriter::with_capacity(64 * 1024, file)))
+}
+
+/// Writes result rows as CSV; the caller decides when to flush.
+pub struct ResultsWriter<W: Write> {
+    csv: csv::Writer<W>,
+    record: csv::ByteRecord,
+    scratch: String,
+}
+
+impl<W: Write> ResultsWriter<W> {
+    /// A writer that starts with the header row.
+    pub fn with_header(inner: W) -> io::Result<Self> {
+        let mut writer = Self::without_header(inner);
+        writer.csv.write_record(RESULT_COLUMNS)?;
+        Ok(writer)
+    }
+
+    /// A writer that appends rows to a file that already has its header.
+    pub fn without_header(inner: W) -> Self {
+        ResultsWriter {
+            // The csv crate's own buffer is kept tiny: the sink already buffers, and a flush must
+            // reach the file, not stop in an inner buffer.
+            csv: csv::WriterBuilder::new()
+                .buffer_capacity(256)
+                .terminator(csv::Terminator::Any(b'\n'))
+                .from_writer(inner),
+            record: csv::ByteRecord::new(),
+            scratch: String::new(),
+        }
+    }
+
+    /// Writes one row (buffered).
+    pub fn write(&mut self, row: &ResultRow) -> io::Result<()> {
+        use std::fmt::Write as _;
+        let record = &mut self.record;
+        let scratch = &mut self.scratch;
+        record.clear();
+        let mut number = |record: &mut csv::ByteRecord, value: Option<u64>| {
+            scratch.clear();
+            if let Some(v) = value {
+                let _ = write!(scratch, "{v}");
+            }
+            record.push_field(scratch.as_bytes());
+        };
+        number(record, Some(row.row));
+        push_text(record, &row.customer_id);
+        push_text(record, &row.qualification);
+        push_text(record, row.outcome.map_or("", |o| o.as_str()));
+        number(record, row.http_status.map(u64::from));
+        push_text(record, row.vetting_status.as_deref().unwrap_or(""));
+        push_text(record, row.vetting_reason.as_deref().unwrap_or(""));
+        push_text(record, row.vetting_create_date.as_deref().unwrap_or(""));
+        number(record, Some(u64::from(row.attempts)));
+        push_uuid(record, row.correlation_id);
+        push_uuid(record, row.request_id);
+        push_text(record, row.error_code.as_deref().unwrap_or(""));
+        push_text(record, row.error_message.as_deref().unwrap_or(""));
+        number(record, Some(row.elapsed_ms));
+        self.csv.write_byte_record(record).map_err(csv_to_io)
+    }
+
+    /// Pushes everything written so far to the file.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.csv.flush()
+    }
+}
+
+/// Why an earlier results file could not be read back.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// The file could not be opened or read.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// The first line is not the results header.
+    #[error("not a pc-qualify results file (its first line is not the results header)")]
+    NotResults,
+    /// A complete line does not hold a results row.
+    #[error("line {line}: {reason}")]
+    BadRow {
+        /// 1-based line number in the file.
+        line: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Reads an earlier results file row by row, dropping a torn last line (one without its newline,
+/// as a killed writer leaves it).
+pub struct ResultsReader {
+    csv: csv::Reader<io::Cursor<Vec<u8>>>,
+    record: csv::ByteRecord,
+    line: u64,
+}
+
+impl ResultsReader {
+    /// Opens `path` and checks its header.
+    pub fn open(path: &Path) -> Result<Self, ReadError> {
+        Self::from_bytes(std::fs::read(path)?)
+    }
+
+    /// Reads results held in memory (the whole file: resume and refresh need every row anyway).
+    pub fn from_bytes(mut bytes: Vec<u8>) -> Result<Self, ReadError> {
+        if let Some(end) = bytes.iter().rposition(|b| *b == b'\n') {
+            bytes.truncate(end + 1);
+        } else {
+            bytes.clear();
+        }
+        let mut csv = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(io::Cursor::new(bytes));
+        let mut record = csv::ByteRecord::new();
+        let header_ok = csv.read_byte_record(&mut record).unwrap_or(false)
+            && record
+                .iter()
+                .eq(RESULT_COLUMNS.iter().map(|c| c.as_bytes()));
+        if !header_ok {
+            return Err(ReadError::NotResults);
+        }
+        Ok(ResultsReader {
+            csv,
+            record,
+            line: 1,
+        })
+    }
+
+    /// The next row, with the raw record it came from (to copy it verbatim), or `None` at the end.
+    pub fn next_row(&mut self) -> Option<Result<(ResultRow, &csv::ByteRecord), ReadError>> {
+        match self.csv.read_byte_record(&mut self.record) {
+            Ok(false) => None,
+            Ok(true) => {
+                self.line = self.record.position().map_or(self.line + 1, |p| p.line());
+                Some(
+                    parse_row(&self.record)
+                        .map(|row| (row, &self.record))
+                        .map_err(|reason| ReadError::BadRow {
+                            line: self.line,
+                            reason,
+                        }),
+                )
+            }
+            Err(err) => Some(Err(ReadError::BadRow {
+                line: self.line + 1,
+                reason: err.to_string(),
+            })),
+        }
+    }
+}
+
+/// Turns one results record back into a [`ResultRow`], undoing the spreadsheet apostrophe.
+fn parse_row(record: &csv::ByteRecord) -> Result<ResultRow, String> {
+    if record.len() != RESULT_COLUMNS.len() {
+        return Err(format!(
+            "has {} fields, a results row has {}",
+            record.len(),
+            RESULT_COLUMNS.len()
+        ));
+    }
+    let text = |i: usize| -> String {
+        let cell = String::from_utf8_lossy(&record[i]);
+        match cell.strip_prefix('\'') {
+            Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest.to_string(),
+            _ => cell.into_owned(),
+        }
+    };
+    let opt = |i: usize| Some(text(i)).filter(|t| !t.is_empty());
+    let number = |i: usize, name: &str| -> Result<Option<u64>, String> {
+        let t = text(i);
+        if t.is_empty() {
+            return Ok(None);
+        }
+        t.parse()
+            .map(Some)
+            .map_err(|_| format!("{name} is not a number: {t:?}"))
+    };
+    let uuid = |i: usize, name: &str| -> Result<Option<uuid::Uuid>, String> {
+        match opt(i) {
+            None => Ok(None),
+            Some(t) => uuid::Uuid::parse_str(&t)
+                .map(Some)
+                .map_err(|_| format!("{name} is not a UUID: {t:?}")),
+        }
+    };
+    let row = number(0, "row")?.ok_or("row is empty")?;
+    let outcome_text = text(3);
+    let outcome =
+        Outcome::parse(&outcome_text).ok_or_else(|| format!("unknown outcome {outcome_text:?}"))?;
+    Ok(ResultRow {
+        row,
+        customer_id: text(1),
+        qualification: text(2),
+        outcome: Some(outcome),
+        http_status: number(4, "http_status")?
+            .map(|s| u16::try_from(s).map_err(|_| format!("http_status out of range: {s}")))
+            .transpose()?,
+        vetting_status: opt(5),
+        vetting_reason: opt(6),
+        vetting_create_date: opt(7),
+        attempts: number(8, "attempts")?
+            .map(|a| u32::try_from(a).unwrap_or(u32::MAX))
+            .unwrap_or(0),
+        correlation_id: uuid(9, "correlation_id")?,
+        request_id: uuid(10, "request_id")?,
+        error_code: opt(11),
+        error_message: opt(12),
+        elapsed_ms: number(13, "elapsed_ms")?.unwrap_or(0),
+    })
+}
+
+fn push_uuid(record: &mut csv::ByteRecord, id: Option<uuid::Uuid>) {
+    match id {
+        Some(id) => {
+            let mut buf = uuid::Uuid::encode_buffer();
+            record.push_field(id.hyphenated().encode_lower(&mut buf).as_bytes());
+        }
+        None => record.push_field(b""),
+    }
+}
+
+/// Pushes a text cell, defused for spreadsheets: a leading `=`, `+`, `-`, `@`, tab or CR would
+/// make Excel evaluate the cell, so such cells get a leading apostrophe.
+fn push_text(record: &mut csv::ByteRecord, text: &str) {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        let mut cell = String::with_capacity(text.len() + 1);
+        cell.push('\'');
+        cell.push_str(text);
+        record.push_field(cell.as_bytes());
+    } else {
+        record.push_field(text.as_bytes());
+    }
+}
+
+fn csv_to_io(err: csv::Error) -> io::Error {
+    match err.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => io::Error::other(format!("{other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_come_out_in_column_order_and_defused() {
+        let mut writer = ResultsWriter::with_header(Vec::new()).expect("header");
+        let row = ResultRow {
+            row: 3,
+            customer_id: "=HYPERLINK(\"x\")".into(),
+            qualification: "Education".into(),
+            outcome: Some(Outcome::Invalid),
+            http_status: None,
+            error_code: Some("invalid_customer_id".into()),
+            error_message: Some("-bad, \"quoted\"".into()),
+            ..ResultRow::default()
+        };
+        writer.write(&row).expect("write");
+        writer.flush().expect("flush");
+        let text = String::from_utf8(writer.csv.into_inner().expect("inner")).expect("utf8");
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some(RESULT_COLUMNS.join(",").as_str()));
+        assert_eq!(
+            lines.next(),
+            Some(
+                "3,\"'=HYPERLINK(\"\"x\"\")\",Education,invalid,,,,,0,,,invalid_customer_id,\"'-bad, \"\"quoted\"\"\",0"
+            )
+        );
+        // Read back, the row is what was written, and a torn last line is dropped.
+        let mut bytes = text.into_bytes();
+        bytes.extend_from_slice(b"4,abc,Educ");
+        let mut reader = ResultsReader::from_bytes(bytes).expect("header");
+        let (back, _) = reader.next_row().expect("a row").expect("parses");
+        assert_eq!(back, row);
+        assert!(reader.next_row().is_none());
+        assert!(matches!(
+            ResultsReader::from_bytes(b"a,b\n".to_vec()),
+            Err(ReadError::NotResults)
+        ));
+    }
+}

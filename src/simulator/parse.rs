@@ -1,0 +1,363 @@
+//! Text formats the simulator reads (preload CSV, fault scripts, form bodies) and the dates it writes.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::{FaultAction, PreloadEntry, PreloadState, ScriptedFault, SimError};
+use crate::model::{CustomerId, Qualification, QualificationError, QualificationRecord};
+
+/// The preload CSV columns, in the order the sample file uses.
+const PRELOAD_COLUMNS: [&str; 5] = [
+    "customer_id",
+    "qualification",
+    "vetting_status",
+    "vetting_reason",
+    "vetting_create_date",
+];
+
+/// Parses the preload CSV: `customer_id,qualification[,vetting_status,vetting_reason,vetting_create_date]`.
+///
+/// A qualification of `NotFound` or `NoRelationship` gives that state; a customer may appear on
+/// several lines to hold several qualifications. `#` lines are comments.
+pub fn parse_preload(text: &str) -> Result<Vec<PreloadEntry>, SimError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .comment(Some(b'#'))
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| SimError::Preload {
+            line: 1,
+            reason: e.to_string(),
+        })?
+        .clone();
+    // Columns are found by name so a file may leave the optional ones out; unknown names are
+    // refused because a misspelt column would otherwise silently drop data.
+    let mut index = [None::<usize>; 5];
+    for (i, name) in headers.iter().enumerate() {
+        let Some(slot) = PRELOAD_COLUMNS
+            .iter()
+            .position(|c| c.eq_ignore_ascii_case(name))
+        else {
+            return Err(SimError::Preload {
+                line: 1,
+                reason: format!(
+                    "unknown column {name:?}; expected {}",
+                    PRELOAD_COLUMNS.join(",")
+                ),
+            });
+        };
+        index[slot] = Some(i);
+    }
+    if index[0].is_none() || index[1].is_none() {
+        return Err(SimError::Preload {
+            line: 1,
+            reason: "the header must name customer_id and qualification".into(),
+        });
+    }
+
+    let mut entries = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| SimError::Preload {
+            line: e.position().map_or(0, |p| p.line()),
+            reason: e.to_string(),
+        })?;
+        let line = record.position().map_or(0, |p| p.line());
+        let cell = |slot: usize| -> Option<&str> {
+            index[slot]
+                .and_then(|i| record.get(i))
+                .filter(|s| !s.is_empty())
+        };
+        if record.iter().all(str::is_empty) {
+            continue;
+        }
+        let id_text = cell(0).unwrap_or_default();
+        let customer_id = CustomerId::parse(id_text).ok_or_else(|| SimError::Preload {
+            line,
+            reason: format!("customer_id {id_text:?} is not a GUID"),
+        })?;
+        let qualification = cell(1).ok_or_else(|| SimError::Preload {
+            line,
+            reason: "qualification is empty".into(),
+        })?;
+        let state = if qualification.eq_ignore_ascii_case("NotFound") {
+            PreloadState::NotFound
+        } else if qualification.eq_ignore_ascii_case("NoRelationship") {
+            PreloadState::NoRelationship
+        } else {
+            // Settable names are stored canonically because the service never echoes an alias;
+            // anything else (e.g. Nonprofit) is kept verbatim as an existing, unsettable holding.
+            let name = match Qualification::parse(qualification) {
+                Ok(q) => q.as_str().to_string(),
+                Err(QualificationError::NotSettable(name)) => name.to_string(),
+                Err(_) => qualification.to_string(),
+            };
+            PreloadState::Holds(QualificationRecord {
+                qualification: name,
+                vetting_status: cell(2).map(str::to_string),
+                vetting_reason: cell(3).map(str::to_string),
+                vetting_create_date: cell(4).map(str::to_string),
+            })
+        };
+        entries.push(PreloadEntry { customer_id, state });
+    }
+    Ok(entries)
+}
+
+/// Parses a fault script: one `customer_id action` per line, `#` comments and blank lines allowed.
+///
+/// Actions: `503` (a status), `429:5` (status and Retry-After), `drop`, `delay:1500ms` (or `2s`).
+pub fn parse_script(text: &str) -> Result<Vec<ScriptedFault>, SimError> {
+    let mut faults = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let line = n + 1;
+        let content = raw
+            .split_once(" #")
+            .map_or(raw, |(before, _)| before)
+            .trim();
+        if content.is_empty() || content.starts_with('#') {
+            continue;
+        }
+        let err = |reason: String| SimError::Script { line, reason };
+        let (id_text, action_text) = content
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| err("expected `customer_id action`".into()))?;
+        let customer_id = CustomerId::parse(id_text)
+            .ok_or_else(|| err(format!("customer_id {id_text:?} is not a GUID")))?;
+        let action = parse_action(action_text.trim()).map_err(err)?;
+        faults.push(ScriptedFault {
+            customer_id,
+            action,
+        });
+    }
+    Ok(faults)
+}
+
+fn parse_action(text: &str) -> Result<FaultAction, String> {
+    if text.eq_ignore_ascii_case("drop") {
+        return Ok(FaultAction::Drop);
+    }
+    if let Some(rest) = text
+        .strip_prefix("delay:")
+        .or_else(|| text.strip_prefix("DELAY:"))
+    {
+        return parse_duration(rest.trim()).map(FaultAction::Delay);
+    }
+    let (status_text, retry_after) = match text.split_once(':') {
+        Some((s, r)) => (s.trim(), Some(r.trim().to_string())),
+        None => (text, None),
+    };
+    let status: u16 = status_text.parse().map_err(|_| {
+        format!("unknown action {text:?}; expected a status like 503, 429:5, drop or delay:1500ms")
+    })?;
+    if !(400..=599).contains(&status) {
+        return Err(format!("status {status} is not an error status (400-599)"));
+    }
+    if retry_after.as_deref() == Some("") {
+        return Err(format!("{text:?}: Retry-After value is empty"));
+    }
+    Ok(FaultAction::Status {
+        status,
+        retry_after,
+    })
+}
+
+/// `1500ms`, `2s`, or a bare number of milliseconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("bad delay {text:?}; expected e.g. 1500ms or 2s");
+    if let Some(ms) = text.strip_suffix("ms") {
+        return ms
+            .trim()
+            .parse()
+            .map(Duration::from_millis)
+            .map_err(|_| bad());
+    }
+    if let Some(s) = text.strip_suffix('s') {
+        let secs: f64 = s.trim().parse().map_err(|_| bad())?;
+        return Duration::try_from_secs_f64(secs).map_err(|_| bad());
+    }
+    text.parse().map(Duration::from_millis).map_err(|_| bad())
+}
+
+/// Decodes an `application/x-www-form-urlencoded` body or query string into pairs.
+pub(crate) fn form_decode(text: &str) -> Vec<(String, String)> {
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    // A stray % is kept literally, as lenient form parsers do.
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Replaces the values of secret form fields, so a recorded token request leaks nothing.
+pub(crate) fn redact_form(text: &str) -> String {
+    text.split('&')
+        .map(|pair| {
+            let (k, _) = pair.split_once('=').unwrap_or((pair, ""));
+            match percent_decode(k).as_str() {
+                "client_secret" | "refresh_token" => format!("{k}=<redacted>"),
+                _ => pair.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Formats a time as RFC 3339 UTC with whole seconds, as the service writes `vettingCreateDate`.
+pub(crate) fn rfc3339(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m as u32, d as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_format_as_rfc3339() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = UNIX_EPOCH + Duration::from_secs(1_607_115_264);
+        assert_eq!(rfc3339(t), "2020-12-04T20:54:24Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn forms_decode_and_redact() {
+        let pairs = form_decode("a=b+c&d=%2Fx%3D&e&f=%zz");
+        assert_eq!(
+            pairs,
+            vec![
+                ("a".into(), "b c".into()),
+                ("d".into(), "/x=".into()),
+                ("e".into(), "".into()),
+                ("f".into(), "%zz".into()),
+            ]
+        );
+        assert_eq!(
+            redact_form("grant_type=refresh_token&client_secret=s3&refresh_token=r&x=1"),
+            "grant_type=refresh_token&client_secret=<redacted>&refresh_token=<redacted>&x=1"
+        );
+    }
+
+    #[test]
+    fn preload_parses_states_and_optional_columns() {
+        let text = "customer_id,qualification\n\
+                    AAAAAAAA-1111-4111-8111-000000000001,education\n\
+                    aaaaaaaa-1111-4111-8111-000000000001,StateOwnedEntity\n\
+                    # a comment\n\
+                    aaaaaaaa-1111-4111-8111-000000000002,NotFound\n\
+                    aaaaaaaa-1111-4111-8111-000000000003,norelationship\n";
+        let entries = parse_preload(text).expect("parses");
+        assert_eq!(entries.len(), 4);
+        match &entries[0].state {
+            PreloadState::Holds(r) => {
+                assert_eq!(r.qualification, "Education");
+                assert_eq!(r.vetting_status, None);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(entries[0].customer_id, entries[1].customer_id);
+        assert!(matches!(entries[2].state, PreloadState::NotFound));
+        assert!(matches!(entries[3].state, PreloadState::NoRelationship));
+    }
+
+    #[test]
+    fn preload_rejects_bad_rows() {
+        assert!(parse_preload("customer_id,qualification\nnot-a-guid,Education\n").is_err());
+        assert!(parse_preload("customer,qualification\n").is_err());
+        assert!(parse_preload("customer_id,qualification,colour\n").is_err());
+        let err =
+            parse_preload("customer_id,qualification\naaaaaaaa-1111-4111-8111-000000000001,\n")
+                .expect_err("empty qualification");
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn scripts_parse_every_action() {
+        let text = "# header comment\n\n\
+                    aaaaaaaa-1111-4111-8111-000000000001 503\n\
+                    aaaaaaaa-1111-4111-8111-000000000001 429:5  # throttled once\n\
+                    aaaaaaaa-1111-4111-8111-000000000002 drop\n\
+                    aaaaaaaa-1111-4111-8111-000000000002 delay:1500ms\n\
+                    aaaaaaaa-1111-4111-8111-000000000002 delay:2s\n";
+        let faults = parse_script(text).expect("parses");
+        let actions: Vec<_> = faults.iter().map(|f| f.action.clone()).collect();
+        assert_eq!(
+            actions,
+            vec![
+                FaultAction::Status {
+                    status: 503,
+                    retry_after: None
+                },
+                FaultAction::Status {
+                    status: 429,
+                    retry_after: Some("5".into())
+                },
+                FaultAction::Drop,
+                FaultAction::Delay(Duration::from_millis(1500)),
+                FaultAction::Delay(Duration::from_secs(2)),
+            ]
+        );
+        for bad in [
+            "aaaaaaaa-1111-4111-8111-000000000001",
+            "aaaaaaaa-1111-4111-8111-000000000001 teapot",
+            "aaaaaaaa-1111-4111-8111-000000000001 200",
+            "aaaaaaaa-1111-4111-8111-000000000001 429:",
+            "aaaaaaaa-1111-4111-8111-000000000001 delay:soon",
+            "nope 503",
+        ] {
+            let err = parse_script(bad).expect_err(bad);
+            assert!(err.to_string().contains("line 1"), "{err}");
+        }
+    }
+}

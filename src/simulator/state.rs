@@ -1,0 +1,512 @@
+//! The simulated service's memory: tokens, customers, validation codes, fault dice and the request log.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::parse::rfc3339;
+use super::{
+    FaultAction, PreloadState, RecordedRequest, SimConfig, SimError, ValidationEntry,
+    SANDBOX_REFRESH_TOKEN,
+};
+use crate::model::{CustomerId, Qualification, QualificationRecord};
+
+/// Customers are spread over this many locks so parallel writers rarely meet.
+const SHARDS: usize = 64;
+/// The service allows this many vetting requests per customer and qualification.
+pub(crate) const MAX_VETTING_ATTEMPTS: u8 = 3;
+/// The reason a simulated vetting denial carries.
+pub(crate) const DENY_REASON: &str = "Not an Education Customer";
+
+/// Locks a mutex, carrying on after a panic elsewhere: the data is plain and stays consistent.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The knobs the handlers read on every request, copied out of [`SimConfig`].
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub latency: Duration,
+    pub token_ttl: Duration,
+    pub fault_rate: f64,
+    pub retry_after_secs: u64,
+    pub seed: u64,
+    pub vetting_delay: Duration,
+    pub deny_rate: f64,
+    pub record: bool,
+    pub require_2022: bool,
+}
+
+/// Everything the server tasks share.
+pub(crate) struct Shared {
+    pub settings: Settings,
+    pub started: Instant,
+    pub partner_id: String,
+    access_tokens: RwLock<HashMap<String, Instant>>,
+    refresh_tokens: RwLock<HashSet<String>>,
+    redemptions: AtomicU64,
+    shards: Vec<Mutex<HashMap<CustomerId, Customer>>>,
+    validations: Mutex<Vec<Validation>>,
+    script: Option<Mutex<HashMap<CustomerId, VecDeque<FaultAction>>>>,
+    rng: Mutex<fastrand::Rng>,
+    bucket: Option<Mutex<Bucket>>,
+    log: Mutex<Vec<RecordedRequest>>,
+}
+
+enum Customer {
+    Active {
+        held: Vec<Held>,
+        /// Vetting requests made so far, by [`Qualification::index`].
+        attempts: [u8; 3],
+    },
+    NotFound,
+    NoRelationship,
+}
+
+struct Held {
+    record: QualificationRecord,
+    /// The settable qualification the record names, if any (a preloaded `Nonprofit` names none).
+    qualification: Option<Qualification>,
+    /// Set for Education records the simulator created: when and how their vetting ends.
+    pending: Option<Pending>,
+}
+
+struct Pending {
+    decide_at: Instant,
+    deny: bool,
+}
+
+struct Validation {
+    entry: ValidationEntry,
+    version: u64,
+}
+
+/// A token bucket: `rate` requests per second with a burst of one second's worth.
+struct Bucket {
+    tokens: f64,
+    capacity: f64,
+    rate: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.capacity);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// What a create request came to.
+pub(crate) enum CreateOutcome {
+    /// Vetting requested; the record as the 201 reports it.
+    Created(QualificationRecord),
+    /// The customer holds the qualification in a state other than Denied.
+    AlreadyHeld,
+    /// Denied too often: no vetting requests left.
+    Exhausted,
+    /// The GCC validation code has no creates left.
+    NoRemainingCreates,
+    /// The customer tenant does not exist.
+    NotFound,
+    /// The partner has no relationship with the customer.
+    NoRelationship,
+}
+
+/// Whether the partner may act on a customer at all.
+pub(crate) enum Standing {
+    Active,
+    NotFound,
+    NoRelationship,
+}
+
+/// What a read of a customer's qualifications came to.
+pub(crate) enum ReadOutcome {
+    Records(Vec<QualificationRecord>),
+    NotFound,
+    NoRelationship,
+}
+
+fn unit_interval(name: &str, value: f64) -> Result<f64, SimError> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(SimError::Config(format!(
+            "{name} must be between 0 and 1, got {value}"
+        )))
+    }
+}
+
+impl Shared {
+    /// Builds the state from a configuration, refusing contradictory or out-of-range settings.
+    pub fn new(config: SimConfig) -> Result<Self, SimError> {
+        let fault_rate = unit_interval("fault_rate", config.fault_rate)?;
+        let deny_rate = unit_interval("deny_rate", config.deny_rate)?;
+        if !(config.throttle_rate.is_finite() && config.throttle_rate >= 0.0) {
+            return Err(SimError::Config(format!(
+                "throttle_rate must be a non-negative number, got {}",
+                config.throttle_rate
+            )));
+        }
+        let now = Instant::now();
+
+        let mut shards: Vec<HashMap<CustomerId, Customer>> =
+            (0..SHARDS).map(|_| HashMap::new()).collect();
+        for entry in config.preload {
+            let map = &mut shards[shard_of(entry.customer_id)];
+            let existing = map.get_mut(&entry.customer_id);
+            match (entry.state, existing) {
+                (PreloadState::Holds(record), None) => {
+                    let mut attempts = [0u8; 3];
+                    let held = held_from_preload(record, &mut attempts);
+                    map.insert(
+                        entry.customer_id,
+                        Customer::Active {
+                            held: vec![held],
+                            attempts,
+                        },
+                    );
+                }
+                (PreloadState::Holds(record), Some(Customer::Active { held, attempts })) => {
+                    held.push(held_from_preload(record, attempts));
+                }
+                (PreloadState::NotFound, None) => {
+                    map.insert(entry.customer_id, Customer::NotFound);
+                }
+                (PreloadState::NoRelationship, None) => {
+                    map.insert(entry.customer_id, Customer::NoRelationship);
+                }
+                (PreloadState::NotFound, Some(Customer::NotFound))
+                | (PreloadState::NoRelationship, Some(Customer::NoRelationship)) => {}
+                (_, Some(_)) => {
+                    return Err(SimError::Config(format!(
+                        "preload gives customer {} contradictory states (NotFound, NoRelationship or holdings)",
+                        entry.customer_id
+                    )))
+                }
+            }
+        }
+
+        let script = if config.script.is_empty() {
+            None
+        } else {
+            let mut map: HashMap<CustomerId, VecDeque<FaultAction>> = HashMap::new();
+            for fault in config.script {
+                map.entry(fault.customer_id)
+                    .or_default()
+                    .push_back(fault.action);
+            }
+            Some(Mutex::new(map))
+        };
+
+        let bucket = (config.throttle_rate > 0.0).then(|| {
+            let capacity = config.throttle_rate.max(1.0);
+            Mutex::new(Bucket {
+                tokens: capacity,
+                capacity,
+                rate: config.throttle_rate,
+                last: now,
+            })
+        });
+
+        let mut id_rng = fastrand::Rng::with_seed(config.seed);
+        let partner_id = uuid::Builder::from_random_bytes(id_rng.u128(..).to_le_bytes())
+            .into_uuid()
+            .to_string();
+
+        Ok(Shared {
+            settings: Settings {
+                latency: config.latency,
+                token_ttl: config.token_ttl,
+                fault_rate,
+                retry_after_secs: config.retry_after_secs,
+                seed: config.seed,
+                vetting_delay: config.vetting_delay,
+                deny_rate,
+                record: config.record,
+                require_2022: config.require_2022,
+            },
+            started: now,
+            partner_id,
+            access_tokens: RwLock::new(HashMap::new()),
+            refresh_tokens: RwLock::new(HashSet::new()),
+            redemptions: AtomicU64::new(0),
+            shards: shards.into_iter().map(Mutex::new).collect(),
+            validations: Mutex::new(
+                config
+                    .validations
+                    .into_iter()
+                    .map(|entry| Validation { entry, version: 1 })
+                    .collect(),
+            ),
+            script,
+            rng: Mutex::new(fastrand::Rng::with_seed(config.seed)),
+            bucket,
+            log: Mutex::new(Vec::new()),
+        })
+    }
+
+    // --- tokens ---
+
+    /// Whether a refresh token may be redeemed: the well-known sandbox one or any the sim issued.
+    pub fn refresh_token_valid(&self, token: &str) -> bool {
+        token == SANDBOX_REFRESH_TOKEN
+            || self
+                .refresh_tokens
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(token)
+    }
+
+    /// Issues a new access and refresh token pair; earlier refresh tokens stay valid, as in AAD.
+    pub fn issue_tokens(&self) -> (String, String) {
+        let access = format!("sim-at-{}", uuid::Uuid::new_v4().simple());
+        let refresh = format!("sim-rt-{}", uuid::Uuid::new_v4().simple());
+        let expires = Instant::now() + self.settings.token_ttl;
+        self.access_tokens
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(access.clone(), expires);
+        self.refresh_tokens
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(refresh.clone());
+        self.redemptions.fetch_add(1, Ordering::Relaxed);
+        (access, refresh)
+    }
+
+    /// Whether an access token was issued here and has not expired.
+    pub fn access_token_valid(&self, token: &str) -> bool {
+        self.access_tokens
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(token)
+            .is_some_and(|expires| Instant::now() < *expires)
+    }
+
+    /// Successful token redemptions so far.
+    pub fn redemptions(&self) -> u64 {
+        self.redemptions.load(Ordering::Relaxed)
+    }
+
+    // --- faults ---
+
+    /// Takes one request's worth from the throttle bucket; false means answer 429.
+    pub fn admit(&self) -> bool {
+        match &self.bucket {
+            Some(bucket) => lock(bucket).take(Instant::now()),
+            None => true,
+        }
+    }
+
+    /// Rolls the fault dice: `None` for no fault, `Some(true)` to drop, `Some(false)` for a 503.
+    pub fn roll_fault(&self) -> Option<bool> {
+        if self.settings.fault_rate <= 0.0 {
+            return None;
+        }
+        let mut rng = lock(&self.rng);
+        let hit = rng.f64() < self.settings.fault_rate;
+        let drop = rng.bool();
+        hit.then_some(drop)
+    }
+
+    /// Consumes the next scripted fault for a customer, if one is left.
+    pub fn next_scripted(&self, id: CustomerId) -> Option<FaultAction> {
+        let script = self.script.as_ref()?;
+        lock(script).get_mut(&id).and_then(VecDeque::pop_front)
+    }
+
+    // --- validations ---
+
+    /// Whether a GCC validation code names one of the partner's validations.
+    pub fn validation_known(&self, code: &str) -> bool {
+        lock(&self.validations)
+            .iter()
+            .any(|v| v.entry.validation_id == code)
+    }
+
+    /// The validations as the list endpoint returns them.
+    pub fn validations_json(&self) -> serde_json::Value {
+        let list: Vec<serde_json::Value> = lock(&self.validations)
+            .iter()
+            .map(|v| {
+                serde_json::json!({
+                    "partnerId": self.partner_id,
+                    "organizationName": v.entry.organization_name,
+                    "validationId": v.entry.validation_id,
+                    "maxCreates": v.entry.max_creates,
+                    "remainingCreates": v.entry.remaining_creates,
+                    "eTag": format!("\"{}-{}\"", v.entry.validation_id, v.version),
+                })
+            })
+            .collect();
+        serde_json::Value::Array(list)
+    }
+
+    // --- customers ---
+
+    fn shard(&self, id: CustomerId) -> MutexGuard<'_, HashMap<CustomerId, Customer>> {
+        lock(&self.shards[shard_of(id)])
+    }
+
+    /// Whether the customer exists and is related to the partner, without copying its records.
+    pub fn standing(&self, id: CustomerId) -> Standing {
+        match self.shard(id).get(&id) {
+            Some(Customer::NotFound) => Standing::NotFound,
+            Some(Customer::NoRelationship) => Standing::NoRelationship,
+            _ => Standing::Active,
+        }
+    }
+
+    /// The customer's qualifications, with due vetting decisions applied.
+    pub fn read(&self, id: CustomerId) -> ReadOutcome {
+        let now = Instant::now();
+        let mut shard = self.shard(id);
+        match shard.get_mut(&id) {
+            None => ReadOutcome::Records(Vec::new()),
+            Some(Customer::NotFound) => ReadOutcome::NotFound,
+            Some(Customer::NoRelationship) => ReadOutcome::NoRelationship,
+            Some(Customer::Active { held, .. }) => {
+                settle(held, now);
+                ReadOutcome::Records(held.iter().map(|h| h.record.clone()).collect())
+            }
+        }
+    }
+
+    /// Requests vetting of a qualification, applying the service's business rules.
+    ///
+    /// `validation_code` is consulted for GCC only and must already be known to exist.
+    pub fn create(
+        &self,
+        id: CustomerId,
+        qualification: Qualification,
+        validation_code: Option<&str>,
+    ) -> CreateOutcome {
+        let now = Instant::now();
+        let mut shard = self.shard(id);
+        let customer = shard.entry(id).or_insert_with(|| Customer::Active {
+            held: Vec::new(),
+            attempts: [0; 3],
+        });
+        let (held, attempts) = match customer {
+            Customer::NotFound => return CreateOutcome::NotFound,
+            Customer::NoRelationship => return CreateOutcome::NoRelationship,
+            Customer::Active { held, attempts } => (held, attempts),
+        };
+        settle(held, now);
+        let mut same = held
+            .iter()
+            .filter(|h| h.qualification == Some(qualification));
+        if same.any(|h| h.record.vetting_status.as_deref() != Some("Denied")) {
+            return CreateOutcome::AlreadyHeld;
+        }
+        let slot = usize::from(qualification.index());
+        if attempts[slot] >= MAX_VETTING_ATTEMPTS {
+            return CreateOutcome::Exhausted;
+        }
+        if qualification == Qualification::GovernmentCommunityCloud {
+            // Lock order is always customer shard, then validations, so this cannot deadlock.
+            let mut validations = lock(&self.validations);
+            let Some(validation) = validations
+                .iter_mut()
+                .find(|v| Some(v.entry.validation_id.as_str()) == validation_code)
+            else {
+                return CreateOutcome::NoRemainingCreates;
+            };
+            match &mut validation.entry.remaining_creates {
+                Some(0) => return CreateOutcome::NoRemainingCreates,
+                Some(n) => *n -= 1,
+                None => {}
+            }
+            validation.version += 1;
+        }
+        attempts[slot] += 1;
+
+        let education = qualification == Qualification::Education;
+        let record = QualificationRecord {
+            qualification: qualification.as_str().to_string(),
+            // Only Education goes through vetting; the other two are granted on the spot.
+            vetting_status: Some(if education { "InReview" } else { "Approved" }.to_string()),
+            vetting_reason: None,
+            vetting_create_date: Some(rfc3339(SystemTime::now())),
+        };
+        let pending = education.then(|| Pending {
+            decide_at: now + self.settings.vetting_delay,
+            deny: self.denies(id),
+        });
+        // The new request replaces the denied one it retries, so a read shows one live record.
+        held.retain(|h| h.qualification != Some(qualification));
+        held.push(Held {
+            record: record.clone(),
+            qualification: Some(qualification),
+            pending,
+        });
+        CreateOutcome::Created(record)
+    }
+
+    /// Whether this customer's Education vetting ends Denied: fixed by seed and customer alone.
+    fn denies(&self, id: CustomerId) -> bool {
+        if self.settings.deny_rate <= 0.0 {
+            return false;
+        }
+        let v = id.as_u128();
+        let mixed = self.settings.seed ^ (v as u64) ^ ((v >> 64) as u64).rotate_left(29);
+        fastrand::Rng::with_seed(mixed).f64() < self.settings.deny_rate
+    }
+
+    // --- request log ---
+
+    /// Appends one request to the log.
+    pub fn record(&self, request: RecordedRequest) {
+        lock(&self.log).push(request);
+    }
+
+    /// A copy of the log.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.log).clone()
+    }
+}
+
+fn shard_of(id: CustomerId) -> usize {
+    // GUIDs are random in their low bits, so those spread customers evenly.
+    (id.as_u128() as usize) % SHARDS
+}
+
+fn held_from_preload(record: QualificationRecord, attempts: &mut [u8; 3]) -> Held {
+    let qualification = Qualification::ALL
+        .into_iter()
+        .find(|q| q.as_str() == record.qualification);
+    if let Some(q) = qualification {
+        let slot = &mut attempts[usize::from(q.index())];
+        *slot = slot.saturating_add(1);
+    }
+    Held {
+        record,
+        qualification,
+        pending: None,
+    }
+}
+
+/// Applies vetting decisions that have come due; reads call this instead of a background timer.
+fn settle(held: &mut [Held], now: Instant) {
+    for h in held.iter_mut() {
+        if let Some(p) = &h.pending {
+            if now >= p.decide_at {
+                if p.deny {
+                    h.record.vetting_status = Some("Denied".into());
+                    h.record.vetting_reason = Some(DENY_REASON.into());
+                } else {
+                    h.record.vetting_status = Some("Approved".into());
+                }
+                h.pending = None;
+            }
+        }
+    }
+}

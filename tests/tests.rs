@@ -1,0 +1,4 @@
+//! Integration tests: the real binary against the in-process simulator. One crate, so it links once.
+
+mod common;
+mod run;
