@@ -374,6 +374,26 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_config_files_load_and_validate() {
+        for name in ["default.toml", "nightly.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("config")
+                .join(name);
+            let settings = Settings::from_file(&path).expect("shipped config parses");
+            RunConfig::from_settings(settings).expect("shipped config is valid");
+        }
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+        let cfg =
+            RunConfig::from_settings(Settings::from_file(&path).expect("parses")).expect("ok");
+        let defaults = RunConfig::from_settings(Settings::default()).expect("ok");
+        assert_eq!(
+            format!("{cfg:?}"),
+            format!("{defaults:?}"),
+            "default.toml states the defaults"
+        );
+    }
+
+    #[test]
     fn secrets_in_the_file_are_refused() {
         let dir = std::env::temp_dir().join(format!("pcq-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
