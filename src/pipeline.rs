@@ -312,6 +312,7 @@ fn write_rows<W: std::io::Write>(
                 if let Some(outcome) = row.outcome {
                     stats.record_outcome(outcome);
                 }
+                stats.record_vetting(row.vetting_status.as_deref());
                 rows += 1;
                 next = rx.try_recv().ok();
             }

@@ -1,7 +1,9 @@
 //! Run-wide counters shared by the workers and the writer: fixed-size, lock-free, so they cost
 //! nothing per row and do not grow with the input.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::model::Outcome;
@@ -19,6 +21,8 @@ pub struct Stats {
     outcomes: [AtomicU64; Outcome::ALL.len()],
     latency: [AtomicU64; LATENCY_BUCKETS],
     latency_max_us: AtomicU64,
+    /// Vetting statuses are an open set, so they are counted by name (by the writer thread only).
+    vetting: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Default for Stats {
@@ -31,6 +35,7 @@ impl Default for Stats {
             outcomes: std::array::from_fn(|_| AtomicU64::new(0)),
             latency: std::array::from_fn(|_| AtomicU64::new(0)),
             latency_max_us: AtomicU64::new(0),
+            vetting: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -62,6 +67,27 @@ impl Stats {
         if let Some(i) = Outcome::ALL.iter().position(|o| *o == outcome) {
             self.outcomes[i].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Records a finished row's vetting status (rows without one count as `none`).
+    pub fn record_vetting(&self, status: Option<&str>) {
+        let status = status.filter(|s| !s.is_empty()).unwrap_or("none");
+        if let Ok(mut counts) = self.vetting.lock() {
+            match counts.get_mut(status) {
+                Some(count) => *count += 1,
+                None => {
+                    counts.insert(status.to_string(), 1);
+                }
+            }
+        }
+    }
+
+    /// Rows by vetting status, in name order.
+    pub fn vetting(&self) -> Vec<(String, u64)> {
+        self.vetting
+            .lock()
+            .map(|c| c.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default()
     }
 
     fn record_latency(&self, latency: Duration) {
