@@ -144,6 +144,49 @@ pub fn find_qualification(
     })
 }
 
+/// One of the partner's GovernmentCommunityCloud validation codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationCode {
+    /// `validationId` (a string on the wire, documented as an integer: both are read).
+    pub validation_id: String,
+    /// `organizationName`.
+    pub organization_name: String,
+    /// `remainingCreates`, when the service states it.
+    pub remaining_creates: Option<u64>,
+}
+
+/// Parses `GET /v1/customers/all/validations`.
+pub fn parse_validations(body: &[u8]) -> Result<Vec<ValidationCode>, String> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| format!("validation codes answer is not JSON: {e}"))?;
+    let items = match &value {
+        serde_json::Value::Array(items) => items,
+        serde_json::Value::Object(map) => match map.get("items") {
+            Some(serde_json::Value::Array(items)) => items,
+            _ => return Err("validation codes answer is not a list".into()),
+        },
+        _ => return Err("validation codes answer is not a list".into()),
+    };
+    let text = |v: Option<&serde_json::Value>| match v {
+        Some(serde_json::Value::String(s)) => Some(s.trim().to_string()),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    items
+        .iter()
+        .map(|item| {
+            let id = text(item.get("validationId"))
+                .filter(|id| !id.is_empty())
+                .ok_or("a validation code entry has no validationId")?;
+            Ok(ValidationCode {
+                validation_id: id,
+                organization_name: text(item.get("organizationName")).unwrap_or_default(),
+                remaining_creates: item.get("remainingCreates").and_then(|v| v.as_u64()),
+            })
+        })
+        .collect()
+}
+
 /// The code and message of an error answer, whatever shape its body took.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServiceError {
@@ -319,6 +362,20 @@ mod tests {
             e.message.as_deref(),
             Some("<html> <b>Bad Gateway</b></html>")
         );
+    }
+
+    #[test]
+    fn validation_codes_are_read_with_string_or_number_ids() {
+        let codes = parse_validations(
+            br#"[{"partnerId":"p","organizationName":"Org A","validationId":"12345","maxCreates":10,"remainingCreates":3,"eTag":"x"},
+                 {"organizationName":"Org B","validationId":678,"maxCreates":null,"remainingCreates":null}]"#,
+        )
+        .expect("codes");
+        assert_eq!(codes[0].validation_id, "12345");
+        assert_eq!(codes[0].remaining_creates, Some(3));
+        assert_eq!(codes[1].validation_id, "678");
+        assert_eq!(codes[1].remaining_creates, None);
+        assert!(parse_validations(b"[{}]").is_err());
     }
 
     #[test]

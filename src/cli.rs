@@ -1,7 +1,7 @@
 //! The command line: argument definitions, logging set-up, and dispatch to the library.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -10,8 +10,9 @@ use secrecy::SecretString;
 use crate::auth::{Credentials, RefreshCredentials};
 use crate::config::{credentials_from_env, RunConfig, Settings};
 use crate::error::{ErrorKind, ExitCode};
+use crate::input::{InputOptions, InputReader, Record};
 use crate::model::Outcome;
-use crate::pipeline::{self, Job, Report, Stop};
+use crate::pipeline::{self, Job, Mode, Report, Stop};
 use crate::simulator::{self, SimConfig};
 
 /// The exit-code table, as a literal so that `concat!` can append it to each command's help.
@@ -47,6 +48,39 @@ Examples:
 ",
     exit_codes!()
 );
+
+const RECONCILE_HELP: &str = concat!(
+    "\
+For each valid row, reads the customer's qualifications first:
+  held (any vetting status but Denied)  -> exists, nothing posted
+  held with vetting Denied              -> exists, nothing posted unless --retry-denied
+  not held                              -> posted as `run` does -> created
+With --dry-run it reads but posts nothing: rows that would be posted are `planned`.
+Running it twice in a row posts nothing the second time.
+
+Examples:
+  pc-qualify reconcile --input schools.csv --output nightly-results.csv --force
+  pc-qualify reconcile --sandbox --input samples/reconcile.csv --output r.csv --dry-run
+  pc-qualify reconcile --input schools.csv --output r.csv --metrics /var/lib/node_exporter/pc_qualify.prom
+
+",
+    exit_codes!()
+);
+
+const VALIDATE_HELP: &str = "\
+Prints each problem as `row N: field: reason`, then a total. Exits 0 when every row is valid,
+1 when some are not, 2 when the file cannot be read or lacks a required column.
+
+Examples:
+  pc-qualify validate --input samples/customers.csv
+  pc-qualify validate --input schools.csv --education-segment K12
+  pc-qualify validate --input gcc.csv --api-contract 2021";
+
+const COMPLETIONS_HELP: &str = "\
+Examples:
+  pc-qualify completions bash > /etc/bash_completion.d/pc-qualify
+  pc-qualify completions zsh > \"${fpath[1]}/_pc-qualify\"
+  pc-qualify completions fish > ~/.config/fish/completions/pc-qualify.fish";
 
 const SIMULATE_HELP: &str = "\
 Serves the Partner Center endpoints pc-qualify uses, plus the token endpoint, on a loopback
@@ -100,12 +134,24 @@ pub enum Command {
     /// Set the qualification of every row of a CSV file
     #[command(after_long_help = RUN_HELP)]
     Run(RunArgs),
+    /// Make Partner Center match the file: read each customer first, post only what is missing
+    #[command(after_long_help = RECONCILE_HELP)]
+    Reconcile(ReconcileArgs),
+    /// Check an input file without sending anything (no network, no credentials)
+    #[command(after_long_help = VALIDATE_HELP)]
+    Validate(ValidateArgs),
     /// Serve the local stand-in for Partner Center
     #[command(after_long_help = SIMULATE_HELP)]
     Simulate(SimulateArgs),
+    /// Print shell completions
+    #[command(after_long_help = COMPLETIONS_HELP)]
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
 }
 
-/// Flags of `run`.
+/// Flags of `run` (and `reconcile`).
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Input CSV (`-` for standard input)
@@ -115,15 +161,52 @@ pub struct RunArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: String,
     /// Overwrite an existing results file
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub force: bool,
+    /// Continue an earlier run: rows already created/exists are kept and not sent again
+    #[arg(long)]
+    pub resume: bool,
+    /// Validate and write `planned` rows; send no writes (run: nothing at all)
+    #[arg(long)]
+    pub dry_run: bool,
     /// Run against a local simulator started in-process (no account needed)
     #[arg(long)]
     pub sandbox: bool,
     /// TOML settings file (flags and environment win over it)
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Write Prometheus metrics here at the end (node_exporter textfile format)
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
+    /// No progress bar
+    #[arg(long)]
+    pub no_progress: bool,
     /// Tunables.
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+/// Flags of `reconcile`.
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// Everything `run` takes.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Post again where vetting was Denied (spends one of the customer's three vetting requests)
+    #[arg(long)]
+    pub retry_denied: bool,
+}
+
+/// Flags of `validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Input CSV (`-` for standard input)
+    #[arg(short, long, value_name = "FILE")]
+    pub input: String,
+    /// TOML settings file (for api_contract, education_segment, validation_code)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Tunables (only the validation ones matter here).
     #[command(flatten)]
     pub settings: Settings,
 }
@@ -176,6 +259,10 @@ pub struct SimulateArgs {
 pub fn init_logging(log: &LogArgs) {
     let filter = match (log.quiet, log.verbose) {
         (true, _) => "error",
+        // Text logs leave out the per-row lines (the results file has them); JSON keeps them.
+        (false, 0) if log.log_format == LogFormat::Text => {
+            "pc_qualify=info,pc_qualify::rows=warn,warn"
+        }
         (false, 0) => "pc_qualify=info,warn",
         (false, 1) => "pc_qualify=debug,warn",
         (false, 2) => "pc_qualify=trace,info",
@@ -195,18 +282,36 @@ pub fn init_logging(log: &LogArgs) {
 
 /// Runs the parsed command line and returns the exit code.
 pub async fn dispatch(cli: Cli) -> Result<ExitCode, ErrorKind> {
+    let quiet = cli.log.quiet;
     match cli.command {
-        Command::Run(args) => run(args, cli.log.quiet).await,
+        Command::Run(args) => work(args, Mode::Run, quiet).await,
+        Command::Reconcile(args) => {
+            let mode = Mode::Reconcile {
+                retry_denied: args.retry_denied,
+            };
+            work(args.run, mode, quiet).await
+        }
+        Command::Validate(args) => validate(args),
         Command::Simulate(args) => simulate(args).await,
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "pc-qualify", &mut std::io::stdout());
+            Ok(ExitCode::Success)
+        }
     }
 }
 
-async fn run(args: RunArgs, quiet: bool) -> Result<ExitCode, ErrorKind> {
-    let file = match &args.config {
+fn load_settings(config: Option<&Path>, flags: Settings) -> Result<RunConfig, ErrorKind> {
+    let file = match config {
         Some(path) => Settings::from_file(path)?,
         None => Settings::default(),
     };
-    let mut config = RunConfig::from_settings(args.settings.or(file))?;
+    RunConfig::from_settings(flags.or(file))
+}
+
+/// `run` and `reconcile`.
+async fn work(args: RunArgs, mode: Mode, quiet: bool) -> Result<ExitCode, ErrorKind> {
+    let mut config = load_settings(args.config.as_deref(), args.settings.clone())?;
     // Held for the whole run: dropping it stops the in-process simulator.
     let mut sandbox = None;
     let credentials = if args.sandbox {
@@ -217,25 +322,30 @@ async fn run(args: RunArgs, quiet: bool) -> Result<ExitCode, ErrorKind> {
         config.authority = handle.base_url();
         tracing::info!(url = %handle.base_url(), "sandbox: simulator started");
         sandbox = Some(handle);
-        Credentials::Refresh(RefreshCredentials {
+        Some(Credentials::Refresh(RefreshCredentials {
             authority: config.authority.clone(),
             tenant: simulator::SANDBOX_TENANT.to_string(),
             client_id: simulator::SANDBOX_CLIENT_ID.to_string(),
             client_secret: SecretString::from(simulator::SANDBOX_CLIENT_SECRET.to_string()),
             refresh_token: SecretString::from(simulator::SANDBOX_REFRESH_TOKEN.to_string()),
             token_file: None,
-        })
+        }))
+    } else if args.dry_run && mode == Mode::Run && !config.validation_code_auto {
+        // A dry run of `run` sends nothing, so it needs no credentials.
+        None
     } else {
-        credentials_from_env(&config.authority)?
+        Some(credentials_from_env(&config.authority)?)
     };
     let stop = Stop::default();
     let signals = tokio::spawn(forward_signals(stop.clone()));
-    let output = args.output.clone();
     let report = pipeline::execute(
         Job {
             input: args.input.clone(),
             output: args.output.clone(),
             force: args.force,
+            resume: args.resume,
+            dry_run: args.dry_run,
+            mode,
             config,
             credentials,
         },
@@ -251,9 +361,88 @@ async fn run(args: RunArgs, quiet: bool) -> Result<ExitCode, ErrorKind> {
         tracing::error!("{error}");
     }
     if !quiet {
-        eprint!("{}", summary(&report, &output));
+        if let Some(example) = &report.example_request {
+            eprintln!("pc-qualify: dry run; the first row would be sent as:\n\n{example}");
+        }
+        eprint!("{}", summary(&report, &args));
     }
     Ok(report.exit_code())
+}
+
+/// `validate`: every problem as `row N: field: reason`, then a total.
+fn validate(args: ValidateArgs) -> Result<ExitCode, ErrorKind> {
+    use std::io::Write as _;
+    let config = load_settings(args.config.as_deref(), args.settings)?;
+    if config.validation_code_auto {
+        return Err(ErrorKind::Config(
+            "validate works offline: --validation-code auto needs the service; give the code itself".into(),
+        ));
+    }
+    let options = InputOptions {
+        contract: config.contract,
+        default_segment: config.default_segment,
+        default_validation_code: config.default_validation_code,
+    };
+    let input_error = |reason: String| ErrorKind::Input {
+        path: args.input.clone(),
+        reason,
+    };
+    let source: Box<dyn std::io::Read> = if args.input == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(&args.input).map_err(|e| input_error(e.to_string()))?)
+    };
+    let mut reader = InputReader::new(source, options).map_err(|e| input_error(e.to_string()))?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let (mut rows, mut invalid, mut duplicates) = (0u64, 0u64, 0u64);
+    let pipe = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            ErrorKind::BrokenPipe
+        } else {
+            ErrorKind::Output {
+                path: "-".into(),
+                reason: e.to_string(),
+            }
+        }
+    };
+    while let Some(record) = reader.next_record() {
+        rows += 1;
+        match record.map_err(|e| input_error(e.to_string()))? {
+            Record::Valid(_) => {}
+            Record::Rejected(row) if row.outcome == Some(Outcome::Duplicate) => {
+                duplicates += 1;
+                writeln!(
+                    out,
+                    "row {}: duplicate: {} (it will not be sent twice)",
+                    row.row,
+                    row.error_message.as_deref().unwrap_or("")
+                )
+                .map_err(pipe)?;
+            }
+            Record::Rejected(row) => {
+                invalid += 1;
+                writeln!(
+                    out,
+                    "row {}: {}",
+                    row.row,
+                    row.error_message.as_deref().unwrap_or("invalid")
+                )
+                .map_err(pipe)?;
+            }
+        }
+    }
+    writeln!(
+        out,
+        "{rows} row(s): {} valid, {invalid} invalid, {duplicates} duplicate(s)",
+        rows - invalid - duplicates
+    )
+    .map_err(pipe)?;
+    out.flush().map_err(pipe)?;
+    Ok(if invalid > 0 {
+        ExitCode::RowsFailed
+    } else {
+        ExitCode::Success
+    })
 }
 
 /// Turns SIGINT/SIGTERM into stop requests (the first drains, the second is urgent).
@@ -284,7 +473,7 @@ async fn forward_signals(stop: Stop) {
     }
 }
 
-fn summary(report: &Report, output: &str) -> String {
+fn summary(report: &Report, args: &RunArgs) -> String {
     use std::fmt::Write as _;
     let stats = &report.stats;
     let mut text = String::new();
@@ -294,14 +483,18 @@ fn summary(report: &Report, output: &str) -> String {
     } else {
         0.0
     };
-    let where_to = if output == "-" {
+    let where_to = if args.output == "-" {
         "standard output".to_string()
     } else {
-        output.to_string()
+        args.output.clone()
+    };
+    let carried = match report.carried_over {
+        0 => String::new(),
+        n => format!(" (+{n} carried over from the earlier run)"),
     };
     let _ = writeln!(
         text,
-        "pc-qualify: {} rows in {secs:.1}s ({rate:.1} rows/s); results: {where_to}",
+        "pc-qualify: {} rows in {secs:.1}s ({rate:.1} rows/s){carried}; results: {where_to}",
         report.rows
     );
     let outcomes: Vec<String> = Outcome::ALL
@@ -312,6 +505,27 @@ fn summary(report: &Report, output: &str) -> String {
         .collect();
     if !outcomes.is_empty() {
         let _ = writeln!(text, "  rows: {}", outcomes.join(", "));
+    }
+    let vetting: Vec<String> = stats
+        .vetting()
+        .iter()
+        .filter(|(status, _)| status != "none")
+        .map(|(status, n)| format!("{status} {n}"))
+        .collect();
+    if !vetting.is_empty() {
+        let _ = writeln!(text, "  vetting: {}", vetting.join(", "));
+    }
+    let denied: u64 = stats
+        .vetting()
+        .iter()
+        .filter(|(status, _)| status.eq_ignore_ascii_case("Denied"))
+        .map(|(_, n)| n)
+        .sum();
+    if denied > 0 {
+        let _ = writeln!(
+            text,
+            "  DENIED: {denied} row(s) hold a Denied vetting decision; see vetting_reason (reconcile re-posts them only with --retry-denied)"
+        );
     }
     let statuses: Vec<String> = stats
         .statuses()
@@ -345,20 +559,49 @@ fn summary(report: &Report, output: &str) -> String {
             ms(stats.latency_max())
         );
     }
+    let failed = stats.outcome(Outcome::Failed) + stats.outcome(Outcome::Invalid);
     if report.interrupted {
         let _ = writeln!(
             text,
-            "  interrupted: rows not yet in {where_to} were not finished; run the same command again with --force to redo them"
+            "  interrupted; to finish the remaining rows run:\n    {}",
+            resume_command()
         );
-    }
-    let failed = stats.outcome(Outcome::Failed) + stats.outcome(Outcome::Invalid);
-    if failed > 0 && !report.interrupted {
+    } else if failed > 0 && args.output != "-" {
         let _ = writeln!(
             text,
-            "  {failed} row(s) failed or were invalid: see the error_code and error_message columns of {where_to}"
+            "  {failed} row(s) failed or were invalid (see error_code/error_message); after fixing the input, retry just those rows with:\n    {}",
+            resume_command()
         );
     }
     text
+}
+
+/// This process's own command line with `--resume` in place of `--force`, quoted for a POSIX shell.
+fn resume_command() -> String {
+    let mut args: Vec<String> = std::env::args()
+        .filter(|a| a != "--force" && a != "--resume")
+        .collect();
+    if let Some(first) = args.first_mut() {
+        *first = "pc-qualify".to_string();
+    }
+    let at = args.len().min(2);
+    args.insert(at, "--resume".to_string());
+    args.iter()
+        .map(|a| shell_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn shell_quote(arg: &str) -> String {
+    let safe = !arg.is_empty()
+        && arg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b));
+    if safe {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
 }
 
 /// `pc-qualify simulate`: serve until interrupted.

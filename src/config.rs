@@ -39,9 +39,13 @@ pub struct Settings {
     #[arg(long, value_name = "SEGMENT")]
     pub education_segment: Option<EducationSegment>,
 
-    /// GovernmentCommunityCloud validation code for rows that leave it empty (digits)
-    #[arg(long, value_name = "CODE")]
+    /// GovernmentCommunityCloud validation code for rows that leave it empty: digits, or `auto` to read the partner's codes
+    #[arg(long, value_name = "CODE|auto")]
     pub validation_code: Option<String>,
+
+    /// With `--validation-code auto` and several codes: the organization name whose code to use
+    #[arg(long, value_name = "NAME")]
+    pub validation_org: Option<String>,
 
     /// Most HTTP requests per second across all workers, retries and reads included; 0 = unlimited [default: 5]
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
@@ -81,6 +85,7 @@ impl Settings {
             api_contract: self.api_contract.or(lower.api_contract),
             education_segment: self.education_segment.or(lower.education_segment),
             validation_code: self.validation_code.or(lower.validation_code),
+            validation_org: self.validation_org.or(lower.validation_org),
             rate: self.rate.or(lower.rate),
             burst: self.burst.or(lower.burst),
             concurrency: self.concurrency.or(lower.concurrency),
@@ -131,6 +136,10 @@ pub struct RunConfig {
     pub default_segment: Option<EducationSegment>,
     /// Default GCC validation code.
     pub default_validation_code: Option<String>,
+    /// `--validation-code auto`: read the partner's codes before the run.
+    pub validation_code_auto: bool,
+    /// Organization whose code `auto` picks when there are several.
+    pub validation_org: Option<String>,
     /// Requests/s, `0.0` = unlimited.
     pub rate: f64,
     /// Burst size.
@@ -168,14 +177,18 @@ impl RunConfig {
                 )))
             }
         };
+        let validation_code_auto = s
+            .validation_code
+            .as_deref()
+            .is_some_and(|c| c.trim().eq_ignore_ascii_case("auto"));
         let default_validation_code = match s.validation_code {
-            Some(code) if code.trim().is_empty() => None,
+            Some(code) if code.trim().is_empty() || validation_code_auto => None,
             Some(code) if code.trim().bytes().all(|b| b.is_ascii_digit()) => {
                 Some(code.trim().to_string())
             }
             Some(code) => {
                 return Err(bad(format!(
-                    "--validation-code must be digits; got {code:?}"
+                    "--validation-code must be digits or `auto`; got {code:?}"
                 )))
             }
             None => None,
@@ -194,6 +207,8 @@ impl RunConfig {
             contract: s.api_contract.unwrap_or_default(),
             default_segment: s.education_segment,
             default_validation_code,
+            validation_code_auto,
+            validation_org: s.validation_org.filter(|o| !o.trim().is_empty()),
             rate,
             burst: burst as u32,
             concurrency: concurrency as usize,

@@ -384,6 +384,12 @@ impl<R: Read> InputReader<R> {
         }
     }
 
+    /// Sets the default validation code once it is known (after `--validation-code auto` has
+    /// read the partner's codes); call it before the first record.
+    pub fn set_default_validation_code(&mut self, code: Option<String>) {
+        self.opts.default_validation_code = code;
+    }
+
     /// How many distinct valid (customer, qualification) pairs have been seen.
     pub fn seen_duplicate_keys(&self) -> usize {
         self.seen.len()

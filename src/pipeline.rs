@@ -7,19 +7,24 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::path::Path;
+
 use tokio::sync::{mpsc, watch};
-use uuid::Uuid;
 
 use crate::api;
 use crate::auth::{Credentials, TokenProvider};
-use crate::client::{http_client, Client, Exchange, Reply};
+use crate::client::{http_client, Client};
 use crate::config::RunConfig;
 use crate::error::{ErrorKind, ExitCode};
 use crate::input::{InputOptions, InputReader, Record};
 use crate::model::{Outcome, ResultRow, Row};
 use crate::output::{self, ResultsWriter};
+use crate::preflight;
+use crate::resume::{self, Journal, ResumeState};
 use crate::stats::Stats;
 use crate::throttle::Throttle;
+pub use crate::worker::Mode;
+use crate::worker::{Work, Worker};
 
 /// What to run: where rows come from and go, with what settings and credentials.
 pub struct Job {
@@ -29,18 +34,26 @@ pub struct Job {
     pub output: String,
     /// Overwrite an existing results file.
     pub force: bool,
+    /// Continue an earlier results file instead of starting a new one.
+    pub resume: bool,
+    /// Plan writes instead of sending them.
+    pub dry_run: bool,
+    /// Run or reconcile.
+    pub mode: Mode,
     /// Validated settings.
     pub config: RunConfig,
-    /// Where access tokens come from.
-    pub credentials: Credentials,
+    /// Where access tokens come from; `None` only for a `run --dry-run`, which sends nothing.
+    pub credentials: Option<Credentials>,
 }
 
 /// How a finished (or stopped) run went.
 pub struct Report {
     /// Counters for the summary.
     pub stats: Arc<Stats>,
-    /// Rows written to the results file.
+    /// Rows written to the results file by this run (carried-over rows not included).
     pub rows: u64,
+    /// Rows carried over from an earlier results file by `--resume`.
+    pub carried_over: u64,
     /// Wall time of the run proper.
     pub elapsed: Duration,
     /// The run was stopped by a signal before it read every row.
@@ -49,6 +62,8 @@ pub struct Report {
     pub input_error: Option<String>,
     /// Pool-wide 429 pauses.
     pub pauses: u64,
+    /// For a dry run: the first request that would have been sent, token masked.
+    pub example_request: Option<String>,
 }
 
 impl Report {
@@ -126,6 +141,9 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         input,
         output: output_path,
         force,
+        resume,
+        dry_run,
+        mode,
         config,
         credentials,
     } = job;
@@ -134,65 +152,156 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         default_segment: config.default_segment,
         default_validation_code: config.default_validation_code.clone(),
     };
-    let reader = InputReader::new(open_input(&input)?, options).map_err(|e| ErrorKind::Input {
+    let input_error = |e: crate::input::InputError| ErrorKind::Input {
         path: input.clone(),
         reason: e.to_string(),
-    })?;
-    output::check_target(&output_path, force)?;
+    };
+    let mut reader = InputReader::new(open_input(&input)?, options.clone()).map_err(input_error)?;
+    if resume && (input == "-" || output_path == "-") {
+        return Err(ErrorKind::Config(
+            "--resume needs a file for both --input and --output (it reads them again)".into(),
+        ));
+    }
+    if !resume {
+        output::check_target(&output_path, force)?;
+    }
 
-    let http = http_client(config.timeout, config.concurrency)
-        .map_err(|e| ErrorKind::Config(format!("HTTP client: {e}")))?;
-    let tokens = Arc::new(TokenProvider::new(http.clone(), credentials));
-    // Credentials are proven before the results file exists or any row is sent.
-    tokens.token().await?;
     let stats = Arc::new(Stats::default());
     let throttle = Arc::new(Throttle::new(config.rate, config.burst));
-    let client = Arc::new(Client::new(
-        http,
-        &config.base_url,
-        tokens,
-        throttle.clone(),
-        config.retry,
-        stats.clone(),
-    ));
+    let client = match credentials {
+        Some(credentials) => {
+            let http = http_client(config.timeout, config.concurrency)
+                .map_err(|e| ErrorKind::Config(format!("HTTP client: {e}")))?;
+            let tokens = Arc::new(TokenProvider::new(http.clone(), credentials));
+            // Credentials are proven before the results file is touched or any row is sent.
+            tokens.token().await?;
+            Some(Arc::new(Client::new(
+                http,
+                &config.base_url,
+                tokens,
+                throttle.clone(),
+                config.retry,
+                stats.clone(),
+            )))
+        }
+        None => None,
+    };
+    if config.validation_code_auto {
+        let client = client.as_deref().ok_or_else(|| {
+            ErrorKind::Config("--validation-code auto needs credentials to read the codes".into())
+        })?;
+        let code = preflight::validation_code(client, config.validation_org.as_deref()).await?;
+        reader.set_default_validation_code(Some(code.validation_id.clone()));
+        if mode == Mode::Run && !dry_run {
+            let options = InputOptions {
+                default_validation_code: Some(code.validation_id.clone()),
+                ..options
+            };
+            let rows = preflight::count_gcc_rows(open_input(&input)?, options, &code.validation_id)
+                .map_err(input_error)?;
+            preflight::check_remaining_creates(&code, rows)?;
+        }
+    }
 
-    let sink = output::create(&output_path, force)?;
-    let writer = ResultsWriter::with_header(sink).map_err(|e| output_error(&output_path, e))?;
+    let resume_state = if resume {
+        let state = resume::prepare(&output_path, &stats)?;
+        resume::verify_input(
+            InputReader::new(open_input(&input)?, InputOptions::default()).map_err(input_error)?,
+            &state,
+            &input,
+        )?;
+        state
+    } else {
+        ResumeState::default()
+    };
+    let carried_over = resume_state.settled.len() as u64;
+    let writer = if resume && Path::new(&output_path).exists() {
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&output_path)
+            .map_err(|e| output_error(&output_path, e))?;
+        ResultsWriter::without_header(output::Sink::File(std::io::BufWriter::new(file)))
+    } else {
+        let sink = output::create(&output_path, force || resume)?;
+        ResultsWriter::with_header(sink).map_err(|e| output_error(&output_path, e))?
+    };
+    let journal_path = resume::journal_path(&output_path);
+    let journal = if output_path == "-" || (dry_run && !matches!(mode, Mode::Reconcile { .. })) {
+        None
+    } else {
+        if !resume {
+            // A journal left by an earlier run of another file must not lend its request ids.
+            let _ = std::fs::remove_file(&journal_path);
+        }
+        Some(
+            Journal::open(&journal_path)
+                .map_err(|e| output_error(&journal_path.display().to_string(), e))?,
+        )
+    };
+    let example_request = match (dry_run, mode) {
+        (true, Mode::Run) => Some(String::new()),
+        _ => None,
+    };
     let started = Instant::now();
 
-    let (work_tx, work_rx) = async_channel::bounded::<Row>(config.concurrency * 2);
+    let (work_tx, work_rx) = async_channel::bounded::<Work>(config.concurrency * 2);
     let (result_tx, result_rx) = mpsc::channel::<ResultRow>(config.concurrency * 4 + 64);
     let aborted = Arc::new(AtomicBool::new(false));
+    let example = Arc::new(std::sync::Mutex::new(None::<Row>));
 
     let reader_task = {
         let result_tx = result_tx.clone();
         let stop = stop.clone();
         let aborted = aborted.clone();
-        tokio::task::spawn_blocking(move || read_rows(reader, work_tx, result_tx, &stop, &aborted))
+        let example = example.clone();
+        let want_example = example_request.is_some();
+        tokio::task::spawn_blocking(move || {
+            read_rows(
+                reader,
+                &resume_state,
+                work_tx,
+                result_tx,
+                &stop,
+                &aborted,
+                |row| {
+                    if want_example {
+                        if let Ok(mut slot) = example.lock() {
+                            slot.get_or_insert_with(|| row.clone());
+                        }
+                    }
+                },
+            )
+        })
     };
     let writer_task = {
         let stats = stats.clone();
         let aborted = aborted.clone();
         tokio::task::spawn_blocking(move || write_rows(result_rx, writer, &stats, &aborted))
     };
+    let worker = Arc::new(Worker {
+        client: client.clone(),
+        contract: config.contract,
+        mode,
+        dry_run,
+        journal,
+    });
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..config.concurrency {
         let work_rx = work_rx.clone();
         let result_tx = result_tx.clone();
-        let client = client.clone();
+        let worker = worker.clone();
         let mut stop_rx = stop.subscribe();
-        let contract = config.contract;
         workers.spawn(async move {
             loop {
-                let row = tokio::select! {
+                let work = tokio::select! {
                     biased;
                     _ = stop_rx.wait_for(|n| *n > 0) => break,
-                    row = work_rx.recv() => match row {
-                        Ok(row) => row,
+                    work = work_rx.recv() => match work {
+                        Ok(work) => work,
                         Err(_) => break,
                     },
                 };
-                let result = process_row(&client, contract, row).await;
+                let result = worker.process(work).await;
                 if result_tx.send(result).await.is_err() {
                     break;
                 }
@@ -218,13 +327,27 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         }
         Err(err) => return Err(output_error(&output_path, std::io::Error::other(err))),
     };
+    let interrupted = stop.requested();
+    if !interrupted && input_error.is_none() {
+        // Every row has its results row: nothing is in doubt any more.
+        let _ = std::fs::remove_file(&journal_path);
+    }
+    let example_request = example_request.and_then(|_| {
+        let row = example.lock().ok()?.take()?;
+        Some(preflight::describe_request(
+            &config.base_url,
+            &api::create_request(&row, config.contract),
+        ))
+    });
     Ok(Report {
         stats,
         rows,
+        carried_over,
         elapsed: started.elapsed(),
-        interrupted: stop.requested(),
+        interrupted,
         input_error: input_error.map(|e| format!("input {input}: {e}")),
         pauses: throttle.pauses(),
+        example_request,
     })
 }
 
@@ -261,20 +384,29 @@ async fn drain_workers(workers: &mut tokio::task::JoinSet<()>, stop: &Stop, grac
     while workers.join_next().await.is_some() {}
 }
 
-/// The reader thread: validated rows to the workers, rejected rows straight to the writer.
+/// The reader thread: validated rows to the workers, rejected rows straight to the writer,
+/// rows an earlier run settled nowhere.
 fn read_rows<R: Read>(
     mut reader: InputReader<R>,
-    work_tx: async_channel::Sender<Row>,
+    resume: &ResumeState,
+    work_tx: async_channel::Sender<Work>,
     result_tx: mpsc::Sender<ResultRow>,
     stop: &Stop,
     aborted: &AtomicBool,
+    mut on_valid: impl FnMut(&Row),
 ) -> Result<(), String> {
     while let Some(record) = reader.next_record() {
         if stop.requested() || aborted.load(Ordering::Relaxed) {
             return Ok(());
         }
         let sent = match record.map_err(|e| e.to_string())? {
-            Record::Valid(row) => work_tx.send_blocking(row).is_ok(),
+            Record::Valid(row) if resume.is_settled(row.index) => true,
+            Record::Rejected(row) if resume.is_settled(row.row) => true,
+            Record::Valid(row) => {
+                on_valid(&row);
+                let request_id = resume.request_id_for(&row);
+                work_tx.send_blocking(Work { row, request_id }).is_ok()
+            }
             Record::Rejected(row) => {
                 if row.outcome == Some(Outcome::Invalid) {
                     tracing::warn!(
@@ -332,137 +464,5 @@ fn output_error(path: &str, err: std::io::Error) -> ErrorKind {
     ErrorKind::Output {
         path: path.to_string(),
         reason: err.to_string(),
-    }
-}
-
-/// Sends one row and describes what became of it.
-async fn process_row(client: &Client, contract: crate::model::ApiContract, row: Row) -> ResultRow {
-    let started = Instant::now();
-    let request = api::create_request(&row, contract);
-    let exchange = client.send(&request, Uuid::new_v4()).await;
-    let mut result = ResultRow {
-        row: row.index,
-        customer_id: row.customer_id.to_string(),
-        qualification: row.qualification.as_str().to_string(),
-        ..ResultRow::default()
-    };
-    describe_call(&mut result, &exchange);
-    match &exchange.reply {
-        Reply::Answer { status, body } if (200..300).contains(status) => {
-            result.outcome = Some(Outcome::Created);
-            set_vetting(&mut result, api::parse_create_answer(body));
-        }
-        Reply::Answer { status: 409, .. } => {
-            result.outcome = Some(Outcome::Exists);
-            result.error_code = None;
-            result.error_message = None;
-            // The create answer says nothing about vetting; the customer's list does.
-            let read = client
-                .send(&api::list_request(row.customer_id), Uuid::new_v4())
-                .await;
-            match read_vetting(&read, row.qualification) {
-                Ok(Some(vetting)) => set_vetting(&mut result, vetting),
-                Ok(None) => {
-                    result.error_message = Some(
-                        "the service answered 409 but the customer's list does not show the qualification"
-                            .into(),
-                    )
-                }
-                Err(reason) => {
-                    result.error_message = Some(format!("vetting status not read: {reason}"))
-                }
-            }
-        }
-        _ => result.outcome = Some(Outcome::Failed),
-    }
-    result.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    log_row(&result);
-    result
-}
-
-/// Fills the columns that describe the deciding call, and its error for a failure.
-fn describe_call(result: &mut ResultRow, exchange: &Exchange) {
-    result.attempts = exchange.attempts;
-    result.correlation_id = exchange.correlation_id;
-    result.request_id = Some(exchange.request_id);
-    match &exchange.reply {
-        Reply::Answer { status, body } => {
-            result.http_status = Some(*status);
-            if !(200..300).contains(status) {
-                let error = api::parse_error_body(body);
-                result.error_code = error.code;
-                result.error_message = Some(error.message.unwrap_or_else(|| {
-                    format!("HTTP {status} after {} attempt(s)", exchange.attempts)
-                }));
-            }
-        }
-        Reply::Transport(reason) => {
-            result.error_code = Some("transport".into());
-            result.error_message =
-                Some(format!("{reason} (after {} attempt(s))", exchange.attempts));
-        }
-        Reply::Token(reason) => {
-            result.error_code = Some("token".into());
-            result.error_message = Some(api::sanitize(reason));
-        }
-    }
-}
-
-/// The vetting fields of `qualification` from a list read, `Ok(None)` when it is not listed.
-fn read_vetting(
-    exchange: &Exchange,
-    qualification: crate::model::Qualification,
-) -> Result<Option<api::Vetting>, String> {
-    match &exchange.reply {
-        Reply::Answer { status, body } if (200..300).contains(status) => {
-            let list = api::parse_qualification_list(body)?;
-            Ok(api::find_qualification(list, qualification).map(api::Vetting::from))
-        }
-        Reply::Answer { status, body } => {
-            let error = api::parse_error_body(body);
-            Err(format!(
-                "GET answered {status}{}",
-                error.message.map(|m| format!(": {m}")).unwrap_or_default()
-            ))
-        }
-        Reply::Transport(reason) | Reply::Token(reason) => Err(api::sanitize(reason)),
-    }
-}
-
-fn set_vetting(result: &mut ResultRow, vetting: api::Vetting) {
-    result.vetting_status = vetting.status.map(|s| api::sanitize(&s));
-    result.vetting_reason = vetting.reason.map(|s| api::sanitize(&s));
-    result.vetting_create_date = vetting.create_date.map(|s| api::sanitize(&s));
-}
-
-fn display_id(id: Option<Uuid>) -> tracing::field::DisplayValue<String> {
-    tracing::field::display(id.map(|id| id.to_string()).unwrap_or_default())
-}
-
-fn log_row(result: &ResultRow) {
-    let outcome = result.outcome.map_or("", |o| o.as_str());
-    if result.outcome == Some(Outcome::Failed) {
-        tracing::warn!(
-            row = result.row,
-            customer_id = %result.customer_id,
-            outcome,
-            http_status = result.http_status,
-            error_code = result.error_code.as_deref().unwrap_or(""),
-            error = result.error_message.as_deref().unwrap_or(""),
-            request_id = display_id(result.request_id),
-            correlation_id = display_id(result.correlation_id),
-            "row failed"
-        );
-    } else {
-        tracing::debug!(
-            row = result.row,
-            customer_id = %result.customer_id,
-            outcome,
-            http_status = result.http_status,
-            vetting_status = result.vetting_status.as_deref().unwrap_or(""),
-            request_id = display_id(result.request_id),
-            correlation_id = display_id(result.correlation_id),
-            "row done"
-        );
     }
 }

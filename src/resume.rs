@@ -1,0 +1,217 @@
+//! Crash safety and `--resume`: the in-flight journal, and carrying settled rows of an earlier
+//! results file into a new run.
+//!
+//! Before a row's first POST, its `MS-RequestId` is appended to `<output>.journal`. A row that was
+//! in flight when the process died has a journal line but no results row; on resume it is sent
+//! again with the same request id, so the service can recognise the repeat, and a `409` then means
+//! the first attempt had landed (outcome `exists`).
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use uuid::Uuid;
+
+use crate::error::ErrorKind;
+use crate::input::{InputReader, Record};
+use crate::model::{CustomerId, Outcome, Qualification, Row};
+use crate::output::ResultsReader;
+use crate::stats::Stats;
+
+/// A compact (customer, qualification) key: 17 bytes instead of two strings.
+type Key = (u128, u8);
+
+fn key_of(customer: &str, qualification: &str) -> Option<Key> {
+    let customer = CustomerId::parse(customer)?;
+    let qualification = Qualification::parse(qualification).ok()?;
+    Some((customer.as_u128(), qualification.index()))
+}
+
+/// The journal that sits beside a results file.
+pub fn journal_path(output: &str) -> PathBuf {
+    PathBuf::from(format!("{output}.journal"))
+}
+
+/// Appends one line per row before its first POST; each line is a single `write` to an
+/// `O_APPEND` file, so concurrent workers need no lock and a crash leaves whole lines.
+pub struct Journal {
+    file: File,
+}
+
+impl Journal {
+    /// Opens (or creates) the journal for appending.
+    pub fn open(path: &Path) -> io::Result<Journal> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Journal { file })
+    }
+
+    /// Records that `row` is about to be posted with `request_id`.
+    pub fn record(&self, row: &Row, request_id: Uuid) -> io::Result<()> {
+        let line = format!(
+            "{},{},{},{}\n",
+            row.index,
+            row.customer_id,
+            row.qualification.as_str(),
+            request_id.hyphenated()
+        );
+        (&self.file).write_all(line.as_bytes())
+    }
+}
+
+/// Request ids of rows that were posted but never finished, by row number.
+pub fn read_journal(path: &Path) -> io::Result<HashMap<u64, (Key, Uuid)>> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(e) => return Err(e),
+    };
+    let mut entries = HashMap::new();
+    for line in BufReader::new(file).lines() {
+        let line = line?;
+        let mut parts = line.split(',');
+        let (Some(row), Some(customer), Some(qualification), Some(id), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            // A torn last line from a crash: that row's POST had not started.
+            continue;
+        };
+        if let (Ok(row), Some(key), Ok(id)) = (
+            row.parse(),
+            key_of(customer, qualification),
+            Uuid::parse_str(id),
+        ) {
+            entries.insert(row, (key, id));
+        }
+    }
+    Ok(entries)
+}
+
+/// What an earlier results file contributes to a resumed run.
+#[derive(Default)]
+pub struct ResumeState {
+    /// Rows already `created` or `exists`, with their key, which are not sent again.
+    pub settled: HashMap<u64, Key>,
+    /// Request ids of rows that were in flight when the earlier run stopped.
+    pub in_flight: HashMap<u64, (Key, Uuid)>,
+}
+
+impl ResumeState {
+    /// Whether row `index` is already done.
+    pub fn is_settled(&self, index: u64) -> bool {
+        self.settled.contains_key(&index)
+    }
+
+    /// The request id to reuse for `row`, if it was in flight with the same customer and qualification.
+    pub fn request_id_for(&self, row: &Row) -> Option<Uuid> {
+        self.in_flight
+            .get(&row.index)
+            .filter(|(key, _)| *key == row.key())
+            .map(|(_, id)| *id)
+    }
+}
+
+/// Reads the results file at `output`, rewrites it to hold only its settled rows (atomically), and
+/// counts those rows in `stats`. A missing file resumes from nothing.
+pub fn prepare(output: &str, stats: &Stats) -> Result<ResumeState, ErrorKind> {
+    let err = |reason: String| ErrorKind::Output {
+        path: output.to_string(),
+        reason,
+    };
+    let path = Path::new(output);
+    if !path.exists() {
+        return Ok(ResumeState::default());
+    }
+    let mut reader = ResultsReader::open(path).map_err(|e| err(e.to_string()))?;
+    let tmp = PathBuf::from(format!("{output}.resume-tmp"));
+    let mut settled = HashMap::new();
+    let result = (|| -> Result<(), ErrorKind> {
+        let file = File::create(&tmp).map_err(|e| err(format!("{}: {e}", tmp.display())))?;
+        let mut csv = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_writer(io::BufWriter::new(file));
+        csv.write_record(crate::model::RESULT_COLUMNS)
+            .map_err(|e| err(e.to_string()))?;
+        while let Some(next) = reader.next_row() {
+            let (row, record) = next.map_err(|e| err(e.to_string()))?;
+            let Some(outcome) = row.outcome.filter(Outcome::is_settled) else {
+                continue;
+            };
+            let key = key_of(&row.customer_id, &row.qualification).ok_or_else(|| {
+                err(format!(
+                    "row {} is {outcome} but its customer_id/qualification do not parse",
+                    row.row
+                ))
+            })?;
+            if settled.insert(row.row, key).is_some() {
+                return Err(err(format!("row {} appears twice", row.row)));
+            }
+            stats.record_outcome(outcome);
+            stats.record_vetting(row.vetting_status.as_deref());
+            csv.write_byte_record(record)
+                .map_err(|e| err(e.to_string()))?;
+        }
+        let file = csv
+            .into_inner()
+            .map_err(|e| err(e.to_string()))?
+            .into_inner()
+            .map_err(|e| err(e.to_string()))?;
+        file.sync_all().map_err(|e| err(e.to_string()))?;
+        std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result?;
+    let in_flight = read_journal(&journal_path(output))
+        .map_err(|e| err(format!("journal: {e}")))?
+        .into_iter()
+        .filter(|(row, _)| !settled.contains_key(row))
+        .collect();
+    Ok(ResumeState { settled, in_flight })
+}
+
+/// Checks, before anything is sent, that every settled row still names the same customer and
+/// qualification in `input`; otherwise the results belong to another file.
+pub fn verify_input<R: Read>(
+    mut reader: InputReader<R>,
+    state: &ResumeState,
+    input: &str,
+) -> Result<(), ErrorKind> {
+    let mismatch = |reason: String| {
+        ErrorKind::ResumeMismatch(format!(
+            "{reason}; the results file does not belong to {input} (use another --output, or --force to start over)"
+        ))
+    };
+    let mut seen = 0usize;
+    while let Some(record) = reader.next_record() {
+        let record = record.map_err(|e| ErrorKind::Input {
+            path: input.to_string(),
+            reason: e.to_string(),
+        })?;
+        let (index, key) = match &record {
+            Record::Valid(row) => (row.index, Some(row.key())),
+            Record::Rejected(row) => (row.row, key_of(&row.customer_id, &row.qualification)),
+        };
+        let Some(expected) = state.settled.get(&index) else {
+            continue;
+        };
+        seen += 1;
+        if key != Some(*expected) {
+            return Err(mismatch(format!(
+                "row {index} of the input is not the customer and qualification the results record as done"
+            )));
+        }
+    }
+    if seen != state.settled.len() {
+        let max = state.settled.keys().max().copied().unwrap_or(0);
+        return Err(mismatch(format!(
+            "the results record row {max} as done, but the input has fewer rows"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,262 @@
+//! What a worker does with one row: post it (`run`), read first and post only what is missing
+//! (`reconcile`), or plan it (`--dry-run`); and how the deciding call is described in the results.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use uuid::Uuid;
+
+use crate::api;
+use crate::client::{Client, Exchange, Reply};
+use crate::model::{ApiContract, Outcome, Qualification, QualificationRecord, ResultRow, Row};
+use crate::resume::Journal;
+
+/// Which job the workers do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Post every valid row.
+    Run,
+    /// Read each customer's qualifications first; post only the missing ones.
+    Reconcile {
+        /// Post again where vetting was Denied (spends one of the customer's three vetting requests).
+        retry_denied: bool,
+    },
+}
+
+/// One row handed to a worker.
+pub struct Work {
+    /// The validated row.
+    pub row: Row,
+    /// A request id carried over from an interrupted run (see [`crate::resume`]).
+    pub request_id: Option<Uuid>,
+}
+
+/// Everything a worker shares with the others.
+pub struct Worker {
+    /// The API client; `None` for a `run --dry-run`, which sends nothing.
+    pub client: Option<Arc<Client>>,
+    /// Request contract for creates.
+    pub contract: ApiContract,
+    /// Run or reconcile.
+    pub mode: Mode,
+    /// Plan writes instead of sending them.
+    pub dry_run: bool,
+    /// Where request ids are recorded before a POST.
+    pub journal: Option<Journal>,
+}
+
+impl Worker {
+    /// Processes one row to its results row; never fails (failures are outcomes).
+    pub async fn process(&self, work: Work) -> ResultRow {
+        let started = Instant::now();
+        let Work { row, request_id } = work;
+        let mut result = ResultRow {
+            row: row.index,
+            customer_id: row.customer_id.to_string(),
+            qualification: row.qualification.as_str().to_string(),
+            ..ResultRow::default()
+        };
+        match (&self.client, self.mode) {
+            (Some(client), Mode::Reconcile { retry_denied }) => {
+                self.reconcile(client, &row, request_id, retry_denied, &mut result)
+                    .await
+            }
+            (Some(client), Mode::Run) if !self.dry_run => {
+                self.create(client, &row, request_id, &mut result).await
+            }
+            _ => result.outcome = Some(Outcome::Planned),
+        }
+        result.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        log_row(&result);
+        result
+    }
+
+    /// Reads the customer's qualifications, then decides: exists, planned, or create.
+    async fn reconcile(
+        &self,
+        client: &Client,
+        row: &Row,
+        request_id: Option<Uuid>,
+        retry_denied: bool,
+        result: &mut ResultRow,
+    ) {
+        let read = client
+            .send(&api::list_request(row.customer_id), Uuid::new_v4())
+            .await;
+        let held = match read_record(&read, row.qualification) {
+            Ok(held) => held,
+            Err(_) => {
+                describe_call(result, &read);
+                result.outcome = Some(Outcome::Failed);
+                return;
+            }
+        };
+        let denied = held.as_ref().is_some_and(|r| {
+            r.vetting_status
+                .as_deref()
+                .is_some_and(|s| s.eq_ignore_ascii_case("Denied"))
+        });
+        match held {
+            Some(record) if !(denied && retry_denied) => {
+                describe_call(result, &read);
+                result.outcome = Some(Outcome::Exists);
+                set_vetting(result, api::Vetting::from(record));
+            }
+            _ if self.dry_run => {
+                describe_call(result, &read);
+                result.outcome = Some(Outcome::Planned);
+            }
+            _ => self.create(client, row, request_id, result).await,
+        }
+    }
+
+    /// Posts the row; a 409 becomes `exists` with the vetting status read back.
+    async fn create(
+        &self,
+        client: &Client,
+        row: &Row,
+        request_id: Option<Uuid>,
+        result: &mut ResultRow,
+    ) {
+        let request_id = request_id.unwrap_or_else(Uuid::new_v4);
+        if let Some(journal) = &self.journal {
+            if let Err(err) = journal.record(row, request_id) {
+                // Without the journal entry a crash could leave this row posted blind: do not post.
+                result.outcome = Some(Outcome::Failed);
+                result.request_id = Some(request_id);
+                result.error_code = Some("journal".into());
+                result.error_message = Some(format!("could not record the request id: {err}"));
+                return;
+            }
+        }
+        let request = api::create_request(row, self.contract);
+        let exchange = client.send(&request, request_id).await;
+        describe_call(result, &exchange);
+        match &exchange.reply {
+            Reply::Answer { status, body } if (200..300).contains(status) => {
+                result.outcome = Some(Outcome::Created);
+                set_vetting(result, api::parse_create_answer(body));
+            }
+            Reply::Answer { status: 409, .. } => {
+                result.outcome = Some(Outcome::Exists);
+                result.error_code = None;
+                result.error_message = None;
+                // The conflict answer says nothing about vetting; the customer's list does.
+                let read = client
+                    .send(&api::list_request(row.customer_id), Uuid::new_v4())
+                    .await;
+                match read_record(&read, row.qualification) {
+                    Ok(Some(record)) => set_vetting(result, api::Vetting::from(record)),
+                    Ok(None) => {
+                        result.error_message = Some(
+                            "the service answered 409 but the customer's list does not show the qualification"
+                                .into(),
+                        )
+                    }
+                    Err(reason) => {
+                        result.error_message = Some(format!("vetting status not read: {reason}"))
+                    }
+                }
+            }
+            _ => result.outcome = Some(Outcome::Failed),
+        }
+    }
+}
+
+/// Fills the columns that describe the deciding call, and its error for a failure.
+pub fn describe_call(result: &mut ResultRow, exchange: &Exchange) {
+    result.attempts = exchange.attempts;
+    result.correlation_id = exchange.correlation_id;
+    result.request_id = Some(exchange.request_id);
+    result.http_status = None;
+    result.error_code = None;
+    result.error_message = None;
+    match &exchange.reply {
+        Reply::Answer { status, body } => {
+            result.http_status = Some(*status);
+            if !(200..300).contains(status) {
+                let error = api::parse_error_body(body);
+                result.error_code = error.code;
+                result.error_message = Some(error.message.unwrap_or_else(|| {
+                    format!("HTTP {status} after {} attempt(s)", exchange.attempts)
+                }));
+            }
+        }
+        Reply::Transport(reason) => {
+            result.error_code = Some("transport".into());
+            result.error_message =
+                Some(format!("{reason} (after {} attempt(s))", exchange.attempts));
+        }
+        Reply::Token(reason) => {
+            result.error_code = Some("token".into());
+            result.error_message = Some(api::sanitize(reason));
+        }
+    }
+}
+
+/// The customer's record for `qualification` from a list read (`Ok(None)`: not held).
+pub fn read_record(
+    exchange: &Exchange,
+    qualification: Qualification,
+) -> Result<Option<QualificationRecord>, String> {
+    match &exchange.reply {
+        Reply::Answer { status, body } if (200..300).contains(status) => {
+            let list = api::parse_qualification_list(body)?;
+            Ok(api::find_qualification(list, qualification))
+        }
+        Reply::Answer { status, body } => {
+            let error = api::parse_error_body(body);
+            Err(format!(
+                "GET answered {status}{}",
+                error.message.map(|m| format!(": {m}")).unwrap_or_default()
+            ))
+        }
+        Reply::Transport(reason) | Reply::Token(reason) => Err(api::sanitize(reason)),
+    }
+}
+
+/// Copies vetting fields into the results row, made safe for one CSV cell.
+pub fn set_vetting(result: &mut ResultRow, vetting: api::Vetting) {
+    result.vetting_status = vetting.status.map(|s| api::sanitize(&s));
+    result.vetting_reason = vetting.reason.map(|s| api::sanitize(&s));
+    result.vetting_create_date = vetting.create_date.map(|s| api::sanitize(&s));
+}
+
+fn display_id(id: Option<Uuid>) -> tracing::field::DisplayValue<String> {
+    tracing::field::display(id.map(|id| id.to_string()).unwrap_or_default())
+}
+
+/// Log target of the one-event-per-row lines, so text logs can leave them out by default
+/// while `--log-format json` keeps them for log shippers.
+pub const ROW_LOG_TARGET: &str = "pc_qualify::rows";
+
+/// One log event per finished row: a warning for failures, info otherwise.
+pub fn log_row(result: &ResultRow) {
+    let outcome = result.outcome.map_or("", |o| o.as_str());
+    if result.outcome == Some(Outcome::Failed) {
+        tracing::warn!(
+            target: ROW_LOG_TARGET,
+            row = result.row,
+            customer_id = %result.customer_id,
+            outcome,
+            http_status = result.http_status,
+            error_code = result.error_code.as_deref().unwrap_or(""),
+            error = result.error_message.as_deref().unwrap_or(""),
+            request_id = display_id(result.request_id),
+            correlation_id = display_id(result.correlation_id),
+            "row failed"
+        );
+    } else {
+        tracing::info!(
+            target: ROW_LOG_TARGET,
+            row = result.row,
+            customer_id = %result.customer_id,
+            outcome,
+            http_status = result.http_status,
+            vetting_status = result.vetting_status.as_deref().unwrap_or(""),
+            request_id = display_id(result.request_id),
+            correlation_id = display_id(result.correlation_id),
+            "row done"
+        );
+    }
+}
