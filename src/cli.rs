@@ -238,7 +238,7 @@ pub struct SimulateArgs {
     /// CSV of customers' existing state (customer_id,qualification,vetting_status,vetting_reason,vetting_create_date); replaces the built-in sandbox customers
     #[arg(long, value_name = "FILE")]
     pub preload: Option<PathBuf>,
-    /// Scripted answers per customer: lines `CUSTOMER_ID 503|429:SECS|drop|delay:MSms`
+    /// Scripted answers per customer: lines `CUSTOMER_ID 503|429:SECS|drop|delay:MSms|late:MSms`
     #[arg(long, value_name = "FILE")]
     pub script: Option<PathBuf>,
     /// Seconds before a created qualification's vetting leaves InReview

@@ -24,11 +24,11 @@ pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Partner Center API base URL [default: https://api.partnercenter.microsoft.com]
-    #[arg(long, env = "PC_BASE_URL", value_name = "URL")]
+    #[arg(long, env = "PC_BASE_URL", hide_env_values = true, value_name = "URL")]
     pub base_url: Option<String>,
 
     /// Token authority for the refresh-token grant [default: https://login.microsoftonline.com]
-    #[arg(long, env = "PC_AUTHORITY", value_name = "URL")]
+    #[arg(long, env = "PC_AUTHORITY", hide_env_values = true, value_name = "URL")]
     pub authority: Option<String>,
 
     /// Request contract: 2022 (qualification + educationSegment/website/validationCode) or 2021 ({"Qualification"} + ?code=) [default: 2022]

@@ -204,12 +204,13 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
     }
 
     let resume_state = if resume {
-        let state = resume::prepare(&output_path, &stats)?;
+        let state = resume::load(&output_path)?;
         resume::verify_input(
             InputReader::new(open_input(&input)?, InputOptions::default()).map_err(input_error)?,
             &state,
             &input,
         )?;
+        resume::keep_settled(&output_path, &stats)?;
         state
     } else {
         ResumeState::default()

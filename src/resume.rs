@@ -115,9 +115,9 @@ impl ResumeState {
     }
 }
 
-/// Reads the results file at `output`, rewrites it to hold only its settled rows (atomically), and
-/// counts those rows in `stats`. A missing file resumes from nothing.
-pub fn prepare(output: &str, stats: &Stats) -> Result<ResumeState, ErrorKind> {
+/// Reads the results file at `output` (read-only): its settled rows, and the journal's rows in
+/// doubt. A missing file resumes from nothing.
+pub fn load(output: &str) -> Result<ResumeState, ErrorKind> {
     let err = |reason: String| ErrorKind::Output {
         path: output.to_string(),
         reason,
@@ -127,8 +127,43 @@ pub fn prepare(output: &str, stats: &Stats) -> Result<ResumeState, ErrorKind> {
         return Ok(ResumeState::default());
     }
     let mut reader = ResultsReader::open(path).map_err(|e| err(e.to_string()))?;
-    let tmp = PathBuf::from(format!("{output}.resume-tmp"));
     let mut settled = HashMap::new();
+    while let Some(next) = reader.next_row() {
+        let (row, _) = next.map_err(|e| err(e.to_string()))?;
+        let Some(outcome) = row.outcome.filter(Outcome::is_settled) else {
+            continue;
+        };
+        let key = key_of(&row.customer_id, &row.qualification).ok_or_else(|| {
+            err(format!(
+                "row {} is {outcome} but its customer_id/qualification do not parse",
+                row.row
+            ))
+        })?;
+        if settled.insert(row.row, key).is_some() {
+            return Err(err(format!("row {} appears twice", row.row)));
+        }
+    }
+    let in_flight = read_journal(&journal_path(output))
+        .map_err(|e| err(format!("journal: {e}")))?
+        .into_iter()
+        .filter(|(row, _)| !settled.contains_key(row))
+        .collect();
+    Ok(ResumeState { settled, in_flight })
+}
+
+/// Rewrites the results file to hold only its settled rows (temp file + rename, so a crash
+/// leaves either the old or the new file), and counts those rows in `stats`.
+pub fn keep_settled(output: &str, stats: &Stats) -> Result<(), ErrorKind> {
+    let err = |reason: String| ErrorKind::Output {
+        path: output.to_string(),
+        reason,
+    };
+    let path = Path::new(output);
+    if !path.exists() {
+        return Ok(());
+    }
+    let mut reader = ResultsReader::open(path).map_err(|e| err(e.to_string()))?;
+    let tmp = PathBuf::from(format!("{output}.resume-tmp"));
     let result = (|| -> Result<(), ErrorKind> {
         let file = File::create(&tmp).map_err(|e| err(format!("{}: {e}", tmp.display())))?;
         let mut csv = csv::WriterBuilder::new()
@@ -141,15 +176,6 @@ pub fn prepare(output: &str, stats: &Stats) -> Result<ResumeState, ErrorKind> {
             let Some(outcome) = row.outcome.filter(Outcome::is_settled) else {
                 continue;
             };
-            let key = key_of(&row.customer_id, &row.qualification).ok_or_else(|| {
-                err(format!(
-                    "row {} is {outcome} but its customer_id/qualification do not parse",
-                    row.row
-                ))
-            })?;
-            if settled.insert(row.row, key).is_some() {
-                return Err(err(format!("row {} appears twice", row.row)));
-            }
             stats.record_outcome(outcome);
             stats.record_vetting(row.vetting_status.as_deref());
             csv.write_byte_record(record)
@@ -166,13 +192,7 @@ pub fn prepare(output: &str, stats: &Stats) -> Result<ResumeState, ErrorKind> {
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    result?;
-    let in_flight = read_journal(&journal_path(output))
-        .map_err(|e| err(format!("journal: {e}")))?
-        .into_iter()
-        .filter(|(row, _)| !settled.contains_key(row))
-        .collect();
-    Ok(ResumeState { settled, in_flight })
+    result
 }
 
 /// Checks, before anything is sent, that every settled row still names the same customer and

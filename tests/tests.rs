@@ -1,4 +1,5 @@
 //! Integration tests: the real binary against the in-process simulator. One crate, so it links once.
 
 mod common;
+mod faults;
 mod run;

@@ -221,6 +221,9 @@ pub enum FaultAction {
     Drop,
     /// Wait this long, then process the request normally.
     Delay(Duration),
+    /// Process the request at once, then hold the answer this long: the write lands even if the
+    /// client gives up waiting (a timed-out attempt that reached the service).
+    SlowAnswer(Duration),
 }
 
 /// One request the simulator received.
@@ -386,6 +389,20 @@ async fn serve_connection(
     }
 }
 
+/// Puts a request into the log when dropped, however the handling ended.
+struct RecordOnDrop<'a> {
+    shared: &'a Shared,
+    recorded: Option<RecordedRequest>,
+}
+
+impl Drop for RecordOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(recorded) = self.recorded.take() {
+            self.shared.record(recorded);
+        }
+    }
+}
+
 /// Runs one request through the router, recording it, and turns a drop marker into a service error.
 async fn handle(
     shared: Arc<Shared>,
@@ -414,7 +431,7 @@ async fn handle(
     } else {
         text.into_owned()
     };
-    let mut recorded = RecordedRequest {
+    let recorded = RecordedRequest {
         method: parts.method.to_string(),
         query: parts.uri.query().map(str::to_string),
         headers: parts
@@ -432,12 +449,18 @@ async fn handle(
         status: 0,
         at_ms,
     };
+    // Recorded even when the client gives up and hyper drops this future mid-answer (status 0):
+    // a timed-out request that reached the service must show in the log.
+    let mut guard = RecordOnDrop {
+        shared: &shared,
+        recorded: Some(recorded),
+    };
     let response = call(&service, Request::from_parts(parts, Body::from(bytes))).await;
     let dropped = response.extensions().get::<DropConnection>().is_some();
-    if !dropped {
+    if let (false, Some(recorded)) = (dropped, guard.recorded.as_mut()) {
         recorded.status = response.status().as_u16();
     }
-    shared.record(recorded);
+    drop(guard);
     if dropped {
         Err(DroppedConnection)
     } else {

@@ -106,7 +106,7 @@ pub fn parse_preload(text: &str) -> Result<Vec<PreloadEntry>, SimError> {
 
 /// Parses a fault script: one `customer_id action` per line, `#` comments and blank lines allowed.
 ///
-/// Actions: `503` (a status), `429:5` (status and Retry-After), `drop`, `delay:1500ms` (or `2s`).
+/// Actions: `503` (a status), `429:5` (status and Retry-After), `drop`, `delay:1500ms` (or `2s`), `late:1500ms` (answer held after the write).
 pub fn parse_script(text: &str) -> Result<Vec<ScriptedFault>, SimError> {
     let mut faults = Vec::new();
     for (n, raw) in text.lines().enumerate() {
@@ -143,12 +143,18 @@ fn parse_action(text: &str) -> Result<FaultAction, String> {
     {
         return parse_duration(rest.trim()).map(FaultAction::Delay);
     }
+    if let Some(rest) = text
+        .strip_prefix("late:")
+        .or_else(|| text.strip_prefix("LATE:"))
+    {
+        return parse_duration(rest.trim()).map(FaultAction::SlowAnswer);
+    }
     let (status_text, retry_after) = match text.split_once(':') {
         Some((s, r)) => (s.trim(), Some(r.trim().to_string())),
         None => (text, None),
     };
     let status: u16 = status_text.parse().map_err(|_| {
-        format!("unknown action {text:?}; expected a status like 503, 429:5, drop or delay:1500ms")
+        format!("unknown action {text:?}; expected a status like 503, 429:5, drop, delay:1500ms or late:1500ms")
     })?;
     if !(400..=599).contains(&status) {
         return Err(format!("status {status} is not an error status (400-599)"));

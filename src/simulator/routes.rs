@@ -169,6 +169,11 @@ async fn api_pipeline(shared: &Shared, request: Request, next: Next) -> Response
             }
             Some(FaultAction::Drop) => return dropped(),
             Some(FaultAction::Delay(d)) => tokio::time::sleep(d).await,
+            Some(FaultAction::SlowAnswer(d)) => {
+                let response = next.run(request).await;
+                tokio::time::sleep(d).await;
+                return response;
+            }
             None => {}
         }
     }

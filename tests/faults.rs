@@ -1,0 +1,471 @@
+//! Nothing lost, nothing done twice: throttling, faults, crashes, resume and bad input.
+
+use std::collections::{HashMap, HashSet};
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::common::*;
+use pc_qualify::model::CustomerId;
+use pc_qualify::simulator::{FaultAction, PreloadEntry, PreloadState, ScriptedFault};
+
+fn fault(n: u32, action: FaultAction) -> ScriptedFault {
+    ScriptedFault {
+        customer_id: CustomerId::parse(&cid(n)).expect("id"),
+        action,
+    }
+}
+
+fn status(code: u16, retry_after: Option<&str>) -> FaultAction {
+    FaultAction::Status {
+        status: code,
+        retry_after: retry_after.map(str::to_string),
+    }
+}
+
+/// POSTs per customer id, with the request ids they carried.
+fn posts_by_customer(sim: &SimHandle) -> HashMap<String, Vec<String>> {
+    let mut map: HashMap<String, Vec<String>> = HashMap::new();
+    for post in posts(sim) {
+        let customer = post.path.split('/').nth(3).unwrap_or_default().to_string();
+        map.entry(customer).or_default().push(
+            header(&post, "ms-requestid")
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    map
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_pauses_every_worker_for_its_retry_after() {
+    let sim = start_sim(SimConfig {
+        script: vec![fault(3, status(429, Some("2")))],
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = WorkDir::new("pause");
+    dir.write("in.csv", soe_rows(16));
+    let output = run_io(
+        "run",
+        &dir,
+        &sim_env(&sim),
+        &["--rate", "0", "--concurrency", "4"],
+    )
+    .await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let requests = sim.api_requests();
+    let throttled = requests
+        .iter()
+        .find(|r| r.status == 429)
+        .expect("the scripted 429 was served");
+    let t0 = throttled.at_ms;
+    let during: Vec<u64> = requests
+        .iter()
+        .map(|r| r.at_ms)
+        .filter(|&t| t > t0 + 150 && t < t0 + 1_850)
+        .collect();
+    assert!(
+        during.is_empty(),
+        "requests reached the server during the pause: {during:?} (429 at {t0})"
+    );
+    let rows = results_by_row(&dir.join("out.csv"));
+    assert!(rows.iter().all(|r| r["outcome"] == "created"));
+    assert_eq!(rows[2]["attempts"], "2");
+    assert!(stderr.contains("throttled (429) 1"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_attempt_that_landed_is_reported_as_exists() {
+    let sim = start_sim(SimConfig {
+        script: vec![fault(
+            1,
+            FaultAction::SlowAnswer(Duration::from_millis(1500)),
+        )],
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = WorkDir::new("landed");
+    dir.write("in.csv", soe_rows(1));
+    let output = run_io("run", &dir, &sim_env(&sim), &["--timeout", "0.5"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let rows = results(&dir.join("out.csv"));
+    assert_eq!(rows[0]["outcome"], "exists");
+    assert_eq!(rows[0]["http_status"], "409");
+    assert_eq!(rows[0]["attempts"], "2");
+    assert_eq!(rows[0]["vetting_status"], "Approved");
+    let ids = &posts_by_customer(&sim)[&cid(1)];
+    assert_eq!(ids.len(), 2);
+    assert_eq!(
+        ids[0], ids[1],
+        "the retry carries the first attempt's request id"
+    );
+    assert_eq!(rows[0]["request_id"], ids[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_are_retried_and_client_errors_are_not() {
+    let sim = start_sim(SimConfig {
+        script: vec![
+            fault(1, status(500, None)),
+            fault(1, status(502, None)),
+            fault(1, status(504, None)),
+            fault(1, status(408, None)),
+            fault(2, status(404, None)),
+            fault(3, status(403, None)),
+            fault(4, FaultAction::Drop),
+        ],
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = WorkDir::new("matrix");
+    dir.write("in.csv", soe_rows(4));
+    let output = run_io("run", &dir, &sim_env(&sim), &[]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let rows = results_by_row(&dir.join("out.csv"));
+    assert_eq!(
+        (rows[0]["outcome"].as_str(), rows[0]["attempts"].as_str()),
+        ("created", "5")
+    );
+    assert_eq!(
+        (
+            rows[1]["outcome"].as_str(),
+            rows[1]["http_status"].as_str(),
+            rows[1]["attempts"].as_str()
+        ),
+        ("failed", "404", "1")
+    );
+    assert_eq!(
+        (
+            rows[2]["outcome"].as_str(),
+            rows[2]["http_status"].as_str(),
+            rows[2]["attempts"].as_str()
+        ),
+        ("failed", "403", "1")
+    );
+    assert_eq!(
+        (rows[3]["outcome"].as_str(), rows[3]["attempts"].as_str()),
+        ("created", "2")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_answers_past_the_timeout_exhaust_the_attempts() {
+    let sim = start_sim(SimConfig {
+        script: (0..3)
+            .map(|_| fault(1, FaultAction::Delay(Duration::from_millis(1200))))
+            .collect(),
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = WorkDir::new("timeouts");
+    dir.write("in.csv", soe_rows(1));
+    let output = run_io(
+        "run",
+        &dir,
+        &sim_env(&sim),
+        &["--timeout", "0.3", "--max-attempts", "2"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let rows = results(&dir.join("out.csv"));
+    assert_eq!(rows[0]["outcome"], "failed");
+    assert_eq!(rows[0]["http_status"], "");
+    assert_eq!(rows[0]["attempts"], "2");
+    assert_eq!(rows[0]["error_code"], "transport");
+    assert!(rows[0]["error_message"].contains("timed out"), "{rows:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_faults_lose_no_row() {
+    let sim = start_sim(SimConfig {
+        fault_rate: 0.3,
+        seed: 7,
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = WorkDir::new("random");
+    dir.write("in.csv", soe_rows(40));
+    let output = run_io(
+        "run",
+        &dir,
+        &sim_env(&sim),
+        &[
+            "--rate",
+            "0",
+            "--concurrency",
+            "8",
+            "--max-attempts",
+            "12",
+            "--max-backoff",
+            "0.05",
+        ],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let rows = results_by_row(&dir.join("out.csv"));
+    assert_eq!(rows.len(), 40);
+    assert!(rows
+        .iter()
+        .all(|r| r["outcome"] == "created" || r["outcome"] == "exists"));
+    for n in 1..=40 {
+        let id = CustomerId::parse(&cid(n)).expect("id");
+        assert_eq!(sim.holdings(id).len(), 1, "customer {n} holds it once");
+    }
+}
+
+/// Starts the binary in the background on `dir/in.csv`.
+fn spawn_run(dir: &WorkDir, env: &[(String, String)], extra: &[&str]) -> std::process::Child {
+    let (input, output) = (dir.s("in.csv"), dir.s("out.csv"));
+    let mut args = vec!["run", "-i", &input, "-o", &output];
+    args.extend_from_slice(extra);
+    pcq(&args, env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn")
+}
+
+/// Every complete line of a results file parses; returns the rows (a torn last line is allowed).
+fn complete_rows(dir: &WorkDir) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join("out.csv")).expect("results exist");
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    let mut reader = csv::Reader::from_reader(complete.as_bytes());
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.expect("every complete line is a CSV record");
+        assert_eq!(record.len(), 14);
+        rows.push(record[0].to_string());
+    }
+    rows
+}
+
+async fn kill_and_resume(signal: Option<&str>) {
+    let sim = start_sim(SimConfig {
+        latency: Duration::from_millis(40),
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = WorkDir::new("crash");
+    dir.write("in.csv", soe_rows(120));
+    let env = sim_env(&sim);
+    let mut child = spawn_run(&dir, &env, &["--rate", "0", "--concurrency", "4"]);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    match signal {
+        None => child.kill().expect("SIGKILL"),
+        Some(sig) => {
+            let status = std::process::Command::new("kill")
+                .args([sig, &child.id().to_string()])
+                .status()
+                .expect("kill runs");
+            assert!(status.success());
+        }
+    }
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait"))
+        .await
+        .expect("join");
+    let stderr = text(&output.stderr);
+    match signal {
+        None => assert_eq!(output.status.code(), None, "killed by a signal"),
+        Some(_) => {
+            assert_eq!(output.status.code(), Some(130), "{stderr}");
+            assert!(
+                stderr.contains("--resume"),
+                "prints the resume command: {stderr}"
+            );
+        }
+    }
+    let done_before = complete_rows(&dir);
+    assert!(
+        !done_before.is_empty() && done_before.len() < 120,
+        "stopped mid-run ({} rows written)",
+        done_before.len()
+    );
+    let output = run_io("run", &dir, &env, &["--resume", "--rate", "0"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let rows = results_by_row(&dir.join("out.csv"));
+    let numbers: Vec<String> = rows.iter().map(|r| r["row"].clone()).collect();
+    let expected: Vec<String> = (1..=120).map(|n| n.to_string()).collect();
+    assert_eq!(numbers, expected, "exactly one row per input row");
+    assert!(rows
+        .iter()
+        .all(|r| r["outcome"] == "created" || r["outcome"] == "exists"));
+    // Nothing done twice: a customer posted twice is one that was in flight, re-sent with its
+    // journaled request id.
+    for (customer, ids) in posts_by_customer(&sim) {
+        let distinct: HashSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), 1, "{customer} was posted with {ids:?}");
+    }
+    assert!(
+        !dir.join("out.csv.journal").exists(),
+        "a finished run removes its journal"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_with_sigkill_resumes_to_one_row_per_input_row() {
+    kill_and_resume(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_drains_exits_130_and_resumes() {
+    kill_and_resume(Some("-INT")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_redoes_failed_and_invalid_rows_only() {
+    let sim = start_sim(SimConfig {
+        script: vec![fault(2, status(400, None))],
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = WorkDir::new("fix");
+    let good = soe_rows(3);
+    dir.write("in.csv", format!("{good}{},Educaton\n", cid(4)));
+    let env = sim_env(&sim);
+    let output = run_io("run", &dir, &env, &[]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    // The user fixes the typo and resumes.
+    dir.write("in.csv", format!("{good}{},StateOwnedEntity\n", cid(4)));
+    let output = run_io("run", &dir, &env, &["--resume"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let rows = results_by_row(&dir.join("out.csv"));
+    assert_eq!(rows.len(), 4);
+    assert!(rows.iter().all(|r| r["outcome"] == "created"), "{rows:?}");
+    let posted = posts_by_customer(&sim);
+    assert_eq!(posted[&cid(1)].len(), 1, "created rows are not sent again");
+    assert_eq!(posted[&cid(2)].len(), 2, "the failed row is sent again");
+    assert_ne!(
+        posted[&cid(2)][0],
+        posted[&cid(2)][1],
+        "with a new request id"
+    );
+    assert_eq!(posted[&cid(4)].len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_against_another_input_stops_with_exit_2() {
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = WorkDir::new("mismatch");
+    dir.write("in.csv", soe_rows(3));
+    let env = sim_env(&sim);
+    assert_eq!(run_io("run", &dir, &env, &[]).await.status.code(), Some(0));
+    let before = std::fs::read(dir.join("out.csv")).expect("results");
+    dir.write(
+        "in.csv",
+        format!("customer_id,qualification\n{},StateOwnedEntity\n", cid(9)),
+    );
+    let output = run_io("run", &dir, &env, &["--resume"]).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("does not belong"), "{stderr}");
+    assert_eq!(std::fs::read(dir.join("out.csv")).expect("kept"), before);
+    assert_eq!(posts(&sim).len(), 3, "nothing more was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_appears_at_the_most_verbose_logging() {
+    let sim = start_sim(SimConfig {
+        script: vec![fault(1, status(503, None))],
+        preload: vec![PreloadEntry {
+            customer_id: CustomerId::parse(&cid(2)).expect("id"),
+            state: PreloadState::NoRelationship,
+        }],
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = WorkDir::new("secrets");
+    dir.write("in.csv", soe_rows(3));
+    let output = run_io("run", &dir, &sim_env(&sim), &["-vvv"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    let mut secrets = vec![
+        simulator::SANDBOX_CLIENT_SECRET.to_string(),
+        simulator::SANDBOX_REFRESH_TOKEN.to_string(),
+    ];
+    for request in sim.api_requests() {
+        if let Some(token) =
+            header(&request, "authorization").and_then(|v| v.strip_prefix("Bearer "))
+        {
+            secrets.push(token.to_string());
+        }
+    }
+    let everything = format!(
+        "{}{}{}",
+        text(&output.stderr),
+        text(&output.stdout),
+        std::fs::read_to_string(dir.join("out.csv")).expect("results")
+    );
+    assert!(everything.len() > 2_000, "trace logging produced output");
+    for secret in &secrets {
+        assert!(!everything.contains(secret.as_str()), "a secret leaked");
+    }
+    let help = pcq(&["run", "--help"], &sim_env(&sim))
+        .output()
+        .expect("help");
+    for secret in &secrets {
+        assert!(!text(&help.stdout).contains(secret.as_str()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_input_of_every_kind_is_reported_not_lost() {
+    let sim = start_sim(SimConfig::default()).await;
+    let env = sim_env(&sim);
+    let dir = WorkDir::new("garbage");
+    let big = "x".repeat(1 << 20);
+    let mut input = b"customer_id,qualification,notes\n".to_vec();
+    input.extend_from_slice(format!("{},StateOwnedEntity,\"{big}\"\n", cid(1)).as_bytes());
+    input.extend_from_slice(format!("{},StateOwnedEntity,caf", cid(2)).as_bytes());
+    input.extend_from_slice(b"\xe9 \xff\n");
+    input.extend_from_slice(b"\xff\xfe-not-utf8,StateOwnedEntity,\n");
+    input.extend_from_slice(b"=HYPERLINK(\"http://x\"),StateOwnedEntity,\n");
+    input.extend_from_slice(format!("{}\n", cid(3)).as_bytes());
+    input.extend_from_slice(format!("{},\"StateOwnedEntity,\n", cid(4)).as_bytes());
+    dir.write("in.csv", &input);
+    let output = run_io("run", &dir, &env, &[]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let raw = std::fs::read(dir.join("out.csv")).expect("results");
+    assert!(
+        std::str::from_utf8(&raw).is_ok(),
+        "the results file is UTF-8"
+    );
+    let rows = results_by_row(&dir.join("out.csv"));
+    assert_eq!(rows.len(), 6, "one results row per data record");
+    assert_eq!(
+        rows[0]["outcome"], "created",
+        "a 1 MB cell in an ignored column is fine"
+    );
+    assert_eq!(
+        rows[1]["outcome"], "created",
+        "bad bytes in an ignored column are fine"
+    );
+    assert_eq!(rows[2]["outcome"], "invalid");
+    assert!(rows[2]["customer_id"].contains('\u{fffd}'));
+    assert_eq!(rows[3]["outcome"], "invalid");
+    assert!(
+        rows[3]["customer_id"].starts_with("'="),
+        "defused for spreadsheets"
+    );
+    assert_eq!(rows[4]["outcome"], "invalid");
+    assert!(
+        rows[4]["error_message"].starts_with("qualification"),
+        "{:?}",
+        rows[4]
+    );
+    assert_eq!(rows[5]["outcome"], "invalid");
+
+    // Files that cannot be runs at all.
+    dir.write("empty.csv", "");
+    let cases = [
+        (dir.s("empty.csv"), dir.s("o1.csv"), "empty"),
+        (dir.s("nope.csv"), dir.s("o2.csv"), "nope.csv"),
+        (dir.s("in.csv"), dir.s("missing-dir/o3.csv"), "missing-dir"),
+    ];
+    for (input, out, needle) in cases {
+        let output = run(&["run", "-i", &input, "-o", &out], &env).await;
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(needle), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    }
+}
