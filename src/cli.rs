@@ -67,6 +67,19 @@ Examples:
     exit_codes!()
 );
 
+const REFRESH_HELP: &str = "\
+Reads an earlier results file, re-reads the vetting state of every created/exists row, and
+writes the same rows with vetting_status, vetting_reason and vetting_create_date brought up to
+date. Outcomes stay as they were; nothing is posted. Rows it cannot read keep their old values
+and get an error_message. failed/invalid/duplicate rows are copied unchanged.
+
+Exit codes: 0 every row that needed a read was read; 1 some could not be read; 2 the input is
+not a results file (or usage/credentials); 130 interrupted.
+
+Examples:
+  pc-qualify refresh --input results.csv --output refreshed.csv
+  pc-qualify refresh --input nightly-results.csv --output - | grep Denied";
+
 const VALIDATE_HELP: &str = "\
 Prints each problem as `row N: field: reason`, then a total. Exits 0 when every row is valid,
 1 when some are not, 2 when the file cannot be read or lacks a required column.
@@ -137,6 +150,9 @@ pub enum Command {
     /// Make Partner Center match the file: read each customer first, post only what is missing
     #[command(after_long_help = RECONCILE_HELP)]
     Reconcile(ReconcileArgs),
+    /// Re-read the vetting state of an earlier results file's created/exists rows (never posts)
+    #[command(after_long_help = REFRESH_HELP)]
+    Refresh(RefreshArgs),
     /// Check an input file without sending anything (no network, no credentials)
     #[command(after_long_help = VALIDATE_HELP)]
     Validate(ValidateArgs),
@@ -195,6 +211,35 @@ pub struct ReconcileArgs {
     /// Post again where vetting was Denied (spends one of the customer's three vetting requests)
     #[arg(long)]
     pub retry_denied: bool,
+}
+
+/// Flags of `refresh`.
+#[derive(Debug, Args)]
+pub struct RefreshArgs {
+    /// An earlier results file
+    #[arg(short, long, value_name = "FILE")]
+    pub input: String,
+    /// The refreshed results file (`-` for standard output); never overwritten without --force
+    #[arg(short, long, value_name = "FILE")]
+    pub output: String,
+    /// Overwrite an existing output file
+    #[arg(long)]
+    pub force: bool,
+    /// Run against a local simulator started in-process (it starts empty, so rows read as missing)
+    #[arg(long)]
+    pub sandbox: bool,
+    /// TOML settings file (flags and environment win over it)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Write Prometheus metrics here at the end (node_exporter textfile format)
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
+    /// No progress bar
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Tunables.
+    #[command(flatten)]
+    pub settings: Settings,
 }
 
 /// Flags of `validate`.
@@ -282,7 +327,8 @@ pub fn init_logging(log: &LogArgs) {
 
 /// Runs the parsed command line and returns the exit code.
 pub async fn dispatch(cli: Cli) -> Result<ExitCode, ErrorKind> {
-    let quiet = cli.log.quiet;
+    // With JSON logs stderr is for machines: the summary becomes a log event.
+    let quiet = cli.log.quiet || cli.log.log_format == LogFormat::Json;
     match cli.command {
         Command::Run(args) => work(args, Mode::Run, quiet).await,
         Command::Reconcile(args) => {
@@ -291,6 +337,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, ErrorKind> {
             };
             work(args.run, mode, quiet).await
         }
+        Command::Refresh(args) => refresh(args, quiet).await,
         Command::Validate(args) => validate(args),
         Command::Simulate(args) => simulate(args).await,
         Command::Completions { shell } => {
@@ -312,29 +359,14 @@ fn load_settings(config: Option<&Path>, flags: Settings) -> Result<RunConfig, Er
 /// `run` and `reconcile`.
 async fn work(args: RunArgs, mode: Mode, quiet: bool) -> Result<ExitCode, ErrorKind> {
     let mut config = load_settings(args.config.as_deref(), args.settings.clone())?;
+    let needs_credentials = !(args.dry_run && mode == Mode::Run && !config.validation_code_auto);
     // Held for the whole run: dropping it stops the in-process simulator.
-    let mut sandbox = None;
-    let credentials = if args.sandbox {
-        let handle = simulator::start(SimConfig::sandbox(), SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .map_err(|e| ErrorKind::Sandbox(e.to_string()))?;
-        config.base_url = handle.base_url();
-        config.authority = handle.base_url();
-        tracing::info!(url = %handle.base_url(), "sandbox: simulator started");
-        sandbox = Some(handle);
-        Some(Credentials::Refresh(RefreshCredentials {
-            authority: config.authority.clone(),
-            tenant: simulator::SANDBOX_TENANT.to_string(),
-            client_id: simulator::SANDBOX_CLIENT_ID.to_string(),
-            client_secret: SecretString::from(simulator::SANDBOX_CLIENT_SECRET.to_string()),
-            refresh_token: SecretString::from(simulator::SANDBOX_REFRESH_TOKEN.to_string()),
-            token_file: None,
-        }))
-    } else if args.dry_run && mode == Mode::Run && !config.validation_code_auto {
-        // A dry run of `run` sends nothing, so it needs no credentials.
-        None
+    let (sandbox, credentials) = if args.sandbox || needs_credentials {
+        let (sandbox, credentials) = credentials(args.sandbox, &mut config).await?;
+        (sandbox, Some(credentials))
     } else {
-        Some(credentials_from_env(&config.authority)?)
+        // A dry run of `run` sends nothing, so it needs no credentials.
+        (None, None)
     };
     let stop = Stop::default();
     let signals = tokio::spawn(forward_signals(stop.clone()));
@@ -360,11 +392,83 @@ async fn work(args: RunArgs, mode: Mode, quiet: bool) -> Result<ExitCode, ErrorK
     if let Some(error) = &report.input_error {
         tracing::error!("{error}");
     }
+    log_summary(&report);
     if !quiet {
         if let Some(example) = &report.example_request {
             eprintln!("pc-qualify: dry run; the first row would be sent as:\n\n{example}");
         }
         eprint!("{}", summary(&report, &args));
+    }
+    Ok(report.exit_code())
+}
+
+/// The sandbox's simulator and credentials, or the credentials from the environment.
+async fn credentials(
+    sandbox: bool,
+    config: &mut RunConfig,
+) -> Result<(Option<simulator::SimHandle>, Credentials), ErrorKind> {
+    if !sandbox {
+        return Ok((None, credentials_from_env(&config.authority)?));
+    }
+    let handle = simulator::start(SimConfig::sandbox(), SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .map_err(|e| ErrorKind::Sandbox(e.to_string()))?;
+    config.base_url = handle.base_url();
+    config.authority = handle.base_url();
+    tracing::info!(url = %handle.base_url(), "sandbox: simulator started");
+    let credentials = Credentials::Refresh(RefreshCredentials {
+        authority: config.authority.clone(),
+        tenant: simulator::SANDBOX_TENANT.to_string(),
+        client_id: simulator::SANDBOX_CLIENT_ID.to_string(),
+        client_secret: SecretString::from(simulator::SANDBOX_CLIENT_SECRET.to_string()),
+        refresh_token: SecretString::from(simulator::SANDBOX_REFRESH_TOKEN.to_string()),
+        token_file: None,
+    });
+    Ok((Some(handle), credentials))
+}
+
+/// `refresh`.
+async fn refresh(args: RefreshArgs, quiet: bool) -> Result<ExitCode, ErrorKind> {
+    let mut config = load_settings(args.config.as_deref(), args.settings.clone())?;
+    let (sandbox, credentials) = credentials(args.sandbox, &mut config).await?;
+    let stop = Stop::default();
+    let signals = tokio::spawn(forward_signals(stop.clone()));
+    let report = crate::refresh::execute(
+        crate::refresh::RefreshJob {
+            input: args.input.clone(),
+            output: args.output.clone(),
+            force: args.force,
+            config,
+            credentials,
+        },
+        stop,
+    )
+    .await;
+    signals.abort();
+    if let Some(handle) = sandbox {
+        handle.shutdown().await;
+    }
+    let report = report?;
+    if !quiet {
+        let stats = &report.stats;
+        let vetting: Vec<String> = stats
+            .vetting()
+            .iter()
+            .filter(|(status, _)| status != "none")
+            .map(|(status, n)| format!("{status} {n}"))
+            .collect();
+        eprintln!(
+            "pc-qualify: refreshed {} of {} rows in {:.1}s ({} could not be read); results: {}\n  vetting: {}\n  requests: {}, retries {}, throttled (429) {}",
+            report.read,
+            report.rows,
+            report.elapsed.as_secs_f64(),
+            report.unread,
+            if args.output == "-" { "standard output" } else { &args.output },
+            if vetting.is_empty() { "-".to_string() } else { vetting.join(", ") },
+            stats.requests(),
+            stats.retries(),
+            stats.throttled(),
+        );
     }
     Ok(report.exit_code())
 }
@@ -574,6 +678,28 @@ fn summary(report: &Report, args: &RunArgs) -> String {
         );
     }
     text
+}
+
+/// The summary as one structured event, for `--log-format json`.
+fn log_summary(report: &Report) {
+    let stats = &report.stats;
+    tracing::info!(
+        rows = report.rows,
+        carried_over = report.carried_over,
+        created = stats.outcome(Outcome::Created),
+        exists = stats.outcome(Outcome::Exists),
+        failed = stats.outcome(Outcome::Failed),
+        invalid = stats.outcome(Outcome::Invalid),
+        duplicate = stats.outcome(Outcome::Duplicate),
+        planned = stats.outcome(Outcome::Planned),
+        requests = stats.requests(),
+        retries = stats.retries(),
+        throttled = stats.throttled(),
+        pauses = report.pauses,
+        elapsed_s = report.elapsed.as_secs_f64(),
+        interrupted = report.interrupted,
+        "run finished"
+    );
 }
 
 /// This process's own command line with `--resume` in place of `--force`, quoted for a POSIX shell.

@@ -15,6 +15,7 @@ pub mod model;
 pub mod output;
 pub mod pipeline;
 pub mod preflight;
+pub mod refresh;
 pub mod resume;
 pub mod retry;
 pub mod simulator;

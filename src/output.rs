@@ -177,28 +177,51 @@ pub enum ReadError {
 /// Reads an earlier results file row by row, dropping a torn last line (one without its newline,
 /// as a killed writer leaves it).
 pub struct ResultsReader {
-    csv: csv::Reader<io::Cursor<Vec<u8>>>,
+    csv: csv::Reader<Box<dyn io::Read + Send>>,
     record: csv::ByteRecord,
     line: u64,
 }
 
 impl ResultsReader {
-    /// Opens `path` and checks its header.
+    /// Streams `path` (memory does not grow with the file) and checks its header.
     pub fn open(path: &Path) -> Result<Self, ReadError> {
-        Self::from_bytes(std::fs::read(path)?)
+        use std::io::{Read as _, Seek as _, SeekFrom};
+        let mut file = File::open(path)?;
+        let len = file.metadata()?.len();
+        // Find the last newline from the end: everything after it is a torn line.
+        let mut end = len;
+        let mut chunk = vec![0u8; 64 * 1024];
+        let complete = loop {
+            if end == 0 {
+                break 0;
+            }
+            let start = end.saturating_sub(chunk.len() as u64);
+            let n = (end - start) as usize;
+            file.seek(SeekFrom::Start(start))?;
+            file.read_exact(&mut chunk[..n])?;
+            if let Some(i) = chunk[..n].iter().rposition(|b| *b == b'\n') {
+                break start + i as u64 + 1;
+            }
+            end = start;
+        };
+        file.seek(SeekFrom::Start(0))?;
+        Self::from_reader(Box::new(io::BufReader::new(file).take(complete)))
     }
 
-    /// Reads results held in memory (the whole file: resume and refresh need every row anyway).
+    /// Reads results held in memory; a torn last line is dropped.
     pub fn from_bytes(mut bytes: Vec<u8>) -> Result<Self, ReadError> {
-        if let Some(end) = bytes.iter().rposition(|b| *b == b'\n') {
-            bytes.truncate(end + 1);
-        } else {
-            bytes.clear();
+        match bytes.iter().rposition(|b| *b == b'\n') {
+            Some(end) => bytes.truncate(end + 1),
+            None => bytes.clear(),
         }
+        Self::from_reader(Box::new(io::Cursor::new(bytes)))
+    }
+
+    fn from_reader(reader: Box<dyn io::Read + Send>) -> Result<Self, ReadError> {
         let mut csv = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
-            .from_reader(io::Cursor::new(bytes));
+            .from_reader(reader);
         let mut record = csv::ByteRecord::new();
         let header_ok = csv.read_byte_record(&mut record).unwrap_or(false)
             && record

@@ -108,11 +108,11 @@ impl Stop {
         let _ = rx.wait_for(|n| *n > 0).await;
     }
 
-    fn subscribe(&self) -> watch::Receiver<u8> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u8> {
         self.tx.subscribe()
     }
 
-    fn requested(&self) -> bool {
+    pub(crate) fn requested(&self) -> bool {
         *self.tx.borrow() > 0
     }
 }
@@ -353,7 +353,11 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
 }
 
 /// Waits for the workers; after a stop request gives them the grace period, after a second one none.
-async fn drain_workers(workers: &mut tokio::task::JoinSet<()>, stop: &Stop, grace: Duration) {
+pub(crate) async fn drain_workers(
+    workers: &mut tokio::task::JoinSet<()>,
+    stop: &Stop,
+    grace: Duration,
+) {
     let mut stop_rx = stop.subscribe();
     let mut deadline = None;
     loop {
@@ -429,7 +433,7 @@ fn read_rows<R: Read>(
 
 /// The writer thread: writes rows as they come and flushes whenever the queue runs dry, so a
 /// crash loses at most the rows still in flight.
-fn write_rows<W: std::io::Write>(
+pub(crate) fn write_rows<W: std::io::Write>(
     mut rx: mpsc::Receiver<ResultRow>,
     mut writer: ResultsWriter<W>,
     stats: &Stats,

@@ -1,0 +1,248 @@
+//! `pc-qualify refresh`: re-read the vetting state of every created/exists row of an earlier
+//! results file and write the same rows with their vetting columns brought up to date. It never posts.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::api;
+use crate::auth::{Credentials, TokenProvider};
+use crate::client::{http_client, Client};
+use crate::config::RunConfig;
+use crate::error::{ErrorKind, ExitCode};
+use crate::model::{CustomerId, Qualification, ResultRow};
+use crate::output::{self, ReadError, ResultsReader, ResultsWriter};
+use crate::pipeline::{drain_workers, write_rows, Stop};
+use crate::stats::Stats;
+use crate::throttle::Throttle;
+use crate::worker::{read_record, set_vetting};
+
+/// What to refresh.
+pub struct RefreshJob {
+    /// An earlier results file.
+    pub input: String,
+    /// Where the refreshed rows go (`-` for standard output).
+    pub output: String,
+    /// Overwrite an existing output file.
+    pub force: bool,
+    /// Throttle, retries, base URL.
+    pub config: RunConfig,
+    /// Where access tokens come from.
+    pub credentials: Credentials,
+}
+
+/// How a refresh went.
+pub struct RefreshReport {
+    /// Counters (HTTP requests, and rows by outcome as written).
+    pub stats: Arc<Stats>,
+    /// Rows written.
+    pub rows: u64,
+    /// Rows whose vetting state was read.
+    pub read: u64,
+    /// Rows whose vetting state could not be read (they keep their old values).
+    pub unread: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Stopped by a signal.
+    pub interrupted: bool,
+    /// Pool-wide 429 pauses.
+    pub pauses: u64,
+}
+
+impl RefreshReport {
+    /// 0 when every row that needed a read was read, 1 otherwise, 130 when interrupted.
+    pub fn exit_code(&self) -> ExitCode {
+        if self.interrupted {
+            ExitCode::Interrupted
+        } else if self.unread > 0 {
+            ExitCode::RowsFailed
+        } else {
+            ExitCode::Success
+        }
+    }
+}
+
+/// Runs a refresh to the end (or until `stop`).
+pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, ErrorKind> {
+    let RefreshJob {
+        input,
+        output: output_path,
+        force,
+        config,
+        credentials,
+    } = job;
+    let not_results = |e: ReadError| ErrorKind::Input {
+        path: input.clone(),
+        reason: e.to_string(),
+    };
+    let reader = ResultsReader::open(Path::new(&input)).map_err(not_results)?;
+    output::check_target(&output_path, force)?;
+    if output_path != "-"
+        && std::fs::canonicalize(&input).ok() == std::fs::canonicalize(&output_path).ok()
+    {
+        return Err(ErrorKind::Config(
+            "--output must differ from --input (refresh writes a new file)".into(),
+        ));
+    }
+    let stats = Arc::new(Stats::default());
+    let throttle = Arc::new(Throttle::new(config.rate, config.burst));
+    let http = http_client(config.timeout, config.concurrency)
+        .map_err(|e| ErrorKind::Config(format!("HTTP client: {e}")))?;
+    let tokens = Arc::new(TokenProvider::new(http.clone(), credentials));
+    tokens.token().await?;
+    let client = Arc::new(Client::new(
+        http,
+        &config.base_url,
+        tokens,
+        throttle.clone(),
+        config.retry,
+        stats.clone(),
+    ));
+    let sink = output::create(&output_path, force)?;
+    let writer = ResultsWriter::with_header(sink).map_err(|e| ErrorKind::Output {
+        path: output_path.clone(),
+        reason: e.to_string(),
+    })?;
+    let started = Instant::now();
+    let (work_tx, work_rx) = async_channel::bounded::<ResultRow>(config.concurrency * 2);
+    let (result_tx, result_rx) = mpsc::channel::<ResultRow>(config.concurrency * 4 + 64);
+    let aborted = Arc::new(AtomicBool::new(false));
+    let read = Arc::new(AtomicU64::new(0));
+    let unread = Arc::new(AtomicU64::new(0));
+
+    let reader_task = {
+        let stop = stop.clone();
+        let aborted = aborted.clone();
+        let result_tx = result_tx.clone();
+        tokio::task::spawn_blocking(move || feed_rows(reader, work_tx, result_tx, &stop, &aborted))
+    };
+    let writer_task = {
+        let stats = stats.clone();
+        let aborted = aborted.clone();
+        tokio::task::spawn_blocking(move || write_rows(result_rx, writer, &stats, &aborted))
+    };
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..config.concurrency {
+        let work_rx = work_rx.clone();
+        let result_tx = result_tx.clone();
+        let client = client.clone();
+        let (read, unread) = (read.clone(), unread.clone());
+        let mut stop_rx = stop.subscribe();
+        workers.spawn(async move {
+            loop {
+                let row = tokio::select! {
+                    biased;
+                    _ = stop_rx.wait_for(|n| *n > 0) => break,
+                    row = work_rx.recv() => match row {
+                        Ok(row) => row,
+                        Err(_) => break,
+                    },
+                };
+                let (row, ok) = refresh_row(&client, row).await;
+                if ok { &read } else { &unread }.fetch_add(1, Ordering::Relaxed);
+                if result_tx.send(row).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    drop(result_tx);
+    drop(work_rx);
+    drain_workers(&mut workers, &stop, config.shutdown_grace).await;
+    let bad_input = reader_task
+        .await
+        .map_err(|e| ErrorKind::Input {
+            path: input.clone(),
+            reason: e.to_string(),
+        })?
+        .err();
+    let rows = writer_task
+        .await
+        .map_err(|e| ErrorKind::Output {
+            path: output_path.clone(),
+            reason: e.to_string(),
+        })?
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                ErrorKind::BrokenPipe
+            } else {
+                ErrorKind::Output {
+                    path: output_path.clone(),
+                    reason: e.to_string(),
+                }
+            }
+        })?;
+    if let Some(err) = bad_input {
+        // A results file that turns bad part-way is still not a results file.
+        return Err(not_results(err));
+    }
+    Ok(RefreshReport {
+        stats,
+        rows,
+        read: read.load(Ordering::Relaxed),
+        unread: unread.load(Ordering::Relaxed),
+        elapsed: started.elapsed(),
+        interrupted: stop.requested(),
+        pauses: throttle.pauses(),
+    })
+}
+
+/// Rows that need a read go to the workers; the others straight to the writer, unchanged.
+fn feed_rows(
+    mut reader: ResultsReader,
+    work_tx: async_channel::Sender<ResultRow>,
+    result_tx: mpsc::Sender<ResultRow>,
+    stop: &Stop,
+    aborted: &AtomicBool,
+) -> Result<(), ReadError> {
+    while let Some(next) = reader.next_row() {
+        if stop.requested() || aborted.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let (row, _) = next?;
+        let sent = if row.outcome.is_some_and(|o| o.is_settled()) {
+            work_tx.send_blocking(row).is_ok()
+        } else {
+            result_tx.blocking_send(row).is_ok()
+        };
+        if !sent {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Re-reads one row's vetting state; on failure the old values stay and the error is noted.
+async fn refresh_row(client: &Client, mut row: ResultRow) -> (ResultRow, bool) {
+    let (Some(customer), Ok(qualification)) = (
+        CustomerId::parse(&row.customer_id),
+        Qualification::parse(&row.qualification),
+    ) else {
+        row.error_message = Some("refresh: customer_id or qualification does not parse".into());
+        return (row, false);
+    };
+    let exchange = client
+        .send(&api::list_request(customer), Uuid::new_v4())
+        .await;
+    match read_record(&exchange, qualification) {
+        Ok(Some(record)) => {
+            set_vetting(&mut row, api::Vetting::from(record));
+            (row, true)
+        }
+        Ok(None) => {
+            row.error_message = Some(format!(
+                "refresh: the customer's list no longer shows {}",
+                qualification.as_str()
+            ));
+            (row, false)
+        }
+        Err(reason) => {
+            row.error_message = Some(format!("refresh: vetting status not read: {reason}"));
+            (row, false)
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! The nightly job: reconcile, refresh, validation codes, unattended tokens, machine-readable output.
+
+use std::time::Duration;
+
+use crate::common::*;
+use pc_qualify::model::{CustomerId, QualificationRecord};
+use pc_qualify::simulator::{PreloadEntry, PreloadState, ValidationEntry};
+
+fn holds(n: u32, qualification: &str, status: Option<&str>, reason: Option<&str>) -> PreloadEntry {
+    PreloadEntry {
+        customer_id: CustomerId::parse(&cid(n)).expect("id"),
+        state: PreloadState::Holds(QualificationRecord {
+            qualification: qualification.into(),
+            vetting_status: status.map(str::to_string),
+            vetting_reason: reason.map(str::to_string),
+            vetting_create_date: Some("2025-01-02T03:04:05Z".into()),
+        }),
+    }
+}
+
+fn nightly_sim() -> SimConfig {
+    SimConfig {
+        preload: vec![
+            holds(1, "Education", Some("Approved"), None),
+            holds(
+                2,
+                "Education",
+                Some("Denied"),
+                Some("Not an Academic Domain"),
+            ),
+            holds(4, "StateOwnedEntity", Some("InReview"), None),
+        ],
+        ..SimConfig::default()
+    }
+}
+
+const NIGHTLY_INPUT: &str = "customer_id,qualification,education_segment\n\
+    aaaaaaaa-0000-4000-8000-000000000001,Education,K12\n\
+    aaaaaaaa-0000-4000-8000-000000000002,Education,K12\n\
+    aaaaaaaa-0000-4000-8000-000000000003,Education,HigherEducation\n\
+    aaaaaaaa-0000-4000-8000-000000000004,StateOwnedEntity,\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_posts_only_the_absent_and_never_the_denied() {
+    let sim = start_sim(nightly_sim()).await;
+    let dir = WorkDir::new("reconcile");
+    dir.write("in.csv", NIGHTLY_INPUT);
+    let env = sim_env(&sim);
+    let output = run_io("reconcile", &dir, &env, &[]).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "denied rows do not fail the run: {stderr}"
+    );
+    assert!(
+        stderr.contains("DENIED: 1"),
+        "denied rows stand out: {stderr}"
+    );
+    let posted: Vec<String> = posts(&sim).iter().map(|p| p.path.clone()).collect();
+    assert_eq!(
+        posted,
+        vec![format!("/v1/customers/{}/qualifications", cid(3))]
+    );
+    let rows = results_by_row(&dir.join("out.csv"));
+    let view: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["outcome"].as_str(),
+                r["http_status"].as_str(),
+                r["vetting_status"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        view,
+        vec![
+            ("exists", "200", "Approved"),
+            ("exists", "200", "Denied"),
+            ("created", "201", "InReview"),
+            ("exists", "200", "InReview"),
+        ]
+    );
+    assert_eq!(rows[1]["vetting_reason"], "Not an Academic Domain");
+    assert_eq!(rows[0]["vetting_create_date"], "2025-01-02T03:04:05Z");
+
+    // The second night posts nothing.
+    let output = run_io("reconcile", &dir, &env, &["--force"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(posts(&sim).len(), 1, "a second reconcile posts nothing");
+    let rows = results_by_row(&dir.join("out.csv"));
+    assert!(rows.iter().all(|r| r["outcome"] == "exists"), "{rows:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_denied_spends_a_vetting_request_deliberately() {
+    let sim = start_sim(nightly_sim()).await;
+    let dir = WorkDir::new("retrydenied");
+    dir.write("in.csv", NIGHTLY_INPUT);
+    let output = run_io("reconcile", &dir, &sim_env(&sim), &["--retry-denied"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let mut posted: Vec<String> = posts(&sim).iter().map(|p| p.path.clone()).collect();
+    posted.sort();
+    assert_eq!(
+        posted,
+        vec![
+            format!("/v1/customers/{}/qualifications", cid(2)),
+            format!("/v1/customers/{}/qualifications", cid(3)),
+        ]
+    );
+    let rows = results_by_row(&dir.join("out.csv"));
+    assert_eq!(rows[1]["outcome"], "created");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconcile_dry_run_reads_but_never_writes() {
+    let sim = start_sim(nightly_sim()).await;
+    let dir = WorkDir::new("dryreconcile");
+    dir.write("in.csv", NIGHTLY_INPUT);
+    let output = run_io("reconcile", &dir, &sim_env(&sim), &["--dry-run"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(posts(&sim).is_empty());
+    let rows = results_by_row(&dir.join("out.csv"));
+    let outcomes: Vec<&str> = rows.iter().map(|r| r["outcome"].as_str()).collect();
+    assert_eq!(outcomes, vec!["exists", "exists", "planned", "exists"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_brings_vetting_up_to_date_without_posting() {
+    let sim = start_sim(SimConfig {
+        vetting_delay: Duration::from_millis(600),
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = WorkDir::new("refresh");
+    dir.write(
+        "in.csv",
+        format!(
+            "customer_id,qualification,education_segment\n{},Education,K12\n{},StateOwnedEntity,\nbroken,Education,K12\n",
+            cid(1),
+            cid(2)
+        ),
+    );
+    let env = sim_env(&sim);
+    let output = run_io("run", &dir, &env, &[]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let before = results_by_row(&dir.join("out.csv"));
+    assert_eq!(before[0]["vetting_status"], "InReview");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let posts_before = posts(&sim).len();
+    let output = run(
+        &[
+            "refresh",
+            "-i",
+            &dir.s("out.csv"),
+            "-o",
+            &dir.s("refreshed.csv"),
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(posts(&sim).len(), posts_before, "refresh never posts");
+    let after = results_by_row(&dir.join("refreshed.csv"));
+    assert_eq!(after.len(), 3);
+    assert_eq!(after[0]["vetting_status"], "Approved");
+    assert_eq!(after[0]["outcome"], "created", "outcomes stay as they were");
+    assert_eq!(after[0]["request_id"], before[0]["request_id"]);
+    assert_eq!(after[2], before[2], "invalid rows are copied unchanged");
+
+    // Not a results file: exit 2.
+    let output = run(
+        &["refresh", "-i", &dir.s("in.csv"), "-o", &dir.s("x.csv")],
+        &env,
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("not a pc-qualify results file"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_keeps_old_values_where_it_cannot_read() {
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = WorkDir::new("refreshfail");
+    dir.write("in.csv", soe_rows(2));
+    let env = sim_env(&sim);
+    assert_eq!(run_io("run", &dir, &env, &[]).await.status.code(), Some(0));
+    // A second simulator knows nothing of these customers.
+    let empty = start_sim(SimConfig::default()).await;
+    let output = run(
+        &["refresh", "-i", &dir.s("out.csv"), "-o", &dir.s("r.csv")],
+        &sim_env(&empty),
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let rows = results_by_row(&dir.join("r.csv"));
+    assert!(rows.iter().all(|r| r["vetting_status"] == "Approved"));
+    assert!(rows
+        .iter()
+        .all(|r| r["error_message"].starts_with("refresh:")));
+}
+
+fn gcc_input(dir: &WorkDir, n: u32) {
+    let mut input = String::from("customer_id,qualification,validation_code\n");
+    for i in 1..=n {
+        input.push_str(&format!("{},GCC,\n", cid(i)));
+    }
+    dir.write("in.csv", input);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_validation_code_uses_the_only_code() {
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = WorkDir::new("autocode");
+    gcc_input(&dir, 2);
+    let output = run_io("run", &dir, &sim_env(&sim), &["--validation-code", "auto"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    for post in posts(&sim) {
+        let body: serde_json::Value = serde_json::from_str(&post.body).expect("json");
+        assert_eq!(body["validationCode"], "482913");
+    }
+    let reads = sim
+        .api_requests()
+        .into_iter()
+        .filter(|r| r.path == "/v1/customers/all/validations")
+        .count();
+    assert_eq!(reads, 1, "the codes are read once");
+}
+
+fn two_codes(remaining: Option<u32>) -> SimConfig {
+    SimConfig {
+        validations: vec![
+            ValidationEntry {
+                validation_id: "111111".into(),
+                organization_name: "County of Example".into(),
+                max_creates: Some(10),
+                remaining_creates: remaining,
+            },
+            ValidationEntry {
+                validation_id: "222222".into(),
+                organization_name: "State Agency".into(),
+                max_creates: None,
+                remaining_creates: None,
+            },
+        ],
+        ..SimConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_codes_need_an_organization() {
+    let sim = start_sim(two_codes(Some(10))).await;
+    let dir = WorkDir::new("severalcodes");
+    gcc_input(&dir, 2);
+    let env = sim_env(&sim);
+    let output = run_io("run", &dir, &env, &["--validation-code", "auto"]).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("County of Example") && stderr.contains("State Agency"),
+        "{stderr}"
+    );
+    assert!(posts(&sim).is_empty());
+    let output = run_io(
+        "run",
+        &dir,
+        &env,
+        &[
+            "--validation-code",
+            "auto",
+            "--validation-org",
+            "state agency",
+        ],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let body: serde_json::Value = serde_json::from_str(&posts(&sim)[0].body).expect("json");
+    assert_eq!(body["validationCode"], "222222");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_few_remaining_creates_stop_the_run_before_posting() {
+    let sim = start_sim(two_codes(Some(2))).await;
+    let dir = WorkDir::new("remaining");
+    gcc_input(&dir, 3);
+    let output = run_io(
+        "run",
+        &dir,
+        &sim_env(&sim),
+        &[
+            "--validation-code",
+            "auto",
+            "--validation-org",
+            "County of Example",
+        ],
+    )
+    .await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("only 2 create(s) left"), "{stderr}");
+    assert!(posts(&sim).is_empty());
+    assert!(!dir.join("out.csv").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_refresh_token_file_is_rotated_for_the_next_night() {
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = WorkDir::new("tokenfile");
+    dir.write("in.csv", soe_rows(1));
+    let token_file = dir.write(
+        "refresh-token",
+        format!("{}\n", simulator::SANDBOX_REFRESH_TOKEN),
+    );
+    let mut env: Vec<(String, String)> = sim_env(&sim)
+        .into_iter()
+        .filter(|(k, _)| k != "PC_REFRESH_TOKEN")
+        .collect();
+    env.push((
+        "PC_REFRESH_TOKEN_FILE".into(),
+        token_file.display().to_string(),
+    ));
+    let output = run_io("run", &dir, &env, &[]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let rotated = std::fs::read_to_string(&token_file).expect("token file");
+    assert_ne!(rotated.trim(), simulator::SANDBOX_REFRESH_TOKEN);
+    assert!(!rotated.trim().is_empty());
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_file)
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(!text(&output.stderr).contains(rotated.trim()));
+    // The next night starts from the rotated token.
+    dir.write("in.csv", soe_rows(2));
+    let output = run_io("run", &dir, &env, &["--force"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_ne!(
+        std::fs::read_to_string(&token_file)
+            .expect("token file")
+            .trim(),
+        rotated.trim()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line_with_row_ids() {
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = WorkDir::new("jsonlogs");
+    dir.write("in.csv", soe_rows(3));
+    let output = run_io("run", &dir, &sim_env(&sim), &["--log-format", "json", "-q"]).await;
+    assert_eq!(output.status.code(), Some(0));
+    assert!(
+        text(&output.stderr).trim().is_empty(),
+        "-q keeps stderr quiet"
+    );
+    let output = run_io(
+        "run",
+        &dir,
+        &sim_env(&sim),
+        &["--log-format", "json", "--force"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0));
+    let stderr = text(&output.stderr);
+    let mut row_events = 0;
+    for line in stderr.lines() {
+        let event: serde_json::Value = serde_json::from_str(line).expect("each log line is JSON");
+        if event.get("outcome").is_some() {
+            row_events += 1;
+            for field in [
+                "row",
+                "customer_id",
+                "outcome",
+                "request_id",
+                "correlation_id",
+            ] {
+                assert!(event.get(field).is_some(), "{field} missing in {line}");
+            }
+        }
+    }
+    assert_eq!(row_events, 3, "{stderr}");
+    assert!(
+        stderr.contains("run finished"),
+        "the summary is an event too: {stderr}"
+    );
+}
