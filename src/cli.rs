@@ -122,13 +122,19 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct LogArgs {
     /// More log detail (-v debug, -vv trace)
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, display_order = 900)]
     pub verbose: u8,
     /// Only errors on stderr, no summary
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        display_order = 901
+    )]
     pub quiet: bool,
     /// Log line format
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true, display_order = 902)]
     pub log_format: LogFormat,
 }
 

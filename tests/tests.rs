@@ -1,5 +1,6 @@
 //! Integration tests: the real binary against the in-process simulator. One crate, so it links once.
 
+mod cli;
 mod common;
 mod faults;
 mod reconcile;

@@ -1,0 +1,158 @@
+//! The operator's view: help, completions, validate, dry run.
+
+use crate::common::*;
+
+/// Help texts are a contract with the people reading them: a change must be deliberate.
+/// Run with `UPDATE_SNAPSHOTS=1` to rewrite the files after an intended change.
+#[test]
+fn help_output_matches_the_snapshots() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
+    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
+    let cases: [(&str, &[&str]); 7] = [
+        ("help.txt", &["--help"]),
+        ("run-help.txt", &["run", "--help"]),
+        ("reconcile-help.txt", &["reconcile", "--help"]),
+        ("refresh-help.txt", &["refresh", "--help"]),
+        ("validate-help.txt", &["validate", "--help"]),
+        ("simulate-help.txt", &["simulate", "--help"]),
+        ("completions-help.txt", &["completions", "--help"]),
+    ];
+    let mut stale = Vec::new();
+    for (file, args) in cases {
+        let output = pcq(args, &[("COLUMNS".into(), "100".into())])
+            .output()
+            .expect("help runs");
+        assert_eq!(output.status.code(), Some(0));
+        let actual = text(&output.stdout);
+        let path = dir.join(file);
+        if update {
+            std::fs::create_dir_all(&dir).expect("snapshot dir");
+            std::fs::write(&path, &actual).expect("write snapshot");
+            continue;
+        }
+        let expected = std::fs::read_to_string(&path).unwrap_or_default();
+        if actual != expected {
+            stale.push(format!("{file}:\n{actual}"));
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "help changed (UPDATE_SNAPSHOTS=1 cargo test to accept):\n{}",
+        stale.join("\n")
+    );
+}
+
+#[test]
+fn every_subcommand_help_has_examples() {
+    for command in [
+        "run",
+        "reconcile",
+        "refresh",
+        "validate",
+        "simulate",
+        "completions",
+    ] {
+        let output = pcq(&[command, "--help"], &[]).output().expect("help");
+        let help = text(&output.stdout);
+        assert!(help.contains("Examples:"), "{command} --help has examples");
+        assert!(
+            help.matches("pc-qualify ").count() >= 3,
+            "{command} --help shows real commands"
+        );
+    }
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = pcq(&["completions", shell], &[]).output().expect("runs");
+        assert_eq!(output.status.code(), Some(0));
+        let script = text(&output.stdout);
+        assert!(
+            script.contains("reconcile") && script.contains("resume"),
+            "{shell}"
+        );
+    }
+    let output = pcq(&["completions", "tcsh"], &[]).output().expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn validate_lists_each_problem_and_exits_by_validity() {
+    let dir = WorkDir::new("validate");
+    dir.write(
+        "bad.csv",
+        format!(
+            "customer_id,qualification,segment\n{},Education,K12\nnope,Education,K12\n{},Nonprofit,\n{},Education,K12\n",
+            cid(1),
+            cid(2),
+            cid(1)
+        ),
+    );
+    let output = pcq(&["validate", "--input", &dir.s("bad.csv")], &[])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = text(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "row 2: customer_id: not a GUID: nope");
+    assert!(
+        lines[1].starts_with("row 3: qualification: Nonprofit"),
+        "{stdout}"
+    );
+    assert!(lines[2].starts_with("row 4: duplicate:"), "{stdout}");
+    assert_eq!(
+        lines.last().copied(),
+        Some("4 row(s): 1 valid, 2 invalid, 1 duplicate(s)")
+    );
+
+    dir.write("good.csv", soe_rows(3));
+    let output = pcq(&["validate", "-i", &dir.s("good.csv")], &[])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
+
+    dir.write("nocol.csv", "customer_id\nx\n");
+    let output = pcq(&["validate", "-i", &dir.s("nocol.csv")], &[])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("missing required column qualification"));
+}
+
+#[test]
+fn a_dry_run_needs_no_credentials_and_shows_the_request() {
+    let dir = WorkDir::new("dryrun");
+    dir.write(
+        "in.csv",
+        format!(
+            "customer_id,qualification,segment,website\n{},Education,K-12,a.example.edu\nbad,Education,K12,\n",
+            cid(1)
+        ),
+    );
+    let output = run_blocking(&[
+        "run",
+        "--dry-run",
+        "-i",
+        &dir.s("in.csv"),
+        "-o",
+        &dir.s("out.csv"),
+    ]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!(
+        "POST https://api.partnercenter.microsoft.com/v1/customers/{}/qualifications",
+        cid(1)
+    )));
+    assert!(stderr.contains("Authorization: Bearer ***"), "{stderr}");
+    assert!(stderr.contains(
+        r#"{"qualification":"Education","educationSegment":"K12","website":"a.example.edu"}"#
+    ));
+    let rows = results_by_row(&dir.join("out.csv"));
+    assert_eq!(rows[0]["outcome"], "planned");
+    assert_eq!(rows[1]["outcome"], "invalid");
+}
+
+fn run_blocking(args: &[&str]) -> std::process::Output {
+    pcq(args, &[]).output().expect("binary runs")
+}
