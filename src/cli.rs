@@ -334,14 +334,15 @@ pub fn init_logging(log: &LogArgs) {
 /// Runs the parsed command line and returns the exit code.
 pub async fn dispatch(cli: Cli) -> Result<ExitCode, ErrorKind> {
     // With JSON logs stderr is for machines: the summary becomes a log event.
-    let quiet = cli.log.quiet || cli.log.log_format == LogFormat::Json;
+    let json = cli.log.log_format == LogFormat::Json;
+    let quiet = cli.log.quiet || json;
     match cli.command {
-        Command::Run(args) => work(args, Mode::Run, quiet).await,
+        Command::Run(args) => work(args, Mode::Run, quiet, json).await,
         Command::Reconcile(args) => {
             let mode = Mode::Reconcile {
                 retry_denied: args.retry_denied,
             };
-            work(args.run, mode, quiet).await
+            work(args.run, mode, quiet, json).await
         }
         Command::Refresh(args) => refresh(args, quiet).await,
         Command::Validate(args) => validate(args),
@@ -363,7 +364,7 @@ fn load_settings(config: Option<&Path>, flags: Settings) -> Result<RunConfig, Er
 }
 
 /// `run` and `reconcile`.
-async fn work(args: RunArgs, mode: Mode, quiet: bool) -> Result<ExitCode, ErrorKind> {
+async fn work(args: RunArgs, mode: Mode, quiet: bool, json: bool) -> Result<ExitCode, ErrorKind> {
     let mut config = load_settings(args.config.as_deref(), args.settings.clone())?;
     let needs_credentials = !(args.dry_run && mode == Mode::Run && !config.validation_code_auto);
     // Held for the whole run: dropping it stops the in-process simulator.
@@ -398,7 +399,9 @@ async fn work(args: RunArgs, mode: Mode, quiet: bool) -> Result<ExitCode, ErrorK
     if let Some(error) = &report.input_error {
         tracing::error!("{error}");
     }
-    log_summary(&report);
+    if json {
+        log_summary(&report);
+    }
     if !quiet {
         if let Some(example) = &report.example_request {
             eprintln!("pc-qualify: dry run; the first row would be sent as:\n\n{example}");
@@ -663,10 +666,16 @@ fn summary(report: &Report, args: &RunArgs) -> String {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let _ = writeln!(
             text,
-            "  latency: p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms",
+            "  latency: p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms",
             ms(p50),
             ms(p95),
             ms(stats.latency_max())
+        );
+    }
+    if report.token_file_failed {
+        let _ = writeln!(
+            text,
+            "  ERROR: the rotated refresh token could not be saved to PC_REFRESH_TOKEN_FILE (see the log above); fix the file's permissions before the token ages out"
         );
     }
     let failed = stats.outcome(Outcome::Failed) + stats.outcome(Outcome::Invalid);
@@ -704,6 +713,7 @@ fn log_summary(report: &Report) {
         pauses = report.pauses,
         elapsed_s = report.elapsed.as_secs_f64(),
         interrupted = report.interrupted,
+        token_file_failed = report.token_file_failed,
         "run finished"
     );
 }

@@ -64,6 +64,8 @@ pub struct Report {
     pub pauses: u64,
     /// For a dry run: the first request that would have been sent, token masked.
     pub example_request: Option<String>,
+    /// The rotated refresh token could not be written back to `PC_REFRESH_TOKEN_FILE`.
+    pub token_file_failed: bool,
 }
 
 impl Report {
@@ -168,6 +170,7 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
 
     let stats = Arc::new(Stats::default());
     let throttle = Arc::new(Throttle::new(config.rate, config.burst));
+    let mut token_provider = None;
     let client = match credentials {
         Some(credentials) => {
             let http = http_client(config.timeout, config.concurrency)
@@ -175,6 +178,7 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
             let tokens = Arc::new(TokenProvider::new(http.clone(), credentials));
             // Credentials are proven before the results file is touched or any row is sent.
             tokens.token().await?;
+            token_provider = Some(tokens.clone());
             Some(Arc::new(Client::new(
                 http,
                 &config.base_url,
@@ -349,6 +353,7 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         input_error: input_error.map(|e| format!("input {input}: {e}")),
         pauses: throttle.pauses(),
         example_request,
+        token_file_failed: token_provider.is_some_and(|t| t.token_file_failed()),
     })
 }
 

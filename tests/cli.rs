@@ -156,3 +156,93 @@ fn a_dry_run_needs_no_credentials_and_shows_the_request() {
 fn run_blocking(args: &[&str]) -> std::process::Output {
     pcq(args, &[]).output().expect("binary runs")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulate_command_serves_what_run_needs() {
+    use std::io::BufRead as _;
+    let dir = WorkDir::new("simulate");
+    dir.write(
+        "preload.csv",
+        format!(
+            "customer_id,qualification,vetting_status\n{},StateOwnedEntity,Approved\n",
+            cid(1)
+        ),
+    );
+    let mut server = pcq(
+        &[
+            "simulate",
+            "--listen",
+            "127.0.0.1:0",
+            "--preload",
+            &dir.s("preload.csv"),
+        ],
+        &[],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .expect("simulator starts");
+    let stdout = server.stdout.take().expect("stdout");
+    let first = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("first line");
+        line
+    })
+    .await
+    .expect("join");
+    let url = first
+        .trim()
+        .strip_prefix("listening ")
+        .expect("first stdout line is `listening URL`")
+        .to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let env = vec![
+        ("PC_BASE_URL".to_string(), url.clone()),
+        ("PC_AUTHORITY".to_string(), url.clone()),
+        (
+            "PC_TENANT_ID".to_string(),
+            simulator::SANDBOX_TENANT.to_string(),
+        ),
+        (
+            "PC_CLIENT_ID".to_string(),
+            simulator::SANDBOX_CLIENT_ID.to_string(),
+        ),
+        (
+            "PC_CLIENT_SECRET".to_string(),
+            simulator::SANDBOX_CLIENT_SECRET.to_string(),
+        ),
+        (
+            "PC_REFRESH_TOKEN".to_string(),
+            simulator::SANDBOX_REFRESH_TOKEN.to_string(),
+        ),
+    ];
+    dir.write("in.csv", soe_rows(2));
+    let output = run_io("run", &dir, &env, &[]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let rows = results_by_row(&dir.join("out.csv"));
+    assert_eq!(rows[0]["outcome"], "exists");
+    assert_eq!(rows[1]["outcome"], "created");
+    let log: Vec<simulator::RecordedRequest> = reqwest::get(format!("{url}/_sim/requests"))
+        .await
+        .expect("request log")
+        .json()
+        .await
+        .expect("json log");
+    assert_eq!(
+        log.iter()
+            .filter(|r| r.method == "POST" && r.path.starts_with("/v1/"))
+            .count(),
+        2
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || server.wait().expect("wait"))
+        .await
+        .expect("join");
+    assert_eq!(exit.code(), Some(0));
+}
