@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -11,9 +12,13 @@ use crate::auth::{Credentials, RefreshCredentials};
 use crate::config::{credentials_from_env, RunConfig, Settings};
 use crate::error::{ErrorKind, ExitCode};
 use crate::input::{InputOptions, InputReader, Record};
+use crate::metrics;
 use crate::model::Outcome;
 use crate::pipeline::{self, Job, Mode, Report, Stop};
+use crate::progress::{self, Progress};
 use crate::simulator::{self, SimConfig};
+use crate::stats::Stats;
+use crate::throttle::Throttle;
 
 /// The exit-code table, as a literal so that `concat!` can append it to each command's help.
 macro_rules! exit_codes {
@@ -240,9 +245,6 @@ pub struct RefreshArgs {
     /// Write Prometheus metrics here at the end (node_exporter textfile format)
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,
-    /// No progress bar
-    #[arg(long)]
-    pub no_progress: bool,
     /// Tunables.
     #[command(flatten)]
     pub settings: Settings,
@@ -322,7 +324,7 @@ pub fn init_logging(log: &LogArgs) {
     let filter = tracing_subscriber::EnvFilter::new(filter);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::progress::LogWriter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     let _ = match log.log_format {
@@ -377,6 +379,21 @@ async fn work(args: RunArgs, mode: Mode, quiet: bool, json: bool) -> Result<Exit
     };
     let stop = Stop::default();
     let signals = tokio::spawn(forward_signals(stop.clone()));
+    let stats = Arc::new(Stats::default());
+    let throttle = Arc::new(Throttle::new(config.rate, config.burst));
+    let show_progress =
+        !quiet && !args.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let total = if show_progress {
+        progress::count_input(&args.input)
+    } else {
+        None
+    };
+    let paused: progress::PausedFn = {
+        let throttle = throttle.clone();
+        Arc::new(move || throttle.is_paused())
+    };
+    let progress = Progress::start(show_progress, total, stats.clone(), paused);
+    let started = std::time::SystemTime::now();
     let report = pipeline::execute(
         Job {
             input: args.input.clone(),
@@ -387,10 +404,14 @@ async fn work(args: RunArgs, mode: Mode, quiet: bool, json: bool) -> Result<Exit
             mode,
             config,
             credentials,
+            stats,
+            throttle,
         },
         stop,
     )
     .await;
+    // The bar goes before anything else is printed, or the summary would tear it.
+    progress.finish();
     signals.abort();
     if let Some(handle) = sandbox {
         handle.shutdown().await;
@@ -401,6 +422,20 @@ async fn work(args: RunArgs, mode: Mode, quiet: bool, json: bool) -> Result<Exit
     }
     if json {
         log_summary(&report);
+    }
+    let command = match mode {
+        Mode::Run => "run",
+        Mode::Reconcile { .. } => "reconcile",
+    };
+    if let Some(path) = &args.metrics {
+        write_metrics(
+            path,
+            command,
+            &report.stats,
+            report.exit_code() == ExitCode::Success,
+            report.pauses,
+            started,
+        )?;
     }
     if !quiet {
         if let Some(example) = &report.example_request {
@@ -442,6 +477,7 @@ async fn refresh(args: RefreshArgs, quiet: bool) -> Result<ExitCode, ErrorKind> 
     let (sandbox, credentials) = credentials(args.sandbox, &mut config).await?;
     let stop = Stop::default();
     let signals = tokio::spawn(forward_signals(stop.clone()));
+    let started = std::time::SystemTime::now();
     let report = crate::refresh::execute(
         crate::refresh::RefreshJob {
             input: args.input.clone(),
@@ -458,6 +494,16 @@ async fn refresh(args: RefreshArgs, quiet: bool) -> Result<ExitCode, ErrorKind> 
         handle.shutdown().await;
     }
     let report = report?;
+    if let Some(path) = &args.metrics {
+        write_metrics(
+            path,
+            "refresh",
+            &report.stats,
+            report.exit_code() == ExitCode::Success,
+            report.pauses,
+            started,
+        )?;
+    }
     if !quiet {
         let stats = &report.stats;
         let vetting: Vec<String> = stats
@@ -480,6 +526,33 @@ async fn refresh(args: RefreshArgs, quiet: bool) -> Result<ExitCode, ErrorKind> 
         );
     }
     Ok(report.exit_code())
+}
+
+/// Writes the Prometheus textfile; a failed run keeps the last success time of the previous file.
+fn write_metrics(
+    path: &Path,
+    command: &str,
+    stats: &Stats,
+    success: bool,
+    pauses: u64,
+    started: std::time::SystemTime,
+) -> Result<(), ErrorKind> {
+    let facts = metrics::RunFacts {
+        command,
+        duration: started.elapsed().unwrap_or_default(),
+        finished_at: std::time::SystemTime::now(),
+        success,
+        pauses,
+        previous_success: if success {
+            None
+        } else {
+            metrics::previous_success(path)
+        },
+    };
+    metrics::write_atomic(path, &metrics::render(stats, &facts)).map_err(|e| ErrorKind::Output {
+        path: path.display().to_string(),
+        reason: format!("metrics: {e}"),
+    })
 }
 
 /// `validate`: every problem as `row N: field: reason`, then a total.

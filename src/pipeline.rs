@@ -44,6 +44,10 @@ pub struct Job {
     pub config: RunConfig,
     /// Where access tokens come from; `None` only for a `run --dry-run`, which sends nothing.
     pub credentials: Option<Credentials>,
+    /// Counters, shared with whoever shows progress.
+    pub stats: Arc<Stats>,
+    /// The pacer, shared with whoever shows the 429 pause.
+    pub throttle: Arc<Throttle>,
 }
 
 /// How a finished (or stopped) run went.
@@ -148,6 +152,8 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         mode,
         config,
         credentials,
+        stats,
+        throttle,
     } = job;
     let options = InputOptions {
         contract: config.contract,
@@ -168,8 +174,6 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         output::check_target(&output_path, force)?;
     }
 
-    let stats = Arc::new(Stats::default());
-    let throttle = Arc::new(Throttle::new(config.rate, config.burst));
     let mut token_provider = None;
     let client = match credentials {
         Some(credentials) => {

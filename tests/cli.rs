@@ -246,3 +246,42 @@ async fn the_simulate_command_serves_what_run_needs() {
         .expect("join");
     assert_eq!(exit.code(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_progress_bar_renders_on_a_terminal_and_the_summary_follows() {
+    let sim = start_sim(SimConfig {
+        latency: std::time::Duration::from_millis(30),
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = WorkDir::new("progress");
+    dir.write("in.csv", soe_rows(60));
+    // `script` gives the binary a pseudo-terminal, as an operator's shell would.
+    let command = format!(
+        "{} run --rate 0 --concurrency 2 -i {} -o {}",
+        env!("CARGO_BIN_EXE_pc-qualify"),
+        dir.s("in.csv"),
+        dir.s("out.csv")
+    );
+    let mut cmd = std::process::Command::new("script");
+    for (k, v) in sim_env(&sim) {
+        cmd.env(k, v);
+    }
+    cmd.env("COLUMNS", "160").env("TERM", "xterm");
+    cmd.args(["-qec", &command, "/dev/null"]);
+    let output = tokio::task::spawn_blocking(move || cmd.output().expect("script runs"))
+        .await
+        .expect("join");
+    let screen = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{screen}");
+    assert!(
+        screen.contains("/60 rows"),
+        "the bar shows rows done of the total: {screen}"
+    );
+    assert!(screen.contains("created"), "live counts: {screen}");
+    let summary_at = screen.find("pc-qualify: 60 rows").expect("summary printed");
+    assert!(screen[summary_at..].contains("rows: created 60"));
+    // Not a terminal: no bar at all.
+    let output = run_io("run", &dir, &sim_env(&sim), &["--force", "--rate", "0"]).await;
+    assert!(!text(&output.stderr).contains("/60 rows"));
+}

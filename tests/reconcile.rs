@@ -388,3 +388,100 @@ async fn json_logs_are_one_object_per_line_with_row_ids() {
         "the summary is an event too: {stderr}"
     );
 }
+
+/// A strict reading of the Prometheus text format: HELP and TYPE before a family's samples,
+/// valid names, escaped label values, a float value, no duplicate series.
+fn check_exposition(text: &str) -> Vec<(String, f64)> {
+    let mut typed = std::collections::HashSet::new();
+    let mut series = std::collections::HashSet::new();
+    let mut samples = Vec::new();
+    let name_ok = |n: &str| {
+        !n.is_empty()
+            && n.chars().enumerate().all(|(i, c)| {
+                c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())
+            })
+    };
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split(' ');
+            let name = parts.next().expect("name");
+            assert!(name_ok(name), "{line}");
+            assert!(
+                matches!(parts.next(), Some("gauge" | "counter" | "untyped")),
+                "{line}"
+            );
+            typed.insert(name.to_string());
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let (key, value) = line.rsplit_once(' ').expect("sample has a value");
+        let value: f64 = value.parse().expect("value is a float");
+        let name = key.split('{').next().expect("name");
+        assert!(name_ok(name), "{line}");
+        assert!(typed.contains(name), "TYPE before samples: {line}");
+        if let Some(labels) = key.strip_prefix(name) {
+            if !labels.is_empty() {
+                assert!(labels.starts_with('{') && labels.ends_with('}'), "{line}");
+            }
+        }
+        assert!(series.insert(key.to_string()), "duplicate series {key}");
+        samples.push((key.to_string(), value));
+    }
+    samples
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_file_parses_and_counts_the_night() {
+    let sim = start_sim(nightly_sim()).await;
+    let dir = WorkDir::new("metrics");
+    dir.write("in.csv", NIGHTLY_INPUT);
+    let metrics = dir.s("pc_qualify.prom");
+    let output = run_io("reconcile", &dir, &sim_env(&sim), &["--metrics", &metrics]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let body = std::fs::read_to_string(&metrics).expect("metrics written");
+    let samples: std::collections::HashMap<String, f64> =
+        check_exposition(&body).into_iter().collect();
+    let get = |key: &str| samples.get(key).copied().unwrap_or(-1.0);
+    assert_eq!(
+        get(r#"pc_qualify_rows{command="reconcile",outcome="created"}"#),
+        1.0
+    );
+    assert_eq!(
+        get(r#"pc_qualify_rows{command="reconcile",outcome="exists"}"#),
+        3.0
+    );
+    assert_eq!(
+        get(r#"pc_qualify_rows{command="reconcile",outcome="failed"}"#),
+        0.0
+    );
+    assert_eq!(
+        get(r#"pc_qualify_rows_by_vetting_status{command="reconcile",vetting_status="Denied"}"#),
+        1.0
+    );
+    assert_eq!(
+        get(r#"pc_qualify_http_requests{command="reconcile",status="200"}"#),
+        4.0
+    );
+    assert!(get(r#"pc_qualify_last_success_timestamp_seconds{command="reconcile"}"#) > 1.7e9);
+    assert!(get(r#"pc_qualify_run_duration_seconds{command="reconcile"}"#) >= 0.0);
+    // Where the official client is installed (CI installs it), it must parse the file too.
+    let python = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys\nfrom prometheus_client.parser import text_string_to_metric_families as p\nprint(sum(len(f.samples) for f in p(open(sys.argv[1]).read())))",
+            &metrics,
+        ])
+        .output();
+    match python {
+        Ok(out) if out.status.success() => {
+            let parsed: usize = text(&out.stdout).trim().parse().expect("a count");
+            assert_eq!(parsed, samples.len());
+        }
+        _ => assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have prometheus_client to check the metrics format"
+        ),
+    }
+}
