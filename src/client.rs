@@ -89,6 +89,29 @@ impl Client {
         }
     }
 
+    /// Builds the HTTP client and token provider for `config` and proves the credentials by
+    /// fetching a first token, so a bad secret stops the command before anything is sent.
+    pub async fn connect(
+        config: &crate::config::RunConfig,
+        credentials: crate::auth::Credentials,
+        throttle: Arc<Throttle>,
+        stats: Arc<Stats>,
+    ) -> Result<(Client, Arc<TokenProvider>), crate::error::ErrorKind> {
+        let http = http_client(config.timeout, config.concurrency)
+            .map_err(|e| crate::error::ErrorKind::Config(format!("HTTP client: {e}")))?;
+        let tokens = Arc::new(TokenProvider::new(http.clone(), credentials));
+        tokens.token().await?;
+        let client = Client::new(
+            http,
+            &config.base_url,
+            tokens.clone(),
+            throttle,
+            config.retry,
+            stats,
+        );
+        Ok((client, tokens))
+    }
+
     /// The shared pacer (for pause markers and summaries).
     pub fn throttle(&self) -> &Throttle {
         &self.throttle

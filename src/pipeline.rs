@@ -12,8 +12,8 @@ use std::path::Path;
 use tokio::sync::{mpsc, watch};
 
 use crate::api;
-use crate::auth::{Credentials, TokenProvider};
-use crate::client::{http_client, Client};
+use crate::auth::Credentials;
+use crate::client::Client;
 use crate::config::RunConfig;
 use crate::error::{ErrorKind, ExitCode};
 use crate::input::{InputOptions, InputReader, Record};
@@ -177,20 +177,11 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
     let mut token_provider = None;
     let client = match credentials {
         Some(credentials) => {
-            let http = http_client(config.timeout, config.concurrency)
-                .map_err(|e| ErrorKind::Config(format!("HTTP client: {e}")))?;
-            let tokens = Arc::new(TokenProvider::new(http.clone(), credentials));
             // Credentials are proven before the results file is touched or any row is sent.
-            tokens.token().await?;
-            token_provider = Some(tokens.clone());
-            Some(Arc::new(Client::new(
-                http,
-                &config.base_url,
-                tokens,
-                throttle.clone(),
-                config.retry,
-                stats.clone(),
-            )))
+            let (client, tokens) =
+                Client::connect(&config, credentials, throttle.clone(), stats.clone()).await?;
+            token_provider = Some(tokens);
+            Some(Arc::new(client))
         }
         None => None,
     };

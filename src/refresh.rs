@@ -10,8 +10,8 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::api;
-use crate::auth::{Credentials, TokenProvider};
-use crate::client::{http_client, Client};
+use crate::auth::Credentials;
+use crate::client::Client;
 use crate::config::RunConfig;
 use crate::error::{ErrorKind, ExitCode};
 use crate::model::{CustomerId, Qualification, ResultRow};
@@ -90,18 +90,9 @@ pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, Error
     }
     let stats = Arc::new(Stats::default());
     let throttle = Arc::new(Throttle::new(config.rate, config.burst));
-    let http = http_client(config.timeout, config.concurrency)
-        .map_err(|e| ErrorKind::Config(format!("HTTP client: {e}")))?;
-    let tokens = Arc::new(TokenProvider::new(http.clone(), credentials));
-    tokens.token().await?;
-    let client = Arc::new(Client::new(
-        http,
-        &config.base_url,
-        tokens,
-        throttle.clone(),
-        config.retry,
-        stats.clone(),
-    ));
+    let (client, _) =
+        Client::connect(&config, credentials, throttle.clone(), stats.clone()).await?;
+    let client = Arc::new(client);
     let sink = output::create(&output_path, force)?;
     let writer = ResultsWriter::with_header(sink).map_err(|e| ErrorKind::Output {
         path: output_path.clone(),
