@@ -236,7 +236,7 @@ pub struct RefreshArgs {
     /// Overwrite an existing output file
     #[arg(long)]
     pub force: bool,
-    /// Run against a local simulator started in-process (it starts empty, so rows read as missing)
+    /// Run against a fresh in-process simulator holding only the sandbox's built-in customers
     #[arg(long)]
     pub sandbox: bool,
     /// TOML settings file (flags and environment win over it)
@@ -346,13 +346,22 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, ErrorKind> {
             };
             work(args.run, mode, quiet, json).await
         }
-        Command::Refresh(args) => refresh(args, quiet).await,
+        Command::Refresh(args) => refresh(args, quiet, json).await,
         Command::Validate(args) => validate(args),
         Command::Simulate(args) => simulate(args).await,
         Command::Completions { shell } => {
+            use std::io::Write as _;
             let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut command, "pc-qualify", &mut std::io::stdout());
-            Ok(ExitCode::Success)
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "pc-qualify", &mut script);
+            match std::io::stdout().write_all(&script) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(ErrorKind::BrokenPipe),
+                Err(e) => Err(ErrorKind::Output {
+                    path: "-".into(),
+                    reason: e.to_string(),
+                }),
+                Ok(()) => Ok(ExitCode::Success),
+            }
         }
     }
 }
@@ -416,26 +425,31 @@ async fn work(args: RunArgs, mode: Mode, quiet: bool, json: bool) -> Result<Exit
     if let Some(handle) = sandbox {
         handle.shutdown().await;
     }
-    let report = report?;
+    let report = match report {
+        Ok(report) => report,
+        Err(err) => {
+            // A nightly job that cannot start still tells the scheduler it failed.
+            if let Some(path) = &args.metrics {
+                write_metrics(path, mode_name(mode), &Stats::default(), false, 0, started);
+            }
+            return Err(err);
+        }
+    };
     if let Some(error) = &report.input_error {
         tracing::error!("{error}");
     }
     if json {
         log_summary(&report);
     }
-    let command = match mode {
-        Mode::Run => "run",
-        Mode::Reconcile { .. } => "reconcile",
-    };
     if let Some(path) = &args.metrics {
         write_metrics(
             path,
-            command,
+            mode_name(mode),
             &report.stats,
             report.exit_code() == ExitCode::Success,
             report.pauses,
             started,
-        )?;
+        );
     }
     if !quiet {
         if let Some(example) = &report.example_request {
@@ -472,7 +486,7 @@ async fn credentials(
 }
 
 /// `refresh`.
-async fn refresh(args: RefreshArgs, quiet: bool) -> Result<ExitCode, ErrorKind> {
+async fn refresh(args: RefreshArgs, quiet: bool, json: bool) -> Result<ExitCode, ErrorKind> {
     let mut config = load_settings(args.config.as_deref(), args.settings.clone())?;
     let (sandbox, credentials) = credentials(args.sandbox, &mut config).await?;
     let stop = Stop::default();
@@ -493,7 +507,15 @@ async fn refresh(args: RefreshArgs, quiet: bool) -> Result<ExitCode, ErrorKind> 
     if let Some(handle) = sandbox {
         handle.shutdown().await;
     }
-    let report = report?;
+    let report = match report {
+        Ok(report) => report,
+        Err(err) => {
+            if let Some(path) = &args.metrics {
+                write_metrics(path, "refresh", &Stats::default(), false, 0, started);
+            }
+            return Err(err);
+        }
+    };
     if let Some(path) = &args.metrics {
         write_metrics(
             path,
@@ -502,7 +524,20 @@ async fn refresh(args: RefreshArgs, quiet: bool) -> Result<ExitCode, ErrorKind> 
             report.exit_code() == ExitCode::Success,
             report.pauses,
             started,
-        )?;
+        );
+    }
+    if json {
+        tracing::info!(
+            rows = report.rows,
+            read = report.read,
+            unread = report.unread,
+            requests = report.stats.requests(),
+            retries = report.stats.retries(),
+            throttled = report.stats.throttled(),
+            elapsed_s = report.elapsed.as_secs_f64(),
+            interrupted = report.interrupted,
+            "refresh finished"
+        );
     }
     if !quiet {
         let stats = &report.stats;
@@ -528,7 +563,16 @@ async fn refresh(args: RefreshArgs, quiet: bool) -> Result<ExitCode, ErrorKind> 
     Ok(report.exit_code())
 }
 
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Run => "run",
+        Mode::Reconcile { .. } => "reconcile",
+    }
+}
+
 /// Writes the Prometheus textfile; a failed run keeps the last success time of the previous file.
+/// A write failure is logged as an error but does not change the run's exit code: the rows
+/// were processed, and a stale textfile is what the scheduler's alert on its age is for.
 fn write_metrics(
     path: &Path,
     command: &str,
@@ -536,7 +580,7 @@ fn write_metrics(
     success: bool,
     pauses: u64,
     started: std::time::SystemTime,
-) -> Result<(), ErrorKind> {
+) {
     let facts = metrics::RunFacts {
         command,
         duration: started.elapsed().unwrap_or_default(),
@@ -549,10 +593,9 @@ fn write_metrics(
             metrics::previous_success(path)
         },
     };
-    metrics::write_atomic(path, &metrics::render(stats, &facts)).map_err(|e| ErrorKind::Output {
-        path: path.display().to_string(),
-        reason: format!("metrics: {e}"),
-    })
+    if let Err(err) = metrics::write_atomic(path, &metrics::render(stats, &facts)) {
+        tracing::error!(path = %path.display(), error = %err, "metrics file not written");
+    }
 }
 
 /// `validate`: every problem as `row N: field: reason`, then a total.
@@ -752,13 +795,19 @@ fn summary(report: &Report, args: &RunArgs) -> String {
         );
     }
     let failed = stats.outcome(Outcome::Failed) + stats.outcome(Outcome::Invalid);
-    if report.interrupted {
+    let resumable = args.output != "-" && args.input != "-";
+    if report.interrupted && resumable {
         let _ = writeln!(
             text,
             "  interrupted; to finish the remaining rows run:\n    {}",
             resume_command()
         );
-    } else if failed > 0 && args.output != "-" {
+    } else if report.interrupted {
+        let _ = writeln!(
+            text,
+            "  interrupted; rows not in the results were not finished (--resume needs files for --input and --output)"
+        );
+    } else if failed > 0 && resumable && !args.dry_run {
         let _ = writeln!(
             text,
             "  {failed} row(s) failed or were invalid (see error_code/error_message); after fixing the input, retry just those rows with:\n    {}",
@@ -799,7 +848,11 @@ fn resume_command() -> String {
     if let Some(first) = args.first_mut() {
         *first = "pc-qualify".to_string();
     }
-    let at = args.len().min(2);
+    // Right after the subcommand, whatever global flags stand before it.
+    let at = args
+        .iter()
+        .position(|a| a == "run" || a == "reconcile")
+        .map_or(args.len().min(2), |i| i + 1);
     args.insert(at, "--resume".to_string());
     args.iter()
         .map(|a| shell_quote(a))

@@ -185,6 +185,18 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         }
         None => None,
     };
+    // Read-only until every check has passed: a refused resume leaves the file as it was.
+    let resume_state = if resume {
+        let state = resume::load(&output_path)?;
+        resume::verify_input(
+            InputReader::new(open_input(&input)?, InputOptions::default()).map_err(input_error)?,
+            &state,
+            &input,
+        )?;
+        state
+    } else {
+        ResumeState::default()
+    };
     if config.validation_code_auto {
         let client = client.as_deref().ok_or_else(|| {
             ErrorKind::Config("--validation-code auto needs credentials to read the codes".into())
@@ -196,24 +208,19 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
                 default_validation_code: Some(code.validation_id.clone()),
                 ..options
             };
-            let rows = preflight::count_gcc_rows(open_input(&input)?, options, &code.validation_id)
-                .map_err(input_error)?;
+            let rows = preflight::count_gcc_rows(
+                open_input(&input)?,
+                options,
+                &code.validation_id,
+                |index| resume_state.is_settled(index),
+            )
+            .map_err(input_error)?;
             preflight::check_remaining_creates(&code, rows)?;
         }
     }
-
-    let resume_state = if resume {
-        let state = resume::load(&output_path)?;
-        resume::verify_input(
-            InputReader::new(open_input(&input)?, InputOptions::default()).map_err(input_error)?,
-            &state,
-            &input,
-        )?;
+    if resume {
         resume::keep_settled(&output_path, &stats)?;
-        state
-    } else {
-        ResumeState::default()
-    };
+    }
     let carried_over = resume_state.settled.len() as u64;
     let writer = if resume && Path::new(&output_path).exists() {
         let file = std::fs::OpenOptions::new()

@@ -83,11 +83,13 @@ pub fn choose_code(
     }
 }
 
-/// Counts the valid GovernmentCommunityCloud rows that would be posted with `code`.
+/// Counts the valid GovernmentCommunityCloud rows that would be posted with `code`, leaving out
+/// rows an earlier run already settled (`settled(row index)`).
 pub fn count_gcc_rows<R: Read>(
     input: R,
     options: InputOptions,
     code: &str,
+    settled: impl Fn(u64) -> bool,
 ) -> Result<u64, InputError> {
     let mut reader = InputReader::new(input, options)?;
     let mut count = 0;
@@ -95,6 +97,7 @@ pub fn count_gcc_rows<R: Read>(
         if let Record::Valid(row) = record? {
             if row.qualification == Qualification::GovernmentCommunityCloud
                 && row.validation_code.as_deref() == Some(code)
+                && !settled(row.index)
             {
                 count += 1;
             }

@@ -19,7 +19,7 @@ use crate::output::{self, ReadError, ResultsReader, ResultsWriter};
 use crate::pipeline::{drain_workers, write_rows, Stop};
 use crate::stats::Stats;
 use crate::throttle::Throttle;
-use crate::worker::{read_record, set_vetting};
+use crate::worker::{log_row, read_record, set_vetting};
 
 /// What to refresh.
 pub struct RefreshJob {
@@ -134,6 +134,7 @@ pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, Error
                     },
                 };
                 let (row, ok) = refresh_row(&client, row).await;
+                log_row(&row);
                 if ok { &read } else { &unread }.fetch_add(1, Ordering::Relaxed);
                 if result_tx.send(row).await.is_err() {
                     break;

@@ -123,12 +123,14 @@ pub fn load(output: &str) -> Result<ResumeState, ErrorKind> {
         reason,
     };
     let path = Path::new(output);
-    if !path.exists() {
-        return Ok(ResumeState::default());
-    }
-    let mut reader = ResultsReader::open(path).map_err(|e| err(e.to_string()))?;
     let mut settled = HashMap::new();
-    while let Some(next) = reader.next_row() {
+    // No results file yet: the earlier run may still have died with rows in flight.
+    let mut reader = if path.exists() {
+        Some(ResultsReader::open(path).map_err(|e| err(e.to_string()))?)
+    } else {
+        None
+    };
+    while let Some(next) = reader.as_mut().and_then(|r| r.next_row()) {
         let (row, _) = next.map_err(|e| err(e.to_string()))?;
         let Some(outcome) = row.outcome.filter(Outcome::is_settled) else {
             continue;
