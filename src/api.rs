@@ -15,8 +15,8 @@ pub struct Request {
     pub method: reqwest::Method,
     /// Path and query, appended to the base URL.
     pub path_and_query: String,
-    /// JSON body for writes.
-    pub body: Option<Vec<u8>>,
+    /// JSON body for writes (shared, so a resend does not copy it).
+    pub body: Option<bytes::Bytes>,
 }
 
 /// The 2022 contract's body; `None` fields are left out, as the service expects.
@@ -65,7 +65,7 @@ pub fn create_request(row: &Row, contract: ApiContract) -> Request {
     Request {
         method: reqwest::Method::POST,
         path_and_query,
-        body: Some(body.unwrap_or_default()),
+        body: Some(bytes::Bytes::from(body.unwrap_or_default())),
     }
 }
 

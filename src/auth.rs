@@ -57,12 +57,35 @@ impl std::fmt::Debug for Credentials {
 /// One access token and when to stop using it.
 pub struct AccessToken {
     secret: SecretString,
+    /// `Bearer <token>`, built once and marked sensitive (never printed by `Debug`).
+    header: Option<reqwest::header::HeaderValue>,
     refresh_at: Option<Instant>,
     /// Increases with every redemption, so a 401 only invalidates the token it was sent with.
     pub generation: u64,
 }
 
 impl AccessToken {
+    fn new(secret: SecretString, refresh_at: Option<Instant>, generation: u64) -> Self {
+        let header =
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {}", secret.expose_secret()))
+                .ok()
+                .map(|mut value| {
+                    value.set_sensitive(true);
+                    value
+                });
+        AccessToken {
+            secret,
+            header,
+            refresh_at,
+            generation,
+        }
+    }
+
+    /// The `Authorization` header value; `None` when the token holds bytes a header cannot carry.
+    pub fn header(&self) -> Option<&reqwest::header::HeaderValue> {
+        self.header.as_ref()
+    }
+
     /// The bearer value; only the HTTP layer should call this.
     pub fn expose(&self) -> &str {
         self.secret.expose_secret()
@@ -99,11 +122,7 @@ impl TokenProvider {
     pub fn new(http: reqwest::Client, credentials: Credentials) -> Self {
         let (current, refresh) = match &credentials {
             Credentials::Static(token) => (
-                Some(Arc::new(AccessToken {
-                    secret: token.clone(),
-                    refresh_at: None,
-                    generation: 0,
-                })),
+                Some(Arc::new(AccessToken::new(token.clone(), None, 0))),
                 None,
             ),
             Credentials::Refresh(r) => (None, Some(r.refresh_token.clone())),
@@ -272,11 +291,11 @@ impl TokenProvider {
             generation,
             "access token obtained"
         );
-        let token = AccessToken {
-            secret: SecretString::from(access),
-            refresh_at: Some(Instant::now() + lifetime.saturating_sub(margin)),
+        let token = AccessToken::new(
+            SecretString::from(access),
+            Some(Instant::now() + lifetime.saturating_sub(margin)),
             generation,
-        };
+        );
         Ok((token, answer.refresh_token.map(SecretString::from)))
     }
 }

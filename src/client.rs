@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use uuid::Uuid;
 
 use crate::api::Request;
@@ -59,7 +59,8 @@ pub struct Client {
     throttle: Arc<Throttle>,
     policy: RetryPolicy,
     stats: Arc<Stats>,
-    fixed_headers: HeaderMap,
+    /// The base URL, parsed once: each request only swaps in its path and query.
+    base_url: Option<reqwest::Url>,
 }
 
 impl Client {
@@ -72,20 +73,15 @@ impl Client {
         policy: RetryPolicy,
         stats: Arc<Stats>,
     ) -> Self {
-        let mut fixed_headers = HeaderMap::new();
-        fixed_headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        fixed_headers.insert(
-            APPLICATION,
-            HeaderValue::from_static(concat!("pc-qualify/", env!("CARGO_PKG_VERSION"))),
-        );
+        let base = base.trim_end_matches('/').to_string();
         Client {
+            base_url: reqwest::Url::parse(&base).ok(),
             http,
-            base: base.trim_end_matches('/').to_string(),
+            base,
             tokens,
             throttle,
             policy,
             stats,
-            fixed_headers,
         }
     }
 
@@ -122,10 +118,41 @@ impl Client {
         format!("{}{}", self.base, request.path_and_query)
     }
 
+    /// The request's URL from the parsed base (no re-parse of scheme, host and port).
+    fn request_url(&self, request: &Request) -> Result<reqwest::Url, String> {
+        let (path, query) = match request.path_and_query.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (request.path_and_query.as_str(), None),
+        };
+        match &self.base_url {
+            Some(base) => {
+                let mut url = base.clone();
+                let prefix = base.path().trim_end_matches('/');
+                if prefix.is_empty() {
+                    url.set_path(path);
+                } else {
+                    url.set_path(&format!("{prefix}{path}"));
+                }
+                url.set_query(query);
+                Ok(url)
+            }
+            None => reqwest::Url::parse(&self.url(request)).map_err(|e| e.to_string()),
+        }
+    }
+
     /// Sends `request` until it succeeds, fails for good, or runs out of attempts.
     pub async fn send(&self, request: &Request, request_id: Uuid) -> Exchange {
-        let url = self.url(request);
-        let body = request.body.clone().map(Bytes::from);
+        let url = match self.request_url(request) {
+            Ok(url) => url,
+            Err(reason) => {
+                return Exchange {
+                    reply: Reply::Transport(format!("bad request URL: {reason}")),
+                    attempts: 0,
+                    correlation_id: None,
+                    request_id,
+                }
+            }
+        };
         let mut schedule = self.policy.schedule();
         let mut attempts = 0u32;
         let mut reauthenticated = false;
@@ -145,19 +172,19 @@ impl Client {
             };
             self.throttle.acquire().await;
             attempts += 1;
-            let correlation = Uuid::new_v4();
+            let correlation = new_uuid();
             correlation_id = Some(correlation);
             let mut builder = self
                 .http
-                .request(request.method.clone(), &url)
-                .headers(self.fixed_headers.clone())
+                .request(request.method.clone(), url.clone())
+                .header(ACCEPT, HeaderValue::from_static("application/json"))
+                .header(APPLICATION, HeaderValue::from_static(APPLICATION_NAME))
                 .header(REQUEST_ID, request_id_value.clone())
                 .header(CORRELATION_ID, header_value(correlation));
-            if let Ok(mut auth) = HeaderValue::from_str(&format!("Bearer {}", token.expose())) {
-                auth.set_sensitive(true);
-                builder = builder.header(AUTHORIZATION, auth);
+            if let Some(auth) = token.header() {
+                builder = builder.header(AUTHORIZATION, auth.clone());
             }
-            if let Some(body) = &body {
+            if let Some(body) = &request.body {
                 builder = builder
                     .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
                     .body(body.clone());
@@ -166,15 +193,19 @@ impl Client {
             let outcome = match builder.send().await {
                 Ok(response) => {
                     let status = response.status().as_u16();
-                    let headers = response.headers().clone();
+                    // Only answers that may be retried need their Retry-After.
+                    let hint = match classify_status(status) {
+                        Decision::Retry(_) => retry_after(response.headers()),
+                        _ => None,
+                    };
                     match response.bytes().await {
-                        Ok(body) => Ok((status, headers, body)),
+                        Ok(body) => Ok((status, hint, body)),
                         Err(err) => Err(err),
                     }
                 }
                 Err(err) => Err(err),
             };
-            let (status, headers, answer) = match outcome {
+            let (status, hint, answer) = match outcome {
                 Ok(parts) => parts,
                 Err(err) => {
                     self.stats.record_transport_error();
@@ -222,7 +253,6 @@ impl Client {
                     self.stats.record_retry();
                 }
                 Decision::Retry(reason) => {
-                    let hint = retry_after(&headers);
                     let wait = schedule.next_wait(hint);
                     if status == 429 {
                         // Every worker waits, not just this one; acquire() sits out the pause.
@@ -240,6 +270,17 @@ impl Client {
             }
         }
     }
+}
+
+/// The application name sent in `MS-PartnerCenter-Application`.
+const APPLICATION_NAME: &str = concat!("pc-qualify/", env!("CARGO_PKG_VERSION"));
+
+/// A random (version 4) UUID from a fast non-cryptographic generator: these ids only need to be
+/// unique, and the OS generator costs a system call per id.
+pub fn new_uuid() -> Uuid {
+    let mut bytes = [0u8; 16];
+    fastrand::fill(&mut bytes);
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
 }
 
 fn header_value(id: Uuid) -> HeaderValue {

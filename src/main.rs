@@ -7,10 +7,14 @@ use pc_qualify::error::{ErrorKind, ExitCode};
 fn main() -> std::process::ExitCode {
     let args = Cli::parse();
     cli::init_logging(&args.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // The simulator serves many connections and gets every core; a working command spends its
+    // time waiting on the network, and one thread avoids cross-thread wake-ups on every row.
+    let mut builder = if matches!(args.command, cli::Command::Simulate(_)) {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("pc-qualify: error: cannot start the async runtime: {err}");

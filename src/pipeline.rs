@@ -254,43 +254,39 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
     let (work_tx, work_rx) = async_channel::bounded::<Work>(config.concurrency * 2);
     let (result_tx, result_rx) = mpsc::channel::<ResultRow>(config.concurrency * 4 + 64);
     let aborted = Arc::new(AtomicBool::new(false));
-    let example = Arc::new(std::sync::Mutex::new(None::<Row>));
 
-    let reader_task = {
-        let result_tx = result_tx.clone();
-        let stop = stop.clone();
-        let aborted = aborted.clone();
-        let example = example.clone();
-        let want_example = example_request.is_some();
+    let router = Router {
+        resume: resume_state,
+        journal,
+        example: None,
+        want_example: example_request.is_some(),
+    };
+    let reader_task = if input == "-" {
+        // Standard input may stall for as long as the producer likes: not on the runtime.
+        let (result_tx, stop, aborted) = (result_tx.clone(), stop.clone(), aborted.clone());
         tokio::task::spawn_blocking(move || {
-            read_rows(
-                reader,
-                &resume_state,
-                work_tx,
-                result_tx,
-                &stop,
-                &aborted,
-                |row| {
-                    if want_example {
-                        if let Ok(mut slot) = example.lock() {
-                            slot.get_or_insert_with(|| row.clone());
-                        }
-                    }
-                },
-            )
+            read_rows_blocking(reader, router, work_tx, result_tx, &stop, &aborted)
         })
+    } else {
+        // A file read is a short buffered syscall: reading on the runtime saves two thread
+        // hand-offs per row.
+        let (result_tx, stop, aborted) = (result_tx.clone(), stop.clone(), aborted.clone());
+        tokio::spawn(
+            async move { read_rows(reader, router, work_tx, result_tx, &stop, &aborted).await },
+        )
     };
-    let writer_task = {
-        let stats = stats.clone();
-        let aborted = aborted.clone();
-        tokio::task::spawn_blocking(move || write_rows(result_rx, writer, &stats, &aborted))
-    };
+    let writer_task = spawn_writer(
+        output_path == "-",
+        result_rx,
+        writer,
+        stats.clone(),
+        aborted.clone(),
+    );
     let worker = Arc::new(Worker {
         client: client.clone(),
         contract: config.contract,
         mode,
         dry_run,
-        journal,
     });
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..config.concurrency {
@@ -319,9 +315,9 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
     drop(work_rx);
 
     drain_workers(&mut workers, &stop, config.shutdown_grace).await;
-    let input_error = match reader_task.await {
-        Ok(result) => result.err(),
-        Err(err) => Some(format!("input reader stopped: {err}")),
+    let (input_error, example) = match reader_task.await {
+        Ok(end) => (end.error, end.example),
+        Err(err) => (Some(format!("input reader stopped: {err}")), None),
     };
     let rows = match writer_task.await {
         Ok(Ok(rows)) => rows,
@@ -339,12 +335,11 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         // Every row has its results row: nothing is in doubt any more.
         let _ = std::fs::remove_file(&journal_path);
     }
-    let example_request = example_request.and_then(|_| {
-        let row = example.lock().ok()?.take()?;
-        Some(preflight::describe_request(
+    let example_request = example_request.and(example).map(|row| {
+        preflight::describe_request(
             &config.base_url,
             &api::create_request(&row, config.contract),
-        ))
+        )
     });
     Ok(Report {
         stats,
@@ -396,28 +391,53 @@ pub(crate) async fn drain_workers(
     while workers.join_next().await.is_some() {}
 }
 
-/// The reader thread: validated rows to the workers, rejected rows straight to the writer,
-/// rows an earlier run settled nowhere.
-fn read_rows<R: Read>(
-    mut reader: InputReader<R>,
-    resume: &ResumeState,
-    work_tx: async_channel::Sender<Work>,
-    result_tx: mpsc::Sender<ResultRow>,
-    stop: &Stop,
-    aborted: &AtomicBool,
-    mut on_valid: impl FnMut(&Row),
-) -> Result<(), String> {
-    while let Some(record) = reader.next_record() {
-        if stop.requested() || aborted.load(Ordering::Relaxed) {
-            return Ok(());
+/// Decides where each input record goes, and journals request ids before rows go out.
+struct Router {
+    resume: ResumeState,
+    journal: Option<Journal>,
+    /// The first valid row, kept for a dry run's example request.
+    example: Option<Row>,
+    want_example: bool,
+}
+
+/// Where one input record goes.
+enum Route {
+    /// To a worker.
+    Work(Work),
+    /// Straight to the writer (invalid or duplicate).
+    Result(ResultRow),
+    /// Nowhere: an earlier run settled it.
+    Skip,
+}
+
+impl Router {
+    /// Writes the journal lines of the rows routed so far; they must be on file before those
+    /// rows can be posted.
+    fn commit_journal(&mut self) -> Result<(), String> {
+        match &mut self.journal {
+            Some(journal) => journal
+                .commit()
+                .map_err(|e| format!("could not write the journal, so nothing more is sent: {e}")),
+            None => Ok(()),
         }
-        let sent = match record.map_err(|e| e.to_string())? {
-            Record::Valid(row) if resume.is_settled(row.index) => true,
-            Record::Rejected(row) if resume.is_settled(row.row) => true,
+    }
+
+    fn route(&mut self, record: Record) -> Route {
+        match record {
+            Record::Valid(row) if self.resume.is_settled(row.index) => Route::Skip,
+            Record::Rejected(row) if self.resume.is_settled(row.row) => Route::Skip,
             Record::Valid(row) => {
-                on_valid(&row);
-                let request_id = resume.request_id_for(&row);
-                work_tx.send_blocking(Work { row, request_id }).is_ok()
+                if self.want_example && self.example.is_none() {
+                    self.example = Some(row.clone());
+                }
+                let request_id = self
+                    .resume
+                    .request_id_for(&row)
+                    .unwrap_or_else(crate::client::new_uuid);
+                if let Some(journal) = &mut self.journal {
+                    journal.record(&row, request_id);
+                }
+                Route::Work(Work { row, request_id })
             }
             Record::Rejected(row) => {
                 if row.outcome == Some(Outcome::Invalid) {
@@ -428,48 +448,203 @@ fn read_rows<R: Read>(
                         row.error_message.as_deref().unwrap_or("invalid")
                     );
                 }
-                result_tx.blocking_send(row).is_ok()
+                Route::Result(row)
             }
-        };
-        if !sent {
-            return Ok(());
         }
     }
-    Ok(())
 }
 
-/// The writer thread: writes rows as they come and flushes whenever the queue runs dry, so a
-/// crash loses at most the rows still in flight.
-pub(crate) fn write_rows<W: std::io::Write>(
-    mut rx: mpsc::Receiver<ResultRow>,
-    mut writer: ResultsWriter<W>,
-    stats: &Stats,
-    aborted: &AtomicBool,
-) -> std::io::Result<u64> {
-    let mut rows = 0u64;
-    let result = (|| {
-        writer.flush()?;
-        while let Some(row) = rx.blocking_recv() {
-            let mut next = Some(row);
-            while let Some(row) = next {
-                writer.write(&row)?;
-                if let Some(outcome) = row.outcome {
-                    stats.record_outcome(outcome);
-                }
-                stats.record_vetting(row.vetting_status.as_deref());
-                rows += 1;
-                next = rx.try_recv().ok();
-            }
-            writer.flush()?;
+/// How the reader ended.
+pub(crate) struct ReaderEnd {
+    /// The input became unreadable part-way.
+    error: Option<String>,
+    /// The first valid row (dry run only).
+    example: Option<Row>,
+}
+
+impl ReaderEnd {
+    /// The next record's route; `None` at the end, on a stop, or on a read error (kept in `self`).
+    fn next_route<R: Read>(
+        &mut self,
+        reader: &mut InputReader<R>,
+        router: &mut Router,
+        stop: &Stop,
+        aborted: &AtomicBool,
+    ) -> Option<Route> {
+        let record = reader.next_record()?;
+        if stop.requested() || aborted.load(Ordering::Relaxed) {
+            return None;
         }
-        Ok(rows)
-    })();
-    if result.is_err() {
-        // Nothing more can be recorded: tell the reader to stop feeding rows.
-        aborted.store(true, Ordering::Relaxed);
-        rx.close();
+        match record {
+            Ok(record) => Some(router.route(record)),
+            Err(e) => {
+                self.error = Some(e.to_string());
+                None
+            }
+        }
     }
-    result
+}
+
+/// Rows the file reader gathers before one journal write hands them all out.
+const READ_BATCH: usize = 64;
+
+/// The reader on the runtime: valid rows to the workers, rejected rows straight to the writer.
+async fn read_rows<R: Read>(
+    mut reader: InputReader<R>,
+    mut router: Router,
+    work_tx: async_channel::Sender<Work>,
+    result_tx: mpsc::Sender<ResultRow>,
+    stop: &Stop,
+    aborted: &AtomicBool,
+) -> ReaderEnd {
+    let mut end = ReaderEnd {
+        error: None,
+        example: None,
+    };
+    let mut batch = Vec::with_capacity(READ_BATCH);
+    'read: loop {
+        while batch.len() < READ_BATCH {
+            match end.next_route(&mut reader, &mut router, stop, aborted) {
+                Some(route) => batch.push(route),
+                None => break,
+            }
+        }
+        if batch.is_empty() {
+            break;
+        }
+        if let Err(e) = router.commit_journal() {
+            end.error = Some(e);
+            break;
+        }
+        for route in batch.drain(..) {
+            let sent = match route {
+                Route::Work(work) => work_tx.send(work).await.is_ok(),
+                Route::Result(row) => result_tx.send(row).await.is_ok(),
+                Route::Skip => true,
+            };
+            if !sent {
+                break 'read;
+            }
+        }
+        // A run of rejected rows never fills a channel: let the workers and writer in.
+        tokio::task::yield_now().await;
+    }
+    end.example = router.example;
+    end
+}
+
+/// The same reader on its own thread, for standard input.
+fn read_rows_blocking<R: Read>(
+    mut reader: InputReader<R>,
+    mut router: Router,
+    work_tx: async_channel::Sender<Work>,
+    result_tx: mpsc::Sender<ResultRow>,
+    stop: &Stop,
+    aborted: &AtomicBool,
+) -> ReaderEnd {
+    let mut end = ReaderEnd {
+        error: None,
+        example: None,
+    };
+    // Rows from a pipe go out one at a time: a slow producer must not hold a batch back.
+    while let Some(route) = end.next_route(&mut reader, &mut router, stop, aborted) {
+        if let Err(e) = router.commit_journal() {
+            end.error = Some(e);
+            break;
+        }
+        let sent = match route {
+            Route::Work(work) => work_tx.send_blocking(work).is_ok(),
+            Route::Result(row) => result_tx.blocking_send(row).is_ok(),
+            Route::Skip => true,
+        };
+        if !sent {
+            break;
+        }
+    }
+    end.example = router.example;
+    end
+}
+
+/// Writes results as they come and flushes whenever the queue runs dry, so a crash loses at
+/// most the rows still in flight. A file is written from the runtime itself (a buffered write
+/// never blocks for long); standard output may block on a slow reader, so it gets a thread.
+pub(crate) fn spawn_writer<W: std::io::Write + Send + 'static>(
+    to_stdout: bool,
+    rx: mpsc::Receiver<ResultRow>,
+    writer: ResultsWriter<W>,
+    stats: Arc<Stats>,
+    aborted: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<std::io::Result<u64>> {
+    if to_stdout {
+        tokio::task::spawn_blocking(move || {
+            let mut state = WriterState {
+                rx,
+                writer,
+                rows: 0,
+            };
+            let result = (|| {
+                state.writer.flush()?;
+                while let Some(row) = state.rx.blocking_recv() {
+                    state.write_batch(row, &stats)?;
+                }
+                Ok(state.rows)
+            })();
+            state.finish(result, &aborted)
+        })
+    } else {
+        tokio::spawn(async move {
+            let mut state = WriterState {
+                rx,
+                writer,
+                rows: 0,
+            };
+            let result = async {
+                state.writer.flush()?;
+                while let Some(row) = state.rx.recv().await {
+                    state.write_batch(row, &stats)?;
+                }
+                Ok(state.rows)
+            }
+            .await;
+            state.finish(result, &aborted)
+        })
+    }
+}
+
+struct WriterState<W: std::io::Write> {
+    rx: mpsc::Receiver<ResultRow>,
+    writer: ResultsWriter<W>,
+    rows: u64,
+}
+
+impl<W: std::io::Write> WriterState<W> {
+    /// Writes `first` and whatever else is queued, then flushes once.
+    fn write_batch(&mut self, first: ResultRow, stats: &Stats) -> std::io::Result<()> {
+        let mut next = Some(first);
+        while let Some(row) = next {
+            self.writer.write(&row)?;
+            if let Some(outcome) = row.outcome {
+                stats.record_outcome(outcome);
+            }
+            stats.record_vetting(row.vetting_status.as_deref());
+            self.rows += 1;
+            next = self.rx.try_recv().ok();
+        }
+        self.writer.flush()
+    }
+
+    fn finish(
+        mut self,
+        result: std::io::Result<u64>,
+        aborted: &AtomicBool,
+    ) -> std::io::Result<u64> {
+        if result.is_err() {
+            // Nothing more can be recorded: tell the reader to stop feeding rows.
+            aborted.store(true, Ordering::Relaxed);
+            self.rx.close();
+        }
+        result
+    }
 }
 
 fn output_error(path: &str, err: std::io::Error) -> ErrorKind {

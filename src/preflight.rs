@@ -3,8 +3,6 @@
 
 use std::io::Read;
 
-use uuid::Uuid;
-
 use crate::api::{self, Request, ValidationCode};
 use crate::client::{Client, Reply};
 use crate::error::ErrorKind;
@@ -17,7 +15,7 @@ pub async fn validation_code(
     org: Option<&str>,
 ) -> Result<ValidationCode, ErrorKind> {
     let exchange = client
-        .send(&api::validations_request(), Uuid::new_v4())
+        .send(&api::validations_request(), crate::client::new_uuid())
         .await;
     let codes = match &exchange.reply {
         Reply::Answer { status, body } if (200..300).contains(status) => {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
 use crate::api;
 use crate::auth::Credentials;
@@ -16,7 +15,7 @@ use crate::config::RunConfig;
 use crate::error::{ErrorKind, ExitCode};
 use crate::model::{CustomerId, Qualification, ResultRow};
 use crate::output::{self, ReadError, ResultsReader, ResultsWriter};
-use crate::pipeline::{drain_workers, write_rows, Stop};
+use crate::pipeline::{drain_workers, spawn_writer, Stop};
 use crate::stats::Stats;
 use crate::throttle::Throttle;
 use crate::worker::{log_row, read_record, set_vetting};
@@ -111,11 +110,13 @@ pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, Error
         let result_tx = result_tx.clone();
         tokio::task::spawn_blocking(move || feed_rows(reader, work_tx, result_tx, &stop, &aborted))
     };
-    let writer_task = {
-        let stats = stats.clone();
-        let aborted = aborted.clone();
-        tokio::task::spawn_blocking(move || write_rows(result_rx, writer, &stats, &aborted))
-    };
+    let writer_task = spawn_writer(
+        output_path == "-",
+        result_rx,
+        writer,
+        stats.clone(),
+        aborted.clone(),
+    );
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..config.concurrency {
         let work_rx = work_rx.clone();
@@ -218,7 +219,7 @@ async fn refresh_row(client: &Client, mut row: ResultRow) -> (ResultRow, bool) {
         return (row, false);
     };
     let exchange = client
-        .send(&api::list_request(customer), Uuid::new_v4())
+        .send(&api::list_request(customer), crate::client::new_uuid())
         .await;
     match read_record(&exchange, qualification) {
         Ok(Some(record)) => {

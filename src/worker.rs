@@ -9,7 +9,6 @@ use uuid::Uuid;
 use crate::api;
 use crate::client::{Client, Exchange, Reply};
 use crate::model::{ApiContract, Outcome, Qualification, QualificationRecord, ResultRow, Row};
-use crate::resume::Journal;
 
 /// Which job the workers do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,8 +26,9 @@ pub enum Mode {
 pub struct Work {
     /// The validated row.
     pub row: Row,
-    /// A request id carried over from an interrupted run (see [`crate::resume`]).
-    pub request_id: Option<Uuid>,
+    /// The row's `MS-RequestId` for its create call: already in the journal, or carried over
+    /// from an interrupted run (see [`crate::resume`]).
+    pub request_id: Uuid,
 }
 
 /// Everything a worker shares with the others.
@@ -41,8 +41,6 @@ pub struct Worker {
     pub mode: Mode,
     /// Plan writes instead of sending them.
     pub dry_run: bool,
-    /// Where request ids are recorded before a POST.
-    pub journal: Option<Journal>,
 }
 
 impl Worker {
@@ -76,12 +74,15 @@ impl Worker {
         &self,
         client: &Client,
         row: &Row,
-        request_id: Option<Uuid>,
+        request_id: Uuid,
         retry_denied: bool,
         result: &mut ResultRow,
     ) {
         let read = client
-            .send(&api::list_request(row.customer_id), Uuid::new_v4())
+            .send(
+                &api::list_request(row.customer_id),
+                crate::client::new_uuid(),
+            )
             .await;
         let held = match read_record(&read, row.qualification) {
             Ok(held) => held,
@@ -111,24 +112,7 @@ impl Worker {
     }
 
     /// Posts the row; a 409 becomes `exists` with the vetting status read back.
-    async fn create(
-        &self,
-        client: &Client,
-        row: &Row,
-        request_id: Option<Uuid>,
-        result: &mut ResultRow,
-    ) {
-        let request_id = request_id.unwrap_or_else(Uuid::new_v4);
-        if let Some(journal) = &self.journal {
-            if let Err(err) = journal.record(row, request_id) {
-                // Without the journal entry a crash could leave this row posted blind: do not post.
-                result.outcome = Some(Outcome::Failed);
-                result.request_id = Some(request_id);
-                result.error_code = Some("journal".into());
-                result.error_message = Some(format!("could not record the request id: {err}"));
-                return;
-            }
-        }
+    async fn create(&self, client: &Client, row: &Row, request_id: Uuid, result: &mut ResultRow) {
         let request = api::create_request(row, self.contract);
         let exchange = client.send(&request, request_id).await;
         describe_call(result, &exchange);
@@ -143,7 +127,10 @@ impl Worker {
                 result.error_message = None;
                 // The conflict answer says nothing about vetting; the customer's list does.
                 let read = client
-                    .send(&api::list_request(row.customer_id), Uuid::new_v4())
+                    .send(
+                        &api::list_request(row.customer_id),
+                        crate::client::new_uuid(),
+                    )
                     .await;
                 match read_record(&read, row.qualification) {
                     Ok(Some(record)) => set_vetting(result, api::Vetting::from(record)),
