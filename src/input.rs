@@ -28,11 +28,11 @@
 //! table's control byte and spare capacity).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::io::{self, Read};
 
 use csv::{ByteRecord, ReaderBuilder};
 
+use crate::dedup::DuplicateIndex;
 use crate::model::{
     fold_key, ApiContract, CustomerId, EducationSegment, Outcome, Qualification,
     QualificationError, ResultRow, Row,
@@ -316,24 +316,13 @@ impl<R: Read> Source<R> {
     }
 }
 
-/// Key of the duplicate index: the customer id as two words (8-byte alignment keeps an entry at
-/// 32 bytes, where a `u128` key would make it 48) and the qualification's index.
-type DuplicateKey = ([u64; 2], u8);
-
-const _: () = assert!(std::mem::size_of::<(DuplicateKey, u64)>() == 32);
-
-fn duplicate_key(row: &Row) -> DuplicateKey {
-    let (id, qualification) = row.key();
-    ([(id >> 64) as u64, id as u64], qualification)
-}
-
 /// Streaming reader of the input CSV; see the [module documentation](self) for the rules.
 pub struct InputReader<R: Read> {
     source: Source<R>,
     columns: Columns,
     opts: InputOptions,
     index: u64,
-    seen: HashMap<DuplicateKey, u64>,
+    seen: DuplicateIndex,
 }
 
 impl<R: Read> InputReader<R> {
@@ -355,7 +344,7 @@ impl<R: Read> InputReader<R> {
             columns,
             opts,
             index: 0,
-            seen: HashMap::new(),
+            seen: DuplicateIndex::default(),
         })
     }
 
@@ -417,8 +406,8 @@ impl<R: Read> InputReader<R> {
             qualification.clone(),
         );
         match checked {
-            Ok(row) => match self.seen.get(&duplicate_key(&row)) {
-                Some(&first) => Record::Rejected(rejected(
+            Ok(row) => match self.seen.first_row(row.key().0, row.key().1) {
+                Some(first) => Record::Rejected(rejected(
                     index,
                     row.customer_id.to_string(),
                     row.qualification.as_str().to_owned(),
@@ -429,7 +418,8 @@ impl<R: Read> InputReader<R> {
                     },
                 )),
                 None => {
-                    self.seen.insert(duplicate_key(&row), index);
+                    let (customer, qualification) = row.key();
+                    self.seen.insert(customer, qualification, index);
                     Record::Valid(row)
                 }
             },
@@ -1331,11 +1321,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn duplicate_index_entries_are_32_bytes() {
-        assert_eq!(std::mem::size_of::<(DuplicateKey, u64)>(), 32);
-    }
-
     fn csv_byte() -> impl Strategy<Value = u8> {
         prop_oneof![
             3 => prop::sample::select(vec![b',', b'"', b'\n', b'\r', b' ', b'\t', b'a', b'1', b'-', 0xef, 0xbb, 0xbf, 0xff, 0xc3]),
@@ -1425,7 +1410,7 @@ mod tests {
                 input.push_str(&format!("{id},{},K12,1\n", quals[*q]));
             }
             let records = read_all(input.as_bytes(), opts());
-            let mut first_seen = HashMap::new();
+            let mut first_seen = std::collections::HashMap::new();
             for (i, ((id, q, _), record)) in rows.iter().zip(&records).enumerate() {
                 let index = i as u64 + 1;
                 if *id == 2 || *q == 3 {

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod dedup;
 pub mod error;
 pub mod input;
 pub mod metrics;

@@ -128,9 +128,15 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
             Some((header::HeaderName::from_static(name), value))
         })
         .collect();
+    let arrived = tokio::time::Instant::now();
     let mut response = api_pipeline(&shared, request, next).await;
-    if !shared.settings.latency.is_zero() {
-        tokio::time::sleep(shared.settings.latency).await;
+    let latency = shared.settings.latency;
+    if !latency.is_zero() {
+        // The latency is the whole answer time, processing included. Tokio's timer fires on the
+        // first millisecond tick after a deadline, so aiming half a tick early centres the
+        // answer time on the requested latency instead of a millisecond past it.
+        let aim = latency.saturating_sub(std::time::Duration::from_micros(500));
+        tokio::time::sleep_until(arrived + aim).await;
     }
     for (name, value) in echoed {
         response.headers_mut().insert(name, value);
