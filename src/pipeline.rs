@@ -288,29 +288,16 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         mode,
         dry_run,
     });
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..config.concurrency {
-        let work_rx = work_rx.clone();
-        let result_tx = result_tx.clone();
-        let worker = worker.clone();
-        let mut stop_rx = stop.subscribe();
-        workers.spawn(async move {
-            loop {
-                let work = tokio::select! {
-                    biased;
-                    _ = stop_rx.wait_for(|n| *n > 0) => break,
-                    work = work_rx.recv() => match work {
-                        Ok(work) => work,
-                        Err(_) => break,
-                    },
-                };
-                let result = worker.process(work).await;
-                if result_tx.send(result).await.is_err() {
-                    break;
-                }
-            }
-        });
-    }
+    let mut workers = spawn_pool(
+        config.concurrency,
+        work_rx.clone(),
+        result_tx.clone(),
+        &stop,
+        move |work| {
+            let worker = worker.clone();
+            async move { worker.process(work).await }
+        },
+    );
     drop(result_tx);
     drop(work_rx);
 
@@ -352,6 +339,45 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         example_request,
         token_file_failed: token_provider.is_some_and(|t| t.token_file_failed()),
     })
+}
+
+/// Starts `n` workers that take items from `work_rx` until it closes or a stop is requested,
+/// turn each into a results row with `process`, and hand it to the writer.
+pub(crate) fn spawn_pool<T, F, Fut>(
+    n: usize,
+    work_rx: async_channel::Receiver<T>,
+    result_tx: mpsc::Sender<ResultRow>,
+    stop: &Stop,
+    process: F,
+) -> tokio::task::JoinSet<()>
+where
+    T: Send + 'static,
+    F: Fn(T) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ResultRow> + Send,
+{
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let work_rx = work_rx.clone();
+        let result_tx = result_tx.clone();
+        let process = process.clone();
+        let mut stop_rx = stop.subscribe();
+        workers.spawn(async move {
+            loop {
+                let item = tokio::select! {
+                    biased;
+                    _ = stop_rx.wait_for(|n| *n > 0) => break,
+                    item = work_rx.recv() => match item {
+                        Ok(item) => item,
+                        Err(_) => break,
+                    },
+                };
+                if result_tx.send(process(item).await).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    workers
 }
 
 /// Waits for the workers; after a stop request gives them the grace period, after a second one none.

@@ -15,7 +15,7 @@ use crate::config::RunConfig;
 use crate::error::{ErrorKind, ExitCode};
 use crate::model::{CustomerId, Qualification, ResultRow};
 use crate::output::{self, ReadError, ResultsReader, ResultsWriter};
-use crate::pipeline::{drain_workers, spawn_writer, Stop};
+use crate::pipeline::{drain_workers, spawn_pool, spawn_writer, Stop};
 use crate::stats::Stats;
 use crate::throttle::Throttle;
 use crate::worker::{log_row, read_record, set_vetting};
@@ -117,32 +117,25 @@ pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, Error
         stats.clone(),
         aborted.clone(),
     );
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..config.concurrency {
-        let work_rx = work_rx.clone();
-        let result_tx = result_tx.clone();
-        let client = client.clone();
-        let (read, unread) = (read.clone(), unread.clone());
-        let mut stop_rx = stop.subscribe();
-        workers.spawn(async move {
-            loop {
-                let row = tokio::select! {
-                    biased;
-                    _ = stop_rx.wait_for(|n| *n > 0) => break,
-                    row = work_rx.recv() => match row {
-                        Ok(row) => row,
-                        Err(_) => break,
-                    },
-                };
-                let (row, ok) = refresh_row(&client, row).await;
-                log_row(&row);
-                if ok { &read } else { &unread }.fetch_add(1, Ordering::Relaxed);
-                if result_tx.send(row).await.is_err() {
-                    break;
+    let counters = (read.clone(), unread.clone());
+    let mut workers = spawn_pool(
+        config.concurrency,
+        work_rx.clone(),
+        result_tx.clone(),
+        &stop,
+        {
+            move |row| {
+                let (client, read, unread) =
+                    (client.clone(), counters.0.clone(), counters.1.clone());
+                async move {
+                    let (row, ok) = refresh_row(&client, row).await;
+                    log_row(&row);
+                    if ok { &read } else { &unread }.fetch_add(1, Ordering::Relaxed);
+                    row
                 }
             }
-        });
-    }
+        },
+    );
     drop(result_tx);
     drop(work_rx);
     drain_workers(&mut workers, &stop, config.shutdown_grace).await;
