@@ -56,7 +56,6 @@ impl std::fmt::Debug for Credentials {
 
 /// One access token and when to stop using it.
 pub struct AccessToken {
-    secret: SecretString,
     /// `Bearer <token>`, built once and marked sensitive (never printed by `Debug`).
     header: Option<reqwest::header::HeaderValue>,
     refresh_at: Option<Instant>,
@@ -74,7 +73,6 @@ impl AccessToken {
                     value
                 });
         AccessToken {
-            secret,
             header,
             refresh_at,
             generation,
@@ -84,11 +82,6 @@ impl AccessToken {
     /// The `Authorization` header value; `None` when the token holds bytes a header cannot carry.
     pub fn header(&self) -> Option<&reqwest::header::HeaderValue> {
         self.header.as_ref()
-    }
-
-    /// The bearer value; only the HTTP layer should call this.
-    pub fn expose(&self) -> &str {
-        self.secret.expose_secret()
     }
 
     fn fresh(&self, now: Instant) -> bool {

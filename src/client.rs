@@ -108,11 +108,6 @@ impl Client {
         Ok((client, tokens))
     }
 
-    /// The shared pacer (for pause markers and summaries).
-    pub fn throttle(&self) -> &Throttle {
-        &self.throttle
-    }
-
     /// The full URL a request goes to.
     pub fn url(&self, request: &Request) -> String {
         format!("{}{}", self.base, request.path_and_query)
@@ -170,6 +165,16 @@ impl Client {
                     }
                 }
             };
+            let Some(auth) = token.header().cloned() else {
+                return Exchange {
+                    reply: Reply::Token(
+                        "the access token holds characters an HTTP header cannot carry".into(),
+                    ),
+                    attempts,
+                    correlation_id,
+                    request_id,
+                };
+            };
             self.throttle.acquire().await;
             attempts += 1;
             let correlation = new_uuid();
@@ -180,10 +185,8 @@ impl Client {
                 .header(ACCEPT, HeaderValue::from_static("application/json"))
                 .header(APPLICATION, HeaderValue::from_static(APPLICATION_NAME))
                 .header(REQUEST_ID, request_id_value.clone())
-                .header(CORRELATION_ID, header_value(correlation));
-            if let Some(auth) = token.header() {
-                builder = builder.header(AUTHORIZATION, auth.clone());
-            }
+                .header(CORRELATION_ID, header_value(correlation))
+                .header(AUTHORIZATION, auth);
             if let Some(body) = &request.body {
                 builder = builder
                     .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
@@ -194,9 +197,10 @@ impl Client {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     // Only answers that may be retried need their Retry-After.
-                    let hint = match classify_status(status) {
-                        Decision::Retry(_) => retry_after(response.headers()),
-                        _ => None,
+                    let hint = if status.should_retry() {
+                        retry_after(response.headers())
+                    } else {
+                        None
                     };
                     match response.bytes().await {
                         Ok(body) => Ok((status, hint, body)),
