@@ -245,10 +245,8 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
                 .map_err(|e| output_error(&journal_path.display().to_string(), e))?,
         )
     };
-    let example_request = match (dry_run, mode) {
-        (true, Mode::Run) => Some(String::new()),
-        _ => None,
-    };
+    // A dry run of `run` shows the first request it would have sent.
+    let want_example = dry_run && mode == Mode::Run;
     let started = Instant::now();
 
     let (work_tx, work_rx) = async_channel::bounded::<Work>(config.concurrency * 2);
@@ -259,7 +257,7 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         resume: resume_state,
         journal,
         example: None,
-        want_example: example_request.is_some(),
+        want_example,
     };
     let reader_task = if input == "-" {
         // Standard input may stall for as long as the producer likes: not on the runtime.
@@ -322,7 +320,7 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         // Every row has its results row: nothing is in doubt any more.
         let _ = std::fs::remove_file(&journal_path);
     }
-    let example_request = example_request.and(example).map(|row| {
+    let example_request = example.map(|row| {
         preflight::describe_request(
             &config.base_url,
             &api::create_request(&row, config.contract),
