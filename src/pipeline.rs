@@ -304,17 +304,7 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         Ok(end) => (end.error, end.example),
         Err(err) => (Some(format!("input reader stopped: {err}")), None),
     };
-    let rows = match writer_task.await {
-        Ok(Ok(rows)) => rows,
-        Ok(Err(err)) => {
-            return Err(if err.kind() == std::io::ErrorKind::BrokenPipe {
-                ErrorKind::BrokenPipe
-            } else {
-                output_error(&output_path, err)
-            })
-        }
-        Err(err) => return Err(output_error(&output_path, std::io::Error::other(err))),
-    };
+    let rows = finish_writer(writer_task, &output_path).await?;
     let interrupted = stop.requested();
     if !interrupted && input_error.is_none() {
         // Every row has its results row: nothing is in doubt any more.
@@ -668,6 +658,19 @@ impl<W: std::io::Write> WriterState<W> {
             self.rx.close();
         }
         result
+    }
+}
+
+/// Waits for the writer: the rows it wrote, or why it stopped (a closed stdout pipe is quiet).
+pub(crate) async fn finish_writer(
+    writer: tokio::task::JoinHandle<std::io::Result<u64>>,
+    path: &str,
+) -> Result<u64, ErrorKind> {
+    match writer.await {
+        Ok(Ok(rows)) => Ok(rows),
+        Ok(Err(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => Err(ErrorKind::BrokenPipe),
+        Ok(Err(err)) => Err(output_error(path, err)),
+        Err(err) => Err(output_error(path, std::io::Error::other(err))),
     }
 }
 

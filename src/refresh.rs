@@ -15,7 +15,7 @@ use crate::config::RunConfig;
 use crate::error::{ErrorKind, ExitCode};
 use crate::model::{CustomerId, Qualification, ResultRow};
 use crate::output::{self, ReadError, ResultsReader, ResultsWriter};
-use crate::pipeline::{drain_workers, spawn_pool, spawn_writer, Stop};
+use crate::pipeline::{drain_workers, finish_writer, spawn_pool, spawn_writer, Stop};
 use crate::stats::Stats;
 use crate::throttle::Throttle;
 use crate::worker::{log_row, read_record, set_vetting};
@@ -104,11 +104,10 @@ pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, Error
     let read = Arc::new(AtomicU64::new(0));
     let unread = Arc::new(AtomicU64::new(0));
 
+    // The input is a file: reading it on the runtime spares a thread hand-off per row.
     let reader_task = {
-        let stop = stop.clone();
-        let aborted = aborted.clone();
-        let result_tx = result_tx.clone();
-        tokio::task::spawn_blocking(move || feed_rows(reader, work_tx, result_tx, &stop, &aborted))
+        let (stop, aborted, result_tx) = (stop.clone(), aborted.clone(), result_tx.clone());
+        tokio::spawn(async move { feed_rows(reader, work_tx, result_tx, &stop, &aborted).await })
     };
     let writer_task = spawn_writer(
         output_path == "-",
@@ -146,22 +145,7 @@ pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, Error
             reason: e.to_string(),
         })?
         .err();
-    let rows = writer_task
-        .await
-        .map_err(|e| ErrorKind::Output {
-            path: output_path.clone(),
-            reason: e.to_string(),
-        })?
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                ErrorKind::BrokenPipe
-            } else {
-                ErrorKind::Output {
-                    path: output_path.clone(),
-                    reason: e.to_string(),
-                }
-            }
-        })?;
+    let rows = finish_writer(writer_task, &output_path).await?;
     if let Some(err) = bad_input {
         // A results file that turns bad part-way is still not a results file.
         return Err(not_results(err));
@@ -178,7 +162,7 @@ pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, Error
 }
 
 /// Rows that need a read go to the workers; the others straight to the writer, unchanged.
-fn feed_rows(
+async fn feed_rows(
     mut reader: ResultsReader,
     work_tx: async_channel::Sender<ResultRow>,
     result_tx: mpsc::Sender<ResultRow>,
@@ -191,9 +175,11 @@ fn feed_rows(
         }
         let (row, _) = next?;
         let sent = if row.outcome.is_some_and(|o| o.is_settled()) {
-            work_tx.send_blocking(row).is_ok()
+            work_tx.send(row).await.is_ok()
         } else {
-            result_tx.blocking_send(row).is_ok()
+            // Rows that pass straight through never wait on a worker: yield now and then.
+            tokio::task::consume_budget().await;
+            result_tx.send(row).await.is_ok()
         };
         if !sent {
             return Ok(());
