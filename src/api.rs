@@ -43,16 +43,27 @@ pub fn create_request(row: &Row, contract: ApiContract) -> Request {
     let mut path_and_query = qualifications_path(row.customer_id);
     let is_education = row.qualification == Qualification::Education;
     let is_gcc = row.qualification == Qualification::GovernmentCommunityCloud;
+    let segment = row.segment.filter(|_| is_education);
+    let website = row.website.as_deref().filter(|_| is_education);
+    let code = row.validation_code.as_deref().filter(|_| is_gcc);
+    if contract == ApiContract::V2022 && segment.is_none() && website.is_none() && code.is_none() {
+        // The qualification alone: one of three fixed bodies, shared rather than serialised per row.
+        return Request {
+            method: reqwest::Method::POST,
+            path_and_query,
+            body: Some(bytes::Bytes::from_static(bare_body_2022(row.qualification))),
+        };
+    }
     // Serialising these borrowed structs cannot fail; the fallback only keeps `?` out of the hot path.
     let body = match contract {
         ApiContract::V2022 => serde_json::to_vec(&Body2022 {
             qualification: row.qualification.as_str(),
-            education_segment: row.segment.filter(|_| is_education).map(|s| s.as_str()),
-            website: row.website.as_deref().filter(|_| is_education),
-            validation_code: row.validation_code.as_deref().filter(|_| is_gcc),
+            education_segment: segment.map(|s| s.as_str()),
+            website,
+            validation_code: code,
         }),
         ApiContract::V2021 => {
-            if let Some(code) = row.validation_code.as_deref().filter(|_| is_gcc) {
+            if let Some(code) = code {
                 // Codes are validated as digits on input, so they need no percent-encoding.
                 path_and_query.push_str("?code=");
                 path_and_query.push_str(code);
@@ -66,6 +77,17 @@ pub fn create_request(row: &Row, contract: ApiContract) -> Request {
         method: reqwest::Method::POST,
         path_and_query,
         body: Some(bytes::Bytes::from(body.unwrap_or_default())),
+    }
+}
+
+/// The 2022 body that names only the qualification (what `serde_json` writes for [`Body2022`]).
+fn bare_body_2022(qualification: Qualification) -> &'static [u8] {
+    match qualification {
+        Qualification::Education => br#"{"qualification":"Education"}"#,
+        Qualification::GovernmentCommunityCloud => {
+            br#"{"qualification":"GovernmentCommunityCloud"}"#
+        }
+        Qualification::StateOwnedEntity => br#"{"qualification":"StateOwnedEntity"}"#,
     }
 }
 
@@ -88,7 +110,16 @@ pub fn validations_request() -> Request {
 }
 
 fn qualifications_path(customer: CustomerId) -> String {
-    format!("/v1/customers/{customer}/qualifications")
+    const PREFIX: &str = "/v1/customers/";
+    const SUFFIX: &str = "/qualifications";
+    let mut buf = uuid::Uuid::encode_buffer();
+    let id = customer.0.hyphenated().encode_lower(&mut buf);
+    // Room for a `?code=` query too, so the 2021 contract does not grow the string.
+    let mut path = String::with_capacity(PREFIX.len() + id.len() + SUFFIX.len() + 16);
+    path.push_str(PREFIX);
+    path.push_str(id);
+    path.push_str(SUFFIX);
+    path
 }
 
 /// Vetting fields from a create answer or a list entry.
@@ -241,6 +272,9 @@ pub fn parse_error_body(body: &[u8]) -> ServiceError {
 /// Makes service text safe for one CSV cell or log line: control characters become spaces,
 /// runs of white space fold, and the length is capped.
 pub fn sanitize(text: &str) -> String {
+    if is_clean(text) {
+        return text.to_owned();
+    }
     let mut out = String::with_capacity(text.len().min(MAX_ERROR_TEXT + 3));
     let mut last_space = true;
     let mut kept = 0;
@@ -266,6 +300,36 @@ pub fn sanitize(text: &str) -> String {
         out.push(c);
     }
     out.trim_end().to_string()
+}
+
+/// [`sanitize`] for a string already owned: a clean one (the usual vetting answer) is kept as is.
+pub fn sanitize_owned(text: String) -> String {
+    if is_clean(&text) {
+        text
+    } else {
+        sanitize(&text)
+    }
+}
+
+/// Whether [`sanitize`] would return `text` unchanged: short printable ASCII with single,
+/// interior spaces. Anything else takes the full path.
+fn is_clean(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    if bytes.len() > MAX_ERROR_TEXT || bytes.first() == Some(&b' ') || bytes.last() == Some(&b' ') {
+        return false;
+    }
+    let mut previous_space = false;
+    for &b in bytes {
+        if !(0x20..0x7f).contains(&b) {
+            return false;
+        }
+        let space = b == b' ';
+        if space && previous_space {
+            return false;
+        }
+        previous_space = space;
+    }
+    true
 }
 
 #[cfg(test)]
@@ -384,6 +448,58 @@ mod tests {
         let cut = sanitize(&long);
         assert!(cut.chars().count() <= MAX_ERROR_TEXT + 1);
         assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn clean_text_is_kept_and_anything_else_takes_the_full_path() {
+        // The shortcut must agree with the character-by-character path on every kind of input.
+        for text in [
+            "Approved",
+            "Not an Academic Domain",
+            "2024-01-01T00:00:00Z",
+            "",
+            " leading",
+            "trailing ",
+            "two  spaces",
+            "tab\there",
+            "new\nline",
+            "caf\u{e9} \u{a0}nbsp",
+            "del\u{7f}",
+        ] {
+            let expected: String = {
+                // The full path, spelled out: control and white space fold to single spaces.
+                let mut out = String::new();
+                for c in text.chars() {
+                    let c = if c.is_control() || c.is_whitespace() {
+                        ' '
+                    } else {
+                        c
+                    };
+                    if c == ' ' && (out.is_empty() || out.ends_with(' ')) {
+                        continue;
+                    }
+                    out.push(c);
+                }
+                out.trim_end().to_string()
+            };
+            assert_eq!(sanitize(text), expected, "{text:?}");
+            assert_eq!(sanitize_owned(text.to_string()), expected, "{text:?}");
+        }
+        assert!(sanitize_owned("x".repeat(MAX_ERROR_TEXT + 1)).ends_with('…'));
+    }
+
+    #[test]
+    fn bare_2022_bodies_match_the_serialised_form() {
+        for q in Qualification::ALL {
+            let serialised = serde_json::to_vec(&Body2022 {
+                qualification: q.as_str(),
+                education_segment: None,
+                website: None,
+                validation_code: None,
+            })
+            .expect("serialise");
+            assert_eq!(bare_body_2022(q), serialised.as_slice(), "{q}");
+        }
     }
 
     #[test]

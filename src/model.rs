@@ -29,6 +29,12 @@ impl CustomerId {
     pub fn as_u128(&self) -> u128 {
         self.0.as_u128()
     }
+
+    /// The lower-case hyphenated form, written without the formatting machinery (once per row).
+    pub fn to_lower_string(&self) -> String {
+        let mut buf = Uuid::encode_buffer();
+        self.0.hyphenated().encode_lower(&mut buf).to_owned()
+    }
 }
 
 impl fmt::Display for CustomerId {
@@ -83,6 +89,34 @@ pub fn fold_key(text: &str) -> String {
         .collect()
 }
 
+/// Longest folded cell [`fold_short`] keeps: every value the enums accept is shorter.
+const SHORT_KEY: usize = 32;
+
+/// [`fold_key`] into a stack buffer, for the cells parsed on every row; `None` when the folded
+/// text is longer than any accepted value (or not ASCII), which no match arm accepts either.
+fn fold_short(text: &str, buf: &mut [u8; SHORT_KEY]) -> Option<usize> {
+    let mut len = 0;
+    for &b in text.trim().as_bytes() {
+        if matches!(b, b'-' | b'_' | b' ' | b'\t') {
+            continue;
+        }
+        if !b.is_ascii() || len == SHORT_KEY {
+            return None;
+        }
+        buf[len] = b.to_ascii_lowercase();
+        len += 1;
+    }
+    Some(len)
+}
+
+/// The folded cell as text, or `"\u{0}"` (which matches nothing) when it cannot be one of ours.
+fn folded<'a>(text: &str, buf: &'a mut [u8; SHORT_KEY]) -> &'a str {
+    match fold_short(text, buf) {
+        Some(len) => std::str::from_utf8(&buf[..len]).unwrap_or("\u{0}"),
+        None => "\u{0}",
+    }
+}
+
 impl Qualification {
     /// All settable values, in a stable order (used for metrics and indexes).
     pub const ALL: [Qualification; 3] = [
@@ -111,8 +145,8 @@ impl Qualification {
 
     /// Parses a cell case-insensitively, accepting `GCC` and ignoring `-`, `_` and spaces.
     pub fn parse(text: &str) -> Result<Self, QualificationError> {
-        let key = fold_key(text);
-        match key.as_str() {
+        let mut buf = [0u8; SHORT_KEY];
+        match folded(text, &mut buf) {
             "" => Err(QualificationError::Empty),
             "education" => Ok(Qualification::Education),
             "governmentcommunitycloud" | "gcc" => Ok(Qualification::GovernmentCommunityCloud),
@@ -157,7 +191,8 @@ impl EducationSegment {
 
     /// Parses `K12`/`K-12` or `HigherEducation`/`Higher Education`, case-insensitively.
     pub fn parse(text: &str) -> Option<Self> {
-        match fold_key(text).as_str() {
+        let mut buf = [0u8; SHORT_KEY];
+        match folded(text, &mut buf) {
             "k12" => Some(EducationSegment::K12),
             "highereducation" => Some(EducationSegment::HigherEducation),
             _ => None,
@@ -388,6 +423,7 @@ mod tests {
     fn customer_ids_parse_in_any_case_and_display_lower() {
         let id = CustomerId::parse(" 0E1F2A3B-4C5D-6E7F-8091-A2B3C4D5E6F7 ").expect("valid");
         assert_eq!(id.to_string(), "0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7");
+        assert_eq!(id.to_lower_string(), id.to_string());
         assert!(CustomerId::parse("{0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7}").is_some());
         assert!(CustomerId::parse("0e1f2a3b4c5d6e7f8091a2b3c4d5e6f7").is_none());
         assert!(CustomerId::parse("not-a-guid").is_none());
@@ -419,6 +455,20 @@ mod tests {
         assert_eq!(
             Qualification::parse("school"),
             Err(QualificationError::Unknown)
+        );
+        // Longer than any accepted value, non-ASCII, or only separators.
+        assert_eq!(
+            Qualification::parse(&"education".repeat(5)),
+            Err(QualificationError::Unknown)
+        );
+        assert_eq!(
+            Qualification::parse("Éducation"),
+            Err(QualificationError::Unknown)
+        );
+        assert_eq!(Qualification::parse(" -_ "), Err(QualificationError::Empty));
+        assert_eq!(
+            Qualification::parse("g-C_c\t"),
+            Ok(Qualification::GovernmentCommunityCloud)
         );
     }
 

@@ -93,7 +93,6 @@ pub fn create(path: &str, force: bool) -> Result<Sink, ErrorKind> {
 pub struct ResultsWriter<W: Write> {
     csv: csv::Writer<W>,
     record: csv::ByteRecord,
-    scratch: String,
 }
 
 impl<W: Write> ResultsWriter<W> {
@@ -114,23 +113,20 @@ impl<W: Write> ResultsWriter<W> {
                 .terminator(csv::Terminator::Any(b'\n'))
                 .from_writer(inner),
             record: csv::ByteRecord::new(),
-            scratch: String::new(),
         }
     }
 
     /// Writes one row (buffered).
     pub fn write(&mut self, row: &ResultRow) -> io::Result<()> {
-        use std::fmt::Write as _;
         let record = &mut self.record;
-        let scratch = &mut self.scratch;
-        record.clear();
-        let mut number = |record: &mut csv::ByteRecord, value: Option<u64>| {
-            scratch.clear();
-            if let Some(v) = value {
-                let _ = write!(scratch, "{v}");
+        let number = |record: &mut csv::ByteRecord, value: Option<u64>| {
+            let mut buf = [0u8; 20];
+            match value {
+                Some(v) => record.push_field(format_u64(v, &mut buf).as_bytes()),
+                None => record.push_field(b""),
             }
-            record.push_field(scratch.as_bytes());
         };
+        record.clear();
         number(record, Some(row.row));
         push_text(record, &row.customer_id);
         push_text(record, &row.qualification);
@@ -152,6 +148,22 @@ impl<W: Write> ResultsWriter<W> {
     pub fn flush(&mut self) -> io::Result<()> {
         self.csv.flush()
     }
+}
+
+/// `value` in decimal, written into `buf` without the formatting machinery (several numbers
+/// per row go through here).
+pub(crate) fn format_u64(mut value: u64, buf: &mut [u8; 20]) -> &str {
+    let mut start = buf.len();
+    loop {
+        start -= 1;
+        buf[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    std::str::from_utf8(&buf[start..]).unwrap_or("0")
 }
 
 /// Why an earlier results file could not be read back.
@@ -353,6 +365,14 @@ fn csv_to_io(err: csv::Error) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_written_in_decimal() {
+        for v in [0, 7, 10, 409, 65_535, 1_000_000, u64::MAX] {
+            let mut buf = [0u8; 20];
+            assert_eq!(format_u64(v, &mut buf), v.to_string());
+        }
+    }
 
     #[test]
     fn rows_come_out_in_column_order_and_defused() {

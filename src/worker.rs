@@ -50,7 +50,7 @@ impl Worker {
         let Work { row, request_id } = work;
         let mut result = ResultRow {
             row: row.index,
-            customer_id: row.customer_id.to_string(),
+            customer_id: row.customer_id.to_lower_string(),
             qualification: row.qualification.as_str().to_string(),
             ..ResultRow::default()
         };
@@ -204,9 +204,9 @@ pub fn read_record(
 
 /// Copies vetting fields into the results row, made safe for one CSV cell.
 pub fn set_vetting(result: &mut ResultRow, vetting: api::Vetting) {
-    result.vetting_status = vetting.status.map(|s| api::sanitize(&s));
-    result.vetting_reason = vetting.reason.map(|s| api::sanitize(&s));
-    result.vetting_create_date = vetting.create_date.map(|s| api::sanitize(&s));
+    result.vetting_status = vetting.status.map(api::sanitize_owned);
+    result.vetting_reason = vetting.reason.map(api::sanitize_owned);
+    result.vetting_create_date = vetting.create_date.map(api::sanitize_owned);
 }
 
 fn display_id(id: Option<Uuid>) -> tracing::field::DisplayValue<String> {
