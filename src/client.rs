@@ -93,7 +93,13 @@ impl Client {
         throttle: Arc<Throttle>,
         stats: Arc<Stats>,
     ) -> Result<(Client, Arc<TokenProvider>), crate::error::ErrorKind> {
-        let http = http_client(config.timeout, config.concurrency)
+        // A proxy cannot reach this machine's own simulator, so the sandbox goes direct (and
+        // skips the per-request proxy lookup); a real service keeps the system's proxy settings.
+        let local = |text: &str| {
+            reqwest::Url::parse(text).is_ok_and(|url| crate::config::is_loopback(&url))
+        };
+        let direct = local(&config.base_url) && local(&config.authority);
+        let http = http_client(config.timeout, config.concurrency, direct)
             .map_err(|e| crate::error::ErrorKind::Config(format!("HTTP client: {e}")))?;
         let tokens = Arc::new(TokenProvider::new(http.clone(), credentials));
         tokens.token().await?;
@@ -179,21 +185,22 @@ impl Client {
             attempts += 1;
             let correlation = new_uuid();
             correlation_id = Some(correlation);
-            let mut builder = self
-                .http
-                .request(request.method.clone(), url.clone())
-                .header(ACCEPT, HeaderValue::from_static("application/json"))
-                .header(APPLICATION, HeaderValue::from_static(APPLICATION_NAME))
-                .header(REQUEST_ID, request_id_value.clone())
-                .header(CORRELATION_ID, header_value(correlation))
-                .header(AUTHORIZATION, auth);
+            // Built as a `Request` rather than through `RequestBuilder`, whose every `.header()`
+            // moves the whole builder: this runs once per send.
+            let mut outgoing = reqwest::Request::new(request.method.clone(), url.clone());
+            let headers = outgoing.headers_mut();
+            headers.reserve(6);
+            headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+            headers.insert(APPLICATION, HeaderValue::from_static(APPLICATION_NAME));
+            headers.insert(REQUEST_ID, request_id_value.clone());
+            headers.insert(CORRELATION_ID, header_value(correlation));
+            headers.insert(AUTHORIZATION, auth);
             if let Some(body) = &request.body {
-                builder = builder
-                    .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-                    .body(body.clone());
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                *outgoing.body_mut() = Some(reqwest::Body::from(body.clone()));
             }
             let started = Instant::now();
-            let outcome = match builder.send().await {
+            let outcome = match self.http.execute(outgoing).await {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     // Only answers that may be retried need their Retry-After.
@@ -202,7 +209,7 @@ impl Client {
                     } else {
                         None
                     };
-                    match response.bytes().await {
+                    match read_body(response).await {
                         Ok(body) => Ok((status, hint, body)),
                         Err(err) => Err(err),
                     }
@@ -276,6 +283,24 @@ impl Client {
     }
 }
 
+/// The answer's body. Partner Center's answers are small and arrive in one piece, which is then
+/// handed over as it is; `Response::bytes` would gather even a single piece into a new buffer.
+async fn read_body(mut response: reqwest::Response) -> Result<Bytes, reqwest::Error> {
+    let Some(first) = response.chunk().await? else {
+        return Ok(Bytes::new());
+    };
+    let Some(second) = response.chunk().await? else {
+        return Ok(first);
+    };
+    let mut body = bytes::BytesMut::with_capacity(first.len() + second.len());
+    body.extend_from_slice(&first);
+    body.extend_from_slice(&second);
+    while let Some(more) = response.chunk().await? {
+        body.extend_from_slice(&more);
+    }
+    Ok(body.freeze())
+}
+
 /// The application name sent in `MS-PartnerCenter-Application`.
 const APPLICATION_NAME: &str = concat!("pc-qualify/", env!("CARGO_PKG_VERSION"));
 
@@ -294,14 +319,23 @@ fn header_value(id: Uuid) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static(""))
 }
 
-/// Builds the one HTTP client every call shares (keep-alive, rustls, per-request timeout).
-pub fn http_client(timeout: Duration, pool: usize) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
+/// Builds the one HTTP client every call shares (keep-alive, rustls, per-request timeout);
+/// `direct` leaves out the system's proxy settings.
+pub fn http_client(
+    timeout: Duration,
+    pool: usize,
+    direct: bool,
+) -> Result<reqwest::Client, reqwest::Error> {
+    let builder = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .pool_max_idle_per_host(pool.max(1))
         .tcp_nodelay(true)
         .redirect(reqwest::redirect::Policy::none())
-        .https_only(false)
-        .build()
+        .https_only(false);
+    if direct {
+        builder.no_proxy().build()
+    } else {
+        builder.build()
+    }
 }

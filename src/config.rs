@@ -243,18 +243,23 @@ fn seconds(flag: &str, value: f64) -> Result<Duration, ErrorKind> {
     }
 }
 
-/// Accepts `https://` anywhere and `http://` only for loopback hosts; returns it without a trailing `/`.
-pub fn checked_url(what: &str, text: &str) -> Result<String, ErrorKind> {
-    let url = reqwest::Url::parse(text.trim())
-        .map_err(|e| ErrorKind::Config(format!("{what}: {text:?} is not a URL ({e})")))?;
-    let loopback = url.host_str().is_some_and(|host| {
+/// Whether `url` names this machine (`localhost`, 127.0.0.0/8 or `::1`): the sandbox's address.
+pub fn is_loopback(url: &reqwest::Url) -> bool {
+    url.host_str().is_some_and(|host| {
         host.eq_ignore_ascii_case("localhost")
             || host
                 .trim_start_matches('[')
                 .trim_end_matches(']')
                 .parse::<IpAddr>()
                 .is_ok_and(|ip| ip.is_loopback())
-    });
+    })
+}
+
+/// Accepts `https://` anywhere and `http://` only for loopback hosts; returns it without a trailing `/`.
+pub fn checked_url(what: &str, text: &str) -> Result<String, ErrorKind> {
+    let url = reqwest::Url::parse(text.trim())
+        .map_err(|e| ErrorKind::Config(format!("{what}: {text:?} is not a URL ({e})")))?;
+    let loopback = is_loopback(&url);
     match url.scheme() {
         "https" if url.host().is_some() => {}
         "http" if loopback => {}
