@@ -973,7 +973,8 @@ async fn latency_is_added_to_api_answers_only() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    assert!(before.elapsed() >= Duration::from_millis(500));
+    // Aimed 1.5 ms early so that a loaded client's average lands on the latency (routes.rs).
+    assert!(before.elapsed() >= Duration::from_millis(497));
     sim.shutdown().await;
 }
 
