@@ -418,6 +418,41 @@ async fn a_static_access_token_is_used_as_is() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_is_reached_directly_whatever_the_proxy_settings() {
+    let sim = start_sim(SimConfig::default()).await;
+    // A "proxy" that takes connections into its backlog but never answers: a request sent
+    // through it would hang until the timeout, and would leave a connection behind.
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let proxy_url = format!("http://{}", proxy.local_addr().expect("addr"));
+    let dir = WorkDir::new("proxy");
+    dir.write("in.csv", soe_rows(3));
+    let mut env = sim_env(&sim);
+    for name in [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+    ] {
+        env.push((name.to_string(), proxy_url.clone()));
+    }
+    let output = run_io(
+        "run",
+        &dir,
+        &env,
+        &["--timeout", "2", "--max-attempts", "1"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(posts(&sim).len(), 3);
+    proxy.set_nonblocking(true).expect("nonblocking");
+    assert!(
+        matches!(proxy.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "nothing connected to the proxy"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_errors_exit_2_before_anything_is_sent() {
     let sim = start_sim(SimConfig::default()).await;
     let dir = WorkDir::new("usage");
