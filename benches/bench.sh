@@ -148,8 +148,9 @@ rate_of() {
 
 # The tool's own view of the last timed_run: "<rows/s of the run proper> <latency p50>".
 summary_of() {
-    sed -n -e 's/^pc-qualify: .* (\([0-9.]*\) rows\/s).*/\1/p' -e 's/^  latency: \(p50 [0-9]* ms\).*/\1/p' \
-        "$WORK/run.err" | paste -sd' ' -
+    # The summary prints latencies with a decimal (`p50 20.3 ms`).
+    printf '%s %s\n' "$(rate_of)" \
+        "$(sed -n 's/^  latency: \(p50 [0-9.]* ms\).*/\1/p' "$WORK/run.err" | head -n 1)"
 }
 
 # Median of the numbers given as arguments.
