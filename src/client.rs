@@ -160,6 +160,9 @@ impl Client {
         let mut correlation_id = None;
         let request_id_value = header_value(request_id);
         loop {
+            // The slot first, the token second: a token picked up before a long wait for the
+            // limiter (or a 429 pause) can expire on the way, and the send would earn a 401.
+            self.throttle.acquire().await;
             let token = match self.tokens.token().await {
                 Ok(token) => token,
                 Err(err) => {
@@ -181,7 +184,6 @@ impl Client {
                     request_id,
                 };
             };
-            self.throttle.acquire().await;
             attempts += 1;
             let correlation = new_uuid();
             correlation_id = Some(correlation);

@@ -20,6 +20,8 @@ pub struct Throttle {
     ceiling: Option<f64>,
     burst: NonZeroU32,
     limiter: RwLock<Option<Arc<DefaultDirectRateLimiter>>>,
+    /// Waiters for the limiter, served first come, first served.
+    queue: tokio::sync::Mutex<()>,
     state: Mutex<AdaptState>,
     /// Set while the effective rate is below the ceiling, so the success path can skip the lock.
     reduced: AtomicBool,
@@ -47,6 +49,7 @@ impl Throttle {
             ceiling,
             burst,
             limiter: RwLock::new(ceiling.map(|r| Arc::new(limiter_for(r, burst)))),
+            queue: tokio::sync::Mutex::new(()),
             state: Mutex::new(AdaptState {
                 rate: ceiling,
                 last_change: now,
@@ -65,6 +68,10 @@ impl Throttle {
         self.wait_out_pause().await;
         let limiter = self.limiter.read().map(|l| l.clone()).unwrap_or_default();
         if let Some(limiter) = limiter {
+            // governor wakes every waiter at the same instant and the first to look takes the cell,
+            // so one worker can lose round after round while its row (and its token) grows old.
+            // tokio's mutex is fair: the limiter serves the workers in the order they asked.
+            let _turn = self.queue.lock().await;
             limiter.until_ready().await;
         }
         // A 429 may have arrived while this call waited for its slot; it must not go out during the pause.
@@ -210,6 +217,29 @@ mod tests {
         assert!(limiter.check().is_err());
         clock.advance(Duration::from_millis(1));
         assert!(limiter.check().is_ok());
+    }
+
+    // One thread, so that each call is queued before the next is spawned, however busy the machine.
+    #[tokio::test]
+    async fn waiting_workers_are_served_in_the_order_they_asked() {
+        let throttle = Arc::new(Throttle::new(100.0, 1));
+        // Spend the burst so that every call below has to wait for a cell.
+        throttle.acquire().await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let (throttle, order) = (throttle.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                throttle.acquire().await;
+                order.lock().expect("order").push(i);
+            }));
+            // Spread the asks over several cells' time, as workers finishing their rows do.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        for task in tasks {
+            task.await.expect("task");
+        }
+        assert_eq!(*order.lock().expect("order"), (0..8).collect::<Vec<_>>());
     }
 
     #[tokio::test]

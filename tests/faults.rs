@@ -22,6 +22,20 @@ fn status(code: u16, retry_after: Option<&str>) -> FaultAction {
     }
 }
 
+/// A results row's outcome and attempts.
+fn outcome_attempts(row: &HashMap<String, String>) -> (&str, &str) {
+    (row["outcome"].as_str(), row["attempts"].as_str())
+}
+
+/// A results row's outcome, HTTP status and attempts.
+fn outcome_status_attempts(row: &HashMap<String, String>) -> (&str, &str, &str) {
+    (
+        row["outcome"].as_str(),
+        row["http_status"].as_str(),
+        row["attempts"].as_str(),
+    )
+}
+
 /// POSTs per customer id, with the request ids they carried.
 fn posts_by_customer(sim: &SimHandle) -> HashMap<String, Vec<String>> {
     let mut map: HashMap<String, Vec<String>> = HashMap::new();
@@ -76,6 +90,51 @@ async fn a_429_pauses_every_worker_for_its_retry_after() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_is_renewed_once_and_the_row_resent() {
+    // Row 1 is refused once (a token revoked early), row 2 every time (a user without the rights).
+    let sim = start_sim(SimConfig {
+        script: vec![
+            fault(1, status(401, None)),
+            fault(2, status(401, None)),
+            fault(2, status(401, None)),
+            fault(2, status(401, None)),
+        ],
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = WorkDir::new("refused");
+    dir.write("in.csv", soe_rows(3));
+    let output = run_io("run", &dir, &sim_env(&sim), &["--concurrency", "1"]).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let rows = results_by_row(&dir.join("out.csv"));
+    assert_eq!(outcome_attempts(&rows[0]), ("created", "2"));
+    assert_eq!(
+        outcome_status_attempts(&rows[1]),
+        ("failed", "401", "2"),
+        "a second refusal of a renewed token is final"
+    );
+    assert_eq!(rows[2]["outcome"], "created");
+    let bearer = |n: u32| -> Vec<String> {
+        posts(&sim)
+            .iter()
+            .filter(|p| p.path.contains(&cid(n)))
+            .map(|p| header(p, "authorization").unwrap_or_default().to_string())
+            .collect()
+    };
+    let row1 = bearer(1);
+    assert_eq!(row1.len(), 2);
+    assert_ne!(row1[0], row1[1], "the resend carries a renewed token");
+    assert_eq!(bearer(2).len(), 2, "row 2 is not resent a second time");
+    // The first token, and one renewal per refusal.
+    assert_eq!(sim.redemptions(), 3);
+    assert!(
+        !stderr.contains("sim-at-") && !stderr.contains("sim-rt-"),
+        "no token in the log: {stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timed_out_attempt_that_landed_is_reported_as_exists() {
     let sim = start_sim(SimConfig {
         script: vec![fault(
@@ -123,30 +182,10 @@ async fn server_errors_are_retried_and_client_errors_are_not() {
     let output = run_io("run", &dir, &sim_env(&sim), &[]).await;
     assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
     let rows = results_by_row(&dir.join("out.csv"));
-    assert_eq!(
-        (rows[0]["outcome"].as_str(), rows[0]["attempts"].as_str()),
-        ("created", "5")
-    );
-    assert_eq!(
-        (
-            rows[1]["outcome"].as_str(),
-            rows[1]["http_status"].as_str(),
-            rows[1]["attempts"].as_str()
-        ),
-        ("failed", "404", "1")
-    );
-    assert_eq!(
-        (
-            rows[2]["outcome"].as_str(),
-            rows[2]["http_status"].as_str(),
-            rows[2]["attempts"].as_str()
-        ),
-        ("failed", "403", "1")
-    );
-    assert_eq!(
-        (rows[3]["outcome"].as_str(), rows[3]["attempts"].as_str()),
-        ("created", "2")
-    );
+    assert_eq!(outcome_attempts(&rows[0]), ("created", "5"));
+    assert_eq!(outcome_status_attempts(&rows[1]), ("failed", "404", "1"));
+    assert_eq!(outcome_status_attempts(&rows[2]), ("failed", "403", "1"));
+    assert_eq!(outcome_attempts(&rows[3]), ("created", "2"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
