@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use reqwest::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
 use uuid::Uuid;
 
 use crate::api::Request;
@@ -61,6 +61,8 @@ pub struct Client {
     stats: Arc<Stats>,
     /// The base URL, parsed once: each request only swaps in its path and query.
     base_url: Option<reqwest::Url>,
+    /// `Host` for every request, built once; hyper would otherwise `format!` it per request.
+    host: Option<HeaderValue>,
 }
 
 impl Client {
@@ -74,8 +76,10 @@ impl Client {
         stats: Arc<Stats>,
     ) -> Self {
         let base = base.trim_end_matches('/').to_string();
+        let base_url = reqwest::Url::parse(&base).ok();
         Client {
-            base_url: reqwest::Url::parse(&base).ok(),
+            host: base_url.as_ref().and_then(host_header),
+            base_url,
             http,
             base,
             tokens,
@@ -197,6 +201,9 @@ impl Client {
             headers.insert(REQUEST_ID, request_id_value.clone());
             headers.insert(CORRELATION_ID, header_value(correlation));
             headers.insert(AUTHORIZATION, auth);
+            if let Some(host) = &self.host {
+                headers.insert(HOST, host.clone());
+            }
             if let Some(body) = &request.body {
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 *outgoing.body_mut() = Some(reqwest::Body::from(body.clone()));
@@ -314,6 +321,16 @@ pub fn new_uuid() -> Uuid {
     uuid::Builder::from_random_bytes(bytes).into_uuid()
 }
 
+/// `Host` as hyper would write it: `host[:port]`, the port only when it is not the scheme's default.
+fn host_header(url: &reqwest::Url) -> Option<HeaderValue> {
+    let host = url.host_str()?;
+    let value = match url.port() {
+        Some(port) => HeaderValue::from_str(&format!("{host}:{port}")),
+        None => HeaderValue::from_str(host),
+    };
+    value.ok()
+}
+
 fn header_value(id: Uuid) -> HeaderValue {
     let mut buf = Uuid::encode_buffer();
     let text = id.hyphenated().encode_lower(&mut buf);
@@ -339,5 +356,30 @@ pub fn http_client(
         builder.no_proxy().build()
     } else {
         builder.build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_header_carries_the_port_only_when_it_is_not_the_default() {
+        let cases = [
+            ("http://127.0.0.1:8080", "127.0.0.1:8080"),
+            (
+                "https://api.partnercenter.microsoft.com",
+                "api.partnercenter.microsoft.com",
+            ),
+            ("https://example.com:443/v1", "example.com"),
+            ("http://example.com:80", "example.com"),
+            ("https://example.com:8443", "example.com:8443"),
+            ("http://[::1]:9000", "[::1]:9000"),
+        ];
+        for (url, expected) in cases {
+            let parsed = reqwest::Url::parse(url).expect("url");
+            let value = host_header(&parsed).expect("a host");
+            assert_eq!(value.to_str().ok(), Some(expected), "{url}");
+        }
     }
 }

@@ -199,6 +199,10 @@ impl Columns {
 
 /// Lossy UTF-8 decoding plus trimming, borrowing when the bytes are valid.
 fn decode(bytes: &[u8]) -> Cow<'_, str> {
+    // The strict check first: on valid text it is several times cheaper than the lossy walk.
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return Cow::Borrowed(text.trim());
+    }
     match String::from_utf8_lossy(bytes) {
         Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
         Cow::Owned(s) => {

@@ -110,6 +110,17 @@ async fn contract_2022_sends_the_documented_requests() {
         assert!(header(post, "authorization").is_some_and(|v| v.starts_with("Bearer ")));
         assert_eq!(header(post, "accept"), Some("application/json"));
         assert_eq!(header(post, "content-type"), Some("application/json"));
+        let hosts: Vec<&str> = post
+            .headers
+            .iter()
+            .filter(|(k, _)| k == "host")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(
+            hosts,
+            [sim.addr.to_string()],
+            "one Host header, the authority's"
+        );
         assert_eq!(
             header(post, "ms-partnercenter-application"),
             Some(concat!("pc-qualify/", env!("CARGO_PKG_VERSION")))
