@@ -136,7 +136,7 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
         // Tokio's timer fires on the first millisecond tick after a deadline (half a tick late
         // on average), and under a 64-connection load reading the request, waking and writing
         // the answer add about 1 ms more: aimed 1.5 ms early, oha at 20 ms measures a p50 of
-        // about 20 ms (benches/README.md), where aiming 1 ms early gave 20.5 ms.
+        // about 20 ms (README, "Performance"), where aiming 1 ms early gave 20.5 ms.
         let aim = latency.saturating_sub(std::time::Duration::from_micros(1500));
         tokio::time::sleep_until(arrived + aim).await;
     }
