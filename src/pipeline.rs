@@ -469,6 +469,7 @@ impl Router {
 }
 
 /// How the reader ended.
+#[derive(Default)]
 pub(crate) struct ReaderEnd {
     /// The input became unreadable part-way.
     error: Option<String>,
@@ -511,10 +512,7 @@ async fn read_rows<R: Read>(
     stop: &Stop,
     aborted: &AtomicBool,
 ) -> ReaderEnd {
-    let mut end = ReaderEnd {
-        error: None,
-        example: None,
-    };
+    let mut end = ReaderEnd::default();
     let mut batch = Vec::with_capacity(READ_BATCH);
     'read: loop {
         while batch.len() < READ_BATCH {
@@ -556,10 +554,7 @@ fn read_rows_blocking<R: Read>(
     stop: &Stop,
     aborted: &AtomicBool,
 ) -> ReaderEnd {
-    let mut end = ReaderEnd {
-        error: None,
-        example: None,
-    };
+    let mut end = ReaderEnd::default();
     // Rows from a pipe go out one at a time: a slow producer must not hold a batch back.
     while let Some(route) = end.next_route(&mut reader, &mut router, stop, aborted) {
         if let Err(e) = router.commit_journal() {
