@@ -273,8 +273,14 @@ pub fn parse_error_body(body: &[u8]) -> ServiceError {
 /// runs of white space fold, and the length is capped.
 pub fn sanitize(text: &str) -> String {
     if is_clean(text) {
-        return text.to_owned();
+        text.to_owned()
+    } else {
+        fold_text(text)
     }
+}
+
+/// [`sanitize`]'s character-by-character path.
+fn fold_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(MAX_ERROR_TEXT + 3));
     let mut last_space = true;
     let mut kept = 0;
@@ -307,7 +313,7 @@ pub fn sanitize_owned(text: String) -> String {
     if is_clean(&text) {
         text
     } else {
-        sanitize(&text)
+        fold_text(&text)
     }
 }
 

@@ -122,16 +122,13 @@ pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, Error
         work_rx.clone(),
         result_tx.clone(),
         &stop,
-        {
-            move |row| {
-                let (client, read, unread) =
-                    (client.clone(), counters.0.clone(), counters.1.clone());
-                async move {
-                    let (row, ok) = refresh_row(&client, row).await;
-                    log_row(&row);
-                    if ok { &read } else { &unread }.fetch_add(1, Ordering::Relaxed);
-                    row
-                }
+        move |row| {
+            let (client, read, unread) = (client.clone(), counters.0.clone(), counters.1.clone());
+            async move {
+                let (row, ok) = refresh_row(&client, row).await;
+                log_row(&row);
+                if ok { &read } else { &unread }.fetch_add(1, Ordering::Relaxed);
+                row
             }
         },
     );
