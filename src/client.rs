@@ -338,6 +338,13 @@ fn header_value(id: Uuid) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static(""))
 }
 
+/// Makes rustls's ring provider the process default. reqwest is built with `rustls-no-provider`
+/// (no aws-lc C build), so every client in the process needs this first; repeating it is harmless.
+pub fn install_tls_provider() {
+    // `Err` only means a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Builds the one HTTP client every call shares (keep-alive, rustls, per-request timeout);
 /// `direct` leaves out the system's proxy settings.
 pub fn http_client(
@@ -345,6 +352,7 @@ pub fn http_client(
     pool: usize,
     direct: bool,
 ) -> Result<reqwest::Client, reqwest::Error> {
+    install_tls_provider();
     let builder = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
@@ -357,6 +365,12 @@ pub fn http_client(
     } else {
         builder.build()
     }
+}
+
+/// A plain client for tests and tools that talk to the simulator (provider installed first).
+pub fn test_http_client() -> reqwest::Client {
+    install_tls_provider();
+    reqwest::Client::new()
 }
 
 #[cfg(test)]

@@ -224,7 +224,9 @@ async fn the_simulate_command_serves_what_run_needs() {
     let rows = results_by_row(&dir.join("out.csv"));
     assert_eq!(rows[0]["outcome"], "exists");
     assert_eq!(rows[1]["outcome"], "created");
-    let log: Vec<simulator::RecordedRequest> = reqwest::get(format!("{url}/_sim/requests"))
+    let log: Vec<simulator::RecordedRequest> = pc_qualify::client::test_http_client()
+        .get(format!("{url}/_sim/requests"))
+        .send()
         .await
         .expect("request log")
         .json()

@@ -391,7 +391,7 @@ async fn a_static_access_token_is_used_as_is() {
         simulator::SANDBOX_CLIENT_ID,
         simulator::SANDBOX_CLIENT_SECRET
     );
-    let answer: serde_json::Value = reqwest::Client::new()
+    let answer: serde_json::Value = pc_qualify::client::test_http_client()
         .post(format!(
             "{}/{}/oauth2/token",
             sim.base_url(),

@@ -53,7 +53,7 @@ async fn redeem(
 /// Starts a simulator and redeems one access token.
 async fn started(config: SimConfig) -> (SimHandle, reqwest::Client, String) {
     let sim = start(config, any_port()).await.expect("start");
-    let client = reqwest::Client::new();
+    let client = crate::client::test_http_client();
     let response = redeem(&client, &sim, SANDBOX_CLIENT_SECRET, SANDBOX_REFRESH_TOKEN).await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.expect("token json");
@@ -155,7 +155,7 @@ async fn token_redemption_succeeds_and_rotates_refresh_tokens() {
     let sim = start(SimConfig::default(), any_port())
         .await
         .expect("start");
-    let client = reqwest::Client::new();
+    let client = crate::client::test_http_client();
     let response = redeem(&client, &sim, SANDBOX_CLIENT_SECRET, SANDBOX_REFRESH_TOKEN).await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.expect("json");
@@ -182,7 +182,7 @@ async fn token_redemption_rejects_bad_credentials() {
     let sim = start(SimConfig::default(), any_port())
         .await
         .expect("start");
-    let client = reqwest::Client::new();
+    let client = crate::client::test_http_client();
 
     let wrong_secret = redeem(&client, &sim, "guess", SANDBOX_REFRESH_TOKEN).await;
     assert_eq!(wrong_secret.status(), StatusCode::UNAUTHORIZED);
