@@ -5,3 +5,4 @@ mod common;
 mod faults;
 mod reconcile;
 mod run;
+mod tls;

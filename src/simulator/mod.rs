@@ -24,7 +24,7 @@ use hyper::service::Service as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde::{Deserialize, Serialize};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -249,6 +249,8 @@ pub struct RecordedRequest {
 pub struct SimHandle {
     /// The address actually bound.
     pub addr: SocketAddr,
+    /// `https` when started with [`start_tls`], else `http`.
+    scheme: &'static str,
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -262,7 +264,11 @@ impl SimHandle {
             IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
             ip => ip,
         };
-        format!("http://{}", SocketAddr::new(ip, self.addr.port()))
+        format!(
+            "{}://{}",
+            self.scheme,
+            SocketAddr::new(ip, self.addr.port())
+        )
     }
 
     /// Every request received so far (empty when recording is off).
@@ -309,6 +315,26 @@ impl SimHandle {
 
 /// Binds `addr` (port 0 picks a free one), spawns the server on the current runtime and returns.
 pub async fn start(config: SimConfig, addr: SocketAddr) -> Result<SimHandle, SimError> {
+    start_with(config, addr, None).await
+}
+
+/// Like [`start`], but every connection speaks TLS with `tls` (the client's real rustls stack is
+/// then exercised end to end; tests make the certificate with rcgen).
+pub async fn start_tls(
+    config: SimConfig,
+    addr: SocketAddr,
+    tls: Arc<rustls::ServerConfig>,
+) -> Result<SimHandle, SimError> {
+    crate::client::install_tls_provider();
+    start_with(config, addr, Some(tokio_rustls::TlsAcceptor::from(tls))).await
+}
+
+async fn start_with(
+    config: SimConfig,
+    addr: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Result<SimHandle, SimError> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let shared = Arc::new(Shared::new(config)?);
     let listener = TcpListener::bind(addr)
         .await
@@ -318,10 +344,11 @@ pub async fn start(config: SimConfig, addr: SocketAddr) -> Result<SimHandle, Sim
         .map_err(|source| SimError::Bind { addr, source })?;
     let router = routes::router(shared.clone());
     let (stop, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(accept_loop(listener, shared.clone(), router, stop_rx));
+    let task = tokio::spawn(accept_loop(listener, shared.clone(), router, stop_rx, tls));
     tracing::debug!(%addr, "simulator listening");
     Ok(SimHandle {
         addr,
+        scheme,
         shared,
         stop,
         task,
@@ -333,6 +360,7 @@ async fn accept_loop(
     shared: Arc<Shared>,
     router: Router,
     mut stop: watch::Receiver<bool>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     loop {
         tokio::select! {
@@ -340,12 +368,22 @@ async fn accept_loop(
                 Ok((stream, _)) => {
                     // Small request/response pairs: Nagle would only add latency.
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(serve_connection(
-                        stream,
-                        shared.clone(),
-                        router.clone(),
-                        stop.clone(),
-                    ));
+                    let (shared, router, stop) = (shared.clone(), router.clone(), stop.clone());
+                    match tls.clone() {
+                        None => {
+                            tokio::spawn(serve_connection(stream, shared, router, stop));
+                        }
+                        // The handshake runs in the connection's own task: a slow client must
+                        // not hold up the accept loop.
+                        Some(acceptor) => {
+                            tokio::spawn(async move {
+                                match acceptor.accept(stream).await {
+                                    Ok(stream) => serve_connection(stream, shared, router, stop).await,
+                                    Err(e) => tracing::debug!(error = %e, "simulator TLS handshake failed"),
+                                }
+                            });
+                        }
+                    }
                 }
                 Err(e) => {
                     // Usually out of file descriptors; pausing lets connections close.
@@ -358,12 +396,14 @@ async fn accept_loop(
     }
 }
 
-async fn serve_connection(
-    stream: TcpStream,
+async fn serve_connection<S>(
+    stream: S,
     shared: Arc<Shared>,
     router: Router,
     mut stop: watch::Receiver<bool>,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |request| {
         handle(
             shared.clone(),
