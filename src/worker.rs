@@ -92,22 +92,19 @@ impl Worker {
                 return;
             }
         };
-        let denied = held.as_ref().is_some_and(|r| {
-            r.vetting_status
-                .as_deref()
-                .is_some_and(|s| s.eq_ignore_ascii_case("Denied"))
-        });
-        match held {
-            Some(record) if !(denied && retry_denied) => {
+        match reconcile_decision(held.as_ref(), retry_denied, self.dry_run) {
+            ReconcileDecision::Exists => {
                 describe_call(result, &read);
                 result.outcome = Some(Outcome::Exists);
-                set_vetting(result, api::Vetting::from(record));
+                if let Some(record) = held {
+                    set_vetting(result, api::Vetting::from(record));
+                }
             }
-            _ if self.dry_run => {
+            ReconcileDecision::Plan => {
                 describe_call(result, &read);
                 result.outcome = Some(Outcome::Planned);
             }
-            _ => self.create(client, row, request_id, result).await,
+            ReconcileDecision::Create => self.create(client, row, request_id, result).await,
         }
     }
 
@@ -147,6 +144,36 @@ impl Worker {
             }
             _ => result.outcome = Some(Outcome::Failed),
         }
+    }
+}
+
+/// What `reconcile` does with a row once the customer's qualifications are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReconcileDecision {
+    /// Held already: nothing is posted.
+    Exists,
+    /// Would be posted, but this is a dry run.
+    Plan,
+    /// Post it.
+    Create,
+}
+
+/// The reconcile decision matrix, apart from any I/O: a held qualification is left alone (a
+/// Denied one too, unless `retry_denied`: each vetting request is one of the customer's three).
+pub(crate) fn reconcile_decision(
+    held: Option<&QualificationRecord>,
+    retry_denied: bool,
+    dry_run: bool,
+) -> ReconcileDecision {
+    let denied = held.is_some_and(|r| {
+        r.vetting_status
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("Denied"))
+    });
+    match held {
+        Some(_) if !(denied && retry_denied) => ReconcileDecision::Exists,
+        _ if dry_run => ReconcileDecision::Plan,
+        _ => ReconcileDecision::Create,
     }
 }
 
@@ -245,5 +272,55 @@ pub fn log_row(result: &ResultRow) {
             correlation_id = display_id(result.correlation_id),
             "row done"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(status: Option<&str>) -> QualificationRecord {
+        QualificationRecord {
+            qualification: Qualification::Education.as_str().to_string(),
+            vetting_status: status.map(str::to_string),
+            ..QualificationRecord::default()
+        }
+    }
+
+    #[test]
+    fn the_reconcile_decision_matrix() {
+        use ReconcileDecision::*;
+        let approved = held(Some("Approved"));
+        let in_review = held(Some("InReview"));
+        let no_status = held(None);
+        let denied = held(Some("Denied"));
+        let denied_lower = held(Some("denied"));
+        // (held, retry_denied, dry_run) -> decision
+        let cases: [(Option<&QualificationRecord>, bool, bool, ReconcileDecision); 16] = [
+            (None, false, false, Create),
+            (None, true, false, Create),
+            (None, false, true, Plan),
+            (None, true, true, Plan),
+            (Some(&approved), false, false, Exists),
+            (Some(&approved), true, false, Exists),
+            (Some(&approved), false, true, Exists),
+            (Some(&in_review), true, true, Exists),
+            (Some(&no_status), true, false, Exists),
+            (Some(&denied), false, false, Exists),
+            (Some(&denied), false, true, Exists),
+            (Some(&denied), true, false, Create),
+            (Some(&denied), true, true, Plan),
+            (Some(&denied_lower), true, false, Create),
+            (Some(&denied_lower), false, false, Exists),
+            (Some(&no_status), false, true, Exists),
+        ];
+        for (record, retry_denied, dry_run, expected) in cases {
+            assert_eq!(
+                reconcile_decision(record, retry_denied, dry_run),
+                expected,
+                "held {:?}, retry_denied {retry_denied}, dry_run {dry_run}",
+                record.map(|r| r.vetting_status.clone())
+            );
+        }
     }
 }
