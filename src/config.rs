@@ -169,11 +169,13 @@ impl RunConfig {
         let max_attempts = positive("--max-attempts", s.max_attempts.unwrap_or(6), 100)?;
         let timeout = seconds("--timeout", s.timeout.unwrap_or(30.0))?;
         let max_backoff = seconds("--max-backoff", s.max_backoff.unwrap_or(60.0))?;
+        // Checked: `Duration::from_secs_f64` panics past u64::MAX seconds (`1e20`).
         let shutdown_grace = match s.shutdown_grace.unwrap_or(10.0) {
-            g if g.is_finite() && g >= 0.0 => Duration::from_secs_f64(g),
+            g if g.is_finite() && (0.0..1e9).contains(&g) => Duration::try_from_secs_f64(g)
+                .map_err(|e| bad(format!("--shutdown-grace {g}: {e}")))?,
             g => {
                 return Err(bad(format!(
-                    "--shutdown-grace must be 0 or more seconds; got {g}"
+                    "--shutdown-grace must be from 0 to 999999999 seconds; got {g}"
                 )))
             }
         };
@@ -235,7 +237,11 @@ fn positive(flag: &str, value: i64, max: i64) -> Result<i64, ErrorKind> {
 
 fn seconds(flag: &str, value: f64) -> Result<Duration, ErrorKind> {
     if value.is_finite() && value > 0.0 && value < 1e9 {
-        Ok(Duration::from_secs_f64(value))
+        Duration::try_from_secs_f64(value).map_err(|e| {
+            ErrorKind::Config(format!(
+                "{flag} must be a number of seconds; got {value} ({e})"
+            ))
+        })
     } else {
         Err(ErrorKind::Config(format!(
             "{flag} must be a number of seconds above 0; got {value}"
@@ -378,6 +384,32 @@ mod tests {
         ] {
             assert!(RunConfig::from_settings(s).is_err());
         }
+    }
+
+    #[test]
+    fn huge_or_odd_durations_are_refused_not_panicked_on() {
+        for value in [1e20, f64::MAX, f64::INFINITY, f64::NAN, -1.0, 1e9] {
+            let grace = Settings {
+                shutdown_grace: Some(value),
+                ..Default::default()
+            };
+            assert!(RunConfig::from_settings(grace).is_err(), "{value}");
+            let timeout = Settings {
+                timeout: Some(value),
+                ..Default::default()
+            };
+            assert!(RunConfig::from_settings(timeout).is_err(), "{value}");
+        }
+        let zero = Settings {
+            shutdown_grace: Some(0.0),
+            ..Default::default()
+        };
+        assert_eq!(
+            RunConfig::from_settings(zero)
+                .expect("valid")
+                .shutdown_grace,
+            Duration::ZERO
+        );
     }
 
     #[test]
