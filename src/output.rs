@@ -343,8 +343,8 @@ fn push_uuid(record: &mut csv::ByteRecord, id: Option<uuid::Uuid>) {
 }
 
 /// Pushes a text cell, defused for spreadsheets: a leading `=`, `+`, `-`, `@`, tab or CR would
-/// make Excel evaluate the cell, so such cells get a leading apostrophe.
-fn push_text(record: &mut csv::ByteRecord, text: &str) {
+/// make Excel evaluate the cell, so such cells get a leading apostrophe. Shared with `export`.
+pub(crate) fn push_text(record: &mut csv::ByteRecord, text: &str) {
     if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         let mut cell = String::with_capacity(text.len() + 1);
         cell.push('\'');
@@ -355,7 +355,7 @@ fn push_text(record: &mut csv::ByteRecord, text: &str) {
     }
 }
 
-fn csv_to_io(err: csv::Error) -> io::Error {
+pub(crate) fn csv_to_io(err: csv::Error) -> io::Error {
     match err.into_kind() {
         csv::ErrorKind::Io(e) => e,
         other => io::Error::other(format!("{other:?}")),

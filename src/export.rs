@@ -1,0 +1,589 @@
+//! `pc-qualify export`: every customer of the partner and the qualifications it holds, as CSV.
+//!
+//! A page reader follows the customer list page by page and feeds customers into a bounded
+//! channel; the rate-limited worker pool reads each customer's qualifications (with retries);
+//! a writer records each customer's rows as they come. Only one page and the channels' worth of
+//! customers are ever held, however many customers the partner has.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::api;
+use crate::auth::Credentials;
+use crate::client::{Client, Reply};
+use crate::config::RunConfig;
+use crate::customers::{self, ListedCustomer, NextPage, Page};
+use crate::error::{ErrorKind, ExitCode};
+use crate::model::{Qualification, QualificationRecord};
+use crate::output::{self, csv_to_io, push_text};
+use crate::pipeline::{drain_workers, finish_writer, spawn_pool, Stop};
+use crate::stats::Stats;
+use crate::throttle::Throttle;
+
+/// The export's header, in its exact column order.
+pub const EXPORT_COLUMNS: [&str; 7] = [
+    "customer_id",
+    "company_name",
+    "domain",
+    "qualification",
+    "vetting_status",
+    "vetting_reason",
+    "vetting_create_date",
+];
+
+/// Empty pages with a next link in a row before the list is deemed to go round in circles.
+const MAX_EMPTY_PAGES: u32 = 10;
+
+/// What to export.
+pub struct ExportJob {
+    /// Where the rows go (`-` for standard output).
+    pub output: String,
+    /// Overwrite an existing file.
+    pub force: bool,
+    /// Keep only rows for this qualification, plus one bare row per customer lacking it.
+    pub qualification: Option<Qualification>,
+    /// Throttle, retries, base URL.
+    pub config: RunConfig,
+    /// Where access tokens come from.
+    pub credentials: Credentials,
+    /// Counters (HTTP requests, vetting states written).
+    pub stats: Arc<Stats>,
+    /// The pacer shared by the list and the qualification reads.
+    pub throttle: Arc<Throttle>,
+}
+
+/// How an export went.
+pub struct ExportReport {
+    /// Counters.
+    pub stats: Arc<Stats>,
+    /// Customers written.
+    pub customers: u64,
+    /// Rows written.
+    pub rows: u64,
+    /// Customers whose qualifications could not be read (written with empty vetting columns).
+    pub unread: u64,
+    /// List pages read.
+    pub pages: u64,
+    /// The list could not be read to its end (the customers before are in the file).
+    pub list_error: Option<String>,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Stopped by a signal.
+    pub interrupted: bool,
+    /// Pool-wide 429 pauses.
+    pub pauses: u64,
+}
+
+impl ExportReport {
+    /// 0 when every customer was listed and read, 1 otherwise, 130 when interrupted.
+    pub fn exit_code(&self) -> ExitCode {
+        if self.interrupted {
+            ExitCode::Interrupted
+        } else if self.unread > 0 || self.list_error.is_some() {
+            ExitCode::RowsFailed
+        } else {
+            ExitCode::Success
+        }
+    }
+}
+
+/// One row of the export.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportRow {
+    /// The customer tenant id.
+    pub customer_id: String,
+    /// Its company name.
+    pub company_name: String,
+    /// Its primary domain.
+    pub domain: String,
+    /// The qualification held; empty for a customer holding none (or, with `--qualification`,
+    /// lacking it) and for one whose qualifications could not be read.
+    pub qualification: String,
+    /// `vettingStatus`.
+    pub vetting_status: Option<String>,
+    /// `vettingReason`.
+    pub vetting_reason: Option<String>,
+    /// `vettingCreateDate`.
+    pub vetting_create_date: Option<String>,
+}
+
+/// A customer's rows, written together.
+struct CustomerRows {
+    rows: Vec<ExportRow>,
+    /// Why the qualifications could not be read, when they could not.
+    error: Option<String>,
+}
+
+/// Runs an export to the end (or until `stop`).
+pub async fn execute(job: ExportJob, stop: Stop) -> Result<ExportReport, ErrorKind> {
+    let ExportJob {
+        output: output_path,
+        force,
+        qualification,
+        config,
+        credentials,
+        stats,
+        throttle,
+    } = job;
+    output::check_target(&output_path, force)?;
+    // LOCK: the exclusive results-file lock is taken here, before any request is sent and
+    // before the output is created (wired by the integrator with the lock module).
+    let (client, _) =
+        Client::connect(&config, credentials, throttle.clone(), stats.clone()).await?;
+    let client = Arc::new(client);
+    let started = Instant::now();
+
+    // The first page is read before the output exists: a partner whose list cannot be read
+    // (no permission, wrong cloud) stops here with nothing written.
+    let first = tokio::select! {
+        biased;
+        _ = stop.wait() => None,
+        page = fetch_page(&client, None) => Some(page),
+    };
+    let first = match first {
+        None => {
+            return Ok(ExportReport {
+                stats,
+                customers: 0,
+                rows: 0,
+                unread: 0,
+                pages: 0,
+                list_error: None,
+                elapsed: started.elapsed(),
+                interrupted: true,
+                pauses: throttle.pauses(),
+            })
+        }
+        Some(Ok(page)) => page,
+        Some(Err(reason)) => {
+            return Err(ErrorKind::Preflight(format!(
+                "the customer list could not be read: {reason}"
+            )))
+        }
+    };
+
+    let sink = output::create(&output_path, force)?;
+    let writer = ExportWriter::with_header(sink).map_err(|e| ErrorKind::Output {
+        path: output_path.clone(),
+        reason: e.to_string(),
+    })?;
+    let (work_tx, work_rx) = async_channel::bounded::<ListedCustomer>(config.concurrency * 2);
+    let (result_tx, result_rx) = mpsc::channel::<CustomerRows>(config.concurrency * 4 + 16);
+    let aborted = Arc::new(AtomicBool::new(false));
+    let unread = Arc::new(AtomicU64::new(0));
+
+    let lister = {
+        let (client, stop, aborted) = (client.clone(), stop.clone(), aborted.clone());
+        tokio::spawn(async move { list_customers(&client, first, work_tx, &stop, &aborted).await })
+    };
+    let writer_task = spawn_writer(result_rx, writer, stats.clone(), aborted.clone());
+    let mut workers = spawn_pool(
+        config.concurrency,
+        work_rx.clone(),
+        result_tx.clone(),
+        &stop,
+        {
+            let unread = unread.clone();
+            move |customer: ListedCustomer| {
+                let (client, unread) = (client.clone(), unread.clone());
+                async move {
+                    let rows = export_customer(&client, customer, qualification).await;
+                    if let Some(error) = &rows.error {
+                        unread.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(
+                            target: crate::worker::ROW_LOG_TARGET,
+                            customer_id = %rows.rows[0].customer_id,
+                            error = %error,
+                            "qualifications not read"
+                        );
+                    }
+                    rows
+                }
+            }
+        },
+    );
+    drop(result_tx);
+    drop(work_rx);
+    drain_workers(&mut workers, &stop, config.shutdown_grace).await;
+    let listed = lister.await.unwrap_or_else(|e| ListEnd {
+        error: Some(format!("the page reader stopped: {e}")),
+        ..ListEnd::default()
+    });
+    let (customers, rows) = finish_writer(writer_task, &output_path).await?;
+    Ok(ExportReport {
+        stats,
+        customers,
+        rows,
+        unread: unread.load(Ordering::Relaxed),
+        pages: listed.pages,
+        list_error: listed.error,
+        elapsed: started.elapsed(),
+        interrupted: stop.requested(),
+        pauses: throttle.pauses(),
+    })
+}
+
+/// How the page reader ended.
+#[derive(Default)]
+struct ListEnd {
+    pages: u64,
+    error: Option<String>,
+}
+
+/// Reads one page (the first when `next` is `None`), through the pool's pacer and retries.
+async fn fetch_page(client: &Client, next: Option<&NextPage>) -> Result<Page, String> {
+    let (request, headers) = match next {
+        None => (
+            customers::first_page_request(customers::PAGE_SIZE),
+            Vec::new(),
+        ),
+        Some(next) => next.request()?,
+    };
+    let exchange = client
+        .send_with_headers(&request, crate::client::new_uuid(), &headers)
+        .await;
+    match &exchange.reply {
+        Reply::Answer { status, body } if (200..300).contains(status) => {
+            customers::parse_page(body)
+        }
+        Reply::Answer { status, body } => Err(answer_error(
+            "GET /v1/customers",
+            *status,
+            body,
+            exchange.attempts,
+        )),
+        Reply::Transport(reason) | Reply::Token(reason) => Err(format!(
+            "{} (after {} attempt(s))",
+            api::sanitize(reason),
+            exchange.attempts
+        )),
+    }
+}
+
+fn answer_error(what: &str, status: u16, body: &[u8], attempts: u32) -> String {
+    let error = api::parse_error_body(body);
+    let code = error
+        .code
+        .map(|c| format!(" (code {c})"))
+        .unwrap_or_default();
+    let message = error.message.map(|m| format!(": {m}")).unwrap_or_default();
+    format!("{what} answered {status}{code}{message} after {attempts} attempt(s)")
+}
+
+/// Feeds the customers of `page` and of every later page to the workers. The channel is
+/// bounded, so the next page is read only once the workers have room for its customers.
+async fn list_customers(
+    client: &Client,
+    first: Page,
+    work_tx: async_channel::Sender<ListedCustomer>,
+    stop: &Stop,
+    aborted: &AtomicBool,
+) -> ListEnd {
+    let mut end = ListEnd {
+        pages: 1,
+        error: None,
+    };
+    let mut page = first;
+    let mut listed = 0u64;
+    let mut empty_in_a_row = 0u32;
+    loop {
+        empty_in_a_row = if page.customers.is_empty() {
+            empty_in_a_row + 1
+        } else {
+            0
+        };
+        for customer in page.customers {
+            if stop.requested() || aborted.load(Ordering::Relaxed) {
+                return end;
+            }
+            if work_tx.send(customer).await.is_err() {
+                return end;
+            }
+            listed += 1;
+        }
+        tracing::info!(
+            page = end.pages,
+            customers = listed,
+            "customer list page read"
+        );
+        let Some(next) = page.next else {
+            return end;
+        };
+        if empty_in_a_row >= MAX_EMPTY_PAGES {
+            end.error = Some(format!(
+                "the customer list returned {empty_in_a_row} empty pages in a row, each with a next link; stopped following it"
+            ));
+            return end;
+        }
+        let fetched = tokio::select! {
+            biased;
+            _ = stop.wait() => return end,
+            fetched = fetch_page(client, Some(&next)) => fetched,
+        };
+        match fetched {
+            Ok(next_page) => {
+                end.pages += 1;
+                page = next_page;
+            }
+            Err(reason) => {
+                tracing::error!(page = end.pages + 1, %reason, "customer list page not read");
+                end.error = Some(format!(
+                    "page {} of the customer list could not be read ({listed} customers listed before it): {reason}",
+                    end.pages + 1
+                ));
+                return end;
+            }
+        }
+    }
+}
+
+/// Reads one customer's qualifications and turns them into its rows.
+async fn export_customer(
+    client: &Client,
+    customer: ListedCustomer,
+    only: Option<Qualification>,
+) -> CustomerRows {
+    let bare = ExportRow {
+        customer_id: customer
+            .parsed
+            .map_or_else(|| customer.id.clone(), |id| id.to_lower_string()),
+        company_name: customer.company_name,
+        domain: customer.domain,
+        ..ExportRow::default()
+    };
+    let Some(id) = customer.parsed else {
+        return CustomerRows {
+            rows: vec![bare],
+            error: Some(format!("customer id {:?} is not a GUID", customer.id)),
+        };
+    };
+    let exchange = client
+        .send(&api::list_request(id), crate::client::new_uuid())
+        .await;
+    let records = match &exchange.reply {
+        Reply::Answer { status, body } if (200..300).contains(status) => read_qualifications(body),
+        Reply::Answer { status, body } => Err(answer_error(
+            "GET qualifications",
+            *status,
+            body,
+            exchange.attempts,
+        )),
+        Reply::Transport(reason) | Reply::Token(reason) => Err(format!(
+            "{} (after {} attempt(s))",
+            api::sanitize(reason),
+            exchange.attempts
+        )),
+    };
+    match records {
+        Ok(records) => CustomerRows {
+            rows: rows_for(bare, records, only),
+            error: None,
+        },
+        Err(reason) => CustomerRows {
+            rows: vec![bare],
+            error: Some(reason),
+        },
+    }
+}
+
+/// The one place the export reads a qualifications answer: every documented shape is the
+/// parser's business, so a better parser is swapped in here alone.
+fn read_qualifications(body: &[u8]) -> Result<Vec<QualificationRecord>, String> {
+    api::parse_qualification_list(body)
+}
+
+/// One row per qualification held (only `only`, when given); one bare row when none is.
+fn rows_for(
+    bare: ExportRow,
+    records: Vec<QualificationRecord>,
+    only: Option<Qualification>,
+) -> Vec<ExportRow> {
+    let mut rows: Vec<ExportRow> = records
+        .into_iter()
+        .filter_map(|record| {
+            let name = record.qualification.trim();
+            // `None` is the service's word for holding nothing.
+            if name.is_empty() || name.eq_ignore_ascii_case("None") {
+                return None;
+            }
+            let parsed = Qualification::parse(name).ok();
+            if only.is_some() && parsed != only {
+                return None;
+            }
+            Some(ExportRow {
+                qualification: parsed
+                    .map_or_else(|| api::sanitize(name), |q| q.as_str().to_string()),
+                vetting_status: record.vetting_status.map(api::sanitize_owned),
+                vetting_reason: record.vetting_reason.map(api::sanitize_owned),
+                vetting_create_date: record.vetting_create_date.map(api::sanitize_owned),
+                ..bare.clone()
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        rows.push(bare);
+    }
+    rows
+}
+
+/// Writes export rows as CSV with the results file's hygiene (see [`output::push_text`]).
+pub struct ExportWriter<W: std::io::Write> {
+    csv: csv::Writer<W>,
+    record: csv::ByteRecord,
+}
+
+impl<W: std::io::Write> ExportWriter<W> {
+    /// A writer that starts with the header row.
+    pub fn with_header(inner: W) -> std::io::Result<Self> {
+        let mut csv = csv::WriterBuilder::new()
+            .buffer_capacity(256)
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_writer(inner);
+        csv.write_record(EXPORT_COLUMNS).map_err(csv_to_io)?;
+        Ok(ExportWriter {
+            csv,
+            record: csv::ByteRecord::new(),
+        })
+    }
+
+    /// Writes one row (buffered).
+    pub fn write(&mut self, row: &ExportRow) -> std::io::Result<()> {
+        let record = &mut self.record;
+        record.clear();
+        push_text(record, &row.customer_id);
+        push_text(record, &row.company_name);
+        push_text(record, &row.domain);
+        push_text(record, &row.qualification);
+        push_text(record, row.vetting_status.as_deref().unwrap_or(""));
+        push_text(record, row.vetting_reason.as_deref().unwrap_or(""));
+        push_text(record, row.vetting_create_date.as_deref().unwrap_or(""));
+        self.csv.write_byte_record(record).map_err(csv_to_io)
+    }
+
+    /// Pushes everything written so far to the sink.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.csv.flush()
+    }
+}
+
+/// Writes each customer's rows as they come, flushing whenever the queue runs dry. It runs on
+/// its own thread: standard output may block on a slow reader. Returns (customers, rows).
+fn spawn_writer(
+    mut rx: mpsc::Receiver<CustomerRows>,
+    mut writer: ExportWriter<output::Sink>,
+    stats: Arc<Stats>,
+    aborted: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<std::io::Result<(u64, u64)>> {
+    tokio::task::spawn_blocking(move || {
+        let (mut customers, mut rows) = (0u64, 0u64);
+        let result = (|| {
+            writer.flush()?;
+            while let Some(first) = rx.blocking_recv() {
+                let mut next = Some(first);
+                while let Some(batch) = next {
+                    for row in &batch.rows {
+                        writer.write(row)?;
+                        if !row.qualification.is_empty() {
+                            stats.record_vetting(row.vetting_status.as_deref());
+                        }
+                        rows += 1;
+                    }
+                    customers += 1;
+                    next = rx.try_recv().ok();
+                }
+                writer.flush()?;
+            }
+            Ok((customers, rows))
+        })();
+        if result.is_err() {
+            // Nothing more can be recorded: the page reader stops feeding customers.
+            aborted.store(true, Ordering::Relaxed);
+            rx.close();
+        }
+        result
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(q: &str, status: Option<&str>) -> QualificationRecord {
+        QualificationRecord {
+            qualification: q.into(),
+            vetting_status: status.map(str::to_string),
+            vetting_reason: None,
+            vetting_create_date: None,
+        }
+    }
+
+    fn bare() -> ExportRow {
+        ExportRow {
+            customer_id: "c".into(),
+            company_name: "Name".into(),
+            domain: "d.example".into(),
+            ..ExportRow::default()
+        }
+    }
+
+    #[test]
+    fn every_held_qualification_gets_a_row_and_none_gets_one_bare_row() {
+        let rows = rows_for(
+            bare(),
+            vec![
+                record("education", Some("Denied")),
+                record("StateOwnedEntity", None),
+                record("Nonprofit", Some("Approved")),
+            ],
+            None,
+        );
+        let names: Vec<&str> = rows.iter().map(|r| r.qualification.as_str()).collect();
+        assert_eq!(names, ["Education", "StateOwnedEntity", "Nonprofit"]);
+        assert_eq!(rows[0].vetting_status.as_deref(), Some("Denied"));
+        assert!(rows.iter().all(|r| r.company_name == "Name"));
+        assert_eq!(rows_for(bare(), vec![], None), vec![bare()]);
+        assert_eq!(
+            rows_for(bare(), vec![record("None", None)], None),
+            vec![bare()]
+        );
+    }
+
+    #[test]
+    fn one_qualification_keeps_its_rows_and_a_bare_row_for_customers_lacking_it() {
+        let held = vec![
+            record("Education", Some("Approved")),
+            record("StateOwnedEntity", None),
+        ];
+        let rows = rows_for(bare(), held.clone(), Some(Qualification::Education));
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].qualification, "Education");
+        let rows = rows_for(bare(), held, Some(Qualification::GovernmentCommunityCloud));
+        assert_eq!(rows, vec![bare()]);
+    }
+
+    #[test]
+    fn rows_are_written_in_column_order_and_defused() {
+        let mut writer = ExportWriter::with_header(Vec::new()).expect("header");
+        writer
+            .write(&ExportRow {
+                customer_id: "c".into(),
+                company_name: "=cmd|' /C calc'!A0".into(),
+                domain: "x, y".into(),
+                qualification: "Education".into(),
+                vetting_status: Some("Denied".into()),
+                vetting_reason: Some("-bad".into()),
+                vetting_create_date: None,
+            })
+            .expect("write");
+        writer.flush().expect("flush");
+        let text = String::from_utf8(writer.csv.into_inner().expect("inner")).expect("utf8");
+        assert_eq!(
+            text,
+            "customer_id,company_name,domain,qualification,vetting_status,vetting_reason,vetting_create_date\n\
+             c,'=cmd|' /C calc'!A0,\"x, y\",Education,Denied,'-bad,\n"
+        );
+    }
+}
