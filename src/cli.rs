@@ -697,10 +697,11 @@ fn export_summary(report: &crate::export::ExportReport, output: &str) -> String 
     let mut text = String::new();
     let _ = writeln!(
         text,
-        "pc-qualify: exported {} customers ({} rows, {} list pages) in {secs:.1}s ({rate:.1} customers/s); output: {}",
+        "pc-qualify: exported {} customers ({} rows, {} list page{}) in {secs:.1}s ({rate:.1} customers/s); output: {}",
         report.customers,
         report.rows,
         report.pages,
+        if report.pages == 1 { "" } else { "s" },
         if output == "-" { "standard output" } else { output },
     );
     let vetting: Vec<String> = stats

@@ -397,3 +397,42 @@ async fn an_interrupted_export_stops_cleanly_and_a_forced_rerun_completes_it() {
         assert_eq!(rows_of(&rows, n).len(), 1, "customer {n}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_exports_its_built_in_customers() {
+    let dir = WorkDir::new("export-sandbox");
+    let output = export(&dir, &[], &["--sandbox", "--rate", "0"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let rows = read_export(&dir);
+    let view: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["customer_id"].clone(),
+                r["company_name"].clone(),
+                r["vetting_status"].clone(),
+            )
+        })
+        .collect();
+    let sandbox = |n: u32, name: &str, status: &str| {
+        (
+            format!("11111111-1111-4111-8111-{n:012}"),
+            name.to_string(),
+            status.to_string(),
+        )
+    };
+    let mut view = view;
+    view.sort();
+    assert_eq!(
+        view,
+        [
+            sandbox(1, "Northwind Primary School", "Approved"),
+            sandbox(2, "Fabrikam Community College", "Approved"),
+            sandbox(3, "Contoso University", "Approved"),
+            sandbox(4, "Tailspin High School", "InReview"),
+            sandbox(5, "Adventure Works Learning", "Denied"),
+            sandbox(6, "Wide World Utilities", "Approved"),
+        ],
+        "the missing (7) and unrelated (8) customers are not on the list"
+    );
+}

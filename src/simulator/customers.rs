@@ -284,3 +284,76 @@ fn customer_json(profile: &CustomerProfile) -> serde_json::Value {
         "attributes": {"objectType": "Customer"},
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preload_profiles_are_optional_and_default_from_the_id() {
+        let profiles = parse_preload_profiles(
+            "customer_id,qualification,company_name,domain\n\
+             aaaaaaaa-0000-4000-8000-000000000001,Education,\"Contoso, Ltd\",contoso.example\n\
+             aaaaaaaa-0000-4000-8000-000000000001,StateOwnedEntity,Other name,\n\
+             aaaaaaaa-0000-4000-8000-000000000002,Education,,\n\
+             aaaaaaaa-0000-4000-8000-000000000003,Education,,only.domain.example\n",
+        )
+        .expect("parses");
+        assert_eq!(profiles.len(), 2, "{profiles:?}");
+        assert_eq!(profiles[0].company_name, "Contoso, Ltd");
+        assert_eq!(profiles[0].domain, "contoso.example");
+        assert_eq!(profiles[1].company_name, "Customer 000000000003");
+        assert_eq!(profiles[1].domain, "only.domain.example");
+        assert!(
+            parse_preload_profiles("customer_id,qualification\nx,Education\n")
+                .expect("no profile columns")
+                .is_empty()
+        );
+        // parse_preload accepts the profile columns.
+        let entries = super::super::parse_preload(
+            "customer_id,qualification,company_name,domain\naaaaaaaa-0000-4000-8000-000000000001,Education,A,a.example\n",
+        )
+        .expect("preload");
+        assert_eq!(entries.len(), 1);
+    }
+
+    #[test]
+    fn the_directory_lists_related_preloaded_customers_then_profiles_once() {
+        let id =
+            |n: u32| CustomerId::parse(&format!("aaaaaaaa-0000-4000-8000-{n:012}")).expect("id");
+        let holds = |n: u32| PreloadEntry {
+            customer_id: id(n),
+            state: PreloadState::Holds(crate::model::QualificationRecord {
+                qualification: "Education".into(),
+                ..Default::default()
+            }),
+        };
+        let preload = [
+            holds(1),
+            holds(1),
+            PreloadEntry {
+                customer_id: id(2),
+                state: PreloadState::NotFound,
+            },
+            holds(3),
+        ];
+        let named = CustomerProfile {
+            customer_id: id(3),
+            company_name: "Three".into(),
+            domain: "three.example".into(),
+        };
+        let directory = Directory::new(
+            &preload,
+            vec![named.clone(), CustomerProfile::generated(id(4))],
+            0,
+            Vec::new(),
+        );
+        let ids: Vec<CustomerId> = directory.list.iter().map(|p| p.customer_id).collect();
+        assert_eq!(ids, [id(1), id(3), id(4)]);
+        assert_eq!(directory.list[1], named);
+        assert_eq!(directory.cap, DEFAULT_PAGE_CAP);
+        let token = directory.issue(2);
+        assert_eq!(directory.redeem(&token), Some(2));
+        assert_eq!(directory.redeem(&token), None, "single use");
+    }
+}
