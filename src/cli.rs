@@ -95,9 +95,13 @@ a customer holding none. With --qualification Q: only rows for Q, plus one row w
 qualification per customer lacking Q (the input of the next `reconcile`/`run`). A customer whose
 qualifications cannot be read gets a row with empty vetting columns and an error in the summary.
 
+With --resume an interrupted export is continued: the customers already in the file are kept
+and not read again (the last one, which a crash may have cut short, is), and customers whose
+qualifications could not be read are read again. The list itself is always read from the start.
+
 Exit codes: 0 every customer listed and read; 1 some could not be read, or the list broke off;
 2 usage, configuration, credentials, or the list cannot be read at all; 130 interrupted (the file
-holds the customers finished so far; run again with --force for a complete export).
+holds the customers finished so far; --resume finishes it).
 
 Examples:
   pc-qualify export --sandbox --output customers.csv
@@ -279,8 +283,11 @@ pub struct ExportArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: String,
     /// Overwrite an existing output file
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub force: bool,
+    /// Continue an interrupted export: customers already in the file are not read again
+    #[arg(long)]
+    pub resume: bool,
     /// Only rows for this qualification, plus an empty-qualification row per customer lacking it
     #[arg(long, value_name = "QUALIFICATION", value_parser = parse_qualification)]
     pub qualification: Option<Qualification>,
@@ -629,6 +636,7 @@ async fn export(args: ExportArgs, quiet: bool, json: bool) -> Result<ExitCode, E
         crate::export::ExportJob {
             output: args.output.clone(),
             force: args.force,
+            resume: args.resume,
             qualification: args.qualification,
             config,
             credentials,
@@ -695,9 +703,13 @@ fn export_summary(report: &crate::export::ExportReport, output: &str) -> String 
         0.0
     };
     let mut text = String::new();
+    let carried = match report.carried_over {
+        0 => String::new(),
+        n => format!(" (+{n} carried over from the earlier export)"),
+    };
     let _ = writeln!(
         text,
-        "pc-qualify: exported {} customers ({} rows, {} list page{}) in {secs:.1}s ({rate:.1} customers/s); output: {}",
+        "pc-qualify: exported {} customers{carried} ({} rows, {} list page{}) in {secs:.1}s ({rate:.1} customers/s); output: {}",
         report.customers,
         report.rows,
         report.pages,
@@ -720,20 +732,27 @@ fn export_summary(report: &crate::export::ExportReport, output: &str) -> String 
         stats.throttled(),
         report.pauses
     );
+    let resumable = output != "-";
     if report.unread > 0 {
         let _ = writeln!(
             text,
-            "  ERROR: the qualifications of {} customer(s) could not be read; their rows have empty vetting columns (see the log)",
-            report.unread
+            "  ERROR: the qualifications of {} customer(s) could not be read; their rows have empty vetting columns (see the log){}",
+            report.unread,
+            if resumable { "; --resume reads just those again" } else { "" }
         );
     }
     if let Some(error) = &report.list_error {
         let _ = writeln!(text, "  ERROR: the export is incomplete: {error}");
     }
-    if report.interrupted {
+    if report.interrupted && resumable {
         let _ = writeln!(
             text,
-            "  interrupted; the output holds the customers finished so far: run the same command with --force for a complete export"
+            "  interrupted; the output holds the customers finished so far: run the same command with --resume to finish it (or --force to start over)"
+        );
+    } else if report.interrupted {
+        let _ = writeln!(
+            text,
+            "  interrupted; only the customers written so far were exported: run the same command again for a complete export"
         );
     }
     text

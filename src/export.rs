@@ -5,6 +5,10 @@
 //! a writer records each customer's rows as they come. Only one page and the channels' worth of
 //! customers are ever held, however many customers the partner has.
 
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write as _};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +21,7 @@ use crate::client::{Client, Reply};
 use crate::config::RunConfig;
 use crate::customers::{self, ListedCustomer, NextPage, Page};
 use crate::error::{ErrorKind, ExitCode};
-use crate::model::{Qualification, QualificationRecord};
+use crate::model::{CustomerId, Qualification, QualificationRecord};
 use crate::output::{self, csv_to_io, push_text};
 use crate::pipeline::{drain_workers, finish_writer, spawn_pool, Stop};
 use crate::stats::Stats;
@@ -43,6 +47,8 @@ pub struct ExportJob {
     pub output: String,
     /// Overwrite an existing file.
     pub force: bool,
+    /// Continue an interrupted export: customers already in the file are not read again.
+    pub resume: bool,
     /// Keep only rows for this qualification, plus one bare row per customer lacking it.
     pub qualification: Option<Qualification>,
     /// Throttle, retries, base URL.
@@ -59,8 +65,10 @@ pub struct ExportJob {
 pub struct ExportReport {
     /// Counters.
     pub stats: Arc<Stats>,
-    /// Customers written.
+    /// Customers written by this run.
     pub customers: u64,
+    /// Customers kept from the earlier file by `--resume`.
+    pub carried_over: u64,
     /// Rows written.
     pub rows: u64,
     /// Customers whose qualifications could not be read (written with empty vetting columns).
@@ -122,13 +130,21 @@ pub async fn execute(job: ExportJob, stop: Stop) -> Result<ExportReport, ErrorKi
     let ExportJob {
         output: output_path,
         force,
+        resume,
         qualification,
         config,
         credentials,
         stats,
         throttle,
     } = job;
-    output::check_target(&output_path, force)?;
+    if resume && output_path == "-" {
+        return Err(ErrorKind::Config(
+            "--resume needs a file for --output (it reads it again)".into(),
+        ));
+    }
+    if !resume {
+        output::check_target(&output_path, force)?;
+    }
     // LOCK: the exclusive results-file lock is taken here, before any request is sent and
     // before the output is created (wired by the integrator with the lock module).
     let (client, _) =
@@ -148,6 +164,7 @@ pub async fn execute(job: ExportJob, stop: Stop) -> Result<ExportReport, ErrorKi
             return Ok(ExportReport {
                 stats,
                 customers: 0,
+                carried_over: 0,
                 rows: 0,
                 unread: 0,
                 pages: 0,
@@ -165,11 +182,35 @@ pub async fn execute(job: ExportJob, stop: Stop) -> Result<ExportReport, ErrorKi
         }
     };
 
-    let sink = output::create(&output_path, force)?;
-    let writer = ExportWriter::with_header(sink).map_err(|e| ErrorKind::Output {
-        path: output_path.clone(),
+    let output_error = |path: &Path, e: std::io::Error| ErrorKind::Output {
+        path: path.display().to_string(),
         reason: e.to_string(),
-    })?;
+    };
+    let unread_file = (output_path != "-").then(|| unread_path(&output_path));
+    let carried = if resume && Path::new(&output_path).exists() {
+        prepare_resume(Path::new(&output_path))?
+    } else {
+        Carried::default()
+    };
+    let writer = if resume && Path::new(&output_path).exists() {
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&output_path)
+            .map_err(|e| output_error(Path::new(&output_path), e))?;
+        ExportWriter::without_header(output::Sink::File(BufWriter::new(file)))
+    } else {
+        let sink = output::create(&output_path, force || resume)?;
+        ExportWriter::with_header(sink).map_err(|e| output_error(Path::new(&output_path), e))?
+    };
+    // The customers whose qualifications could not be read, one id a line: their rows look like
+    // those of customers holding nothing, so `--resume` needs this list to read them again.
+    // Started empty: a resume has just dropped the earlier ones' rows from the file.
+    let unread_log = match &unread_file {
+        Some(path) => Some(BufWriter::new(
+            File::create(path).map_err(|e| output_error(path, e))?,
+        )),
+        None => None,
+    };
     let (work_tx, work_rx) = async_channel::bounded::<ListedCustomer>(config.concurrency * 2);
     let (result_tx, result_rx) = mpsc::channel::<CustomerRows>(config.concurrency * 4 + 16);
     let aborted = Arc::new(AtomicBool::new(false));
@@ -177,9 +218,18 @@ pub async fn execute(job: ExportJob, stop: Stop) -> Result<ExportReport, ErrorKi
 
     let lister = {
         let (client, stop, aborted) = (client.clone(), stop.clone(), aborted.clone());
-        tokio::spawn(async move { list_customers(&client, first, work_tx, &stop, &aborted).await })
+        let done = carried.done;
+        tokio::spawn(async move {
+            list_customers(&client, first, &done, work_tx, &stop, &aborted).await
+        })
     };
-    let writer_task = spawn_writer(result_rx, writer, stats.clone(), aborted.clone());
+    let writer_task = spawn_writer(
+        result_rx,
+        writer,
+        unread_log,
+        stats.clone(),
+        aborted.clone(),
+    );
     let mut workers = spawn_pool(
         config.concurrency,
         work_rx.clone(),
@@ -213,11 +263,17 @@ pub async fn execute(job: ExportJob, stop: Stop) -> Result<ExportReport, ErrorKi
         ..ListEnd::default()
     });
     let (customers, rows) = finish_writer(writer_task, &output_path).await?;
+    let unread = unread.load(Ordering::Relaxed);
+    if let (Some(path), 0) = (&unread_file, unread) {
+        // Nothing to read again.
+        let _ = std::fs::remove_file(path);
+    }
     Ok(ExportReport {
         stats,
         customers,
+        carried_over: carried.customers,
         rows,
-        unread: unread.load(Ordering::Relaxed),
+        unread,
         pages: listed.pages,
         list_error: listed.error,
         elapsed: started.elapsed(),
@@ -278,6 +334,7 @@ fn answer_error(what: &str, status: u16, body: &[u8], attempts: u32) -> String {
 async fn list_customers(
     client: &Client,
     first: Page,
+    done: &HashSet<CustomerId>,
     work_tx: async_channel::Sender<ListedCustomer>,
     stop: &Stop,
     aborted: &AtomicBool,
@@ -299,10 +356,14 @@ async fn list_customers(
             if stop.requested() || aborted.load(Ordering::Relaxed) {
                 return end;
             }
+            listed += 1;
+            if customer.parsed.is_some_and(|id| done.contains(&id)) {
+                // Already in the file from the run being resumed.
+                continue;
+            }
             if work_tx.send(customer).await.is_err() {
                 return end;
             }
-            listed += 1;
         }
         tracing::info!(
             page = end.pages,
@@ -429,6 +490,120 @@ fn rows_for(
     rows
 }
 
+/// Where an export to `output` lists the customers it could not read.
+pub fn unread_path(output: &str) -> PathBuf {
+    PathBuf::from(format!("{output}.unread"))
+}
+
+/// What `--resume` keeps from an earlier export.
+#[derive(Default)]
+struct Carried {
+    /// Customers whose rows stay in the file and are not read again.
+    done: HashSet<CustomerId>,
+    /// How many.
+    customers: u64,
+}
+
+/// Makes an interrupted export's file safe to append to, and says which customers it holds.
+///
+/// The file is rewritten (through a temporary file and a rename) without: a torn last line; the
+/// last customer's rows, which a killed writer may have left incomplete (each customer's rows
+/// are written together, so only the last can be); and the rows of customers listed in the
+/// `.unread` file, which are read again. Memory holds one id per customer kept.
+fn prepare_resume(path: &Path) -> Result<Carried, ErrorKind> {
+    use std::io::Read as _;
+    let bad = |reason: String| ErrorKind::Input {
+        path: path.display().to_string(),
+        reason,
+    };
+    let io = |e: std::io::Error| bad(e.to_string());
+    let unread: HashSet<String> =
+        match std::fs::read_to_string(unread_path(&path.to_string_lossy())) {
+            Ok(text) => text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashSet::new(),
+            Err(e) => return Err(io(e)),
+        };
+    let mut file = File::open(path).map_err(io)?;
+    let complete = output::complete_len(&mut file).map_err(io)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(std::io::BufReader::new(file).take(complete));
+    let mut record = csv::ByteRecord::new();
+    let header_ok = reader.read_byte_record(&mut record).unwrap_or(false)
+        && record
+            .iter()
+            .eq(EXPORT_COLUMNS.iter().map(|c| c.as_bytes()));
+    if !header_ok {
+        return Err(bad(
+            "--resume: not a pc-qualify export (its first line is not the export header)".into(),
+        ));
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    let mut carried = Carried::default();
+    {
+        let mut writer =
+            ExportWriter::with_header(BufWriter::new(temp.as_file_mut())).map_err(io)?;
+        let mut block: Vec<csv::ByteRecord> = Vec::new();
+        let mut keep = |block: &mut Vec<csv::ByteRecord>,
+                        writer: &mut ExportWriter<_>|
+         -> std::io::Result<()> {
+            let Some(first) = block.first() else {
+                return Ok(());
+            };
+            let id = String::from_utf8_lossy(&first[0]).into_owned();
+            if !unread.contains(&id) {
+                for row in block.iter() {
+                    writer.write_raw(row)?;
+                }
+                if let Some(parsed) = CustomerId::parse(&id) {
+                    carried.done.insert(parsed);
+                }
+                carried.customers += 1;
+            }
+            block.clear();
+            Ok(())
+        };
+        loop {
+            match reader.read_byte_record(&mut record) {
+                Ok(false) => break,
+                Ok(true) if record.len() == EXPORT_COLUMNS.len() => {
+                    if block.first().is_some_and(|b| b[0] != record[0]) {
+                        keep(&mut block, &mut writer).map_err(io)?;
+                    }
+                    block.push(record.clone());
+                }
+                Ok(true) => {
+                    return Err(bad(format!(
+                        "--resume: line {} has {} fields, an export row has {}",
+                        record.position().map_or(0, |p| p.line()),
+                        record.len(),
+                        EXPORT_COLUMNS.len()
+                    )))
+                }
+                Err(e) => return Err(bad(format!("--resume: {e}"))),
+            }
+        }
+        // `block` now holds the last customer's rows: dropped, and that customer read again.
+        writer.flush().map_err(io)?;
+    }
+    temp.as_file().sync_all().map_err(io)?;
+    // The rewritten file keeps the old one's permissions (a temporary file starts private).
+    if let Ok(meta) = std::fs::metadata(path) {
+        let _ = std::fs::set_permissions(temp.path(), meta.permissions());
+    }
+    temp.persist(path).map_err(|e| io(e.error))?;
+    Ok(carried)
+}
+
 /// Writes export rows as CSV with the results file's hygiene (see [`output::push_text`]).
 pub struct ExportWriter<W: std::io::Write> {
     csv: csv::Writer<W>,
@@ -438,15 +613,31 @@ pub struct ExportWriter<W: std::io::Write> {
 impl<W: std::io::Write> ExportWriter<W> {
     /// A writer that starts with the header row.
     pub fn with_header(inner: W) -> std::io::Result<Self> {
-        let mut csv = csv::WriterBuilder::new()
-            .buffer_capacity(256)
-            .terminator(csv::Terminator::Any(b'\n'))
-            .from_writer(inner);
-        csv.write_record(EXPORT_COLUMNS).map_err(csv_to_io)?;
-        Ok(ExportWriter {
-            csv,
+        let mut writer = Self::without_header(inner);
+        writer.csv.write_record(EXPORT_COLUMNS).map_err(csv_to_io)?;
+        Ok(writer)
+    }
+
+    /// A writer that appends to a file that already has its header.
+    pub fn without_header(inner: W) -> Self {
+        ExportWriter {
+            csv: Self::builder().from_writer(inner),
             record: csv::ByteRecord::new(),
-        })
+        }
+    }
+
+    fn builder() -> csv::WriterBuilder {
+        let mut builder = csv::WriterBuilder::new();
+        // The sink buffers; a flush must reach the file, not stop in the csv crate's buffer.
+        builder
+            .buffer_capacity(256)
+            .terminator(csv::Terminator::Any(b'\n'));
+        builder
+    }
+
+    /// Copies a row read back from an earlier export (its cells are already defused).
+    fn write_raw(&mut self, record: &csv::ByteRecord) -> std::io::Result<()> {
+        self.csv.write_byte_record(record).map_err(csv_to_io)
     }
 
     /// Writes one row (buffered).
@@ -474,6 +665,7 @@ impl<W: std::io::Write> ExportWriter<W> {
 fn spawn_writer(
     mut rx: mpsc::Receiver<CustomerRows>,
     mut writer: ExportWriter<output::Sink>,
+    mut unread_log: Option<BufWriter<File>>,
     stats: Arc<Stats>,
     aborted: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<std::io::Result<(u64, u64)>> {
@@ -484,6 +676,12 @@ fn spawn_writer(
             while let Some(first) = rx.blocking_recv() {
                 let mut next = Some(first);
                 while let Some(batch) = next {
+                    if let (Some(log), Some(_)) = (&mut unread_log, &batch.error) {
+                        // On file before the customer's row can be: a resume must never take
+                        // an unread customer for one holding nothing.
+                        writeln!(log, "{}", batch.rows[0].customer_id)?;
+                        log.flush()?;
+                    }
                     for row in &batch.rows {
                         writer.write(row)?;
                         if !row.qualification.is_empty() {
@@ -562,6 +760,50 @@ mod tests {
         assert_eq!(rows[0].qualification, "Education");
         let rows = rows_for(bare(), held, Some(Qualification::GovernmentCommunityCloud));
         assert_eq!(rows, vec![bare()]);
+    }
+
+    #[test]
+    fn resume_keeps_whole_customers_and_drops_the_last_and_the_unread() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("export.csv");
+        let id = |n: u32| format!("aaaaaaaa-0000-4000-8000-{n:012}");
+        let header = EXPORT_COLUMNS.join(",");
+        let text = format!(
+            "{header}\n\
+             {one},\"One, Inc\",one.example,Education,Approved,,\n\
+             {two},Two,two.example,Education,Denied,'-reason,\n\
+             {two},Two,two.example,StateOwnedEntity,,,\n\
+             {three},Three,three.example,,,,\n\
+             {four},Four,four.example,,,,\n\
+             {five},Fi",
+            one = id(1),
+            two = id(2),
+            three = id(3),
+            four = id(4),
+            five = id(5),
+        );
+        std::fs::write(&path, text).expect("write");
+        std::fs::write(unread_path(&path.to_string_lossy()), format!("{}\n", id(3)))
+            .expect("write unread");
+        let carried = prepare_resume(&path).expect("resumable");
+        assert_eq!(carried.customers, 2);
+        let mut done: Vec<String> = carried.done.iter().map(|c| c.to_lower_string()).collect();
+        done.sort();
+        assert_eq!(done, [id(1), id(2)]);
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            format!(
+                "{header}\n\
+                 {one},\"One, Inc\",one.example,Education,Approved,,\n\
+                 {two},Two,two.example,Education,Denied,'-reason,\n\
+                 {two},Two,two.example,StateOwnedEntity,,,\n",
+                one = id(1),
+                two = id(2),
+            ),
+            "torn line, last customer (4) and unread customer (3) dropped; cells kept verbatim"
+        );
+        std::fs::write(&path, "row,customer_id\n1,x\n").expect("write");
+        assert!(prepare_resume(&path).is_err(), "not an export");
     }
 
     #[test]

@@ -224,6 +224,40 @@ async fn held_denied_none_and_unreadable_customers_each_get_their_rows() {
         sim.api_requests().iter().all(|r| r.method == "GET"),
         "export never posts"
     );
+    let unread = dir.join("out.csv.unread");
+    assert_eq!(
+        std::fs::read_to_string(&unread).expect("unread list kept"),
+        format!("{}\n", cid(6))
+    );
+
+    // --resume reads the unread customer again (and the last customer written), nothing else.
+    let before = sim.api_requests().len();
+    let output = export(&dir, &env, &["--rate", "0", "--resume"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let read_again: Vec<String> = sim.api_requests()[before..]
+        .iter()
+        .filter(|r| r.path.ends_with("/qualifications"))
+        .map(|r| r.path.clone())
+        .collect();
+    let six = format!("/v1/customers/{}/qualifications", cid(6));
+    assert!(
+        read_again.len() <= 2 && read_again.contains(&six),
+        "{read_again:?}"
+    );
+    let resumed = read_export(&dir);
+    assert_eq!(resumed.len(), 7, "{resumed:?}");
+    let six_rows = rows_of(&resumed, 6);
+    assert_eq!(six_rows.len(), 1);
+    assert_eq!(
+        (
+            six_rows[0]["qualification"].as_str(),
+            six_rows[0]["vetting_status"].as_str()
+        ),
+        ("", ""),
+        "read now: holds nothing"
+    );
+    assert_eq!(rows_of(&resumed, 4).len(), 2, "kept whole");
+    assert!(!unread.exists(), "nothing left to read again");
 
     // --qualification Education: its rows, plus a bare row for every customer lacking it.
     let output = export(
@@ -381,14 +415,39 @@ async fn an_interrupted_export_stops_cleanly_and_a_forced_rerun_completes_it() {
         .expect("join");
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("--force"), "says how to finish: {stderr}");
+    assert!(stderr.contains("--resume"), "says how to finish: {stderr}");
     let partial = read_export(&dir);
     assert!(
-        partial.len() < 23,
+        !partial.is_empty() && partial.len() < 23,
         "stopped part-way ({} rows written)",
         partial.len()
     );
+    let reads = |sim: &SimHandle| {
+        sim.api_requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/qualifications"))
+            .count()
+    };
+    let reads_before = reads(&sim);
 
+    // --resume reads only the customers missing from the file (and the last one written).
+    let output = export(&dir, &env, &["--rate", "0", "--resume"]).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("carried over"), "{stderr}");
+    let rows = read_export(&dir);
+    assert_eq!(rows.len(), 23);
+    for n in 1..=23 {
+        assert_eq!(rows_of(&rows, n).len(), 1, "customer {n} exactly once");
+    }
+    let resumed_reads = reads(&sim) - reads_before;
+    assert!(
+        resumed_reads <= 23 - partial.len() + 1,
+        "{resumed_reads} reads to finish {} missing customers",
+        23 - partial.len()
+    );
+
+    // Starting over with --force gives the same complete file.
     let output = export(&dir, &env, &["--rate", "0", "--force"]).await;
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     let rows = read_export(&dir);
