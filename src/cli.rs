@@ -742,7 +742,15 @@ fn export_summary(report: &crate::export::ExportReport, output: &str) -> String 
         );
     }
     if let Some(error) = &report.list_error {
-        let _ = writeln!(text, "  ERROR: the export is incomplete: {error}");
+        let _ = writeln!(
+            text,
+            "  ERROR: the export is incomplete: {error}{}",
+            if resumable {
+                "; --resume continues it"
+            } else {
+                ""
+            }
+        );
     }
     if report.interrupted && resumable {
         let _ = writeln!(
