@@ -398,13 +398,20 @@ async fn an_interrupted_export_stops_cleanly_and_a_forced_rerun_completes_it() {
     let dir = WorkDir::new("export-interrupt");
     let env = sim_env(&sim);
     let out = dir.s("out.csv");
-    // 28 requests at 4/s: about 7 s, interrupted after 1.5 s.
+    // 28 requests at 4/s: about 7 s, interrupted once a few customers are on file.
     let child = pcq(&["export", "-o", &out, "--rate", "4", "--burst", "1"], &env)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let started = std::time::Instant::now();
+    loop {
+        let lines = std::fs::read_to_string(dir.join("out.csv")).map_or(0, |t| t.lines().count());
+        if lines > 3 || started.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
