@@ -675,6 +675,7 @@ async fn export(args: ExportArgs, quiet: bool, json: bool) -> Result<ExitCode, E
     if json {
         tracing::info!(
             customers = report.customers,
+            carried_over = report.carried_over,
             rows = report.rows,
             unread = report.unread,
             pages = report.pages,
