@@ -13,7 +13,7 @@ use crate::config::{credentials_from_env, RunConfig, Settings};
 use crate::error::{ErrorKind, ExitCode};
 use crate::input::{InputOptions, InputReader, Record};
 use crate::metrics;
-use crate::model::Outcome;
+use crate::model::{Outcome, Qualification};
 use crate::pipeline::{self, Job, Mode, Report, Stop};
 use crate::progress::{self, Progress};
 use crate::simulator::{self, SimConfig};
@@ -84,6 +84,29 @@ not a results file (or usage/credentials); 130 interrupted.
 Examples:
   pc-qualify refresh --input results.csv --output refreshed.csv
   pc-qualify refresh --input nightly-results.csv --output - | grep Denied";
+
+const EXPORT_HELP: &str = "\
+Lists every customer of the partner (GET /v1/customers, page by page) and reads each one's
+qualifications through the same rate-limited pool and retries as `run`. Nothing is posted.
+
+Columns: customer_id,company_name,domain,qualification,vetting_status,vetting_reason,
+vetting_create_date. One row per qualification held; one row with an empty qualification for
+a customer holding none. With --qualification Q: only rows for Q, plus one row with an empty
+qualification per customer lacking Q (the input of the next `reconcile`/`run`). A customer whose
+qualifications cannot be read gets a row with empty vetting columns and an error in the summary.
+
+With --resume an interrupted export is continued: the customers already in the file are kept
+and not read again (the last one, which a crash may have cut short, is), and customers whose
+qualifications could not be read are read again. The list itself is always read from the start.
+
+Exit codes: 0 every customer listed and read; 1 some could not be read, or the list broke off;
+2 usage, configuration, credentials, or the list cannot be read at all; 130 interrupted (the file
+holds the customers finished so far; --resume finishes it).
+
+Examples:
+  pc-qualify export --sandbox --output customers.csv
+  pc-qualify export --output - --qualification Education > education.csv
+  pc-qualify export --output nightly-export.csv --force --metrics export.prom";
 
 const VALIDATE_HELP: &str = "\
 Prints each problem as `row N: field: reason`, then a total. Exits 0 when every row is valid,
@@ -164,6 +187,9 @@ pub enum Command {
     /// Re-read the vetting state of an earlier results file's created/exists rows (never posts)
     #[command(after_long_help = REFRESH_HELP)]
     Refresh(RefreshArgs),
+    /// List every customer and the qualifications it holds, as CSV (never posts)
+    #[command(after_long_help = EXPORT_HELP)]
+    Export(ExportArgs),
     /// Check an input file without sending anything (no network, no credentials)
     #[command(after_long_help = VALIDATE_HELP)]
     Validate(ValidateArgs),
@@ -250,6 +276,39 @@ pub struct RefreshArgs {
     pub settings: Settings,
 }
 
+/// Flags of `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The export CSV (`-` for standard output); never overwritten without --force
+    #[arg(short, long, value_name = "FILE")]
+    pub output: String,
+    /// Overwrite an existing output file
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
+    /// Continue an interrupted export: customers already in the file are not read again
+    #[arg(long)]
+    pub resume: bool,
+    /// Only rows for this qualification, plus an empty-qualification row per customer lacking it
+    #[arg(long, value_name = "QUALIFICATION", value_parser = parse_qualification)]
+    pub qualification: Option<Qualification>,
+    /// Run against a fresh in-process simulator holding only the sandbox's built-in customers
+    #[arg(long)]
+    pub sandbox: bool,
+    /// TOML settings file (flags and environment win over it)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Write Prometheus metrics here at the end (node_exporter textfile format)
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
+    /// Tunables.
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+fn parse_qualification(text: &str) -> Result<Qualification, String> {
+    Qualification::parse(text).map_err(|e| e.to_string())
+}
+
 /// Flags of `validate`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
@@ -288,7 +347,7 @@ pub struct SimulateArgs {
     /// Seed for faults, throttling and vetting decisions
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// CSV of customers' existing state (customer_id,qualification,vetting_status,vetting_reason,vetting_create_date); replaces the built-in sandbox customers
+    /// CSV of customers' existing state (customer_id,qualification,vetting_status,vetting_reason,vetting_create_date[,company_name,domain]); replaces the built-in sandbox customers
     #[arg(long, value_name = "FILE")]
     pub preload: Option<PathBuf>,
     /// Scripted answers per customer: lines `CUSTOMER_ID 503|429:SECS|drop|delay:MSms|late:MSms`
@@ -347,6 +406,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, ErrorKind> {
             work(args.run, mode, quiet, json).await
         }
         Command::Refresh(args) => refresh(args, quiet, json).await,
+        Command::Export(args) => export(args, quiet, json).await,
         Command::Validate(args) => validate(args),
         Command::Simulate(args) => simulate(args).await,
         Command::Completions { shell } => {
@@ -561,6 +621,150 @@ async fn refresh(args: RefreshArgs, quiet: bool, json: bool) -> Result<ExitCode,
         );
     }
     Ok(report.exit_code())
+}
+
+/// `export`.
+async fn export(args: ExportArgs, quiet: bool, json: bool) -> Result<ExitCode, ErrorKind> {
+    let mut config = load_settings(args.config.as_deref(), args.settings.clone())?;
+    let (sandbox, credentials) = credentials(args.sandbox, &mut config).await?;
+    let stop = Stop::default();
+    let signals = tokio::spawn(forward_signals(stop.clone()));
+    let started = std::time::SystemTime::now();
+    let stats = Arc::new(Stats::default());
+    let throttle = Arc::new(Throttle::new(config.rate, config.burst));
+    let report = crate::export::execute(
+        crate::export::ExportJob {
+            output: args.output.clone(),
+            force: args.force,
+            resume: args.resume,
+            qualification: args.qualification,
+            config,
+            credentials,
+            stats,
+            throttle,
+        },
+        stop,
+    )
+    .await;
+    signals.abort();
+    if let Some(handle) = sandbox {
+        handle.shutdown().await;
+    }
+    let report = match report {
+        Ok(report) => report,
+        Err(err) => {
+            if let Some(path) = &args.metrics {
+                write_metrics(path, "export", &Stats::default(), false, 0, started);
+            }
+            return Err(err);
+        }
+    };
+    if let Some(error) = &report.list_error {
+        tracing::error!("{error}");
+    }
+    if let Some(path) = &args.metrics {
+        write_metrics(
+            path,
+            "export",
+            &report.stats,
+            report.exit_code() == ExitCode::Success,
+            report.pauses,
+            started,
+        );
+    }
+    if json {
+        tracing::info!(
+            customers = report.customers,
+            carried_over = report.carried_over,
+            rows = report.rows,
+            unread = report.unread,
+            pages = report.pages,
+            list_error = report.list_error.as_deref().unwrap_or(""),
+            requests = report.stats.requests(),
+            retries = report.stats.retries(),
+            throttled = report.stats.throttled(),
+            elapsed_s = report.elapsed.as_secs_f64(),
+            interrupted = report.interrupted,
+            "export finished"
+        );
+    }
+    if !quiet {
+        eprint!("{}", export_summary(&report, &args.output));
+    }
+    Ok(report.exit_code())
+}
+
+fn export_summary(report: &crate::export::ExportReport, output: &str) -> String {
+    use std::fmt::Write as _;
+    let stats = &report.stats;
+    let secs = report.elapsed.as_secs_f64();
+    let rate = if secs > 0.0 {
+        report.customers as f64 / secs
+    } else {
+        0.0
+    };
+    let mut text = String::new();
+    let carried = match report.carried_over {
+        0 => String::new(),
+        n => format!(" (+{n} carried over from the earlier export)"),
+    };
+    let _ = writeln!(
+        text,
+        "pc-qualify: exported {} customers{carried} ({} rows, {} list page{}) in {secs:.1}s ({rate:.1} customers/s); output: {}",
+        report.customers,
+        report.rows,
+        report.pages,
+        if report.pages == 1 { "" } else { "s" },
+        if output == "-" { "standard output" } else { output },
+    );
+    let vetting: Vec<String> = stats
+        .vetting()
+        .iter()
+        .map(|(status, n)| format!("{status} {n}"))
+        .collect();
+    if !vetting.is_empty() {
+        let _ = writeln!(text, "  vetting: {}", vetting.join(", "));
+    }
+    let _ = writeln!(
+        text,
+        "  requests: {}, retries {}, throttled (429) {}, pauses {}",
+        stats.requests(),
+        stats.retries(),
+        stats.throttled(),
+        report.pauses
+    );
+    let resumable = output != "-";
+    if report.unread > 0 {
+        let _ = writeln!(
+            text,
+            "  ERROR: the qualifications of {} customer(s) could not be read; their rows have empty vetting columns (see the log){}",
+            report.unread,
+            if resumable { "; --resume reads just those again" } else { "" }
+        );
+    }
+    if let Some(error) = &report.list_error {
+        let _ = writeln!(
+            text,
+            "  ERROR: the export is incomplete: {error}{}",
+            if resumable {
+                "; --resume continues it"
+            } else {
+                ""
+            }
+        );
+    }
+    if report.interrupted && resumable {
+        let _ = writeln!(
+            text,
+            "  interrupted; the output holds the customers finished so far: run the same command with --resume to finish it (or --force to start over)"
+        );
+    } else if report.interrupted {
+        let _ = writeln!(
+            text,
+            "  interrupted; only the customers written so far were exported: run the same command again for a complete export"
+        );
+    }
+    text
 }
 
 fn mode_name(mode: Mode) -> &'static str {
@@ -897,10 +1101,13 @@ async fn simulate(args: SimulateArgs) -> Result<ExitCode, ErrorKind> {
         })
     };
     if let Some(path) = &args.preload {
-        config.preload = simulator::parse_preload(&read(path)?).map_err(|e| ErrorKind::Input {
+        let text = read(path)?;
+        let bad_preload = |e: simulator::SimError| ErrorKind::Input {
             path: path.display().to_string(),
             reason: e.to_string(),
-        })?;
+        };
+        config.preload = simulator::parse_preload(&text).map_err(bad_preload)?;
+        config.customers = simulator::parse_preload_profiles(&text).map_err(bad_preload)?;
     }
     if let Some(path) = &args.script {
         config.script = simulator::parse_script(&read(path)?).map_err(|e| ErrorKind::Input {

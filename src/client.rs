@@ -147,6 +147,16 @@ impl Client {
 
     /// Sends `request` until it succeeds, fails for good, or runs out of attempts.
     pub async fn send(&self, request: &Request, request_id: Uuid) -> Exchange {
+        self.send_with_headers(request, request_id, &[]).await
+    }
+
+    /// [`Client::send`] with extra headers on every attempt (a list page's `MS-ContinuationToken`).
+    pub async fn send_with_headers(
+        &self,
+        request: &Request,
+        request_id: Uuid,
+        extra: &[(HeaderName, HeaderValue)],
+    ) -> Exchange {
         let url = match self.request_url(request) {
             Ok(url) => url,
             Err(reason) => {
@@ -195,7 +205,10 @@ impl Client {
             // moves the whole builder: this runs once per send.
             let mut outgoing = reqwest::Request::new(request.method.clone(), url.clone());
             let headers = outgoing.headers_mut();
-            headers.reserve(6);
+            headers.reserve(6 + extra.len());
+            for (name, value) in extra {
+                headers.insert(name.clone(), value.clone());
+            }
             headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
             headers.insert(APPLICATION, HeaderValue::from_static(APPLICATION_NAME));
             headers.insert(REQUEST_ID, request_id_value.clone());

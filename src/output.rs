@@ -197,26 +197,9 @@ pub struct ResultsReader {
 impl ResultsReader {
     /// Streams `path` (memory does not grow with the file) and checks its header.
     pub fn open(path: &Path) -> Result<Self, ReadError> {
-        use std::io::{Read as _, Seek as _, SeekFrom};
+        use std::io::Read as _;
         let mut file = File::open(path)?;
-        let len = file.metadata()?.len();
-        // Find the last newline from the end: everything after it is a torn line.
-        let mut end = len;
-        let mut chunk = vec![0u8; 64 * 1024];
-        let complete = loop {
-            if end == 0 {
-                break 0;
-            }
-            let start = end.saturating_sub(chunk.len() as u64);
-            let n = (end - start) as usize;
-            file.seek(SeekFrom::Start(start))?;
-            file.read_exact(&mut chunk[..n])?;
-            if let Some(i) = chunk[..n].iter().rposition(|b| *b == b'\n') {
-                break start + i as u64 + 1;
-            }
-            end = start;
-        };
-        file.seek(SeekFrom::Start(0))?;
+        let complete = complete_len(&mut file)?;
         Self::from_reader(Box::new(io::BufReader::new(file).take(complete)))
     }
 
@@ -270,6 +253,31 @@ impl ResultsReader {
             })),
         }
     }
+}
+
+/// The length of `file` up to and including its last newline (everything after it is a line a
+/// killed writer tore), leaving the file positioned at its start. Shared with `export --resume`.
+pub(crate) fn complete_len(file: &mut File) -> io::Result<u64> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let len = file.metadata()?.len();
+    // Find the last newline from the end.
+    let mut end = len;
+    let mut chunk = vec![0u8; 64 * 1024];
+    let complete = loop {
+        if end == 0 {
+            break 0;
+        }
+        let start = end.saturating_sub(chunk.len() as u64);
+        let n = (end - start) as usize;
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut chunk[..n])?;
+        if let Some(i) = chunk[..n].iter().rposition(|b| *b == b'\n') {
+            break start + i as u64 + 1;
+        }
+        end = start;
+    };
+    file.seek(SeekFrom::Start(0))?;
+    Ok(complete)
 }
 
 /// Turns one results record back into a [`ResultRow`], undoing the spreadsheet apostrophe.
@@ -343,8 +351,8 @@ fn push_uuid(record: &mut csv::ByteRecord, id: Option<uuid::Uuid>) {
 }
 
 /// Pushes a text cell, defused for spreadsheets: a leading `=`, `+`, `-`, `@`, tab or CR would
-/// make Excel evaluate the cell, so such cells get a leading apostrophe.
-fn push_text(record: &mut csv::ByteRecord, text: &str) {
+/// make Excel evaluate the cell, so such cells get a leading apostrophe. Shared with `export`.
+pub(crate) fn push_text(record: &mut csv::ByteRecord, text: &str) {
     if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         let mut cell = String::with_capacity(text.len() + 1);
         cell.push('\'');
@@ -355,7 +363,7 @@ fn push_text(record: &mut csv::ByteRecord, text: &str) {
     }
 }
 
-fn csv_to_io(err: csv::Error) -> io::Error {
+pub(crate) fn csv_to_io(err: csv::Error) -> io::Error {
     match err.into_kind() {
         csv::ErrorKind::Io(e) => e,
         other => io::Error::other(format!("{other:?}")),

@@ -330,18 +330,19 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
 }
 
 /// Starts `n` workers that take items from `work_rx` until it closes or a stop is requested,
-/// turn each into a results row with `process`, and hand it to the writer.
-pub(crate) fn spawn_pool<T, F, Fut>(
+/// turn each into a results row (or an export's rows) with `process`, and hand it to the writer.
+pub(crate) fn spawn_pool<T, R, F, Fut>(
     n: usize,
     work_rx: async_channel::Receiver<T>,
-    result_tx: mpsc::Sender<ResultRow>,
+    result_tx: mpsc::Sender<R>,
     stop: &Stop,
     process: F,
 ) -> tokio::task::JoinSet<()>
 where
     T: Send + 'static,
+    R: Send + 'static,
     F: Fn(T) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = ResultRow> + Send,
+    Fut: std::future::Future<Output = R> + Send,
 {
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..n {
@@ -657,10 +658,10 @@ impl<W: std::io::Write> WriterState<W> {
 }
 
 /// Waits for the writer: the rows it wrote, or why it stopped (a closed stdout pipe is quiet).
-pub(crate) async fn finish_writer(
-    writer: tokio::task::JoinHandle<std::io::Result<u64>>,
+pub(crate) async fn finish_writer<T>(
+    writer: tokio::task::JoinHandle<std::io::Result<T>>,
     path: &str,
-) -> Result<u64, ErrorKind> {
+) -> Result<T, ErrorKind> {
     match writer.await {
         Ok(Ok(rows)) => Ok(rows),
         Ok(Err(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => Err(ErrorKind::BrokenPipe),

@@ -8,11 +8,12 @@ use crate::common::*;
 fn help_output_matches_the_snapshots() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
     let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
-    let cases: [(&str, &[&str]); 7] = [
+    let cases: [(&str, &[&str]); 8] = [
         ("help.txt", &["--help"]),
         ("run-help.txt", &["run", "--help"]),
         ("reconcile-help.txt", &["reconcile", "--help"]),
         ("refresh-help.txt", &["refresh", "--help"]),
+        ("export-help.txt", &["export", "--help"]),
         ("validate-help.txt", &["validate", "--help"]),
         ("simulate-help.txt", &["simulate", "--help"]),
         ("completions-help.txt", &["completions", "--help"]),

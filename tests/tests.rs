@@ -2,6 +2,7 @@
 
 mod cli;
 mod common;
+mod export;
 mod faults;
 mod reconcile;
 mod run;

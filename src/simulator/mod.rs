@@ -4,6 +4,7 @@
 //! The server runs on hyper directly rather than `axum::serve`, because injecting a dropped
 //! connection needs the service to fail: hyper then closes the socket without writing a response.
 
+mod customers;
 mod parse;
 mod routes;
 mod state;
@@ -29,6 +30,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::model::{CustomerId, QualificationRecord};
+pub use customers::{parse_preload_profiles, CustomerProfile, DEFAULT_PAGE_CAP};
 pub use parse::{parse_preload, parse_script};
 use routes::DropConnection;
 use state::Shared;
@@ -117,6 +119,13 @@ pub struct SimConfig {
     pub record: bool,
     /// Whether to reject 2021-shaped create bodies with 400.
     pub require_2022: bool,
+    /// Company profiles for the customer list; every preloaded customer is listed too (with a
+    /// made-up profile unless one is given here).
+    pub customers: Vec<CustomerProfile>,
+    /// Most customers one list page holds, whatever `size` asks; 0 means [`DEFAULT_PAGE_CAP`].
+    pub customer_page_cap: usize,
+    /// Answers for the next `GET /v1/customers` requests, consumed in order.
+    pub list_script: Vec<FaultAction>,
 }
 
 impl Default for SimConfig {
@@ -135,6 +144,9 @@ impl Default for SimConfig {
             script: Vec::new(),
             record: true,
             require_2022: false,
+            customers: Vec::new(),
+            customer_page_cap: 0,
+            list_script: Vec::new(),
         }
     }
 }
@@ -147,8 +159,10 @@ impl SimConfig {
             tracing::error!(error = %e, "built-in sandbox preload is malformed; starting empty");
             Vec::new()
         });
+        let customers = parse_preload_profiles(SANDBOX_PRELOAD).unwrap_or_default();
         SimConfig {
             preload,
+            customers,
             ..SimConfig::default()
         }
     }

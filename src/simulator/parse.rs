@@ -5,13 +5,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::{FaultAction, PreloadEntry, PreloadState, ScriptedFault, SimError};
 use crate::model::{CustomerId, Qualification, QualificationError, QualificationRecord};
 
-/// The preload CSV columns, in the order the sample file uses.
-const PRELOAD_COLUMNS: [&str; 5] = [
+/// The preload CSV columns, in the order the sample file uses (the last two, the customer list's
+/// company profile, are read by `customers::parse_preload_profiles`).
+const PRELOAD_COLUMNS: [&str; 7] = [
     "customer_id",
     "qualification",
     "vetting_status",
     "vetting_reason",
     "vetting_create_date",
+    "company_name",
+    "domain",
 ];
 
 /// Parses the preload CSV: `customer_id,qualification[,vetting_status,vetting_reason,vetting_create_date]`.
@@ -33,7 +36,7 @@ pub fn parse_preload(text: &str) -> Result<Vec<PreloadEntry>, SimError> {
         .clone();
     // Columns are found by name so a file may leave the optional ones out; unknown names are
     // refused because a misspelt column would otherwise silently drop data.
-    let mut index = [None::<usize>; 5];
+    let mut index = [None::<usize>; 7];
     for (i, name) in headers.iter().enumerate() {
         let Some(slot) = PRELOAD_COLUMNS
             .iter()

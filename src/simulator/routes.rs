@@ -32,6 +32,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(list_qualifications).post(create_qualification),
         )
         .route("/v1/customers/all/validations", get(list_validations))
+        .route("/v1/customers", get(super::customers::list_customers))
         .route("/_sim/requests", get(sim_requests))
         .route("/_sim/health", get(|| async { "ok" }))
         .fallback(not_found)
@@ -43,7 +44,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 // Error bodies
 
 /// The Partner Center error body: `{"code","description","data","source"}`.
-fn pc_error(status: StatusCode, code: u32, description: impl Into<String>) -> Response {
+pub(super) fn pc_error(status: StatusCode, code: u32, description: impl Into<String>) -> Response {
     let body = json!({
         "code": code,
         "description": description.into(),
@@ -66,7 +67,7 @@ fn throttled(retry_after: Option<&str>, seconds: u64) -> Response {
     response
 }
 
-fn dropped() -> Response {
+pub(super) fn dropped() -> Response {
     let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
     response.extensions_mut().insert(DropConnection);
     response
@@ -80,7 +81,11 @@ fn unavailable() -> Response {
     )
 }
 
-fn scripted_status(status: u16, retry_after: Option<&str>, default_secs: u64) -> Response {
+pub(super) fn scripted_status(
+    status: u16,
+    retry_after: Option<&str>,
+    default_secs: u64,
+) -> Response {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if code == StatusCode::TOO_MANY_REQUESTS {
         let secs = retry_after

@@ -52,6 +52,8 @@ pub(crate) struct Shared {
     rng: Mutex<fastrand::Rng>,
     bucket: Option<Mutex<Bucket>>,
     log: Mutex<Vec<RecordedRequest>>,
+    /// The customer list and its paging state.
+    pub directory: super::customers::Directory,
 }
 
 enum Customer {
@@ -156,6 +158,12 @@ impl Shared {
             )));
         }
         let now = Instant::now();
+        let directory = super::customers::Directory::new(
+            &config.preload,
+            config.customers,
+            config.customer_page_cap,
+            config.list_script,
+        );
 
         let mut shards: Vec<HashMap<CustomerId, Customer>> =
             (0..SHARDS).map(|_| HashMap::new()).collect();
@@ -250,6 +258,7 @@ impl Shared {
             rng: Mutex::new(fastrand::Rng::with_seed(config.seed)),
             bucket,
             log: Mutex::new(Vec::new()),
+            directory,
         })
     }
 

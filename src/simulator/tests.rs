@@ -1007,3 +1007,69 @@ async fn bad_configuration_is_refused() {
         Err(SimError::Config(_))
     ));
 }
+
+#[tokio::test]
+async fn customer_list_pages_with_single_use_tokens() {
+    let config = SimConfig {
+        customer_page_cap: 2,
+        ..SimConfig::sandbox()
+    };
+    let (sim, client, token) = started(config).await;
+    let base = sim.base_url();
+    // Asked for 500, the cap answers 2; the six related preloaded customers are listed.
+    let (status, page) = get_json(&client, format!("{base}/v1/customers?size=500"), &token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(2));
+    assert_eq!(page["items"][0]["id"], EDU_APPROVED);
+    assert_eq!(
+        page["items"][0]["companyProfile"]["companyName"],
+        "Northwind Primary School"
+    );
+    let next = &page["links"]["next"];
+    assert_eq!(next["uri"], "/customers?size=2&seekOperation=next");
+    assert_eq!(next["headers"][0]["key"], "MS-ContinuationToken");
+    let continuation = next["headers"][0]["value"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let follow = |continuation: String| {
+        let client = client.clone();
+        let (url, token) = (
+            format!("{base}/v1/customers?size=2&seekOperation=next"),
+            token.clone(),
+        );
+        async move {
+            let response = client
+                .get(url)
+                .bearer_auth(token)
+                .header("MS-ContinuationToken", continuation)
+                .send()
+                .await
+                .expect("get");
+            let status = response.status();
+            (status, response.json::<Value>().await.expect("json"))
+        }
+    };
+    let (status, second) = follow(continuation.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        second["items"][0]["id"],
+        "11111111-1111-4111-8111-000000000003"
+    );
+    // A token is spent by its page: replaying it, or inventing one, is error 2000.
+    let (status, body) = follow(continuation).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_pc_error(&body, 2000);
+    let (status, body) = follow("made-up".into()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_pc_error(&body, 2000);
+    // The last page carries no next link; missing and unrelated customers are not listed.
+    let continuation = second["links"]["next"]["headers"][0]["value"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let (_, third) = follow(continuation.clone()).await;
+    assert_eq!(third["items"][1]["id"], SOE_APPROVED);
+    assert!(third["links"]["next"].is_null(), "{third}");
+    assert_eq!(third["items"].as_array().map(Vec::len), Some(2));
+}

@@ -1,0 +1,245 @@
+//! The partner's customer list on the wire: `GET /v1/customers?size=N`, its pages, and how
+//! `links.next` leads to the next one (`seekOperation=next` plus an `MS-ContinuationToken`).
+
+use reqwest::header::{HeaderName, HeaderValue};
+
+use crate::api::{sanitize_owned, Request};
+use crate::model::CustomerId;
+
+/// Customers asked for per page; the service may answer with fewer.
+pub const PAGE_SIZE: u32 = 500;
+
+/// The header that carries a page's continuation token.
+pub const CONTINUATION_TOKEN: HeaderName = HeaderName::from_static("ms-continuationtoken");
+
+/// The path every page of the list is read from.
+const LIST_PATH: &str = "/v1/customers";
+
+/// One customer as a list page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedCustomer {
+    /// `id` (or `companyProfile.tenantId`), as given.
+    pub id: String,
+    /// The id as a GUID, when it is one.
+    pub parsed: Option<CustomerId>,
+    /// `companyProfile.companyName`, made safe for one cell.
+    pub company_name: String,
+    /// `companyProfile.domain`, made safe for one cell.
+    pub domain: String,
+}
+
+/// How to ask for the page after this one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextPage {
+    /// Path and query under the base URL, `/v1` included exactly once.
+    pub path_and_query: String,
+    /// The `MS-ContinuationToken` value, verbatim.
+    pub token: Option<String>,
+}
+
+impl NextPage {
+    /// The request for this page, and its continuation header (if it has a usable one).
+    pub fn request(&self) -> Result<(Request, Vec<(HeaderName, HeaderValue)>), String> {
+        let mut headers = Vec::new();
+        if let Some(token) = &self.token {
+            let value = HeaderValue::from_str(token).map_err(|_| {
+                "the continuation token holds characters an HTTP header cannot carry".to_string()
+            })?;
+            headers.push((CONTINUATION_TOKEN, value));
+        }
+        Ok((get(self.path_and_query.clone()), headers))
+    }
+}
+
+/// One page of the list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The customers on it, in the service's order.
+    pub customers: Vec<ListedCustomer>,
+    /// The next page, or `None` on the last one.
+    pub next: Option<NextPage>,
+}
+
+/// `GET /v1/customers?size=N`: the first page.
+pub fn first_page_request(size: u32) -> Request {
+    get(format!("{LIST_PATH}?size={size}"))
+}
+
+fn get(path_and_query: String) -> Request {
+    Request {
+        method: reqwest::Method::GET,
+        path_and_query,
+        body: None,
+    }
+}
+
+/// Turns `links.next.uri` into a path under the base URL. The service writes it relative to
+/// `/v1` (`/customers?size=5&seekOperation=next`), but examples with `/v1` already in it exist
+/// too; prefixing blindly sends `/v1/v1/customers`, a bug other clients have shipped.
+pub fn resolve_next_uri(uri: &str) -> Result<String, String> {
+    let uri = uri.trim();
+    let relative = if uri.starts_with("http://") || uri.starts_with("https://") {
+        let url = reqwest::Url::parse(uri).map_err(|e| format!("links.next.uri {uri:?}: {e}"))?;
+        match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_string(),
+        }
+    } else {
+        uri.to_string()
+    };
+    let path_and_query = if relative.starts_with("/v1/") || relative.starts_with("/v1?") {
+        relative
+    } else if relative.starts_with('/') {
+        format!("/v1{relative}")
+    } else {
+        format!("/v1/{relative}")
+    };
+    let path = path_and_query.split('?').next().unwrap_or_default();
+    // Our token only ever goes back to the list it came from.
+    if !path.trim_end_matches('/').eq_ignore_ascii_case(LIST_PATH) {
+        return Err(format!(
+            "links.next.uri {uri:?} does not lead to the customer list"
+        ));
+    }
+    Ok(path_and_query)
+}
+
+/// The member `key` of a JSON object, matched case-insensitively (the service's own JSON is
+/// camelCase, but its serialisers have been seen to vary).
+fn member<'a>(value: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::Value> {
+    let map = value.as_object()?;
+    map.get(key).or_else(|| {
+        map.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
+}
+
+fn text(value: Option<&serde_json::Value>) -> Option<String> {
+    value
+        .and_then(serde_json::Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// Parses one page: `{"totalCount", "items": [...], "links": {"next": {"uri", "headers"}}}`.
+/// `totalCount` is not relied on (it counts the page in some answers, the whole list in others).
+pub fn parse_page(body: &[u8]) -> Result<Page, String> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| format!("the customer list page is not JSON: {e}"))?;
+    let items = match member(&value, "items") {
+        Some(serde_json::Value::Array(items)) => items.as_slice(),
+        Some(serde_json::Value::Null) | None if value.is_object() => &[],
+        _ => return Err("the customer list page has no items array".into()),
+    };
+    let mut customers = Vec::with_capacity(items.len());
+    for item in items {
+        let profile = member(item, "companyProfile");
+        let id = text(member(item, "id"))
+            .or_else(|| text(profile.and_then(|p| member(p, "tenantId"))))
+            .ok_or("a customer on the list has no id")?;
+        customers.push(ListedCustomer {
+            parsed: CustomerId::parse(&id),
+            id: sanitize_owned(id),
+            company_name: sanitize_owned(
+                text(profile.and_then(|p| member(p, "companyName"))).unwrap_or_default(),
+            ),
+            domain: sanitize_owned(
+                text(profile.and_then(|p| member(p, "domain"))).unwrap_or_default(),
+            ),
+        });
+    }
+    let next = match member(&value, "links").and_then(|l| member(l, "next")) {
+        None | Some(serde_json::Value::Null) => None,
+        Some(next) => {
+            let uri = text(member(next, "uri")).ok_or("links.next has no uri")?;
+            let token = member(next, "headers")
+                .and_then(serde_json::Value::as_array)
+                .and_then(|headers| {
+                    headers.iter().find(|h| {
+                        text(member(h, "key"))
+                            .is_some_and(|k| k.eq_ignore_ascii_case(CONTINUATION_TOKEN.as_str()))
+                    })
+                })
+                // Verbatim: the token is opaque, and its trailing `=` matters.
+                .and_then(|h| member(h, "value"))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string);
+            Some(NextPage {
+                path_and_query: resolve_next_uri(&uri)?,
+                token,
+            })
+        }
+    };
+    Ok(Page { customers, next })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_links_get_v1_exactly_once() {
+        for uri in [
+            "/customers?size=500&seekOperation=next",
+            "customers?size=500&seekOperation=next",
+            "/v1/customers?size=500&seekOperation=next",
+            "https://api.partnercenter.microsoft.com/v1/customers?size=500&seekOperation=next",
+        ] {
+            assert_eq!(
+                resolve_next_uri(uri).as_deref(),
+                Ok("/v1/customers?size=500&seekOperation=next"),
+                "{uri}"
+            );
+        }
+        assert!(resolve_next_uri("/invoices?size=5").is_err());
+        assert!(resolve_next_uri("/customers/x/qualifications").is_err());
+    }
+
+    #[test]
+    fn a_documented_page_is_read() {
+        let page = parse_page(
+            br#"{"totalCount": 2, "items": [
+                {"id": "B44BB1FB-C595-45B0-9E09-D657365580BF", "companyProfile": {"tenantId": "b44bb1fb-c595-45b0-9e09-d657365580bf", "domain": "contoso.onmicrosoft.com", "companyName": "=Contoso\u0007 Ltd", "attributes": {"objectType": "CustomerCompanyProfile"}}, "relationshipToPartner": "reseller", "attributes": {"objectType": "Customer"}},
+                {"companyProfile": {"tenantId": "45c44870-ef77-4fdd-b6fe-3dacb075cff2"}}
+            ],
+            "links": {"self": {"uri": "/customers?size=2", "method": "GET", "headers": []},
+                      "next": {"uri": "/customers?size=2&seekOperation=next", "method": "GET",
+                               "headers": [{"key": "MS-ContinuationToken", "value": "a,b/c="}]}},
+            "attributes": {"objectType": "Collection"}}"#,
+        )
+        .expect("page");
+        assert_eq!(page.customers.len(), 2);
+        let first = &page.customers[0];
+        assert_eq!(
+            first.parsed.map(|id| id.to_lower_string()).as_deref(),
+            Some("b44bb1fb-c595-45b0-9e09-d657365580bf")
+        );
+        assert_eq!(first.company_name, "=Contoso Ltd");
+        assert_eq!(first.domain, "contoso.onmicrosoft.com");
+        assert_eq!(page.customers[1].id, "45c44870-ef77-4fdd-b6fe-3dacb075cff2");
+        assert_eq!(page.customers[1].company_name, "");
+        let next = page.next.expect("next");
+        assert_eq!(
+            next.path_and_query,
+            "/v1/customers?size=2&seekOperation=next"
+        );
+        assert_eq!(next.token.as_deref(), Some("a,b/c="));
+        let (request, headers) = next.request().expect("request");
+        assert_eq!(request.path_and_query, next.path_and_query);
+        assert_eq!(headers[0].0, CONTINUATION_TOKEN);
+    }
+
+    #[test]
+    fn the_last_page_has_no_next_and_bad_pages_are_refused() {
+        let page = parse_page(
+            br#"{"totalCount":0,"items":[],"links":{"self":{"uri":"/customers?size=5"}}}"#,
+        )
+        .expect("page");
+        assert!(page.customers.is_empty() && page.next.is_none());
+        assert!(parse_page(b"[]").is_err());
+        assert!(parse_page(b"not json").is_err());
+        assert!(parse_page(br#"{"items":[{"companyProfile":{}}]}"#).is_err());
+    }
+}

@@ -1,0 +1,359 @@
+//! The partner's customer list, `GET /v1/customers`, with the service's seek-based paging: a page
+//! size cap, `links.next` relative to `/v1`, and single-use `MS-ContinuationToken`s.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::parse::form_decode;
+use super::routes::{pc_error, scripted_status};
+use super::state::{lock, Shared};
+use super::{FaultAction, PreloadEntry, PreloadState, SimError};
+use crate::model::CustomerId;
+
+/// Largest page the simulated list returns when the configuration leaves it at 0. Microsoft does
+/// not publish the real cap; what matters is that a client asking for more gets fewer and pages.
+pub const DEFAULT_PAGE_CAP: usize = 100;
+
+/// The error code the simulator answers an unknown, spent or missing continuation token with.
+const INVALID_CONTINUATION: u32 = 2000;
+
+/// The name of the continuation header (sent and read case-insensitively).
+const CONTINUATION_HEADER: &str = "MS-ContinuationToken";
+
+/// One customer of the partner as the list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerProfile {
+    /// The customer tenant.
+    pub customer_id: CustomerId,
+    /// `companyProfile.companyName`.
+    pub company_name: String,
+    /// `companyProfile.domain`.
+    pub domain: String,
+}
+
+impl CustomerProfile {
+    /// A profile with a name and domain made up from the id (stable, so outputs are reproducible).
+    pub fn generated(customer_id: CustomerId) -> Self {
+        let short = customer_id.to_lower_string();
+        let short = short.rsplit('-').next().unwrap_or_default().to_string();
+        CustomerProfile {
+            customer_id,
+            company_name: format!("Customer {short}"),
+            domain: format!("customer{short}.onmicrosoft.com"),
+        }
+    }
+}
+
+/// Reads the optional `company_name` and `domain` columns of a preload CSV: one profile per
+/// customer that names either (the first line naming a customer wins).
+pub fn parse_preload_profiles(text: &str) -> Result<Vec<CustomerProfile>, SimError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .comment(Some(b'#'))
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| SimError::Preload {
+            line: 1,
+            reason: e.to_string(),
+        })?
+        .clone();
+    let column = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
+    let (Some(id_at), name_at, domain_at) = (
+        column("customer_id"),
+        column("company_name"),
+        column("domain"),
+    ) else {
+        return Ok(Vec::new());
+    };
+    if name_at.is_none() && domain_at.is_none() {
+        return Ok(Vec::new());
+    }
+    let mut seen = HashSet::new();
+    let mut profiles = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| SimError::Preload {
+            line: e.position().map_or(0, |p| p.line()),
+            reason: e.to_string(),
+        })?;
+        let cell = |at: Option<usize>| {
+            at.and_then(|i| record.get(i))
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        let (name, domain) = (cell(name_at), cell(domain_at));
+        if name.is_none() && domain.is_none() {
+            continue;
+        }
+        // parse_preload reports a bad id with its line; here it is only skipped.
+        let Some(id) = cell(Some(id_at)).and_then(|t| CustomerId::parse(&t)) else {
+            continue;
+        };
+        if seen.insert(id) {
+            let fallback = CustomerProfile::generated(id);
+            profiles.push(CustomerProfile {
+                customer_id: id,
+                company_name: name.unwrap_or(fallback.company_name),
+                domain: domain.unwrap_or(fallback.domain),
+            });
+        }
+    }
+    Ok(profiles)
+}
+
+/// The listed customers, the page cap, the tokens handed out, and scripted list faults.
+pub(crate) struct Directory {
+    list: Vec<CustomerProfile>,
+    cap: usize,
+    /// Continuation token -> offset of the page it continues at. Removed when used.
+    tokens: Mutex<HashMap<String, usize>>,
+    /// Answers for the next list requests, consumed in order.
+    faults: Mutex<VecDeque<FaultAction>>,
+}
+
+impl Directory {
+    /// Every customer the preload holds something for (not the missing or unrelated ones), then
+    /// the explicit profiles; a profile also names a preloaded customer.
+    pub fn new(
+        preload: &[PreloadEntry],
+        profiles: Vec<CustomerProfile>,
+        cap: usize,
+        faults: Vec<FaultAction>,
+    ) -> Self {
+        let mut order: Vec<CustomerId> = Vec::new();
+        let mut seen = HashSet::new();
+        for entry in preload {
+            if matches!(entry.state, PreloadState::Holds(_)) && seen.insert(entry.customer_id) {
+                order.push(entry.customer_id);
+            }
+        }
+        let mut named: HashMap<CustomerId, CustomerProfile> = HashMap::new();
+        for profile in profiles {
+            if seen.insert(profile.customer_id) {
+                order.push(profile.customer_id);
+            }
+            named.entry(profile.customer_id).or_insert(profile);
+        }
+        let list = order
+            .into_iter()
+            .map(|id| {
+                named
+                    .remove(&id)
+                    .unwrap_or_else(|| CustomerProfile::generated(id))
+            })
+            .collect();
+        Directory {
+            list,
+            cap: if cap == 0 { DEFAULT_PAGE_CAP } else { cap },
+            tokens: Mutex::new(HashMap::new()),
+            faults: Mutex::new(faults.into()),
+        }
+    }
+
+    /// Hands out a token that continues at `offset`.
+    fn issue(&self, offset: usize) -> String {
+        // Shaped like the service's (commas, `/`, `=`), so a client must carry it verbatim.
+        let token = format!(
+            "{},{}/{}=",
+            uuid::Uuid::new_v4(),
+            uuid::Uuid::new_v4().simple(),
+            offset
+        );
+        lock(&self.tokens).insert(token.clone(), offset);
+        token
+    }
+
+    /// Spends a token: the offset it continues at, or `None` when unknown or already used.
+    fn redeem(&self, token: &str) -> Option<usize> {
+        lock(&self.tokens).remove(token)
+    }
+}
+
+/// `GET /v1/customers?size=N[&seekOperation=next]`.
+pub(crate) async fn list_customers(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let directory = &shared.directory;
+    let scripted = lock(&directory.faults).pop_front();
+    match scripted {
+        Some(FaultAction::Status {
+            status,
+            retry_after,
+        }) => {
+            return scripted_status(
+                status,
+                retry_after.as_deref(),
+                shared.settings.retry_after_secs,
+            )
+        }
+        Some(FaultAction::Drop) => return super::routes::dropped(),
+        Some(FaultAction::Delay(d)) => tokio::time::sleep(d).await,
+        Some(FaultAction::SlowAnswer(_)) | None => {}
+    }
+    let pairs = query.as_deref().map(form_decode).unwrap_or_default();
+    let param = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    let size = match param("size") {
+        None => directory.cap,
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if n > 0 => n.min(directory.cap),
+            _ => {
+                return pc_error(
+                    StatusCode::BAD_REQUEST,
+                    INVALID_CONTINUATION,
+                    format!("The size '{text}' is invalid: expected a positive integer."),
+                )
+            }
+        },
+    };
+    let offset = match param("seekOperation") {
+        None => 0,
+        Some(op) if op.eq_ignore_ascii_case("next") => {
+            let token = headers
+                .get(CONTINUATION_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            match directory.redeem(token) {
+                Some(offset) => offset,
+                None => {
+                    return pc_error(
+                        StatusCode::BAD_REQUEST,
+                        INVALID_CONTINUATION,
+                        "The continuation token is invalid or has already been used.",
+                    )
+                }
+            }
+        }
+        Some(op) => {
+            return pc_error(
+                StatusCode::BAD_REQUEST,
+                INVALID_CONTINUATION,
+                format!("The seek operation '{op}' is not supported; expected Next."),
+            )
+        }
+    };
+    let end = offset.saturating_add(size).min(directory.list.len());
+    let page = directory.list.get(offset..end).unwrap_or_default();
+    let items: Vec<serde_json::Value> = page.iter().map(customer_json).collect();
+    // Links are relative to `/v1`, as the service writes them.
+    let mut links = json!({
+        "self": {"uri": format!("/customers?size={size}"), "method": "GET", "headers": []},
+    });
+    if end < directory.list.len() {
+        let token = directory.issue(end);
+        links["next"] = json!({
+            "uri": format!("/customers?size={size}&seekOperation=next"),
+            "method": "GET",
+            "headers": [{"key": CONTINUATION_HEADER, "value": token}],
+        });
+    }
+    let body = json!({
+        "totalCount": items.len(),
+        "items": items,
+        "links": links,
+        "attributes": {"objectType": "Collection"},
+    });
+    (StatusCode::OK, Json(body)).into_response()
+}
+
+fn customer_json(profile: &CustomerProfile) -> serde_json::Value {
+    let id = profile.customer_id.to_lower_string();
+    json!({
+        "id": id,
+        "companyProfile": {
+            "tenantId": id,
+            "domain": profile.domain,
+            "companyName": profile.company_name,
+            "attributes": {"objectType": "CustomerCompanyProfile"},
+        },
+        "relationshipToPartner": "reseller",
+        "links": {"self": {"uri": format!("/customers/{id}"), "method": "GET", "headers": []}},
+        "attributes": {"objectType": "Customer"},
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preload_profiles_are_optional_and_default_from_the_id() {
+        let profiles = parse_preload_profiles(
+            "customer_id,qualification,company_name,domain\n\
+             aaaaaaaa-0000-4000-8000-000000000001,Education,\"Contoso, Ltd\",contoso.example\n\
+             aaaaaaaa-0000-4000-8000-000000000001,StateOwnedEntity,Other name,\n\
+             aaaaaaaa-0000-4000-8000-000000000002,Education,,\n\
+             aaaaaaaa-0000-4000-8000-000000000003,Education,,only.domain.example\n",
+        )
+        .expect("parses");
+        assert_eq!(profiles.len(), 2, "{profiles:?}");
+        assert_eq!(profiles[0].company_name, "Contoso, Ltd");
+        assert_eq!(profiles[0].domain, "contoso.example");
+        assert_eq!(profiles[1].company_name, "Customer 000000000003");
+        assert_eq!(profiles[1].domain, "only.domain.example");
+        assert!(
+            parse_preload_profiles("customer_id,qualification\nx,Education\n")
+                .expect("no profile columns")
+                .is_empty()
+        );
+        // parse_preload accepts the profile columns.
+        let entries = super::super::parse_preload(
+            "customer_id,qualification,company_name,domain\naaaaaaaa-0000-4000-8000-000000000001,Education,A,a.example\n",
+        )
+        .expect("preload");
+        assert_eq!(entries.len(), 1);
+    }
+
+    #[test]
+    fn the_directory_lists_related_preloaded_customers_then_profiles_once() {
+        let id =
+            |n: u32| CustomerId::parse(&format!("aaaaaaaa-0000-4000-8000-{n:012}")).expect("id");
+        let holds = |n: u32| PreloadEntry {
+            customer_id: id(n),
+            state: PreloadState::Holds(crate::model::QualificationRecord {
+                qualification: "Education".into(),
+                ..Default::default()
+            }),
+        };
+        let preload = [
+            holds(1),
+            holds(1),
+            PreloadEntry {
+                customer_id: id(2),
+                state: PreloadState::NotFound,
+            },
+            holds(3),
+        ];
+        let named = CustomerProfile {
+            customer_id: id(3),
+            company_name: "Three".into(),
+            domain: "three.example".into(),
+        };
+        let directory = Directory::new(
+            &preload,
+            vec![named.clone(), CustomerProfile::generated(id(4))],
+            0,
+            Vec::new(),
+        );
+        let ids: Vec<CustomerId> = directory.list.iter().map(|p| p.customer_id).collect();
+        assert_eq!(ids, [id(1), id(3), id(4)]);
+        assert_eq!(directory.list[1], named);
+        assert_eq!(directory.cap, DEFAULT_PAGE_CAP);
+        let token = directory.issue(2);
+        assert_eq!(directory.redeem(&token), Some(2));
+        assert_eq!(directory.redeem(&token), None, "single use");
+    }
+}

@@ -1,0 +1,504 @@
+//! `export`: the customer list followed page by page, each customer's qualifications read
+//! through the rate-limited pool, one CSV row per qualification held.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::common::*;
+use pc_qualify::model::{CustomerId, QualificationRecord};
+use pc_qualify::simulator::{
+    CustomerProfile, FaultAction, PreloadEntry, PreloadState, RecordedRequest, ScriptedFault,
+};
+
+const EXPORT_HEADER: &str =
+    "customer_id,company_name,domain,qualification,vetting_status,vetting_reason,vetting_create_date";
+
+fn id(n: u32) -> CustomerId {
+    CustomerId::parse(&cid(n)).expect("id")
+}
+
+fn profile(n: u32) -> CustomerProfile {
+    CustomerProfile {
+        customer_id: id(n),
+        company_name: format!("School {n}"),
+        domain: format!("school{n}.example.edu"),
+    }
+}
+
+fn holds(n: u32, qualification: &str, status: &str, reason: Option<&str>) -> PreloadEntry {
+    PreloadEntry {
+        customer_id: id(n),
+        state: PreloadState::Holds(QualificationRecord {
+            qualification: qualification.into(),
+            vetting_status: Some(status.into()),
+            vetting_reason: reason.map(str::to_string),
+            vetting_create_date: Some("2025-01-02T03:04:05Z".into()),
+        }),
+    }
+}
+
+/// `n` customers holding nothing, listed `cap` per page.
+fn listed(n: u32, cap: usize) -> SimConfig {
+    SimConfig {
+        customers: (1..=n).map(profile).collect(),
+        customer_page_cap: cap,
+        ..SimConfig::default()
+    }
+}
+
+/// Parses export CSV text, checking the exact header; one map per row.
+fn parse_export(text: &str) -> Vec<HashMap<String, String>> {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers().expect("header").clone();
+    assert_eq!(headers.iter().collect::<Vec<_>>().join(","), EXPORT_HEADER);
+    reader
+        .records()
+        .map(|r| {
+            let r = r.expect("record");
+            headers
+                .iter()
+                .zip(r.iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+fn read_export(dir: &WorkDir) -> Vec<HashMap<String, String>> {
+    parse_export(&std::fs::read_to_string(dir.join("out.csv")).expect("export written"))
+}
+
+/// Rows of one customer, in file order.
+fn rows_of(rows: &[HashMap<String, String>], n: u32) -> Vec<&HashMap<String, String>> {
+    rows.iter().filter(|r| r["customer_id"] == cid(n)).collect()
+}
+
+fn list_requests(sim: &SimHandle) -> Vec<RecordedRequest> {
+    sim.api_requests()
+        .into_iter()
+        .filter(|r| r.path == "/v1/customers")
+        .collect()
+}
+
+async fn export(dir: &WorkDir, env: &[(String, String)], extra: &[&str]) -> std::process::Output {
+    let output = dir.s("out.csv");
+    let mut args = vec!["export", "-o", &output];
+    args.extend_from_slice(extra);
+    run(&args, env).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_three_customers_at_five_per_page_take_five_pages() {
+    let sim = start_sim(listed(23, 5)).await;
+    let dir = WorkDir::new("export-pages");
+    let output = export(&dir, &sim_env(&sim), &["--rate", "0"]).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("exported 23 customers"), "{stderr}");
+
+    let rows = read_export(&dir);
+    assert_eq!(rows.len(), 23, "one row per customer holding nothing");
+    for n in 1..=23 {
+        let mine = rows_of(&rows, n);
+        assert_eq!(mine.len(), 1, "customer {n} exactly once");
+        assert_eq!(mine[0]["company_name"], format!("School {n}"));
+        assert_eq!(mine[0]["domain"], format!("school{n}.example.edu"));
+        assert_eq!(mine[0]["qualification"], "");
+    }
+
+    let api = sim.api_requests();
+    assert!(
+        api.iter().all(|r| !r.path.starts_with("/v1/v1")),
+        "the relative next link is not prefixed twice"
+    );
+    let pages = list_requests(&sim);
+    assert_eq!(pages.len(), 5, "23 customers, 5 per page");
+    assert!(pages.iter().all(|p| p.method == "GET" && p.status == 200));
+    assert_eq!(pages[0].query.as_deref(), Some("size=500"));
+    assert_eq!(header(&pages[0], "ms-continuationtoken"), None);
+    for (i, page) in pages.iter().enumerate().skip(1) {
+        assert_eq!(
+            page.query.as_deref(),
+            Some("size=5&seekOperation=next"),
+            "page {}",
+            i + 1
+        );
+        let token = header(page, "ms-continuationtoken").expect("a later page carries its token");
+        // The simulator's tokens end with the offset they continue at: each page carried the
+        // token the page before it handed out (and a spent or unknown token would be a 400).
+        assert!(
+            token.ends_with(&format!("/{}=", 5 * i)),
+            "page {}: {token}",
+            i + 1
+        );
+    }
+    let reads = api
+        .iter()
+        .filter(|r| r.path.ends_with("/qualifications"))
+        .count();
+    assert_eq!(reads, 23, "one qualifications read per customer");
+}
+
+fn mixed_sim() -> SimConfig {
+    let mut customers: Vec<CustomerProfile> = (1..=6).map(profile).collect();
+    customers[2].company_name = "=HYPERLINK(\"http://x\")\u{7}".into();
+    SimConfig {
+        preload: vec![
+            holds(1, "Education", "Approved", None),
+            holds(2, "Education", "Denied", Some("Not an Academic Domain")),
+            holds(4, "Education", "InReview", None),
+            holds(4, "StateOwnedEntity", "Approved", None),
+            holds(5, "GovernmentCommunityCloud", "Approved", None),
+        ],
+        customers,
+        // Customer 6's first read is refused for good (403 is not retried).
+        script: vec![ScriptedFault {
+            customer_id: id(6),
+            action: FaultAction::Status {
+                status: 403,
+                retry_after: None,
+            },
+        }],
+        ..SimConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_denied_none_and_unreadable_customers_each_get_their_rows() {
+    let sim = start_sim(mixed_sim()).await;
+    let dir = WorkDir::new("export-mixed");
+    let env = sim_env(&sim);
+    let output = export(&dir, &env, &["--rate", "0"]).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "an unread customer fails the export: {stderr}"
+    );
+    assert!(stderr.contains("could not be read"), "{stderr}");
+
+    let rows = read_export(&dir);
+    assert_eq!(rows.len(), 7, "{rows:?}");
+    let view = |n: u32| -> Vec<(String, String, String)> {
+        rows_of(&rows, n)
+            .iter()
+            .map(|r| {
+                (
+                    r["qualification"].clone(),
+                    r["vetting_status"].clone(),
+                    r["vetting_reason"].clone(),
+                )
+            })
+            .collect()
+    };
+    let row = |q: &str, s: &str, r: &str| (q.to_string(), s.to_string(), r.to_string());
+    assert_eq!(view(1), [row("Education", "Approved", "")]);
+    assert_eq!(
+        view(2),
+        [row("Education", "Denied", "Not an Academic Domain")]
+    );
+    assert_eq!(view(3), [row("", "", "")], "holds nothing: one bare row");
+    let mut four = view(4);
+    four.sort();
+    assert_eq!(
+        four,
+        [
+            row("Education", "InReview", ""),
+            row("StateOwnedEntity", "Approved", "")
+        ]
+    );
+    assert_eq!(view(5), [row("GovernmentCommunityCloud", "Approved", "")]);
+    assert_eq!(view(6), [row("", "", "")], "unreadable: empty vetting");
+    assert_eq!(
+        rows_of(&rows, 1)[0]["vetting_create_date"],
+        "2025-01-02T03:04:05Z"
+    );
+    assert_eq!(rows_of(&rows, 6)[0]["company_name"], "School 6");
+    // CSV hygiene: a formula is defused and the control character is gone.
+    assert_eq!(
+        rows_of(&rows, 3)[0]["company_name"],
+        "'=HYPERLINK(\"http://x\")"
+    );
+    assert!(
+        sim.api_requests().iter().all(|r| r.method == "GET"),
+        "export never posts"
+    );
+    let unread = dir.join("out.csv.unread");
+    assert_eq!(
+        std::fs::read_to_string(&unread).expect("unread list kept"),
+        format!("{}\n", cid(6))
+    );
+
+    // --resume reads the unread customer again (and the last customer written), nothing else.
+    let before = sim.api_requests().len();
+    let output = export(&dir, &env, &["--rate", "0", "--resume"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let read_again: Vec<String> = sim.api_requests()[before..]
+        .iter()
+        .filter(|r| r.path.ends_with("/qualifications"))
+        .map(|r| r.path.clone())
+        .collect();
+    let six = format!("/v1/customers/{}/qualifications", cid(6));
+    assert!(
+        read_again.len() <= 2 && read_again.contains(&six),
+        "{read_again:?}"
+    );
+    let resumed = read_export(&dir);
+    assert_eq!(resumed.len(), 7, "{resumed:?}");
+    let six_rows = rows_of(&resumed, 6);
+    assert_eq!(six_rows.len(), 1);
+    assert_eq!(
+        (
+            six_rows[0]["qualification"].as_str(),
+            six_rows[0]["vetting_status"].as_str()
+        ),
+        ("", ""),
+        "read now: holds nothing"
+    );
+    assert_eq!(rows_of(&resumed, 4).len(), 2, "kept whole");
+    assert!(!unread.exists(), "nothing left to read again");
+
+    // --qualification Education: its rows, plus a bare row for every customer lacking it.
+    let output = export(
+        &dir,
+        &env,
+        &["--rate", "0", "--force", "--qualification", "education"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let rows = read_export(&dir);
+    assert_eq!(rows.len(), 6, "one row per customer: {rows:?}");
+    let q = |n: u32| -> (String, String) {
+        let mine = rows_of(&rows, n);
+        assert_eq!(mine.len(), 1, "customer {n}");
+        (
+            mine[0]["qualification"].clone(),
+            mine[0]["vetting_status"].clone(),
+        )
+    };
+    assert_eq!(q(1), ("Education".into(), "Approved".into()));
+    assert_eq!(q(2), ("Education".into(), "Denied".into()));
+    assert_eq!(q(3), (String::new(), String::new()));
+    assert_eq!(q(4), ("Education".into(), "InReview".into()));
+    assert_eq!(q(5), (String::new(), String::new()));
+    assert_eq!(q(6), (String::new(), String::new()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_page_is_retried_with_its_token_and_an_unreadable_list_stops_early() {
+    // The third list request (page 3) answers 503 once.
+    let pass = FaultAction::Delay(Duration::ZERO);
+    let sim = start_sim(SimConfig {
+        list_script: vec![
+            pass.clone(),
+            pass,
+            FaultAction::Status {
+                status: 503,
+                retry_after: None,
+            },
+        ],
+        ..listed(12, 5)
+    })
+    .await;
+    let dir = WorkDir::new("export-retry");
+    let output = export(&dir, &sim_env(&sim), &["--rate", "0"]).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(read_export(&dir).len(), 12);
+    let pages = list_requests(&sim);
+    let statuses: Vec<u16> = pages.iter().map(|p| p.status).collect();
+    assert_eq!(statuses, [200, 200, 503, 200]);
+    assert_eq!(
+        header(&pages[2], "ms-continuationtoken"),
+        header(&pages[3], "ms-continuationtoken"),
+        "the retry carries the same token"
+    );
+    assert_eq!(
+        header(&pages[2], "ms-requestid"),
+        header(&pages[3], "ms-requestid"),
+        "one logical call"
+    );
+
+    // A list that cannot be read at all stops before the output is created (exit 2).
+    let sim = start_sim(SimConfig {
+        list_script: vec![FaultAction::Status {
+            status: 403,
+            retry_after: None,
+        }],
+        ..listed(3, 5)
+    })
+    .await;
+    let dir = WorkDir::new("export-refused");
+    let output = export(&dir, &sim_env(&sim), &["--rate", "0"]).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("customer list could not be read"),
+        "{stderr}"
+    );
+    assert!(!dir.join("out.csv").exists(), "nothing written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_pages_and_reads_share_the_rate_cap() {
+    // 3 pages + 12 reads = 15 requests at 10/s with a burst of 1.
+    let sim = start_sim(listed(12, 5)).await;
+    let dir = WorkDir::new("export-rate");
+    let output = export(
+        &dir,
+        &sim_env(&sim),
+        &["--rate", "10", "--burst", "1", "--concurrency", "4"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let api = sim.api_requests();
+    assert_eq!(api.len(), 15);
+    assert_eq!(list_requests(&sim).len(), 3);
+    // Arrival times as the simulator saw them (not the test's clock), with room for jitter:
+    // no 1-second window holds more than rate + burst + 1, and the whole takes ~1.4 s.
+    let mut at: Vec<u64> = api.iter().map(|r| r.at_ms).collect();
+    at.sort_unstable();
+    for (i, start) in at.iter().enumerate() {
+        let in_window = at[i..].iter().take_while(|t| **t < start + 1000).count();
+        assert!(
+            in_window <= 12,
+            "{in_window} requests within 1 s of {start} ms: {at:?}"
+        );
+    }
+    let span = at[at.len() - 1] - at[0];
+    assert!(
+        span >= 1100,
+        "15 requests at 10/s span at least ~1.4 s: {span} ms ({at:?})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dash_writes_the_export_to_standard_output() {
+    let sim = start_sim(SimConfig {
+        preload: vec![holds(2, "Education", "Approved", None)],
+        ..listed(3, 5)
+    })
+    .await;
+    let output = run(&["export", "-o", "-", "--rate", "0"], &sim_env(&sim)).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let rows = parse_export(&stdout);
+    assert_eq!(rows.len(), 3, "{stdout}");
+    assert_eq!(rows_of(&rows, 2)[0]["qualification"], "Education");
+    assert!(
+        !stdout.contains("pc-qualify:"),
+        "the summary stays on stderr"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_export_stops_cleanly_and_a_forced_rerun_completes_it() {
+    let sim = start_sim(listed(23, 5)).await;
+    let dir = WorkDir::new("export-interrupt");
+    let env = sim_env(&sim);
+    let out = dir.s("out.csv");
+    // 28 requests at 4/s: about 7 s, interrupted once a few customers are on file.
+    let child = pcq(&["export", "-o", &out, "--rate", "4", "--burst", "1"], &env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let started = std::time::Instant::now();
+    loop {
+        let lines = std::fs::read_to_string(dir.join("out.csv")).map_or(0, |t| t.lines().count());
+        if lines > 3 || started.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait"))
+        .await
+        .expect("join");
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("--resume"), "says how to finish: {stderr}");
+    let partial = read_export(&dir);
+    assert!(
+        !partial.is_empty() && partial.len() < 23,
+        "stopped part-way ({} rows written)",
+        partial.len()
+    );
+    let reads = |sim: &SimHandle| {
+        sim.api_requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/qualifications"))
+            .count()
+    };
+    let reads_before = reads(&sim);
+
+    // --resume reads only the customers missing from the file (and the last one written).
+    let output = export(&dir, &env, &["--rate", "0", "--resume"]).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("carried over"), "{stderr}");
+    let rows = read_export(&dir);
+    assert_eq!(rows.len(), 23);
+    for n in 1..=23 {
+        assert_eq!(rows_of(&rows, n).len(), 1, "customer {n} exactly once");
+    }
+    let resumed_reads = reads(&sim) - reads_before;
+    assert!(
+        resumed_reads <= 23 - partial.len() + 1,
+        "{resumed_reads} reads to finish {} missing customers",
+        23 - partial.len()
+    );
+
+    // Starting over with --force gives the same complete file.
+    let output = export(&dir, &env, &["--rate", "0", "--force"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let rows = read_export(&dir);
+    assert_eq!(rows.len(), 23);
+    for n in 1..=23 {
+        assert_eq!(rows_of(&rows, n).len(), 1, "customer {n}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_exports_its_built_in_customers() {
+    let dir = WorkDir::new("export-sandbox");
+    let output = export(&dir, &[], &["--sandbox", "--rate", "0"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let rows = read_export(&dir);
+    let view: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["customer_id"].clone(),
+                r["company_name"].clone(),
+                r["vetting_status"].clone(),
+            )
+        })
+        .collect();
+    let sandbox = |n: u32, name: &str, status: &str| {
+        (
+            format!("11111111-1111-4111-8111-{n:012}"),
+            name.to_string(),
+            status.to_string(),
+        )
+    };
+    let mut view = view;
+    view.sort();
+    assert_eq!(
+        view,
+        [
+            sandbox(1, "Northwind Primary School", "Approved"),
+            sandbox(2, "Fabrikam Community College", "Approved"),
+            sandbox(3, "Contoso University", "Approved"),
+            sandbox(4, "Tailspin High School", "InReview"),
+            sandbox(5, "Adventure Works Learning", "Denied"),
+            sandbox(6, "Wide World Utilities", "Approved"),
+        ],
+        "the missing (7) and unrelated (8) customers are not on the list"
+    );
+}
