@@ -17,12 +17,59 @@ use crate::retry::RetryPolicy;
 pub const DEFAULT_BASE_URL: &str = "https://api.partnercenter.microsoft.com";
 /// The Microsoft Entra ID authority that redeems refresh tokens.
 pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
+/// Partner Center operated by 21Vianet: API base and token resource (one URL for both).
+pub const CHINA_BASE_URL: &str = "https://partner.partnercenterapi.microsoftonline.cn";
+/// The Microsoft Entra ID authority of the China cloud.
+pub const CHINA_AUTHORITY: &str = "https://login.chinacloudapi.cn";
+
+/// Which Partner Center the commands talk to; sets base URL, authority and token resource
+/// together (the values of the Partner Center PowerShell module's environments).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cloud {
+    /// The worldwide service (api.partnercenter.microsoft.com, login.microsoftonline.com).
+    #[default]
+    Public,
+    /// The China cloud operated by 21Vianet (partner.partnercenterapi.microsoftonline.cn,
+    /// login.chinacloudapi.cn).
+    China,
+}
+
+impl Cloud {
+    /// The Partner Center API base URL.
+    pub fn base_url(self) -> &'static str {
+        match self {
+            Cloud::Public => DEFAULT_BASE_URL,
+            Cloud::China => CHINA_BASE_URL,
+        }
+    }
+
+    /// The Microsoft Entra ID authority.
+    pub fn authority(self) -> &'static str {
+        match self {
+            Cloud::Public => DEFAULT_AUTHORITY,
+            Cloud::China => CHINA_AUTHORITY,
+        }
+    }
+
+    /// The resource Partner Center tokens are issued for (v1 `resource`, v2 scope prefix).
+    pub fn resource(self) -> &'static str {
+        match self {
+            Cloud::Public => crate::auth::RESOURCE,
+            Cloud::China => CHINA_BASE_URL,
+        }
+    }
+}
 
 /// Tunables shared by `run` (and the later working commands); every field optional so that the
 /// layers can be merged. Secrets are deliberately absent: they come from the environment only.
 #[derive(Debug, Clone, Default, clap::Args, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
+    /// Which Partner Center: public or china (sets base URL, authority and token resource; --base-url/--authority still win) [default: public]
+    #[arg(long, value_enum, value_name = "CLOUD")]
+    pub cloud: Option<Cloud>,
+
     /// Partner Center API base URL [default: https://api.partnercenter.microsoft.com]
     #[arg(long, env = "PC_BASE_URL", hide_env_values = true, value_name = "URL")]
     pub base_url: Option<String>,
@@ -80,6 +127,7 @@ impl Settings {
     /// Fills every field this layer leaves unset from `lower`.
     pub fn or(self, lower: Settings) -> Settings {
         Settings {
+            cloud: self.cloud.or(lower.cloud),
             base_url: self.base_url.or(lower.base_url),
             authority: self.authority.or(lower.authority),
             api_contract: self.api_contract.or(lower.api_contract),
@@ -130,6 +178,10 @@ pub struct RunConfig {
     pub base_url: String,
     /// Token authority, no trailing slash.
     pub authority: String,
+    /// The cloud chosen (`--cloud`, `cloud =`), public by default.
+    pub cloud: Cloud,
+    /// The resource tokens are requested for (follows `--cloud`).
+    pub resource: String,
     /// Request contract.
     pub contract: ApiContract,
     /// Default segment for Education rows.
@@ -193,17 +245,22 @@ impl RunConfig {
             }
             None => None,
         };
+        // The cloud fills in what is not given explicitly; an explicit URL (flag, environment or
+        // file) wins, so a simulator can play the China cloud on a loopback address.
+        let cloud = s.cloud.unwrap_or_default();
         let base_url = checked_url(
             "--base-url",
-            s.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL),
+            s.base_url.as_deref().unwrap_or(cloud.base_url()),
         )?;
         let authority = checked_url(
             "PC_AUTHORITY",
-            s.authority.as_deref().unwrap_or(DEFAULT_AUTHORITY),
+            s.authority.as_deref().unwrap_or(cloud.authority()),
         )?;
         Ok(RunConfig {
             base_url,
             authority,
+            cloud,
+            resource: cloud.resource().to_string(),
             contract: s.api_contract.unwrap_or_default(),
             default_segment: s.education_segment,
             default_validation_code,
@@ -283,7 +340,8 @@ pub fn checked_url(what: &str, text: &str) -> Result<String, ErrorKind> {
 }
 
 /// Reads the credentials from the environment: `PC_ACCESS_TOKEN`, or the refresh-token set.
-pub fn credentials_from_env(authority: &str) -> Result<Credentials, ErrorKind> {
+/// `PC_CLIENT_SECRET` is optional: without it the app is used as a public client.
+pub fn credentials_from_env(authority: &str, resource: &str) -> Result<Credentials, ErrorKind> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     if let Some(token) = var("PC_ACCESS_TOKEN") {
         return Ok(Credentials::Static(SecretString::from(
@@ -301,18 +359,21 @@ pub fn credentials_from_env(authority: &str) -> Result<Credentials, ErrorKind> {
     };
     let tenant = need("PC_TENANT_ID");
     let client_id = need("PC_CLIENT_ID");
-    let client_secret = need("PC_CLIENT_SECRET");
+    // Optional: a public client (an app registration that allows public client flows) has none.
+    let client_secret = var("PC_CLIENT_SECRET");
     let refresh_token = match &token_file {
         Some(_) => None,
         None => need("PC_REFRESH_TOKEN"),
     };
     if !missing.is_empty() {
-        let nothing_set = missing.len() == 4 || (token_file.is_none() && missing.len() >= 3);
-        return Err(ErrorKind::Credentials(if nothing_set && tenant.is_none() {
-            "no credentials: set PC_ACCESS_TOKEN, or PC_TENANT_ID, PC_CLIENT_ID, PC_CLIENT_SECRET and PC_REFRESH_TOKEN (or PC_REFRESH_TOKEN_FILE); or try --sandbox".to_string()
-        } else {
-            format!("incomplete credentials: {} not set", missing.join(", "))
-        }));
+        let nothing_set = token_file.is_none() && missing.len() == 3;
+        return Err(ErrorKind::Credentials(
+            if nothing_set && client_secret.is_none() {
+                "no credentials: set PC_ACCESS_TOKEN, or PC_TENANT_ID, PC_CLIENT_ID and PC_REFRESH_TOKEN or PC_REFRESH_TOKEN_FILE (written by `pc-qualify login`), plus PC_CLIENT_SECRET for a confidential client; or try --sandbox".to_string()
+            } else {
+                format!("incomplete credentials: {} not set", missing.join(", "))
+            },
+        ));
     }
     let refresh_token = match (&token_file, refresh_token) {
         (Some(path), _) => read_token_file(path)?,
@@ -323,7 +384,8 @@ pub fn credentials_from_env(authority: &str) -> Result<Credentials, ErrorKind> {
         authority: authority.to_string(),
         tenant: tenant.unwrap_or_default().trim().to_string(),
         client_id: client_id.unwrap_or_default().trim().to_string(),
-        client_secret: SecretString::from(client_secret.unwrap_or_default()),
+        client_secret: client_secret.map(|s| SecretString::from(s.trim().to_string())),
+        resource: resource.to_string(),
         refresh_token,
         token_file,
     }))

@@ -4,8 +4,10 @@
 //! The server runs on hyper directly rather than `axum::serve`, because injecting a dropped
 //! connection needs the service to fail: hyper then closes the socket without writing a response.
 
+mod oauth;
 mod parse;
 mod routes;
+mod shapes;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -28,9 +30,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::config::Cloud;
 use crate::model::{CustomerId, QualificationRecord};
+pub use oauth::{DevicePoll, DEVICE_CODE_GRANT};
 pub use parse::{parse_preload, parse_script};
 use routes::DropConnection;
+pub use shapes::AnswerShape;
 use state::Shared;
 
 /// The partner tenant the sandbox token endpoint accepts.
@@ -117,6 +122,20 @@ pub struct SimConfig {
     pub record: bool,
     /// Whether to reject 2021-shaped create bodies with 400.
     pub require_2022: bool,
+    /// The cloud played: the token resource (and scope) the token endpoints accept.
+    pub cloud: Cloud,
+    /// The app registration is a public client: grants must come without `client_secret`.
+    pub public_client: bool,
+    /// Answers to device-code polls, in order; once used up, the sign-in completes.
+    pub device_polls: Vec<DevicePoll>,
+    /// The `interval` (seconds) the devicecode endpoint announces; polls before it are told to slow down.
+    pub device_interval_secs: u64,
+    /// The `expires_in` (seconds) of device codes.
+    pub device_expires_secs: u64,
+    /// The authorize endpoint sends the browser back with `access_denied` (the user declined).
+    pub authorize_declines: bool,
+    /// The documented shape of create answers and qualification lists.
+    pub answer_shape: AnswerShape,
 }
 
 impl Default for SimConfig {
@@ -135,6 +154,14 @@ impl Default for SimConfig {
             script: Vec::new(),
             record: true,
             require_2022: false,
+            cloud: Cloud::Public,
+            public_client: false,
+            device_polls: Vec::new(),
+            // Entra ID's values.
+            device_interval_secs: 5,
+            device_expires_secs: 900,
+            authorize_declines: false,
+            answer_shape: AnswerShape::Bare,
         }
     }
 }
@@ -291,6 +318,11 @@ impl SimHandle {
         self.shared.redemptions()
     }
 
+    /// Whether `token` is a refresh token this simulator issued (not the well-known sandbox one).
+    pub fn issued_refresh_token(&self, token: &str) -> bool {
+        token != SANDBOX_REFRESH_TOKEN && self.shared.refresh_token_valid(token)
+    }
+
     /// Stops accepting, lets open connections finish their requests, and waits (briefly) for them.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
@@ -426,7 +458,7 @@ async fn handle(
         .map_err(|_| DroppedConnection)?;
     let path = parts.uri.path().to_string();
     let text = String::from_utf8_lossy(&bytes);
-    let body_text = if path.ends_with("/oauth2/token") {
+    let body_text = if path.contains("/oauth2/") {
         parse::redact_form(&text)
     } else {
         text.into_owned()
