@@ -111,7 +111,7 @@ Exit codes: 0 signed in and saved; 2 not signed in (declined, expired, refused, 
 missing settings, token file not writable); 130 interrupted.
 
 Examples:
-  pc-qualify login --tenant contoso.onmicrosoft.com --client-id 11111111-2222-3333-4444-555555555555 --token-file ~/.config/pc-qualify/refresh-token
+  pc-qualify login --tenant contoso.onmicrosoft.com --client-id \"$APP_ID\" --token-file ~/.pcq-token
   PC_REFRESH_TOKEN_FILE=~/.pcq-token pc-qualify login --device-code
   pc-qualify login --cloud china --device-code --token-file ~/.pcq-token-cn";
 

@@ -443,6 +443,39 @@ mod tests {
     }
 
     #[test]
+    fn the_cloud_sets_base_authority_and_resource_and_explicit_urls_win() {
+        let china = Settings {
+            cloud: Some(Cloud::China),
+            ..Settings::default()
+        };
+        let cfg = RunConfig::from_settings(china.clone()).expect("valid");
+        assert_eq!(cfg.base_url, CHINA_BASE_URL);
+        assert_eq!(cfg.authority, CHINA_AUTHORITY);
+        assert_eq!(cfg.resource, CHINA_BASE_URL);
+        let public = RunConfig::from_settings(Settings::default()).expect("valid");
+        assert_eq!(
+            (public.base_url.as_str(), public.authority.as_str()),
+            (DEFAULT_BASE_URL, DEFAULT_AUTHORITY)
+        );
+        assert_eq!(public.resource, crate::auth::RESOURCE);
+        let explicit = Settings {
+            base_url: Some("http://127.0.0.1:9".into()),
+            authority: Some("http://127.0.0.1:8".into()),
+            ..china
+        };
+        let cfg = RunConfig::from_settings(explicit).expect("valid");
+        assert_eq!(cfg.base_url, "http://127.0.0.1:9");
+        assert_eq!(cfg.authority, "http://127.0.0.1:8");
+        assert_eq!(
+            cfg.resource, CHINA_BASE_URL,
+            "the resource still follows the cloud"
+        );
+        let file: Settings = toml::from_str("cloud = \"china\"\n").expect("toml");
+        assert_eq!(file.cloud, Some(Cloud::China));
+        assert!(toml::from_str::<Settings>("cloud = \"mars\"\n").is_err());
+    }
+
+    #[test]
     fn plain_http_only_to_loopback() {
         assert!(checked_url("x", "http://127.0.0.1:8080/").is_ok());
         assert!(checked_url("x", "http://localhost:1").is_ok());

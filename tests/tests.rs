@@ -3,5 +3,7 @@
 mod cli;
 mod common;
 mod faults;
+mod first_contact;
+mod login;
 mod reconcile;
 mod run;

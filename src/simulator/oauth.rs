@@ -380,12 +380,14 @@ pub(crate) async fn authorize(
     let param = |name: &str| field(&params, name);
     match param("client_id") {
         Some(SANDBOX_CLIENT_ID) => {}
-        Some(other) => return error_page(
-            700016,
-            &format!(
+        Some(other) => {
+            return error_page(
+                700016,
+                &format!(
                 "Application with identifier '{other}' was not found in the directory '{tenant}'."
             ),
-        ),
+            )
+        }
         None => {
             return error_page(
                 900144,
