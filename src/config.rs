@@ -126,10 +126,18 @@ pub struct Settings {
 impl Settings {
     /// Fills every field this layer leaves unset from `lower`.
     pub fn or(self, lower: Settings) -> Settings {
+        // A cloud chosen in this layer replaces the URLs a lower layer gives (a config file that
+        // spells out the public URLs must not send `--cloud china` to the public service); URLs
+        // given in this same layer (`--base-url`, `PC_BASE_URL`) still win over the cloud.
+        let (lower_base, lower_authority) = if self.cloud.is_some() {
+            (None, None)
+        } else {
+            (lower.base_url, lower.authority)
+        };
         Settings {
             cloud: self.cloud.or(lower.cloud),
-            base_url: self.base_url.or(lower.base_url),
-            authority: self.authority.or(lower.authority),
+            base_url: self.base_url.or(lower_base),
+            authority: self.authority.or(lower_authority),
             api_contract: self.api_contract.or(lower.api_contract),
             education_segment: self.education_segment.or(lower.education_segment),
             validation_code: self.validation_code.or(lower.validation_code),
@@ -472,6 +480,28 @@ mod tests {
         );
         let file: Settings = toml::from_str("cloud = \"china\"\n").expect("toml");
         assert_eq!(file.cloud, Some(Cloud::China));
+        // --cloud china over a file that spells out the public URLs goes to China.
+        let public_file: Settings = toml::from_str(
+            "base_url = \"https://api.partnercenter.microsoft.com\"\nauthority = \"https://login.microsoftonline.com\"\n",
+        )
+        .expect("toml");
+        let flags = Settings {
+            cloud: Some(Cloud::China),
+            ..Settings::default()
+        };
+        let cfg = RunConfig::from_settings(flags.or(public_file.clone())).expect("valid");
+        assert_eq!(
+            (cfg.base_url.as_str(), cfg.authority.as_str()),
+            (CHINA_BASE_URL, CHINA_AUTHORITY)
+        );
+        // A URL from the higher layer wins over a cloud from the lower one.
+        let flags = Settings {
+            base_url: Some("http://127.0.0.1:9".into()),
+            ..Settings::default()
+        };
+        let cfg = RunConfig::from_settings(flags.or(file)).expect("valid");
+        assert_eq!(cfg.base_url, "http://127.0.0.1:9");
+        assert_eq!(cfg.authority, CHINA_AUTHORITY);
         assert!(toml::from_str::<Settings>("cloud = \"mars\"\n").is_err());
     }
 
