@@ -528,3 +528,25 @@ async fn the_simulator_checks_the_pkce_verifier() {
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_waiting_ends_the_login_with_130_and_saves_nothing() {
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = WorkDir::new("interrupt");
+    let file = dir.s("token");
+    let login = BrowserLogin::start(&login_env(&sim, true), &file).await;
+    // The signal handlers are in place once the process waits for the redirect.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &login.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let (code, stderr) = login.finish().await;
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted; nothing was saved"),
+        "{stderr}"
+    );
+    assert!(!Path::new(&file).exists());
+}
