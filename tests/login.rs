@@ -373,8 +373,16 @@ async fn browser_login_with_pkce_on_a_loopback_redirect() {
     let state = login.param("state").expect("state");
     assert!(state.len() >= 32 && login.param("code_challenge").is_some_and(|c| c.len() == 43));
 
-    // The test is the browser: the sign-in page sends it back to the loopback address...
+    // The test is the browser. Its other requests to the loopback address (a favicon) do not
+    // end the wait...
     let http = browser();
+    let favicon = http
+        .get(format!("http://localhost:{port}/favicon.ico"))
+        .send()
+        .await
+        .expect("favicon");
+    assert_eq!(favicon.status(), 404);
+    // ...the sign-in page sends it back to the loopback address...
     let answer = http.get(login.url.clone()).send().await.expect("authorize");
     assert_eq!(answer.status(), 302);
     let location = answer.headers()["location"]

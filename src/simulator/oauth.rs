@@ -84,6 +84,7 @@ struct DeviceGrant {
     client_id: String,
     scope: String,
     expires_at: Instant,
+    /// Seconds; grows by five with every slow_down.
     interval: u64,
     last_poll: Option<Instant>,
     script: VecDeque<DevicePoll>,
@@ -317,7 +318,10 @@ pub(crate) async fn devicecode(
         DeviceGrant {
             client_id: client_id.to_string(),
             scope: scope.to_string(),
-            expires_at: Instant::now() + Duration::from_secs(oauth.device_expires),
+            // A lifetime too large for the clock means "never" (a configured value, not a panic).
+            expires_at: Instant::now()
+                .checked_add(Duration::from_secs(oauth.device_expires))
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 86_400)),
             interval: oauth.device_interval,
             last_poll: None,
             script: oauth.polls.iter().copied().collect(),
