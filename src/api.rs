@@ -143,24 +143,104 @@ impl From<QualificationRecord> for Vetting {
     }
 }
 
-/// Reads the vetting fields of a create answer; a body that is not the expected object yields none.
-pub fn parse_create_answer(body: &[u8]) -> Vetting {
-    serde_json::from_slice::<QualificationRecord>(body)
+/// Reads the vetting fields of a create answer; a body in no known shape yields none.
+///
+/// The answer is usually the record itself, but the REST reference documents a wrapper too;
+/// whatever [`read_records`] finds, the entry for `qualification` (or else the first) is used.
+pub fn parse_create_answer(body: &[u8], qualification: Qualification) -> Vetting {
+    let Ok(records) = read_records(body) else {
+        return Vetting::default();
+    };
+    let first = records.first().cloned();
+    find_qualification(records, qualification)
+        .or(first)
         .map(Vetting::from)
         .unwrap_or_default()
 }
 
-/// Parses a `GET …/qualifications` answer: an array (a `{"items": [...]}` wrapper is also accepted).
+/// Parses a `GET …/qualifications` answer in any shape [`read_records`] knows.
 pub fn parse_qualification_list(body: &[u8]) -> Result<Vec<QualificationRecord>, String> {
-    #[derive(serde::Deserialize)]
-    #[serde(untagged)]
-    enum ListShape {
-        Array(Vec<QualificationRecord>),
-        Wrapped { items: Vec<QualificationRecord> },
+    read_records(body).map_err(|e| e.to_string())
+}
+
+/// An answer body in none of the shapes Partner Center documents for qualifications.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unexpected qualifications answer: {0}")]
+pub struct ShapeError(String);
+
+/// Every qualification record in a create answer or a qualifications list, whatever documented
+/// shape it came in: a bare object, a bare array, `{"qualifications": [...]}` or `{"items": [...]}`
+/// (a wrapper may also hold a single object). Keys are matched without regard to case
+/// (`VettingStatus` = `vettingStatus`), and the date is read from `vettingCreateDate` or
+/// `vettingCreatedDate`. Pure: the one place answer shapes are understood.
+pub fn read_records(body: &[u8]) -> Result<Vec<QualificationRecord>, ShapeError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| ShapeError(format!("not JSON ({e})")))?;
+    match value {
+        serde_json::Value::Array(items) => items_of(&items),
+        serde_json::Value::Object(map) => {
+            let wrapped = map.iter().find(|(key, _)| {
+                key.eq_ignore_ascii_case("qualifications") || key.eq_ignore_ascii_case("items")
+            });
+            match wrapped {
+                Some((_, serde_json::Value::Array(items))) => items_of(items),
+                Some((_, serde_json::Value::Object(one))) => Ok(vec![record_of(one)?]),
+                Some((key, _)) => Err(ShapeError(format!("`{key}` is not a list"))),
+                None => Ok(vec![record_of(&map)?]),
+            }
+        }
+        other => Err(ShapeError(format!(
+            "expected an object or a list, got {}",
+            json_kind(&other)
+        ))),
     }
-    match serde_json::from_slice::<ListShape>(body) {
-        Ok(ListShape::Array(items)) | Ok(ListShape::Wrapped { items }) => Ok(items),
-        Err(err) => Err(format!("unexpected qualifications list: {err}")),
+}
+
+fn items_of(items: &[serde_json::Value]) -> Result<Vec<QualificationRecord>, ShapeError> {
+    items
+        .iter()
+        .map(|item| match item {
+            serde_json::Value::Object(map) => record_of(map),
+            other => Err(ShapeError(format!(
+                "a list entry is {}, not an object",
+                json_kind(other)
+            ))),
+        })
+        .collect()
+}
+
+/// One record from an object whose keys may be in any case; an object without a
+/// `qualification` key is not a record.
+fn record_of(
+    map: &serde_json::Map<String, serde_json::Value>,
+) -> Result<QualificationRecord, ShapeError> {
+    let text = |names: &[&str]| {
+        map.iter()
+            .find(|(key, _)| names.iter().any(|n| key.eq_ignore_ascii_case(n)))
+            .and_then(|(_, value)| match value {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+    };
+    let qualification = text(&["qualification"])
+        .ok_or_else(|| ShapeError("an object without a `qualification` field".to_string()))?;
+    Ok(QualificationRecord {
+        qualification,
+        vetting_status: text(&["vettingStatus"]),
+        vetting_reason: text(&["vettingReason"]),
+        vetting_create_date: text(&["vettingCreateDate", "vettingCreatedDate"]),
+    })
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "an object",
     }
 }
 
@@ -522,5 +602,69 @@ mod tests {
         );
         assert!(find_qualification(list, Qualification::GovernmentCommunityCloud).is_none());
         assert!(parse_qualification_list(b"{}").is_err());
+    }
+
+    #[test]
+    fn every_documented_answer_shape_is_read() {
+        let expected = QualificationRecord {
+            qualification: "Education".into(),
+            vetting_status: Some("InReview".into()),
+            vetting_reason: Some("Pending".into()),
+            vetting_create_date: Some("2020-12-04T20:54:24Z".into()),
+        };
+        let one = r#"{"qualification":"Education","vettingStatus":"InReview","vettingReason":"Pending","vettingCreateDate":"2020-12-04T20:54:24Z"}"#;
+        let pascal = r#"{"Qualification":"Education","VettingStatus":"InReview","VETTINGREASON":"Pending","VettingCreatedDate":"2020-12-04T20:54:24Z"}"#;
+        for entry in [one, pascal] {
+            for body in [
+                entry.to_string(),
+                format!("[{entry}]"),
+                format!(r#"{{"qualifications":[{entry}]}}"#),
+                format!(r#"{{"Qualifications":[{entry}]}}"#),
+                format!(r#"{{"items":[{entry}]}}"#),
+                format!(r#"{{"Items":[{entry}],"totalCount":1}}"#),
+                format!(r#"{{"qualifications":{entry}}}"#),
+            ] {
+                let records = read_records(body.as_bytes()).expect(&body);
+                assert_eq!(records, vec![expected.clone()], "{body}");
+                let vetting = parse_create_answer(body.as_bytes(), Qualification::Education);
+                assert_eq!(vetting.status.as_deref(), Some("InReview"), "{body}");
+                assert_eq!(
+                    vetting.create_date.as_deref(),
+                    Some("2020-12-04T20:54:24Z"),
+                    "{body}"
+                );
+            }
+        }
+        // The entry for the posted qualification wins over the first one.
+        let two = br#"{"qualifications":[{"qualification":"StateOwnedEntity"},{"Qualification":"GovernmentCommunityCloud","VettingStatus":"Approved"}]}"#;
+        assert_eq!(
+            parse_create_answer(two, Qualification::GovernmentCommunityCloud)
+                .status
+                .as_deref(),
+            Some("Approved")
+        );
+        assert_eq!(read_records(b"[]").expect("empty list"), vec![]);
+        assert_eq!(
+            read_records(br#"{"qualifications":[]}"#).expect("empty"),
+            vec![]
+        );
+        for bad in [
+            &b"{}"[..],
+            b"\"Education\"",
+            b"null",
+            b"[1]",
+            b"{\"items\":5}",
+            b"not json",
+        ] {
+            assert!(
+                read_records(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+            assert_eq!(
+                parse_create_answer(bad, Qualification::Education),
+                Vetting::default()
+            );
+        }
     }
 }

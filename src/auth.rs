@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::error::ErrorKind;
 use crate::retry::{describe_transport_error, Schedule};
 
-/// The resource Partner Center tokens are issued for.
+/// The resource Partner Center tokens are issued for (public cloud; see `config::Cloud`).
 pub const RESOURCE: &str = "https://api.partnercenter.microsoft.com";
 
 /// Where tokens come from.
@@ -31,8 +31,10 @@ pub struct RefreshCredentials {
     pub tenant: String,
     /// The app registration's client id.
     pub client_id: String,
-    /// The app's secret.
-    pub client_secret: SecretString,
+    /// The app's secret; `None` for a public client, whose grants carry no `client_secret`.
+    pub client_secret: Option<SecretString>,
+    /// The resource the token is for (`https://api.partnercenter.microsoft.com`, or China's).
+    pub resource: String,
     /// The refresh token to start from.
     pub refresh_token: SecretString,
     /// Where the newest refresh token is kept between runs (`PC_REFRESH_TOKEN_FILE`).
@@ -48,6 +50,8 @@ impl std::fmt::Debug for Credentials {
                 .field("authority", &r.authority)
                 .field("tenant", &r.tenant)
                 .field("client_id", &r.client_id)
+                .field("public_client", &r.client_secret.is_none())
+                .field("resource", &r.resource)
                 .field("token_file", &r.token_file)
                 .finish_non_exhaustive(),
         }
@@ -211,14 +215,18 @@ impl TokenProvider {
         refresh_token: &SecretString,
     ) -> Result<(AccessToken, Option<SecretString>), ErrorKind> {
         let url = format!("{}/{}/oauth2/token", creds.authority, creds.tenant);
-        let form = [
+        // The v1 endpoint with `resource`, as Partner Center's App+User documentation shows; a
+        // public client sends no `client_secret` at all (an empty one would be refused).
+        let mut form = vec![
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token.expose_secret()),
             ("client_id", creds.client_id.as_str()),
-            ("client_secret", creds.client_secret.expose_secret()),
-            ("resource", RESOURCE),
-            ("scope", "openid"),
         ];
+        if let Some(secret) = &creds.client_secret {
+            form.push(("client_secret", secret.expose_secret()));
+        }
+        form.push(("resource", creds.resource.as_str()));
+        form.push(("scope", "openid"));
         let mut schedule = Schedule::new(Duration::from_millis(500), Duration::from_secs(5));
         let mut attempt = 0;
         let (status, body) = loop {
@@ -317,35 +325,27 @@ pub fn read_token_file(path: &Path) -> Result<SecretString, ErrorKind> {
     Ok(SecretString::from(token.to_string()))
 }
 
-/// Replaces the token file atomically (temp file + rename), readable by its owner only.
+/// Replaces the token file atomically (a temporary file in the same directory, persisted over
+/// the old one), readable by its owner only: a crash leaves the old token or the new, never half.
 pub fn write_token_file(path: &Path, token: &str) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".pc-qualify-token").suffix(".tmp");
     #[cfg(unix)]
     {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o600));
     }
-    let result = (|| {
-        let mut file = options.open(&tmp)?;
-        file.write_all(token.as_bytes())?;
-        file.write_all(b"\n")?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    // Dropping an unpersisted NamedTempFile removes it, so a failed write leaves nothing behind.
+    let mut file = builder.tempfile_in(dir)?;
+    file.write_all(token.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -365,7 +365,8 @@ mod tests {
             authority: "https://login.example".into(),
             tenant: "t".into(),
             client_id: "c".into(),
-            client_secret: SecretString::from("top-secret-value".to_string()),
+            client_secret: Some(SecretString::from("top-secret-value".to_string())),
+            resource: RESOURCE.into(),
             refresh_token: SecretString::from("refresh-secret-value".to_string()),
             token_file: None,
         });

@@ -43,7 +43,8 @@ Input columns (header required; names case-insensitive, '-', '_' and ' ' alike):
   website            the school's website, Education only               [optional]
 
 Credentials come from the environment only: PC_ACCESS_TOKEN, or PC_TENANT_ID,
-PC_CLIENT_ID, PC_CLIENT_SECRET and PC_REFRESH_TOKEN (or PC_REFRESH_TOKEN_FILE).
+PC_CLIENT_ID and PC_REFRESH_TOKEN (or PC_REFRESH_TOKEN_FILE, written by `pc-qualify
+login`), plus PC_CLIENT_SECRET for a confidential client (a public client has none).
 
 Examples:
   pc-qualify run --sandbox --input samples/customers.csv --output results.csv
@@ -110,12 +111,32 @@ Examples:
 
 const VALIDATE_HELP: &str = "\
 Prints each problem as `row N: field: reason`, then a total. Exits 0 when every row is valid,
-1 when some are not, 2 when the file cannot be read or lacks a required column.
+1 when some are not, 2 when the file cannot be read or lacks a required column. Warnings
+(`row N: warning: ...`, e.g. one customer with both an Education and a GovernmentCommunityCloud
+row) are printed too but do not change the exit code.
 
 Examples:
   pc-qualify validate --input samples/customers.csv
   pc-qualify validate --input schools.csv --education-segment K12
   pc-qualify validate --input gcc.csv --api-contract 2021";
+
+const LOGIN_HELP: &str = "\
+Signs in as a Partner Center user and writes the refresh token to the token file (replaced
+atomically, readable by you only); the token is never printed. `run`, `reconcile` and `refresh`
+then use it with PC_REFRESH_TOKEN_FILE, and write each renewed token back to the same file.
+
+Default: authorization code with PKCE on http://localhost:PORT; the sign-in address is printed
+on stderr and opened in the browser. --device-code: prints the service's message (address and
+code to enter on any device) and polls until the sign-in is finished, declined or expired.
+PC_CLIENT_SECRET is sent when set (confidential client), left out otherwise (public client).
+
+Exit codes: 0 signed in and saved; 2 not signed in (declined, expired, refused, state mismatch,
+missing settings, token file not writable); 130 interrupted.
+
+Examples:
+  pc-qualify login --tenant contoso.onmicrosoft.com --client-id \"$APP_ID\" --token-file ~/.pcq-token
+  PC_REFRESH_TOKEN_FILE=~/.pcq-token pc-qualify login --device-code
+  pc-qualify login --cloud china --device-code --token-file ~/.pcq-token-cn";
 
 const COMPLETIONS_HELP: &str = "\
 Examples:
@@ -190,6 +211,9 @@ pub enum Command {
     /// List every customer and the qualifications it holds, as CSV (never posts)
     #[command(after_long_help = EXPORT_HELP)]
     Export(ExportArgs),
+    /// Sign in interactively and save the refresh token (browser, or --device-code)
+    #[command(after_long_help = LOGIN_HELP)]
+    Login(crate::login::LoginArgs),
     /// Check an input file without sending anything (no network, no credentials)
     #[command(after_long_help = VALIDATE_HELP)]
     Validate(ValidateArgs),
@@ -365,6 +389,21 @@ pub struct SimulateArgs {
     /// Do not keep a log of received requests (for benchmarks)
     #[arg(long)]
     pub no_record: bool,
+    /// Play this cloud's token resource: public or china
+    #[arg(long, value_enum, value_name = "CLOUD", default_value = "public")]
+    pub cloud: crate::config::Cloud,
+    /// Play a public client app: token requests must carry no client_secret
+    #[arg(long)]
+    pub public_client: bool,
+    /// Answers to device-code polls before sign-in completes, comma-separated: pending, slow_down, declined, access_denied, expired
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub device_polls: Vec<simulator::DevicePoll>,
+    /// Polling interval the devicecode endpoint announces, in seconds
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    pub device_interval: u64,
+    /// Shape of create answers and qualification lists: bare, qualifications or pascal-items
+    #[arg(long, value_name = "SHAPE", default_value = "bare")]
+    pub answer_shape: simulator::AnswerShape,
 }
 
 /// Sets up tracing on stderr as the flags ask.
@@ -407,6 +446,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, ErrorKind> {
         }
         Command::Refresh(args) => refresh(args, quiet, json).await,
         Command::Export(args) => export(args, quiet, json).await,
+        Command::Login(args) => login(args, quiet).await,
         Command::Validate(args) => validate(args),
         Command::Simulate(args) => simulate(args).await,
         Command::Completions { shell } => {
@@ -432,6 +472,37 @@ fn load_settings(config: Option<&Path>, flags: Settings) -> Result<RunConfig, Er
         None => Settings::default(),
     };
     RunConfig::from_settings(flags.or(file))
+}
+
+/// `login`: sign in, save the refresh token; Ctrl-C ends it with 130 and nothing saved.
+async fn login(args: crate::login::LoginArgs, quiet: bool) -> Result<ExitCode, ErrorKind> {
+    let login = crate::login::Login::from_args(args)?;
+    let stop = Stop::default();
+    let signals = tokio::spawn(forward_signals(stop.clone()));
+    let outcome = tokio::select! {
+        result = login.run() => Some(result),
+        _ = stop.wait() => None,
+    };
+    signals.abort();
+    match outcome {
+        None => {
+            eprintln!("pc-qualify: login interrupted; nothing was saved");
+            Ok(ExitCode::Interrupted)
+        }
+        Some(Err(err)) => Err(err.into()),
+        Some(Ok(path)) => {
+            if !quiet {
+                eprintln!(
+                    "pc-qualify: signed in; the refresh token is saved in {} (readable by you only).\n  Use it with: PC_REFRESH_TOKEN_FILE={} PC_TENANT_ID={} PC_CLIENT_ID={} pc-qualify run ...",
+                    path.display(),
+                    shell_quote(&path.display().to_string()),
+                    shell_quote(&login.tenant),
+                    shell_quote(&login.client_id),
+                );
+            }
+            Ok(ExitCode::Success)
+        }
+    }
 }
 
 /// `run` and `reconcile`.
@@ -526,9 +597,17 @@ async fn credentials(
     config: &mut RunConfig,
 ) -> Result<(Option<simulator::SimHandle>, Credentials), ErrorKind> {
     if !sandbox {
-        return Ok((None, credentials_from_env(&config.authority)?));
+        return Ok((
+            None,
+            credentials_from_env(&config.authority, &config.resource)?,
+        ));
     }
-    let handle = simulator::start(SimConfig::sandbox(), SocketAddr::from(([127, 0, 0, 1], 0)))
+    // The sandbox plays the cloud asked for, so `--cloud china --sandbox` checks China's resource.
+    let sim_config = SimConfig {
+        cloud: config.cloud,
+        ..SimConfig::sandbox()
+    };
+    let handle = simulator::start(sim_config, SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .map_err(|e| ErrorKind::Sandbox(e.to_string()))?;
     config.base_url = handle.base_url();
@@ -538,7 +617,10 @@ async fn credentials(
         authority: config.authority.clone(),
         tenant: simulator::SANDBOX_TENANT.to_string(),
         client_id: simulator::SANDBOX_CLIENT_ID.to_string(),
-        client_secret: SecretString::from(simulator::SANDBOX_CLIENT_SECRET.to_string()),
+        client_secret: Some(SecretString::from(
+            simulator::SANDBOX_CLIENT_SECRET.to_string(),
+        )),
+        resource: config.resource.clone(),
         refresh_token: SecretString::from(simulator::SANDBOX_REFRESH_TOKEN.to_string()),
         token_file: None,
     });
@@ -827,7 +909,8 @@ fn validate(args: ValidateArgs) -> Result<ExitCode, ErrorKind> {
     };
     let mut reader = InputReader::new(source, options).map_err(|e| input_error(e.to_string()))?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let (mut rows, mut invalid, mut duplicates) = (0u64, 0u64, 0u64);
+    let (mut rows, mut invalid, mut duplicates, mut warnings) = (0u64, 0u64, 0u64, 0u64);
+    let mut exclusive = crate::exclusive::ExclusiveCheck::default();
     let pipe = |e: std::io::Error| {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             ErrorKind::BrokenPipe
@@ -841,7 +924,12 @@ fn validate(args: ValidateArgs) -> Result<ExitCode, ErrorKind> {
     while let Some(record) = reader.next_record() {
         rows += 1;
         match record.map_err(|e| input_error(e.to_string()))? {
-            Record::Valid(_) => {}
+            Record::Valid(row) => {
+                if let Some(warning) = exclusive.observe(&row) {
+                    warnings += 1;
+                    writeln!(out, "row {}: warning: {warning}", row.index).map_err(pipe)?;
+                }
+            }
             Record::Rejected(row) if row.outcome == Some(Outcome::Duplicate) => {
                 duplicates += 1;
                 writeln!(
@@ -870,6 +958,14 @@ fn validate(args: ValidateArgs) -> Result<ExitCode, ErrorKind> {
         rows - invalid - duplicates
     )
     .map_err(pipe)?;
+    if warnings > 0 {
+        // Warnings are advice, not invalid rows: they do not change the exit code.
+        writeln!(
+            out,
+            "{warnings} warning(s); they do not make rows invalid or change the exit code"
+        )
+        .map_err(pipe)?;
+    }
     out.flush().map_err(pipe)?;
     Ok(if invalid > 0 {
         ExitCode::RowsFailed
@@ -1125,6 +1221,11 @@ async fn simulate(args: SimulateArgs) -> Result<ExitCode, ErrorKind> {
     config.deny_rate = args.deny_rate;
     config.require_2022 = args.require_2022;
     config.record = !args.no_record;
+    config.cloud = args.cloud;
+    config.public_client = args.public_client;
+    config.device_polls = args.device_polls;
+    config.device_interval_secs = args.device_interval.clamp(1, 300);
+    config.answer_shape = args.answer_shape;
     let handle = simulator::start(config, args.listen)
         .await
         .map_err(|e| ErrorKind::Sandbox(e.to_string()))?;

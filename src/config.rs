@@ -17,12 +17,59 @@ use crate::retry::RetryPolicy;
 pub const DEFAULT_BASE_URL: &str = "https://api.partnercenter.microsoft.com";
 /// The Microsoft Entra ID authority that redeems refresh tokens.
 pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
+/// Partner Center operated by 21Vianet: API base and token resource (one URL for both).
+pub const CHINA_BASE_URL: &str = "https://partner.partnercenterapi.microsoftonline.cn";
+/// The Microsoft Entra ID authority of the China cloud.
+pub const CHINA_AUTHORITY: &str = "https://login.chinacloudapi.cn";
+
+/// Which Partner Center the commands talk to; sets base URL, authority and token resource
+/// together (the values of the Partner Center PowerShell module's environments).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cloud {
+    /// The worldwide service (api.partnercenter.microsoft.com, login.microsoftonline.com).
+    #[default]
+    Public,
+    /// The China cloud operated by 21Vianet (partner.partnercenterapi.microsoftonline.cn,
+    /// login.chinacloudapi.cn).
+    China,
+}
+
+impl Cloud {
+    /// The Partner Center API base URL.
+    pub fn base_url(self) -> &'static str {
+        match self {
+            Cloud::Public => DEFAULT_BASE_URL,
+            Cloud::China => CHINA_BASE_URL,
+        }
+    }
+
+    /// The Microsoft Entra ID authority.
+    pub fn authority(self) -> &'static str {
+        match self {
+            Cloud::Public => DEFAULT_AUTHORITY,
+            Cloud::China => CHINA_AUTHORITY,
+        }
+    }
+
+    /// The resource Partner Center tokens are issued for (v1 `resource`, v2 scope prefix).
+    pub fn resource(self) -> &'static str {
+        match self {
+            Cloud::Public => crate::auth::RESOURCE,
+            Cloud::China => CHINA_BASE_URL,
+        }
+    }
+}
 
 /// Tunables shared by `run` (and the later working commands); every field optional so that the
 /// layers can be merged. Secrets are deliberately absent: they come from the environment only.
 #[derive(Debug, Clone, Default, clap::Args, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
+    /// Which Partner Center: public or china (sets base URL, authority and token resource; --base-url/--authority still win) [default: public]
+    #[arg(long, value_enum, value_name = "CLOUD")]
+    pub cloud: Option<Cloud>,
+
     /// Partner Center API base URL [default: https://api.partnercenter.microsoft.com]
     #[arg(long, env = "PC_BASE_URL", hide_env_values = true, value_name = "URL")]
     pub base_url: Option<String>,
@@ -79,9 +126,18 @@ pub struct Settings {
 impl Settings {
     /// Fills every field this layer leaves unset from `lower`.
     pub fn or(self, lower: Settings) -> Settings {
+        // A cloud chosen in this layer replaces the URLs a lower layer gives (a config file that
+        // spells out the public URLs must not send `--cloud china` to the public service); URLs
+        // given in this same layer (`--base-url`, `PC_BASE_URL`) still win over the cloud.
+        let (lower_base, lower_authority) = if self.cloud.is_some() {
+            (None, None)
+        } else {
+            (lower.base_url, lower.authority)
+        };
         Settings {
-            base_url: self.base_url.or(lower.base_url),
-            authority: self.authority.or(lower.authority),
+            cloud: self.cloud.or(lower.cloud),
+            base_url: self.base_url.or(lower_base),
+            authority: self.authority.or(lower_authority),
             api_contract: self.api_contract.or(lower.api_contract),
             education_segment: self.education_segment.or(lower.education_segment),
             validation_code: self.validation_code.or(lower.validation_code),
@@ -130,6 +186,10 @@ pub struct RunConfig {
     pub base_url: String,
     /// Token authority, no trailing slash.
     pub authority: String,
+    /// The cloud chosen (`--cloud`, `cloud =`), public by default.
+    pub cloud: Cloud,
+    /// The resource tokens are requested for (follows `--cloud`).
+    pub resource: String,
     /// Request contract.
     pub contract: ApiContract,
     /// Default segment for Education rows.
@@ -195,17 +255,22 @@ impl RunConfig {
             }
             None => None,
         };
+        // The cloud fills in what is not given explicitly; an explicit URL (flag, environment or
+        // file) wins, so a simulator can play the China cloud on a loopback address.
+        let cloud = s.cloud.unwrap_or_default();
         let base_url = checked_url(
             "--base-url",
-            s.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL),
+            s.base_url.as_deref().unwrap_or(cloud.base_url()),
         )?;
         let authority = checked_url(
             "PC_AUTHORITY",
-            s.authority.as_deref().unwrap_or(DEFAULT_AUTHORITY),
+            s.authority.as_deref().unwrap_or(cloud.authority()),
         )?;
         Ok(RunConfig {
             base_url,
             authority,
+            cloud,
+            resource: cloud.resource().to_string(),
             contract: s.api_contract.unwrap_or_default(),
             default_segment: s.education_segment,
             default_validation_code,
@@ -289,7 +354,8 @@ pub fn checked_url(what: &str, text: &str) -> Result<String, ErrorKind> {
 }
 
 /// Reads the credentials from the environment: `PC_ACCESS_TOKEN`, or the refresh-token set.
-pub fn credentials_from_env(authority: &str) -> Result<Credentials, ErrorKind> {
+/// `PC_CLIENT_SECRET` is optional: without it the app is used as a public client.
+pub fn credentials_from_env(authority: &str, resource: &str) -> Result<Credentials, ErrorKind> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     if let Some(token) = var("PC_ACCESS_TOKEN") {
         return Ok(Credentials::Static(SecretString::from(
@@ -307,18 +373,21 @@ pub fn credentials_from_env(authority: &str) -> Result<Credentials, ErrorKind> {
     };
     let tenant = need("PC_TENANT_ID");
     let client_id = need("PC_CLIENT_ID");
-    let client_secret = need("PC_CLIENT_SECRET");
+    // Optional: a public client (an app registration that allows public client flows) has none.
+    let client_secret = var("PC_CLIENT_SECRET");
     let refresh_token = match &token_file {
         Some(_) => None,
         None => need("PC_REFRESH_TOKEN"),
     };
     if !missing.is_empty() {
-        let nothing_set = missing.len() == 4 || (token_file.is_none() && missing.len() >= 3);
-        return Err(ErrorKind::Credentials(if nothing_set && tenant.is_none() {
-            "no credentials: set PC_ACCESS_TOKEN, or PC_TENANT_ID, PC_CLIENT_ID, PC_CLIENT_SECRET and PC_REFRESH_TOKEN (or PC_REFRESH_TOKEN_FILE); or try --sandbox".to_string()
-        } else {
-            format!("incomplete credentials: {} not set", missing.join(", "))
-        }));
+        let nothing_set = token_file.is_none() && missing.len() == 3;
+        return Err(ErrorKind::Credentials(
+            if nothing_set && client_secret.is_none() {
+                "no credentials: set PC_ACCESS_TOKEN, or PC_TENANT_ID, PC_CLIENT_ID and PC_REFRESH_TOKEN or PC_REFRESH_TOKEN_FILE (written by `pc-qualify login`), plus PC_CLIENT_SECRET for a confidential client; or try --sandbox".to_string()
+            } else {
+                format!("incomplete credentials: {} not set", missing.join(", "))
+            },
+        ));
     }
     let refresh_token = match (&token_file, refresh_token) {
         (Some(path), _) => read_token_file(path)?,
@@ -329,7 +398,8 @@ pub fn credentials_from_env(authority: &str) -> Result<Credentials, ErrorKind> {
         authority: authority.to_string(),
         tenant: tenant.unwrap_or_default().trim().to_string(),
         client_id: client_id.unwrap_or_default().trim().to_string(),
-        client_secret: SecretString::from(client_secret.unwrap_or_default()),
+        client_secret: client_secret.map(|s| SecretString::from(s.trim().to_string())),
+        resource: resource.to_string(),
         refresh_token,
         token_file,
     }))
@@ -410,6 +480,61 @@ mod tests {
                 .shutdown_grace,
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn the_cloud_sets_base_authority_and_resource_and_explicit_urls_win() {
+        let china = Settings {
+            cloud: Some(Cloud::China),
+            ..Settings::default()
+        };
+        let cfg = RunConfig::from_settings(china.clone()).expect("valid");
+        assert_eq!(cfg.base_url, CHINA_BASE_URL);
+        assert_eq!(cfg.authority, CHINA_AUTHORITY);
+        assert_eq!(cfg.resource, CHINA_BASE_URL);
+        let public = RunConfig::from_settings(Settings::default()).expect("valid");
+        assert_eq!(
+            (public.base_url.as_str(), public.authority.as_str()),
+            (DEFAULT_BASE_URL, DEFAULT_AUTHORITY)
+        );
+        assert_eq!(public.resource, crate::auth::RESOURCE);
+        let explicit = Settings {
+            base_url: Some("http://127.0.0.1:9".into()),
+            authority: Some("http://127.0.0.1:8".into()),
+            ..china
+        };
+        let cfg = RunConfig::from_settings(explicit).expect("valid");
+        assert_eq!(cfg.base_url, "http://127.0.0.1:9");
+        assert_eq!(cfg.authority, "http://127.0.0.1:8");
+        assert_eq!(
+            cfg.resource, CHINA_BASE_URL,
+            "the resource still follows the cloud"
+        );
+        let file: Settings = toml::from_str("cloud = \"china\"\n").expect("toml");
+        assert_eq!(file.cloud, Some(Cloud::China));
+        // --cloud china over a file that spells out the public URLs goes to China.
+        let public_file: Settings = toml::from_str(
+            "base_url = \"https://api.partnercenter.microsoft.com\"\nauthority = \"https://login.microsoftonline.com\"\n",
+        )
+        .expect("toml");
+        let flags = Settings {
+            cloud: Some(Cloud::China),
+            ..Settings::default()
+        };
+        let cfg = RunConfig::from_settings(flags.or(public_file.clone())).expect("valid");
+        assert_eq!(
+            (cfg.base_url.as_str(), cfg.authority.as_str()),
+            (CHINA_BASE_URL, CHINA_AUTHORITY)
+        );
+        // A URL from the higher layer wins over a cloud from the lower one.
+        let flags = Settings {
+            base_url: Some("http://127.0.0.1:9".into()),
+            ..Settings::default()
+        };
+        let cfg = RunConfig::from_settings(flags.or(file)).expect("valid");
+        assert_eq!(cfg.base_url, "http://127.0.0.1:9");
+        assert_eq!(cfg.authority, CHINA_AUTHORITY);
+        assert!(toml::from_str::<Settings>("cloud = \"mars\"\n").is_err());
     }
 
     #[test]

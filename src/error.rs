@@ -48,6 +48,9 @@ pub enum ErrorKind {
     /// The local sandbox could not be started.
     #[error("sandbox: {0}")]
     Sandbox(String),
+    /// `pc-qualify login` did not end with a saved refresh token.
+    #[error("login failed")]
+    Login(#[from] crate::login::LoginError),
     /// Writing to standard output failed because the reader went away.
     #[error("broken pipe")]
     BrokenPipe,

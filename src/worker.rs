@@ -64,6 +64,9 @@ impl Worker {
             }
             _ => result.outcome = Some(Outcome::Planned),
         }
+        if row.qualification == Qualification::GovernmentCommunityCloud {
+            explain_gcc_forbidden(&mut result);
+        }
         result.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         log_row(&result);
         result
@@ -116,7 +119,7 @@ impl Worker {
         match &exchange.reply {
             Reply::Answer { status, body } if (200..300).contains(status) => {
                 result.outcome = Some(Outcome::Created);
-                set_vetting(result, api::parse_create_answer(body));
+                set_vetting(result, api::parse_create_answer(body, row.qualification));
             }
             Reply::Answer { status: 409, .. } => {
                 result.outcome = Some(Outcome::Exists);
@@ -175,6 +178,21 @@ pub(crate) fn reconcile_decision(
         _ if dry_run => ReconcileDecision::Plan,
         _ => ReconcileDecision::Create,
     }
+}
+
+/// What a 403 on a GovernmentCommunityCloud row most likely means (Partner Center's GDAP guidance).
+pub const GCC_GDAP_NOTE: &str = "GovernmentCommunityCloud needs GDAP roles on the customer: Directory Reader or Directory Writer, License Administrator or User Administrator";
+
+/// A 403 on a GovernmentCommunityCloud row usually means the signed-in partner user lacks the
+/// GDAP roles GCC needs on that customer; the service's own text does not say so, the row does.
+fn explain_gcc_forbidden(result: &mut ResultRow) {
+    if result.http_status != Some(403) {
+        return;
+    }
+    result.error_message = Some(match result.error_message.take() {
+        Some(message) if !message.is_empty() => format!("{message} ({GCC_GDAP_NOTE})"),
+        _ => GCC_GDAP_NOTE.to_string(),
+    });
 }
 
 /// Fills the columns that describe the deciding call, and its error for a failure.

@@ -8,7 +8,7 @@ use crate::common::*;
 fn help_output_matches_the_snapshots() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
     let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
-    let cases: [(&str, &[&str]); 8] = [
+    let cases: [(&str, &[&str]); 9] = [
         ("help.txt", &["--help"]),
         ("run-help.txt", &["run", "--help"]),
         ("reconcile-help.txt", &["reconcile", "--help"]),
@@ -16,6 +16,7 @@ fn help_output_matches_the_snapshots() {
         ("export-help.txt", &["export", "--help"]),
         ("validate-help.txt", &["validate", "--help"]),
         ("simulate-help.txt", &["simulate", "--help"]),
+        ("login-help.txt", &["login", "--help"]),
         ("completions-help.txt", &["completions", "--help"]),
     ];
     let mut stale = Vec::new();
@@ -51,6 +52,7 @@ fn every_subcommand_help_has_examples() {
         "refresh",
         "validate",
         "simulate",
+        "login",
         "completions",
     ] {
         let output = pcq(&[command, "--help"], &[]).output().expect("help");

@@ -4,6 +4,8 @@ mod cli;
 mod common;
 mod export;
 mod faults;
+mod first_contact;
+mod login;
 mod reconcile;
 mod run;
 mod tls;

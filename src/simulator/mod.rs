@@ -5,8 +5,10 @@
 //! connection needs the service to fail: hyper then closes the socket without writing a response.
 
 mod customers;
+mod oauth;
 mod parse;
 mod routes;
+mod shapes;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -29,10 +31,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::config::Cloud;
 use crate::model::{CustomerId, QualificationRecord};
 pub use customers::{parse_preload_profiles, CustomerProfile, DEFAULT_PAGE_CAP};
+pub use oauth::{DevicePoll, DEVICE_CODE_GRANT};
 pub use parse::{parse_preload, parse_script};
 use routes::DropConnection;
+pub use shapes::AnswerShape;
 use state::Shared;
 
 /// The partner tenant the sandbox token endpoint accepts.
@@ -126,6 +131,20 @@ pub struct SimConfig {
     pub customer_page_cap: usize,
     /// Answers for the next `GET /v1/customers` requests, consumed in order.
     pub list_script: Vec<FaultAction>,
+    /// The cloud played: the token resource (and scope) the token endpoints accept.
+    pub cloud: Cloud,
+    /// The app registration is a public client: grants must come without `client_secret`.
+    pub public_client: bool,
+    /// Answers to device-code polls, in order; once used up, the sign-in completes.
+    pub device_polls: Vec<DevicePoll>,
+    /// The `interval` (seconds) the devicecode endpoint announces; polls before it are told to slow down.
+    pub device_interval_secs: u64,
+    /// The `expires_in` (seconds) of device codes.
+    pub device_expires_secs: u64,
+    /// The authorize endpoint sends the browser back with `access_denied` (the user declined).
+    pub authorize_declines: bool,
+    /// The documented shape of create answers and qualification lists.
+    pub answer_shape: AnswerShape,
 }
 
 impl Default for SimConfig {
@@ -147,6 +166,14 @@ impl Default for SimConfig {
             customers: Vec::new(),
             customer_page_cap: 0,
             list_script: Vec::new(),
+            cloud: Cloud::Public,
+            public_client: false,
+            device_polls: Vec::new(),
+            // Entra ID's values.
+            device_interval_secs: 5,
+            device_expires_secs: 900,
+            authorize_declines: false,
+            answer_shape: AnswerShape::Bare,
         }
     }
 }
@@ -309,6 +336,11 @@ impl SimHandle {
     /// Successful token redemptions so far.
     pub fn redemptions(&self) -> u64 {
         self.shared.redemptions()
+    }
+
+    /// Whether `token` is a refresh token this simulator issued (not the well-known sandbox one).
+    pub fn issued_refresh_token(&self, token: &str) -> bool {
+        token != SANDBOX_REFRESH_TOKEN && self.shared.refresh_token_valid(token)
     }
 
     /// Stops accepting, lets open connections finish their requests, and waits (briefly) for them.
@@ -480,7 +512,7 @@ async fn handle(
         .map_err(|_| DroppedConnection)?;
     let path = parts.uri.path().to_string();
     let text = String::from_utf8_lossy(&bytes);
-    let body_text = if path.ends_with("/oauth2/token") {
+    let body_text = if path.contains("/oauth2/") {
         parse::redact_form(&text)
     } else {
         text.into_owned()

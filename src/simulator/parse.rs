@@ -232,7 +232,9 @@ pub(crate) fn redact_form(text: &str) -> String {
         .map(|pair| {
             let (k, _) = pair.split_once('=').unwrap_or((pair, ""));
             match percent_decode(k).as_str() {
-                "client_secret" | "refresh_token" => format!("{k}=<redacted>"),
+                "client_secret" | "refresh_token" | "code" | "code_verifier" | "device_code" => {
+                    format!("{k}=<redacted>")
+                }
                 _ => pair.to_string(),
             }
         })

@@ -13,11 +13,8 @@ use serde_json::{json, Map, Value};
 
 use super::parse::form_decode;
 use super::state::{CreateOutcome, ReadOutcome, Shared, Standing};
-use super::{FaultAction, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_TENANT};
+use super::{oauth, shapes, FaultAction, SANDBOX_TENANT};
 use crate::model::{CustomerId, EducationSegment, Qualification};
-
-/// The resource Partner Center tokens must be requested for.
-const RESOURCE: &str = "https://api.partnercenter.microsoft.com";
 
 /// Marks a response the connection layer must not send: it closes the connection instead.
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +24,9 @@ pub(crate) struct DropConnection;
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/{tenant}/oauth2/token", post(token))
+        .route("/{tenant}/oauth2/v2.0/token", post(oauth::token_v2))
+        .route("/{tenant}/oauth2/v2.0/devicecode", post(oauth::devicecode))
+        .route("/{tenant}/oauth2/v2.0/authorize", get(oauth::authorize))
         .route(
             "/v1/customers/{id}/qualifications",
             get(list_qualifications).post(create_qualification),
@@ -218,7 +218,7 @@ fn customer_in_path(path: &str) -> Option<CustomerId> {
 // ---------------------------------------------------------------------------------------------
 // AAD token endpoint
 
-fn aad_error(status: StatusCode, error: &str, code: u32, description: &str) -> Response {
+pub(crate) fn aad_error(status: StatusCode, error: &str, code: u32, description: &str) -> Response {
     let trace_id = uuid::Uuid::new_v4().to_string();
     let correlation_id = uuid::Uuid::new_v4().to_string();
     let timestamp = super::parse::rfc3339(std::time::SystemTime::now());
@@ -288,38 +288,18 @@ async fn token(
             &format!("The app requested an unsupported grant type '{grant_type}'."),
         );
     }
-    let Some(client_id) = field("client_id") else {
-        return missing("client_id");
-    };
-    if client_id != SANDBOX_CLIENT_ID {
-        return aad_error(
-            StatusCode::BAD_REQUEST,
-            "unauthorized_client",
-            700016,
-            &format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant."),
-        );
-    }
-    if field("client_secret") != Some(SANDBOX_CLIENT_SECRET) {
-        return aad_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            7000215,
-            "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '00000000-5a9d-4b0c-8e11-5a9db0c8e111'.",
-        );
+    if let Err(refused) =
+        oauth::check_client(&shared, &tenant, field("client_id"), field("client_secret"))
+    {
+        return refused;
     }
     let Some(refresh_token) = field("refresh_token") else {
         return missing("refresh_token");
     };
+    let resource = shared.oauth.resource();
     match field("resource") {
-        Some(RESOURCE) => {}
-        Some(other) => {
-            return aad_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_resource",
-                500011,
-                &format!("The resource principal named {other} was not found in the tenant named {tenant}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant."),
-            )
-        }
+        Some(r) if r == resource => {}
+        Some(other) => return oauth::wrong_resource(&tenant, other),
         None => return missing("resource"),
     }
     if !shared.refresh_token_valid(refresh_token) {
@@ -343,7 +323,7 @@ async fn token(
         "ext_expires_in": ttl.to_string(),
         "expires_on": (now + ttl).to_string(),
         "not_before": now.to_string(),
-        "resource": RESOURCE,
+        "resource": resource,
         "access_token": access_token,
         "refresh_token": new_refresh,
         // An unsigned JWT ({"alg":"none"}) naming the sandbox user; nothing checks it.
@@ -410,7 +390,7 @@ async fn list_qualifications(State(shared): State<Arc<Shared>>, uri: Uri) -> Res
         return invalid_customer(&id);
     };
     match shared.read(id) {
-        ReadOutcome::Records(records) => (StatusCode::OK, Json(records)).into_response(),
+        ReadOutcome::Records(records) => shapes::list(shared.settings.answer_shape, records),
         ReadOutcome::NotFound => tenant_not_found(id),
         ReadOutcome::NoRelationship => no_relationship(),
     }
@@ -482,7 +462,7 @@ async fn create_qualification(
     }
     let name = request.qualification.as_str();
     match shared.create(id, request.qualification, request.validation_code.as_deref()) {
-        CreateOutcome::Created(record) => (StatusCode::CREATED, Json(record)).into_response(),
+        CreateOutcome::Created(record) => shapes::created(shared.settings.answer_shape, record),
         CreateOutcome::AlreadyHeld => pc_error(
             StatusCode::CONFLICT,
             codes::ALREADY_EXISTS,

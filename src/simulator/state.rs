@@ -36,11 +36,14 @@ pub(crate) struct Settings {
     pub deny_rate: f64,
     pub record: bool,
     pub require_2022: bool,
+    pub answer_shape: super::AnswerShape,
 }
 
 /// Everything the server tasks share.
 pub(crate) struct Shared {
     pub settings: Settings,
+    /// The identity platform's side: cloud, client type, device and authorization codes.
+    pub oauth: super::oauth::OAuth,
     pub started: Instant,
     pub partner_id: String,
     access_tokens: RwLock<HashMap<String, Instant>>,
@@ -240,7 +243,16 @@ impl Shared {
                 deny_rate,
                 record: config.record,
                 require_2022: config.require_2022,
+                answer_shape: config.answer_shape,
             },
+            oauth: super::oauth::OAuth::new(
+                config.cloud,
+                config.public_client,
+                config.device_interval_secs,
+                config.device_expires_secs,
+                config.authorize_declines,
+                config.device_polls,
+            ),
             started: now,
             partner_id,
             access_tokens: RwLock::new(HashMap::new()),

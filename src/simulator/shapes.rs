@@ -1,0 +1,83 @@
+//! The shapes Partner Center's qualification answers are documented in. The simulator can serve
+//! each, so that the client is tested against all of them rather than the one it was written for.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Map, Value};
+
+use crate::model::QualificationRecord;
+
+/// Which documented shape the create answer and the qualifications list take.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AnswerShape {
+    /// The SDK's: `201` with the record itself; the list as a bare array.
+    #[default]
+    Bare,
+    /// The REST reference's: `200` with `{"qualifications": [record]}`; the list as
+    /// `{"qualifications": [...]}`.
+    Qualifications,
+    /// Partner Center's collection shape with PascalCase keys and `VettingCreatedDate`:
+    /// `201` with the record; the list as `{"totalCount": n, "items": [...], "attributes": ...}`.
+    PascalItems,
+}
+
+impl std::str::FromStr for AnswerShape {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "bare" => Ok(AnswerShape::Bare),
+            "qualifications" => Ok(AnswerShape::Qualifications),
+            "pascal-items" | "items" => Ok(AnswerShape::PascalItems),
+            other => Err(format!(
+                "unknown answer shape {other:?}; expected bare, qualifications or pascal-items"
+            )),
+        }
+    }
+}
+
+fn pascal(record: &QualificationRecord) -> Value {
+    let mut map = Map::new();
+    map.insert("Qualification".into(), json!(record.qualification));
+    if let Some(status) = &record.vetting_status {
+        map.insert("VettingStatus".into(), json!(status));
+    }
+    if let Some(reason) = &record.vetting_reason {
+        map.insert("VettingReason".into(), json!(reason));
+    }
+    if let Some(date) = &record.vetting_create_date {
+        map.insert("VettingCreatedDate".into(), json!(date));
+    }
+    Value::Object(map)
+}
+
+/// The answer to a successful create.
+pub(crate) fn created(shape: AnswerShape, record: QualificationRecord) -> Response {
+    match shape {
+        AnswerShape::Bare => (StatusCode::CREATED, Json(record)).into_response(),
+        AnswerShape::Qualifications => {
+            (StatusCode::OK, Json(json!({ "qualifications": [record] }))).into_response()
+        }
+        AnswerShape::PascalItems => (StatusCode::CREATED, Json(pascal(&record))).into_response(),
+    }
+}
+
+/// The answer to a qualifications read.
+pub(crate) fn list(shape: AnswerShape, records: Vec<QualificationRecord>) -> Response {
+    match shape {
+        AnswerShape::Bare => (StatusCode::OK, Json(records)).into_response(),
+        AnswerShape::Qualifications => {
+            (StatusCode::OK, Json(json!({ "qualifications": records }))).into_response()
+        }
+        AnswerShape::PascalItems => {
+            let items: Vec<Value> = records.iter().map(pascal).collect();
+            let body = json!({
+                "totalCount": items.len(),
+                "items": items,
+                "attributes": { "objectType": "Collection" },
+            });
+            (StatusCode::OK, Json(body)).into_response()
+        }
+    }
+}

@@ -1,0 +1,560 @@
+//! `pc-qualify login`: both flows against the simulator's v2.0 endpoints, the token file, and
+//! every device-code outcome.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::Stdio;
+
+use crate::common::*;
+use pc_qualify::config::Cloud;
+use pc_qualify::simulator::DevicePoll;
+
+const SCOPE: &str = "https://api.partnercenter.microsoft.com/user_impersonation offline_access";
+
+/// The sign-in settings for `sim`; `secret` makes it a confidential client.
+fn login_env(sim: &SimHandle, secret: bool) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("PC_AUTHORITY".to_string(), sim.base_url()),
+        (
+            "PC_TENANT_ID".to_string(),
+            simulator::SANDBOX_TENANT.to_string(),
+        ),
+        (
+            "PC_CLIENT_ID".to_string(),
+            simulator::SANDBOX_CLIENT_ID.to_string(),
+        ),
+    ];
+    if secret {
+        env.push((
+            "PC_CLIENT_SECRET".to_string(),
+            simulator::SANDBOX_CLIENT_SECRET.to_string(),
+        ));
+    }
+    env
+}
+
+/// Decoded fields of a form body or query string.
+fn form(text: &str) -> Vec<(String, String)> {
+    reqwest::Url::parse(&format!("http://x/?{text}"))
+        .expect("form parses")
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn field(fields: &[(String, String)], name: &str) -> Option<String> {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+}
+
+/// The token requests the simulator received on `path_end`.
+fn requests_to(sim: &SimHandle, path_end: &str) -> Vec<simulator::RecordedRequest> {
+    sim.requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with(path_end))
+        .collect()
+}
+
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .expect("token file")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Nothing the identity platform issued may reach the terminal.
+fn assert_no_secrets(output: &std::process::Output, token: &str) {
+    for stream in [text(&output.stdout), text(&output.stderr)] {
+        assert!(!stream.contains(token), "token printed: {stream}");
+        for prefix in ["sim-rt-", "sim-at-", "sim-dc-", "sim-ac-"] {
+            assert!(!stream.contains(prefix), "{prefix}… printed: {stream}");
+        }
+        assert!(!stream.contains(simulator::SANDBOX_CLIENT_SECRET));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_code_login_polls_through_two_pending_answers_and_saves_the_token_privately() {
+    let sim = start_sim(SimConfig {
+        public_client: true,
+        device_polls: vec![DevicePoll::Pending, DevicePoll::Pending],
+        device_interval_secs: 1,
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = WorkDir::new("device");
+    let token_file = dir.join("refresh-token");
+    // PC_REFRESH_TOKEN_FILE is the default for --token-file.
+    let mut env = login_env(&sim, false);
+    env.push((
+        "PC_REFRESH_TOKEN_FILE".into(),
+        token_file.display().to_string(),
+    ));
+    let output = run(&["-v", "login", "--device-code"], &env).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    // The service's own message: where to go and the code to enter.
+    assert!(
+        stderr.contains("https://microsoft.com/devicelogin") && stderr.contains("enter the code"),
+        "{stderr}"
+    );
+    let saved = std::fs::read_to_string(&token_file).expect("token file written");
+    let token = saved.trim();
+    assert!(
+        sim.issued_refresh_token(token),
+        "the file holds the issued token"
+    );
+    assert_eq!(saved, format!("{token}\n"));
+    assert_eq!(mode_of(&token_file), 0o600);
+    assert_no_secrets(&output, token);
+    assert_eq!(
+        std::fs::read_dir(&dir.path).expect("ls").count(),
+        1,
+        "no temporary file left beside the token file"
+    );
+
+    let devicecode = requests_to(&sim, "/oauth2/v2.0/devicecode");
+    assert_eq!(devicecode.len(), 1);
+    let fields = form(&devicecode[0].body);
+    assert_eq!(field(&fields, "scope").as_deref(), Some(SCOPE));
+    assert_eq!(
+        devicecode[0].path,
+        format!("/{}/oauth2/v2.0/devicecode", simulator::SANDBOX_TENANT)
+    );
+    let polls = requests_to(&sim, "/oauth2/v2.0/token");
+    let statuses: Vec<u16> = polls.iter().map(|p| p.status).collect();
+    assert_eq!(
+        statuses,
+        vec![400, 400, 200],
+        "two pending answers, then the token"
+    );
+    for poll in &polls {
+        let fields = form(&poll.body);
+        assert_eq!(
+            field(&fields, "grant_type").as_deref(),
+            Some("urn:ietf:params:oauth:grant-type:device_code")
+        );
+        assert!(
+            field(&fields, "client_secret").is_none(),
+            "a public client sends no secret"
+        );
+    }
+    // The announced interval is honoured (the simulator would answer slow_down otherwise).
+    for pair in polls.windows(2) {
+        assert!(pair[1].at_ms - pair[0].at_ms >= 900, "{:?}", statuses);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_down_adds_five_seconds_to_the_interval() {
+    let sim = start_sim(SimConfig {
+        public_client: true,
+        device_polls: vec![DevicePoll::SlowDown],
+        device_interval_secs: 1,
+        // A client that ignored slow_down would be told again and again until this runs out.
+        device_expires_secs: 20,
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = WorkDir::new("slowdown");
+    let file = dir.s("token");
+    let output = run(
+        &["login", "--device-code", "--token-file", &file],
+        &login_env(&sim, false),
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let polls = requests_to(&sim, "/oauth2/v2.0/token");
+    assert_eq!(polls.len(), 2, "slow_down, then the token");
+    assert!(
+        polls[1].at_ms - polls[0].at_ms >= 5_900,
+        "second poll {} ms after the first",
+        polls[1].at_ms - polls[0].at_ms
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declined_denied_and_expired_device_logins_exit_2_and_save_nothing() {
+    for (poll, expected) in [
+        (DevicePoll::Declined, "declined (authorization_declined)"),
+        (DevicePoll::AccessDenied, "declined (access_denied)"),
+        (
+            DevicePoll::Expired,
+            "expired before the sign-in was finished",
+        ),
+    ] {
+        let sim = start_sim(SimConfig {
+            public_client: true,
+            device_polls: vec![DevicePoll::Pending, poll],
+            device_interval_secs: 1,
+            ..SimConfig::default()
+        })
+        .await;
+        let dir = WorkDir::new("device-fail");
+        std::fs::write(dir.join("token"), "older-token\n").expect("seed");
+        let file = dir.s("token");
+        let output = run(
+            &["login", "--device-code", "--token-file", &file],
+            &login_env(&sim, false),
+        )
+        .await;
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{poll:?}: {stderr}");
+        assert!(stderr.contains(expected), "{poll:?}: {stderr}");
+        assert!(stderr.contains("nothing was saved"), "{stderr}");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("token")).expect("kept"),
+            "older-token\n",
+            "the older token is left alone"
+        );
+        assert_eq!(requests_to(&sim, "/oauth2/v2.0/token").len(), 2);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_needs_tenant_client_id_and_token_file() {
+    let output = run(&["login", "--device-code"], &[]).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    for name in ["--tenant", "--client-id", "--token-file"] {
+        assert!(stderr.contains(name), "{stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_china_login_asks_for_the_china_resource() {
+    let sim = start_sim(SimConfig {
+        cloud: Cloud::China,
+        public_client: true,
+        device_interval_secs: 1,
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = WorkDir::new("china-login");
+    let file = dir.s("token");
+    let env = login_env(&sim, false);
+    // The public cloud's resource is refused by the China simulator...
+    let output = run(&["login", "--device-code", "--token-file", &file], &env).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("invalid_resource"), "{stderr}");
+    // ...and China's is accepted (--authority from PC_AUTHORITY still points at the simulator).
+    let output = run(
+        &[
+            "login",
+            "--cloud",
+            "china",
+            "--device-code",
+            "--token-file",
+            &file,
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let asked = requests_to(&sim, "/oauth2/v2.0/devicecode");
+    assert_eq!(
+        field(&form(&asked[1].body), "scope").as_deref(),
+        Some(
+            "https://partner.partnercenterapi.microsoftonline.cn/user_impersonation offline_access"
+        )
+    );
+    let token = std::fs::read_to_string(dir.join("token")).expect("saved");
+    assert!(sim.issued_refresh_token(token.trim()));
+}
+
+/// The binary running `login` in the browser flow, and the sign-in address it printed.
+struct BrowserLogin {
+    child: std::process::Child,
+    url: reqwest::Url,
+    stderr: std::sync::mpsc::Receiver<String>,
+}
+
+impl BrowserLogin {
+    async fn start(env: &[(String, String)], token_file: &str) -> BrowserLogin {
+        let mut cmd = pcq(&["login", "--no-browser", "--token-file", token_file], env);
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("binary starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let (lines_tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (url_tx, url_rx) = tokio::sync::oneshot::channel();
+        let (rest_tx, rest) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut url_tx = Some(url_tx);
+            for line in lines.iter() {
+                if let Some(found) = line
+                    .split_whitespace()
+                    .find(|w| w.contains("/oauth2/v2.0/authorize?"))
+                {
+                    if let Some(tx) = url_tx.take() {
+                        let _ = tx.send(found.to_string());
+                    }
+                }
+                if rest_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let url = tokio::time::timeout(std::time::Duration::from_secs(30), url_rx)
+            .await
+            .expect("the sign-in address is printed in time")
+            .expect("the address");
+        BrowserLogin {
+            child,
+            url: reqwest::Url::parse(&url).expect("a URL"),
+            stderr: rest,
+        }
+    }
+
+    fn param(&self, name: &str) -> Option<String> {
+        self.url
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    /// Waits for the process; returns its exit code and everything it wrote on stderr.
+    async fn finish(mut self) -> (Option<i32>, String) {
+        let status = tokio::task::spawn_blocking(move || {
+            let status = self.child.wait().expect("wait");
+            let lines: Vec<String> = self.stderr.iter().collect();
+            (status.code(), lines.join("\n"))
+        })
+        .await
+        .expect("join");
+        status
+    }
+}
+
+/// A browser that does not follow redirects, so the test sees each hop.
+fn browser() -> reqwest::Client {
+    pc_qualify::client::install_tls_provider();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .expect("client")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_login_with_pkce_on_a_loopback_redirect() {
+    // A confidential client: the secret goes with the code redemption.
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = WorkDir::new("browser");
+    let file = dir.s("token");
+    let login = BrowserLogin::start(&login_env(&sim, true), &file).await;
+    assert_eq!(
+        login.url.path(),
+        format!("/{}/oauth2/v2.0/authorize", simulator::SANDBOX_TENANT)
+    );
+    assert_eq!(login.param("response_type").as_deref(), Some("code"));
+    assert_eq!(
+        login.param("code_challenge_method").as_deref(),
+        Some("S256")
+    );
+    assert_eq!(login.param("scope").as_deref(), Some(SCOPE));
+    let redirect_uri = login.param("redirect_uri").expect("redirect_uri");
+    let port: u16 = redirect_uri
+        .strip_prefix("http://localhost:")
+        .and_then(|p| p.parse().ok())
+        .expect("http://localhost:PORT");
+    assert!(port > 0);
+    let state = login.param("state").expect("state");
+    assert!(state.len() >= 32 && login.param("code_challenge").is_some_and(|c| c.len() == 43));
+
+    // The test is the browser. Its other requests to the loopback address (a favicon) do not
+    // end the wait...
+    let http = browser();
+    let favicon = http
+        .get(format!("http://localhost:{port}/favicon.ico"))
+        .send()
+        .await
+        .expect("favicon");
+    assert_eq!(favicon.status(), 404);
+    // ...the sign-in page sends it back to the loopback address...
+    let answer = http.get(login.url.clone()).send().await.expect("authorize");
+    assert_eq!(answer.status(), 302);
+    let location = answer.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    let back = reqwest::Url::parse(&location).expect("location URL");
+    assert_eq!(back.port(), Some(port));
+    assert!(back.query_pairs().any(|(k, v)| k == "state" && v == state));
+    // ...where the binary answers the browser with a page.
+    let page = http.get(location).send().await.expect("loopback");
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.expect("page").contains("Signed in"));
+
+    let (code, stderr) = login.finish().await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("signed in"), "{stderr}");
+    let token = std::fs::read_to_string(&file).expect("saved");
+    assert!(sim.issued_refresh_token(token.trim()));
+    assert_eq!(mode_of(Path::new(&file)), 0o600);
+    assert!(!stderr.contains(token.trim()) && !stderr.contains("sim-rt-"));
+
+    let redemptions = requests_to(&sim, "/oauth2/v2.0/token");
+    assert_eq!(redemptions.len(), 1);
+    let fields = form(&redemptions[0].body);
+    assert_eq!(
+        field(&fields, "grant_type").as_deref(),
+        Some("authorization_code")
+    );
+    assert_eq!(field(&fields, "redirect_uri"), Some(redirect_uri));
+    // Recorded redacted, but present: the simulator checked it against the challenge.
+    assert_eq!(
+        field(&fields, "code_verifier").as_deref(),
+        Some("<redacted>")
+    );
+    assert_eq!(
+        field(&fields, "client_secret").as_deref(),
+        Some("<redacted>")
+    );
+    assert_eq!(redemptions[0].status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_with_another_state_is_refused_and_nothing_is_saved() {
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = WorkDir::new("state");
+    let file = dir.s("token");
+    let login = BrowserLogin::start(&login_env(&sim, true), &file).await;
+    let http = browser();
+    let answer = http.get(login.url.clone()).send().await.expect("authorize");
+    let location = answer.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    let mut forged = reqwest::Url::parse(&location).expect("url");
+    let pairs: Vec<(String, String)> = forged
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "state" {
+                "forged".to_string()
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    forged.query_pairs_mut().clear().extend_pairs(pairs);
+    let page = http.get(forged).send().await.expect("loopback");
+    assert_eq!(page.status(), 400);
+    let (code, stderr) = login.finish().await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("different `state`"), "{stderr}");
+    assert!(!Path::new(&file).exists());
+    assert!(
+        requests_to(&sim, "/oauth2/v2.0/token").is_empty(),
+        "the code is not redeemed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_consent_in_the_browser_exits_2() {
+    let sim = start_sim(SimConfig {
+        authorize_declines: true,
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = WorkDir::new("consent");
+    let file = dir.s("token");
+    let login = BrowserLogin::start(&login_env(&sim, true), &file).await;
+    let http = browser();
+    let answer = http.get(login.url.clone()).send().await.expect("authorize");
+    let location = answer.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    let _ = http.get(location).send().await.expect("loopback");
+    let (code, stderr) = login.finish().await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("declined (access_denied)"), "{stderr}");
+    assert!(!Path::new(&file).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_checks_the_pkce_verifier() {
+    let sim = start_sim(SimConfig::default()).await;
+    let http = browser();
+    let authorize = format!(
+        "{}/{}/oauth2/v2.0/authorize?client_id={}&response_type=code&redirect_uri=http%3A%2F%2Flocalhost%3A1&scope={}&state=s&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t5URWbmcs9mPsZ9Q&code_challenge_method=S256",
+        sim.base_url(),
+        simulator::SANDBOX_TENANT,
+        simulator::SANDBOX_CLIENT_ID,
+        "https%3A%2F%2Fapi.partnercenter.microsoft.com%2Fuser_impersonation%20offline_access",
+    );
+    let answer = http.get(authorize).send().await.expect("authorize");
+    let location =
+        reqwest::Url::parse(answer.headers()["location"].to_str().expect("loc")).expect("url");
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("code");
+    let redeem = |verifier: &'static str, code: String| {
+        let http = http.clone();
+        let url = format!(
+            "{}/{}/oauth2/v2.0/token",
+            sim.base_url(),
+            simulator::SANDBOX_TENANT
+        );
+        async move {
+            let answer = http
+                .post(url)
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("client_id", simulator::SANDBOX_CLIENT_ID),
+                    ("client_secret", simulator::SANDBOX_CLIENT_SECRET),
+                    ("code", code.as_str()),
+                    ("redirect_uri", "http://localhost:1"),
+                    ("code_verifier", verifier),
+                ])
+                .send()
+                .await
+                .expect("token");
+            let status = answer.status().as_u16();
+            (status, answer.text().await.expect("body"))
+        }
+    };
+    let (status, body) = redeem("not-the-verifier-not-the-verifier-not-the-verif", code).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("invalid_grant") && body.contains("AADSTS501481"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_waiting_ends_the_login_with_130_and_saves_nothing() {
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = WorkDir::new("interrupt");
+    let file = dir.s("token");
+    let login = BrowserLogin::start(&login_env(&sim, true), &file).await;
+    // The signal handlers are in place once the process waits for the redirect.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &login.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let (code, stderr) = login.finish().await;
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted; nothing was saved"),
+        "{stderr}"
+    );
+    assert!(!Path::new(&file).exists());
+}
