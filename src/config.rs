@@ -67,9 +67,13 @@ pub struct Settings {
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub max_attempts: Option<i64>,
 
-    /// Longest single wait between attempts, in seconds [default: 60]
+    /// Longest single wait the tool chooses between attempts, in seconds; the service's Retry-After is obeyed beyond it [default: 60]
     #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     pub max_backoff: Option<f64>,
+
+    /// Longest Retry-After obeyed, in seconds; a longer one fails the row with the service's figure [default: 300]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
+    pub max_retry_after: Option<f64>,
 
     /// Seconds in-flight requests get to finish after SIGINT/SIGTERM [default: 10]
     #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
@@ -92,6 +96,7 @@ impl Settings {
             timeout: self.timeout.or(lower.timeout),
             max_attempts: self.max_attempts.or(lower.max_attempts),
             max_backoff: self.max_backoff.or(lower.max_backoff),
+            max_retry_after: self.max_retry_after.or(lower.max_retry_after),
             shutdown_grace: self.shutdown_grace.or(lower.shutdown_grace),
         }
     }
@@ -169,8 +174,11 @@ impl RunConfig {
         let max_attempts = positive("--max-attempts", s.max_attempts.unwrap_or(6), 100)?;
         let timeout = seconds("--timeout", s.timeout.unwrap_or(30.0))?;
         let max_backoff = seconds("--max-backoff", s.max_backoff.unwrap_or(60.0))?;
+        let max_retry_after = seconds("--max-retry-after", s.max_retry_after.unwrap_or(300.0))?;
         let shutdown_grace = match s.shutdown_grace.unwrap_or(10.0) {
-            g if g.is_finite() && g >= 0.0 => Duration::from_secs_f64(g),
+            g if (0.0..1e9).contains(&g) => {
+                Duration::try_from_secs_f64(g).unwrap_or(Duration::ZERO)
+            }
             g => {
                 return Err(bad(format!(
                     "--shutdown-grace must be 0 or more seconds; got {g}"
@@ -216,6 +224,7 @@ impl RunConfig {
             retry: RetryPolicy {
                 max_attempts: max_attempts as u32,
                 max_backoff,
+                max_retry_after,
                 ..RetryPolicy::default()
             },
             shutdown_grace,
@@ -234,12 +243,11 @@ fn positive(flag: &str, value: i64, max: i64) -> Result<i64, ErrorKind> {
 }
 
 fn seconds(flag: &str, value: f64) -> Result<Duration, ErrorKind> {
-    if value.is_finite() && value > 0.0 && value < 1e9 {
-        Ok(Duration::from_secs_f64(value))
-    } else {
-        Err(ErrorKind::Config(format!(
-            "{flag} must be a number of seconds above 0; got {value}"
-        )))
+    match Duration::try_from_secs_f64(value) {
+        Ok(duration) if value > 0.0 && value < 1e9 => Ok(duration),
+        _ => Err(ErrorKind::Config(format!(
+            "{flag} must be a number of seconds above 0 and below 1e9; got {value}"
+        ))),
     }
 }
 

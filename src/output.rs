@@ -150,6 +150,20 @@ impl<W: Write> ResultsWriter<W> {
     }
 }
 
+impl ResultsWriter<Sink> {
+    /// Flushes and, for a regular file, syncs it to disk (proof that the disk takes the rows).
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.csv.flush()?;
+        if let Sink::File(file) = self.csv.get_ref() {
+            let file = file.get_ref();
+            if file.metadata()?.is_file() {
+                file.sync_all()?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `value` in decimal, written into `buf` without the formatting machinery (several numbers
 /// per row go through here).
 pub(crate) fn format_u64(mut value: u64, buf: &mut [u8; 20]) -> &str {
@@ -345,6 +359,22 @@ fn push_uuid(record: &mut csv::ByteRecord, id: Option<uuid::Uuid>) {
 /// Pushes a text cell, defused for spreadsheets: a leading `=`, `+`, `-`, `@`, tab or CR would
 /// make Excel evaluate the cell, so such cells get a leading apostrophe.
 fn push_text(record: &mut csv::ByteRecord, text: &str) {
+    if has_control(text) {
+        // NUL and other control characters (service text, odd input) have no place in a cell:
+        // they break spreadsheets and line-based tools. Removed, then defused as usual.
+        let clean: String = text.chars().filter(|c| !c.is_control()).collect();
+        return push_clean_text(record, &clean);
+    }
+    push_clean_text(record, text)
+}
+
+/// Whether `text` holds a control character (C0, DEL or C1).
+fn has_control(text: &str) -> bool {
+    text.bytes().any(|b| b < 0x20 || b == 0x7f)
+        || (!text.is_ascii() && text.chars().any(char::is_control))
+}
+
+fn push_clean_text(record: &mut csv::ByteRecord, text: &str) {
     if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         let mut cell = String::with_capacity(text.len() + 1);
         cell.push('\'');

@@ -7,6 +7,7 @@
 mod parse;
 mod routes;
 mod state;
+mod switches;
 #[cfg(test)]
 mod tests;
 
@@ -117,6 +118,14 @@ pub struct SimConfig {
     pub record: bool,
     /// Whether to reject 2021-shaped create bodies with 400.
     pub require_2022: bool,
+    /// MFA-required mode: API requests after the first N are answered 401 with error code
+    /// 900421 (`Some(0)`: from the start); see also [`SimHandle::set_mfa_required`].
+    pub mfa_after: Option<u64>,
+    /// Token endpoint outage: token requests after the first N are answered 503; see also
+    /// [`SimHandle::set_token_outage`].
+    pub token_outage_after: Option<u64>,
+    /// `expires_in` sent with issued tokens instead of the lifetime (to test absurd figures).
+    pub token_expires_in: Option<u64>,
 }
 
 impl Default for SimConfig {
@@ -135,6 +144,9 @@ impl Default for SimConfig {
             script: Vec::new(),
             record: true,
             require_2022: false,
+            mfa_after: None,
+            token_outage_after: None,
+            token_expires_in: None,
         }
     }
 }
@@ -224,6 +236,13 @@ pub enum FaultAction {
     /// Process the request at once, then hold the answer this long: the write lands even if the
     /// client gives up waiting (a timed-out attempt that reached the service).
     SlowAnswer(Duration),
+    /// Process the request, then send the status line and part of the body and close the
+    /// connection: an answer cut off after the write landed.
+    Cut,
+    /// Answer `200` with an HTML page without processing the request, as a proxy's sign-in page does.
+    Html,
+    /// Process the request, then answer with a body of this many bytes (an oversized answer).
+    Big(usize),
 }
 
 /// One request the simulator received.
@@ -289,6 +308,16 @@ impl SimHandle {
     /// Successful token redemptions so far.
     pub fn redemptions(&self) -> u64 {
         self.shared.redemptions()
+    }
+
+    /// Switches the MFA-required mode on (every further API call gets 401 / 900421) or off.
+    pub fn set_mfa_required(&self, on: bool) {
+        self.shared.switches.set_mfa_required(on);
+    }
+
+    /// Switches a token endpoint outage (503 to every token request) on or off.
+    pub fn set_token_outage(&self, on: bool) {
+        self.shared.switches.set_token_outage(on);
     }
 
     /// Stops accepting, lets open connections finish their requests, and waits (briefly) for them.

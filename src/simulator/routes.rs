@@ -154,6 +154,14 @@ async fn api_pipeline(shared: &Shared, request: Request, next: Next) -> Response
             "Unauthorized: the access token is missing, invalid or expired.",
         );
     }
+    if shared.switches.mfa_refuses() {
+        // The service's answer to an App+User token without the MFA claim (enforced since 2026).
+        return pc_error(
+            StatusCode::UNAUTHORIZED,
+            MFA_REQUIRED,
+            "Multi-factor authentication is required: the access token has no MFA claim. Sign in again with multi-factor authentication.",
+        );
+    }
     if !shared.admit() {
         let secs = shared.settings.retry_after_secs;
         return throttled(Some(&secs.to_string()), secs);
@@ -182,10 +190,55 @@ async fn api_pipeline(shared: &Shared, request: Request, next: Next) -> Response
                 tokio::time::sleep(d).await;
                 return response;
             }
+            Some(FaultAction::Cut) => {
+                let response = next.run(request).await;
+                return cut_answer(response).await;
+            }
+            Some(FaultAction::Html) => {
+                let page = "<!DOCTYPE html><html><head><title>Sign in</title></head><body><form action=\"/login\">Sign in to continue</form></body></html>";
+                return (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                    page,
+                )
+                    .into_response();
+            }
+            Some(FaultAction::Big(size)) => {
+                let response = next.run(request).await;
+                let (parts, _) = response.into_parts();
+                let mut body = vec![b' '; size];
+                if let Some(first) = body.first_mut() {
+                    *first = b'{';
+                }
+                if let Some(last) = body.last_mut() {
+                    *last = b'}';
+                }
+                return Response::from_parts(parts, axum::body::Body::from(body));
+            }
             None => {}
         }
     }
     next.run(request).await
+}
+
+/// The error code of a 401 for a token without the multi-factor authentication claim.
+const MFA_REQUIRED: u32 = 900421;
+
+/// Sends the answer's status, headers and the first half of its body, then closes the
+/// connection: the declared `Content-Length` is never reached, as when a connection drops
+/// mid-answer.
+async fn cut_answer(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, super::MAX_BODY)
+        .await
+        .unwrap_or_default();
+    let full = bytes.len().max(2);
+    let half = bytes.slice(..bytes.len() / 2);
+    parts.headers.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from_str(&full.to_string()).unwrap_or(HeaderValue::from_static("2")),
+    );
+    Response::from_parts(parts, axum::body::Body::from(half))
 }
 
 fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
@@ -236,6 +289,14 @@ async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if shared.switches.token_down() {
+        return aad_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            50196,
+            "The server is temporarily unavailable. Please try again later.",
+        );
+    }
     if tenant != SANDBOX_TENANT {
         return aad_error(
             StatusCode::BAD_REQUEST,
@@ -331,12 +392,16 @@ async fn token(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    let expires_in = match shared.token_expires_in {
+        Some(figure) => json!(figure),
+        None => json!(ttl.to_string()),
+    };
     let body = json!({
         "token_type": "Bearer",
         "scope": "user_impersonation",
-        "expires_in": ttl.to_string(),
+        "expires_in": expires_in,
         "ext_expires_in": ttl.to_string(),
-        "expires_on": (now + ttl).to_string(),
+        "expires_on": now.saturating_add(ttl).to_string(),
         "not_before": now.to_string(),
         "resource": RESOURCE,
         "access_token": access_token,
