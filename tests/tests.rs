@@ -3,5 +3,6 @@
 mod cli;
 mod common;
 mod faults;
+mod faults2;
 mod reconcile;
 mod run;
