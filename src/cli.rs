@@ -81,7 +81,8 @@ date. Outcomes stay as they were; nothing is posted. Rows it cannot read keep th
 and get an error_message. failed/invalid/duplicate rows are copied unchanged.
 
 Exit codes: 0 every row that needed a read was read; 1 some could not be read; 2 the input is
-not a results file (or usage/credentials); 130 interrupted.
+not a results file, the output is in use by another run (or usage/credentials), or the refresh
+was stopped for good (MFA sign-in needed, token endpoint down, outage); 130 interrupted.
 
 Examples:
   pc-qualify refresh --input results.csv --output refreshed.csv

@@ -58,7 +58,11 @@ fn row_numbers(path: &Path) -> Vec<u64> {
 fn assert_rows_exactly_once(path: &Path, n: u64) {
     let mut rows = row_numbers(path);
     rows.sort_unstable();
-    assert_eq!(rows, (1..=n).collect::<Vec<_>>(), "one results row per input row");
+    assert_eq!(
+        rows,
+        (1..=n).collect::<Vec<_>>(),
+        "one results row per input row"
+    );
 }
 
 fn spawn(args: &[&str], env: &[(String, String)]) -> std::process::Child {
@@ -158,13 +162,26 @@ async fn a_second_process_on_a_locked_results_file_gets_exit_2_naming_the_holder
     let env = sim_env(&sim);
     let (input, out) = (dir.s("in.csv"), dir.s("out.csv"));
     let first = spawn(
-        &["run", "-i", &input, "-o", &out, "--rate", "0", "--concurrency", "1"],
+        &[
+            "run",
+            "-i",
+            &input,
+            "-o",
+            &out,
+            "--rate",
+            "0",
+            "--concurrency",
+            "1",
+        ],
         &env,
     );
     let lock = dir.join("out.csv.lock");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !(lock.exists() && dir.join("out.csv").exists()) {
-        assert!(Instant::now() < deadline, "the first run never took its lock");
+        assert!(
+            Instant::now() < deadline,
+            "the first run never took its lock"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let pid = first.id().to_string();
@@ -326,7 +343,10 @@ async fn a_token_endpoint_that_goes_down_mid_run_stops_it_and_resume_finishes() 
         .iter()
         .filter(|r| r["error_code"] == "token")
         .count();
-    assert!(token_failures <= 2, "{token_failures} rows failed one by one");
+    assert!(
+        token_failures <= 2,
+        "{token_failures} rows failed one by one"
+    );
     assert!(dir.join("out.csv.journal").exists(), "the journal is kept");
 
     sim.set_token_outage(false);
@@ -359,7 +379,11 @@ async fn twenty_server_failures_in_a_row_trip_the_breaker() {
         stderr.contains("20 calls in a row") && stderr.contains("--resume"),
         "{stderr}"
     );
-    assert_eq!(posts(&sim).len(), 20, "nothing more was sent after the 20th");
+    assert_eq!(
+        posts(&sim).len(),
+        20,
+        "nothing more was sent after the 20th"
+    );
     assert!(dir.join("out.csv.journal").exists(), "the journal is kept");
     // The service is back: each remaining scripted 503 is a single blip, retried.
     let output = run_io(
@@ -485,7 +509,17 @@ async fn sighup_and_sigquit_drain_like_sigterm() {
         let env = sim_env(&sim);
         let (input, out) = (dir.s("in.csv"), dir.s("out.csv"));
         let child = spawn(
-            &["run", "-i", &input, "-o", &out, "--rate", "0", "--concurrency", "2"],
+            &[
+                "run",
+                "-i",
+                &input,
+                "-o",
+                &out,
+                "--rate",
+                "0",
+                "--concurrency",
+                "2",
+            ],
             &env,
         );
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -4,5 +4,6 @@ mod cli;
 mod common;
 mod faults;
 mod faults2;
+mod prop;
 mod reconcile;
 mod run;

@@ -224,21 +224,58 @@ async fn api_pipeline(shared: &Shared, request: Request, next: Next) -> Response
 /// The error code of a 401 for a token without the multi-factor authentication claim.
 const MFA_REQUIRED: u32 = 900421;
 
-/// Sends the answer's status, headers and the first half of its body, then closes the
-/// connection: the declared `Content-Length` is never reached, as when a connection drops
-/// mid-answer.
+/// Sends the answer's status, headers (with its full `Content-Length`) and the first half of
+/// its body, then breaks the connection: an answer cut off after the write landed.
 async fn cut_answer(response: Response) -> Response {
     let (mut parts, body) = response.into_parts();
     let bytes = axum::body::to_bytes(body, super::MAX_BODY)
         .await
         .unwrap_or_default();
-    let full = bytes.len().max(2);
-    let half = bytes.slice(..bytes.len() / 2);
-    parts.headers.insert(
-        header::CONTENT_LENGTH,
-        HeaderValue::from_str(&full.to_string()).unwrap_or(HeaderValue::from_static("2")),
-    );
-    Response::from_parts(parts, axum::body::Body::from(half))
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let full = u64::try_from(bytes.len().max(2)).unwrap_or(u64::MAX);
+    let body = CutBody {
+        first: Some(bytes.slice(..bytes.len() / 2)),
+        full,
+        pause: None,
+    };
+    Response::from_parts(parts, axum::body::Body::new(body))
+}
+
+/// A body that promises `full` bytes, yields its first part, and fails once that part has had
+/// time to reach the client: hyper then closes the connection mid-answer.
+struct CutBody {
+    first: Option<Bytes>,
+    full: u64,
+    pause: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl hyper::body::Body for CutBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        let this = self.get_mut();
+        if let Some(first) = this.first.take() {
+            return std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(first))));
+        }
+        let pause = this.pause.get_or_insert_with(|| {
+            Box::pin(tokio::time::sleep(std::time::Duration::from_millis(50)))
+        });
+        match std::future::Future::poll(pause.as_mut(), cx) {
+            std::task::Poll::Pending => std::task::Poll::Pending,
+            std::task::Poll::Ready(()) => std::task::Poll::Ready(Some(Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "answer cut off on purpose by the simulator",
+            )))),
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.full)
+    }
 }
 
 fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
