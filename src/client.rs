@@ -235,14 +235,21 @@ impl Client {
         loop {
             // The slot first, the token second: a token picked up before a long wait for the
             // limiter (or a 429 pause) can expire on the way, and the send would earn a 401.
+            // A stop for good also ends a wait for the limiter (a long 429 pause) or the token.
             if let Some(reply) = self.stopped() {
                 return ended(reply, attempts, correlation_id);
             }
-            self.throttle.acquire().await;
-            if let Some(reply) = self.stopped() {
-                return ended(reply, attempts, correlation_id);
+            tokio::select! {
+                biased;
+                _ = self.fatal.tripped() => return ended(self.stop_reply(), attempts, correlation_id),
+                _ = self.throttle.acquire() => {}
             }
-            let token = match self.tokens.token().await {
+            let token = tokio::select! {
+                biased;
+                _ = self.fatal.tripped() => return ended(self.stop_reply(), attempts, correlation_id),
+                token = self.tokens.token() => token,
+            };
+            let token = match token {
                 Ok(token) => token,
                 Err(err) => {
                     // Every other row would fail the same way, one by one: stop the run.

@@ -177,15 +177,15 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
             "--resume needs a file for both --input and --output (it reads them again)".into(),
         ));
     }
-    if !resume {
-        output::check_target(&output_path, force)?;
-    }
-    // One writer per results file, before anything is read back or sent; held to the end.
-    let _lock = if output_path == "-" {
-        None
-    } else {
-        Some(crate::lock::acquire(Path::new(&output_path))?)
-    };
+    // One writer per results file, before anything is read back or sent; held to the end. Taken
+    // before the file checks, so a second run is told who holds the file, not that it exists.
+    let _lock = lock_output(&output_path, || {
+        if resume {
+            Ok(())
+        } else {
+            output::check_target(&output_path, force)
+        }
+    })?;
     let fatal = Arc::new(FatalStop::new(stop.clone()));
 
     let mut token_provider = None;
@@ -319,7 +319,18 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         Ok(end) => (end.error, end.example),
         Err(err) => (Some(format!("input reader stopped: {err}")), None),
     };
-    let rows = finish_writer(writer_task, &output_path).await?;
+    let rows = finish_writer(writer_task, &output_path)
+        .await
+        .map_err(|err| match err {
+            // Rows were sent before the results file failed: say so, and how to finish.
+            ErrorKind::Output { path, reason } => ErrorKind::Output {
+                path,
+                reason: format!(
+                    "{reason}; rows were sent before this failure and the journal is kept: once the file can be written, run the same command with --resume"
+                ),
+            },
+            other => other,
+        })?;
     let interrupted = stop.requested();
     let internal_errors = internal_errors.load(Ordering::Relaxed);
     let fatal = fatal.cause().cloned();
@@ -693,6 +704,30 @@ pub(crate) async fn finish_writer(
         Ok(Err(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => Err(ErrorKind::BrokenPipe),
         Ok(Err(err)) => Err(output_error(path, err)),
         Err(err) => Err(output_error(path, std::io::Error::other(err))),
+    }
+}
+
+/// Takes the results file's lock (none for standard output), then runs `check` (the file
+/// checks). When the lock cannot even be created, `check`'s clearer reason (a missing folder)
+/// is reported instead.
+pub(crate) fn lock_output(
+    output_path: &str,
+    check: impl FnOnce() -> Result<(), ErrorKind>,
+) -> Result<Option<crate::lock::LockGuard>, ErrorKind> {
+    if output_path == "-" {
+        check()?;
+        return Ok(None);
+    }
+    match crate::lock::acquire(Path::new(output_path)) {
+        Ok(guard) => {
+            check()?;
+            Ok(Some(guard))
+        }
+        Err(err @ ErrorKind::Locked { .. }) => Err(err),
+        Err(err) => {
+            check()?;
+            Err(err)
+        }
     }
 }
 

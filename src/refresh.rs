@@ -83,7 +83,10 @@ pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, Error
         reason: e.to_string(),
     };
     let reader = ResultsReader::open(Path::new(&input)).map_err(not_results)?;
-    output::check_target(&output_path, force)?;
+    // One writer per output file, taken before anything is sent (and before the file checks, so
+    // a second run is told who holds the file).
+    let _lock =
+        crate::pipeline::lock_output(&output_path, || output::check_target(&output_path, force))?;
     if output_path != "-"
         && std::fs::canonicalize(&input).ok() == std::fs::canonicalize(&output_path).ok()
     {
@@ -91,12 +94,6 @@ pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, Error
             "--output must differ from --input (refresh writes a new file)".into(),
         ));
     }
-    // One writer per output file, taken before anything is sent.
-    let _lock = if output_path == "-" {
-        None
-    } else {
-        Some(crate::lock::acquire(Path::new(&output_path))?)
-    };
     let stats = Arc::new(Stats::default());
     let throttle = Arc::new(Throttle::new(config.rate, config.burst));
     let fatal = Arc::new(crate::fatal::FatalStop::new(stop.clone()));
