@@ -315,6 +315,9 @@ pub struct SimulateArgs {
     /// Token endpoint outage: token requests after the first N get 503
     #[arg(long, value_name = "N")]
     pub token_outage_after: Option<u64>,
+    /// `expires_in` figure sent with issued tokens instead of --token-ttl (to test absurd values)
+    #[arg(long, value_name = "SECS")]
+    pub token_expires_in: Option<u64>,
 }
 
 /// Sets up tracing on stderr as the flags ask.
@@ -965,6 +968,7 @@ async fn simulate(args: SimulateArgs) -> Result<ExitCode, ErrorKind> {
     config.record = !args.no_record;
     config.mfa_after = args.mfa_after;
     config.token_outage_after = args.token_outage_after;
+    config.token_expires_in = args.token_expires_in;
     let handle = simulator::start(config, args.listen)
         .await
         .map_err(|e| ErrorKind::Sandbox(e.to_string()))?;

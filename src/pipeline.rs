@@ -764,14 +764,18 @@ fn open_outputs(
     wants_journal: bool,
 ) -> Result<(ResultsWriter<output::Sink>, Option<Journal>), ErrorKind> {
     let existed = output_path != "-" && Path::new(output_path).exists();
+    // Only a regular file may ever be removed: `--output /dev/full` (or a FIFO) must survive a
+    // failed start, above all when running as root.
+    let regular =
+        |path: &Path| std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file());
     // A 0-byte file (a disk that filled up as an earlier run started) has no header to append to.
     let appendable = resume && std::fs::metadata(output_path).is_ok_and(|m| m.len() > 0);
     let cleanup = |journal_created: bool| {
-        if journal_created {
+        if journal_created && regular(journal_path) {
             let _ = std::fs::remove_file(journal_path);
         }
         // A resumed file holds the earlier run's rows: never removed.
-        if output_path != "-" && !resume {
+        if output_path != "-" && !resume && regular(Path::new(output_path)) {
             let _ = std::fs::remove_file(output_path);
         }
     };

@@ -277,7 +277,14 @@ async fn an_unwritable_output_stops_before_anything_is_sent_and_leaves_nothing()
     let env = sim_env(&sim);
     let dir = WorkDir::new("unwritable");
     dir.write("in.csv", soe_rows(20));
-    if Path::new("/dev/full").exists() {
+    #[cfg(unix)]
+    let is_device = |path: &str| {
+        use std::os::unix::fs::FileTypeExt;
+        std::fs::metadata(path).is_ok_and(|m| m.file_type().is_char_device())
+    };
+    #[cfg(not(unix))]
+    let is_device = |_: &str| false;
+    if is_device("/dev/full") {
         let output = run(
             &["run", "-i", &dir.s("in.csv"), "-o", "/dev/full", "--force"],
             &env,
@@ -293,6 +300,10 @@ async fn an_unwritable_output_stops_before_anything_is_sent_and_leaves_nothing()
         );
         assert!(!Path::new("/dev/full.journal").exists());
         assert!(!Path::new("/dev/full.lock").exists());
+        assert!(
+            is_device("/dev/full"),
+            "a failed start never removes what it did not create (here a device, even as root)"
+        );
     }
     // A journal that cannot be created: exit 2, nothing sent, no results file left behind.
     std::fs::create_dir(dir.join("out.csv.journal")).expect("dir in the way");
