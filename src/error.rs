@@ -90,6 +90,12 @@ pub enum ExitCode {
     Interrupted = 130,
 }
 
+impl ExitCode {
+    /// A run stopped for good after rows may have been sent (MFA, token endpoint, outage): the
+    /// same number as [`ExitCode::Usage`], but its message names the cause and `--resume`.
+    pub const STOPPED: ExitCode = ExitCode::Usage;
+}
+
 impl From<ExitCode> for std::process::ExitCode {
     fn from(code: ExitCode) -> Self {
         std::process::ExitCode::from(code as u8)

@@ -81,7 +81,7 @@ impl Report {
     /// The exit code this run ends the process with.
     pub fn exit_code(&self) -> ExitCode {
         if self.fatal.is_some() {
-            ExitCode::Usage
+            ExitCode::STOPPED
         } else if self.interrupted {
             ExitCode::Interrupted
         } else if self.input_error.is_some()

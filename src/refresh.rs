@@ -58,7 +58,7 @@ impl RefreshReport {
     /// 0 when every row that needed a read was read, 1 otherwise, 130 when interrupted.
     pub fn exit_code(&self) -> ExitCode {
         if self.fatal.is_some() {
-            ExitCode::Usage
+            ExitCode::STOPPED
         } else if self.interrupted {
             ExitCode::Interrupted
         } else if self.unread > 0 {

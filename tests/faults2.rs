@@ -161,6 +161,14 @@ async fn a_second_process_on_a_locked_results_file_gets_exit_2_naming_the_holder
     dir.write("in.csv", soe_rows(30));
     let env = sim_env(&sim);
     let (input, out) = (dir.s("in.csv"), dir.s("out.csv"));
+    std::fs::write(
+        dir.join("earlier.csv"),
+        format!(
+            "{RESULTS_HEADER}\n1,{},StateOwnedEntity,invalid,,,,,0,,,x,y,0\n",
+            cid(1)
+        ),
+    )
+    .expect("an earlier results file");
     let first = spawn(
         &[
             "run",
@@ -199,6 +207,25 @@ async fn a_second_process_on_a_locked_results_file_gets_exit_2_naming_the_holder
             "{args:?}: {stderr}"
         );
     }
+    // `refresh` writing onto the same file is refused the same way.
+    let output = run(
+        &[
+            "refresh",
+            "-i",
+            &dir.s("earlier.csv"),
+            "-o",
+            &out,
+            "--force",
+        ],
+        &env,
+    )
+    .await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "refresh: {stderr}");
+    assert!(
+        stderr.contains(&format!("process {pid}")),
+        "refresh: {stderr}"
+    );
     let output = wait_output(first).await;
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     assert_rows_exactly_once(&dir.join("out.csv"), 30);
@@ -234,6 +261,25 @@ async fn an_answer_cut_off_mid_body_is_retried_with_the_same_request_id() {
     assert_eq!(ids.len(), 2);
     assert_eq!(ids[0], ids[1], "the retry carries the same request id");
     assert_eq!(rows[1]["outcome"], "created");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_while_the_body_is_read_is_retried_with_the_same_request_id() {
+    let sim = start_sim(SimConfig {
+        script: vec![fault(1, FaultAction::SlowBody(Duration::from_millis(1500)))],
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = WorkDir::new("slow-body");
+    dir.write("in.csv", soe_rows(1));
+    let output = run_io("run", &dir, &sim_env(&sim), &["--timeout", "0.5"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let rows = results(&dir.join("out.csv"));
+    assert_eq!(rows[0]["outcome"], "exists", "{:?}", rows[0]);
+    assert_eq!(rows[0]["attempts"], "2");
+    let ids = &posts_by_customer(&sim)[&cid(1)];
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[0], ids[1], "the retry carries the same request id");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -571,4 +617,47 @@ async fn control_characters_never_reach_the_results() {
     assert_eq!(rows.len(), 3);
     assert_eq!(rows[0]["customer_id"], "aaaabbbb");
     assert_eq!(rows[2]["outcome"], "created");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_that_cannot_be_deleted_is_reported() {
+    let sim = start_sim(SimConfig {
+        latency: Duration::from_millis(60),
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = WorkDir::new("journal-stays");
+    dir.write("in.csv", soe_rows(10));
+    let (input, out) = (dir.s("in.csv"), dir.s("out.csv"));
+    let child = spawn(
+        &[
+            "run",
+            "-i",
+            &input,
+            "-o",
+            &out,
+            "--rate",
+            "0",
+            "--concurrency",
+            "1",
+        ],
+        &sim_env(&sim),
+    );
+    let journal = dir.join("out.csv.journal");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !journal.exists() {
+        assert!(Instant::now() < deadline, "no journal");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Something the run cannot delete now stands where its journal was.
+    std::fs::remove_file(&journal).expect("journal removed");
+    std::fs::create_dir(&journal).expect("dir");
+    std::fs::write(journal.join("keep"), "x").expect("file in it");
+    let output = wait_output(child).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("could not be deleted") && stderr.contains("out.csv.journal"),
+        "{stderr}"
+    );
 }

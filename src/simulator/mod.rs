@@ -239,6 +239,9 @@ pub enum FaultAction {
     /// Process the request, then send the status line and part of the body and close the
     /// connection: an answer cut off after the write landed.
     Cut,
+    /// Process the request, send the status line and half the body, and the rest this much
+    /// later: a `--timeout` that runs out while the body is read.
+    SlowBody(Duration),
     /// Answer `200` with an HTML page without processing the request, as a proxy's sign-in page does.
     Html,
     /// Process the request, then answer with a body of this many bytes (an oversized answer).

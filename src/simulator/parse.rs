@@ -108,7 +108,8 @@ pub fn parse_preload(text: &str) -> Result<Vec<PreloadEntry>, SimError> {
 ///
 /// Actions: `503` (a status), `429:5` (status and Retry-After, sent as written), `drop`,
 /// `delay:1500ms` (or `2s`), `late:1500ms` (answer held after the write), `cut` (answer cut off
-/// after the write), `html` (a proxy's 200 page, nothing written), `big:BYTES` (oversized answer).
+/// after the write), `slowbody:MSms` (the second half of the body that much later), `html` (a
+/// proxy's 200 page, nothing written), `big:BYTES` (oversized answer).
 pub fn parse_script(text: &str) -> Result<Vec<ScriptedFault>, SimError> {
     let mut faults = Vec::new();
     for (n, raw) in text.lines().enumerate() {
@@ -142,6 +143,12 @@ fn parse_action(text: &str) -> Result<FaultAction, String> {
     if text.eq_ignore_ascii_case("cut") {
         return Ok(FaultAction::Cut);
     }
+    if let Some(rest) = text
+        .strip_prefix("slowbody:")
+        .or_else(|| text.strip_prefix("SLOWBODY:"))
+    {
+        return parse_duration(rest.trim()).map(FaultAction::SlowBody);
+    }
     if text.eq_ignore_ascii_case("html") {
         return Ok(FaultAction::Html);
     }
@@ -170,7 +177,7 @@ fn parse_action(text: &str) -> Result<FaultAction, String> {
         None => (text, None),
     };
     let status: u16 = status_text.parse().map_err(|_| {
-        format!("unknown action {text:?}; expected a status like 503, 429:5, drop, delay:1500ms, late:1500ms, cut, html or big:BYTES")
+        format!("unknown action {text:?}; expected a status like 503, 429:5, drop, delay:1500ms, late:1500ms, cut, slowbody:1500ms, html or big:BYTES")
     })?;
     if !(400..=599).contains(&status) {
         return Err(format!("status {status} is not an error status (400-599)"));

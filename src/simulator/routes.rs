@@ -192,7 +192,11 @@ async fn api_pipeline(shared: &Shared, request: Request, next: Next) -> Response
             }
             Some(FaultAction::Cut) => {
                 let response = next.run(request).await;
-                return cut_answer(response).await;
+                return cut_answer(response, None).await;
+            }
+            Some(FaultAction::SlowBody(d)) => {
+                let response = next.run(request).await;
+                return cut_answer(response, Some(d)).await;
             }
             Some(FaultAction::Html) => {
                 let page = "<!DOCTYPE html><html><head><title>Sign in</title></head><body><form action=\"/login\">Sign in to continue</form></body></html>";
@@ -225,28 +229,36 @@ async fn api_pipeline(shared: &Shared, request: Request, next: Next) -> Response
 const MFA_REQUIRED: u32 = 900421;
 
 /// Sends the answer's status, headers (with its full `Content-Length`) and the first half of
-/// its body, then breaks the connection: an answer cut off after the write landed.
-async fn cut_answer(response: Response) -> Response {
+/// its body; then, with `rest_after`, the rest that much later (a slow body), else breaks the
+/// connection (an answer cut off after the write landed).
+async fn cut_answer(response: Response, rest_after: Option<std::time::Duration>) -> Response {
     let (mut parts, body) = response.into_parts();
     let bytes = axum::body::to_bytes(body, super::MAX_BODY)
         .await
         .unwrap_or_default();
     parts.headers.remove(header::CONTENT_LENGTH);
-    let full = u64::try_from(bytes.len().max(2)).unwrap_or(u64::MAX);
+    let half = bytes.len() / 2;
     let body = CutBody {
-        first: Some(bytes.slice(..bytes.len() / 2)),
-        full,
-        pause: None,
+        full: u64::try_from(bytes.len()).unwrap_or(u64::MAX),
+        first: Some(bytes.slice(..half)),
+        rest: rest_after.map(|_| bytes.slice(half..)),
+        pause: Box::pin(tokio::time::sleep(
+            rest_after.unwrap_or(std::time::Duration::from_millis(50)),
+        )),
+        done: false,
     };
     Response::from_parts(parts, axum::body::Body::new(body))
 }
 
-/// A body that promises `full` bytes, yields its first part, and fails once that part has had
-/// time to reach the client: hyper then closes the connection mid-answer.
+/// A body that promises `full` bytes, yields its first part, waits, then yields the rest (a
+/// slow body) or fails (a cut one: hyper then closes the connection mid-answer).
 struct CutBody {
-    first: Option<Bytes>,
     full: u64,
-    pause: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    first: Option<Bytes>,
+    rest: Option<Bytes>,
+    pause: std::pin::Pin<Box<tokio::time::Sleep>>,
+    /// The slow body's rest has gone out: the body is complete.
+    done: bool,
 }
 
 impl hyper::body::Body for CutBody {
@@ -257,19 +269,29 @@ impl hyper::body::Body for CutBody {
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        use std::task::Poll;
         let this = self.get_mut();
         if let Some(first) = this.first.take() {
-            return std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(first))));
+            return Poll::Ready(Some(Ok(hyper::body::Frame::data(first))));
         }
-        let pause = this.pause.get_or_insert_with(|| {
-            Box::pin(tokio::time::sleep(std::time::Duration::from_millis(50)))
-        });
-        match std::future::Future::poll(pause.as_mut(), cx) {
-            std::task::Poll::Pending => std::task::Poll::Pending,
-            std::task::Poll::Ready(()) => std::task::Poll::Ready(Some(Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionAborted,
-                "answer cut off on purpose by the simulator",
-            )))),
+        if std::future::Future::poll(this.pause.as_mut(), cx).is_pending() {
+            return Poll::Pending;
+        }
+        if this.done {
+            return Poll::Ready(None);
+        }
+        match this.rest.take() {
+            Some(rest) => {
+                this.done = true;
+                Poll::Ready(Some(Ok(hyper::body::Frame::data(rest))))
+            }
+            None => {
+                this.done = true;
+                Poll::Ready(Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "answer cut off on purpose by the simulator",
+                ))))
+            }
         }
     }
 
