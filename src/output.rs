@@ -397,6 +397,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn control_characters_are_removed_from_cells() {
+        let mut writer = ResultsWriter::with_header(Vec::new()).expect("header");
+        let row = ResultRow {
+            row: 1,
+            customer_id: "ab\0cd\u{7}".into(),
+            qualification: "\u{1b}=Education".into(),
+            outcome: Some(Outcome::Failed),
+            error_message: Some("line\nbreak\u{85} and \u{7f}del".into()),
+            ..ResultRow::default()
+        };
+        writer.write(&row).expect("write");
+        writer.flush().expect("flush");
+        let text = String::from_utf8(writer.csv.into_inner().expect("inner")).expect("utf8");
+        let line = text.lines().nth(1).expect("row");
+        assert_eq!(
+            line,
+            "1,abcd,'=Education,failed,,,,,0,,,,linebreak and del,0"
+        );
+    }
+
+    #[test]
     fn numbers_are_written_in_decimal() {
         for v in [0, 7, 10, 409, 65_535, 1_000_000, u64::MAX] {
             let mut buf = [0u8; 20];

@@ -317,3 +317,31 @@ pub fn log_row(result: &ResultRow) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_json_naming_a_qualification_counts_as_a_create_answer() {
+        for body in [
+            &br#"{"qualification":"StateOwnedEntity","vettingStatus":"Approved"}"#[..],
+            br#"{"Qualification":"Education"}"#,
+            br#"{"qualifications":[{"qualification":"Education"}]}"#,
+            br#"{"items":[{"Qualification":"Education"}]}"#,
+            br#"[{"qualification":"Education"}]"#,
+        ] {
+            assert!(is_create_answer(body), "{}", String::from_utf8_lossy(body));
+        }
+        for body in [
+            &b""[..],
+            b"<html><body>Sign in</body></html>",
+            br#"{"statusCode":200}"#,
+            br#"{"qualification":"Educ"#,
+            b"null",
+            br#"[]"#,
+        ] {
+            assert!(!is_create_answer(body), "{}", String::from_utf8_lossy(body));
+        }
+    }
+}
