@@ -227,9 +227,10 @@ impl TokenProvider {
             let outcome = match sent {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
-                    match resp.bytes().await {
+                    // Capped like every answer: a token answer is a few kilobytes.
+                    match crate::client::read_capped(resp).await {
                         Ok(body) => Ok((status, body)),
-                        Err(err) => Err(describe_transport_error(&err)),
+                        Err(reason) => Err(reason),
                     }
                 }
                 Err(err) => Err(describe_transport_error(&err)),

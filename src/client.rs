@@ -465,6 +465,11 @@ async fn read_body(mut response: reqwest::Response) -> Result<Bytes, AttemptErro
     Ok(body.freeze())
 }
 
+/// [`read_body`] for callers outside the retry loop (the token endpoint): the body, or why not.
+pub(crate) async fn read_capped(response: reqwest::Response) -> Result<Bytes, String> {
+    read_body(response).await.map_err(|err| err.describe())
+}
+
 /// The application name sent in `MS-PartnerCenter-Application`.
 const APPLICATION_NAME: &str = concat!("pc-qualify/", env!("CARGO_PKG_VERSION"));
 
