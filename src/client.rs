@@ -80,6 +80,38 @@ impl AttemptError {
         }
     }
 
+    /// The server closed the connection without a byte of answer (reset, or closed before the
+    /// status line): on a kept-alive connection, the server closing it as the request went out.
+    fn closed_unanswered(&self) -> bool {
+        let AttemptError::Send(err) = self else {
+            return false;
+        };
+        if err.is_timeout() || err.is_connect() {
+            return false;
+        }
+        let mut source = std::error::Error::source(err);
+        while let Some(inner) = source {
+            if inner
+                .downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_incomplete_message)
+            {
+                return true;
+            }
+            if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::BrokenPipe
+                        | std::io::ErrorKind::ConnectionAborted
+                ) {
+                    return true;
+                }
+            }
+            source = inner.source();
+        }
+        false
+    }
+
     fn describe(&self) -> String {
         match self {
             AttemptError::Send(err) => describe_transport_error(err),
@@ -223,6 +255,9 @@ impl Client {
         let mut schedule = self.policy.schedule();
         let mut attempts = 0u32;
         let mut reauthenticated = false;
+        // One resend per call that does not count as an attempt: for a connection the server
+        // closed without answering (the keep-alive race). The same MS-RequestId makes it safe.
+        let mut free_resend = true;
         let mut correlation_id = None;
         let request_id_value = header_value(request_id);
         let ended = |reply: Reply, attempts: u32, correlation_id: Option<Uuid>| Exchange {
@@ -311,6 +346,13 @@ impl Client {
                     self.stats.record_transport_error();
                     let reason = err.describe();
                     tracing::debug!(%url, attempt = attempts, %correlation, %reason, "no answer");
+                    if free_resend && err.closed_unanswered() {
+                        // Not the service failing: an idle connection it had closed. At once,
+                        // and not counted against --max-attempts.
+                        free_resend = false;
+                        attempts = attempts.saturating_sub(1);
+                        continue;
+                    }
                     if err.retryable() && attempts < self.policy.max_attempts {
                         self.stats.record_retry();
                         if !self.pause(schedule.next_wait(None)).await {

@@ -187,7 +187,15 @@ async fn server_errors_are_retried_and_client_errors_are_not() {
     assert_eq!(outcome_attempts(&rows[0]), ("created", "5"));
     assert_eq!(outcome_status_attempts(&rows[1]), ("failed", "404", "1"));
     assert_eq!(outcome_status_attempts(&rows[2]), ("failed", "403", "1"));
-    assert_eq!(outcome_attempts(&rows[3]), ("created", "2"));
+    // A connection closed without a byte of answer is resent at once, not counted (issue 11).
+    assert_eq!(outcome_attempts(&rows[3]), ("created", "1"));
+    assert_eq!(
+        posts(&sim)
+            .iter()
+            .filter(|p| p.path.contains(&cid(4)))
+            .count(),
+        2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

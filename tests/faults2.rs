@@ -661,3 +661,103 @@ async fn a_journal_that_cannot_be_deleted_is_reported() {
         "{stderr}"
     );
 }
+
+/// A bare HTTP/1.1 server that answers every API request and then closes the connection without
+/// saying so (no `Connection: close`), as a server whose keep-alive timeout strikes at once would.
+/// Returns its base URL and the count of API requests it read.
+fn closing_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let seen = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let counter = counter.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut length = 0usize;
+                    loop {
+                        let mut header = String::new();
+                        if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if header.trim().is_empty() {
+                            break;
+                        }
+                        if let Some((name, value)) = header.split_once(':') {
+                            if name.eq_ignore_ascii_case("content-length") {
+                                length = value.trim().parse().unwrap_or(0);
+                            }
+                        }
+                    }
+                    let mut body = vec![0u8; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    if line.contains("/oauth2/token") {
+                        let answer = r#"{"token_type":"Bearer","expires_in":"3600","access_token":"raw-at","refresh_token":"raw-rt"}"#;
+                        let _ = write!(
+                            stream,
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
+                            answer.len()
+                        );
+                        continue;
+                    }
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let answer =
+                        r#"{"qualification":"StateOwnedEntity","vettingStatus":"Approved"}"#;
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    // Closed a moment later, keep-alive never withdrawn: the client's next
+                    // request is already on its way and is never read.
+                    std::thread::sleep(Duration::from_millis(20));
+                    return;
+                }
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_alive_connection_the_server_closed_costs_no_attempt() {
+    let (url, seen) = closing_server();
+    let dir = WorkDir::new("keep-alive");
+    dir.write("in.csv", soe_rows(30));
+    let env = vec![
+        ("PC_BASE_URL".to_string(), url.clone()),
+        ("PC_AUTHORITY".to_string(), url),
+        ("PC_TENANT_ID".to_string(), "t".to_string()),
+        ("PC_CLIENT_ID".to_string(), "c".to_string()),
+        ("PC_CLIENT_SECRET".to_string(), "s".to_string()),
+        ("PC_REFRESH_TOKEN".to_string(), "r".to_string()),
+    ];
+    let output = run_io(
+        "run",
+        &dir,
+        &env,
+        &["--rate", "0", "--concurrency", "1", "--max-attempts", "1"],
+    )
+    .await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let rows = results_by_row(&dir.join("out.csv"));
+    assert_eq!(rows.len(), 30);
+    assert!(
+        rows.iter()
+            .all(|r| r["outcome"] == "created" && r["attempts"] == "1"),
+        "{rows:?}"
+    );
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 30);
+}
