@@ -235,9 +235,10 @@ impl TokenProvider {
             let outcome = match sent {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
-                    match resp.bytes().await {
+                    // Capped like every answer: a token answer is a few kilobytes.
+                    match crate::client::read_capped(resp).await {
                         Ok(body) => Ok((status, body)),
-                        Err(err) => Err(describe_transport_error(&err)),
+                        Err(reason) => Err(reason),
                     }
                 }
                 Err(err) => Err(describe_transport_error(&err)),
@@ -278,11 +279,14 @@ impl TokenProvider {
                 "token endpoint answered {status} without an access token"
             )));
         };
+        // Clamped: the service issues tokens for about an hour, and a figure like u64::MAX
+        // would overflow the clock arithmetic below.
         let lifetime = answer
             .expires_in
             .as_ref()
             .and_then(lifetime_secs)
-            .unwrap_or(3600);
+            .unwrap_or(3600)
+            .min(MAX_LIFETIME_SECS);
         let lifetime = Duration::from_secs(lifetime);
         // Renew with a margin scaled to the lifetime: 5 minutes for the usual hour, less for short ones.
         let margin = (lifetime / 10).min(Duration::from_secs(300));
@@ -294,12 +298,15 @@ impl TokenProvider {
         );
         let token = AccessToken::new(
             SecretString::from(access),
-            Some(Instant::now() + lifetime.saturating_sub(margin)),
+            Instant::now().checked_add(lifetime.saturating_sub(margin)),
             generation,
         );
         Ok((token, answer.refresh_token.map(SecretString::from)))
     }
 }
+
+/// The longest access-token lifetime believed (a day); longer figures are treated as a day.
+const MAX_LIFETIME_SECS: u64 = 86_400;
 
 /// `expires_in` arrives as a string or a number.
 fn lifetime_secs(value: &serde_json::Value) -> Option<u64> {

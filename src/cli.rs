@@ -26,8 +26,10 @@ macro_rules! exit_codes {
         "Exit codes:
   0    every row created, exists, duplicate or planned
   1    the run finished and some rows failed or were invalid
-  2    usage, configuration, credentials or unreadable input; nothing was sent
-  130  interrupted (SIGINT/SIGTERM)"
+  2    nothing was sent: usage, configuration, credentials, unreadable input, or the
+       results file is in use by another run; or the run was stopped for good (MFA
+       sign-in needed, token endpoint down, service outage): --resume finishes it
+  130  interrupted (SIGINT/SIGTERM/SIGHUP/SIGQUIT)"
     };
 }
 
@@ -80,7 +82,8 @@ date. Outcomes stay as they were; nothing is posted. Rows it cannot read keep th
 and get an error_message. failed/invalid/duplicate rows are copied unchanged.
 
 Exit codes: 0 every row that needed a read was read; 1 some could not be read; 2 the input is
-not a results file (or usage/credentials); 130 interrupted.
+not a results file, the output is in use by another run (or usage/credentials), or the refresh
+was stopped for good (MFA sign-in needed, token endpoint down, outage); 130 interrupted.
 
 Examples:
   pc-qualify refresh --input results.csv --output refreshed.csv
@@ -374,7 +377,7 @@ pub struct SimulateArgs {
     /// CSV of customers' existing state (customer_id,qualification,vetting_status,vetting_reason,vetting_create_date[,company_name,domain]); replaces the built-in sandbox customers
     #[arg(long, value_name = "FILE")]
     pub preload: Option<PathBuf>,
-    /// Scripted answers per customer: lines `CUSTOMER_ID 503|429:SECS|drop|delay:MSms|late:MSms`
+    /// Scripted answers per customer: lines `CUSTOMER_ID 503|429:SECS|drop|delay:MSms|late:MSms|cut|slowbody:MSms|html|big:BYTES`
     #[arg(long, value_name = "FILE")]
     pub script: Option<PathBuf>,
     /// Seconds before a created qualification's vetting leaves InReview
@@ -404,6 +407,15 @@ pub struct SimulateArgs {
     /// Shape of create answers and qualification lists: bare, qualifications or pascal-items
     #[arg(long, value_name = "SHAPE", default_value = "bare")]
     pub answer_shape: simulator::AnswerShape,
+    /// MFA-required mode: API requests after the first N get 401 with error code 900421
+    #[arg(long, value_name = "N")]
+    pub mfa_after: Option<u64>,
+    /// Token endpoint outage: token requests after the first N get 503
+    #[arg(long, value_name = "N")]
+    pub token_outage_after: Option<u64>,
+    /// `expires_in` figure sent with issued tokens instead of --token-ttl (to test absurd values)
+    #[arg(long, value_name = "SECS")]
+    pub token_expires_in: Option<u64>,
 }
 
 /// Sets up tracing on stderr as the flags ask.
@@ -678,6 +690,11 @@ async fn refresh(args: RefreshArgs, quiet: bool, json: bool) -> Result<ExitCode,
             throttled = report.stats.throttled(),
             elapsed_s = report.elapsed.as_secs_f64(),
             interrupted = report.interrupted,
+            stopped = report
+                .fatal
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
             "refresh finished"
         );
     }
@@ -701,6 +718,9 @@ async fn refresh(args: RefreshArgs, quiet: bool, json: bool) -> Result<ExitCode,
             stats.retries(),
             stats.throttled(),
         );
+        if let Some(cause) = &report.fatal {
+            eprintln!("  STOPPED: {cause}");
+        }
     }
     Ok(report.exit_code())
 }
@@ -767,6 +787,11 @@ async fn export(args: ExportArgs, quiet: bool, json: bool) -> Result<ExitCode, E
             throttled = report.stats.throttled(),
             elapsed_s = report.elapsed.as_secs_f64(),
             interrupted = report.interrupted,
+            stopped = report
+                .fatal
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
             "export finished"
         );
     }
@@ -835,7 +860,9 @@ fn export_summary(report: &crate::export::ExportReport, output: &str) -> String 
             }
         );
     }
-    if report.interrupted && resumable {
+    if let Some(cause) = &report.fatal {
+        let _ = writeln!(text, "  STOPPED: {cause}");
+    } else if report.interrupted && resumable {
         let _ = writeln!(
             text,
             "  interrupted; the output holds the customers finished so far: run the same command with --resume to finish it (or --force to start over)"
@@ -974,14 +1001,18 @@ fn validate(args: ValidateArgs) -> Result<ExitCode, ErrorKind> {
     })
 }
 
-/// Turns SIGINT/SIGTERM into stop requests (the first drains, the second is urgent).
+/// Turns SIGINT/SIGTERM (and SIGHUP, a closed terminal, and SIGQUIT) into stop requests (the
+/// first drains, the second is urgent): left to their default, the last two would kill the
+/// process without the summary, the journal check or exit 130.
 async fn forward_signals(stop: Stop) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut int), Ok(mut term)) = (
+        let (Ok(mut int), Ok(mut term), Ok(mut hup), Ok(mut quit)) = (
             signal(SignalKind::interrupt()),
             signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+            signal(SignalKind::quit()),
         ) else {
             return;
         };
@@ -989,6 +1020,8 @@ async fn forward_signals(stop: Stop) {
             tokio::select! {
                 _ = int.recv() => {}
                 _ = term.recv() => {}
+                _ = hup.recv() => {}
+                _ = quit.recv() => {}
             }
             stop.request();
         }
@@ -1094,9 +1127,25 @@ fn summary(report: &Report, args: &RunArgs) -> String {
             "  ERROR: the rotated refresh token could not be saved to PC_REFRESH_TOKEN_FILE (see the log above); fix the file's permissions before the token ages out"
         );
     }
+    if report.internal_errors > 0 {
+        let _ = writeln!(
+            text,
+            "  ERROR: {} row(s) hit an internal error (error_code internal; please report it); the journal is kept so --resume re-sends them safely",
+            report.internal_errors
+        );
+    }
     let failed = stats.outcome(Outcome::Failed) + stats.outcome(Outcome::Invalid);
     let resumable = args.output != "-" && args.input != "-";
-    if report.interrupted && resumable {
+    if let Some(cause) = &report.fatal {
+        let _ = writeln!(text, "  STOPPED: {cause}");
+        if resumable {
+            let _ = writeln!(
+                text,
+                "  rows not in the results were not sent (or are journalled); to finish them run:\n    {}",
+                resume_command()
+            );
+        }
+    } else if report.interrupted && resumable {
         let _ = writeln!(
             text,
             "  interrupted; to finish the remaining rows run:\n    {}",
@@ -1136,6 +1185,12 @@ fn log_summary(report: &Report) {
         elapsed_s = report.elapsed.as_secs_f64(),
         interrupted = report.interrupted,
         token_file_failed = report.token_file_failed,
+        internal_errors = report.internal_errors,
+        stopped = report
+            .fatal
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
         "run finished"
     );
 }
@@ -1226,6 +1281,9 @@ async fn simulate(args: SimulateArgs) -> Result<ExitCode, ErrorKind> {
     config.device_polls = args.device_polls;
     config.device_interval_secs = args.device_interval.clamp(1, 300);
     config.answer_shape = args.answer_shape;
+    config.mfa_after = args.mfa_after;
+    config.token_outage_after = args.token_outage_after;
+    config.token_expires_in = args.token_expires_in;
     let handle = simulator::start(config, args.listen)
         .await
         .map_err(|e| ErrorKind::Sandbox(e.to_string()))?;

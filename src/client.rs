@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::api::Request;
 use crate::auth::TokenProvider;
+use crate::fatal::{Cause, FatalStop};
 use crate::retry::{
     classify_status, describe_transport_error, retry_after, Decision, RetryPolicy, Retryable,
 };
@@ -36,6 +37,8 @@ pub enum Reply {
     Transport(String),
     /// No usable access token could be had.
     Token(String),
+    /// Not sent (again): the run was stopped for good (see [`crate::fatal`]).
+    Stopped(String),
 }
 
 /// The result of one logical call, as the results file describes it.
@@ -49,6 +52,85 @@ pub struct Exchange {
     pub correlation_id: Option<Uuid>,
     /// `MS-RequestId` shared by every send of this call.
     pub request_id: Uuid,
+    /// Why the call gave up although the answer itself looks retryable (e.g. a `Retry-After`
+    /// past `--max-retry-after`); it replaces the error message in the results.
+    pub note: Option<String>,
+}
+
+/// The most of an answer body that is read; Partner Center's answers are a few kilobytes, and a
+/// larger one (a proxy's page, a runaway stream) fails the attempt instead of filling memory.
+pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+
+/// Why one attempt got no usable answer.
+enum AttemptError {
+    /// No answer: connect failure, timeout, reset before the status line.
+    Send(reqwest::Error),
+    /// The status arrived but the body was cut off (connection lost, timeout): the request may
+    /// have landed, and is sent again with the same `MS-RequestId`.
+    Body(reqwest::Error),
+    /// The body is larger than [`MAX_ANSWER_BYTES`].
+    TooLarge,
+}
+
+impl AttemptError {
+    fn retryable(&self) -> bool {
+        match self {
+            AttemptError::Send(err) => err.should_retry(),
+            AttemptError::Body(_) | AttemptError::TooLarge => true,
+        }
+    }
+
+    /// The server closed the connection without a byte of answer (reset, or closed before the
+    /// status line): on a kept-alive connection, the server closing it as the request went out.
+    fn closed_unanswered(&self) -> bool {
+        let AttemptError::Send(err) = self else {
+            return false;
+        };
+        if err.is_timeout() || err.is_connect() {
+            return false;
+        }
+        let mut source = std::error::Error::source(err);
+        while let Some(inner) = source {
+            if inner
+                .downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_incomplete_message)
+            {
+                return true;
+            }
+            if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::BrokenPipe
+                        | std::io::ErrorKind::ConnectionAborted
+                ) {
+                    return true;
+                }
+            }
+            source = inner.source();
+        }
+        false
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            AttemptError::Send(err) => describe_transport_error(err),
+            AttemptError::Body(err) => {
+                let detail = describe_transport_error(err);
+                if err.is_timeout() {
+                    format!("timed out while reading the answer ({detail})")
+                } else if detail.starts_with("connection lost while reading the answer") {
+                    detail
+                } else {
+                    format!("connection lost while reading the answer: {detail}")
+                }
+            }
+            AttemptError::TooLarge => format!(
+                "the answer was larger than {} KiB and was not read",
+                MAX_ANSWER_BYTES / 1024
+            ),
+        }
+    }
 }
 
 /// Sends calls to one Partner Center base URL on behalf of every worker.
@@ -59,6 +141,8 @@ pub struct Client {
     throttle: Arc<Throttle>,
     policy: RetryPolicy,
     stats: Arc<Stats>,
+    /// The run-wide stop this client trips (MFA, token endpoint, outage) and obeys.
+    fatal: Arc<FatalStop>,
     /// The base URL, parsed once: each request only swaps in its path and query.
     base_url: Option<reqwest::Url>,
     /// `Host` for every request, built once; hyper would otherwise `format!` it per request.
@@ -86,7 +170,14 @@ impl Client {
             throttle,
             policy,
             stats,
+            fatal: Arc::new(FatalStop::new(crate::pipeline::Stop::default())),
         }
+    }
+
+    /// The client reporting run-wide failures to (and stopping with) `fatal`.
+    pub fn with_fatal(mut self, fatal: Arc<FatalStop>) -> Self {
+        self.fatal = fatal;
+        self
     }
 
     /// Builds the HTTP client and token provider for `config` and proves the credentials by
@@ -96,6 +187,7 @@ impl Client {
         credentials: crate::auth::Credentials,
         throttle: Arc<Throttle>,
         stats: Arc<Stats>,
+        fatal: Arc<FatalStop>,
     ) -> Result<(Client, Arc<TokenProvider>), crate::error::ErrorKind> {
         // A proxy cannot reach this machine's own simulator, so the sandbox goes direct (and
         // skips the per-request proxy lookup); a real service keeps the system's proxy settings.
@@ -114,7 +206,8 @@ impl Client {
             throttle,
             config.retry,
             stats,
-        );
+        )
+        .with_fatal(fatal);
         Ok((client, tokens))
     }
 
@@ -165,38 +258,60 @@ impl Client {
                     attempts: 0,
                     correlation_id: None,
                     request_id,
+                    note: None,
                 }
             }
         };
         let mut schedule = self.policy.schedule();
         let mut attempts = 0u32;
         let mut reauthenticated = false;
+        // One resend per call that does not count as an attempt: for a connection the server
+        // closed without answering (the keep-alive race). The same MS-RequestId makes it safe.
+        let mut free_resend = true;
         let mut correlation_id = None;
         let request_id_value = header_value(request_id);
+        let ended = |reply: Reply, attempts: u32, correlation_id: Option<Uuid>| Exchange {
+            reply,
+            attempts,
+            correlation_id,
+            request_id,
+            note: None,
+        };
         loop {
             // The slot first, the token second: a token picked up before a long wait for the
             // limiter (or a 429 pause) can expire on the way, and the send would earn a 401.
-            self.throttle.acquire().await;
-            let token = match self.tokens.token().await {
+            // A stop for good also ends a wait for the limiter (a long 429 pause) or the token.
+            if let Some(reply) = self.stopped() {
+                return ended(reply, attempts, correlation_id);
+            }
+            tokio::select! {
+                biased;
+                _ = self.fatal.tripped() => return ended(self.stop_reply(), attempts, correlation_id),
+                _ = self.throttle.acquire() => {}
+            }
+            let token = tokio::select! {
+                biased;
+                _ = self.fatal.tripped() => return ended(self.stop_reply(), attempts, correlation_id),
+                token = self.tokens.token() => token,
+            };
+            let token = match token {
                 Ok(token) => token,
                 Err(err) => {
-                    return Exchange {
-                        reply: Reply::Token(err.to_string()),
-                        attempts,
-                        correlation_id,
-                        request_id,
-                    }
+                    // Every other row would fail the same way, one by one: stop the run.
+                    let reason = err.to_string();
+                    self.fatal
+                        .trip(Cause::TokenEndpoint(crate::api::sanitize(&reason)));
+                    return ended(Reply::Token(reason), attempts, correlation_id);
                 }
             };
             let Some(auth) = token.header().cloned() else {
-                return Exchange {
-                    reply: Reply::Token(
+                return ended(
+                    Reply::Token(
                         "the access token holds characters an HTTP header cannot carry".into(),
                     ),
                     attempts,
                     correlation_id,
-                    request_id,
-                };
+                );
             };
             attempts += 1;
             let correlation = new_uuid();
@@ -236,25 +351,30 @@ impl Client {
                         Err(err) => Err(err),
                     }
                 }
-                Err(err) => Err(err),
+                Err(err) => Err(AttemptError::Send(err)),
             };
             let (status, hint, answer) = match outcome {
                 Ok(parts) => parts,
                 Err(err) => {
                     self.stats.record_transport_error();
-                    let reason = describe_transport_error(&err);
+                    let reason = err.describe();
                     tracing::debug!(%url, attempt = attempts, %correlation, %reason, "no answer");
-                    if err.should_retry() && attempts < self.policy.max_attempts {
-                        self.stats.record_retry();
-                        tokio::time::sleep(schedule.next_wait(None)).await;
+                    if free_resend && err.closed_unanswered() {
+                        // Not the service failing: an idle connection it had closed. At once,
+                        // and not counted against --max-attempts.
+                        free_resend = false;
+                        attempts = attempts.saturating_sub(1);
                         continue;
                     }
-                    return Exchange {
-                        reply: Reply::Transport(reason),
-                        attempts,
-                        correlation_id,
-                        request_id,
-                    };
+                    if err.retryable() && attempts < self.policy.max_attempts {
+                        self.stats.record_retry();
+                        if !self.pause(schedule.next_wait(None)).await {
+                            return ended(self.stop_reply(), attempts, correlation_id);
+                        }
+                        continue;
+                    }
+                    self.fatal.call_failed(&reason);
+                    return ended(Reply::Transport(reason), attempts, correlation_id);
                 }
             };
             self.stats.record_answer(status, started.elapsed());
@@ -264,20 +384,38 @@ impl Client {
                 attempts,
                 correlation_id,
                 request_id,
+                note: None,
             };
             match classify_status(status) {
                 Decision::Successful => {
+                    self.fatal.call_answered();
                     self.throttle.on_success();
                     return done(answer);
                 }
                 Decision::DontRetry(_) => {
+                    self.fatal.call_answered();
                     if status == 409 {
                         self.throttle.on_success();
                     }
                     return done(answer);
                 }
                 Decision::Reauthenticate => {
+                    let error = crate::api::parse_error_body(&answer);
+                    let mfa = match error.code.as_deref() {
+                        Some(code) => code == MFA_REQUIRED_CODE,
+                        // A body in another shape (`error_code`, text): the code anywhere in it.
+                        None => String::from_utf8_lossy(&answer).contains(MFA_REQUIRED_CODE),
+                    };
+                    if mfa {
+                        // No token renewal can add the MFA claim: only a new sign-in can.
+                        self.fatal.trip(Cause::MfaRequired);
+                        return done(answer);
+                    }
                     if reauthenticated || !self.tokens.can_refresh() {
+                        let detail = error
+                            .message
+                            .unwrap_or_else(|| "no reason given".to_string());
+                        self.fatal.trip(Cause::Unauthorized(detail));
                         return done(answer);
                     }
                     // The token may have expired early or been revoked: renew once and resend.
@@ -286,41 +424,105 @@ impl Client {
                     self.stats.record_retry();
                 }
                 Decision::Retry(reason) => {
-                    let wait = schedule.next_wait(hint);
+                    if let Some(hint) = &hint {
+                        if hint.wait > self.policy.max_retry_after {
+                            // An absurd figure (or a service asking for hours): the row fails
+                            // now with the service's own number rather than sleeping on it.
+                            let mut exchange = done(answer);
+                            exchange.note = Some(format!(
+                                "the service answered {status} and asked to wait Retry-After: {} (seconds or a date), longer than --max-retry-after {} s; not retried",
+                                hint.raw,
+                                self.policy.max_retry_after.as_secs_f64()
+                            ));
+                            return exchange;
+                        }
+                    }
+                    let wait = schedule.next_wait(hint.map(|h| h.wait));
                     if status == 429 {
                         // Every worker waits, not just this one; acquire() sits out the pause.
                         self.throttle.on_throttled(wait);
                     }
                     if attempts >= self.policy.max_attempts {
+                        if status >= 500 {
+                            self.fatal.call_failed(&format!("HTTP {status}"));
+                        }
                         return done(answer);
                     }
-                    tracing::debug!(%url, attempt = attempts, reason, wait_ms = wait.as_millis() as u64, "retrying");
+                    tracing::debug!(
+                        %url,
+                        attempt = attempts,
+                        reason,
+                        wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                        "retrying"
+                    );
                     self.stats.record_retry();
-                    if status != 429 {
-                        tokio::time::sleep(wait).await;
+                    if status != 429 && !self.pause(wait).await {
+                        return ended(self.stop_reply(), attempts, correlation_id);
                     }
                 }
             }
         }
     }
+
+    /// `Some(Stopped)` once the run has been stopped for good: nothing more is sent.
+    fn stopped(&self) -> Option<Reply> {
+        self.fatal.is_tripped().then(|| self.stop_reply())
+    }
+
+    fn stop_reply(&self) -> Reply {
+        Reply::Stopped(match self.fatal.cause() {
+            Some(cause) => format!("not sent again: the run was stopped ({cause})"),
+            None => "not sent again: the run was stopped".to_string(),
+        })
+    }
+
+    /// Sleeps between attempts; `false` when the run was stopped for good meanwhile.
+    async fn pause(&self, wait: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => !self.fatal.is_tripped(),
+            _ = self.fatal.tripped() => false,
+        }
+    }
 }
 
-/// The answer's body. Partner Center's answers are small and arrive in one piece, which is then
-/// handed over as it is; `Response::bytes` would gather even a single piece into a new buffer.
-async fn read_body(mut response: reqwest::Response) -> Result<Bytes, reqwest::Error> {
-    let Some(first) = response.chunk().await? else {
+/// The Partner Center error code of a 401 whose token lacks the multi-factor authentication claim.
+pub const MFA_REQUIRED_CODE: &str = "900421";
+
+/// The answer's body, at most [`MAX_ANSWER_BYTES`]. Partner Center's answers are small and arrive
+/// in one piece, which is then handed over as it is; `Response::bytes` would gather even a single
+/// piece into a new buffer.
+async fn read_body(mut response: reqwest::Response) -> Result<Bytes, AttemptError> {
+    let cap = u64::try_from(MAX_ANSWER_BYTES).unwrap_or(u64::MAX);
+    if response.content_length().is_some_and(|n| n > cap) {
+        return Err(AttemptError::TooLarge);
+    }
+    let Some(first) = response.chunk().await.map_err(AttemptError::Body)? else {
         return Ok(Bytes::new());
     };
-    let Some(second) = response.chunk().await? else {
+    if first.len() > MAX_ANSWER_BYTES {
+        return Err(AttemptError::TooLarge);
+    }
+    let Some(second) = response.chunk().await.map_err(AttemptError::Body)? else {
         return Ok(first);
     };
     let mut body = bytes::BytesMut::with_capacity(first.len() + second.len());
     body.extend_from_slice(&first);
     body.extend_from_slice(&second);
-    while let Some(more) = response.chunk().await? {
-        body.extend_from_slice(&more);
+    loop {
+        if body.len() > MAX_ANSWER_BYTES {
+            return Err(AttemptError::TooLarge);
+        }
+        match response.chunk().await.map_err(AttemptError::Body)? {
+            Some(more) => body.extend_from_slice(&more),
+            None => break,
+        }
     }
     Ok(body.freeze())
+}
+
+/// [`read_body`] for callers outside the retry loop (the token endpoint): the body, or why not.
+pub(crate) async fn read_capped(response: reqwest::Response) -> Result<Bytes, String> {
+    read_body(response).await.map_err(|err| err.describe())
 }
 
 /// The application name sent in `MS-PartnerCenter-Application`.
@@ -358,6 +560,9 @@ pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// How long an idle keep-alive connection is kept for reuse.
+pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Builds the one HTTP client every call shares (keep-alive, rustls, per-request timeout);
 /// `direct` leaves out the system's proxy settings.
 pub fn http_client(
@@ -370,6 +575,9 @@ pub fn http_client(
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .pool_max_idle_per_host(pool.max(1))
+        // Shorter than the keep-alive of the usual servers and load balancers (60 s and more), so
+        // an idle connection is dropped here before the server closes it under a new request.
+        .pool_idle_timeout(IDLE_CONNECTION_TIMEOUT)
         .tcp_nodelay(true)
         .redirect(reqwest::redirect::Policy::none())
         .https_only(false);

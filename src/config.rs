@@ -114,9 +114,13 @@ pub struct Settings {
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub max_attempts: Option<i64>,
 
-    /// Longest single wait between attempts, in seconds [default: 60]
+    /// Longest single wait the tool chooses between attempts, in seconds; the service's Retry-After is obeyed beyond it [default: 60]
     #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     pub max_backoff: Option<f64>,
+
+    /// Longest Retry-After obeyed, in seconds; a longer one fails the row with the service's figure [default: 300]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
+    pub max_retry_after: Option<f64>,
 
     /// Seconds in-flight requests get to finish after SIGINT/SIGTERM [default: 10]
     #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
@@ -148,6 +152,7 @@ impl Settings {
             timeout: self.timeout.or(lower.timeout),
             max_attempts: self.max_attempts.or(lower.max_attempts),
             max_backoff: self.max_backoff.or(lower.max_backoff),
+            max_retry_after: self.max_retry_after.or(lower.max_retry_after),
             shutdown_grace: self.shutdown_grace.or(lower.shutdown_grace),
         }
     }
@@ -229,10 +234,11 @@ impl RunConfig {
         let max_attempts = positive("--max-attempts", s.max_attempts.unwrap_or(6), 100)?;
         let timeout = seconds("--timeout", s.timeout.unwrap_or(30.0))?;
         let max_backoff = seconds("--max-backoff", s.max_backoff.unwrap_or(60.0))?;
-        // Checked: `Duration::from_secs_f64` panics past u64::MAX seconds (`1e20`).
+        let max_retry_after = seconds("--max-retry-after", s.max_retry_after.unwrap_or(300.0))?;
         let shutdown_grace = match s.shutdown_grace.unwrap_or(10.0) {
-            g if g.is_finite() && (0.0..1e9).contains(&g) => Duration::try_from_secs_f64(g)
-                .map_err(|e| bad(format!("--shutdown-grace {g}: {e}")))?,
+            g if (0.0..1e9).contains(&g) => {
+                Duration::try_from_secs_f64(g).unwrap_or(Duration::ZERO)
+            }
             g => {
                 return Err(bad(format!(
                     "--shutdown-grace must be from 0 to 999999999 seconds; got {g}"
@@ -283,6 +289,7 @@ impl RunConfig {
             retry: RetryPolicy {
                 max_attempts: max_attempts as u32,
                 max_backoff,
+                max_retry_after,
                 ..RetryPolicy::default()
             },
             shutdown_grace,
@@ -301,16 +308,11 @@ fn positive(flag: &str, value: i64, max: i64) -> Result<i64, ErrorKind> {
 }
 
 fn seconds(flag: &str, value: f64) -> Result<Duration, ErrorKind> {
-    if value.is_finite() && value > 0.0 && value < 1e9 {
-        Duration::try_from_secs_f64(value).map_err(|e| {
-            ErrorKind::Config(format!(
-                "{flag} must be a number of seconds; got {value} ({e})"
-            ))
-        })
-    } else {
-        Err(ErrorKind::Config(format!(
-            "{flag} must be a number of seconds above 0; got {value}"
-        )))
+    match Duration::try_from_secs_f64(value) {
+        Ok(duration) if value > 0.0 && value < 1e9 => Ok(duration),
+        _ => Err(ErrorKind::Config(format!(
+            "{flag} must be a number of seconds above 0 and below 1e9; got {value}"
+        ))),
     }
 }
 

@@ -54,6 +54,16 @@ pub enum ErrorKind {
     /// Writing to standard output failed because the reader went away.
     #[error("broken pipe")]
     BrokenPipe,
+    /// Another process holds the results file's lock.
+    #[error("output {path}: in use by {holder} (lock file {lock}); two runs on one results file would corrupt it, so nothing was sent: wait for that run to end (--force does not override a live lock)")]
+    Locked {
+        /// The results file.
+        path: String,
+        /// `process N` as the lock file names it.
+        holder: String,
+        /// The lock file.
+        lock: String,
+    },
 }
 
 impl ErrorKind {
@@ -76,10 +86,17 @@ pub enum ExitCode {
     Success = 0,
     /// The run finished and some rows failed or were invalid.
     RowsFailed = 1,
-    /// Usage, configuration, credentials or unreadable input; nothing was sent.
+    /// Usage, configuration, credentials, unreadable input or a locked results file (nothing was
+    /// sent); or a run stopped for good by a sign-in problem or an outage (`--resume` finishes it).
     Usage = 2,
-    /// Interrupted by SIGINT/SIGTERM.
+    /// Interrupted by SIGINT, SIGTERM, SIGHUP or SIGQUIT.
     Interrupted = 130,
+}
+
+impl ExitCode {
+    /// A run stopped for good after rows may have been sent (MFA, token endpoint, outage): the
+    /// same number as [`ExitCode::Usage`], but its message names the cause and `--resume`.
+    pub const STOPPED: ExitCode = ExitCode::Usage;
 }
 
 impl From<ExitCode> for std::process::ExitCode {

@@ -83,12 +83,17 @@ pub struct ExportReport {
     pub interrupted: bool,
     /// Pool-wide 429 pauses.
     pub pauses: u64,
+    /// Why the export was stopped for good (MFA, token endpoint, outage), if it was.
+    pub fatal: Option<crate::fatal::Cause>,
 }
 
 impl ExportReport {
-    /// 0 when every customer was listed and read, 1 otherwise, 130 when interrupted.
+    /// 0 when every customer was listed and read, 1 otherwise, 2 when stopped for good, 130
+    /// when interrupted.
     pub fn exit_code(&self) -> ExitCode {
-        if self.interrupted {
+        if self.fatal.is_some() {
+            ExitCode::STOPPED
+        } else if self.interrupted {
             ExitCode::Interrupted
         } else if self.unread > 0 || self.list_error.is_some() {
             ExitCode::RowsFailed
@@ -142,13 +147,24 @@ pub async fn execute(job: ExportJob, stop: Stop) -> Result<ExportReport, ErrorKi
             "--resume needs a file for --output (it reads it again)".into(),
         ));
     }
-    if !resume {
-        output::check_target(&output_path, force)?;
-    }
-    // LOCK: the exclusive results-file lock is taken here, before any request is sent and
-    // before the output is created (wired by the integrator with the lock module).
-    let (client, _) =
-        Client::connect(&config, credentials, throttle.clone(), stats.clone()).await?;
+    // One writer per output file: the lock is taken before any request is sent and before the
+    // output is created; it is held (by `_lock`) until the export returns.
+    let _lock = crate::pipeline::lock_output(&output_path, || {
+        if resume {
+            Ok(())
+        } else {
+            output::check_target(&output_path, force)
+        }
+    })?;
+    let fatal = Arc::new(crate::fatal::FatalStop::new(stop.clone()));
+    let (client, _) = Client::connect(
+        &config,
+        credentials,
+        throttle.clone(),
+        stats.clone(),
+        fatal.clone(),
+    )
+    .await?;
     let client = Arc::new(client);
     let started = Instant::now();
 
@@ -172,6 +188,7 @@ pub async fn execute(job: ExportJob, stop: Stop) -> Result<ExportReport, ErrorKi
                 elapsed: started.elapsed(),
                 interrupted: true,
                 pauses: throttle.pauses(),
+                fatal: fatal.cause().cloned(),
             })
         }
         Some(Ok(page)) => page,
@@ -240,7 +257,22 @@ pub async fn execute(job: ExportJob, stop: Stop) -> Result<ExportReport, ErrorKi
             move |customer: ListedCustomer| {
                 let (client, unread) = (client.clone(), unread.clone());
                 async move {
-                    let rows = export_customer(&client, customer, qualification).await;
+                    // A panic while reading one customer must not lose its row: it becomes an
+                    // unread customer, with the panic as its error (and exit code 1).
+                    let bare = bare_row(&customer);
+                    let rows = match crate::unwind::catch(export_customer(
+                        &client,
+                        customer,
+                        qualification,
+                    ))
+                    .await
+                    {
+                        Ok(rows) => rows,
+                        Err(message) => CustomerRows {
+                            rows: vec![bare],
+                            error: Some(format!("internal error: {message}")),
+                        },
+                    };
                     if let Some(error) = &rows.error {
                         unread.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(
@@ -279,6 +311,7 @@ pub async fn execute(job: ExportJob, stop: Stop) -> Result<ExportReport, ErrorKi
         elapsed: started.elapsed(),
         interrupted: stop.requested(),
         pauses: throttle.pauses(),
+        fatal: fatal.cause().cloned(),
     })
 }
 
@@ -311,7 +344,7 @@ async fn fetch_page(client: &Client, next: Option<&NextPage>) -> Result<Page, St
             body,
             exchange.attempts,
         )),
-        Reply::Transport(reason) | Reply::Token(reason) => Err(format!(
+        Reply::Transport(reason) | Reply::Token(reason) | Reply::Stopped(reason) => Err(format!(
             "{} (after {} attempt(s))",
             api::sanitize(reason),
             exchange.attempts
@@ -402,19 +435,24 @@ async fn list_customers(
 }
 
 /// Reads one customer's qualifications and turns them into its rows.
+/// A customer's row before its qualifications are known.
+fn bare_row(customer: &ListedCustomer) -> ExportRow {
+    ExportRow {
+        customer_id: customer
+            .parsed
+            .map_or_else(|| customer.id.clone(), |id| id.to_lower_string()),
+        company_name: customer.company_name.clone(),
+        domain: customer.domain.clone(),
+        ..ExportRow::default()
+    }
+}
+
 async fn export_customer(
     client: &Client,
     customer: ListedCustomer,
     only: Option<Qualification>,
 ) -> CustomerRows {
-    let bare = ExportRow {
-        customer_id: customer
-            .parsed
-            .map_or_else(|| customer.id.clone(), |id| id.to_lower_string()),
-        company_name: customer.company_name,
-        domain: customer.domain,
-        ..ExportRow::default()
-    };
+    let bare = bare_row(&customer);
     let Some(id) = customer.parsed else {
         return CustomerRows {
             rows: vec![bare],
@@ -432,7 +470,7 @@ async fn export_customer(
             body,
             exchange.attempts,
         )),
-        Reply::Transport(reason) | Reply::Token(reason) => Err(format!(
+        Reply::Transport(reason) | Reply::Token(reason) | Reply::Stopped(reason) => Err(format!(
             "{} (after {} attempt(s))",
             api::sanitize(reason),
             exchange.attempts

@@ -26,9 +26,10 @@ fn main() -> std::process::ExitCode {
         // A closed pipe on standard output is the reader's choice, not an error.
         Err(ErrorKind::BrokenPipe) => ExitCode::Success,
         Err(err) => {
+            let code = err.exit_code();
             let err = anyhow::Error::new(err);
             eprintln!("pc-qualify: error: {err:#}");
-            ExitCode::Usage
+            code
         }
     };
     // Blocking reader/writer threads may still sit in a read of standard input; do not wait for them.

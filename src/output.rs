@@ -150,6 +150,20 @@ impl<W: Write> ResultsWriter<W> {
     }
 }
 
+impl ResultsWriter<Sink> {
+    /// Flushes and, for a regular file, syncs it to disk (proof that the disk takes the rows).
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.csv.flush()?;
+        if let Sink::File(file) = self.csv.get_ref() {
+            let file = file.get_ref();
+            if file.metadata()?.is_file() {
+                file.sync_all()?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `value` in decimal, written into `buf` without the formatting machinery (several numbers
 /// per row go through here).
 pub(crate) fn format_u64(mut value: u64, buf: &mut [u8; 20]) -> &str {
@@ -353,6 +367,22 @@ fn push_uuid(record: &mut csv::ByteRecord, id: Option<uuid::Uuid>) {
 /// Pushes a text cell, defused for spreadsheets: a leading `=`, `+`, `-`, `@`, tab or CR would
 /// make Excel evaluate the cell, so such cells get a leading apostrophe. Shared with `export`.
 pub(crate) fn push_text(record: &mut csv::ByteRecord, text: &str) {
+    if has_control(text) {
+        // NUL and other control characters (service text, odd input) have no place in a cell:
+        // they break spreadsheets and line-based tools. Removed, then defused as usual.
+        let clean: String = text.chars().filter(|c| !c.is_control()).collect();
+        return push_clean_text(record, &clean);
+    }
+    push_clean_text(record, text)
+}
+
+/// Whether `text` holds a control character (C0, DEL or C1).
+fn has_control(text: &str) -> bool {
+    text.bytes().any(|b| b < 0x20 || b == 0x7f)
+        || (!text.is_ascii() && text.chars().any(char::is_control))
+}
+
+fn push_clean_text(record: &mut csv::ByteRecord, text: &str) {
     if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         let mut cell = String::with_capacity(text.len() + 1);
         cell.push('\'');
@@ -373,6 +403,27 @@ pub(crate) fn csv_to_io(err: csv::Error) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_removed_from_cells() {
+        let mut writer = ResultsWriter::with_header(Vec::new()).expect("header");
+        let row = ResultRow {
+            row: 1,
+            customer_id: "ab\0cd\u{7}".into(),
+            qualification: "\u{1b}=Education".into(),
+            outcome: Some(Outcome::Failed),
+            error_message: Some("line\nbreak\u{85} and \u{7f}del".into()),
+            ..ResultRow::default()
+        };
+        writer.write(&row).expect("write");
+        writer.flush().expect("flush");
+        let text = String::from_utf8(writer.csv.into_inner().expect("inner")).expect("utf8");
+        let line = text.lines().nth(1).expect("row");
+        assert_eq!(
+            line,
+            "1,abcd,'=Education,failed,,,,,0,,,,linebreak and del,0"
+        );
+    }
 
     #[test]
     fn numbers_are_written_in_decimal() {

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,7 @@ use crate::auth::Credentials;
 use crate::client::Client;
 use crate::config::RunConfig;
 use crate::error::{ErrorKind, ExitCode};
+use crate::fatal::FatalStop;
 use crate::input::{InputOptions, InputReader, Record};
 use crate::model::{Outcome, ResultRow, Row};
 use crate::output::{self, ResultsWriter};
@@ -70,12 +71,18 @@ pub struct Report {
     pub example_request: Option<String>,
     /// The rotated refresh token could not be written back to `PC_REFRESH_TOKEN_FILE`.
     pub token_file_failed: bool,
+    /// Why the run was stopped for good (MFA, token endpoint, outage), if it was.
+    pub fatal: Option<crate::fatal::Cause>,
+    /// Rows whose processing panicked (written as `failed` / `internal`).
+    pub internal_errors: u64,
 }
 
 impl Report {
     /// The exit code this run ends the process with.
     pub fn exit_code(&self) -> ExitCode {
-        if self.interrupted {
+        if self.fatal.is_some() {
+            ExitCode::STOPPED
+        } else if self.interrupted {
             ExitCode::Interrupted
         } else if self.input_error.is_some()
             || self.stats.outcome(Outcome::Failed) > 0
@@ -170,16 +177,29 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
             "--resume needs a file for both --input and --output (it reads them again)".into(),
         ));
     }
-    if !resume {
-        output::check_target(&output_path, force)?;
-    }
+    // One writer per results file, before anything is read back or sent; held to the end. Taken
+    // before the file checks, so a second run is told who holds the file, not that it exists.
+    let _lock = lock_output(&output_path, || {
+        if resume {
+            Ok(())
+        } else {
+            output::check_target(&output_path, force)
+        }
+    })?;
+    let fatal = Arc::new(FatalStop::new(stop.clone()));
 
     let mut token_provider = None;
     let client = match credentials {
         Some(credentials) => {
             // Credentials are proven before the results file is touched or any row is sent.
-            let (client, tokens) =
-                Client::connect(&config, credentials, throttle.clone(), stats.clone()).await?;
+            let (client, tokens) = Client::connect(
+                &config,
+                credentials,
+                throttle.clone(),
+                stats.clone(),
+                fatal.clone(),
+            )
+            .await?;
             token_provider = Some(tokens);
             Some(Arc::new(client))
         }
@@ -222,29 +242,10 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         resume::keep_settled(&output_path, &stats)?;
     }
     let carried_over = resume_state.settled.len() as u64;
-    let writer = if resume && Path::new(&output_path).exists() {
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&output_path)
-            .map_err(|e| output_error(&output_path, e))?;
-        ResultsWriter::without_header(output::Sink::File(std::io::BufWriter::new(file)))
-    } else {
-        let sink = output::create(&output_path, force || resume)?;
-        ResultsWriter::with_header(sink).map_err(|e| output_error(&output_path, e))?
-    };
     let journal_path = resume::journal_path(&output_path);
-    let journal = if output_path == "-" || (dry_run && !matches!(mode, Mode::Reconcile { .. })) {
-        None
-    } else {
-        if !resume {
-            // A journal left by an earlier run of another file must not lend its request ids.
-            let _ = std::fs::remove_file(&journal_path);
-        }
-        Some(
-            Journal::open(&journal_path)
-                .map_err(|e| output_error(&journal_path.display().to_string(), e))?,
-        )
-    };
+    let wants_journal = output_path != "-" && (!dry_run || matches!(mode, Mode::Reconcile { .. }));
+    let (writer, journal) =
+        open_outputs(&output_path, &journal_path, resume, force, wants_journal)?;
     // A dry run of `run` shows the first request it would have sent.
     let want_example = dry_run && mode == Mode::Run;
     let started = Instant::now();
@@ -259,6 +260,7 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         example: None,
         want_example,
     };
+    let internal_errors = Arc::new(AtomicU64::new(0));
     let reader_task = if input == "-" {
         // Standard input may stall for as long as the producer likes: not on the runtime.
         let (result_tx, stop, aborted) = (result_tx.clone(), stop.clone(), aborted.clone());
@@ -291,9 +293,22 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         work_rx.clone(),
         result_tx.clone(),
         &stop,
-        move |work| {
-            let worker = worker.clone();
-            async move { worker.process(work).await }
+        {
+            let internal_errors = internal_errors.clone();
+            move |work: Work| {
+                let worker = worker.clone();
+                let internal_errors = internal_errors.clone();
+                async move {
+                    let skeleton = internal_row(&work);
+                    match crate::unwind::catch(worker.process(work)).await {
+                        Ok(row) => row,
+                        Err(message) => {
+                            internal_errors.fetch_add(1, Ordering::Relaxed);
+                            failed_internally(skeleton, &message)
+                        }
+                    }
+                }
+            }
         },
     );
     drop(result_tx);
@@ -304,11 +319,32 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         Ok(end) => (end.error, end.example),
         Err(err) => (Some(format!("input reader stopped: {err}")), None),
     };
-    let rows = finish_writer(writer_task, &output_path).await?;
+    let rows = finish_writer(writer_task, &output_path)
+        .await
+        .map_err(|err| match err {
+            // Rows were sent before the results file failed: say so, and how to finish.
+            ErrorKind::Output { path, reason } => ErrorKind::Output {
+                path,
+                reason: format!(
+                    "{reason}; rows were sent before this failure and the journal is kept: once the file can be written, run the same command with --resume"
+                ),
+            },
+            other => other,
+        })?;
     let interrupted = stop.requested();
-    if !interrupted && input_error.is_none() {
+    let internal_errors = internal_errors.load(Ordering::Relaxed);
+    let fatal = fatal.cause().cloned();
+    if !interrupted && input_error.is_none() && internal_errors == 0 && fatal.is_none() {
         // Every row has its results row: nothing is in doubt any more.
-        let _ = std::fs::remove_file(&journal_path);
+        if let Err(err) = std::fs::remove_file(&journal_path) {
+            if err.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(
+                    journal = %journal_path.display(),
+                    error = %err,
+                    "the finished run's journal could not be deleted; delete it by hand before starting another run on this file with --resume"
+                );
+            }
+        }
     }
     let example_request = example.map(|row| {
         preflight::describe_request(
@@ -326,6 +362,8 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         pauses: throttle.pauses(),
         example_request,
         token_file_failed: token_provider.is_some_and(|t| t.token_file_failed()),
+        fatal,
+        internal_errors,
     })
 }
 
@@ -667,6 +705,122 @@ pub(crate) async fn finish_writer<T>(
         Ok(Err(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => Err(ErrorKind::BrokenPipe),
         Ok(Err(err)) => Err(output_error(path, err)),
         Err(err) => Err(output_error(path, std::io::Error::other(err))),
+    }
+}
+
+/// Takes the results file's lock (none for standard output), then runs `check` (the file
+/// checks). When the lock cannot even be created, `check`'s clearer reason (a missing folder)
+/// is reported instead.
+pub(crate) fn lock_output(
+    output_path: &str,
+    check: impl FnOnce() -> Result<(), ErrorKind>,
+) -> Result<Option<crate::lock::LockGuard>, ErrorKind> {
+    if output_path == "-" {
+        check()?;
+        return Ok(None);
+    }
+    match crate::lock::acquire(Path::new(output_path)) {
+        Ok(guard) => {
+            check()?;
+            Ok(Some(guard))
+        }
+        Err(err @ ErrorKind::Locked { .. }) => Err(err),
+        Err(err) => {
+            check()?;
+            Err(err)
+        }
+    }
+}
+
+/// The results row a panicking worker leaves for its row (filled in by [`failed_internally`]).
+fn internal_row(work: &Work) -> ResultRow {
+    ResultRow {
+        row: work.row.index,
+        customer_id: work.row.customer_id.to_lower_string(),
+        qualification: work.row.qualification.as_str().to_string(),
+        request_id: Some(work.request_id),
+        ..ResultRow::default()
+    }
+}
+
+/// A bug must not lose a row: it becomes `failed` with `error_code` `internal`.
+fn failed_internally(mut row: ResultRow, message: &str) -> ResultRow {
+    tracing::error!(row = row.row, panic = %message, "internal error while processing a row");
+    row.outcome = Some(Outcome::Failed);
+    row.error_code = Some("internal".into());
+    row.error_message = Some(crate::api::sanitize(&format!(
+        "internal error (please report it): {message}; the row's request may have been sent, --resume re-sends it with the same MS-RequestId"
+    )));
+    row
+}
+
+/// Opens the results writer and the journal and proves both writable before the first request:
+/// the header is written, flushed and synced, the journal created and synced. A failure leaves
+/// nothing behind that this run created (a results file that a rerun or `--resume` would trip on).
+fn open_outputs(
+    output_path: &str,
+    journal_path: &Path,
+    resume: bool,
+    force: bool,
+    wants_journal: bool,
+) -> Result<(ResultsWriter<output::Sink>, Option<Journal>), ErrorKind> {
+    let existed = output_path != "-" && Path::new(output_path).exists();
+    // Only a regular file may ever be removed: `--output /dev/full` (or a FIFO) must survive a
+    // failed start, above all when running as root.
+    let regular =
+        |path: &Path| std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file());
+    // A 0-byte file (a disk that filled up as an earlier run started) has no header to append to.
+    let appendable = resume && std::fs::metadata(output_path).is_ok_and(|m| m.len() > 0);
+    let cleanup = |journal_created: bool| {
+        if journal_created && regular(journal_path) {
+            let _ = std::fs::remove_file(journal_path);
+        }
+        // A resumed file holds the earlier run's rows: never removed.
+        if output_path != "-" && !resume && regular(Path::new(output_path)) {
+            let _ = std::fs::remove_file(output_path);
+        }
+    };
+    let opened = (|| -> Result<ResultsWriter<output::Sink>, ErrorKind> {
+        let mut writer = if appendable {
+            let file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(output_path)
+                .map_err(|e| output_error(output_path, e))?;
+            ResultsWriter::without_header(output::Sink::File(std::io::BufWriter::new(file)))
+        } else {
+            let sink = output::create(output_path, force || resume)?;
+            ResultsWriter::with_header(sink).map_err(|e| output_error(output_path, e))?
+        };
+        writer
+            .flush()
+            .and_then(|()| writer.sync())
+            .map_err(|e| output_error(output_path, e))?;
+        Ok(writer)
+    })();
+    let writer = match opened {
+        Ok(writer) => writer,
+        Err(err) => {
+            // Only a file this run created (or truncated with --force) is removed.
+            if !existed || force {
+                cleanup(false);
+            }
+            return Err(err);
+        }
+    };
+    if !wants_journal {
+        return Ok((writer, None));
+    }
+    if !resume {
+        // A journal left by an earlier run of another file must not lend its request ids.
+        let _ = std::fs::remove_file(journal_path);
+    }
+    let journal_existed = journal_path.exists();
+    match Journal::open(journal_path).and_then(|journal| journal.sync().map(|()| journal)) {
+        Ok(journal) => Ok((writer, Some(journal))),
+        Err(e) => {
+            cleanup(!journal_existed);
+            Err(output_error(&journal_path.display().to_string(), e))
+        }
     }
 }
 

@@ -28,7 +28,7 @@ pub async fn validation_code(
                 error.message.map(|m| format!(": {m}")).unwrap_or_default()
             )));
         }
-        Reply::Transport(reason) | Reply::Token(reason) => {
+        Reply::Transport(reason) | Reply::Token(reason) | Reply::Stopped(reason) => {
             return Err(ErrorKind::Preflight(format!(
                 "reading validation codes failed: {reason}"
             )))

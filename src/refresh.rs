@@ -50,12 +50,16 @@ pub struct RefreshReport {
     pub interrupted: bool,
     /// Pool-wide 429 pauses.
     pub pauses: u64,
+    /// Why the refresh was stopped for good (MFA, token endpoint, outage), if it was.
+    pub fatal: Option<crate::fatal::Cause>,
 }
 
 impl RefreshReport {
     /// 0 when every row that needed a read was read, 1 otherwise, 130 when interrupted.
     pub fn exit_code(&self) -> ExitCode {
-        if self.interrupted {
+        if self.fatal.is_some() {
+            ExitCode::STOPPED
+        } else if self.interrupted {
             ExitCode::Interrupted
         } else if self.unread > 0 {
             ExitCode::RowsFailed
@@ -79,7 +83,10 @@ pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, Error
         reason: e.to_string(),
     };
     let reader = ResultsReader::open(Path::new(&input)).map_err(not_results)?;
-    output::check_target(&output_path, force)?;
+    // One writer per output file, taken before anything is sent (and before the file checks, so
+    // a second run is told who holds the file).
+    let _lock =
+        crate::pipeline::lock_output(&output_path, || output::check_target(&output_path, force))?;
     if output_path != "-"
         && std::fs::canonicalize(&input).ok() == std::fs::canonicalize(&output_path).ok()
     {
@@ -89,8 +96,15 @@ pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, Error
     }
     let stats = Arc::new(Stats::default());
     let throttle = Arc::new(Throttle::new(config.rate, config.burst));
-    let (client, _) =
-        Client::connect(&config, credentials, throttle.clone(), stats.clone()).await?;
+    let fatal = Arc::new(crate::fatal::FatalStop::new(stop.clone()));
+    let (client, _) = Client::connect(
+        &config,
+        credentials,
+        throttle.clone(),
+        stats.clone(),
+        fatal.clone(),
+    )
+    .await?;
     let client = Arc::new(client);
     let sink = output::create(&output_path, force)?;
     let writer = ResultsWriter::with_header(sink).map_err(|e| ErrorKind::Output {
@@ -125,7 +139,18 @@ pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, Error
         move |row| {
             let (client, read, unread) = (client.clone(), counters.0.clone(), counters.1.clone());
             async move {
-                let (row, ok) = refresh_row(&client, row).await;
+                // A bug keeps the row as it was, with the panic noted, rather than losing it.
+                let kept = row.clone();
+                let (row, ok) = match crate::unwind::catch(refresh_row(&client, row)).await {
+                    Ok(done) => done,
+                    Err(message) => {
+                        let mut row = kept;
+                        row.error_message = Some(crate::api::sanitize(&format!(
+                            "refresh: internal error (please report it): {message}"
+                        )));
+                        (row, false)
+                    }
+                };
                 log_row(&row);
                 if ok { &read } else { &unread }.fetch_add(1, Ordering::Relaxed);
                 row
@@ -155,6 +180,7 @@ pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, Error
         elapsed: started.elapsed(),
         interrupted: stop.requested(),
         pauses: throttle.pauses(),
+        fatal: fatal.cause().cloned(),
     })
 }
 

@@ -70,6 +70,11 @@ impl Journal {
         self.pending.push('\n');
     }
 
+    /// Syncs the journal file to disk (proof, before the first request, that it can be written).
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_all()
+    }
+
     /// Writes the noted lines; call before the rows they describe can be sent.
     pub fn commit(&mut self) -> io::Result<()> {
         if self.pending.is_empty() {
@@ -147,7 +152,8 @@ pub fn load(output: &str) -> Result<ResumeState, ErrorKind> {
     let path = Path::new(output);
     let mut settled = HashMap::new();
     // No results file yet: the earlier run may still have died with rows in flight.
-    let mut reader = if path.exists() {
+    // A 0-byte file (left by a run that could not write its header) holds nothing either.
+    let mut reader = if path.metadata().is_ok_and(|m| m.len() > 0) {
         Some(ResultsReader::open(path).map_err(|e| err(e.to_string()))?)
     } else {
         None
@@ -183,7 +189,7 @@ pub fn keep_settled(output: &str, stats: &Stats) -> Result<(), ErrorKind> {
         reason,
     };
     let path = Path::new(output);
-    if !path.exists() {
+    if !path.metadata().is_ok_and(|m| m.len() > 0) {
         return Ok(());
     }
     let mut reader = ResultsReader::open(path).map_err(|e| err(e.to_string()))?;

@@ -85,22 +85,45 @@ pub fn describe_transport_error(err: &reqwest::Error) -> String {
     }
 }
 
-/// Reads `Retry-After` as delta-seconds or an HTTP date.
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+/// A `Retry-After` the service sent: how long it asks for, and its own figure for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryAfter {
+    /// The wait, saturated at [`Duration::MAX`] for figures no clock can hold.
+    pub wait: Duration,
+    /// The header value as sent (trimmed, at most 64 characters), quoted in a row's message.
+    pub raw: String,
+}
+
+/// Reads `Retry-After` as delta-seconds or an HTTP date; a malformed value reads as none.
+pub fn retry_after(headers: &HeaderMap) -> Option<RetryAfter> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    parse_retry_after(value, SystemTime::now())
+    let wait = parse_retry_after(value, SystemTime::now())?;
+    Some(RetryAfter {
+        wait,
+        raw: value.chars().take(64).collect(),
+    })
 }
 
 /// Parses a `Retry-After` value relative to `now` (a date in the past means "now").
+///
+/// Every figure is converted with checked arithmetic: `99999999999999999999` or `1e30` seconds
+/// saturate at [`Duration::MAX`] (the caller compares it with `--max-retry-after`) instead of
+/// panicking; negative, NaN and other malformed values read as no hint at all.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // Delta-seconds, the documented form; more digits than a u64 holds is "very long".
+        return Some(
+            value
+                .parse::<u64>()
+                .map(Duration::from_secs)
+                .unwrap_or(Duration::MAX),
+        );
     }
     if let Ok(secs) = value.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Some(Duration::from_secs_f64(secs));
+        if secs.is_nan() || secs < 0.0 {
+            return None;
         }
-        return None;
+        return Some(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX));
     }
     let when = httpdate::parse_http_date(value).ok()?;
     Some(when.duration_since(now).unwrap_or(Duration::ZERO))
@@ -113,8 +136,10 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// First backoff ceiling.
     pub initial: Duration,
-    /// Cap on any single wait, `Retry-After` included.
+    /// Cap on any single wait the tool chooses itself (the service's `Retry-After` is not capped by it).
     pub max_backoff: Duration,
+    /// The longest `Retry-After` obeyed; a longer one fails the call with the service's figure.
+    pub max_retry_after: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -123,6 +148,7 @@ impl Default for RetryPolicy {
             max_attempts: 6,
             initial: Duration::from_millis(500),
             max_backoff: Duration::from_secs(60),
+            max_retry_after: Duration::from_secs(300),
         }
     }
 }
@@ -155,12 +181,13 @@ impl Schedule {
         Schedule { ceilings, cap }
     }
 
-    /// The wait before the next attempt: at least `server_hint` when the service gave one.
+    /// The wait before the next attempt: the service's `server_hint` as given (the caller has
+    /// already held it against `--max-retry-after`), else the jittered backoff capped at `cap`.
     pub fn next_wait(&mut self, server_hint: Option<Duration>) -> Duration {
         let ceiling = self.ceilings.next_backoff().unwrap_or(self.cap);
         let jittered = ceiling.mul_f64(fastrand::f64());
         match server_hint {
-            Some(hint) => hint.min(self.cap),
+            Some(hint) => hint,
             None => jittered.min(self.cap),
         }
     }
@@ -202,6 +229,7 @@ mod tests {
         assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-3", now), None);
+        assert_eq!(parse_retry_after("0", now), Some(Duration::ZERO));
     }
 
     #[test]
@@ -216,15 +244,37 @@ mod tests {
     }
 
     #[test]
-    fn server_hints_win_but_are_capped() {
+    fn server_hints_win_even_past_the_backoff_cap() {
         let mut schedule = Schedule::new(Duration::from_millis(100), Duration::from_secs(60));
         assert_eq!(
             schedule.next_wait(Some(Duration::from_secs(3))),
             Duration::from_secs(3)
         );
+        // --max-backoff caps the tool's own waits only; --max-retry-after is the client's check.
         assert_eq!(
             schedule.next_wait(Some(Duration::from_secs(600))),
-            Duration::from_secs(60)
+            Duration::from_secs(600)
         );
+    }
+
+    #[test]
+    fn absurd_retry_after_values_saturate_or_are_ignored_never_panic() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        for huge in [
+            "99999999999999999999",
+            "1e30",
+            "1e300",
+            "inf",
+            "18446744073709551616",
+        ] {
+            assert_eq!(parse_retry_after(huge, now), Some(Duration::MAX), "{huge}");
+        }
+        assert_eq!(
+            parse_retry_after("1.5", now),
+            Some(Duration::from_millis(1500))
+        );
+        for bad in ["NaN", "-1e30", "", " ", "0x10", "1e", "Wed, 99 Foo"] {
+            assert_eq!(parse_retry_after(bad, now), None, "{bad:?}");
+        }
     }
 }

@@ -118,8 +118,14 @@ impl Worker {
         describe_call(result, &exchange);
         match &exchange.reply {
             Reply::Answer { status, body } if (200..300).contains(status) => {
-                result.outcome = Some(Outcome::Created);
-                set_vetting(result, api::parse_create_answer(body, row.qualification));
+                if is_create_answer(body) {
+                    result.outcome = Some(Outcome::Created);
+                    set_vetting(result, api::parse_create_answer(body, row.qualification));
+                } else {
+                    // A 2xx that is not Partner Center's answer (a proxy's sign-in page, a body
+                    // cut short) proves nothing: only the customer's list can.
+                    self.confirm(client, row, *status, result).await;
+                }
             }
             Reply::Answer { status: 409, .. } => {
                 result.outcome = Some(Outcome::Exists);
@@ -195,6 +201,49 @@ fn explain_gcc_forbidden(result: &mut ResultRow) {
     });
 }
 
+impl Worker {
+    /// After a 2xx with an unreadable body: `created` only when the customer's list shows the
+    /// qualification, else `failed` with `error_code` `unconfirmed`.
+    async fn confirm(&self, client: &Client, row: &Row, status: u16, result: &mut ResultRow) {
+        let read = client
+            .send(
+                &api::list_request(row.customer_id),
+                crate::client::new_uuid(),
+            )
+            .await;
+        match read_record(&read, row.qualification) {
+            Ok(Some(record)) => {
+                result.outcome = Some(Outcome::Created);
+                set_vetting(result, api::Vetting::from(record));
+                result.error_message = Some(format!(
+                    "the service answered {status} with a body that is not a qualification; the customer's list confirms it"
+                ));
+            }
+            Ok(None) => {
+                result.outcome = Some(Outcome::Failed);
+                result.error_code = Some("unconfirmed".into());
+                result.error_message = Some(format!(
+                    "the answer was {status} with a body that is not Partner Center's (a proxy page?), and the customer's list does not show the qualification: not created"
+                ));
+            }
+            Err(reason) => {
+                result.outcome = Some(Outcome::Failed);
+                result.error_code = Some("unconfirmed".into());
+                result.error_message = Some(format!(
+                    "the answer was {status} with a body that is not Partner Center's, and the customer's list could not be read to confirm it: {reason}"
+                ));
+            }
+        }
+    }
+}
+
+/// Whether a 2xx body is a documented create answer: JSON naming a qualification, bare or
+/// wrapped (`{"qualifications": [...]}`, `{"items": [...]}`, an array), keys in any case.
+fn is_create_answer(body: &[u8]) -> bool {
+    // Any documented shape that carries at least one qualification record (api::read_records).
+    api::read_records(body).is_ok_and(|records| !records.is_empty())
+}
+
 /// Fills the columns that describe the deciding call, and its error for a failure.
 pub fn describe_call(result: &mut ResultRow, exchange: &Exchange) {
     result.attempts = exchange.attempts;
@@ -223,6 +272,13 @@ pub fn describe_call(result: &mut ResultRow, exchange: &Exchange) {
             result.error_code = Some("token".into());
             result.error_message = Some(api::sanitize(reason));
         }
+        Reply::Stopped(reason) => {
+            result.error_code = Some("stopped".into());
+            result.error_message = Some(api::sanitize(reason));
+        }
+    }
+    if let Some(note) = &exchange.note {
+        result.error_message = Some(api::sanitize(note));
     }
 }
 
@@ -243,7 +299,9 @@ pub fn read_record(
                 error.message.map(|m| format!(": {m}")).unwrap_or_default()
             ))
         }
-        Reply::Transport(reason) | Reply::Token(reason) => Err(api::sanitize(reason)),
+        Reply::Transport(reason) | Reply::Token(reason) | Reply::Stopped(reason) => {
+            Err(api::sanitize(reason))
+        }
     }
 }
 
@@ -339,6 +397,29 @@ mod tests {
                 "held {:?}, retry_denied {retry_denied}, dry_run {dry_run}",
                 record.map(|r| r.vetting_status.clone())
             );
+        }
+    }
+
+    #[test]
+    fn only_json_naming_a_qualification_counts_as_a_create_answer() {
+        for body in [
+            &br#"{"qualification":"StateOwnedEntity","vettingStatus":"Approved"}"#[..],
+            br#"{"Qualification":"Education"}"#,
+            br#"{"qualifications":[{"qualification":"Education"}]}"#,
+            br#"{"items":[{"Qualification":"Education"}]}"#,
+            br#"[{"qualification":"Education"}]"#,
+        ] {
+            assert!(is_create_answer(body), "{}", String::from_utf8_lossy(body));
+        }
+        for body in [
+            &b""[..],
+            b"<html><body>Sign in</body></html>",
+            br#"{"statusCode":200}"#,
+            br#"{"qualification":"Educ"#,
+            b"null",
+            br#"[]"#,
+        ] {
+            assert!(!is_create_answer(body), "{}", String::from_utf8_lossy(body));
         }
     }
 }

@@ -247,7 +247,9 @@ async fn transient_failures_are_retried_with_one_request_id() {
     assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
     let rows = results_by_row(&dir.join("out.csv"));
     assert_eq!(rows[0]["outcome"], "created");
-    assert_eq!(rows[0]["attempts"], "3");
+    // 503, then the dropped connection (no byte of answer) resent at once without counting an
+    // attempt (issue 11: the keep-alive race), so two attempts for three sends.
+    assert_eq!(rows[0]["attempts"], "2");
     assert_eq!(rows[1]["outcome"], "failed");
     assert_eq!(rows[1]["http_status"], "400");
     assert_eq!(rows[1]["attempts"], "1", "a 400 is not retried");

@@ -11,7 +11,7 @@ use axum::Json;
 use serde_json::json;
 
 use super::parse::form_decode;
-use super::routes::{pc_error, scripted_status};
+use super::routes::pc_error;
 use super::state::{lock, Shared};
 use super::{FaultAction, PreloadEntry, PreloadState, SimError};
 use crate::model::CustomerId;
@@ -182,23 +182,20 @@ pub(crate) async fn list_customers(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let directory = &shared.directory;
-    let scripted = lock(&directory.faults).pop_front();
+    let scripted = lock(&shared.directory.faults).pop_front();
     match scripted {
-        Some(FaultAction::Status {
-            status,
-            retry_after,
-        }) => {
-            return scripted_status(
-                status,
-                retry_after.as_deref(),
-                shared.settings.retry_after_secs,
-            )
+        Some(action) => {
+            let retry_after_secs = shared.settings.retry_after_secs;
+            let answer = list_page(shared, query, headers);
+            super::routes::apply_fault(action, retry_after_secs, answer).await
         }
-        Some(FaultAction::Drop) => return super::routes::dropped(),
-        Some(FaultAction::Delay(d)) => tokio::time::sleep(d).await,
-        Some(FaultAction::SlowAnswer(_)) | None => {}
+        None => list_page(shared, query, headers).await,
     }
+}
+
+/// The list answer itself, once any scripted fault has had its say.
+async fn list_page(shared: Arc<Shared>, query: Option<String>, headers: HeaderMap) -> Response {
+    let directory = &shared.directory;
     let pairs = query.as_deref().map(form_decode).unwrap_or_default();
     let param = |name: &str| {
         pairs

@@ -10,6 +10,7 @@ mod parse;
 mod routes;
 mod shapes;
 mod state;
+mod switches;
 #[cfg(test)]
 mod tests;
 
@@ -145,6 +146,14 @@ pub struct SimConfig {
     pub authorize_declines: bool,
     /// The documented shape of create answers and qualification lists.
     pub answer_shape: AnswerShape,
+    /// MFA-required mode: API requests after the first N are answered 401 with error code
+    /// 900421 (`Some(0)`: from the start); see also [`SimHandle::set_mfa_required`].
+    pub mfa_after: Option<u64>,
+    /// Token endpoint outage: token requests after the first N are answered 503; see also
+    /// [`SimHandle::set_token_outage`].
+    pub token_outage_after: Option<u64>,
+    /// `expires_in` sent with issued tokens instead of the lifetime (to test absurd figures).
+    pub token_expires_in: Option<u64>,
 }
 
 impl Default for SimConfig {
@@ -174,6 +183,9 @@ impl Default for SimConfig {
             device_expires_secs: 900,
             authorize_declines: false,
             answer_shape: AnswerShape::Bare,
+            mfa_after: None,
+            token_outage_after: None,
+            token_expires_in: None,
         }
     }
 }
@@ -265,6 +277,16 @@ pub enum FaultAction {
     /// Process the request at once, then hold the answer this long: the write lands even if the
     /// client gives up waiting (a timed-out attempt that reached the service).
     SlowAnswer(Duration),
+    /// Process the request, then send the status line and part of the body and close the
+    /// connection: an answer cut off after the write landed.
+    Cut,
+    /// Process the request, send the status line and half the body, and the rest this much
+    /// later: a `--timeout` that runs out while the body is read.
+    SlowBody(Duration),
+    /// Answer `200` with an HTML page without processing the request, as a proxy's sign-in page does.
+    Html,
+    /// Process the request, then answer with a body of this many bytes (an oversized answer).
+    Big(usize),
 }
 
 /// One request the simulator received.
@@ -341,6 +363,16 @@ impl SimHandle {
     /// Whether `token` is a refresh token this simulator issued (not the well-known sandbox one).
     pub fn issued_refresh_token(&self, token: &str) -> bool {
         token != SANDBOX_REFRESH_TOKEN && self.shared.refresh_token_valid(token)
+    }
+
+    /// Switches the MFA-required mode on (every further API call gets 401 / 900421) or off.
+    pub fn set_mfa_required(&self, on: bool) {
+        self.shared.switches.set_mfa_required(on);
+    }
+
+    /// Switches a token endpoint outage (503 to every token request) on or off.
+    pub fn set_token_outage(&self, on: bool) {
+        self.shared.switches.set_token_outage(on);
     }
 
     /// Stops accepting, lets open connections finish their requests, and waits (briefly) for them.

@@ -109,7 +109,10 @@ pub fn parse_preload(text: &str) -> Result<Vec<PreloadEntry>, SimError> {
 
 /// Parses a fault script: one `customer_id action` per line, `#` comments and blank lines allowed.
 ///
-/// Actions: `503` (a status), `429:5` (status and Retry-After), `drop`, `delay:1500ms` (or `2s`), `late:1500ms` (answer held after the write).
+/// Actions: `503` (a status), `429:5` (status and Retry-After, sent as written), `drop`,
+/// `delay:1500ms` (or `2s`), `late:1500ms` (answer held after the write), `cut` (answer cut off
+/// after the write), `slowbody:MSms` (the second half of the body that much later), `html` (a
+/// proxy's 200 page, nothing written), `big:BYTES` (oversized answer).
 pub fn parse_script(text: &str) -> Result<Vec<ScriptedFault>, SimError> {
     let mut faults = Vec::new();
     for (n, raw) in text.lines().enumerate() {
@@ -140,6 +143,26 @@ fn parse_action(text: &str) -> Result<FaultAction, String> {
     if text.eq_ignore_ascii_case("drop") {
         return Ok(FaultAction::Drop);
     }
+    if text.eq_ignore_ascii_case("cut") {
+        return Ok(FaultAction::Cut);
+    }
+    if let Some(rest) = text
+        .strip_prefix("slowbody:")
+        .or_else(|| text.strip_prefix("SLOWBODY:"))
+    {
+        return parse_duration(rest.trim()).map(FaultAction::SlowBody);
+    }
+    if text.eq_ignore_ascii_case("html") {
+        return Ok(FaultAction::Html);
+    }
+    if let Some(rest) = text
+        .strip_prefix("big:")
+        .or_else(|| text.strip_prefix("BIG:"))
+    {
+        return rest.trim().parse().map(FaultAction::Big).map_err(|_| {
+            format!("bad size {rest:?}; expected a number of bytes, e.g. big:2000000")
+        });
+    }
     if let Some(rest) = text
         .strip_prefix("delay:")
         .or_else(|| text.strip_prefix("DELAY:"))
@@ -157,7 +180,7 @@ fn parse_action(text: &str) -> Result<FaultAction, String> {
         None => (text, None),
     };
     let status: u16 = status_text.parse().map_err(|_| {
-        format!("unknown action {text:?}; expected a status like 503, 429:5, drop, delay:1500ms or late:1500ms")
+        format!("unknown action {text:?}; expected a status like 503, 429:5, drop, delay:1500ms, late:1500ms, cut, slowbody:1500ms, html or big:BYTES")
     })?;
     if !(400..=599).contains(&status) {
         return Err(format!("status {status} is not an error status (400-599)"));

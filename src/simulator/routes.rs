@@ -159,6 +159,14 @@ async fn api_pipeline(shared: &Shared, request: Request, next: Next) -> Response
             "Unauthorized: the access token is missing, invalid or expired.",
         );
     }
+    if shared.switches.mfa_refuses() {
+        // The service's answer to an App+User token without the MFA claim (enforced since 2026).
+        return pc_error(
+            StatusCode::UNAUTHORIZED,
+            MFA_REQUIRED,
+            "Multi-factor authentication is required: the access token has no MFA claim. Sign in again with multi-factor authentication.",
+        );
+    }
     if !shared.admit() {
         let secs = shared.settings.retry_after_secs;
         return throttled(Some(&secs.to_string()), secs);
@@ -169,28 +177,134 @@ async fn api_pipeline(shared: &Shared, request: Request, next: Next) -> Response
         None => {}
     }
     if let Some(id) = customer_in_path(request.uri().path()) {
-        match shared.next_scripted(id) {
-            Some(FaultAction::Status {
-                status,
-                retry_after,
-            }) => {
-                return scripted_status(
-                    status,
-                    retry_after.as_deref(),
-                    shared.settings.retry_after_secs,
-                )
-            }
-            Some(FaultAction::Drop) => return dropped(),
-            Some(FaultAction::Delay(d)) => tokio::time::sleep(d).await,
-            Some(FaultAction::SlowAnswer(d)) => {
-                let response = next.run(request).await;
-                tokio::time::sleep(d).await;
-                return response;
-            }
-            None => {}
+        if let Some(action) = shared.next_scripted(id) {
+            let retry_after_secs = shared.settings.retry_after_secs;
+            return apply_fault(action, retry_after_secs, next.run(request)).await;
         }
     }
     next.run(request).await
+}
+
+/// Answers as a scripted fault says, `answer` being the service's own answer (run only when
+/// the fault needs it). Shared by the qualification routes and the customer list.
+pub(super) async fn apply_fault(
+    action: FaultAction,
+    retry_after_secs: u64,
+    answer: impl std::future::Future<Output = Response>,
+) -> Response {
+    match action {
+        FaultAction::Status {
+            status,
+            retry_after,
+        } => scripted_status(status, retry_after.as_deref(), retry_after_secs),
+        FaultAction::Drop => dropped(),
+        FaultAction::Delay(d) => {
+            tokio::time::sleep(d).await;
+            answer.await
+        }
+        FaultAction::SlowAnswer(d) => {
+            let response = answer.await;
+            tokio::time::sleep(d).await;
+            response
+        }
+        FaultAction::Cut => cut_answer(answer.await, None).await,
+        FaultAction::SlowBody(d) => cut_answer(answer.await, Some(d)).await,
+        FaultAction::Html => {
+            let page = "<!DOCTYPE html><html><head><title>Sign in</title></head><body><form action=\"/login\">Sign in to continue</form></body></html>";
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                page,
+            )
+                .into_response()
+        }
+        FaultAction::Big(size) => {
+            let (parts, _) = answer.await.into_parts();
+            let mut body = vec![b' '; size];
+            if let Some(first) = body.first_mut() {
+                *first = b'{';
+            }
+            if let Some(last) = body.last_mut() {
+                *last = b'}';
+            }
+            Response::from_parts(parts, axum::body::Body::from(body))
+        }
+    }
+}
+
+/// The error code of a 401 for a token without the multi-factor authentication claim.
+const MFA_REQUIRED: u32 = 900421;
+
+/// Sends the answer's status, headers (with its full `Content-Length`) and the first half of
+/// its body; then, with `rest_after`, the rest that much later (a slow body), else breaks the
+/// connection (an answer cut off after the write landed).
+async fn cut_answer(response: Response, rest_after: Option<std::time::Duration>) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, super::MAX_BODY)
+        .await
+        .unwrap_or_default();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let half = bytes.len() / 2;
+    let body = CutBody {
+        full: u64::try_from(bytes.len()).unwrap_or(u64::MAX),
+        first: Some(bytes.slice(..half)),
+        rest: rest_after.map(|_| bytes.slice(half..)),
+        pause: Box::pin(tokio::time::sleep(
+            rest_after.unwrap_or(std::time::Duration::from_millis(50)),
+        )),
+        done: false,
+    };
+    Response::from_parts(parts, axum::body::Body::new(body))
+}
+
+/// A body that promises `full` bytes, yields its first part, waits, then yields the rest (a
+/// slow body) or fails (a cut one: hyper then closes the connection mid-answer).
+struct CutBody {
+    full: u64,
+    first: Option<Bytes>,
+    rest: Option<Bytes>,
+    pause: std::pin::Pin<Box<tokio::time::Sleep>>,
+    /// The slow body's rest has gone out: the body is complete.
+    done: bool,
+}
+
+impl hyper::body::Body for CutBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        if let Some(first) = this.first.take() {
+            return Poll::Ready(Some(Ok(hyper::body::Frame::data(first))));
+        }
+        if std::future::Future::poll(this.pause.as_mut(), cx).is_pending() {
+            return Poll::Pending;
+        }
+        if this.done {
+            return Poll::Ready(None);
+        }
+        match this.rest.take() {
+            Some(rest) => {
+                this.done = true;
+                Poll::Ready(Some(Ok(hyper::body::Frame::data(rest))))
+            }
+            None => {
+                this.done = true;
+                Poll::Ready(Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "answer cut off on purpose by the simulator",
+                ))))
+            }
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.full)
+    }
 }
 
 fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
@@ -241,6 +355,14 @@ async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if shared.switches.token_down() {
+        return aad_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            50196,
+            "The server is temporarily unavailable. Please try again later.",
+        );
+    }
     if tenant != SANDBOX_TENANT {
         return aad_error(
             StatusCode::BAD_REQUEST,
@@ -316,12 +438,16 @@ async fn token(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    let expires_in = match shared.token_expires_in {
+        Some(figure) => json!(figure),
+        None => json!(ttl.to_string()),
+    };
     let body = json!({
         "token_type": "Bearer",
         "scope": "user_impersonation",
-        "expires_in": ttl.to_string(),
+        "expires_in": expires_in,
         "ext_expires_in": ttl.to_string(),
-        "expires_on": (now + ttl).to_string(),
+        "expires_on": now.saturating_add(ttl).to_string(),
         "not_before": now.to_string(),
         "resource": resource,
         "access_token": access_token,

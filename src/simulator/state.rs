@@ -57,6 +57,10 @@ pub(crate) struct Shared {
     log: Mutex<Vec<RecordedRequest>>,
     /// The customer list and its paging state.
     pub directory: super::customers::Directory,
+    /// MFA-required mode and token outage, switchable mid-run.
+    pub switches: super::switches::Switches,
+    /// `expires_in` override for issued tokens.
+    pub token_expires_in: Option<u64>,
 }
 
 enum Customer {
@@ -271,6 +275,8 @@ impl Shared {
             bucket,
             log: Mutex::new(Vec::new()),
             directory,
+            switches: super::switches::Switches::new(config.mfa_after, config.token_outage_after),
+            token_expires_in: config.token_expires_in,
         })
     }
 
@@ -290,7 +296,8 @@ impl Shared {
     pub fn issue_tokens(&self) -> (String, String) {
         let access = format!("sim-at-{}", uuid::Uuid::new_v4().simple());
         let refresh = format!("sim-rt-{}", uuid::Uuid::new_v4().simple());
-        let expires = Instant::now() + self.settings.token_ttl;
+        let now = Instant::now();
+        let expires = now.checked_add(self.settings.token_ttl).unwrap_or(now);
         self.access_tokens
             .write()
             .unwrap_or_else(PoisonError::into_inner)
