@@ -11,12 +11,13 @@ use secrecy::SecretString;
 use crate::auth::{Credentials, RefreshCredentials};
 use crate::config::{credentials_from_env, RunConfig, Settings};
 use crate::error::{ErrorKind, ExitCode};
-use crate::input::{InputOptions, InputReader, Record};
+use crate::input::{InputOptions, Record};
 use crate::metrics;
 use crate::model::Outcome;
 use crate::pipeline::{self, Job, Mode, Report, Stop};
 use crate::progress::{self, Progress};
 use crate::simulator::{self, SimConfig};
+use crate::source::{InputFormat, InputSource};
 use crate::stats::Stats;
 use crate::throttle::Throttle;
 
@@ -35,12 +36,15 @@ const EXIT_CODES: &str = exit_codes!();
 
 const RUN_HELP: &str = concat!(
     "\
-Input columns (header required; names case-insensitive, '-', '_' and ' ' alike):
-  customer_id        customer tenant GUID (aliases: customer_tenant_id, tenant_id)
+Input: CSV (comma, semicolon, tab or pipe; UTF-8 or UTF-16 with BOM) or a workbook
+(.xlsx, .xlsm, .xls, .ods; first sheet unless --sheet). See docs/input-formats.md.
+Columns (header required; case, ' ', '-' and '_' ignored, so CustomerID = customer_id):
+  customer_id        customer tenant GUID (aliases: customer_tenant_id, tenant_id, microsoft_id)
   qualification      Education, GovernmentCommunityCloud (GCC) or StateOwnedEntity
+                     (alias: qualification_type)
   validation_code    GCC validation code, digits (alias: code)         [optional]
   education_segment  K12 or HigherEducation (alias: segment)           [optional]
-  website            the school's website, Education only               [optional]
+  website            the school's website, Education only (alias: domain) [optional]
 
 Credentials come from the environment only: PC_ACCESS_TOKEN, or PC_TENANT_ID,
 PC_CLIENT_ID, PC_CLIENT_SECRET and PC_REFRESH_TOKEN (or PC_REFRESH_TOKEN_FILE).
@@ -181,7 +185,7 @@ pub enum Command {
 /// Flags of `run` (and `reconcile`).
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Input CSV (`-` for standard input)
+    /// Input CSV or workbook (`-` for standard input)
     #[arg(short, long, value_name = "FILE")]
     pub input: String,
     /// Results CSV (`-` for standard output); never overwritten without --force
@@ -208,6 +212,9 @@ pub struct RunArgs {
     /// No progress bar
     #[arg(long)]
     pub no_progress: bool,
+    /// How to read the input.
+    #[command(flatten)]
+    pub format: InputFormat,
     /// Tunables.
     #[command(flatten)]
     pub settings: Settings,
@@ -253,9 +260,12 @@ pub struct RefreshArgs {
 /// Flags of `validate`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Input CSV (`-` for standard input)
+    /// Input CSV or workbook (`-` for standard input)
     #[arg(short, long, value_name = "FILE")]
     pub input: String,
+    /// How to read the input.
+    #[command(flatten)]
+    pub format: InputFormat,
     /// TOML settings file (for api_contract, education_segment, validation_code)
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -377,6 +387,8 @@ fn load_settings(config: Option<&Path>, flags: Settings) -> Result<RunConfig, Er
 /// `run` and `reconcile`.
 async fn work(args: RunArgs, mode: Mode, quiet: bool, json: bool) -> Result<ExitCode, ErrorKind> {
     let mut config = load_settings(args.config.as_deref(), args.settings.clone())?;
+    // Opened once, before credentials: an unreadable input stops the run before any request.
+    let mut source = InputSource::open(&args.input, &args.format)?;
     let needs_credentials = !(args.dry_run && mode == Mode::Run && !config.validation_code_auto);
     // Held for the whole run: dropping it stops the in-process simulator.
     let (sandbox, credentials) = if args.sandbox || needs_credentials {
@@ -393,7 +405,7 @@ async fn work(args: RunArgs, mode: Mode, quiet: bool, json: bool) -> Result<Exit
     let show_progress =
         !quiet && !args.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let total = if show_progress {
-        progress::count_input(&args.input)
+        progress::count_input(&mut source)
     } else {
         None
     };
@@ -406,6 +418,7 @@ async fn work(args: RunArgs, mode: Mode, quiet: bool, json: bool) -> Result<Exit
     let report = pipeline::execute(
         Job {
             input: args.input.clone(),
+            source,
             output: args.output.clone(),
             force: args.force,
             resume: args.resume,
@@ -616,12 +629,12 @@ fn validate(args: ValidateArgs) -> Result<ExitCode, ErrorKind> {
         path: args.input.clone(),
         reason,
     };
-    let source: Box<dyn std::io::Read> = if args.input == "-" {
-        Box::new(std::io::stdin())
-    } else {
-        Box::new(std::fs::File::open(&args.input).map_err(|e| input_error(e.to_string()))?)
-    };
-    let mut reader = InputReader::new(source, options).map_err(|e| input_error(e.to_string()))?;
+    let mut source = InputSource::open(&args.input, &args.format)?;
+    let mut reader = source.reader(options)?;
+    if let Some(format) = source.format() {
+        // On stderr: stdout is the list of problems, which scripts read.
+        eprintln!("pc-qualify: reading {} as {format}", args.input);
+    }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let (mut rows, mut invalid, mut duplicates) = (0u64, 0u64, 0u64);
     let pipe = |e: std::io::Error| {

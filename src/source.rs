@@ -1,0 +1,771 @@
+//! Opening the input once: whether it is CSV text or a workbook, its encoding and delimiter, and
+//! a reader for every pass over it (the progress bar's count, the `--resume` check, the GCC
+//! pre-flight count, the run itself), so that all of them see the same rows.
+//!
+//! A file is opened exactly once; each pass reads it through its own offset
+//! ([`At`], positional reads), so passes never disturb one another and a file replaced under
+//! the same name mid-run cannot mix two versions. Standard input can be read once: a run that
+//! needs a second pass first copies it to an anonymous temporary file ([`InputSource::spool`]).
+//!
+//! Text: UTF-8 with or without a byte-order mark; UTF-16 LE or BE with a byte-order mark
+//! (transcoded to UTF-8 while read). The delimiter is the one of comma, semicolon, tab and pipe
+//! found most often outside quotes in the header line, unless `--delimiter` names it.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::ErrorKind;
+use crate::input::{self, InputError, InputOptions, InputReader, Layout};
+use crate::sheet::{self, WorkbookKind};
+
+/// Flags that say how to read the input (shared by `run`, `reconcile` and `validate`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct InputFormat {
+    /// Field separator of a CSV input: comma, semicolon, tab, pipe or one character
+    /// [default: detected from the header line]
+    #[arg(long, value_name = "SEP", value_parser = parse_delimiter)]
+    pub delimiter: Option<u8>,
+    /// Sheet of a workbook input (.xlsx, .xlsm, .xls, .ods) [default: the first sheet]
+    #[arg(long, value_name = "NAME")]
+    pub sheet: Option<String>,
+}
+
+/// Parses `--delimiter`: a name or a single ASCII character other than a quote or line break.
+pub fn parse_delimiter(text: &str) -> Result<u8, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "comma" | "," => return Ok(b','),
+        "semicolon" | ";" => return Ok(b';'),
+        "tab" | "\\t" | "\t" => return Ok(b'\t'),
+        "pipe" | "|" => return Ok(b'|'),
+        _ => {}
+    }
+    match text.as_bytes() {
+        [b] if b.is_ascii() && !matches!(b, b'"' | b'\n' | b'\r') && !b.is_ascii_alphanumeric() => {
+            Ok(*b)
+        }
+        _ => Err(format!(
+            "expected comma, semicolon, tab, pipe or a single punctuation character; got {text:?}"
+        )),
+    }
+}
+
+/// The delimiters detection chooses from, in the order that breaks ties.
+const CANDIDATES: [u8; 4] = [b',', b';', b'\t', b'|'];
+
+/// The longest header line read for detection; a longer one is judged on its start.
+const MAX_HEADER_SNIFF: usize = 1 << 20;
+
+/// How text is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// UTF-8 without a byte-order mark.
+    Utf8,
+    /// UTF-8 with a byte-order mark (what Excel's "CSV UTF-8" writes).
+    Utf8Bom,
+    /// UTF-16 little-endian with a byte-order mark (Excel's "Unicode text").
+    Utf16Le,
+    /// UTF-16 big-endian with a byte-order mark.
+    Utf16Be,
+}
+
+impl Encoding {
+    fn name(self) -> &'static str {
+        match self {
+            Encoding::Utf8 => "UTF-8",
+            Encoding::Utf8Bom => "UTF-8 with BOM",
+            Encoding::Utf16Le => "UTF-16 LE",
+            Encoding::Utf16Be => "UTF-16 BE",
+        }
+    }
+
+    fn sniff(head: &[u8]) -> Encoding {
+        match head {
+            [0xef, 0xbb, 0xbf, ..] => Encoding::Utf8Bom,
+            [0xff, 0xfe, ..] => Encoding::Utf16Le,
+            [0xfe, 0xff, ..] => Encoding::Utf16Be,
+            _ => Encoding::Utf8,
+        }
+    }
+}
+
+/// What the input turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Format {
+    /// Delimited text.
+    Csv {
+        /// Its encoding.
+        encoding: Encoding,
+        /// The field separator.
+        delimiter: u8,
+        /// Sniffed from the header line (rather than given with `--delimiter`).
+        detected: bool,
+    },
+    /// A workbook.
+    Workbook {
+        /// Which kind.
+        kind: WorkbookKind,
+        /// The sheet read.
+        sheet: String,
+    },
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Format::Csv {
+                encoding,
+                delimiter,
+                detected,
+            } => write!(
+                f,
+                "CSV text, {}, delimiter {}, {}",
+                encoding.name(),
+                Layout::delimiter_name(*delimiter),
+                if *detected {
+                    "detected from the header line"
+                } else {
+                    "from --delimiter"
+                }
+            ),
+            Format::Workbook { kind, sheet } => write!(f, "{}, sheet {sheet:?}", kind.name()),
+        }
+    }
+}
+
+/// A reader of a file at its own offset, sharing the one open handle with other passes.
+#[derive(Clone)]
+pub struct At {
+    file: Arc<File>,
+    pos: u64,
+}
+
+impl At {
+    fn new(file: &Arc<File>) -> At {
+        At {
+            file: file.clone(),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for At {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::read_at(&*self.file, buf, self.pos)?;
+        #[cfg(windows)]
+        let n = std::os::windows::fs::FileExt::seek_read(&*self.file, buf, self.pos)?;
+        #[cfg(not(any(unix, windows)))]
+        let n = {
+            let _ = buf;
+            return Err(io::Error::other("positional reads are not supported here"));
+        };
+        let step = u64::try_from(n).map_err(io::Error::other)?;
+        self.pos = self.pos.saturating_add(step);
+        Ok(n)
+    }
+}
+
+impl Seek for At {
+    fn seek(&mut self, from: SeekFrom) -> io::Result<u64> {
+        let target = match from {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+            SeekFrom::End(d) => self.file.metadata()?.len().checked_add_signed(d),
+        };
+        self.pos = target
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        Ok(self.pos)
+    }
+}
+
+enum Data {
+    /// An open file (or standard input copied to a temporary file).
+    File(Arc<File>),
+    /// Standard input, not yet read (`false`) or handed out (`true`).
+    Stdin(bool),
+}
+
+/// The input, opened once; see the [module documentation](self).
+pub struct InputSource {
+    path: String,
+    data: Data,
+    flags: InputFormat,
+    /// The workbook kind, when it is one.
+    workbook: Option<WorkbookKind>,
+    /// What the latest pass found.
+    format: Option<Format>,
+}
+
+impl InputSource {
+    /// Opens `path` (`-` is standard input): the one place the input is opened. A file is
+    /// checked here: not a directory, readable, a workbook by extension or content, and a text
+    /// file's bytes all UTF-8 (or UTF-16 with a BOM), so that a file that cannot be read stops
+    /// the run before anything is sent.
+    pub fn open(path: &str, flags: &InputFormat) -> Result<InputSource, ErrorKind> {
+        if path == "-" {
+            return Ok(InputSource {
+                path: path.to_string(),
+                data: Data::Stdin(false),
+                flags: flags.clone(),
+                workbook: None,
+                format: None,
+            });
+        }
+        let err = |reason: String| ErrorKind::Input {
+            path: path.to_string(),
+            reason,
+        };
+        let file = File::open(path).map_err(|e| err(e.to_string()))?;
+        if file.metadata().is_ok_and(|m| m.is_dir()) {
+            return Err(err("is a directory".into()));
+        }
+        let mut source = InputSource {
+            path: path.to_string(),
+            data: Data::File(Arc::new(file)),
+            flags: flags.clone(),
+            workbook: None,
+            format: None,
+        };
+        source.inspect()?;
+        Ok(source)
+    }
+
+    /// Whether the input is standard input that has not been copied to a file.
+    pub fn is_stdin(&self) -> bool {
+        matches!(self.data, Data::Stdin(_))
+    }
+
+    /// Copies standard input to an anonymous temporary file so it can be read more than once
+    /// (a no-op for a file). Waits for the end of the input.
+    pub fn spool(&mut self) -> Result<(), ErrorKind> {
+        match self.data {
+            Data::File(_) => return Ok(()),
+            Data::Stdin(true) => return Err(self.err("standard input was already read".into())),
+            Data::Stdin(false) => {}
+        }
+        let mut file = tempfile::tempfile()
+            .map_err(|e| self.err(format!("cannot buffer standard input: {e}")))?;
+        io::copy(&mut io::stdin().lock(), &mut file)
+            .map_err(|e| self.err(format!("cannot buffer standard input: {e}")))?;
+        self.data = Data::File(Arc::new(file));
+        self.inspect()
+    }
+
+    /// Checks an opened file: workbook or text, and text all decodable.
+    fn inspect(&mut self) -> Result<(), ErrorKind> {
+        let Data::File(file) = &self.data else {
+            return Ok(());
+        };
+        let file = file.clone();
+        let mut head = [0u8; 8];
+        let n = read_full(&mut At::new(&file), &mut head).map_err(|e| self.err(e.to_string()))?;
+        let head = &head[..n];
+        let by_extension = Path::new(&self.path)
+            .extension()
+            .and_then(|e| e.to_str())
+            .and_then(WorkbookKind::from_extension);
+        self.workbook = by_extension.or_else(|| sniff_workbook(&file, head));
+        if self.workbook.is_none()
+            && matches!(Encoding::sniff(head), Encoding::Utf8 | Encoding::Utf8Bom)
+        {
+            if let Some(line) =
+                first_non_utf8_line(At::new(&file)).map_err(|e| self.err(e.to_string()))?
+            {
+                return Err(self.err(InputError::NotUtf8 { line }.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    fn err(&self, reason: String) -> ErrorKind {
+        ErrorKind::Input {
+            path: self.path.clone(),
+            reason,
+        }
+    }
+
+    /// What the latest pass found (`None` before the first), for `validate` and the debug log.
+    pub fn format(&self) -> Option<&Format> {
+        self.format.as_ref()
+    }
+
+    /// A reader from the first row, validating with `opts`. Each call is a new pass over the
+    /// same data; standard input gives one pass unless [`InputSource::spool`]ed.
+    pub fn reader(
+        &mut self,
+        opts: InputOptions,
+    ) -> Result<InputReader<Box<dyn Read + Send>>, ErrorKind> {
+        let file = match &self.data {
+            Data::File(file) => Some(file.clone()),
+            Data::Stdin(_) => None,
+        };
+        let raw: Box<dyn Read + Send> = match file {
+            Some(file) => {
+                if let Some(kind) = self.workbook {
+                    let (sheet, rows) =
+                        sheet::open(At::new(&file), kind, self.flags.sheet.as_deref())
+                            .map_err(|e| self.err(e))?;
+                    let format = Format::Workbook {
+                        kind,
+                        sheet: sheet.clone(),
+                    };
+                    tracing::debug!(input = %self.path, "input read as {format}");
+                    self.format = Some(format);
+                    return InputReader::sheet(rows, sheet, opts)
+                        .map_err(|e| self.err(e.to_string()));
+                }
+                Box::new(At::new(&file))
+            }
+            None => {
+                if matches!(self.data, Data::Stdin(true)) {
+                    return Err(self.err(
+                        "standard input can be read only once; give the rows as a file".into(),
+                    ));
+                }
+                self.data = Data::Stdin(true);
+                Box::new(io::stdin())
+            }
+        };
+        let (text, format) = self.text(raw).map_err(|e| self.err(e))?;
+        let Format::Csv {
+            delimiter,
+            detected,
+            ..
+        } = format
+        else {
+            return Err(self.err("not text".into()));
+        };
+        tracing::debug!(input = %self.path, "input read as {format}");
+        self.format = Some(format);
+        InputReader::csv(
+            text,
+            Layout::Csv {
+                delimiter,
+                detected,
+            },
+            opts,
+        )
+        .map_err(|e| self.err(e.to_string()))
+    }
+
+    /// The number of data records a reader would yield, for the progress bar's total; `None`
+    /// for standard input (it can be read once) or when counting fails.
+    pub fn count(&mut self) -> Option<u64> {
+        let Data::File(file) = &self.data else {
+            return None;
+        };
+        let file = file.clone();
+        if let Some(kind) = self.workbook {
+            let (_, rows) = sheet::open(At::new(&file), kind, self.flags.sheet.as_deref()).ok()?;
+            return input::count_sheet_records(rows).ok();
+        }
+        let (text, format) = self.text(Box::new(At::new(&file))).ok()?;
+        let Format::Csv { delimiter, .. } = format else {
+            return None;
+        };
+        input::count_csv_records(text, delimiter).ok()
+    }
+
+    /// Decodes the text (UTF-16 to UTF-8) and settles the delimiter from the header line; the
+    /// returned stream starts at the first byte, with nothing consumed.
+    fn text(&self, raw: Box<dyn Read + Send>) -> Result<(Box<dyn Read + Send>, Format), String> {
+        let mut raw = raw;
+        let mut head = [0u8; 4];
+        let n = read_full(&mut raw, &mut head).map_err(|e| e.to_string())?;
+        let head = head[..n].to_vec();
+        if self.is_stdin() && is_workbook_magic(&head) {
+            return Err("standard input looks like a workbook; give it as a file (--input customers.xlsx) or save it as CSV UTF-8".into());
+        }
+        let encoding = Encoding::sniff(&head);
+        let joined: Box<dyn Read + Send> = Box::new(io::Cursor::new(head).chain(raw));
+        let mut text: Box<dyn Read + Send> = match encoding {
+            Encoding::Utf16Le | Encoding::Utf16Be => Box::new(
+                encoding_rs_io::DecodeReaderBytesBuilder::new()
+                    .strip_bom(true)
+                    .build(joined),
+            ),
+            Encoding::Utf8 | Encoding::Utf8Bom => joined,
+        };
+        let (delimiter, detected) = match self.flags.delimiter {
+            Some(d) => (d, false),
+            None => {
+                let line = read_header_line(&mut text).map_err(|e| e.to_string())?;
+                let delimiter = detect_delimiter(&line);
+                text = Box::new(io::Cursor::new(line).chain(text));
+                (delimiter, true)
+            }
+        };
+        Ok((
+            text,
+            Format::Csv {
+                encoding,
+                delimiter,
+                detected,
+            },
+        ))
+    }
+}
+
+/// Reads until `buf` is full or the stream ends; the number of bytes read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match reader.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
+const OLE_MAGIC: &[u8] = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1";
+
+/// Whether the first bytes are a zip archive's (.xlsx, .ods) or an OLE file's (.xls).
+fn is_workbook_magic(head: &[u8]) -> bool {
+    head.starts_with(ZIP_MAGIC) || (head.len() >= 4 && OLE_MAGIC.starts_with(head))
+}
+
+/// A workbook by content, for files whose name does not say (a `.csv` that is really `.xlsx`).
+fn sniff_workbook(file: &Arc<File>, head: &[u8]) -> Option<WorkbookKind> {
+    if head.starts_with(OLE_MAGIC) {
+        return Some(WorkbookKind::Xls);
+    }
+    if !head.starts_with(ZIP_MAGIC) {
+        return None;
+    }
+    // Both .xlsx and .ods are zip archives: try them in turn.
+    [WorkbookKind::Xlsx, WorkbookKind::Ods]
+        .into_iter()
+        .find(|kind| sheet::open(At::new(file), *kind, None).is_ok())
+}
+
+/// The 1-based line of the first byte that is not UTF-8, scanning the whole stream.
+fn first_non_utf8_line(mut reader: impl Read) -> io::Result<Option<u64>> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut carried = 0; // bytes of a character split across two reads, kept at the front
+    let mut line = 1u64;
+    loop {
+        let n = match reader.read(&mut buf[carried..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let len = carried + n;
+        let chunk = &buf[..len];
+        let (valid, bad) = match std::str::from_utf8(chunk) {
+            Ok(_) => (len, false),
+            Err(e) if e.error_len().is_none() && n > 0 => (e.valid_up_to(), false),
+            Err(e) => (e.valid_up_to(), true),
+        };
+        line += count_newlines(&chunk[..valid]);
+        if bad {
+            return Ok(Some(line));
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.copy_within(valid..len, 0);
+        carried = len - valid;
+    }
+}
+
+fn count_newlines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|b| **b == b'\n').fold(0, |n, _| n + 1)
+}
+
+/// Reads through the first line that is not blank (line breaks inside quotes do not end it);
+/// everything read is returned, blank lines before it included.
+fn read_header_line(reader: &mut impl Read) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut line_start = 0;
+    let mut quoted = false;
+    let mut byte = [0u8; 1];
+    // Byte by byte: the header is short, and nothing past it may be consumed.
+    while out.len() < MAX_HEADER_SNIFF {
+        if read_full(reader, &mut byte)? == 0 {
+            break;
+        }
+        out.push(byte[0]);
+        match byte[0] {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted => {
+                if !is_blank_line(&out[line_start..]) {
+                    break;
+                }
+                line_start = out.len();
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn is_blank_line(line: &[u8]) -> bool {
+    let line = line.strip_prefix(b"\xef\xbb\xbf").unwrap_or(line);
+    line.iter()
+        .all(|b| b.is_ascii_whitespace() || CANDIDATES.contains(b) || *b == b'"')
+}
+
+/// The candidate found most often outside quotes in the last line of `text`; ties go to the
+/// earlier candidate, and a line without any is comma-separated.
+pub fn detect_delimiter(text: &[u8]) -> u8 {
+    let trimmed = text.strip_suffix(b"\n").unwrap_or(text);
+    let start = trimmed
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    let line = &text[start..];
+    let mut counts = [0usize; CANDIDATES.len()];
+    let mut quoted = false;
+    for b in line {
+        if *b == b'"' {
+            quoted = !quoted;
+        } else if !quoted {
+            if let Some(i) = CANDIDATES.iter().position(|c| c == b) {
+                counts[i] += 1;
+            }
+        }
+    }
+    let mut best = 0;
+    for i in 1..CANDIDATES.len() {
+        if counts[i] > counts[best] {
+            best = i;
+        }
+    }
+    CANDIDATES[best]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_most_frequent_separator_outside_quotes_wins() {
+        assert_eq!(detect_delimiter(b"customer_id,qualification\n"), b',');
+        assert_eq!(
+            detect_delimiter(b"customer_id;qualification;code\r\n"),
+            b';'
+        );
+        assert_eq!(detect_delimiter(b"customer_id\tqualification\n"), b'\t');
+        assert_eq!(detect_delimiter(b"customer_id|qualification\n"), b'|');
+        assert_eq!(
+            detect_delimiter(b"\"id, the tenant's\";\"qualification, type\";x\n"),
+            b';'
+        );
+        assert_eq!(detect_delimiter(b"\n\ncustomer_id;q\n"), b';');
+        assert_eq!(detect_delimiter(b"customer_id\n"), b',');
+        assert_eq!(detect_delimiter(b"a;b,c\n"), b',', "ties go to comma");
+    }
+
+    #[test]
+    fn delimiter_flag_values() {
+        assert_eq!(parse_delimiter("semicolon"), Ok(b';'));
+        assert_eq!(parse_delimiter("TAB"), Ok(b'\t'));
+        assert_eq!(parse_delimiter("\\t"), Ok(b'\t'));
+        assert_eq!(parse_delimiter("|"), Ok(b'|'));
+        assert_eq!(parse_delimiter(":"), Ok(b':'));
+        assert!(parse_delimiter("\"").is_err());
+        assert!(parse_delimiter("ab").is_err());
+        assert!(parse_delimiter("x").is_err());
+    }
+
+    #[test]
+    fn the_first_bad_line_is_found_across_reads() {
+        let mut data = "a\n".repeat(40_000).into_bytes();
+        data.extend_from_slice("é\n".as_bytes());
+        assert_eq!(first_non_utf8_line(&data[..]).expect("read"), None);
+        // A two-byte character split by the 64 KiB read boundary is not an error.
+        let mut split = vec![b'a'; 64 * 1024 - 1];
+        split.extend_from_slice("é\n".as_bytes());
+        split.extend_from_slice(b"x\xe9\n");
+        assert_eq!(first_non_utf8_line(&split[..]).expect("read"), Some(2));
+        assert_eq!(
+            first_non_utf8_line(&b"ok\nok\ncaf\xe9\n"[..]).expect("read"),
+            Some(3)
+        );
+        // A truncated character at the very end is bad too.
+        assert_eq!(
+            first_non_utf8_line(&b"ok\n\xc3"[..]).expect("read"),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn the_header_line_is_read_through_its_end_only() {
+        let mut input = &b"\n  \n\"a\nb\";c\nrest"[..];
+        let line = read_header_line(&mut input).expect("read");
+        assert_eq!(line, b"\n  \n\"a\nb\";c\n");
+        assert_eq!(input, b"rest");
+    }
+
+    const A: &str = "0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7";
+    const B: &str = "11111111-2222-3333-4444-555555555555";
+
+    fn rows_of(source: &mut InputSource) -> Vec<(u64, String, Option<String>)> {
+        let reader = source.reader(InputOptions::default()).expect("header");
+        reader
+            .map(|r| match r.expect("read") {
+                crate::input::Record::Valid(row) => {
+                    (row.index, row.customer_id.to_string(), row.validation_code)
+                }
+                crate::input::Record::Rejected(r) => (r.row, r.customer_id, r.error_message),
+            })
+            .collect()
+    }
+
+    fn workbook(path: &Path, second_sheet: bool) {
+        use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+        let mut book = Workbook::new();
+        let sheet = book.add_worksheet();
+        sheet.set_name("Customers").expect("name");
+        for (c, h) in ["Customer ID", "Qualification", "Validation Code", "Start"]
+            .iter()
+            .enumerate()
+        {
+            sheet
+                .write_string(0, u16::try_from(c).expect("col"), *h)
+                .expect("write");
+        }
+        sheet.write_string(1, 0, A).expect("write");
+        sheet.write_string(1, 1, "GCC").expect("write");
+        // Stored as a number, shown as 482913.
+        sheet.write_number(1, 2, 482913.0).expect("write");
+        let date = ExcelDateTime::from_ymd(2024, 3, 1).expect("date");
+        sheet
+            .write_datetime_with_format(1, 3, &date, &Format::new().set_num_format("yyyy-mm-dd"))
+            .expect("write");
+        // Row 3 is left empty: the next row is the sheet's row 4.
+        sheet.write_string(3, 0, B).expect("write");
+        sheet
+            .write_string(3, 1, "GovernmentCommunityCloud")
+            .expect("write");
+        sheet.write_number(3, 2, 7.5).expect("write");
+        if second_sheet {
+            let other = book.add_worksheet();
+            other.set_name("Other").expect("name");
+            other.write_string(0, 0, "tenant_id").expect("write");
+            other.write_string(0, 1, "qualification").expect("write");
+            other.write_string(1, 0, B).expect("write");
+            other.write_string(1, 1, "StateOwnedEntity").expect("write");
+        }
+        book.save(path).expect("save");
+    }
+
+    #[test]
+    fn a_workbook_reads_as_shown_with_the_sheets_row_numbers() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("book.xlsx");
+        workbook(&path, true);
+        let path = path.to_string_lossy().into_owned();
+        let mut source = InputSource::open(&path, &InputFormat::default()).expect("opens");
+        let rows = rows_of(&mut source);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0], (2, A.to_string(), Some("482913".to_string())));
+        assert_eq!(rows[1].0, 4);
+        assert!(
+            rows[1].2.as_deref().unwrap_or("").contains("\"7.5\""),
+            "{rows:?}"
+        );
+        assert_eq!(
+            source.format(),
+            Some(&Format::Workbook {
+                kind: WorkbookKind::Xlsx,
+                sheet: "Customers".into()
+            })
+        );
+        // A second pass over the same handle sees the same rows; the count agrees.
+        assert_eq!(rows_of(&mut source), rows);
+        assert_eq!(source.count(), Some(2));
+
+        let flags = InputFormat {
+            sheet: Some("other".into()),
+            ..InputFormat::default()
+        };
+        let mut source = InputSource::open(&path, &flags).expect("opens");
+        assert_eq!(rows_of(&mut source), [(2, B.to_string(), None)]);
+
+        let flags = InputFormat {
+            sheet: Some("Nope".into()),
+            ..InputFormat::default()
+        };
+        let mut source = InputSource::open(&path, &flags).expect("opens");
+        let e = source
+            .reader(InputOptions::default())
+            .err()
+            .expect("no such sheet");
+        assert!(
+            e.to_string()
+                .contains("no sheet named \"Nope\"; its sheets are: \"Customers\", \"Other\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_workbook_under_a_csv_name_is_recognised_by_its_content() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("book.xlsx");
+        workbook(&path, false);
+        let renamed = dir.path().join("export.csv");
+        std::fs::rename(&path, &renamed).expect("rename");
+        let mut source =
+            InputSource::open(&renamed.to_string_lossy(), &InputFormat::default()).expect("opens");
+        assert_eq!(rows_of(&mut source).len(), 2);
+    }
+
+    #[test]
+    fn utf16_with_a_bom_is_decoded_both_ways() {
+        let dir = tempfile::tempdir().expect("dir");
+        let text =
+            format!("\u{feff}Tenant ID\tQualification\r\n{A}\tStateOwnedEntity\r\n{B}\tGCC\r\n");
+        let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        for (name, bytes, encoding) in [
+            ("le.txt", le, Encoding::Utf16Le),
+            ("be.txt", be, Encoding::Utf16Be),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).expect("write");
+            let mut source =
+                InputSource::open(&path.to_string_lossy(), &InputFormat::default()).expect("opens");
+            let rows = rows_of(&mut source);
+            assert_eq!(rows[0], (1, A.to_string(), None), "{name}");
+            assert_eq!(rows[1].0, 2, "{name}: GCC without a code is row 2");
+            assert_eq!(
+                source.format(),
+                Some(&Format::Csv {
+                    encoding,
+                    delimiter: b'\t',
+                    detected: true
+                })
+            );
+            assert_eq!(source.count(), Some(2));
+        }
+    }
+
+    #[test]
+    fn a_latin1_file_is_refused_at_open_naming_the_line() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("latin1.csv");
+        let mut bytes = format!(
+            "customer_id;qualification;name\n{A};StateOwnedEntity;ok\n{B};StateOwnedEntity;Mus"
+        )
+        .into_bytes();
+        bytes.extend_from_slice(b"\xe9e\n");
+        std::fs::write(&path, bytes).expect("write");
+        let e = InputSource::open(&path.to_string_lossy(), &InputFormat::default())
+            .err()
+            .expect("refused");
+        let message = e.to_string();
+        assert!(
+            message.contains("not UTF-8")
+                && message.contains("line 3")
+                && message.contains("CSV UTF-8"),
+            "{message}"
+        );
+    }
+}
