@@ -98,6 +98,20 @@ Examples:
   pc-qualify validate --input schools.csv --education-segment K12
   pc-qualify validate --input gcc.csv --api-contract 2021";
 
+const REPORT_HELP: &str = "\
+Reads a results file (of run, reconcile or refresh) and writes one self-contained HTML page:
+outcome and vetting counts, attempts and time per row, HTTP statuses, and a sortable table of
+the failed and invalid rows with their error. The page loads nothing from the network, so it
+can be mailed or opened offline. An existing page is overwritten. Add #sort=COLUMN or
+#sort=COLUMN:desc to the page's address to open it sorted.
+
+Exit codes: 0 written; 2 the input is not a results file, or the page cannot be written.
+
+Examples:
+  pc-qualify report results.csv --html report.html
+  pc-qualify report nightly-results.csv --html /srv/www/qualifications/latest.html
+  pc-qualify report results.csv --html - > report.html";
+
 const COMPLETIONS_HELP: &str = "\
 Examples:
   pc-qualify completions bash > /etc/bash_completion.d/pc-qualify
@@ -171,6 +185,9 @@ pub enum Command {
     /// Check an input file without sending anything (no network, no credentials)
     #[command(after_long_help = VALIDATE_HELP)]
     Validate(ValidateArgs),
+    /// Summarise a results file as one self-contained HTML page (charts and a sortable table)
+    #[command(after_long_help = REPORT_HELP)]
+    Report(ReportArgs),
     /// Serve the local stand-in for Partner Center
     #[command(after_long_help = SIMULATE_HELP)]
     Simulate(SimulateArgs),
@@ -274,6 +291,17 @@ pub struct ValidateArgs {
     pub settings: Settings,
 }
 
+/// Flags of `report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A results file
+    #[arg(value_name = "RESULTS")]
+    pub results: PathBuf,
+    /// Write the HTML page here (`-` for standard output)
+    #[arg(long, value_name = "FILE")]
+    pub html: String,
+}
+
 /// Flags of `simulate`.
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
@@ -358,6 +386,10 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, ErrorKind> {
         }
         Command::Refresh(args) => refresh(args, quiet, json).await,
         Command::Validate(args) => validate(args),
+        Command::Report(args) => {
+            crate::report::execute(&args.results, &args.html)?;
+            Ok(ExitCode::Success)
+        }
         Command::Simulate(args) => simulate(args).await,
         Command::Completions { shell } => {
             use std::io::Write as _;
