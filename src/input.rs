@@ -201,13 +201,12 @@ impl Layout {
             .iter()
             .take(MAX_CELLS)
             .map(|c| {
+                // Debug quoting escapes tabs and quotes once, so the split is plain to see.
                 format!(
                     "{:?}",
-                    shown(
-                        String::from_utf8_lossy(c)
-                            .trim_start_matches('\u{feff}')
-                            .trim()
-                    )
+                    cut(String::from_utf8_lossy(c)
+                        .trim_start_matches('\u{feff}')
+                        .trim())
                 )
             })
             .collect();
@@ -682,6 +681,15 @@ fn shown(value: &str) -> String {
         }
     }
     out
+}
+
+/// A value cut to the length [`shown`] keeps, without escaping.
+fn cut(value: &str) -> String {
+    const MAX_CHARS: usize = 80;
+    match value.char_indices().nth(MAX_CHARS) {
+        Some((at, _)) => format!("{}…", &value[..at]),
+        None => value.to_string(),
+    }
 }
 
 /// A message folded onto one line.

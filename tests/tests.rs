@@ -3,5 +3,7 @@
 mod cli;
 mod common;
 mod faults;
+mod formats;
 mod reconcile;
+mod report;
 mod run;
