@@ -46,6 +46,55 @@ impl WorkbookKind {
     }
 }
 
+/// Why a workbook sheet cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SheetError {
+    /// The file is not a readable workbook of its kind.
+    #[error("cannot read the {}: {source}", kind.name())]
+    Open {
+        /// The kind it was read as.
+        kind: WorkbookKind,
+        /// calamine's reason.
+        #[source]
+        source: calamine::Error,
+    },
+    /// The workbook holds no sheet.
+    #[error("the workbook has no sheets")]
+    NoSheets,
+    /// `--sheet` names no sheet of the workbook.
+    #[error(
+        "the workbook has no sheet named {wanted:?}; its sheets are: {}",
+        quoted(sheets)
+    )]
+    NoSuchSheet {
+        /// The name asked for.
+        wanted: String,
+        /// The workbook's sheets.
+        sheets: Vec<String>,
+    },
+    /// The sheet could not be read part-way.
+    #[error("sheet {sheet:?}: {source}")]
+    Read {
+        /// The sheet's name.
+        sheet: String,
+        /// calamine's reason.
+        #[source]
+        source: calamine::Error,
+    },
+    /// The reader thread could not be started.
+    #[error("cannot start the workbook reader: {0}")]
+    Thread(#[source] io::Error),
+}
+
+fn quoted(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("{n:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// One row: the sheet's 1-based row number and its cells' text.
 pub type SheetRow = (u64, Vec<String>);
 
@@ -94,22 +143,23 @@ impl<RS: Read + Seek> Book<RS> {
     }
 }
 
-fn open_book<RS>(data: RS, kind: WorkbookKind) -> Result<Book<BufReader<RS>>, String>
+fn open_book<RS>(data: RS, kind: WorkbookKind) -> Result<Book<BufReader<RS>>, SheetError>
 where
     RS: Read + Seek,
 {
     let data = BufReader::new(data);
-    match kind {
+    let opened = match kind {
         WorkbookKind::Xlsx => open_workbook_from_rs(data)
             .map(Book::Xlsx)
-            .map_err(|e: calamine::XlsxError| e.to_string()),
+            .map_err(|e: calamine::XlsxError| calamine::Error::from(e)),
         WorkbookKind::Xls => open_workbook_from_rs(data)
             .map(Book::Xls)
-            .map_err(|e: calamine::XlsError| e.to_string()),
+            .map_err(|e: calamine::XlsError| calamine::Error::from(e)),
         WorkbookKind::Ods => open_workbook_from_rs(data)
             .map(Book::Ods)
-            .map_err(|e: calamine::OdsError| e.to_string()),
-    }
+            .map_err(|e: calamine::OdsError| calamine::Error::from(e)),
+    };
+    opened.map_err(|source| SheetError::Open { kind, source })
 }
 
 /// Opens the workbook in `data` and starts reading `sheet` (the first sheet when `None`).
@@ -119,18 +169,14 @@ pub fn open<RS>(
     data: RS,
     kind: WorkbookKind,
     sheet: Option<&str>,
-) -> Result<(String, SheetRows), String>
+) -> Result<(String, SheetRows), SheetError>
 where
     RS: Read + Seek + Send + 'static,
 {
-    let book =
-        open_book(data, kind).map_err(|e| format!("cannot read the {}: {e}", kind.name()))?;
+    let book = open_book(data, kind)?;
     let names = book.sheet_names();
     let name = match sheet {
-        None => names
-            .first()
-            .cloned()
-            .ok_or_else(|| "the workbook has no sheets".to_string())?,
+        None => names.first().cloned().ok_or(SheetError::NoSheets)?,
         Some(wanted) => names
             .iter()
             .find(|n| n.as_str() == wanted)
@@ -140,15 +186,9 @@ where
                     .find(|n| n.trim().eq_ignore_ascii_case(wanted.trim()))
             })
             .cloned()
-            .ok_or_else(|| {
-                format!(
-                    "the workbook has no sheet named {wanted:?}; its sheets are: {}",
-                    names
-                        .iter()
-                        .map(|n| format!("{n:?}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
+            .ok_or_else(|| SheetError::NoSuchSheet {
+                wanted: wanted.to_string(),
+                sheets: names.clone(),
             })?,
     };
     let (tx, rx) = mpsc::sync_channel(CHANNEL_ROWS);
@@ -156,11 +196,14 @@ where
     let thread = std::thread::Builder::new()
         .name("pc-qualify-sheet".into())
         .spawn(move || {
-            if let Err(e) = produce(book, &sheet_name, &tx) {
-                let _ = tx.send(Err(io::Error::other(format!("sheet {sheet_name:?}: {e}"))));
+            if let Err(source) = produce(book, &sheet_name, &tx) {
+                let _ = tx.send(Err(io::Error::other(SheetError::Read {
+                    sheet: sheet_name,
+                    source,
+                })));
             }
         })
-        .map_err(|e| format!("cannot start the workbook reader: {e}"))?;
+        .map_err(SheetError::Thread)?;
     Ok((
         name,
         SheetRows {
@@ -178,13 +221,11 @@ fn produce<RS: Read + Seek>(
     book: Book<RS>,
     name: &str,
     tx: &mpsc::SyncSender<io::Result<SheetRow>>,
-) -> Result<(), String> {
+) -> Result<(), calamine::Error> {
     let mut row = Row::default();
     let result = match book {
         Book::Xlsx(mut book) => {
-            let mut cells = book
-                .worksheet_cells_reader(name)
-                .map_err(|e| e.to_string())?;
+            let mut cells = book.worksheet_cells_reader(name)?;
             loop {
                 match cells.next_cell() {
                     Ok(Some(cell)) => {
@@ -194,17 +235,17 @@ fn produce<RS: Read + Seek>(
                         }
                     }
                     Ok(None) => break,
-                    Err(e) => return Err(e.to_string()),
+                    Err(e) => return Err(e.into()),
                 }
             }
             row.flush(tx)
         }
         Book::Xls(mut book) => {
-            let range = book.worksheet_range(name).map_err(|e| e.to_string())?;
+            let range = book.worksheet_range(name)?;
             send_range(&range, &mut row, tx)
         }
         Book::Ods(mut book) => {
-            let range = book.worksheet_range(name).map_err(|e| e.to_string())?;
+            let range = book.worksheet_range(name)?;
             send_range(&range, &mut row, tx)
         }
     };

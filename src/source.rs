@@ -267,6 +267,9 @@ impl InputSource {
             .and_then(|e| e.to_str())
             .and_then(WorkbookKind::from_extension);
         self.workbook = by_extension.or_else(|| sniff_workbook(&file, head));
+        if self.workbook.is_none() && looks_like_bomless_utf16(&head[..head.len().min(4)]) {
+            return Err(self.err(TextError::Utf16WithoutBom.to_string()));
+        }
         if self.workbook.is_none()
             && matches!(Encoding::sniff(head), Encoding::Utf8 | Encoding::Utf8Bom)
         {
@@ -306,7 +309,7 @@ impl InputSource {
                 if let Some(kind) = self.workbook {
                     let (sheet, rows) =
                         sheet::open(At::new(&file), kind, self.flags.sheet.as_deref())
-                            .map_err(|e| self.err(e))?;
+                            .map_err(|e| self.err(e.to_string()))?;
                     let format = Format::Workbook {
                         kind,
                         sheet: sheet.clone(),
@@ -328,7 +331,7 @@ impl InputSource {
                 Box::new(io::stdin())
             }
         };
-        let (text, format) = self.text(raw).map_err(|e| self.err(e))?;
+        let (text, format) = self.text(raw).map_err(|e| self.err(e.to_string()))?;
         let Format::Csv {
             delimiter,
             detected,
@@ -370,13 +373,23 @@ impl InputSource {
 
     /// Decodes the text (UTF-16 to UTF-8) and settles the delimiter from the header line; the
     /// returned stream starts at the first byte, with nothing consumed.
-    fn text(&self, raw: Box<dyn Read + Send>) -> Result<(Box<dyn Read + Send>, Format), String> {
-        let mut raw = raw;
+    fn text(&self, raw: Box<dyn Read + Send>) -> io::Result<(Box<dyn Read + Send>, Format)> {
+        // Buffered: the header is sniffed a byte at a time.
+        let mut raw = io::BufReader::with_capacity(64 * 1024, raw);
         let mut head = [0u8; 4];
-        let n = read_full(&mut raw, &mut head).map_err(|e| e.to_string())?;
+        let n = read_full(&mut raw, &mut head)?;
         let head = head[..n].to_vec();
         if self.is_stdin() && is_workbook_magic(&head) {
-            return Err("standard input looks like a workbook; give it as a file (--input customers.xlsx) or save it as CSV UTF-8".into());
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                TextError::WorkbookOnStdin,
+            ));
+        }
+        if looks_like_bomless_utf16(&head) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                TextError::Utf16WithoutBom,
+            ));
         }
         let encoding = Encoding::sniff(&head);
         let joined: Box<dyn Read + Send> = Box::new(io::Cursor::new(head).chain(raw));
@@ -391,7 +404,7 @@ impl InputSource {
         let (delimiter, detected) = match self.flags.delimiter {
             Some(d) => (d, false),
             None => {
-                let line = read_header_line(&mut text).map_err(|e| e.to_string())?;
+                let line = read_header_line(&mut text)?;
                 let delimiter = detect_delimiter(&line);
                 text = Box::new(io::Cursor::new(line).chain(text));
                 (delimiter, true)
@@ -406,6 +419,22 @@ impl InputSource {
             },
         ))
     }
+}
+
+/// Text that cannot be read as CSV at all.
+#[derive(Debug, thiserror::Error)]
+enum TextError {
+    /// A zip or OLE file arrived on standard input.
+    #[error("standard input looks like a workbook; give it as a file (--input customers.xlsx) or save it as CSV UTF-8")]
+    WorkbookOnStdin,
+    /// Every other byte is NUL: UTF-16 that lost its byte-order mark.
+    #[error("the file looks like UTF-16 text without a byte-order mark; re-save it as \"CSV UTF-8 (Comma delimited) (*.csv)\" (Excel) or as Text CSV with character set \"Unicode (UTF-8)\" (LibreOffice)")]
+    Utf16WithoutBom,
+}
+
+/// ASCII text in UTF-16 without a BOM: NUL in every other byte of the first four.
+fn looks_like_bomless_utf16(head: &[u8]) -> bool {
+    matches!(head, [a, 0, b, 0] | [0, a, 0, b] if *a != 0 && *b != 0)
 }
 
 /// Reads until `buf` is full or the stream ends; the number of bytes read.
@@ -745,6 +774,26 @@ mod tests {
             );
             assert_eq!(source.count(), Some(2));
         }
+    }
+
+    #[test]
+    fn utf16_without_a_bom_is_named_not_misread() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("nobom.csv");
+        let text = format!("customer_id,qualification\n{A},StateOwnedEntity\n");
+        let bytes: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        std::fs::write(&path, bytes).expect("write");
+        let e = InputSource::open(&path.to_string_lossy(), &InputFormat::default())
+            .err()
+            .expect("refused");
+        assert!(
+            e.to_string()
+                .contains("UTF-16 text without a byte-order mark"),
+            "{e}"
+        );
+        assert!(looks_like_bomless_utf16(b"\0c\0u"));
+        assert!(!looks_like_bomless_utf16(b"\xff\xfec\0"));
+        assert!(!looks_like_bomless_utf16(b"cust"));
     }
 
     #[test]
