@@ -117,7 +117,13 @@ pub fn execute(results: &Path, html: &str) -> Result<(), ErrorKind> {
         out.write_all(page.as_bytes()).map_err(output_error)?;
         out.flush().map_err(output_error)
     } else {
-        std::fs::write(html, page).map_err(output_error)
+        // Beside the target and renamed over it, so a page being served is never half written.
+        let tmp = format!("{html}.tmp");
+        let written = std::fs::write(&tmp, page).and_then(|()| std::fs::rename(&tmp, html));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written.map_err(output_error)
     }
 }
 

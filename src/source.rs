@@ -817,4 +817,70 @@ mod tests {
             "{message}"
         );
     }
+
+    mod equivalence {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn write(rows: &[[String; 3]], delimiter: u8) -> String {
+            let mut out = csv::WriterBuilder::new()
+                .delimiter(delimiter)
+                .terminator(csv::Terminator::CRLF)
+                .from_writer(Vec::new());
+            out.write_record(["Customer ID", "Qualification", "Notes"])
+                .expect("header");
+            for row in rows {
+                out.write_record(row).expect("row");
+            }
+            String::from_utf8(out.into_inner().expect("flush")).expect("UTF-8")
+        }
+
+        fn records(path: &Path) -> Vec<String> {
+            let mut source =
+                InputSource::open(&path.to_string_lossy(), &InputFormat::default()).expect("opens");
+            let reader = source.reader(InputOptions::default()).expect("header");
+            reader.map(|r| format!("{:?}", r.expect("read"))).collect()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+            /// Whatever the separator and encoding, the same rows give the same records.
+            #[test]
+            fn every_separator_and_encoding_reads_alike(
+                rows in prop::collection::vec(
+                    (
+                        prop::sample::select(vec![A, B, "not;a|guid", "x\ty", ""]),
+                        prop::sample::select(vec!["StateOwnedEntity", "GCC", "Nonprofit", "state owned entity"]),
+                        "[a-z ,;|\t\"\né€学]{0,12}",
+                    ),
+                    1..12,
+                ),
+            ) {
+                let rows: Vec<[String; 3]> = rows
+                    .into_iter()
+                    .map(|(id, q, notes)| [id.to_string(), q.to_string(), notes])
+                    .collect();
+                let dir = tempfile::tempdir().expect("dir");
+                let reference = dir.path().join("ref.csv");
+                std::fs::write(&reference, write(&rows, b',')).expect("write");
+                let expected = records(&reference);
+                prop_assert_eq!(expected.len(), rows.len());
+                for delimiter in [b';', b'\t', b'|'] {
+                    let text = write(&rows, delimiter);
+                    let variants: [(&str, Vec<u8>); 4] = [
+                        ("utf8", text.clone().into_bytes()),
+                        ("bom", format!("\u{feff}{text}").into_bytes()),
+                        ("le", format!("\u{feff}{text}").encode_utf16().flat_map(u16::to_le_bytes).collect()),
+                        ("be", format!("\u{feff}{text}").encode_utf16().flat_map(u16::to_be_bytes).collect()),
+                    ];
+                    for (name, bytes) in variants {
+                        let path = dir.path().join(format!("{name}-{delimiter}.csv"));
+                        std::fs::write(&path, bytes).expect("write");
+                        prop_assert_eq!(&records(&path), &expected, "{} {:?}", name, char::from(delimiter));
+                    }
+                }
+            }
+        }
+    }
 }
