@@ -98,6 +98,10 @@ fn quoted(names: &[String]) -> String {
 /// One row: the sheet's 1-based row number and its cells' text.
 pub type SheetRow = (u64, Vec<String>);
 
+/// Excel's column limit (XFD): cells claimed beyond it are ignored rather than letting a
+/// malformed file make a row of billions of cells.
+const MAX_COLUMNS: u32 = 16_384;
+
 /// Rows handed over in flight at most; enough to keep the reader thread busy.
 const CHANNEL_ROWS: usize = 256;
 
@@ -293,7 +297,7 @@ impl Row {
             self.flush(tx)?;
             self.number = Some(r);
         }
-        if text.is_empty() {
+        if text.is_empty() || c >= MAX_COLUMNS {
             return Ok(());
         }
         let Ok(c) = usize::try_from(c) else {
@@ -388,6 +392,32 @@ mod tests {
         assert_eq!(date_text(&day), "2024-03-01");
         let noon = ExcelDateTime::new(45352.5, ExcelDateTimeType::DateTime, false);
         assert_eq!(date_text(&noon), "2024-03-01 12:00:00");
+    }
+
+    #[test]
+    fn rows_are_assembled_from_cells_with_gaps_and_limits() {
+        let (tx, rx) = mpsc::sync_channel(16);
+        let mut row = Row::default();
+        for (r, c, text) in [
+            (0, 0, "a"),
+            (0, 2, "c"),
+            (3, 1, "x"),
+            (3, MAX_COLUMNS, "far"),
+            (4, 0, ""),
+        ] {
+            assert!(row.push(&tx, r, c, text.to_string()).is_ok());
+        }
+        assert!(row.flush(&tx).is_ok());
+        drop(tx);
+        let rows: Vec<SheetRow> = rx.iter().map(|r| r.expect("row")).collect();
+        assert_eq!(
+            rows,
+            [
+                (1, vec!["a".to_string(), String::new(), "c".to_string()]),
+                (4, vec![String::new(), "x".to_string()]),
+            ],
+            "an all-empty row is not sent; a cell past Excel's last column is dropped"
+        );
     }
 
     #[test]
