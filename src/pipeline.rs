@@ -242,8 +242,9 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         example: None,
         want_example,
     };
-    let reader_task = if input == "-" {
-        // Standard input may stall for as long as the producer likes: not on the runtime.
+    let reader_task = if input == "-" || source.is_workbook() {
+        // Standard input may stall for as long as the producer likes, and a workbook's rows
+        // wait on its reader thread: not on the runtime.
         let (result_tx, stop, aborted) = (result_tx.clone(), stop.clone(), aborted.clone());
         tokio::task::spawn_blocking(move || {
             read_rows_blocking(reader, router, work_tx, result_tx, &stop, &aborted)

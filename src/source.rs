@@ -232,6 +232,11 @@ impl InputSource {
         Ok(source)
     }
 
+    /// Whether the input is a workbook (its rows come from a reader thread).
+    pub fn is_workbook(&self) -> bool {
+        self.workbook.is_some()
+    }
+
     /// Whether the input is standard input that has not been copied to a file.
     pub fn is_stdin(&self) -> bool {
         matches!(self.data, Data::Stdin(_))
