@@ -181,10 +181,11 @@ impl Seek for At {
 }
 
 enum Data {
-    /// An open file (or standard input copied to a temporary file).
+    /// An open regular file (or a stream copied to a temporary file).
     File(Arc<File>),
-    /// Standard input, not yet read (`false`) or handed out (`true`).
-    Stdin(bool),
+    /// A stream that can be read once: standard input, or a pipe such as `<(zcat x.csv.gz)`;
+    /// `None` once handed out.
+    Stream(Option<Box<dyn Read + Send>>),
 }
 
 /// The input, opened once; see the [module documentation](self).
@@ -202,24 +203,40 @@ impl InputSource {
     /// Opens `path` (`-` is standard input): the one place the input is opened. A file is
     /// checked here: not a directory, readable, a workbook by extension or content, and a text
     /// file's bytes all UTF-8 (or UTF-16 with a BOM), so that a file that cannot be read stops
-    /// the run before anything is sent.
+    /// the run before anything is sent. A pipe or device is read once, like standard input.
     pub fn open(path: &str, flags: &InputFormat) -> Result<InputSource, ErrorKind> {
+        let stream = |data: Box<dyn Read + Send>| InputSource {
+            path: path.to_string(),
+            data: Data::Stream(Some(data)),
+            flags: flags.clone(),
+            workbook: None,
+            format: None,
+        };
         if path == "-" {
-            return Ok(InputSource {
-                path: path.to_string(),
-                data: Data::Stdin(false),
-                flags: flags.clone(),
-                workbook: None,
-                format: None,
-            });
+            return Ok(stream(Box::new(io::stdin())));
         }
         let err = |reason: String| ErrorKind::Input {
             path: path.to_string(),
             reason,
         };
         let file = File::open(path).map_err(|e| err(e.to_string()))?;
-        if file.metadata().is_ok_and(|m| m.is_dir()) {
+        let metadata = file.metadata().map_err(|e| err(e.to_string()))?;
+        if metadata.is_dir() {
             return Err(err("is a directory".into()));
+        }
+        if !metadata.is_file() {
+            // A pipe or device: no positional reads; read once like standard input, and
+            // copied to a temporary file when a workbook (which needs seeking) is named.
+            let mut source = stream(Box::new(file));
+            if Path::new(path)
+                .extension()
+                .and_then(|e| e.to_str())
+                .and_then(WorkbookKind::from_extension)
+                .is_some()
+            {
+                source.spool()?;
+            }
+            return Ok(source);
         }
         let mut source = InputSource {
             path: path.to_string(),
@@ -237,23 +254,24 @@ impl InputSource {
         self.workbook.is_some()
     }
 
-    /// Whether the input is standard input that has not been copied to a file.
-    pub fn is_stdin(&self) -> bool {
-        matches!(self.data, Data::Stdin(_))
+    /// Whether the input is a stream (standard input, a pipe) that can be read only once.
+    pub fn is_stream(&self) -> bool {
+        matches!(self.data, Data::Stream(_))
     }
 
-    /// Copies standard input to an anonymous temporary file so it can be read more than once
-    /// (a no-op for a file). Waits for the end of the input.
+    /// Copies a stream to an anonymous temporary file so it can be read more than once (a
+    /// no-op for a file). Waits for the end of the input.
     pub fn spool(&mut self) -> Result<(), ErrorKind> {
-        match self.data {
+        let mut stream = match &mut self.data {
             Data::File(_) => return Ok(()),
-            Data::Stdin(true) => return Err(self.err("standard input was already read".into())),
-            Data::Stdin(false) => {}
-        }
-        let mut file = tempfile::tempfile()
-            .map_err(|e| self.err(format!("cannot buffer standard input: {e}")))?;
-        io::copy(&mut io::stdin().lock(), &mut file)
-            .map_err(|e| self.err(format!("cannot buffer standard input: {e}")))?;
+            Data::Stream(stream) => stream
+                .take()
+                .ok_or_else(|| self.err("the input was already read".into()))?,
+        };
+        let mut file =
+            tempfile::tempfile().map_err(|e| self.err(format!("cannot buffer the input: {e}")))?;
+        io::copy(&mut stream, &mut file)
+            .map_err(|e| self.err(format!("cannot buffer the input: {e}")))?;
         self.data = Data::File(Arc::new(file));
         self.inspect()
     }
@@ -307,7 +325,7 @@ impl InputSource {
     ) -> Result<InputReader<Box<dyn Read + Send>>, ErrorKind> {
         let file = match &self.data {
             Data::File(file) => Some(file.clone()),
-            Data::Stdin(_) => None,
+            Data::Stream(_) => None,
         };
         let raw: Box<dyn Read + Send> = match file {
             Some(file) => {
@@ -326,15 +344,12 @@ impl InputSource {
                 }
                 Box::new(At::new(&file))
             }
-            None => {
-                if matches!(self.data, Data::Stdin(true)) {
-                    return Err(self.err(
-                        "standard input can be read only once; give the rows as a file".into(),
-                    ));
-                }
-                self.data = Data::Stdin(true);
-                Box::new(io::stdin())
-            }
+            None => match &mut self.data {
+                Data::Stream(stream) => stream.take().ok_or_else(|| {
+                    self.err("this input can be read only once; give the rows as a file".into())
+                })?,
+                Data::File(_) => return Err(self.err("the input changed while read".into())),
+            },
         };
         let (text, format) = self.text(raw).map_err(|e| self.err(e.to_string()))?;
         let Format::Csv {
@@ -384,7 +399,7 @@ impl InputSource {
         let mut head = [0u8; 4];
         let n = read_full(&mut raw, &mut head)?;
         let head = head[..n].to_vec();
-        if self.is_stdin() && is_workbook_magic(&head) {
+        if self.is_stream() && is_workbook_magic(&head) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 TextError::WorkbookOnStdin,
@@ -430,7 +445,7 @@ impl InputSource {
 #[derive(Debug, thiserror::Error)]
 enum TextError {
     /// A zip or OLE file arrived on standard input.
-    #[error("standard input looks like a workbook; give it as a file (--input customers.xlsx) or save it as CSV UTF-8")]
+    #[error("the input looks like a workbook, which cannot be read from standard input or a pipe; give it as a file (--input customers.xlsx) or save it as CSV UTF-8")]
     WorkbookOnStdin,
     /// Every other byte is NUL: UTF-16 that lost its byte-order mark.
     #[error("the file looks like UTF-16 text without a byte-order mark; re-save it as \"CSV UTF-8 (Comma delimited) (*.csv)\" (Excel) or as Text CSV with character set \"Unicode (UTF-8)\" (LibreOffice)")]

@@ -440,6 +440,36 @@ async fn standard_input_with_the_auto_code_is_read_once_and_kept_for_the_check()
     );
 }
 
+/// A named pipe (what `--input <(zcat customers.csv.gz)` gives) is read once, like stdin.
+#[cfg(unix)]
+#[test]
+fn a_named_pipe_is_read_as_a_stream() {
+    let dir = WorkDir::new("fifo");
+    let fifo = dir.join("rows.csv");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let rows = format!(
+                "customer_id;qualification\n{};StateOwnedEntity\nbad;StateOwnedEntity\n",
+                cid(1)
+            );
+            std::fs::write(&fifo, rows).expect("write to the pipe");
+        })
+    };
+    let output = validate(&fifo.display().to_string(), &[]);
+    writer.join().expect("writer");
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    assert_eq!(
+        text(&output.stdout),
+        "row 2: customer_id: not a GUID: bad\n2 row(s): 1 valid, 1 invalid, 0 duplicate(s)\n"
+    );
+}
+
 /// The samples read the same, whatever their format; `UPDATE_SAMPLES=1` rewrites the workbook
 /// from samples/customers.csv.
 #[test]
