@@ -166,6 +166,11 @@ where
     opened.map_err(|source| SheetError::Open { kind, source })
 }
 
+/// Whether `data` opens as a workbook of `kind` (no sheet is read).
+pub fn opens<RS: Read + Seek>(data: RS, kind: WorkbookKind) -> bool {
+    open_book(data, kind).is_ok()
+}
+
 /// Opens the workbook in `data` and starts reading `sheet` (the first sheet when `None`).
 /// Returns the sheet's name and its rows; fails when the workbook cannot be opened or has no
 /// such sheet (the message lists the sheets).

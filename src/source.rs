@@ -289,7 +289,15 @@ impl InputSource {
             .extension()
             .and_then(|e| e.to_str())
             .and_then(WorkbookKind::from_extension);
-        self.workbook = by_extension.or_else(|| sniff_workbook(&file, head));
+        // The content decides: web applications export CSV or TSV named `.xls`, and a workbook
+        // may be saved under any name. The extension only says which reader to try first.
+        self.workbook = if is_workbook_magic(head) {
+            Some(sniff_workbook(&file, head, by_extension).ok_or_else(|| {
+                self.err("the file is a zip or OLE container but not a workbook this tool reads (.xlsx, .xlsm, .xls, .ods); save it as .xlsx or as CSV UTF-8".into())
+            })?)
+        } else {
+            None
+        };
         if self.workbook.is_none() && looks_like_bomless_utf16(&head[..head.len().min(4)]) {
             return Err(self.err(TextError::Utf16WithoutBom.to_string()));
         }
@@ -479,18 +487,24 @@ fn is_workbook_magic(head: &[u8]) -> bool {
     head.starts_with(ZIP_MAGIC) || (head.len() >= 4 && OLE_MAGIC.starts_with(head))
 }
 
-/// A workbook by content, for files whose name does not say (a `.csv` that is really `.xlsx`).
-fn sniff_workbook(file: &Arc<File>, head: &[u8]) -> Option<WorkbookKind> {
-    if head.starts_with(OLE_MAGIC) {
-        return Some(WorkbookKind::Xls);
-    }
-    if !head.starts_with(ZIP_MAGIC) {
-        return None;
-    }
-    // Both .xlsx and .ods are zip archives: try them in turn.
-    [WorkbookKind::Xlsx, WorkbookKind::Ods]
+/// The kind of workbook a zip or OLE file is: the one whose reader opens it, trying the kind
+/// the extension names first.
+fn sniff_workbook(
+    file: &Arc<File>,
+    head: &[u8],
+    hint: Option<WorkbookKind>,
+) -> Option<WorkbookKind> {
+    let candidates: &[WorkbookKind] = if head.starts_with(ZIP_MAGIC) {
+        // Both .xlsx and .ods are zip archives.
+        &[WorkbookKind::Xlsx, WorkbookKind::Ods]
+    } else {
+        &[WorkbookKind::Xls]
+    };
+    let hinted = hint.filter(|h| candidates.contains(h));
+    hinted
         .into_iter()
-        .find(|kind| sheet::open(At::new(file), *kind, None).is_ok())
+        .chain(candidates.iter().copied().filter(|k| Some(*k) != hinted))
+        .find(|kind| sheet::opens(At::new(file), *kind))
 }
 
 /// The 1-based line of the first byte that is not UTF-8, scanning the whole stream.
@@ -764,6 +778,31 @@ mod tests {
         let mut source =
             InputSource::open(&renamed.to_string_lossy(), &InputFormat::default()).expect("opens");
         assert_eq!(rows_of(&mut source).len(), 2);
+    }
+
+    #[test]
+    fn the_content_not_the_name_decides_the_format() {
+        let dir = tempfile::tempdir().expect("dir");
+        // A web application's "Excel export" that is really tab-separated text.
+        let fake = dir.path().join("export.xls");
+        std::fs::write(
+            &fake,
+            format!("Tenant ID\tQualification\n{A}\tStateOwnedEntity\n"),
+        )
+        .expect("write");
+        let mut source =
+            InputSource::open(&fake.to_string_lossy(), &InputFormat::default()).expect("opens");
+        assert_eq!(rows_of(&mut source), [(1, A.to_string(), None)]);
+        // A zip that is no workbook.
+        let zip = dir.path().join("data.xlsx");
+        std::fs::write(&zip, b"PK\x03\x04 not really a zip").expect("write");
+        let e = InputSource::open(&zip.to_string_lossy(), &InputFormat::default())
+            .err()
+            .expect("refused");
+        assert!(
+            e.to_string().contains("not a workbook this tool reads"),
+            "{e}"
+        );
     }
 
     #[test]
