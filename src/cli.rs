@@ -11,12 +11,13 @@ use secrecy::SecretString;
 use crate::auth::{Credentials, RefreshCredentials};
 use crate::config::{credentials_from_env, RunConfig, Settings};
 use crate::error::{ErrorKind, ExitCode};
-use crate::input::{InputOptions, InputReader, Record};
+use crate::input::{InputOptions, Record};
 use crate::metrics;
 use crate::model::{Outcome, Qualification};
 use crate::pipeline::{self, Job, Mode, Report, Stop};
 use crate::progress::{self, Progress};
 use crate::simulator::{self, SimConfig};
+use crate::source::{InputFormat, InputSource};
 use crate::stats::Stats;
 use crate::throttle::Throttle;
 
@@ -37,12 +38,15 @@ const EXIT_CODES: &str = exit_codes!();
 
 const RUN_HELP: &str = concat!(
     "\
-Input columns (header required; names case-insensitive, '-', '_' and ' ' alike):
-  customer_id        customer tenant GUID (aliases: customer_tenant_id, tenant_id)
+Input: CSV (comma, semicolon, tab or pipe; UTF-8 or UTF-16 with BOM) or a workbook
+(.xlsx, .xlsm, .xls, .ods; first sheet unless --sheet). See docs/input-formats.md.
+Columns (header required; case, ' ', '-' and '_' ignored, so CustomerID = customer_id):
+  customer_id        customer tenant GUID (aliases: customer_tenant_id, tenant_id, microsoft_id)
   qualification      Education, GovernmentCommunityCloud (GCC) or StateOwnedEntity
+                     (alias: qualification_type)
   validation_code    GCC validation code, digits (alias: code)         [optional]
   education_segment  K12 or HigherEducation (alias: segment)           [optional]
-  website            the school's website, Education only               [optional]
+  website            the school's website, Education only (alias: domain) [optional]
 
 Credentials come from the environment only: PC_ACCESS_TOKEN, or PC_TENANT_ID,
 PC_CLIENT_ID and PC_REFRESH_TOKEN (or PC_REFRESH_TOKEN_FILE, written by `pc-qualify
@@ -140,6 +144,19 @@ Examples:
   pc-qualify login --tenant contoso.onmicrosoft.com --client-id \"$APP_ID\" --token-file ~/.pcq-token
   PC_REFRESH_TOKEN_FILE=~/.pcq-token pc-qualify login --device-code
   pc-qualify login --cloud china --device-code --token-file ~/.pcq-token-cn";
+const REPORT_HELP: &str = "\
+Reads a results file (of run, reconcile or refresh) and writes one self-contained HTML page:
+outcome and vetting counts, attempts and time per row, HTTP statuses, and a sortable table of
+the failed and invalid rows with their error. The page loads nothing from the network, so it
+can be mailed or opened offline. An existing page is overwritten. Add #sort=COLUMN or
+#sort=COLUMN:desc to the page's address to open it sorted.
+
+Exit codes: 0 written; 2 the input is not a results file, or the page cannot be written.
+
+Examples:
+  pc-qualify report results.csv --html report.html
+  pc-qualify report nightly-results.csv --html /srv/www/qualifications/latest.html
+  pc-qualify report results.csv --html - > report.html";
 
 const COMPLETIONS_HELP: &str = "\
 Examples:
@@ -220,6 +237,9 @@ pub enum Command {
     /// Check an input file without sending anything (no network, no credentials)
     #[command(after_long_help = VALIDATE_HELP)]
     Validate(ValidateArgs),
+    /// Summarise a results file as one self-contained HTML page (charts and a sortable table)
+    #[command(after_long_help = REPORT_HELP)]
+    Report(ReportArgs),
     /// Serve the local stand-in for Partner Center
     #[command(after_long_help = SIMULATE_HELP)]
     Simulate(SimulateArgs),
@@ -234,7 +254,7 @@ pub enum Command {
 /// Flags of `run` (and `reconcile`).
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Input CSV (`-` for standard input)
+    /// Input CSV or workbook (`-` for standard input)
     #[arg(short, long, value_name = "FILE")]
     pub input: String,
     /// Results CSV (`-` for standard output); never overwritten without --force
@@ -261,6 +281,9 @@ pub struct RunArgs {
     /// No progress bar
     #[arg(long)]
     pub no_progress: bool,
+    /// How to read the input.
+    #[command(flatten)]
+    pub format: InputFormat,
     /// Tunables.
     #[command(flatten)]
     pub settings: Settings,
@@ -339,15 +362,29 @@ fn parse_qualification(text: &str) -> Result<Qualification, String> {
 /// Flags of `validate`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Input CSV (`-` for standard input)
+    /// Input CSV or workbook (`-` for standard input)
     #[arg(short, long, value_name = "FILE")]
     pub input: String,
+    /// How to read the input.
+    #[command(flatten)]
+    pub format: InputFormat,
     /// TOML settings file (for api_contract, education_segment, validation_code)
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Tunables (only the validation ones matter here).
     #[command(flatten)]
     pub settings: Settings,
+}
+
+/// Flags of `report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A results file
+    #[arg(value_name = "RESULTS")]
+    pub results: PathBuf,
+    /// Write the HTML page here (`-` for standard output)
+    #[arg(long, value_name = "FILE")]
+    pub html: String,
 }
 
 /// Flags of `simulate`.
@@ -460,6 +497,10 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, ErrorKind> {
         Command::Export(args) => export(args, quiet, json).await,
         Command::Login(args) => login(args, quiet).await,
         Command::Validate(args) => validate(args),
+        Command::Report(args) => {
+            crate::report::execute(&args.results, &args.html)?;
+            Ok(ExitCode::Success)
+        }
         Command::Simulate(args) => simulate(args).await,
         Command::Completions { shell } => {
             use std::io::Write as _;
@@ -520,6 +561,8 @@ async fn login(args: crate::login::LoginArgs, quiet: bool) -> Result<ExitCode, E
 /// `run` and `reconcile`.
 async fn work(args: RunArgs, mode: Mode, quiet: bool, json: bool) -> Result<ExitCode, ErrorKind> {
     let mut config = load_settings(args.config.as_deref(), args.settings.clone())?;
+    // Opened once, before credentials: an unreadable input stops the run before any request.
+    let mut source = InputSource::open(&args.input, &args.format)?;
     let needs_credentials = !(args.dry_run && mode == Mode::Run && !config.validation_code_auto);
     // Held for the whole run: dropping it stops the in-process simulator.
     let (sandbox, credentials) = if args.sandbox || needs_credentials {
@@ -536,7 +579,7 @@ async fn work(args: RunArgs, mode: Mode, quiet: bool, json: bool) -> Result<Exit
     let show_progress =
         !quiet && !args.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let total = if show_progress {
-        progress::count_input(&args.input)
+        progress::count_input(&mut source)
     } else {
         None
     };
@@ -549,6 +592,7 @@ async fn work(args: RunArgs, mode: Mode, quiet: bool, json: bool) -> Result<Exit
     let report = pipeline::execute(
         Job {
             input: args.input.clone(),
+            source,
             output: args.output.clone(),
             force: args.force,
             resume: args.resume,
@@ -929,12 +973,12 @@ fn validate(args: ValidateArgs) -> Result<ExitCode, ErrorKind> {
         path: args.input.clone(),
         reason,
     };
-    let source: Box<dyn std::io::Read> = if args.input == "-" {
-        Box::new(std::io::stdin())
-    } else {
-        Box::new(std::fs::File::open(&args.input).map_err(|e| input_error(e.to_string()))?)
-    };
-    let mut reader = InputReader::new(source, options).map_err(|e| input_error(e.to_string()))?;
+    let mut source = InputSource::open(&args.input, &args.format)?;
+    let mut reader = source.reader(options)?;
+    if let Some(format) = source.format() {
+        // On stderr: stdout is the list of problems, which scripts read.
+        eprintln!("pc-qualify: reading {} as {format}", args.input);
+    }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let (mut rows, mut invalid, mut duplicates, mut warnings) = (0u64, 0u64, 0u64, 0u64);
     let mut exclusive = crate::exclusive::ExclusiveCheck::default();

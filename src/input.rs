@@ -1,24 +1,26 @@
-//! Streaming reader of the input CSV: maps the header, validates each data record and spots
-//! duplicates, without holding the file in memory.
+//! Streaming reader of the input rows (a CSV stream, or a workbook sheet's rows from
+//! [`crate::sheet`]): maps the header, validates each data record and spots duplicates, without
+//! holding the file in memory. [`crate::source`] decides the format, encoding and delimiter.
 //!
 //! # Contract
 //!
 //! * A header row is required. Header cells match case-insensitively after trimming, with `-`,
-//!   `_` and spaces equivalent ([`fold_key`]). Columns: `customer_id` (aliases
-//!   `customer_tenant_id`, `tenant_id`), `qualification`, and the optional `validation_code`
-//!   (alias `code`), `education_segment` (alias `segment`) and `website`. Other columns are
-//!   ignored. When two header cells name the same column (an alias included), the first wins.
-//!   A UTF-8 byte-order mark before the header is stripped.
+//!   `_` and spaces ignored ([`fold_key`]). Columns and their aliases are in [`COLUMN_NAMES`].
+//!   Other columns are ignored. When two header cells name the same column (an alias
+//!   included), the first wins. A UTF-8 byte-order mark before the header is stripped. A header
+//!   without a required column is an error that shows the cells as split and the delimiter.
 //! * **Blank records are skipped and not counted.** A record is blank when every one of its
 //!   fields is empty after trimming (Unicode white space): an empty line, a line of only spaces,
 //!   `,,,`, `""`. Blank lines before the header are skipped too; a file with nothing but blank
 //!   records (or a bare BOM) is [`InputError::Empty`].
-//! * Every other record after the header yields exactly one [`Record`], numbered from 1 in
-//!   [`Row::index`] / [`ResultRow::row`]. Bad content never aborts the read: it becomes a
-//!   [`Record::Rejected`] row. Only a failure to read the underlying stream is an `Err`, after
-//!   which the reader is finished.
-//! * Cells are trimmed and decoded only when used, lossily: invalid UTF-8 in an unused cell is
-//!   harmless, and a bad cell echoed into a result has its bad bytes replaced by U+FFFD.
+//! * Every other record after the header yields exactly one [`Record`], numbered in
+//!   [`Row::index`] / [`ResultRow::row`]: a CSV's data records from 1, a sheet's rows by the
+//!   sheet's own row numbers (the header usually being row 1, the first data row is 2). Bad
+//!   content never aborts the read: it becomes a [`Record::Rejected`] row. Only a failure to
+//!   read the underlying stream is an `Err`, after which the reader is finished.
+//! * CSV text must be UTF-8: a record with bytes that are not is [`InputError::NotUtf8`] (an
+//!   `Err` that ends the reader), naming its line and how to re-save the file. Cells are
+//!   trimmed and decoded only when used.
 //! * Validity depends only on [`InputOptions`], never on the command that reads the file.
 //!
 //! # Memory
@@ -86,12 +88,20 @@ pub enum InputError {
     #[error("the file is empty (no header row)")]
     Empty,
     /// The header lacks a required column.
-    #[error("missing required column {column}{}", also_accepted(aliases))]
+    #[error("missing required column {column}{}; {header}", also_accepted(aliases))]
     MissingColumn {
         /// The column's canonical name.
         column: &'static str,
         /// Other accepted spellings.
         aliases: &'static [&'static str],
+        /// The header cells as split, how they were split, and what to try.
+        header: String,
+    },
+    /// CSV bytes that are not UTF-8 (a Latin-1/"ANSI" export, for example).
+    #[error("the file is not UTF-8 text: line {line} holds bytes that are not UTF-8 (an \"ANSI\" or Latin-1 export?); re-save it as UTF-8: in Excel, Save As \"CSV UTF-8 (Comma delimited) (*.csv)\"; in LibreOffice, Save As \"Text CSV\" with character set \"Unicode (UTF-8)\"")]
+    NotUtf8 {
+        /// 1-based line of the first record holding a bad byte.
+        line: u64,
     },
     /// The header record could not be parsed.
     #[error("unreadable header: {0}")]
@@ -121,14 +131,16 @@ const VALIDATION_CODE: usize = 2;
 const EDUCATION_SEGMENT: usize = 3;
 const WEBSITE: usize = 4;
 
+// Aliases are matched after [`fold_key`], so `CustomerID`, `Customer Id` and `customer-id` are
+// all `customer_id`; spreadsheet exports name the columns in many ways (docs/input-formats.md).
 const COLUMNS: [ColumnSpec; 5] = [
     ColumnSpec {
         name: "customer_id",
-        aliases: &["customer_tenant_id", "tenant_id"],
+        aliases: &["customer_tenant_id", "tenant_id", "microsoft_id"],
     },
     ColumnSpec {
         name: "qualification",
-        aliases: &[],
+        aliases: &["qualification_type"],
     },
     ColumnSpec {
         name: "validation_code",
@@ -140,9 +152,85 @@ const COLUMNS: [ColumnSpec; 5] = [
     },
     ColumnSpec {
         name: "website",
-        aliases: &[],
+        aliases: &["domain"],
     },
 ];
+
+/// Every known column with its aliases, `(name, aliases)`, for help texts and documentation.
+pub const COLUMN_NAMES: [(&str, &[&str]); 5] = [
+    (COLUMNS[0].name, COLUMNS[0].aliases),
+    (COLUMNS[1].name, COLUMNS[1].aliases),
+    (COLUMNS[2].name, COLUMNS[2].aliases),
+    (COLUMNS[3].name, COLUMNS[3].aliases),
+    (COLUMNS[4].name, COLUMNS[4].aliases),
+];
+
+/// How the header row was obtained, for the message when it lacks a column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// Delimited text split on `delimiter`; `detected` when sniffed from the header line.
+    Csv {
+        /// The field separator.
+        delimiter: u8,
+        /// Sniffed rather than given with `--delimiter`.
+        detected: bool,
+    },
+    /// A workbook sheet.
+    Sheet {
+        /// The sheet's name.
+        name: String,
+    },
+}
+
+impl Layout {
+    /// How a delimiter byte is named in messages.
+    pub fn delimiter_name(delimiter: u8) -> String {
+        match delimiter {
+            b',' => "',' (comma)".into(),
+            b';' => "';' (semicolon)".into(),
+            b'\t' => "tab".into(),
+            b'|' => "'|' (pipe)".into(),
+            other => format!("{:?}", char::from(other)),
+        }
+    }
+
+    /// What the header error says about the cells and what to try.
+    fn describe_header(&self, header: &ByteRecord, row: u64) -> String {
+        const MAX_CELLS: usize = 12;
+        let mut cells: Vec<String> = header
+            .iter()
+            .take(MAX_CELLS)
+            .map(|c| {
+                // Debug quoting escapes tabs and quotes once, so the split is plain to see.
+                format!(
+                    "{:?}",
+                    cut(String::from_utf8_lossy(c)
+                        .trim_start_matches('\u{feff}')
+                        .trim())
+                )
+            })
+            .collect();
+        if header.len() > MAX_CELLS {
+            cells.push(format!("… ({} more)", header.len() - MAX_CELLS));
+        }
+        let n = header.len();
+        let listed = format!(
+            "{n} {}: [{}]",
+            if n == 1 { "cell" } else { "cells" },
+            cells.join(", ")
+        );
+        match self {
+            Layout::Csv { delimiter, detected } => format!(
+                "the header row, split on {}{}, has {listed}; if the file uses another separator, say which with --delimiter (comma, semicolon, tab or pipe)",
+                Layout::delimiter_name(*delimiter),
+                if *detected { " (detected)" } else { " (from --delimiter)" },
+            ),
+            Layout::Sheet { name } => format!(
+                "the header (row {row} of sheet {name:?}) has {listed}; choose another sheet with --sheet NAME"
+            ),
+        }
+    }
+}
 
 /// Where each known column sits in a record.
 #[derive(Debug, Clone)]
@@ -152,7 +240,7 @@ struct Columns {
 }
 
 impl Columns {
-    fn from_header(header: &ByteRecord) -> Result<Self, InputError> {
+    fn from_header(header: &ByteRecord, layout: &Layout, row: u64) -> Result<Self, InputError> {
         let mut position = [None; COLUMNS.len()];
         for (i, cell) in header.iter().enumerate() {
             let text = String::from_utf8_lossy(cell);
@@ -173,6 +261,7 @@ impl Columns {
                 return Err(InputError::MissingColumn {
                     column: COLUMNS[required].name,
                     aliases: COLUMNS[required].aliases,
+                    header: layout.describe_header(header, row),
                 });
             }
         }
@@ -262,26 +351,46 @@ enum Step {
     End,
     /// The stream failed; the source is finished.
     Io(io::Error),
+    /// A CSV record holds bytes that are not UTF-8 (at this line); the source is finished.
+    NotUtf8(u64),
 }
 
-/// The csv reader, its one reused record, and the blank-record rule, shared by
-/// [`InputReader`] and [`count_records`] so they always agree.
+/// Where records come from: a delimited text stream, or a workbook sheet's rows.
+enum Feed<R: Read> {
+    Csv(csv::Reader<RetryInterrupted<R>>),
+    Sheet(crate::sheet::SheetRows),
+}
+
+/// The record feed, its one reused record, and the blank-record rule, shared by
+/// [`InputReader`] and the record counters so they always agree.
 struct Source<R: Read> {
-    csv: csv::Reader<RetryInterrupted<R>>,
+    feed: Feed<R>,
     record: ByteRecord,
+    /// The sheet's row number of `record` (sheets only).
+    sheet_row: Option<u64>,
     first: bool,
     done: bool,
 }
 
 impl<R: Read> Source<R> {
-    fn new(reader: R) -> Self {
+    fn csv(reader: R, delimiter: u8) -> Self {
         let csv = ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
+            .delimiter(delimiter)
             .from_reader(RetryInterrupted(reader));
+        Source::with_feed(Feed::Csv(csv))
+    }
+
+    fn sheet(rows: crate::sheet::SheetRows) -> Self {
+        Source::with_feed(Feed::Sheet(rows))
+    }
+
+    fn with_feed(feed: Feed<R>) -> Self {
         Source {
-            csv,
+            feed,
             record: ByteRecord::new(),
+            sheet_row: None,
             first: true,
             done: false,
         }
@@ -289,10 +398,41 @@ impl<R: Read> Source<R> {
 
     fn next(&mut self) -> Step {
         while !self.done {
-            let before = self.csv.position().byte();
-            match self.csv.read_byte_record(&mut self.record) {
+            let csv = match &mut self.feed {
+                Feed::Csv(csv) => csv,
+                Feed::Sheet(rows) => match rows.next() {
+                    None => {
+                        self.done = true;
+                        continue;
+                    }
+                    Some(Err(e)) => {
+                        self.done = true;
+                        return Step::Io(e);
+                    }
+                    Some(Ok((row, cells))) => {
+                        self.record.clear();
+                        for cell in &cells {
+                            self.record.push_field(cell.as_bytes());
+                        }
+                        self.sheet_row = Some(row);
+                        if !record_is_blank(&self.record, false) {
+                            return Step::Record;
+                        }
+                        continue;
+                    }
+                },
+            };
+            let before = csv.position().byte();
+            match csv.read_byte_record(&mut self.record) {
                 Ok(false) => self.done = true,
                 Ok(true) => {
+                    if std::str::from_utf8(self.record.as_slice()).is_err() {
+                        // One check per record (cheap on valid text): a Latin-1 file must stop
+                        // with a reason rather than send rows with mangled cells.
+                        self.done = true;
+                        let line = self.record.position().map_or(0, |p| p.line());
+                        return Step::NotUtf8(line);
+                    }
                     let first = std::mem::replace(&mut self.first, false);
                     if !record_is_blank(&self.record, first) {
                         return Step::Record;
@@ -307,7 +447,7 @@ impl<R: Read> Source<R> {
                 }
                 Err(e) => {
                     self.first = false;
-                    if self.csv.position().byte() == before {
+                    if csv.position().byte() == before {
                         // No progress: stop rather than loop on the same error.
                         self.done = true;
                     } else {
@@ -320,34 +460,71 @@ impl<R: Read> Source<R> {
     }
 }
 
-/// Streaming reader of the input CSV; see the [module documentation](self) for the rules.
+/// Streaming reader of the input rows; see the [module documentation](self) for the rules.
 pub struct InputReader<R: Read> {
     source: Source<R>,
     columns: Columns,
     opts: InputOptions,
     index: u64,
+    records: u64,
     seen: DuplicateIndex,
 }
 
 impl<R: Read> InputReader<R> {
-    /// Reads and maps the header.
+    /// Reads and maps the header of comma-separated text.
     ///
     /// Fails when there is no header at all ([`InputError::Empty`]), when `customer_id` or
     /// `qualification` is missing, when the header cannot be parsed, or when reading fails.
     pub fn new(reader: R, opts: InputOptions) -> Result<Self, InputError> {
-        let mut source = Source::new(reader);
+        InputReader::csv(
+            reader,
+            Layout::Csv {
+                delimiter: b',',
+                detected: true,
+            },
+            opts,
+        )
+    }
+
+    /// Reads and maps the header of delimited text split as `layout` says (a `Layout::Sheet`
+    /// is read as comma-separated).
+    pub fn csv(reader: R, layout: Layout, opts: InputOptions) -> Result<Self, InputError> {
+        let delimiter = match layout {
+            Layout::Csv { delimiter, .. } => delimiter,
+            Layout::Sheet { .. } => b',',
+        };
+        InputReader::start(Source::csv(reader, delimiter), layout, opts)
+    }
+
+    /// Reads and maps the header of a workbook sheet's rows.
+    pub fn sheet(
+        rows: crate::sheet::SheetRows,
+        name: String,
+        opts: InputOptions,
+    ) -> Result<Self, InputError> {
+        InputReader::start(Source::sheet(rows), Layout::Sheet { name }, opts)
+    }
+
+    fn start(
+        mut source: Source<R>,
+        layout: Layout,
+        opts: InputOptions,
+    ) -> Result<Self, InputError> {
         match source.next() {
             Step::Record => {}
             Step::Malformed(e) => return Err(InputError::Header(one_line(&e.to_string()))),
             Step::End => return Err(InputError::Empty),
             Step::Io(e) => return Err(InputError::Io(e)),
+            Step::NotUtf8(line) => return Err(InputError::NotUtf8 { line }),
         }
-        let columns = Columns::from_header(&source.record)?;
+        let header_row = source.sheet_row.unwrap_or(1);
+        let columns = Columns::from_header(&source.record, &layout, header_row)?;
         Ok(InputReader {
             source,
             columns,
             opts,
             index: 0,
+            records: 0,
             seen: DuplicateIndex::default(),
         })
     }
@@ -357,11 +534,13 @@ impl<R: Read> InputReader<R> {
     pub fn next_record(&mut self) -> Option<Result<Record, InputError>> {
         match self.source.next() {
             Step::Record => {
-                self.index += 1;
+                self.index = self.source.sheet_row.unwrap_or(self.index + 1);
+                self.records += 1;
                 Some(Ok(self.classify()))
             }
             Step::Malformed(e) => {
                 self.index += 1;
+                self.records += 1;
                 Some(Ok(Record::Rejected(rejected(
                     self.index,
                     String::new(),
@@ -374,6 +553,7 @@ impl<R: Read> InputReader<R> {
             }
             Step::End => None,
             Step::Io(e) => Some(Err(InputError::Io(e))),
+            Step::NotUtf8(line) => Some(Err(InputError::NotUtf8 { line })),
         }
     }
 
@@ -388,9 +568,9 @@ impl<R: Read> InputReader<R> {
         self.seen.len()
     }
 
-    /// How many data records have been yielded so far (the last record's index).
+    /// How many data records have been yielded so far.
     pub fn records_read(&self) -> u64 {
-        self.index
+        self.records
     }
 
     fn classify(&mut self) -> Record {
@@ -501,6 +681,15 @@ fn shown(value: &str) -> String {
         }
     }
     out
+}
+
+/// A value cut to the length [`shown`] keeps, without escaping.
+fn cut(value: &str) -> String {
+    const MAX_CHARS: usize = 80;
+    match value.char_indices().nth(MAX_CHARS) {
+        Some((at, _)) => format!("{}…", &value[..at]),
+        None => value.to_string(),
+    }
 }
 
 /// A message folded onto one line.
@@ -646,14 +835,30 @@ fn validate(
     })
 }
 
-/// Counts the data records [`InputReader`] would yield (same header and blank-record rules),
-/// without validating them; for a progress bar's total. A file without a header counts 0.
+/// Counts the data records [`InputReader`] would yield from comma-separated text (same header
+/// and blank-record rules), without validating them; for a progress bar's total. A file without
+/// a header counts 0.
 pub fn count_records<R: Read>(reader: R) -> io::Result<u64> {
-    let mut source = Source::new(reader);
+    count(Source::csv(reader, b','))
+}
+
+/// [`count_records`] for text split on `delimiter`.
+pub fn count_csv_records<R: Read>(reader: R, delimiter: u8) -> io::Result<u64> {
+    count(Source::csv(reader, delimiter))
+}
+
+/// [`count_records`] for a workbook sheet's rows.
+pub fn count_sheet_records(rows: crate::sheet::SheetRows) -> io::Result<u64> {
+    count(Source::<io::Empty>::sheet(rows))
+}
+
+fn count<R: Read>(mut source: Source<R>) -> io::Result<u64> {
+    let not_utf8 = |line| io::Error::new(io::ErrorKind::InvalidData, InputError::NotUtf8 { line });
     match source.next() {
         Step::Record => {}
         Step::Malformed(_) | Step::End => return Ok(0),
         Step::Io(e) => return Err(e),
+        Step::NotUtf8(line) => return Err(not_utf8(line)),
     }
     let mut count = 0;
     loop {
@@ -661,6 +866,7 @@ pub fn count_records<R: Read>(reader: R) -> io::Result<u64> {
             Step::Record | Step::Malformed(_) => count += 1,
             Step::End => return Ok(count),
             Step::Io(e) => return Err(e),
+            Step::NotUtf8(line) => return Err(not_utf8(line)),
         }
     }
 }
@@ -837,13 +1043,74 @@ mod tests {
         ));
         assert_eq!(
             e.to_string(),
-            "missing required column customer_id (also accepted: customer_tenant_id, tenant_id)"
+            "missing required column customer_id (also accepted: customer_tenant_id, tenant_id, microsoft_id); the header row, split on ',' (comma) (detected), has 2 cells: [\"qualification\", \"website\"]; if the file uses another separator, say which with --delimiter (comma, semicolon, tab or pipe)"
         );
         let e = header_error(b"tenant_id,code\n");
-        assert_eq!(e.to_string(), "missing required column qualification");
+        assert!(
+            e.to_string().starts_with("missing required column qualification (also accepted: qualification_type); the header row"),
+            "{e}"
+        );
         // Both missing: customer_id is named first.
         let e = header_error(b"a,b,c\n1,2,3\n");
         assert!(e.to_string().contains("customer_id"));
+    }
+
+    #[test]
+    fn a_header_split_wrongly_is_shown_as_split() {
+        // A semicolon file read as comma-separated: one cell holding the whole line.
+        let input = "\u{feff}customer_id;qualification\r\nx;y\r\n";
+        let e = header_error(input.as_bytes());
+        let message = e.to_string();
+        assert!(
+            message.starts_with("missing required column customer_id"),
+            "{message}"
+        );
+        assert!(
+            message.contains(
+                "split on ',' (comma) (detected), has 1 cell: [\"customer_id;qualification\"]"
+            ),
+            "{message}"
+        );
+        assert!(message.contains("--delimiter"), "{message}");
+        // Split on the right delimiter, the same file reads.
+        let layout = Layout::Csv {
+            delimiter: b';',
+            detected: false,
+        };
+        let reader = InputReader::csv(input.as_bytes(), layout, opts()).expect("header");
+        assert_eq!(reader.count(), 1);
+        // Many cells are cut short, and a sheet's header names its row and sheet.
+        let wide: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
+        let e = header_error(format!("{}\n", wide.join(",")).as_bytes());
+        assert!(e.to_string().contains("\"c11\", … (8 more)]"), "{e}");
+        let mut header = ByteRecord::new();
+        header.push_field(b"Name");
+        let sheet = Layout::Sheet {
+            name: "Schools".into(),
+        };
+        let text = sheet.describe_header(&header, 3);
+        assert_eq!(text, "the header (row 3 of sheet \"Schools\") has 1 cell: [\"Name\"]; choose another sheet with --sheet NAME");
+    }
+
+    #[test]
+    fn header_aliases_from_spreadsheets_match() {
+        for header in [
+            "CustomerID,Qualification,Validation Code,Segment,Domain",
+            "Customer Id,Qualification Type,Code,Education Segment,Website",
+            "Tenant ID,QualificationType,validation_code,EDUCATION-SEGMENT,domain",
+            "Microsoft ID,qualification,CODE,segment,web site",
+        ] {
+            let input = format!("{header}\n{A},Education,,K12,x.example\n{B},GCC,42,,\n");
+            let records = read_str(&input);
+            let edu = as_valid(&records[0]);
+            assert_eq!(edu.segment, Some(EducationSegment::K12), "{header}");
+            assert_eq!(edu.website.as_deref(), Some("x.example"), "{header}");
+            assert_eq!(
+                as_valid(&records[1]).validation_code.as_deref(),
+                Some("42"),
+                "{header}"
+            );
+        }
     }
 
     #[test]
@@ -889,28 +1156,34 @@ mod tests {
     }
 
     #[test]
-    fn invalid_utf8_in_an_unused_cell_does_not_spoil_the_row() {
-        let mut input = b"customer_id,notes,qualification,website\n".to_vec();
-        input.extend_from_slice(A.as_bytes());
-        input.extend_from_slice(b",caf\xe9 \xff\xfe,StateOwnedEntity,\xff\xff\n");
-        let records = read_all(&input, opts());
-        let row = as_valid(&records[0]);
-        assert_eq!(row.qualification, Qualification::StateOwnedEntity);
-        assert_eq!(row.website, None);
-    }
-
-    #[test]
-    fn invalid_utf8_in_an_echoed_cell_becomes_replacement_characters() {
-        let input = b"customer_id,qualification\nab\xffcd,Educ\xe9tion\n";
-        let records = read_all(input, opts());
-        let r = assert_invalid(
-            &records[0],
-            INVALID_CUSTOMER_ID,
-            "customer_id: not a GUID: ab\u{fffd}cd",
+    fn bytes_that_are_not_utf8_stop_the_reader_naming_the_line() {
+        // Latin-1 "café" in an ignored column on the second data line.
+        let mut input =
+            format!("customer_id,notes,qualification\n{A},ok,StateOwnedEntity\n{B},caf")
+                .into_bytes();
+        input.extend_from_slice(b"\xe9,StateOwnedEntity\n");
+        let mut reader = InputReader::new(&input[..], opts()).expect("header");
+        as_valid(&reader.next_record().expect("first").expect("read"));
+        let e = reader
+            .next_record()
+            .expect("an error")
+            .expect_err("not UTF-8");
+        assert!(matches!(e, InputError::NotUtf8 { line: 3 }), "{e:?}");
+        let message = e.to_string();
+        assert!(
+            message.contains("not UTF-8") && message.contains("line 3"),
+            "{message}"
         );
-        assert_eq!(r.customer_id, "ab\u{fffd}cd");
-        assert_eq!(r.qualification, "Educ\u{fffd}tion");
-        assert_eq!(r.row, 1);
+        assert!(
+            message.contains("CSV UTF-8"),
+            "says how to re-save: {message}"
+        );
+        assert!(reader.next_record().is_none());
+        let count = count_records(&input[..]).expect_err("not UTF-8");
+        assert_eq!(count.kind(), io::ErrorKind::InvalidData);
+        // In the header, it is the header that fails.
+        let e = header_error(b"customer_id,qualifica\xe7ion\n");
+        assert!(matches!(e, InputError::NotUtf8 { line: 1 }), "{e:?}");
     }
 
     #[test]
@@ -1354,15 +1627,28 @@ mod tests {
             };
             let mut reader = InputReader::new(&input[..], o).expect("header");
             let mut n = 0u64;
+            let mut not_utf8 = false;
             while let Some(record) = reader.next_record() {
+                let record = match record {
+                    Err(InputError::NotUtf8 { .. }) => {
+                        not_utf8 = true;
+                        prop_assert!(reader.next_record().is_none());
+                        break;
+                    }
+                    other => other.expect("no I/O error"),
+                };
                 n += 1;
-                let index = match record.expect("no I/O error") {
+                let index = match record {
                     Record::Valid(row) => row.index,
                     Record::Rejected(r) => r.row,
                 };
                 prop_assert_eq!(index, n);
             }
-            prop_assert_eq!(count_records(&input[..]).expect("count"), n);
+            // The counter agrees: the same records, or the same refusal.
+            match count_records(&input[..]) {
+                Ok(count) => prop_assert!(!not_utf8 && count == n),
+                Err(e) => prop_assert!(not_utf8 && e.kind() == io::ErrorKind::InvalidData),
+            }
         }
 
         #[test]

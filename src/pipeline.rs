@@ -1,7 +1,6 @@
 //! The run itself: a reader thread streams validated rows into a bounded channel, a fixed pool of
 //! workers sends them, and a writer thread records one results row per input row as they finish.
 
-use std::fs::File;
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,6 +21,7 @@ use crate::model::{Outcome, ResultRow, Row};
 use crate::output::{self, ResultsWriter};
 use crate::preflight;
 use crate::resume::{self, Journal, ResumeState};
+use crate::source::InputSource;
 use crate::stats::Stats;
 use crate::throttle::Throttle;
 pub use crate::worker::Mode;
@@ -29,8 +29,10 @@ use crate::worker::{Work, Worker};
 
 /// What to run: where rows come from and go, with what settings and credentials.
 pub struct Job {
-    /// Input path, `-` for standard input.
+    /// Input path, `-` for standard input (for messages).
     pub input: String,
+    /// The input, opened once ([`InputSource::open`]); every pass over it reads from here.
+    pub source: InputSource,
     /// Results path, `-` for standard output.
     pub output: String,
     /// Overwrite an existing results file.
@@ -130,28 +132,11 @@ impl Stop {
     }
 }
 
-/// Opens the input as a byte stream (`-` is standard input).
-fn open_input(path: &str) -> Result<Box<dyn Read + Send>, ErrorKind> {
-    if path == "-" {
-        return Ok(Box::new(std::io::stdin()));
-    }
-    let file = File::open(path).map_err(|e| ErrorKind::Input {
-        path: path.to_string(),
-        reason: e.to_string(),
-    })?;
-    if file.metadata().is_ok_and(|m| m.is_dir()) {
-        return Err(ErrorKind::Input {
-            path: path.to_string(),
-            reason: "is a directory".into(),
-        });
-    }
-    Ok(Box::new(file))
-}
-
 /// Runs `job` to the end (or until `stop`), writing the results file as rows finish.
 pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
     let Job {
         input,
+        mut source,
         output: output_path,
         force,
         resume,
@@ -167,11 +152,12 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         default_segment: config.default_segment,
         default_validation_code: config.default_validation_code.clone(),
     };
-    let input_error = |e: crate::input::InputError| ErrorKind::Input {
-        path: input.clone(),
-        reason: e.to_string(),
-    };
-    let mut reader = InputReader::new(open_input(&input)?, options.clone()).map_err(input_error)?;
+    let gcc_preflight = config.validation_code_auto && mode == Mode::Run && !dry_run;
+    if gcc_preflight && !resume {
+        // The pre-flight count is a second pass: standard input is kept for it.
+        source.spool()?;
+    }
+    let mut reader = source.reader(options.clone())?;
     if resume && (input == "-" || output_path == "-") {
         return Err(ErrorKind::Config(
             "--resume needs a file for both --input and --output (it reads them again)".into(),
@@ -208,11 +194,7 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
     // Read-only until every check has passed: a refused resume leaves the file as it was.
     let resume_state = if resume {
         let state = resume::load(&output_path)?;
-        resume::verify_input(
-            InputReader::new(open_input(&input)?, InputOptions::default()).map_err(input_error)?,
-            &state,
-            &input,
-        )?;
+        resume::verify_input(source.reader(InputOptions::default())?, &state, &input)?;
         state
     } else {
         ResumeState::default()
@@ -223,18 +205,19 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         })?;
         let code = preflight::validation_code(client, config.validation_org.as_deref()).await?;
         reader.set_default_validation_code(Some(code.validation_id.clone()));
-        if mode == Mode::Run && !dry_run {
+        if gcc_preflight {
             let options = InputOptions {
                 default_validation_code: Some(code.validation_id.clone()),
                 ..options
             };
-            let rows = preflight::count_gcc_rows(
-                open_input(&input)?,
-                options,
-                &code.validation_id,
-                |index| resume_state.is_settled(index),
-            )
-            .map_err(input_error)?;
+            let rows =
+                preflight::count_gcc_rows(source.reader(options)?, &code.validation_id, |index| {
+                    resume_state.is_settled(index)
+                })
+                .map_err(|e| ErrorKind::Input {
+                    path: input.clone(),
+                    reason: e.to_string(),
+                })?;
             preflight::check_remaining_creates(&code, rows)?;
         }
     }
@@ -261,8 +244,9 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         want_example,
     };
     let internal_errors = Arc::new(AtomicU64::new(0));
-    let reader_task = if input == "-" {
-        // Standard input may stall for as long as the producer likes: not on the runtime.
+    let reader_task = if input == "-" || source.is_workbook() {
+        // Standard input may stall for as long as the producer likes, and a workbook's rows
+        // wait on its reader thread: not on the runtime.
         let (result_tx, stop, aborted) = (result_tx.clone(), stop.clone(), aborted.clone());
         tokio::task::spawn_blocking(move || {
             read_rows_blocking(reader, router, work_tx, result_tx, &stop, &aborted)

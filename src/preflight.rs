@@ -6,7 +6,7 @@ use std::io::Read;
 use crate::api::{self, Request, ValidationCode};
 use crate::client::{Client, Reply};
 use crate::error::ErrorKind;
-use crate::input::{InputError, InputOptions, InputReader, Record};
+use crate::input::{InputError, InputReader, Record};
 use crate::model::Qualification;
 
 /// Reads the partner's validation codes and picks one: the only one, or the one of `org`.
@@ -84,12 +84,10 @@ pub fn choose_code(
 /// Counts the valid GovernmentCommunityCloud rows that would be posted with `code`, leaving out
 /// rows an earlier run already settled (`settled(row index)`).
 pub fn count_gcc_rows<R: Read>(
-    input: R,
-    options: InputOptions,
+    mut reader: InputReader<R>,
     code: &str,
     settled: impl Fn(u64) -> bool,
 ) -> Result<u64, InputError> {
-    let mut reader = InputReader::new(input, options)?;
     let mut count = 0;
     while let Some(record) = reader.next_record() {
         if let Record::Valid(row) = record? {

@@ -147,16 +147,13 @@ fn message(stats: &Stats, paused: bool) -> String {
     text
 }
 
-/// The number of data records in the input file at `path`, for the bar's total.
+/// The number of data records in the input, for the bar's total: a pass over the already
+/// opened input, in whatever format it is.
 ///
-/// `None` for standard input (`-`, which can be read only once) or when the file cannot be read;
+/// `None` for standard input (which can be read only once) or when the input cannot be read;
 /// the bar then shows a count without a total.
-pub fn count_input(path: &str) -> Option<u64> {
-    if path == "-" {
-        return None;
-    }
-    let file = std::fs::File::open(path).ok()?;
-    crate::input::count_records(std::io::BufReader::new(file)).ok()
+pub fn count_input(source: &mut crate::source::InputSource) -> Option<u64> {
+    source.count()
 }
 
 /// A tracing-subscriber MakeWriter for stderr that suspends the bar around each log line so lines never tear it.
@@ -387,9 +384,12 @@ mod tests {
             "customer_id,qualification\n0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7,Education\n11111111-2222-3333-4444-555555555555,GCC\n",
         )
         .expect("write");
-        assert_eq!(count_input(&path.to_string_lossy()), Some(2));
+        let open = |path: &str| {
+            crate::source::InputSource::open(path, &crate::source::InputFormat::default())
+                .expect("opens")
+        };
+        assert_eq!(count_input(&mut open(&path.to_string_lossy())), Some(2));
         let _ = std::fs::remove_file(&path);
-        assert_eq!(count_input("-"), None);
-        assert_eq!(count_input("/nonexistent/pc-qualify.csv"), None);
+        assert_eq!(count_input(&mut open("-")), None);
     }
 }

@@ -8,13 +8,14 @@ use crate::common::*;
 fn help_output_matches_the_snapshots() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
     let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
-    let cases: [(&str, &[&str]); 9] = [
+    let cases: [(&str, &[&str]); 10] = [
         ("help.txt", &["--help"]),
         ("run-help.txt", &["run", "--help"]),
         ("reconcile-help.txt", &["reconcile", "--help"]),
         ("refresh-help.txt", &["refresh", "--help"]),
         ("export-help.txt", &["export", "--help"]),
         ("validate-help.txt", &["validate", "--help"]),
+        ("report-help.txt", &["report", "--help"]),
         ("simulate-help.txt", &["simulate", "--help"]),
         ("login-help.txt", &["login", "--help"]),
         ("completions-help.txt", &["completions", "--help"]),
@@ -51,6 +52,7 @@ fn every_subcommand_help_has_examples() {
         "reconcile",
         "refresh",
         "validate",
+        "report",
         "simulate",
         "login",
         "completions",

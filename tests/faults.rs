@@ -464,9 +464,11 @@ async fn garbage_input_of_every_kind_is_reported_not_lost() {
     let big = "x".repeat(1 << 20);
     let mut input = b"customer_id,qualification,notes\n".to_vec();
     input.extend_from_slice(format!("{},StateOwnedEntity,\"{big}\"\n", cid(1)).as_bytes());
-    input.extend_from_slice(format!("{},StateOwnedEntity,caf", cid(2)).as_bytes());
-    input.extend_from_slice(b"\xe9 \xff\n");
-    input.extend_from_slice(b"\xff\xfe-not-utf8,StateOwnedEntity,\n");
+    input.extend_from_slice(
+        format!("{},StateOwnedEntity,café \u{fffd}\u{feff}\n", cid(2)).as_bytes(),
+    );
+    // (Bytes that are not UTF-8 stop the file before anything is sent: tests/formats.rs.)
+    input.extend_from_slice("ünï\u{fffd}-not-a-guid,StateOwnedEntity,\n".as_bytes());
     input.extend_from_slice(b"=HYPERLINK(\"http://x\"),StateOwnedEntity,\n");
     input.extend_from_slice(format!("{}\n", cid(3)).as_bytes());
     input.extend_from_slice(format!("{},\"StateOwnedEntity,\n", cid(4)).as_bytes());
@@ -486,10 +488,10 @@ async fn garbage_input_of_every_kind_is_reported_not_lost() {
     );
     assert_eq!(
         rows[1]["outcome"], "created",
-        "bad bytes in an ignored column are fine"
+        "odd characters in an ignored column are fine"
     );
     assert_eq!(rows[2]["outcome"], "invalid");
-    assert!(rows[2]["customer_id"].contains('\u{fffd}'));
+    assert!(rows[2]["customer_id"].starts_with("ünï\u{fffd}"));
     assert_eq!(rows[3]["outcome"], "invalid");
     assert!(
         rows[3]["customer_id"].starts_with("'="),
