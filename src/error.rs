@@ -76,6 +76,24 @@ impl ErrorKind {
     }
 }
 
+impl ErrorKind {
+    /// The error and its causes on one line, `outer: cause: cause`, for the one message the
+    /// binary prints. A cause whose text the outer message already carries is not repeated.
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            let cause_text = cause.to_string();
+            if !text.contains(&cause_text) {
+                text.push_str(": ");
+                text.push_str(&cause_text);
+            }
+            source = cause.source();
+        }
+        text
+    }
+}
+
 /// Shorthand for results whose error is [`ErrorKind`].
 pub type Result<T, E = ErrorKind> = std::result::Result<T, E>;
 
@@ -102,5 +120,29 @@ impl ExitCode {
 impl From<ExitCode> for std::process::ExitCode {
     fn from(code: ExitCode) -> Self {
         std::process::ExitCode::from(code as u8)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_message_carries_every_cause_once() {
+        let login = ErrorKind::Login(crate::login::LoginError::Declined {
+            error: "access_denied".into(),
+        });
+        let text = login.chain();
+        assert!(text.starts_with("login failed: "), "{text}");
+        assert_eq!(text.matches("access_denied").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn exit_codes_map_in_one_place() {
+        assert_eq!(ErrorKind::BrokenPipe.exit_code(), ExitCode::Success);
+        assert_eq!(
+            ErrorKind::Config("x".into()).exit_code() as u8,
+            ExitCode::Usage as u8
+        );
     }
 }

@@ -26,10 +26,8 @@ fn main() -> std::process::ExitCode {
         // A closed pipe on standard output is the reader's choice, not an error.
         Err(ErrorKind::BrokenPipe) => ExitCode::Success,
         Err(err) => {
-            let code = err.exit_code();
-            let err = anyhow::Error::new(err);
-            eprintln!("pc-qualify: error: {err:#}");
-            code
+            eprintln!("pc-qualify: error: {}", err.chain());
+            err.exit_code()
         }
     };
     // Blocking reader/writer threads may still sit in a read of standard input; do not wait for them.
