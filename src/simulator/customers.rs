@@ -3,11 +3,12 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use bytes::Bytes;
 use serde_json::json;
 
 use super::parse::form_decode;
@@ -25,6 +26,22 @@ const INVALID_CONTINUATION: u32 = 2000;
 
 /// The name of the continuation header (sent and read case-insensitively).
 const CONTINUATION_HEADER: &str = "MS-ContinuationToken";
+
+/// How long a page served for a (token, `MS-RequestId`) is answered again to a resend of that
+/// call. Partner Center keys idempotency on `MS-RequestId`: a client whose answer was cut off or
+/// timed out resends the same request with the same id, and must not find its token spent.
+const REPLAY_FOR: Duration = Duration::from_secs(300);
+
+/// At most this many served pages are remembered (the oldest are forgotten first).
+const REPLAY_MAX: usize = 1024;
+
+/// A page served for a continuation token, kept for a resend of the same call.
+struct Served {
+    token: String,
+    request_id: String,
+    at: Instant,
+    body: Bytes,
+}
 
 /// One customer of the partner as the list shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +131,8 @@ pub(crate) struct Directory {
     cap: usize,
     /// Continuation token -> offset of the page it continues at. Removed when used.
     tokens: Mutex<HashMap<String, usize>>,
+    /// Pages served for a (token, request id), oldest first: answered again to a resend.
+    served: Mutex<VecDeque<Served>>,
     /// Answers for the next list requests, consumed in order.
     faults: Mutex<VecDeque<FaultAction>>,
 }
@@ -153,6 +172,7 @@ impl Directory {
             list,
             cap: if cap == 0 { DEFAULT_PAGE_CAP } else { cap },
             tokens: Mutex::new(HashMap::new()),
+            served: Mutex::new(VecDeque::new()),
             faults: Mutex::new(faults.into()),
         }
     }
@@ -173,6 +193,37 @@ impl Directory {
     /// Spends a token: the offset it continues at, or `None` when unknown or already used.
     fn redeem(&self, token: &str) -> Option<usize> {
         lock(&self.tokens).remove(token)
+    }
+
+    /// Remembers the page served for `token` to the call `request_id`.
+    fn remember(&self, token: &str, request_id: &str, body: Bytes) {
+        let mut served = lock(&self.served);
+        let now = Instant::now();
+        while served
+            .front()
+            .is_some_and(|s| served.len() >= REPLAY_MAX || now.duration_since(s.at) > REPLAY_FOR)
+        {
+            served.pop_front();
+        }
+        served.push_back(Served {
+            token: token.to_string(),
+            request_id: request_id.to_string(),
+            at: now,
+            body,
+        });
+    }
+
+    /// The page served earlier for `token` to the same call (`request_id`), if recent.
+    fn replay(&self, token: &str, request_id: &str) -> Option<Bytes> {
+        let now = Instant::now();
+        lock(&self.served)
+            .iter()
+            .find(|s| {
+                s.token == token
+                    && s.request_id == request_id
+                    && now.duration_since(s.at) <= REPLAY_FOR
+            })
+            .map(|s| s.body.clone())
     }
 }
 
@@ -216,6 +267,12 @@ async fn list_page(shared: Arc<Shared>, query: Option<String>, headers: HeaderMa
             }
         },
     };
+    // Only a call with an id can be recognised when it is sent again.
+    let request_id = headers
+        .get("ms-requestid")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty());
+    let mut spent = None;
     let offset = match param("seekOperation") {
         None => 0,
         Some(op) if op.eq_ignore_ascii_case("next") => {
@@ -223,8 +280,14 @@ async fn list_page(shared: Arc<Shared>, query: Option<String>, headers: HeaderMa
                 .get(CONTINUATION_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
+            if let Some(body) = request_id.and_then(|id| directory.replay(token, id)) {
+                return json_answer(body);
+            }
             match directory.redeem(token) {
-                Some(offset) => offset,
+                Some(offset) => {
+                    spent = Some(token);
+                    offset
+                }
                 None => {
                     return pc_error(
                         StatusCode::BAD_REQUEST,
@@ -263,7 +326,20 @@ async fn list_page(shared: Arc<Shared>, query: Option<String>, headers: HeaderMa
         "links": links,
         "attributes": {"objectType": "Collection"},
     });
-    (StatusCode::OK, Json(body)).into_response()
+    let body = Bytes::from(body.to_string());
+    if let (Some(token), Some(id)) = (spent, request_id) {
+        directory.remember(token, id, body.clone());
+    }
+    json_answer(body)
+}
+
+fn json_answer(body: Bytes) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 fn customer_json(profile: &CustomerProfile) -> serde_json::Value {
@@ -352,5 +428,16 @@ mod tests {
         let token = directory.issue(2);
         assert_eq!(directory.redeem(&token), Some(2));
         assert_eq!(directory.redeem(&token), None, "single use");
+        directory.remember(&token, "call-1", Bytes::from_static(b"page"));
+        assert_eq!(
+            directory.replay(&token, "call-1").as_deref(),
+            Some(&b"page"[..]),
+            "a resend of the same call gets the same page"
+        );
+        assert_eq!(
+            directory.replay(&token, "call-2"),
+            None,
+            "another call does not"
+        );
     }
 }
