@@ -14,7 +14,7 @@ use serde_json::json;
 use super::parse::form_decode;
 use super::routes::pc_error;
 use super::state::{lock, Shared};
-use super::{FaultAction, PreloadEntry, PreloadState, SimError};
+use super::{FaultAction, PreloadEntry, PreloadState};
 use crate::model::CustomerId;
 
 /// Largest page the simulated list returns when the configuration leaves it at 0. Microsoft does
@@ -65,64 +65,6 @@ impl CustomerProfile {
             domain: format!("customer{short}.onmicrosoft.com"),
         }
     }
-}
-
-/// Reads the optional `company_name` and `domain` columns of a preload CSV: one profile per
-/// customer that names either (the first line naming a customer wins).
-pub fn parse_preload_profiles(text: &str) -> Result<Vec<CustomerProfile>, SimError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .comment(Some(b'#'))
-        .from_reader(text.as_bytes());
-    let headers = reader
-        .headers()
-        .map_err(|e| SimError::Preload {
-            line: 1,
-            reason: e.to_string(),
-        })?
-        .clone();
-    let column = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
-    let (Some(id_at), name_at, domain_at) = (
-        column("customer_id"),
-        column("company_name"),
-        column("domain"),
-    ) else {
-        return Ok(Vec::new());
-    };
-    if name_at.is_none() && domain_at.is_none() {
-        return Ok(Vec::new());
-    }
-    let mut seen = HashSet::new();
-    let mut profiles = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| SimError::Preload {
-            line: e.position().map_or(0, |p| p.line()),
-            reason: e.to_string(),
-        })?;
-        let cell = |at: Option<usize>| {
-            at.and_then(|i| record.get(i))
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-        };
-        let (name, domain) = (cell(name_at), cell(domain_at));
-        if name.is_none() && domain.is_none() {
-            continue;
-        }
-        // parse_preload reports a bad id with its line; here it is only skipped.
-        let Some(id) = cell(Some(id_at)).and_then(|t| CustomerId::parse(&t)) else {
-            continue;
-        };
-        if seen.insert(id) {
-            let fallback = CustomerProfile::generated(id);
-            profiles.push(CustomerProfile {
-                customer_id: id,
-                company_name: name.unwrap_or(fallback.company_name),
-                domain: domain.unwrap_or(fallback.domain),
-            });
-        }
-    }
-    Ok(profiles)
 }
 
 /// The listed customers, the page cap, the tokens handed out, and scripted list faults.
@@ -361,34 +303,6 @@ fn customer_json(profile: &CustomerProfile) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn preload_profiles_are_optional_and_default_from_the_id() {
-        let profiles = parse_preload_profiles(
-            "customer_id,qualification,company_name,domain\n\
-             aaaaaaaa-0000-4000-8000-000000000001,Education,\"Contoso, Ltd\",contoso.example\n\
-             aaaaaaaa-0000-4000-8000-000000000001,StateOwnedEntity,Other name,\n\
-             aaaaaaaa-0000-4000-8000-000000000002,Education,,\n\
-             aaaaaaaa-0000-4000-8000-000000000003,Education,,only.domain.example\n",
-        )
-        .expect("parses");
-        assert_eq!(profiles.len(), 2, "{profiles:?}");
-        assert_eq!(profiles[0].company_name, "Contoso, Ltd");
-        assert_eq!(profiles[0].domain, "contoso.example");
-        assert_eq!(profiles[1].company_name, "Customer 000000000003");
-        assert_eq!(profiles[1].domain, "only.domain.example");
-        assert!(
-            parse_preload_profiles("customer_id,qualification\nx,Education\n")
-                .expect("no profile columns")
-                .is_empty()
-        );
-        // parse_preload accepts the profile columns.
-        let entries = super::super::parse_preload(
-            "customer_id,qualification,company_name,domain\naaaaaaaa-0000-4000-8000-000000000001,Education,A,a.example\n",
-        )
-        .expect("preload");
-        assert_eq!(entries.len(), 1);
-    }
 
     #[test]
     fn the_directory_lists_related_preloaded_customers_then_profiles_once() {
