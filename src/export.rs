@@ -418,7 +418,7 @@ impl ListedKey {
 /// Feeds the customers of `page` and of every later page to the workers. The channel is
 /// bounded, so the next page is read only once the workers have room for its customers.
 ///
-/// Each customer is fed once: the ids listed so far are kept (16 bytes and a pass number each),
+/// Each customer is fed once: the ids listed so far are kept (an id and a pass number each),
 /// so a list read again from its first page (after a spent token) skips what it already fed,
 /// and a page holding only customers already listed in this pass (a service going round in
 /// circles) ends the listing with an error instead of writing them again.
