@@ -1301,8 +1301,8 @@ async fn simulate(args: SimulateArgs) -> Result<ExitCode, ErrorKind> {
             path: path.display().to_string(),
             reason: e.to_string(),
         };
-        config.preload = simulator::parse_preload(&text).map_err(bad_preload)?;
-        config.customers = simulator::parse_preload_profiles(&text).map_err(bad_preload)?;
+        let preload = simulator::parse_preload(&text).map_err(bad_preload)?;
+        (config.preload, config.customers) = (preload.entries, preload.profiles);
     }
     if let Some(path) = &args.script {
         config.script = simulator::parse_script(&read(path)?).map_err(|e| ErrorKind::Input {

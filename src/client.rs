@@ -68,15 +68,15 @@ enum AttemptError {
     /// The status arrived but the body was cut off (connection lost, timeout): the request may
     /// have landed, and is sent again with the same `MS-RequestId`.
     Body(reqwest::Error),
-    /// The body is larger than [`MAX_ANSWER_BYTES`].
-    TooLarge,
+    /// The body is larger than the call's cap (this many bytes).
+    TooLarge(usize),
 }
 
 impl AttemptError {
     fn retryable(&self) -> bool {
         match self {
             AttemptError::Send(err) => err.should_retry(),
-            AttemptError::Body(_) | AttemptError::TooLarge => true,
+            AttemptError::Body(_) | AttemptError::TooLarge(_) => true,
         }
     }
 
@@ -125,9 +125,9 @@ impl AttemptError {
                     format!("connection lost while reading the answer: {detail}")
                 }
             }
-            AttemptError::TooLarge => format!(
+            AttemptError::TooLarge(cap) => format!(
                 "the answer was larger than {} KiB and was not read",
-                MAX_ANSWER_BYTES / 1024
+                cap / 1024
             ),
         }
     }
@@ -250,6 +250,19 @@ impl Client {
         request_id: Uuid,
         extra: &[(HeaderName, HeaderValue)],
     ) -> Exchange {
+        self.send_capped(request, request_id, extra, MAX_ANSWER_BYTES)
+            .await
+    }
+
+    /// [`Client::send_with_headers`] reading answers of up to `max_answer` bytes: a customer
+    /// list page of 500 customers can pass [`MAX_ANSWER_BYTES`].
+    pub async fn send_capped(
+        &self,
+        request: &Request,
+        request_id: Uuid,
+        extra: &[(HeaderName, HeaderValue)],
+        max_answer: usize,
+    ) -> Exchange {
         let url = match self.request_url(request) {
             Ok(url) => url,
             Err(reason) => {
@@ -346,7 +359,7 @@ impl Client {
                     } else {
                         None
                     };
-                    match read_body(response).await {
+                    match read_body(response, max_answer).await {
                         Ok(body) => Ok((status, hint, body)),
                         Err(err) => Err(err),
                     }
@@ -488,19 +501,19 @@ impl Client {
 /// The Partner Center error code of a 401 whose token lacks the multi-factor authentication claim.
 pub const MFA_REQUIRED_CODE: &str = "900421";
 
-/// The answer's body, at most [`MAX_ANSWER_BYTES`]. Partner Center's answers are small and arrive
+/// The answer's body, at most `max` bytes. Partner Center's answers are small and arrive
 /// in one piece, which is then handed over as it is; `Response::bytes` would gather even a single
 /// piece into a new buffer.
-async fn read_body(mut response: reqwest::Response) -> Result<Bytes, AttemptError> {
-    let cap = u64::try_from(MAX_ANSWER_BYTES).unwrap_or(u64::MAX);
+async fn read_body(mut response: reqwest::Response, max: usize) -> Result<Bytes, AttemptError> {
+    let cap = u64::try_from(max).unwrap_or(u64::MAX);
     if response.content_length().is_some_and(|n| n > cap) {
-        return Err(AttemptError::TooLarge);
+        return Err(AttemptError::TooLarge(max));
     }
     let Some(first) = response.chunk().await.map_err(AttemptError::Body)? else {
         return Ok(Bytes::new());
     };
-    if first.len() > MAX_ANSWER_BYTES {
-        return Err(AttemptError::TooLarge);
+    if first.len() > max {
+        return Err(AttemptError::TooLarge(max));
     }
     let Some(second) = response.chunk().await.map_err(AttemptError::Body)? else {
         return Ok(first);
@@ -509,8 +522,8 @@ async fn read_body(mut response: reqwest::Response) -> Result<Bytes, AttemptErro
     body.extend_from_slice(&first);
     body.extend_from_slice(&second);
     loop {
-        if body.len() > MAX_ANSWER_BYTES {
-            return Err(AttemptError::TooLarge);
+        if body.len() > max {
+            return Err(AttemptError::TooLarge(max));
         }
         match response.chunk().await.map_err(AttemptError::Body)? {
             Some(more) => body.extend_from_slice(&more),
@@ -522,7 +535,9 @@ async fn read_body(mut response: reqwest::Response) -> Result<Bytes, AttemptErro
 
 /// [`read_body`] for callers outside the retry loop (the token endpoint): the body, or why not.
 pub(crate) async fn read_capped(response: reqwest::Response) -> Result<Bytes, String> {
-    read_body(response).await.map_err(|err| err.describe())
+    read_body(response, MAX_ANSWER_BYTES)
+        .await
+        .map_err(|err| err.describe())
 }
 
 /// The application name sent in `MS-PartnerCenter-Application`.

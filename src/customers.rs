@@ -9,6 +9,10 @@ use crate::model::CustomerId;
 /// Customers asked for per page; the service may answer with fewer.
 pub const PAGE_SIZE: u32 = 500;
 
+/// The most of one list page that is read. A page of [`PAGE_SIZE`] customers at ~2 KiB each is
+/// about 1 MiB, the cap that guards the other (few-KiB) answers; a list page gets room to spare.
+pub const MAX_PAGE_BYTES: usize = 8 * 1024 * 1024;
+
 /// The header that carries a page's continuation token.
 pub const CONTINUATION_TOKEN: HeaderName = HeaderName::from_static("ms-continuationtoken");
 
@@ -38,16 +42,23 @@ pub struct NextPage {
 }
 
 impl NextPage {
-    /// The request for this page, and its continuation header (if it has a usable one).
+    /// The request for this page, and its continuation header. A next link without a token is
+    /// refused: followed without one, a service answering the same page again would be read
+    /// for ever.
     pub fn request(&self) -> Result<(Request, Vec<(HeaderName, HeaderValue)>), String> {
-        let mut headers = Vec::new();
-        if let Some(token) = &self.token {
-            let value = HeaderValue::from_str(token).map_err(|_| {
-                "the continuation token holds characters an HTTP header cannot carry".to_string()
-            })?;
-            headers.push((CONTINUATION_TOKEN, value));
-        }
-        Ok((get(self.path_and_query.clone()), headers))
+        let Some(token) = &self.token else {
+            return Err(
+                "links.next has no MS-ContinuationToken header, so the next page cannot be asked for"
+                    .to_string(),
+            );
+        };
+        let value = HeaderValue::from_str(token).map_err(|_| {
+            "the continuation token holds characters an HTTP header cannot carry".to_string()
+        })?;
+        Ok((
+            get(self.path_and_query.clone()),
+            vec![(CONTINUATION_TOKEN, value)],
+        ))
     }
 }
 
@@ -238,6 +249,14 @@ mod tests {
         )
         .expect("page");
         assert!(page.customers.is_empty() && page.next.is_none());
+        let tokenless = parse_page(
+            br#"{"items":[],"links":{"next":{"uri":"/customers?size=5&seekOperation=next","headers":[]}}}"#,
+        )
+        .expect("page");
+        let next = tokenless.next.expect("a next link");
+        assert_eq!(next.token, None);
+        let refused = next.request().expect_err("no token, no request");
+        assert!(refused.contains("MS-ContinuationToken"), "{refused}");
         assert!(parse_page(b"[]").is_err());
         assert!(parse_page(b"not json").is_err());
         assert!(parse_page(br#"{"items":[{"companyProfile":{}}]}"#).is_err());

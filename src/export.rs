@@ -5,7 +5,7 @@
 //! a writer records each customer's rows as they come. Only one page and the channels' worth of
 //! customers are ever held, however many customers the partner has.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
@@ -192,9 +192,10 @@ pub async fn execute(job: ExportJob, stop: Stop) -> Result<ExportReport, ErrorKi
             })
         }
         Some(Ok(page)) => page,
-        Some(Err(reason)) => {
+        Some(Err(error)) => {
             return Err(ErrorKind::Preflight(format!(
-                "the customer list could not be read: {reason}"
+                "the customer list could not be read: {}",
+                error.reason()
             )))
         }
     };
@@ -322,33 +323,70 @@ struct ListEnd {
     error: Option<String>,
 }
 
+/// Why a page could not be read.
+enum PageError {
+    /// A resend was refused with code 2000: the service spent the token on an attempt whose
+    /// answer was lost (cut off, timed out) and does not replay the page. The list can only be
+    /// read again from its first page.
+    TokenSpent(String),
+    /// Anything else.
+    Failed(String),
+}
+
+impl PageError {
+    fn reason(self) -> String {
+        match self {
+            PageError::TokenSpent(reason) | PageError::Failed(reason) => reason,
+        }
+    }
+}
+
+/// The error code for an unknown or spent continuation token.
+const INVALID_CONTINUATION: &str = "2000";
+
+/// Most times one export reads the list again from its first page after a spent token.
+const MAX_RESTARTS: u32 = 3;
+
 /// Reads one page (the first when `next` is `None`), through the pool's pacer and retries.
-async fn fetch_page(client: &Client, next: Option<&NextPage>) -> Result<Page, String> {
+async fn fetch_page(client: &Client, next: Option<&NextPage>) -> Result<Page, PageError> {
     let (request, headers) = match next {
         None => (
             customers::first_page_request(customers::PAGE_SIZE),
             Vec::new(),
         ),
-        Some(next) => next.request()?,
+        Some(next) => next.request().map_err(PageError::Failed)?,
     };
     let exchange = client
-        .send_with_headers(&request, crate::client::new_uuid(), &headers)
+        .send_capped(
+            &request,
+            crate::client::new_uuid(),
+            &headers,
+            customers::MAX_PAGE_BYTES,
+        )
         .await;
     match &exchange.reply {
         Reply::Answer { status, body } if (200..300).contains(status) => {
-            customers::parse_page(body)
+            customers::parse_page(body).map_err(PageError::Failed)
         }
-        Reply::Answer { status, body } => Err(answer_error(
-            "GET /v1/customers",
-            *status,
-            body,
-            exchange.attempts,
-        )),
-        Reply::Transport(reason) | Reply::Token(reason) | Reply::Stopped(reason) => Err(format!(
-            "{} (after {} attempt(s))",
-            api::sanitize(reason),
-            exchange.attempts
-        )),
+        Reply::Answer { status, body } => {
+            let reason = answer_error("GET /v1/customers", *status, body, exchange.attempts);
+            let spent = next.is_some()
+                && exchange.attempts >= 2
+                && *status == 400
+                && api::parse_error_body(body).code.as_deref() == Some(INVALID_CONTINUATION);
+            Err(if spent {
+                PageError::TokenSpent(reason)
+            } else {
+                PageError::Failed(reason)
+            })
+        }
+        Reply::Transport(reason) | Reply::Token(reason) | Reply::Stopped(reason) => {
+            Err(PageError::Failed(format!(
+                "{} (after {} attempt(s))",
+                api::sanitize(reason),
+                exchange.attempts
+            )))
+        }
     }
 }
 
@@ -362,8 +400,28 @@ fn answer_error(what: &str, status: u16, body: &[u8], attempts: u32) -> String {
     format!("{what} answered {status}{code}{message} after {attempts} attempt(s)")
 }
 
+/// A customer as the page reader tells it from the others: by GUID, or by the id as given.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ListedKey {
+    Id(CustomerId),
+    Raw(String),
+}
+
+impl ListedKey {
+    fn of(customer: &ListedCustomer) -> Self {
+        customer
+            .parsed
+            .map_or_else(|| ListedKey::Raw(customer.id.clone()), ListedKey::Id)
+    }
+}
+
 /// Feeds the customers of `page` and of every later page to the workers. The channel is
 /// bounded, so the next page is read only once the workers have room for its customers.
+///
+/// Each customer is fed once: the ids listed so far are kept (an id and a pass number each),
+/// so a list read again from its first page (after a spent token) skips what it already fed,
+/// and a page holding only customers already listed in this pass (a service going round in
+/// circles) ends the listing with an error instead of writing them again.
 async fn list_customers(
     client: &Client,
     first: Page,
@@ -379,15 +437,34 @@ async fn list_customers(
     let mut page = first;
     let mut listed = 0u64;
     let mut empty_in_a_row = 0u32;
+    // Customer -> the pass (0, then 1 after the first restart, ...) it was last seen on.
+    let mut seen: HashMap<ListedKey, u32> = HashMap::new();
+    let mut pass = 0u32;
     loop {
         empty_in_a_row = if page.customers.is_empty() {
             empty_in_a_row + 1
         } else {
             0
         };
+        if !page.customers.is_empty()
+            && page
+                .customers
+                .iter()
+                .all(|c| seen.get(&ListedKey::of(c)) == Some(&pass))
+        {
+            end.error = Some(format!(
+                "page {} of the customer list holds only customers already listed on earlier pages; the list goes round in circles, stopped following it",
+                end.pages
+            ));
+            return end;
+        }
         for customer in page.customers {
             if stop.requested() || aborted.load(Ordering::Relaxed) {
                 return end;
+            }
+            if seen.insert(ListedKey::of(&customer), pass).is_some() {
+                // Fed already (earlier in this pass, or before a restart).
+                continue;
             }
             listed += 1;
             if customer.parsed.is_some_and(|id| done.contains(&id)) {
@@ -412,17 +489,33 @@ async fn list_customers(
             ));
             return end;
         }
-        let fetched = tokio::select! {
+        let mut fetched = tokio::select! {
             biased;
             _ = stop.wait() => return end,
             fetched = fetch_page(client, Some(&next)) => fetched,
         };
+        if let Err(PageError::TokenSpent(reason)) = &fetched {
+            if pass < MAX_RESTARTS {
+                pass += 1;
+                tracing::warn!(
+                    page = end.pages + 1,
+                    %reason,
+                    "the service spent the continuation token on an answer that was lost; reading the customer list again from its first page (customers already listed are skipped)"
+                );
+                fetched = tokio::select! {
+                    biased;
+                    _ = stop.wait() => return end,
+                    fetched = fetch_page(client, None) => fetched,
+                };
+            }
+        }
         match fetched {
             Ok(next_page) => {
                 end.pages += 1;
                 page = next_page;
             }
-            Err(reason) => {
+            Err(error) => {
+                let reason = error.reason();
                 tracing::error!(page = end.pages + 1, %reason, "customer list page not read");
                 end.error = Some(format!(
                     "page {} of the customer list could not be read ({listed} customers listed before it): {reason}",

@@ -242,11 +242,26 @@ struct Columns {
 impl Columns {
     fn from_header(header: &ByteRecord, layout: &Layout, row: u64) -> Result<Self, InputError> {
         let mut position = [None; COLUMNS.len()];
-        for (i, cell) in header.iter().enumerate() {
-            let text = String::from_utf8_lossy(cell);
-            let text = text.trim_start_matches('\u{feff}');
-            let key = fold_key(text);
+        let keys: Vec<String> = header
+            .iter()
+            .map(|cell| fold_key(String::from_utf8_lossy(cell).trim_start_matches('\u{feff}')))
+            .collect();
+        // An `export` file names the customer tenant's domain (`companyProfile.domain`, often
+        // `x.onmicrosoft.com`), not the school's website: fed back into `run`, it must not be
+        // posted as one. Its `company_name`/`vetting_status` columns give it away.
+        let export_like = keys
+            .iter()
+            .any(|k| *k == fold_key("company_name") || *k == fold_key("vetting_status"));
+        for (i, key) in keys.iter().enumerate() {
+            let key = key.as_str();
             if key.is_empty() {
+                continue;
+            }
+            if export_like && key == fold_key("domain") {
+                tracing::debug!(
+                    column = i + 1,
+                    "the header looks like a pc-qualify export: its domain column is the tenant's domain, not a website, and is ignored"
+                );
                 continue;
             }
             let found = COLUMNS.iter().position(|spec| {

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::common::*;
@@ -49,20 +50,7 @@ fn listed(n: u32, cap: usize) -> SimConfig {
 
 /// Parses export CSV text, checking the exact header; one map per row.
 fn parse_export(text: &str) -> Vec<HashMap<String, String>> {
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let headers = reader.headers().expect("header").clone();
-    assert_eq!(headers.iter().collect::<Vec<_>>().join(","), EXPORT_HEADER);
-    reader
-        .records()
-        .map(|r| {
-            let r = r.expect("record");
-            headers
-                .iter()
-                .zip(r.iter())
-                .map(|(h, v)| (h.to_string(), v.to_string()))
-                .collect()
-        })
-        .collect()
+    csv_rows(text, EXPORT_HEADER)
 }
 
 fn read_export(dir: &WorkDir) -> Vec<HashMap<String, String>> {
@@ -500,5 +488,311 @@ async fn the_sandbox_exports_its_built_in_customers() {
             sandbox(6, "Wide World Utilities", "Approved"),
         ],
         "the missing (7) and unrelated (8) customers are not on the list"
+    );
+}
+
+/// Every customer `1..=n` is in the export exactly once.
+fn assert_each_customer_once(rows: &[HashMap<String, String>], n: u32) {
+    assert_eq!(rows.len(), usize::try_from(n).expect("n"), "{rows:?}");
+    for i in 1..=n {
+        assert_eq!(rows_of(rows, i).len(), 1, "customer {i} exactly once");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_answer_cut_off_or_too_slow_is_resent_and_the_same_page_comes_back() {
+    // The third list request (page 3) lands, is spent, and its answer is lost on the way: cut
+    // off mid-body, or its body slower than --timeout. The resend carries the same token and
+    // MS-RequestId; the service answers it with the page it served (MS-RequestId idempotency).
+    let pass = FaultAction::Delay(Duration::ZERO);
+    for (name, lost, extra) in [
+        ("cut", FaultAction::Cut, vec![]),
+        (
+            "slowbody",
+            FaultAction::SlowBody(Duration::from_secs(3)),
+            vec!["--timeout", "1"],
+        ),
+    ] {
+        let sim = start_sim(SimConfig {
+            list_script: vec![pass.clone(), pass.clone(), lost],
+            ..listed(12, 5)
+        })
+        .await;
+        let dir = WorkDir::new(&format!("export-lost-{name}"));
+        let mut args = vec!["--rate", "0"];
+        args.extend(extra);
+        let output = export(&dir, &sim_env(&sim), &args).await;
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{name}: {stderr}");
+        assert_each_customer_once(&read_export(&dir), 12);
+        let pages = list_requests(&sim);
+        let statuses: Vec<u16> = pages.iter().map(|p| p.status).collect();
+        assert_eq!(statuses, [200, 200, 200, 200], "{name}");
+        assert_eq!(
+            header(&pages[2], "ms-continuationtoken"),
+            header(&pages[3], "ms-continuationtoken"),
+            "{name}: the resend carries the same token"
+        );
+        assert_eq!(
+            header(&pages[2], "ms-requestid"),
+            header(&pages[3], "ms-requestid"),
+            "{name}: one logical call"
+        );
+    }
+}
+
+/// One list request as a stand-in service saw it: the continuation token and the status answered.
+type Seen = Arc<Mutex<Vec<(Option<String>, u16)>>>;
+
+/// A page of customers `ids`; `next`: `None` on the last page, `Some(None)` a next link without
+/// a continuation token, `Some(Some(t))` one carrying token `t`.
+fn page_json(ids: std::ops::RangeInclusive<u32>, next: Option<Option<&str>>) -> String {
+    let items: Vec<serde_json::Value> = ids
+        .map(|n| {
+            serde_json::json!({
+                "id": cid(n),
+                "companyProfile": {"tenantId": cid(n), "companyName": format!("School {n}"), "domain": format!("school{n}.example.edu")},
+            })
+        })
+        .collect();
+    let mut links =
+        serde_json::json!({"self": {"uri": "/customers?size=3", "method": "GET", "headers": []}});
+    if let Some(token) = next {
+        let headers = match token {
+            Some(t) => serde_json::json!([{"key": "MS-ContinuationToken", "value": t}]),
+            None => serde_json::json!([]),
+        };
+        links["next"] = serde_json::json!({"uri": "/customers?size=3&seekOperation=next", "method": "GET", "headers": headers});
+    }
+    serde_json::json!({"totalCount": items.len(), "items": items, "links": links}).to_string()
+}
+
+/// A stand-in for Partner Center's customer list whose answers `answer(token, seen_so_far)`
+/// decides (`token` is `None` for a first-page request); every customer holds nothing. Tokens
+/// come from the simulator `sim`, which the returned environment still names as authority.
+async fn stand_in_list(
+    sim: &SimHandle,
+    answer: impl Fn(Option<&str>, &[(Option<String>, u16)]) -> (u16, String) + Send + Sync + 'static,
+) -> (Vec<(String, String)>, Seen) {
+    use axum::extract::RawQuery;
+    use axum::http::{header::CONTENT_TYPE, HeaderMap, StatusCode};
+    let seen: Seen = Arc::default();
+    let answer = Arc::new(answer);
+    let list = {
+        let seen = seen.clone();
+        move |headers: HeaderMap, RawQuery(query): RawQuery| {
+            let (seen, answer) = (seen.clone(), answer.clone());
+            async move {
+                let next = query.unwrap_or_default().contains("seekOperation=next");
+                let token = headers
+                    .get("ms-continuationtoken")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+                    .filter(|_| next);
+                let mut seen = seen.lock().expect("lock");
+                let (status, body) = answer(token.as_deref(), &seen);
+                seen.push((token, status));
+                (
+                    StatusCode::from_u16(status).expect("status"),
+                    [(CONTENT_TYPE, "application/json")],
+                    body,
+                )
+            }
+        }
+    };
+    let app = axum::Router::new()
+        .route("/v1/customers", axum::routing::get(list))
+        .route(
+            "/v1/customers/{id}/qualifications",
+            axum::routing::get(|| async { ([(CONTENT_TYPE, "application/json")], "[]") }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut env = sim_env(sim);
+    for (key, value) in &mut env {
+        if key == "PC_BASE_URL" {
+            value.clone_from(&url);
+        }
+    }
+    (env, seen)
+}
+
+const SPENT_TOKEN: &str = r#"{"code": 2000, "description": "The continuation token is invalid or has already been used.", "data": [], "source": "PartnerFD"}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_the_service_spent_on_a_lost_answer_restarts_the_list_without_duplicates() {
+    // A service that does not replay: page 2's first request spends its token and fails (503);
+    // the resend with that token is refused with code 2000. The export reads the list again from
+    // page 1 and skips the customers it already has.
+    let sim = start_sim(SimConfig::default()).await;
+    let (env, seen) = stand_in_list(&sim, |token, earlier| {
+        let spent = earlier.iter().any(|(t, _)| t.as_deref() == token);
+        match token {
+            None => {
+                let firsts = earlier.iter().filter(|(t, _)| t.is_none()).count();
+                let token = format!("t{}", firsts + 1);
+                (200, page_json(1..=3, Some(Some(&token))))
+            }
+            Some(_) if spent => (400, SPENT_TOKEN.to_string()),
+            Some("t1") => (503, String::new()),
+            Some(_) => (200, page_json(4..=5, None)),
+        }
+    })
+    .await;
+    let dir = WorkDir::new("export-token-spent");
+    let output = export(&dir, &env, &["--rate", "0", "--max-backoff", "0.1"]).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_each_customer_once(&read_export(&dir), 5);
+    let seen = seen.lock().expect("lock").clone();
+    let view: Vec<(Option<&str>, u16)> = seen.iter().map(|(t, s)| (t.as_deref(), *s)).collect();
+    assert_eq!(
+        view,
+        [
+            (None, 200),
+            (Some("t1"), 503),
+            (Some("t1"), 400),
+            (None, 200),
+            (Some("t2"), 200)
+        ]
+    );
+    // A token refused on its first attempt is no lost answer: the list error stands.
+    let (env, _) = stand_in_list(&sim, |token, _| match token {
+        None => (200, page_json(1..=3, Some(Some("t1")))),
+        Some(_) => (400, SPENT_TOKEN.to_string()),
+    })
+    .await;
+    let dir = WorkDir::new("export-token-refused");
+    let output = export(&dir, &env, &["--rate", "0"]).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("code 2000"), "{stderr}");
+    assert_each_customer_once(&read_export(&dir), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_going_round_in_circles_ends_with_an_error_not_duplicates() {
+    let sim = start_sim(SimConfig::default()).await;
+    // After 20 list requests the stand-in gives up (404), so a client that loops still ends.
+    let circling = |next: Option<&'static str>| {
+        move |_: Option<&str>, earlier: &[(Option<String>, u16)]| {
+            if earlier.len() >= 20 {
+                (404, String::new())
+            } else {
+                (200, page_json(1..=3, Some(next)))
+            }
+        }
+    };
+    for (name, next, reason) in [
+        ("no-token", None, "MS-ContinuationToken"),
+        ("same-page", Some("again"), "already listed"),
+    ] {
+        let (env, seen) = stand_in_list(&sim, circling(next)).await;
+        let dir = WorkDir::new(&format!("export-circle-{name}"));
+        let output = export(&dir, &env, &["--rate", "0"]).await;
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{name}: {stderr}");
+        assert!(stderr.contains(reason), "{name}: {stderr}");
+        assert_each_customer_once(&read_export(&dir), 3);
+        let requests = seen.lock().expect("lock").len();
+        let expected = if next.is_none() { 1 } else { 2 };
+        assert_eq!(requests, expected, "{name}: list requests");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_page_over_a_mebibyte_is_read() {
+    // 100 customers with 16 KB names: a page of about 1.6 MiB, over the 1 MiB cap that guards
+    // the (few-KiB) qualification answers.
+    let customers: Vec<CustomerProfile> = (1..=100)
+        .map(|n| CustomerProfile {
+            company_name: format!("School {n} {}", "x".repeat(16_000)),
+            ..profile(n)
+        })
+        .collect();
+    let sim = start_sim(SimConfig {
+        customers,
+        customer_page_cap: 100,
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = WorkDir::new("export-big-page");
+    let output = export(&dir, &sim_env(&sim), &["--rate", "0"]).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_each_customer_once(&read_export(&dir), 100);
+    let pages = list_requests(&sim);
+    assert_eq!(pages.len(), 1, "one page, read at the first attempt");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_fed_to_run_does_not_post_tenant_domains_as_websites() {
+    let sim = start_sim(SimConfig {
+        preload: vec![holds(
+            1,
+            "Education",
+            "Denied",
+            Some("Not an Academic Domain"),
+        )],
+        ..listed(1, 5)
+    })
+    .await;
+    let dir = WorkDir::new("export-to-run");
+    let output = export(&dir, &sim_env(&sim), &["--rate", "0"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let export_text = std::fs::read_to_string(dir.join("out.csv")).expect("export");
+    assert!(export_text.contains("school1.example.edu"), "{export_text}");
+    let output = run(
+        &[
+            "run",
+            "--dry-run",
+            "-i",
+            &dir.s("out.csv"),
+            "-o",
+            &dir.s("results.csv"),
+            "--education-segment",
+            "K12",
+        ],
+        &[],
+    )
+    .await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("would be sent as"), "{stderr}");
+    assert!(stderr.contains("\"educationSegment\""), "{stderr}");
+    assert!(
+        !stderr.contains("school1.example.edu") && !stderr.contains("website"),
+        "the tenant's domain is not the school's website: {stderr}"
+    );
+    // A file of the operator's own keeps `Domain` as the website.
+    dir.write(
+        "own.csv",
+        format!(
+            "Customer ID,Qualification,Domain\n{},Education,school.example.edu\n",
+            cid(1)
+        ),
+    );
+    let output = run(
+        &[
+            "run",
+            "--dry-run",
+            "-i",
+            &dir.s("own.csv"),
+            "-o",
+            &dir.s("own-results.csv"),
+            "--education-segment",
+            "K12",
+        ],
+        &[],
+    )
+    .await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("\"website\":\"school.example.edu\""),
+        "{stderr}"
     );
 }

@@ -6,21 +6,7 @@ use std::time::Duration;
 
 use crate::common::*;
 use pc_qualify::model::CustomerId;
-use pc_qualify::simulator::{FaultAction, PreloadEntry, PreloadState, ScriptedFault};
-
-fn fault(n: u32, action: FaultAction) -> ScriptedFault {
-    ScriptedFault {
-        customer_id: CustomerId::parse(&cid(n)).expect("id"),
-        action,
-    }
-}
-
-fn status(code: u16, retry_after: Option<&str>) -> FaultAction {
-    FaultAction::Status {
-        status: code,
-        retry_after: retry_after.map(str::to_string),
-    }
-}
+use pc_qualify::simulator::{FaultAction, PreloadEntry, PreloadState};
 
 /// A results row's outcome and attempts.
 fn outcome_attempts(row: &HashMap<String, String>) -> (&str, &str) {
@@ -34,20 +20,6 @@ fn outcome_status_attempts(row: &HashMap<String, String>) -> (&str, &str, &str) 
         row["http_status"].as_str(),
         row["attempts"].as_str(),
     )
-}
-
-/// POSTs per customer id, with the request ids they carried.
-fn posts_by_customer(sim: &SimHandle) -> HashMap<String, Vec<String>> {
-    let mut map: HashMap<String, Vec<String>> = HashMap::new();
-    for post in posts(sim) {
-        let customer = post.path.split('/').nth(3).unwrap_or_default().to_string();
-        map.entry(customer).or_default().push(
-            header(&post, "ms-requestid")
-                .unwrap_or_default()
-                .to_string(),
-        );
-    }
-    map
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,42 +2,14 @@
 //! file, cut answers, unconfirmed successes, unwritable outputs, outages and MFA stop the run,
 //! Retry-After obeyed past --max-backoff but not past --max-retry-after, signals, control characters.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
 use pc_qualify::model::CustomerId;
-use pc_qualify::simulator::{FaultAction, ScriptedFault};
-
-fn fault(n: u32, action: FaultAction) -> ScriptedFault {
-    ScriptedFault {
-        customer_id: CustomerId::parse(&cid(n)).expect("id"),
-        action,
-    }
-}
-
-fn status(code: u16, retry_after: Option<&str>) -> FaultAction {
-    FaultAction::Status {
-        status: code,
-        retry_after: retry_after.map(str::to_string),
-    }
-}
-
-/// POSTs per customer id, with the request ids they carried.
-fn posts_by_customer(sim: &SimHandle) -> HashMap<String, Vec<String>> {
-    let mut map: HashMap<String, Vec<String>> = HashMap::new();
-    for post in posts(sim) {
-        let customer = post.path.split('/').nth(3).unwrap_or_default().to_string();
-        map.entry(customer).or_default().push(
-            header(&post, "ms-requestid")
-                .unwrap_or_default()
-                .to_string(),
-        );
-    }
-    map
-}
+use pc_qualify::simulator::FaultAction;
 
 /// No customer was posted under two different request ids.
 fn assert_one_request_id_per_customer(sim: &SimHandle) {

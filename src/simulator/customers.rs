@@ -3,17 +3,18 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use bytes::Bytes;
 use serde_json::json;
 
 use super::parse::form_decode;
 use super::routes::pc_error;
 use super::state::{lock, Shared};
-use super::{FaultAction, PreloadEntry, PreloadState, SimError};
+use super::{FaultAction, PreloadEntry, PreloadState};
 use crate::model::CustomerId;
 
 /// Largest page the simulated list returns when the configuration leaves it at 0. Microsoft does
@@ -25,6 +26,22 @@ const INVALID_CONTINUATION: u32 = 2000;
 
 /// The name of the continuation header (sent and read case-insensitively).
 const CONTINUATION_HEADER: &str = "MS-ContinuationToken";
+
+/// How long a page served for a (token, `MS-RequestId`) is answered again to a resend of that
+/// call. Partner Center keys idempotency on `MS-RequestId`: a client whose answer was cut off or
+/// timed out resends the same request with the same id, and must not find its token spent.
+const REPLAY_FOR: Duration = Duration::from_secs(300);
+
+/// At most this many served pages are remembered (the oldest are forgotten first).
+const REPLAY_MAX: usize = 1024;
+
+/// A page served for a continuation token, kept for a resend of the same call.
+struct Served {
+    token: String,
+    request_id: String,
+    at: Instant,
+    body: Bytes,
+}
 
 /// One customer of the partner as the list shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,70 +67,14 @@ impl CustomerProfile {
     }
 }
 
-/// Reads the optional `company_name` and `domain` columns of a preload CSV: one profile per
-/// customer that names either (the first line naming a customer wins).
-pub fn parse_preload_profiles(text: &str) -> Result<Vec<CustomerProfile>, SimError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .comment(Some(b'#'))
-        .from_reader(text.as_bytes());
-    let headers = reader
-        .headers()
-        .map_err(|e| SimError::Preload {
-            line: 1,
-            reason: e.to_string(),
-        })?
-        .clone();
-    let column = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
-    let (Some(id_at), name_at, domain_at) = (
-        column("customer_id"),
-        column("company_name"),
-        column("domain"),
-    ) else {
-        return Ok(Vec::new());
-    };
-    if name_at.is_none() && domain_at.is_none() {
-        return Ok(Vec::new());
-    }
-    let mut seen = HashSet::new();
-    let mut profiles = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| SimError::Preload {
-            line: e.position().map_or(0, |p| p.line()),
-            reason: e.to_string(),
-        })?;
-        let cell = |at: Option<usize>| {
-            at.and_then(|i| record.get(i))
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-        };
-        let (name, domain) = (cell(name_at), cell(domain_at));
-        if name.is_none() && domain.is_none() {
-            continue;
-        }
-        // parse_preload reports a bad id with its line; here it is only skipped.
-        let Some(id) = cell(Some(id_at)).and_then(|t| CustomerId::parse(&t)) else {
-            continue;
-        };
-        if seen.insert(id) {
-            let fallback = CustomerProfile::generated(id);
-            profiles.push(CustomerProfile {
-                customer_id: id,
-                company_name: name.unwrap_or(fallback.company_name),
-                domain: domain.unwrap_or(fallback.domain),
-            });
-        }
-    }
-    Ok(profiles)
-}
-
 /// The listed customers, the page cap, the tokens handed out, and scripted list faults.
 pub(crate) struct Directory {
     list: Vec<CustomerProfile>,
     cap: usize,
     /// Continuation token -> offset of the page it continues at. Removed when used.
     tokens: Mutex<HashMap<String, usize>>,
+    /// Pages served for a (token, request id), oldest first: answered again to a resend.
+    served: Mutex<VecDeque<Served>>,
     /// Answers for the next list requests, consumed in order.
     faults: Mutex<VecDeque<FaultAction>>,
 }
@@ -153,6 +114,7 @@ impl Directory {
             list,
             cap: if cap == 0 { DEFAULT_PAGE_CAP } else { cap },
             tokens: Mutex::new(HashMap::new()),
+            served: Mutex::new(VecDeque::new()),
             faults: Mutex::new(faults.into()),
         }
     }
@@ -173,6 +135,37 @@ impl Directory {
     /// Spends a token: the offset it continues at, or `None` when unknown or already used.
     fn redeem(&self, token: &str) -> Option<usize> {
         lock(&self.tokens).remove(token)
+    }
+
+    /// Remembers the page served for `token` to the call `request_id`.
+    fn remember(&self, token: &str, request_id: &str, body: Bytes) {
+        let mut served = lock(&self.served);
+        let now = Instant::now();
+        while served
+            .front()
+            .is_some_and(|s| served.len() >= REPLAY_MAX || now.duration_since(s.at) > REPLAY_FOR)
+        {
+            served.pop_front();
+        }
+        served.push_back(Served {
+            token: token.to_string(),
+            request_id: request_id.to_string(),
+            at: now,
+            body,
+        });
+    }
+
+    /// The page served earlier for `token` to the same call (`request_id`), if recent.
+    fn replay(&self, token: &str, request_id: &str) -> Option<Bytes> {
+        let now = Instant::now();
+        lock(&self.served)
+            .iter()
+            .find(|s| {
+                s.token == token
+                    && s.request_id == request_id
+                    && now.duration_since(s.at) <= REPLAY_FOR
+            })
+            .map(|s| s.body.clone())
     }
 }
 
@@ -216,6 +209,12 @@ async fn list_page(shared: Arc<Shared>, query: Option<String>, headers: HeaderMa
             }
         },
     };
+    // Only a call with an id can be recognised when it is sent again.
+    let request_id = headers
+        .get("ms-requestid")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty());
+    let mut spent = None;
     let offset = match param("seekOperation") {
         None => 0,
         Some(op) if op.eq_ignore_ascii_case("next") => {
@@ -223,8 +222,14 @@ async fn list_page(shared: Arc<Shared>, query: Option<String>, headers: HeaderMa
                 .get(CONTINUATION_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
+            if let Some(body) = request_id.and_then(|id| directory.replay(token, id)) {
+                return json_answer(body);
+            }
             match directory.redeem(token) {
-                Some(offset) => offset,
+                Some(offset) => {
+                    spent = Some(token);
+                    offset
+                }
                 None => {
                     return pc_error(
                         StatusCode::BAD_REQUEST,
@@ -263,7 +268,20 @@ async fn list_page(shared: Arc<Shared>, query: Option<String>, headers: HeaderMa
         "links": links,
         "attributes": {"objectType": "Collection"},
     });
-    (StatusCode::OK, Json(body)).into_response()
+    let body = Bytes::from(body.to_string());
+    if let (Some(token), Some(id)) = (spent, request_id) {
+        directory.remember(token, id, body.clone());
+    }
+    json_answer(body)
+}
+
+fn json_answer(body: Bytes) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 fn customer_json(profile: &CustomerProfile) -> serde_json::Value {
@@ -285,34 +303,6 @@ fn customer_json(profile: &CustomerProfile) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn preload_profiles_are_optional_and_default_from_the_id() {
-        let profiles = parse_preload_profiles(
-            "customer_id,qualification,company_name,domain\n\
-             aaaaaaaa-0000-4000-8000-000000000001,Education,\"Contoso, Ltd\",contoso.example\n\
-             aaaaaaaa-0000-4000-8000-000000000001,StateOwnedEntity,Other name,\n\
-             aaaaaaaa-0000-4000-8000-000000000002,Education,,\n\
-             aaaaaaaa-0000-4000-8000-000000000003,Education,,only.domain.example\n",
-        )
-        .expect("parses");
-        assert_eq!(profiles.len(), 2, "{profiles:?}");
-        assert_eq!(profiles[0].company_name, "Contoso, Ltd");
-        assert_eq!(profiles[0].domain, "contoso.example");
-        assert_eq!(profiles[1].company_name, "Customer 000000000003");
-        assert_eq!(profiles[1].domain, "only.domain.example");
-        assert!(
-            parse_preload_profiles("customer_id,qualification\nx,Education\n")
-                .expect("no profile columns")
-                .is_empty()
-        );
-        // parse_preload accepts the profile columns.
-        let entries = super::super::parse_preload(
-            "customer_id,qualification,company_name,domain\naaaaaaaa-0000-4000-8000-000000000001,Education,A,a.example\n",
-        )
-        .expect("preload");
-        assert_eq!(entries.len(), 1);
-    }
 
     #[test]
     fn the_directory_lists_related_preloaded_customers_then_profiles_once() {
@@ -352,5 +342,16 @@ mod tests {
         let token = directory.issue(2);
         assert_eq!(directory.redeem(&token), Some(2));
         assert_eq!(directory.redeem(&token), None, "single use");
+        directory.remember(&token, "call-1", Bytes::from_static(b"page"));
+        assert_eq!(
+            directory.replay(&token, "call-1").as_deref(),
+            Some(&b"page"[..]),
+            "a resend of the same call gets the same page"
+        );
+        assert_eq!(
+            directory.replay(&token, "call-2"),
+            None,
+            "another call does not"
+        );
     }
 }

@@ -34,9 +34,9 @@ use tokio::task::JoinHandle;
 
 use crate::config::Cloud;
 use crate::model::{CustomerId, QualificationRecord};
-pub use customers::{parse_preload_profiles, CustomerProfile, DEFAULT_PAGE_CAP};
+pub use customers::{CustomerProfile, DEFAULT_PAGE_CAP};
 pub use oauth::{DevicePoll, DEVICE_CODE_GRANT};
-pub use parse::{parse_preload, parse_script};
+pub use parse::{parse_preload, parse_script, Preload};
 use routes::DropConnection;
 pub use shapes::AnswerShape;
 use state::Shared;
@@ -193,15 +193,14 @@ impl Default for SimConfig {
 impl SimConfig {
     /// The defaults plus the built-in sandbox customers of `samples/sandbox-preload.csv`.
     pub fn sandbox() -> Self {
-        let preload = parse_preload(SANDBOX_PRELOAD).unwrap_or_else(|e| {
+        let Preload { entries, profiles } = parse_preload(SANDBOX_PRELOAD).unwrap_or_else(|e| {
             // The file is compiled in and covered by a test, so this only fires on a bad edit.
             tracing::error!(error = %e, "built-in sandbox preload is malformed; starting empty");
-            Vec::new()
+            Preload::default()
         });
-        let customers = parse_preload_profiles(SANDBOX_PRELOAD).unwrap_or_default();
         SimConfig {
-            preload,
-            customers,
+            preload: entries,
+            customers: profiles,
             ..SimConfig::default()
         }
     }

@@ -1,12 +1,14 @@
 //! Text formats the simulator reads (preload CSV, fault scripts, form bodies) and the dates it writes.
 
+use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::customers::CustomerProfile;
 use super::{FaultAction, PreloadEntry, PreloadState, ScriptedFault, SimError};
 use crate::model::{CustomerId, Qualification, QualificationError, QualificationRecord};
 
-/// The preload CSV columns, in the order the sample file uses (the last two, the customer list's
-/// company profile, are read by `customers::parse_preload_profiles`).
+/// The preload CSV columns, in the order the sample file uses (the last two are the customer
+/// list's company profile).
 const PRELOAD_COLUMNS: [&str; 7] = [
     "customer_id",
     "qualification",
@@ -17,11 +19,23 @@ const PRELOAD_COLUMNS: [&str; 7] = [
     "domain",
 ];
 
-/// Parses the preload CSV: `customer_id,qualification[,vetting_status,vetting_reason,vetting_create_date]`.
+/// A preload file as read: the customers' states and the customer list's company profiles.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Preload {
+    /// One entry per line.
+    pub entries: Vec<PreloadEntry>,
+    /// One profile per customer whose lines name a `company_name` or `domain` (the first such
+    /// line wins; the other field is made up from the id when empty).
+    pub profiles: Vec<CustomerProfile>,
+}
+
+/// Parses the preload CSV:
+/// `customer_id,qualification[,vetting_status,vetting_reason,vetting_create_date,company_name,domain]`.
 ///
 /// A qualification of `NotFound` or `NoRelationship` gives that state; a customer may appear on
-/// several lines to hold several qualifications. `#` lines are comments.
-pub fn parse_preload(text: &str) -> Result<Vec<PreloadEntry>, SimError> {
+/// several lines to hold several qualifications. `#` lines are comments. The one reader of the
+/// file: every line's id is checked (and a bad one reported with its line) whatever it holds.
+pub fn parse_preload(text: &str) -> Result<Preload, SimError> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
@@ -60,6 +74,8 @@ pub fn parse_preload(text: &str) -> Result<Vec<PreloadEntry>, SimError> {
     }
 
     let mut entries = Vec::new();
+    let mut profiles = Vec::new();
+    let mut profiled = HashSet::new();
     for record in reader.records() {
         let record = record.map_err(|e| SimError::Preload {
             line: e.position().map_or(0, |p| p.line()),
@@ -102,9 +118,18 @@ pub fn parse_preload(text: &str) -> Result<Vec<PreloadEntry>, SimError> {
                 vetting_create_date: cell(4).map(str::to_string),
             })
         };
+        let (name, domain) = (cell(5), cell(6));
+        if (name.is_some() || domain.is_some()) && profiled.insert(customer_id) {
+            let made_up = CustomerProfile::generated(customer_id);
+            profiles.push(CustomerProfile {
+                customer_id,
+                company_name: name.map_or(made_up.company_name, str::to_string),
+                domain: domain.map_or(made_up.domain, str::to_string),
+            });
+        }
         entries.push(PreloadEntry { customer_id, state });
     }
-    Ok(entries)
+    Ok(Preload { entries, profiles })
 }
 
 /// Parses a fault script: one `customer_id action` per line, `#` comments and blank lines allowed.
@@ -331,7 +356,7 @@ mod tests {
                     # a comment\n\
                     aaaaaaaa-1111-4111-8111-000000000002,NotFound\n\
                     aaaaaaaa-1111-4111-8111-000000000003,norelationship\n";
-        let entries = parse_preload(text).expect("parses");
+        let entries = parse_preload(text).expect("parses").entries;
         assert_eq!(entries.len(), 4);
         match &entries[0].state {
             PreloadState::Holds(r) => {
@@ -343,6 +368,39 @@ mod tests {
         assert_eq!(entries[0].customer_id, entries[1].customer_id);
         assert!(matches!(entries[2].state, PreloadState::NotFound));
         assert!(matches!(entries[3].state, PreloadState::NoRelationship));
+    }
+
+    #[test]
+    fn one_reader_gives_entries_and_profiles_and_reports_every_bad_id() {
+        let preload = parse_preload(
+            "customer_id,qualification,company_name,domain\n\
+             aaaaaaaa-0000-4000-8000-000000000001,Education,\"Contoso, Ltd\",contoso.example\n\
+             aaaaaaaa-0000-4000-8000-000000000001,StateOwnedEntity,Other name,\n\
+             aaaaaaaa-0000-4000-8000-000000000002,Education,,\n\
+             aaaaaaaa-0000-4000-8000-000000000003,NotFound,,only.domain.example\n",
+        )
+        .expect("parses");
+        assert_eq!(preload.entries.len(), 4);
+        let profiles = &preload.profiles;
+        assert_eq!(profiles.len(), 2, "{profiles:?}");
+        assert_eq!(profiles[0].customer_id, preload.entries[0].customer_id);
+        assert_eq!(profiles[0].company_name, "Contoso, Ltd");
+        assert_eq!(profiles[0].domain, "contoso.example");
+        assert_eq!(profiles[1].company_name, "Customer 000000000003");
+        assert_eq!(profiles[1].domain, "only.domain.example");
+        let plain = parse_preload(
+            "customer_id,qualification\naaaaaaaa-0000-4000-8000-000000000001,Education\n",
+        )
+        .expect("no profile columns");
+        assert_eq!((plain.entries.len(), plain.profiles.len()), (1, 0));
+        // A bad id on a line that only names a profile is reported, not skipped.
+        let err = parse_preload(
+            "customer_id,qualification,company_name\n\
+             aaaaaaaa-0000-4000-8000-000000000001,Education,A\n\
+             not-a-guid,Education,B\n",
+        )
+        .expect_err("bad id");
+        assert!(err.to_string().contains("line 3"), "{err}");
     }
 
     #[test]

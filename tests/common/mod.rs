@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use pc_qualify::model::CustomerId;
 pub use pc_qualify::simulator::{self, SimConfig, SimHandle};
+use pc_qualify::simulator::{FaultAction, ScriptedFault};
 
 /// A scratch directory removed when the test ends.
 pub struct WorkDir {
@@ -105,9 +107,18 @@ pub const RESULTS_HEADER: &str = "row,customer_id,qualification,outcome,http_sta
 
 /// Parses a results file into one map per row, keyed by column name.
 pub fn results(path: &Path) -> Vec<HashMap<String, String>> {
-    let mut reader = csv::Reader::from_path(path).expect("results file readable");
+    csv_rows(
+        &std::fs::read_to_string(path).expect("results file readable"),
+        RESULTS_HEADER,
+    )
+}
+
+/// Parses CSV text whose header must be exactly `expected` into one map per row, keyed by
+/// column name (results files and exports alike).
+pub fn csv_rows(text: &str, expected: &str) -> Vec<HashMap<String, String>> {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
     let headers = reader.headers().expect("header").clone();
-    assert_eq!(headers.iter().collect::<Vec<_>>().join(","), RESULTS_HEADER);
+    assert_eq!(headers.iter().collect::<Vec<_>>().join(","), expected);
     reader
         .records()
         .map(|r| {
@@ -169,4 +180,34 @@ pub async fn run_io(
     let mut args = vec![command, "-i", &input, "-o", &output];
     args.extend_from_slice(extra);
     run(&args, env).await
+}
+
+/// A scripted fault for customer `cid(n)`.
+pub fn fault(n: u32, action: FaultAction) -> ScriptedFault {
+    ScriptedFault {
+        customer_id: CustomerId::parse(&cid(n)).expect("id"),
+        action,
+    }
+}
+
+/// A scripted error status, with a Retry-After value when given.
+pub fn status(code: u16, retry_after: Option<&str>) -> FaultAction {
+    FaultAction::Status {
+        status: code,
+        retry_after: retry_after.map(str::to_string),
+    }
+}
+
+/// POSTs per customer id, with the request ids they carried.
+pub fn posts_by_customer(sim: &SimHandle) -> HashMap<String, Vec<String>> {
+    let mut map: HashMap<String, Vec<String>> = HashMap::new();
+    for post in posts(sim) {
+        let customer = post.path.split('/').nth(3).unwrap_or_default().to_string();
+        map.entry(customer).or_default().push(
+            header(&post, "ms-requestid")
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    map
 }
