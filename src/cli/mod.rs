@@ -1,0 +1,116 @@
+//! The command line: flags ([`args`]), one file per command, the summary it prints ([`summary`]),
+//! logging set-up, and dispatch. The library does the work; this module turns flags into jobs and
+//! reports into text and exit codes.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
+
+use crate::auth::{Credentials, RefreshCredentials};
+use crate::config::{credentials_from_env, RunConfig, Settings};
+use crate::error::{ErrorKind, ExitCode};
+use crate::input::{InputOptions, Record};
+use crate::metrics;
+use crate::model::{Outcome, Qualification};
+use crate::pipeline::{self, Job, Mode, Report, Stop};
+use crate::progress::{self, Progress};
+use crate::simulator::{self, SimConfig};
+use crate::source::{InputFormat, InputSource};
+use crate::stats::Stats;
+use crate::throttle::Throttle;
+
+mod args;
+mod export;
+mod login;
+mod refresh;
+mod run;
+mod signals;
+mod simulate;
+mod summary;
+mod validate;
+
+pub use args::*;
+use export::export;
+use login::login;
+use refresh::refresh;
+use run::{credentials, work};
+use signals::forward_signals;
+use simulate::simulate;
+use summary::{log_summary, shell_quote, summary, write_metrics};
+use validate::validate;
+
+/// Sets up tracing on stderr as the flags ask.
+pub fn init_logging(log: &LogArgs) {
+    let filter = match (log.quiet, log.verbose) {
+        (true, _) => "error",
+        // Text logs leave out the per-row lines (the results file has them); JSON keeps them.
+        (false, 0) if log.log_format == LogFormat::Text => {
+            "pc_qualify=info,pc_qualify::rows=warn,warn"
+        }
+        (false, 0) => "pc_qualify=info,warn",
+        (false, 1) => "pc_qualify=debug,warn",
+        (false, 2) => "pc_qualify=trace,info",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::new(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(crate::progress::LogWriter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false);
+    let _ = match log.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// Runs the parsed command line and returns the exit code.
+pub async fn dispatch(cli: Cli) -> Result<ExitCode, ErrorKind> {
+    // With JSON logs stderr is for machines: the summary becomes a log event.
+    let json = cli.log.log_format == LogFormat::Json;
+    let quiet = cli.log.quiet || json;
+    match cli.command {
+        Command::Run(args) => work(args, Mode::Run, quiet, json).await,
+        Command::Reconcile(args) => {
+            let mode = Mode::Reconcile {
+                retry_denied: args.retry_denied,
+            };
+            work(args.run, mode, quiet, json).await
+        }
+        Command::Refresh(args) => refresh(args, quiet, json).await,
+        Command::Export(args) => export(args, quiet, json).await,
+        Command::Login(args) => login(args, quiet).await,
+        Command::Validate(args) => validate(args),
+        Command::Report(args) => {
+            crate::report::execute(&args.results, &args.html)?;
+            Ok(ExitCode::Success)
+        }
+        Command::Simulate(args) => simulate(args).await,
+        Command::Completions { shell } => {
+            use std::io::Write as _;
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "pc-qualify", &mut script);
+            match std::io::stdout().write_all(&script) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(ErrorKind::BrokenPipe),
+                Err(e) => Err(ErrorKind::Output {
+                    path: "-".into(),
+                    reason: e.to_string(),
+                }),
+                Ok(()) => Ok(ExitCode::Success),
+            }
+        }
+    }
+}
+
+fn load_settings(config: Option<&Path>, flags: Settings) -> Result<RunConfig, ErrorKind> {
+    let file = match config {
+        Some(path) => Settings::from_file(path)?,
+        None => Settings::default(),
+    };
+    RunConfig::from_settings(flags.or(file))
+}

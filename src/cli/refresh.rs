@@ -1,0 +1,93 @@
+//! `pc-qualify refresh`.
+
+use super::*;
+
+/// `refresh`.
+pub(super) async fn refresh(
+    args: RefreshArgs,
+    quiet: bool,
+    json: bool,
+) -> Result<ExitCode, ErrorKind> {
+    let mut config = load_settings(args.config.as_deref(), args.settings.clone())?;
+    let (sandbox, credentials) = credentials(args.sandbox, &mut config).await?;
+    let stop = Stop::default();
+    let signals = tokio::spawn(forward_signals(stop.clone()));
+    let started = std::time::SystemTime::now();
+    let report = crate::refresh::execute(
+        crate::refresh::RefreshJob {
+            input: args.input.clone(),
+            output: args.output.clone(),
+            force: args.force,
+            config,
+            credentials,
+        },
+        stop,
+    )
+    .await;
+    signals.abort();
+    if let Some(handle) = sandbox {
+        handle.shutdown().await;
+    }
+    let report = match report {
+        Ok(report) => report,
+        Err(err) => {
+            if let Some(path) = &args.metrics {
+                write_metrics(path, "refresh", &Stats::default(), false, 0, started);
+            }
+            return Err(err);
+        }
+    };
+    if let Some(path) = &args.metrics {
+        write_metrics(
+            path,
+            "refresh",
+            &report.stats,
+            report.exit_code() == ExitCode::Success,
+            report.pauses,
+            started,
+        );
+    }
+    if json {
+        tracing::info!(
+            rows = report.rows,
+            read = report.read,
+            unread = report.unread,
+            requests = report.stats.requests(),
+            retries = report.stats.retries(),
+            throttled = report.stats.throttled(),
+            elapsed_s = report.elapsed.as_secs_f64(),
+            interrupted = report.interrupted,
+            stopped = report
+                .fatal
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
+            "refresh finished"
+        );
+    }
+    if !quiet {
+        let stats = &report.stats;
+        let vetting: Vec<String> = stats
+            .vetting()
+            .iter()
+            .filter(|(status, _)| status != "none")
+            .map(|(status, n)| format!("{status} {n}"))
+            .collect();
+        eprintln!(
+            "pc-qualify: refreshed {} of {} rows in {:.1}s ({} could not be read); results: {}\n  vetting: {}\n  requests: {}, retries {}, throttled (429) {}",
+            report.read,
+            report.rows,
+            report.elapsed.as_secs_f64(),
+            report.unread,
+            if args.output == "-" { "standard output" } else { &args.output },
+            if vetting.is_empty() { "-".to_string() } else { vetting.join(", ") },
+            stats.requests(),
+            stats.retries(),
+            stats.throttled(),
+        );
+        if let Some(cause) = &report.fatal {
+            eprintln!("  STOPPED: {cause}");
+        }
+    }
+    Ok(report.exit_code())
+}

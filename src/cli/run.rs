@@ -1,0 +1,140 @@
+//! `run` and `reconcile`: the working commands that post.
+
+use super::*;
+
+/// `run` and `reconcile`.
+pub(super) async fn work(
+    args: RunArgs,
+    mode: Mode,
+    quiet: bool,
+    json: bool,
+) -> Result<ExitCode, ErrorKind> {
+    let mut config = load_settings(args.config.as_deref(), args.settings.clone())?;
+    // Opened once, before credentials: an unreadable input stops the run before any request.
+    let mut source = InputSource::open(&args.input, &args.format)?;
+    let needs_credentials = !(args.dry_run && mode == Mode::Run && !config.validation_code_auto);
+    // Held for the whole run: dropping it stops the in-process simulator.
+    let (sandbox, credentials) = if args.sandbox || needs_credentials {
+        let (sandbox, credentials) = credentials(args.sandbox, &mut config).await?;
+        (sandbox, Some(credentials))
+    } else {
+        // A dry run of `run` sends nothing, so it needs no credentials.
+        (None, None)
+    };
+    let stop = Stop::default();
+    let signals = tokio::spawn(forward_signals(stop.clone()));
+    let stats = Arc::new(Stats::default());
+    let throttle = Arc::new(Throttle::new(config.rate, config.burst));
+    let show_progress =
+        !quiet && !args.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let total = if show_progress {
+        progress::count_input(&mut source)
+    } else {
+        None
+    };
+    let paused: progress::PausedFn = {
+        let throttle = throttle.clone();
+        Arc::new(move || throttle.is_paused())
+    };
+    let progress = Progress::start(show_progress, total, stats.clone(), paused);
+    let started = std::time::SystemTime::now();
+    let report = pipeline::execute(
+        Job {
+            input: args.input.clone(),
+            source,
+            output: args.output.clone(),
+            force: args.force,
+            resume: args.resume,
+            dry_run: args.dry_run,
+            mode,
+            config,
+            credentials,
+            stats,
+            throttle,
+        },
+        stop,
+    )
+    .await;
+    // The bar goes before anything else is printed, or the summary would tear it.
+    progress.finish();
+    signals.abort();
+    if let Some(handle) = sandbox {
+        handle.shutdown().await;
+    }
+    let report = match report {
+        Ok(report) => report,
+        Err(err) => {
+            // A nightly job that cannot start still tells the scheduler it failed.
+            if let Some(path) = &args.metrics {
+                write_metrics(path, mode_name(mode), &Stats::default(), false, 0, started);
+            }
+            return Err(err);
+        }
+    };
+    if let Some(error) = &report.input_error {
+        tracing::error!("{error}");
+    }
+    if json {
+        log_summary(&report);
+    }
+    if let Some(path) = &args.metrics {
+        write_metrics(
+            path,
+            mode_name(mode),
+            &report.stats,
+            report.exit_code() == ExitCode::Success,
+            report.pauses,
+            started,
+        );
+    }
+    if !quiet {
+        if let Some(example) = &report.example_request {
+            eprintln!("pc-qualify: dry run; the first row would be sent as:\n\n{example}");
+        }
+        eprint!("{}", summary(&report, &args));
+    }
+    Ok(report.exit_code())
+}
+
+/// The sandbox's simulator and credentials, or the credentials from the environment.
+pub(super) async fn credentials(
+    sandbox: bool,
+    config: &mut RunConfig,
+) -> Result<(Option<simulator::SimHandle>, Credentials), ErrorKind> {
+    if !sandbox {
+        return Ok((
+            None,
+            credentials_from_env(&config.authority, &config.resource)?,
+        ));
+    }
+    // The sandbox plays the cloud asked for, so `--cloud china --sandbox` checks China's resource.
+    let sim_config = SimConfig {
+        cloud: config.cloud,
+        ..SimConfig::sandbox()
+    };
+    let handle = simulator::start(sim_config, SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .map_err(|e| ErrorKind::Sandbox(e.to_string()))?;
+    config.base_url = handle.base_url();
+    config.authority = handle.base_url();
+    tracing::info!(url = %handle.base_url(), "sandbox: simulator started");
+    let credentials = Credentials::Refresh(RefreshCredentials {
+        authority: config.authority.clone(),
+        tenant: simulator::SANDBOX_TENANT.to_string(),
+        client_id: simulator::SANDBOX_CLIENT_ID.to_string(),
+        client_secret: Some(SecretString::from(
+            simulator::SANDBOX_CLIENT_SECRET.to_string(),
+        )),
+        resource: config.resource.clone(),
+        refresh_token: SecretString::from(simulator::SANDBOX_REFRESH_TOKEN.to_string()),
+        token_file: None,
+    });
+    Ok((Some(handle), credentials))
+}
+
+pub(super) fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Run => "run",
+        Mode::Reconcile { .. } => "reconcile",
+    }
+}

@@ -1,0 +1,77 @@
+//! `pc-qualify simulate`: the stand-in for Partner Center, served until interrupted.
+
+use super::*;
+
+/// `pc-qualify simulate`: serve until interrupted.
+pub(super) async fn simulate(args: SimulateArgs) -> Result<ExitCode, ErrorKind> {
+    let mut config = SimConfig::sandbox();
+    let bad = |msg: String| ErrorKind::Config(msg);
+    for (name, value) in [
+        ("--fault-rate", args.fault_rate),
+        ("--deny-rate", args.deny_rate),
+    ] {
+        if !(0.0..=1.0).contains(&value) {
+            return Err(bad(format!("{name} must be between 0 and 1; got {value}")));
+        }
+    }
+    if !args.throttle_rate.is_finite() || args.throttle_rate < 0.0 {
+        return Err(bad(format!(
+            "--throttle-rate must be 0 or more; got {}",
+            args.throttle_rate
+        )));
+    }
+    let read = |path: &PathBuf| {
+        std::fs::read_to_string(path).map_err(|e| ErrorKind::Input {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })
+    };
+    if let Some(path) = &args.preload {
+        let text = read(path)?;
+        let bad_preload = |e: simulator::SimError| ErrorKind::Input {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        };
+        let preload = simulator::parse_preload(&text).map_err(bad_preload)?;
+        (config.preload, config.customers) = (preload.entries, preload.profiles);
+    }
+    if let Some(path) = &args.script {
+        config.script = simulator::parse_script(&read(path)?).map_err(|e| ErrorKind::Input {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    }
+    config.latency = Duration::from_millis(args.latency_ms);
+    config.token_ttl = Duration::from_secs(args.token_ttl.max(1));
+    config.fault_rate = args.fault_rate;
+    config.throttle_rate = args.throttle_rate;
+    config.retry_after_secs = args.retry_after;
+    config.seed = args.seed;
+    config.vetting_delay = Duration::from_secs(args.vetting_secs);
+    config.deny_rate = args.deny_rate;
+    config.require_2022 = args.require_2022;
+    config.record = !args.no_record;
+    config.cloud = args.cloud;
+    config.public_client = args.public_client;
+    config.device_polls = args.device_polls;
+    config.device_interval_secs = args.device_interval.clamp(1, 300);
+    config.answer_shape = args.answer_shape;
+    config.mfa_after = args.mfa_after;
+    config.token_outage_after = args.token_outage_after;
+    config.token_expires_in = args.token_expires_in;
+    let handle = simulator::start(config, args.listen)
+        .await
+        .map_err(|e| ErrorKind::Sandbox(e.to_string()))?;
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening {}", handle.base_url());
+        let _ = out.flush();
+    }
+    let stop = Stop::default();
+    let signals = tokio::spawn(forward_signals(stop.clone()));
+    stop.wait().await;
+    signals.abort();
+    handle.shutdown().await;
+    Ok(ExitCode::Success)
+}

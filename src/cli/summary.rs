@@ -1,0 +1,368 @@
+//! What a finished command prints and records: the summary, its JSON event, the metrics file and the resume command.
+
+use super::*;
+
+/// Writes the Prometheus textfile; a failed run keeps the last success time of the previous file.
+/// A write failure is logged as an error but does not change the run's exit code: the rows
+/// were processed, and a stale textfile is what the scheduler's alert on its age is for.
+pub(super) fn write_metrics(
+    path: &Path,
+    command: &str,
+    stats: &Stats,
+    success: bool,
+    pauses: u64,
+    started: std::time::SystemTime,
+) {
+    let facts = metrics::RunFacts {
+        command,
+        duration: started.elapsed().unwrap_or_default(),
+        finished_at: std::time::SystemTime::now(),
+        success,
+        pauses,
+        previous_success: if success {
+            None
+        } else {
+            metrics::previous_success(path)
+        },
+    };
+    if let Err(err) = metrics::write_atomic(path, &metrics::render(stats, &facts)) {
+        tracing::error!(path = %path.display(), error = %err, "metrics file not written");
+    }
+}
+
+pub(super) fn summary(report: &Report, args: &RunArgs) -> String {
+    use std::fmt::Write as _;
+    let stats = &report.stats;
+    let mut text = String::new();
+    let secs = report.elapsed.as_secs_f64();
+    let rate = if secs > 0.0 {
+        report.rows as f64 / secs
+    } else {
+        0.0
+    };
+    let where_to = if args.output == "-" {
+        "standard output".to_string()
+    } else {
+        args.output.clone()
+    };
+    let carried = match report.carried_over {
+        0 => String::new(),
+        n => format!(" (+{n} carried over from the earlier run)"),
+    };
+    let _ = writeln!(
+        text,
+        "pc-qualify: {} rows in {secs:.1}s ({rate:.1} rows/s){carried}; results: {where_to}",
+        report.rows
+    );
+    let outcomes: Vec<String> = Outcome::ALL
+        .iter()
+        .map(|o| (o, stats.outcome(*o)))
+        .filter(|(_, n)| *n > 0)
+        .map(|(o, n)| format!("{o} {n}"))
+        .collect();
+    if !outcomes.is_empty() {
+        let _ = writeln!(text, "  rows: {}", outcomes.join(", "));
+    }
+    let vetting: Vec<String> = stats
+        .vetting()
+        .iter()
+        .filter(|(status, _)| status != "none")
+        .map(|(status, n)| format!("{status} {n}"))
+        .collect();
+    if !vetting.is_empty() {
+        let _ = writeln!(text, "  vetting: {}", vetting.join(", "));
+    }
+    let denied: u64 = stats
+        .vetting()
+        .iter()
+        .filter(|(status, _)| status.eq_ignore_ascii_case("Denied"))
+        .map(|(_, n)| n)
+        .sum();
+    if denied > 0 {
+        let _ = writeln!(
+            text,
+            "  DENIED: {denied} row(s) hold a Denied vetting decision; see vetting_reason (reconcile re-posts them only with --retry-denied)"
+        );
+    }
+    let statuses: Vec<String> = stats
+        .statuses()
+        .iter()
+        .map(|(s, n)| format!("{s}: {n}"))
+        .collect();
+    let _ = writeln!(
+        text,
+        "  requests: {}{}{}, retries {}, throttled (429) {}, pauses {}",
+        stats.requests(),
+        if statuses.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", statuses.join(", "))
+        },
+        match stats.transport_errors() {
+            0 => String::new(),
+            n => format!(", no answer {n}"),
+        },
+        stats.retries(),
+        stats.throttled(),
+        report.pauses
+    );
+    if let (Some(p50), Some(p95)) = (stats.latency_quantile(0.5), stats.latency_quantile(0.95)) {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let _ = writeln!(
+            text,
+            "  latency: p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms",
+            ms(p50),
+            ms(p95),
+            ms(stats.latency_max())
+        );
+    }
+    if report.token_file_failed {
+        let _ = writeln!(
+            text,
+            "  ERROR: the rotated refresh token could not be saved to PC_REFRESH_TOKEN_FILE (see the log above); fix the file's permissions before the token ages out"
+        );
+    }
+    if report.internal_errors > 0 {
+        let _ = writeln!(
+            text,
+            "  ERROR: {} row(s) hit an internal error (error_code internal; please report it); the journal is kept so --resume re-sends them safely",
+            report.internal_errors
+        );
+    }
+    let failed = stats.outcome(Outcome::Failed) + stats.outcome(Outcome::Invalid);
+    let resumable = args.output != "-" && args.input != "-";
+    if let Some(cause) = &report.fatal {
+        let _ = writeln!(text, "  STOPPED: {cause}");
+        if resumable {
+            let _ = writeln!(
+                text,
+                "  rows not in the results were not sent (or are journalled); to finish them run:\n    {}",
+                resume_command()
+            );
+        }
+    } else if report.interrupted && resumable {
+        let _ = writeln!(
+            text,
+            "  interrupted; to finish the remaining rows run:\n    {}",
+            resume_command()
+        );
+    } else if report.interrupted {
+        let _ = writeln!(
+            text,
+            "  interrupted; rows not in the results were not finished (--resume needs files for --input and --output)"
+        );
+    } else if failed > 0 && resumable && !args.dry_run {
+        let _ = writeln!(
+            text,
+            "  {failed} row(s) failed or were invalid (see error_code/error_message); after fixing the input, retry just those rows with:\n    {}",
+            resume_command()
+        );
+    }
+    text
+}
+
+/// The summary as one structured event, for `--log-format json`.
+pub(super) fn log_summary(report: &Report) {
+    let stats = &report.stats;
+    tracing::info!(
+        rows = report.rows,
+        carried_over = report.carried_over,
+        created = stats.outcome(Outcome::Created),
+        exists = stats.outcome(Outcome::Exists),
+        failed = stats.outcome(Outcome::Failed),
+        invalid = stats.outcome(Outcome::Invalid),
+        duplicate = stats.outcome(Outcome::Duplicate),
+        planned = stats.outcome(Outcome::Planned),
+        requests = stats.requests(),
+        retries = stats.retries(),
+        throttled = stats.throttled(),
+        pauses = report.pauses,
+        elapsed_s = report.elapsed.as_secs_f64(),
+        interrupted = report.interrupted,
+        token_file_failed = report.token_file_failed,
+        internal_errors = report.internal_errors,
+        stopped = report
+            .fatal
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        "run finished"
+    );
+}
+
+/// This process's own command line with `--resume` in place of `--force`, quoted for a POSIX shell.
+pub(super) fn resume_command() -> String {
+    resume_command_from(std::env::args())
+}
+
+/// [`resume_command`] for a given command line (the first item is the program).
+fn resume_command_from(args: impl Iterator<Item = String>) -> String {
+    let mut args: Vec<String> = args.filter(|a| a != "--force" && a != "--resume").collect();
+    if let Some(first) = args.first_mut() {
+        *first = "pc-qualify".to_string();
+    }
+    // Right after the subcommand, whatever global flags stand before it.
+    let at = args
+        .iter()
+        .position(|a| a == "run" || a == "reconcile")
+        .map_or(args.len().min(2), |i| i + 1);
+    args.insert(at, "--resume".to_string());
+    args.iter()
+        .map(|a| shell_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub(super) fn shell_quote(arg: &str) -> String {
+    let safe = !arg.is_empty()
+        && arg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b));
+    if safe {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        let cli = <Cli as clap::Parser>::try_parse_from(args).expect("valid command line");
+        match cli.command {
+            Command::Run(args) => args,
+            other => panic!("not a run: {other:?}"),
+        }
+    }
+
+    fn report(stats: Stats) -> Report {
+        Report {
+            stats: Arc::new(stats),
+            rows: 10,
+            carried_over: 0,
+            elapsed: Duration::from_secs(2),
+            interrupted: false,
+            input_error: None,
+            pauses: 1,
+            example_request: None,
+            token_file_failed: false,
+            fatal: None,
+            internal_errors: 0,
+        }
+    }
+
+    fn night() -> Stats {
+        let stats = Stats::default();
+        for _ in 0..7 {
+            stats.record_outcome(Outcome::Created);
+            stats.record_answer(201, Duration::from_millis(20));
+        }
+        for _ in 0..2 {
+            stats.record_outcome(Outcome::Failed);
+            stats.record_answer(503, Duration::from_millis(40));
+        }
+        stats.record_outcome(Outcome::Invalid);
+        for _ in 0..6 {
+            stats.record_vetting(Some("InReview"));
+        }
+        stats.record_vetting(Some("Denied"));
+        stats.record_vetting(None);
+        stats
+    }
+
+    #[test]
+    fn the_run_summary_counts_rows_vetting_and_requests() {
+        let args = run_args(&["pc-qualify", "run", "-i", "in.csv", "-o", "out.csv"]);
+        let text = summary(&report(night()), &args);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "pc-qualify: 10 rows in 2.0s (5.0 rows/s); results: out.csv"
+        );
+        assert_eq!(lines[1], "  rows: created 7, failed 2, invalid 1");
+        assert!(lines[2].starts_with("  vetting: "), "{text}");
+        assert!(
+            lines[2].contains("InReview 6") && lines[2].contains("Denied 1"),
+            "{text}"
+        );
+        assert!(!lines[2].contains("none"), "{text}");
+        assert!(lines[3].starts_with("  DENIED: 1 row(s)"), "{text}");
+        assert!(
+            lines[4].starts_with("  requests: 9 (")
+                && lines[4].contains("201: 7")
+                && lines[4].contains("503: 2")
+                && lines[4].ends_with("retries 0, throttled (429) 0, pauses 1"),
+            "{text}"
+        );
+        assert!(lines[5].starts_with("  latency: p50 "), "{text}");
+        assert!(
+            text.contains("3 row(s) failed or were invalid") && text.contains("--resume"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_stopped_run_names_its_cause_and_how_to_finish() {
+        let args = run_args(&["pc-qualify", "run", "-i", "in.csv", "-o", "out.csv"]);
+        let mut stopped = report(Stats::default());
+        stopped.fatal = Some(crate::fatal::Cause::MfaRequired);
+        let text = summary(&stopped, &args);
+        assert!(text.contains("  STOPPED: "), "{text}");
+        assert!(text.contains("900421"), "{text}");
+        assert!(text.contains("pc-qualify login"), "{text}");
+        assert!(text.contains("to finish them run:"), "{text}");
+        assert!(!text.contains("interrupted"), "{text}");
+    }
+
+    #[test]
+    fn standard_output_is_named_and_not_offered_for_resume() {
+        let args = run_args(&["pc-qualify", "run", "-i", "in.csv", "-o", "-"]);
+        let mut interrupted = report(Stats::default());
+        interrupted.interrupted = true;
+        let text = summary(&interrupted, &args);
+        assert!(text.contains("results: standard output"), "{text}");
+        assert!(
+            text.contains("--resume needs files for --input and --output"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("rows:"),
+            "no outcome line without rows: {text}"
+        );
+    }
+
+    #[test]
+    fn the_resume_command_replaces_force_and_quotes_for_the_shell() {
+        let line = |args: &[&str]| resume_command_from(args.iter().map(|a| a.to_string()));
+        assert_eq!(
+            line(&[
+                "/usr/bin/pc-qualify",
+                "-v",
+                "run",
+                "--force",
+                "-i",
+                "my file.csv",
+                "-o",
+                "o.csv"
+            ]),
+            "pc-qualify -v run --resume -i 'my file.csv' -o o.csv"
+        );
+        assert_eq!(
+            line(&[
+                "pcq",
+                "reconcile",
+                "--resume",
+                "-i",
+                "it's.csv",
+                "-o",
+                "r.csv"
+            ]),
+            "pc-qualify reconcile --resume -i 'it'\\''s.csv' -o r.csv"
+        );
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("a-b_c./=:,@%+"), "a-b_c./=:,@%+");
+        assert_eq!(shell_quote("$HOME"), "'$HOME'");
+    }
+}

@@ -1,0 +1,93 @@
+//! `pc-qualify validate`: offline checks of an input file.
+
+use super::*;
+
+/// `validate`: every problem as `row N: field: reason`, then a total.
+pub(super) fn validate(args: ValidateArgs) -> Result<ExitCode, ErrorKind> {
+    use std::io::Write as _;
+    let config = load_settings(args.config.as_deref(), args.settings)?;
+    if config.validation_code_auto {
+        return Err(ErrorKind::Config(
+            "validate works offline: --validation-code auto needs the service; give the code itself".into(),
+        ));
+    }
+    let options = InputOptions {
+        contract: config.contract,
+        default_segment: config.default_segment,
+        default_validation_code: config.default_validation_code,
+    };
+    let input_error = |reason: String| ErrorKind::Input {
+        path: args.input.clone(),
+        reason,
+    };
+    let mut source = InputSource::open(&args.input, &args.format)?;
+    let mut reader = source.reader(options)?;
+    if let Some(format) = source.format() {
+        // On stderr: stdout is the list of problems, which scripts read.
+        eprintln!("pc-qualify: reading {} as {format}", args.input);
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let (mut rows, mut invalid, mut duplicates, mut warnings) = (0u64, 0u64, 0u64, 0u64);
+    let mut exclusive = crate::exclusive::ExclusiveCheck::default();
+    let pipe = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            ErrorKind::BrokenPipe
+        } else {
+            ErrorKind::Output {
+                path: "-".into(),
+                reason: e.to_string(),
+            }
+        }
+    };
+    while let Some(record) = reader.next_record() {
+        rows += 1;
+        match record.map_err(|e| input_error(e.to_string()))? {
+            Record::Valid(row) => {
+                if let Some(warning) = exclusive.observe(&row) {
+                    warnings += 1;
+                    writeln!(out, "row {}: warning: {warning}", row.index).map_err(pipe)?;
+                }
+            }
+            Record::Rejected(row) if row.outcome == Some(Outcome::Duplicate) => {
+                duplicates += 1;
+                writeln!(
+                    out,
+                    "row {}: duplicate: {} (it will not be sent twice)",
+                    row.row,
+                    row.error_message.as_deref().unwrap_or("")
+                )
+                .map_err(pipe)?;
+            }
+            Record::Rejected(row) => {
+                invalid += 1;
+                writeln!(
+                    out,
+                    "row {}: {}",
+                    row.row,
+                    row.error_message.as_deref().unwrap_or("invalid")
+                )
+                .map_err(pipe)?;
+            }
+        }
+    }
+    writeln!(
+        out,
+        "{rows} row(s): {} valid, {invalid} invalid, {duplicates} duplicate(s)",
+        rows - invalid - duplicates
+    )
+    .map_err(pipe)?;
+    if warnings > 0 {
+        // Warnings are advice, not invalid rows: they do not change the exit code.
+        writeln!(
+            out,
+            "{warnings} warning(s); they do not make rows invalid or change the exit code"
+        )
+        .map_err(pipe)?;
+    }
+    out.flush().map_err(pipe)?;
+    Ok(if invalid > 0 {
+        ExitCode::RowsFailed
+    } else {
+        ExitCode::Success
+    })
+}
