@@ -106,11 +106,6 @@ impl DuplicateIndex {
         self.recent.len() + self.folded.len()
     }
 
-    /// Whether nothing is remembered yet.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn fold(&mut self) {
         let start = self.folded.len();
         self.folded.reserve_exact(self.recent.len());

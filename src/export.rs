@@ -277,7 +277,7 @@ pub async fn execute(job: ExportJob, stop: Stop) -> Result<ExportReport, ErrorKi
                     if let Some(error) = &rows.error {
                         unread.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(
-                            target: crate::worker::ROW_LOG_TARGET,
+                            target: crate::decide::ROW_LOG_TARGET,
                             customer_id = %rows.rows[0].customer_id,
                             error = %error,
                             "qualifications not read"

@@ -14,6 +14,8 @@ use crate::api;
 use crate::auth::Credentials;
 use crate::client::Client;
 use crate::config::RunConfig;
+pub use crate::decide::Mode;
+use crate::decide::{Work, Worker};
 use crate::error::{ErrorKind, ExitCode};
 use crate::fatal::FatalStop;
 use crate::input::{InputOptions, InputReader, Record};
@@ -24,8 +26,6 @@ use crate::resume::{self, Journal, ResumeState};
 use crate::source::InputSource;
 use crate::stats::Stats;
 use crate::throttle::Throttle;
-pub use crate::worker::Mode;
-use crate::worker::{Work, Worker};
 
 /// What to run: where rows come from and go, with what settings and credentials.
 pub struct Job {

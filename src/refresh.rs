@@ -12,13 +12,13 @@ use crate::api;
 use crate::auth::Credentials;
 use crate::client::Client;
 use crate::config::RunConfig;
+use crate::decide::{log_row, read_record, set_vetting};
 use crate::error::{ErrorKind, ExitCode};
 use crate::model::{CustomerId, Qualification, ResultRow};
 use crate::output::{self, ReadError, ResultsReader, ResultsWriter};
 use crate::pipeline::{drain_workers, finish_writer, spawn_pool, spawn_writer, Stop};
 use crate::stats::Stats;
 use crate::throttle::Throttle;
-use crate::worker::{log_row, read_record, set_vetting};
 
 /// What to refresh.
 pub struct RefreshJob {
