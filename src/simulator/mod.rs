@@ -287,6 +287,14 @@ pub enum FaultAction {
     Html,
     /// Process the request, then answer with a body of this many bytes (an oversized answer).
     Big(usize),
+    /// Answer with this status and JSON body without processing the request (e.g. a 2xx
+    /// naming another qualification than the one posted).
+    Json {
+        /// The HTTP status.
+        status: u16,
+        /// The body, sent as is with `application/json`.
+        body: String,
+    },
 }
 
 /// One request the simulator received.
