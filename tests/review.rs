@@ -114,3 +114,160 @@ async fn mfa_is_read_from_error_code_fields_not_from_digits_in_the_text() {
     // Not renewed and resent: one POST only.
     assert_eq!(posts(&sim).len(), 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 3. `login` proves the token file writable before anyone signs in.
+
+fn login_env(sim: &SimHandle) -> Vec<(String, String)> {
+    vec![
+        ("PC_AUTHORITY".to_string(), sim.base_url()),
+        (
+            "PC_TENANT_ID".to_string(),
+            simulator::SANDBOX_TENANT.to_string(),
+        ),
+        (
+            "PC_CLIENT_ID".to_string(),
+            simulator::SANDBOX_CLIENT_ID.to_string(),
+        ),
+    ]
+}
+
+/// Runs the binary, killing it after `limit` (a sign-in that waits for a browser never ends).
+async fn run_within(
+    args: &[&str],
+    env: &[(String, String)],
+    limit: std::time::Duration,
+) -> std::process::Output {
+    let mut child = pcq(args, env)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::task::spawn_blocking(move || child.wait_with_output().expect("output"))
+        .await
+        .expect("join")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_checks_the_token_folder_before_asking_anyone_to_sign_in() {
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = WorkDir::new("login-unwritable");
+    let missing = dir.join("no-such-folder").join("token");
+    let missing = missing.display().to_string();
+    for flow in [
+        &["login", "--device-code", "--token-file", &missing][..],
+        &["login", "--no-browser", "--token-file", &missing][..],
+        // A folder where the file should be cannot be replaced by a file either.
+        &["login", "--device-code", "--token-file", &dir.s("")][..],
+    ] {
+        let output = run_within(flow, &login_env(&sim), std::time::Duration::from_secs(20)).await;
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{flow:?}: {stderr}");
+        assert!(stderr.contains("token file"), "{flow:?}: {stderr}");
+        // Nobody was asked to sign in.
+        assert!(!stderr.contains("sign in"), "{flow:?}: {stderr}");
+        assert!(!stderr.contains("To sign in"), "{flow:?}: {stderr}");
+    }
+    let asked: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/devicecode") || r.path.contains("/authorize"))
+        .collect();
+    assert!(asked.is_empty(), "{asked:?}");
+    assert!(!std::path::Path::new(&missing).exists());
+    // The probe leaves nothing behind in a folder that is writable.
+    assert_eq!(std::fs::read_dir(&dir.path).expect("dir").count(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. The identity endpoints' answers are read under the body cap.
+
+/// A raw identity endpoint: `/devicecode` answers a valid device authorization padded to
+/// `pad` bytes, `/token` answers `expired_token`. Returns its address and the paths it saw.
+async fn padded_identity_server(
+    pad: usize,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                log.lock().expect("log").push(path.clone());
+                let body = if path.ends_with("/devicecode") {
+                    let mut body = br#"{"device_code":"dc-1","user_code":"PADDED42","verification_uri":"https://microsoft.com/devicelogin","expires_in":900,"interval":1,"message":"To sign in, enter PADDED42"}"#.to_vec();
+                    body.resize(pad, b' ');
+                    body
+                } else {
+                    br#"{"error":"expired_token","error_description":"AADSTS70020: expired"}"#
+                        .to_vec()
+                };
+                let status = if path.ends_with("/devicecode") {
+                    "200 OK"
+                } else {
+                    "400 Bad Request"
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(&body).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_refuses_an_oversized_identity_answer() {
+    let (addr, seen) = padded_identity_server(3 * 1024 * 1024).await;
+    let dir = WorkDir::new("login-oversized");
+    let env = vec![
+        ("PC_AUTHORITY".to_string(), format!("http://{addr}")),
+        ("PC_TENANT_ID".to_string(), "contoso".to_string()),
+        ("PC_CLIENT_ID".to_string(), "app".to_string()),
+    ];
+    let output = run_within(
+        &["login", "--device-code", "--token-file", &dir.s("token")],
+        &env,
+        std::time::Duration::from_secs(30),
+    )
+    .await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    // The oversized answer was not taken: no code shown, no poll sent.
+    assert!(!stderr.contains("PADDED42"), "{stderr}");
+    assert!(stderr.contains("body could not be read"), "{stderr}");
+    let seen = seen.lock().expect("log").clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(seen[0].ends_with("/devicecode"), "{seen:?}");
+    assert!(!dir.join("token").exists());
+}

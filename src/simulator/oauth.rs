@@ -27,8 +27,7 @@ use super::state::{lock, Shared};
 use super::{SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_TENANT};
 use crate::config::Cloud;
 
-/// The grant type of a device-code poll (RFC 8628 section 3.4).
-pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+pub use crate::login::DEVICE_CODE_GRANT;
 /// Authorization codes are short-lived in Entra ID (about ten minutes).
 const CODE_LIFETIME: Duration = Duration::from_secs(600);
 /// RFC 8628: after `slow_down` the client adds five seconds to its interval.
