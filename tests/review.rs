@@ -271,3 +271,104 @@ async fn login_refuses_an_oversized_identity_answer() {
     assert!(seen[0].ends_with("/devicecode"), "{seen:?}");
     assert!(!dir.join("token").exists());
 }
+
+// ---------------------------------------------------------------------------------------------
+// 5. The simulator's authorize endpoint insists on S256 PKCE.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_refuses_a_sign_in_without_s256_pkce() {
+    let sim = start_sim(SimConfig::default()).await;
+    pc_qualify::client::install_tls_provider();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .expect("client");
+    let authorize = |pkce: &str| {
+        format!(
+            "{}/{}/oauth2/v2.0/authorize?client_id={}&response_type=code&redirect_uri=http%3A%2F%2Flocalhost%3A1&scope={}&state=s1{pkce}",
+            sim.base_url(),
+            simulator::SANDBOX_TENANT,
+            simulator::SANDBOX_CLIENT_ID,
+            "https%3A%2F%2Fapi.partnercenter.microsoft.com%2Fuser_impersonation%20offline_access",
+        )
+    };
+    let redirect_of = |answer: reqwest::Response| {
+        let location = answer.headers()["location"]
+            .to_str()
+            .expect("loc")
+            .to_string();
+        let url = reqwest::Url::parse(&location).expect("url");
+        let param = |name: &str| {
+            url.query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        (
+            param("code"),
+            param("error"),
+            param("error_description"),
+            param("state"),
+        )
+    };
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t5URWbmcs9mPsZ9Q";
+    for (pkce, aadsts) in [
+        ("", "AADSTS9002325"),
+        ("&code_challenge_method=S256", "AADSTS9002325"),
+        (
+            &format!("&code_challenge={CHALLENGE}&code_challenge_method=plain")[..],
+            "AADSTS501491",
+        ),
+        // No method named means `plain` (RFC 7636 section 4.3).
+        (&format!("&code_challenge={CHALLENGE}")[..], "AADSTS501491"),
+    ] {
+        let answer = http.get(authorize(pkce)).send().await.expect("authorize");
+        assert_eq!(answer.status().as_u16(), 302, "{pkce}");
+        let (code, error, description, state) = redirect_of(answer);
+        assert_eq!(code, None, "{pkce}: a code was issued without S256 PKCE");
+        assert_eq!(error.as_deref(), Some("invalid_request"), "{pkce}");
+        assert!(
+            description
+                .as_deref()
+                .is_some_and(|d| d.starts_with(aadsts)),
+            "{pkce}: {description:?}"
+        );
+        // The error goes back to the client with its state, as Entra ID sends it.
+        assert_eq!(state.as_deref(), Some("s1"), "{pkce}");
+    }
+    // S256 still gets a code, and the verifier redeems it.
+    const VERIFIER: &str = "dBjftJeZ4CK-P5zXb0kTiBBe5hY-zp9kgvXKvgkfmA5";
+    // BASE64URL(SHA256(VERIFIER)).
+    const S256: &str = "8iHLwV3tL_KvfkJNW4coQHSxOPwPVJeDg2nsU1Uh1-0";
+    let answer = http
+        .get(authorize(&format!(
+            "&code_challenge={S256}&code_challenge_method=S256"
+        )))
+        .send()
+        .await
+        .expect("authorize");
+    let (code, error, _, _) = redirect_of(answer);
+    assert_eq!(error, None);
+    let code = code.expect("a code for S256");
+    let answer = http
+        .post(format!(
+            "{}/{}/oauth2/v2.0/token",
+            sim.base_url(),
+            simulator::SANDBOX_TENANT
+        ))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", simulator::SANDBOX_CLIENT_ID),
+            ("client_secret", simulator::SANDBOX_CLIENT_SECRET),
+            ("code", code.as_str()),
+            ("redirect_uri", "http://localhost:1"),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .expect("token");
+    let status = answer.status().as_u16();
+    let body = answer.text().await.expect("body");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("refresh_token"), "{body}");
+}

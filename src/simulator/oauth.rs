@@ -93,7 +93,8 @@ struct CodeGrant {
     client_id: String,
     redirect_uri: String,
     scope: String,
-    challenge: Option<(String, String)>,
+    /// The S256 `code_challenge` (authorize refuses a request without one).
+    challenge: String,
     expires_at: Instant,
 }
 
@@ -437,10 +438,23 @@ pub(crate) async fn authorize(
             "AADSTS70011: The provided value for the input parameter 'scope' is not valid, or names another cloud's resource.",
         );
     }
+    // This app's sign-in is PKCE with S256 (a public client on a loopback redirect): a request
+    // without a challenge, or with the `plain` method (the default when none is named, RFC 7636
+    // section 4.3), is refused on the redirect as Entra ID refuses a protocol error.
     let challenge = match (param("code_challenge"), param("code_challenge_method")) {
-        (None, _) => None,
-        (Some(c), None | Some("plain")) => Some((c.to_string(), "plain".to_string())),
-        (Some(c), Some("S256")) => Some((c.to_string(), "S256".to_string())),
+        (None | Some(""), _) => {
+            return fail(
+                "invalid_request",
+                "AADSTS9002325: Proof Key for Code Exchange is required: the request must contain the parameter 'code_challenge'.",
+            )
+        }
+        (Some(c), Some("S256")) => c.to_string(),
+        (Some(_), None | Some("plain")) => {
+            return fail(
+                "invalid_request",
+                "AADSTS501491: Invalid code_challenge_method 'plain': this application requires 'S256'.",
+            )
+        }
         (Some(_), Some(other)) => {
             return fail(
                 "invalid_request",
@@ -582,22 +596,16 @@ fn redeem_code(
     if field(fields, "redirect_uri") != Some(grant.redirect_uri.as_str()) {
         return invalid(500112, "The reply address does not match the reply address provided when requesting the authorization code.");
     }
-    if let Some((challenge, method)) = &grant.challenge {
-        let Some(verifier) = field(fields, "code_verifier") else {
-            return Err(missing("code_verifier"));
-        };
-        let computed = if method == "S256" {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .encode(sha2::Sha256::digest(verifier.as_bytes()))
-        } else {
-            verifier.to_string()
-        };
-        if &computed != challenge {
-            return invalid(
-                501481,
-                "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
-            );
-        }
+    let Some(verifier) = field(fields, "code_verifier") else {
+        return Err(missing("code_verifier"));
+    };
+    let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    if computed != grant.challenge {
+        return invalid(
+            501481,
+            "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+        );
     }
     Ok(grant.scope)
 }
