@@ -372,3 +372,56 @@ async fn the_simulator_refuses_a_sign_in_without_s256_pkce() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("refresh_token"), "{body}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 6. The simulator's v2 token endpoint obeys the outage switch and `token_expires_in`.
+
+/// A refresh-token grant to the simulator's v2 endpoint: (status, body).
+async fn refresh_v2(sim: &SimHandle) -> (u16, serde_json::Value) {
+    pc_qualify::client::install_tls_provider();
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let answer = http
+        .post(format!(
+            "{}/{}/oauth2/v2.0/token",
+            sim.base_url(),
+            simulator::SANDBOX_TENANT
+        ))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", simulator::SANDBOX_CLIENT_ID),
+            ("client_secret", simulator::SANDBOX_CLIENT_SECRET),
+            ("refresh_token", simulator::SANDBOX_REFRESH_TOKEN),
+            (
+                "scope",
+                "https://api.partnercenter.microsoft.com/user_impersonation offline_access",
+            ),
+        ])
+        .send()
+        .await
+        .expect("token");
+    let status = answer.status().as_u16();
+    let body = answer.json().await.expect("JSON body");
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_v2_token_endpoint_obeys_the_outage_switch_and_the_lifetime_override() {
+    // Up for the first request, down from the second on.
+    let sim = start_sim(SimConfig {
+        token_outage_after: Some(1),
+        token_expires_in: Some(u64::MAX),
+        ..SimConfig::default()
+    })
+    .await;
+    let (status, body) = refresh_v2(&sim).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["expires_in"], serde_json::json!(u64::MAX), "{body}");
+    assert!(body["access_token"].is_string(), "{body}");
+    let (status, body) = refresh_v2(&sim).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+    assert!(body.get("access_token").is_none(), "{body}");
+}

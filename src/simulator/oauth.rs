@@ -277,6 +277,15 @@ pub(crate) async fn devicecode(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // The outage switch covers the whole token service, v1 and v2 alike.
+    if shared.switches.token_down() {
+        return aad_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            50196,
+            "The server is temporarily unavailable. Please try again later.",
+        );
+    }
     if tenant != SANDBOX_TENANT {
         return unknown_tenant(&tenant);
     }
@@ -493,6 +502,15 @@ pub(crate) async fn token_v2(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // The outage switch covers the whole token service, v1 and v2 alike.
+    if shared.switches.token_down() {
+        return aad_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            50196,
+            "The server is temporarily unavailable. Please try again later.",
+        );
+    }
     if tenant != SANDBOX_TENANT {
         return unknown_tenant(&tenant);
     }
@@ -549,7 +567,8 @@ pub(crate) async fn token_v2(
     let mut body = json!({
         "token_type": "Bearer",
         "scope": format!("{}/user_impersonation", shared.oauth.resource()),
-        "expires_in": ttl,
+        // A test's figure (absurd ones included) in place of the lifetime, as on v1.
+        "expires_in": shared.token_expires_in.unwrap_or(ttl),
         "ext_expires_in": ttl,
         "access_token": access_token,
     });
