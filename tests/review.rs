@@ -425,3 +425,43 @@ async fn the_v2_token_endpoint_obeys_the_outage_switch_and_the_lifetime_override
     assert_eq!(body["error"], "temporarily_unavailable", "{body}");
     assert!(body.get("access_token").is_none(), "{body}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 7. The simulator's request log keeps no credential.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_served_request_log_holds_no_token() {
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = WorkDir::new("log-redacted");
+    dir.write("in.csv", soe_rows(2));
+    let output = run_io("run", &dir, &sim_env(&sim), &["--rate", "0"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    pc_qualify::client::install_tls_provider();
+    let served = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+        .get(format!("{}/_sim/requests", sim.base_url()))
+        .send()
+        .await
+        .expect("log")
+        .text()
+        .await
+        .expect("text");
+    for secret in [
+        "sim-at-",
+        "sim-rt-",
+        simulator::SANDBOX_REFRESH_TOKEN,
+        simulator::SANDBOX_CLIENT_SECRET,
+    ] {
+        assert!(!served.contains(secret), "{secret} in {served}");
+    }
+    let api = sim.api_requests();
+    assert_eq!(api.len(), 2);
+    for request in &api {
+        assert_eq!(header(request, "authorization"), Some("Bearer <redacted>"));
+    }
+    // One token for the run: the same fingerprint on both calls.
+    assert!(api[0].token_fingerprint.is_some());
+    assert_eq!(api[0].token_fingerprint, api[1].token_fingerprint);
+}
