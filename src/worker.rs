@@ -203,8 +203,8 @@ fn explain_gcc_forbidden(result: &mut ResultRow) {
 }
 
 impl Worker {
-    /// After a 2xx with an unreadable body: `created` only when the customer's list shows the
-    /// qualification, else `failed` with `error_code` `unconfirmed`.
+    /// After a 2xx whose body does not show the posted qualification: `created` only when the
+    /// customer's list shows it, else `failed` with `error_code` `unconfirmed`.
     async fn confirm(&self, client: &Client, row: &Row, status: u16, result: &mut ResultRow) {
         let read = client
             .send(
@@ -217,21 +217,21 @@ impl Worker {
                 result.outcome = Some(Outcome::Created);
                 set_vetting(result, api::Vetting::from(record));
                 result.error_message = Some(format!(
-                    "the service answered {status} with a body that is not a qualification; the customer's list confirms it"
+                    "the service answered {status} with a body that does not show {}; the customer's list confirms it", row.qualification.as_str()
                 ));
             }
             Ok(None) => {
                 result.outcome = Some(Outcome::Failed);
                 result.error_code = Some("unconfirmed".into());
                 result.error_message = Some(format!(
-                    "the answer was {status} with a body that is not Partner Center's (a proxy page?), and the customer's list does not show the qualification: not created"
+                    "the answer was {status} with a body that does not show {} (a proxy page? another qualification's record?), and the customer's list does not show it either: not created", row.qualification.as_str()
                 ));
             }
             Err(reason) => {
                 result.outcome = Some(Outcome::Failed);
                 result.error_code = Some("unconfirmed".into());
                 result.error_message = Some(format!(
-                    "the answer was {status} with a body that is not Partner Center's, and the customer's list could not be read to confirm it: {reason}"
+                    "the answer was {status} with a body that does not show {}, and the customer's list could not be read to confirm it: {reason}", row.qualification.as_str()
                 ));
             }
         }

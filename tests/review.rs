@@ -48,6 +48,10 @@ async fn a_2xx_naming_another_qualification_is_confirmed_from_the_list() {
     for row in &rows[..2] {
         assert_eq!(row["outcome"], "failed", "{row:?}");
         assert_eq!(row["error_code"], "unconfirmed", "{row:?}");
+        assert!(
+            row["error_message"].contains("does not show StateOwnedEntity"),
+            "{row:?}"
+        );
         // Another qualification's vetting is not reported as this row's.
         assert_eq!(row["vetting_status"], "", "{row:?}");
     }
