@@ -143,19 +143,15 @@ impl From<QualificationRecord> for Vetting {
     }
 }
 
-/// Reads the vetting fields of a create answer; a body in no known shape yields none.
+/// Reads the vetting fields of a create answer, when the answer holds the posted qualification.
 ///
 /// The answer is usually the record itself, but the REST reference documents a wrapper too;
-/// whatever [`read_records`] finds, the entry for `qualification` (or else the first) is used.
-pub fn parse_create_answer(body: &[u8], qualification: Qualification) -> Vetting {
-    let Ok(records) = read_records(body) else {
-        return Vetting::default();
-    };
-    let first = records.first().cloned();
-    find_qualification(records, qualification)
-        .or(first)
-        .map(Vetting::from)
-        .unwrap_or_default()
+/// whatever [`read_records`] finds, only the entry for `qualification` counts. An answer in no
+/// known shape, or one naming only other qualifications, yields `None`: it does not prove that
+/// this create landed (the caller confirms it from the customer's list).
+pub fn parse_create_answer(body: &[u8], qualification: Qualification) -> Option<Vetting> {
+    let records = read_records(body).ok()?;
+    find_qualification(records, qualification).map(Vetting::from)
 }
 
 /// Parses a `GET …/qualifications` answer in any shape [`read_records`] knows.
@@ -626,7 +622,8 @@ mod tests {
             ] {
                 let records = read_records(body.as_bytes()).expect(&body);
                 assert_eq!(records, vec![expected.clone()], "{body}");
-                let vetting = parse_create_answer(body.as_bytes(), Qualification::Education);
+                let vetting =
+                    parse_create_answer(body.as_bytes(), Qualification::Education).expect(&body);
                 assert_eq!(vetting.status.as_deref(), Some("InReview"), "{body}");
                 assert_eq!(
                     vetting.create_date.as_deref(),
@@ -639,9 +636,18 @@ mod tests {
         let two = br#"{"qualifications":[{"qualification":"StateOwnedEntity"},{"Qualification":"GovernmentCommunityCloud","VettingStatus":"Approved"}]}"#;
         assert_eq!(
             parse_create_answer(two, Qualification::GovernmentCommunityCloud)
-                .status
+                .and_then(|v| v.status)
                 .as_deref(),
             Some("Approved")
+        );
+        // An answer naming only another qualification is not this create's answer.
+        assert_eq!(parse_create_answer(two, Qualification::Education), None);
+        assert_eq!(
+            parse_create_answer(
+                br#"{"qualification":"StateOwnedEntity","vettingStatus":"Approved"}"#,
+                Qualification::Education
+            ),
+            None
         );
         assert_eq!(read_records(b"[]").expect("empty list"), vec![]);
         assert_eq!(
@@ -661,10 +667,7 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(bad)
             );
-            assert_eq!(
-                parse_create_answer(bad, Qualification::Education),
-                Vetting::default()
-            );
+            assert_eq!(parse_create_answer(bad, Qualification::Education), None);
         }
     }
 }

@@ -308,8 +308,9 @@ impl TokenProvider {
 /// The longest access-token lifetime believed (a day); longer figures are treated as a day.
 const MAX_LIFETIME_SECS: u64 = 86_400;
 
-/// `expires_in` arrives as a string or a number.
-fn lifetime_secs(value: &serde_json::Value) -> Option<u64> {
+/// `expires_in` (and the device flow's `interval`) arrives as a number (v2.0) or a string (v1);
+/// anything else, a negative or a fractional figure included, is ignored.
+pub(crate) fn lifetime_secs(value: &serde_json::Value) -> Option<u64> {
     match value {
         serde_json::Value::Number(n) => n.as_u64(),
         serde_json::Value::String(s) => s.trim().parse().ok(),
@@ -332,13 +333,41 @@ pub fn read_token_file(path: &Path) -> Result<SecretString, ErrorKind> {
     Ok(SecretString::from(token.to_string()))
 }
 
+/// The folder the token file is replaced in (its temporary file goes there too).
+fn token_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Proves that [`write_token_file`] can replace `path`: a temporary file is created in its
+/// folder and removed again, and `path` is not a folder. Run before an interactive sign-in, so
+/// a missing or read-only folder is reported before the user signs in, not after.
+pub fn check_token_file_writable(path: &Path) -> std::io::Result<()> {
+    if path.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "the path is a folder",
+        ));
+    }
+    let dir = token_dir(path);
+    if !dir.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("the folder {} does not exist", dir.display()),
+        ));
+    }
+    let probe = tempfile::Builder::new()
+        .prefix(".pc-qualify-token")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    probe.close()
+}
+
 /// Replaces the token file atomically (a temporary file in the same directory, persisted over
 /// the old one), readable by its owner only: a crash leaves the old token or the new, never half.
 pub fn write_token_file(path: &Path, token: &str) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = token_dir(path);
     let mut builder = tempfile::Builder::new();
     builder.prefix(".pc-qualify-token").suffix(".tmp");
     #[cfg(unix)]
@@ -364,6 +393,9 @@ mod tests {
         assert_eq!(lifetime_secs(&serde_json::json!("3599")), Some(3599));
         assert_eq!(lifetime_secs(&serde_json::json!(60)), Some(60));
         assert_eq!(lifetime_secs(&serde_json::json!("soon")), None);
+        assert_eq!(lifetime_secs(&serde_json::json!(-1)), None);
+        assert_eq!(lifetime_secs(&serde_json::json!(1e300)), None);
+        assert_eq!(lifetime_secs(&serde_json::json!(true)), None);
     }
 
     #[test]

@@ -414,12 +414,7 @@ impl Client {
                 }
                 Decision::Reauthenticate => {
                     let error = crate::api::parse_error_body(&answer);
-                    let mfa = match error.code.as_deref() {
-                        Some(code) => code == MFA_REQUIRED_CODE,
-                        // A body in another shape (`error_code`, text): the code anywhere in it.
-                        None => String::from_utf8_lossy(&answer).contains(MFA_REQUIRED_CODE),
-                    };
-                    if mfa {
+                    if names_mfa_required(&answer) {
                         // No token renewal can add the MFA claim: only a new sign-in can.
                         self.fatal.trip(Cause::MfaRequired);
                         return done(answer);
@@ -500,6 +495,62 @@ impl Client {
 
 /// The Partner Center error code of a 401 whose token lacks the multi-factor authentication claim.
 pub const MFA_REQUIRED_CODE: &str = "900421";
+
+/// How deep [`names_mfa_required`] looks into nested error objects.
+const MAX_ERROR_DEPTH: usize = 4;
+
+/// Whether a 401 body says the token lacks the MFA claim: a real error-code field names
+/// [`MFA_REQUIRED_CODE`] – `code` as a number or a string (also `AADSTS900421`), an
+/// `error_codes` list (Entra ID), or `AADSTS900421` in an error description – at the top or in
+/// a nested error object. The digits elsewhere (a correlation id, a timestamp, free text) are
+/// not a code: guessing from them would stop a whole run on an ordinary expired token.
+pub(crate) fn names_mfa_required(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| mfa_in(&v, 0))
+}
+
+fn mfa_in(value: &serde_json::Value, depth: usize) -> bool {
+    use serde_json::Value;
+    let Value::Object(map) = value else {
+        return false;
+    };
+    let is_code = |v: &Value| match v {
+        Value::Number(n) => n.as_u64() == MFA_REQUIRED_CODE.parse().ok(),
+        Value::String(s) => {
+            let s = s.trim();
+            let s = s
+                .get(..6)
+                .filter(|p| p.eq_ignore_ascii_case("AADSTS"))
+                .map_or(s, |_| &s[6..]);
+            s == MFA_REQUIRED_CODE
+        }
+        _ => false,
+    };
+    map.iter().any(|(key, v)| {
+        let key = key.to_ascii_lowercase();
+        match key.as_str() {
+            "code" | "errorcode" | "error_code" => is_code(v),
+            "error_codes" | "errorcodes" => {
+                matches!(v, Value::Array(codes) if codes.iter().any(is_code))
+            }
+            "error_description" | "description" | "message" => {
+                matches!(v, Value::String(text) if mentions_aadsts_mfa(text))
+            }
+            _ if depth < MAX_ERROR_DEPTH => mfa_in(v, depth + 1),
+            _ => false,
+        }
+    })
+}
+
+/// `AADSTS900421` in a description, as a whole code (not the start of a longer number).
+fn mentions_aadsts_mfa(text: &str) -> bool {
+    let needle = concat!("AADSTS", "900421");
+    text.match_indices(needle).any(|(at, _)| {
+        !text[at + needle.len()..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_digit())
+    })
+}
 
 /// The answer's body, at most `max` bytes. Partner Center's answers are small and arrive
 /// in one piece, which is then handed over as it is; `Response::bytes` would gather even a single
@@ -612,6 +663,36 @@ pub fn test_http_client() -> reqwest::Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mfa_is_read_from_error_code_fields_only() {
+        for body in [
+            r#"{"code":900421,"description":"MFA required"}"#,
+            r#"{"code":"900421","description":"MFA required"}"#,
+            r#"{"statusCode":401,"Code":"900421"}"#,
+            r#"{"error":{"code":"900421","message":"MFA required"}}"#,
+            r#"{"error":"invalid_grant","error_codes":[50076,900421]}"#,
+            r#"{"error":"interaction_required","error_codes":["900421"]}"#,
+            r#"{"error":"interaction_required","error_description":"AADSTS900421: The user needs multi-factor authentication."}"#,
+            r#"{"code":"AADSTS900421"}"#,
+        ] {
+            assert!(names_mfa_required(body.as_bytes()), "{body}");
+        }
+        for body in [
+            // The digits in a correlation id, a time stamp or free text are no error code.
+            r#"{"code":401,"description":"Unauthorized","correlationId":"00900421-aaaa-4000-8000-000000000000"}"#,
+            r#"{"code":"InvalidToken","description":"token 1900421900 expired at 900421"}"#,
+            r#"{"error":"invalid_token","error_codes":[70043],"timestamp":"2026-09-00421"}"#,
+            r#"{"error":"invalid_token","error_description":"AADSTS9004211: something else"}"#,
+            r#"{"code":9004210}"#,
+            "Unauthorized 900421",
+            "<html>900421</html>",
+            "",
+            "null",
+        ] {
+            assert!(!names_mfa_required(body.as_bytes()), "{body}");
+        }
+    }
 
     #[test]
     fn the_host_header_carries_the_port_only_when_it_is_not_the_default() {

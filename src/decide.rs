@@ -118,12 +118,13 @@ impl Worker {
         describe_call(result, &exchange);
         match &exchange.reply {
             Reply::Answer { status, body } if (200..300).contains(status) => {
-                if is_create_answer(body) {
+                if let Some(vetting) = api::parse_create_answer(body, row.qualification) {
                     result.outcome = Some(Outcome::Created);
-                    set_vetting(result, api::parse_create_answer(body, row.qualification));
+                    set_vetting(result, vetting);
                 } else {
-                    // A 2xx that is not Partner Center's answer (a proxy's sign-in page, a body
-                    // cut short) proves nothing: only the customer's list can.
+                    // A 2xx that is not Partner Center's answer for this qualification (a proxy's
+                    // sign-in page, a body cut short, a record of another qualification) proves
+                    // nothing: only the customer's list can.
                     self.confirm(client, row, *status, result).await;
                 }
             }
@@ -202,8 +203,8 @@ fn explain_gcc_forbidden(result: &mut ResultRow) {
 }
 
 impl Worker {
-    /// After a 2xx with an unreadable body: `created` only when the customer's list shows the
-    /// qualification, else `failed` with `error_code` `unconfirmed`.
+    /// After a 2xx whose body does not show the posted qualification: `created` only when the
+    /// customer's list shows it, else `failed` with `error_code` `unconfirmed`.
     async fn confirm(&self, client: &Client, row: &Row, status: u16, result: &mut ResultRow) {
         let read = client
             .send(
@@ -216,32 +217,25 @@ impl Worker {
                 result.outcome = Some(Outcome::Created);
                 set_vetting(result, api::Vetting::from(record));
                 result.error_message = Some(format!(
-                    "the service answered {status} with a body that is not a qualification; the customer's list confirms it"
+                    "the service answered {status} with a body that does not show {}; the customer's list confirms it", row.qualification.as_str()
                 ));
             }
             Ok(None) => {
                 result.outcome = Some(Outcome::Failed);
                 result.error_code = Some("unconfirmed".into());
                 result.error_message = Some(format!(
-                    "the answer was {status} with a body that is not Partner Center's (a proxy page?), and the customer's list does not show the qualification: not created"
+                    "the answer was {status} with a body that does not show {} (a proxy page? another qualification's record?), and the customer's list does not show it either: not created", row.qualification.as_str()
                 ));
             }
             Err(reason) => {
                 result.outcome = Some(Outcome::Failed);
                 result.error_code = Some("unconfirmed".into());
                 result.error_message = Some(format!(
-                    "the answer was {status} with a body that is not Partner Center's, and the customer's list could not be read to confirm it: {reason}"
+                    "the answer was {status} with a body that does not show {}, and the customer's list could not be read to confirm it: {reason}", row.qualification.as_str()
                 ));
             }
         }
     }
-}
-
-/// Whether a 2xx body is a documented create answer: JSON naming a qualification, bare or
-/// wrapped (`{"qualifications": [...]}`, `{"items": [...]}`, an array), keys in any case.
-fn is_create_answer(body: &[u8]) -> bool {
-    // Any documented shape that carries at least one qualification record (api::read_records).
-    api::read_records(body).is_ok_and(|records| !records.is_empty())
 }
 
 /// Fills the columns that describe the deciding call, and its error for a failure.
@@ -401,25 +395,46 @@ mod tests {
     }
 
     #[test]
-    fn only_json_naming_a_qualification_counts_as_a_create_answer() {
-        for body in [
-            &br#"{"qualification":"StateOwnedEntity","vettingStatus":"Approved"}"#[..],
-            br#"{"Qualification":"Education"}"#,
-            br#"{"qualifications":[{"qualification":"Education"}]}"#,
-            br#"{"items":[{"Qualification":"Education"}]}"#,
-            br#"[{"qualification":"Education"}]"#,
+    fn only_json_naming_the_posted_qualification_counts_as_a_create_answer() {
+        use crate::model::Qualification::{Education, StateOwnedEntity};
+        for (body, posted) in [
+            (
+                &br#"{"qualification":"StateOwnedEntity","vettingStatus":"Approved"}"#[..],
+                StateOwnedEntity,
+            ),
+            (br#"{"Qualification":"Education"}"#, Education),
+            (
+                br#"{"qualifications":[{"qualification":"Education"}]}"#,
+                Education,
+            ),
+            (br#"{"items":[{"Qualification":"Education"}]}"#, Education),
+            (br#"[{"qualification":"Education"}]"#, Education),
         ] {
-            assert!(is_create_answer(body), "{}", String::from_utf8_lossy(body));
+            assert!(
+                api::parse_create_answer(body, posted).is_some(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
-        for body in [
-            &b""[..],
-            b"<html><body>Sign in</body></html>",
-            br#"{"statusCode":200}"#,
-            br#"{"qualification":"Educ"#,
-            b"null",
-            br#"[]"#,
+        for (body, posted) in [
+            (&b""[..], Education),
+            (b"<html><body>Sign in</body></html>", Education),
+            (br#"{"statusCode":200}"#, Education),
+            (br#"{"qualification":"Educ"#, Education),
+            (b"null", Education),
+            (br#"[]"#, Education),
+            // Another qualification's record does not answer this create.
+            (
+                br#"{"qualification":"StateOwnedEntity","vettingStatus":"Approved"}"#,
+                Education,
+            ),
+            (br#"[{"qualification":"Education"}]"#, StateOwnedEntity),
         ] {
-            assert!(!is_create_answer(body), "{}", String::from_utf8_lossy(body));
+            assert!(
+                api::parse_create_answer(body, posted).is_none(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 }

@@ -37,6 +37,9 @@ const MAX_POLL_FAILURES: u32 = 3;
 /// Request heads on the loopback listener larger than this are not a browser's redirect.
 const MAX_REQUEST_HEAD: usize = 16 * 1024;
 
+/// The grant type of a device-code poll (RFC 8628 section 3.4).
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
 /// Flags of `login`.
 #[derive(Debug, clap::Args)]
 pub struct LoginArgs {
@@ -137,6 +140,16 @@ pub enum LoginError {
         /// The URL called.
         url: String,
         /// What the transport said.
+        reason: String,
+    },
+    /// The answer's body could not be read (cut off, or larger than the cap).
+    #[error("{url} answered HTTP {status}, but its body could not be read: {reason}")]
+    Unreadable {
+        /// The URL called.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// Why.
         reason: String,
     },
     /// The loopback listener for the redirect could not be opened.
@@ -254,6 +267,13 @@ impl Login {
         let http = crate::client::http_client(Duration::from_secs(30), 1, local).map_err(|e| {
             LoginError::Config(format!("HTTP client: {}", describe_transport_error(&e)))
         })?;
+        // Before anyone signs in: a token that cannot be saved would waste the (MFA) sign-in.
+        crate::auth::check_token_file_writable(&self.token_file).map_err(|source| {
+            LoginError::TokenFile {
+                path: self.token_file.clone(),
+                source,
+            }
+        })?;
         let refresh = match self.flow {
             Flow::DeviceCode => self.device_code(&http).await?,
             Flow::Browser { open } => self.browser(&http, open).await?,
@@ -294,7 +314,15 @@ impl Login {
             .await
             .map_err(unreachable)?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(unreachable)?;
+        // Capped like every other answer: an identity endpoint (or a proxy in its place) may
+        // not make the tool hold an unbounded body.
+        let body = crate::client::read_capped(response)
+            .await
+            .map_err(|reason| LoginError::Unreadable {
+                url: url.to_string(),
+                status,
+                reason,
+            })?;
         Ok((status, body))
     }
 
@@ -347,22 +375,19 @@ impl Login {
         let mut interval = answer
             .interval
             .as_ref()
-            .and_then(whole_seconds)
+            .and_then(crate::auth::lifetime_secs)
             .unwrap_or(DEFAULT_INTERVAL)
             .clamp(1, MAX_INTERVAL);
         let expires = answer
             .expires_in
             .as_ref()
-            .and_then(whole_seconds)
+            .and_then(crate::auth::lifetime_secs)
             .unwrap_or(900)
             .min(MAX_EXPIRES);
         let deadline = Instant::now().checked_add(Duration::from_secs(expires));
         let token_url = self.endpoint("token");
         let mut form = self.client_fields();
-        form.push((
-            "grant_type",
-            crate::simulator::DEVICE_CODE_GRANT.to_string(),
-        ));
+        form.push(("grant_type", DEVICE_CODE_GRANT.to_string()));
         form.push(("device_code", device_code.expose_secret().to_string()));
         let mut failures = 0;
         loop {
@@ -536,15 +561,6 @@ fn first_line(text: &str) -> String {
     sanitize(text.lines().next().unwrap_or("").trim())
 }
 
-/// `expires_in` and `interval` arrive as numbers (v2.0) or strings (v1); anything else is ignored.
-fn whole_seconds(value: &serde_json::Value) -> Option<u64> {
-    match value {
-        serde_json::Value::Number(n) => n.as_u64(),
-        serde_json::Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
 /// 32 bytes from the operating system's generator (two v4 UUIDs: 244 random bits), base64url:
 /// 43 characters, RFC 7636's minimum verifier length, and plenty for `state`.
 fn random_urlsafe() -> SecretString {
@@ -709,15 +725,6 @@ mod tests {
             .expose_secret()
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
-    }
-
-    #[test]
-    fn intervals_and_lifetimes_read_numbers_and_strings() {
-        assert_eq!(whole_seconds(&serde_json::json!(5)), Some(5));
-        assert_eq!(whole_seconds(&serde_json::json!("900")), Some(900));
-        assert_eq!(whole_seconds(&serde_json::json!(-1)), None);
-        assert_eq!(whole_seconds(&serde_json::json!(1e300)), None);
-        assert_eq!(whole_seconds(&serde_json::json!("soon")), None);
     }
 
     #[test]

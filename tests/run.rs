@@ -107,7 +107,8 @@ async fn contract_2022_sends_the_documented_requests() {
     let mut request_ids = HashSet::new();
     for post in &posts {
         assert_eq!(post.query, None, "no query string under 2022");
-        assert!(header(post, "authorization").is_some_and(|v| v.starts_with("Bearer ")));
+        assert_eq!(header(post, "authorization"), Some("Bearer <redacted>"));
+        assert!(post.token_fingerprint.is_some(), "a token was sent");
         assert_eq!(header(post, "accept"), Some("application/json"));
         assert_eq!(header(post, "content-type"), Some("application/json"));
         let hosts: Vec<&str> = post
@@ -425,7 +426,12 @@ async fn a_static_access_token_is_used_as_is() {
     let posts = posts(&sim);
     assert_eq!(
         header(&posts[0], "authorization"),
-        Some(format!("Bearer {token}").as_str())
+        Some("Bearer <redacted>")
+    );
+    assert_eq!(
+        posts[0].token_fingerprint,
+        Some(simulator::token_fingerprint(&token)),
+        "the given access token is sent as it is"
     );
     assert_eq!(sim.redemptions(), 1, "the tool redeemed nothing itself");
 }

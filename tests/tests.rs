@@ -11,5 +11,6 @@ mod login;
 mod prop;
 mod reconcile;
 mod report;
+mod review;
 mod run;
 mod tls;

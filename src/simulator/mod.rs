@@ -7,6 +7,7 @@
 mod customers;
 mod oauth;
 mod parse;
+mod redact;
 mod routes;
 mod shapes;
 mod state;
@@ -37,6 +38,7 @@ use crate::model::{CustomerId, QualificationRecord};
 pub use customers::{CustomerProfile, DEFAULT_PAGE_CAP};
 pub use oauth::{DevicePoll, DEVICE_CODE_GRANT};
 pub use parse::{parse_preload, parse_script, Preload};
+pub use redact::token_fingerprint;
 use routes::DropConnection;
 pub use shapes::AnswerShape;
 use state::Shared;
@@ -286,6 +288,14 @@ pub enum FaultAction {
     Html,
     /// Process the request, then answer with a body of this many bytes (an oversized answer).
     Big(usize),
+    /// Answer with this status and JSON body without processing the request (e.g. a 2xx
+    /// naming another qualification than the one posted).
+    Json {
+        /// The HTTP status.
+        status: u16,
+        /// The body, sent as is with `application/json`.
+        body: String,
+    },
 }
 
 /// One request the simulator received.
@@ -297,8 +307,13 @@ pub struct RecordedRequest {
     pub path: String,
     /// The raw query string, if any.
     pub query: Option<String>,
-    /// Headers in arrival order, names lower-case.
+    /// Headers in arrival order, names lower-case; a credential's value keeps only its scheme
+    /// (`Bearer <redacted>`).
     pub headers: Vec<(String, String)>,
+    /// [`token_fingerprint`] of the `Authorization` credential, when one was sent: tells the
+    /// tokens of a run apart without recording them.
+    #[serde(default)]
+    pub token_fingerprint: Option<String>,
     /// The body as text; token-endpoint secrets are redacted.
     pub body: String,
     /// The status answered, 0 when the connection was dropped.
@@ -555,12 +570,17 @@ async fn handle(
             .headers
             .iter()
             .map(|(name, value)| {
+                let value = String::from_utf8_lossy(value.as_bytes());
                 (
                     name.as_str().to_string(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                    redact::header_value(name.as_str(), &value),
                 )
             })
             .collect(),
+        token_fingerprint: parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .map(|v| redact::authorization_fingerprint(&String::from_utf8_lossy(v.as_bytes()))),
         path,
         body: body_text,
         status: 0,

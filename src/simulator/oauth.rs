@@ -27,8 +27,7 @@ use super::state::{lock, Shared};
 use super::{SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_TENANT};
 use crate::config::Cloud;
 
-/// The grant type of a device-code poll (RFC 8628 section 3.4).
-pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+pub use crate::login::DEVICE_CODE_GRANT;
 /// Authorization codes are short-lived in Entra ID (about ten minutes).
 const CODE_LIFETIME: Duration = Duration::from_secs(600);
 /// RFC 8628: after `slow_down` the client adds five seconds to its interval.
@@ -94,7 +93,8 @@ struct CodeGrant {
     client_id: String,
     redirect_uri: String,
     scope: String,
-    challenge: Option<(String, String)>,
+    /// The S256 `code_challenge` (authorize refuses a request without one).
+    challenge: String,
     expires_at: Instant,
 }
 
@@ -277,6 +277,15 @@ pub(crate) async fn devicecode(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // The outage switch covers the whole token service, v1 and v2 alike.
+    if shared.switches.token_down() {
+        return aad_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            50196,
+            "The server is temporarily unavailable. Please try again later.",
+        );
+    }
     if tenant != SANDBOX_TENANT {
         return unknown_tenant(&tenant);
     }
@@ -438,10 +447,23 @@ pub(crate) async fn authorize(
             "AADSTS70011: The provided value for the input parameter 'scope' is not valid, or names another cloud's resource.",
         );
     }
+    // This app's sign-in is PKCE with S256 (a public client on a loopback redirect): a request
+    // without a challenge, or with the `plain` method (the default when none is named, RFC 7636
+    // section 4.3), is refused on the redirect as Entra ID refuses a protocol error.
     let challenge = match (param("code_challenge"), param("code_challenge_method")) {
-        (None, _) => None,
-        (Some(c), None | Some("plain")) => Some((c.to_string(), "plain".to_string())),
-        (Some(c), Some("S256")) => Some((c.to_string(), "S256".to_string())),
+        (None | Some(""), _) => {
+            return fail(
+                "invalid_request",
+                "AADSTS9002325: Proof Key for Code Exchange is required: the request must contain the parameter 'code_challenge'.",
+            )
+        }
+        (Some(c), Some("S256")) => c.to_string(),
+        (Some(_), None | Some("plain")) => {
+            return fail(
+                "invalid_request",
+                "AADSTS501491: Invalid code_challenge_method 'plain': this application requires 'S256'.",
+            )
+        }
         (Some(_), Some(other)) => {
             return fail(
                 "invalid_request",
@@ -480,6 +502,15 @@ pub(crate) async fn token_v2(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // The outage switch covers the whole token service, v1 and v2 alike.
+    if shared.switches.token_down() {
+        return aad_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            50196,
+            "The server is temporarily unavailable. Please try again later.",
+        );
+    }
     if tenant != SANDBOX_TENANT {
         return unknown_tenant(&tenant);
     }
@@ -536,7 +567,8 @@ pub(crate) async fn token_v2(
     let mut body = json!({
         "token_type": "Bearer",
         "scope": format!("{}/user_impersonation", shared.oauth.resource()),
-        "expires_in": ttl,
+        // A test's figure (absurd ones included) in place of the lifetime, as on v1.
+        "expires_in": shared.token_expires_in.unwrap_or(ttl),
         "ext_expires_in": ttl,
         "access_token": access_token,
     });
@@ -583,22 +615,16 @@ fn redeem_code(
     if field(fields, "redirect_uri") != Some(grant.redirect_uri.as_str()) {
         return invalid(500112, "The reply address does not match the reply address provided when requesting the authorization code.");
     }
-    if let Some((challenge, method)) = &grant.challenge {
-        let Some(verifier) = field(fields, "code_verifier") else {
-            return Err(missing("code_verifier"));
-        };
-        let computed = if method == "S256" {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .encode(sha2::Sha256::digest(verifier.as_bytes()))
-        } else {
-            verifier.to_string()
-        };
-        if &computed != challenge {
-            return invalid(
-                501481,
-                "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
-            );
-        }
+    let Some(verifier) = field(fields, "code_verifier") else {
+        return Err(missing("code_verifier"));
+    };
+    let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    if computed != grant.challenge {
+        return invalid(
+            501481,
+            "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+        );
     }
     Ok(grant.scope)
 }

@@ -209,6 +209,12 @@ pub(super) async fn apply_fault(
         }
         FaultAction::Cut => cut_answer(answer.await, None).await,
         FaultAction::SlowBody(d) => cut_answer(answer.await, Some(d)).await,
+        FaultAction::Json { status, body } => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+            body,
+        )
+            .into_response(),
         FaultAction::Html => {
             let page = "<!DOCTYPE html><html><head><title>Sign in</title></head><body><form action=\"/login\">Sign in to continue</form></body></html>";
             (
