@@ -367,21 +367,11 @@ pub fn check_token_file_writable(path: &Path) -> std::io::Result<()> {
 /// Replaces the token file atomically (a temporary file in the same directory, persisted over
 /// the old one), readable by its owner only: a crash leaves the old token or the new, never half.
 pub fn write_token_file(path: &Path, token: &str) -> std::io::Result<()> {
-    let dir = token_dir(path);
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".pc-qualify-token").suffix(".tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o600));
-    }
-    // Dropping an unpersisted NamedTempFile removes it, so a failed write leaves nothing behind.
-    let mut file = builder.tempfile_in(dir)?;
-    file.write_all(token.as_bytes())?;
-    file.write_all(b"\n")?;
-    file.as_file().sync_all()?;
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    // 0600: the refresh token is the partner user's sign-in.
+    crate::atomic::replace(path, 0o600, |file| {
+        file.write_all(token.as_bytes())?;
+        file.write_all(b"\n")
+    })
 }
 
 #[cfg(test)]

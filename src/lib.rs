@@ -5,6 +5,7 @@
 //! authenticated by [`auth`], speaking [`api`]), and [`output`] writes one results row per input row.
 
 pub(crate) mod api;
+pub(crate) mod atomic;
 pub(crate) mod auth;
 pub mod cli;
 pub mod client;

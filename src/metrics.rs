@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::model::Outcome;
@@ -156,53 +156,8 @@ pub fn previous_success(path: &Path) -> Option<f64> {
 /// The text goes to a temporary file in the same directory (named without `.prom`, so the
 /// textfile collector ignores it), is synced, made mode 0644 and renamed over `path`.
 pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    // Distinguishes concurrent writers within this process; the pid does so across processes.
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let name = path.file_name().ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("{} is not a file path", path.display()),
-        )
-    })?;
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let temp = dir.join(format!(
-        ".{}.{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = write_then_rename(&temp, path, text);
-    if result.is_err() {
-        // Best effort: the error being returned matters more than a leftover temp file.
-        let _ = std::fs::remove_file(&temp);
-    }
-    result?;
-    // Persist the rename itself; some filesystems cannot sync a directory, which is harmless here.
-    if let Ok(dir) = std::fs::File::open(dir) {
-        let _ = dir.sync_all();
-    }
-    Ok(())
-}
-
-fn write_then_rename(temp: &Path, path: &Path, text: &str) -> std::io::Result<()> {
-    // create_new: never write through a file or symlink someone else left under this name.
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(temp)?;
-    file.write_all(text.as_bytes())?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        // Set explicitly: the umask would otherwise decide, and node_exporter may run as another user.
-        file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    }
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(temp, path)
+    // 0644: node_exporter may run as another user.
+    crate::atomic::replace(path, 0o644, |file| file.write_all(text.as_bytes()))
 }
 
 fn unix_seconds(at: SystemTime) -> f64 {

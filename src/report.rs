@@ -118,12 +118,10 @@ pub fn execute(results: &Path, html: &str) -> Result<(), ErrorKind> {
         out.flush().map_err(output_error)
     } else {
         // Beside the target and renamed over it, so a page being served is never half written.
-        let tmp = format!("{html}.tmp");
-        let written = std::fs::write(&tmp, page).and_then(|()| std::fs::rename(&tmp, html));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written.map_err(output_error)
+        crate::atomic::replace(Path::new(html), 0o644, |file| {
+            file.write_all(page.as_bytes())
+        })
+        .map_err(output_error)
     }
 }
 

@@ -193,36 +193,37 @@ pub fn keep_settled(output: &str, stats: &Stats) -> Result<(), ErrorKind> {
         return Ok(());
     }
     let mut reader = ResultsReader::open(path).map_err(|e| err(e.to_string()))?;
-    let tmp = PathBuf::from(format!("{output}.resume-tmp"));
-    let result = (|| -> Result<(), ErrorKind> {
-        let file = File::create(&tmp).map_err(|e| err(format!("{}: {e}", tmp.display())))?;
+    // The results file keeps its mode (it may have been made readable to a reporting user).
+    let mode = file_mode(path);
+    crate::atomic::replace(path, mode, |file| {
         let mut csv = csv::WriterBuilder::new()
             .terminator(csv::Terminator::Any(b'\n'))
             .from_writer(io::BufWriter::new(file));
-        csv.write_record(crate::model::RESULT_COLUMNS)
-            .map_err(|e| err(e.to_string()))?;
+        csv.write_record(crate::model::RESULT_COLUMNS)?;
         while let Some(next) = reader.next_row() {
-            let (row, record) = next.map_err(|e| err(e.to_string()))?;
+            let (row, record) = next.map_err(io::Error::other)?;
             let Some(outcome) = row.outcome.filter(Outcome::is_settled) else {
                 continue;
             };
             stats.record_outcome(outcome);
             stats.record_vetting(row.vetting_status.as_deref());
-            csv.write_byte_record(record)
-                .map_err(|e| err(e.to_string()))?;
+            csv.write_byte_record(record)?;
         }
-        let file = csv
-            .into_inner()
-            .map_err(|e| err(e.to_string()))?
-            .into_inner()
-            .map_err(|e| err(e.to_string()))?;
-        file.sync_all().map_err(|e| err(e.to_string()))?;
-        std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        csv.flush()
+    })
+    .map_err(|e| err(e.to_string()))
+}
+
+/// `path`'s permission bits, or 0644 when they cannot be read.
+pub(crate) fn file_mode(path: &Path) -> u32 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(meta) = std::fs::metadata(path) {
+            return meta.permissions().mode() & 0o7777;
+        }
     }
-    result
+    0o644
 }
 
 /// Checks, before anything is sent, that every settled row still names the same customer and

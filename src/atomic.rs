@@ -1,0 +1,98 @@
+//! Replacing a file whole: the new contents go to a temporary file beside it (tempfile), are
+//! synced, and renamed over the old one, so a reader or a crash sees the old file or the new one,
+//! never half of either. One place for the token file, the metrics textfile, the report page and
+//! the rewrites of `--resume`.
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+/// Writes `path` through `write` and renames the result over it. The temporary file is created
+/// fresh (never through a file or link left under its name), gets `mode` on Unix, and is removed
+/// when anything fails. `hidden` names it `.NAME.XXXX.tmp`, so collectors that pick files up by
+/// their ending (node_exporter's `*.prom`) never see it half written.
+pub(crate) fn replace<T>(
+    path: &Path,
+    mode: u32,
+    write: impl FnOnce(&mut File) -> io::Result<T>,
+) -> io::Result<T> {
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a file path", path.display()),
+        )
+    })?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        // Set explicitly: the umask would otherwise decide (a token file must stay 0600, a
+        // metrics file readable by node_exporter's user).
+        builder.permissions(std::fs::Permissions::from_mode(mode));
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    // Dropping an unpersisted NamedTempFile removes it, so a failed write leaves nothing behind.
+    let mut temp = builder.tempfile_in(dir)?;
+    let value = write(temp.as_file_mut())?;
+    temp.as_file().sync_all()?;
+    temp.persist(path).map_err(|e| e.error)?;
+    // Persist the rename itself; some filesystems cannot sync a directory, which is harmless.
+    if let Ok(dir) = File::open(dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    #[test]
+    fn replaces_whole_with_the_mode_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("pc_qualify.prom");
+        std::fs::write(&path, "old contents that are longer than the new ones\n").expect("seed");
+        replace(&path, 0o640, |f| f.write_all(b"new\n")).expect("replace");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "new\n");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("pc_qualify.prom")]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o640);
+        }
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_old_file_and_leaves_nothing() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("token");
+        std::fs::write(&path, "old").expect("seed");
+        let failed = replace(&path, 0o600, |f| {
+            f.write_all(b"half")?;
+            Err::<(), _>(io::Error::other("disk full"))
+        });
+        assert!(failed.is_err());
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "old");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 1);
+    }
+
+    #[test]
+    fn a_missing_folder_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("absent").join("file");
+        assert!(replace(&path, 0o644, |f| f.write_all(b"x")).is_err());
+    }
+}
