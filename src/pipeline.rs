@@ -226,7 +226,10 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
     }
     let carried_over = resume_state.settled.len() as u64;
     let journal_path = resume::journal_path(&output_path);
-    let wants_journal = output_path != "-" && (!dry_run || matches!(mode, Mode::Reconcile { .. }));
+    // No journal beside a device or FIFO either: nothing could resume from it.
+    let wants_journal = output_path != "-"
+        && crate::lock::is_lockable(Path::new(&output_path))
+        && (!dry_run || matches!(mode, Mode::Reconcile { .. }));
     let (writer, journal) =
         open_outputs(&output_path, &journal_path, resume, force, wants_journal)?;
     // A dry run of `run` shows the first request it would have sent.
@@ -699,7 +702,8 @@ pub(crate) fn lock_output(
     output_path: &str,
     check: impl FnOnce() -> Result<(), ErrorKind>,
 ) -> Result<Option<crate::lock::LockGuard>, ErrorKind> {
-    if output_path == "-" {
+    // Standard output, and a device or FIFO (`/dev/null`), is never read back: no lock beside it.
+    if output_path == "-" || !crate::lock::is_lockable(Path::new(output_path)) {
         check()?;
         return Ok(None);
     }
@@ -748,7 +752,6 @@ fn open_outputs(
     force: bool,
     wants_journal: bool,
 ) -> Result<(ResultsWriter<output::Sink>, Option<Journal>), ErrorKind> {
-    let existed = output_path != "-" && Path::new(output_path).exists();
     // Only a regular file may ever be removed: `--output /dev/full` (or a FIFO) must survive a
     // failed start, above all when running as root.
     let regular =
@@ -764,6 +767,10 @@ fn open_outputs(
             let _ = std::fs::remove_file(output_path);
         }
     };
+    // Set once this run has created or truncated the results file: only then is it this run's
+    // to remove. A `--force` open that fails (ETXTBSY, a read-only file, EIO) never truncated
+    // the earlier results, so they stay.
+    let mut touched = false;
     let opened = (|| -> Result<ResultsWriter<output::Sink>, ErrorKind> {
         let mut writer = if appendable {
             let file = std::fs::OpenOptions::new()
@@ -773,6 +780,7 @@ fn open_outputs(
             ResultsWriter::without_header(output::Sink::File(std::io::BufWriter::new(file)))
         } else {
             let sink = output::create(output_path, force || resume)?;
+            touched = true;
             ResultsWriter::with_header(sink).map_err(|e| output_error(output_path, e))?
         };
         writer
@@ -785,7 +793,7 @@ fn open_outputs(
         Ok(writer) => writer,
         Err(err) => {
             // Only a file this run created (or truncated with --force) is removed.
-            if !existed || force {
+            if touched {
                 cleanup(false);
             }
             return Err(err);
@@ -812,5 +820,53 @@ fn output_error(path: &str, err: std::io::Error) -> ErrorKind {
     ErrorKind::Output {
         path: path.to_string(),
         reason: err.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `--force` start whose open of the existing results file fails (here: the file is a
+    /// running program, ETXTBSY, which stops root too) leaves the earlier results where they were.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_failed_forced_open_keeps_the_earlier_results() {
+        let dir = tempfile::tempdir().expect("dir");
+        let out = dir.path().join("out.csv");
+        std::fs::copy("/bin/sleep", &out).expect("a program to keep busy");
+        let mut busy = std::process::Command::new(&out)
+            .arg("30")
+            .spawn()
+            .expect("run it");
+        let before = std::fs::read(&out).expect("read");
+        // Wait until the kernel holds the file as a running text.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let refused = loop {
+            match std::fs::OpenOptions::new().write(true).open(&out) {
+                Err(e) if e.raw_os_error() == Some(26) => break true,
+                _ if Instant::now() > deadline => break false,
+                _ => std::thread::sleep(Duration::from_millis(10)),
+            }
+        };
+        if refused {
+            let out_s = out.to_string_lossy().into_owned();
+            let journal = resume::journal_path(&out_s);
+            let err = open_outputs(&out_s, &journal, false, true, true)
+                .err()
+                .expect("the open fails");
+            assert!(matches!(err, ErrorKind::Output { .. }), "{err}");
+        }
+        let _ = busy.kill();
+        let _ = busy.wait();
+        if !refused {
+            eprintln!("this kernel lets a running program be opened for writing; nothing to test");
+            return;
+        }
+        assert_eq!(
+            std::fs::read(&out).ok(),
+            Some(before),
+            "the earlier file is neither removed nor changed"
+        );
     }
 }

@@ -8,6 +8,7 @@ mod faults2;
 mod first_contact;
 mod formats;
 mod login;
+mod outputs;
 mod prop;
 mod reconcile;
 mod report;
