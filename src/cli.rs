@@ -562,7 +562,7 @@ async fn login(args: crate::login::LoginArgs, quiet: bool) -> Result<ExitCode, E
 async fn work(args: RunArgs, mode: Mode, quiet: bool, json: bool) -> Result<ExitCode, ErrorKind> {
     let mut config = load_settings(args.config.as_deref(), args.settings.clone())?;
     // Opened once, before credentials: an unreadable input stops the run before any request.
-    let mut source = InputSource::open(&args.input, &args.format)?;
+    let mut source = InputSource::open_off_runtime(&args.input, &args.format).await?;
     let needs_credentials = !(args.dry_run && mode == Mode::Run && !config.validation_code_auto);
     // Held for the whole run: dropping it stops the in-process simulator.
     let (sandbox, credentials) = if args.sandbox || needs_credentials {

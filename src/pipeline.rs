@@ -21,7 +21,7 @@ use crate::model::{Outcome, ResultRow, Row};
 use crate::output::{self, ResultsWriter};
 use crate::preflight;
 use crate::resume::{self, Journal, ResumeState};
-use crate::source::InputSource;
+use crate::source::{off_runtime, InputSource};
 use crate::stats::Stats;
 use crate::throttle::Throttle;
 pub use crate::worker::Mode;
@@ -153,11 +153,21 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         default_validation_code: config.default_validation_code.clone(),
     };
     let gcc_preflight = config.validation_code_auto && mode == Mode::Run && !dry_run;
-    if gcc_preflight && !resume {
-        // The pre-flight count is a second pass: standard input is kept for it.
-        source.spool()?;
-    }
-    let mut reader = source.reader(options.clone())?;
+    // Spooling standard input, a workbook's open and the header read all block: off the
+    // runtime (see `source::off_runtime`), with the source handed there and back.
+    let spool = gcc_preflight && !resume;
+    let (mut source, mut reader) = {
+        let options = options.clone();
+        off_runtime(&input, move || {
+            if spool {
+                // The pre-flight count is a second pass: standard input is kept for it.
+                source.spool()?;
+            }
+            let reader = source.reader(options)?;
+            Ok((source, reader))
+        })
+        .await?
+    };
     if resume && (input == "-" || output_path == "-") {
         return Err(ErrorKind::Config(
             "--resume needs a file for both --input and --output (it reads them again)".into(),
@@ -192,9 +202,15 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         None => None,
     };
     // Read-only until every check has passed: a refused resume leaves the file as it was.
-    let resume_state = if resume {
+    let mut resume_state = if resume {
         let state = resume::load(&output_path)?;
-        resume::verify_input(source.reader(InputOptions::default())?, &state, &input)?;
+        let input = input.clone();
+        let (back, state) = off_runtime(&input.clone(), move || {
+            resume::verify_input(source.reader(InputOptions::default())?, &state, &input)?;
+            Ok((source, state))
+        })
+        .await?;
+        source = back;
         state
     } else {
         ResumeState::default()
@@ -210,14 +226,20 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
                 default_validation_code: Some(code.validation_id.clone()),
                 ..options
             };
-            let rows =
-                preflight::count_gcc_rows(source.reader(options)?, &code.validation_id, |index| {
-                    resume_state.is_settled(index)
-                })
-                .map_err(|e| ErrorKind::Input {
-                    path: input.clone(),
-                    reason: e.to_string(),
-                })?;
+            let (validation_id, path) = (code.validation_id.clone(), input.clone());
+            let (back, back_state, rows) = off_runtime(&input, move || {
+                let rows =
+                    preflight::count_gcc_rows(source.reader(options)?, &validation_id, |index| {
+                        resume_state.is_settled(index)
+                    })
+                    .map_err(|e| ErrorKind::Input {
+                        path,
+                        reason: e.to_string(),
+                    })?;
+                Ok((source, resume_state, rows))
+            })
+            .await?;
+            (source, resume_state) = (back, back_state);
             preflight::check_remaining_creates(&code, rows)?;
         }
     }
@@ -501,6 +523,8 @@ pub(crate) struct ReaderEnd {
     error: Option<String>,
     /// The first valid row (dry run only).
     example: Option<Row>,
+    /// The input row number of the last record read, to say where a read error stopped the run.
+    last_row: Option<u64>,
 }
 
 impl ReaderEnd {
@@ -517,9 +541,22 @@ impl ReaderEnd {
             return None;
         }
         match record {
-            Ok(record) => Some(router.route(record)),
+            Ok(record) => {
+                self.last_row = Some(match &record {
+                    Record::Valid(row) => row.index,
+                    Record::Rejected(row) => row.row,
+                });
+                Some(router.route(record))
+            }
             Err(e) => {
-                self.error = Some(e.to_string());
+                // A stream (standard input, a pipe) is not checked ahead, so this can come after
+                // rows went out: say how far the run got.
+                self.error = Some(match self.last_row {
+                    Some(row) => format!(
+                        "{e}; reading stopped there: every row up to row {row} (the last one read) has its results row, and nothing after it was read or sent"
+                    ),
+                    None => format!("{e}; no row was read or sent"),
+                });
                 None
             }
         }

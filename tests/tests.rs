@@ -13,4 +13,5 @@ mod prop;
 mod reconcile;
 mod report;
 mod run;
+mod streams;
 mod tls;
