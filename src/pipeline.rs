@@ -156,7 +156,7 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
     // Spooling standard input, a workbook's open and the header read all block: off the
     // runtime (see `source::off_runtime`), with the source handed there and back.
     let spool = gcc_preflight && !resume;
-    let (mut source, mut reader) = {
+    let opened = {
         let options = options.clone();
         off_runtime(&input, move || {
             if spool {
@@ -166,7 +166,9 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
             let reader = source.reader(options)?;
             Ok((source, reader))
         })
-        .await?
+    };
+    let Some((mut source, mut reader)) = unless_stopped(&stop, opened).await? else {
+        return Ok(stopped_before_start(stats, &throttle));
     };
     if resume && (input == "-" || output_path == "-") {
         return Err(ErrorKind::Config(
@@ -204,12 +206,14 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
     // Read-only until every check has passed: a refused resume leaves the file as it was.
     let mut resume_state = if resume {
         let state = resume::load(&output_path)?;
-        let input = input.clone();
-        let (back, state) = off_runtime(&input.clone(), move || {
-            resume::verify_input(source.reader(InputOptions::default())?, &state, &input)?;
+        let shown = input.clone();
+        let verified = off_runtime(&input, move || {
+            resume::verify_input(source.reader(InputOptions::default())?, &state, &shown)?;
             Ok((source, state))
-        })
-        .await?;
+        });
+        let Some((back, state)) = unless_stopped(&stop, verified).await? else {
+            return Ok(stopped_before_start(stats, &throttle));
+        };
         source = back;
         state
     } else {
@@ -227,7 +231,7 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
                 ..options
             };
             let (validation_id, path) = (code.validation_id.clone(), input.clone());
-            let (back, back_state, rows) = off_runtime(&input, move || {
+            let counted = off_runtime(&input, move || {
                 let rows =
                     preflight::count_gcc_rows(source.reader(options)?, &validation_id, |index| {
                         resume_state.is_settled(index)
@@ -237,8 +241,10 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
                         reason: e.to_string(),
                     })?;
                 Ok((source, resume_state, rows))
-            })
-            .await?;
+            });
+            let Some((back, back_state, rows)) = unless_stopped(&stop, counted).await? else {
+                return Ok(stopped_before_start(stats, &throttle));
+            };
             (source, resume_state) = (back, back_state);
             preflight::check_remaining_creates(&code, rows)?;
         }
@@ -374,6 +380,39 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         fatal,
         internal_errors,
     })
+}
+
+/// Waits for blocking input work (see `source::off_runtime`) unless a stop is requested first:
+/// then `None`. A stream that never ends (a producer that hangs, a terminal on standard input)
+/// must not hold a Ctrl-C back; the blocking thread is left in its read (the process does not
+/// wait for it on exit).
+async fn unless_stopped<T>(
+    stop: &Stop,
+    work: impl std::future::Future<Output = Result<T, ErrorKind>>,
+) -> Result<Option<T>, ErrorKind> {
+    tokio::select! {
+        biased;
+        result = work => result.map(Some),
+        () = stop.wait() => Ok(None),
+    }
+}
+
+/// The report of a run stopped while its input was still being opened or checked: nothing was
+/// sent and no results file was written.
+fn stopped_before_start(stats: Arc<Stats>, throttle: &Throttle) -> Report {
+    Report {
+        stats,
+        rows: 0,
+        carried_over: 0,
+        elapsed: Duration::ZERO,
+        interrupted: true,
+        input_error: None,
+        pauses: throttle.pauses(),
+        example_request: None,
+        token_file_failed: false,
+        fatal: None,
+        internal_errors: 0,
+    }
 }
 
 /// Starts `n` workers that take items from `work_rx` until it closes or a stop is requested,

@@ -90,3 +90,58 @@ async fn spooled_standard_input_is_refused_before_anything_is_sent() {
     assert!(sim.api_requests().is_empty(), "nothing was sent");
     assert!(!dir.join("out.csv").exists(), "no results file");
 }
+
+/// Standard input that never ends while it is copied aside (for `--validation-code auto`): the
+/// copy waits on the blocking pool, so the runtime still hears SIGTERM and the run ends with
+/// exit 130, nothing sent, no results file.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_while_standard_input_is_still_being_read_ends_the_run() {
+    use std::time::{Duration, Instant};
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = WorkDir::new("stdin-hang");
+    let out = dir.s("out.csv");
+    let mut child = pcq(
+        &["run", "-i", "-", "-o", &out, "--validation-code", "auto"],
+        &sim_env(&sim),
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(format!("customer_id,qualification\n{},GCC\n", cid(1)).as_bytes())
+        .expect("write");
+    // Kept open: the copy never sees its end. Ready once the blocking pool has a thread (the
+    // runtime itself has one), plus a margin for the signal handlers to be installed.
+    let tasks = format!("/proc/{}/task", child.id());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_dir(&tasks).map_or(0, Iterator::count) < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the run did not stop while its standard input was open");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    drop(stdin);
+    let output = child.wait_with_output().expect("output");
+    assert_eq!(code, Some(130), "{}", text(&output.stderr));
+    assert!(sim.api_requests().is_empty(), "nothing was sent");
+    assert!(!dir.join("out.csv").exists(), "no results file");
+}
