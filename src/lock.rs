@@ -36,7 +36,7 @@ pub fn lock_path(results: &Path) -> PathBuf {
 
 /// `path` with symlinks and `.`/`..` resolved as far as they exist: the file itself when it
 /// exists, otherwise its folder joined with its name; as typed when neither resolves.
-fn resolve(path: &Path) -> PathBuf {
+pub(crate) fn resolve(path: &Path) -> PathBuf {
     if let Ok(real) = std::fs::canonicalize(path) {
         return real;
     }
@@ -196,6 +196,13 @@ mod tests {
             "same file, other spelling"
         );
         drop(guard);
+        // The journal follows the same rule, so a --resume through the link finds it.
+        let journal = |p: &Path| crate::resume::journal_path(&p.to_string_lossy());
+        assert_eq!(journal(&link), journal(&results));
+        assert_eq!(
+            journal(&dir.join("sub/../new.csv")),
+            journal(&dir.join("new.csv"))
+        );
     }
 
     #[cfg(unix)]

@@ -111,3 +111,49 @@ async fn a_symlink_to_a_results_file_in_use_is_refused_with_exit_2() {
     assert_eq!(results(&dir.join("out.csv")).len(), 20);
     assert_eq!(posts(&sim).len(), 20, "the refused runs sent nothing");
 }
+
+/// `--resume` through a symlink continues the file the link points to and leaves the link a
+/// link (the settled rows are rewritten in place of the real file, not of the link).
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_through_a_symlink_continues_the_real_file() {
+    use pc_qualify::model::CustomerId;
+    use pc_qualify::simulator::{FaultAction, ScriptedFault};
+    let sim = start_sim(SimConfig {
+        script: vec![ScriptedFault {
+            customer_id: CustomerId::parse(&cid(2)).expect("id"),
+            action: FaultAction::Status {
+                status: 500,
+                retry_after: None,
+            },
+        }],
+        ..SimConfig::default()
+    })
+    .await;
+    let env = sim_env(&sim);
+    let dir = WorkDir::new("symlink-resume");
+    dir.write("in.csv", soe_rows(3));
+    let output = run_io("run", &dir, &env, &["--rate", "0", "--max-attempts", "1"]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    std::os::unix::fs::symlink(dir.join("out.csv"), dir.join("link.csv")).expect("symlink");
+    let output = run(
+        &[
+            "run",
+            "-i",
+            &dir.s("in.csv"),
+            "-o",
+            &dir.s("link.csv"),
+            "--resume",
+            "--rate",
+            "0",
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let link = std::fs::symlink_metadata(dir.join("link.csv")).expect("link");
+    assert!(link.file_type().is_symlink(), "the link is still a link");
+    let rows = results_by_row(&dir.join("out.csv"));
+    let outcomes: Vec<&str> = rows.iter().map(|r| r["outcome"].as_str()).collect();
+    assert_eq!(outcomes, ["created", "created", "created"], "{rows:?}");
+}
