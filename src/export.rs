@@ -206,7 +206,8 @@ pub async fn execute(job: ExportJob, stop: Stop) -> Result<ExportReport, ErrorKi
     };
     let unread_file = (output_path != "-").then(|| unread_path(&output_path));
     let carried = if resume && Path::new(&output_path).exists() {
-        prepare_resume(Path::new(&output_path))?
+        let path = std::path::PathBuf::from(&output_path);
+        crate::source::off_runtime(&output_path, move || prepare_resume(&path)).await?
     } else {
         Carried::default()
     };

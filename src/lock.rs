@@ -25,11 +25,44 @@ impl Drop for LockGuard {
     }
 }
 
-/// The lock file that guards `results`.
+/// The lock file that guards `results`: beside the file the path *resolves* to, so that a
+/// symlink, a second relative spelling or `dir/../out.csv` all meet at one lock. The folder is
+/// canonicalised, and the file itself when it exists (following a symlink to its target).
 pub fn lock_path(results: &Path) -> PathBuf {
-    let mut name = results.as_os_str().to_owned();
+    let mut name = resolve(results).into_os_string();
     name.push(".lock");
     PathBuf::from(name)
+}
+
+/// `path` with symlinks and `.`/`..` resolved as far as they exist: the file itself when it
+/// exists, otherwise its folder joined with its name; as typed when neither resolves.
+pub(crate) fn resolve(path: &Path) -> PathBuf {
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return real;
+    }
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return path.to_path_buf();
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    match std::fs::canonicalize(parent) {
+        Ok(dir) => dir.join(name),
+        Err(_) => path.to_path_buf(),
+    }
+}
+
+/// Whether `results` names something a run writes into as a file, and so needs a lock (and a
+/// journal) beside it: not yet there, or a regular file (through any symlink). A character
+/// device such as `/dev/null` or a FIFO is not: nothing is ever read back from it, and a lock
+/// or journal file beside it would land in `/dev` (as root) or fail (as anyone else).
+pub fn is_lockable(results: &Path) -> bool {
+    match std::fs::metadata(results) {
+        Ok(meta) => meta.is_file(),
+        Err(_) => true,
+    }
 }
 
 /// Takes the exclusive lock for the results file `results`, or fails at once (exit 2) naming
@@ -120,8 +153,8 @@ mod tests {
 
     #[test]
     fn a_second_holder_is_refused_with_the_pid_and_a_released_lock_is_free() {
-        let dir = std::env::temp_dir().join(format!("pcq-lock-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
+        let tmp = tempfile::tempdir().expect("dir");
+        let dir = tmp.path();
         let results = dir.join("out.csv");
         let guard = acquire(&results).expect("first");
         let text = std::fs::read_to_string(lock_path(&results)).expect("lock file");
@@ -137,6 +170,48 @@ mod tests {
         std::fs::write(lock_path(&results), "4000000").expect("stale");
         let guard = acquire(&results).expect("stale file is taken over");
         drop(guard);
-        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_and_another_spelling_share_the_lock() {
+        let tmp = tempfile::tempdir().expect("dir");
+        let dir = tmp.path();
+        std::fs::create_dir(dir.join("sub")).expect("sub");
+        let results = dir.join("out.csv");
+        std::fs::write(&results, "row\n").expect("results");
+        let link = dir.join("link.csv");
+        std::os::unix::fs::symlink(&results, &link).expect("symlink");
+        let guard = acquire(&results).expect("first");
+        for other in [link.clone(), dir.join("sub/../out.csv")] {
+            let err = acquire(&other).expect_err("the same file is held");
+            assert!(matches!(err, ErrorKind::Locked { .. }), "{other:?}: {err}");
+        }
+        drop(guard);
+        // A file not yet there: its folder decides.
+        let fresh = dir.join("sub/../new.csv");
+        let guard = acquire(&fresh).expect("first");
+        assert!(
+            acquire(&dir.join("new.csv")).is_err(),
+            "same file, other spelling"
+        );
+        drop(guard);
+        // The journal follows the same rule, so a --resume through the link finds it.
+        let journal = |p: &Path| crate::resume::journal_path(&p.to_string_lossy());
+        assert_eq!(journal(&link), journal(&results));
+        assert_eq!(
+            journal(&dir.join("sub/../new.csv")),
+            journal(&dir.join("new.csv"))
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn devices_are_not_locked() {
+        assert!(!is_lockable(Path::new("/dev/null")));
+        let tmp = tempfile::tempdir().expect("dir");
+        assert!(is_lockable(&tmp.path().join("new.csv")));
+        std::fs::write(tmp.path().join("old.csv"), "x").expect("write");
+        assert!(is_lockable(&tmp.path().join("old.csv")));
     }
 }

@@ -23,7 +23,7 @@ use crate::model::{Outcome, ResultRow, Row};
 use crate::output::{self, ResultsWriter};
 use crate::preflight;
 use crate::resume::{self, Journal, ResumeState};
-use crate::source::InputSource;
+use crate::source::{off_runtime, InputSource};
 use crate::stats::Stats;
 use crate::throttle::Throttle;
 
@@ -153,11 +153,23 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         default_validation_code: config.default_validation_code.clone(),
     };
     let gcc_preflight = config.validation_code_auto && mode == Mode::Run && !dry_run;
-    if gcc_preflight && !resume {
-        // The pre-flight count is a second pass: standard input is kept for it.
-        source.spool()?;
-    }
-    let mut reader = source.reader(options.clone())?;
+    // Spooling standard input, a workbook's open and the header read all block: off the
+    // runtime (see `source::off_runtime`), with the source handed there and back.
+    let spool = gcc_preflight && !resume;
+    let opened = {
+        let options = options.clone();
+        off_runtime(&input, move || {
+            if spool {
+                // The pre-flight count is a second pass: standard input is kept for it.
+                source.spool()?;
+            }
+            let reader = source.reader(options)?;
+            Ok((source, reader))
+        })
+    };
+    let Some((mut source, mut reader)) = unless_stopped(&stop, opened).await? else {
+        return Ok(stopped_before_start(stats, &throttle));
+    };
     if resume && (input == "-" || output_path == "-") {
         return Err(ErrorKind::Config(
             "--resume needs a file for both --input and --output (it reads them again)".into(),
@@ -192,9 +204,17 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         None => None,
     };
     // Read-only until every check has passed: a refused resume leaves the file as it was.
-    let resume_state = if resume {
+    let mut resume_state = if resume {
         let state = resume::load(&output_path)?;
-        resume::verify_input(source.reader(InputOptions::default())?, &state, &input)?;
+        let shown = input.clone();
+        let verified = off_runtime(&input, move || {
+            resume::verify_input(source.reader(InputOptions::default())?, &state, &shown)?;
+            Ok((source, state))
+        });
+        let Some((back, state)) = unless_stopped(&stop, verified).await? else {
+            return Ok(stopped_before_start(stats, &throttle));
+        };
+        source = back;
         state
     } else {
         ResumeState::default()
@@ -210,14 +230,22 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
                 default_validation_code: Some(code.validation_id.clone()),
                 ..options
             };
-            let rows =
-                preflight::count_gcc_rows(source.reader(options)?, &code.validation_id, |index| {
-                    resume_state.is_settled(index)
-                })
-                .map_err(|e| ErrorKind::Input {
-                    path: input.clone(),
-                    reason: e.to_string(),
-                })?;
+            let (validation_id, path) = (code.validation_id.clone(), input.clone());
+            let counted = off_runtime(&input, move || {
+                let rows =
+                    preflight::count_gcc_rows(source.reader(options)?, &validation_id, |index| {
+                        resume_state.is_settled(index)
+                    })
+                    .map_err(|e| ErrorKind::Input {
+                        path,
+                        reason: e.to_string(),
+                    })?;
+                Ok((source, resume_state, rows))
+            });
+            let Some((back, back_state, rows)) = unless_stopped(&stop, counted).await? else {
+                return Ok(stopped_before_start(stats, &throttle));
+            };
+            (source, resume_state) = (back, back_state);
             preflight::check_remaining_creates(&code, rows)?;
         }
     }
@@ -226,7 +254,10 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
     }
     let carried_over = resume_state.settled.len() as u64;
     let journal_path = resume::journal_path(&output_path);
-    let wants_journal = output_path != "-" && (!dry_run || matches!(mode, Mode::Reconcile { .. }));
+    // No journal beside a device or FIFO either: nothing could resume from it.
+    let wants_journal = output_path != "-"
+        && crate::lock::is_lockable(Path::new(&output_path))
+        && (!dry_run || matches!(mode, Mode::Reconcile { .. }));
     let (writer, journal) =
         open_outputs(&output_path, &journal_path, resume, force, wants_journal)?;
     // A dry run of `run` shows the first request it would have sent.
@@ -349,6 +380,39 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         fatal,
         internal_errors,
     })
+}
+
+/// Waits for blocking input work (see `source::off_runtime`) unless a stop is requested first:
+/// then `None`. A stream that never ends (a producer that hangs, a terminal on standard input)
+/// must not hold a Ctrl-C back; the blocking thread is left in its read (the process does not
+/// wait for it on exit).
+async fn unless_stopped<T>(
+    stop: &Stop,
+    work: impl std::future::Future<Output = Result<T, ErrorKind>>,
+) -> Result<Option<T>, ErrorKind> {
+    tokio::select! {
+        biased;
+        result = work => result.map(Some),
+        () = stop.wait() => Ok(None),
+    }
+}
+
+/// The report of a run stopped while its input was still being opened or checked: nothing was
+/// sent and no results file was written.
+fn stopped_before_start(stats: Arc<Stats>, throttle: &Throttle) -> Report {
+    Report {
+        stats,
+        rows: 0,
+        carried_over: 0,
+        elapsed: Duration::ZERO,
+        interrupted: true,
+        input_error: None,
+        pauses: throttle.pauses(),
+        example_request: None,
+        token_file_failed: false,
+        fatal: None,
+        internal_errors: 0,
+    }
 }
 
 /// Starts `n` workers that take items from `work_rx` until it closes or a stop is requested,
@@ -498,6 +562,8 @@ pub(crate) struct ReaderEnd {
     error: Option<String>,
     /// The first valid row (dry run only).
     example: Option<Row>,
+    /// The input row number of the last record read, to say where a read error stopped the run.
+    last_row: Option<u64>,
 }
 
 impl ReaderEnd {
@@ -514,9 +580,22 @@ impl ReaderEnd {
             return None;
         }
         match record {
-            Ok(record) => Some(router.route(record)),
+            Ok(record) => {
+                self.last_row = Some(match &record {
+                    Record::Valid(row) => row.index,
+                    Record::Rejected(row) => row.row,
+                });
+                Some(router.route(record))
+            }
             Err(e) => {
-                self.error = Some(e.to_string());
+                // A stream (standard input, a pipe) is not checked ahead, so this can come after
+                // rows went out: say how far the run got.
+                self.error = Some(match self.last_row {
+                    Some(row) => format!(
+                        "{e}; reading stopped there: every row up to row {row} (the last one read) has its results row, and nothing after it was read or sent"
+                    ),
+                    None => format!("{e}; no row was read or sent"),
+                });
                 None
             }
         }
@@ -699,7 +778,8 @@ pub(crate) fn lock_output(
     output_path: &str,
     check: impl FnOnce() -> Result<(), ErrorKind>,
 ) -> Result<Option<crate::lock::LockGuard>, ErrorKind> {
-    if output_path == "-" {
+    // Standard output, and a device or FIFO (`/dev/null`), is never read back: no lock beside it.
+    if output_path == "-" || !crate::lock::is_lockable(Path::new(output_path)) {
         check()?;
         return Ok(None);
     }
@@ -748,7 +828,6 @@ fn open_outputs(
     force: bool,
     wants_journal: bool,
 ) -> Result<(ResultsWriter<output::Sink>, Option<Journal>), ErrorKind> {
-    let existed = output_path != "-" && Path::new(output_path).exists();
     // Only a regular file may ever be removed: `--output /dev/full` (or a FIFO) must survive a
     // failed start, above all when running as root.
     let regular =
@@ -764,6 +843,10 @@ fn open_outputs(
             let _ = std::fs::remove_file(output_path);
         }
     };
+    // Set once this run has created or truncated the results file: only then is it this run's
+    // to remove. A `--force` open that fails (ETXTBSY, a read-only file, EIO) never truncated
+    // the earlier results, so they stay.
+    let mut touched = false;
     let opened = (|| -> Result<ResultsWriter<output::Sink>, ErrorKind> {
         let mut writer = if appendable {
             let file = std::fs::OpenOptions::new()
@@ -773,6 +856,7 @@ fn open_outputs(
             ResultsWriter::without_header(output::Sink::File(std::io::BufWriter::new(file)))
         } else {
             let sink = output::create(output_path, force || resume)?;
+            touched = true;
             ResultsWriter::with_header(sink).map_err(|e| output_error(output_path, e))?
         };
         writer
@@ -785,7 +869,7 @@ fn open_outputs(
         Ok(writer) => writer,
         Err(err) => {
             // Only a file this run created (or truncated with --force) is removed.
-            if !existed || force {
+            if touched {
                 cleanup(false);
             }
             return Err(err);
@@ -812,5 +896,53 @@ fn output_error(path: &str, err: std::io::Error) -> ErrorKind {
     ErrorKind::Output {
         path: path.to_string(),
         reason: err.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `--force` start whose open of the existing results file fails (here: the file is a
+    /// running program, ETXTBSY, which stops root too) leaves the earlier results where they were.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_failed_forced_open_keeps_the_earlier_results() {
+        let dir = tempfile::tempdir().expect("dir");
+        let out = dir.path().join("out.csv");
+        std::fs::copy("/bin/sleep", &out).expect("a program to keep busy");
+        let mut busy = std::process::Command::new(&out)
+            .arg("30")
+            .spawn()
+            .expect("run it");
+        let before = std::fs::read(&out).expect("read");
+        // Wait until the kernel holds the file as a running text.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let refused = loop {
+            match std::fs::OpenOptions::new().write(true).open(&out) {
+                Err(e) if e.raw_os_error() == Some(26) => break true,
+                _ if Instant::now() > deadline => break false,
+                _ => std::thread::sleep(Duration::from_millis(10)),
+            }
+        };
+        if refused {
+            let out_s = out.to_string_lossy().into_owned();
+            let journal = resume::journal_path(&out_s);
+            let err = open_outputs(&out_s, &journal, false, true, true)
+                .err()
+                .expect("the open fails");
+            assert!(matches!(err, ErrorKind::Output { .. }), "{err}");
+        }
+        let _ = busy.kill();
+        let _ = busy.wait();
+        if !refused {
+            eprintln!("this kernel lets a running program be opened for writing; nothing to test");
+            return;
+        }
+        assert_eq!(
+            std::fs::read(&out).ok(),
+            Some(before),
+            "the earlier file is neither removed nor changed"
+        );
     }
 }

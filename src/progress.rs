@@ -157,6 +157,19 @@ pub fn count_input(source: &mut crate::source::InputSource) -> Option<u64> {
     source.count()
 }
 
+/// [`count_input`] on tokio's blocking pool (a whole pass over the file must not hold up the
+/// runtime's one thread); the source is handed back.
+pub async fn count_input_off_runtime(
+    mut source: crate::source::InputSource,
+    path: &str,
+) -> Result<(crate::source::InputSource, Option<u64>), crate::error::ErrorKind> {
+    crate::source::off_runtime(path, move || {
+        let total = count_input(&mut source);
+        Ok((source, total))
+    })
+    .await
+}
+
 /// A tracing-subscriber MakeWriter for stderr that suspends the bar around each log line so lines never tear it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LogWriter;

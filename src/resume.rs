@@ -28,9 +28,13 @@ fn key_of(customer: &str, qualification: &str) -> Option<Key> {
     Some((customer.as_u128(), qualification.index()))
 }
 
-/// The journal that sits beside a results file.
+/// The journal that sits beside a results file: beside the file the path resolves to (like its
+/// lock), so that a `--resume` through a symlink or another spelling finds the request ids an
+/// interrupted run recorded instead of posting under new ones.
 pub fn journal_path(output: &str) -> PathBuf {
-    PathBuf::from(format!("{output}.journal"))
+    let mut name = crate::lock::resolve(std::path::Path::new(output)).into_os_string();
+    name.push(".journal");
+    PathBuf::from(name)
 }
 
 /// Appends one line per row before the row reaches a worker. Lines are gathered in a buffer
@@ -188,7 +192,10 @@ pub fn keep_settled(output: &str, stats: &Stats) -> Result<(), ErrorKind> {
         path: output.to_string(),
         reason,
     };
-    let path = Path::new(output);
+    // The file itself, not a symlink to it: renaming onto a link would replace the link with a
+    // new file and leave the real results behind, stale.
+    let real = crate::lock::resolve(Path::new(output));
+    let path = real.as_path();
     if !path.metadata().is_ok_and(|m| m.len() > 0) {
         return Ok(());
     }

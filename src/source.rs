@@ -249,6 +249,17 @@ impl InputSource {
         Ok(source)
     }
 
+    /// [`InputSource::open`] on tokio's blocking pool: the open scans a whole text file for
+    /// UTF-8 and opens a workbook, which must not hold up the runtime's one thread (the
+    /// sandbox's simulator and the signal handlers share it).
+    pub async fn open_off_runtime(
+        path: &str,
+        flags: &InputFormat,
+    ) -> Result<InputSource, ErrorKind> {
+        let (owned, flags) = (path.to_string(), flags.clone());
+        off_runtime(path, move || InputSource::open(&owned, &flags)).await
+    }
+
     /// Whether the input is a workbook (its rows come from a reader thread).
     pub fn is_workbook(&self) -> bool {
         self.workbook.is_some()
@@ -446,6 +457,24 @@ impl InputSource {
                 detected,
             },
         ))
+    }
+}
+
+/// Runs blocking input work (a whole-file scan, a workbook open, reading standard input) on
+/// tokio's blocking pool and waits for it, so the runtime's single thread stays free for the
+/// sandbox's simulator and for Ctrl-C. A panic in `work` is passed on as it would have been.
+pub async fn off_runtime<T, F>(path: &str, work: F) -> Result<T, ErrorKind>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, ErrorKind> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(ErrorKind::Input {
+            path: path.to_string(),
+            reason: format!("reading the input was cancelled: {e}"),
+        }),
     }
 }
 

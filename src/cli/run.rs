@@ -11,7 +11,7 @@ pub(super) async fn work(
 ) -> Result<ExitCode, ErrorKind> {
     let mut config = load_settings(args.config.as_deref(), args.settings.clone())?;
     // Opened once, before credentials: an unreadable input stops the run before any request.
-    let mut source = InputSource::open(&args.input, &args.format)?;
+    let source = InputSource::open_off_runtime(&args.input, &args.format).await?;
     let needs_credentials = !(args.dry_run && mode == Mode::Run && !config.validation_code_auto);
     // Held for the whole run: dropping it stops the in-process simulator.
     let (sandbox, credentials) = if args.sandbox || needs_credentials {
@@ -27,10 +27,10 @@ pub(super) async fn work(
     let throttle = Arc::new(Throttle::new(config.rate, config.burst));
     let show_progress =
         !quiet && !args.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let total = if show_progress {
-        progress::count_input(&mut source)
+    let (source, total) = if show_progress {
+        progress::count_input_off_runtime(source, &args.input).await?
     } else {
-        None
+        (source, None)
     };
     let paused: progress::PausedFn = {
         let throttle = throttle.clone();
