@@ -170,7 +170,7 @@ impl Client {
             throttle,
             policy,
             stats,
-            fatal: Arc::new(FatalStop::new(crate::pipeline::Stop::default())),
+            fatal: Arc::new(FatalStop::new(crate::pool::Stop::default())),
         }
     }
 

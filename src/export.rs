@@ -23,7 +23,7 @@ use crate::customers::{self, ListedCustomer, NextPage, Page};
 use crate::error::{ErrorKind, ExitCode};
 use crate::model::{CustomerId, Qualification, QualificationRecord};
 use crate::output::{self, csv_to_io, push_text};
-use crate::pipeline::{drain_workers, finish_writer, spawn_pool, Stop};
+use crate::pool::{drain_workers, finish_writer, spawn_pool, Stop};
 use crate::stats::Stats;
 use crate::throttle::Throttle;
 
@@ -149,7 +149,7 @@ pub async fn execute(job: ExportJob, stop: Stop) -> Result<ExportReport, ErrorKi
     }
     // One writer per output file: the lock is taken before any request is sent and before the
     // output is created; it is held (by `_lock`) until the export returns.
-    let _lock = crate::pipeline::lock_output(&output_path, || {
+    let _lock = crate::lock::lock_output(&output_path, || {
         if resume {
             Ok(())
         } else {

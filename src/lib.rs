@@ -24,6 +24,7 @@ pub(crate) mod metrics;
 pub mod model;
 pub mod output;
 pub(crate) mod pipeline;
+pub(crate) mod pool;
 pub(crate) mod preflight;
 pub(crate) mod progress;
 pub(crate) mod refresh;

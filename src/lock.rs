@@ -147,6 +147,31 @@ fn same_file(_file: &File, path: &Path) -> bool {
     path.exists()
 }
 
+/// Takes the results file's lock (none for standard output), then runs `check` (the file
+/// checks). When the lock cannot even be created, `check`'s clearer reason (a missing folder)
+/// is reported instead.
+pub(crate) fn lock_output(
+    output_path: &str,
+    check: impl FnOnce() -> Result<(), ErrorKind>,
+) -> Result<Option<LockGuard>, ErrorKind> {
+    // Standard output, and a device or FIFO (`/dev/null`), is never read back: no lock beside it.
+    if output_path == "-" || !crate::lock::is_lockable(Path::new(output_path)) {
+        check()?;
+        return Ok(None);
+    }
+    match acquire(Path::new(output_path)) {
+        Ok(guard) => {
+            check()?;
+            Ok(Some(guard))
+        }
+        Err(err @ ErrorKind::Locked { .. }) => Err(err),
+        Err(err) => {
+            check()?;
+            Err(err)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@ use crate::decide::{log_row, read_record, set_vetting};
 use crate::error::{ErrorKind, ExitCode};
 use crate::model::{CustomerId, Qualification, ResultRow};
 use crate::output::{self, ReadError, ResultsReader, ResultsWriter};
-use crate::pipeline::{drain_workers, finish_writer, spawn_pool, spawn_writer, Stop};
+use crate::pool::{drain_workers, finish_writer, spawn_pool, spawn_writer, Stop};
 use crate::stats::Stats;
 use crate::throttle::Throttle;
 
@@ -86,7 +86,7 @@ pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, Error
     // One writer per output file, taken before anything is sent (and before the file checks, so
     // a second run is told who holds the file).
     let _lock =
-        crate::pipeline::lock_output(&output_path, || output::check_target(&output_path, force))?;
+        crate::lock::lock_output(&output_path, || output::check_target(&output_path, force))?;
     if output_path != "-"
         && std::fs::canonicalize(&input).ok() == std::fs::canonicalize(&output_path).ok()
     {
