@@ -32,6 +32,7 @@ pub(crate) mod report;
 pub(crate) mod resume;
 pub(crate) mod retry;
 pub(crate) mod sheet;
+#[cfg(feature = "sandbox")]
 pub mod simulator;
 pub mod source;
 pub(crate) mod stats;

@@ -145,6 +145,7 @@ Examples:
   pc-qualify completions zsh > \"${fpath[1]}/_pc-qualify\"
   pc-qualify completions fish > ~/.config/fish/completions/pc-qualify.fish";
 
+#[cfg(feature = "sandbox")]
 const SIMULATE_HELP: &str = "\
 Serves the Partner Center endpoints pc-qualify uses, plus the token endpoint, on a loopback
 address. Sandbox credentials: tenant sandbox.onmicrosoft.com, client id
@@ -223,6 +224,7 @@ pub enum Command {
     Report(ReportArgs),
     /// Serve the local stand-in for Partner Center
     #[command(after_long_help = SIMULATE_HELP)]
+    #[cfg(feature = "sandbox")]
     Simulate(SimulateArgs),
     /// Print shell completions
     #[command(after_long_help = COMPLETIONS_HELP)]
@@ -368,6 +370,7 @@ pub struct ReportArgs {
     pub html: String,
 }
 
+#[cfg(feature = "sandbox")]
 /// Flags of `simulate`.
 #[derive(Debug, Args)]
 pub struct SimulateArgs {

@@ -2,15 +2,19 @@
 //! logging set-up, and dispatch. The library does the work; this module turns flags into jobs and
 //! reports into text and exit codes.
 
+#[cfg(feature = "sandbox")]
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+#[cfg(feature = "sandbox")]
 use secrecy::SecretString;
 
-use crate::auth::{Credentials, RefreshCredentials};
+use crate::auth::Credentials;
+#[cfg(feature = "sandbox")]
+use crate::auth::RefreshCredentials;
 use crate::config::{credentials_from_env, RunConfig, Settings};
 use crate::error::{ErrorKind, ExitCode};
 use crate::input::{InputOptions, Record};
@@ -18,6 +22,7 @@ use crate::metrics;
 use crate::model::{Outcome, Qualification};
 use crate::pipeline::{self, Job, Mode, Report, Stop};
 use crate::progress::{self, Progress};
+#[cfg(feature = "sandbox")]
 use crate::simulator::{self, SimConfig};
 use crate::source::{InputFormat, InputSource};
 use crate::stats::Stats;
@@ -29,6 +34,7 @@ mod login;
 mod refresh;
 mod run;
 mod signals;
+#[cfg(feature = "sandbox")]
 mod simulate;
 mod summary;
 mod validate;
@@ -39,6 +45,7 @@ use login::login;
 use refresh::refresh;
 use run::{credentials, work};
 use signals::forward_signals;
+#[cfg(feature = "sandbox")]
 use simulate::simulate;
 use summary::{log_summary, shell_quote, summary, write_metrics};
 use validate::validate;
@@ -89,6 +96,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, ErrorKind> {
             crate::report::execute(&args.results, &args.html)?;
             Ok(ExitCode::Success)
         }
+        #[cfg(feature = "sandbox")]
         Command::Simulate(args) => simulate(args).await,
         Command::Completions { shell } => {
             use std::io::Write as _;

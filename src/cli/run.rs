@@ -96,17 +96,46 @@ pub(super) async fn work(
     Ok(report.exit_code())
 }
 
+/// The in-process simulator a `--sandbox` run holds (dropping it stops the simulator).
+#[cfg(feature = "sandbox")]
+pub(super) type Sandbox = simulator::SimHandle;
+
+/// Without the `sandbox` feature there is never a simulator to hold.
+#[cfg(not(feature = "sandbox"))]
+pub(super) enum Sandbox {}
+
+#[cfg(not(feature = "sandbox"))]
+impl Sandbox {
+    pub(super) async fn shutdown(self) {
+        match self {}
+    }
+}
+
 /// The sandbox's simulator and credentials, or the credentials from the environment.
 pub(super) async fn credentials(
     sandbox: bool,
     config: &mut RunConfig,
-) -> Result<(Option<simulator::SimHandle>, Credentials), ErrorKind> {
+) -> Result<(Option<Sandbox>, Credentials), ErrorKind> {
     if !sandbox {
         return Ok((
             None,
             credentials_from_env(&config.authority, &config.resource)?,
         ));
     }
+    start_sandbox(config).await
+}
+
+#[cfg(not(feature = "sandbox"))]
+async fn start_sandbox(_: &mut RunConfig) -> Result<(Option<Sandbox>, Credentials), ErrorKind> {
+    Err(ErrorKind::Sandbox(
+        "this pc-qualify was built without the `sandbox` feature; rebuild with default features for --sandbox".into(),
+    ))
+}
+
+#[cfg(feature = "sandbox")]
+async fn start_sandbox(
+    config: &mut RunConfig,
+) -> Result<(Option<Sandbox>, Credentials), ErrorKind> {
     // The sandbox plays the cloud asked for, so `--cloud china --sandbox` checks China's resource.
     let sim_config = SimConfig {
         cloud: config.cloud,
