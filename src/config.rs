@@ -61,23 +61,10 @@ impl Cloud {
     }
 }
 
-/// Tunables shared by `run` (and the later working commands); every field optional so that the
-/// layers can be merged. Secrets are deliberately absent: they come from the environment only.
+/// How input rows become requests: the settings `validate` needs as well as the working commands.
+/// Every field optional so that the layers (flags, file, defaults) can be merged.
 #[derive(Debug, Clone, Default, clap::Args, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {
-    /// Which Partner Center: public or china (sets base URL, authority and token resource; --base-url/--authority still win) [default: public]
-    #[arg(long, value_enum, value_name = "CLOUD")]
-    pub cloud: Option<Cloud>,
-
-    /// Partner Center API base URL [default: https://api.partnercenter.microsoft.com]
-    #[arg(long, env = "PC_BASE_URL", hide_env_values = true, value_name = "URL")]
-    pub base_url: Option<String>,
-
-    /// Token authority for the refresh-token grant [default: https://login.microsoftonline.com]
-    #[arg(long, env = "PC_AUTHORITY", hide_env_values = true, value_name = "URL")]
-    pub authority: Option<String>,
-
+pub struct InputSettings {
     /// Request contract: 2022 (qualification + educationSegment/website/validationCode) or 2021 ({"Qualification"} + ?code=) [default: 2022]
     #[arg(long, value_name = "YEAR")]
     pub api_contract: Option<ApiContract>,
@@ -93,6 +80,62 @@ pub struct Settings {
     /// With `--validation-code auto` and several codes: the organization name whose code to use
     #[arg(long, value_name = "NAME")]
     pub validation_org: Option<String>,
+}
+
+impl InputSettings {
+    /// Fills every field this layer leaves unset from `lower`.
+    pub fn or(self, lower: InputSettings) -> InputSettings {
+        InputSettings {
+            api_contract: self.api_contract.or(lower.api_contract),
+            education_segment: self.education_segment.or(lower.education_segment),
+            validation_code: self.validation_code.or(lower.validation_code),
+            validation_org: self.validation_org.or(lower.validation_org),
+        }
+    }
+}
+
+/// The keys a settings file may hold: every field of [`Settings`] and [`InputSettings`].
+/// (`serde(flatten)` cannot be combined with `deny_unknown_fields`, so unknown keys are refused
+/// by name; a unit test keeps this list and the structs in step.)
+const SETTINGS_KEYS: &[&str] = &[
+    "api_contract",
+    "education_segment",
+    "validation_code",
+    "validation_org",
+    "cloud",
+    "base_url",
+    "authority",
+    "rate",
+    "burst",
+    "concurrency",
+    "timeout",
+    "max_attempts",
+    "max_backoff",
+    "max_retry_after",
+    "shutdown_grace",
+];
+
+/// The settings of the working commands (run, reconcile, refresh, export): the input settings
+/// plus how to reach the service and how hard to push it. Secrets are deliberately absent: they
+/// come from the environment only.
+#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+pub struct Settings {
+    /// Which Partner Center: public or china (sets base URL, authority and token resource; --base-url/--authority still win) [default: public]
+    #[arg(long, value_enum, value_name = "CLOUD")]
+    pub cloud: Option<Cloud>,
+
+    /// Partner Center API base URL [default: https://api.partnercenter.microsoft.com]
+    #[arg(long, env = "PC_BASE_URL", hide_env_values = true, value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// Token authority for the refresh-token grant [default: https://login.microsoftonline.com]
+    #[arg(long, env = "PC_AUTHORITY", hide_env_values = true, value_name = "URL")]
+    pub authority: Option<String>,
+
+    /// How rows become requests (the flags `validate` takes too).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub input: InputSettings,
 
     /// Most HTTP requests per second across all workers, retries and reads included; 0 = unlimited [default: 5]
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
@@ -142,10 +185,7 @@ impl Settings {
             cloud: self.cloud.or(lower.cloud),
             base_url: self.base_url.or(lower_base),
             authority: self.authority.or(lower_authority),
-            api_contract: self.api_contract.or(lower.api_contract),
-            education_segment: self.education_segment.or(lower.education_segment),
-            validation_code: self.validation_code.or(lower.validation_code),
-            validation_org: self.validation_org.or(lower.validation_org),
+            input: self.input.or(lower.input),
             rate: self.rate.or(lower.rate),
             burst: self.burst.or(lower.burst),
             concurrency: self.concurrency.or(lower.concurrency),
@@ -168,7 +208,13 @@ impl Settings {
             for key in table.keys() {
                 if is_secret_key(key) {
                     return Err(err(format!(
-                        "`{key}` is a secret and is read from the environment only (see the README's Auth section)"
+                        "`{key}` is a secret and is read from the environment only (see docs/auth.md)"
+                    )));
+                }
+                if !SETTINGS_KEYS.contains(&key.as_str()) {
+                    return Err(err(format!(
+                        "unknown setting `{key}`; the settings are: {}",
+                        SETTINGS_KEYS.join(", ")
                     )));
                 }
             }
@@ -246,10 +292,11 @@ impl RunConfig {
             }
         };
         let validation_code_auto = s
+            .input
             .validation_code
             .as_deref()
             .is_some_and(|c| c.trim().eq_ignore_ascii_case("auto"));
-        let default_validation_code = match s.validation_code {
+        let default_validation_code = match s.input.validation_code {
             Some(code) if code.trim().is_empty() || validation_code_auto => None,
             Some(code) if code.trim().bytes().all(|b| b.is_ascii_digit()) => {
                 Some(code.trim().to_string())
@@ -277,11 +324,11 @@ impl RunConfig {
             authority,
             cloud,
             resource: cloud.resource().to_string(),
-            contract: s.api_contract.unwrap_or_default(),
-            default_segment: s.education_segment,
+            contract: s.input.api_contract.unwrap_or_default(),
+            default_segment: s.input.education_segment,
             default_validation_code,
             validation_code_auto,
-            validation_org: s.validation_org.filter(|o| !o.trim().is_empty()),
+            validation_org: s.input.validation_org.filter(|o| !o.trim().is_empty()),
             rate,
             burst: burst as u32,
             concurrency: concurrency as usize,
@@ -450,7 +497,10 @@ mod tests {
                 ..Default::default()
             },
             Settings {
-                validation_code: Some("12a".into()),
+                input: InputSettings {
+                    validation_code: Some("12a".into()),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
         ] {
@@ -537,6 +587,35 @@ mod tests {
         assert_eq!(cfg.base_url, "http://127.0.0.1:9");
         assert_eq!(cfg.authority, CHINA_AUTHORITY);
         assert!(toml::from_str::<Settings>("cloud = \"mars\"\n").is_err());
+    }
+
+    #[test]
+    fn every_settings_key_is_read_from_a_file_and_an_unknown_one_is_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("all.toml");
+        std::fs::write(
+            &path,
+            "api_contract = \"2021\"\neducation_segment = \"K12\"\nvalidation_code = \"7\"\n\
+             validation_org = \"Org\"\ncloud = \"china\"\nbase_url = \"https://b.example\"\n\
+             authority = \"https://a.example\"\nrate = 2\nburst = 3\nconcurrency = 4\n\
+             timeout = 5\nmax_attempts = 6\nmax_backoff = 7\nmax_retry_after = 8\n\
+             shutdown_grace = 9\n",
+        )
+        .expect("write");
+        let s = Settings::from_file(&path).expect("every key is known");
+        assert_eq!(s.input.validation_org.as_deref(), Some("Org"));
+        assert_eq!(s.input.education_segment, Some(EducationSegment::K12));
+        assert_eq!(s.shutdown_grace, Some(9.0));
+        assert_eq!(s.base_url.as_deref(), Some("https://b.example"));
+        let keys = std::fs::read_to_string(&path)
+            .expect("read")
+            .lines()
+            .filter_map(|l| l.split(" = ").next().map(str::to_string))
+            .collect::<Vec<_>>();
+        assert_eq!(keys.len(), SETTINGS_KEYS.len(), "the test names every key");
+        std::fs::write(&path, "rate = 2\nrates = 3\n").expect("write");
+        let err = Settings::from_file(&path).expect_err("a typo is refused");
+        assert!(err.to_string().contains("unknown setting `rates`"), "{err}");
     }
 
     #[test]

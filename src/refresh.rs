@@ -32,6 +32,10 @@ pub struct RefreshJob {
     pub config: RunConfig,
     /// Where access tokens come from.
     pub credentials: Credentials,
+    /// Counters, shared with whoever shows progress.
+    pub stats: Arc<Stats>,
+    /// The pacer, shared with whoever shows the 429 pause.
+    pub throttle: Arc<Throttle>,
 }
 
 /// How a refresh went.
@@ -77,6 +81,8 @@ pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, Error
         force,
         config,
         credentials,
+        stats,
+        throttle,
     } = job;
     let not_results = |e: ReadError| ErrorKind::Input {
         path: input.clone(),
@@ -94,8 +100,6 @@ pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, Error
             "--output must differ from --input (refresh writes a new file)".into(),
         ));
     }
-    let stats = Arc::new(Stats::default());
-    let throttle = Arc::new(Throttle::new(config.rate, config.burst));
     let fatal = Arc::new(crate::fatal::FatalStop::new(stop.clone()));
     let (client, _) = Client::connect(
         &config,

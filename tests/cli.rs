@@ -126,6 +126,73 @@ fn validate_lists_each_problem_and_exits_by_validity() {
 }
 
 #[test]
+fn validate_takes_only_the_input_flags_and_honours_quiet_and_json() {
+    let dir = WorkDir::new("validate-flags");
+    dir.write(
+        "in.csv",
+        format!(
+            "customer_id,qualification\n{},StateOwnedEntity\nnope,StateOwnedEntity\n",
+            cid(1)
+        ),
+    );
+    let input = dir.s("in.csv");
+    // A network setting in the environment (as a nightly job's shell has) or in the config file
+    // is none of validate's business: it neither fails validate nor is accepted as a flag.
+    dir.write(
+        "net.toml",
+        "base_url = \"http://proxy.example:8080\"\nrate = -3\n",
+    );
+    let env = [("PC_BASE_URL".to_string(), "http://proxy:8080".to_string())];
+    let output = pcq(
+        &["validate", "-i", &input, "--config", &dir.s("net.toml")],
+        &env,
+    )
+    .output()
+    .expect("runs");
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let output = pcq(
+        &["validate", "-i", &input, "--base-url", "https://x.example"],
+        &[],
+    )
+    .output()
+    .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("--base-url"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    // -q: the problems only, no total.
+    let output = pcq(&["validate", "-q", "-i", &input], &[])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        text(&output.stdout),
+        "row 2: customer_id: not a GUID: nope\n"
+    );
+
+    // --log-format json: the problems on stdout, the total as one JSON event on stderr.
+    let output = pcq(&["validate", "--log-format", "json", "-i", &input], &[])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        text(&output.stdout),
+        "row 2: customer_id: not a GUID: nope\n"
+    );
+    let event = text(&output.stderr)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|v| v["message"] == "validate finished")
+        .expect("a validate finished event");
+    assert_eq!(event["rows"], 2);
+    assert_eq!(event["valid"], 1);
+    assert_eq!(event["invalid"], 1);
+}
+
+#[test]
 fn a_dry_run_needs_no_credentials_and_shows_the_request() {
     let dir = WorkDir::new("dryrun");
     dir.write(

@@ -252,6 +252,19 @@ pub struct RunArgs {
     /// Validate and write `planned` rows; send no writes (run: nothing at all)
     #[arg(long)]
     pub dry_run: bool,
+    /// How to read the input.
+    #[command(flatten)]
+    pub format: InputFormat,
+    /// What every working command takes.
+    #[command(flatten)]
+    pub service: ServiceArgs,
+}
+
+/// The flags every working command takes (run, reconcile, refresh, export): where the service is,
+/// how hard to push it, the settings file, metrics and progress. `-q`, `-v` and `--log-format`
+/// are global.
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
     /// Run against a local simulator started in-process (no account needed)
     #[arg(long)]
     pub sandbox: bool,
@@ -264,9 +277,6 @@ pub struct RunArgs {
     /// No progress bar
     #[arg(long)]
     pub no_progress: bool,
-    /// How to read the input.
-    #[command(flatten)]
-    pub format: InputFormat,
     /// Tunables.
     #[command(flatten)]
     pub settings: Settings,
@@ -295,18 +305,9 @@ pub struct RefreshArgs {
     /// Overwrite an existing output file
     #[arg(long)]
     pub force: bool,
-    /// Run against a fresh in-process simulator holding only the sandbox's built-in customers
-    #[arg(long)]
-    pub sandbox: bool,
-    /// TOML settings file (flags and environment win over it)
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Write Prometheus metrics here at the end (node_exporter textfile format)
-    #[arg(long, value_name = "FILE")]
-    pub metrics: Option<PathBuf>,
-    /// Tunables.
+    /// What every working command takes.
     #[command(flatten)]
-    pub settings: Settings,
+    pub service: ServiceArgs,
 }
 
 /// Flags of `export`.
@@ -324,18 +325,9 @@ pub struct ExportArgs {
     /// Only rows for this qualification, plus an empty-qualification row per customer lacking it
     #[arg(long, value_name = "QUALIFICATION", value_parser = parse_qualification)]
     pub qualification: Option<Qualification>,
-    /// Run against a fresh in-process simulator holding only the sandbox's built-in customers
-    #[arg(long)]
-    pub sandbox: bool,
-    /// TOML settings file (flags and environment win over it)
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Write Prometheus metrics here at the end (node_exporter textfile format)
-    #[arg(long, value_name = "FILE")]
-    pub metrics: Option<PathBuf>,
-    /// Tunables.
+    /// What every working command takes.
     #[command(flatten)]
-    pub settings: Settings,
+    pub service: ServiceArgs,
 }
 
 fn parse_qualification(text: &str) -> Result<Qualification, String> {
@@ -351,12 +343,12 @@ pub struct ValidateArgs {
     /// How to read the input.
     #[command(flatten)]
     pub format: InputFormat,
-    /// TOML settings file (for api_contract, education_segment, validation_code)
+    /// TOML settings file (its api_contract, education_segment and validation_code are used)
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Tunables (only the validation ones matter here).
+    /// How rows become requests.
     #[command(flatten)]
-    pub settings: Settings,
+    pub settings: InputSettings,
 }
 
 /// Flags of `report`.

@@ -8,8 +8,11 @@ pub(super) async fn export(
     quiet: bool,
     json: bool,
 ) -> Result<ExitCode, ErrorKind> {
-    let mut config = load_settings(args.config.as_deref(), args.settings.clone())?;
-    let (sandbox, credentials) = credentials(args.sandbox, &mut config).await?;
+    let mut config = load_settings(
+        args.service.config.as_deref(),
+        args.service.settings.clone(),
+    )?;
+    let (sandbox, credentials) = credentials(args.service.sandbox, &mut config).await?;
     let stop = Stop::default();
     let signals = tokio::spawn(forward_signals(stop.clone()));
     let started = std::time::SystemTime::now();
@@ -36,7 +39,7 @@ pub(super) async fn export(
     let report = match report {
         Ok(report) => report,
         Err(err) => {
-            if let Some(path) = &args.metrics {
+            if let Some(path) = &args.service.metrics {
                 write_metrics(path, "export", &Stats::default(), false, 0, started);
             }
             return Err(err);
@@ -45,7 +48,7 @@ pub(super) async fn export(
     if let Some(error) = &report.list_error {
         tracing::error!("{error}");
     }
-    if let Some(path) = &args.metrics {
+    if let Some(path) = &args.service.metrics {
         write_metrics(
             path,
             "export",

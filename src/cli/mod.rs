@@ -15,7 +15,7 @@ use secrecy::SecretString;
 use crate::auth::Credentials;
 #[cfg(feature = "sandbox")]
 use crate::auth::RefreshCredentials;
-use crate::config::{credentials_from_env, RunConfig, Settings};
+use crate::config::{credentials_from_env, InputSettings, RunConfig, Settings};
 use crate::error::{ErrorKind, ExitCode};
 use crate::input::{InputOptions, Record};
 use crate::metrics;
@@ -49,6 +49,27 @@ use signals::forward_signals;
 use simulate::simulate;
 use summary::{log_summary, shell_quote, summary, write_metrics};
 use validate::validate;
+
+impl ServiceArgs {
+    /// Whether to draw a progress bar: asked for, not quiet, and stderr is a terminal.
+    fn shows_progress(&self, quiet: bool) -> bool {
+        !quiet && !self.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr())
+    }
+}
+
+/// The progress bar of a working command (a no-op when `show` is false).
+fn start_progress(
+    show: bool,
+    total: Option<u64>,
+    stats: &Arc<Stats>,
+    throttle: &Arc<Throttle>,
+) -> Progress {
+    let paused: progress::PausedFn = {
+        let throttle = throttle.clone();
+        Arc::new(move || throttle.is_paused())
+    };
+    Progress::start(show, total, stats.clone(), paused)
+}
 
 /// Sets up tracing on stderr as the flags ask.
 pub fn init_logging(log: &LogArgs) {
@@ -91,7 +112,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, ErrorKind> {
         Command::Refresh(args) => refresh(args, quiet, json).await,
         Command::Export(args) => export(args, quiet, json).await,
         Command::Login(args) => login(args, quiet).await,
-        Command::Validate(args) => validate(args),
+        Command::Validate(args) => validate(args, cli.log.quiet, json),
         Command::Report(args) => {
             crate::report::execute(&args.results, &args.html)?;
             Ok(ExitCode::Success)

@@ -8,11 +8,18 @@ pub(super) async fn refresh(
     quiet: bool,
     json: bool,
 ) -> Result<ExitCode, ErrorKind> {
-    let mut config = load_settings(args.config.as_deref(), args.settings.clone())?;
-    let (sandbox, credentials) = credentials(args.sandbox, &mut config).await?;
+    let mut config = load_settings(
+        args.service.config.as_deref(),
+        args.service.settings.clone(),
+    )?;
+    let (sandbox, credentials) = credentials(args.service.sandbox, &mut config).await?;
     let stop = Stop::default();
     let signals = tokio::spawn(forward_signals(stop.clone()));
     let started = std::time::SystemTime::now();
+    let stats = Arc::new(Stats::default());
+    let throttle = Arc::new(Throttle::new(config.rate, config.burst));
+    // Rows of the earlier results file: the bar counts them as they are written.
+    let progress = start_progress(args.service.shows_progress(quiet), None, &stats, &throttle);
     let report = crate::refresh::execute(
         crate::refresh::RefreshJob {
             input: args.input.clone(),
@@ -20,10 +27,13 @@ pub(super) async fn refresh(
             force: args.force,
             config,
             credentials,
+            stats,
+            throttle,
         },
         stop,
     )
     .await;
+    progress.finish();
     signals.abort();
     if let Some(handle) = sandbox {
         handle.shutdown().await;
@@ -31,13 +41,13 @@ pub(super) async fn refresh(
     let report = match report {
         Ok(report) => report,
         Err(err) => {
-            if let Some(path) = &args.metrics {
+            if let Some(path) = &args.service.metrics {
                 write_metrics(path, "refresh", &Stats::default(), false, 0, started);
             }
             return Err(err);
         }
     };
-    if let Some(path) = &args.metrics {
+    if let Some(path) = &args.service.metrics {
         write_metrics(
             path,
             "refresh",

@@ -9,13 +9,16 @@ pub(super) async fn work(
     quiet: bool,
     json: bool,
 ) -> Result<ExitCode, ErrorKind> {
-    let mut config = load_settings(args.config.as_deref(), args.settings.clone())?;
+    let mut config = load_settings(
+        args.service.config.as_deref(),
+        args.service.settings.clone(),
+    )?;
     // Opened once, before credentials: an unreadable input stops the run before any request.
     let source = InputSource::open_off_runtime(&args.input, &args.format).await?;
     let needs_credentials = !(args.dry_run && mode == Mode::Run && !config.validation_code_auto);
     // Held for the whole run: dropping it stops the in-process simulator.
-    let (sandbox, credentials) = if args.sandbox || needs_credentials {
-        let (sandbox, credentials) = credentials(args.sandbox, &mut config).await?;
+    let (sandbox, credentials) = if args.service.sandbox || needs_credentials {
+        let (sandbox, credentials) = credentials(args.service.sandbox, &mut config).await?;
         (sandbox, Some(credentials))
     } else {
         // A dry run of `run` sends nothing, so it needs no credentials.
@@ -25,18 +28,13 @@ pub(super) async fn work(
     let signals = tokio::spawn(forward_signals(stop.clone()));
     let stats = Arc::new(Stats::default());
     let throttle = Arc::new(Throttle::new(config.rate, config.burst));
-    let show_progress =
-        !quiet && !args.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let show_progress = args.service.shows_progress(quiet);
     let (source, total) = if show_progress {
         progress::count_input_off_runtime(source, &args.input).await?
     } else {
         (source, None)
     };
-    let paused: progress::PausedFn = {
-        let throttle = throttle.clone();
-        Arc::new(move || throttle.is_paused())
-    };
-    let progress = Progress::start(show_progress, total, stats.clone(), paused);
+    let progress = start_progress(show_progress, total, &stats, &throttle);
     let started = std::time::SystemTime::now();
     let report = pipeline::execute(
         Job {
@@ -65,7 +63,7 @@ pub(super) async fn work(
         Ok(report) => report,
         Err(err) => {
             // A nightly job that cannot start still tells the scheduler it failed.
-            if let Some(path) = &args.metrics {
+            if let Some(path) = &args.service.metrics {
                 write_metrics(path, mode_name(mode), &Stats::default(), false, 0, started);
             }
             return Err(err);
@@ -77,7 +75,7 @@ pub(super) async fn work(
     if json {
         log_summary(&report);
     }
-    if let Some(path) = &args.metrics {
+    if let Some(path) = &args.service.metrics {
         write_metrics(
             path,
             mode_name(mode),

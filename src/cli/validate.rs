@@ -2,10 +2,19 @@
 
 use super::*;
 
-/// `validate`: every problem as `row N: field: reason`, then a total.
-pub(super) fn validate(args: ValidateArgs) -> Result<ExitCode, ErrorKind> {
+/// `validate`: every problem as `row N: field: reason` on stdout, then a total (left out with
+/// `-q`; a JSON event on stderr with `--log-format json`). Offline: only the input settings count,
+/// so the network settings of a config file or the environment can never fail it.
+pub(super) fn validate(args: ValidateArgs, quiet: bool, json: bool) -> Result<ExitCode, ErrorKind> {
     use std::io::Write as _;
-    let config = load_settings(args.config.as_deref(), args.settings)?;
+    let file = match args.config.as_deref() {
+        Some(path) => Settings::from_file(path)?.input,
+        None => InputSettings::default(),
+    };
+    let config = RunConfig::from_settings(Settings {
+        input: args.settings.or(file),
+        ..Settings::default()
+    })?;
     if config.validation_code_auto {
         return Err(ErrorKind::Config(
             "validate works offline: --validation-code auto needs the service; give the code itself".into(),
@@ -24,7 +33,11 @@ pub(super) fn validate(args: ValidateArgs) -> Result<ExitCode, ErrorKind> {
     let mut reader = source.reader(options)?;
     if let Some(format) = source.format() {
         // On stderr: stdout is the list of problems, which scripts read.
-        eprintln!("pc-qualify: reading {} as {format}", args.input);
+        if json {
+            tracing::info!(input = %args.input, format = %format, "reading input");
+        } else if !quiet {
+            eprintln!("pc-qualify: reading {} as {format}", args.input);
+        }
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let (mut rows, mut invalid, mut duplicates, mut warnings) = (0u64, 0u64, 0u64, 0u64);
@@ -70,13 +83,24 @@ pub(super) fn validate(args: ValidateArgs) -> Result<ExitCode, ErrorKind> {
             }
         }
     }
-    writeln!(
-        out,
-        "{rows} row(s): {} valid, {invalid} invalid, {duplicates} duplicate(s)",
-        rows - invalid - duplicates
-    )
-    .map_err(pipe)?;
-    if warnings > 0 {
+    let valid = rows - invalid - duplicates;
+    if json {
+        tracing::info!(
+            rows,
+            valid,
+            invalid,
+            duplicates,
+            warnings,
+            "validate finished"
+        );
+    } else if !quiet {
+        writeln!(
+            out,
+            "{rows} row(s): {valid} valid, {invalid} invalid, {duplicates} duplicate(s)"
+        )
+        .map_err(pipe)?;
+    }
+    if warnings > 0 && !quiet && !json {
         // Warnings are advice, not invalid rows: they do not change the exit code.
         writeln!(
             out,
