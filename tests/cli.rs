@@ -3,46 +3,35 @@
 use crate::common::*;
 
 /// Help texts are a contract with the people reading them: a change must be deliberate.
-/// Run with `UPDATE_SNAPSHOTS=1` to rewrite the files after an intended change.
+/// insta keeps them in tests/snapshots; after an intended change, `INSTA_UPDATE=always cargo
+/// test` (or `cargo insta review`) rewrites them. Under CI a difference fails and writes nothing.
 #[test]
 fn help_output_matches_the_snapshots() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
-    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
     let cases: [(&str, &[&str]); 10] = [
-        ("help.txt", &["--help"]),
-        ("run-help.txt", &["run", "--help"]),
-        ("reconcile-help.txt", &["reconcile", "--help"]),
-        ("refresh-help.txt", &["refresh", "--help"]),
-        ("export-help.txt", &["export", "--help"]),
-        ("validate-help.txt", &["validate", "--help"]),
-        ("report-help.txt", &["report", "--help"]),
-        ("simulate-help.txt", &["simulate", "--help"]),
-        ("login-help.txt", &["login", "--help"]),
-        ("completions-help.txt", &["completions", "--help"]),
+        ("help", &["--help"]),
+        ("run-help", &["run", "--help"]),
+        ("reconcile-help", &["reconcile", "--help"]),
+        ("refresh-help", &["refresh", "--help"]),
+        ("export-help", &["export", "--help"]),
+        ("validate-help", &["validate", "--help"]),
+        ("report-help", &["report", "--help"]),
+        ("simulate-help", &["simulate", "--help"]),
+        ("login-help", &["login", "--help"]),
+        ("completions-help", &["completions", "--help"]),
     ];
-    let mut stale = Vec::new();
-    for (file, args) in cases {
-        let output = pcq(args, &[("COLUMNS".into(), "100".into())])
-            .output()
-            .expect("help runs");
-        assert_eq!(output.status.code(), Some(0));
-        let actual = text(&output.stdout);
-        let path = dir.join(file);
-        if update {
-            std::fs::create_dir_all(&dir).expect("snapshot dir");
-            std::fs::write(&path, &actual).expect("write snapshot");
-            continue;
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path("snapshots");
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings.bind(|| {
+        for (name, args) in cases {
+            let output = pcq(args, &[("COLUMNS".into(), "100".into())])
+                .output()
+                .expect("help runs");
+            assert_eq!(output.status.code(), Some(0), "{name}");
+            insta::assert_snapshot!(name, text(&output.stdout));
         }
-        let expected = std::fs::read_to_string(&path).unwrap_or_default();
-        if actual != expected {
-            stale.push(format!("{file}:\n{actual}"));
-        }
-    }
-    assert!(
-        stale.is_empty(),
-        "help changed (UPDATE_SNAPSHOTS=1 cargo test to accept):\n{}",
-        stale.join("\n")
-    );
+    });
 }
 
 #[test]
