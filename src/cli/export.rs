@@ -13,12 +13,13 @@ pub(super) async fn export(
         args.service.settings.clone(),
     )?;
     let (sandbox, credentials) = credentials(args.service.sandbox, &mut config).await?;
-    let stop = Stop::default();
-    let signals = tokio::spawn(forward_signals(stop.clone()));
-    let started = std::time::SystemTime::now();
-    let stats = Arc::new(Stats::default());
-    let throttle = Arc::new(Throttle::new(config.rate, config.burst));
-    let report = crate::export::execute(
+    let session = Session::start("export", &args.service, &config, sandbox);
+    let (stats, throttle, stop) = (
+        session.stats.clone(),
+        session.throttle.clone(),
+        session.stop.clone(),
+    );
+    let result = crate::export::execute(
         crate::export::ExportJob {
             output: args.output.clone(),
             force: args.force,
@@ -32,32 +33,16 @@ pub(super) async fn export(
         stop,
     )
     .await;
-    signals.abort();
-    if let Some(handle) = sandbox {
-        handle.shutdown().await;
-    }
-    let report = match report {
-        Ok(report) => report,
-        Err(err) => {
-            if let Some(path) = &args.service.metrics {
-                write_metrics(path, "export", &Stats::default(), false, 0, started);
-            }
-            return Err(err);
-        }
-    };
+    let ended = session.end(result).await?;
+    let report = &ended.report;
     if let Some(error) = &report.list_error {
         tracing::error!("{error}");
     }
-    if let Some(path) = &args.service.metrics {
-        write_metrics(
-            path,
-            "export",
-            &report.stats,
-            report.exit_code() == ExitCode::Success,
-            report.pauses,
-            started,
-        );
-    }
+    ended.write_metrics(
+        &report.stats,
+        report.exit_code() == ExitCode::Success,
+        report.pauses,
+    );
     if json {
         tracing::info!(
             customers = report.customers,
@@ -80,7 +65,7 @@ pub(super) async fn export(
         );
     }
     if !quiet {
-        eprint!("{}", export_summary(&report, &args.output));
+        eprint!("{}", export_summary(report, &args.output));
     }
     Ok(report.exit_code())
 }

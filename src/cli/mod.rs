@@ -33,6 +33,7 @@ mod export;
 mod login;
 mod refresh;
 mod run;
+mod session;
 mod signals;
 #[cfg(feature = "sandbox")]
 mod simulate;
@@ -43,7 +44,8 @@ pub use args::*;
 use export::export;
 use login::login;
 use refresh::refresh;
-use run::{credentials, work};
+use run::{credentials, work, Sandbox};
+use session::Session;
 use signals::forward_signals;
 #[cfg(feature = "sandbox")]
 use simulate::simulate;

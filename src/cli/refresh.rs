@@ -13,14 +13,15 @@ pub(super) async fn refresh(
         args.service.settings.clone(),
     )?;
     let (sandbox, credentials) = credentials(args.service.sandbox, &mut config).await?;
-    let stop = Stop::default();
-    let signals = tokio::spawn(forward_signals(stop.clone()));
-    let started = std::time::SystemTime::now();
-    let stats = Arc::new(Stats::default());
-    let throttle = Arc::new(Throttle::new(config.rate, config.burst));
+    let session = Session::start("refresh", &args.service, &config, sandbox);
+    let (stats, throttle, stop) = (
+        session.stats.clone(),
+        session.throttle.clone(),
+        session.stop.clone(),
+    );
     // Rows of the earlier results file: the bar counts them as they are written.
     let progress = start_progress(args.service.shows_progress(quiet), None, &stats, &throttle);
-    let report = crate::refresh::execute(
+    let result = crate::refresh::execute(
         crate::refresh::RefreshJob {
             input: args.input.clone(),
             output: args.output.clone(),
@@ -34,29 +35,13 @@ pub(super) async fn refresh(
     )
     .await;
     progress.finish();
-    signals.abort();
-    if let Some(handle) = sandbox {
-        handle.shutdown().await;
-    }
-    let report = match report {
-        Ok(report) => report,
-        Err(err) => {
-            if let Some(path) = &args.service.metrics {
-                write_metrics(path, "refresh", &Stats::default(), false, 0, started);
-            }
-            return Err(err);
-        }
-    };
-    if let Some(path) = &args.service.metrics {
-        write_metrics(
-            path,
-            "refresh",
-            &report.stats,
-            report.exit_code() == ExitCode::Success,
-            report.pauses,
-            started,
-        );
-    }
+    let ended = session.end(result).await?;
+    let report = &ended.report;
+    ended.write_metrics(
+        &report.stats,
+        report.exit_code() == ExitCode::Success,
+        report.pauses,
+    );
     if json {
         tracing::info!(
             rows = report.rows,

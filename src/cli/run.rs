@@ -24,10 +24,12 @@ pub(super) async fn work(
         // A dry run of `run` sends nothing, so it needs no credentials.
         (None, None)
     };
-    let stop = Stop::default();
-    let signals = tokio::spawn(forward_signals(stop.clone()));
-    let stats = Arc::new(Stats::default());
-    let throttle = Arc::new(Throttle::new(config.rate, config.burst));
+    let session = Session::start(mode_name(mode), &args.service, &config, sandbox);
+    let (stats, throttle, stop) = (
+        session.stats.clone(),
+        session.throttle.clone(),
+        session.stop.clone(),
+    );
     let show_progress = args.service.shows_progress(quiet);
     let (source, total) = if show_progress {
         progress::count_input_off_runtime(source, &args.input).await?
@@ -35,8 +37,7 @@ pub(super) async fn work(
         (source, None)
     };
     let progress = start_progress(show_progress, total, &stats, &throttle);
-    let started = std::time::SystemTime::now();
-    let report = pipeline::execute(
+    let result = pipeline::execute(
         Job {
             input: args.input.clone(),
             source,
@@ -55,41 +56,24 @@ pub(super) async fn work(
     .await;
     // The bar goes before anything else is printed, or the summary would tear it.
     progress.finish();
-    signals.abort();
-    if let Some(handle) = sandbox {
-        handle.shutdown().await;
-    }
-    let report = match report {
-        Ok(report) => report,
-        Err(err) => {
-            // A nightly job that cannot start still tells the scheduler it failed.
-            if let Some(path) = &args.service.metrics {
-                write_metrics(path, mode_name(mode), &Stats::default(), false, 0, started);
-            }
-            return Err(err);
-        }
-    };
+    let ended = session.end(result).await?;
+    let report = &ended.report;
     if let Some(error) = &report.input_error {
         tracing::error!("{error}");
     }
     if json {
-        log_summary(&report);
+        log_summary(report);
     }
-    if let Some(path) = &args.service.metrics {
-        write_metrics(
-            path,
-            mode_name(mode),
-            &report.stats,
-            report.exit_code() == ExitCode::Success,
-            report.pauses,
-            started,
-        );
-    }
+    ended.write_metrics(
+        &report.stats,
+        report.exit_code() == ExitCode::Success,
+        report.pauses,
+    );
     if !quiet {
         if let Some(example) = &report.example_request {
             eprintln!("pc-qualify: dry run; the first row would be sent as:\n\n{example}");
         }
-        eprint!("{}", summary(&report, &args));
+        eprint!("{}", summary(report, &args));
     }
     Ok(report.exit_code())
 }

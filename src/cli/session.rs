@@ -1,0 +1,93 @@
+//! What every working command (run, reconcile, refresh, export) sets up around its job and
+//! tears down after it: the signal handler, the in-process sandbox, the counters and the pacer,
+//! and the metrics file at the end — one place, so the commands differ only in their job.
+
+use super::*;
+
+/// A working command's surroundings, from its start to its metrics file.
+pub(super) struct Session {
+    /// The metrics' `command` label.
+    command: &'static str,
+    metrics: Option<PathBuf>,
+    started: std::time::SystemTime,
+    sandbox: Option<Sandbox>,
+    signals: tokio::task::JoinHandle<()>,
+    /// Asked to stop by a signal (or a run-wide failure).
+    pub(super) stop: Stop,
+    /// The run's counters.
+    pub(super) stats: Arc<Stats>,
+    /// The run's pacer.
+    pub(super) throttle: Arc<Throttle>,
+}
+
+impl Session {
+    /// Starts the signal handler and makes the counters and the pacer for `config`; `sandbox`
+    /// is the simulator the credentials came from, if any (held until [`Session::end`]).
+    pub(super) fn start(
+        command: &'static str,
+        service: &ServiceArgs,
+        config: &RunConfig,
+        sandbox: Option<Sandbox>,
+    ) -> Session {
+        let stop = Stop::default();
+        Session {
+            command,
+            metrics: service.metrics.clone(),
+            started: std::time::SystemTime::now(),
+            sandbox,
+            signals: tokio::spawn(forward_signals(stop.clone())),
+            stop,
+            stats: Arc::new(Stats::default()),
+            throttle: Arc::new(Throttle::new(config.rate, config.burst)),
+        }
+    }
+
+    /// Stops the signal handler and the sandbox once the job has returned; on an error, a
+    /// nightly job that could not start still tells the scheduler it failed (metrics file).
+    pub(super) async fn end<T>(self, result: Result<T, ErrorKind>) -> Result<Ended<T>, ErrorKind> {
+        self.signals.abort();
+        if let Some(handle) = self.sandbox {
+            handle.shutdown().await;
+        }
+        let ended = Ended {
+            command: self.command,
+            metrics: self.metrics,
+            started: self.started,
+            report: (),
+        };
+        match result {
+            Ok(report) => Ok(ended.with(report)),
+            Err(err) => {
+                ended.write_metrics(&Stats::default(), false, 0);
+                Err(err)
+            }
+        }
+    }
+}
+
+/// A job's report with what is left of its session: the metrics file still to write.
+pub(super) struct Ended<T> {
+    command: &'static str,
+    metrics: Option<PathBuf>,
+    started: std::time::SystemTime,
+    /// What the job reported.
+    pub(super) report: T,
+}
+
+impl<T> Ended<T> {
+    fn with<U>(self, report: U) -> Ended<U> {
+        Ended {
+            command: self.command,
+            metrics: self.metrics,
+            started: self.started,
+            report,
+        }
+    }
+
+    /// Writes the metrics file, when one was asked for.
+    pub(super) fn write_metrics(&self, stats: &Stats, success: bool, pauses: u64) {
+        if let Some(path) = &self.metrics {
+            write_metrics(path, self.command, stats, success, pauses, self.started);
+        }
+    }
+}
