@@ -130,6 +130,19 @@ pub enum ErrorKind {
         #[source]
         source: std::io::Error,
     },
+    /// The results file's lock file cannot be created, locked or written.
+    #[error("output {path}: cannot {action} {lock}")]
+    LockFile {
+        /// The results file.
+        path: String,
+        /// What failed: `create the lock file`, `lock`, `write the lock file`.
+        action: &'static str,
+        /// The lock file.
+        lock: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Another process holds the results file's lock.
     #[error("output {path}: in use by {holder} (lock file {lock}); two runs on one results file would corrupt it, so nothing was sent: wait for that run to end (--force does not override a live lock)")]
     Locked {
@@ -171,6 +184,7 @@ impl ErrorKind {
             | ErrorKind::ValidationCodes(_)
             | ErrorKind::Sandbox(_)
             | ErrorKind::Login(_)
+            | ErrorKind::LockFile { .. }
             | ErrorKind::Locked { .. } => ExitCode::Usage,
             // Stopped for good after rows may have been sent; the message names `--resume`.
             ErrorKind::OutputAfterSend { .. } => ExitCode::STOPPED,
@@ -348,6 +362,15 @@ mod tests {
             (
                 ErrorKind::OutputAfterSend {
                     path: path(),
+                    source: io(),
+                },
+                2,
+            ),
+            (
+                ErrorKind::LockFile {
+                    path: path(),
+                    action: "lock",
+                    lock: "out.csv.lock".into(),
                     source: io(),
                 },
                 2,
