@@ -130,6 +130,24 @@ pub enum ErrorKind {
         #[source]
         source: std::io::Error,
     },
+    /// Standard input (or a pipe) could not be copied to a temporary file to be read twice.
+    #[error("input {path}: cannot buffer the input")]
+    InputBuffer {
+        /// The input path (`-` for standard input).
+        path: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The journal beside the results file cannot be read (`--resume`).
+    #[error("output {path}: journal")]
+    JournalIo {
+        /// The results file.
+        path: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The results file's lock file cannot be created, locked or written.
     #[error("output {path}: cannot {action} {lock}")]
     LockFile {
@@ -185,6 +203,8 @@ impl ErrorKind {
             | ErrorKind::Sandbox(_)
             | ErrorKind::Login(_)
             | ErrorKind::LockFile { .. }
+            | ErrorKind::InputBuffer { .. }
+            | ErrorKind::JournalIo { .. }
             | ErrorKind::Locked { .. } => ExitCode::Usage,
             // Stopped for good after rows may have been sent; the message names `--resume`.
             ErrorKind::OutputAfterSend { .. } => ExitCode::STOPPED,
@@ -371,6 +391,20 @@ mod tests {
                     path: path(),
                     action: "lock",
                     lock: "out.csv.lock".into(),
+                    source: io(),
+                },
+                2,
+            ),
+            (
+                ErrorKind::InputBuffer {
+                    path: "-".into(),
+                    source: io(),
+                },
+                2,
+            ),
+            (
+                ErrorKind::JournalIo {
+                    path: path(),
                     source: io(),
                 },
                 2,

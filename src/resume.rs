@@ -182,7 +182,10 @@ pub fn load(output: &str) -> Result<ResumeState, ErrorKind> {
         }
     }
     let in_flight = read_journal(&journal_path(output))
-        .map_err(|e| err(format!("journal: {e}")))?
+        .map_err(|source| ErrorKind::JournalIo {
+            path: output.to_string(),
+            source,
+        })?
         .into_iter()
         .filter(|(row, _)| !settled.contains_key(row))
         .collect();

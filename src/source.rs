@@ -292,10 +292,12 @@ impl InputSource {
                 .take()
                 .ok_or_else(|| self.err("the input was already read".into()))?,
         };
-        let mut file =
-            tempfile::tempfile().map_err(|e| self.err(format!("cannot buffer the input: {e}")))?;
-        io::copy(&mut stream, &mut file)
-            .map_err(|e| self.err(format!("cannot buffer the input: {e}")))?;
+        let buffer_err = |source| ErrorKind::InputBuffer {
+            path: self.path.clone(),
+            source,
+        };
+        let mut file = tempfile::tempfile().map_err(buffer_err)?;
+        io::copy(&mut stream, &mut file).map_err(buffer_err)?;
         self.data = Data::File(Arc::new(file));
         self.inspect()
     }
