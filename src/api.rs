@@ -155,8 +155,8 @@ pub fn parse_create_answer(body: &[u8], qualification: Qualification) -> Option<
 }
 
 /// Parses a `GET …/qualifications` answer in any shape [`read_records`] knows.
-pub fn parse_qualification_list(body: &[u8]) -> Result<Vec<QualificationRecord>, String> {
-    read_records(body).map_err(|e| e.to_string())
+pub fn parse_qualification_list(body: &[u8]) -> Result<Vec<QualificationRecord>, ShapeError> {
+    read_records(body)
 }
 
 /// An answer body in none of the shapes Partner Center documents for qualifications.
@@ -262,17 +262,32 @@ pub struct ValidationCode {
     pub remaining_creates: Option<u64>,
 }
 
+/// Why a validation codes answer cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValidationsError {
+    /// The body is not JSON.
+    #[error("validation codes answer is not JSON")]
+    NotJson(#[source] serde_json::Error),
+    /// The body is neither a list nor `{"items": [...]}`.
+    #[error("validation codes answer is not a list")]
+    NotAList,
+    /// An entry lacks its `validationId`.
+    #[error("a validation code entry has no validationId")]
+    NoId,
+}
+
 /// Parses `GET /v1/customers/all/validations`.
-pub fn parse_validations(body: &[u8]) -> Result<Vec<ValidationCode>, String> {
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| format!("validation codes answer is not JSON: {e}"))?;
+pub fn parse_validations(body: &[u8]) -> Result<Vec<ValidationCode>, ValidationsError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(ValidationsError::NotJson)?;
     let items = match &value {
         serde_json::Value::Array(items) => items,
         serde_json::Value::Object(map) => match map.get("items") {
             Some(serde_json::Value::Array(items)) => items,
-            _ => return Err("validation codes answer is not a list".into()),
+            _ => return Err(ValidationsError::NotAList),
         },
-        _ => return Err("validation codes answer is not a list".into()),
+        _ => return Err(ValidationsError::NotAList),
     };
     let text = |v: Option<&serde_json::Value>| match v {
         Some(serde_json::Value::String(s)) => Some(s.trim().to_string()),
@@ -284,7 +299,7 @@ pub fn parse_validations(body: &[u8]) -> Result<Vec<ValidationCode>, String> {
         .map(|item| {
             let id = text(item.get("validationId"))
                 .filter(|id| !id.is_empty())
-                .ok_or("a validation code entry has no validationId")?;
+                .ok_or(ValidationsError::NoId)?;
             Ok(ValidationCode {
                 validation_id: id,
                 organization_name: text(item.get("organizationName")).unwrap_or_default(),

@@ -320,8 +320,9 @@ pub(crate) fn lifetime_secs(value: &serde_json::Value) -> Option<u64> {
 
 /// Reads a refresh token file (whitespace trimmed).
 pub fn read_token_file(path: &Path) -> Result<SecretString, ErrorKind> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ErrorKind::Credentials(format!("PC_REFRESH_TOKEN_FILE {}: {e}", path.display()))
+    let text = std::fs::read_to_string(path).map_err(|source| ErrorKind::TokenFile {
+        path: path.to_path_buf(),
+        source,
     })?;
     let token = text.trim();
     if token.is_empty() {

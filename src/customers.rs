@@ -19,6 +19,46 @@ pub const CONTINUATION_TOKEN: HeaderName = HeaderName::from_static("ms-continuat
 /// The path every page of the list is read from.
 const LIST_PATH: &str = "/v1/customers";
 
+/// Why a list page or its next link cannot be used. Each message names what is wrong with
+/// the answer; the service's text is never echoed beyond the link it gave.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ListError {
+    /// The body is not JSON.
+    #[error("the customer list page is not JSON")]
+    NotJson(#[source] serde_json::Error),
+    /// The body is JSON without an `items` array.
+    #[error("the customer list page has no items array")]
+    NoItems,
+    /// A listed customer has neither `id` nor `companyProfile.tenantId`.
+    #[error("a customer on the list has no id")]
+    NoId,
+    /// `links.next` has no `uri`.
+    #[error("links.next has no uri")]
+    NoNextUri,
+    /// `links.next.uri` is an absolute URL that does not parse.
+    #[error("links.next.uri {uri:?}")]
+    BadNextUri {
+        /// The link as given.
+        uri: String,
+        /// Why it does not parse.
+        #[source]
+        source: <reqwest::Url as std::str::FromStr>::Err,
+    },
+    /// `links.next.uri` leads somewhere other than the customer list.
+    #[error("links.next.uri {uri:?} does not lead to the customer list")]
+    ForeignNextUri {
+        /// The link as given.
+        uri: String,
+    },
+    /// `links.next` carries no continuation token.
+    #[error("links.next has no MS-ContinuationToken header, so the next page cannot be asked for")]
+    NoToken,
+    /// The continuation token cannot be sent as a header value.
+    #[error("the continuation token holds characters an HTTP header cannot carry")]
+    BadToken,
+}
+
 /// One customer as a list page shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedCustomer {
@@ -45,16 +85,11 @@ impl NextPage {
     /// The request for this page, and its continuation header. A next link without a token is
     /// refused: followed without one, a service answering the same page again would be read
     /// for ever.
-    pub fn request(&self) -> Result<(Request, Vec<(HeaderName, HeaderValue)>), String> {
+    pub fn request(&self) -> Result<(Request, Vec<(HeaderName, HeaderValue)>), ListError> {
         let Some(token) = &self.token else {
-            return Err(
-                "links.next has no MS-ContinuationToken header, so the next page cannot be asked for"
-                    .to_string(),
-            );
+            return Err(ListError::NoToken);
         };
-        let value = HeaderValue::from_str(token).map_err(|_| {
-            "the continuation token holds characters an HTTP header cannot carry".to_string()
-        })?;
+        let value = HeaderValue::from_str(token).map_err(|_| ListError::BadToken)?;
         Ok((
             get(self.path_and_query.clone()),
             vec![(CONTINUATION_TOKEN, value)],
@@ -87,10 +122,13 @@ fn get(path_and_query: String) -> Request {
 /// Turns `links.next.uri` into a path under the base URL. The service writes it relative to
 /// `/v1` (`/customers?size=5&seekOperation=next`), but examples with `/v1` already in it exist
 /// too; prefixing blindly sends `/v1/v1/customers`, a bug other clients have shipped.
-pub fn resolve_next_uri(uri: &str) -> Result<String, String> {
+pub fn resolve_next_uri(uri: &str) -> Result<String, ListError> {
     let uri = uri.trim();
     let relative = if uri.starts_with("http://") || uri.starts_with("https://") {
-        let url = reqwest::Url::parse(uri).map_err(|e| format!("links.next.uri {uri:?}: {e}"))?;
+        let url = reqwest::Url::parse(uri).map_err(|source| ListError::BadNextUri {
+            uri: uri.to_string(),
+            source,
+        })?;
         match url.query() {
             Some(query) => format!("{}?{query}", url.path()),
             None => url.path().to_string(),
@@ -108,9 +146,9 @@ pub fn resolve_next_uri(uri: &str) -> Result<String, String> {
     let path = path_and_query.split('?').next().unwrap_or_default();
     // Our token only ever goes back to the list it came from.
     if !path.trim_end_matches('/').eq_ignore_ascii_case(LIST_PATH) {
-        return Err(format!(
-            "links.next.uri {uri:?} does not lead to the customer list"
-        ));
+        return Err(ListError::ForeignNextUri {
+            uri: uri.to_string(),
+        });
     }
     Ok(path_and_query)
 }
@@ -136,20 +174,19 @@ fn text(value: Option<&serde_json::Value>) -> Option<String> {
 
 /// Parses one page: `{"totalCount", "items": [...], "links": {"next": {"uri", "headers"}}}`.
 /// `totalCount` is not relied on (it counts the page in some answers, the whole list in others).
-pub fn parse_page(body: &[u8]) -> Result<Page, String> {
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| format!("the customer list page is not JSON: {e}"))?;
+pub fn parse_page(body: &[u8]) -> Result<Page, ListError> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(ListError::NotJson)?;
     let items = match member(&value, "items") {
         Some(serde_json::Value::Array(items)) => items.as_slice(),
         Some(serde_json::Value::Null) | None if value.is_object() => &[],
-        _ => return Err("the customer list page has no items array".into()),
+        _ => return Err(ListError::NoItems),
     };
     let mut customers = Vec::with_capacity(items.len());
     for item in items {
         let profile = member(item, "companyProfile");
         let id = text(member(item, "id"))
             .or_else(|| text(profile.and_then(|p| member(p, "tenantId"))))
-            .ok_or("a customer on the list has no id")?;
+            .ok_or(ListError::NoId)?;
         customers.push(ListedCustomer {
             parsed: CustomerId::parse(&id),
             id: sanitize_owned(id),
@@ -164,7 +201,7 @@ pub fn parse_page(body: &[u8]) -> Result<Page, String> {
     let next = match member(&value, "links").and_then(|l| member(l, "next")) {
         None | Some(serde_json::Value::Null) => None,
         Some(next) => {
-            let uri = text(member(next, "uri")).ok_or("links.next has no uri")?;
+            let uri = text(member(next, "uri")).ok_or(ListError::NoNextUri)?;
             let token = member(next, "headers")
                 .and_then(serde_json::Value::as_array)
                 .and_then(|headers| {
@@ -199,13 +236,22 @@ mod tests {
             "https://api.partnercenter.microsoft.com/v1/customers?size=500&seekOperation=next",
         ] {
             assert_eq!(
-                resolve_next_uri(uri).as_deref(),
-                Ok("/v1/customers?size=500&seekOperation=next"),
+                resolve_next_uri(uri).ok().as_deref(),
+                Some("/v1/customers?size=500&seekOperation=next"),
                 "{uri}"
             );
         }
-        assert!(resolve_next_uri("/invoices?size=5").is_err());
+        assert!(matches!(
+            resolve_next_uri("/invoices?size=5"),
+            Err(ListError::ForeignNextUri { .. })
+        ));
         assert!(resolve_next_uri("/customers/x/qualifications").is_err());
+        let bad = resolve_next_uri("https://[::1/customers").expect_err("not a URL");
+        let text = crate::error::chain(&bad);
+        assert!(
+            text.starts_with("links.next.uri \"https://[::1/customers\": "),
+            "{text}"
+        );
     }
 
     #[test]
@@ -256,9 +302,21 @@ mod tests {
         let next = tokenless.next.expect("a next link");
         assert_eq!(next.token, None);
         let refused = next.request().expect_err("no token, no request");
-        assert!(refused.contains("MS-ContinuationToken"), "{refused}");
-        assert!(parse_page(b"[]").is_err());
-        assert!(parse_page(b"not json").is_err());
-        assert!(parse_page(br#"{"items":[{"companyProfile":{}}]}"#).is_err());
+        assert!(
+            refused.to_string().contains("MS-ContinuationToken"),
+            "{refused}"
+        );
+        assert!(matches!(parse_page(b"[]"), Err(ListError::NoItems)));
+        let not_json = parse_page(b"not json").expect_err("not JSON");
+        assert!(matches!(not_json, ListError::NotJson(_)));
+        let text = crate::error::chain(&not_json);
+        assert!(
+            text.starts_with("the customer list page is not JSON: expected "),
+            "{text}"
+        );
+        assert!(matches!(
+            parse_page(br#"{"items":[{"companyProfile":{}}]}"#),
+            Err(ListError::NoId)
+        ));
     }
 }

@@ -20,6 +20,15 @@ pub enum ErrorKind {
     /// No usable credentials were given.
     #[error("credentials: {0}")]
     Credentials(String),
+    /// The refresh token file (`PC_REFRESH_TOKEN_FILE`) cannot be read.
+    #[error("credentials: PC_REFRESH_TOKEN_FILE {}", path.display())]
+    TokenFile {
+        /// The file named.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The token endpoint refused or failed the refresh-token grant.
     #[error("token request failed: {0}")]
     Token(String),
@@ -45,6 +54,9 @@ pub enum ErrorKind {
     /// A pre-flight read against the service (validation codes, for example) failed or ruled the run out.
     #[error("pre-flight check: {0}")]
     Preflight(String),
+    /// The validation codes answer (`--validation-code auto`) is unusable.
+    #[error("pre-flight check")]
+    ValidationCodes(#[source] crate::api::ValidationsError),
     /// The local sandbox could not be started.
     #[error("sandbox: {0}")]
     Sandbox(String),
@@ -54,6 +66,101 @@ pub enum ErrorKind {
     /// Writing to standard output failed because the reader went away.
     #[error("broken pipe")]
     BrokenPipe,
+    /// The input file could not be opened or read (an I/O error, kept as the cause).
+    #[error("input {path}")]
+    InputIo {
+        /// The input path (`-` for standard input).
+        path: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A row or header of the input is unreadable (the reader's error, kept as the cause).
+    #[error("input {path}")]
+    InputRead {
+        /// The input path (`-` for standard input).
+        path: String,
+        /// What the reader found.
+        #[source]
+        source: crate::input::InputError,
+    },
+    /// A workbook input cannot be opened, or lacks the sheet asked for.
+    #[error("input {path}")]
+    InputSheet {
+        /// The input path.
+        path: String,
+        /// What the workbook reader found.
+        #[source]
+        source: crate::sheet::SheetError,
+    },
+    /// A results file given as input (`refresh --input`, `report`) is not one, or is damaged.
+    #[error("input {path}")]
+    ResultsInput {
+        /// The results file read.
+        path: String,
+        /// Why it could not be read back.
+        #[source]
+        source: crate::output::ReadError,
+    },
+    /// The earlier results file that `--resume` continues is not one, or is damaged.
+    #[error("output {path}")]
+    ResultsOutput {
+        /// The results file read.
+        path: String,
+        /// Why it could not be read back.
+        #[source]
+        source: crate::output::ReadError,
+    },
+    /// The results file cannot be created, read or written (an I/O error, kept as the cause).
+    #[error("output {path}")]
+    OutputIo {
+        /// The results path (`-` for standard output).
+        path: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The results file failed after rows were sent: the journal is kept and `--resume` finishes
+    /// the file. Not "nothing was sent", so it has its own variant and message.
+    #[error("output {path}: rows were sent before this failure and the journal is kept: once the file can be written, run the same command with --resume")]
+    OutputAfterSend {
+        /// The results path (`-` for standard output).
+        path: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Standard input (or a pipe) could not be copied to a temporary file to be read twice.
+    #[error("input {path}: cannot buffer the input")]
+    InputBuffer {
+        /// The input path (`-` for standard input).
+        path: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The journal beside the results file cannot be read (`--resume`).
+    #[error("output {path}: journal")]
+    JournalIo {
+        /// The results file.
+        path: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The results file's lock file cannot be created, locked or written.
+    #[error("output {path}: cannot {action} {lock}")]
+    LockFile {
+        /// The results file.
+        path: String,
+        /// What failed: `create the lock file`, `lock`, `write the lock file`.
+        action: &'static str,
+        /// The lock file.
+        lock: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Another process holds the results file's lock.
     #[error("output {path}: in use by {holder} (lock file {lock}); two runs on one results file would corrupt it, so nothing was sent: wait for that run to end (--force does not override a live lock)")]
     Locked {
@@ -68,10 +175,39 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// The exit code this error ends the process with.
+    ///
+    /// The one place errors become exit codes: every variant is named (no catch-all), so a new
+    /// variant has to be placed here deliberately. The numbers are the documented contract (0,
+    /// 1, 2, 130); whether rows were already sent is said by the message, not the number.
     pub fn exit_code(&self) -> ExitCode {
         match self {
+            // A closed pipe on standard output is the reader's choice, not an error.
             ErrorKind::BrokenPipe => ExitCode::Success,
-            _ => ExitCode::Usage,
+            // Nothing was sent: the run could not start.
+            ErrorKind::Config(_)
+            | ErrorKind::ConfigFile { .. }
+            | ErrorKind::Credentials(_)
+            | ErrorKind::TokenFile { .. }
+            | ErrorKind::Token(_)
+            | ErrorKind::Input { .. }
+            | ErrorKind::InputIo { .. }
+            | ErrorKind::InputRead { .. }
+            | ErrorKind::InputSheet { .. }
+            | ErrorKind::ResultsInput { .. }
+            | ErrorKind::ResultsOutput { .. }
+            | ErrorKind::Output { .. }
+            | ErrorKind::OutputIo { .. }
+            | ErrorKind::ResumeMismatch(_)
+            | ErrorKind::Preflight(_)
+            | ErrorKind::ValidationCodes(_)
+            | ErrorKind::Sandbox(_)
+            | ErrorKind::Login(_)
+            | ErrorKind::LockFile { .. }
+            | ErrorKind::InputBuffer { .. }
+            | ErrorKind::JournalIo { .. }
+            | ErrorKind::Locked { .. } => ExitCode::Usage,
+            // Stopped for good after rows may have been sent; the message names `--resume`.
+            ErrorKind::OutputAfterSend { .. } => ExitCode::STOPPED,
         }
     }
 }
@@ -80,8 +216,17 @@ impl ErrorKind {
     /// The error and its causes on one line, `outer: cause: cause`, for the one message the
     /// binary prints. A cause whose text the outer message already carries is not repeated.
     pub fn chain(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
+        chain(self)
+    }
+}
+
+/// Any error and its causes on one line, `outer: cause: cause`; a cause whose text the message
+/// so far already carries is not repeated. For errors shown outside [`ErrorKind::chain`] (log
+/// lines, results cells) so that a cause kept as `#[source]` is not lost from the text.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    {
+        let mut text = error.to_string();
+        let mut source = error.source();
         while let Some(cause) = source {
             let cause_text = cause.to_string();
             if !text.contains(&cause_text) {
@@ -137,12 +282,195 @@ mod tests {
         assert_eq!(text.matches("access_denied").count(), 1, "{text}");
     }
 
+    fn io() -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::PermissionDenied, "permission denied")
+    }
+
+    /// One row per variant: `exit_code` names every variant (no catch-all arm), and this table
+    /// pins the number each one ends the process with.
     #[test]
     fn exit_codes_map_in_one_place() {
-        assert_eq!(ErrorKind::BrokenPipe.exit_code(), ExitCode::Success);
+        let path = || "out.csv".to_string();
+        let table: Vec<(ErrorKind, u8)> = vec![
+            (ErrorKind::Config("x".into()), 2),
+            (
+                ErrorKind::ConfigFile {
+                    path: "c.toml".into(),
+                    reason: "x".into(),
+                },
+                2,
+            ),
+            (ErrorKind::Credentials("x".into()), 2),
+            (ErrorKind::Token("x".into()), 2),
+            (
+                ErrorKind::TokenFile {
+                    path: "token".into(),
+                    source: io(),
+                },
+                2,
+            ),
+            (
+                ErrorKind::Input {
+                    path: path(),
+                    reason: "x".into(),
+                },
+                2,
+            ),
+            (
+                ErrorKind::Output {
+                    path: path(),
+                    reason: "x".into(),
+                },
+                2,
+            ),
+            (ErrorKind::ResumeMismatch("x".into()), 2),
+            (ErrorKind::Preflight("x".into()), 2),
+            (
+                ErrorKind::ValidationCodes(crate::api::ValidationsError::NotAList),
+                2,
+            ),
+            (ErrorKind::Sandbox("x".into()), 2),
+            (
+                ErrorKind::Login(crate::login::LoginError::Declined {
+                    error: "access_denied".into(),
+                }),
+                2,
+            ),
+            (ErrorKind::BrokenPipe, 0),
+            (
+                ErrorKind::InputIo {
+                    path: path(),
+                    source: io(),
+                },
+                2,
+            ),
+            (
+                ErrorKind::InputRead {
+                    path: path(),
+                    source: crate::input::InputError::Empty,
+                },
+                2,
+            ),
+            (
+                ErrorKind::InputSheet {
+                    path: path(),
+                    source: crate::sheet::SheetError::NoSheets,
+                },
+                2,
+            ),
+            (
+                ErrorKind::ResultsInput {
+                    path: path(),
+                    source: crate::output::ReadError::NotResults,
+                },
+                2,
+            ),
+            (
+                ErrorKind::ResultsOutput {
+                    path: path(),
+                    source: crate::output::ReadError::NotResults,
+                },
+                2,
+            ),
+            (
+                ErrorKind::OutputIo {
+                    path: path(),
+                    source: io(),
+                },
+                2,
+            ),
+            (
+                ErrorKind::OutputAfterSend {
+                    path: path(),
+                    source: io(),
+                },
+                2,
+            ),
+            (
+                ErrorKind::LockFile {
+                    path: path(),
+                    action: "lock",
+                    lock: "out.csv.lock".into(),
+                    source: io(),
+                },
+                2,
+            ),
+            (
+                ErrorKind::InputBuffer {
+                    path: "-".into(),
+                    source: io(),
+                },
+                2,
+            ),
+            (
+                ErrorKind::JournalIo {
+                    path: path(),
+                    source: io(),
+                },
+                2,
+            ),
+            (
+                ErrorKind::Locked {
+                    path: path(),
+                    holder: "process 1".into(),
+                    lock: "out.csv.lock".into(),
+                },
+                2,
+            ),
+        ];
+        for (error, code) in &table {
+            assert_eq!(error.exit_code() as u8, *code, "{error:?}");
+        }
+        // Each variant once: a new variant gets a row here as well as an arm in exit_code.
+        let mut names: Vec<String> = table
+            .iter()
+            .map(|(e, _)| {
+                let debug = format!("{e:?}");
+                let end = debug.find([' ', '(', '{']).unwrap_or(debug.len());
+                debug[..end].to_string()
+            })
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), table.len());
+    }
+
+    #[test]
+    fn a_kept_cause_is_printed_once_after_its_context() {
+        let err = ErrorKind::OutputIo {
+            path: "out.csv".into(),
+            source: io(),
+        };
+        assert_eq!(err.chain(), "output out.csv: permission denied");
+        let after = ErrorKind::OutputAfterSend {
+            path: "out.csv".into(),
+            source: io(),
+        };
+        let text = after.chain();
+        assert!(text.starts_with("output out.csv: rows were sent"), "{text}");
+        assert!(text.contains("--resume"), "{text}");
+        assert_eq!(text.matches("permission denied").count(), 1, "{text}");
+        let bad_row = ErrorKind::ResultsInput {
+            path: "old.csv".into(),
+            source: crate::output::ReadError::BadRow {
+                line: 3,
+                source: crate::output::ResultsRowError::NotANumber {
+                    field: "attempts",
+                    value: "x".into(),
+                },
+            },
+        };
         assert_eq!(
-            ErrorKind::Config("x".into()).exit_code() as u8,
-            ExitCode::Usage as u8
+            bad_row.chain(),
+            "input old.csv: line 3: attempts is not a number: \"x\""
+        );
+        let empty = ErrorKind::InputRead {
+            path: "in.csv".into(),
+            source: crate::input::InputError::Empty,
+        };
+        assert_eq!(
+            empty.chain(),
+            "input in.csv: the file is empty (no header row)"
         );
     }
 }

@@ -200,9 +200,9 @@ pub async fn execute(job: ExportJob, stop: Stop) -> Result<ExportReport, ErrorKi
         }
     };
 
-    let output_error = |path: &Path, e: std::io::Error| ErrorKind::Output {
+    let output_error = |path: &Path, source: std::io::Error| ErrorKind::OutputIo {
         path: path.display().to_string(),
-        reason: e.to_string(),
+        source,
     };
     let unread_file = (output_path != "-").then(|| unread_path(&output_path));
     let carried = if resume && Path::new(&output_path).exists() {
@@ -325,20 +325,25 @@ struct ListEnd {
 }
 
 /// Why a page could not be read.
+#[derive(Debug, thiserror::Error)]
 enum PageError {
     /// A resend was refused with code 2000: the service spent the token on an attempt whose
     /// answer was lost (cut off, timed out) and does not replay the page. The list can only be
     /// read again from its first page.
+    #[error("{0}")]
     TokenSpent(String),
-    /// Anything else.
+    /// The service answered with an error, or did not answer (the reason says which).
+    #[error("{0}")]
     Failed(String),
+    /// The page or its next link is unusable.
+    #[error(transparent)]
+    List(#[from] customers::ListError),
 }
 
 impl PageError {
-    fn reason(self) -> String {
-        match self {
-            PageError::TokenSpent(reason) | PageError::Failed(reason) => reason,
-        }
+    /// The reason with its causes, for the summary and the log.
+    fn reason(&self) -> String {
+        crate::error::chain(self)
     }
 }
 
@@ -355,7 +360,7 @@ async fn fetch_page(client: &Client, next: Option<&NextPage>) -> Result<Page, Pa
             customers::first_page_request(customers::PAGE_SIZE),
             Vec::new(),
         ),
-        Some(next) => next.request().map_err(PageError::Failed)?,
+        Some(next) => next.request()?,
     };
     let exchange = client
         .send_capped(
@@ -367,7 +372,7 @@ async fn fetch_page(client: &Client, next: Option<&NextPage>) -> Result<Page, Pa
         .await;
     match &exchange.reply {
         Reply::Answer { status, body } if (200..300).contains(status) => {
-            customers::parse_page(body).map_err(PageError::Failed)
+            customers::parse_page(body).map_err(PageError::from)
         }
         Reply::Answer { status, body } => {
             let reason = answer_error("GET /v1/customers", *status, body, exchange.attempts);
@@ -557,7 +562,10 @@ async fn export_customer(
         .send(&api::list_request(id), crate::client::new_uuid())
         .await;
     let records = match &exchange.reply {
-        Reply::Answer { status, body } if (200..300).contains(status) => read_qualifications(body),
+        // The reason ends up in one results cell, so it is rendered to text here.
+        Reply::Answer { status, body } if (200..300).contains(status) => {
+            read_qualifications(body).map_err(|e| e.to_string())
+        }
         Reply::Answer { status, body } => Err(answer_error(
             "GET qualifications",
             *status,
@@ -584,7 +592,7 @@ async fn export_customer(
 
 /// The one place the export reads a qualifications answer: every documented shape is the
 /// parser's business, so a better parser is swapped in here alone.
-fn read_qualifications(body: &[u8]) -> Result<Vec<QualificationRecord>, String> {
+fn read_qualifications(body: &[u8]) -> Result<Vec<QualificationRecord>, api::ShapeError> {
     api::parse_qualification_list(body)
 }
 
@@ -648,7 +656,10 @@ fn prepare_resume(path: &Path) -> Result<Carried, ErrorKind> {
         path: path.display().to_string(),
         reason,
     };
-    let io = |e: std::io::Error| bad(e.to_string());
+    let io = |source: std::io::Error| ErrorKind::InputIo {
+        path: path.display().to_string(),
+        source,
+    };
     let unread: HashSet<String> =
         match std::fs::read_to_string(unread_path(&path.to_string_lossy())) {
             Ok(text) => text

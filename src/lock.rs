@@ -73,6 +73,12 @@ pub fn acquire(results: &Path) -> Result<LockGuard, ErrorKind> {
         path: results.display().to_string(),
         reason,
     };
+    let lock_error = |action, source| ErrorKind::LockFile {
+        path: results.display().to_string(),
+        action,
+        lock: path.display().to_string(),
+        source,
+    };
     // A few rounds at most: each retry means a holder removed its file between our open and lock.
     for _ in 0..8 {
         let mut file = OpenOptions::new()
@@ -81,12 +87,7 @@ pub fn acquire(results: &Path) -> Result<LockGuard, ErrorKind> {
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(|e| {
-                err(format!(
-                    "cannot create the lock file {}: {e}",
-                    path.display()
-                ))
-            })?;
+            .map_err(|e| lock_error("create the lock file", e))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -103,9 +104,7 @@ pub fn acquire(results: &Path) -> Result<LockGuard, ErrorKind> {
                     lock: path.display().to_string(),
                 });
             }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(err(format!("cannot lock {}: {e}", path.display())))
-            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(lock_error("lock", e)),
         }
         if !same_file(&file, &path) {
             // The holder we waited on removed this file as it finished: lock the current one.
@@ -119,10 +118,7 @@ pub fn acquire(results: &Path) -> Result<LockGuard, ErrorKind> {
             .and_then(|()| file.flush());
         if let Err(e) = written {
             let _ = std::fs::remove_file(&path);
-            return Err(err(format!(
-                "cannot write the lock file {}: {e}",
-                path.display()
-            )));
+            return Err(lock_error("write the lock file", e));
         }
         return Ok(LockGuard { file, path });
     }

@@ -78,13 +78,19 @@ pub fn create(path: &str, force: bool) -> Result<Sink, ErrorKind> {
     } else {
         options.create_new(true);
     }
-    let file = options.open(path).map_err(|e| ErrorKind::Output {
-        path: path.to_string(),
-        reason: if e.kind() == io::ErrorKind::AlreadyExists {
-            "already exists; pass --force to overwrite it, or --resume to continue it".into()
+    let file = options.open(path).map_err(|e| {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            ErrorKind::Output {
+                path: path.to_string(),
+                reason: "already exists; pass --force to overwrite it, or --resume to continue it"
+                    .into(),
+            }
         } else {
-            e.to_string()
-        },
+            ErrorKind::OutputIo {
+                path: path.to_string(),
+                source: e,
+            }
+        }
     })?;
     Ok(Sink::File(BufWriter::with_capacity(64 * 1024, file)))
 }
@@ -185,18 +191,69 @@ pub(crate) fn format_u64(mut value: u64, buf: &mut [u8; 20]) -> &str {
 #[non_exhaustive]
 pub enum ReadError {
     /// The file could not be opened or read.
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] io::Error),
     /// The first line is not the results header.
     #[error("not a pc-qualify results file (its first line is not the results header)")]
     NotResults,
     /// A complete line does not hold a results row.
-    #[error("line {line}: {reason}")]
+    #[error("line {line}")]
     BadRow {
         /// 1-based line number in the file.
         line: u64,
         /// What is wrong with it.
-        reason: String,
+        #[source]
+        source: ResultsRowError,
+    },
+}
+
+/// Why one line of a results file is not a results row; names the field at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResultsRowError {
+    /// The CSV layer could not read the record (bad quoting, for example).
+    #[error(transparent)]
+    Csv(#[from] csv::Error),
+    /// The record has the wrong number of fields.
+    #[error("has {found} fields, a results row has {expected}")]
+    FieldCount {
+        /// Fields in the record.
+        found: usize,
+        /// Fields in a results row.
+        expected: usize,
+    },
+    /// The `row` field is empty.
+    #[error("row is empty")]
+    EmptyRow,
+    /// A numeric field holds something else.
+    #[error("{field} is not a number: {value:?}")]
+    NotANumber {
+        /// The column.
+        field: &'static str,
+        /// The cell.
+        value: String,
+    },
+    /// A number does not fit its field.
+    #[error("{field} out of range: {value}")]
+    OutOfRange {
+        /// The column.
+        field: &'static str,
+        /// The number.
+        value: u64,
+    },
+    /// An id field is not a UUID.
+    #[error("{field} is not a UUID: {value:?}")]
+    NotAUuid {
+        /// The column.
+        field: &'static str,
+        /// The cell.
+        value: String,
+    },
+    /// The `outcome` field names no known outcome.
+    #[error("unknown outcome {value:?}")]
+    UnknownOutcome {
+        /// The cell.
+        value: String,
     },
 }
 
@@ -255,15 +312,15 @@ impl ResultsReader {
                 Some(
                     parse_row(&self.record)
                         .map(|row| (row, &self.record))
-                        .map_err(|reason| ReadError::BadRow {
+                        .map_err(|source| ReadError::BadRow {
                             line: self.line,
-                            reason,
+                            source,
                         }),
                 )
             }
             Err(err) => Some(Err(ReadError::BadRow {
                 line: self.line + 1,
-                reason: err.to_string(),
+                source: err.into(),
             })),
         }
     }
@@ -295,13 +352,12 @@ pub(crate) fn complete_len(file: &mut File) -> io::Result<u64> {
 }
 
 /// Turns one results record back into a [`ResultRow`], undoing the spreadsheet apostrophe.
-fn parse_row(record: &csv::ByteRecord) -> Result<ResultRow, String> {
+fn parse_row(record: &csv::ByteRecord) -> Result<ResultRow, ResultsRowError> {
     if record.len() != RESULT_COLUMNS.len() {
-        return Err(format!(
-            "has {} fields, a results row has {}",
-            record.len(),
-            RESULT_COLUMNS.len()
-        ));
+        return Err(ResultsRowError::FieldCount {
+            found: record.len(),
+            expected: RESULT_COLUMNS.len(),
+        });
     }
     let text = |i: usize| -> String {
         let cell = String::from_utf8_lossy(&record[i]);
@@ -311,34 +367,40 @@ fn parse_row(record: &csv::ByteRecord) -> Result<ResultRow, String> {
         }
     };
     let opt = |i: usize| Some(text(i)).filter(|t| !t.is_empty());
-    let number = |i: usize, name: &str| -> Result<Option<u64>, String> {
+    let number = |i: usize, field: &'static str| -> Result<Option<u64>, ResultsRowError> {
         let t = text(i);
         if t.is_empty() {
             return Ok(None);
         }
         t.parse()
             .map(Some)
-            .map_err(|_| format!("{name} is not a number: {t:?}"))
+            .map_err(|_| ResultsRowError::NotANumber { field, value: t })
     };
-    let uuid = |i: usize, name: &str| -> Result<Option<uuid::Uuid>, String> {
+    let uuid = |i: usize, field: &'static str| -> Result<Option<uuid::Uuid>, ResultsRowError> {
         match opt(i) {
             None => Ok(None),
             Some(t) => uuid::Uuid::parse_str(&t)
                 .map(Some)
-                .map_err(|_| format!("{name} is not a UUID: {t:?}")),
+                .map_err(|_| ResultsRowError::NotAUuid { field, value: t }),
         }
     };
-    let row = number(0, "row")?.ok_or("row is empty")?;
+    let row = number(0, "row")?.ok_or(ResultsRowError::EmptyRow)?;
     let outcome_text = text(3);
-    let outcome =
-        Outcome::parse(&outcome_text).ok_or_else(|| format!("unknown outcome {outcome_text:?}"))?;
+    let outcome = Outcome::parse(&outcome_text).ok_or(ResultsRowError::UnknownOutcome {
+        value: outcome_text,
+    })?;
     Ok(ResultRow {
         row,
         customer_id: text(1),
         qualification: text(2),
         outcome: Some(outcome),
         http_status: number(4, "http_status")?
-            .map(|s| u16::try_from(s).map_err(|_| format!("http_status out of range: {s}")))
+            .map(|value| {
+                u16::try_from(value).map_err(|_| ResultsRowError::OutOfRange {
+                    field: "http_status",
+                    value,
+                })
+            })
             .transpose()?,
         vetting_status: opt(5),
         vetting_reason: opt(6),

@@ -205,10 +205,7 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
                     preflight::count_gcc_rows(source.reader(options)?, &validation_id, |index| {
                         resume_state.is_settled(index)
                     })
-                    .map_err(|e| ErrorKind::Input {
-                        path,
-                        reason: e.to_string(),
-                    })?;
+                    .map_err(|source| ErrorKind::InputRead { path, source })?;
                 Ok((source, resume_state, rows))
             });
             let Some((back, back_state, rows)) = unless_stopped(&stop, counted).await? else {
@@ -286,9 +283,9 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
                     let skeleton = internal_row(&work);
                     match crate::unwind::catch(worker.process(work)).await {
                         Ok(row) => row,
-                        Err(message) => {
+                        Err(panicked) => {
                             internal_errors.fetch_add(1, Ordering::Relaxed);
-                            failed_internally(skeleton, &message)
+                            failed_internally(skeleton, &panicked.message)
                         }
                     }
                 }
@@ -307,12 +304,7 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         .await
         .map_err(|err| match err {
             // Rows were sent before the results file failed: say so, and how to finish.
-            ErrorKind::Output { path, reason } => ErrorKind::Output {
-                path,
-                reason: format!(
-                    "{reason}; rows were sent before this failure and the journal is kept: once the file can be written, run the same command with --resume"
-                ),
-            },
+            ErrorKind::OutputIo { path, source } => ErrorKind::OutputAfterSend { path, source },
             other => other,
         })?;
     let interrupted = stop.requested();
@@ -393,6 +385,11 @@ struct Router {
     want_example: bool,
 }
 
+/// The journal could not be written; the rows it should have recorded are not sent.
+#[derive(Debug, thiserror::Error)]
+#[error("could not write the journal, so nothing more is sent")]
+struct JournalError(#[source] std::io::Error);
+
 /// Where one input record goes.
 enum Route {
     /// To a worker.
@@ -406,11 +403,9 @@ enum Route {
 impl Router {
     /// Writes the journal lines of the rows routed so far; they must be on file before those
     /// rows can be posted.
-    fn commit_journal(&mut self) -> Result<(), String> {
+    fn commit_journal(&mut self) -> Result<(), JournalError> {
         match &mut self.journal {
-            Some(journal) => journal
-                .commit()
-                .map_err(|e| format!("could not write the journal, so nothing more is sent: {e}")),
+            Some(journal) => journal.commit().map_err(JournalError),
             None => Ok(()),
         }
     }
@@ -519,7 +514,7 @@ async fn read_rows<R: Read>(
             break;
         }
         if let Err(e) = router.commit_journal() {
-            end.error = Some(e);
+            end.error = Some(crate::error::chain(&e));
             break;
         }
         for route in batch.drain(..) {
@@ -552,7 +547,7 @@ fn read_rows_blocking<R: Read>(
     // Rows from a pipe go out one at a time: a slow producer must not hold a batch back.
     while let Some(route) = end.next_route(&mut reader, &mut router, stop, aborted) {
         if let Err(e) = router.commit_journal() {
-            end.error = Some(e);
+            end.error = Some(crate::error::chain(&e));
             break;
         }
         let sent = match route {
@@ -696,7 +691,10 @@ mod tests {
             let err = open_outputs(&out_s, &journal, false, true, true)
                 .err()
                 .expect("the open fails");
-            assert!(matches!(err, ErrorKind::Output { .. }), "{err}");
+            assert!(matches!(err, ErrorKind::OutputIo { .. }), "{err}");
+            // The cause (the kernel's "text file busy") is kept and printed once.
+            let text = err.chain();
+            assert!(text.starts_with(&format!("output {out_s}: ")), "{text}");
         }
         let _ = busy.kill();
         let _ = busy.wait();

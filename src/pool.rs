@@ -222,8 +222,8 @@ pub(crate) async fn finish_writer<T>(
 
 /// The results file `path` could not be written.
 pub(crate) fn output_error(path: &str, err: std::io::Error) -> ErrorKind {
-    ErrorKind::Output {
+    ErrorKind::OutputIo {
         path: path.to_string(),
-        reason: err.to_string(),
+        source: err,
     }
 }

@@ -19,7 +19,7 @@ pub async fn validation_code(
         .await;
     let codes = match &exchange.reply {
         Reply::Answer { status, body } if (200..300).contains(status) => {
-            api::parse_validations(body).map_err(ErrorKind::Preflight)?
+            api::parse_validations(body).map_err(ErrorKind::ValidationCodes)?
         }
         Reply::Answer { status, body } => {
             let error = api::parse_error_body(body);

@@ -84,9 +84,9 @@ pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, Error
         stats,
         throttle,
     } = job;
-    let not_results = |e: ReadError| ErrorKind::Input {
+    let not_results = |source: ReadError| ErrorKind::ResultsInput {
         path: input.clone(),
-        reason: e.to_string(),
+        source,
     };
     let reader = ResultsReader::open(Path::new(&input)).map_err(not_results)?;
     // One writer per output file, taken before anything is sent (and before the file checks, so
@@ -111,9 +111,9 @@ pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, Error
     .await?;
     let client = Arc::new(client);
     let sink = output::create(&output_path, force)?;
-    let writer = ResultsWriter::with_header(sink).map_err(|e| ErrorKind::Output {
+    let writer = ResultsWriter::with_header(sink).map_err(|source| ErrorKind::OutputIo {
         path: output_path.clone(),
-        reason: e.to_string(),
+        source,
     })?;
     let started = Instant::now();
     let (work_tx, work_rx) = async_channel::bounded::<ResultRow>(config.concurrency * 2);

@@ -83,14 +83,14 @@ impl Summary {
 
 /// Reads `results` and writes the page to `html` (`-` for standard output).
 pub fn execute(results: &Path, html: &str) -> Result<(), ErrorKind> {
-    let input_error = |reason: String| ErrorKind::Input {
+    let input_error = |source| ErrorKind::ResultsInput {
         path: results.display().to_string(),
-        reason,
+        source,
     };
-    let mut reader = ResultsReader::open(results).map_err(|e| input_error(e.to_string()))?;
+    let mut reader = ResultsReader::open(results).map_err(input_error)?;
     let mut summary = Summary::default();
     while let Some(next) = reader.next_row() {
-        let (row, _) = next.map_err(|e| input_error(e.to_string()))?;
+        let (row, _) = next.map_err(input_error)?;
         summary.add(row);
     }
     let name = results.file_name().map_or_else(
@@ -106,9 +106,9 @@ pub fn execute(results: &Path, html: &str) -> Result<(), ErrorKind> {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             ErrorKind::BrokenPipe
         } else {
-            ErrorKind::Output {
+            ErrorKind::OutputIo {
                 path: html.to_string(),
-                reason: e.to_string(),
+                source: e,
             }
         }
     };

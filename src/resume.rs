@@ -153,17 +153,21 @@ pub fn load(output: &str) -> Result<ResumeState, ErrorKind> {
         path: output.to_string(),
         reason,
     };
+    let not_results = |source| ErrorKind::ResultsOutput {
+        path: output.to_string(),
+        source,
+    };
     let path = Path::new(output);
     let mut settled = HashMap::new();
     // No results file yet: the earlier run may still have died with rows in flight.
     // A 0-byte file (left by a run that could not write its header) holds nothing either.
     let mut reader = if path.metadata().is_ok_and(|m| m.len() > 0) {
-        Some(ResultsReader::open(path).map_err(|e| err(e.to_string()))?)
+        Some(ResultsReader::open(path).map_err(not_results)?)
     } else {
         None
     };
     while let Some(next) = reader.as_mut().and_then(|r| r.next_row()) {
-        let (row, _) = next.map_err(|e| err(e.to_string()))?;
+        let (row, _) = next.map_err(not_results)?;
         let Some(outcome) = row.outcome.filter(Outcome::is_settled) else {
             continue;
         };
@@ -178,7 +182,10 @@ pub fn load(output: &str) -> Result<ResumeState, ErrorKind> {
         }
     }
     let in_flight = read_journal(&journal_path(output))
-        .map_err(|e| err(format!("journal: {e}")))?
+        .map_err(|source| ErrorKind::JournalIo {
+            path: output.to_string(),
+            source,
+        })?
         .into_iter()
         .filter(|(row, _)| !settled.contains_key(row))
         .collect();
@@ -188,10 +195,6 @@ pub fn load(output: &str) -> Result<ResumeState, ErrorKind> {
 /// Rewrites the results file to hold only its settled rows (temp file + rename, so a crash
 /// leaves either the old or the new file), and counts those rows in `stats`.
 pub fn keep_settled(output: &str, stats: &Stats) -> Result<(), ErrorKind> {
-    let err = |reason: String| ErrorKind::Output {
-        path: output.to_string(),
-        reason,
-    };
     // The file itself, not a symlink to it: renaming onto a link would replace the link with a
     // new file and leave the real results behind, stale.
     let real = crate::lock::resolve(Path::new(output));
@@ -199,7 +202,10 @@ pub fn keep_settled(output: &str, stats: &Stats) -> Result<(), ErrorKind> {
     if !path.metadata().is_ok_and(|m| m.len() > 0) {
         return Ok(());
     }
-    let mut reader = ResultsReader::open(path).map_err(|e| err(e.to_string()))?;
+    let mut reader = ResultsReader::open(path).map_err(|source| ErrorKind::ResultsOutput {
+        path: output.to_string(),
+        source,
+    })?;
     // The results file keeps its mode (it may have been made readable to a reporting user).
     let mode = file_mode(path);
     crate::atomic::replace(path, mode, |file| {
@@ -218,7 +224,10 @@ pub fn keep_settled(output: &str, stats: &Stats) -> Result<(), ErrorKind> {
         }
         csv.flush()
     })
-    .map_err(|e| err(e.to_string()))
+    .map_err(|source| ErrorKind::OutputIo {
+        path: output.to_string(),
+        source,
+    })
 }
 
 /// `path`'s permission bits, or 0644 when they cannot be read.
@@ -247,9 +256,9 @@ pub fn verify_input<R: Read>(
     };
     let mut seen = 0usize;
     while let Some(record) = reader.next_record() {
-        let record = record.map_err(|e| ErrorKind::Input {
+        let record = record.map_err(|source| ErrorKind::InputRead {
             path: input.to_string(),
-            reason: e.to_string(),
+            source,
         })?;
         let (index, key) = match &record {
             Record::Valid(row) => (row.index, Some(row.key())),

@@ -32,8 +32,17 @@ pub struct InputFormat {
     pub sheet: Option<String>,
 }
 
+/// A `--delimiter` value that names no usable separator.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected comma, semicolon, tab, pipe or a single punctuation character; got {text:?}")]
+pub struct DelimiterError {
+    /// The value given.
+    pub text: String,
+}
+
 /// Parses `--delimiter`: a name or a single ASCII character other than a quote or line break.
-pub fn parse_delimiter(text: &str) -> Result<u8, String> {
+/// (clap takes any `Into<Box<dyn Error + Send + Sync>>` error from a value parser.)
+pub fn parse_delimiter(text: &str) -> Result<u8, DelimiterError> {
     match text.to_ascii_lowercase().as_str() {
         "comma" | "," => return Ok(b','),
         "semicolon" | ";" => return Ok(b';'),
@@ -45,9 +54,9 @@ pub fn parse_delimiter(text: &str) -> Result<u8, String> {
         [b] if b.is_ascii() && !matches!(b, b'"' | b'\n' | b'\r') && !b.is_ascii_alphanumeric() => {
             Ok(*b)
         }
-        _ => Err(format!(
-            "expected comma, semicolon, tab, pipe or a single punctuation character; got {text:?}"
-        )),
+        _ => Err(DelimiterError {
+            text: text.to_string(),
+        }),
     }
 }
 
@@ -219,8 +228,12 @@ impl InputSource {
             path: path.to_string(),
             reason,
         };
-        let file = File::open(path).map_err(|e| err(e.to_string()))?;
-        let metadata = file.metadata().map_err(|e| err(e.to_string()))?;
+        let io_err = |source| ErrorKind::InputIo {
+            path: path.to_string(),
+            source,
+        };
+        let file = File::open(path).map_err(io_err)?;
+        let metadata = file.metadata().map_err(io_err)?;
         if metadata.is_dir() {
             return Err(err("is a directory".into()));
         }
@@ -279,10 +292,12 @@ impl InputSource {
                 .take()
                 .ok_or_else(|| self.err("the input was already read".into()))?,
         };
-        let mut file =
-            tempfile::tempfile().map_err(|e| self.err(format!("cannot buffer the input: {e}")))?;
-        io::copy(&mut stream, &mut file)
-            .map_err(|e| self.err(format!("cannot buffer the input: {e}")))?;
+        let buffer_err = |source| ErrorKind::InputBuffer {
+            path: self.path.clone(),
+            source,
+        };
+        let mut file = tempfile::tempfile().map_err(buffer_err)?;
+        io::copy(&mut stream, &mut file).map_err(buffer_err)?;
         self.data = Data::File(Arc::new(file));
         self.inspect()
     }
@@ -294,7 +309,7 @@ impl InputSource {
         };
         let file = file.clone();
         let mut head = [0u8; 8];
-        let n = read_full(&mut At::new(&file), &mut head).map_err(|e| self.err(e.to_string()))?;
+        let n = read_full(&mut At::new(&file), &mut head).map_err(|e| self.io_err(e))?;
         let head = &head[..n];
         let by_extension = Path::new(&self.path)
             .extension()
@@ -315,10 +330,8 @@ impl InputSource {
         if self.workbook.is_none()
             && matches!(Encoding::sniff(head), Encoding::Utf8 | Encoding::Utf8Bom)
         {
-            if let Some(line) =
-                first_non_utf8_line(At::new(&file)).map_err(|e| self.err(e.to_string()))?
-            {
-                return Err(self.err(InputError::NotUtf8 { line }.to_string()));
+            if let Some(line) = first_non_utf8_line(At::new(&file)).map_err(|e| self.io_err(e))? {
+                return Err(self.input_err(InputError::NotUtf8 { line }));
             }
         }
         Ok(())
@@ -328,6 +341,22 @@ impl InputSource {
         ErrorKind::Input {
             path: self.path.clone(),
             reason,
+        }
+    }
+
+    /// Reading the input failed; the I/O error is kept as the cause.
+    fn io_err(&self, source: io::Error) -> ErrorKind {
+        ErrorKind::InputIo {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The reader refused the input; its error is kept as the cause.
+    fn input_err(&self, source: InputError) -> ErrorKind {
+        ErrorKind::InputRead {
+            path: self.path.clone(),
+            source,
         }
     }
 
@@ -350,16 +379,19 @@ impl InputSource {
             Some(file) => {
                 if let Some(kind) = self.workbook {
                     let (sheet, rows) =
-                        sheet::open(At::new(&file), kind, self.flags.sheet.as_deref())
-                            .map_err(|e| self.err(e.to_string()))?;
+                        sheet::open(At::new(&file), kind, self.flags.sheet.as_deref()).map_err(
+                            |source| ErrorKind::InputSheet {
+                                path: self.path.clone(),
+                                source,
+                            },
+                        )?;
                     let format = Format::Workbook {
                         kind,
                         sheet: sheet.clone(),
                     };
                     tracing::debug!(input = %self.path, "input read as {format}");
                     self.format = Some(format);
-                    return InputReader::sheet(rows, sheet, opts)
-                        .map_err(|e| self.err(e.to_string()));
+                    return InputReader::sheet(rows, sheet, opts).map_err(|e| self.input_err(e));
                 }
                 Box::new(At::new(&file))
             }
@@ -370,7 +402,7 @@ impl InputSource {
                 Data::File(_) => return Err(self.err("the input changed while read".into())),
             },
         };
-        let (text, format) = self.text(raw).map_err(|e| self.err(e.to_string()))?;
+        let (text, format) = self.text(raw).map_err(|e| self.io_err(e))?;
         let Format::Csv {
             delimiter,
             detected,
@@ -389,7 +421,7 @@ impl InputSource {
             },
             opts,
         )
-        .map_err(|e| self.err(e.to_string()))
+        .map_err(|e| self.input_err(e))
     }
 
     /// The number of data records a reader would yield, for the progress bar's total; `None`
@@ -791,7 +823,7 @@ mod tests {
             .err()
             .expect("no such sheet");
         assert!(
-            e.to_string()
+            e.chain()
                 .contains("no sheet named \"Nope\"; its sheets are: \"Customers\", \"Other\""),
             "{e}"
         );
@@ -897,7 +929,7 @@ mod tests {
         let e = InputSource::open(&path.to_string_lossy(), &InputFormat::default())
             .err()
             .expect("refused");
-        let message = e.to_string();
+        let message = e.chain();
         assert!(
             message.contains("not UTF-8")
                 && message.contains("line 3")

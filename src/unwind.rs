@@ -6,15 +6,23 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-/// Runs `future` to completion; a panic while polling it becomes `Err(message)`.
-pub async fn catch<F: Future>(future: F) -> Result<F::Output, String> {
+/// A panic caught while polling a row's future: a bug, reported with the row instead of losing it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Panicked {
+    /// The text the panic was raised with.
+    pub message: String,
+}
+
+/// Runs `future` to completion; a panic while polling it becomes `Err(Panicked)`.
+pub async fn catch<F: Future>(future: F) -> Result<F::Output, Panicked> {
     CatchUnwind(Box::pin(future)).await
 }
 
 struct CatchUnwind<F>(Pin<Box<F>>);
 
 impl<F: Future> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, String>;
+    type Output = Result<F::Output, Panicked>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // The future is not polled again after a panic, so no broken invariant is observed.
@@ -22,7 +30,9 @@ impl<F: Future> Future for CatchUnwind<F> {
         match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
             Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
             Ok(Poll::Pending) => Poll::Pending,
-            Err(payload) => Poll::Ready(Err(panic_message(payload.as_ref()))),
+            Err(payload) => Poll::Ready(Err(Panicked {
+                message: panic_message(payload.as_ref()),
+            })),
         }
     }
 }
@@ -51,7 +61,8 @@ mod tests {
             std::time::Duration::from_secs_f64(secs)
         })
         .await;
-        let message = caught.expect_err("panicked");
-        assert!(message.contains("Duration"), "{message}");
+        let panicked = caught.expect_err("panicked");
+        assert!(panicked.message.contains("Duration"), "{panicked}");
+        assert_eq!(panicked.to_string(), panicked.message);
     }
 }

@@ -2,6 +2,7 @@
 
 mod cli;
 mod common;
+mod errors;
 mod export;
 mod faults;
 mod faults2;
