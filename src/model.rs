@@ -80,6 +80,8 @@ impl fmt::Display for QualificationError {
     }
 }
 
+impl std::error::Error for QualificationError {}
+
 /// Lower-cases ASCII and drops `-`, `_`, spaces, so spellings like `K-12` and `k12` compare equal.
 pub fn fold_key(text: &str) -> String {
     text.trim()

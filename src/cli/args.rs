@@ -323,15 +323,11 @@ pub struct ExportArgs {
     #[arg(long)]
     pub resume: bool,
     /// Only rows for this qualification, plus an empty-qualification row per customer lacking it
-    #[arg(long, value_name = "QUALIFICATION", value_parser = parse_qualification)]
+    #[arg(long, value_name = "QUALIFICATION", value_parser = Qualification::parse)]
     pub qualification: Option<Qualification>,
     /// What every working command takes.
     #[command(flatten)]
     pub service: ServiceArgs,
-}
-
-fn parse_qualification(text: &str) -> Result<Qualification, String> {
-    Qualification::parse(text).map_err(|e| e.to_string())
 }
 
 /// Flags of `validate`.
