@@ -18,7 +18,7 @@ use crate::pipeline::{self, Job, Mode, Report, Stop};
 use crate::progress::{self, Progress};
 use crate::simulator::{self, SimConfig};
 use crate::stats::Stats;
-use crate::throttle::Throttle;
+use crate::throttle::{RateFigures, Throttle};
 
 /// The exit-code table, as a literal so that `concat!` can append it to each command's help.
 macro_rules! exit_codes {
@@ -109,7 +109,8 @@ sandbox-refresh-token. GET /_sim/requests lists what it received.
 Examples:
   pc-qualify simulate --listen 127.0.0.1:8080
   pc-qualify simulate --listen 127.0.0.1:0 --latency-ms 20 --fault-rate 0.05 --seed 7
-  pc-qualify simulate --throttle-rate 10 --retry-after 2 --preload my-customers.csv";
+  pc-qualify simulate --throttle-rate 10 --retry-after 2 --preload my-customers.csv
+  pc-qualify simulate --throttle-rate 15 --throttle-burst 15 --throttle-change 20:6";
 
 /// Sets Microsoft Partner Center customer qualifications in bulk.
 #[derive(Debug, Parser)]
@@ -279,9 +280,15 @@ pub struct SimulateArgs {
     /// Fraction of API requests that fail (half 503, half dropped connections)
     #[arg(long, value_name = "FRACTION", default_value_t = 0.0)]
     pub fault_rate: f64,
-    /// API requests per second allowed before 429s (0 = never throttle)
+    /// The partner's quota: API requests per second allowed before 429s (0 = never throttle)
     #[arg(long, value_name = "N", default_value_t = 0.0)]
     pub throttle_rate: f64,
+    /// Requests the quota admits at once [default: one second's worth]
+    #[arg(long, value_name = "N")]
+    pub throttle_burst: Option<u32>,
+    /// Change the quota's rate AFTER seconds from the start, e.g. `20:6`; repeatable
+    #[arg(long, value_name = "AFTER:RATE")]
+    pub throttle_change: Vec<String>,
     /// Retry-After seconds sent with throttling 429s
     #[arg(long, value_name = "SECS", default_value_t = 1)]
     pub retry_after: u64,
@@ -397,9 +404,13 @@ async fn work(args: RunArgs, mode: Mode, quiet: bool, json: bool) -> Result<Exit
     } else {
         None
     };
+    let pace = throttle.clone();
     let paused: progress::PausedFn = {
         let throttle = throttle.clone();
-        Arc::new(move || throttle.is_paused())
+        Arc::new(move || progress::Pace {
+            paused: throttle.is_paused(),
+            rate: throttle.current_rate(),
+        })
     };
     let progress = Progress::start(show_progress, total, stats.clone(), paused);
     let started = std::time::SystemTime::now();
@@ -430,7 +441,15 @@ async fn work(args: RunArgs, mode: Mode, quiet: bool, json: bool) -> Result<Exit
         Err(err) => {
             // A nightly job that cannot start still tells the scheduler it failed.
             if let Some(path) = &args.metrics {
-                write_metrics(path, mode_name(mode), &Stats::default(), false, 0, started);
+                write_metrics(
+                    path,
+                    mode_name(mode),
+                    &Stats::default(),
+                    false,
+                    0,
+                    None,
+                    started,
+                );
             }
             return Err(err);
         }
@@ -438,8 +457,9 @@ async fn work(args: RunArgs, mode: Mode, quiet: bool, json: bool) -> Result<Exit
     if let Some(error) = &report.input_error {
         tracing::error!("{error}");
     }
+    let rate = pace.figures();
     if json {
-        log_summary(&report);
+        log_summary(&report, rate.as_ref());
     }
     if let Some(path) = &args.metrics {
         write_metrics(
@@ -448,6 +468,7 @@ async fn work(args: RunArgs, mode: Mode, quiet: bool, json: bool) -> Result<Exit
             &report.stats,
             report.exit_code() == ExitCode::Success,
             report.pauses,
+            rate,
             started,
         );
     }
@@ -455,7 +476,7 @@ async fn work(args: RunArgs, mode: Mode, quiet: bool, json: bool) -> Result<Exit
         if let Some(example) = &report.example_request {
             eprintln!("pc-qualify: dry run; the first row would be sent as:\n\n{example}");
         }
-        eprint!("{}", summary(&report, &args));
+        eprint!("{}", summary(&report, &args, rate.as_ref()));
     }
     Ok(report.exit_code())
 }
@@ -511,7 +532,7 @@ async fn refresh(args: RefreshArgs, quiet: bool, json: bool) -> Result<ExitCode,
         Ok(report) => report,
         Err(err) => {
             if let Some(path) = &args.metrics {
-                write_metrics(path, "refresh", &Stats::default(), false, 0, started);
+                write_metrics(path, "refresh", &Stats::default(), false, 0, None, started);
             }
             return Err(err);
         }
@@ -523,6 +544,7 @@ async fn refresh(args: RefreshArgs, quiet: bool, json: bool) -> Result<ExitCode,
             &report.stats,
             report.exit_code() == ExitCode::Success,
             report.pauses,
+            None,
             started,
         );
     }
@@ -579,6 +601,7 @@ fn write_metrics(
     stats: &Stats,
     success: bool,
     pauses: u64,
+    rate: Option<crate::throttle::RateFigures>,
     started: std::time::SystemTime,
 ) {
     let facts = metrics::RunFacts {
@@ -587,6 +610,7 @@ fn write_metrics(
         finished_at: std::time::SystemTime::now(),
         success,
         pauses,
+        rate,
         previous_success: if success {
             None
         } else {
@@ -702,7 +726,7 @@ async fn forward_signals(stop: Stop) {
     }
 }
 
-fn summary(report: &Report, args: &RunArgs) -> String {
+fn summary(report: &Report, args: &RunArgs, pace: Option<&RateFigures>) -> String {
     use std::fmt::Write as _;
     let stats = &report.stats;
     let mut text = String::new();
@@ -778,6 +802,9 @@ fn summary(report: &Report, args: &RunArgs) -> String {
         stats.throttled(),
         report.pauses
     );
+    if let Some(line) = pace.and_then(rate_line) {
+        let _ = writeln!(text, "  {line}");
+    }
     if let (Some(p50), Some(p95)) = (stats.latency_quantile(0.5), stats.latency_quantile(0.95)) {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let _ = writeln!(
@@ -817,8 +844,27 @@ fn summary(report: &Report, args: &RunArgs) -> String {
     text
 }
 
+/// The summary's rate line: what the pacer allowed, and how far 429s pushed it.
+fn rate_line(rate: &RateFigures) -> Option<String> {
+    let (last, min, max) = match (rate.last, rate.min, rate.max) {
+        (Some(last), Some(min), Some(max)) => (last, min, max),
+        // Unlimited and never throttled: nothing was paced.
+        _ => return Some(format!("rate: {}, never throttled", rate.mode.name())),
+    };
+    if min == max {
+        return Some(format!(
+            "rate: {}, {last:.1}/s throughout",
+            rate.mode.name()
+        ));
+    }
+    Some(format!(
+        "rate: {}, ended at {last:.1}/s (lowest {min:.1}/s, highest {max:.1}/s)",
+        rate.mode.name()
+    ))
+}
+
 /// The summary as one structured event, for `--log-format json`.
-fn log_summary(report: &Report) {
+fn log_summary(report: &Report, rate: Option<&RateFigures>) {
     let stats = &report.stats;
     tracing::info!(
         rows = report.rows,
@@ -836,6 +882,10 @@ fn log_summary(report: &Report) {
         elapsed_s = report.elapsed.as_secs_f64(),
         interrupted = report.interrupted,
         token_file_failed = report.token_file_failed,
+        rate_mode = rate.map(|r| r.mode.name()),
+        rate_last = rate.and_then(|r| r.last),
+        rate_min = rate.and_then(|r| r.min),
+        rate_max = rate.and_then(|r| r.max),
         "run finished"
     );
 }
@@ -912,6 +962,13 @@ async fn simulate(args: SimulateArgs) -> Result<ExitCode, ErrorKind> {
     config.token_ttl = Duration::from_secs(args.token_ttl.max(1));
     config.fault_rate = args.fault_rate;
     config.throttle_rate = args.throttle_rate;
+    config.throttle_burst = args.throttle_burst;
+    config.throttle_changes = args
+        .throttle_change
+        .iter()
+        .map(|text| simulator::parse_throttle_change(text))
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(format!("--throttle-change {e}")))?;
     config.retry_after_secs = args.retry_after;
     config.seed = args.seed;
     config.vetting_delay = Duration::from_secs(args.vetting_secs);

@@ -245,6 +245,10 @@ impl Client {
                 }
             };
             self.stats.record_answer(status, started.elapsed());
+            if status != 429 {
+                // Whatever the answer, the service counted the request against its quota.
+                self.throttle.on_accepted();
+            }
             tracing::debug!(%url, attempt = attempts, %correlation, status, "answer");
             let done = |body: Bytes| Exchange {
                 reply: Reply::Answer { status, body },
@@ -253,16 +257,7 @@ impl Client {
                 request_id,
             };
             match classify_status(status) {
-                Decision::Successful => {
-                    self.throttle.on_success();
-                    return done(answer);
-                }
-                Decision::DontRetry(_) => {
-                    if status == 409 {
-                        self.throttle.on_success();
-                    }
-                    return done(answer);
-                }
+                Decision::Successful | Decision::DontRetry(_) => return done(answer),
                 Decision::Reauthenticate => {
                     if reauthenticated || !self.tokens.can_refresh() {
                         return done(answer);

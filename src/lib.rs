@@ -15,6 +15,7 @@ pub mod input;
 pub mod metrics;
 pub mod model;
 pub mod output;
+pub(crate) mod pacer;
 pub mod pipeline;
 pub mod preflight;
 pub mod progress;
