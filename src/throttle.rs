@@ -68,22 +68,39 @@ impl Throttle {
 
     /// Waits until this process may send one more request.
     pub async fn acquire(&self) {
-        self.wait_out_pause().await;
-        let limiter = self.limiter.read().map(|l| l.clone()).unwrap_or_default();
-        if let Some(limiter) = limiter {
-            // governor wakes every waiter at the same instant and the first to look takes the cell,
-            // so one worker can lose round after round while its row (and its token) grows old.
-            // tokio's mutex is fair: the limiter serves the workers in the order they asked.
-            let _turn = self.queue.lock().await;
-            limiter.until_ready().await;
-            // Recorded (and a raised rate applied) while this worker still holds the turn, right
-            // after its cell: the new limiter then starts from this very send.
-            self.sent();
-        } else {
-            self.sent();
+        loop {
+            self.wait_out_pause().await;
+            if self.limited() {
+                // governor wakes every waiter at the same instant and the first to look takes the
+                // cell, so one worker can lose round after round while its row (and its token)
+                // grows old. tokio's mutex is fair: the limiter serves the workers in the order
+                // they asked.
+                let _turn = self.queue.lock().await;
+                // Read after the turn is ours: a worker queued behind fifteen others must use the
+                // rate in force now, not the one in force when it joined the queue.
+                let limiter = self.limiter.read().map(|l| l.clone()).unwrap_or_default();
+                if let Some(limiter) = limiter {
+                    limiter.until_ready().await;
+                }
+                if self.is_paused() {
+                    // A 429 arrived while this worker waited: the cell is forfeit, or every worker
+                    // holding one would go out together the moment the pause ends.
+                    continue;
+                }
+                // Recorded (and a raised rate applied) while this worker still holds the turn,
+                // right after its cell: the new limiter then starts from this very send.
+                self.sent();
+                return;
+            }
+            if !self.is_paused() {
+                self.sent();
+                return;
+            }
         }
-        // A 429 may have arrived while this call waited for its slot; it must not go out during the pause.
-        self.wait_out_pause().await;
+    }
+
+    fn limited(&self) -> bool {
+        self.limiter.read().is_ok_and(|l| l.is_some())
     }
 
     fn sent(&self) {
