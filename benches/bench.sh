@@ -19,6 +19,7 @@
 #   BENCH_PROFILE       release (default: `cargo build --release`, what `cargo install` builds) or dev
 #   BENCH_SKIP_PERF     1 = skip targets 1-6 (throughput, CPU, memory, rate-bound, start-up)
 #   BENCH_SKIP_RATE     1 = skip the pacing figures (--rate auto against quotas, issue 13)
+#   BENCH_RATE_SETTINGS the --rate settings run against each quota (default "auto 5 18 0")
 #   BENCH_KEEP          1 = keep the temporary directory (inputs, results, logs) and print it
 #   CARGO_TARGET_DIR    honoured when locating the binary
 #
@@ -447,7 +448,7 @@ declare -A QUOTA_MAX429=([drop]=2 [steady]=1)
 declare -A QUOTA_NAME=([drop]="quota 15/s burst 15, 6/s after 20 s, 500 rows" [steady]="quota 10/s burst 10, 600 rows")
 for quota in drop steady; do
     rows=${QUOTA_ROWS[$quota]}
-    for setting in auto 5 18 0; do
+    for setting in ${BENCH_RATE_SETTINGS:-auto 5 18 0}; do
         log "pacing: ${QUOTA_NAME[$quota]}, --rate $setting (latency 30 ms, concurrency 16)"
         # shellcheck disable=SC2086 # the simulator flags are words on purpose
         start_sim --latency-ms 30 ${QUOTA_SIM[$quota]}

@@ -802,8 +802,9 @@ fn summary(report: &Report, args: &RunArgs, pace: Option<&RateFigures>) -> Strin
         stats.throttled(),
         report.pauses
     );
-    if let Some(line) = pace.and_then(rate_line) {
-        let _ = writeln!(text, "  {line}");
+    // A dry run sends nothing, so there is no rate to speak of.
+    if let Some(pace) = pace.filter(|_| stats.requests() > 0) {
+        let _ = writeln!(text, "  {}", rate_line(pace));
     }
     if let (Some(p50), Some(p95)) = (stats.latency_quantile(0.5), stats.latency_quantile(0.95)) {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
@@ -845,22 +846,19 @@ fn summary(report: &Report, args: &RunArgs, pace: Option<&RateFigures>) -> Strin
 }
 
 /// The summary's rate line: what the pacer allowed, and how far 429s pushed it.
-fn rate_line(rate: &RateFigures) -> Option<String> {
+fn rate_line(rate: &RateFigures) -> String {
     let (last, min, max) = match (rate.last, rate.min, rate.max) {
         (Some(last), Some(min), Some(max)) => (last, min, max),
         // Unlimited and never throttled: nothing was paced.
-        _ => return Some(format!("rate: {}, never throttled", rate.mode.name())),
+        _ => return format!("rate: {}, never throttled", rate.mode.name()),
     };
     if min == max {
-        return Some(format!(
-            "rate: {}, {last:.1}/s throughout",
-            rate.mode.name()
-        ));
+        return format!("rate: {}, {last:.1}/s throughout", rate.mode.name());
     }
-    Some(format!(
+    format!(
         "rate: {}, ended at {last:.1}/s (lowest {min:.1}/s, highest {max:.1}/s)",
         rate.mode.name()
-    ))
+    )
 }
 
 /// The summary as one structured event, for `--log-format json`.

@@ -9,11 +9,13 @@
 //!   start), times [`MARGIN`]. With a token-bucket quota the bucket is empty at both 429s, so
 //!   that count over that time is the quota's refill rate: a measurement, not a blind halving.
 //!   The rate never drops below the floor: a tenth of the starting rate, at least 0.5/s.
+//!   The decision is made when the pause ends, once the answers the 429 came with are in.
 //! - **Memory**: a cut that lands below half the rate in force (a burst of 429s, or a quota that
 //!   fell sharply) remembers that half; once the pause is over the rate doubles back towards it
 //!   every [`GROW_INTERVAL`], so a short burst of 429s costs seconds, not minutes.
 //! - **Probing**: otherwise the rate climbs additively, [`PROBE_STEP`] of the rate set at the cut
-//!   per second (`--rate N`: at least a tenth of N per second), up to the ceiling.
+//!   per second (`--rate N`: at least a tenth of N per second), up to the ceiling; at half that
+//!   pace after each 429 that measures the same quota again (every probe past it costs a 429).
 //! - **`--rate auto`** starts at `--rate-start` and doubles every [`GROW_INTERVAL`] while the
 //!   service accepts and the rate is what holds the workers back, until the first 429 (or
 //!   `--rate-max`); from then on the rules above apply.
@@ -32,6 +34,10 @@ pub(crate) const GROW_INTERVAL: Duration = Duration::from_millis(200);
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// Additive probing: this fraction of the rate set at the last cut, per second.
 pub(crate) const PROBE_STEP: f64 = 0.02;
+/// Probing slows down to this when successive 429s keep measuring the same quota.
+const PROBE_STEP_MIN: f64 = 0.005;
+/// Two measurements within this fraction of each other count as the same quota.
+const SAME_QUOTA: f64 = 0.1;
 /// `--rate N` recovers at least this fraction of N per second.
 const FIXED_RECOVERY_STEP: f64 = 0.1;
 /// After a 429 the rate is this fraction of what the service accepted.
@@ -70,6 +76,17 @@ pub(crate) struct Change {
     pub cause: Cause,
 }
 
+/// A 429 waiting for its decision.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    /// When it arrived.
+    at: Instant,
+    /// The start of the measurement it ends.
+    since: Instant,
+    /// Answers other than 429 counted in it when the 429 arrived.
+    accepted: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Phase {
     /// Doubling per interval, up to `threshold` (or the ceiling, or the first 429).
@@ -93,12 +110,20 @@ pub(crate) struct Pacer {
     threshold: Option<f64>,
     /// Additive step, requests/s per second.
     step: f64,
+    /// The probing step as a fraction of the rate set at the last cut.
+    probe: f64,
+    /// What the service accepted, as measured at the last 429.
+    measured: Option<f64>,
     /// No growth before this (the 429 pause).
     hold_until: Instant,
     interval_start: Instant,
     sent_in_interval: u64,
     /// Whether anything was sent yet.
     sending: bool,
+    /// A 429 whose decision waits for the end of its pause.
+    pending: Option<Pending>,
+    /// The rate before a provisional limit was set (unlimited: infinite).
+    pending_from: Option<f64>,
     /// Answers other than 429 since `since` (the last cut, or the start).
     accepted: u64,
     since: Instant,
@@ -131,10 +156,14 @@ impl Pacer {
             phase,
             threshold: None,
             step: 0.0,
+            probe: PROBE_STEP,
+            measured: None,
             hold_until: now,
             interval_start: now,
             sent_in_interval: 0,
             sending: false,
+            pending: None,
+            pending_from: None,
             accepted: 0,
             since: now,
             min: rate,
@@ -184,15 +213,60 @@ impl Pacer {
     }
 
     /// A 429 at `now` started a pool-wide pause lasting until `resume_at`.
+    ///
+    /// The decision waits for the first send after the pause: answers to requests sent before
+    /// the 429 are still arriving (with no limit, sixteen requests go out together and the 429
+    /// may be read before the fifteen it came with), and they belong to the measurement.
+    /// Nothing is sent during the pause, so every answer arriving in it does. Only a run
+    /// without a limit gets a provisional one at once, so that the pause does not end in a
+    /// stampede.
     pub fn on_throttled(&mut self, now: Instant, resume_at: Instant) -> Option<Change> {
-        let span = now.saturating_duration_since(self.since).max(MIN_SPAN);
-        let accepted = self.accepted as f64 / span.as_secs_f64();
+        // A 429 for a request sent before an earlier pause ended, and answered after it.
+        let earlier = self.decide_pending();
+        self.pending = Some(Pending {
+            at: now,
+            since: self.since,
+            accepted: self.accepted,
+        });
         self.accepted = 0;
         self.since = now;
         self.hold_until = resume_at.max(now);
         self.interval_start = self.hold_until;
         self.sent_in_interval = 0;
-        let current = self.rate.unwrap_or(f64::INFINITY);
+        match (earlier, self.rate) {
+            (Some(change), _) => Some(change),
+            // The provisional limit: only its first cell is used before the decision, so it
+            // is not counted in the run's lowest rate.
+            (None, None) => {
+                self.pending_from = Some(f64::INFINITY);
+                self.rate = Some(self.floor);
+                Some(Change {
+                    rate: self.floor,
+                    accepted: None,
+                    cause: Cause::Throttled,
+                })
+            }
+            (None, Some(_)) => None,
+        }
+    }
+
+    /// Makes the decision a 429 called for, once the answers it came with are in.
+    fn decide_pending(&mut self) -> Option<Change> {
+        let pending = self.pending.take()?;
+        let span = pending
+            .at
+            .saturating_duration_since(pending.since)
+            .max(MIN_SPAN);
+        // Answers that arrived during the pause were sent before the 429; they are not part of
+        // the next measurement, which starts at the 429.
+        let count = pending.accepted + std::mem::take(&mut self.accepted);
+        let accepted = count as f64 / span.as_secs_f64();
+        let current = match (self.rate, self.pending_from) {
+            (_, Some(before)) => before,
+            (Some(rate), None) => rate,
+            (None, None) => f64::INFINITY,
+        };
+        self.pending_from = None;
         let mut target = (accepted * MARGIN).min(current).max(self.floor);
         if let Some(ceiling) = self.ceiling {
             target = target.min(ceiling);
@@ -219,10 +293,26 @@ impl Pacer {
             self.threshold = Some(target);
             self.phase = Phase::Probe;
         }
+        // Each probe past the quota costs a 429. While successive 429s keep measuring the same
+        // quota there is little to discover: probe more slowly. A new figure resets the pace.
+        if self.min.is_none() {
+            // Unlimited until now: the first limit is also the lowest and highest so far.
+            self.min = Some(target);
+            self.max = Some(target);
+        }
+        let same = self
+            .measured
+            .is_some_and(|m| (accepted - m).abs() <= m * SAME_QUOTA);
+        self.probe = if same && !deep {
+            (self.probe / 2.0).max(PROBE_STEP_MIN)
+        } else {
+            PROBE_STEP
+        };
+        self.measured = Some(accepted);
         let base = self.threshold.unwrap_or(target);
         self.step = match self.mode {
-            RateMode::Fixed(r) => (base * PROBE_STEP).max(r * FIXED_RECOVERY_STEP),
-            _ => base * PROBE_STEP,
+            RateMode::Fixed(r) => (base * self.probe).max(r * FIXED_RECOVERY_STEP),
+            _ => base * self.probe,
         };
         self.set(target, Cause::Throttled, Some(accepted))
     }
@@ -230,6 +320,9 @@ impl Pacer {
     fn grow(&mut self, now: Instant) -> Option<Change> {
         if now < self.hold_until {
             return None;
+        }
+        if self.pending.is_some() {
+            return self.decide_pending();
         }
         let rate = self.rate?;
         let elapsed = now.saturating_duration_since(self.interval_start);
@@ -377,7 +470,9 @@ mod tests {
         for i in 0..40u64 {
             p.on_accepted(ms(t0, i * 100));
         }
-        let change = p.on_throttled(ms(t0, 4_000), ms(t0, 5_000)).expect("a cut");
+        assert_eq!(p.on_throttled(ms(t0, 4_000), ms(t0, 5_000)), None);
+        // Decided when the pause is over, with every answer that was still on its way.
+        let change = p.on_send(ms(t0, 5_000)).expect("a cut");
         assert_eq!(change.cause, Cause::Throttled);
         let accepted = change.accepted.expect("measured");
         assert!((accepted - 10.0).abs() < 0.01, "{accepted}");
@@ -386,9 +481,8 @@ mod tests {
         for i in 0..30u64 {
             p.on_accepted(ms(t0, 5_000 + i * 166));
         }
-        let change = p
-            .on_throttled(ms(t0, 9_000), ms(t0, 10_000))
-            .expect("a cut");
+        p.on_throttled(ms(t0, 9_000), ms(t0, 10_000));
+        let change = p.on_send(ms(t0, 10_000)).expect("a cut");
         assert!(
             (change.rate - 30.0 / 5.0 * MARGIN).abs() < 0.01,
             "{change:?}"
@@ -408,13 +502,11 @@ mod tests {
         for i in 0..50u64 {
             p.on_accepted(ms(t0, i * 100));
         }
-        let cut = p
-            .on_throttled(ms(t0, 5_000), ms(t0, 6_000))
-            .expect("cut")
-            .rate;
-        assert!((cut - 10.0 * MARGIN).abs() < 0.01);
+        p.on_throttled(ms(t0, 5_000), ms(t0, 6_000));
         assert_eq!(p.on_send(ms(t0, 5_500)), None, "paused");
-        let changes = drive(&mut p, t0, 6_000, 16_000, 12.0);
+        let cut = p.on_send(ms(t0, 6_000)).expect("cut").rate;
+        assert!((cut - 10.0 * MARGIN).abs() < 0.01);
+        let changes = drive(&mut p, t0, 6_001, 16_000, 12.0);
         assert!(!changes.is_empty());
         assert!(
             changes.iter().all(|c| c.cause == Cause::Probe),
@@ -427,6 +519,39 @@ mod tests {
             (rate - expected).abs() < cut * PROBE_STEP * 1.5,
             "{rate} vs {expected}"
         );
+    }
+
+    #[test]
+    fn probing_slows_while_the_same_quota_is_measured_and_resets_when_it_changes() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(
+            RateMode::Auto {
+                start: 10.0,
+                max: None,
+            },
+            t0,
+        );
+        // Three 429s 10 s apart, each after 100 accepted: the same 10/s quota every time.
+        let mut steps = Vec::new();
+        for cycle in 0..3u64 {
+            for i in 0..100 {
+                p.on_accepted(ms(t0, cycle * 10_000 + i * 100));
+            }
+            p.on_throttled(
+                ms(t0, (cycle + 1) * 10_000),
+                ms(t0, (cycle + 1) * 10_000 + 1),
+            );
+            p.on_send(ms(t0, (cycle + 1) * 10_000 + 1));
+            steps.push(p.step);
+        }
+        assert!(steps[1] < steps[0] && steps[2] < steps[1], "{steps:?}");
+        // Then the quota halves: back to the full probing step.
+        for i in 0..50 {
+            p.on_accepted(ms(t0, 30_000 + i * 200));
+        }
+        p.on_throttled(ms(t0, 40_000), ms(t0, 40_001));
+        p.on_send(ms(t0, 40_001));
+        assert!((p.step - p.rate().expect("limited") * PROBE_STEP).abs() < 1e-9);
     }
 
     #[test]
@@ -471,11 +596,15 @@ mod tests {
         let mut p = Pacer::new(RateMode::Unlimited, t0);
         assert!(drive(&mut p, t0, 0, 2_000, 200.0).is_empty());
         assert_eq!(p.rate(), None);
-        let change = p
+        // A provisional limit at once, so that the pause does not end in a stampede...
+        let provisional = p
             .on_throttled(ms(t0, 2_000), ms(t0, 3_000))
             .expect("limited now");
-        // 400 accepted over 2 s.
+        assert_eq!(provisional.rate, p.floor());
+        // ...and the decision when it is over: 400 accepted over 2 s.
+        let change = p.on_send(ms(t0, 3_000)).expect("decided");
         assert!((change.rate - 200.0 * MARGIN).abs() < 1.0, "{change:?}");
+        assert_eq!(p.min(), Some(change.rate));
     }
 
     #[test]
@@ -483,8 +612,10 @@ mod tests {
         let t0 = Instant::now();
         let mut p = Pacer::new(RateMode::Fixed(2.0), t0);
         // Nothing accepted: the floor; a second such 429 changes nothing.
-        assert!(p.on_throttled(ms(t0, 1_000), ms(t0, 2_000)).is_some());
-        assert_eq!(p.on_throttled(ms(t0, 2_000), ms(t0, 3_000)), None);
+        p.on_throttled(ms(t0, 1_000), ms(t0, 2_000));
+        assert!(p.on_send(ms(t0, 2_000)).is_some());
+        p.on_throttled(ms(t0, 2_000), ms(t0, 3_000));
+        assert_eq!(p.on_send(ms(t0, 3_000)), None);
         assert_eq!(p.rate(), Some(0.5));
     }
 

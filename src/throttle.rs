@@ -214,6 +214,11 @@ impl Throttle {
             return;
         };
         let rate = format!("{:.2}", change.rate);
+        if change.cause == Cause::Throttled && change.accepted.is_none() {
+            // The provisional limit of a pause, before anything was measured.
+            tracing::debug!(rate, "provisional request rate during the pause");
+            return;
+        }
         let noteworthy = change.cause == Cause::Throttled
             || logged.is_none_or(|l| (change.rate - l).abs() >= l * LOG_STEP);
         if !noteworthy {
@@ -289,8 +294,8 @@ mod tests {
         let throttle = Throttle::new(RateMode::Fixed(10.0), 1);
         throttle.on_throttled(Duration::from_millis(50));
         assert!(throttle.is_paused());
-        // Nothing was accepted before it: the floor, a tenth of --rate.
-        assert_eq!(throttle.current_rate(), Some(1.0));
+        // Decided when the pause is over (answers sent before the 429 are still arriving).
+        assert_eq!(throttle.current_rate(), Some(10.0));
         // A second 429 inside the same pause (an in-flight answer) decides nothing new.
         throttle.on_throttled(Duration::from_millis(50));
         assert_eq!(throttle.pauses(), 1);
@@ -298,6 +303,8 @@ mod tests {
         throttle.acquire().await;
         assert!(start.elapsed() >= Duration::from_millis(45));
         assert!(!throttle.is_paused());
+        // Nothing was accepted before it: the floor, a tenth of --rate.
+        assert_eq!(throttle.current_rate(), Some(1.0));
         let figures = throttle.figures().expect("figures");
         assert_eq!(figures.min, Some(1.0));
         assert_eq!(figures.max, Some(10.0));
@@ -312,6 +319,7 @@ mod tests {
         }
         assert_eq!(throttle.current_rate(), None);
         throttle.on_throttled(Duration::from_millis(1));
+        throttle.acquire().await;
         let rate = throttle.current_rate().expect("limited after a 429");
         assert!(rate >= crate::pacer::FLOOR_MIN, "{rate}");
     }
