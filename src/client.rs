@@ -391,6 +391,10 @@ impl Client {
                 }
             };
             self.stats.record_answer(status, started.elapsed());
+            if status != 429 {
+                // Whatever the answer, the service counted the request against its quota.
+                self.throttle.on_accepted();
+            }
             tracing::debug!(%url, attempt = attempts, %correlation, status, "answer");
             let done = |body: Bytes| Exchange {
                 reply: Reply::Answer { status, body },
@@ -400,16 +404,8 @@ impl Client {
                 note: None,
             };
             match classify_status(status) {
-                Decision::Successful => {
+                Decision::Successful | Decision::DontRetry(_) => {
                     self.fatal.call_answered();
-                    self.throttle.on_success();
-                    return done(answer);
-                }
-                Decision::DontRetry(_) => {
-                    self.fatal.call_answered();
-                    if status == 409 {
-                        self.throttle.on_success();
-                    }
                     return done(answer);
                 }
                 Decision::Reauthenticate => {

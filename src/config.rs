@@ -106,6 +106,8 @@ const SETTINGS_KEYS: &[&str] = &[
     "base_url",
     "authority",
     "rate",
+    "rate_start",
+    "rate_max",
     "burst",
     "concurrency",
     "timeout",
@@ -137,9 +139,17 @@ pub struct Settings {
     #[serde(flatten)]
     pub input: InputSettings,
 
-    /// Most HTTP requests per second across all workers, retries and reads included; 0 = unlimited [default: 5]
+    /// Most HTTP requests per second across all workers, retries and reads included; 0 = unlimited; `auto` discovers the service's quota (docs/throttling.md) [default: 5]
+    #[arg(long, value_name = "N|auto", allow_negative_numbers = true)]
+    pub rate: Option<RateArg>,
+
+    /// With `--rate auto`: the rate to start from, in requests per second [default: 5]
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub rate: Option<f64>,
+    pub rate_start: Option<f64>,
+
+    /// With `--rate auto`: never go above this many requests per second [default: none]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub rate_max: Option<f64>,
 
     /// Requests that may go out at once before the rate applies [default: 1]
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
@@ -187,6 +197,8 @@ impl Settings {
             authority: self.authority.or(lower_authority),
             input: self.input.or(lower.input),
             rate: self.rate.or(lower.rate),
+            rate_start: self.rate_start.or(lower.rate_start),
+            rate_max: self.rate_max.or(lower.rate_max),
             burst: self.burst.or(lower.burst),
             concurrency: self.concurrency.or(lower.concurrency),
             timeout: self.timeout.or(lower.timeout),
@@ -223,6 +235,82 @@ impl Settings {
     }
 }
 
+/// The `--rate` value as given: a number, or `auto` (flag and file alike).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RateArg {
+    /// Requests per second; 0 = unlimited.
+    PerSecond(f64),
+    /// Discover the quota.
+    Auto,
+}
+
+impl std::str::FromStr for RateArg {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("auto") {
+            return Ok(RateArg::Auto);
+        }
+        text.parse::<f64>().map(RateArg::PerSecond).map_err(|_| {
+            format!("expected a number of requests per second or `auto`; got {text:?}")
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for RateArg {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RateArg;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number of requests per second or \"auto\"")
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<RateArg, E> {
+                Ok(RateArg::PerSecond(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RateArg, E> {
+                // Whole numbers far beyond any rate lose precision here, which changes nothing.
+                Ok(RateArg::PerSecond(v as f64))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RateArg, E> {
+                Ok(RateArg::PerSecond(v as f64))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RateArg, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// How the request rate is chosen: the `--rate` setting.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RateMode {
+    /// `--rate N`: at most N requests/s; lowered after 429s, back to N once they stop.
+    Fixed(f64),
+    /// `--rate 0`: no limit until the first 429, then paced like `auto` without a cap.
+    Unlimited,
+    /// `--rate auto`: discover the service's quota, starting at `start`, never above `max`.
+    Auto {
+        /// `--rate-start`.
+        start: f64,
+        /// `--rate-max`.
+        max: Option<f64>,
+    },
+}
+
+impl RateMode {
+    /// The name shown in the summary and the metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RateMode::Fixed(_) => "fixed",
+            RateMode::Unlimited => "unlimited",
+            RateMode::Auto { .. } => "auto",
+        }
+    }
+}
+
 fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     ["secret", "token", "password"]
@@ -251,8 +339,8 @@ pub struct RunConfig {
     pub validation_code_auto: bool,
     /// Organization whose code `auto` picks when there are several.
     pub validation_org: Option<String>,
-    /// Requests/s, `0.0` = unlimited.
-    pub rate: f64,
+    /// How the request rate is chosen.
+    pub rate: RateMode,
     /// Burst size.
     pub burst: u32,
     /// In-flight requests.
@@ -269,12 +357,7 @@ impl RunConfig {
     /// Applies defaults to merged settings and rejects out-of-range values.
     pub fn from_settings(s: Settings) -> Result<RunConfig, ErrorKind> {
         let bad = |msg: String| ErrorKind::Config(msg);
-        let rate = s.rate.unwrap_or(5.0);
-        if !rate.is_finite() || rate < 0.0 {
-            return Err(bad(format!(
-                "--rate must be a number of requests per second, 0 or more (0 = unlimited); got {rate}"
-            )));
-        }
+        let rate = rate_mode(&s)?;
         let burst = positive("--burst", s.burst.unwrap_or(1), u32::MAX as i64)?;
         let concurrency = positive("--concurrency", s.concurrency.unwrap_or(5), 4096)?;
         let max_attempts = positive("--max-attempts", s.max_attempts.unwrap_or(6), 100)?;
@@ -341,6 +424,43 @@ impl RunConfig {
             },
             shutdown_grace,
         })
+    }
+}
+
+/// Requests per second above which a rate is refused as a typo: no service is paced this fast.
+const MAX_RATE: f64 = 1e6;
+
+fn rate_mode(s: &Settings) -> Result<RateMode, ErrorKind> {
+    let per_second = |flag: &str, value: f64| {
+        if value.is_finite() && value > 0.0 && value <= MAX_RATE {
+            Ok(value)
+        } else {
+            Err(ErrorKind::Config(format!(
+                "{flag} must be a number of requests per second above 0 (at most {MAX_RATE}); got {value}"
+            )))
+        }
+    };
+    let auto_only = |flag: &str| ErrorKind::Config(format!("{flag} only applies with --rate auto"));
+    match s.rate.unwrap_or(RateArg::PerSecond(5.0)) {
+        RateArg::Auto => {
+            let start = per_second("--rate-start", s.rate_start.unwrap_or(5.0))?;
+            let max = s.rate_max.map(|m| per_second("--rate-max", m)).transpose()?;
+            if let Some(max) = max.filter(|m| *m < start) {
+                return Err(ErrorKind::Config(format!(
+                    "--rate-max ({max}) is below --rate-start ({start})"
+                )));
+            }
+            Ok(RateMode::Auto { start, max })
+        }
+        RateArg::PerSecond(_) if s.rate_start.is_some() => Err(auto_only("--rate-start")),
+        RateArg::PerSecond(_) if s.rate_max.is_some() => Err(auto_only("--rate-max")),
+        RateArg::PerSecond(0.0) => Ok(RateMode::Unlimited),
+        RateArg::PerSecond(rate) if rate.is_finite() && rate > 0.0 && rate <= MAX_RATE => {
+            Ok(RateMode::Fixed(rate))
+        }
+        RateArg::PerSecond(rate) => Err(ErrorKind::Config(format!(
+            "--rate must be a number of requests per second, 0 or more (0 = unlimited), or `auto`; got {rate}"
+        ))),
     }
 }
 
@@ -461,12 +581,12 @@ mod tests {
     #[test]
     fn flags_win_over_the_file_and_defaults_fill_the_rest() {
         let flags = Settings {
-            rate: Some(2.5),
+            rate: Some(RateArg::PerSecond(2.5)),
             ..Settings::default()
         };
         let file: Settings = toml::from_str("rate = 9\nconcurrency = 7\n").expect("toml");
         let cfg = RunConfig::from_settings(flags.or(file)).expect("valid");
-        assert_eq!(cfg.rate, 2.5);
+        assert_eq!(cfg.rate, RateMode::Fixed(2.5));
         assert_eq!(cfg.concurrency, 7);
         assert_eq!(cfg.burst, 1);
         assert_eq!(cfg.retry.max_attempts, 6);
@@ -477,7 +597,27 @@ mod tests {
     fn out_of_range_values_are_refused() {
         for s in [
             Settings {
-                rate: Some(-1.0),
+                rate: Some(RateArg::PerSecond(-1.0)),
+                ..Default::default()
+            },
+            Settings {
+                rate: Some(RateArg::PerSecond(f64::NAN)),
+                ..Default::default()
+            },
+            Settings {
+                rate: Some(RateArg::Auto),
+                rate_start: Some(0.0),
+                ..Default::default()
+            },
+            Settings {
+                rate: Some(RateArg::Auto),
+                rate_start: Some(10.0),
+                rate_max: Some(5.0),
+                ..Default::default()
+            },
+            Settings {
+                rate: Some(RateArg::PerSecond(5.0)),
+                rate_max: Some(50.0),
                 ..Default::default()
             },
             Settings {
@@ -597,7 +737,8 @@ mod tests {
             &path,
             "api_contract = \"2021\"\neducation_segment = \"K12\"\nvalidation_code = \"7\"\n\
              validation_org = \"Org\"\ncloud = \"china\"\nbase_url = \"https://b.example\"\n\
-             authority = \"https://a.example\"\nrate = 2\nburst = 3\nconcurrency = 4\n\
+             authority = \"https://a.example\"\nrate = \"auto\"\nrate_start = 2\nrate_max = 9\n\
+             burst = 3\nconcurrency = 4\n\
              timeout = 5\nmax_attempts = 6\nmax_backoff = 7\nmax_retry_after = 8\n\
              shutdown_grace = 9\n",
         )
@@ -616,6 +757,45 @@ mod tests {
         std::fs::write(&path, "rate = 2\nrates = 3\n").expect("write");
         let err = Settings::from_file(&path).expect_err("a typo is refused");
         assert!(err.to_string().contains("unknown setting `rates`"), "{err}");
+    }
+
+    #[test]
+    fn rate_auto_from_the_file_or_the_flag() {
+        let file: Settings =
+            toml::from_str("rate = \"auto\"\nrate_start = 2\nrate_max = 40.5\n").expect("toml");
+        let cfg = RunConfig::from_settings(Settings::default().or(file.clone())).expect("valid");
+        assert_eq!(
+            cfg.rate,
+            RateMode::Auto {
+                start: 2.0,
+                max: Some(40.5)
+            }
+        );
+        // A number on the command line wins over `auto` in the file, and then the file's
+        // auto-only keys are refused rather than silently ignored.
+        let flags = Settings {
+            rate: Some("7".parse().expect("number")),
+            ..Settings::default()
+        };
+        assert!(RunConfig::from_settings(flags.or(file)).is_err());
+        let auto = Settings {
+            rate: Some(" AUTO ".parse().expect("auto")),
+            ..Settings::default()
+        };
+        assert_eq!(
+            RunConfig::from_settings(auto).expect("valid").rate,
+            RateMode::Auto {
+                start: 5.0,
+                max: None
+            }
+        );
+        let zero: Settings = toml::from_str("rate = 0\n").expect("toml");
+        assert_eq!(
+            RunConfig::from_settings(zero).expect("valid").rate,
+            RateMode::Unlimited
+        );
+        assert!(toml::from_str::<Settings>("rate = \"fast\"\n").is_err());
+        assert!("fast".parse::<RateArg>().is_err());
     }
 
     #[test]

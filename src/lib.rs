@@ -23,6 +23,7 @@ pub(crate) mod login;
 pub(crate) mod metrics;
 pub mod model;
 pub mod output;
+pub(crate) mod pacer;
 pub(crate) mod pipeline;
 pub(crate) mod pool;
 pub(crate) mod preflight;

@@ -30,6 +30,8 @@ pub struct RunFacts<'a> {
     pub success: bool,
     /// Pool-wide 429 pauses.
     pub pauses: u64,
+    /// The request rate's course (`None` when no run got as far as pacing requests).
+    pub rate: Option<crate::throttle::RateFigures>,
     /// The last success time from the previous file (see [`previous_success`]), written when this
     /// run failed so that a failed run does not erase when the job last worked; `None` drops it.
     pub previous_success: Option<f64>,
@@ -80,6 +82,21 @@ pub fn render(stats: &Stats, facts: &RunFacts) -> String {
         "Pool-wide pauses after a 429 in the last run.",
     );
     out.sample(&[], facts.pauses as f64);
+    if let Some(rate) = &facts.rate {
+        let figures = [("last", rate.last), ("min", rate.min), ("max", rate.max)];
+        // An unlimited run that was never throttled has no rate to report.
+        if figures.iter().any(|(_, v)| v.is_some()) {
+            out.family(
+                "pc_qualify_request_rate",
+                "Requests per second the pacer allowed in the last run: at the end (last), lowest and highest; mode is fixed, unlimited or auto.",
+            );
+            for (which, value) in figures {
+                if let Some(value) = value {
+                    out.sample(&[("mode", rate.mode.name()), ("value", which)], value);
+                }
+            }
+        }
+    }
 
     let quantiles = [
         ("0.5", stats.latency_quantile(0.5)),
@@ -238,6 +255,16 @@ mod tests {
             finished_at: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
             success,
             pauses: 2,
+            rate: Some(crate::throttle::RateFigures {
+                mode: crate::config::RateMode::Auto {
+                    start: 5.0,
+                    max: None,
+                },
+                last: Some(9.5),
+                min: Some(5.0),
+                max: Some(20.0),
+                floor: 0.5,
+            }),
             previous_success: None,
         }
     }

@@ -34,8 +34,17 @@ struct Active {
     updater: tokio::task::JoinHandle<()>,
 }
 
-/// Whether a 429 pause is in force; called from the updater, never per row.
-pub type PausedFn = Arc<dyn Fn() -> bool + Send + Sync>;
+/// The pacer's state as the bar shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Pace {
+    /// A 429 pause is in force.
+    pub paused: bool,
+    /// The request rate in force (`None` = unlimited).
+    pub rate: Option<f64>,
+}
+
+/// The pacer's state now; called from the updater, never per row.
+pub type PausedFn = Arc<dyn Fn() -> Pace + Send + Sync>;
 
 impl Progress {
     /// A bar when `enabled` and stderr is a terminal; otherwise a no-op. `total` is known for file inputs.
@@ -126,8 +135,9 @@ fn rows_done(stats: &Stats) -> u64 {
     Outcome::ALL.iter().map(|o| stats.outcome(*o)).sum()
 }
 
-/// The live part of the bar: counts by outcome, and a marker while a 429 pause is in force.
-fn message(stats: &Stats, paused: bool) -> String {
+/// The live part of the bar: counts by outcome, the request rate in force, and a marker while a
+/// 429 pause is in force.
+fn message(stats: &Stats, pace: Pace) -> String {
     let mut text = format!(
         "created {}  exists {}  failed {}  invalid {}",
         stats.outcome(Outcome::Created),
@@ -142,7 +152,10 @@ fn message(stats: &Stats, paused: bool) -> String {
             text.push_str(&format!("  {outcome} {count}"));
         }
     }
-    if paused {
+    if let Some(rate) = pace.rate {
+        text.push_str(&format!("  rate {rate:.1}/s"));
+    }
+    if pace.paused {
         text.push_str("  PAUSED (429)");
     }
     text
@@ -234,7 +247,7 @@ mod tests {
     fn message_lists_counts_and_pause() {
         let stats = Stats::default();
         assert_eq!(
-            message(&stats, false),
+            message(&stats, Pace::default()),
             "created 0  exists 0  failed 0  invalid 0"
         );
         for _ in 0..3 {
@@ -246,8 +259,14 @@ mod tests {
         stats.record_outcome(Outcome::Invalid);
         stats.record_outcome(Outcome::Duplicate);
         assert_eq!(
-            message(&stats, true),
-            "created 3  exists 1  failed 1  invalid 2  duplicate 1  PAUSED (429)"
+            message(
+                &stats,
+                Pace {
+                    paused: true,
+                    rate: Some(2.5)
+                }
+            ),
+            "created 3  exists 1  failed 1  invalid 2  duplicate 1  rate 2.5/s  PAUSED (429)"
         );
         assert_eq!(rows_done(&stats), 8);
     }
@@ -255,7 +274,7 @@ mod tests {
     #[tokio::test]
     async fn disabled_progress_does_nothing() {
         let stats = Arc::new(Stats::default());
-        let progress = Progress::start(false, Some(10), stats, Arc::new(|| false));
+        let progress = Progress::start(false, Some(10), stats, Arc::new(Pace::default));
         assert!(!progress.is_active());
         progress.finish();
     }
@@ -267,7 +286,7 @@ mod tests {
             return;
         }
         let stats = Arc::new(Stats::default());
-        let progress = Progress::start(true, None, stats, Arc::new(|| false));
+        let progress = Progress::start(true, None, stats, Arc::new(Pace::default));
         assert!(!progress.is_active());
         progress.finish();
     }
@@ -275,7 +294,7 @@ mod tests {
     #[test]
     fn no_bar_outside_a_runtime() {
         let stats = Arc::new(Stats::default());
-        let progress = Progress::start(true, Some(1), stats, Arc::new(|| false));
+        let progress = Progress::start(true, Some(1), stats, Arc::new(Pace::default));
         assert!(!progress.is_active());
     }
 

@@ -1,82 +1,117 @@
 //! The process-wide request pacer: one rate limit for every HTTP call, a pool-wide pause after a
-//! 429, and an effective rate that halves on throttling and climbs back while calls succeed.
+//! 429, and the rate [`crate::pacer::Pacer`] decides, applied through governor's limiter.
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::time::Instant;
 
-/// How long calls must keep succeeding before the effective rate is raised one step.
-const RECOVERY_INTERVAL: Duration = Duration::from_secs(5);
-/// The effective rate never drops below this many calls per second.
-const MIN_RATE: f64 = 0.1;
+use crate::config::RateMode;
+use crate::pacer::{Cause, Change, Pacer};
+
+/// The slowest rate governor is asked for (the pacer's floor is higher; this only guards the
+/// arithmetic).
+const MIN_RATE: f64 = 0.01;
+/// A rate rise is logged at info level once it differs this much from the last one logged.
+const LOG_STEP: f64 = 0.25;
+
+/// What the pacer did over a run, for the summary and the metrics.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateFigures {
+    /// How the rate was chosen.
+    pub mode: RateMode,
+    /// The rate in force at the end (`None` = unlimited).
+    pub last: Option<f64>,
+    /// The lowest rate in force.
+    pub min: Option<f64>,
+    /// The highest rate in force.
+    pub max: Option<f64>,
+    /// The rate no 429 pushes it below.
+    pub floor: f64,
+}
 
 /// Paces every HTTP request the process sends (retries and reads included).
 pub struct Throttle {
-    /// `--rate`; `None` means unlimited.
-    ceiling: Option<f64>,
     burst: NonZeroU32,
     limiter: RwLock<Option<Arc<DefaultDirectRateLimiter>>>,
     /// Waiters for the limiter, served first come, first served.
     queue: tokio::sync::Mutex<()>,
-    state: Mutex<AdaptState>,
-    /// Set while the effective rate is below the ceiling, so the success path can skip the lock.
-    reduced: AtomicBool,
+    pacer: Mutex<Pacer>,
+    /// The rate in force as f64 bits, for the progress bar (NaN = unlimited).
+    rate_bits: AtomicU64,
+    /// The last rate logged at info level.
+    logged: Mutex<Option<f64>>,
     paused_until: Mutex<Option<Instant>>,
     pauses: AtomicU64,
-    sent: AtomicU64,
-    started: Instant,
-}
-
-struct AdaptState {
-    /// The effective rate, `None` while unlimited.
-    rate: Option<f64>,
-    last_change: Instant,
-    /// For an unlimited ceiling: the rate at which throttling first hit, to know when to let go.
-    observed: f64,
 }
 
 impl Throttle {
-    /// A pacer allowing `rate` requests/s (0 = unlimited) with bursts of `burst`.
-    pub fn new(rate: f64, burst: u32) -> Self {
-        let ceiling = (rate > 0.0).then_some(rate);
+    /// A pacer for `mode` with bursts of `burst`.
+    pub fn new(mode: RateMode, burst: u32) -> Self {
         let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
-        let now = Instant::now();
+        let pacer = Pacer::new(mode, Instant::now().into_std());
+        let rate = pacer.rate();
         Throttle {
-            ceiling,
             burst,
-            limiter: RwLock::new(ceiling.map(|r| Arc::new(limiter_for(r, burst)))),
+            limiter: RwLock::new(rate.map(|r| Arc::new(limiter_for(r, burst)))),
             queue: tokio::sync::Mutex::new(()),
-            state: Mutex::new(AdaptState {
-                rate: ceiling,
-                last_change: now,
-                observed: 0.0,
-            }),
-            reduced: AtomicBool::new(false),
+            pacer: Mutex::new(pacer),
+            rate_bits: AtomicU64::new(rate.unwrap_or(f64::NAN).to_bits()),
+            logged: Mutex::new(rate),
             paused_until: Mutex::new(None),
             pauses: AtomicU64::new(0),
-            sent: AtomicU64::new(0),
-            started: now,
         }
     }
 
     /// Waits until this process may send one more request.
     pub async fn acquire(&self) {
-        self.wait_out_pause().await;
-        let limiter = self.limiter.read().map(|l| l.clone()).unwrap_or_default();
-        if let Some(limiter) = limiter {
-            // governor wakes every waiter at the same instant and the first to look takes the cell,
-            // so one worker can lose round after round while its row (and its token) grows old.
-            // tokio's mutex is fair: the limiter serves the workers in the order they asked.
-            let _turn = self.queue.lock().await;
-            limiter.until_ready().await;
+        loop {
+            self.wait_out_pause().await;
+            if self.limited() {
+                // governor wakes every waiter at the same instant and the first to look takes the
+                // cell, so one worker can lose round after round while its row (and its token)
+                // grows old. tokio's mutex is fair: the limiter serves the workers in the order
+                // they asked.
+                let _turn = self.queue.lock().await;
+                // Read after the turn is ours: a worker queued behind fifteen others must use the
+                // rate in force now, not the one in force when it joined the queue.
+                let limiter = self.limiter.read().map(|l| l.clone()).unwrap_or_default();
+                if let Some(limiter) = limiter {
+                    limiter.until_ready().await;
+                }
+                if self.is_paused() {
+                    // A 429 arrived while this worker waited: the cell is forfeit, or every worker
+                    // holding one would go out together the moment the pause ends.
+                    continue;
+                }
+                // Recorded (and a raised rate applied) while this worker still holds the turn,
+                // right after its cell: the new limiter then starts from this very send.
+                self.sent();
+                return;
+            }
+            if !self.is_paused() {
+                self.sent();
+                return;
+            }
         }
-        // A 429 may have arrived while this call waited for its slot; it must not go out during the pause.
-        self.wait_out_pause().await;
-        self.sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn limited(&self) -> bool {
+        self.limiter.read().is_ok_and(|l| l.is_some())
+    }
+
+    fn sent(&self) {
+        let change = self
+            .pacer
+            .lock()
+            .ok()
+            .and_then(|mut p| p.on_send(Instant::now().into_std()));
+        if let Some(change) = change {
+            self.apply(change, true);
+        }
     }
 
     async fn wait_out_pause(&self) {
@@ -99,100 +134,112 @@ impl Throttle {
         self.pauses.load(Ordering::Relaxed)
     }
 
-    /// The effective rate now (`None` = unlimited).
+    /// The rate in force now (`None` = unlimited).
     pub fn current_rate(&self) -> Option<f64> {
-        self.state.lock().ok().and_then(|s| s.rate)
+        let rate = f64::from_bits(self.rate_bits.load(Ordering::Relaxed));
+        (!rate.is_nan()).then_some(rate)
     }
 
-    /// Records a 429: pauses every worker for `wait` and lowers the effective rate.
+    /// The rate's course over the run so far.
+    pub fn figures(&self) -> Option<RateFigures> {
+        let pacer = self.pacer.lock().ok()?;
+        Some(RateFigures {
+            mode: pacer.mode(),
+            last: pacer.rate(),
+            min: pacer.min(),
+            max: pacer.max(),
+            floor: pacer.floor(),
+        })
+    }
+
+    /// Records an answer other than 429: the service took the request into its quota.
+    pub fn on_accepted(&self) {
+        if let Ok(mut pacer) = self.pacer.lock() {
+            pacer.on_accepted(Instant::now().into_std());
+        }
+    }
+
+    /// Records a 429: pauses every worker for `wait` and lets the pacer set the rate.
     pub fn on_throttled(&self, wait: Duration) {
         let now = Instant::now();
+        let until = now.checked_add(wait).unwrap_or(now);
         let new_pause = {
             let Ok(mut paused) = self.paused_until.lock() else {
                 return;
             };
-            let already = matches!(*paused, Some(until) if until > now);
-            let until = now + wait;
+            let already = matches!(*paused, Some(p) if p > now);
             if paused.is_none_or(|p| p < until) {
                 *paused = Some(until);
             }
             !already
         };
         if !new_pause {
-            // Answers to requests that were already in flight: one pause, one rate cut.
+            // Answers to requests that were already in flight: one pause, one decision.
             return;
         }
         self.pauses.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
-            wait_ms = wait.as_millis() as u64,
+            wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
             "throttled (429): pausing every worker"
         );
-        let Ok(mut state) = self.state.lock() else {
-            return;
-        };
-        let current = match state.rate {
-            Some(rate) => rate,
-            None => {
-                let elapsed = self.started.elapsed().as_secs_f64().max(1.0);
-                let observed = self.sent.load(Ordering::Relaxed) as f64 / elapsed;
-                state.observed = observed.max(MIN_RATE * 2.0);
-                state.observed
-            }
-        };
-        let lowered = (current / 2.0).max(MIN_RATE);
-        self.set_rate(&mut state, Some(lowered), now);
+        let change = self
+            .pacer
+            .lock()
+            .ok()
+            .and_then(|mut p| p.on_throttled(now.into_std(), until.into_std()));
+        if let Some(change) = change {
+            // Nothing goes out during the pause, so the new limiter may start with its burst.
+            self.apply(change, false);
+        }
     }
 
-    /// Records a successful call; after a calm spell the effective rate is raised a step.
-    pub fn on_success(&self) {
-        if !self.reduced.load(Ordering::Relaxed) {
-            return;
+    /// Swaps in a limiter for the new rate. `drain`: the caller has just sent, so the new
+    /// limiter's first cell is one period away, as the old one's would have been.
+    fn apply(&self, change: Change, drain: bool) {
+        let limiter = limiter_for(change.rate, self.burst);
+        if drain {
+            // Spends the fresh limiter's burst; an error only means less was there to spend.
+            let _ = limiter.check_n(self.burst);
         }
-        let now = Instant::now();
-        let Ok(mut state) = self.state.lock() else {
-            return;
-        };
-        if now.duration_since(state.last_change) < RECOVERY_INTERVAL || self.is_paused() {
-            return;
+        if let Ok(mut slot) = self.limiter.write() {
+            *slot = Some(Arc::new(limiter));
         }
-        let Some(rate) = state.rate else { return };
-        let next = match self.ceiling {
-            Some(ceiling) => {
-                let raised = rate + (ceiling * 0.1).max(0.1);
-                (raised < ceiling).then_some(raised)
-            }
-            // Unlimited: grow by a quarter until well past the rate that was throttled, then let go.
-            None => {
-                let raised = rate * 1.25;
-                (raised < state.observed * 2.0).then_some(raised)
-            }
-        };
-        let target = next.or(self.ceiling);
-        self.set_rate(&mut state, target, now);
+        self.rate_bits
+            .store(change.rate.to_bits(), Ordering::Relaxed);
+        self.log(change);
     }
 
-    fn set_rate(&self, state: &mut AdaptState, rate: Option<f64>, now: Instant) {
-        state.rate = rate;
-        state.last_change = now;
-        let reduced = match (rate, self.ceiling) {
-            (Some(r), Some(c)) => r < c,
-            (Some(_), None) => true,
-            (None, _) => false,
+    fn log(&self, change: Change) {
+        let Ok(mut logged) = self.logged.lock() else {
+            return;
         };
-        self.reduced.store(reduced, Ordering::Relaxed);
-        match rate {
-            Some(r) => tracing::info!(rate = format!("{r:.2}"), "effective request rate changed"),
-            None => tracing::info!("effective request rate back to unlimited"),
+        let rate = format!("{:.2}", change.rate);
+        if change.cause == Cause::Throttled && change.accepted.is_none() {
+            // The provisional limit of a pause, before anything was measured.
+            tracing::debug!(rate, "provisional request rate during the pause");
+            return;
         }
-        if let Ok(mut limiter) = self.limiter.write() {
-            *limiter = rate.map(|r| Arc::new(limiter_for(r, self.burst)));
+        let noteworthy = change.cause == Cause::Throttled
+            || logged.is_none_or(|l| (change.rate - l).abs() >= l * LOG_STEP);
+        if !noteworthy {
+            tracing::debug!(rate, "request rate raised");
+            return;
+        }
+        *logged = Some(change.rate);
+        match change.accepted {
+            Some(accepted) => tracing::info!(
+                rate,
+                accepted = format!("{accepted:.2}"),
+                "request rate set from what the service accepted"
+            ),
+            None => tracing::info!(rate, "request rate raised"),
         }
     }
 }
 
 /// A GCRA limiter for a fractional rate: one cell every `1/rate` seconds, `burst` at once.
 fn limiter_for(rate: f64, burst: NonZeroU32) -> DefaultDirectRateLimiter {
-    let period = Duration::from_secs_f64(1.0 / rate.max(MIN_RATE));
+    let period = Duration::try_from_secs_f64(1.0 / rate.max(MIN_RATE)).unwrap_or(Duration::MAX);
     let quota = Quota::with_period(period)
         .unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX))
         .allow_burst(burst);
@@ -222,7 +269,7 @@ mod tests {
     // One thread, so that each call is queued before the next is spawned, however busy the machine.
     #[tokio::test]
     async fn waiting_workers_are_served_in_the_order_they_asked() {
-        let throttle = Arc::new(Throttle::new(100.0, 1));
+        let throttle = Arc::new(Throttle::new(RateMode::Fixed(100.0), 1));
         // Spend the burst so that every call below has to wait for a cell.
         throttle.acquire().await;
         let order = Arc::new(Mutex::new(Vec::new()));
@@ -243,45 +290,56 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_429_halves_the_rate_and_pauses() {
-        let throttle = Throttle::new(10.0, 1);
+    async fn a_429_pauses_and_sets_the_rate_once_per_pause() {
+        let throttle = Throttle::new(RateMode::Fixed(10.0), 1);
         throttle.on_throttled(Duration::from_millis(50));
         assert!(throttle.is_paused());
-        assert_eq!(throttle.current_rate(), Some(5.0));
-        // A second 429 inside the same pause (an in-flight answer) does not cut again.
+        // Decided when the pause is over (answers sent before the 429 are still arriving).
+        assert_eq!(throttle.current_rate(), Some(10.0));
+        // A second 429 inside the same pause (an in-flight answer) decides nothing new.
         throttle.on_throttled(Duration::from_millis(50));
-        assert_eq!(throttle.current_rate(), Some(5.0));
         assert_eq!(throttle.pauses(), 1);
         let start = Instant::now();
         throttle.acquire().await;
         assert!(start.elapsed() >= Duration::from_millis(45));
         assert!(!throttle.is_paused());
+        // Nothing was accepted before it: the floor, a tenth of --rate.
+        assert_eq!(throttle.current_rate(), Some(1.0));
+        let figures = throttle.figures().expect("figures");
+        assert_eq!(figures.min, Some(1.0));
+        assert_eq!(figures.max, Some(10.0));
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn the_rate_recovers_stepwise_and_never_passes_the_ceiling() {
-        let throttle = Throttle::new(10.0, 1);
-        throttle.on_throttled(Duration::from_millis(10));
-        assert_eq!(throttle.current_rate(), Some(5.0));
-        throttle.on_success();
-        assert_eq!(throttle.current_rate(), Some(5.0), "too early to raise");
-        for _ in 0..10 {
-            tokio::time::advance(RECOVERY_INTERVAL).await;
-            throttle.on_success();
+    #[tokio::test]
+    async fn an_unlimited_throttle_is_bounded_only_after_a_429() {
+        let throttle = Throttle::new(RateMode::Unlimited, 1);
+        for _ in 0..20 {
+            throttle.acquire().await;
+            throttle.on_accepted();
         }
-        assert_eq!(throttle.current_rate(), Some(10.0));
+        assert_eq!(throttle.current_rate(), None);
+        throttle.on_throttled(Duration::from_millis(1));
+        throttle.acquire().await;
+        let rate = throttle.current_rate().expect("limited after a 429");
+        assert!(rate >= crate::pacer::FLOOR_MIN, "{rate}");
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn an_unlimited_pacer_is_bounded_after_a_429_and_later_let_go() {
-        let throttle = Throttle::new(0.0, 1);
-        assert_eq!(throttle.current_rate(), None);
-        throttle.on_throttled(Duration::from_millis(10));
-        assert!(throttle.current_rate().is_some());
-        for _ in 0..40 {
-            tokio::time::advance(RECOVERY_INTERVAL).await;
-            throttle.on_success();
+    // Real time: 60 requests (3 s at the starting rate) that the limiter paces and the service
+    // accepts; the rate must have doubled at least once.
+    #[tokio::test]
+    async fn an_auto_rate_rises_while_requests_are_accepted() {
+        let throttle = Throttle::new(
+            RateMode::Auto {
+                start: 20.0,
+                max: None,
+            },
+            1,
+        );
+        for _ in 0..60 {
+            throttle.acquire().await;
+            throttle.on_accepted();
         }
-        assert_eq!(throttle.current_rate(), None);
+        let rate = throttle.current_rate().expect("limited");
+        assert!(rate > 20.0, "{rate}");
     }
 }

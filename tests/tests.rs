@@ -10,6 +10,7 @@ mod first_contact;
 mod formats;
 mod login;
 mod outputs;
+mod pacing;
 mod prop;
 mod reconcile;
 mod report;

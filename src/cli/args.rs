@@ -155,7 +155,8 @@ sandbox-refresh-token. GET /_sim/requests lists what it received.
 Examples:
   pc-qualify simulate --listen 127.0.0.1:8080
   pc-qualify simulate --listen 127.0.0.1:0 --latency-ms 20 --fault-rate 0.05 --seed 7
-  pc-qualify simulate --throttle-rate 10 --retry-after 2 --preload my-customers.csv";
+  pc-qualify simulate --throttle-rate 10 --retry-after 2 --preload my-customers.csv
+  pc-qualify simulate --throttle-rate 15 --throttle-burst 15 --throttle-change 20:6";
 
 /// Sets Microsoft Partner Center customer qualifications in bulk.
 #[derive(Debug, Parser)]
@@ -374,9 +375,15 @@ pub struct SimulateArgs {
     /// Fraction of API requests that fail (half 503, half dropped connections)
     #[arg(long, value_name = "FRACTION", default_value_t = 0.0)]
     pub fault_rate: f64,
-    /// API requests per second allowed before 429s (0 = never throttle)
+    /// The partner's quota: API requests per second allowed before 429s (0 = never throttle)
     #[arg(long, value_name = "N", default_value_t = 0.0)]
     pub throttle_rate: f64,
+    /// Requests the quota admits at once [default: one second's worth]
+    #[arg(long, value_name = "N")]
+    pub throttle_burst: Option<u32>,
+    /// Change the quota's rate AFTER seconds from the start, e.g. `20:6`; repeatable
+    #[arg(long, value_name = "AFTER:RATE")]
+    pub throttle_change: Vec<String>,
     /// Retry-After seconds sent with throttling 429s
     #[arg(long, value_name = "SECS", default_value_t = 1)]
     pub retry_after: u64,

@@ -26,7 +26,7 @@ use crate::progress::{self, Progress};
 use crate::simulator::{self, SimConfig};
 use crate::source::{InputFormat, InputSource};
 use crate::stats::Stats;
-use crate::throttle::Throttle;
+use crate::throttle::{RateFigures, Throttle};
 
 mod args;
 mod export;
@@ -68,7 +68,10 @@ fn start_progress(
 ) -> Progress {
     let paused: progress::PausedFn = {
         let throttle = throttle.clone();
-        Arc::new(move || throttle.is_paused())
+        Arc::new(move || progress::Pace {
+            paused: throttle.is_paused(),
+            rate: throttle.current_rate(),
+        })
     };
     Progress::start(show, total, stats.clone(), paused)
 }

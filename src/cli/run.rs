@@ -61,8 +61,9 @@ pub(super) async fn work(
     if let Some(error) = &report.input_error {
         tracing::error!("{error}");
     }
+    let rate = ended.rate();
     if json {
-        log_summary(report);
+        log_summary(report, rate.as_ref());
     }
     ended.write_metrics(
         &report.stats,
@@ -73,7 +74,7 @@ pub(super) async fn work(
         if let Some(example) = &report.example_request {
             eprintln!("pc-qualify: dry run; the first row would be sent as:\n\n{example}");
         }
-        eprint!("{}", summary(report, &args));
+        eprint!("{}", summary(report, &args, rate.as_ref()));
     }
     Ok(report.exit_code())
 }

@@ -53,6 +53,7 @@ impl Session {
             command: self.command,
             metrics: self.metrics,
             started: self.started,
+            throttle: self.throttle,
             report: (),
         };
         match result {
@@ -70,6 +71,7 @@ pub(super) struct Ended<T> {
     command: &'static str,
     metrics: Option<PathBuf>,
     started: std::time::SystemTime,
+    throttle: Arc<Throttle>,
     /// What the job reported.
     pub(super) report: T,
 }
@@ -80,14 +82,28 @@ impl<T> Ended<T> {
             command: self.command,
             metrics: self.metrics,
             started: self.started,
+            throttle: self.throttle,
             report,
         }
+    }
+
+    /// What the pacer did over the run (None when nothing was sent).
+    pub(super) fn rate(&self) -> Option<RateFigures> {
+        self.throttle.figures()
     }
 
     /// Writes the metrics file, when one was asked for.
     pub(super) fn write_metrics(&self, stats: &Stats, success: bool, pauses: u64) {
         if let Some(path) = &self.metrics {
-            write_metrics(path, self.command, stats, success, pauses, self.started);
+            write_metrics(
+                path,
+                self.command,
+                stats,
+                success,
+                pauses,
+                self.rate(),
+                self.started,
+            );
         }
     }
 }

@@ -45,6 +45,13 @@ pub(super) async fn simulate(args: SimulateArgs) -> Result<ExitCode, ErrorKind> 
     config.token_ttl = Duration::from_secs(args.token_ttl.max(1));
     config.fault_rate = args.fault_rate;
     config.throttle_rate = args.throttle_rate;
+    config.throttle_burst = args.throttle_burst;
+    config.throttle_changes = args
+        .throttle_change
+        .iter()
+        .map(|text| simulator::parse_throttle_change(text))
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(format!("--throttle-change {e}")))?;
     config.retry_after_secs = args.retry_after;
     config.seed = args.seed;
     config.vetting_delay = Duration::from_secs(args.vetting_secs);

@@ -11,6 +11,7 @@ pub(super) fn write_metrics(
     stats: &Stats,
     success: bool,
     pauses: u64,
+    rate: Option<RateFigures>,
     started: std::time::SystemTime,
 ) {
     let facts = metrics::RunFacts {
@@ -19,6 +20,7 @@ pub(super) fn write_metrics(
         finished_at: std::time::SystemTime::now(),
         success,
         pauses,
+        rate,
         previous_success: if success {
             None
         } else {
@@ -30,7 +32,7 @@ pub(super) fn write_metrics(
     }
 }
 
-pub(super) fn summary(report: &Report, args: &RunArgs) -> String {
+pub(super) fn summary(report: &Report, args: &RunArgs, pace: Option<&RateFigures>) -> String {
     use std::fmt::Write as _;
     let stats = &report.stats;
     let mut text = String::new();
@@ -106,6 +108,10 @@ pub(super) fn summary(report: &Report, args: &RunArgs) -> String {
         stats.throttled(),
         report.pauses
     );
+    // A dry run sends nothing, so there is no rate to speak of.
+    if let Some(pace) = pace.filter(|_| stats.requests() > 0) {
+        let _ = writeln!(text, "  {}", rate_line(pace));
+    }
     if let (Some(p50), Some(p95)) = (stats.latency_quantile(0.5), stats.latency_quantile(0.95)) {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let _ = writeln!(
@@ -161,8 +167,24 @@ pub(super) fn summary(report: &Report, args: &RunArgs) -> String {
     text
 }
 
+/// The summary's rate line: what the pacer allowed, and how far 429s pushed it.
+fn rate_line(rate: &RateFigures) -> String {
+    let (last, min, max) = match (rate.last, rate.min, rate.max) {
+        (Some(last), Some(min), Some(max)) => (last, min, max),
+        // Unlimited and never throttled: nothing was paced.
+        _ => return format!("rate: {}, never throttled", rate.mode.name()),
+    };
+    if min == max {
+        return format!("rate: {}, {last:.1}/s throughout", rate.mode.name());
+    }
+    format!(
+        "rate: {}, ended at {last:.1}/s (lowest {min:.1}/s, highest {max:.1}/s)",
+        rate.mode.name()
+    )
+}
+
 /// The summary as one structured event, for `--log-format json`.
-pub(super) fn log_summary(report: &Report) {
+pub(super) fn log_summary(report: &Report, rate: Option<&RateFigures>) {
     let stats = &report.stats;
     tracing::info!(
         rows = report.rows,
@@ -180,6 +202,10 @@ pub(super) fn log_summary(report: &Report) {
         elapsed_s = report.elapsed.as_secs_f64(),
         interrupted = report.interrupted,
         token_file_failed = report.token_file_failed,
+        rate_mode = rate.map(|r| r.mode.name()),
+        rate_last = rate.and_then(|r| r.last),
+        rate_min = rate.and_then(|r| r.min),
+        rate_max = rate.and_then(|r| r.max),
         internal_errors = report.internal_errors,
         stopped = report
             .fatal
@@ -275,7 +301,17 @@ mod tests {
     #[test]
     fn the_run_summary_counts_rows_vetting_and_requests() {
         let args = run_args(&["pc-qualify", "run", "-i", "in.csv", "-o", "out.csv"]);
-        let text = summary(&report(night()), &args);
+        let rate = RateFigures {
+            mode: crate::config::RateMode::Auto {
+                start: 5.0,
+                max: None,
+            },
+            last: Some(8.0),
+            min: Some(2.5),
+            max: Some(12.0),
+            floor: 0.5,
+        };
+        let text = summary(&report(night()), &args, Some(&rate));
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
@@ -296,7 +332,11 @@ mod tests {
                 && lines[4].ends_with("retries 0, throttled (429) 0, pauses 1"),
             "{text}"
         );
-        assert!(lines[5].starts_with("  latency: p50 "), "{text}");
+        assert_eq!(
+            lines[5],
+            "  rate: auto, ended at 8.0/s (lowest 2.5/s, highest 12.0/s)"
+        );
+        assert!(lines[6].starts_with("  latency: p50 "), "{text}");
         assert!(
             text.contains("3 row(s) failed or were invalid") && text.contains("--resume"),
             "{text}"
@@ -308,7 +348,7 @@ mod tests {
         let args = run_args(&["pc-qualify", "run", "-i", "in.csv", "-o", "out.csv"]);
         let mut stopped = report(Stats::default());
         stopped.fatal = Some(crate::fatal::Cause::MfaRequired);
-        let text = summary(&stopped, &args);
+        let text = summary(&stopped, &args, None);
         assert!(text.contains("  STOPPED: "), "{text}");
         assert!(text.contains("900421"), "{text}");
         assert!(text.contains("pc-qualify login"), "{text}");
@@ -321,7 +361,7 @@ mod tests {
         let args = run_args(&["pc-qualify", "run", "-i", "in.csv", "-o", "-"]);
         let mut interrupted = report(Stats::default());
         interrupted.interrupted = true;
-        let text = summary(&interrupted, &args);
+        let text = summary(&interrupted, &args, None);
         assert!(text.contains("results: standard output"), "{text}");
         assert!(
             text.contains("--resume needs files for --input and --output"),

@@ -7,6 +7,7 @@
 mod customers;
 mod oauth;
 mod parse;
+mod quota;
 mod redact;
 mod routes;
 mod shapes;
@@ -38,6 +39,7 @@ use crate::model::{CustomerId, QualificationRecord};
 pub use customers::{CustomerProfile, DEFAULT_PAGE_CAP};
 pub use oauth::{DevicePoll, DEVICE_CODE_GRANT};
 pub use parse::{parse_preload, parse_script, Preload};
+pub use quota::{parse_change as parse_throttle_change, RateChange};
 pub use redact::token_fingerprint;
 use routes::DropConnection;
 pub use shapes::AnswerShape;
@@ -107,8 +109,12 @@ pub struct SimConfig {
     pub token_ttl: Duration,
     /// Fraction (0..=1) of API requests that fail: half 503, half a dropped connection.
     pub fault_rate: f64,
-    /// API requests per second allowed before 429s; 0 means never throttle.
+    /// The partner's quota: API requests per second allowed before 429s; 0 means never throttle.
     pub throttle_rate: f64,
+    /// The quota's burst: requests it admits at once; `None` = one second's worth.
+    pub throttle_burst: Option<u32>,
+    /// Scheduled changes of the quota's rate (since the simulator started).
+    pub throttle_changes: Vec<RateChange>,
     /// Retry-After seconds sent with throttle 429s.
     pub retry_after_secs: u64,
     /// Seed for fault, throttle and vetting choices.
@@ -165,6 +171,8 @@ impl Default for SimConfig {
             token_ttl: Duration::from_secs(3600),
             fault_rate: 0.0,
             throttle_rate: 0.0,
+            throttle_burst: None,
+            throttle_changes: Vec::new(),
             retry_after_secs: 1,
             seed: 0,
             preload: Vec::new(),

@@ -6,6 +6,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::parse::rfc3339;
+use super::quota::{Quota, QuotaPlan};
 use super::{
     FaultAction, PreloadState, RecordedRequest, SimConfig, SimError, ValidationEntry,
     SANDBOX_REFRESH_TOKEN,
@@ -53,7 +54,7 @@ pub(crate) struct Shared {
     validations: Mutex<Vec<Validation>>,
     script: Option<Mutex<HashMap<CustomerId, VecDeque<FaultAction>>>>,
     rng: Mutex<fastrand::Rng>,
-    bucket: Option<Mutex<Bucket>>,
+    quota: Option<Mutex<Quota>>,
     log: Mutex<Vec<RecordedRequest>>,
     /// The customer list and its paging state.
     pub directory: super::customers::Directory,
@@ -89,28 +90,6 @@ struct Pending {
 struct Validation {
     entry: ValidationEntry,
     version: u64,
-}
-
-/// A token bucket: `rate` requests per second with a burst of one second's worth.
-struct Bucket {
-    tokens: f64,
-    capacity: f64,
-    rate: f64,
-    last: Instant,
-}
-
-impl Bucket {
-    fn take(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.capacity);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
 }
 
 /// What a create request came to.
@@ -221,15 +200,26 @@ impl Shared {
             Some(Mutex::new(map))
         };
 
-        let bucket = (config.throttle_rate > 0.0).then(|| {
-            let capacity = config.throttle_rate.max(1.0);
-            Mutex::new(Bucket {
-                tokens: capacity,
-                capacity,
+        let quota = if config.throttle_rate > 0.0 {
+            // Without a burst given, one second's worth (at least one request).
+            let burst = match config.throttle_burst {
+                Some(burst) => burst,
+                None => u32::try_from(config.throttle_rate.ceil() as u64)
+                    .unwrap_or(u32::MAX)
+                    .max(1),
+            };
+            Some(Mutex::new(Quota::new(QuotaPlan {
                 rate: config.throttle_rate,
-                last: now,
-            })
-        });
+                burst,
+                changes: config.throttle_changes.clone(),
+            })?))
+        } else if !config.throttle_changes.is_empty() {
+            return Err(SimError::Config(
+                "throttle rate changes need a throttle rate to start from".into(),
+            ));
+        } else {
+            None
+        };
 
         let mut id_rng = fastrand::Rng::with_seed(config.seed);
         let partner_id = uuid::Builder::from_random_bytes(id_rng.u128(..).to_le_bytes())
@@ -272,7 +262,7 @@ impl Shared {
             ),
             script,
             rng: Mutex::new(fastrand::Rng::with_seed(config.seed)),
-            bucket,
+            quota,
             log: Mutex::new(Vec::new()),
             directory,
             switches: super::switches::Switches::new(config.mfa_after, config.token_outage_after),
@@ -326,11 +316,11 @@ impl Shared {
 
     // --- faults ---
 
-    /// Takes one request's worth from the throttle bucket; false means answer 429.
-    pub fn admit(&self) -> bool {
-        match &self.bucket {
-            Some(bucket) => lock(bucket).take(Instant::now()),
-            None => true,
+    /// Takes one request from the partner's quota; `Err(wait)` means answer 429.
+    pub fn admit(&self) -> Result<(), Duration> {
+        match &self.quota {
+            Some(quota) => lock(quota).admit(),
+            None => Ok(()),
         }
     }
 

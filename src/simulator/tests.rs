@@ -858,6 +858,82 @@ async fn throttling_answers_429_with_retry_after() {
 }
 
 #[tokio::test]
+async fn the_quota_admits_its_burst_then_429s_in_the_service_shape_and_follows_its_schedule() {
+    let config = SimConfig {
+        throttle_rate: 0.5,
+        throttle_burst: Some(4),
+        // A schedule change long after this test: the quota in force is still 0.5/s.
+        throttle_changes: vec![crate::simulator::RateChange {
+            after: Duration::from_secs(3600),
+            rate: 100.0,
+        }],
+        retry_after_secs: 1,
+        ..SimConfig::default()
+    };
+    let (sim, client, token) = started(config).await;
+    let url = format!(
+        "{}/v1/customers/{}/qualifications",
+        sim.base_url(),
+        fresh_id(1)
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        let response = client
+            .get(url.clone())
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("get");
+        let status = response.status();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            // 0.5/s: the next request fits in 2 s, more than the configured 1 s.
+            let retry_after = response.headers()["retry-after"]
+                .to_str()
+                .expect("ascii")
+                .to_string();
+            assert_eq!(retry_after, "2");
+            let body: Value = response.json().await.expect("json");
+            assert_eq!(
+                body,
+                json!({"statusCode": 429, "message": "Rate limit is exceeded. Try again in 2 seconds."})
+            );
+        }
+        statuses.push(status.as_u16());
+    }
+    // The burst of 4 at once, then 429s (which do not use up quota).
+    assert_eq!(statuses, vec![200, 200, 200, 200, 429, 429, 429]);
+    sim.shutdown().await;
+}
+
+#[test]
+fn quota_settings_out_of_range_are_refused() {
+    for config in [
+        SimConfig {
+            throttle_rate: 5.0,
+            throttle_burst: Some(0),
+            ..SimConfig::default()
+        },
+        SimConfig {
+            throttle_changes: vec![crate::simulator::RateChange {
+                after: Duration::from_secs(1),
+                rate: 2.0,
+            }],
+            ..SimConfig::default()
+        },
+        SimConfig {
+            throttle_rate: 5.0,
+            throttle_changes: vec![crate::simulator::RateChange {
+                after: Duration::from_secs(1),
+                rate: 0.0,
+            }],
+            ..SimConfig::default()
+        },
+    ] {
+        assert!(super::state::Shared::new(config).is_err());
+    }
+}
+
+#[tokio::test]
 async fn requests_are_recorded_with_secrets_redacted() {
     let (sim, client, token) = started(SimConfig::default()).await;
     let id = fresh_id(1);

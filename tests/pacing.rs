@@ -1,0 +1,193 @@
+//! Pacing: `--rate auto` against a quota it is not told, and recovery after a burst of 429s.
+//! Assertions are on what the simulator received (timestamps, statuses), with wide bounds.
+
+use crate::common::*;
+use pc_qualify::model::CustomerId;
+use pc_qualify::simulator::{FaultAction, ScriptedFault};
+
+/// API requests per second the simulator received between its first and last API request.
+fn received_rate(requests: &[pc_qualify::simulator::RecordedRequest]) -> f64 {
+    let (Some(first), Some(last)) = (requests.first(), requests.last()) else {
+        return 0.0;
+    };
+    let span = last.at_ms.saturating_sub(first.at_ms).max(1) as f64 / 1000.0;
+    (requests.len() - 1) as f64 / span
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_auto_finds_a_quota_above_its_start_with_few_429s() {
+    let sim = start_sim(SimConfig {
+        throttle_rate: 20.0,
+        throttle_burst: Some(20),
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = WorkDir::new("auto-quota");
+    dir.write("in.csv", soe_rows(200));
+    let metrics = dir.s("run.prom");
+    let output = run_io(
+        "run",
+        &dir,
+        &sim_env(&sim),
+        &[
+            "--rate",
+            "auto",
+            "--concurrency",
+            "8",
+            "--metrics",
+            &metrics,
+        ],
+    )
+    .await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let rows = results_by_row(&dir.join("out.csv"));
+    assert_eq!(rows.len(), 200);
+    assert!(rows.iter().all(|r| r["outcome"] == "created"), "{stderr}");
+
+    let requests = sim.api_requests();
+    let throttled = requests.iter().filter(|r| r.status == 429).count();
+    // The quota is only found by running into it, but not over and over: under 8 %.
+    assert!(
+        throttled * 100 <= requests.len() * 8,
+        "{throttled} of {} requests answered 429\n{stderr}",
+        requests.len()
+    );
+    // The default 5/s would need 40 s; the pacer rose well above its start.
+    let rate = received_rate(&requests);
+    assert!(rate > 9.0, "received {rate:.1}/s\n{stderr}");
+    assert!(stderr.contains("rate: auto, ended at"), "{stderr}");
+    let prom = std::fs::read_to_string(&metrics).expect("metrics written");
+    let max = prom
+        .lines()
+        .find(|l| l.starts_with("pc_qualify_request_rate{") && l.contains("value=\"max\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no max rate in the metrics:\n{prom}"));
+    assert!(max > 10.0, "highest rate {max}");
+    assert!(
+        prom.contains(&format!(
+            "pc_qualify_throttled{{command=\"run\"}} {throttled}\n"
+        )),
+        "{prom}"
+    );
+}
+
+/// Issue 11, item 7: 10 rows answered 429 once each (Retry-After 1 s) and then fine. The old
+/// pacer halved the rate at every pause down to 0.1/s (a request every 10 s) and logged the
+/// unchanged rate again and again; the rate must stay above its floor (a tenth of --rate) and be
+/// back near --rate within seconds of the last 429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_429s_keeps_a_floor_and_the_rate_recovers_within_seconds() {
+    let script = (1..=10)
+        .map(|n| ScriptedFault {
+            customer_id: CustomerId::parse(&cid(n)).expect("id"),
+            action: FaultAction::Status {
+                status: 429,
+                retry_after: Some("1".into()),
+            },
+        })
+        .collect();
+    let sim = start_sim(SimConfig {
+        script,
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = WorkDir::new("429-floor");
+    dir.write("in.csv", soe_rows(70));
+    let output = run_io(
+        "run",
+        &dir,
+        &sim_env(&sim),
+        &["--rate", "10", "--concurrency", "5"],
+    )
+    .await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let rows = results_by_row(&dir.join("out.csv"));
+    assert_eq!(rows.len(), 70);
+    assert!(rows.iter().all(|r| r["outcome"] == "created"), "{stderr}");
+
+    let requests = sim.api_requests();
+    let at: Vec<u64> = requests.iter().map(|r| r.at_ms).collect();
+    // The floor is 1/s: no gap longer than one Retry-After pause plus one period at the floor
+    // (with slack for a loaded machine). The old pacer left 10 s between requests.
+    let worst_gap = at.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    assert!(
+        worst_gap <= 3_000,
+        "a {worst_gap} ms gap between requests\n{stderr}"
+    );
+    // After the last 429 the remaining rows go out at well over a third of --rate.
+    let last_429 = requests
+        .iter()
+        .rposition(|r| r.status == 429)
+        .expect("the scripted 429s were served");
+    let after = &requests[last_429 + 1..];
+    assert!(
+        after.len() >= 50,
+        "{} requests after the last 429",
+        after.len()
+    );
+    let rate = received_rate(after);
+    assert!(rate >= 3.5, "{rate:.2}/s after the last 429\n{stderr}");
+    // A rate is logged when it changes, never again while it stays put (the old pacer logged
+    // "rate=0.10" every 10 s). Slow start logs each doubling, so a few lines per pause.
+    let rates: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("request rate"))
+        .filter_map(|l| l.split("rate=\"").nth(1)?.split('"').next())
+        .collect();
+    assert!(
+        rates.windows(2).all(|w| w[0] != w[1]),
+        "an unchanged rate logged again: {rates:?}\n{stderr}"
+    );
+    let pauses = stderr
+        .lines()
+        .filter(|l| l.contains("pausing every worker"))
+        .count();
+    assert!(
+        rates.len() <= 4 * pauses + 4,
+        "{} rate lines for {pauses} pauses\n{stderr}",
+        rates.len()
+    );
+    assert!(stderr.contains("rate: fixed, ended at 10.0/s"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_auto_from_the_config_file() {
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = WorkDir::new("auto-config");
+    dir.write("in.csv", soe_rows(40));
+    let config = dir.write(
+        "pcq.toml",
+        "rate = \"auto\"\nrate_start = 2\nrate_max = 30\n",
+    );
+    let config = config.display().to_string();
+    let output = run_io(
+        "run",
+        &dir,
+        &sim_env(&sim),
+        &["--config", &config, "--concurrency", "4"],
+    )
+    .await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(results_by_row(&dir.join("out.csv")).len(), 40);
+    // 40 rows at the starting 2/s would take 20 s; nothing refused them, so the rate grew,
+    // and never past rate_max.
+    assert!(stderr.contains("rate: auto, ended at 30.0/s"), "{stderr}");
+    assert!(stderr.contains("lowest 2.0/s, highest 30.0/s"), "{stderr}");
+    let rate = received_rate(&sim.api_requests());
+    assert!(rate > 4.0, "received {rate:.1}/s");
+
+    // A fixed rate with an auto-only key is refused before anything is sent.
+    let bad = dir.write("bad.toml", "rate = 5\nrate_max = 30\n");
+    let bad = bad.display().to_string();
+    let output = run_io("run", &dir, &sim_env(&sim), &["--config", &bad, "--force"]).await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("--rate-max only applies with --rate auto"),
+        "{}",
+        text(&output.stderr)
+    );
+}
