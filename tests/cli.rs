@@ -182,6 +182,18 @@ fn validate_takes_only_the_input_flags_and_honours_quiet_and_json() {
 }
 
 #[test]
+fn a_simulate_config_with_an_unknown_key_is_refused_by_name() {
+    let dir = WorkDir::new("simulate-config");
+    dir.write("sim.toml", "latency_ms = 5\nlatencyms = 5\n");
+    let output = pcq(&["simulate", "--config", &dir.s("sim.toml")], &[])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("latencyms"), "{stderr}");
+}
+
+#[test]
 fn a_dry_run_needs_no_credentials_and_shows_the_request() {
     let dir = WorkDir::new("dryrun");
     dir.write(
@@ -229,13 +241,22 @@ async fn the_simulate_command_serves_what_run_needs() {
             cid(1)
         ),
     );
+    // The preload comes from the config file; its listen address is overridden by the flag
+    // (flags > file), else the simulator would try port 9.
+    dir.write(
+        "sim.toml",
+        format!(
+            "listen = \"127.0.0.1:9\"\npreload = {:?}\nretry_after = 2\n",
+            dir.s("preload.csv")
+        ),
+    );
     let mut server = pcq(
         &[
             "simulate",
+            "--config",
+            &dir.s("sim.toml"),
             "--listen",
             "127.0.0.1:0",
-            "--preload",
-            &dir.s("preload.csv"),
         ],
         &[],
     )

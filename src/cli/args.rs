@@ -156,7 +156,8 @@ Examples:
   pc-qualify simulate --listen 127.0.0.1:8080
   pc-qualify simulate --listen 127.0.0.1:0 --latency-ms 20 --fault-rate 0.05 --seed 7
   pc-qualify simulate --throttle-rate 10 --retry-after 2 --preload my-customers.csv
-  pc-qualify simulate --throttle-rate 15 --throttle-burst 15 --throttle-change 20:6";
+  pc-qualify simulate --throttle-rate 15 --throttle-burst 15 --throttle-change 20:6
+  pc-qualify simulate --config sim.toml --listen 127.0.0.1:0";
 
 /// Sets Microsoft Partner Center customer qualifications in bulk.
 #[derive(Debug, Parser)]
@@ -360,69 +361,80 @@ pub struct ReportArgs {
 }
 
 #[cfg(feature = "sandbox")]
-/// Flags of `simulate`.
-#[derive(Debug, Args)]
+/// Flags of `simulate` (also the keys of its `--config` file).
+#[derive(Debug, Default, Args, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SimulateArgs {
-    /// Address to listen on (port 0 picks a free one)
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    /// Delay added to every API answer, in milliseconds
-    #[arg(long, value_name = "MS", default_value_t = 0)]
-    pub latency_ms: u64,
-    /// Lifetime of issued access tokens, in seconds
-    #[arg(long, value_name = "SECS", default_value_t = 3600)]
-    pub token_ttl: u64,
-    /// Fraction of API requests that fail (half 503, half dropped connections)
-    #[arg(long, value_name = "FRACTION", default_value_t = 0.0)]
-    pub fault_rate: f64,
-    /// The partner's quota: API requests per second allowed before 429s (0 = never throttle)
-    #[arg(long, value_name = "N", default_value_t = 0.0)]
-    pub throttle_rate: f64,
+    /// TOML file with any of these settings (keys as the flags, `_` for `-`); flags win over it
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free one) [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Delay added to every API answer, in milliseconds [default: 0]
+    #[arg(long, value_name = "MS")]
+    pub latency_ms: Option<u64>,
+    /// Lifetime of issued access tokens, in seconds [default: 3600]
+    #[arg(long, value_name = "SECS")]
+    pub token_ttl: Option<u64>,
+    /// Fraction of API requests that fail (half 503, half dropped connections) [default: 0]
+    #[arg(long, value_name = "FRACTION")]
+    pub fault_rate: Option<f64>,
+    /// The partner's quota: API requests per second allowed before 429s (0 = never throttle) [default: 0]
+    #[arg(long, value_name = "N")]
+    pub throttle_rate: Option<f64>,
     /// Requests the quota admits at once [default: one second's worth]
     #[arg(long, value_name = "N")]
     pub throttle_burst: Option<u32>,
     /// Change the quota's rate AFTER seconds from the start, e.g. `20:6`; repeatable
     #[arg(long, value_name = "AFTER:RATE")]
+    #[serde(default)]
     pub throttle_change: Vec<String>,
-    /// Retry-After seconds sent with throttling 429s
-    #[arg(long, value_name = "SECS", default_value_t = 1)]
-    pub retry_after: u64,
-    /// Seed for faults, throttling and vetting decisions
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Retry-After seconds sent with throttling 429s [default: 1]
+    #[arg(long, value_name = "SECS")]
+    pub retry_after: Option<u64>,
+    /// Seed for faults, throttling and vetting decisions [default: 0]
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// CSV of customers' existing state (customer_id,qualification,vetting_status,vetting_reason,vetting_create_date[,company_name,domain]); replaces the built-in sandbox customers
     #[arg(long, value_name = "FILE")]
     pub preload: Option<PathBuf>,
     /// Scripted answers per customer: lines `CUSTOMER_ID 503|429:SECS|drop|delay:MSms|late:MSms|cut|slowbody:MSms|html|big:BYTES`
     #[arg(long, value_name = "FILE")]
     pub script: Option<PathBuf>,
-    /// Seconds before a created qualification's vetting leaves InReview
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
-    pub vetting_secs: u64,
-    /// Fraction of created qualifications whose vetting ends Denied
-    #[arg(long, value_name = "FRACTION", default_value_t = 0.0)]
-    pub deny_rate: f64,
+    /// Seconds before a created qualification's vetting leaves InReview [default: 60]
+    #[arg(long, value_name = "SECS")]
+    pub vetting_secs: Option<u64>,
+    /// Fraction of created qualifications whose vetting ends Denied [default: 0]
+    #[arg(long, value_name = "FRACTION")]
+    pub deny_rate: Option<f64>,
     /// Reject the 2021 request contract, as the service will once 2022 is mandatory
     #[arg(long)]
+    #[serde(default)]
     pub require_2022: bool,
     /// Do not keep a log of received requests (for benchmarks)
     #[arg(long)]
+    #[serde(default)]
     pub no_record: bool,
-    /// Play this cloud's token resource: public or china
-    #[arg(long, value_enum, value_name = "CLOUD", default_value = "public")]
-    pub cloud: crate::config::Cloud,
+    /// Play this cloud's token resource: public or china [default: public]
+    #[arg(long, value_enum, value_name = "CLOUD")]
+    pub cloud: Option<crate::config::Cloud>,
     /// Play a public client app: token requests must carry no client_secret
     #[arg(long)]
+    #[serde(default)]
     pub public_client: bool,
     /// Answers to device-code polls before sign-in completes, comma-separated: pending, slow_down, declined, access_denied, expired
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    #[serde(default, deserialize_with = "parsed_list")]
     pub device_polls: Vec<simulator::DevicePoll>,
-    /// Polling interval the devicecode endpoint announces, in seconds
-    #[arg(long, value_name = "SECS", default_value_t = 5)]
-    pub device_interval: u64,
-    /// Shape of create answers and qualification lists: bare, qualifications or pascal-items
-    #[arg(long, value_name = "SHAPE", default_value = "bare")]
-    pub answer_shape: simulator::AnswerShape,
+    /// Polling interval the devicecode endpoint announces, in seconds [default: 5]
+    #[arg(long, value_name = "SECS")]
+    pub device_interval: Option<u64>,
+    /// Shape of create answers and qualification lists: bare, qualifications or pascal-items [default: bare]
+    #[arg(long, value_name = "SHAPE")]
+    #[serde(default, deserialize_with = "parsed")]
+    pub answer_shape: Option<simulator::AnswerShape>,
     /// MFA-required mode: API requests after the first N get 401 with error code 900421
     #[arg(long, value_name = "N")]
     pub mfa_after: Option<u64>,
@@ -432,4 +444,80 @@ pub struct SimulateArgs {
     /// `expires_in` figure sent with issued tokens instead of --token-ttl (to test absurd values)
     #[arg(long, value_name = "SECS")]
     pub token_expires_in: Option<u64>,
+}
+
+#[cfg(feature = "sandbox")]
+impl SimulateArgs {
+    /// Fills every setting the flags leave unset from the file's (flags > file > defaults; a
+    /// switch set in either is on).
+    pub fn or(self, file: SimulateArgs) -> SimulateArgs {
+        let list =
+            |flags: Vec<String>, file: Vec<String>| if flags.is_empty() { file } else { flags };
+        SimulateArgs {
+            config: self.config,
+            listen: self.listen.or(file.listen),
+            latency_ms: self.latency_ms.or(file.latency_ms),
+            token_ttl: self.token_ttl.or(file.token_ttl),
+            fault_rate: self.fault_rate.or(file.fault_rate),
+            throttle_rate: self.throttle_rate.or(file.throttle_rate),
+            throttle_burst: self.throttle_burst.or(file.throttle_burst),
+            throttle_change: list(self.throttle_change, file.throttle_change),
+            retry_after: self.retry_after.or(file.retry_after),
+            seed: self.seed.or(file.seed),
+            preload: self.preload.or(file.preload),
+            script: self.script.or(file.script),
+            vetting_secs: self.vetting_secs.or(file.vetting_secs),
+            deny_rate: self.deny_rate.or(file.deny_rate),
+            require_2022: self.require_2022 || file.require_2022,
+            no_record: self.no_record || file.no_record,
+            cloud: self.cloud.or(file.cloud),
+            public_client: self.public_client || file.public_client,
+            device_polls: if self.device_polls.is_empty() {
+                file.device_polls
+            } else {
+                self.device_polls
+            },
+            device_interval: self.device_interval.or(file.device_interval),
+            answer_shape: self.answer_shape.or(file.answer_shape),
+            mfa_after: self.mfa_after.or(file.mfa_after),
+            token_outage_after: self.token_outage_after.or(file.token_outage_after),
+            token_expires_in: self.token_expires_in.or(file.token_expires_in),
+        }
+    }
+}
+
+/// A setting read from its text form, as its flag would read it.
+#[cfg(feature = "sandbox")]
+fn parsed<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+    text.parse().map(Some).map_err(serde::de::Error::custom)
+}
+
+/// A list setting: a TOML array of strings, or one comma-separated string (as the flag takes).
+#[cfg(feature = "sandbox")]
+fn parsed_list<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match <OneOrMany as serde::Deserialize>::deserialize(deserializer)? {
+        OneOrMany::One(text) => text.split(',').map(str::to_string).collect(),
+        OneOrMany::Many(items) => items,
+    };
+    items
+        .iter()
+        .map(|item| item.trim().parse().map_err(serde::de::Error::custom))
+        .collect()
 }

@@ -4,20 +4,33 @@ use super::*;
 
 /// `pc-qualify simulate`: serve until interrupted.
 pub(super) async fn simulate(args: SimulateArgs) -> Result<ExitCode, ErrorKind> {
+    let args = match args.config.clone() {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| ErrorKind::ConfigFile {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            let file: SimulateArgs = toml::from_str(&text).map_err(|e| ErrorKind::ConfigFile {
+                path,
+                reason: e.message().to_string(),
+            })?;
+            args.or(file)
+        }
+        None => args,
+    };
     let mut config = SimConfig::sandbox();
     let bad = |msg: String| ErrorKind::Config(msg);
-    for (name, value) in [
-        ("--fault-rate", args.fault_rate),
-        ("--deny-rate", args.deny_rate),
-    ] {
+    let fault_rate = args.fault_rate.unwrap_or(0.0);
+    let deny_rate = args.deny_rate.unwrap_or(0.0);
+    for (name, value) in [("--fault-rate", fault_rate), ("--deny-rate", deny_rate)] {
         if !(0.0..=1.0).contains(&value) {
             return Err(bad(format!("{name} must be between 0 and 1; got {value}")));
         }
     }
-    if !args.throttle_rate.is_finite() || args.throttle_rate < 0.0 {
+    let throttle_rate = args.throttle_rate.unwrap_or(0.0);
+    if !throttle_rate.is_finite() || throttle_rate < 0.0 {
         return Err(bad(format!(
-            "--throttle-rate must be 0 or more; got {}",
-            args.throttle_rate
+            "--throttle-rate must be 0 or more; got {throttle_rate}"
         )));
     }
     let read = |path: &PathBuf| {
@@ -41,10 +54,10 @@ pub(super) async fn simulate(args: SimulateArgs) -> Result<ExitCode, ErrorKind> 
             reason: e.to_string(),
         })?;
     }
-    config.latency = Duration::from_millis(args.latency_ms);
-    config.token_ttl = Duration::from_secs(args.token_ttl.max(1));
-    config.fault_rate = args.fault_rate;
-    config.throttle_rate = args.throttle_rate;
+    config.latency = Duration::from_millis(args.latency_ms.unwrap_or(0));
+    config.token_ttl = Duration::from_secs(args.token_ttl.unwrap_or(3600).max(1));
+    config.fault_rate = fault_rate;
+    config.throttle_rate = throttle_rate;
     config.throttle_burst = args.throttle_burst;
     config.throttle_changes = args
         .throttle_change
@@ -52,21 +65,24 @@ pub(super) async fn simulate(args: SimulateArgs) -> Result<ExitCode, ErrorKind> 
         .map(|text| simulator::parse_throttle_change(text))
         .collect::<Result<_, _>>()
         .map_err(|e| bad(format!("--throttle-change {e}")))?;
-    config.retry_after_secs = args.retry_after;
-    config.seed = args.seed;
-    config.vetting_delay = Duration::from_secs(args.vetting_secs);
-    config.deny_rate = args.deny_rate;
+    config.retry_after_secs = args.retry_after.unwrap_or(1);
+    config.seed = args.seed.unwrap_or(0);
+    config.vetting_delay = Duration::from_secs(args.vetting_secs.unwrap_or(60));
+    config.deny_rate = deny_rate;
     config.require_2022 = args.require_2022;
     config.record = !args.no_record;
-    config.cloud = args.cloud;
+    config.cloud = args.cloud.unwrap_or_default();
     config.public_client = args.public_client;
     config.device_polls = args.device_polls;
-    config.device_interval_secs = args.device_interval.clamp(1, 300);
-    config.answer_shape = args.answer_shape;
+    config.device_interval_secs = args.device_interval.unwrap_or(5).clamp(1, 300);
+    config.answer_shape = args.answer_shape.unwrap_or_default();
     config.mfa_after = args.mfa_after;
     config.token_outage_after = args.token_outage_after;
     config.token_expires_in = args.token_expires_in;
-    let handle = simulator::start(config, args.listen)
+    let listen = args
+        .listen
+        .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let handle = simulator::start(config, listen)
         .await
         .map_err(|e| ErrorKind::Sandbox(e.to_string()))?;
     {
