@@ -833,6 +833,7 @@ fn spawn_writer(
                         rows += 1;
                     }
                     customers += 1;
+                    stats.record_customer();
                     next = rx.try_recv().ok();
                 }
                 writer.flush()?;

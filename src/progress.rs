@@ -20,6 +20,16 @@ const TICK: Duration = Duration::from_millis(100);
 const TEMPLATE_TOTAL: &str =
     "{spinner} {bar:30} {human_pos}/{human_len} rows  {per_sec:1}  ETA {eta}  {msg}";
 const TEMPLATE_COUNT: &str = "{spinner} {human_pos} rows  {per_sec:1}  {elapsed}  {msg}";
+const TEMPLATE_CUSTOMERS: &str = "{spinner} {human_pos} customers  {per_sec:1}  {elapsed}  {msg}";
+
+/// What a bar counts: results rows (run, reconcile, refresh) or customers (export).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counting {
+    /// Rows with a final outcome.
+    Rows,
+    /// Customers written, with their qualifications.
+    Customers,
+}
 
 /// The bar being drawn now, for [`LogWriter`]; `None` when there is none.
 static ACTIVE: RwLock<Option<ProgressBar>> = RwLock::new(None);
@@ -50,11 +60,23 @@ impl Progress {
     /// A bar when `enabled` and stderr is a terminal; otherwise a no-op. `total` is known for file inputs.
     ///
     /// Must be called inside a tokio runtime (the updater is a task); outside one it is a no-op.
+    #[cfg(test)]
     pub fn start(
         enabled: bool,
         total: Option<u64>,
         stats: Arc<Stats>,
         paused: PausedFn,
+    ) -> Progress {
+        Progress::start_counting(enabled, total, stats, paused, Counting::Rows)
+    }
+
+    /// [`Progress::start`] for a bar that counts what `counting` says.
+    pub fn start_counting(
+        enabled: bool,
+        total: Option<u64>,
+        stats: Arc<Stats>,
+        paused: PausedFn,
+        counting: Counting,
     ) -> Progress {
         if !enabled {
             return Progress { inner: None };
@@ -67,15 +89,15 @@ impl Progress {
         if bar.is_hidden() {
             return Progress { inner: None };
         }
-        let template = if total.is_some() {
-            TEMPLATE_TOTAL
-        } else {
-            TEMPLATE_COUNT
+        let template = match (counting, total) {
+            (Counting::Customers, _) => TEMPLATE_CUSTOMERS,
+            (Counting::Rows, Some(_)) => TEMPLATE_TOTAL,
+            (Counting::Rows, None) => TEMPLATE_COUNT,
         };
         if let Ok(style) = ProgressStyle::with_template(template) {
             bar.set_style(style);
         }
-        bar.set_message(message(&stats, paused()));
+        bar.set_message(message(&stats, paused(), counting));
         bar.enable_steady_tick(TICK);
         register(Some(bar.clone()));
         let updater = runtime.spawn({
@@ -85,7 +107,7 @@ impl Progress {
                 interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                 loop {
                     interval.tick().await;
-                    update(&bar, &stats, &paused);
+                    update(&bar, &stats, &paused, counting);
                 }
             }
         });
@@ -125,9 +147,12 @@ fn register(bar: Option<ProgressBar>) {
     }
 }
 
-fn update(bar: &ProgressBar, stats: &Stats, paused: &PausedFn) {
-    bar.set_position(rows_done(stats));
-    bar.set_message(message(stats, paused()));
+fn update(bar: &ProgressBar, stats: &Stats, paused: &PausedFn, counting: Counting) {
+    bar.set_position(match counting {
+        Counting::Rows => rows_done(stats),
+        Counting::Customers => stats.customers(),
+    });
+    bar.set_message(message(stats, paused(), counting));
 }
 
 /// Rows with a final outcome so far.
@@ -137,18 +162,22 @@ fn rows_done(stats: &Stats) -> u64 {
 
 /// The live part of the bar: counts by outcome, the request rate in force, and a marker while a
 /// 429 pause is in force.
-fn message(stats: &Stats, pace: Pace) -> String {
-    let mut text = format!(
-        "created {}  exists {}  failed {}  invalid {}",
-        stats.outcome(Outcome::Created),
-        stats.outcome(Outcome::Exists),
-        stats.outcome(Outcome::Failed),
-        stats.outcome(Outcome::Invalid),
-    );
+fn message(stats: &Stats, pace: Pace, counting: Counting) -> String {
+    let mut text = match counting {
+        // An export's customers: how many requests it took (pages and reads).
+        Counting::Customers => format!("requests {}", stats.requests()),
+        Counting::Rows => format!(
+            "created {}  exists {}  failed {}  invalid {}",
+            stats.outcome(Outcome::Created),
+            stats.outcome(Outcome::Exists),
+            stats.outcome(Outcome::Failed),
+            stats.outcome(Outcome::Invalid),
+        ),
+    };
     // Shown only when they occur: most runs have neither, and the line must fit a terminal.
     for outcome in [Outcome::Duplicate, Outcome::Planned] {
         let count = stats.outcome(outcome);
-        if count > 0 {
+        if count > 0 && counting == Counting::Rows {
             text.push_str(&format!("  {outcome} {count}"));
         }
     }
@@ -247,7 +276,7 @@ mod tests {
     fn message_lists_counts_and_pause() {
         let stats = Stats::default();
         assert_eq!(
-            message(&stats, Pace::default()),
+            message(&stats, Pace::default(), Counting::Rows),
             "created 0  exists 0  failed 0  invalid 0"
         );
         for _ in 0..3 {
@@ -264,7 +293,8 @@ mod tests {
                 Pace {
                     paused: true,
                     rate: Some(2.5)
-                }
+                },
+                Counting::Rows
             ),
             "created 3  exists 1  failed 1  invalid 2  duplicate 1  rate 2.5/s  PAUSED (429)"
         );

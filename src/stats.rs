@@ -21,6 +21,8 @@ pub struct Stats {
     outcomes: [AtomicU64; Outcome::ALL.len()],
     latency: [AtomicU64; LATENCY_BUCKETS],
     latency_max_us: AtomicU64,
+    /// Customers an export has written.
+    customers: AtomicU64,
     /// Vetting statuses are an open set, so they are counted by name (by the writer thread only).
     vetting: Mutex<BTreeMap<String, u64>>,
 }
@@ -35,12 +37,23 @@ impl Default for Stats {
             outcomes: std::array::from_fn(|_| AtomicU64::new(0)),
             latency: std::array::from_fn(|_| AtomicU64::new(0)),
             latency_max_us: AtomicU64::new(0),
+            customers: AtomicU64::new(0),
             vetting: Mutex::new(BTreeMap::new()),
         }
     }
 }
 
 impl Stats {
+    /// Records one customer written by an export (with all its rows).
+    pub fn record_customer(&self) {
+        self.customers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Customers an export has written so far.
+    pub fn customers(&self) -> u64 {
+        self.customers.load(Ordering::Relaxed)
+    }
+
     /// Records one HTTP answer and how long the exchange took.
     pub fn record_answer(&self, status: u16, latency: Duration) {
         if let Some(counter) = self.statuses.get(usize::from(status)) {

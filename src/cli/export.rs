@@ -19,6 +19,13 @@ pub(super) async fn export(
         session.throttle.clone(),
         session.stop.clone(),
     );
+    let progress = start_progress(
+        args.service.shows_progress(quiet),
+        None,
+        &stats,
+        &throttle,
+        progress::Counting::Customers,
+    );
     let result = crate::export::execute(
         crate::export::ExportJob {
             output: args.output.clone(),
@@ -33,6 +40,8 @@ pub(super) async fn export(
         stop,
     )
     .await;
+    // The bar goes before anything else is printed, or the summary would tear it.
+    progress.finish();
     let ended = session.end(result).await?;
     let report = &ended.report;
     if let Some(error) = &report.list_error {

@@ -65,6 +65,7 @@ fn start_progress(
     total: Option<u64>,
     stats: &Arc<Stats>,
     throttle: &Arc<Throttle>,
+    counting: progress::Counting,
 ) -> Progress {
     let paused: progress::PausedFn = {
         let throttle = throttle.clone();
@@ -73,7 +74,7 @@ fn start_progress(
             rate: throttle.current_rate(),
         })
     };
-    Progress::start(show, total, stats.clone(), paused)
+    Progress::start_counting(show, total, stats.clone(), paused, counting)
 }
 
 /// Sets up tracing on stderr as the flags ask.

@@ -20,7 +20,13 @@ pub(super) async fn refresh(
         session.stop.clone(),
     );
     // Rows of the earlier results file: the bar counts them as they are written.
-    let progress = start_progress(args.service.shows_progress(quiet), None, &stats, &throttle);
+    let progress = start_progress(
+        args.service.shows_progress(quiet),
+        None,
+        &stats,
+        &throttle,
+        progress::Counting::Rows,
+    );
     let result = crate::refresh::execute(
         crate::refresh::RefreshJob {
             input: args.input.clone(),

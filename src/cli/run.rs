@@ -36,7 +36,13 @@ pub(super) async fn work(
     } else {
         (source, None)
     };
-    let progress = start_progress(show_progress, total, &stats, &throttle);
+    let progress = start_progress(
+        show_progress,
+        total,
+        &stats,
+        &throttle,
+        progress::Counting::Rows,
+    );
     let result = pipeline::execute(
         Job {
             input: args.input.clone(),
