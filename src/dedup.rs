@@ -5,7 +5,6 @@
 //! doubles.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 /// How many keys the hash map holds before they are folded into the sorted vector.
 const RECENT_MAX: usize = 1 << 17;
@@ -30,43 +29,15 @@ impl Entry {
     }
 }
 
-/// A multiply-rotate hash (rustc's "Fx") for the index's three-integer keys. SipHash's resistance
-/// to crafted collisions buys nothing here, as the keys come from the operator's own file, and
-/// it cost more per row than the rest of the index.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl KeyHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for KeyHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.add(u64::from(byte));
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-
-    fn finish(&self) -> u64 {
-        // The product's high bits are its best mixed; the table takes its bucket from the low ones.
-        self.0.rotate_left(26)
-    }
-}
+/// foldhash's fast hasher for the index's three-integer keys (the hasher hashbrown itself
+/// defaults to). SipHash's resistance to crafted collisions buys nothing here, as the keys come
+/// from the operator's own file, and it cost more per row than the rest of the index.
+type KeyHasher = foldhash::fast::FixedState;
 
 /// Remembers the first row of each (customer, qualification).
 #[derive(Default)]
 pub struct DuplicateIndex {
-    recent: HashMap<Key, u32, BuildHasherDefault<KeyHasher>>,
+    recent: HashMap<Key, u32, KeyHasher>,
     folded: Vec<Entry>,
 }
 

@@ -125,12 +125,9 @@ impl<W: Write> ResultsWriter<W> {
     /// Writes one row (buffered).
     pub fn write(&mut self, row: &ResultRow) -> io::Result<()> {
         let record = &mut self.record;
-        let number = |record: &mut csv::ByteRecord, value: Option<u64>| {
-            let mut buf = [0u8; 20];
-            match value {
-                Some(v) => record.push_field(format_u64(v, &mut buf).as_bytes()),
-                None => record.push_field(b""),
-            }
+        let number = |record: &mut csv::ByteRecord, value: Option<u64>| match value {
+            Some(v) => record.push_field(itoa::Buffer::new().format(v).as_bytes()),
+            None => record.push_field(b""),
         };
         record.clear();
         number(record, Some(row.row));
@@ -168,22 +165,6 @@ impl ResultsWriter<Sink> {
         }
         Ok(())
     }
-}
-
-/// `value` in decimal, written into `buf` without the formatting machinery (several numbers
-/// per row go through here).
-pub(crate) fn format_u64(mut value: u64, buf: &mut [u8; 20]) -> &str {
-    let mut start = buf.len();
-    loop {
-        start -= 1;
-        buf[start] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    // Only ASCII digits were written.
-    std::str::from_utf8(&buf[start..]).unwrap_or("0")
 }
 
 /// Why an earlier results file could not be read back.
@@ -485,14 +466,6 @@ mod tests {
             line,
             "1,abcd,'=Education,failed,,,,,0,,,,linebreak and del,0"
         );
-    }
-
-    #[test]
-    fn numbers_are_written_in_decimal() {
-        for v in [0, 7, 10, 409, 65_535, 1_000_000, u64::MAX] {
-            let mut buf = [0u8; 20];
-            assert_eq!(format_u64(v, &mut buf), v.to_string());
-        }
     }
 
     #[test]

@@ -59,10 +59,8 @@ impl Journal {
     /// Notes that `row` will be posted with `request_id` (written by the next [`Journal::commit`]).
     pub fn record(&mut self, row: &Row, request_id: Uuid) {
         // Assembled by hand: this runs once per row, and `write!` costs several times as much.
-        let mut index = [0u8; 20];
         let mut id = Uuid::encode_buffer();
-        self.pending
-            .push_str(crate::output::format_u64(row.index, &mut index));
+        self.pending.push_str(itoa::Buffer::new().format(row.index));
         self.pending.push(',');
         self.pending
             .push_str(row.customer_id.0.hyphenated().encode_lower(&mut id));

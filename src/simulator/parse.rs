@@ -238,40 +238,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// Decodes an `application/x-www-form-urlencoded` body or query string into pairs.
 pub(crate) fn form_decode(text: &str) -> Vec<(String, String)> {
-    text.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k), percent_decode(v))
-        })
+    form_urlencoded::parse(text.as_bytes())
+        .into_owned()
         .collect()
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    // A stray % is kept literally, as lenient form parsers do.
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Replaces the values of secret form fields, so a recorded token request leaks nothing.
@@ -279,8 +248,14 @@ pub(crate) fn redact_form(text: &str) -> String {
     text.split('&')
         .map(|pair| {
             let (k, _) = pair.split_once('=').unwrap_or((pair, ""));
-            match percent_decode(k).as_str() {
-                "client_secret" | "refresh_token" | "code" | "code_verifier" | "device_code" => {
+            match form_urlencoded::parse(k.as_bytes())
+                .next()
+                .map(|(key, _)| key)
+                .as_deref()
+            {
+                Some(
+                    "client_secret" | "refresh_token" | "code" | "code_verifier" | "device_code",
+                ) => {
                     format!("{k}=<redacted>")
                 }
                 _ => pair.to_string(),
