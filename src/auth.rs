@@ -238,7 +238,7 @@ impl TokenProvider {
                     // Capped like every answer: a token answer is a few kilobytes.
                     match crate::client::read_capped(resp).await {
                         Ok(body) => Ok((status, body)),
-                        Err(reason) => Err(reason),
+                        Err(err) => Err(err.describe()),
                     }
                 }
                 Err(err) => Err(describe_transport_error(&err)),

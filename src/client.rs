@@ -62,7 +62,8 @@ pub struct Exchange {
 pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 
 /// Why one attempt got no usable answer.
-enum AttemptError {
+#[derive(Debug)]
+pub(crate) enum AttemptError {
     /// No answer: connect failure, timeout, reset before the status line.
     Send(reqwest::Error),
     /// The status arrived but the body was cut off (connection lost, timeout): the request may
@@ -112,7 +113,7 @@ impl AttemptError {
         false
     }
 
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             AttemptError::Send(err) => describe_transport_error(err),
             AttemptError::Body(err) => {
@@ -129,6 +130,21 @@ impl AttemptError {
                 "the answer was larger than {} KiB and was not read",
                 cap / 1024
             ),
+        }
+    }
+}
+
+impl std::fmt::Display for AttemptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl std::error::Error for AttemptError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AttemptError::Send(err) | AttemptError::Body(err) => Some(err),
+            AttemptError::TooLarge(_) => None,
         }
     }
 }
@@ -217,7 +233,7 @@ impl Client {
     }
 
     /// The request's URL from the parsed base (no re-parse of scheme, host and port).
-    fn request_url(&self, request: &Request) -> Result<reqwest::Url, String> {
+    fn request_url(&self, request: &Request) -> Result<reqwest::Url, url::ParseError> {
         let (path, query) = match request.path_and_query.split_once('?') {
             Some((path, query)) => (path, Some(query)),
             None => (request.path_and_query.as_str(), None),
@@ -234,7 +250,7 @@ impl Client {
                 url.set_query(query);
                 Ok(url)
             }
-            None => reqwest::Url::parse(&self.url(request)).map_err(|e| e.to_string()),
+            None => reqwest::Url::parse(&self.url(request)),
         }
     }
 
@@ -581,10 +597,8 @@ async fn read_body(mut response: reqwest::Response, max: usize) -> Result<Bytes,
 }
 
 /// [`read_body`] for callers outside the retry loop (the token endpoint): the body, or why not.
-pub(crate) async fn read_capped(response: reqwest::Response) -> Result<Bytes, String> {
-    read_body(response, MAX_ANSWER_BYTES)
-        .await
-        .map_err(|err| err.describe())
+pub(crate) async fn read_capped(response: reqwest::Response) -> Result<Bytes, AttemptError> {
+    read_body(response, MAX_ANSWER_BYTES).await
 }
 
 /// The application name sent in `MS-PartnerCenter-Application`.

@@ -316,13 +316,14 @@ impl Login {
         let status = response.status().as_u16();
         // Capped like every other answer: an identity endpoint (or a proxy in its place) may
         // not make the tool hold an unbounded body.
-        let body = crate::client::read_capped(response)
-            .await
-            .map_err(|reason| LoginError::Unreadable {
-                url: url.to_string(),
-                status,
-                reason,
-            })?;
+        let body =
+            crate::client::read_capped(response)
+                .await
+                .map_err(|err| LoginError::Unreadable {
+                    url: url.to_string(),
+                    status,
+                    reason: err.describe(),
+                })?;
         Ok((status, body))
     }
 
