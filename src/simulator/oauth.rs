@@ -192,7 +192,17 @@ pub(crate) fn missing(name: &str) -> Response {
     )
 }
 
-fn unknown_tenant(tenant: &str) -> Response {
+/// The token service's answer while the outage switch is on (v1 and v2 alike).
+pub(crate) fn token_service_down() -> Response {
+    aad_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+        50196,
+        "The server is temporarily unavailable. Please try again later.",
+    )
+}
+
+pub(crate) fn unknown_tenant(tenant: &str) -> Response {
     aad_error(
         StatusCode::BAD_REQUEST,
         "invalid_request",
@@ -247,7 +257,7 @@ fn check_scope(shared: &Shared, tenant: &str, scope: &str) -> Result<bool, Respo
     Ok(offline)
 }
 
-fn form_fields(headers: &HeaderMap, body: &Bytes) -> Vec<(String, String)> {
+pub(crate) fn form_fields(headers: &HeaderMap, body: &Bytes) -> Vec<(String, String)> {
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -263,7 +273,7 @@ fn form_fields(headers: &HeaderMap, body: &Bytes) -> Vec<(String, String)> {
     }
 }
 
-fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
     fields
         .iter()
         .find(|(k, _)| k == name)
@@ -279,12 +289,7 @@ pub(crate) async fn devicecode(
 ) -> Response {
     // The outage switch covers the whole token service, v1 and v2 alike.
     if shared.switches.token_down() {
-        return aad_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            50196,
-            "The server is temporarily unavailable. Please try again later.",
-        );
+        return token_service_down();
     }
     if tenant != SANDBOX_TENANT {
         return unknown_tenant(&tenant);
@@ -504,12 +509,7 @@ pub(crate) async fn token_v2(
 ) -> Response {
     // The outage switch covers the whole token service, v1 and v2 alike.
     if shared.switches.token_down() {
-        return aad_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            50196,
-            "The server is temporarily unavailable. Please try again later.",
-        );
+        return token_service_down();
     }
     if tenant != SANDBOX_TENANT {
         return unknown_tenant(&tenant);

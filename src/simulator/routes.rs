@@ -362,51 +362,16 @@ async fn token(
     body: Bytes,
 ) -> Response {
     if shared.switches.token_down() {
-        return aad_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            50196,
-            "The server is temporarily unavailable. Please try again later.",
-        );
+        return oauth::token_service_down();
     }
     if tenant != SANDBOX_TENANT {
-        return aad_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            90002,
-            &format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."),
-        );
+        return oauth::unknown_tenant(&tenant);
     }
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    let fields = if is_form {
-        form_decode(&String::from_utf8_lossy(&body))
-    } else {
-        Vec::new()
-    };
-    let field = |name: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let missing = |name: &str| {
-        aad_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            900144,
-            &format!("The request body must contain the following parameter: '{name}'."),
-        )
-    };
+    let fields = oauth::form_fields(&headers, &body);
+    let field = |name: &str| oauth::field(&fields, name);
 
     let Some(grant_type) = field("grant_type") else {
-        return missing("grant_type");
+        return oauth::missing("grant_type");
     };
     if grant_type != "refresh_token" {
         return aad_error(
@@ -422,13 +387,13 @@ async fn token(
         return refused;
     }
     let Some(refresh_token) = field("refresh_token") else {
-        return missing("refresh_token");
+        return oauth::missing("refresh_token");
     };
     let resource = shared.oauth.resource();
     match field("resource") {
         Some(r) if r == resource => {}
         Some(other) => return oauth::wrong_resource(&tenant, other),
-        None => return missing("resource"),
+        None => return oauth::missing("resource"),
     }
     if !shared.refresh_token_valid(refresh_token) {
         return aad_error(
