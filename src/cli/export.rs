@@ -8,22 +8,10 @@ pub(super) async fn export(
     quiet: bool,
     json: bool,
 ) -> Result<ExitCode, ErrorKind> {
-    let mut config = load_settings(
-        args.service.config.as_deref(),
-        args.service.settings.clone(),
-    )?;
-    let (sandbox, credentials) = credentials(args.service.sandbox, &mut config).await?;
-    let session = Session::start("export", &args.service, &config, sandbox);
-    let (stats, throttle, stop) = (
-        session.stats.clone(),
-        session.throttle.clone(),
-        session.stop.clone(),
-    );
-    let progress = start_progress(
+    let (mut session, config, credentials) = Session::open("export", &args.service).await?;
+    session.show_progress(
         args.service.shows_progress(quiet),
         None,
-        &stats,
-        &throttle,
         progress::Counting::Customers,
     );
     let result = crate::export::execute(
@@ -34,14 +22,12 @@ pub(super) async fn export(
             qualification: args.qualification,
             config,
             credentials,
-            stats,
-            throttle,
+            stats: session.stats.clone(),
+            throttle: session.throttle.clone(),
         },
-        stop,
+        session.stop.clone(),
     )
     .await;
-    // The bar goes before anything else is printed, or the summary would tear it.
-    progress.finish();
     let ended = session.end(result).await?;
     let report = &ended.report;
     if let Some(error) = &report.list_error {

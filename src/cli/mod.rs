@@ -59,24 +59,6 @@ impl ServiceArgs {
     }
 }
 
-/// The progress bar of a working command (a no-op when `show` is false).
-fn start_progress(
-    show: bool,
-    total: Option<u64>,
-    stats: &Arc<Stats>,
-    throttle: &Arc<Throttle>,
-    counting: progress::Counting,
-) -> Progress {
-    let paused: progress::PausedFn = {
-        let throttle = throttle.clone();
-        Arc::new(move || progress::Pace {
-            paused: throttle.is_paused(),
-            rate: throttle.current_rate(),
-        })
-    };
-    Progress::start_counting(show, total, stats.clone(), paused, counting)
-}
-
 /// Sets up tracing on stderr as the flags ask.
 pub fn init_logging(log: &LogArgs) {
     let filter = match (log.quiet, log.verbose) {

@@ -8,23 +8,11 @@ pub(super) async fn refresh(
     quiet: bool,
     json: bool,
 ) -> Result<ExitCode, ErrorKind> {
-    let mut config = load_settings(
-        args.service.config.as_deref(),
-        args.service.settings.clone(),
-    )?;
-    let (sandbox, credentials) = credentials(args.service.sandbox, &mut config).await?;
-    let session = Session::start("refresh", &args.service, &config, sandbox);
-    let (stats, throttle, stop) = (
-        session.stats.clone(),
-        session.throttle.clone(),
-        session.stop.clone(),
-    );
+    let (mut session, config, credentials) = Session::open("refresh", &args.service).await?;
     // Rows of the earlier results file: the bar counts them as they are written.
-    let progress = start_progress(
+    session.show_progress(
         args.service.shows_progress(quiet),
         None,
-        &stats,
-        &throttle,
         progress::Counting::Rows,
     );
     let result = crate::refresh::execute(
@@ -34,13 +22,12 @@ pub(super) async fn refresh(
             force: args.force,
             config,
             credentials,
-            stats,
-            throttle,
+            stats: session.stats.clone(),
+            throttle: session.throttle.clone(),
         },
-        stop,
+        session.stop.clone(),
     )
     .await;
-    progress.finish();
     let ended = session.end(result).await?;
     let report = &ended.report;
     ended.write_metrics(

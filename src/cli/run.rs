@@ -24,25 +24,14 @@ pub(super) async fn work(
         // A dry run of `run` sends nothing, so it needs no credentials.
         (None, None)
     };
-    let session = Session::start(mode_name(mode), &args.service, &config, sandbox);
-    let (stats, throttle, stop) = (
-        session.stats.clone(),
-        session.throttle.clone(),
-        session.stop.clone(),
-    );
+    let mut session = Session::start(mode_name(mode), &args.service, &config, sandbox);
     let show_progress = args.service.shows_progress(quiet);
     let (source, total) = if show_progress {
         progress::count_input_off_runtime(source, &args.input).await?
     } else {
         (source, None)
     };
-    let progress = start_progress(
-        show_progress,
-        total,
-        &stats,
-        &throttle,
-        progress::Counting::Rows,
-    );
+    session.show_progress(show_progress, total, progress::Counting::Rows);
     let result = pipeline::execute(
         Job {
             input: args.input.clone(),
@@ -54,14 +43,12 @@ pub(super) async fn work(
             mode,
             config,
             credentials,
-            stats,
-            throttle,
+            stats: session.stats.clone(),
+            throttle: session.throttle.clone(),
         },
-        stop,
+        session.stop.clone(),
     )
     .await;
-    // The bar goes before anything else is printed, or the summary would tear it.
-    progress.finish();
     let ended = session.end(result).await?;
     let report = &ended.report;
     if let Some(error) = &report.input_error {

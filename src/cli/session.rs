@@ -12,6 +12,8 @@ pub(super) struct Session {
     started: std::time::SystemTime,
     sandbox: Option<Sandbox>,
     signals: tokio::task::JoinHandle<()>,
+    /// The progress bar, cleared before anything else is printed.
+    progress: Option<Progress>,
     /// Asked to stop by a signal (or a run-wide failure).
     pub(super) stop: Stop,
     /// The run's counters.
@@ -36,15 +38,58 @@ impl Session {
             started: std::time::SystemTime::now(),
             sandbox,
             signals: tokio::spawn(forward_signals(stop.clone())),
+            progress: None,
             stop,
             stats: Arc::new(Stats::default()),
             throttle: Arc::new(Throttle::new(config.rate, config.burst)),
         }
     }
 
+    /// Settings, credentials (or the sandbox) and the session, for a command that always talks
+    /// to the service (refresh, export).
+    pub(super) async fn open(
+        command: &'static str,
+        service: &ServiceArgs,
+    ) -> Result<(Session, RunConfig, Credentials), ErrorKind> {
+        let mut config = load_settings(service.config.as_deref(), service.settings.clone())?;
+        let (sandbox, credentials) = credentials(service.sandbox, &mut config).await?;
+        Ok((
+            Session::start(command, service, &config, sandbox),
+            config,
+            credentials,
+        ))
+    }
+
+    /// Draws the progress bar (when `show`) over this session's counters and pacer.
+    pub(super) fn show_progress(
+        &mut self,
+        show: bool,
+        total: Option<u64>,
+        counting: progress::Counting,
+    ) {
+        let paused: progress::PausedFn = {
+            let throttle = self.throttle.clone();
+            Arc::new(move || progress::Pace {
+                paused: throttle.is_paused(),
+                rate: throttle.current_rate(),
+            })
+        };
+        self.progress = Some(Progress::start_counting(
+            show,
+            total,
+            self.stats.clone(),
+            paused,
+            counting,
+        ));
+    }
+
     /// Stops the signal handler and the sandbox once the job has returned; on an error, a
     /// nightly job that could not start still tells the scheduler it failed (metrics file).
     pub(super) async fn end<T>(self, result: Result<T, ErrorKind>) -> Result<Ended<T>, ErrorKind> {
+        // The bar goes before anything else is printed, or the summary would tear it.
+        if let Some(progress) = self.progress {
+            progress.finish();
+        }
         self.signals.abort();
         if let Some(handle) = self.sandbox {
             handle.shutdown().await;
