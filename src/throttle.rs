@@ -325,7 +325,7 @@ mod tests {
     }
 
     // Real time: 60 requests (3 s at the starting rate) that the limiter paces and the service
-    // accepts; the rate must have doubled at least once.
+    // accepts; the rate must have grown at least once.
     #[tokio::test]
     async fn an_auto_rate_rises_while_requests_are_accepted() {
         let throttle = Throttle::new(

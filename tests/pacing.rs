@@ -131,7 +131,7 @@ async fn a_burst_of_429s_keeps_a_floor_and_the_rate_recovers_within_seconds() {
     let rate = received_rate(after);
     assert!(rate >= 3.5, "{rate:.2}/s after the last 429\n{stderr}");
     // A rate is logged when it changes, never again while it stays put (the old pacer logged
-    // "rate=0.10" every 10 s). Slow start logs each doubling, so a few lines per pause.
+    // "rate=0.10" every 10 s). Slow start logs each step of its growth, so a few lines per pause.
     let rates: Vec<&str> = stderr
         .lines()
         .filter(|l| l.contains("request rate"))

@@ -1,0 +1,402 @@
+//! A run against a token-bucket quota in virtual time, so that the pacer's rules can be judged
+//! by what the issue measures (time against the quota's best, share of 429s) without waiting a
+//! minute per scenario. It mirrors the pieces around [`Pacer`]:
+//! - the throttle: one limiter of burst 1 served first come, first served; a new rate applied
+//!   after a send starts one period later, one applied at a 429 starts full; nothing is sent
+//!   during a pool-wide pause;
+//! - the workers: `concurrency` of them, one request per row, a 429 retried after its
+//!   Retry-After;
+//! - the simulator's quota: a token bucket refilled at a scheduled rate, full at the start, whose
+//!   429 asks for the whole seconds until a request fits again (at least one), the answer held
+//!   for the latency after arrival.
+//!
+//! It is a model, not the bench: the figures the issue targets come from `benches/bench.sh`
+//! against the real simulator. The model shows in a second which way a rule moves them, and its
+//! tests hold the pacer to the targets. It runs a little ahead of the simulator. Before the
+//! present constants (1.7-fold growth, a 0.98 margin) its medians were 0.952 of best on the
+//! dropping quota and 0.964 on the steady one, where runs against the simulator measured
+//! 0.946-0.949 (two) and 0.957 (one); with them 0.964 and 0.978, against 0.962-0.963 (three
+//! runs) and 0.973 (two).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::Pacer;
+use crate::config::RateMode;
+
+/// Virtual time advances in steps of this many microseconds.
+const TICK_US: u64 = 100;
+
+/// What the service does and what the tool is asked to do.
+#[derive(Debug, Clone)]
+pub(crate) struct Scenario {
+    /// The quota's rate at the start, requests/s; `None` = no quota.
+    pub rate: Option<f64>,
+    /// The bucket's size.
+    pub burst: f64,
+    /// `(seconds after the simulator started, new rate)`.
+    pub changes: Vec<(f64, f64)>,
+    /// How long after the simulator's start the tool sends its first request (start-up,
+    /// sign-in).
+    pub offset: f64,
+    pub rows: usize,
+    pub concurrency: usize,
+    /// Time from a request's arrival to its answer.
+    pub latency: Duration,
+    pub mode: RateMode,
+    /// Extra latency, uniform in 0..=jitter, drawn from a generator seeded with `seed`.
+    pub jitter: Duration,
+    pub seed: u64,
+}
+
+/// What the run looked like from the service's side.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Outcome {
+    /// Seconds from the first request to the last.
+    pub took: f64,
+    /// The earliest the quota could have admitted every row, from the first request.
+    pub best: f64,
+    pub requests: u64,
+    pub throttled: u64,
+    /// Arrival times (seconds after the first request) of the requests.
+    pub sent: Vec<f64>,
+    /// Quota the bucket could not hold (wasted while the tool sent below the quota).
+    pub overflow: f64,
+    /// Quota left in the bucket at the end.
+    pub left: f64,
+}
+
+impl Outcome {
+    /// `best / took`: 1.0 is as fast as the quota allows.
+    pub fn ratio(&self) -> f64 {
+        self.best / self.took.max(1e-9)
+    }
+
+    /// Percentage of requests answered 429.
+    pub fn throttled_pct(&self) -> f64 {
+        100.0 * self.throttled as f64 / (self.requests.max(1)) as f64
+    }
+}
+
+impl Scenario {
+    fn quota_at(&self, since_start: f64) -> Option<f64> {
+        let mut rate = self.rate?;
+        for &(after, r) in &self.changes {
+            if since_start >= after {
+                rate = r;
+            }
+        }
+        Some(rate)
+    }
+
+    /// The earliest time after `first` (simulator time) at which burst plus the refill since
+    /// reaches `rows`: the bench's "best".
+    fn best(&self, first: f64) -> f64 {
+        let Some(_) = self.rate else {
+            return 0.0;
+        };
+        let mut need = self.rows as f64 - self.burst;
+        let step = 1e-4;
+        let mut t = first;
+        while need > 0.0 {
+            need -= self.quota_at(t).unwrap_or(0.0) * step;
+            t += step;
+        }
+        t - first
+    }
+}
+
+enum Worker {
+    /// Waiting in the throttle's queue.
+    Queued,
+    /// Sleeping until this tick (a retry's wait), then queued.
+    Sleeping(u64),
+    /// Sent; answered at `answer` with `accepted` or a 429 asking for `wait_s`.
+    InFlight {
+        answer: u64,
+        accepted: bool,
+        wait_s: u64,
+    },
+    Done,
+}
+
+/// Runs `scenario` and reports what the service saw.
+pub(crate) fn run(scenario: &Scenario) -> Outcome {
+    let t0 = Instant::now();
+    let at = |tick: u64| t0 + Duration::from_micros(tick * TICK_US);
+    let secs = |tick: u64| (tick * TICK_US) as f64 / 1e6;
+    let latency_ticks = u64::try_from(scenario.latency.as_micros()).unwrap_or(0) / TICK_US;
+
+    let mut pacer = Pacer::new(scenario.mode, at(0));
+    // The limiter: the next instant a cell is free (burst 1), `None` = unlimited.
+    let mut next_cell: Option<f64> = pacer.rate().map(|_| 0.0);
+    let mut paused_until = 0u64;
+
+    let mut tokens = scenario.burst;
+    let mut refilled_at = scenario.offset;
+    let mut overflow = 0.0;
+
+    let mut queue: VecDeque<usize> = (0..scenario.concurrency).collect();
+    let mut workers: Vec<Worker> = (0..scenario.concurrency).map(|_| Worker::Queued).collect();
+    let mut rows_left = scenario.rows.saturating_sub(scenario.concurrency);
+    let mut active = scenario.concurrency.min(scenario.rows);
+    for w in workers.iter_mut().skip(active) {
+        *w = Worker::Done;
+    }
+    queue.truncate(active);
+
+    let mut rng = fastrand::Rng::with_seed(scenario.seed);
+    let jitter_ticks = u64::try_from(scenario.jitter.as_micros()).unwrap_or(0) / TICK_US;
+    let mut sent = Vec::new();
+    let (mut requests, mut throttled) = (0u64, 0u64);
+    let mut tick = 0u64;
+    while active > 0 {
+        let now = secs(tick);
+        // Answers and wake-ups due now, in worker order.
+        for (i, worker) in workers.iter_mut().enumerate() {
+            match *worker {
+                Worker::Sleeping(until) if until <= tick => {
+                    *worker = Worker::Queued;
+                    queue.push_back(i);
+                }
+                Worker::InFlight {
+                    answer,
+                    accepted,
+                    wait_s,
+                } if answer <= tick => {
+                    if accepted {
+                        pacer.on_accepted(at(tick));
+                        if rows_left > 0 {
+                            rows_left -= 1;
+                            *worker = Worker::Queued;
+                            queue.push_back(i);
+                        } else {
+                            *worker = Worker::Done;
+                            active -= 1;
+                        }
+                    } else {
+                        let wait = wait_s * 1_000_000 / TICK_US;
+                        let until = tick + wait;
+                        // One decision per pause, as in the throttle.
+                        if tick >= paused_until && pacer.on_throttled(at(tick), at(until)).is_some()
+                        {
+                            // Nothing goes out during the pause: the new limiter starts full.
+                            next_cell = Some(now);
+                        }
+                        paused_until = paused_until.max(until);
+                        *worker = Worker::Sleeping(until);
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Sends: none during a pause; otherwise first come, first served, one per cell.
+        let sending = tick >= paused_until;
+        while let (true, Some(&head)) = (sending, queue.front()) {
+            if let Some(cell) = next_cell {
+                if now < cell {
+                    break;
+                }
+            }
+            queue.pop_front();
+            // governor with burst 1: the next cell is one period after this one. A new rate
+            // applied right after a send starts one period later too (its burst is spent).
+            pacer.on_send(at(tick));
+            next_cell = pacer.rate().map(|r| now + 1.0 / r.max(0.01));
+            // The service: admission at arrival.
+            let sim_now = scenario.offset + now;
+            requests += 1;
+            sent.push(now);
+            let (accepted, wait_s) = match scenario.quota_at(sim_now) {
+                None => (true, 0),
+                Some(_) => {
+                    // Refill in small steps so that a scheduled change lands where it should.
+                    while refilled_at < sim_now {
+                        let step = (sim_now - refilled_at).min(1e-3);
+                        tokens += scenario.quota_at(refilled_at).unwrap_or(0.0) * step;
+                        if tokens > scenario.burst {
+                            overflow += tokens - scenario.burst;
+                            tokens = scenario.burst;
+                        }
+                        refilled_at += step;
+                    }
+                    if tokens >= 1.0 {
+                        tokens -= 1.0;
+                        (true, 0)
+                    } else {
+                        let rate = scenario.quota_at(sim_now).unwrap_or(1.0);
+                        let wait = (1.0 - tokens) / rate;
+                        // Whole seconds, at least one, as the simulator answers; bounded
+                        // because a quota's rate is above 0.
+                        (false, wait.ceil().clamp(1.0, 3600.0) as u64)
+                    }
+                }
+            };
+            if !accepted {
+                throttled += 1;
+            }
+            workers[head] = Worker::InFlight {
+                answer: tick + latency_ticks.max(1) + rng.u64(0..=jitter_ticks),
+                accepted,
+                wait_s,
+            };
+        }
+        tick += 1;
+    }
+    let first = sent.first().copied().unwrap_or(0.0);
+    let last = sent.last().copied().unwrap_or(0.0);
+    Outcome {
+        took: last - first,
+        best: scenario.best(scenario.offset + first),
+        requests,
+        throttled,
+        sent: sent.iter().map(|s| s - first).collect(),
+        overflow,
+        left: tokens,
+    }
+}
+
+/// The issue's quota that drops: 15/s (burst 15), 6/s after 20 s, 500 rows.
+pub(crate) fn drop_quota(mode: RateMode) -> Scenario {
+    Scenario {
+        rate: Some(15.0),
+        burst: 15.0,
+        changes: vec![(20.0, 6.0)],
+        offset: 0.07,
+        rows: 500,
+        concurrency: 16,
+        latency: Duration::from_millis(30),
+        mode,
+        jitter: Duration::ZERO,
+        seed: 0,
+    }
+}
+
+/// The issue's steady quota: 10/s (burst 10), 600 rows.
+pub(crate) fn steady_quota(mode: RateMode) -> Scenario {
+    Scenario {
+        rate: Some(10.0),
+        burst: 10.0,
+        changes: Vec::new(),
+        offset: 0.07,
+        rows: 600,
+        concurrency: 16,
+        latency: Duration::from_millis(30),
+        mode,
+        jitter: Duration::ZERO,
+        seed: 0,
+    }
+}
+
+/// Seconds from the first request until a 250 ms window holds `share` of `bound` requests/s.
+pub(crate) fn ramp(o: &Outcome, bound: f64, share: f64) -> Option<f64> {
+    let mut j = 0;
+    for (i, &t) in o.sent.iter().enumerate() {
+        while o.sent[j] < t - 0.25 {
+            j += 1;
+        }
+        if (i - j + 1) as f64 / 0.25 >= share * bound {
+            return Some(t);
+        }
+    }
+    None
+}
+
+/// No quota: the sandbox at 20 ms, 16 in flight, 6,000 rows.
+pub(crate) fn no_quota(mode: RateMode) -> Scenario {
+    Scenario {
+        rate: None,
+        burst: 0.0,
+        changes: Vec::new(),
+        offset: 0.07,
+        rows: 6000,
+        concurrency: 16,
+        latency: Duration::from_millis(20),
+        mode,
+        jitter: Duration::ZERO,
+        seed: 0,
+    }
+}
+
+/// The worst of a scenario over variations of start-up time, latency and jitter.
+#[derive(Debug)]
+pub(crate) struct Spread {
+    /// The lowest `best / took`.
+    pub ratio_worst: f64,
+    /// The highest share of 429s, percent.
+    pub throttled_worst: f64,
+}
+
+/// Runs `n` variations of `base`: the first request 50-150 ms after the simulator started (as
+/// measured against it), 25-40 ms of latency and up to 10 ms of jitter.
+pub(crate) fn spread(base: &Scenario, n: u64) -> Spread {
+    let mut ratios = Vec::new();
+    let mut pcts = Vec::new();
+    for seed in 0..n {
+        let mut s = base.clone();
+        let mut rng = fastrand::Rng::with_seed(seed);
+        s.offset = 0.05 + rng.f64() * 0.1;
+        s.latency = Duration::from_millis(rng.u64(25..=40));
+        s.jitter = Duration::from_millis(rng.u64(0..=10));
+        s.seed = seed;
+        let o = run(&s);
+        ratios.push(o.ratio());
+        pcts.push(o.throttled_pct());
+    }
+    Spread {
+        ratio_worst: ratios.iter().copied().fold(f64::INFINITY, f64::min),
+        throttled_worst: pcts.iter().copied().fold(0.0, f64::max),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AUTO: RateMode = RateMode::Auto {
+        start: 5.0,
+        max: None,
+    };
+
+    // The issue's targets, in the model: the bench measures them against the real simulator;
+    // these catch a rule change that would miss them before anyone runs the bench.
+    #[test]
+    fn the_dropping_quota_is_used_with_few_429s() {
+        let s = spread(&drop_quota(AUTO), 8);
+        assert!(s.ratio_worst >= 0.95, "{s:?}");
+        assert!(s.throttled_worst <= 2.0, "{s:?}");
+    }
+
+    #[test]
+    fn the_steady_quota_is_used_with_few_429s() {
+        let s = spread(&steady_quota(AUTO), 8);
+        assert!(s.ratio_worst >= 0.95, "{s:?}");
+        assert!(s.throttled_worst <= 1.0, "{s:?}");
+    }
+
+    #[test]
+    fn without_a_quota_the_concurrency_bound_is_reached_within_3_s() {
+        let o = run(&no_quota(AUTO));
+        // 16 in flight at 20 ms: 800/s.
+        let reached = ramp(&o, 800.0, 0.9);
+        assert!(reached.is_some_and(|t| t <= 3.0), "{reached:?}");
+        assert_eq!(o.throttled, 0);
+    }
+
+    #[test]
+    fn the_default_fixed_rate_leaves_most_of_the_quota_unused() {
+        // The issue's baseline, as a check on the model itself: --rate 5 against 15/s then 6/s
+        // takes about twice the best and is never refused.
+        let o = run(&drop_quota(RateMode::Fixed(5.0)));
+        assert!(o.ratio() < 0.6, "{}", o.ratio());
+        assert_eq!(o.throttled, 0);
+        assert_eq!(o.requests, 500);
+    }
+
+    #[test]
+    fn every_row_is_sent_until_accepted() {
+        let o = run(&drop_quota(AUTO));
+        assert_eq!(o.requests - o.throttled, 500);
+        assert!(o.overflow >= 0.0 && o.left >= 0.0);
+    }
+}
