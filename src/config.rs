@@ -244,17 +244,33 @@ pub enum RateArg {
     Auto,
 }
 
+/// Why a `--rate` value (flag or settings file) was not accepted: neither `auto` nor a number.
+/// The range is checked later, with the other settings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected a number of requests per second or `auto`; got {text:?}")]
+#[non_exhaustive]
+pub struct RateArgError {
+    /// The value as given (trimmed).
+    pub text: String,
+    /// Why it is not a number.
+    #[source]
+    pub source: std::num::ParseFloatError,
+}
+
 impl std::str::FromStr for RateArg {
-    type Err = String;
+    type Err = RateArgError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let text = text.trim();
         if text.eq_ignore_ascii_case("auto") {
             return Ok(RateArg::Auto);
         }
-        text.parse::<f64>().map(RateArg::PerSecond).map_err(|_| {
-            format!("expected a number of requests per second or `auto`; got {text:?}")
-        })
+        text.parse::<f64>()
+            .map(RateArg::PerSecond)
+            .map_err(|source| RateArgError {
+                text: text.to_string(),
+                source,
+            })
     }
 }
 
@@ -794,8 +810,27 @@ mod tests {
             RunConfig::from_settings(zero).expect("valid").rate,
             RateMode::Unlimited
         );
-        assert!(toml::from_str::<Settings>("rate = \"fast\"\n").is_err());
-        assert!("fast".parse::<RateArg>().is_err());
+        let err = toml::from_str::<Settings>("rate = \"fast\"\n").expect_err("not a rate");
+        assert!(
+            err.message()
+                .contains(r#"expected a number of requests per second or `auto`; got "fast""#),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_rate_that_is_not_a_number_keeps_the_parse_error() {
+        assert_eq!("auto".parse::<RateArg>(), Ok(RateArg::Auto));
+        assert_eq!(" 2.5 ".parse::<RateArg>(), Ok(RateArg::PerSecond(2.5)));
+        let err = " fast ".parse::<RateArg>().expect_err("not a rate");
+        assert_eq!(err.text, "fast");
+        assert_eq!(Some(&err.source), "fast".parse::<f64>().err().as_ref());
+        assert_eq!(
+            err.to_string(),
+            r#"expected a number of requests per second or `auto`; got "fast""#
+        );
+        let cause = std::error::Error::source(&err).expect("the float error is kept");
+        assert_eq!(cause.to_string(), "invalid float literal");
     }
 
     #[test]

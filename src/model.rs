@@ -208,12 +208,24 @@ impl fmt::Display for EducationSegment {
     }
 }
 
+/// Why an education segment or API contract setting (`--education-segment`, `--api-contract`
+/// or the settings file) was not accepted. The text given is kept as written so that the
+/// message shows what the user typed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingValueError {
+    /// Not K12 or HigherEducation (in any of their spellings).
+    #[error("unknown education segment {0:?}; expected K12 or HigherEducation")]
+    EducationSegment(String),
+    /// Not 2021 or 2022.
+    #[error("unknown API contract {0:?}; expected 2021 or 2022")]
+    ApiContract(String),
+}
+
 impl FromStr for EducationSegment {
-    type Err = String;
+    type Err = SettingValueError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        EducationSegment::parse(s).ok_or_else(|| {
-            format!("unknown education segment {s:?}; expected K12 or HigherEducation")
-        })
+        EducationSegment::parse(s).ok_or_else(|| SettingValueError::EducationSegment(s.to_string()))
     }
 }
 
@@ -230,14 +242,12 @@ pub enum ApiContract {
 }
 
 impl FromStr for ApiContract {
-    type Err = String;
+    type Err = SettingValueError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim() {
             "2021" => Ok(ApiContract::V2021),
             "2022" => Ok(ApiContract::V2022),
-            other => Err(format!(
-                "unknown API contract {other:?}; expected 2021 or 2022"
-            )),
+            other => Err(SettingValueError::ApiContract(other.to_string())),
         }
     }
 }
@@ -482,6 +492,28 @@ mod tests {
             Some(EducationSegment::HigherEducation)
         );
         assert_eq!(EducationSegment::parse("college"), None);
+    }
+
+    #[test]
+    fn segment_and_contract_settings_name_what_was_given() {
+        assert_eq!(" K-12 ".parse(), Ok(EducationSegment::K12));
+        let err = "college"
+            .parse::<EducationSegment>()
+            .expect_err("not a segment");
+        assert_eq!(err, SettingValueError::EducationSegment("college".into()));
+        assert_eq!(
+            err.to_string(),
+            r#"unknown education segment "college"; expected K12 or HigherEducation"#
+        );
+
+        assert_eq!(" 2021 ".parse(), Ok(ApiContract::V2021));
+        assert_eq!("2022".parse(), Ok(ApiContract::V2022));
+        let err = " 2023 ".parse::<ApiContract>().expect_err("not a contract");
+        assert_eq!(err, SettingValueError::ApiContract("2023".into()));
+        assert_eq!(
+            err.to_string(),
+            r#"unknown API contract "2023"; expected 2021 or 2022"#
+        );
     }
 
     #[test]
