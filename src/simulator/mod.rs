@@ -37,12 +37,12 @@ use tokio::task::JoinHandle;
 use crate::config::Cloud;
 use crate::model::{CustomerId, QualificationRecord};
 pub use customers::{CustomerProfile, DEFAULT_PAGE_CAP};
-pub use oauth::{DevicePoll, DEVICE_CODE_GRANT};
-pub use parse::{parse_preload, parse_script, Preload};
-pub use quota::{parse_change as parse_throttle_change, RateChange};
+pub use oauth::{DevicePoll, UnknownDevicePoll, DEVICE_CODE_GRANT};
+pub use parse::{parse_preload, parse_script, DelayError, Preload, ScriptError};
+pub use quota::{parse_change as parse_throttle_change, RateChange, RateChangeError};
 pub use redact::token_fingerprint;
 use routes::DropConnection;
-pub use shapes::AnswerShape;
+pub use shapes::{AnswerShape, UnknownAnswerShape};
 use state::Shared;
 
 /// The partner tenant the sandbox token endpoint accepts.
@@ -79,7 +79,8 @@ pub enum SimError {
         /// 1-based line in the script.
         line: usize,
         /// What is wrong.
-        reason: String,
+        #[source]
+        reason: ScriptError,
     },
     /// A configuration value is out of range or contradicts another.
     #[error("simulator configuration: {0}")]

@@ -50,8 +50,14 @@ pub enum DevicePoll {
     Expired,
 }
 
+/// A `--device-polls` item that names no answer; holds the item as normalised (trimmed,
+/// lower-cased, `-` read as `_`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown device poll answer {0:?}; expected pending, slow_down, declined, access_denied or expired")]
+pub struct UnknownDevicePoll(pub String);
+
 impl std::str::FromStr for DevicePoll {
-    type Err = String;
+    type Err = UnknownDevicePoll;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         match text.trim().to_ascii_lowercase().replace('-', "_").as_str() {
@@ -60,9 +66,7 @@ impl std::str::FromStr for DevicePoll {
             "declined" | "authorization_declined" => Ok(DevicePoll::Declined),
             "access_denied" => Ok(DevicePoll::AccessDenied),
             "expired" | "expired_token" => Ok(DevicePoll::Expired),
-            other => Err(format!(
-                "unknown device poll answer {other:?}; expected pending, slow_down, declined, access_denied or expired"
-            )),
+            other => Err(UnknownDevicePoll(other.to_string())),
         }
     }
 }
@@ -726,6 +730,13 @@ mod tests {
         assert_eq!("authorization_declined".parse(), Ok(DevicePoll::Declined));
         assert_eq!("access_denied".parse(), Ok(DevicePoll::AccessDenied));
         assert_eq!("expired_token".parse(), Ok(DevicePoll::Expired));
-        assert!("approve".parse::<DevicePoll>().is_err());
+        let err = " Approve "
+            .parse::<DevicePoll>()
+            .expect_err("not an answer");
+        assert_eq!(err, UnknownDevicePoll("approve".into()));
+        assert_eq!(
+            err.to_string(),
+            r#"unknown device poll answer "approve"; expected pending, slow_down, declined, access_denied or expired"#
+        );
     }
 }

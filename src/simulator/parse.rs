@@ -1,7 +1,8 @@
 //! Text formats the simulator reads (preload CSV, fault scripts, form bodies) and the dates it writes.
 
 use std::collections::HashSet;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::num::{ParseFloatError, ParseIntError};
+use std::time::{Duration, SystemTime, TryFromFloatSecsError, UNIX_EPOCH};
 
 use super::customers::CustomerProfile;
 use super::{FaultAction, PreloadEntry, PreloadState, ScriptedFault, SimError};
@@ -132,6 +133,66 @@ pub fn parse_preload(text: &str) -> Result<Preload, SimError> {
     Ok(Preload { entries, profiles })
 }
 
+/// Why a fault-script line was not accepted; shown after `script line N: `.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScriptError {
+    /// The line is not two words.
+    #[error("expected `customer_id action`")]
+    Format,
+    /// The first word is not a GUID.
+    #[error("customer_id {0:?} is not a GUID")]
+    CustomerId(String),
+    /// The action is none of the named ones and does not start with a status number.
+    #[error("unknown action {text:?}; expected a status like 503, 429:5, drop, delay:1500ms, late:1500ms, cut, slowbody:1500ms, html or big:BYTES")]
+    UnknownAction {
+        /// The action as written.
+        text: String,
+        /// Why its status part is not a number.
+        #[source]
+        source: ParseIntError,
+    },
+    /// A status outside 400-599: the script is for faults, not successes.
+    #[error("status {0} is not an error status (400-599)")]
+    NotAnErrorStatus(u16),
+    /// `STATUS:` with nothing after the colon.
+    #[error("{0:?}: Retry-After value is empty")]
+    EmptyRetryAfter(String),
+    /// `big:` with something other than a number of bytes.
+    #[error("bad size {text:?}; expected a number of bytes, e.g. big:2000000")]
+    Size {
+        /// The size as written.
+        text: String,
+        /// Why it is not a number of bytes.
+        #[source]
+        source: ParseIntError,
+    },
+    /// `delay:`, `late:` or `slowbody:` with something other than a duration.
+    #[error("bad delay {text:?}; expected e.g. 1500ms or 2s")]
+    Delay {
+        /// The duration as written.
+        text: String,
+        /// Why it is not a duration.
+        #[source]
+        source: DelayError,
+    },
+}
+
+/// Why a script duration did not read: the number itself, or seconds no duration can hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DelayError {
+    /// Milliseconds (`1500ms` or a bare `1500`) that are not a whole number.
+    #[error(transparent)]
+    Millis(#[from] ParseIntError),
+    /// Seconds (`2s`) that are not a number.
+    #[error(transparent)]
+    Seconds(#[from] ParseFloatError),
+    /// Seconds that are negative, not finite or too many.
+    #[error(transparent)]
+    Range(#[from] TryFromFloatSecsError),
+}
+
 /// Parses a fault script: one `customer_id action` per line, `#` comments and blank lines allowed.
 ///
 /// Actions: `503` (a status), `429:5` (status and Retry-After, sent as written), `drop`,
@@ -149,12 +210,12 @@ pub fn parse_script(text: &str) -> Result<Vec<ScriptedFault>, SimError> {
         if content.is_empty() || content.starts_with('#') {
             continue;
         }
-        let err = |reason: String| SimError::Script { line, reason };
+        let err = |reason: ScriptError| SimError::Script { line, reason };
         let (id_text, action_text) = content
             .split_once(char::is_whitespace)
-            .ok_or_else(|| err("expected `customer_id action`".into()))?;
+            .ok_or_else(|| err(ScriptError::Format))?;
         let customer_id = CustomerId::parse(id_text)
-            .ok_or_else(|| err(format!("customer_id {id_text:?} is not a GUID")))?;
+            .ok_or_else(|| err(ScriptError::CustomerId(id_text.to_string())))?;
         let action = parse_action(action_text.trim()).map_err(err)?;
         faults.push(ScriptedFault {
             customer_id,
@@ -164,7 +225,7 @@ pub fn parse_script(text: &str) -> Result<Vec<ScriptedFault>, SimError> {
     Ok(faults)
 }
 
-fn parse_action(text: &str) -> Result<FaultAction, String> {
+fn parse_action(text: &str) -> Result<FaultAction, ScriptError> {
     if text.eq_ignore_ascii_case("drop") {
         return Ok(FaultAction::Drop);
     }
@@ -184,9 +245,14 @@ fn parse_action(text: &str) -> Result<FaultAction, String> {
         .strip_prefix("big:")
         .or_else(|| text.strip_prefix("BIG:"))
     {
-        return rest.trim().parse().map(FaultAction::Big).map_err(|_| {
-            format!("bad size {rest:?}; expected a number of bytes, e.g. big:2000000")
-        });
+        return rest
+            .trim()
+            .parse()
+            .map(FaultAction::Big)
+            .map_err(|source| ScriptError::Size {
+                text: rest.to_string(),
+                source,
+            });
     }
     if let Some(rest) = text
         .strip_prefix("delay:")
@@ -204,14 +270,17 @@ fn parse_action(text: &str) -> Result<FaultAction, String> {
         Some((s, r)) => (s.trim(), Some(r.trim().to_string())),
         None => (text, None),
     };
-    let status: u16 = status_text.parse().map_err(|_| {
-        format!("unknown action {text:?}; expected a status like 503, 429:5, drop, delay:1500ms, late:1500ms, cut, slowbody:1500ms, html or big:BYTES")
-    })?;
+    let status: u16 = status_text
+        .parse()
+        .map_err(|source| ScriptError::UnknownAction {
+            text: text.to_string(),
+            source,
+        })?;
     if !(400..=599).contains(&status) {
-        return Err(format!("status {status} is not an error status (400-599)"));
+        return Err(ScriptError::NotAnErrorStatus(status));
     }
     if retry_after.as_deref() == Some("") {
-        return Err(format!("{text:?}: Retry-After value is empty"));
+        return Err(ScriptError::EmptyRetryAfter(text.to_string()));
     }
     Ok(FaultAction::Status {
         status,
@@ -220,20 +289,21 @@ fn parse_action(text: &str) -> Result<FaultAction, String> {
 }
 
 /// `1500ms`, `2s`, or a bare number of milliseconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("bad delay {text:?}; expected e.g. 1500ms or 2s");
-    if let Some(ms) = text.strip_suffix("ms") {
-        return ms
-            .trim()
-            .parse()
-            .map(Duration::from_millis)
-            .map_err(|_| bad());
-    }
-    if let Some(s) = text.strip_suffix('s') {
-        let secs: f64 = s.trim().parse().map_err(|_| bad())?;
-        return Duration::try_from_secs_f64(secs).map_err(|_| bad());
-    }
-    text.parse().map(Duration::from_millis).map_err(|_| bad())
+fn parse_duration(text: &str) -> Result<Duration, ScriptError> {
+    let read = || -> Result<Duration, DelayError> {
+        if let Some(ms) = text.strip_suffix("ms") {
+            return Ok(Duration::from_millis(ms.trim().parse()?));
+        }
+        if let Some(s) = text.strip_suffix('s') {
+            let secs: f64 = s.trim().parse()?;
+            return Ok(Duration::try_from_secs_f64(secs)?);
+        }
+        Ok(Duration::from_millis(text.parse()?))
+    };
+    read().map_err(|source| ScriptError::Delay {
+        text: text.to_string(),
+        source,
+    })
 }
 
 /// Decodes an `application/x-www-form-urlencoded` body or query string into pairs.
@@ -425,6 +495,84 @@ mod tests {
         ] {
             let err = parse_script(bad).expect_err(bad);
             assert!(err.to_string().contains("line 1"), "{err}");
+        }
+    }
+
+    /// The reason a bad script line gives, as its variant and as the text the user reads.
+    fn script_error(line: &str) -> ScriptError {
+        let text = format!("# comment\n{line}\n");
+        match parse_script(&text).expect_err(line) {
+            SimError::Script { line: 2, reason } => reason,
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn script_errors_name_the_line_and_keep_the_cause() {
+        use std::error::Error as _;
+        const ID: &str = "aaaaaaaa-1111-4111-8111-000000000001";
+        let err = parse_script(&format!("\n{ID} teapot\n")).expect_err("unknown action");
+        assert_eq!(
+            err.to_string(),
+            "script line 2: unknown action \"teapot\"; expected a status like 503, 429:5, drop, delay:1500ms, late:1500ms, cut, slowbody:1500ms, html or big:BYTES"
+        );
+        assert!(
+            matches!(err.source(), Some(reason) if reason.source().is_some()),
+            "the ParseIntError is kept: {err:?}"
+        );
+
+        assert_eq!(script_error(ID), ScriptError::Format);
+        assert_eq!(
+            script_error("nope 503"),
+            ScriptError::CustomerId("nope".into())
+        );
+        assert_eq!(
+            script_error(&format!("{ID} 200")),
+            ScriptError::NotAnErrorStatus(200)
+        );
+        assert_eq!(
+            script_error(&format!("{ID} 200")).to_string(),
+            "status 200 is not an error status (400-599)"
+        );
+        assert_eq!(
+            script_error(&format!("{ID} 429:")),
+            ScriptError::EmptyRetryAfter("429:".into())
+        );
+        assert_eq!(
+            script_error(&format!("{ID} 429:")).to_string(),
+            "\"429:\": Retry-After value is empty"
+        );
+
+        let size = script_error(&format!("{ID} big:lots"));
+        assert!(
+            matches!(&size, ScriptError::Size { text, .. } if text == "lots"),
+            "{size:?}"
+        );
+        assert_eq!(
+            size.to_string(),
+            "bad size \"lots\"; expected a number of bytes, e.g. big:2000000"
+        );
+
+        for (action, cause) in [
+            ("delay:soon", "invalid digit found in string"),
+            ("late:12xms", "invalid digit found in string"),
+            ("slowbody:fews", "invalid float literal"),
+            (
+                "delay:-1s",
+                "cannot convert float seconds to Duration: value is negative",
+            ),
+        ] {
+            let err = script_error(&format!("{ID} {action}"));
+            let ScriptError::Delay { text, source } = &err else {
+                panic!("{action}: {err:?}");
+            };
+            let (_, written) = action.split_once(':').expect("colon");
+            assert_eq!(text, written, "{action}");
+            assert_eq!(
+                err.to_string(),
+                format!("bad delay {written:?}; expected e.g. 1500ms or 2s")
+            );
+            assert_eq!(source.to_string(), cause, "{action}");
         }
     }
 }

@@ -5,7 +5,7 @@
 //! The simulator serves one partner tenant, so there is one bucket. A request past the quota is
 //! answered 429; it does not use up quota (governor refuses without spending).
 
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, ParseFloatError};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock, Reference};
@@ -121,29 +121,68 @@ fn limiter<C: Clock>(rate: f64, burst: NonZeroU32, clock: C) -> Limiter<C> {
     RateLimiter::direct_with_clock(quota, clock)
 }
 
+/// Why a `--throttle-change` value was not accepted; each names the value as given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RateChangeError {
+    /// No `:` between the time and the rate.
+    #[error("{text:?}: expected AFTER:RATE, e.g. 20:6 (after 20 s, 6/s)")]
+    Format {
+        /// The value as given.
+        text: String,
+    },
+    /// The time is not a number, or is negative, not finite or too large for a duration.
+    #[error("{text:?}: the time must be 0 or more seconds")]
+    After {
+        /// The value as given.
+        text: String,
+        /// The parse error when the time is not a number at all.
+        #[source]
+        source: Option<ParseFloatError>,
+    },
+    /// The rate is not a number, or lies outside (0, 1e6].
+    #[error("{text:?}: the rate must be above 0 requests per second")]
+    Rate {
+        /// The value as given.
+        text: String,
+        /// The parse error when the rate is not a number at all.
+        #[source]
+        source: Option<ParseFloatError>,
+    },
+}
+
 /// Parses `--throttle-change AFTER:RATE` (`20:6`, `20s:6`, `1500ms:6`).
-pub fn parse_change(text: &str) -> Result<RateChange, String> {
+pub fn parse_change(text: &str) -> Result<RateChange, RateChangeError> {
     let (after, rate) = text
         .split_once(':')
-        .ok_or_else(|| format!("{text:?}: expected AFTER:RATE, e.g. 20:6 (after 20 s, 6/s)"))?;
+        .ok_or_else(|| RateChangeError::Format {
+            text: text.to_string(),
+        })?;
+    let bad_after = |source| RateChangeError::After {
+        text: text.to_string(),
+        source,
+    };
+    let bad_rate = |source| RateChangeError::Rate {
+        text: text.to_string(),
+        source,
+    };
     let after = after.trim();
     let (number, scale) = match after.strip_suffix("ms") {
         Some(ms) => (ms, 0.001),
         None => (after.strip_suffix('s').unwrap_or(after), 1.0),
     };
-    let after = number
+    let seconds = number
         .trim()
         .parse::<f64>()
-        .ok()
+        .map_err(|e| bad_after(Some(e)))?;
+    let after = Some(seconds)
         .filter(|v| v.is_finite() && *v >= 0.0)
         .and_then(|v| Duration::try_from_secs_f64(v * scale).ok())
-        .ok_or_else(|| format!("{text:?}: the time must be 0 or more seconds"))?;
-    let rate = rate
-        .trim()
-        .parse::<f64>()
-        .ok()
+        .ok_or_else(|| bad_after(None))?;
+    let rate = rate.trim().parse::<f64>().map_err(|e| bad_rate(Some(e)))?;
+    let rate = Some(rate)
         .filter(|r| r.is_finite() && *r > 0.0 && *r <= 1e6)
-        .ok_or_else(|| format!("{text:?}: the rate must be above 0 requests per second"))?;
+        .ok_or_else(|| bad_rate(None))?;
     Ok(RateChange { after, rate })
 }
 
@@ -236,6 +275,68 @@ mod tests {
         );
         for bad in ["20", "x:6", "-1:6", "20:0", "20:inf", "1e300:5"] {
             assert!(parse_change(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bad_changes_say_which_half_is_wrong() {
+        use std::error::Error as _;
+        let err = parse_change("20").expect_err("no colon");
+        assert_eq!(err, RateChangeError::Format { text: "20".into() });
+        assert_eq!(
+            err.to_string(),
+            r#""20": expected AFTER:RATE, e.g. 20:6 (after 20 s, 6/s)"#
+        );
+
+        // A time that is not a number keeps the parse error; one out of range has no cause.
+        let err = parse_change("xs:6").expect_err("not a number");
+        assert!(
+            matches!(
+                &err,
+                RateChangeError::After {
+                    source: Some(_),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            r#""xs:6": the time must be 0 or more seconds"#
+        );
+        assert_eq!(
+            err.source().map(|e| e.to_string()).as_deref(),
+            Some("invalid float literal")
+        );
+        for negative in ["-1:6", "1e300:5"] {
+            let err = parse_change(negative).expect_err("out of range");
+            assert!(
+                matches!(&err, RateChangeError::After { source: None, .. }),
+                "{negative}: {err:?}"
+            );
+        }
+
+        let err = parse_change("20:fast").expect_err("not a number");
+        assert!(
+            matches!(
+                &err,
+                RateChangeError::Rate {
+                    source: Some(_),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            r#""20:fast": the rate must be above 0 requests per second"#
+        );
+        for bad in ["20:0", "20:inf", "20:2e6"] {
+            let err = parse_change(bad).expect_err("out of range");
+            assert!(
+                matches!(&err, RateChangeError::Rate { source: None, .. }),
+                "{bad}: {err:?}"
+            );
         }
     }
 }

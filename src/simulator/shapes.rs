@@ -22,17 +22,20 @@ pub enum AnswerShape {
     PascalItems,
 }
 
+/// An `--answer-shape` value that names no shape; holds the value trimmed and lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown answer shape {0:?}; expected bare, qualifications or pascal-items")]
+pub struct UnknownAnswerShape(pub String);
+
 impl std::str::FromStr for AnswerShape {
-    type Err = String;
+    type Err = UnknownAnswerShape;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         match text.trim().to_ascii_lowercase().as_str() {
             "bare" => Ok(AnswerShape::Bare),
             "qualifications" => Ok(AnswerShape::Qualifications),
             "pascal-items" | "items" => Ok(AnswerShape::PascalItems),
-            other => Err(format!(
-                "unknown answer shape {other:?}; expected bare, qualifications or pascal-items"
-            )),
+            other => Err(UnknownAnswerShape(other.to_string())),
         }
     }
 }
@@ -79,5 +82,26 @@ pub(crate) fn list(shape: AnswerShape, records: Vec<QualificationRecord>) -> Res
             });
             (StatusCode::OK, Json(body)).into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shape_names_parse_and_an_unknown_one_is_named() {
+        assert_eq!(" Bare ".parse(), Ok(AnswerShape::Bare));
+        assert_eq!("qualifications".parse(), Ok(AnswerShape::Qualifications));
+        assert_eq!("items".parse(), Ok(AnswerShape::PascalItems));
+        assert_eq!("PASCAL-ITEMS".parse(), Ok(AnswerShape::PascalItems));
+        let err = " Envelope "
+            .parse::<AnswerShape>()
+            .expect_err("not a shape");
+        assert_eq!(err, UnknownAnswerShape("envelope".into()));
+        assert_eq!(
+            err.to_string(),
+            r#"unknown answer shape "envelope"; expected bare, qualifications or pascal-items"#
+        );
     }
 }
