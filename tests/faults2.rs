@@ -364,16 +364,13 @@ async fn a_token_endpoint_that_goes_down_mid_run_stops_it_and_resume_finishes() 
     let dir = WorkDir::new("token-down");
     dir.write("in.csv", soe_rows(200));
     let env = sim_env(&sim);
-    let started = Instant::now();
     let output = run_io("run", &dir, &env, &["--rate", "25", "--concurrency", "2"]).await;
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("no access token could be had"), "{stderr}");
     assert!(stderr.contains("--resume"), "{stderr}");
-    assert!(
-        started.elapsed() < Duration::from_secs(7),
-        "stopped at once, not row by row"
-    );
+    // Stopped at once, not row by row: what shows it is the rows (most never started, at most
+    // the in-flight ones failed on the token), not a wall-clock bound on a shared machine.
     let written = row_numbers(&dir.join("out.csv"));
     assert!(written.len() < 200, "stopped early: {}", written.len());
     let token_failures = results(&dir.join("out.csv"))
