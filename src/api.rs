@@ -160,9 +160,20 @@ pub fn parse_qualification_list(body: &[u8]) -> Result<Vec<QualificationRecord>,
 }
 
 /// An answer body in none of the shapes Partner Center documents for qualifications.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unexpected qualifications answer: {0}")]
-pub struct ShapeError(String);
+#[derive(Debug, thiserror::Error)]
+pub enum ShapeError {
+    /// The body is not JSON. The parser's reason stays in the text (a results cell shows
+    /// this error's `Display` alone); the parser's error is kept as the cause as well.
+    #[error("unexpected qualifications answer: not JSON ({source})")]
+    NotJson {
+        /// What the JSON parser found.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// JSON, but in none of the documented shapes.
+    #[error("unexpected qualifications answer: {0}")]
+    Shape(String),
+}
 
 /// Every qualification record in a create answer or a qualifications list, whatever documented
 /// shape it came in: a bare object, a bare array, `{"qualifications": [...]}` or `{"items": [...]}`
@@ -171,7 +182,7 @@ pub struct ShapeError(String);
 /// `vettingCreatedDate`. Pure: the one place answer shapes are understood.
 pub fn read_records(body: &[u8]) -> Result<Vec<QualificationRecord>, ShapeError> {
     let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| ShapeError(format!("not JSON ({e})")))?;
+        serde_json::from_slice(body).map_err(|source| ShapeError::NotJson { source })?;
     match value {
         serde_json::Value::Array(items) => items_of(&items),
         serde_json::Value::Object(map) => {
@@ -181,11 +192,11 @@ pub fn read_records(body: &[u8]) -> Result<Vec<QualificationRecord>, ShapeError>
             match wrapped {
                 Some((_, serde_json::Value::Array(items))) => items_of(items),
                 Some((_, serde_json::Value::Object(one))) => Ok(vec![record_of(one)?]),
-                Some((key, _)) => Err(ShapeError(format!("`{key}` is not a list"))),
+                Some((key, _)) => Err(ShapeError::Shape(format!("`{key}` is not a list"))),
                 None => Ok(vec![record_of(&map)?]),
             }
         }
-        other => Err(ShapeError(format!(
+        other => Err(ShapeError::Shape(format!(
             "expected an object or a list, got {}",
             json_kind(&other)
         ))),
@@ -197,7 +208,7 @@ fn items_of(items: &[serde_json::Value]) -> Result<Vec<QualificationRecord>, Sha
         .iter()
         .map(|item| match item {
             serde_json::Value::Object(map) => record_of(map),
-            other => Err(ShapeError(format!(
+            other => Err(ShapeError::Shape(format!(
                 "a list entry is {}, not an object",
                 json_kind(other)
             ))),
@@ -219,8 +230,9 @@ fn record_of(
                 _ => None,
             })
     };
-    let qualification = text(&["qualification"])
-        .ok_or_else(|| ShapeError("an object without a `qualification` field".to_string()))?;
+    let qualification = text(&["qualification"]).ok_or_else(|| {
+        ShapeError::Shape("an object without a `qualification` field".to_string())
+    })?;
     Ok(QualificationRecord {
         qualification,
         vetting_status: text(&["vettingStatus"]),
@@ -432,6 +444,21 @@ fn is_clean(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_that_is_not_json_keeps_the_parsers_error() {
+        use std::error::Error as _;
+        let err = read_records(b"not json").expect_err("not JSON");
+        assert!(matches!(err, ShapeError::NotJson { .. }), "{err:?}");
+        assert!(err.source().is_some());
+        let parser = serde_json::from_slice::<serde_json::Value>(b"not json").expect_err("x");
+        // A results cell shows `Display` alone, so the parser's reason stays in it, once.
+        assert_eq!(
+            err.to_string(),
+            format!("unexpected qualifications answer: not JSON ({parser})")
+        );
+        assert_eq!(crate::error::chain(&err), err.to_string());
+    }
     use crate::model::EducationSegment;
 
     fn row(q: Qualification) -> Row {

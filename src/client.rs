@@ -212,7 +212,7 @@ impl Client {
         };
         let direct = local(&config.base_url) && local(&config.authority);
         let http = http_client(config.timeout, config.concurrency, direct)
-            .map_err(|e| crate::error::ErrorKind::Config(format!("HTTP client: {e}")))?;
+            .map_err(crate::error::ErrorKind::HttpClient)?;
         let tokens = Arc::new(TokenProvider::new(http.clone(), credentials));
         tokens.token().await?;
         let client = Client::new(

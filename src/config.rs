@@ -215,7 +215,10 @@ impl Settings {
             path: path.to_path_buf(),
             reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let text = std::fs::read_to_string(path).map_err(|source| ErrorKind::ConfigFileIo {
+            path: path.to_path_buf(),
+            source,
+        })?;
         if let Ok(table) = text.parse::<toml::Table>() {
             for key in table.keys() {
                 if is_secret_key(key) {
@@ -231,9 +234,19 @@ impl Settings {
                 }
             }
         }
-        toml::from_str(&text).map_err(|e| err(e.message().to_string()))
+        toml::from_str(&text).map_err(|e| ErrorKind::ConfigFileSyntax {
+            path: path.to_path_buf(),
+            source: TomlError(e),
+        })
     }
 }
+
+/// A TOML parse error shown by its one-line message: the parser's own `Display` adds a
+/// multi-line excerpt of the file, which does not fit the one-line error the binary prints.
+/// The parser's error is kept whole (with its position) for anyone who needs more.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.message())]
+pub struct TomlError(pub toml::de::Error);
 
 /// The `--rate` value as given: a number, or `auto` (flag and file alike).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -513,8 +526,11 @@ pub fn is_loopback(url: &reqwest::Url) -> bool {
 
 /// Accepts `https://` anywhere and `http://` only for loopback hosts; returns it without a trailing `/`.
 pub fn checked_url(what: &str, text: &str) -> Result<String, ErrorKind> {
-    let url = reqwest::Url::parse(text.trim())
-        .map_err(|e| ErrorKind::Config(format!("{what}: {text:?} is not a URL ({e})")))?;
+    let url = reqwest::Url::parse(text.trim()).map_err(|source| ErrorKind::BadUrl {
+        what: what.to_string(),
+        text: text.to_string(),
+        source,
+    })?;
     let loopback = is_loopback(&url);
     match url.scheme() {
         "https" if url.host().is_some() => {}
@@ -593,6 +609,43 @@ pub fn credentials_from_env(authority: &str, resource: &str) -> Result<Credentia
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreadable_or_malformed_config_file_keeps_its_cause() {
+        use std::error::Error as _;
+        let dir = tempfile::tempdir().expect("dir");
+        let missing = dir.path().join("missing.toml");
+        let err = Settings::from_file(&missing).expect_err("no such file");
+        assert!(matches!(err, ErrorKind::ConfigFileIo { .. }), "{err:?}");
+        assert!(err.source().is_some());
+        let text = err.chain();
+        let io = std::fs::read(&missing).expect_err("no such file");
+        assert_eq!(text, format!("config file {}: {io}", missing.display()));
+
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "rate = \n").expect("write");
+        let err = Settings::from_file(&bad).expect_err("no value");
+        assert!(matches!(err, ErrorKind::ConfigFileSyntax { .. }), "{err:?}");
+        assert!(err.source().is_some());
+        // The parser's one-line message, as before the cause was kept.
+        let parsed = toml::from_str::<Settings>("rate = \n").expect_err("no value");
+        assert_eq!(
+            err.chain(),
+            format!("config file {}: {}", bad.display(), parsed.message())
+        );
+    }
+
+    #[test]
+    fn a_url_that_does_not_parse_keeps_the_parsers_error() {
+        use std::error::Error as _;
+        let err = checked_url("--base-url", "::").expect_err("not a URL");
+        assert!(matches!(err, ErrorKind::BadUrl { .. }), "{err:?}");
+        assert!(err.source().is_some());
+        assert_eq!(
+            err.chain(),
+            "configuration: --base-url: \"::\" is not a URL (relative URL without a base)"
+        );
+    }
 
     #[test]
     fn flags_win_over_the_file_and_defaults_fill_the_rest() {

@@ -171,6 +171,86 @@ pub enum ErrorKind {
         /// The lock file.
         lock: String,
     },
+    /// The config file (`--config`) could not be read (the I/O error, kept as the cause).
+    #[error("config file {path}")]
+    ConfigFileIo {
+        /// The file named by `--config`.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config file (`--config`) is not TOML of the expected form (the parser's error, kept
+    /// as the cause).
+    #[error("config file {path}")]
+    ConfigFileSyntax {
+        /// The file named by `--config`.
+        path: PathBuf,
+        /// What the TOML parser found.
+        #[source]
+        source: crate::config::TomlError,
+    },
+    /// The HTTP client could not be built (TLS set-up, for example).
+    #[error("configuration: HTTP client")]
+    HttpClient(#[source] reqwest::Error),
+    /// A URL flag or setting does not parse as a URL. The parser's reason stays in the message
+    /// where it always was (in parentheses); the cause is kept as well and not printed twice.
+    #[error("configuration: {what}: {text:?} is not a URL ({source})")]
+    BadUrl {
+        /// The flag or setting, e.g. `--base-url`.
+        what: String,
+        /// The text given.
+        text: String,
+        /// Why it does not parse.
+        #[source]
+        source: url::ParseError,
+    },
+    /// The local sandbox (the in-process simulator) could not be started.
+    #[cfg(feature = "sandbox")]
+    #[error("sandbox")]
+    SandboxStart(#[source] crate::simulator::SimError),
+    /// A simulator input (`simulate --preload`, `--script`) is malformed.
+    #[cfg(feature = "sandbox")]
+    #[error("input {path}")]
+    SimulatorInput {
+        /// The file read.
+        path: String,
+        /// What the simulator's parser found.
+        #[source]
+        source: crate::simulator::SimError,
+    },
+    /// The folder the results file goes in cannot be read.
+    #[error("output {path}: directory {dir}")]
+    OutputDir {
+        /// The results path.
+        path: String,
+        /// Its folder.
+        dir: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A task reading the input ended without an answer (cancelled or panicked).
+    #[error("input {path}: {what}")]
+    InputTask {
+        /// The input path.
+        path: String,
+        /// What was being done.
+        what: &'static str,
+        /// Why the task ended.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    /// The export file that `export --resume` continues is not CSV (the CSV reader's error, kept
+    /// as the cause).
+    #[error("input {path}: --resume")]
+    ExportResumeRead {
+        /// The export file.
+        path: String,
+        /// What the CSV reader found.
+        #[source]
+        source: csv::Error,
+    },
 }
 
 impl ErrorKind {
@@ -205,7 +285,16 @@ impl ErrorKind {
             | ErrorKind::LockFile { .. }
             | ErrorKind::InputBuffer { .. }
             | ErrorKind::JournalIo { .. }
-            | ErrorKind::Locked { .. } => ExitCode::Usage,
+            | ErrorKind::Locked { .. }
+            | ErrorKind::ConfigFileIo { .. }
+            | ErrorKind::ConfigFileSyntax { .. }
+            | ErrorKind::HttpClient(_)
+            | ErrorKind::BadUrl { .. }
+            | ErrorKind::OutputDir { .. }
+            | ErrorKind::InputTask { .. }
+            | ErrorKind::ExportResumeRead { .. } => ExitCode::Usage,
+            #[cfg(feature = "sandbox")]
+            ErrorKind::SandboxStart(_) | ErrorKind::SimulatorInput { .. } => ExitCode::Usage,
             // Stopped for good after rows may have been sent; the message names `--resume`.
             ErrorKind::OutputAfterSend { .. } => ExitCode::STOPPED,
         }
@@ -291,7 +380,8 @@ mod tests {
     #[test]
     fn exit_codes_map_in_one_place() {
         let path = || "out.csv".to_string();
-        let table: Vec<(ErrorKind, u8)> = vec![
+        #[allow(unused_mut)] // the sandbox's rows are added only with that feature
+        let mut table: Vec<(ErrorKind, u8)> = vec![
             (ErrorKind::Config("x".into()), 2),
             (
                 ErrorKind::ConfigFile {
@@ -417,7 +507,57 @@ mod tests {
                 },
                 2,
             ),
+            (
+                ErrorKind::ConfigFileIo {
+                    path: "c.toml".into(),
+                    source: io(),
+                },
+                2,
+            ),
+            (
+                ErrorKind::ConfigFileSyntax {
+                    path: "c.toml".into(),
+                    source: toml_error(),
+                },
+                2,
+            ),
+            (ErrorKind::HttpClient(reqwest_error()), 2),
+            (bad_url(), 2),
+            (
+                ErrorKind::OutputDir {
+                    path: path(),
+                    dir: "d".into(),
+                    source: io(),
+                },
+                2,
+            ),
+            (
+                ErrorKind::InputTask {
+                    path: path(),
+                    what: "reading the input was cancelled",
+                    source: join_error(),
+                },
+                2,
+            ),
+            (
+                ErrorKind::ExportResumeRead {
+                    path: path(),
+                    source: csv::Error::from(io()),
+                },
+                2,
+            ),
         ];
+        #[cfg(feature = "sandbox")]
+        table.extend([
+            (ErrorKind::SandboxStart(sim_error()), 2),
+            (
+                ErrorKind::SimulatorInput {
+                    path: path(),
+                    source: sim_error(),
+                },
+                2,
+            ),
+        ]);
         for (error, code) in &table {
             assert_eq!(error.exit_code() as u8, *code, "{error:?}");
         }
@@ -433,6 +573,141 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), table.len());
+    }
+
+    fn toml_error() -> crate::config::TomlError {
+        crate::config::TomlError(toml::from_str::<toml::Table>("a = ").expect_err("no value"))
+    }
+
+    fn reqwest_error() -> reqwest::Error {
+        let client =
+            crate::client::http_client(std::time::Duration::from_secs(1), 1, true).expect("client");
+        client.get("::").build().expect_err("not a URL")
+    }
+
+    fn bad_url() -> ErrorKind {
+        ErrorKind::BadUrl {
+            what: "--base-url".into(),
+            text: "::".into(),
+            source: url::Url::parse("::").expect_err("not a URL"),
+        }
+    }
+
+    /// A cancelled task's error, as `tokio::task::JoinError` can only be made by a runtime.
+    fn join_error() -> tokio::task::JoinError {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let task = tokio::spawn(std::future::pending::<()>());
+            task.abort();
+            task.await.expect_err("aborted")
+        })
+    }
+
+    #[cfg(feature = "sandbox")]
+    fn sim_error() -> crate::simulator::SimError {
+        crate::simulator::SimError::Bind {
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+            source: io(),
+        }
+    }
+
+    /// The variants that replaced a cause flattened into a `String`: the cause is kept as the
+    /// error's source, and the printed line is the one the flattened text gave.
+    #[test]
+    fn causes_once_flattened_into_text_are_kept_as_sources() {
+        use std::error::Error as _;
+        let cases: Vec<(ErrorKind, &str)> = vec![
+            (
+                ErrorKind::ConfigFileIo {
+                    path: "c.toml".into(),
+                    source: io(),
+                },
+                "config file c.toml: permission denied",
+            ),
+            (
+                ErrorKind::OutputDir {
+                    path: "d/out.csv".into(),
+                    dir: "d".into(),
+                    source: io(),
+                },
+                "output d/out.csv: directory d: permission denied",
+            ),
+            (
+                ErrorKind::ExportResumeRead {
+                    path: "e.csv".into(),
+                    source: csv::Error::from(io()),
+                },
+                "input e.csv: --resume: permission denied",
+            ),
+            (
+                bad_url(),
+                "configuration: --base-url: \"::\" is not a URL (relative URL without a base)",
+            ),
+        ];
+        for (error, text) in &cases {
+            assert!(error.source().is_some(), "{error:?}");
+            assert_eq!(error.chain(), *text);
+        }
+
+        // The TOML parser's one-line message, not its multi-line excerpt of the file.
+        let syntax = ErrorKind::ConfigFileSyntax {
+            path: "c.toml".into(),
+            source: toml_error(),
+        };
+        let cause = syntax.source().expect("kept");
+        let toml = cause
+            .downcast_ref::<crate::config::TomlError>()
+            .expect("the parser's error");
+        assert_eq!(
+            syntax.chain(),
+            format!("config file c.toml: {}", toml.0.message())
+        );
+        assert!(!syntax.chain().contains('\n'), "{}", syntax.chain());
+
+        let client = ErrorKind::HttpClient(reqwest_error());
+        assert!(client.source().is_some());
+        let text = client.chain();
+        assert!(
+            text.starts_with("configuration: HTTP client: builder error"),
+            "{text}"
+        );
+
+        let task = ErrorKind::InputTask {
+            path: "in.csv".into(),
+            what: "reading the input was cancelled",
+            source: join_error(),
+        };
+        assert!(task.source().is_some());
+        let text = task.chain();
+        assert!(
+            text.starts_with("input in.csv: reading the input was cancelled: task "),
+            "{text}"
+        );
+        assert!(text.ends_with("was cancelled"), "{text}");
+    }
+
+    #[cfg(feature = "sandbox")]
+    #[test]
+    fn the_simulators_errors_are_kept_as_sources() {
+        use std::error::Error as _;
+        let start = ErrorKind::SandboxStart(sim_error());
+        assert!(start.source().is_some());
+        // `SimError::Bind` prints its own cause; it is not repeated.
+        assert_eq!(
+            start.chain(),
+            "sandbox: simulator cannot listen on 127.0.0.1:8080: permission denied"
+        );
+        let preload = ErrorKind::SimulatorInput {
+            path: "p.csv".into(),
+            source: crate::simulator::SimError::Preload {
+                line: 2,
+                reason: "bad".into(),
+            },
+        };
+        assert!(preload.source().is_some());
+        assert_eq!(preload.chain(), "input p.csv: preload line 2: bad");
     }
 
     #[test]

@@ -732,7 +732,12 @@ fn prepare_resume(path: &Path) -> Result<Carried, ErrorKind> {
                         EXPORT_COLUMNS.len()
                     )))
                 }
-                Err(e) => return Err(bad(format!("--resume: {e}"))),
+                Err(source) => {
+                    return Err(ErrorKind::ExportResumeRead {
+                        path: path.display().to_string(),
+                        source,
+                    })
+                }
             }
         }
         // `block` now holds the last customer's rows: dropped, and that customer read again.

@@ -83,6 +83,15 @@ pub enum LoginError {
     /// A required setting is missing or malformed.
     #[error("{0}")]
     Config(String),
+    /// A setting failed the run's own check (`--authority` as a URL); that error is kept whole.
+    #[error(transparent)]
+    Setting(Box<crate::error::ErrorKind>),
+    /// The HTTP client could not be built (TLS set-up, for example).
+    #[error("HTTP client")]
+    HttpClient(#[source] reqwest::Error),
+    /// The authorize address built from `--authority` does not parse as a URL.
+    #[error("--authority")]
+    AuthorizeUrl(#[source] url::ParseError),
     /// The user refused at the sign-in page (`authorization_declined`, `access_denied`).
     #[error("the sign-in was declined ({error}); nothing was saved. Run `pc-qualify login` again to retry")]
     Declined {
@@ -224,7 +233,7 @@ impl Login {
             "--authority",
             args.authority.as_deref().unwrap_or(cloud.authority()),
         )
-        .map_err(|e| LoginError::Config(e.to_string()))?;
+        .map_err(|e| LoginError::Setting(Box::new(e)))?;
         let client_secret = std::env::var("PC_CLIENT_SECRET")
             .ok()
             .map(|s| s.trim().to_string())
@@ -264,9 +273,8 @@ impl Login {
     pub async fn run(&self) -> Result<&Path, LoginError> {
         let local =
             reqwest::Url::parse(&self.authority).is_ok_and(|url| crate::config::is_loopback(&url));
-        let http = crate::client::http_client(Duration::from_secs(30), 1, local).map_err(|e| {
-            LoginError::Config(format!("HTTP client: {}", describe_transport_error(&e)))
-        })?;
+        let http = crate::client::http_client(Duration::from_secs(30), 1, local)
+            .map_err(LoginError::HttpClient)?;
         // Before anyone signs in: a token that cannot be saved would waste the (MFA) sign-in.
         crate::auth::check_token_file_writable(&self.token_file).map_err(|source| {
             LoginError::TokenFile {
@@ -465,8 +473,8 @@ impl Login {
         let verifier = random_urlsafe();
         let challenge = pkce_challenge(&verifier);
         let state = random_urlsafe();
-        let mut url = reqwest::Url::parse(&self.endpoint("authorize"))
-            .map_err(|e| LoginError::Config(format!("--authority: {e}")))?;
+        let mut url =
+            reqwest::Url::parse(&self.endpoint("authorize")).map_err(LoginError::AuthorizeUrl)?;
         url.query_pairs_mut()
             .append_pair("client_id", &self.client_id)
             .append_pair("response_type", "code")
@@ -707,6 +715,34 @@ async fn respond(stream: &mut TcpStream, status: u16, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bad_authority_keeps_the_url_parsers_error() {
+        use std::error::Error as _;
+        let args = LoginArgs {
+            device_code: false,
+            no_browser: true,
+            tenant: Some("t".into()),
+            client_id: Some("c".into()),
+            authority: Some("::".into()),
+            cloud: None,
+            token_file: Some("token".into()),
+        };
+        let Err(err) = Login::from_args(args) else {
+            panic!("`::` is not a URL");
+        };
+        assert!(err.source().is_some(), "{err:?}");
+        assert_eq!(
+            crate::error::ErrorKind::Login(err).chain(),
+            "login failed: configuration: --authority: \"::\" is not a URL (relative URL without a base)"
+        );
+        let authorize = LoginError::AuthorizeUrl(url::Url::parse("::").expect_err("not a URL"));
+        assert!(authorize.source().is_some());
+        assert_eq!(
+            crate::error::ErrorKind::Login(authorize).chain(),
+            "login failed: --authority: relative URL without a base"
+        );
+    }
 
     #[test]
     fn the_pkce_challenge_is_rfc_7636_s256() {

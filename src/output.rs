@@ -55,7 +55,13 @@ pub fn check_target(path: &str, force: bool) -> Result<(), ErrorKind> {
     match std::fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => return Err(err(format!("{} is not a directory", dir.display()))),
-        Err(e) => return Err(err(format!("directory {}: {e}", dir.display()))),
+        Err(source) => {
+            return Err(ErrorKind::OutputDir {
+                path: path.to_string(),
+                dir: dir.display().to_string(),
+                source,
+            })
+        }
     }
     match std::fs::metadata(target) {
         Ok(meta) if meta.is_dir() => Err(err("is a directory".into())),
@@ -446,6 +452,26 @@ pub(crate) fn csv_to_io(err: csv::Error) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_results_folder_keeps_the_io_error() {
+        use std::error::Error as _;
+        let dir = tempfile::tempdir().expect("dir");
+        let folder = dir.path().join("absent");
+        let target = folder.join("out.csv");
+        let err = check_target(&target.to_string_lossy(), false).expect_err("no folder");
+        assert!(matches!(err, ErrorKind::OutputDir { .. }), "{err:?}");
+        let io = std::fs::metadata(&folder).expect_err("absent");
+        assert_eq!(err.source().map(ToString::to_string), Some(io.to_string()));
+        assert_eq!(
+            err.chain(),
+            format!(
+                "output {}: directory {}: {io}",
+                target.display(),
+                folder.display()
+            )
+        );
+    }
 
     #[test]
     fn control_characters_are_removed_from_cells() {

@@ -166,9 +166,10 @@ pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, Error
     drain_workers(&mut workers, &stop, config.shutdown_grace).await;
     let bad_input = reader_task
         .await
-        .map_err(|e| ErrorKind::Input {
+        .map_err(|source| ErrorKind::InputTask {
             path: input.clone(),
-            reason: e.to_string(),
+            what: "the results file's reader stopped",
+            source,
         })?
         .err();
     let rows = finish_writer(writer_task, &output_path).await?;

@@ -503,9 +503,10 @@ where
     match tokio::task::spawn_blocking(work).await {
         Ok(result) => result,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => Err(ErrorKind::Input {
+        Err(source) => Err(ErrorKind::InputTask {
             path: path.to_string(),
-            reason: format!("reading the input was cancelled: {e}"),
+            what: "reading the input was cancelled",
+            source,
         }),
     }
 }

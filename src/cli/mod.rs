@@ -114,9 +114,9 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, ErrorKind> {
             clap_complete::generate(shell, &mut command, "pc-qualify", &mut script);
             match std::io::stdout().write_all(&script) {
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(ErrorKind::BrokenPipe),
-                Err(e) => Err(ErrorKind::Output {
+                Err(e) => Err(ErrorKind::OutputIo {
                     path: "-".into(),
-                    reason: e.to_string(),
+                    source: e,
                 }),
                 Ok(()) => Ok(ExitCode::Success),
             }

@@ -119,7 +119,7 @@ async fn start_sandbox(
     };
     let handle = simulator::start(sim_config, SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
-        .map_err(|e| ErrorKind::Sandbox(e.to_string()))?;
+        .map_err(ErrorKind::SandboxStart)?;
     config.base_url = handle.base_url();
     config.authority = handle.base_url();
     tracing::info!(url = %handle.base_url(), "sandbox: simulator started");

@@ -6,14 +6,16 @@ use super::*;
 pub(super) async fn simulate(args: SimulateArgs) -> Result<ExitCode, ErrorKind> {
     let args = match args.config.clone() {
         Some(path) => {
-            let text = std::fs::read_to_string(&path).map_err(|e| ErrorKind::ConfigFile {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
-            let file: SimulateArgs = toml::from_str(&text).map_err(|e| ErrorKind::ConfigFile {
-                path,
-                reason: e.message().to_string(),
-            })?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|source| ErrorKind::ConfigFileIo {
+                    path: path.clone(),
+                    source,
+                })?;
+            let file: SimulateArgs =
+                toml::from_str(&text).map_err(|e| ErrorKind::ConfigFileSyntax {
+                    path,
+                    source: crate::config::TomlError(e),
+                })?;
             args.or(file)
         }
         None => args,
@@ -34,25 +36,26 @@ pub(super) async fn simulate(args: SimulateArgs) -> Result<ExitCode, ErrorKind> 
         )));
     }
     let read = |path: &PathBuf| {
-        std::fs::read_to_string(path).map_err(|e| ErrorKind::Input {
+        std::fs::read_to_string(path).map_err(|source| ErrorKind::InputIo {
             path: path.display().to_string(),
-            reason: e.to_string(),
+            source,
         })
     };
     if let Some(path) = &args.preload {
         let text = read(path)?;
-        let bad_preload = |e: simulator::SimError| ErrorKind::Input {
+        let bad_preload = |source| ErrorKind::SimulatorInput {
             path: path.display().to_string(),
-            reason: e.to_string(),
+            source,
         };
         let preload = simulator::parse_preload(&text).map_err(bad_preload)?;
         (config.preload, config.customers) = (preload.entries, preload.profiles);
     }
     if let Some(path) = &args.script {
-        config.script = simulator::parse_script(&read(path)?).map_err(|e| ErrorKind::Input {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        config.script =
+            simulator::parse_script(&read(path)?).map_err(|source| ErrorKind::SimulatorInput {
+                path: path.display().to_string(),
+                source,
+            })?;
     }
     config.latency = Duration::from_millis(args.latency_ms.unwrap_or(0));
     config.token_ttl = Duration::from_secs(args.token_ttl.unwrap_or(3600).max(1));
@@ -84,7 +87,7 @@ pub(super) async fn simulate(args: SimulateArgs) -> Result<ExitCode, ErrorKind> 
         .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
     let handle = simulator::start(config, listen)
         .await
-        .map_err(|e| ErrorKind::Sandbox(e.to_string()))?;
+        .map_err(ErrorKind::SandboxStart)?;
     {
         use std::io::Write as _;
         let mut out = std::io::stdout().lock();

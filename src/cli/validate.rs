@@ -25,9 +25,9 @@ pub(super) fn validate(args: ValidateArgs, quiet: bool, json: bool) -> Result<Ex
         default_segment: config.default_segment,
         default_validation_code: config.default_validation_code,
     };
-    let input_error = |reason: String| ErrorKind::Input {
+    let input_error = |source| ErrorKind::InputRead {
         path: args.input.clone(),
-        reason,
+        source,
     };
     let mut source = InputSource::open(&args.input, &args.format)?;
     let mut reader = source.reader(options)?;
@@ -46,15 +46,15 @@ pub(super) fn validate(args: ValidateArgs, quiet: bool, json: bool) -> Result<Ex
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             ErrorKind::BrokenPipe
         } else {
-            ErrorKind::Output {
+            ErrorKind::OutputIo {
                 path: "-".into(),
-                reason: e.to_string(),
+                source: e,
             }
         }
     };
     while let Some(record) = reader.next_record() {
         rows += 1;
-        match record.map_err(|e| input_error(e.to_string()))? {
+        match record.map_err(input_error)? {
             Record::Valid(row) => {
                 if let Some(warning) = exclusive.observe(&row) {
                     warnings += 1;
