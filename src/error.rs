@@ -219,6 +219,10 @@ pub enum ErrorKind {
         #[source]
         source: crate::simulator::SimError,
     },
+    /// A `simulate --throttle-change` value is malformed (the parser's error, kept as the cause).
+    #[cfg(feature = "sandbox")]
+    #[error("configuration: --throttle-change {0}")]
+    ThrottleChange(#[source] crate::simulator::RateChangeError),
     /// The folder the results file goes in cannot be read.
     #[error("output {path}: directory {dir}")]
     OutputDir {
@@ -294,7 +298,9 @@ impl ErrorKind {
             | ErrorKind::InputTask { .. }
             | ErrorKind::ExportResumeRead { .. } => ExitCode::Usage,
             #[cfg(feature = "sandbox")]
-            ErrorKind::SandboxStart(_) | ErrorKind::SimulatorInput { .. } => ExitCode::Usage,
+            ErrorKind::SandboxStart(_)
+            | ErrorKind::SimulatorInput { .. }
+            | ErrorKind::ThrottleChange(_) => ExitCode::Usage,
             // Stopped for good after rows may have been sent; the message names `--resume`.
             ErrorKind::OutputAfterSend { .. } => ExitCode::STOPPED,
         }
@@ -557,6 +563,12 @@ mod tests {
                 },
                 2,
             ),
+            (
+                ErrorKind::ThrottleChange(
+                    crate::simulator::parse_throttle_change("x").expect_err("no colon"),
+                ),
+                2,
+            ),
         ]);
         for (error, code) in &table {
             assert_eq!(error.exit_code() as u8, *code, "{error:?}");
@@ -708,6 +720,15 @@ mod tests {
         };
         assert!(preload.source().is_some());
         assert_eq!(preload.chain(), "input p.csv: preload line 2: bad");
+        let change = ErrorKind::ThrottleChange(
+            crate::simulator::parse_throttle_change("x:6").expect_err("not a number"),
+        );
+        assert!(change.source().is_some());
+        // The float parser's reason, kept by the simulator's error, now reaches the line too.
+        assert_eq!(
+            change.chain(),
+            "configuration: --throttle-change \"x:6\": the time must be 0 or more seconds: invalid float literal"
+        );
     }
 
     #[test]

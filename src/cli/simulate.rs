@@ -67,7 +67,7 @@ pub(super) async fn simulate(args: SimulateArgs) -> Result<ExitCode, ErrorKind> 
         .iter()
         .map(|text| simulator::parse_throttle_change(text))
         .collect::<Result<_, _>>()
-        .map_err(|e| bad(format!("--throttle-change {e}")))?;
+        .map_err(ErrorKind::ThrottleChange)?;
     config.retry_after_secs = args.retry_after.unwrap_or(1);
     config.seed = args.seed.unwrap_or(0);
     config.vetting_delay = Duration::from_secs(args.vetting_secs.unwrap_or(60));
