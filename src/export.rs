@@ -166,6 +166,8 @@ pub async fn execute(job: ExportJob, stop: Stop) -> Result<ExportReport, ErrorKi
     )
     .await?;
     let client = Arc::new(client);
+    // The pacer measures the quota from here, not from before the sign-in and pre-flight.
+    throttle.begin();
     let started = Instant::now();
 
     // The first page is read before the output exists: a partner whose list cannot be read

@@ -228,6 +228,8 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         open_outputs(&output_path, &journal_path, resume, force, wants_journal)?;
     // A dry run of `run` shows the first request it would have sent.
     let want_example = dry_run && mode == Mode::Run;
+    // The pacer measures the quota from here, not from before the sign-in and pre-flight.
+    throttle.begin();
     let started = Instant::now();
 
     let (work_tx, work_rx) = async_channel::bounded::<Work>(config.concurrency * 2);

@@ -115,6 +115,8 @@ pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, Error
         path: output_path.clone(),
         source,
     })?;
+    // The pacer measures the quota from here, not from before the sign-in and pre-flight.
+    throttle.begin();
     let started = Instant::now();
     let (work_tx, work_rx) = async_channel::bounded::<ResultRow>(config.concurrency * 2);
     let (result_tx, result_rx) = mpsc::channel::<ResultRow>(config.concurrency * 4 + 64);

@@ -152,6 +152,14 @@ impl Throttle {
         })
     }
 
+    /// The rows start flowing now (see [`Pacer::begin`]): called once the sign-in and the
+    /// pre-flight checks are over, right before the first row is handed to a worker.
+    pub fn begin(&self) {
+        if let Ok(mut pacer) = self.pacer.lock() {
+            pacer.begin(Instant::now().into_std());
+        }
+    }
+
     /// Records an answer other than 429: the service took the request into its quota.
     pub fn on_accepted(&self) {
         if let Ok(mut pacer) = self.pacer.lock() {

@@ -1,6 +1,8 @@
 //! Pacing: `--rate auto` against a quota it is not told, and recovery after a burst of 429s.
 //! Assertions are on what the simulator received (timestamps, statuses), with wide bounds.
 
+use std::time::Duration;
+
 use crate::common::*;
 use pc_qualify::model::CustomerId;
 use pc_qualify::simulator::{FaultAction, ScriptedFault};
@@ -70,6 +72,47 @@ async fn rate_auto_finds_a_quota_above_its_start_with_few_429s() {
             "pc_qualify_throttled{{command=\"run\"}} {throttled}\n"
         )),
         "{prom}"
+    );
+}
+
+/// The first 429's measurement starts when the rows start, not when the tool did: a sign-in of
+/// 3 s used to be counted as time the service was accepting nothing, and a 10/s quota read as
+/// about 4.7/s (the rate then crept back at 2 % a second).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_sign_in_does_not_lower_the_first_measurement() {
+    let sim = start_sim(SimConfig {
+        throttle_rate: 10.0,
+        throttle_burst: Some(10),
+        token_latency: Duration::from_secs(3),
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = WorkDir::new("auto-slow-sign-in");
+    dir.write("in.csv", soe_rows(100));
+    let output = run_io(
+        "run",
+        &dir,
+        &sim_env(&sim),
+        &["--rate", "auto", "--concurrency", "8"],
+    )
+    .await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(results_by_row(&dir.join("out.csv")).len(), 100);
+    let first = stderr
+        .lines()
+        .find(|l| l.contains("request rate set from what the service accepted"))
+        .unwrap_or_else(|| panic!("no 429 measured the quota\n{stderr}"));
+    let accepted: f64 = first
+        .split("accepted=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no accepted figure in {first:?}"));
+    // The bucket was full at the first row, so the first figure reads at or above the quota.
+    assert!(
+        accepted >= 9.0,
+        "first measurement {accepted}/s of a 10/s quota\n{stderr}"
     );
 }
 

@@ -31,14 +31,16 @@ const TICK_US: u64 = 100;
 #[derive(Debug, Clone)]
 pub(crate) struct Scenario {
     /// The quota's rate at the start, requests/s; `None` = no quota.
-    pub rate: Option<f64>,
+    pub quota_rate: Option<f64>,
     /// The bucket's size.
     pub burst: f64,
     /// `(seconds after the simulator started, new rate)`.
     pub changes: Vec<(f64, f64)>,
-    /// How long after the simulator's start the tool sends its first request (start-up,
-    /// sign-in).
+    /// The simulator's clock when the tool creates its pacer, seconds.
     pub offset: f64,
+    /// From the pacer's creation to the first row (sign-in, pre-flight checks), seconds. The
+    /// tool calls `begin` then, as the pipeline does.
+    pub startup: f64,
     pub rows: usize,
     pub concurrency: usize,
     /// Time from a request's arrival to its answer.
@@ -60,9 +62,10 @@ pub(crate) struct Outcome {
     pub throttled: u64,
     /// Arrival times (seconds after the first request) of the requests.
     pub sent: Vec<f64>,
-    /// Quota the bucket could not hold (wasted while the tool sent below the quota).
+    /// Quota the bucket could not hold up to the last request (wasted while the tool sent
+    /// below the quota with the bucket full).
     pub overflow: f64,
-    /// Quota left in the bucket at the end.
+    /// Quota left in the bucket at the last request.
     pub left: f64,
 }
 
@@ -80,7 +83,7 @@ impl Outcome {
 
 impl Scenario {
     fn quota_at(&self, since_start: f64) -> Option<f64> {
-        let mut rate = self.rate?;
+        let mut rate = self.quota_rate?;
         for &(after, r) in &self.changes {
             if since_start >= after {
                 rate = r;
@@ -92,14 +95,20 @@ impl Scenario {
     /// The earliest time after `first` (simulator time) at which burst plus the refill since
     /// reaches `rows`: the bench's "best".
     fn best(&self, first: f64) -> f64 {
-        let Some(_) = self.rate else {
+        if self.quota_rate.is_none() {
             return 0.0;
-        };
+        }
         let mut need = self.rows as f64 - self.burst;
         let step = 1e-4;
         let mut t = first;
         while need > 0.0 {
-            need -= self.quota_at(t).unwrap_or(0.0) * step;
+            let rate = self.quota_at(t).unwrap_or(0.0);
+            // Scenarios have rates above 0; an hour is far past any of them.
+            assert!(
+                rate > 0.0 && t - first < 3600.0,
+                "the quota never admits the rows"
+            );
+            need -= rate * step;
             t += step;
         }
         t - first
@@ -125,7 +134,12 @@ pub(crate) fn run(scenario: &Scenario) -> Outcome {
     let t0 = Instant::now();
     let at = |tick: u64| t0 + Duration::from_micros(tick * TICK_US);
     let secs = |tick: u64| (tick * TICK_US) as f64 / 1e6;
-    let latency_ticks = u64::try_from(scenario.latency.as_micros()).unwrap_or(0) / TICK_US;
+    let ticks = |d: Duration| {
+        u64::try_from(d.as_micros()).expect("a scenario's delays are short") / TICK_US
+    };
+    let latency_ticks = ticks(scenario.latency).max(1);
+    let startup_ticks =
+        ticks(Duration::try_from_secs_f64(scenario.startup).expect("a start-up time"));
 
     let mut pacer = Pacer::new(scenario.mode, at(0));
     // The limiter: the next instant a cell is free (burst 1), `None` = unlimited.
@@ -136,22 +150,35 @@ pub(crate) fn run(scenario: &Scenario) -> Outcome {
     let mut refilled_at = scenario.offset;
     let mut overflow = 0.0;
 
-    let mut queue: VecDeque<usize> = (0..scenario.concurrency).collect();
-    let mut workers: Vec<Worker> = (0..scenario.concurrency).map(|_| Worker::Queued).collect();
-    let mut rows_left = scenario.rows.saturating_sub(scenario.concurrency);
+    // Every worker waits for the rows, which start flowing after the sign-in and checks.
+    let mut queue: VecDeque<usize> = VecDeque::new();
     let mut active = scenario.concurrency.min(scenario.rows);
-    for w in workers.iter_mut().skip(active) {
-        *w = Worker::Done;
-    }
-    queue.truncate(active);
+    let mut rows_left = scenario.rows - active;
+    let mut workers: Vec<Worker> = (0..scenario.concurrency)
+        .map(|i| {
+            if i < active {
+                Worker::Sleeping(startup_ticks)
+            } else {
+                Worker::Done
+            }
+        })
+        .collect();
 
     let mut rng = fastrand::Rng::with_seed(scenario.seed);
-    let jitter_ticks = u64::try_from(scenario.jitter.as_micros()).unwrap_or(0) / TICK_US;
+    let jitter_ticks = ticks(scenario.jitter);
     let mut sent = Vec::new();
     let (mut requests, mut throttled) = (0u64, 0u64);
     let mut tick = 0u64;
     while active > 0 {
         let now = secs(tick);
+        // A pacer that stops sending fails the test instead of hanging it.
+        assert!(
+            now < 3600.0,
+            "the run did not end within an hour of virtual time"
+        );
+        if tick == startup_ticks {
+            pacer.begin(at(tick));
+        }
         // Answers and wake-ups due now, in worker order.
         for (i, worker) in workers.iter_mut().enumerate() {
             match *worker {
@@ -177,11 +204,14 @@ pub(crate) fn run(scenario: &Scenario) -> Outcome {
                     } else {
                         let wait = wait_s * 1_000_000 / TICK_US;
                         let until = tick + wait;
-                        // One decision per pause, as in the throttle.
-                        if tick >= paused_until && pacer.on_throttled(at(tick), at(until)).is_some()
-                        {
-                            // Nothing goes out during the pause: the new limiter starts full.
-                            next_cell = Some(now);
+                        // One decision per pause, as in the throttle: a 429 inside a pause only
+                        // lengthens it.
+                        if tick >= paused_until {
+                            let change = pacer.on_throttled(at(tick), at(until));
+                            if change.is_some() {
+                                // Nothing goes out during the pause: the new limiter starts full.
+                                next_cell = Some(now);
+                            }
                         }
                         paused_until = paused_until.max(until);
                         *worker = Worker::Sleeping(until);
@@ -236,7 +266,7 @@ pub(crate) fn run(scenario: &Scenario) -> Outcome {
                 throttled += 1;
             }
             workers[head] = Worker::InFlight {
-                answer: tick + latency_ticks.max(1) + rng.u64(0..=jitter_ticks),
+                answer: tick + latency_ticks + rng.u64(0..=jitter_ticks),
                 accepted,
                 wait_s,
             };
@@ -259,10 +289,11 @@ pub(crate) fn run(scenario: &Scenario) -> Outcome {
 /// The quota that drops: 15/s (burst 15), 6/s after 20 s, 500 rows.
 pub(crate) fn drop_quota(mode: RateMode) -> Scenario {
     Scenario {
-        rate: Some(15.0),
+        quota_rate: Some(15.0),
         burst: 15.0,
         changes: vec![(20.0, 6.0)],
         offset: 0.07,
+        startup: 0.0,
         rows: 500,
         concurrency: 16,
         latency: Duration::from_millis(30),
@@ -275,10 +306,11 @@ pub(crate) fn drop_quota(mode: RateMode) -> Scenario {
 /// The steady quota: 10/s (burst 10), 600 rows.
 pub(crate) fn steady_quota(mode: RateMode) -> Scenario {
     Scenario {
-        rate: Some(10.0),
+        quota_rate: Some(10.0),
         burst: 10.0,
         changes: Vec::new(),
         offset: 0.07,
+        startup: 0.0,
         rows: 600,
         concurrency: 16,
         latency: Duration::from_millis(30),
@@ -305,10 +337,11 @@ pub(crate) fn ramp(o: &Outcome, bound: f64, share: f64) -> Option<f64> {
 /// No quota: the sandbox at 20 ms, 16 in flight, 6,000 rows.
 pub(crate) fn no_quota(mode: RateMode) -> Scenario {
     Scenario {
-        rate: None,
+        quota_rate: None,
         burst: 0.0,
         changes: Vec::new(),
         offset: 0.07,
+        startup: 0.0,
         rows: 6000,
         concurrency: 16,
         latency: Duration::from_millis(20),
@@ -318,33 +351,39 @@ pub(crate) fn no_quota(mode: RateMode) -> Scenario {
     }
 }
 
-/// The worst of a scenario over variations of start-up time, latency and jitter.
+/// The median and the worst of a scenario over variations of start-up time, latency and jitter.
 #[derive(Debug)]
 pub(crate) struct Spread {
-    /// The lowest `best / took`.
+    /// The median `best / took`: what one run of the bench is likely to see.
+    pub ratio_median: f64,
+    /// The lowest.
     pub ratio_worst: f64,
     /// The highest share of 429s, percent.
     pub throttled_worst: f64,
 }
 
-/// Runs `n` variations of `base`: the first request 50-150 ms after the simulator started (as
-/// measured against it), 25-40 ms of latency and up to 10 ms of jitter.
+/// Runs `n` variations of `base`, each relative to it: the tool created up to 100 ms later on
+/// the simulator's clock, up to 2 s more of sign-in and checks before the first row, latency
+/// from 0.85 to 1.35 times the base's, and jitter of up to a third of the base latency.
 pub(crate) fn spread(base: &Scenario, n: u64) -> Spread {
     let mut ratios = Vec::new();
     let mut pcts = Vec::new();
     for seed in 0..n {
         let mut s = base.clone();
         let mut rng = fastrand::Rng::with_seed(seed);
-        s.offset = 0.05 + rng.f64() * 0.1;
-        s.latency = Duration::from_millis(rng.u64(25..=40));
-        s.jitter = Duration::from_millis(rng.u64(0..=10));
+        s.offset = base.offset + rng.f64() * 0.1;
+        s.startup = base.startup + rng.f64() * 2.0;
+        s.latency = base.latency.mul_f64(0.85 + rng.f64() * 0.5);
+        s.jitter = base.latency.mul_f64(rng.f64() / 3.0);
         s.seed = seed;
         let o = run(&s);
         ratios.push(o.ratio());
         pcts.push(o.throttled_pct());
     }
+    ratios.sort_by(f64::total_cmp);
     Spread {
-        ratio_worst: ratios.iter().copied().fold(f64::INFINITY, f64::min),
+        ratio_median: ratios[ratios.len() / 2],
+        ratio_worst: ratios[0],
         throttled_worst: pcts.iter().copied().fold(0.0, f64::max),
     }
 }
@@ -358,11 +397,18 @@ mod tests {
         max: None,
     };
 
-    // The targets, in the model: the bench measures them against the real simulator;
-    // these catch a rule change that would miss them before anyone runs the bench.
+    /// How far the model ran ahead of the simulator in the runs compared (see the module's
+    /// documentation): a model median must clear the target by this much to promise it there.
+    const MODEL_BIAS: f64 = 0.007;
+
+    // The targets, in the model: the median (what one run of the bench is likely to
+    // see) with the bias, and every variation without it. The variations include sign-ins of
+    // up to 2 s, which move the quota's drop against the tool's own timeline; the bench sees
+    // the drop about 20 s after the first request.
     #[test]
     fn the_dropping_quota_is_used_with_few_429s() {
         let s = spread(&drop_quota(AUTO), 8);
+        assert!(s.ratio_median >= 0.95 + MODEL_BIAS, "{s:?}");
         assert!(s.ratio_worst >= 0.95, "{s:?}");
         assert!(s.throttled_worst <= 2.0, "{s:?}");
     }
@@ -370,8 +416,19 @@ mod tests {
     #[test]
     fn the_steady_quota_is_used_with_few_429s() {
         let s = spread(&steady_quota(AUTO), 8);
+        assert!(s.ratio_median >= 0.95 + MODEL_BIAS, "{s:?}");
         assert!(s.ratio_worst >= 0.95, "{s:?}");
         assert!(s.throttled_worst <= 1.0, "{s:?}");
+    }
+
+    #[test]
+    fn a_slow_sign_in_costs_the_measurement_nothing() {
+        // Three seconds between the pacer's creation and the first row (a slow token endpoint,
+        // the pre-flight reads): the first 429 must still measure the quota, not a third of it.
+        let mut s = steady_quota(AUTO);
+        s.startup = 3.0;
+        let o = run(&s);
+        assert!(o.ratio() >= 0.95 + MODEL_BIAS, "{}", o.ratio());
     }
 
     #[test]
@@ -380,7 +437,6 @@ mod tests {
         // 16 in flight at 20 ms: 800/s.
         let reached = ramp(&o, 800.0, 0.9);
         assert!(reached.is_some_and(|t| t <= 3.0), "{reached:?}");
-        assert_eq!(o.throttled, 0);
     }
 
     #[test]
@@ -394,9 +450,8 @@ mod tests {
     }
 
     #[test]
-    fn every_row_is_sent_until_accepted() {
+    fn every_row_is_sent_until_it_is_accepted() {
         let o = run(&drop_quota(AUTO));
         assert_eq!(o.requests - o.throttled, 500);
-        assert!(o.overflow >= 0.0 && o.left >= 0.0);
     }
 }

@@ -163,6 +163,9 @@ pub struct SimConfig {
     pub token_outage_after: Option<u64>,
     /// `expires_in` sent with issued tokens instead of the lifetime (to test absurd figures).
     pub token_expires_in: Option<u64>,
+    /// Added to every token endpoint answer (v1 and v2): a slow sign-in, which the pacer must not
+    /// count as time the service was asked to accept rows.
+    pub token_latency: Duration,
 }
 
 impl Default for SimConfig {
@@ -197,6 +200,7 @@ impl Default for SimConfig {
             mfa_after: None,
             token_outage_after: None,
             token_expires_in: None,
+            token_latency: Duration::ZERO,
         }
     }
 }

@@ -291,6 +291,7 @@ pub(crate) async fn devicecode(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    token_latency(&shared).await;
     // The outage switch covers the whole token service, v1 and v2 alike.
     if shared.switches.token_down() {
         return token_service_down();
@@ -504,6 +505,14 @@ pub(crate) async fn authorize(
     redirect_back(redirect_uri, &pairs)
 }
 
+/// Holds a token answer for the configured sign-in latency (v1 and v2 alike).
+pub(crate) async fn token_latency(shared: &Shared) {
+    let latency = shared.settings.token_latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+}
+
 /// `POST /{tenant}/oauth2/v2.0/token`.
 pub(crate) async fn token_v2(
     State(shared): State<Arc<Shared>>,
@@ -511,6 +520,7 @@ pub(crate) async fn token_v2(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    token_latency(&shared).await;
     // The outage switch covers the whole token service, v1 and v2 alike.
     if shared.switches.token_down() {
         return token_service_down();

@@ -361,6 +361,7 @@ async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    oauth::token_latency(&shared).await;
     if shared.switches.token_down() {
         return oauth::token_service_down();
     }

@@ -29,6 +29,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub latency: Duration,
+    pub token_latency: Duration,
     pub token_ttl: Duration,
     pub fault_rate: f64,
     pub retry_after_secs: u64,
@@ -229,6 +230,7 @@ impl Shared {
         Ok(Shared {
             settings: Settings {
                 latency: config.latency,
+                token_latency: config.token_latency,
                 token_ttl: config.token_ttl,
                 fault_rate,
                 retry_after_secs: config.retry_after_secs,
