@@ -64,7 +64,8 @@ const SAME_QUOTA: f64 = 0.1;
 const FIXED_RECOVERY_STEP: f64 = 0.1;
 /// After a 429 the rate is this fraction of what the service accepted. The count is exact to a
 /// request or two at either end of the measurement, which a long one makes small; a larger
-/// margin leaves quota unused until probing has climbed back (0.95 cost 1-2 % of the run's time).
+/// margin leaves quota unused until probing has climbed back (0.95 cost 1-2 % of the run's time
+/// in the model).
 pub(crate) const MARGIN: f64 = 0.98;
 /// A cut below this fraction of the rate in force is "deep": remember the rate, recover fast.
 const DEEP_CUT: f64 = 0.5;
@@ -223,9 +224,9 @@ impl Pacer {
     /// The rows start flowing at `now`. Until a 429 has taught the pacer something, what was
     /// sent before (a pre-flight read) and the time spent signing in and checking say nothing
     /// about the quota: the measurement that the first 429 ends starts here. Without this, a
-    /// sign-in of three seconds read a 10/s quota as 4.7/s (the review's run against the tool).
+    /// sign-in of three seconds read a 10/s quota as 4.7/s (the token endpoint slowed by a proxy).
     pub fn begin(&mut self, now: Instant) {
-        if self.measured.is_some() || self.pending.is_some() {
+        if self.throttled_yet() {
             return;
         }
         self.sending = false;
@@ -235,6 +236,12 @@ impl Pacer {
         self.sent_in_interval = 0;
     }
 
+    /// Whether a 429 has come (measured, or waiting for its decision): from then on the
+    /// measurement runs from 429 to 429.
+    fn throttled_yet(&self) -> bool {
+        self.measured.is_some() || self.pending.is_some()
+    }
+
     /// A request was sent at `now`; may raise the rate.
     pub fn on_send(&mut self, now: Instant) -> Option<Change> {
         if !self.sending {
@@ -242,7 +249,7 @@ impl Pacer {
             // with start-up and sign-in.
             self.sending = true;
             self.interval_start = now;
-            if self.measured.is_none() && self.pending.is_none() {
+            if !self.throttled_yet() {
                 self.since = now;
             }
         }
