@@ -19,7 +19,7 @@
 //! present constants (1.7-fold growth, a 0.98 margin) its medians were 0.952 of best on the
 //! dropping quota and 0.964 on the steady one, where runs against the simulator measured
 //! 0.946-0.949 (two) and 0.957 (one); with them 0.966 and 0.978 (with sign-ins of up to 2 s
-//! among the variations), against 0.961-0.963 (six runs) and 0.973-0.974 (five).
+//! among the variations), against 0.961-0.963 and 0.973-0.974 (seven runs each).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
