@@ -236,17 +236,34 @@ impl Settings {
         }
         toml::from_str(&text).map_err(|e| ErrorKind::ConfigFileSyntax {
             path: path.to_path_buf(),
-            source: TomlError(e),
+            source: TomlError::from(e),
         })
     }
 }
 
 /// A TOML parse error shown by its one-line message: the parser's own `Display` adds a
 /// multi-line excerpt of the file, which does not fit the one-line error the binary prints.
-/// The parser's error is kept whole (with its position) for anyone who needs more.
-#[derive(Debug, thiserror::Error)]
-#[error("{}", .0.message())]
-pub struct TomlError(pub toml::de::Error);
+/// Only the message and the position are kept, not the parser's error: its `Debug` holds the
+/// whole file, and a settings file may hold a client secret (the check that refuses secrets in
+/// the file only runs on a file that parses).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+#[non_exhaustive]
+pub struct TomlError {
+    /// The parser's one-line reason.
+    pub message: String,
+    /// Where in the file, as a byte range, when the parser knows.
+    pub span: Option<std::ops::Range<usize>>,
+}
+
+impl From<toml::de::Error> for TomlError {
+    fn from(error: toml::de::Error) -> Self {
+        TomlError {
+            message: error.message().to_string(),
+            span: error.span(),
+        }
+    }
+}
 
 /// The `--rate` value as given: a number, or `auto` (flag and file alike).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -931,5 +948,18 @@ mod tests {
             "{err}"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_file_that_does_not_parse_keeps_no_copy_of_its_text() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("c.toml");
+        // Not TOML, so the secret check cannot run: the error must not carry the file.
+        std::fs::write(&path, "client_secret = \"hunter2\"\nrate = \n").expect("write");
+        let err = Settings::from_file(&path).expect_err("not TOML");
+        assert!(matches!(err, ErrorKind::ConfigFileSyntax { .. }), "{err:?}");
+        for shown in [err.chain(), format!("{err:?}")] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
     }
 }

@@ -588,7 +588,7 @@ mod tests {
     }
 
     fn toml_error() -> crate::config::TomlError {
-        crate::config::TomlError(toml::from_str::<toml::Table>("a = ").expect_err("no value"))
+        crate::config::TomlError::from(toml::from_str::<toml::Table>("a = ").expect_err("no value"))
     }
 
     fn reqwest_error() -> reqwest::Error {
@@ -674,7 +674,7 @@ mod tests {
             .expect("the parser's error");
         assert_eq!(
             syntax.chain(),
-            format!("config file c.toml: {}", toml.0.message())
+            format!("config file c.toml: {}", toml.message)
         );
         assert!(!syntax.chain().contains('\n'), "{}", syntax.chain());
 
