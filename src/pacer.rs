@@ -221,19 +221,17 @@ impl Pacer {
         self.mode
     }
 
-    /// The rows start flowing at `now`. Until a 429 has taught the pacer something, what was
-    /// sent before (a pre-flight read) and the time spent signing in and checking say nothing
-    /// about the quota: the measurement that the first 429 ends starts here. Without this, a
-    /// sign-in of three seconds read a 10/s quota as 4.7/s (the token endpoint slowed by a proxy).
-    pub fn begin(&mut self, now: Instant) {
+    /// The rows start flowing now. Until a 429 has taught the pacer something, what was sent
+    /// before (a pre-flight read) and the time spent signing in and checking say nothing about
+    /// the quota: the pacer forgets them, and the next send starts the measurement that the
+    /// first 429 ends, as the very first send does. Without this, a sign-in of three seconds
+    /// read a 10/s quota as 4.7/s (the token endpoint slowed by a proxy).
+    pub fn begin(&mut self) {
         if self.throttled_yet() {
             return;
         }
         self.sending = false;
         self.accepted = 0;
-        self.since = now;
-        self.interval_start = now;
-        self.sent_in_interval = 0;
     }
 
     /// Whether a 429 has come (measured, or waiting for its decision): from then on the
@@ -249,6 +247,7 @@ impl Pacer {
             // with start-up and sign-in.
             self.sending = true;
             self.interval_start = now;
+            self.sent_in_interval = 0;
             if !self.throttled_yet() {
                 self.since = now;
             }
@@ -441,6 +440,11 @@ mod tests {
         t0 + Duration::from_millis(ms)
     }
 
+    /// `--rate auto --rate-start START` without a cap, created at `t0`.
+    fn auto(start: f64, t0: Instant) -> Pacer {
+        Pacer::new(RateMode::Auto { start, max: None }, t0)
+    }
+
     /// Sends at `rate`/s from `from_ms` for `secs`, every one accepted; returns the changes.
     fn drive(p: &mut Pacer, t0: Instant, from_ms: u64, until_ms: u64, rate: f64) -> Vec<Change> {
         let gap = (1000.0 / rate).max(1.0) as u64;
@@ -457,13 +461,7 @@ mod tests {
     #[test]
     fn auto_grows_while_accepted_and_used() {
         let t0 = Instant::now();
-        let mut p = Pacer::new(
-            RateMode::Auto {
-                start: 5.0,
-                max: None,
-            },
-            t0,
-        );
+        let mut p = auto(5.0, t0);
         assert_eq!(p.rate(), Some(5.0));
         // The workers use whatever the pacer allows: the rate grows every interval.
         let mut t = 0;
@@ -482,13 +480,7 @@ mod tests {
     #[test]
     fn auto_does_not_grow_when_the_workers_cannot_use_the_rate() {
         let t0 = Instant::now();
-        let mut p = Pacer::new(
-            RateMode::Auto {
-                start: 100.0,
-                max: None,
-            },
-            t0,
-        );
+        let mut p = auto(100.0, t0);
         // Concurrency-bound at 20 sends/s: a fifth of the rate.
         let changes = drive(&mut p, t0, 0, 5_000, 20.0);
         assert!(changes.is_empty(), "{changes:?}");
@@ -549,7 +541,7 @@ mod tests {
         // The validation-code read, then 3 s of checks before the rows start.
         p.on_send(ms(t0, 100));
         p.on_accepted(ms(t0, 150));
-        p.begin(ms(t0, 3_000));
+        p.begin();
         let change = ten_per_second_then_throttled(&mut p, t0, 3_000, 5_000);
         let accepted = change.accepted.expect("measured");
         assert!((accepted - 10.0).abs() < 0.01, "{accepted}");
@@ -561,7 +553,7 @@ mod tests {
         let mut p = Pacer::new(RateMode::Fixed(20.0), t0);
         let first = ten_per_second_then_throttled(&mut p, t0, 0, 2_000);
         // A 429 during the pre-flight already measured the quota: begin() does not undo it.
-        p.begin(ms(t0, 3_500));
+        p.begin();
         assert_eq!(p.rate(), Some(first.rate));
         // The next measurement still runs from the 429 (at 2 s), not from begin().
         let change = ten_per_second_then_throttled(&mut p, t0, 3_500, 5_000);
@@ -573,13 +565,7 @@ mod tests {
     #[test]
     fn a_429_sets_the_rate_from_what_was_accepted_not_half() {
         let t0 = Instant::now();
-        let mut p = Pacer::new(
-            RateMode::Auto {
-                start: 40.0,
-                max: None,
-            },
-            t0,
-        );
+        let mut p = auto(40.0, t0);
         // 10 accepted per second for 4 s, then a 429.
         for i in 0..40u64 {
             p.on_accepted(ms(t0, i * 100));
@@ -606,13 +592,7 @@ mod tests {
     #[test]
     fn nothing_grows_during_the_pause_then_probing_is_additive() {
         let t0 = Instant::now();
-        let mut p = Pacer::new(
-            RateMode::Auto {
-                start: 10.0,
-                max: None,
-            },
-            t0,
-        );
+        let mut p = auto(10.0, t0);
         for i in 0..50u64 {
             p.on_accepted(ms(t0, i * 100));
         }
@@ -638,13 +618,7 @@ mod tests {
     #[test]
     fn probing_slows_while_the_same_quota_is_measured_and_resets_when_it_changes() {
         let t0 = Instant::now();
-        let mut p = Pacer::new(
-            RateMode::Auto {
-                start: 10.0,
-                max: None,
-            },
-            t0,
-        );
+        let mut p = auto(10.0, t0);
         // Three 429s 10 s apart, each after 100 accepted: the same 10/s quota every time.
         let mut steps = Vec::new();
         for cycle in 0..3u64 {
@@ -738,13 +712,7 @@ mod tests {
     #[test]
     fn a_quota_drop_is_followed_within_a_few_429s() {
         let t0 = Instant::now();
-        let mut p = Pacer::new(
-            RateMode::Auto {
-                start: 5.0,
-                max: None,
-            },
-            t0,
-        );
+        let mut p = auto(5.0, t0);
         let (burst, mut tokens) = (15.0_f64, 15.0_f64);
         let mut last = 0.0_f64;
         let mut next_send = 0.0_f64;

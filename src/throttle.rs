@@ -156,7 +156,7 @@ impl Throttle {
     /// pre-flight checks are over, right before the first row is handed to a worker.
     pub fn begin(&self) {
         if let Ok(mut pacer) = self.pacer.lock() {
-            pacer.begin(Instant::now().into_std());
+            pacer.begin();
         }
     }
 

@@ -65,11 +65,6 @@ pub(crate) struct Outcome {
     pub throttled: u64,
     /// Arrival times (seconds after the first request) of the requests.
     pub sent: Vec<f64>,
-    /// Quota the bucket could not hold up to the last request (wasted while the tool sent
-    /// below the quota with the bucket full).
-    pub overflow: f64,
-    /// Quota left in the bucket at the last request.
-    pub left: f64,
 }
 
 impl Outcome {
@@ -151,7 +146,6 @@ pub(crate) fn run(scenario: &Scenario) -> Outcome {
 
     let mut tokens = scenario.burst;
     let mut refilled_at = scenario.offset;
-    let mut overflow = 0.0;
 
     // Every worker waits for the rows, which start flowing after the sign-in and checks.
     let mut queue: VecDeque<usize> = VecDeque::new();
@@ -180,7 +174,7 @@ pub(crate) fn run(scenario: &Scenario) -> Outcome {
             "the run did not end within an hour of virtual time"
         );
         if tick == startup_ticks {
-            pacer.begin(at(tick));
+            pacer.begin();
         }
         // Answers and wake-ups due now, in worker order.
         for (i, worker) in workers.iter_mut().enumerate() {
@@ -246,11 +240,8 @@ pub(crate) fn run(scenario: &Scenario) -> Outcome {
                     // Refill in small steps so that a scheduled change lands where it should.
                     while refilled_at < sim_now {
                         let step = (sim_now - refilled_at).min(1e-3);
-                        tokens += scenario.quota_at(refilled_at).unwrap_or(0.0) * step;
-                        if tokens > scenario.burst {
-                            overflow += tokens - scenario.burst;
-                            tokens = scenario.burst;
-                        }
+                        tokens = (tokens + scenario.quota_at(refilled_at).unwrap_or(0.0) * step)
+                            .min(scenario.burst);
                         refilled_at += step;
                     }
                     if tokens >= 1.0 {
@@ -284,8 +275,6 @@ pub(crate) fn run(scenario: &Scenario) -> Outcome {
         requests,
         throttled,
         sent: sent.iter().map(|s| s - first).collect(),
-        overflow,
-        left: tokens,
     }
 }
 
