@@ -7,8 +7,8 @@ use std::hint::black_box;
 use std::io::{self, BufWriter};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use pc_qualify::model::{Outcome, ResultRow};
-use pc_qualify::output::ResultsWriter;
+use pc_qualify::domain::model::{Outcome, ResultRow};
+use pc_qualify::results::output::ResultsWriter;
 use uuid::Uuid;
 
 const ROWS: u64 = 10_000;

@@ -1,41 +1,23 @@
 //! pc-qualify: set Microsoft Partner Center customer qualifications in bulk.
 //!
-//! The pipeline, in file order: [`input`] streams and validates rows, [`pipeline`] feeds them to a
-//! worker pool that sends each through [`client`] (paced by [`throttle`], retried per [`retry`],
-//! authenticated by [`auth`], speaking [`api`]), and [`output`] writes one results row per input row.
+//! Layers, top to bottom; a module uses only what stands below it (`docs/architecture.md`):
+//!
+//! - [`cli`]: flags, one file per command, the summary, and the one map from errors to exit codes;
+//! - [`engine`]: the jobs (run/reconcile, refresh, export) on one worker pool and writer;
+//! - [`input`] (rows in) and [`results`] (results out: schema, writer, reader, resume, lock,
+//!   report, metrics);
+//! - [`partner_center`]: the service's wire shapes, the client with its pacing and retries,
+//!   sign-in;
+//! - [`domain`]: the shared vocabulary (qualifications, rows, outcomes, counters, file primitives).
+//!
+//! [`simulator`] stands beside them: the local stand-in for Partner Center, built on `domain` and
+//! `partner_center`'s wire shapes.
 
-pub(crate) mod api;
-pub(crate) mod atomic;
-pub(crate) mod auth;
 pub mod cli;
-pub mod client;
-pub mod config;
-pub(crate) mod customers;
-pub(crate) mod decide;
-pub(crate) mod dedup;
-pub mod error;
-pub(crate) mod exclusive;
-pub(crate) mod export;
-pub(crate) mod fatal;
+pub mod domain;
+pub mod engine;
 pub mod input;
-pub(crate) mod lock;
-pub(crate) mod login;
-pub(crate) mod metrics;
-pub mod model;
-pub mod output;
-pub(crate) mod pacer;
-pub(crate) mod pipeline;
-pub(crate) mod pool;
-pub(crate) mod preflight;
-pub(crate) mod progress;
-pub(crate) mod refresh;
-pub(crate) mod report;
-pub(crate) mod resume;
-pub(crate) mod retry;
-pub(crate) mod sheet;
+pub mod partner_center;
+pub mod results;
 #[cfg(feature = "sandbox")]
 pub mod simulator;
-pub mod source;
-pub(crate) mod stats;
-pub(crate) mod throttle;
-pub(crate) mod unwind;

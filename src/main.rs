@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use pc_qualify::cli::{self, Cli};
-use pc_qualify::error::{ErrorKind, ExitCode};
+use pc_qualify::domain::error::{ErrorKind, ExitCode};
 
 fn main() -> std::process::ExitCode {
     let args = Cli::parse();

@@ -306,14 +306,15 @@ async fn the_simulate_command_serves_what_run_needs() {
     let rows = results_by_row(&dir.join("out.csv"));
     assert_eq!(rows[0]["outcome"], "exists");
     assert_eq!(rows[1]["outcome"], "created");
-    let log: Vec<simulator::RecordedRequest> = pc_qualify::client::test_http_client()
-        .get(format!("{url}/_sim/requests"))
-        .send()
-        .await
-        .expect("request log")
-        .json()
-        .await
-        .expect("json log");
+    let log: Vec<simulator::RecordedRequest> =
+        pc_qualify::partner_center::client::test_http_client()
+            .get(format!("{url}/_sim/requests"))
+            .send()
+            .await
+            .expect("request log")
+            .json()
+            .await
+            .expect("json log");
     assert_eq!(
         log.iter()
             .filter(|r| r.method == "POST" && r.path.starts_with("/v1/"))

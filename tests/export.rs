@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::common::*;
-use pc_qualify::model::{CustomerId, QualificationRecord};
+use pc_qualify::domain::model::{CustomerId, QualificationRecord};
 use pc_qualify::simulator::{
     CustomerProfile, FaultAction, PreloadEntry, PreloadState, RecordedRequest, ScriptedFault,
 };

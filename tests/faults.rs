@@ -5,7 +5,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::common::*;
-use pc_qualify::model::CustomerId;
+use pc_qualify::domain::model::CustomerId;
 use pc_qualify::simulator::{FaultAction, PreloadEntry, PreloadState};
 
 /// A results row's outcome and attempts.

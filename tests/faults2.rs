@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use pc_qualify::model::CustomerId;
+use pc_qualify::domain::model::CustomerId;
 use pc_qualify::simulator::FaultAction;
 
 /// No customer was posted under two different request ids.

@@ -2,8 +2,8 @@
 //! documented answer shape, GCC's GDAP roles, and Education + GCC on one customer.
 
 use crate::common::*;
-use pc_qualify::config::Cloud;
-use pc_qualify::model::{CustomerId, QualificationRecord};
+use pc_qualify::domain::model::{CustomerId, QualificationRecord};
+use pc_qualify::engine::config::Cloud;
 use pc_qualify::simulator::{AnswerShape, FaultAction, PreloadEntry, PreloadState, ScriptedFault};
 
 fn customer(n: u32) -> CustomerId {

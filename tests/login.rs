@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use crate::common::*;
-use pc_qualify::config::Cloud;
+use pc_qualify::engine::config::Cloud;
 use pc_qualify::simulator::DevicePoll;
 
 const SCOPE: &str = "https://api.partnercenter.microsoft.com/user_impersonation offline_access";
@@ -339,7 +339,7 @@ impl BrowserLogin {
 
 /// A browser that does not follow redirects, so the test sees each hop.
 fn browser() -> reqwest::Client {
-    pc_qualify::client::install_tls_provider();
+    pc_qualify::partner_center::client::install_tls_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()

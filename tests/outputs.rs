@@ -117,7 +117,7 @@ async fn a_symlink_to_a_results_file_in_use_is_refused_with_exit_2() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_through_a_symlink_continues_the_real_file() {
-    use pc_qualify::model::CustomerId;
+    use pc_qualify::domain::model::CustomerId;
     use pc_qualify::simulator::{FaultAction, ScriptedFault};
     let sim = start_sim(SimConfig {
         script: vec![ScriptedFault {

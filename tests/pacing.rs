@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::common::*;
-use pc_qualify::model::CustomerId;
+use pc_qualify::domain::model::CustomerId;
 use pc_qualify::simulator::{FaultAction, ScriptedFault};
 
 /// API requests per second the simulator received between its first and last API request.

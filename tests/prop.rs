@@ -9,7 +9,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use crate::common::*;
-use pc_qualify::model::CustomerId;
+use pc_qualify::domain::model::CustomerId;
 use pc_qualify::simulator::{FaultAction, ScriptedFault};
 
 const ROWS: u32 = 8;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::common::*;
-use pc_qualify::model::{CustomerId, QualificationRecord};
+use pc_qualify::domain::model::{CustomerId, QualificationRecord};
 use pc_qualify::simulator::{PreloadEntry, PreloadState, ValidationEntry};
 
 fn holds(n: u32, qualification: &str, status: Option<&str>, reason: Option<&str>) -> PreloadEntry {

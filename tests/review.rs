@@ -1,7 +1,7 @@
 //! Findings of an independent review: each test here failed on the code before its fix.
 
 use crate::common::*;
-use pc_qualify::model::CustomerId;
+use pc_qualify::domain::model::CustomerId;
 use pc_qualify::simulator::{FaultAction, ScriptedFault};
 
 fn scripted(n: u32, action: FaultAction) -> ScriptedFault {
@@ -282,7 +282,7 @@ async fn login_refuses_an_oversized_identity_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulator_refuses_a_sign_in_without_s256_pkce() {
     let sim = start_sim(SimConfig::default()).await;
-    pc_qualify::client::install_tls_provider();
+    pc_qualify::partner_center::client::install_tls_provider();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
@@ -382,7 +382,7 @@ async fn the_simulator_refuses_a_sign_in_without_s256_pkce() {
 
 /// A refresh-token grant to the simulator's v2 endpoint: (status, body).
 async fn refresh_v2(sim: &SimHandle) -> (u16, serde_json::Value) {
-    pc_qualify::client::install_tls_provider();
+    pc_qualify::partner_center::client::install_tls_provider();
     let http = reqwest::Client::builder()
         .no_proxy()
         .build()
@@ -440,7 +440,7 @@ async fn the_served_request_log_holds_no_token() {
     dir.write("in.csv", soe_rows(2));
     let output = run_io("run", &dir, &sim_env(&sim), &["--rate", "0"]).await;
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    pc_qualify::client::install_tls_provider();
+    pc_qualify::partner_center::client::install_tls_provider();
     let served = reqwest::Client::builder()
         .no_proxy()
         .build()

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::common::*;
-use pc_qualify::model::{CustomerId, QualificationRecord};
+use pc_qualify::domain::model::{CustomerId, QualificationRecord};
 use pc_qualify::simulator::{FaultAction, PreloadEntry, PreloadState, ScriptedFault};
 
 fn customer(text: &str) -> CustomerId {
@@ -394,7 +394,7 @@ async fn a_static_access_token_is_used_as_is() {
         simulator::SANDBOX_CLIENT_ID,
         simulator::SANDBOX_CLIENT_SECRET
     );
-    let answer: serde_json::Value = pc_qualify::client::test_http_client()
+    let answer: serde_json::Value = pc_qualify::partner_center::client::test_http_client()
         .post(format!(
             "{}/{}/oauth2/token",
             sim.base_url(),

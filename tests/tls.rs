@@ -15,7 +15,7 @@ const HOST: &str = "partner-center.test";
 
 /// A CA certificate (PEM) and a server config whose leaf it signed, for `localhost` and [`HOST`].
 fn certificates() -> (String, Arc<rustls::ServerConfig>) {
-    pc_qualify::client::install_tls_provider();
+    pc_qualify::partner_center::client::install_tls_provider();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key"))

@@ -8,7 +8,7 @@ use pc_qualify::input::{count_records, InputOptions, InputReader, Record};
 
 fuzz_target!(|data: &[u8]| {
     // The delimiter sniffing runs on the header line of every file.
-    let _ = pc_qualify::source::detect_delimiter(data);
+    let _ = pc_qualify::input::source::detect_delimiter(data);
     let Ok(mut reader) = InputReader::new(data, InputOptions::default()) else {
         return;
     };

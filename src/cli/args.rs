@@ -217,7 +217,7 @@ pub enum Command {
     Export(ExportArgs),
     /// Sign in interactively and save the refresh token (browser, or --device-code)
     #[command(after_long_help = LOGIN_HELP)]
-    Login(crate::login::LoginArgs),
+    Login(crate::partner_center::login::LoginArgs),
     /// Check an input file without sending anything (no network, no credentials)
     #[command(after_long_help = VALIDATE_HELP)]
     Validate(ValidateArgs),
@@ -419,7 +419,7 @@ pub struct SimulateArgs {
     pub no_record: bool,
     /// Play this cloud's token resource: public or china [default: public]
     #[arg(long, value_enum, value_name = "CLOUD")]
-    pub cloud: Option<crate::config::Cloud>,
+    pub cloud: Option<crate::engine::config::Cloud>,
     /// Play a public client app: token requests must carry no client_secret
     #[arg(long)]
     #[serde(default)]

@@ -14,8 +14,8 @@ pub(super) async fn export(
         None,
         progress::Counting::Customers,
     );
-    let result = crate::export::execute(
-        crate::export::ExportJob {
+    let result = crate::engine::export::execute(
+        crate::engine::export::ExportJob {
             output: args.output.clone(),
             force: args.force,
             resume: args.resume,
@@ -65,7 +65,7 @@ pub(super) async fn export(
     Ok(report.exit_code())
 }
 
-pub(super) fn export_summary(report: &crate::export::ExportReport, output: &str) -> String {
+pub(super) fn export_summary(report: &crate::engine::export::ExportReport, output: &str) -> String {
     use std::fmt::Write as _;
     let stats = &report.stats;
     let secs = report.elapsed.as_secs_f64();

@@ -4,10 +4,10 @@ use super::*;
 
 /// `login`: sign in, save the refresh token; Ctrl-C ends it with 130 and nothing saved.
 pub(super) async fn login(
-    args: crate::login::LoginArgs,
+    args: crate::partner_center::login::LoginArgs,
     quiet: bool,
 ) -> Result<ExitCode, ErrorKind> {
-    let login = crate::login::Login::from_args(args)?;
+    let login = crate::partner_center::login::Login::from_args(args)?;
     let stop = Stop::default();
     let signals = tokio::spawn(forward_signals(stop.clone()));
     let outcome = tokio::select! {

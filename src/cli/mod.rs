@@ -12,25 +12,26 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[cfg(feature = "sandbox")]
 use secrecy::SecretString;
 
-use crate::auth::Credentials;
-#[cfg(feature = "sandbox")]
-use crate::auth::RefreshCredentials;
-use crate::config::{credentials_from_env, InputSettings, RunConfig, Settings};
-use crate::error::{ErrorKind, ExitCode};
+use crate::domain::error::{ErrorKind, ExitCode};
+use crate::domain::model::{Outcome, Qualification};
+use crate::domain::stats::Stats;
+use crate::engine::config::{credentials_from_env, InputSettings, RunConfig, Settings};
+use crate::engine::pipeline::{self, Job, Mode, Report, Stop};
+use crate::input::source::{InputFormat, InputSource};
 use crate::input::{InputOptions, Record};
-use crate::metrics;
-use crate::model::{Outcome, Qualification};
-use crate::pipeline::{self, Job, Mode, Report, Stop};
-use crate::progress::{self, Progress};
+use crate::partner_center::auth::Credentials;
+#[cfg(feature = "sandbox")]
+use crate::partner_center::auth::RefreshCredentials;
+use crate::partner_center::throttle::{RateFigures, Throttle};
+use crate::results::metrics;
 #[cfg(feature = "sandbox")]
 use crate::simulator::{self, SimConfig};
-use crate::source::{InputFormat, InputSource};
-use crate::stats::Stats;
-use crate::throttle::{RateFigures, Throttle};
+use progress::Progress;
 
 mod args;
 mod export;
 mod login;
+pub(crate) mod progress;
 mod refresh;
 mod run;
 mod session;
@@ -75,7 +76,7 @@ pub fn init_logging(log: &LogArgs) {
     let filter = tracing_subscriber::EnvFilter::new(filter);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(crate::progress::LogWriter)
+        .with_writer(crate::cli::progress::LogWriter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     let _ = match log.log_format {
@@ -102,7 +103,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, ErrorKind> {
         Command::Login(args) => login(args, quiet).await,
         Command::Validate(args) => validate(args, cli.log.quiet, json),
         Command::Report(args) => {
-            crate::report::execute(&args.results, &args.html)?;
+            crate::results::report::execute(&args.results, &args.html)?;
             Ok(ExitCode::Success)
         }
         #[cfg(feature = "sandbox")]

@@ -15,8 +15,8 @@ pub(super) async fn refresh(
         None,
         progress::Counting::Rows,
     );
-    let result = crate::refresh::execute(
-        crate::refresh::RefreshJob {
+    let result = crate::engine::refresh::execute(
+        crate::engine::refresh::RefreshJob {
             input: args.input.clone(),
             output: args.output.clone(),
             force: args.force,

@@ -14,7 +14,7 @@ pub(super) async fn simulate(args: SimulateArgs) -> Result<ExitCode, ErrorKind> 
             let file: SimulateArgs =
                 toml::from_str(&text).map_err(|e| ErrorKind::ConfigFileSyntax {
                     path,
-                    source: crate::config::TomlError::from(e),
+                    source: crate::engine::config::TomlError::from(e),
                 })?;
             args.or(file)
         }

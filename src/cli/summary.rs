@@ -302,7 +302,7 @@ mod tests {
     fn the_run_summary_counts_rows_vetting_and_requests() {
         let args = run_args(&["pc-qualify", "run", "-i", "in.csv", "-o", "out.csv"]);
         let rate = RateFigures {
-            mode: crate::config::RateMode::Auto {
+            mode: crate::engine::config::RateMode::Auto {
                 start: 5.0,
                 max: None,
             },
@@ -347,7 +347,7 @@ mod tests {
     fn a_stopped_run_names_its_cause_and_how_to_finish() {
         let args = run_args(&["pc-qualify", "run", "-i", "in.csv", "-o", "out.csv"]);
         let mut stopped = report(Stats::default());
-        stopped.fatal = Some(crate::fatal::Cause::MfaRequired);
+        stopped.fatal = Some(crate::partner_center::fatal::Cause::MfaRequired);
         let text = summary(&stopped, &args, None);
         assert!(text.contains("  STOPPED: "), "{text}");
         assert!(text.contains("900421"), "{text}");

@@ -41,7 +41,7 @@ pub(super) fn validate(args: ValidateArgs, quiet: bool, json: bool) -> Result<Ex
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let (mut rows, mut invalid, mut duplicates, mut warnings) = (0u64, 0u64, 0u64, 0u64);
-    let mut exclusive = crate::exclusive::ExclusiveCheck::default();
+    let mut exclusive = crate::domain::exclusive::ExclusiveCheck::default();
     let pipe = |e: std::io::Error| {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             ErrorKind::BrokenPipe

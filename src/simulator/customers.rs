@@ -15,7 +15,7 @@ use super::parse::form_decode;
 use super::routes::pc_error;
 use super::state::{lock, Shared};
 use super::{FaultAction, PreloadEntry, PreloadState};
-use crate::model::CustomerId;
+use crate::domain::model::CustomerId;
 
 /// Largest page the simulated list returns when the configuration leaves it at 0. Microsoft does
 /// not publish the real cap; what matters is that a client asking for more gets fewer and pages.
@@ -310,7 +310,7 @@ mod tests {
             |n: u32| CustomerId::parse(&format!("aaaaaaaa-0000-4000-8000-{n:012}")).expect("id");
         let holds = |n: u32| PreloadEntry {
             customer_id: id(n),
-            state: PreloadState::Holds(crate::model::QualificationRecord {
+            state: PreloadState::Holds(crate::domain::model::QualificationRecord {
                 qualification: "Education".into(),
                 ..Default::default()
             }),

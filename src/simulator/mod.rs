@@ -34,8 +34,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::Cloud;
-use crate::model::{CustomerId, QualificationRecord};
+use crate::domain::model::{CustomerId, QualificationRecord};
+use crate::engine::config::Cloud;
 pub use customers::{CustomerProfile, DEFAULT_PAGE_CAP};
 pub use oauth::{DevicePoll, UnknownDevicePoll, DEVICE_CODE_GRANT};
 pub use parse::{parse_preload, parse_script, DelayError, Preload, ScriptError};
@@ -430,7 +430,7 @@ pub async fn start_tls(
     addr: SocketAddr,
     tls: Arc<rustls::ServerConfig>,
 ) -> Result<SimHandle, SimError> {
-    crate::client::install_tls_provider();
+    crate::partner_center::client::install_tls_provider();
     start_with(config, addr, Some(tokio_rustls::TlsAcceptor::from(tls))).await
 }
 

@@ -25,9 +25,9 @@ use super::parse::form_decode;
 use super::routes::aad_error;
 use super::state::{lock, Shared};
 use super::{SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_TENANT};
-use crate::config::Cloud;
+use crate::engine::config::Cloud;
 
-pub use crate::login::DEVICE_CODE_GRANT;
+pub use crate::partner_center::login::DEVICE_CODE_GRANT;
 /// Authorization codes are short-lived in Entra ID (about ten minutes).
 const CODE_LIFETIME: Duration = Duration::from_secs(600);
 /// RFC 8628: after `slow_down` the client adds five seconds to its interval.

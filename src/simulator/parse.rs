@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, TryFromFloatSecsError, UNIX_EPOCH};
 
 use super::customers::CustomerProfile;
 use super::{FaultAction, PreloadEntry, PreloadState, ScriptedFault, SimError};
-use crate::model::{CustomerId, Qualification, QualificationError, QualificationRecord};
+use crate::domain::model::{CustomerId, Qualification, QualificationError, QualificationRecord};
 
 /// The preload CSV columns, in the order the sample file uses (the last two are the customer
 /// list's company profile).
@@ -513,7 +513,7 @@ mod tests {
         let err = parse_script(&format!("\n{ID} teapot\n")).expect_err("unknown action");
         // As printed (the whole chain): nothing about digits after the list of actions.
         assert_eq!(
-            crate::error::chain(&err),
+            crate::domain::error::chain(&err),
             "script line 2: unknown action \"teapot\"; expected a status like 503, 429:5, drop, delay:1500ms, late:1500ms, cut, slowbody:1500ms, html or big:BYTES"
         );
         // A bad size keeps the number parser's reason, which is about the size.

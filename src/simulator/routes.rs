@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use super::parse::form_decode;
 use super::state::{CreateOutcome, ReadOutcome, Shared, Standing};
 use super::{oauth, shapes, FaultAction, SANDBOX_TENANT};
-use crate::model::{CustomerId, EducationSegment, Qualification};
+use crate::domain::model::{CustomerId, EducationSegment, Qualification};
 
 /// Marks a response the connection layer must not send: it closes the connection instead.
 #[derive(Debug, Clone, Copy)]

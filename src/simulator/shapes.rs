@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
-use crate::model::QualificationRecord;
+use crate::domain::model::QualificationRecord;
 
 /// Which documented shape the create answer and the qualifications list take.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use super::{
     FaultAction, PreloadState, RecordedRequest, SimConfig, SimError, ValidationEntry,
     SANDBOX_REFRESH_TOKEN,
 };
-use crate::model::{CustomerId, Qualification, QualificationRecord};
+use crate::domain::model::{CustomerId, Qualification, QualificationRecord};
 
 /// Customers are spread over this many locks so parallel writers rarely meet.
 const SHARDS: usize = 64;

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::model::CustomerId;
+use crate::domain::model::CustomerId;
 
 const EDU_APPROVED: &str = "11111111-1111-4111-8111-000000000001";
 const EDU_IN_REVIEW: &str = "11111111-1111-4111-8111-000000000004";
@@ -53,7 +53,7 @@ async fn redeem(
 /// Starts a simulator and redeems one access token.
 async fn started(config: SimConfig) -> (SimHandle, reqwest::Client, String) {
     let sim = start(config, any_port()).await.expect("start");
-    let client = crate::client::test_http_client();
+    let client = crate::partner_center::client::test_http_client();
     let response = redeem(&client, &sim, SANDBOX_CLIENT_SECRET, SANDBOX_REFRESH_TOKEN).await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.expect("token json");
@@ -155,7 +155,7 @@ async fn token_redemption_succeeds_and_rotates_refresh_tokens() {
     let sim = start(SimConfig::default(), any_port())
         .await
         .expect("start");
-    let client = crate::client::test_http_client();
+    let client = crate::partner_center::client::test_http_client();
     let response = redeem(&client, &sim, SANDBOX_CLIENT_SECRET, SANDBOX_REFRESH_TOKEN).await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.expect("json");
@@ -182,7 +182,7 @@ async fn token_redemption_rejects_bad_credentials() {
     let sim = start(SimConfig::default(), any_port())
         .await
         .expect("start");
-    let client = crate::client::test_http_client();
+    let client = crate::partner_center::client::test_http_client();
 
     let wrong_secret = redeem(&client, &sim, "guess", SANDBOX_REFRESH_TOKEN).await;
     assert_eq!(wrong_secret.status(), StatusCode::UNAUTHORIZED);

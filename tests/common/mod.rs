@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use pc_qualify::model::CustomerId;
+use pc_qualify::domain::model::CustomerId;
 pub use pc_qualify::simulator::{self, SimConfig, SimHandle};
 use pc_qualify::simulator::{FaultAction, ScriptedFault};
 

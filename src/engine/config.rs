@@ -1,0 +1,965 @@
+//! Settings for the working commands: one struct that clap and serde both fill, merged as
+//! flags > environment > file > defaults, then validated into a [`RunConfig`].
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::domain::error::ErrorKind;
+use crate::domain::model::{ApiContract, EducationSegment};
+use crate::partner_center::auth::{read_token_file, Credentials, RefreshCredentials};
+use crate::partner_center::retry::RetryPolicy;
+
+/// The production Partner Center API.
+pub const DEFAULT_BASE_URL: &str = "https://api.partnercenter.microsoft.com";
+/// The Microsoft Entra ID authority that redeems refresh tokens.
+pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
+/// Partner Center operated by 21Vianet: API base and token resource (one URL for both).
+pub const CHINA_BASE_URL: &str = "https://partner.partnercenterapi.microsoftonline.cn";
+/// The Microsoft Entra ID authority of the China cloud.
+pub const CHINA_AUTHORITY: &str = "https://login.chinacloudapi.cn";
+
+/// Which Partner Center the commands talk to; sets base URL, authority and token resource
+/// together (the values of the Partner Center PowerShell module's environments).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cloud {
+    /// The worldwide service (api.partnercenter.microsoft.com, login.microsoftonline.com).
+    #[default]
+    Public,
+    /// The China cloud operated by 21Vianet (partner.partnercenterapi.microsoftonline.cn,
+    /// login.chinacloudapi.cn).
+    China,
+}
+
+impl Cloud {
+    /// The Partner Center API base URL.
+    pub fn base_url(self) -> &'static str {
+        match self {
+            Cloud::Public => DEFAULT_BASE_URL,
+            Cloud::China => CHINA_BASE_URL,
+        }
+    }
+
+    /// The Microsoft Entra ID authority.
+    pub fn authority(self) -> &'static str {
+        match self {
+            Cloud::Public => DEFAULT_AUTHORITY,
+            Cloud::China => CHINA_AUTHORITY,
+        }
+    }
+
+    /// The resource Partner Center tokens are issued for (v1 `resource`, v2 scope prefix).
+    pub fn resource(self) -> &'static str {
+        match self {
+            Cloud::Public => crate::partner_center::auth::RESOURCE,
+            Cloud::China => CHINA_BASE_URL,
+        }
+    }
+}
+
+/// How input rows become requests: the settings `validate` needs as well as the working commands.
+/// Every field optional so that the layers (flags, file, defaults) can be merged.
+#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+pub struct InputSettings {
+    /// Request contract: 2022 (qualification + educationSegment/website/validationCode) or 2021 ({"Qualification"} + ?code=) [default: 2022]
+    #[arg(long, value_name = "YEAR")]
+    pub api_contract: Option<ApiContract>,
+
+    /// Education segment for Education rows that leave it empty: K12 or HigherEducation
+    #[arg(long, value_name = "SEGMENT")]
+    pub education_segment: Option<EducationSegment>,
+
+    /// GovernmentCommunityCloud validation code for rows that leave it empty: digits, or `auto` to read the partner's codes
+    #[arg(long, value_name = "CODE|auto")]
+    pub validation_code: Option<String>,
+
+    /// With `--validation-code auto` and several codes: the organization name whose code to use
+    #[arg(long, value_name = "NAME")]
+    pub validation_org: Option<String>,
+}
+
+impl InputSettings {
+    /// Fills every field this layer leaves unset from `lower`.
+    pub fn or(self, lower: InputSettings) -> InputSettings {
+        InputSettings {
+            api_contract: self.api_contract.or(lower.api_contract),
+            education_segment: self.education_segment.or(lower.education_segment),
+            validation_code: self.validation_code.or(lower.validation_code),
+            validation_org: self.validation_org.or(lower.validation_org),
+        }
+    }
+}
+
+/// The keys a settings file may hold: every field of [`Settings`] and [`InputSettings`].
+/// (`serde(flatten)` cannot be combined with `deny_unknown_fields`, so unknown keys are refused
+/// by name; a unit test keeps this list and the structs in step.)
+const SETTINGS_KEYS: &[&str] = &[
+    "api_contract",
+    "education_segment",
+    "validation_code",
+    "validation_org",
+    "cloud",
+    "base_url",
+    "authority",
+    "rate",
+    "rate_start",
+    "rate_max",
+    "burst",
+    "concurrency",
+    "timeout",
+    "max_attempts",
+    "max_backoff",
+    "max_retry_after",
+    "shutdown_grace",
+];
+
+/// The settings of the working commands (run, reconcile, refresh, export): the input settings
+/// plus how to reach the service and how hard to push it. Secrets are deliberately absent: they
+/// come from the environment only.
+#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+pub struct Settings {
+    /// Which Partner Center: public or china (sets base URL, authority and token resource; --base-url/--authority still win) [default: public]
+    #[arg(long, value_enum, value_name = "CLOUD")]
+    pub cloud: Option<Cloud>,
+
+    /// Partner Center API base URL [default: https://api.partnercenter.microsoft.com]
+    #[arg(long, env = "PC_BASE_URL", hide_env_values = true, value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// Token authority for the refresh-token grant [default: https://login.microsoftonline.com]
+    #[arg(long, env = "PC_AUTHORITY", hide_env_values = true, value_name = "URL")]
+    pub authority: Option<String>,
+
+    /// How rows become requests (the flags `validate` takes too).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub input: InputSettings,
+
+    /// Most HTTP requests per second across all workers, retries and reads included; 0 = unlimited; `auto` discovers the service's quota (docs/throttling.md) [default: 5]
+    #[arg(long, value_name = "N|auto", allow_negative_numbers = true)]
+    pub rate: Option<RateArg>,
+
+    /// With `--rate auto`: the rate to start from, in requests per second [default: 5]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub rate_start: Option<f64>,
+
+    /// With `--rate auto`: never go above this many requests per second [default: none]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub rate_max: Option<f64>,
+
+    /// Requests that may go out at once before the rate applies [default: 1]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub burst: Option<i64>,
+
+    /// Requests in flight at once [default: 5]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub concurrency: Option<i64>,
+
+    /// Seconds one HTTP attempt may take [default: 30]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
+    pub timeout: Option<f64>,
+
+    /// Sends of one call, the first included [default: 6]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub max_attempts: Option<i64>,
+
+    /// Longest single wait the tool chooses between attempts, in seconds; the service's Retry-After is obeyed beyond it [default: 60]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
+    pub max_backoff: Option<f64>,
+
+    /// Longest Retry-After obeyed, in seconds; a longer one fails the row with the service's figure [default: 300]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
+    pub max_retry_after: Option<f64>,
+
+    /// Seconds in-flight requests get to finish after SIGINT/SIGTERM [default: 10]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
+    pub shutdown_grace: Option<f64>,
+}
+
+impl Settings {
+    /// Fills every field this layer leaves unset from `lower`.
+    pub fn or(self, lower: Settings) -> Settings {
+        // A cloud chosen in this layer replaces the URLs a lower layer gives (a config file that
+        // spells out the public URLs must not send `--cloud china` to the public service); URLs
+        // given in this same layer (`--base-url`, `PC_BASE_URL`) still win over the cloud.
+        let (lower_base, lower_authority) = if self.cloud.is_some() {
+            (None, None)
+        } else {
+            (lower.base_url, lower.authority)
+        };
+        Settings {
+            cloud: self.cloud.or(lower.cloud),
+            base_url: self.base_url.or(lower_base),
+            authority: self.authority.or(lower_authority),
+            input: self.input.or(lower.input),
+            rate: self.rate.or(lower.rate),
+            rate_start: self.rate_start.or(lower.rate_start),
+            rate_max: self.rate_max.or(lower.rate_max),
+            burst: self.burst.or(lower.burst),
+            concurrency: self.concurrency.or(lower.concurrency),
+            timeout: self.timeout.or(lower.timeout),
+            max_attempts: self.max_attempts.or(lower.max_attempts),
+            max_backoff: self.max_backoff.or(lower.max_backoff),
+            max_retry_after: self.max_retry_after.or(lower.max_retry_after),
+            shutdown_grace: self.shutdown_grace.or(lower.shutdown_grace),
+        }
+    }
+
+    /// Reads a TOML settings file; secrets in it are refused with a pointer to the environment.
+    pub fn from_file(path: &Path) -> Result<Settings, ErrorKind> {
+        let err = |reason: String| ErrorKind::ConfigFile {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ErrorKind::ConfigFileIo {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if let Ok(table) = text.parse::<toml::Table>() {
+            for key in table.keys() {
+                if is_secret_key(key) {
+                    return Err(err(format!(
+                        "`{key}` is a secret and is read from the environment only (see docs/auth.md)"
+                    )));
+                }
+                if !SETTINGS_KEYS.contains(&key.as_str()) {
+                    return Err(err(format!(
+                        "unknown setting `{key}`; the settings are: {}",
+                        SETTINGS_KEYS.join(", ")
+                    )));
+                }
+            }
+        }
+        toml::from_str(&text).map_err(|e| ErrorKind::ConfigFileSyntax {
+            path: path.to_path_buf(),
+            source: TomlError::from(e),
+        })
+    }
+}
+
+/// A TOML parse error shown by its one-line message: the parser's own `Display` adds a
+/// multi-line excerpt of the file, which does not fit the one-line error the binary prints.
+/// Only the message and the position are kept, not the parser's error: its `Debug` holds the
+/// whole file, and a settings file may hold a client secret (the check that refuses secrets in
+/// the file only runs on a file that parses).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+#[non_exhaustive]
+pub struct TomlError {
+    /// The parser's one-line reason.
+    pub message: String,
+    /// Where in the file, as a byte range, when the parser knows.
+    pub span: Option<std::ops::Range<usize>>,
+}
+
+impl From<toml::de::Error> for TomlError {
+    fn from(error: toml::de::Error) -> Self {
+        TomlError {
+            message: error.message().to_string(),
+            span: error.span(),
+        }
+    }
+}
+
+/// The `--rate` value as given: a number, or `auto` (flag and file alike).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RateArg {
+    /// Requests per second; 0 = unlimited.
+    PerSecond(f64),
+    /// Discover the quota.
+    Auto,
+}
+
+/// Why a `--rate` value (flag or settings file) was not accepted: neither `auto` nor a number.
+/// The range is checked later, with the other settings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected a number of requests per second or `auto`; got {text:?}")]
+#[non_exhaustive]
+pub struct RateArgError {
+    /// The value as given (trimmed).
+    pub text: String,
+    /// Why it is not a number.
+    #[source]
+    pub source: std::num::ParseFloatError,
+}
+
+impl std::str::FromStr for RateArg {
+    type Err = RateArgError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("auto") {
+            return Ok(RateArg::Auto);
+        }
+        text.parse::<f64>()
+            .map(RateArg::PerSecond)
+            .map_err(|source| RateArgError {
+                text: text.to_string(),
+                source,
+            })
+    }
+}
+
+impl<'de> Deserialize<'de> for RateArg {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RateArg;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number of requests per second or \"auto\"")
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<RateArg, E> {
+                Ok(RateArg::PerSecond(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RateArg, E> {
+                // Whole numbers far beyond any rate lose precision here, which changes nothing.
+                Ok(RateArg::PerSecond(v as f64))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RateArg, E> {
+                Ok(RateArg::PerSecond(v as f64))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RateArg, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// How the request rate is chosen: the `--rate` setting.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RateMode {
+    /// `--rate N`: at most N requests/s; lowered after 429s, back to N once they stop.
+    Fixed(f64),
+    /// `--rate 0`: no limit until the first 429, then paced like `auto` without a cap.
+    Unlimited,
+    /// `--rate auto`: discover the service's quota, starting at `start`, never above `max`.
+    Auto {
+        /// `--rate-start`.
+        start: f64,
+        /// `--rate-max`.
+        max: Option<f64>,
+    },
+}
+
+impl RateMode {
+    /// The name shown in the summary and the metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RateMode::Fixed(_) => "fixed",
+            RateMode::Unlimited => "unlimited",
+            RateMode::Auto { .. } => "auto",
+        }
+    }
+}
+
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["secret", "token", "password"]
+        .iter()
+        .any(|s| key.contains(s))
+}
+
+/// Everything a run needs, validated.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// API base URL, no trailing slash.
+    pub base_url: String,
+    /// Token authority, no trailing slash.
+    pub authority: String,
+    /// The cloud chosen (`--cloud`, `cloud =`), public by default.
+    pub cloud: Cloud,
+    /// The resource tokens are requested for (follows `--cloud`).
+    pub resource: String,
+    /// Request contract.
+    pub contract: ApiContract,
+    /// Default segment for Education rows.
+    pub default_segment: Option<EducationSegment>,
+    /// Default GCC validation code.
+    pub default_validation_code: Option<String>,
+    /// `--validation-code auto`: read the partner's codes before the run.
+    pub validation_code_auto: bool,
+    /// Organization whose code `auto` picks when there are several.
+    pub validation_org: Option<String>,
+    /// How the request rate is chosen.
+    pub rate: RateMode,
+    /// Burst size.
+    pub burst: u32,
+    /// In-flight requests.
+    pub concurrency: usize,
+    /// Per-attempt timeout.
+    pub timeout: Duration,
+    /// Retry tunables.
+    pub retry: RetryPolicy,
+    /// Grace after a stop signal.
+    pub shutdown_grace: Duration,
+}
+
+impl RunConfig {
+    /// Applies defaults to merged settings and rejects out-of-range values.
+    pub fn from_settings(s: Settings) -> Result<RunConfig, ErrorKind> {
+        let bad = |msg: String| ErrorKind::Config(msg);
+        let rate = rate_mode(&s)?;
+        let burst = positive("--burst", s.burst.unwrap_or(1), u32::MAX as i64)?;
+        let concurrency = positive("--concurrency", s.concurrency.unwrap_or(5), 4096)?;
+        let max_attempts = positive("--max-attempts", s.max_attempts.unwrap_or(6), 100)?;
+        let timeout = seconds("--timeout", s.timeout.unwrap_or(30.0))?;
+        let max_backoff = seconds("--max-backoff", s.max_backoff.unwrap_or(60.0))?;
+        let max_retry_after = seconds("--max-retry-after", s.max_retry_after.unwrap_or(300.0))?;
+        let shutdown_grace = match s.shutdown_grace.unwrap_or(10.0) {
+            g if (0.0..1e9).contains(&g) => {
+                Duration::try_from_secs_f64(g).unwrap_or(Duration::ZERO)
+            }
+            g => {
+                return Err(bad(format!(
+                    "--shutdown-grace must be from 0 to 999999999 seconds; got {g}"
+                )))
+            }
+        };
+        let validation_code_auto = s
+            .input
+            .validation_code
+            .as_deref()
+            .is_some_and(|c| c.trim().eq_ignore_ascii_case("auto"));
+        let default_validation_code = match s.input.validation_code {
+            Some(code) if code.trim().is_empty() || validation_code_auto => None,
+            Some(code) if code.trim().bytes().all(|b| b.is_ascii_digit()) => {
+                Some(code.trim().to_string())
+            }
+            Some(code) => {
+                return Err(bad(format!(
+                    "--validation-code must be digits or `auto`; got {code:?}"
+                )))
+            }
+            None => None,
+        };
+        // The cloud fills in what is not given explicitly; an explicit URL (flag, environment or
+        // file) wins, so a simulator can play the China cloud on a loopback address.
+        let cloud = s.cloud.unwrap_or_default();
+        let base_url = checked_url(
+            "--base-url",
+            s.base_url.as_deref().unwrap_or(cloud.base_url()),
+        )?;
+        let authority = checked_url(
+            "PC_AUTHORITY",
+            s.authority.as_deref().unwrap_or(cloud.authority()),
+        )?;
+        Ok(RunConfig {
+            base_url,
+            authority,
+            cloud,
+            resource: cloud.resource().to_string(),
+            contract: s.input.api_contract.unwrap_or_default(),
+            default_segment: s.input.education_segment,
+            default_validation_code,
+            validation_code_auto,
+            validation_org: s.input.validation_org.filter(|o| !o.trim().is_empty()),
+            rate,
+            burst: burst as u32,
+            concurrency: concurrency as usize,
+            timeout,
+            retry: RetryPolicy {
+                max_attempts: max_attempts as u32,
+                max_backoff,
+                max_retry_after,
+                ..RetryPolicy::default()
+            },
+            shutdown_grace,
+        })
+    }
+}
+
+/// Requests per second above which a rate is refused as a typo: no service is paced this fast.
+const MAX_RATE: f64 = 1e6;
+
+fn rate_mode(s: &Settings) -> Result<RateMode, ErrorKind> {
+    let per_second = |flag: &str, value: f64| {
+        if value.is_finite() && value > 0.0 && value <= MAX_RATE {
+            Ok(value)
+        } else {
+            Err(ErrorKind::Config(format!(
+                "{flag} must be a number of requests per second above 0 (at most {MAX_RATE}); got {value}"
+            )))
+        }
+    };
+    let auto_only = |flag: &str| ErrorKind::Config(format!("{flag} only applies with --rate auto"));
+    match s.rate.unwrap_or(RateArg::PerSecond(5.0)) {
+        RateArg::Auto => {
+            let start = per_second("--rate-start", s.rate_start.unwrap_or(5.0))?;
+            let max = s.rate_max.map(|m| per_second("--rate-max", m)).transpose()?;
+            if let Some(max) = max.filter(|m| *m < start) {
+                return Err(ErrorKind::Config(format!(
+                    "--rate-max ({max}) is below --rate-start ({start})"
+                )));
+            }
+            Ok(RateMode::Auto { start, max })
+        }
+        RateArg::PerSecond(_) if s.rate_start.is_some() => Err(auto_only("--rate-start")),
+        RateArg::PerSecond(_) if s.rate_max.is_some() => Err(auto_only("--rate-max")),
+        RateArg::PerSecond(0.0) => Ok(RateMode::Unlimited),
+        RateArg::PerSecond(rate) if rate.is_finite() && rate > 0.0 && rate <= MAX_RATE => {
+            Ok(RateMode::Fixed(rate))
+        }
+        RateArg::PerSecond(rate) => Err(ErrorKind::Config(format!(
+            "--rate must be a number of requests per second, 0 or more (0 = unlimited), or `auto`; got {rate}"
+        ))),
+    }
+}
+
+fn positive(flag: &str, value: i64, max: i64) -> Result<i64, ErrorKind> {
+    if (1..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ErrorKind::Config(format!(
+            "{flag} must be a whole number from 1 to {max}; got {value}"
+        )))
+    }
+}
+
+fn seconds(flag: &str, value: f64) -> Result<Duration, ErrorKind> {
+    match Duration::try_from_secs_f64(value) {
+        Ok(duration) if value > 0.0 && value < 1e9 => Ok(duration),
+        _ => Err(ErrorKind::Config(format!(
+            "{flag} must be a number of seconds above 0 and below 1e9; got {value}"
+        ))),
+    }
+}
+
+/// Whether `url` names this machine (`localhost`, 127.0.0.0/8 or `::1`): the sandbox's address.
+pub fn is_loopback(url: &reqwest::Url) -> bool {
+    url.host_str().is_some_and(|host| {
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    })
+}
+
+/// Accepts `https://` anywhere and `http://` only for loopback hosts; returns it without a trailing `/`.
+pub fn checked_url(what: &str, text: &str) -> Result<String, ErrorKind> {
+    let url = reqwest::Url::parse(text.trim()).map_err(|source| ErrorKind::BadUrl {
+        what: what.to_string(),
+        text: text.to_string(),
+        source,
+    })?;
+    let loopback = is_loopback(&url);
+    match url.scheme() {
+        "https" if url.host().is_some() => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(ErrorKind::Config(format!(
+                "{what}: plain http:// is refused except to a loopback address (use https://); got {text}"
+            )))
+        }
+        _ => {
+            return Err(ErrorKind::Config(format!(
+                "{what}: expected an https:// URL; got {text}"
+            )))
+        }
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(ErrorKind::Config(format!(
+            "{what}: must not carry a query or fragment; got {text}"
+        )));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// Reads the credentials from the environment: `PC_ACCESS_TOKEN`, or the refresh-token set.
+/// `PC_CLIENT_SECRET` is optional: without it the app is used as a public client.
+pub fn credentials_from_env(authority: &str, resource: &str) -> Result<Credentials, ErrorKind> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    if let Some(token) = var("PC_ACCESS_TOKEN") {
+        return Ok(Credentials::Static(SecretString::from(
+            token.trim().to_string(),
+        )));
+    }
+    let token_file = var("PC_REFRESH_TOKEN_FILE").map(PathBuf::from);
+    let mut missing = Vec::new();
+    let mut need = |name: &'static str| {
+        let value = var(name);
+        if value.is_none() {
+            missing.push(name);
+        }
+        value
+    };
+    let tenant = need("PC_TENANT_ID");
+    let client_id = need("PC_CLIENT_ID");
+    // Optional: a public client (an app registration that allows public client flows) has none.
+    let client_secret = var("PC_CLIENT_SECRET");
+    let refresh_token = match &token_file {
+        Some(_) => None,
+        None => need("PC_REFRESH_TOKEN"),
+    };
+    if !missing.is_empty() {
+        let nothing_set = token_file.is_none() && missing.len() == 3;
+        return Err(ErrorKind::Credentials(
+            if nothing_set && client_secret.is_none() {
+                "no credentials: set PC_ACCESS_TOKEN, or PC_TENANT_ID, PC_CLIENT_ID and PC_REFRESH_TOKEN or PC_REFRESH_TOKEN_FILE (written by `pc-qualify login`), plus PC_CLIENT_SECRET for a confidential client; or try --sandbox".to_string()
+            } else {
+                format!("incomplete credentials: {} not set", missing.join(", "))
+            },
+        ));
+    }
+    let refresh_token = match (&token_file, refresh_token) {
+        (Some(path), _) => read_token_file(path)?,
+        (None, Some(token)) => SecretString::from(token.trim().to_string()),
+        (None, None) => return Err(ErrorKind::Credentials("PC_REFRESH_TOKEN not set".into())),
+    };
+    Ok(Credentials::Refresh(RefreshCredentials {
+        authority: authority.to_string(),
+        tenant: tenant.unwrap_or_default().trim().to_string(),
+        client_id: client_id.unwrap_or_default().trim().to_string(),
+        client_secret: client_secret.map(|s| SecretString::from(s.trim().to_string())),
+        resource: resource.to_string(),
+        refresh_token,
+        token_file,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_or_malformed_config_file_keeps_its_cause() {
+        use std::error::Error as _;
+        let dir = tempfile::tempdir().expect("dir");
+        let missing = dir.path().join("missing.toml");
+        let err = Settings::from_file(&missing).expect_err("no such file");
+        assert!(matches!(err, ErrorKind::ConfigFileIo { .. }), "{err:?}");
+        assert!(err.source().is_some());
+        let text = err.chain();
+        let io = std::fs::read(&missing).expect_err("no such file");
+        assert_eq!(text, format!("config file {}: {io}", missing.display()));
+
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "rate = \n").expect("write");
+        let err = Settings::from_file(&bad).expect_err("no value");
+        assert!(matches!(err, ErrorKind::ConfigFileSyntax { .. }), "{err:?}");
+        assert!(err.source().is_some());
+        // The parser's one-line message, as before the cause was kept.
+        let parsed = toml::from_str::<Settings>("rate = \n").expect_err("no value");
+        assert_eq!(
+            err.chain(),
+            format!("config file {}: {}", bad.display(), parsed.message())
+        );
+    }
+
+    #[test]
+    fn a_url_that_does_not_parse_keeps_the_parsers_error() {
+        use std::error::Error as _;
+        let err = checked_url("--base-url", "::").expect_err("not a URL");
+        assert!(matches!(err, ErrorKind::BadUrl { .. }), "{err:?}");
+        assert!(err.source().is_some());
+        assert_eq!(
+            err.chain(),
+            "configuration: --base-url: \"::\" is not a URL (relative URL without a base)"
+        );
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_defaults_fill_the_rest() {
+        let flags = Settings {
+            rate: Some(RateArg::PerSecond(2.5)),
+            ..Settings::default()
+        };
+        let file: Settings = toml::from_str("rate = 9\nconcurrency = 7\n").expect("toml");
+        let cfg = RunConfig::from_settings(flags.or(file)).expect("valid");
+        assert_eq!(cfg.rate, RateMode::Fixed(2.5));
+        assert_eq!(cfg.concurrency, 7);
+        assert_eq!(cfg.burst, 1);
+        assert_eq!(cfg.retry.max_attempts, 6);
+        assert_eq!(cfg.base_url, DEFAULT_BASE_URL);
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused() {
+        for s in [
+            Settings {
+                rate: Some(RateArg::PerSecond(-1.0)),
+                ..Default::default()
+            },
+            Settings {
+                rate: Some(RateArg::PerSecond(f64::NAN)),
+                ..Default::default()
+            },
+            Settings {
+                rate: Some(RateArg::Auto),
+                rate_start: Some(0.0),
+                ..Default::default()
+            },
+            Settings {
+                rate: Some(RateArg::Auto),
+                rate_start: Some(10.0),
+                rate_max: Some(5.0),
+                ..Default::default()
+            },
+            Settings {
+                rate: Some(RateArg::PerSecond(5.0)),
+                rate_max: Some(50.0),
+                ..Default::default()
+            },
+            Settings {
+                concurrency: Some(0),
+                ..Default::default()
+            },
+            Settings {
+                burst: Some(0),
+                ..Default::default()
+            },
+            Settings {
+                max_attempts: Some(0),
+                ..Default::default()
+            },
+            Settings {
+                timeout: Some(0.0),
+                ..Default::default()
+            },
+            Settings {
+                input: InputSettings {
+                    validation_code: Some("12a".into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        ] {
+            assert!(RunConfig::from_settings(s).is_err());
+        }
+    }
+
+    #[test]
+    fn huge_or_odd_durations_are_refused_not_panicked_on() {
+        for value in [1e20, f64::MAX, f64::INFINITY, f64::NAN, -1.0, 1e9] {
+            let grace = Settings {
+                shutdown_grace: Some(value),
+                ..Default::default()
+            };
+            assert!(RunConfig::from_settings(grace).is_err(), "{value}");
+            let timeout = Settings {
+                timeout: Some(value),
+                ..Default::default()
+            };
+            assert!(RunConfig::from_settings(timeout).is_err(), "{value}");
+        }
+        let zero = Settings {
+            shutdown_grace: Some(0.0),
+            ..Default::default()
+        };
+        assert_eq!(
+            RunConfig::from_settings(zero)
+                .expect("valid")
+                .shutdown_grace,
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn the_cloud_sets_base_authority_and_resource_and_explicit_urls_win() {
+        let china = Settings {
+            cloud: Some(Cloud::China),
+            ..Settings::default()
+        };
+        let cfg = RunConfig::from_settings(china.clone()).expect("valid");
+        assert_eq!(cfg.base_url, CHINA_BASE_URL);
+        assert_eq!(cfg.authority, CHINA_AUTHORITY);
+        assert_eq!(cfg.resource, CHINA_BASE_URL);
+        let public = RunConfig::from_settings(Settings::default()).expect("valid");
+        assert_eq!(
+            (public.base_url.as_str(), public.authority.as_str()),
+            (DEFAULT_BASE_URL, DEFAULT_AUTHORITY)
+        );
+        assert_eq!(public.resource, crate::partner_center::auth::RESOURCE);
+        let explicit = Settings {
+            base_url: Some("http://127.0.0.1:9".into()),
+            authority: Some("http://127.0.0.1:8".into()),
+            ..china
+        };
+        let cfg = RunConfig::from_settings(explicit).expect("valid");
+        assert_eq!(cfg.base_url, "http://127.0.0.1:9");
+        assert_eq!(cfg.authority, "http://127.0.0.1:8");
+        assert_eq!(
+            cfg.resource, CHINA_BASE_URL,
+            "the resource still follows the cloud"
+        );
+        let file: Settings = toml::from_str("cloud = \"china\"\n").expect("toml");
+        assert_eq!(file.cloud, Some(Cloud::China));
+        // --cloud china over a file that spells out the public URLs goes to China.
+        let public_file: Settings = toml::from_str(
+            "base_url = \"https://api.partnercenter.microsoft.com\"\nauthority = \"https://login.microsoftonline.com\"\n",
+        )
+        .expect("toml");
+        let flags = Settings {
+            cloud: Some(Cloud::China),
+            ..Settings::default()
+        };
+        let cfg = RunConfig::from_settings(flags.or(public_file.clone())).expect("valid");
+        assert_eq!(
+            (cfg.base_url.as_str(), cfg.authority.as_str()),
+            (CHINA_BASE_URL, CHINA_AUTHORITY)
+        );
+        // A URL from the higher layer wins over a cloud from the lower one.
+        let flags = Settings {
+            base_url: Some("http://127.0.0.1:9".into()),
+            ..Settings::default()
+        };
+        let cfg = RunConfig::from_settings(flags.or(file)).expect("valid");
+        assert_eq!(cfg.base_url, "http://127.0.0.1:9");
+        assert_eq!(cfg.authority, CHINA_AUTHORITY);
+        assert!(toml::from_str::<Settings>("cloud = \"mars\"\n").is_err());
+    }
+
+    #[test]
+    fn every_settings_key_is_read_from_a_file_and_an_unknown_one_is_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("all.toml");
+        std::fs::write(
+            &path,
+            "api_contract = \"2021\"\neducation_segment = \"K12\"\nvalidation_code = \"7\"\n\
+             validation_org = \"Org\"\ncloud = \"china\"\nbase_url = \"https://b.example\"\n\
+             authority = \"https://a.example\"\nrate = \"auto\"\nrate_start = 2\nrate_max = 9\n\
+             burst = 3\nconcurrency = 4\n\
+             timeout = 5\nmax_attempts = 6\nmax_backoff = 7\nmax_retry_after = 8\n\
+             shutdown_grace = 9\n",
+        )
+        .expect("write");
+        let s = Settings::from_file(&path).expect("every key is known");
+        assert_eq!(s.input.validation_org.as_deref(), Some("Org"));
+        assert_eq!(s.input.education_segment, Some(EducationSegment::K12));
+        assert_eq!(s.shutdown_grace, Some(9.0));
+        assert_eq!(s.base_url.as_deref(), Some("https://b.example"));
+        let keys = std::fs::read_to_string(&path)
+            .expect("read")
+            .lines()
+            .filter_map(|l| l.split(" = ").next().map(str::to_string))
+            .collect::<Vec<_>>();
+        assert_eq!(keys.len(), SETTINGS_KEYS.len(), "the test names every key");
+        std::fs::write(&path, "rate = 2\nrates = 3\n").expect("write");
+        let err = Settings::from_file(&path).expect_err("a typo is refused");
+        assert!(err.to_string().contains("unknown setting `rates`"), "{err}");
+    }
+
+    #[test]
+    fn rate_auto_from_the_file_or_the_flag() {
+        let file: Settings =
+            toml::from_str("rate = \"auto\"\nrate_start = 2\nrate_max = 40.5\n").expect("toml");
+        let cfg = RunConfig::from_settings(Settings::default().or(file.clone())).expect("valid");
+        assert_eq!(
+            cfg.rate,
+            RateMode::Auto {
+                start: 2.0,
+                max: Some(40.5)
+            }
+        );
+        // A number on the command line wins over `auto` in the file, and then the file's
+        // auto-only keys are refused rather than silently ignored.
+        let flags = Settings {
+            rate: Some("7".parse().expect("number")),
+            ..Settings::default()
+        };
+        assert!(RunConfig::from_settings(flags.or(file)).is_err());
+        let auto = Settings {
+            rate: Some(" AUTO ".parse().expect("auto")),
+            ..Settings::default()
+        };
+        assert_eq!(
+            RunConfig::from_settings(auto).expect("valid").rate,
+            RateMode::Auto {
+                start: 5.0,
+                max: None
+            }
+        );
+        let zero: Settings = toml::from_str("rate = 0\n").expect("toml");
+        assert_eq!(
+            RunConfig::from_settings(zero).expect("valid").rate,
+            RateMode::Unlimited
+        );
+        let err = toml::from_str::<Settings>("rate = \"fast\"\n").expect_err("not a rate");
+        assert!(
+            err.message()
+                .contains(r#"expected a number of requests per second or `auto`; got "fast""#),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_rate_that_is_not_a_number_keeps_the_parse_error() {
+        assert_eq!("auto".parse::<RateArg>(), Ok(RateArg::Auto));
+        assert_eq!(" 2.5 ".parse::<RateArg>(), Ok(RateArg::PerSecond(2.5)));
+        let err = " fast ".parse::<RateArg>().expect_err("not a rate");
+        assert_eq!(err.text, "fast");
+        assert_eq!(Some(&err.source), "fast".parse::<f64>().err().as_ref());
+        assert_eq!(
+            err.to_string(),
+            r#"expected a number of requests per second or `auto`; got "fast""#
+        );
+        let cause = std::error::Error::source(&err).expect("the float error is kept");
+        assert_eq!(cause.to_string(), "invalid float literal");
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        assert!(checked_url("x", "http://127.0.0.1:8080/").is_ok());
+        assert!(checked_url("x", "http://localhost:1").is_ok());
+        assert!(checked_url("x", "http://[::1]:1").is_ok());
+        assert!(checked_url("x", "http://api.example.com").is_err());
+        assert!(checked_url("x", "ftp://api.example.com").is_err());
+        assert_eq!(
+            checked_url("x", "https://api.example.com/").expect("ok"),
+            "https://api.example.com"
+        );
+    }
+
+    #[test]
+    fn the_shipped_config_files_load_and_validate() {
+        for name in ["default.toml", "nightly.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("config")
+                .join(name);
+            let settings = Settings::from_file(&path).expect("shipped config parses");
+            RunConfig::from_settings(settings).expect("shipped config is valid");
+        }
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+        let cfg =
+            RunConfig::from_settings(Settings::from_file(&path).expect("parses")).expect("ok");
+        let defaults = RunConfig::from_settings(Settings::default()).expect("ok");
+        assert_eq!(
+            format!("{cfg:?}"),
+            format!("{defaults:?}"),
+            "default.toml states the defaults"
+        );
+    }
+
+    #[test]
+    fn secrets_in_the_file_are_refused() {
+        let dir = std::env::temp_dir().join(format!("pcq-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "client_secret = \"hunter2\"\n").expect("write");
+        let err = Settings::from_file(&path).expect_err("refused").to_string();
+        assert!(
+            err.contains("environment") && !err.contains("hunter2"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_file_that_does_not_parse_keeps_no_copy_of_its_text() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("c.toml");
+        // Not TOML, so the secret check cannot run: the error must not carry the file.
+        std::fs::write(&path, "client_secret = \"hunter2\"\nrate = \n").expect("write");
+        let err = Settings::from_file(&path).expect_err("not TOML");
+        assert!(matches!(err, ErrorKind::ConfigFileSyntax { .. }), "{err:?}");
+        for shown in [err.chain(), format!("{err:?}")] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
+    }
+}

@@ -1,0 +1,458 @@
+//! What a worker does with one row: post it (`run`), read first and post only what is missing
+//! (`reconcile`), or plan it (`--dry-run`); and how the deciding call is described in the results.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use uuid::Uuid;
+
+use crate::domain::model::{
+    ApiContract, Outcome, Qualification, QualificationRecord, ResultRow, Row,
+};
+use crate::partner_center::api;
+use crate::partner_center::client::{Client, Exchange, Reply};
+
+/// Which job the workers do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Post every valid row.
+    Run,
+    /// Read each customer's qualifications first; post only the missing ones.
+    Reconcile {
+        /// Post again where vetting was Denied (spends one of the customer's three vetting requests).
+        retry_denied: bool,
+    },
+}
+
+/// One row handed to a worker.
+pub struct Work {
+    /// The validated row.
+    pub row: Row,
+    /// The row's `MS-RequestId` for its create call: already in the journal, or carried over
+    /// from an interrupted run (see [`crate::results::resume`]).
+    pub request_id: Uuid,
+}
+
+/// Everything a worker shares with the others.
+pub struct Worker {
+    /// The API client; `None` for a `run --dry-run`, which sends nothing.
+    pub client: Option<Arc<Client>>,
+    /// Request contract for creates.
+    pub contract: ApiContract,
+    /// Run or reconcile.
+    pub mode: Mode,
+    /// Plan writes instead of sending them.
+    pub dry_run: bool,
+}
+
+impl Worker {
+    /// Processes one row to its results row; never fails (failures are outcomes).
+    pub async fn process(&self, work: Work) -> ResultRow {
+        let started = Instant::now();
+        let Work { row, request_id } = work;
+        let mut result = ResultRow {
+            row: row.index,
+            customer_id: row.customer_id.to_lower_string(),
+            qualification: row.qualification.as_str().to_string(),
+            ..ResultRow::default()
+        };
+        match (&self.client, self.mode) {
+            (Some(client), Mode::Reconcile { retry_denied }) => {
+                self.reconcile(client, &row, request_id, retry_denied, &mut result)
+                    .await
+            }
+            (Some(client), Mode::Run) if !self.dry_run => {
+                self.create(client, &row, request_id, &mut result).await
+            }
+            _ => result.outcome = Some(Outcome::Planned),
+        }
+        if row.qualification == Qualification::GovernmentCommunityCloud {
+            explain_gcc_forbidden(&mut result);
+        }
+        result.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        log_row(&result);
+        result
+    }
+
+    /// Reads the customer's qualifications, then decides: exists, planned, or create.
+    async fn reconcile(
+        &self,
+        client: &Client,
+        row: &Row,
+        request_id: Uuid,
+        retry_denied: bool,
+        result: &mut ResultRow,
+    ) {
+        let read = client
+            .send(
+                &api::list_request(row.customer_id),
+                crate::partner_center::client::new_uuid(),
+            )
+            .await;
+        let held = match read_record(&read, row.qualification) {
+            Ok(held) => held,
+            Err(_) => {
+                describe_call(result, &read);
+                result.outcome = Some(Outcome::Failed);
+                return;
+            }
+        };
+        match reconcile_decision(held.as_ref(), retry_denied, self.dry_run) {
+            ReconcileDecision::Exists => {
+                describe_call(result, &read);
+                result.outcome = Some(Outcome::Exists);
+                if let Some(record) = held {
+                    set_vetting(result, api::Vetting::from(record));
+                }
+            }
+            ReconcileDecision::Plan => {
+                describe_call(result, &read);
+                result.outcome = Some(Outcome::Planned);
+            }
+            ReconcileDecision::Create => self.create(client, row, request_id, result).await,
+        }
+    }
+
+    /// Posts the row; a 409 becomes `exists` with the vetting status read back.
+    async fn create(&self, client: &Client, row: &Row, request_id: Uuid, result: &mut ResultRow) {
+        let request = api::create_request(row, self.contract);
+        let exchange = client.send(&request, request_id).await;
+        describe_call(result, &exchange);
+        match &exchange.reply {
+            Reply::Answer { status, body } if (200..300).contains(status) => {
+                if let Some(vetting) = api::parse_create_answer(body, row.qualification) {
+                    result.outcome = Some(Outcome::Created);
+                    set_vetting(result, vetting);
+                } else {
+                    // A 2xx that is not Partner Center's answer for this qualification (a proxy's
+                    // sign-in page, a body cut short, a record of another qualification) proves
+                    // nothing: only the customer's list can.
+                    self.confirm(client, row, *status, result).await;
+                }
+            }
+            Reply::Answer { status: 409, .. } => {
+                result.outcome = Some(Outcome::Exists);
+                result.error_code = None;
+                result.error_message = None;
+                // The conflict answer says nothing about vetting; the customer's list does.
+                let read = client
+                    .send(
+                        &api::list_request(row.customer_id),
+                        crate::partner_center::client::new_uuid(),
+                    )
+                    .await;
+                match read_record(&read, row.qualification) {
+                    Ok(Some(record)) => set_vetting(result, api::Vetting::from(record)),
+                    Ok(None) => {
+                        result.error_message = Some(
+                            "the service answered 409 but the customer's list does not show the qualification"
+                                .into(),
+                        )
+                    }
+                    Err(reason) => {
+                        result.error_message = Some(format!("vetting status not read: {reason}"))
+                    }
+                }
+            }
+            _ => result.outcome = Some(Outcome::Failed),
+        }
+    }
+}
+
+/// What `reconcile` does with a row once the customer's qualifications are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReconcileDecision {
+    /// Held already: nothing is posted.
+    Exists,
+    /// Would be posted, but this is a dry run.
+    Plan,
+    /// Post it.
+    Create,
+}
+
+/// The reconcile decision matrix, apart from any I/O: a held qualification is left alone (a
+/// Denied one too, unless `retry_denied`: each vetting request is one of the customer's three).
+pub(crate) fn reconcile_decision(
+    held: Option<&QualificationRecord>,
+    retry_denied: bool,
+    dry_run: bool,
+) -> ReconcileDecision {
+    let denied = held.is_some_and(|r| {
+        r.vetting_status
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("Denied"))
+    });
+    match held {
+        Some(_) if !(denied && retry_denied) => ReconcileDecision::Exists,
+        _ if dry_run => ReconcileDecision::Plan,
+        _ => ReconcileDecision::Create,
+    }
+}
+
+/// What a 403 on a GovernmentCommunityCloud row most likely means (Partner Center's GDAP guidance).
+pub const GCC_GDAP_NOTE: &str = "GovernmentCommunityCloud needs GDAP roles on the customer: Directory Reader or Directory Writer, License Administrator or User Administrator";
+
+/// A 403 on a GovernmentCommunityCloud row usually means the signed-in partner user lacks the
+/// GDAP roles GCC needs on that customer; the service's own text does not say so, the row does.
+fn explain_gcc_forbidden(result: &mut ResultRow) {
+    if result.http_status != Some(403) {
+        return;
+    }
+    result.error_message = Some(match result.error_message.take() {
+        Some(message) if !message.is_empty() => format!("{message} ({GCC_GDAP_NOTE})"),
+        _ => GCC_GDAP_NOTE.to_string(),
+    });
+}
+
+impl Worker {
+    /// After a 2xx whose body does not show the posted qualification: `created` only when the
+    /// customer's list shows it, else `failed` with `error_code` `unconfirmed`.
+    async fn confirm(&self, client: &Client, row: &Row, status: u16, result: &mut ResultRow) {
+        let read = client
+            .send(
+                &api::list_request(row.customer_id),
+                crate::partner_center::client::new_uuid(),
+            )
+            .await;
+        match read_record(&read, row.qualification) {
+            Ok(Some(record)) => {
+                result.outcome = Some(Outcome::Created);
+                set_vetting(result, api::Vetting::from(record));
+                result.error_message = Some(format!(
+                    "the service answered {status} with a body that does not show {}; the customer's list confirms it", row.qualification.as_str()
+                ));
+            }
+            Ok(None) => {
+                result.outcome = Some(Outcome::Failed);
+                result.error_code = Some("unconfirmed".into());
+                result.error_message = Some(format!(
+                    "the answer was {status} with a body that does not show {} (a proxy page? another qualification's record?), and the customer's list does not show it either: not created", row.qualification.as_str()
+                ));
+            }
+            Err(reason) => {
+                result.outcome = Some(Outcome::Failed);
+                result.error_code = Some("unconfirmed".into());
+                result.error_message = Some(format!(
+                    "the answer was {status} with a body that does not show {}, and the customer's list could not be read to confirm it: {reason}", row.qualification.as_str()
+                ));
+            }
+        }
+    }
+}
+
+/// Fills the columns that describe the deciding call, and its error for a failure.
+pub fn describe_call(result: &mut ResultRow, exchange: &Exchange) {
+    result.attempts = exchange.attempts;
+    result.correlation_id = exchange.correlation_id;
+    result.request_id = Some(exchange.request_id);
+    result.http_status = None;
+    result.error_code = None;
+    result.error_message = None;
+    match &exchange.reply {
+        Reply::Answer { status, body } => {
+            result.http_status = Some(*status);
+            if !(200..300).contains(status) {
+                let error = api::parse_error_body(body);
+                result.error_code = error.code;
+                result.error_message = Some(error.message.unwrap_or_else(|| {
+                    format!("HTTP {status} after {} attempt(s)", exchange.attempts)
+                }));
+            }
+        }
+        Reply::Transport(reason) => {
+            result.error_code = Some("transport".into());
+            result.error_message =
+                Some(format!("{reason} (after {} attempt(s))", exchange.attempts));
+        }
+        Reply::Token(reason) => {
+            result.error_code = Some("token".into());
+            result.error_message = Some(api::sanitize(reason));
+        }
+        Reply::Stopped(reason) => {
+            result.error_code = Some("stopped".into());
+            result.error_message = Some(api::sanitize(reason));
+        }
+    }
+    if let Some(note) = &exchange.note {
+        result.error_message = Some(api::sanitize(note));
+    }
+}
+
+/// Why a list read did not tell whether the customer holds a qualification.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadRecordError {
+    /// The answer is in none of the documented shapes.
+    #[error(transparent)]
+    Shape(#[from] api::ShapeError),
+    /// The service answered with an error status.
+    #[error("GET answered {status}{}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Answer {
+        /// The HTTP status.
+        status: u16,
+        /// The service's message, when it gave one.
+        message: Option<String>,
+    },
+    /// No answer: transport, token or stop (made safe for a results cell).
+    #[error("{0}")]
+    NoAnswer(String),
+}
+
+/// The customer's record for `qualification` from a list read (`Ok(None)`: not held).
+pub fn read_record(
+    exchange: &Exchange,
+    qualification: Qualification,
+) -> Result<Option<QualificationRecord>, ReadRecordError> {
+    match &exchange.reply {
+        Reply::Answer { status, body } if (200..300).contains(status) => {
+            let list = api::parse_qualification_list(body)?;
+            Ok(api::find_qualification(list, qualification))
+        }
+        Reply::Answer { status, body } => Err(ReadRecordError::Answer {
+            status: *status,
+            message: api::parse_error_body(body).message,
+        }),
+        Reply::Transport(reason) | Reply::Token(reason) | Reply::Stopped(reason) => {
+            Err(ReadRecordError::NoAnswer(api::sanitize(reason)))
+        }
+    }
+}
+
+/// Copies vetting fields into the results row, made safe for one CSV cell.
+pub fn set_vetting(result: &mut ResultRow, vetting: api::Vetting) {
+    result.vetting_status = vetting.status.map(api::sanitize_owned);
+    result.vetting_reason = vetting.reason.map(api::sanitize_owned);
+    result.vetting_create_date = vetting.create_date.map(api::sanitize_owned);
+}
+
+fn display_id(id: Option<Uuid>) -> tracing::field::DisplayValue<String> {
+    tracing::field::display(id.map(|id| id.to_string()).unwrap_or_default())
+}
+
+/// Log target of the one-event-per-row lines, so text logs can leave them out by default
+/// while `--log-format json` keeps them for log shippers.
+pub const ROW_LOG_TARGET: &str = "pc_qualify::rows";
+
+/// One log event per finished row: a warning for failures, info otherwise.
+pub fn log_row(result: &ResultRow) {
+    let outcome = result.outcome.map_or("", |o| o.as_str());
+    if result.outcome == Some(Outcome::Failed) {
+        tracing::warn!(
+            target: ROW_LOG_TARGET,
+            row = result.row,
+            customer_id = %result.customer_id,
+            outcome,
+            http_status = result.http_status,
+            error_code = result.error_code.as_deref().unwrap_or(""),
+            error = result.error_message.as_deref().unwrap_or(""),
+            request_id = display_id(result.request_id),
+            correlation_id = display_id(result.correlation_id),
+            "row failed"
+        );
+    } else {
+        tracing::info!(
+            target: ROW_LOG_TARGET,
+            row = result.row,
+            customer_id = %result.customer_id,
+            outcome,
+            http_status = result.http_status,
+            vetting_status = result.vetting_status.as_deref().unwrap_or(""),
+            request_id = display_id(result.request_id),
+            correlation_id = display_id(result.correlation_id),
+            "row done"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(status: Option<&str>) -> QualificationRecord {
+        QualificationRecord {
+            qualification: Qualification::Education.as_str().to_string(),
+            vetting_status: status.map(str::to_string),
+            ..QualificationRecord::default()
+        }
+    }
+
+    #[test]
+    fn the_reconcile_decision_matrix() {
+        use ReconcileDecision::*;
+        let approved = held(Some("Approved"));
+        let in_review = held(Some("InReview"));
+        let no_status = held(None);
+        let denied = held(Some("Denied"));
+        let denied_lower = held(Some("denied"));
+        // (held, retry_denied, dry_run) -> decision
+        let cases: [(Option<&QualificationRecord>, bool, bool, ReconcileDecision); 16] = [
+            (None, false, false, Create),
+            (None, true, false, Create),
+            (None, false, true, Plan),
+            (None, true, true, Plan),
+            (Some(&approved), false, false, Exists),
+            (Some(&approved), true, false, Exists),
+            (Some(&approved), false, true, Exists),
+            (Some(&in_review), true, true, Exists),
+            (Some(&no_status), true, false, Exists),
+            (Some(&denied), false, false, Exists),
+            (Some(&denied), false, true, Exists),
+            (Some(&denied), true, false, Create),
+            (Some(&denied), true, true, Plan),
+            (Some(&denied_lower), true, false, Create),
+            (Some(&denied_lower), false, false, Exists),
+            (Some(&no_status), false, true, Exists),
+        ];
+        for (record, retry_denied, dry_run, expected) in cases {
+            assert_eq!(
+                reconcile_decision(record, retry_denied, dry_run),
+                expected,
+                "held {:?}, retry_denied {retry_denied}, dry_run {dry_run}",
+                record.map(|r| r.vetting_status.clone())
+            );
+        }
+    }
+
+    #[test]
+    fn only_json_naming_the_posted_qualification_counts_as_a_create_answer() {
+        use crate::domain::model::Qualification::{Education, StateOwnedEntity};
+        for (body, posted) in [
+            (
+                &br#"{"qualification":"StateOwnedEntity","vettingStatus":"Approved"}"#[..],
+                StateOwnedEntity,
+            ),
+            (br#"{"Qualification":"Education"}"#, Education),
+            (
+                br#"{"qualifications":[{"qualification":"Education"}]}"#,
+                Education,
+            ),
+            (br#"{"items":[{"Qualification":"Education"}]}"#, Education),
+            (br#"[{"qualification":"Education"}]"#, Education),
+        ] {
+            assert!(
+                api::parse_create_answer(body, posted).is_some(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        for (body, posted) in [
+            (&b""[..], Education),
+            (b"<html><body>Sign in</body></html>", Education),
+            (br#"{"statusCode":200}"#, Education),
+            (br#"{"qualification":"Educ"#, Education),
+            (b"null", Education),
+            (br#"[]"#, Education),
+            // Another qualification's record does not answer this create.
+            (
+                br#"{"qualification":"StateOwnedEntity","vettingStatus":"Approved"}"#,
+                Education,
+            ),
+            (br#"[{"qualification":"Education"}]"#, StateOwnedEntity),
+        ] {
+            assert!(
+                api::parse_create_answer(body, posted).is_none(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+}

@@ -1,0 +1,713 @@
+//! `run` and `reconcile` from input to results: the reader streams validated rows (journalled
+//! first) into the shared worker pool ([`crate::engine::pool`]), each worker decides and sends its row
+//! ([`crate::engine::decide`]), and the writer records one results row per input row as they finish.
+
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use std::path::Path;
+
+use tokio::sync::mpsc;
+
+use crate::domain::error::{ErrorKind, ExitCode};
+use crate::domain::model::{Outcome, ResultRow, Row};
+use crate::domain::stats::Stats;
+use crate::engine::config::RunConfig;
+pub use crate::engine::decide::Mode;
+use crate::engine::decide::{Work, Worker};
+pub use crate::engine::pool::Stop;
+use crate::engine::pool::{drain_workers, finish_writer, output_error, spawn_pool, spawn_writer};
+use crate::engine::preflight;
+use crate::input::source::{off_runtime, InputSource};
+use crate::input::{InputOptions, InputReader, Record};
+use crate::partner_center::api;
+use crate::partner_center::auth::Credentials;
+use crate::partner_center::client::Client;
+use crate::partner_center::fatal::FatalStop;
+use crate::partner_center::throttle::Throttle;
+use crate::results::lock::lock_output;
+use crate::results::output::{self, ResultsWriter};
+use crate::results::resume::{self, Journal, ResumeState};
+
+/// What to run: where rows come from and go, with what settings and credentials.
+pub struct Job {
+    /// Input path, `-` for standard input (for messages).
+    pub input: String,
+    /// The input, opened once ([`InputSource::open`]); every pass over it reads from here.
+    pub source: InputSource,
+    /// Results path, `-` for standard output.
+    pub output: String,
+    /// Overwrite an existing results file.
+    pub force: bool,
+    /// Continue an earlier results file instead of starting a new one.
+    pub resume: bool,
+    /// Plan writes instead of sending them.
+    pub dry_run: bool,
+    /// Run or reconcile.
+    pub mode: Mode,
+    /// Validated settings.
+    pub config: RunConfig,
+    /// Where access tokens come from; `None` only for a `run --dry-run`, which sends nothing.
+    pub credentials: Option<Credentials>,
+    /// Counters, shared with whoever shows progress.
+    pub stats: Arc<Stats>,
+    /// The pacer, shared with whoever shows the 429 pause.
+    pub throttle: Arc<Throttle>,
+}
+
+/// How a finished (or stopped) run went.
+pub struct Report {
+    /// Counters for the summary.
+    pub stats: Arc<Stats>,
+    /// Rows written to the results file by this run (carried-over rows not included).
+    pub rows: u64,
+    /// Rows carried over from an earlier results file by `--resume`.
+    pub carried_over: u64,
+    /// Wall time of the run proper.
+    pub elapsed: Duration,
+    /// The run was stopped by a signal before it read every row.
+    pub interrupted: bool,
+    /// The input became unreadable part-way (the rows before it are in the results).
+    pub input_error: Option<String>,
+    /// Pool-wide 429 pauses.
+    pub pauses: u64,
+    /// For a dry run: the first request that would have been sent, token masked.
+    pub example_request: Option<String>,
+    /// The rotated refresh token could not be written back to `PC_REFRESH_TOKEN_FILE`.
+    pub token_file_failed: bool,
+    /// Why the run was stopped for good (MFA, token endpoint, outage), if it was.
+    pub fatal: Option<crate::partner_center::fatal::Cause>,
+    /// Rows whose processing panicked (written as `failed` / `internal`).
+    pub internal_errors: u64,
+}
+
+impl Report {
+    /// The exit code this run ends the process with.
+    pub fn exit_code(&self) -> ExitCode {
+        if self.fatal.is_some() {
+            ExitCode::STOPPED
+        } else if self.interrupted {
+            ExitCode::Interrupted
+        } else if self.input_error.is_some()
+            || self.stats.outcome(Outcome::Failed) > 0
+            || self.stats.outcome(Outcome::Invalid) > 0
+        {
+            ExitCode::RowsFailed
+        } else {
+            ExitCode::Success
+        }
+    }
+}
+
+/// Runs `job` to the end (or until `stop`), writing the results file as rows finish.
+pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
+    let Job {
+        input,
+        mut source,
+        output: output_path,
+        force,
+        resume,
+        dry_run,
+        mode,
+        config,
+        credentials,
+        stats,
+        throttle,
+    } = job;
+    let options = InputOptions {
+        contract: config.contract,
+        default_segment: config.default_segment,
+        default_validation_code: config.default_validation_code.clone(),
+    };
+    let gcc_preflight = config.validation_code_auto && mode == Mode::Run && !dry_run;
+    // Spooling standard input, a workbook's open and the header read all block: off the
+    // runtime (see `source::off_runtime`), with the source handed there and back.
+    let spool = gcc_preflight && !resume;
+    let opened = {
+        let options = options.clone();
+        off_runtime(&input, move || {
+            if spool {
+                // The pre-flight count is a second pass: standard input is kept for it.
+                source.spool()?;
+            }
+            let reader = source.reader(options)?;
+            Ok((source, reader))
+        })
+    };
+    let Some((mut source, mut reader)) = unless_stopped(&stop, opened).await? else {
+        return Ok(stopped_before_start(stats, &throttle));
+    };
+    if resume && (input == "-" || output_path == "-") {
+        return Err(ErrorKind::Config(
+            "--resume needs a file for both --input and --output (it reads them again)".into(),
+        ));
+    }
+    // One writer per results file, before anything is read back or sent; held to the end. Taken
+    // before the file checks, so a second run is told who holds the file, not that it exists.
+    let _lock = lock_output(&output_path, || {
+        if resume {
+            Ok(())
+        } else {
+            output::check_target(&output_path, force)
+        }
+    })?;
+    let fatal = Arc::new(FatalStop::new(stop.clone()));
+
+    let mut token_provider = None;
+    let client = match credentials {
+        Some(credentials) => {
+            // Credentials are proven before the results file is touched or any row is sent.
+            let (client, tokens) = Client::connect(
+                &config,
+                credentials,
+                throttle.clone(),
+                stats.clone(),
+                fatal.clone(),
+            )
+            .await?;
+            token_provider = Some(tokens);
+            Some(Arc::new(client))
+        }
+        None => None,
+    };
+    // Read-only until every check has passed: a refused resume leaves the file as it was.
+    let mut resume_state = if resume {
+        let state = resume::load(&output_path)?;
+        let shown = input.clone();
+        let verified = off_runtime(&input, move || {
+            resume::verify_input(source.reader(InputOptions::default())?, &state, &shown)?;
+            Ok((source, state))
+        });
+        let Some((back, state)) = unless_stopped(&stop, verified).await? else {
+            return Ok(stopped_before_start(stats, &throttle));
+        };
+        source = back;
+        state
+    } else {
+        ResumeState::default()
+    };
+    if config.validation_code_auto {
+        let client = client.as_deref().ok_or_else(|| {
+            ErrorKind::Config("--validation-code auto needs credentials to read the codes".into())
+        })?;
+        let code = preflight::validation_code(client, config.validation_org.as_deref()).await?;
+        reader.set_default_validation_code(Some(code.validation_id.clone()));
+        if gcc_preflight {
+            let options = InputOptions {
+                default_validation_code: Some(code.validation_id.clone()),
+                ..options
+            };
+            let (validation_id, path) = (code.validation_id.clone(), input.clone());
+            let counted = off_runtime(&input, move || {
+                let rows =
+                    preflight::count_gcc_rows(source.reader(options)?, &validation_id, |index| {
+                        resume_state.is_settled(index)
+                    })
+                    .map_err(|source| ErrorKind::InputRead { path, source })?;
+                Ok((source, resume_state, rows))
+            });
+            let Some((back, back_state, rows)) = unless_stopped(&stop, counted).await? else {
+                return Ok(stopped_before_start(stats, &throttle));
+            };
+            (source, resume_state) = (back, back_state);
+            preflight::check_remaining_creates(&code, rows)?;
+        }
+    }
+    if resume {
+        resume::keep_settled(&output_path, &stats)?;
+    }
+    let carried_over = resume_state.settled.len() as u64;
+    let journal_path = resume::journal_path(&output_path);
+    // No journal beside a device or FIFO either: nothing could resume from it.
+    let wants_journal = output_path != "-"
+        && crate::results::lock::is_lockable(Path::new(&output_path))
+        && (!dry_run || matches!(mode, Mode::Reconcile { .. }));
+    let (writer, journal) =
+        open_outputs(&output_path, &journal_path, resume, force, wants_journal)?;
+    // A dry run of `run` shows the first request it would have sent.
+    let want_example = dry_run && mode == Mode::Run;
+    // The pacer measures the quota from here, not from before the sign-in and pre-flight.
+    throttle.begin();
+    let started = Instant::now();
+
+    let (work_tx, work_rx) = async_channel::bounded::<Work>(config.concurrency * 2);
+    let (result_tx, result_rx) = mpsc::channel::<ResultRow>(config.concurrency * 4 + 64);
+    let aborted = Arc::new(AtomicBool::new(false));
+
+    let router = Router {
+        resume: resume_state,
+        journal,
+        example: None,
+        want_example,
+    };
+    let internal_errors = Arc::new(AtomicU64::new(0));
+    let reader_task = if input == "-" || source.is_workbook() {
+        // Standard input may stall for as long as the producer likes, and a workbook's rows
+        // wait on its reader thread: not on the runtime.
+        let (result_tx, stop, aborted) = (result_tx.clone(), stop.clone(), aborted.clone());
+        tokio::task::spawn_blocking(move || {
+            read_rows_blocking(reader, router, work_tx, result_tx, &stop, &aborted)
+        })
+    } else {
+        // A file read is a short buffered syscall: reading on the runtime saves two thread
+        // hand-offs per row.
+        let (result_tx, stop, aborted) = (result_tx.clone(), stop.clone(), aborted.clone());
+        tokio::spawn(
+            async move { read_rows(reader, router, work_tx, result_tx, &stop, &aborted).await },
+        )
+    };
+    let writer_task = spawn_writer(
+        output_path == "-",
+        result_rx,
+        writer,
+        stats.clone(),
+        aborted.clone(),
+    );
+    let worker = Arc::new(Worker {
+        client: client.clone(),
+        contract: config.contract,
+        mode,
+        dry_run,
+    });
+    let mut workers = spawn_pool(
+        config.concurrency,
+        work_rx.clone(),
+        result_tx.clone(),
+        &stop,
+        {
+            let internal_errors = internal_errors.clone();
+            move |work: Work| {
+                let worker = worker.clone();
+                let internal_errors = internal_errors.clone();
+                async move {
+                    let skeleton = internal_row(&work);
+                    match crate::engine::unwind::catch(worker.process(work)).await {
+                        Ok(row) => row,
+                        Err(panicked) => {
+                            internal_errors.fetch_add(1, Ordering::Relaxed);
+                            failed_internally(skeleton, &panicked.message)
+                        }
+                    }
+                }
+            }
+        },
+    );
+    drop(result_tx);
+    drop(work_rx);
+
+    drain_workers(&mut workers, &stop, config.shutdown_grace).await;
+    let (input_error, example) = match reader_task.await {
+        Ok(end) => (end.error, end.example),
+        Err(err) => (Some(format!("input reader stopped: {err}")), None),
+    };
+    let rows = finish_writer(writer_task, &output_path)
+        .await
+        .map_err(|err| match err {
+            // Rows were sent before the results file failed: say so, and how to finish.
+            ErrorKind::OutputIo { path, source } => ErrorKind::OutputAfterSend { path, source },
+            other => other,
+        })?;
+    let interrupted = stop.requested();
+    let internal_errors = internal_errors.load(Ordering::Relaxed);
+    let fatal = fatal.cause().cloned();
+    if !interrupted && input_error.is_none() && internal_errors == 0 && fatal.is_none() {
+        // Every row has its results row: nothing is in doubt any more.
+        if let Err(err) = std::fs::remove_file(&journal_path) {
+            if err.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(
+                    journal = %journal_path.display(),
+                    error = %err,
+                    "the finished run's journal could not be deleted; delete it by hand before starting another run on this file with --resume"
+                );
+            }
+        }
+    }
+    let example_request = example.map(|row| {
+        preflight::describe_request(
+            &config.base_url,
+            &api::create_request(&row, config.contract),
+        )
+    });
+    Ok(Report {
+        stats,
+        rows,
+        carried_over,
+        elapsed: started.elapsed(),
+        interrupted,
+        input_error: input_error.map(|e| format!("input {input}: {e}")),
+        pauses: throttle.pauses(),
+        example_request,
+        token_file_failed: token_provider.is_some_and(|t| t.token_file_failed()),
+        fatal,
+        internal_errors,
+    })
+}
+
+/// Waits for blocking input work (see `source::off_runtime`) unless a stop is requested first:
+/// then `None`. A stream that never ends (a producer that hangs, a terminal on standard input)
+/// must not hold a Ctrl-C back; the blocking thread is left in its read (the process does not
+/// wait for it on exit).
+async fn unless_stopped<T>(
+    stop: &Stop,
+    work: impl std::future::Future<Output = Result<T, ErrorKind>>,
+) -> Result<Option<T>, ErrorKind> {
+    tokio::select! {
+        biased;
+        result = work => result.map(Some),
+        () = stop.wait() => Ok(None),
+    }
+}
+
+/// The report of a run stopped while its input was still being opened or checked: nothing was
+/// sent and no results file was written.
+fn stopped_before_start(stats: Arc<Stats>, throttle: &Throttle) -> Report {
+    Report {
+        stats,
+        rows: 0,
+        carried_over: 0,
+        elapsed: Duration::ZERO,
+        interrupted: true,
+        input_error: None,
+        pauses: throttle.pauses(),
+        example_request: None,
+        token_file_failed: false,
+        fatal: None,
+        internal_errors: 0,
+    }
+}
+
+/// Decides where each input record goes, and journals request ids before rows go out.
+struct Router {
+    resume: ResumeState,
+    journal: Option<Journal>,
+    /// The first valid row, kept for a dry run's example request.
+    example: Option<Row>,
+    want_example: bool,
+}
+
+/// The journal could not be written; the rows it should have recorded are not sent.
+#[derive(Debug, thiserror::Error)]
+#[error("could not write the journal, so nothing more is sent")]
+struct JournalError(#[source] std::io::Error);
+
+/// Where one input record goes.
+enum Route {
+    /// To a worker.
+    Work(Work),
+    /// Straight to the writer (invalid or duplicate).
+    Result(ResultRow),
+    /// Nowhere: an earlier run settled it.
+    Skip,
+}
+
+impl Router {
+    /// Writes the journal lines of the rows routed so far; they must be on file before those
+    /// rows can be posted.
+    fn commit_journal(&mut self) -> Result<(), JournalError> {
+        match &mut self.journal {
+            Some(journal) => journal.commit().map_err(JournalError),
+            None => Ok(()),
+        }
+    }
+
+    fn route(&mut self, record: Record) -> Route {
+        match record {
+            Record::Valid(row) if self.resume.is_settled(row.index) => Route::Skip,
+            Record::Rejected(row) if self.resume.is_settled(row.row) => Route::Skip,
+            Record::Valid(row) => {
+                if self.want_example && self.example.is_none() {
+                    self.example = Some(row.clone());
+                }
+                let request_id = self
+                    .resume
+                    .request_id_for(&row)
+                    .unwrap_or_else(crate::partner_center::client::new_uuid);
+                if let Some(journal) = &mut self.journal {
+                    journal.record(&row, request_id);
+                }
+                Route::Work(Work { row, request_id })
+            }
+            Record::Rejected(row) => {
+                if row.outcome == Some(Outcome::Invalid) {
+                    tracing::warn!(
+                        row = row.row,
+                        "row {}: {}",
+                        row.row,
+                        row.error_message.as_deref().unwrap_or("invalid")
+                    );
+                }
+                Route::Result(row)
+            }
+        }
+    }
+}
+
+/// How the reader ended.
+#[derive(Default)]
+pub(crate) struct ReaderEnd {
+    /// The input became unreadable part-way.
+    error: Option<String>,
+    /// The first valid row (dry run only).
+    example: Option<Row>,
+    /// The input row number of the last record read, to say where a read error stopped the run.
+    last_row: Option<u64>,
+}
+
+impl ReaderEnd {
+    /// The next record's route; `None` at the end, on a stop, or on a read error (kept in `self`).
+    fn next_route<R: Read>(
+        &mut self,
+        reader: &mut InputReader<R>,
+        router: &mut Router,
+        stop: &Stop,
+        aborted: &AtomicBool,
+    ) -> Option<Route> {
+        let record = reader.next_record()?;
+        if stop.requested() || aborted.load(Ordering::Relaxed) {
+            return None;
+        }
+        match record {
+            Ok(record) => {
+                self.last_row = Some(match &record {
+                    Record::Valid(row) => row.index,
+                    Record::Rejected(row) => row.row,
+                });
+                Some(router.route(record))
+            }
+            Err(e) => {
+                // A stream (standard input, a pipe) is not checked ahead, so this can come after
+                // rows went out: say how far the run got.
+                self.error = Some(match self.last_row {
+                    Some(row) => format!(
+                        "{e}; reading stopped there: every row up to row {row} (the last one read) has its results row, and nothing after it was read or sent"
+                    ),
+                    None => format!("{e}; no row was read or sent"),
+                });
+                None
+            }
+        }
+    }
+}
+
+/// Rows the file reader gathers before one journal write hands them all out.
+const READ_BATCH: usize = 64;
+
+/// The reader on the runtime: valid rows to the workers, rejected rows straight to the writer.
+async fn read_rows<R: Read>(
+    mut reader: InputReader<R>,
+    mut router: Router,
+    work_tx: async_channel::Sender<Work>,
+    result_tx: mpsc::Sender<ResultRow>,
+    stop: &Stop,
+    aborted: &AtomicBool,
+) -> ReaderEnd {
+    let mut end = ReaderEnd::default();
+    let mut batch = Vec::with_capacity(READ_BATCH);
+    'read: loop {
+        while batch.len() < READ_BATCH {
+            match end.next_route(&mut reader, &mut router, stop, aborted) {
+                Some(route) => batch.push(route),
+                None => break,
+            }
+        }
+        if batch.is_empty() {
+            break;
+        }
+        if let Err(e) = router.commit_journal() {
+            end.error = Some(crate::domain::error::chain(&e));
+            break;
+        }
+        for route in batch.drain(..) {
+            let sent = match route {
+                Route::Work(work) => work_tx.send(work).await.is_ok(),
+                Route::Result(row) => result_tx.send(row).await.is_ok(),
+                Route::Skip => true,
+            };
+            if !sent {
+                break 'read;
+            }
+        }
+        // A run of rejected rows never fills a channel: let the workers and writer in.
+        tokio::task::yield_now().await;
+    }
+    end.example = router.example;
+    end
+}
+
+/// The same reader on its own thread, for standard input.
+fn read_rows_blocking<R: Read>(
+    mut reader: InputReader<R>,
+    mut router: Router,
+    work_tx: async_channel::Sender<Work>,
+    result_tx: mpsc::Sender<ResultRow>,
+    stop: &Stop,
+    aborted: &AtomicBool,
+) -> ReaderEnd {
+    let mut end = ReaderEnd::default();
+    // Rows from a pipe go out one at a time: a slow producer must not hold a batch back.
+    while let Some(route) = end.next_route(&mut reader, &mut router, stop, aborted) {
+        if let Err(e) = router.commit_journal() {
+            end.error = Some(crate::domain::error::chain(&e));
+            break;
+        }
+        let sent = match route {
+            Route::Work(work) => work_tx.send_blocking(work).is_ok(),
+            Route::Result(row) => result_tx.blocking_send(row).is_ok(),
+            Route::Skip => true,
+        };
+        if !sent {
+            break;
+        }
+    }
+    end.example = router.example;
+    end
+}
+
+/// The results row a panicking worker leaves for its row (filled in by [`failed_internally`]).
+fn internal_row(work: &Work) -> ResultRow {
+    ResultRow {
+        row: work.row.index,
+        customer_id: work.row.customer_id.to_lower_string(),
+        qualification: work.row.qualification.as_str().to_string(),
+        request_id: Some(work.request_id),
+        ..ResultRow::default()
+    }
+}
+
+/// A bug must not lose a row: it becomes `failed` with `error_code` `internal`.
+fn failed_internally(mut row: ResultRow, message: &str) -> ResultRow {
+    tracing::error!(row = row.row, panic = %message, "internal error while processing a row");
+    row.outcome = Some(Outcome::Failed);
+    row.error_code = Some("internal".into());
+    row.error_message = Some(crate::partner_center::api::sanitize(&format!(
+        "internal error (please report it): {message}; the row's request may have been sent, --resume re-sends it with the same MS-RequestId"
+    )));
+    row
+}
+
+/// Opens the results writer and the journal and proves both writable before the first request:
+/// the header is written, flushed and synced, the journal created and synced. A failure leaves
+/// nothing behind that this run created (a results file that a rerun or `--resume` would trip on).
+fn open_outputs(
+    output_path: &str,
+    journal_path: &Path,
+    resume: bool,
+    force: bool,
+    wants_journal: bool,
+) -> Result<(ResultsWriter<output::Sink>, Option<Journal>), ErrorKind> {
+    // Only a regular file may ever be removed: `--output /dev/full` (or a FIFO) must survive a
+    // failed start, above all when running as root.
+    let regular =
+        |path: &Path| std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file());
+    // A 0-byte file (a disk that filled up as an earlier run started) has no header to append to.
+    let appendable = resume && std::fs::metadata(output_path).is_ok_and(|m| m.len() > 0);
+    let cleanup = |journal_created: bool| {
+        if journal_created && regular(journal_path) {
+            let _ = std::fs::remove_file(journal_path);
+        }
+        // A resumed file holds the earlier run's rows: never removed.
+        if output_path != "-" && !resume && regular(Path::new(output_path)) {
+            let _ = std::fs::remove_file(output_path);
+        }
+    };
+    // Set once this run has created or truncated the results file: only then is it this run's
+    // to remove. A `--force` open that fails (ETXTBSY, a read-only file, EIO) never truncated
+    // the earlier results, so they stay.
+    let mut touched = false;
+    let opened = (|| -> Result<ResultsWriter<output::Sink>, ErrorKind> {
+        let mut writer = if appendable {
+            let file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(output_path)
+                .map_err(|e| output_error(output_path, e))?;
+            ResultsWriter::without_header(output::Sink::File(std::io::BufWriter::new(file)))
+        } else {
+            let sink = output::create(output_path, force || resume)?;
+            touched = true;
+            ResultsWriter::with_header(sink).map_err(|e| output_error(output_path, e))?
+        };
+        writer
+            .flush()
+            .and_then(|()| writer.sync())
+            .map_err(|e| output_error(output_path, e))?;
+        Ok(writer)
+    })();
+    let writer = match opened {
+        Ok(writer) => writer,
+        Err(err) => {
+            // Only a file this run created (or truncated with --force) is removed.
+            if touched {
+                cleanup(false);
+            }
+            return Err(err);
+        }
+    };
+    if !wants_journal {
+        return Ok((writer, None));
+    }
+    if !resume {
+        // A journal left by an earlier run of another file must not lend its request ids.
+        let _ = std::fs::remove_file(journal_path);
+    }
+    let journal_existed = journal_path.exists();
+    match Journal::open(journal_path).and_then(|journal| journal.sync().map(|()| journal)) {
+        Ok(journal) => Ok((writer, Some(journal))),
+        Err(e) => {
+            cleanup(!journal_existed);
+            Err(output_error(&journal_path.display().to_string(), e))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `--force` start whose open of the existing results file fails (here: the file is a
+    /// running program, ETXTBSY, which stops root too) leaves the earlier results where they were.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_failed_forced_open_keeps_the_earlier_results() {
+        let dir = tempfile::tempdir().expect("dir");
+        let out = dir.path().join("out.csv");
+        std::fs::copy("/bin/sleep", &out).expect("a program to keep busy");
+        let mut busy = std::process::Command::new(&out)
+            .arg("30")
+            .spawn()
+            .expect("run it");
+        let before = std::fs::read(&out).expect("read");
+        // Wait until the kernel holds the file as a running text.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let refused = loop {
+            match std::fs::OpenOptions::new().write(true).open(&out) {
+                Err(e) if e.raw_os_error() == Some(26) => break true,
+                _ if Instant::now() > deadline => break false,
+                _ => std::thread::sleep(Duration::from_millis(10)),
+            }
+        };
+        if refused {
+            let out_s = out.to_string_lossy().into_owned();
+            let journal = resume::journal_path(&out_s);
+            let err = open_outputs(&out_s, &journal, false, true, true)
+                .err()
+                .expect("the open fails");
+            assert!(matches!(err, ErrorKind::OutputIo { .. }), "{err}");
+            // The cause (the kernel's "text file busy") is kept and printed once.
+            let text = err.chain();
+            assert!(text.starts_with(&format!("output {out_s}: ")), "{text}");
+        }
+        let _ = busy.kill();
+        let _ = busy.wait();
+        if !refused {
+            eprintln!("this kernel lets a running program be opened for writing; nothing to test");
+            return;
+        }
+        assert_eq!(
+            std::fs::read(&out).ok(),
+            Some(before),
+            "the earlier file is neither removed nor changed"
+        );
+    }
+}

@@ -1,0 +1,229 @@
+//! The worker pool every working command shares (run, reconcile, refresh, export): a fixed
+//! number of workers take items from a bounded channel until it closes or a stop is asked for,
+//! a writer records what they produce as it comes, and [`Stop`] carries the signals in.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::domain::error::ErrorKind;
+use crate::domain::model::ResultRow;
+use crate::domain::stats::Stats;
+use crate::results::output::ResultsWriter;
+
+/// Asks a running job to stop: once to drain in-flight rows, twice to stop at once.
+#[derive(Clone)]
+pub struct Stop {
+    tx: Arc<watch::Sender<u8>>,
+}
+
+impl Default for Stop {
+    fn default() -> Self {
+        Stop {
+            tx: Arc::new(watch::channel(0).0),
+        }
+    }
+}
+
+impl Stop {
+    /// Records one stop request (a signal); the second one is urgent.
+    pub fn request(&self) {
+        self.tx.send_modify(|n| *n = n.saturating_add(1));
+    }
+
+    /// Resolves once a stop has been requested.
+    pub async fn wait(&self) {
+        let mut rx = self.subscribe();
+        let _ = rx.wait_for(|n| *n > 0).await;
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u8> {
+        self.tx.subscribe()
+    }
+
+    pub(crate) fn requested(&self) -> bool {
+        *self.tx.borrow() > 0
+    }
+}
+
+/// Starts `n` workers that take items from `work_rx` until it closes or a stop is requested,
+/// turn each into a results row (or an export's rows) with `process`, and hand it to the writer.
+pub(crate) fn spawn_pool<T, R, F, Fut>(
+    n: usize,
+    work_rx: async_channel::Receiver<T>,
+    result_tx: mpsc::Sender<R>,
+    stop: &Stop,
+    process: F,
+) -> tokio::task::JoinSet<()>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(T) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = R> + Send,
+{
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let work_rx = work_rx.clone();
+        let result_tx = result_tx.clone();
+        let process = process.clone();
+        let mut stop_rx = stop.subscribe();
+        workers.spawn(async move {
+            loop {
+                let item = tokio::select! {
+                    biased;
+                    _ = stop_rx.wait_for(|n| *n > 0) => break,
+                    item = work_rx.recv() => match item {
+                        Ok(item) => item,
+                        Err(_) => break,
+                    },
+                };
+                if result_tx.send(process(item).await).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    workers
+}
+
+/// Waits for the workers; after a stop request gives them the grace period, after a second one none.
+pub(crate) async fn drain_workers(
+    workers: &mut tokio::task::JoinSet<()>,
+    stop: &Stop,
+    grace: Duration,
+) {
+    let mut stop_rx = stop.subscribe();
+    let mut deadline = None;
+    loop {
+        match deadline {
+            None => tokio::select! {
+                next = workers.join_next() => if next.is_none() { return },
+                _ = stop_rx.wait_for(|n| *n > 0) => {
+                    tracing::warn!(
+                        grace_s = grace.as_secs_f64(),
+                        "stopping: no new rows are taken; waiting for requests in flight"
+                    );
+                    deadline = Some(tokio::time::Instant::now() + grace);
+                }
+            },
+            Some(deadline) => tokio::select! {
+                next = workers.join_next() => if next.is_none() { return },
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!("grace period over: abandoning requests still in flight");
+                    break;
+                }
+                _ = stop_rx.wait_for(|n| *n > 1) => {
+                    tracing::warn!("second stop signal: abandoning requests still in flight");
+                    break;
+                }
+            },
+        }
+    }
+    workers.abort_all();
+    while workers.join_next().await.is_some() {}
+}
+
+/// Writes results as they come and flushes whenever the queue runs dry, so a crash loses at
+/// most the rows still in flight. A file is written from the runtime itself (a buffered write
+/// never blocks for long); standard output may block on a slow reader, so it gets a thread.
+pub(crate) fn spawn_writer<W: std::io::Write + Send + 'static>(
+    to_stdout: bool,
+    rx: mpsc::Receiver<ResultRow>,
+    writer: ResultsWriter<W>,
+    stats: Arc<Stats>,
+    aborted: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<std::io::Result<u64>> {
+    if to_stdout {
+        tokio::task::spawn_blocking(move || {
+            let mut state = WriterState {
+                rx,
+                writer,
+                rows: 0,
+            };
+            let result = (|| {
+                state.writer.flush()?;
+                while let Some(row) = state.rx.blocking_recv() {
+                    state.write_batch(row, &stats)?;
+                }
+                Ok(state.rows)
+            })();
+            state.finish(result, &aborted)
+        })
+    } else {
+        tokio::spawn(async move {
+            let mut state = WriterState {
+                rx,
+                writer,
+                rows: 0,
+            };
+            let result = async {
+                state.writer.flush()?;
+                while let Some(row) = state.rx.recv().await {
+                    state.write_batch(row, &stats)?;
+                }
+                Ok(state.rows)
+            }
+            .await;
+            state.finish(result, &aborted)
+        })
+    }
+}
+
+struct WriterState<W: std::io::Write> {
+    rx: mpsc::Receiver<ResultRow>,
+    writer: ResultsWriter<W>,
+    rows: u64,
+}
+
+impl<W: std::io::Write> WriterState<W> {
+    /// Writes `first` and whatever else is queued, then flushes once.
+    fn write_batch(&mut self, first: ResultRow, stats: &Stats) -> std::io::Result<()> {
+        let mut next = Some(first);
+        while let Some(row) = next {
+            self.writer.write(&row)?;
+            if let Some(outcome) = row.outcome {
+                stats.record_outcome(outcome);
+            }
+            stats.record_vetting(row.vetting_status.as_deref());
+            self.rows += 1;
+            next = self.rx.try_recv().ok();
+        }
+        self.writer.flush()
+    }
+
+    fn finish(
+        mut self,
+        result: std::io::Result<u64>,
+        aborted: &AtomicBool,
+    ) -> std::io::Result<u64> {
+        if result.is_err() {
+            // Nothing more can be recorded: tell the reader to stop feeding rows.
+            aborted.store(true, Ordering::Relaxed);
+            self.rx.close();
+        }
+        result
+    }
+}
+
+/// Waits for the writer: the rows it wrote, or why it stopped (a closed stdout pipe is quiet).
+pub(crate) async fn finish_writer<T>(
+    writer: tokio::task::JoinHandle<std::io::Result<T>>,
+    path: &str,
+) -> Result<T, ErrorKind> {
+    match writer.await {
+        Ok(Ok(rows)) => Ok(rows),
+        Ok(Err(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => Err(ErrorKind::BrokenPipe),
+        Ok(Err(err)) => Err(output_error(path, err)),
+        Err(err) => Err(output_error(path, std::io::Error::other(err))),
+    }
+}
+
+/// The results file `path` could not be written.
+pub(crate) fn output_error(path: &str, err: std::io::Error) -> ErrorKind {
+    ErrorKind::OutputIo {
+        path: path.to_string(),
+        source: err,
+    }
+}

@@ -1,0 +1,191 @@
+//! Checks made before the first row is sent: which GCC validation code to use, whether it has
+//! creates left for every GCC row, and what a dry run shows of the request it would send.
+
+use std::io::Read;
+
+use crate::domain::error::ErrorKind;
+use crate::domain::model::Qualification;
+use crate::input::{InputError, InputReader, Record};
+use crate::partner_center::api::{self, Request, ValidationCode};
+use crate::partner_center::client::{Client, Reply};
+
+/// Reads the partner's validation codes and picks one: the only one, or the one of `org`.
+pub async fn validation_code(
+    client: &Client,
+    org: Option<&str>,
+) -> Result<ValidationCode, ErrorKind> {
+    let exchange = client
+        .send(
+            &api::validations_request(),
+            crate::partner_center::client::new_uuid(),
+        )
+        .await;
+    let codes = match &exchange.reply {
+        Reply::Answer { status, body } if (200..300).contains(status) => {
+            api::parse_validations(body).map_err(ErrorKind::ValidationCodes)?
+        }
+        Reply::Answer { status, body } => {
+            let error = api::parse_error_body(body);
+            return Err(ErrorKind::Preflight(format!(
+                "reading validation codes answered {status}{}",
+                error.message.map(|m| format!(": {m}")).unwrap_or_default()
+            )));
+        }
+        Reply::Transport(reason) | Reply::Token(reason) | Reply::Stopped(reason) => {
+            return Err(ErrorKind::Preflight(format!(
+                "reading validation codes failed: {reason}"
+            )))
+        }
+    };
+    choose_code(codes, org)
+}
+
+/// The rule behind `--validation-code auto`, apart from the network.
+pub fn choose_code(
+    codes: Vec<ValidationCode>,
+    org: Option<&str>,
+) -> Result<ValidationCode, ErrorKind> {
+    let listing = |codes: &[ValidationCode]| {
+        codes
+            .iter()
+            .map(|c| format!("{:?} ({})", c.organization_name, c.validation_id))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let Some(org) = org {
+        let wanted = org.trim();
+        let mut matches = codes
+            .iter()
+            .filter(|c| c.organization_name.trim().eq_ignore_ascii_case(wanted));
+        return match (matches.next(), matches.next()) {
+            (Some(code), None) => Ok(code.clone()),
+            (Some(_), Some(_)) => Err(ErrorKind::Preflight(format!(
+                "several validation codes belong to {wanted:?}; set --validation-code to one of: {}",
+                listing(&codes)
+            ))),
+            (None, _) => Err(ErrorKind::Preflight(format!(
+                "no validation code belongs to {wanted:?}; the partner's codes are: {}",
+                listing(&codes)
+            ))),
+        };
+    }
+    match codes.len() {
+        0 => Err(ErrorKind::Preflight(
+            "--validation-code auto: the partner has no GovernmentCommunityCloud validation codes"
+                .into(),
+        )),
+        1 => Ok(codes.into_iter().next().ok_or_else(|| {
+            ErrorKind::Preflight("validation code list changed while read".into())
+        })?),
+        _ => Err(ErrorKind::Preflight(format!(
+            "--validation-code auto found several codes; pick one with --validation-org NAME: {}",
+            listing(&codes)
+        ))),
+    }
+}
+
+/// Counts the valid GovernmentCommunityCloud rows that would be posted with `code`, leaving out
+/// rows an earlier run already settled (`settled(row index)`).
+pub fn count_gcc_rows<R: Read>(
+    mut reader: InputReader<R>,
+    code: &str,
+    settled: impl Fn(u64) -> bool,
+) -> Result<u64, InputError> {
+    let mut count = 0;
+    while let Some(record) = reader.next_record() {
+        if let Record::Valid(row) = record? {
+            if row.qualification == Qualification::GovernmentCommunityCloud
+                && row.validation_code.as_deref() == Some(code)
+                && !settled(row.index)
+            {
+                count += 1;
+            }
+        }
+    }
+    Ok(count)
+}
+
+/// Refuses a run whose GCC rows cannot all succeed with the code's remaining creates.
+pub fn check_remaining_creates(code: &ValidationCode, rows: u64) -> Result<(), ErrorKind> {
+    match code.remaining_creates {
+        Some(remaining) if rows > remaining => Err(ErrorKind::Preflight(format!(
+            "{rows} GovernmentCommunityCloud row(s) need validation code {} ({}), which has only {remaining} create(s) left",
+            code.validation_id, code.organization_name
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The request a dry run would send, as text, with the token masked.
+pub fn describe_request(base_url: &str, request: &Request) -> String {
+    let mut text = format!(
+        "{} {}{}\n",
+        request.method, base_url, request.path_and_query
+    );
+    let headers = [
+        ("Authorization", "Bearer ***".to_string()),
+        ("Accept", "application/json".to_string()),
+        ("Content-Type", "application/json".to_string()),
+        ("MS-RequestId", "<a new UUID per row>".to_string()),
+        ("MS-CorrelationId", "<a new UUID per send>".to_string()),
+        (
+            "MS-PartnerCenter-Application",
+            concat!("pc-qualify/", env!("CARGO_PKG_VERSION")).to_string(),
+        ),
+    ];
+    for (name, value) in headers {
+        text.push_str(&format!("{name}: {value}\n"));
+    }
+    if let Some(body) = &request.body {
+        text.push('\n');
+        text.push_str(&String::from_utf8_lossy(body));
+        text.push('\n');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(id: &str, org: &str, remaining: Option<u64>) -> ValidationCode {
+        ValidationCode {
+            validation_id: id.into(),
+            organization_name: org.into(),
+            remaining_creates: remaining,
+        }
+    }
+
+    #[test]
+    fn auto_picks_the_only_code_or_the_named_organization() {
+        assert_eq!(
+            choose_code(vec![code("1", "A", None)], None)
+                .expect("one")
+                .validation_id,
+            "1"
+        );
+        let two = vec![code("1", "A", None), code("2", "B", Some(4))];
+        let err = choose_code(two.clone(), None)
+            .expect_err("ambiguous")
+            .to_string();
+        assert!(
+            err.contains("\"A\" (1)") && err.contains("\"B\" (2)"),
+            "{err}"
+        );
+        assert_eq!(
+            choose_code(two.clone(), Some("b"))
+                .expect("b")
+                .validation_id,
+            "2"
+        );
+        assert!(choose_code(two, Some("C")).is_err());
+        assert!(choose_code(vec![], None).is_err());
+    }
+
+    #[test]
+    fn remaining_creates_must_cover_the_rows() {
+        assert!(check_remaining_creates(&code("1", "A", Some(2)), 2).is_ok());
+        assert!(check_remaining_creates(&code("1", "A", Some(2)), 3).is_err());
+        assert!(check_remaining_creates(&code("1", "A", None), 1000).is_ok());
+    }
+}

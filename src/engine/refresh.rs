@@ -1,0 +1,255 @@
+//! `pc-qualify refresh`: re-read the vetting state of every created/exists row of an earlier
+//! results file and write the same rows with their vetting columns brought up to date. It never posts.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::domain::error::{ErrorKind, ExitCode};
+use crate::domain::model::{CustomerId, Qualification, ResultRow};
+use crate::domain::stats::Stats;
+use crate::engine::config::RunConfig;
+use crate::engine::decide::{log_row, read_record, set_vetting};
+use crate::engine::pool::{drain_workers, finish_writer, spawn_pool, spawn_writer, Stop};
+use crate::partner_center::api;
+use crate::partner_center::auth::Credentials;
+use crate::partner_center::client::Client;
+use crate::partner_center::throttle::Throttle;
+use crate::results::output::{self, ReadError, ResultsReader, ResultsWriter};
+
+/// What to refresh.
+pub struct RefreshJob {
+    /// An earlier results file.
+    pub input: String,
+    /// Where the refreshed rows go (`-` for standard output).
+    pub output: String,
+    /// Overwrite an existing output file.
+    pub force: bool,
+    /// Throttle, retries, base URL.
+    pub config: RunConfig,
+    /// Where access tokens come from.
+    pub credentials: Credentials,
+    /// Counters, shared with whoever shows progress.
+    pub stats: Arc<Stats>,
+    /// The pacer, shared with whoever shows the 429 pause.
+    pub throttle: Arc<Throttle>,
+}
+
+/// How a refresh went.
+pub struct RefreshReport {
+    /// Counters (HTTP requests, and rows by outcome as written).
+    pub stats: Arc<Stats>,
+    /// Rows written.
+    pub rows: u64,
+    /// Rows whose vetting state was read.
+    pub read: u64,
+    /// Rows whose vetting state could not be read (they keep their old values).
+    pub unread: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Stopped by a signal.
+    pub interrupted: bool,
+    /// Pool-wide 429 pauses.
+    pub pauses: u64,
+    /// Why the refresh was stopped for good (MFA, token endpoint, outage), if it was.
+    pub fatal: Option<crate::partner_center::fatal::Cause>,
+}
+
+impl RefreshReport {
+    /// 0 when every row that needed a read was read, 1 otherwise, 130 when interrupted.
+    pub fn exit_code(&self) -> ExitCode {
+        if self.fatal.is_some() {
+            ExitCode::STOPPED
+        } else if self.interrupted {
+            ExitCode::Interrupted
+        } else if self.unread > 0 {
+            ExitCode::RowsFailed
+        } else {
+            ExitCode::Success
+        }
+    }
+}
+
+/// Runs a refresh to the end (or until `stop`).
+pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, ErrorKind> {
+    let RefreshJob {
+        input,
+        output: output_path,
+        force,
+        config,
+        credentials,
+        stats,
+        throttle,
+    } = job;
+    let not_results = |source: ReadError| ErrorKind::ResultsInput {
+        path: input.clone(),
+        source,
+    };
+    let reader = ResultsReader::open(Path::new(&input)).map_err(not_results)?;
+    // One writer per output file, taken before anything is sent (and before the file checks, so
+    // a second run is told who holds the file).
+    let _lock = crate::results::lock::lock_output(&output_path, || {
+        output::check_target(&output_path, force)
+    })?;
+    if output_path != "-"
+        && std::fs::canonicalize(&input).ok() == std::fs::canonicalize(&output_path).ok()
+    {
+        return Err(ErrorKind::Config(
+            "--output must differ from --input (refresh writes a new file)".into(),
+        ));
+    }
+    let fatal = Arc::new(crate::partner_center::fatal::FatalStop::new(stop.clone()));
+    let (client, _) = Client::connect(
+        &config,
+        credentials,
+        throttle.clone(),
+        stats.clone(),
+        fatal.clone(),
+    )
+    .await?;
+    let client = Arc::new(client);
+    let sink = output::create(&output_path, force)?;
+    let writer = ResultsWriter::with_header(sink).map_err(|source| ErrorKind::OutputIo {
+        path: output_path.clone(),
+        source,
+    })?;
+    // The pacer measures the quota from here, not from before the sign-in and pre-flight.
+    throttle.begin();
+    let started = Instant::now();
+    let (work_tx, work_rx) = async_channel::bounded::<ResultRow>(config.concurrency * 2);
+    let (result_tx, result_rx) = mpsc::channel::<ResultRow>(config.concurrency * 4 + 64);
+    let aborted = Arc::new(AtomicBool::new(false));
+    let read = Arc::new(AtomicU64::new(0));
+    let unread = Arc::new(AtomicU64::new(0));
+
+    // The input is a file: reading it on the runtime spares a thread hand-off per row.
+    let reader_task = {
+        let (stop, aborted, result_tx) = (stop.clone(), aborted.clone(), result_tx.clone());
+        tokio::spawn(async move { feed_rows(reader, work_tx, result_tx, &stop, &aborted).await })
+    };
+    let writer_task = spawn_writer(
+        output_path == "-",
+        result_rx,
+        writer,
+        stats.clone(),
+        aborted.clone(),
+    );
+    let counters = (read.clone(), unread.clone());
+    let mut workers = spawn_pool(
+        config.concurrency,
+        work_rx.clone(),
+        result_tx.clone(),
+        &stop,
+        move |row| {
+            let (client, read, unread) = (client.clone(), counters.0.clone(), counters.1.clone());
+            async move {
+                // A bug keeps the row as it was, with the panic noted, rather than losing it.
+                let kept = row.clone();
+                let (row, ok) = match crate::engine::unwind::catch(refresh_row(&client, row)).await
+                {
+                    Ok(done) => done,
+                    Err(message) => {
+                        let mut row = kept;
+                        row.error_message = Some(crate::partner_center::api::sanitize(&format!(
+                            "refresh: internal error (please report it): {message}"
+                        )));
+                        (row, false)
+                    }
+                };
+                log_row(&row);
+                if ok { &read } else { &unread }.fetch_add(1, Ordering::Relaxed);
+                row
+            }
+        },
+    );
+    drop(result_tx);
+    drop(work_rx);
+    drain_workers(&mut workers, &stop, config.shutdown_grace).await;
+    let bad_input = reader_task
+        .await
+        .map_err(|source| ErrorKind::InputTask {
+            path: input.clone(),
+            what: "the results file's reader stopped",
+            source,
+        })?
+        .err();
+    let rows = finish_writer(writer_task, &output_path).await?;
+    if let Some(err) = bad_input {
+        // A results file that turns bad part-way is still not a results file.
+        return Err(not_results(err));
+    }
+    Ok(RefreshReport {
+        stats,
+        rows,
+        read: read.load(Ordering::Relaxed),
+        unread: unread.load(Ordering::Relaxed),
+        elapsed: started.elapsed(),
+        interrupted: stop.requested(),
+        pauses: throttle.pauses(),
+        fatal: fatal.cause().cloned(),
+    })
+}
+
+/// Rows that need a read go to the workers; the others straight to the writer, unchanged.
+async fn feed_rows(
+    mut reader: ResultsReader,
+    work_tx: async_channel::Sender<ResultRow>,
+    result_tx: mpsc::Sender<ResultRow>,
+    stop: &Stop,
+    aborted: &AtomicBool,
+) -> Result<(), ReadError> {
+    while let Some(next) = reader.next_row() {
+        if stop.requested() || aborted.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let (row, _) = next?;
+        let sent = if row.outcome.is_some_and(|o| o.is_settled()) {
+            work_tx.send(row).await.is_ok()
+        } else {
+            // Rows that pass straight through never wait on a worker: yield now and then.
+            tokio::task::consume_budget().await;
+            result_tx.send(row).await.is_ok()
+        };
+        if !sent {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Re-reads one row's vetting state; on failure the old values stay and the error is noted.
+async fn refresh_row(client: &Client, mut row: ResultRow) -> (ResultRow, bool) {
+    let (Some(customer), Ok(qualification)) = (
+        CustomerId::parse(&row.customer_id),
+        Qualification::parse(&row.qualification),
+    ) else {
+        row.error_message = Some("refresh: customer_id or qualification does not parse".into());
+        return (row, false);
+    };
+    let exchange = client
+        .send(
+            &api::list_request(customer),
+            crate::partner_center::client::new_uuid(),
+        )
+        .await;
+    match read_record(&exchange, qualification) {
+        Ok(Some(record)) => {
+            set_vetting(&mut row, api::Vetting::from(record));
+            (row, true)
+        }
+        Ok(None) => {
+            row.error_message = Some(format!(
+                "refresh: the customer's list no longer shows {}",
+                qualification.as_str()
+            ));
+            (row, false)
+        }
+        Err(reason) => {
+            row.error_message = Some(format!("refresh: vetting status not read: {reason}"));
+            (row, false)
+        }
+    }
+}

@@ -1,0 +1,1738 @@
+//! Streaming reader of the input rows (a CSV stream, or a workbook sheet's rows from
+//! [`crate::input::sheet`]): maps the header, validates each data record and spots duplicates, without
+//! holding the file in memory. [`crate::input::source`] decides the format, encoding and delimiter.
+//!
+//! # Contract
+//!
+//! * A header row is required. Header cells match case-insensitively after trimming, with `-`,
+//!   `_` and spaces ignored ([`fold_key`]). Columns and their aliases are in [`COLUMN_NAMES`].
+//!   Other columns are ignored. When two header cells name the same column (an alias
+//!   included), the first wins. A UTF-8 byte-order mark before the header is stripped. A header
+//!   without a required column is an error that shows the cells as split and the delimiter.
+//! * **Blank records are skipped and not counted.** A record is blank when every one of its
+//!   fields is empty after trimming (Unicode white space): an empty line, a line of only spaces,
+//!   `,,,`, `""`. Blank lines before the header are skipped too; a file with nothing but blank
+//!   records (or a bare BOM) is [`InputError::Empty`].
+//! * Every other record after the header yields exactly one [`Record`], numbered in
+//!   [`Row::index`] / [`ResultRow::row`]: a CSV's data records from 1, a sheet's rows by the
+//!   sheet's own row numbers (the header usually being row 1, the first data row is 2). Bad
+//!   content never aborts the read: it becomes a [`Record::Rejected`] row. Only a failure to
+//!   read the underlying stream is an `Err`, after which the reader is finished.
+//! * CSV text must be UTF-8: a record with bytes that are not is [`InputError::NotUtf8`] (an
+//!   `Err` that ends the reader), naming its line and how to re-save the file. Cells are
+//!   trimmed and decoded only when used.
+//! * Validity depends only on [`InputOptions`], never on the command that reads the file.
+//!
+//! # Memory
+//!
+//! One reused [`ByteRecord`] (as large as the largest record) plus the duplicate index, which
+//! holds one 32-byte entry per distinct valid (customer, qualification) pair (plus the hash
+//! table's control byte and spare capacity).
+
+pub(crate) mod dedup;
+pub(crate) mod sheet;
+pub mod source;
+
+use std::borrow::Cow;
+use std::io::{self, Read};
+
+use csv::{ByteRecord, ReaderBuilder};
+
+use crate::domain::model::{
+    fold_key, ApiContract, CustomerId, EducationSegment, Outcome, Qualification,
+    QualificationError, ResultRow, Row,
+};
+use crate::input::dedup::DuplicateIndex;
+
+/// Local `error_code` of a row whose customer id is not a GUID.
+pub const INVALID_CUSTOMER_ID: &str = "invalid_customer_id";
+/// Local `error_code` of a row whose qualification is empty, unknown or not settable.
+pub const INVALID_QUALIFICATION: &str = "invalid_qualification";
+/// Local `error_code` of a row too short to reach a required column.
+pub const MISSING_FIELD: &str = "missing_field";
+/// Local `error_code` of a row with an unknown education segment.
+pub const INVALID_EDUCATION_SEGMENT: &str = "invalid_education_segment";
+/// Local `error_code` of an Education row without a segment under the 2022 contract.
+pub const MISSING_EDUCATION_SEGMENT: &str = "missing_education_segment";
+/// Local `error_code` of a GovernmentCommunityCloud row without a validation code.
+pub const MISSING_VALIDATION_CODE: &str = "missing_validation_code";
+/// Local `error_code` of a validation code that is not all digits.
+pub const INVALID_VALIDATION_CODE: &str = "invalid_validation_code";
+/// Local `error_code` of a row repeating an earlier valid row's customer and qualification.
+pub const DUPLICATE: &str = "duplicate";
+/// Local `error_code` of a record the CSV parser itself refused (not expected in practice).
+pub const INVALID_RECORD: &str = "invalid_record";
+
+/// How rows are validated; the same for every command.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InputOptions {
+    /// The request contract rows will be sent with (decides whether Education needs a segment).
+    pub contract: ApiContract,
+    /// `--education-segment`: used by Education rows whose segment cell is empty or absent.
+    pub default_segment: Option<EducationSegment>,
+    /// `--validation-code`: used by GovernmentCommunityCloud rows whose code cell is empty or absent.
+    pub default_validation_code: Option<String>,
+}
+
+/// One data record of the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// A valid row, ready to send.
+    Valid(Row),
+    /// A row that will not be sent: outcome `Invalid` or `Duplicate`, with `row`,
+    /// `customer_id`, `qualification`, `error_code` and `error_message` filled and 0 attempts.
+    Rejected(ResultRow),
+}
+
+/// Why the input cannot be read at all. Messages are one line and name no path.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputError {
+    /// No header: the file is empty, or holds only blank lines or a byte-order mark.
+    #[error("the file is empty (no header row)")]
+    Empty,
+    /// The header lacks a required column.
+    #[error("missing required column {column}{}; {header}", also_accepted(aliases))]
+    MissingColumn {
+        /// The column's canonical name.
+        column: &'static str,
+        /// Other accepted spellings.
+        aliases: &'static [&'static str],
+        /// The header cells as split, how they were split, and what to try.
+        header: String,
+    },
+    /// CSV bytes that are not UTF-8 (a Latin-1/"ANSI" export, for example).
+    #[error("the file is not UTF-8 text: line {line} holds bytes that are not UTF-8 (an \"ANSI\" or Latin-1 export?); re-save it as UTF-8: in Excel, Save As \"CSV UTF-8 (Comma delimited) (*.csv)\"; in LibreOffice, Save As \"Text CSV\" with character set \"Unicode (UTF-8)\"")]
+    NotUtf8 {
+        /// 1-based line of the first record holding a bad byte.
+        line: u64,
+    },
+    /// The header record could not be parsed.
+    #[error("unreadable header: {0}")]
+    Header(String),
+    /// Reading the underlying stream failed.
+    #[error("read failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+fn also_accepted(aliases: &[&str]) -> String {
+    if aliases.is_empty() {
+        String::new()
+    } else {
+        format!(" (also accepted: {})", aliases.join(", "))
+    }
+}
+
+/// A known column: its canonical name and aliases.
+struct ColumnSpec {
+    name: &'static str,
+    aliases: &'static [&'static str],
+}
+
+const CUSTOMER_ID: usize = 0;
+const QUALIFICATION: usize = 1;
+const VALIDATION_CODE: usize = 2;
+const EDUCATION_SEGMENT: usize = 3;
+const WEBSITE: usize = 4;
+
+// Aliases are matched after [`fold_key`], so `CustomerID`, `Customer Id` and `customer-id` are
+// all `customer_id`; spreadsheet exports name the columns in many ways (docs/input-formats.md).
+const COLUMNS: [ColumnSpec; 5] = [
+    ColumnSpec {
+        name: "customer_id",
+        aliases: &["customer_tenant_id", "tenant_id", "microsoft_id"],
+    },
+    ColumnSpec {
+        name: "qualification",
+        aliases: &["qualification_type"],
+    },
+    ColumnSpec {
+        name: "validation_code",
+        aliases: &["code"],
+    },
+    ColumnSpec {
+        name: "education_segment",
+        aliases: &["segment"],
+    },
+    ColumnSpec {
+        name: "website",
+        aliases: &["domain"],
+    },
+];
+
+/// Every known column with its aliases, `(name, aliases)`, for help texts and documentation.
+pub const COLUMN_NAMES: [(&str, &[&str]); 5] = [
+    (COLUMNS[0].name, COLUMNS[0].aliases),
+    (COLUMNS[1].name, COLUMNS[1].aliases),
+    (COLUMNS[2].name, COLUMNS[2].aliases),
+    (COLUMNS[3].name, COLUMNS[3].aliases),
+    (COLUMNS[4].name, COLUMNS[4].aliases),
+];
+
+/// How the header row was obtained, for the message when it lacks a column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// Delimited text split on `delimiter`; `detected` when sniffed from the header line.
+    Csv {
+        /// The field separator.
+        delimiter: u8,
+        /// Sniffed rather than given with `--delimiter`.
+        detected: bool,
+    },
+    /// A workbook sheet.
+    Sheet {
+        /// The sheet's name.
+        name: String,
+    },
+}
+
+impl Layout {
+    /// How a delimiter byte is named in messages.
+    pub fn delimiter_name(delimiter: u8) -> String {
+        match delimiter {
+            b',' => "',' (comma)".into(),
+            b';' => "';' (semicolon)".into(),
+            b'\t' => "tab".into(),
+            b'|' => "'|' (pipe)".into(),
+            other => format!("{:?}", char::from(other)),
+        }
+    }
+
+    /// What the header error says about the cells and what to try.
+    fn describe_header(&self, header: &ByteRecord, row: u64) -> String {
+        const MAX_CELLS: usize = 12;
+        let mut cells: Vec<String> = header
+            .iter()
+            .take(MAX_CELLS)
+            .map(|c| {
+                // Debug quoting escapes tabs and quotes once, so the split is plain to see.
+                format!(
+                    "{:?}",
+                    cut(String::from_utf8_lossy(c)
+                        .trim_start_matches('\u{feff}')
+                        .trim())
+                )
+            })
+            .collect();
+        if header.len() > MAX_CELLS {
+            cells.push(format!("… ({} more)", header.len() - MAX_CELLS));
+        }
+        let n = header.len();
+        let listed = format!(
+            "{n} {}: [{}]",
+            if n == 1 { "cell" } else { "cells" },
+            cells.join(", ")
+        );
+        match self {
+            Layout::Csv { delimiter, detected } => format!(
+                "the header row, split on {}{}, has {listed}; if the file uses another separator, say which with --delimiter (comma, semicolon, tab or pipe)",
+                Layout::delimiter_name(*delimiter),
+                if *detected { " (detected)" } else { " (from --delimiter)" },
+            ),
+            Layout::Sheet { name } => format!(
+                "the header (row {row} of sheet {name:?}) has {listed}; choose another sheet with --sheet NAME"
+            ),
+        }
+    }
+}
+
+/// Where each known column sits in a record.
+#[derive(Debug, Clone)]
+struct Columns {
+    position: [Option<usize>; COLUMNS.len()],
+    header_len: usize,
+}
+
+impl Columns {
+    fn from_header(header: &ByteRecord, layout: &Layout, row: u64) -> Result<Self, InputError> {
+        let mut position = [None; COLUMNS.len()];
+        let keys: Vec<String> = header
+            .iter()
+            .map(|cell| fold_key(String::from_utf8_lossy(cell).trim_start_matches('\u{feff}')))
+            .collect();
+        // An `export` file names the customer tenant's domain (`companyProfile.domain`, often
+        // `x.onmicrosoft.com`), not the school's website: fed back into `run`, it must not be
+        // posted as one. Its `company_name`/`vetting_status` columns give it away.
+        let export_like = keys
+            .iter()
+            .any(|k| *k == fold_key("company_name") || *k == fold_key("vetting_status"));
+        for (i, key) in keys.iter().enumerate() {
+            let key = key.as_str();
+            if key.is_empty() {
+                continue;
+            }
+            if export_like && key == fold_key("domain") {
+                tracing::debug!(
+                    column = i + 1,
+                    "the header looks like a pc-qualify export: its domain column is the tenant's domain, not a website, and is ignored"
+                );
+                continue;
+            }
+            let found = COLUMNS.iter().position(|spec| {
+                fold_key(spec.name) == key || spec.aliases.iter().any(|a| fold_key(a) == key)
+            });
+            if let Some(column) = found {
+                position[column].get_or_insert(i);
+            }
+        }
+        for required in [CUSTOMER_ID, QUALIFICATION] {
+            if position[required].is_none() {
+                return Err(InputError::MissingColumn {
+                    column: COLUMNS[required].name,
+                    aliases: COLUMNS[required].aliases,
+                    header: layout.describe_header(header, row),
+                });
+            }
+        }
+        Ok(Columns {
+            position,
+            header_len: header.len(),
+        })
+    }
+
+    /// The trimmed cell of `column`: `None` when the record is too short to reach it,
+    /// `Some("")` when the header has no such column.
+    fn cell<'a>(&self, record: &'a ByteRecord, column: usize) -> Option<Cow<'a, str>> {
+        match self.position[column] {
+            None => Some(Cow::Borrowed("")),
+            Some(i) => record.get(i).map(decode),
+        }
+    }
+
+    /// The trimmed cell of an optional column, empty when absent either way.
+    fn optional<'a>(&self, record: &'a ByteRecord, column: usize) -> Cow<'a, str> {
+        self.cell(record, column).unwrap_or(Cow::Borrowed(""))
+    }
+}
+
+/// Lossy UTF-8 decoding plus trimming, borrowing when the bytes are valid.
+fn decode(bytes: &[u8]) -> Cow<'_, str> {
+    // The strict check first: on valid text it is several times cheaper than the lossy walk.
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return Cow::Borrowed(text.trim());
+    }
+    match String::from_utf8_lossy(bytes) {
+        Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
+        Cow::Owned(s) => {
+            let trimmed = s.trim();
+            if trimmed.len() == s.len() {
+                Cow::Owned(s)
+            } else {
+                Cow::Owned(trimmed.to_owned())
+            }
+        }
+    }
+}
+
+/// Whether a cell is empty after trimming Unicode white space (decoded lossily).
+fn cell_is_blank(cell: &[u8]) -> bool {
+    match cell.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => true,
+        // The common case: a printable ASCII byte settles it without decoding.
+        Some(&b) if b.is_ascii() && !char::from(b).is_whitespace() => false,
+        Some(_) => String::from_utf8_lossy(cell).trim().is_empty(),
+    }
+}
+
+/// Whether every field of a record is empty after trimming; `bom` also ignores a leading BOM.
+fn record_is_blank(record: &ByteRecord, bom: bool) -> bool {
+    record.iter().enumerate().all(|(i, cell)| {
+        let cell = if bom && i == 0 {
+            cell.strip_prefix(b"\xef\xbb\xbf").unwrap_or(cell)
+        } else {
+            cell
+        };
+        cell_is_blank(cell)
+    })
+}
+
+/// Retries reads interrupted by a signal: the csv reader treats any I/O error as final.
+struct RetryInterrupted<R>(R);
+
+impl<R: Read> Read for RetryInterrupted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.0.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+/// What the next non-blank record is.
+enum Step {
+    /// A record, now in `Source::record`.
+    Record,
+    /// The parser refused one record (not an I/O error); reading can go on.
+    Malformed(csv::Error),
+    /// No more records.
+    End,
+    /// The stream failed; the source is finished.
+    Io(io::Error),
+    /// A CSV record holds bytes that are not UTF-8 (at this line); the source is finished.
+    NotUtf8(u64),
+}
+
+/// Where records come from: a delimited text stream, or a workbook sheet's rows.
+enum Feed<R: Read> {
+    Csv(csv::Reader<RetryInterrupted<R>>),
+    Sheet(crate::input::sheet::SheetRows),
+}
+
+/// The record feed, its one reused record, and the blank-record rule, shared by
+/// [`InputReader`] and the record counters so they always agree.
+struct Source<R: Read> {
+    feed: Feed<R>,
+    record: ByteRecord,
+    /// The sheet's row number of `record` (sheets only).
+    sheet_row: Option<u64>,
+    first: bool,
+    done: bool,
+}
+
+impl<R: Read> Source<R> {
+    fn csv(reader: R, delimiter: u8) -> Self {
+        let csv = ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(delimiter)
+            .from_reader(RetryInterrupted(reader));
+        Source::with_feed(Feed::Csv(csv))
+    }
+
+    fn sheet(rows: crate::input::sheet::SheetRows) -> Self {
+        Source::with_feed(Feed::Sheet(rows))
+    }
+
+    fn with_feed(feed: Feed<R>) -> Self {
+        Source {
+            feed,
+            record: ByteRecord::new(),
+            sheet_row: None,
+            first: true,
+            done: false,
+        }
+    }
+
+    fn next(&mut self) -> Step {
+        while !self.done {
+            let csv = match &mut self.feed {
+                Feed::Csv(csv) => csv,
+                Feed::Sheet(rows) => match rows.next() {
+                    None => {
+                        self.done = true;
+                        continue;
+                    }
+                    Some(Err(e)) => {
+                        self.done = true;
+                        return Step::Io(e);
+                    }
+                    Some(Ok((row, cells))) => {
+                        self.record.clear();
+                        for cell in &cells {
+                            self.record.push_field(cell.as_bytes());
+                        }
+                        self.sheet_row = Some(row);
+                        if !record_is_blank(&self.record, false) {
+                            return Step::Record;
+                        }
+                        continue;
+                    }
+                },
+            };
+            let before = csv.position().byte();
+            match csv.read_byte_record(&mut self.record) {
+                Ok(false) => self.done = true,
+                Ok(true) => {
+                    if std::str::from_utf8(self.record.as_slice()).is_err() {
+                        // One check per record (cheap on valid text): a Latin-1 file must stop
+                        // with a reason rather than send rows with mangled cells.
+                        self.done = true;
+                        let line = self.record.position().map_or(0, |p| p.line());
+                        return Step::NotUtf8(line);
+                    }
+                    let first = std::mem::replace(&mut self.first, false);
+                    if !record_is_blank(&self.record, first) {
+                        return Step::Record;
+                    }
+                }
+                Err(e) if e.is_io_error() => {
+                    self.done = true;
+                    return Step::Io(match e.into_kind() {
+                        csv::ErrorKind::Io(io) => io,
+                        other => io::Error::other(format!("{other:?}")),
+                    });
+                }
+                Err(e) => {
+                    self.first = false;
+                    if csv.position().byte() == before {
+                        // No progress: stop rather than loop on the same error.
+                        self.done = true;
+                    } else {
+                        return Step::Malformed(e);
+                    }
+                }
+            }
+        }
+        Step::End
+    }
+}
+
+/// Streaming reader of the input rows; see the [module documentation](self) for the rules.
+pub struct InputReader<R: Read> {
+    source: Source<R>,
+    columns: Columns,
+    opts: InputOptions,
+    index: u64,
+    records: u64,
+    seen: DuplicateIndex,
+}
+
+impl<R: Read> InputReader<R> {
+    /// Reads and maps the header of comma-separated text.
+    ///
+    /// Fails when there is no header at all ([`InputError::Empty`]), when `customer_id` or
+    /// `qualification` is missing, when the header cannot be parsed, or when reading fails.
+    pub fn new(reader: R, opts: InputOptions) -> Result<Self, InputError> {
+        InputReader::csv(
+            reader,
+            Layout::Csv {
+                delimiter: b',',
+                detected: true,
+            },
+            opts,
+        )
+    }
+
+    /// Reads and maps the header of delimited text split as `layout` says (a `Layout::Sheet`
+    /// is read as comma-separated).
+    pub fn csv(reader: R, layout: Layout, opts: InputOptions) -> Result<Self, InputError> {
+        let delimiter = match layout {
+            Layout::Csv { delimiter, .. } => delimiter,
+            Layout::Sheet { .. } => b',',
+        };
+        InputReader::start(Source::csv(reader, delimiter), layout, opts)
+    }
+
+    /// Reads and maps the header of a workbook sheet's rows.
+    pub fn sheet(
+        rows: crate::input::sheet::SheetRows,
+        name: String,
+        opts: InputOptions,
+    ) -> Result<Self, InputError> {
+        InputReader::start(Source::sheet(rows), Layout::Sheet { name }, opts)
+    }
+
+    fn start(
+        mut source: Source<R>,
+        layout: Layout,
+        opts: InputOptions,
+    ) -> Result<Self, InputError> {
+        match source.next() {
+            Step::Record => {}
+            Step::Malformed(e) => return Err(InputError::Header(one_line(&e.to_string()))),
+            Step::End => return Err(InputError::Empty),
+            Step::Io(e) => return Err(InputError::Io(e)),
+            Step::NotUtf8(line) => return Err(InputError::NotUtf8 { line }),
+        }
+        let header_row = source.sheet_row.unwrap_or(1);
+        let columns = Columns::from_header(&source.record, &layout, header_row)?;
+        Ok(InputReader {
+            source,
+            columns,
+            opts,
+            index: 0,
+            records: 0,
+            seen: DuplicateIndex::default(),
+        })
+    }
+
+    /// The next data record; `None` at the end. `Err` only when reading the stream fails, after
+    /// which every call returns `None`.
+    pub fn next_record(&mut self) -> Option<Result<Record, InputError>> {
+        match self.source.next() {
+            Step::Record => {
+                self.index = self.source.sheet_row.unwrap_or(self.index + 1);
+                self.records += 1;
+                Some(Ok(self.classify()))
+            }
+            Step::Malformed(e) => {
+                self.index += 1;
+                self.records += 1;
+                Some(Ok(Record::Rejected(rejected(
+                    self.index,
+                    String::new(),
+                    String::new(),
+                    Rejection::invalid(
+                        INVALID_RECORD,
+                        format!("record: {}", one_line(&e.to_string())),
+                    ),
+                ))))
+            }
+            Step::End => None,
+            Step::Io(e) => Some(Err(InputError::Io(e))),
+            Step::NotUtf8(line) => Some(Err(InputError::NotUtf8 { line })),
+        }
+    }
+
+    /// Sets the default validation code once it is known (after `--validation-code auto` has
+    /// read the partner's codes); call it before the first record.
+    pub fn set_default_validation_code(&mut self, code: Option<String>) {
+        self.opts.default_validation_code = code;
+    }
+
+    /// How many distinct valid (customer, qualification) pairs have been seen.
+    pub fn seen_duplicate_keys(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// How many data records have been yielded so far.
+    pub fn records_read(&self) -> u64 {
+        self.records
+    }
+
+    fn classify(&mut self) -> Record {
+        let record = &self.source.record;
+        let index = self.index;
+        let raw_id = self.columns.cell(record, CUSTOMER_ID);
+        let raw_qualification = self.columns.cell(record, QUALIFICATION);
+        let customer = raw_id.as_deref().and_then(CustomerId::parse);
+        let qualification = raw_qualification.as_deref().map(Qualification::parse);
+        let checked = validate(
+            record,
+            &self.columns,
+            &self.opts,
+            index,
+            raw_id.as_deref(),
+            customer,
+            qualification.clone(),
+        );
+        match checked {
+            Ok(row) => match self.seen.first_row(row.key().0, row.key().1) {
+                Some(first) => Record::Rejected(rejected(
+                    index,
+                    row.customer_id.to_string(),
+                    row.qualification.as_str().to_owned(),
+                    Rejection {
+                        outcome: Outcome::Duplicate,
+                        code: DUPLICATE,
+                        message: format!("same customer and qualification as row {first}"),
+                    },
+                )),
+                None => {
+                    let (customer, qualification) = row.key();
+                    self.seen.insert(customer, qualification, index);
+                    Record::Valid(row)
+                }
+            },
+            Err(rejection) => {
+                let customer_echo = match customer {
+                    Some(id) => id.to_string(),
+                    None => raw_id.map(Cow::into_owned).unwrap_or_default(),
+                };
+                let qualification_echo = match qualification {
+                    Some(Ok(q)) => q.as_str().to_owned(),
+                    _ => raw_qualification.map(Cow::into_owned).unwrap_or_default(),
+                };
+                Record::Rejected(rejected(
+                    index,
+                    customer_echo,
+                    qualification_echo,
+                    rejection,
+                ))
+            }
+        }
+    }
+}
+
+impl<R: Read> Iterator for InputReader<R> {
+    type Item = Result<Record, InputError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_record()
+    }
+}
+
+/// Why a record is not sent.
+struct Rejection {
+    outcome: Outcome,
+    code: &'static str,
+    message: String,
+}
+
+impl Rejection {
+    fn invalid(code: &'static str, message: String) -> Self {
+        Rejection {
+            outcome: Outcome::Invalid,
+            code,
+            message,
+        }
+    }
+}
+
+fn rejected(row: u64, customer_id: String, qualification: String, why: Rejection) -> ResultRow {
+    ResultRow {
+        row,
+        customer_id,
+        qualification,
+        outcome: Some(why.outcome),
+        attempts: 0,
+        error_code: Some(why.code.to_owned()),
+        error_message: Some(why.message),
+        ..ResultRow::default()
+    }
+}
+
+/// A value shown inside a one-line message: control characters escaped, long values cut.
+fn shown(value: &str) -> String {
+    const MAX_CHARS: usize = 80;
+    let mut out = String::new();
+    for (n, c) in value.chars().enumerate() {
+        if n == MAX_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A value cut to the length [`shown`] keeps, without escaping.
+fn cut(value: &str) -> String {
+    const MAX_CHARS: usize = 80;
+    match value.char_indices().nth(MAX_CHARS) {
+        Some((at, _)) => format!("{}…", &value[..at]),
+        None => value.to_string(),
+    }
+}
+
+/// A message folded onto one line.
+fn one_line(message: &str) -> String {
+    message.lines().collect::<Vec<_>>().join(" ")
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        "field"
+    } else {
+        "fields"
+    }
+}
+
+/// Checks the fields in the order customer_id, qualification, segment, code; the first bad one
+/// decides the message.
+fn validate(
+    record: &ByteRecord,
+    columns: &Columns,
+    opts: &InputOptions,
+    index: u64,
+    raw_id: Option<&str>,
+    customer: Option<CustomerId>,
+    qualification: Option<Result<Qualification, QualificationError>>,
+) -> Result<Row, Rejection> {
+    let missing = |column: usize| {
+        let len = record.len();
+        Rejection::invalid(
+            MISSING_FIELD,
+            format!(
+                "{}: missing; the row has {len} {}, the header has {}",
+                COLUMNS[column].name,
+                plural(len),
+                columns.header_len
+            ),
+        )
+    };
+
+    let customer_id = match (raw_id, customer) {
+        (None, _) => return Err(missing(CUSTOMER_ID)),
+        (Some(_), Some(id)) => id,
+        (Some(""), None) => {
+            return Err(Rejection::invalid(
+                INVALID_CUSTOMER_ID,
+                "customer_id: not a GUID: (empty)".to_owned(),
+            ))
+        }
+        (Some(raw), None) => {
+            return Err(Rejection::invalid(
+                INVALID_CUSTOMER_ID,
+                format!("customer_id: not a GUID: {}", shown(raw)),
+            ))
+        }
+    };
+
+    let qualification = match qualification {
+        None => return Err(missing(QUALIFICATION)),
+        Some(Err(e)) => {
+            return Err(Rejection::invalid(
+                INVALID_QUALIFICATION,
+                format!("qualification: {e}"),
+            ))
+        }
+        Some(Ok(q)) => q,
+    };
+
+    // An unknown segment is invalid on any row and under either contract.
+    let segment_cell = columns.optional(record, EDUCATION_SEGMENT);
+    let row_segment = if segment_cell.is_empty() {
+        None
+    } else {
+        match EducationSegment::parse(&segment_cell) {
+            Some(segment) => Some(segment),
+            None => {
+                return Err(Rejection::invalid(
+                    INVALID_EDUCATION_SEGMENT,
+                    format!(
+                        "education_segment: unknown education segment \"{}\"; expected K12 or HigherEducation",
+                        shown(&segment_cell)
+                    ),
+                ))
+            }
+        }
+    };
+    let segment = if qualification == Qualification::Education {
+        let segment = row_segment.or(opts.default_segment);
+        if segment.is_none() && opts.contract == ApiContract::V2022 {
+            return Err(Rejection::invalid(
+                MISSING_EDUCATION_SEGMENT,
+                "education_segment: required for Education under the 2022 API contract (set the column or --education-segment)".to_owned(),
+            ));
+        }
+        segment
+    } else {
+        None
+    };
+
+    let validation_code = if qualification == Qualification::GovernmentCommunityCloud {
+        let cell = columns.optional(record, VALIDATION_CODE);
+        let (code, source) = if !cell.is_empty() {
+            (cell.into_owned(), "")
+        } else {
+            match opts.default_validation_code.as_deref().map(str::trim) {
+                Some(code) if !code.is_empty() => (code.to_owned(), " (from --validation-code)"),
+                _ => {
+                    return Err(Rejection::invalid(
+                        MISSING_VALIDATION_CODE,
+                        "validation_code: required for GovernmentCommunityCloud (set the column or --validation-code)".to_owned(),
+                    ))
+                }
+            }
+        };
+        if !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Rejection::invalid(
+                INVALID_VALIDATION_CODE,
+                format!(
+                    "validation_code: must be digits only, got \"{}\"{source}",
+                    shown(&code)
+                ),
+            ));
+        }
+        Some(code)
+    } else {
+        None
+    };
+
+    let website = if qualification == Qualification::Education {
+        Some(columns.optional(record, WEBSITE))
+            .filter(|w| !w.is_empty())
+            .map(Cow::into_owned)
+    } else {
+        None
+    };
+
+    Ok(Row {
+        index,
+        customer_id,
+        qualification,
+        validation_code,
+        segment,
+        website,
+    })
+}
+
+/// Counts the data records [`InputReader`] would yield from comma-separated text (same header
+/// and blank-record rules), without validating them; for a progress bar's total. A file without
+/// a header counts 0.
+pub fn count_records<R: Read>(reader: R) -> io::Result<u64> {
+    count(Source::csv(reader, b','))
+}
+
+/// [`count_records`] for text split on `delimiter`.
+pub fn count_csv_records<R: Read>(reader: R, delimiter: u8) -> io::Result<u64> {
+    count(Source::csv(reader, delimiter))
+}
+
+/// [`count_records`] for a workbook sheet's rows.
+pub fn count_sheet_records(rows: crate::input::sheet::SheetRows) -> io::Result<u64> {
+    count(Source::<io::Empty>::sheet(rows))
+}
+
+fn count<R: Read>(mut source: Source<R>) -> io::Result<u64> {
+    let not_utf8 = |line| io::Error::new(io::ErrorKind::InvalidData, InputError::NotUtf8 { line });
+    match source.next() {
+        Step::Record => {}
+        Step::Malformed(_) | Step::End => return Ok(0),
+        Step::Io(e) => return Err(e),
+        Step::NotUtf8(line) => return Err(not_utf8(line)),
+    }
+    let mut count = 0;
+    loop {
+        match source.next() {
+            Step::Record | Step::Malformed(_) => count += 1,
+            Step::End => return Ok(count),
+            Step::Io(e) => return Err(e),
+            Step::NotUtf8(line) => return Err(not_utf8(line)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const A: &str = "0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7";
+    const B: &str = "11111111-2222-3333-4444-555555555555";
+    const HEADER: &str = "customer_id,qualification,validation_code,education_segment,website\n";
+
+    fn opts() -> InputOptions {
+        InputOptions::default()
+    }
+
+    fn read_all(input: &[u8], opts: InputOptions) -> Vec<Record> {
+        let mut reader = InputReader::new(input, opts).expect("header");
+        let mut out = Vec::new();
+        while let Some(record) = reader.next_record() {
+            out.push(record.expect("no I/O error"));
+        }
+        assert_eq!(reader.records_read(), out.len() as u64);
+        assert_eq!(count_records(input).expect("count"), out.len() as u64);
+        out
+    }
+
+    fn read_str(input: &str) -> Vec<Record> {
+        read_all(input.as_bytes(), opts())
+    }
+
+    fn as_valid(record: &Record) -> &Row {
+        match record {
+            Record::Valid(row) => row,
+            Record::Rejected(r) => panic!("expected a valid row, got {r:?}"),
+        }
+    }
+
+    fn as_rejected(record: &Record) -> &ResultRow {
+        match record {
+            Record::Rejected(r) => r,
+            Record::Valid(row) => panic!("expected a rejected row, got {row:?}"),
+        }
+    }
+
+    /// Asserts an invalid row with this code and a message starting with `prefix`.
+    fn assert_invalid(record: &Record, code: &str, prefix: &str) -> ResultRow {
+        let r = as_rejected(record).clone();
+        assert_eq!(r.outcome, Some(Outcome::Invalid), "{r:?}");
+        assert_eq!(r.error_code.as_deref(), Some(code), "{r:?}");
+        let message = r.error_message.clone().expect("message");
+        assert!(message.starts_with(prefix), "{message:?} !~ {prefix:?}");
+        assert!(!message.contains('\n'), "{message:?}");
+        assert_eq!(r.attempts, 0);
+        r
+    }
+
+    fn header_error(input: &[u8]) -> InputError {
+        match InputReader::new(input, opts()) {
+            Ok(_) => panic!("expected a header error"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn reads_valid_rows_of_every_qualification() {
+        let input = format!(
+            "{HEADER}{A},Education,,K12,https://school.example\n{A},gcc,12345,,\n{B},State Owned Entity,,,\n"
+        );
+        let records = read_str(&input);
+        assert_eq!(records.len(), 3);
+        let edu = as_valid(&records[0]);
+        assert_eq!(edu.index, 1);
+        assert_eq!(edu.customer_id.to_string(), A);
+        assert_eq!(edu.qualification, Qualification::Education);
+        assert_eq!(edu.segment, Some(EducationSegment::K12));
+        assert_eq!(edu.website.as_deref(), Some("https://school.example"));
+        assert_eq!(edu.validation_code, None);
+        let gcc = as_valid(&records[1]);
+        assert_eq!(gcc.index, 2);
+        assert_eq!(gcc.qualification, Qualification::GovernmentCommunityCloud);
+        assert_eq!(gcc.validation_code.as_deref(), Some("12345"));
+        assert_eq!(gcc.segment, None);
+        assert_eq!(gcc.website, None);
+        let soe = as_valid(&records[2]);
+        assert_eq!(soe.qualification, Qualification::StateOwnedEntity);
+        assert_eq!(
+            (
+                soe.segment,
+                soe.validation_code.clone(),
+                soe.website.clone()
+            ),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn bom_crlf_spaces_and_upper_case_guids_are_tolerated() {
+        let input = format!(
+            "\u{feff}Customer_ID , Qualification\r\n  {} , education \r\n{B},StateOwnedEntity\r\n",
+            A.to_uppercase()
+        );
+        let records = read_all(
+            input.as_bytes(),
+            InputOptions {
+                contract: ApiContract::V2021,
+                ..opts()
+            },
+        );
+        assert_eq!(records.len(), 2);
+        let row = as_valid(&records[0]);
+        assert_eq!(row.customer_id.to_string(), A);
+        assert_eq!(row.qualification, Qualification::Education);
+        assert_eq!(as_valid(&records[1]).index, 2);
+    }
+
+    #[test]
+    fn header_aliases_and_spellings_match() {
+        for header in [
+            "Customer-Tenant-ID,QUALIFICATION,Code,Segment,Website",
+            " Tenant Id ,qualification,Validation Code,Education-Segment,WEBSITE",
+            "tenant_id,Qualification,validation_code,education_segment,website",
+            "customer id,qualification,validation-code,education segment,web_site",
+        ] {
+            let input =
+                format!("{header}\n{A},Education,,HigherEducation,x.example\n{B},GCC,42,,\n");
+            let records = read_str(&input);
+            let edu = as_valid(&records[0]);
+            assert_eq!(
+                edu.segment,
+                Some(EducationSegment::HigherEducation),
+                "{header}"
+            );
+            assert_eq!(as_valid(&records[1]).validation_code.as_deref(), Some("42"));
+        }
+    }
+
+    #[test]
+    fn columns_may_come_in_any_order_and_extra_columns_are_ignored() {
+        let input = format!("note,qualification,extra,customer_id\nhello,StateOwnedEntity,,{A}\n");
+        let records = read_str(&input);
+        assert_eq!(as_valid(&records[0]).customer_id.to_string(), A);
+    }
+
+    #[test]
+    fn the_first_header_cell_for_a_column_wins() {
+        let input =
+            format!("tenant_id,customer_id,qualification\n{A},not-a-guid,StateOwnedEntity\n");
+        assert_eq!(as_valid(&read_str(&input)[0]).customer_id.to_string(), A);
+        let input = format!("customer_id,qualification,qualification\n{A},Education,bogus\n");
+        let records = read_all(
+            input.as_bytes(),
+            InputOptions {
+                default_segment: Some(EducationSegment::K12),
+                ..opts()
+            },
+        );
+        assert_eq!(
+            as_valid(&records[0]).qualification,
+            Qualification::Education
+        );
+    }
+
+    #[test]
+    fn missing_required_columns_are_named() {
+        let e = header_error(b"qualification,website\nEducation,x\n");
+        assert!(matches!(
+            e,
+            InputError::MissingColumn {
+                column: "customer_id",
+                ..
+            }
+        ));
+        assert_eq!(
+            e.to_string(),
+            "missing required column customer_id (also accepted: customer_tenant_id, tenant_id, microsoft_id); the header row, split on ',' (comma) (detected), has 2 cells: [\"qualification\", \"website\"]; if the file uses another separator, say which with --delimiter (comma, semicolon, tab or pipe)"
+        );
+        let e = header_error(b"tenant_id,code\n");
+        assert!(
+            e.to_string().starts_with("missing required column qualification (also accepted: qualification_type); the header row"),
+            "{e}"
+        );
+        // Both missing: customer_id is named first.
+        let e = header_error(b"a,b,c\n1,2,3\n");
+        assert!(e.to_string().contains("customer_id"));
+    }
+
+    #[test]
+    fn a_header_split_wrongly_is_shown_as_split() {
+        // A semicolon file read as comma-separated: one cell holding the whole line.
+        let input = "\u{feff}customer_id;qualification\r\nx;y\r\n";
+        let e = header_error(input.as_bytes());
+        let message = e.to_string();
+        assert!(
+            message.starts_with("missing required column customer_id"),
+            "{message}"
+        );
+        assert!(
+            message.contains(
+                "split on ',' (comma) (detected), has 1 cell: [\"customer_id;qualification\"]"
+            ),
+            "{message}"
+        );
+        assert!(message.contains("--delimiter"), "{message}");
+        // Split on the right delimiter, the same file reads.
+        let layout = Layout::Csv {
+            delimiter: b';',
+            detected: false,
+        };
+        let reader = InputReader::csv(input.as_bytes(), layout, opts()).expect("header");
+        assert_eq!(reader.count(), 1);
+        // Many cells are cut short, and a sheet's header names its row and sheet.
+        let wide: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
+        let e = header_error(format!("{}\n", wide.join(",")).as_bytes());
+        assert!(e.to_string().contains("\"c11\", … (8 more)]"), "{e}");
+        let mut header = ByteRecord::new();
+        header.push_field(b"Name");
+        let sheet = Layout::Sheet {
+            name: "Schools".into(),
+        };
+        let text = sheet.describe_header(&header, 3);
+        assert_eq!(text, "the header (row 3 of sheet \"Schools\") has 1 cell: [\"Name\"]; choose another sheet with --sheet NAME");
+    }
+
+    #[test]
+    fn header_aliases_from_spreadsheets_match() {
+        for header in [
+            "CustomerID,Qualification,Validation Code,Segment,Domain",
+            "Customer Id,Qualification Type,Code,Education Segment,Website",
+            "Tenant ID,QualificationType,validation_code,EDUCATION-SEGMENT,domain",
+            "Microsoft ID,qualification,CODE,segment,web site",
+        ] {
+            let input = format!("{header}\n{A},Education,,K12,x.example\n{B},GCC,42,,\n");
+            let records = read_str(&input);
+            let edu = as_valid(&records[0]);
+            assert_eq!(edu.segment, Some(EducationSegment::K12), "{header}");
+            assert_eq!(edu.website.as_deref(), Some("x.example"), "{header}");
+            assert_eq!(
+                as_valid(&records[1]).validation_code.as_deref(),
+                Some("42"),
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_inputs_have_no_header() {
+        for input in [
+            &b""[..],
+            b"\xef\xbb\xbf",
+            b"\xef\xbb\xbf\r\n",
+            b"   \n\n \t \r\n",
+            b"\xef\xbb\xbf  \r\n\r\n",
+            b",,,\n  ,  \n",
+        ] {
+            assert!(
+                matches!(header_error(input), InputError::Empty),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+            assert_eq!(count_records(input).expect("count"), 0);
+        }
+        assert_eq!(
+            InputError::Empty.to_string(),
+            "the file is empty (no header row)"
+        );
+    }
+
+    #[test]
+    fn a_header_only_file_yields_nothing() {
+        assert!(read_str("customer_id,qualification").is_empty());
+        assert!(read_str("customer_id,qualification\r\n\r\n  \r\n,,\r\n").is_empty());
+        // Blank lines before the header are skipped.
+        let input = format!("\n  \n{HEADER}{A},StateOwnedEntity\n");
+        assert_eq!(read_str(&input).len(), 1);
+    }
+
+    #[test]
+    fn blank_records_are_skipped_and_not_counted() {
+        let input = format!(
+            "{HEADER}\n{A},StateOwnedEntity\n   \n\r\n,,,,\n , ,\"\" \n\"\"\n\t\n{B},StateOwnedEntity\n\u{a0}\n{B},Education,,K12\n\n"
+        );
+        let records = read_str(&input);
+        let indices: Vec<u64> = records.iter().map(|r| as_valid(r).index).collect();
+        assert_eq!(indices, [1, 2, 3]);
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_stop_the_reader_naming_the_line() {
+        // Latin-1 "café" in an ignored column on the second data line.
+        let mut input =
+            format!("customer_id,notes,qualification\n{A},ok,StateOwnedEntity\n{B},caf")
+                .into_bytes();
+        input.extend_from_slice(b"\xe9,StateOwnedEntity\n");
+        let mut reader = InputReader::new(&input[..], opts()).expect("header");
+        as_valid(&reader.next_record().expect("first").expect("read"));
+        let e = reader
+            .next_record()
+            .expect("an error")
+            .expect_err("not UTF-8");
+        assert!(matches!(e, InputError::NotUtf8 { line: 3 }), "{e:?}");
+        let message = e.to_string();
+        assert!(
+            message.contains("not UTF-8") && message.contains("line 3"),
+            "{message}"
+        );
+        assert!(
+            message.contains("CSV UTF-8"),
+            "says how to re-save: {message}"
+        );
+        assert!(reader.next_record().is_none());
+        let count = count_records(&input[..]).expect_err("not UTF-8");
+        assert_eq!(count.kind(), io::ErrorKind::InvalidData);
+        // In the header, it is the header that fails.
+        let e = header_error(b"customer_id,qualifica\xe7ion\n");
+        assert!(matches!(e, InputError::NotUtf8 { line: 1 }), "{e:?}");
+    }
+
+    #[test]
+    fn a_one_megabyte_cell_is_read() {
+        let big = "x".repeat(1 << 20);
+        let input = format!("customer_id,notes,qualification\n{A},{big},StateOwnedEntity\n{big},,StateOwnedEntity\n");
+        let records = read_str(&input);
+        assert_eq!(records.len(), 2);
+        as_valid(&records[0]);
+        let r = assert_invalid(
+            &records[1],
+            INVALID_CUSTOMER_ID,
+            "customer_id: not a GUID: xxx",
+        );
+        assert_eq!(r.customer_id.len(), 1 << 20);
+        assert!(r.error_message.expect("message").len() < 200);
+    }
+
+    #[test]
+    fn customer_ids_must_be_guids() {
+        let input = "customer_id,qualification\nnot-a-guid,Education\n,StateOwnedEntity\n\"a\nb\",StateOwnedEntity\n";
+        let records = read_str(input);
+        let r = assert_invalid(
+            &records[0],
+            INVALID_CUSTOMER_ID,
+            "customer_id: not a GUID: not-a-guid",
+        );
+        assert_eq!(r.customer_id, "not-a-guid");
+        assert_eq!(r.qualification, "Education");
+        assert_invalid(
+            &records[1],
+            INVALID_CUSTOMER_ID,
+            "customer_id: not a GUID: (empty)",
+        );
+        let r = assert_invalid(
+            &records[2],
+            INVALID_CUSTOMER_ID,
+            "customer_id: not a GUID: a\\nb",
+        );
+        assert_eq!(r.customer_id, "a\nb");
+    }
+
+    #[test]
+    fn qualifications_must_be_settable() {
+        let input =
+            format!("customer_id,qualification\n{A},\n{A},school\n{A},Nonprofit\n{A},none\n");
+        let records = read_str(&input);
+        let r = assert_invalid(&records[0], INVALID_QUALIFICATION, "qualification: empty");
+        assert_eq!(r.customer_id, A);
+        assert_eq!(r.qualification, "");
+        let r = assert_invalid(
+            &records[1],
+            INVALID_QUALIFICATION,
+            "qualification: unknown qualification",
+        );
+        assert_eq!(r.qualification, "school");
+        assert_invalid(
+            &records[2],
+            INVALID_QUALIFICATION,
+            "qualification: Nonprofit exists in Partner Center but cannot be set",
+        );
+        assert_invalid(
+            &records[3],
+            INVALID_QUALIFICATION,
+            "qualification: None exists in Partner Center",
+        );
+    }
+
+    #[test]
+    fn rejected_rows_echo_canonical_values_when_they_parsed() {
+        let input = format!(
+            "customer_id,qualification,segment\n {} ,gcc,college\n",
+            A.to_uppercase()
+        );
+        let r = assert_invalid(
+            &read_str(&input)[0],
+            INVALID_EDUCATION_SEGMENT,
+            "education_segment: ",
+        );
+        assert_eq!(r.customer_id, A);
+        assert_eq!(r.qualification, "GovernmentCommunityCloud");
+    }
+
+    #[test]
+    fn the_first_bad_field_in_column_order_is_reported() {
+        // Header order differs from the reporting order.
+        let input = "code,segment,qualification,customer_id\nabc,college,school,nope\nabc,college,GCC,{A}\nabc,K12,GCC,{A}\n"
+            .replace("{A}", A);
+        let records = read_str(&input);
+        assert_invalid(&records[0], INVALID_CUSTOMER_ID, "customer_id:");
+        assert_invalid(&records[1], INVALID_EDUCATION_SEGMENT, "education_segment:");
+        assert_invalid(&records[2], INVALID_VALIDATION_CODE, "validation_code:");
+    }
+
+    #[test]
+    fn education_needs_a_segment_under_2022_only() {
+        let input = format!(
+            "customer_id,qualification,education_segment\n{A},Education,\n{B},Education,k-12\n"
+        );
+        let records = read_str(&input);
+        assert_invalid(
+            &records[0],
+            MISSING_EDUCATION_SEGMENT,
+            "education_segment: required for Education under the 2022 API contract (set the column or --education-segment)",
+        );
+        assert_eq!(as_valid(&records[1]).segment, Some(EducationSegment::K12));
+
+        let v2021 = InputOptions {
+            contract: ApiContract::V2021,
+            ..opts()
+        };
+        let records = read_all(input.as_bytes(), v2021.clone());
+        assert_eq!(as_valid(&records[0]).segment, None);
+        assert_eq!(as_valid(&records[1]).segment, Some(EducationSegment::K12));
+        // Without the column at all.
+        let input = format!("customer_id,qualification\n{A},Education\n");
+        assert_invalid(
+            &read_str(&input)[0],
+            MISSING_EDUCATION_SEGMENT,
+            "education_segment:",
+        );
+        assert_eq!(
+            as_valid(&read_all(input.as_bytes(), v2021)[0]).segment,
+            None
+        );
+    }
+
+    #[test]
+    fn the_default_segment_fills_empty_cells_only() {
+        let input = format!("customer_id,qualification,segment\n{A},Education,\n{B},Education,Higher Education\n{B},StateOwnedEntity,\n");
+        for contract in [ApiContract::V2021, ApiContract::V2022] {
+            let records = read_all(
+                input.as_bytes(),
+                InputOptions {
+                    contract,
+                    default_segment: Some(EducationSegment::K12),
+                    ..opts()
+                },
+            );
+            assert_eq!(as_valid(&records[0]).segment, Some(EducationSegment::K12));
+            assert_eq!(
+                as_valid(&records[1]).segment,
+                Some(EducationSegment::HigherEducation)
+            );
+            assert_eq!(as_valid(&records[2]).segment, None);
+        }
+    }
+
+    #[test]
+    fn an_unknown_segment_is_invalid_on_any_row_under_either_contract() {
+        let input = format!(
+            "customer_id,qualification,segment\n{A},Education,college\n{A},StateOwnedEntity,college\n{A},GCC,university\n{B},StateOwnedEntity,K12\n"
+        );
+        for contract in [ApiContract::V2021, ApiContract::V2022] {
+            let records = read_all(
+                input.as_bytes(),
+                InputOptions {
+                    contract,
+                    default_segment: Some(EducationSegment::K12),
+                    default_validation_code: Some("1".into()),
+                },
+            );
+            for record in &records[..3] {
+                assert_invalid(
+                    record,
+                    INVALID_EDUCATION_SEGMENT,
+                    "education_segment: unknown education segment",
+                );
+            }
+            // A valid segment on a non-Education row is ignored.
+            assert_eq!(as_valid(&records[3]).segment, None);
+        }
+    }
+
+    #[test]
+    fn gcc_needs_a_digits_only_code() {
+        let input = format!(
+            "customer_id,qualification,validation_code\n{A},GCC,\n{A},GovernmentCommunityCloud,12a4\n{B},gcc, 0042 \n{B},StateOwnedEntity,not digits\n{B},Education,abc\n"
+        );
+        for contract in [ApiContract::V2021, ApiContract::V2022] {
+            let o = InputOptions {
+                contract,
+                default_segment: Some(EducationSegment::K12),
+                ..opts()
+            };
+            let records = read_all(input.as_bytes(), o);
+            assert_invalid(
+                &records[0],
+                MISSING_VALIDATION_CODE,
+                "validation_code: required for GovernmentCommunityCloud",
+            );
+            assert_invalid(
+                &records[1],
+                INVALID_VALIDATION_CODE,
+                "validation_code: must be digits only",
+            );
+            assert_eq!(
+                as_valid(&records[2]).validation_code.as_deref(),
+                Some("0042")
+            );
+            // The code is ignored off GCC rows.
+            assert_eq!(as_valid(&records[3]).validation_code, None);
+            assert_eq!(as_valid(&records[4]).validation_code, None);
+        }
+    }
+
+    #[test]
+    fn the_default_code_fills_empty_cells_only() {
+        let input = format!("customer_id,qualification,code\n{A},GCC,\n{B},GCC,777\n");
+        let with = |code: &str| InputOptions {
+            default_validation_code: Some(code.to_owned()),
+            ..opts()
+        };
+        let records = read_all(input.as_bytes(), with(" 123 "));
+        assert_eq!(
+            as_valid(&records[0]).validation_code.as_deref(),
+            Some("123")
+        );
+        assert_eq!(
+            as_valid(&records[1]).validation_code.as_deref(),
+            Some("777")
+        );
+        let records = read_all(input.as_bytes(), with("12-3"));
+        let r = assert_invalid(
+            &records[0],
+            INVALID_VALIDATION_CODE,
+            "validation_code: must be digits only",
+        );
+        assert!(r
+            .error_message
+            .expect("message")
+            .contains("--validation-code"));
+        as_valid(&records[1]);
+        // Without the column, the default applies to every GCC row.
+        let input = format!("customer_id,qualification\n{A},GCC\n");
+        assert_eq!(
+            as_valid(&read_all(input.as_bytes(), with("9"))[0])
+                .validation_code
+                .as_deref(),
+            Some("9")
+        );
+    }
+
+    #[test]
+    fn website_is_kept_for_education_only() {
+        let input = format!(
+            "customer_id,qualification,segment,website\n{A},Education,K12,  https://a.example  \n{B},Education,K12,   \n{A},StateOwnedEntity,,https://b.example\n"
+        );
+        let records = read_str(&input);
+        assert_eq!(
+            as_valid(&records[0]).website.as_deref(),
+            Some("https://a.example")
+        );
+        assert_eq!(as_valid(&records[1]).website, None);
+        assert_eq!(as_valid(&records[2]).website, None);
+    }
+
+    #[test]
+    fn short_rows_name_the_missing_field() {
+        let input = format!("qualification,customer_id,website,segment\nStateOwnedEntity\nschool\nEducation,{A}\nStateOwnedEntity,{A},a,,c,d,e\n");
+        let records = read_str(&input);
+        let r = assert_invalid(
+            &records[0],
+            MISSING_FIELD,
+            "customer_id: missing; the row has 1 field, the header has 4",
+        );
+        assert_eq!(r.qualification, "StateOwnedEntity");
+        assert_eq!(r.customer_id, "");
+        // Too short for customer_id even though qualification is bad too.
+        assert_invalid(&records[1], MISSING_FIELD, "customer_id: missing");
+        // Optional cells missing are empty: Education without segment under 2022.
+        assert_invalid(&records[2], MISSING_EDUCATION_SEGMENT, "education_segment:");
+        // More fields than the header is fine.
+        as_valid(&records[3]);
+
+        let input = format!("customer_id,qualification\n{A}\n");
+        let r = assert_invalid(
+            &read_str(&input)[0],
+            MISSING_FIELD,
+            "qualification: missing; the row has 1 field, the header has 2",
+        );
+        assert_eq!(r.customer_id, A);
+    }
+
+    #[test]
+    fn duplicates_of_valid_rows_are_rejected() {
+        let input = format!(
+            "customer_id,qualification,code\n{A},StateOwnedEntity,\n{A},GCC,\n{A},GCC,1\n{B},StateOwnedEntity,\n{},state owned entity,\n{A},GCC,2\n{A},Education,\n",
+            A.to_uppercase()
+        );
+        let mut reader = InputReader::new(input.as_bytes(), opts()).expect("header");
+        let records: Vec<Record> = reader.by_ref().map(|r| r.expect("read")).collect();
+        as_valid(&records[0]);
+        // An invalid row does not enter the index.
+        assert_invalid(&records[1], MISSING_VALIDATION_CODE, "validation_code:");
+        as_valid(&records[2]);
+        as_valid(&records[3]);
+        let dup = as_rejected(&records[4]);
+        assert_eq!(dup.outcome, Some(Outcome::Duplicate));
+        assert_eq!(dup.error_code.as_deref(), Some(DUPLICATE));
+        assert_eq!(
+            dup.error_message.as_deref(),
+            Some("same customer and qualification as row 1")
+        );
+        assert_eq!(
+            (
+                dup.row,
+                dup.customer_id.as_str(),
+                dup.qualification.as_str()
+            ),
+            (5, A, "StateOwnedEntity")
+        );
+        assert_eq!(dup.attempts, 0);
+        let dup = as_rejected(&records[5]);
+        assert_eq!(
+            dup.error_message.as_deref(),
+            Some("same customer and qualification as row 3")
+        );
+        // Education for A without segment: invalid, not a duplicate.
+        assert_invalid(&records[6], MISSING_EDUCATION_SEGMENT, "education_segment:");
+        assert_eq!(reader.seen_duplicate_keys(), 3);
+    }
+
+    #[test]
+    fn malformed_quoting_yields_one_record_per_record() {
+        let input = format!(
+            "customer_id,qualification\n\"{A}\"x,StateOwnedEntity\n{A},\"State\"Owned\"Entity\"\n\"{B}\",\"StateOwnedEntity\"\n\"unterminated,Education\n{B},Education\n"
+        );
+        let records = read_str(&input);
+        // The unterminated quote swallows the rest of the file into one field.
+        assert_eq!(records.len(), 4);
+        assert_invalid(&records[0], INVALID_CUSTOMER_ID, "customer_id:");
+        as_valid(&records[2]);
+        let r = assert_invalid(
+            &records[3],
+            INVALID_CUSTOMER_ID,
+            "customer_id: not a GUID: unterminated,Education\\n",
+        );
+        assert!(r.customer_id.ends_with(",Education"), "{r:?}");
+    }
+
+    /// Yields its data in small pieces, interrupting every other read, then optionally fails.
+    struct Awkward {
+        data: Vec<u8>,
+        at: usize,
+        interrupt: bool,
+        fail_at_end: bool,
+    }
+
+    impl Read for Awkward {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.interrupt = !self.interrupt;
+            if self.interrupt {
+                return Err(io::Error::new(io::ErrorKind::Interrupted, "signal"));
+            }
+            if self.at == self.data.len() {
+                return if self.fail_at_end {
+                    Err(io::Error::other("disk gone"))
+                } else {
+                    Ok(0)
+                };
+            }
+            let n = buf.len().min(2).min(self.data.len() - self.at);
+            buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    fn awkward(data: &str, fail_at_end: bool) -> Awkward {
+        Awkward {
+            data: data.as_bytes().to_vec(),
+            at: 0,
+            interrupt: false,
+            fail_at_end,
+        }
+    }
+
+    #[test]
+    fn interrupted_and_split_reads_are_retried() {
+        let input = format!("\u{feff}customer_id,qualification\r\n{A},StateOwnedEntity\r\n\r\n{B},StateOwnedEntity\r\n");
+        let reader = InputReader::new(awkward(&input, false), opts()).expect("header");
+        let records: Vec<Record> = reader.map(|r| r.expect("read")).collect();
+        assert_eq!(records.len(), 2);
+        assert_eq!(as_valid(&records[1]).index, 2);
+        assert_eq!(count_records(awkward(&input, false)).expect("count"), 2);
+    }
+
+    #[test]
+    fn a_read_failure_is_an_error_and_ends_the_reader() {
+        let input =
+            format!("customer_id,qualification\n{A},StateOwnedEntity\n{B},StateOwnedEntity");
+        let mut reader = InputReader::new(awkward(&input, true), opts()).expect("header");
+        as_valid(&reader.next_record().expect("first").expect("read"));
+        let e = reader
+            .next_record()
+            .expect("an error")
+            .expect_err("read failure");
+        assert!(matches!(e, InputError::Io(_)));
+        assert_eq!(e.to_string(), "read failed: disk gone");
+        assert!(reader.next_record().is_none());
+        assert!(reader.next_record().is_none());
+        assert!(count_records(awkward(&input, true)).is_err());
+        let e = header_error_of(awkward("customer_id,qual", true));
+        assert!(matches!(e, InputError::Io(_)), "{e}");
+    }
+
+    fn header_error_of<R: Read>(reader: R) -> InputError {
+        match InputReader::new(reader, opts()) {
+            Ok(_) => panic!("expected a header error"),
+            Err(e) => e,
+        }
+    }
+
+    fn csv_byte() -> impl Strategy<Value = u8> {
+        prop_oneof![
+            3 => prop::sample::select(vec![b',', b'"', b'\n', b'\r', b' ', b'\t', b'a', b'1', b'-', 0xef, 0xbb, 0xbf, 0xff, 0xc3]),
+            1 => any::<u8>(),
+        ]
+    }
+
+    fn quoted(cell: &str) -> String {
+        format!("\"{}\"", cell.replace('"', "\"\""))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_never_panic_and_match_the_count(
+            body in prop::collection::vec(csv_byte(), 0..600),
+            segment in prop::option::of(prop::sample::select(vec![EducationSegment::K12, EducationSegment::HigherEducation])),
+            v2021 in any::<bool>(),
+        ) {
+            let mut input = HEADER.as_bytes().to_vec();
+            input.extend_from_slice(&body);
+            let o = InputOptions {
+                contract: if v2021 { ApiContract::V2021 } else { ApiContract::V2022 },
+                default_segment: segment,
+                default_validation_code: Some("7".into()),
+            };
+            let mut reader = InputReader::new(&input[..], o).expect("header");
+            let mut n = 0u64;
+            let mut not_utf8 = false;
+            while let Some(record) = reader.next_record() {
+                let record = match record {
+                    Err(InputError::NotUtf8 { .. }) => {
+                        not_utf8 = true;
+                        prop_assert!(reader.next_record().is_none());
+                        break;
+                    }
+                    other => other.expect("no I/O error"),
+                };
+                n += 1;
+                let index = match record {
+                    Record::Valid(row) => row.index,
+                    Record::Rejected(r) => r.row,
+                };
+                prop_assert_eq!(index, n);
+            }
+            // The counter agrees: the same records, or the same refusal.
+            match count_records(&input[..]) {
+                Ok(count) => prop_assert!(!not_utf8 && count == n),
+                Err(e) => prop_assert!(not_utf8 && e.kind() == io::ErrorKind::InvalidData),
+            }
+        }
+
+        #[test]
+        fn well_formed_csv_yields_one_record_per_non_blank_line(
+            rows in prop::collection::vec(
+                (
+                    prop::collection::vec("[ a-zA-Z0-9,\"\r\n\u{e9}-]{0,10}", 1..6)
+                        .prop_filter("not blank", |cells| cells.iter().any(|c| !c.trim().is_empty())),
+                    any::<bool>(),
+                    prop::sample::select(vec!["", "\n", "  \n", ",,\n", "\r\n"]),
+                ),
+                0..40,
+            ),
+            crlf in any::<bool>(),
+        ) {
+            let end = if crlf { "\r\n" } else { "\n" };
+            let mut input = format!("customer_id,qualification,code,segment{end}");
+            for (cells, quote_all, blank) in &rows {
+                let line: Vec<String> = cells
+                    .iter()
+                    .map(|c| {
+                        if *quote_all || c.contains([',', '"', '\r', '\n']) { quoted(c) } else { c.clone() }
+                    })
+                    .collect();
+                input.push_str(&line.join(","));
+                input.push_str(end);
+                input.push_str(blank);
+            }
+            let records = read_all(input.as_bytes(), opts());
+            prop_assert_eq!(records.len(), rows.len());
+            for (i, record) in records.iter().enumerate() {
+                let index = match record {
+                    Record::Valid(row) => row.index,
+                    Record::Rejected(r) => r.row,
+                };
+                prop_assert_eq!(index, i as u64 + 1);
+            }
+        }
+
+        #[test]
+        fn generated_rows_validate_like_a_model(
+            rows in prop::collection::vec((0usize..3, 0usize..4, any::<bool>()), 0..30),
+        ) {
+            let ids = [A, B, "not-a-guid"];
+            let quals = ["Education", "GCC", "StateOwnedEntity", "Nonprofit"];
+            let mut input = String::from("customer_id,qualification,segment,code\n");
+            for (id, q, upper) in &rows {
+                let id = if *upper { ids[*id].to_uppercase() } else { ids[*id].to_owned() };
+                input.push_str(&format!("{id},{},K12,1\n", quals[*q]));
+            }
+            let records = read_all(input.as_bytes(), opts());
+            let mut first_seen = std::collections::HashMap::new();
+            for (i, ((id, q, _), record)) in rows.iter().zip(&records).enumerate() {
+                let index = i as u64 + 1;
+                if *id == 2 || *q == 3 {
+                    prop_assert_eq!(as_rejected(record).outcome, Some(Outcome::Invalid));
+                } else if let Some(first) = first_seen.get(&(*id, *q)) {
+                    let r = as_rejected(record);
+                    prop_assert_eq!(r.outcome, Some(Outcome::Duplicate));
+                    prop_assert_eq!(r.error_message.clone(), Some(format!("same customer and qualification as row {first}")));
+                } else {
+                    first_seen.insert((*id, *q), index);
+                    prop_assert_eq!(as_valid(record).index, index);
+                }
+            }
+        }
+    }
+}

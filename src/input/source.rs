@@ -1,0 +1,1007 @@
+//! Opening the input once: whether it is CSV text or a workbook, its encoding and delimiter, and
+//! a reader for every pass over it (the progress bar's count, the `--resume` check, the GCC
+//! pre-flight count, the run itself), so that all of them see the same rows.
+//!
+//! A file is opened exactly once; each pass reads it through its own offset
+//! ([`At`], positional reads), so passes never disturb one another and a file replaced under
+//! the same name mid-run cannot mix two versions. Standard input can be read once: a run that
+//! needs a second pass first copies it to an anonymous temporary file ([`InputSource::spool`]).
+//!
+//! Text: UTF-8 with or without a byte-order mark; UTF-16 LE or BE with a byte-order mark
+//! (transcoded to UTF-8 while read). The delimiter is the one of comma, semicolon, tab and pipe
+//! found most often outside quotes in the header line, unless `--delimiter` names it.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::domain::error::ErrorKind;
+use crate::input::sheet::{self, WorkbookKind};
+use crate::input::{self, InputError, InputOptions, InputReader, Layout};
+
+/// Flags that say how to read the input (shared by `run`, `reconcile` and `validate`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct InputFormat {
+    /// Field separator of a CSV input: comma, semicolon, tab, pipe or one character
+    /// [default: detected from the header line]
+    #[arg(long, value_name = "SEP", value_parser = parse_delimiter)]
+    pub delimiter: Option<u8>,
+    /// Sheet of a workbook input (.xlsx, .xlsm, .xls, .ods) [default: the first sheet]
+    #[arg(long, value_name = "NAME")]
+    pub sheet: Option<String>,
+}
+
+/// A `--delimiter` value that names no usable separator.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected comma, semicolon, tab, pipe or a single punctuation character; got {text:?}")]
+pub struct DelimiterError {
+    /// The value given.
+    pub text: String,
+}
+
+/// Parses `--delimiter`: a name or a single ASCII character other than a quote or line break.
+/// (clap takes any `Into<Box<dyn Error + Send + Sync>>` error from a value parser.)
+pub fn parse_delimiter(text: &str) -> Result<u8, DelimiterError> {
+    match text.to_ascii_lowercase().as_str() {
+        "comma" | "," => return Ok(b','),
+        "semicolon" | ";" => return Ok(b';'),
+        "tab" | "\\t" | "\t" => return Ok(b'\t'),
+        "pipe" | "|" => return Ok(b'|'),
+        _ => {}
+    }
+    match text.as_bytes() {
+        [b] if b.is_ascii() && !matches!(b, b'"' | b'\n' | b'\r') && !b.is_ascii_alphanumeric() => {
+            Ok(*b)
+        }
+        _ => Err(DelimiterError {
+            text: text.to_string(),
+        }),
+    }
+}
+
+/// The delimiters detection chooses from, in the order that breaks ties.
+const CANDIDATES: [u8; 4] = [b',', b';', b'\t', b'|'];
+
+/// The longest header line read for detection; a longer one is judged on its start.
+const MAX_HEADER_SNIFF: usize = 1 << 20;
+
+/// How text is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// UTF-8 without a byte-order mark.
+    Utf8,
+    /// UTF-8 with a byte-order mark (what Excel's "CSV UTF-8" writes).
+    Utf8Bom,
+    /// UTF-16 little-endian with a byte-order mark (Excel's "Unicode text").
+    Utf16Le,
+    /// UTF-16 big-endian with a byte-order mark.
+    Utf16Be,
+}
+
+impl Encoding {
+    fn name(self) -> &'static str {
+        match self {
+            Encoding::Utf8 => "UTF-8",
+            Encoding::Utf8Bom => "UTF-8 with BOM",
+            Encoding::Utf16Le => "UTF-16 LE",
+            Encoding::Utf16Be => "UTF-16 BE",
+        }
+    }
+
+    fn sniff(head: &[u8]) -> Encoding {
+        match head {
+            [0xef, 0xbb, 0xbf, ..] => Encoding::Utf8Bom,
+            [0xff, 0xfe, ..] => Encoding::Utf16Le,
+            [0xfe, 0xff, ..] => Encoding::Utf16Be,
+            _ => Encoding::Utf8,
+        }
+    }
+}
+
+/// What the input turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Format {
+    /// Delimited text.
+    Csv {
+        /// Its encoding.
+        encoding: Encoding,
+        /// The field separator.
+        delimiter: u8,
+        /// Sniffed from the header line (rather than given with `--delimiter`).
+        detected: bool,
+    },
+    /// A workbook.
+    Workbook {
+        /// Which kind.
+        kind: WorkbookKind,
+        /// The sheet read.
+        sheet: String,
+    },
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Format::Csv {
+                encoding,
+                delimiter,
+                detected,
+            } => write!(
+                f,
+                "CSV text, {}, delimiter {}, {}",
+                encoding.name(),
+                Layout::delimiter_name(*delimiter),
+                if *detected {
+                    "detected from the header line"
+                } else {
+                    "from --delimiter"
+                }
+            ),
+            Format::Workbook { kind, sheet } => write!(f, "{}, sheet {sheet:?}", kind.name()),
+        }
+    }
+}
+
+/// A reader of a file at its own offset, sharing the one open handle with other passes.
+#[derive(Clone)]
+pub struct At {
+    file: Arc<File>,
+    pos: u64,
+}
+
+impl At {
+    fn new(file: &Arc<File>) -> At {
+        At {
+            file: file.clone(),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for At {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::read_at(&*self.file, buf, self.pos)?;
+        #[cfg(windows)]
+        let n = std::os::windows::fs::FileExt::seek_read(&*self.file, buf, self.pos)?;
+        #[cfg(not(any(unix, windows)))]
+        let n = {
+            let _ = buf;
+            return Err(io::Error::other("positional reads are not supported here"));
+        };
+        let step = u64::try_from(n).map_err(io::Error::other)?;
+        self.pos = self.pos.saturating_add(step);
+        Ok(n)
+    }
+}
+
+impl Seek for At {
+    fn seek(&mut self, from: SeekFrom) -> io::Result<u64> {
+        let target = match from {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+            SeekFrom::End(d) => self.file.metadata()?.len().checked_add_signed(d),
+        };
+        self.pos = target
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        Ok(self.pos)
+    }
+}
+
+enum Data {
+    /// An open regular file (or a stream copied to a temporary file).
+    File(Arc<File>),
+    /// A stream that can be read once: standard input, or a pipe such as `<(zcat x.csv.gz)`;
+    /// `None` once handed out.
+    Stream(Option<Box<dyn Read + Send>>),
+}
+
+/// The input, opened once; see the [module documentation](self).
+pub struct InputSource {
+    path: String,
+    data: Data,
+    flags: InputFormat,
+    /// The workbook kind, when it is one.
+    workbook: Option<WorkbookKind>,
+    /// What the latest pass found.
+    format: Option<Format>,
+}
+
+impl InputSource {
+    /// Opens `path` (`-` is standard input): the one place the input is opened. A file is
+    /// checked here: not a directory, readable, a workbook by extension or content, and a text
+    /// file's bytes all UTF-8 (or UTF-16 with a BOM), so that a file that cannot be read stops
+    /// the run before anything is sent. A pipe or device is read once, like standard input.
+    pub fn open(path: &str, flags: &InputFormat) -> Result<InputSource, ErrorKind> {
+        let stream = |data: Box<dyn Read + Send>| InputSource {
+            path: path.to_string(),
+            data: Data::Stream(Some(data)),
+            flags: flags.clone(),
+            workbook: None,
+            format: None,
+        };
+        if path == "-" {
+            return Ok(stream(Box::new(io::stdin())));
+        }
+        let err = |reason: String| ErrorKind::Input {
+            path: path.to_string(),
+            reason,
+        };
+        let io_err = |source| ErrorKind::InputIo {
+            path: path.to_string(),
+            source,
+        };
+        let file = File::open(path).map_err(io_err)?;
+        let metadata = file.metadata().map_err(io_err)?;
+        if metadata.is_dir() {
+            return Err(err("is a directory".into()));
+        }
+        if !metadata.is_file() {
+            // A pipe or device: no positional reads; read once like standard input, and
+            // copied to a temporary file when a workbook (which needs seeking) is named.
+            let mut source = stream(Box::new(file));
+            if Path::new(path)
+                .extension()
+                .and_then(|e| e.to_str())
+                .and_then(WorkbookKind::from_extension)
+                .is_some()
+            {
+                source.spool()?;
+            }
+            return Ok(source);
+        }
+        let mut source = InputSource {
+            path: path.to_string(),
+            data: Data::File(Arc::new(file)),
+            flags: flags.clone(),
+            workbook: None,
+            format: None,
+        };
+        source.inspect()?;
+        Ok(source)
+    }
+
+    /// [`InputSource::open`] on tokio's blocking pool: the open scans a whole text file for
+    /// UTF-8 and opens a workbook, which must not hold up the runtime's one thread (the
+    /// sandbox's simulator and the signal handlers share it).
+    pub async fn open_off_runtime(
+        path: &str,
+        flags: &InputFormat,
+    ) -> Result<InputSource, ErrorKind> {
+        let (owned, flags) = (path.to_string(), flags.clone());
+        off_runtime(path, move || InputSource::open(&owned, &flags)).await
+    }
+
+    /// Whether the input is a workbook (its rows come from a reader thread).
+    pub fn is_workbook(&self) -> bool {
+        self.workbook.is_some()
+    }
+
+    /// Whether the input is a stream (standard input, a pipe) that can be read only once.
+    pub fn is_stream(&self) -> bool {
+        matches!(self.data, Data::Stream(_))
+    }
+
+    /// Copies a stream to an anonymous temporary file so it can be read more than once (a
+    /// no-op for a file). Waits for the end of the input.
+    pub fn spool(&mut self) -> Result<(), ErrorKind> {
+        let mut stream = match &mut self.data {
+            Data::File(_) => return Ok(()),
+            Data::Stream(stream) => stream
+                .take()
+                .ok_or_else(|| self.err("the input was already read".into()))?,
+        };
+        let buffer_err = |source| ErrorKind::InputBuffer {
+            path: self.path.clone(),
+            source,
+        };
+        let mut file = tempfile::tempfile().map_err(buffer_err)?;
+        io::copy(&mut stream, &mut file).map_err(buffer_err)?;
+        self.data = Data::File(Arc::new(file));
+        self.inspect()
+    }
+
+    /// Checks an opened file: workbook or text, and text all decodable.
+    fn inspect(&mut self) -> Result<(), ErrorKind> {
+        let Data::File(file) = &self.data else {
+            return Ok(());
+        };
+        let file = file.clone();
+        let mut head = [0u8; 8];
+        let n = read_full(&mut At::new(&file), &mut head).map_err(|e| self.io_err(e))?;
+        let head = &head[..n];
+        let by_extension = Path::new(&self.path)
+            .extension()
+            .and_then(|e| e.to_str())
+            .and_then(WorkbookKind::from_extension);
+        // The content decides: web applications export CSV or TSV named `.xls`, and a workbook
+        // may be saved under any name. The extension only says which reader to try first.
+        self.workbook = if is_workbook_magic(head) {
+            Some(sniff_workbook(&file, head, by_extension).ok_or_else(|| {
+                self.err("the file is a zip or OLE container but not a workbook this tool reads (.xlsx, .xlsm, .xls, .ods); save it as .xlsx or as CSV UTF-8".into())
+            })?)
+        } else {
+            None
+        };
+        if self.workbook.is_none() && looks_like_bomless_utf16(&head[..head.len().min(4)]) {
+            return Err(self.err(TextError::Utf16WithoutBom.to_string()));
+        }
+        if self.workbook.is_none()
+            && matches!(Encoding::sniff(head), Encoding::Utf8 | Encoding::Utf8Bom)
+        {
+            if let Some(line) = first_non_utf8_line(At::new(&file)).map_err(|e| self.io_err(e))? {
+                return Err(self.input_err(InputError::NotUtf8 { line }));
+            }
+        }
+        Ok(())
+    }
+
+    fn err(&self, reason: String) -> ErrorKind {
+        ErrorKind::Input {
+            path: self.path.clone(),
+            reason,
+        }
+    }
+
+    /// Reading the input failed; the I/O error is kept as the cause.
+    fn io_err(&self, source: io::Error) -> ErrorKind {
+        ErrorKind::InputIo {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The reader refused the input; its error is kept as the cause.
+    fn input_err(&self, source: InputError) -> ErrorKind {
+        ErrorKind::InputRead {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// What the latest pass found (`None` before the first), for `validate` and the debug log.
+    pub fn format(&self) -> Option<&Format> {
+        self.format.as_ref()
+    }
+
+    /// A reader from the first row, validating with `opts`. Each call is a new pass over the
+    /// same data; standard input gives one pass unless [`InputSource::spool`]ed.
+    pub fn reader(
+        &mut self,
+        opts: InputOptions,
+    ) -> Result<InputReader<Box<dyn Read + Send>>, ErrorKind> {
+        let file = match &self.data {
+            Data::File(file) => Some(file.clone()),
+            Data::Stream(_) => None,
+        };
+        let raw: Box<dyn Read + Send> = match file {
+            Some(file) => {
+                if let Some(kind) = self.workbook {
+                    let (sheet, rows) =
+                        sheet::open(At::new(&file), kind, self.flags.sheet.as_deref()).map_err(
+                            |source| ErrorKind::InputSheet {
+                                path: self.path.clone(),
+                                source,
+                            },
+                        )?;
+                    let format = Format::Workbook {
+                        kind,
+                        sheet: sheet.clone(),
+                    };
+                    tracing::debug!(input = %self.path, "input read as {format}");
+                    self.format = Some(format);
+                    return InputReader::sheet(rows, sheet, opts).map_err(|e| self.input_err(e));
+                }
+                Box::new(At::new(&file))
+            }
+            None => match &mut self.data {
+                Data::Stream(stream) => stream.take().ok_or_else(|| {
+                    self.err("this input can be read only once; give the rows as a file".into())
+                })?,
+                Data::File(_) => return Err(self.err("the input changed while read".into())),
+            },
+        };
+        let (text, format) = self.text(raw).map_err(|e| self.io_err(e))?;
+        let Format::Csv {
+            delimiter,
+            detected,
+            ..
+        } = format
+        else {
+            return Err(self.err("not text".into()));
+        };
+        tracing::debug!(input = %self.path, "input read as {format}");
+        self.format = Some(format);
+        InputReader::csv(
+            text,
+            Layout::Csv {
+                delimiter,
+                detected,
+            },
+            opts,
+        )
+        .map_err(|e| self.input_err(e))
+    }
+
+    /// The number of data records a reader would yield, for the progress bar's total; `None`
+    /// for standard input (it can be read once) or when counting fails.
+    pub fn count(&mut self) -> Option<u64> {
+        let Data::File(file) = &self.data else {
+            return None;
+        };
+        let file = file.clone();
+        if let Some(kind) = self.workbook {
+            let (_, rows) = sheet::open(At::new(&file), kind, self.flags.sheet.as_deref()).ok()?;
+            return input::count_sheet_records(rows).ok();
+        }
+        let (text, format) = self.text(Box::new(At::new(&file))).ok()?;
+        let Format::Csv { delimiter, .. } = format else {
+            return None;
+        };
+        input::count_csv_records(text, delimiter).ok()
+    }
+
+    /// Decodes the text (UTF-16 to UTF-8) and settles the delimiter from the header line; the
+    /// returned stream starts at the first byte, with nothing consumed.
+    fn text(&self, raw: Box<dyn Read + Send>) -> io::Result<(Box<dyn Read + Send>, Format)> {
+        // Buffered: the header is sniffed a byte at a time.
+        let mut raw = io::BufReader::with_capacity(64 * 1024, raw);
+        let mut head = [0u8; 4];
+        let n = read_full(&mut raw, &mut head)?;
+        let head = head[..n].to_vec();
+        if self.is_stream() && is_workbook_magic(&head) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                TextError::WorkbookOnStdin,
+            ));
+        }
+        if looks_like_bomless_utf16(&head) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                TextError::Utf16WithoutBom,
+            ));
+        }
+        let encoding = Encoding::sniff(&head);
+        let joined: Box<dyn Read + Send> = Box::new(io::Cursor::new(head).chain(raw));
+        let mut text: Box<dyn Read + Send> = match encoding {
+            Encoding::Utf16Le | Encoding::Utf16Be => Box::new(
+                encoding_rs_io::DecodeReaderBytesBuilder::new()
+                    .strip_bom(true)
+                    .build(joined),
+            ),
+            Encoding::Utf8 | Encoding::Utf8Bom => joined,
+        };
+        let (delimiter, detected) = match self.flags.delimiter {
+            Some(d) => (d, false),
+            None => {
+                let line = read_header_line(&mut text)?;
+                let delimiter = detect_delimiter(&line);
+                text = Box::new(io::Cursor::new(line).chain(text));
+                (delimiter, true)
+            }
+        };
+        Ok((
+            text,
+            Format::Csv {
+                encoding,
+                delimiter,
+                detected,
+            },
+        ))
+    }
+}
+
+/// Runs blocking input work (a whole-file scan, a workbook open, reading standard input) on
+/// tokio's blocking pool and waits for it, so the runtime's single thread stays free for the
+/// sandbox's simulator and for Ctrl-C. A panic in `work` is passed on as it would have been.
+pub async fn off_runtime<T, F>(path: &str, work: F) -> Result<T, ErrorKind>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, ErrorKind> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(source) => Err(ErrorKind::InputTask {
+            path: path.to_string(),
+            what: "reading the input was cancelled",
+            source,
+        }),
+    }
+}
+
+/// Text that cannot be read as CSV at all.
+#[derive(Debug, thiserror::Error)]
+enum TextError {
+    /// A zip or OLE file arrived on standard input.
+    #[error("the input looks like a workbook, which cannot be read from standard input or a pipe; give it as a file (--input customers.xlsx) or save it as CSV UTF-8")]
+    WorkbookOnStdin,
+    /// Every other byte is NUL: UTF-16 that lost its byte-order mark.
+    #[error("the file looks like UTF-16 text without a byte-order mark; re-save it as \"CSV UTF-8 (Comma delimited) (*.csv)\" (Excel) or as Text CSV with character set \"Unicode (UTF-8)\" (LibreOffice)")]
+    Utf16WithoutBom,
+}
+
+/// ASCII text in UTF-16 without a BOM: NUL in every other byte of the first four.
+fn looks_like_bomless_utf16(head: &[u8]) -> bool {
+    matches!(head, [a, 0, b, 0] | [0, a, 0, b] if *a != 0 && *b != 0)
+}
+
+/// Reads until `buf` is full or the stream ends; the number of bytes read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match reader.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
+const OLE_MAGIC: &[u8] = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1";
+
+/// Whether the first bytes are a zip archive's (.xlsx, .ods) or an OLE file's (.xls).
+fn is_workbook_magic(head: &[u8]) -> bool {
+    head.starts_with(ZIP_MAGIC) || (head.len() >= 4 && OLE_MAGIC.starts_with(head))
+}
+
+/// The kind of workbook a zip or OLE file is: the one whose reader opens it, trying the kind
+/// the extension names first.
+fn sniff_workbook(
+    file: &Arc<File>,
+    head: &[u8],
+    hint: Option<WorkbookKind>,
+) -> Option<WorkbookKind> {
+    let candidates: &[WorkbookKind] = if head.starts_with(ZIP_MAGIC) {
+        // Both .xlsx and .ods are zip archives.
+        &[WorkbookKind::Xlsx, WorkbookKind::Ods]
+    } else {
+        &[WorkbookKind::Xls]
+    };
+    let hinted = hint.filter(|h| candidates.contains(h));
+    hinted
+        .into_iter()
+        .chain(candidates.iter().copied().filter(|k| Some(*k) != hinted))
+        .find(|kind| sheet::opens(At::new(file), *kind))
+}
+
+/// The 1-based line of the first byte that is not UTF-8, scanning the whole stream.
+fn first_non_utf8_line(mut reader: impl Read) -> io::Result<Option<u64>> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut carried = 0; // bytes of a character split across two reads, kept at the front
+    let mut line = 1u64;
+    loop {
+        let n = match reader.read(&mut buf[carried..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let len = carried + n;
+        let chunk = &buf[..len];
+        let (valid, bad) = match std::str::from_utf8(chunk) {
+            Ok(_) => (len, false),
+            Err(e) if e.error_len().is_none() && n > 0 => (e.valid_up_to(), false),
+            Err(e) => (e.valid_up_to(), true),
+        };
+        line += count_newlines(&chunk[..valid]);
+        if bad {
+            return Ok(Some(line));
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.copy_within(valid..len, 0);
+        carried = len - valid;
+    }
+}
+
+fn count_newlines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|b| **b == b'\n').fold(0, |n, _| n + 1)
+}
+
+/// Reads through the first line that is not blank (line breaks inside quotes do not end it);
+/// everything read is returned, blank lines before it included.
+fn read_header_line(reader: &mut impl Read) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut line_start = 0;
+    let mut quoted = false;
+    let mut byte = [0u8; 1];
+    // Byte by byte: the header is short, and nothing past it may be consumed.
+    while out.len() < MAX_HEADER_SNIFF {
+        if read_full(reader, &mut byte)? == 0 {
+            break;
+        }
+        out.push(byte[0]);
+        match byte[0] {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted => {
+                if !is_blank_line(&out[line_start..]) {
+                    break;
+                }
+                line_start = out.len();
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn is_blank_line(line: &[u8]) -> bool {
+    let line = line.strip_prefix(b"\xef\xbb\xbf").unwrap_or(line);
+    line.iter()
+        .all(|b| b.is_ascii_whitespace() || CANDIDATES.contains(b) || *b == b'"')
+}
+
+/// The candidate found most often outside quotes in the last line of `text`; ties go to the
+/// earlier candidate, and a line without any is comma-separated.
+pub fn detect_delimiter(text: &[u8]) -> u8 {
+    let trimmed = text.strip_suffix(b"\n").unwrap_or(text);
+    let start = trimmed
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    let line = &text[start..];
+    let mut counts = [0usize; CANDIDATES.len()];
+    let mut quoted = false;
+    for b in line {
+        if *b == b'"' {
+            quoted = !quoted;
+        } else if !quoted {
+            if let Some(i) = CANDIDATES.iter().position(|c| c == b) {
+                counts[i] += 1;
+            }
+        }
+    }
+    let mut best = 0;
+    for i in 1..CANDIDATES.len() {
+        if counts[i] > counts[best] {
+            best = i;
+        }
+    }
+    CANDIDATES[best]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_most_frequent_separator_outside_quotes_wins() {
+        assert_eq!(detect_delimiter(b"customer_id,qualification\n"), b',');
+        assert_eq!(
+            detect_delimiter(b"customer_id;qualification;code\r\n"),
+            b';'
+        );
+        assert_eq!(detect_delimiter(b"customer_id\tqualification\n"), b'\t');
+        assert_eq!(detect_delimiter(b"customer_id|qualification\n"), b'|');
+        assert_eq!(
+            detect_delimiter(b"\"id, the tenant's\";\"qualification, type\";x\n"),
+            b';'
+        );
+        assert_eq!(detect_delimiter(b"\n\ncustomer_id;q\n"), b';');
+        assert_eq!(detect_delimiter(b"customer_id\n"), b',');
+        assert_eq!(detect_delimiter(b"a;b,c\n"), b',', "ties go to comma");
+    }
+
+    #[test]
+    fn delimiter_flag_values() {
+        assert_eq!(parse_delimiter("semicolon"), Ok(b';'));
+        assert_eq!(parse_delimiter("TAB"), Ok(b'\t'));
+        assert_eq!(parse_delimiter("\\t"), Ok(b'\t'));
+        assert_eq!(parse_delimiter("|"), Ok(b'|'));
+        assert_eq!(parse_delimiter(":"), Ok(b':'));
+        assert!(parse_delimiter("\"").is_err());
+        assert!(parse_delimiter("ab").is_err());
+        assert!(parse_delimiter("x").is_err());
+    }
+
+    #[test]
+    fn the_first_bad_line_is_found_across_reads() {
+        let mut data = "a\n".repeat(40_000).into_bytes();
+        data.extend_from_slice("é\n".as_bytes());
+        assert_eq!(first_non_utf8_line(&data[..]).expect("read"), None);
+        // A two-byte character split by the 64 KiB read boundary is not an error.
+        let mut split = vec![b'a'; 64 * 1024 - 1];
+        split.extend_from_slice("é\n".as_bytes());
+        split.extend_from_slice(b"x\xe9\n");
+        assert_eq!(first_non_utf8_line(&split[..]).expect("read"), Some(2));
+        assert_eq!(
+            first_non_utf8_line(&b"ok\nok\ncaf\xe9\n"[..]).expect("read"),
+            Some(3)
+        );
+        // A truncated character at the very end is bad too.
+        assert_eq!(
+            first_non_utf8_line(&b"ok\n\xc3"[..]).expect("read"),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn the_header_line_is_read_through_its_end_only() {
+        let mut input = &b"\n  \n\"a\nb\";c\nrest"[..];
+        let line = read_header_line(&mut input).expect("read");
+        assert_eq!(line, b"\n  \n\"a\nb\";c\n");
+        assert_eq!(input, b"rest");
+    }
+
+    const A: &str = "0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7";
+    const B: &str = "11111111-2222-3333-4444-555555555555";
+
+    fn rows_of(source: &mut InputSource) -> Vec<(u64, String, Option<String>)> {
+        let reader = source.reader(InputOptions::default()).expect("header");
+        reader
+            .map(|r| match r.expect("read") {
+                crate::input::Record::Valid(row) => {
+                    (row.index, row.customer_id.to_string(), row.validation_code)
+                }
+                crate::input::Record::Rejected(r) => (r.row, r.customer_id, r.error_message),
+            })
+            .collect()
+    }
+
+    fn workbook(path: &Path, second_sheet: bool) {
+        use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+        let mut book = Workbook::new();
+        let sheet = book.add_worksheet();
+        sheet.set_name("Customers").expect("name");
+        for (c, h) in ["Customer ID", "Qualification", "Validation Code", "Start"]
+            .iter()
+            .enumerate()
+        {
+            sheet
+                .write_string(0, u16::try_from(c).expect("col"), *h)
+                .expect("write");
+        }
+        sheet.write_string(1, 0, A).expect("write");
+        sheet.write_string(1, 1, "GCC").expect("write");
+        // Stored as a number, shown as 482913.
+        sheet.write_number(1, 2, 482913.0).expect("write");
+        let date = ExcelDateTime::from_ymd(2024, 3, 1).expect("date");
+        sheet
+            .write_datetime_with_format(1, 3, &date, &Format::new().set_num_format("yyyy-mm-dd"))
+            .expect("write");
+        // Row 3 is left empty: the next row is the sheet's row 4.
+        sheet.write_string(3, 0, B).expect("write");
+        sheet
+            .write_string(3, 1, "GovernmentCommunityCloud")
+            .expect("write");
+        sheet.write_number(3, 2, 7.5).expect("write");
+        if second_sheet {
+            let other = book.add_worksheet();
+            other.set_name("Other").expect("name");
+            other.write_string(0, 0, "tenant_id").expect("write");
+            other.write_string(0, 1, "qualification").expect("write");
+            other.write_string(1, 0, B).expect("write");
+            other.write_string(1, 1, "StateOwnedEntity").expect("write");
+        }
+        book.save(path).expect("save");
+    }
+
+    #[test]
+    fn a_workbook_reads_as_shown_with_the_sheets_row_numbers() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("book.xlsx");
+        workbook(&path, true);
+        let path = path.to_string_lossy().into_owned();
+        let mut source = InputSource::open(&path, &InputFormat::default()).expect("opens");
+        let rows = rows_of(&mut source);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0], (2, A.to_string(), Some("482913".to_string())));
+        assert_eq!(rows[1].0, 4);
+        assert!(
+            rows[1].2.as_deref().unwrap_or("").contains("\"7.5\""),
+            "{rows:?}"
+        );
+        assert_eq!(
+            source.format(),
+            Some(&Format::Workbook {
+                kind: WorkbookKind::Xlsx,
+                sheet: "Customers".into()
+            })
+        );
+        // A second pass over the same handle sees the same rows; the count agrees.
+        assert_eq!(rows_of(&mut source), rows);
+        assert_eq!(source.count(), Some(2));
+
+        let flags = InputFormat {
+            sheet: Some("other".into()),
+            ..InputFormat::default()
+        };
+        let mut source = InputSource::open(&path, &flags).expect("opens");
+        assert_eq!(rows_of(&mut source), [(2, B.to_string(), None)]);
+
+        let flags = InputFormat {
+            sheet: Some("Nope".into()),
+            ..InputFormat::default()
+        };
+        let mut source = InputSource::open(&path, &flags).expect("opens");
+        let e = source
+            .reader(InputOptions::default())
+            .err()
+            .expect("no such sheet");
+        assert!(
+            e.chain()
+                .contains("no sheet named \"Nope\"; its sheets are: \"Customers\", \"Other\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_workbook_under_a_csv_name_is_recognised_by_its_content() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("book.xlsx");
+        workbook(&path, false);
+        let renamed = dir.path().join("export.csv");
+        std::fs::rename(&path, &renamed).expect("rename");
+        let mut source =
+            InputSource::open(&renamed.to_string_lossy(), &InputFormat::default()).expect("opens");
+        assert_eq!(rows_of(&mut source).len(), 2);
+    }
+
+    #[test]
+    fn the_content_not_the_name_decides_the_format() {
+        let dir = tempfile::tempdir().expect("dir");
+        // A web application's "Excel export" that is really tab-separated text.
+        let fake = dir.path().join("export.xls");
+        std::fs::write(
+            &fake,
+            format!("Tenant ID\tQualification\n{A}\tStateOwnedEntity\n"),
+        )
+        .expect("write");
+        let mut source =
+            InputSource::open(&fake.to_string_lossy(), &InputFormat::default()).expect("opens");
+        assert_eq!(rows_of(&mut source), [(1, A.to_string(), None)]);
+        // A zip that is no workbook.
+        let zip = dir.path().join("data.xlsx");
+        std::fs::write(&zip, b"PK\x03\x04 not really a zip").expect("write");
+        let e = InputSource::open(&zip.to_string_lossy(), &InputFormat::default())
+            .err()
+            .expect("refused");
+        assert!(
+            e.to_string().contains("not a workbook this tool reads"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn utf16_with_a_bom_is_decoded_both_ways() {
+        let dir = tempfile::tempdir().expect("dir");
+        let text =
+            format!("\u{feff}Tenant ID\tQualification\r\n{A}\tStateOwnedEntity\r\n{B}\tGCC\r\n");
+        let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        for (name, bytes, encoding) in [
+            ("le.txt", le, Encoding::Utf16Le),
+            ("be.txt", be, Encoding::Utf16Be),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).expect("write");
+            let mut source =
+                InputSource::open(&path.to_string_lossy(), &InputFormat::default()).expect("opens");
+            let rows = rows_of(&mut source);
+            assert_eq!(rows[0], (1, A.to_string(), None), "{name}");
+            assert_eq!(rows[1].0, 2, "{name}: GCC without a code is row 2");
+            assert_eq!(
+                source.format(),
+                Some(&Format::Csv {
+                    encoding,
+                    delimiter: b'\t',
+                    detected: true
+                })
+            );
+            assert_eq!(source.count(), Some(2));
+        }
+    }
+
+    #[test]
+    fn utf16_without_a_bom_is_named_not_misread() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("nobom.csv");
+        let text = format!("customer_id,qualification\n{A},StateOwnedEntity\n");
+        let bytes: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        std::fs::write(&path, bytes).expect("write");
+        let e = InputSource::open(&path.to_string_lossy(), &InputFormat::default())
+            .err()
+            .expect("refused");
+        assert!(
+            e.to_string()
+                .contains("UTF-16 text without a byte-order mark"),
+            "{e}"
+        );
+        assert!(looks_like_bomless_utf16(b"\0c\0u"));
+        assert!(!looks_like_bomless_utf16(b"\xff\xfec\0"));
+        assert!(!looks_like_bomless_utf16(b"cust"));
+    }
+
+    #[test]
+    fn a_latin1_file_is_refused_at_open_naming_the_line() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("latin1.csv");
+        let mut bytes = format!(
+            "customer_id;qualification;name\n{A};StateOwnedEntity;ok\n{B};StateOwnedEntity;Mus"
+        )
+        .into_bytes();
+        bytes.extend_from_slice(b"\xe9e\n");
+        std::fs::write(&path, bytes).expect("write");
+        let e = InputSource::open(&path.to_string_lossy(), &InputFormat::default())
+            .err()
+            .expect("refused");
+        let message = e.chain();
+        assert!(
+            message.contains("not UTF-8")
+                && message.contains("line 3")
+                && message.contains("CSV UTF-8"),
+            "{message}"
+        );
+    }
+
+    mod equivalence {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn write(rows: &[[String; 3]], delimiter: u8) -> String {
+            let mut out = csv::WriterBuilder::new()
+                .delimiter(delimiter)
+                .terminator(csv::Terminator::CRLF)
+                .from_writer(Vec::new());
+            out.write_record(["Customer ID", "Qualification", "Notes"])
+                .expect("header");
+            for row in rows {
+                out.write_record(row).expect("row");
+            }
+            String::from_utf8(out.into_inner().expect("flush")).expect("UTF-8")
+        }
+
+        fn records(path: &Path) -> Vec<String> {
+            let mut source =
+                InputSource::open(&path.to_string_lossy(), &InputFormat::default()).expect("opens");
+            let reader = source.reader(InputOptions::default()).expect("header");
+            reader.map(|r| format!("{:?}", r.expect("read"))).collect()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+            /// Whatever the separator and encoding, the same rows give the same records.
+            #[test]
+            fn every_separator_and_encoding_reads_alike(
+                rows in prop::collection::vec(
+                    (
+                        prop::sample::select(vec![A, B, "not;a|guid", "x\ty", ""]),
+                        prop::sample::select(vec!["StateOwnedEntity", "GCC", "Nonprofit", "state owned entity"]),
+                        "[a-z ,;|\t\"\né€学]{0,12}",
+                    ),
+                    1..12,
+                ),
+            ) {
+                let rows: Vec<[String; 3]> = rows
+                    .into_iter()
+                    .map(|(id, q, notes)| [id.to_string(), q.to_string(), notes])
+                    .collect();
+                let dir = tempfile::tempdir().expect("dir");
+                let reference = dir.path().join("ref.csv");
+                std::fs::write(&reference, write(&rows, b',')).expect("write");
+                let expected = records(&reference);
+                prop_assert_eq!(expected.len(), rows.len());
+                for delimiter in [b';', b'\t', b'|'] {
+                    let text = write(&rows, delimiter);
+                    let variants: [(&str, Vec<u8>); 4] = [
+                        ("utf8", text.clone().into_bytes()),
+                        ("bom", format!("\u{feff}{text}").into_bytes()),
+                        ("le", format!("\u{feff}{text}").encode_utf16().flat_map(u16::to_le_bytes).collect()),
+                        ("be", format!("\u{feff}{text}").encode_utf16().flat_map(u16::to_be_bytes).collect()),
+                    ];
+                    for (name, bytes) in variants {
+                        let path = dir.path().join(format!("{name}-{delimiter}.csv"));
+                        std::fs::write(&path, bytes).expect("write");
+                        prop_assert_eq!(&records(&path), &expected, "{} {:?}", name, char::from(delimiter));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,715 @@
+//! The Partner Center wire formats: request paths and bodies for both create contracts, and
+//! tolerant parsing of success, list and error answers.
+
+use serde::Serialize;
+
+use crate::domain::model::{ApiContract, CustomerId, Qualification, QualificationRecord, Row};
+
+/// Longest error text copied from a service answer into logs or the results file.
+pub const MAX_ERROR_TEXT: usize = 300;
+
+/// A request ready to go on the wire, minus headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// `GET` or `POST`.
+    pub method: reqwest::Method,
+    /// Path and query, appended to the base URL.
+    pub path_and_query: String,
+    /// JSON body for writes (shared, so a resend does not copy it).
+    pub body: Option<bytes::Bytes>,
+}
+
+/// The 2022 contract's body; `None` fields are left out, as the service expects.
+#[derive(Serialize)]
+struct Body2022<'a> {
+    qualification: &'a str,
+    #[serde(rename = "educationSegment", skip_serializing_if = "Option::is_none")]
+    education_segment: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    website: Option<&'a str>,
+    #[serde(rename = "validationCode", skip_serializing_if = "Option::is_none")]
+    validation_code: Option<&'a str>,
+}
+
+/// The 2021 contract's body: the one key, capitalised.
+#[derive(Serialize)]
+struct Body2021<'a> {
+    #[serde(rename = "Qualification")]
+    qualification: &'a str,
+}
+
+/// `POST /v1/customers/{id}/qualifications` for one row under the chosen contract.
+pub fn create_request(row: &Row, contract: ApiContract) -> Request {
+    let mut path_and_query = qualifications_path(row.customer_id);
+    let is_education = row.qualification == Qualification::Education;
+    let is_gcc = row.qualification == Qualification::GovernmentCommunityCloud;
+    let segment = row.segment.filter(|_| is_education);
+    let website = row.website.as_deref().filter(|_| is_education);
+    let code = row.validation_code.as_deref().filter(|_| is_gcc);
+    if contract == ApiContract::V2022 && segment.is_none() && website.is_none() && code.is_none() {
+        // The qualification alone: one of three fixed bodies, shared rather than serialised per row.
+        return Request {
+            method: reqwest::Method::POST,
+            path_and_query,
+            body: Some(bytes::Bytes::from_static(bare_body_2022(row.qualification))),
+        };
+    }
+    // Serialising these borrowed structs cannot fail; the fallback only keeps `?` out of the hot path.
+    let body = match contract {
+        ApiContract::V2022 => serde_json::to_vec(&Body2022 {
+            qualification: row.qualification.as_str(),
+            education_segment: segment.map(|s| s.as_str()),
+            website,
+            validation_code: code,
+        }),
+        ApiContract::V2021 => {
+            if let Some(code) = code {
+                // Codes are validated as digits on input, so they need no percent-encoding.
+                path_and_query.push_str("?code=");
+                path_and_query.push_str(code);
+            }
+            serde_json::to_vec(&Body2021 {
+                qualification: row.qualification.as_str(),
+            })
+        }
+    };
+    Request {
+        method: reqwest::Method::POST,
+        path_and_query,
+        body: Some(bytes::Bytes::from(body.unwrap_or_default())),
+    }
+}
+
+/// The 2022 body that names only the qualification (what `serde_json` writes for [`Body2022`]).
+fn bare_body_2022(qualification: Qualification) -> &'static [u8] {
+    match qualification {
+        Qualification::Education => br#"{"qualification":"Education"}"#,
+        Qualification::GovernmentCommunityCloud => {
+            br#"{"qualification":"GovernmentCommunityCloud"}"#
+        }
+        Qualification::StateOwnedEntity => br#"{"qualification":"StateOwnedEntity"}"#,
+    }
+}
+
+/// `GET /v1/customers/{id}/qualifications`.
+pub fn list_request(customer: CustomerId) -> Request {
+    Request {
+        method: reqwest::Method::GET,
+        path_and_query: qualifications_path(customer),
+        body: None,
+    }
+}
+
+/// `GET /v1/customers/all/validations`.
+pub fn validations_request() -> Request {
+    Request {
+        method: reqwest::Method::GET,
+        path_and_query: "/v1/customers/all/validations".to_string(),
+        body: None,
+    }
+}
+
+fn qualifications_path(customer: CustomerId) -> String {
+    const PREFIX: &str = "/v1/customers/";
+    const SUFFIX: &str = "/qualifications";
+    let mut buf = uuid::Uuid::encode_buffer();
+    let id = customer.0.hyphenated().encode_lower(&mut buf);
+    // Room for a `?code=` query too, so the 2021 contract does not grow the string.
+    let mut path = String::with_capacity(PREFIX.len() + id.len() + SUFFIX.len() + 16);
+    path.push_str(PREFIX);
+    path.push_str(id);
+    path.push_str(SUFFIX);
+    path
+}
+
+/// Vetting fields from a create answer or a list entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Vetting {
+    /// `vettingStatus`, verbatim.
+    pub status: Option<String>,
+    /// `vettingReason`, verbatim.
+    pub reason: Option<String>,
+    /// `vettingCreateDate` (or `vettingCreatedDate`).
+    pub create_date: Option<String>,
+}
+
+impl From<QualificationRecord> for Vetting {
+    fn from(record: QualificationRecord) -> Self {
+        Vetting {
+            status: record.vetting_status,
+            reason: record.vetting_reason,
+            create_date: record.vetting_create_date,
+        }
+    }
+}
+
+/// Reads the vetting fields of a create answer, when the answer holds the posted qualification.
+///
+/// The answer is usually the record itself, but the REST reference documents a wrapper too;
+/// whatever [`read_records`] finds, only the entry for `qualification` counts. An answer in no
+/// known shape, or one naming only other qualifications, yields `None`: it does not prove that
+/// this create landed (the caller confirms it from the customer's list).
+pub fn parse_create_answer(body: &[u8], qualification: Qualification) -> Option<Vetting> {
+    let records = read_records(body).ok()?;
+    find_qualification(records, qualification).map(Vetting::from)
+}
+
+/// Parses a `GET …/qualifications` answer in any shape [`read_records`] knows.
+pub fn parse_qualification_list(body: &[u8]) -> Result<Vec<QualificationRecord>, ShapeError> {
+    read_records(body)
+}
+
+/// An answer body in none of the shapes Partner Center documents for qualifications.
+#[derive(Debug, thiserror::Error)]
+pub enum ShapeError {
+    /// The body is not JSON. The parser's reason stays in the text (a results cell shows
+    /// this error's `Display` alone); the parser's error is kept as the cause as well.
+    #[error("unexpected qualifications answer: not JSON ({source})")]
+    NotJson {
+        /// What the JSON parser found.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// JSON, but in none of the documented shapes.
+    #[error("unexpected qualifications answer: {0}")]
+    Shape(String),
+}
+
+/// Every qualification record in a create answer or a qualifications list, whatever documented
+/// shape it came in: a bare object, a bare array, `{"qualifications": [...]}` or `{"items": [...]}`
+/// (a wrapper may also hold a single object). Keys are matched without regard to case
+/// (`VettingStatus` = `vettingStatus`), and the date is read from `vettingCreateDate` or
+/// `vettingCreatedDate`. Pure: the one place answer shapes are understood.
+pub fn read_records(body: &[u8]) -> Result<Vec<QualificationRecord>, ShapeError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|source| ShapeError::NotJson { source })?;
+    match value {
+        serde_json::Value::Array(items) => items_of(&items),
+        serde_json::Value::Object(map) => {
+            let wrapped = map.iter().find(|(key, _)| {
+                key.eq_ignore_ascii_case("qualifications") || key.eq_ignore_ascii_case("items")
+            });
+            match wrapped {
+                Some((_, serde_json::Value::Array(items))) => items_of(items),
+                Some((_, serde_json::Value::Object(one))) => Ok(vec![record_of(one)?]),
+                Some((key, _)) => Err(ShapeError::Shape(format!("`{key}` is not a list"))),
+                None => Ok(vec![record_of(&map)?]),
+            }
+        }
+        other => Err(ShapeError::Shape(format!(
+            "expected an object or a list, got {}",
+            json_kind(&other)
+        ))),
+    }
+}
+
+fn items_of(items: &[serde_json::Value]) -> Result<Vec<QualificationRecord>, ShapeError> {
+    items
+        .iter()
+        .map(|item| match item {
+            serde_json::Value::Object(map) => record_of(map),
+            other => Err(ShapeError::Shape(format!(
+                "a list entry is {}, not an object",
+                json_kind(other)
+            ))),
+        })
+        .collect()
+}
+
+/// One record from an object whose keys may be in any case; an object without a
+/// `qualification` key is not a record.
+fn record_of(
+    map: &serde_json::Map<String, serde_json::Value>,
+) -> Result<QualificationRecord, ShapeError> {
+    let text = |names: &[&str]| {
+        map.iter()
+            .find(|(key, _)| names.iter().any(|n| key.eq_ignore_ascii_case(n)))
+            .and_then(|(_, value)| match value {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+    };
+    let qualification = text(&["qualification"]).ok_or_else(|| {
+        ShapeError::Shape("an object without a `qualification` field".to_string())
+    })?;
+    Ok(QualificationRecord {
+        qualification,
+        vetting_status: text(&["vettingStatus"]),
+        vetting_reason: text(&["vettingReason"]),
+        vetting_create_date: text(&["vettingCreateDate", "vettingCreatedDate"]),
+    })
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// The entry for `qualification` in a customer's list, matched case-insensitively.
+pub fn find_qualification(
+    records: Vec<QualificationRecord>,
+    qualification: Qualification,
+) -> Option<QualificationRecord> {
+    records.into_iter().find(|r| {
+        Qualification::parse(&r.qualification).ok() == Some(qualification)
+            || r.qualification.eq_ignore_ascii_case(qualification.as_str())
+    })
+}
+
+/// One of the partner's GovernmentCommunityCloud validation codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationCode {
+    /// `validationId` (a string on the wire, documented as an integer: both are read).
+    pub validation_id: String,
+    /// `organizationName`.
+    pub organization_name: String,
+    /// `remainingCreates`, when the service states it.
+    pub remaining_creates: Option<u64>,
+}
+
+/// Why a validation codes answer cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValidationsError {
+    /// The body is not JSON.
+    #[error("validation codes answer is not JSON")]
+    NotJson(#[source] serde_json::Error),
+    /// The body is neither a list nor `{"items": [...]}`.
+    #[error("validation codes answer is not a list")]
+    NotAList,
+    /// An entry lacks its `validationId`.
+    #[error("a validation code entry has no validationId")]
+    NoId,
+}
+
+/// Parses `GET /v1/customers/all/validations`.
+pub fn parse_validations(body: &[u8]) -> Result<Vec<ValidationCode>, ValidationsError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(ValidationsError::NotJson)?;
+    let items = match &value {
+        serde_json::Value::Array(items) => items,
+        serde_json::Value::Object(map) => match map.get("items") {
+            Some(serde_json::Value::Array(items)) => items,
+            _ => return Err(ValidationsError::NotAList),
+        },
+        _ => return Err(ValidationsError::NotAList),
+    };
+    let text = |v: Option<&serde_json::Value>| match v {
+        Some(serde_json::Value::String(s)) => Some(s.trim().to_string()),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    items
+        .iter()
+        .map(|item| {
+            let id = text(item.get("validationId"))
+                .filter(|id| !id.is_empty())
+                .ok_or(ValidationsError::NoId)?;
+            Ok(ValidationCode {
+                validation_id: id,
+                organization_name: text(item.get("organizationName")).unwrap_or_default(),
+                remaining_creates: item.get("remainingCreates").and_then(|v| v.as_u64()),
+            })
+        })
+        .collect()
+}
+
+/// The code and message of an error answer, whatever shape its body took.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceError {
+    /// `code` (a number or a string on the wire), or `error` for token answers.
+    pub code: Option<String>,
+    /// `description`, `message`, `error_description`, or the body itself when it is text.
+    pub message: Option<String>,
+}
+
+/// Reads an error body: the usual object, a throttling object, a bare JSON string, empty, or not JSON.
+pub fn parse_error_body(body: &[u8]) -> ServiceError {
+    let value: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(value) => value,
+        Err(_) => {
+            let text = String::from_utf8_lossy(body);
+            return ServiceError {
+                code: None,
+                message: Some(sanitize(&text)).filter(|t| !t.is_empty()),
+            };
+        }
+    };
+    match value {
+        serde_json::Value::Object(map) => {
+            let text_of = |key: &str| match map.get(key) {
+                Some(serde_json::Value::String(s)) => Some(sanitize(s)),
+                Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            };
+            ServiceError {
+                code: text_of("code")
+                    .or_else(|| text_of("error"))
+                    .or_else(|| text_of("statusCode"))
+                    .filter(|t| !t.is_empty()),
+                message: text_of("description")
+                    .or_else(|| text_of("message"))
+                    .or_else(|| text_of("error_description"))
+                    .filter(|t| !t.is_empty()),
+            }
+        }
+        serde_json::Value::String(text) => ServiceError {
+            code: None,
+            message: Some(sanitize(&text)).filter(|t| !t.is_empty()),
+        },
+        serde_json::Value::Null => ServiceError::default(),
+        other => ServiceError {
+            code: None,
+            message: Some(sanitize(&other.to_string())),
+        },
+    }
+}
+
+/// Makes service text safe for one CSV cell or log line: control characters become spaces,
+/// runs of white space fold, and the length is capped.
+pub fn sanitize(text: &str) -> String {
+    if is_clean(text) {
+        text.to_owned()
+    } else {
+        fold_text(text)
+    }
+}
+
+/// [`sanitize`]'s character-by-character path.
+fn fold_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_ERROR_TEXT + 3));
+    let mut last_space = true;
+    let mut kept = 0;
+    for c in text.chars() {
+        let c = if c.is_control() || c.is_whitespace() {
+            ' '
+        } else {
+            c
+        };
+        if c == ' ' {
+            if last_space {
+                continue;
+            }
+            last_space = true;
+        } else {
+            last_space = false;
+        }
+        if kept >= MAX_ERROR_TEXT {
+            out.push('…');
+            break;
+        }
+        kept += 1;
+        out.push(c);
+    }
+    out.trim_end().to_string()
+}
+
+/// [`sanitize`] for a string already owned: a clean one (the usual vetting answer) is kept as is.
+pub fn sanitize_owned(text: String) -> String {
+    if is_clean(&text) {
+        text
+    } else {
+        fold_text(&text)
+    }
+}
+
+/// Whether [`sanitize`] would return `text` unchanged: short printable ASCII with single,
+/// interior spaces. Anything else takes the full path.
+fn is_clean(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    if bytes.len() > MAX_ERROR_TEXT || bytes.first() == Some(&b' ') || bytes.last() == Some(&b' ') {
+        return false;
+    }
+    let mut previous_space = false;
+    for &b in bytes {
+        if !(0x20..0x7f).contains(&b) {
+            return false;
+        }
+        let space = b == b' ';
+        if space && previous_space {
+            return false;
+        }
+        previous_space = space;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_that_is_not_json_keeps_the_parsers_error() {
+        use std::error::Error as _;
+        let err = read_records(b"not json").expect_err("not JSON");
+        assert!(matches!(err, ShapeError::NotJson { .. }), "{err:?}");
+        assert!(err.source().is_some());
+        let parser = serde_json::from_slice::<serde_json::Value>(b"not json").expect_err("x");
+        // A results cell shows `Display` alone, so the parser's reason stays in it, once.
+        assert_eq!(
+            err.to_string(),
+            format!("unexpected qualifications answer: not JSON ({parser})")
+        );
+        assert_eq!(crate::domain::error::chain(&err), err.to_string());
+    }
+    use crate::domain::model::EducationSegment;
+
+    fn row(q: Qualification) -> Row {
+        Row {
+            index: 1,
+            customer_id: CustomerId::parse("0E1F2A3B-4C5D-6E7F-8091-A2B3C4D5E6F7").expect("id"),
+            qualification: q,
+            validation_code: Some("123456".into()),
+            segment: Some(EducationSegment::K12),
+            website: Some("school.example.edu".into()),
+        }
+    }
+
+    fn body(req: &Request) -> serde_json::Value {
+        serde_json::from_slice(req.body.as_deref().unwrap_or_default()).expect("json body")
+    }
+
+    #[test]
+    fn contract_2022_sends_only_the_fields_of_its_qualification() {
+        let req = create_request(&row(Qualification::Education), ApiContract::V2022);
+        assert_eq!(
+            req.path_and_query,
+            "/v1/customers/0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7/qualifications"
+        );
+        assert_eq!(
+            body(&req),
+            serde_json::json!({"qualification":"Education","educationSegment":"K12","website":"school.example.edu"})
+        );
+        let req = create_request(
+            &row(Qualification::GovernmentCommunityCloud),
+            ApiContract::V2022,
+        );
+        assert!(!req.path_and_query.contains('?'));
+        assert_eq!(
+            body(&req),
+            serde_json::json!({"qualification":"GovernmentCommunityCloud","validationCode":"123456"})
+        );
+        let req = create_request(&row(Qualification::StateOwnedEntity), ApiContract::V2022);
+        assert_eq!(
+            body(&req),
+            serde_json::json!({"qualification":"StateOwnedEntity"})
+        );
+    }
+
+    #[test]
+    fn contract_2021_sends_one_key_and_the_code_in_the_query() {
+        let req = create_request(
+            &row(Qualification::GovernmentCommunityCloud),
+            ApiContract::V2021,
+        );
+        assert!(req.path_and_query.ends_with("/qualifications?code=123456"));
+        assert_eq!(
+            req.body.as_deref(),
+            Some(&br#"{"Qualification":"GovernmentCommunityCloud"}"#[..])
+        );
+        let req = create_request(&row(Qualification::Education), ApiContract::V2021);
+        assert!(!req.path_and_query.contains('?'));
+        assert_eq!(
+            req.body.as_deref(),
+            Some(&br#"{"Qualification":"Education"}"#[..])
+        );
+    }
+
+    #[test]
+    fn error_bodies_of_every_shape_are_read() {
+        let e = parse_error_body(
+            br#"{"code": 20002, "description": "No relationship between caller and account.", "data": [], "source": "PartnerFD"}"#,
+        );
+        assert_eq!(e.code.as_deref(), Some("20002"));
+        assert_eq!(
+            e.message.as_deref(),
+            Some("No relationship between caller and account.")
+        );
+        let e = parse_error_body(br#"{"code":"600039","description":"bad"}"#);
+        assert_eq!(e.code.as_deref(), Some("600039"));
+        let e = parse_error_body(
+            br#"{"statusCode":429,"message":"Rate limit is exceeded. Try again in 57 seconds."}"#,
+        );
+        assert_eq!(e.code.as_deref(), Some("429"));
+        assert!(e.message.unwrap_or_default().starts_with("Rate limit"));
+        let e = parse_error_body(br#""Customer tagging denied.""#);
+        assert_eq!(
+            (e.code, e.message.as_deref()),
+            (None, Some("Customer tagging denied."))
+        );
+        assert_eq!(parse_error_body(b""), ServiceError::default());
+        let e = parse_error_body(b"<html>\r\n<b>Bad\x07 Gateway</b></html>");
+        assert_eq!(
+            e.message.as_deref(),
+            Some("<html> <b>Bad Gateway</b></html>")
+        );
+    }
+
+    #[test]
+    fn validation_codes_are_read_with_string_or_number_ids() {
+        let codes = parse_validations(
+            br#"[{"partnerId":"p","organizationName":"Org A","validationId":"12345","maxCreates":10,"remainingCreates":3,"eTag":"x"},
+                 {"organizationName":"Org B","validationId":678,"maxCreates":null,"remainingCreates":null}]"#,
+        )
+        .expect("codes");
+        assert_eq!(codes[0].validation_id, "12345");
+        assert_eq!(codes[0].remaining_creates, Some(3));
+        assert_eq!(codes[1].validation_id, "678");
+        assert_eq!(codes[1].remaining_creates, None);
+        assert!(parse_validations(b"[{}]").is_err());
+    }
+
+    #[test]
+    fn long_service_text_is_cut() {
+        let long = "x".repeat(5000);
+        let cut = sanitize(&long);
+        assert!(cut.chars().count() <= MAX_ERROR_TEXT + 1);
+        assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn clean_text_is_kept_and_anything_else_takes_the_full_path() {
+        // The shortcut must agree with the character-by-character path on every kind of input.
+        for text in [
+            "Approved",
+            "Not an Academic Domain",
+            "2024-01-01T00:00:00Z",
+            "",
+            " leading",
+            "trailing ",
+            "two  spaces",
+            "tab\there",
+            "new\nline",
+            "caf\u{e9} \u{a0}nbsp",
+            "del\u{7f}",
+        ] {
+            let expected: String = {
+                // The full path, spelled out: control and white space fold to single spaces.
+                let mut out = String::new();
+                for c in text.chars() {
+                    let c = if c.is_control() || c.is_whitespace() {
+                        ' '
+                    } else {
+                        c
+                    };
+                    if c == ' ' && (out.is_empty() || out.ends_with(' ')) {
+                        continue;
+                    }
+                    out.push(c);
+                }
+                out.trim_end().to_string()
+            };
+            assert_eq!(sanitize(text), expected, "{text:?}");
+            assert_eq!(sanitize_owned(text.to_string()), expected, "{text:?}");
+        }
+        assert!(sanitize_owned("x".repeat(MAX_ERROR_TEXT + 1)).ends_with('…'));
+    }
+
+    #[test]
+    fn bare_2022_bodies_match_the_serialised_form() {
+        for q in Qualification::ALL {
+            let serialised = serde_json::to_vec(&Body2022 {
+                qualification: q.as_str(),
+                education_segment: None,
+                website: None,
+                validation_code: None,
+            })
+            .expect("serialise");
+            assert_eq!(bare_body_2022(q), serialised.as_slice(), "{q}");
+        }
+    }
+
+    #[test]
+    fn lists_are_read_tolerantly() {
+        let list = parse_qualification_list(
+            br#"[{"qualification":"education","vettingStatus":"Denied","vettingReason":"Not an Academic Domain","vettingCreatedDate":"2024-01-01T00:00:00Z"},{"qualification":"StateOwnedEntity"}]"#,
+        )
+        .expect("list");
+        let edu = find_qualification(list.clone(), Qualification::Education).expect("edu");
+        assert_eq!(edu.vetting_status.as_deref(), Some("Denied"));
+        assert_eq!(
+            edu.vetting_create_date.as_deref(),
+            Some("2024-01-01T00:00:00Z")
+        );
+        assert!(find_qualification(list, Qualification::GovernmentCommunityCloud).is_none());
+        assert!(parse_qualification_list(b"{}").is_err());
+    }
+
+    #[test]
+    fn every_documented_answer_shape_is_read() {
+        let expected = QualificationRecord {
+            qualification: "Education".into(),
+            vetting_status: Some("InReview".into()),
+            vetting_reason: Some("Pending".into()),
+            vetting_create_date: Some("2020-12-04T20:54:24Z".into()),
+        };
+        let one = r#"{"qualification":"Education","vettingStatus":"InReview","vettingReason":"Pending","vettingCreateDate":"2020-12-04T20:54:24Z"}"#;
+        let pascal = r#"{"Qualification":"Education","VettingStatus":"InReview","VETTINGREASON":"Pending","VettingCreatedDate":"2020-12-04T20:54:24Z"}"#;
+        for entry in [one, pascal] {
+            for body in [
+                entry.to_string(),
+                format!("[{entry}]"),
+                format!(r#"{{"qualifications":[{entry}]}}"#),
+                format!(r#"{{"Qualifications":[{entry}]}}"#),
+                format!(r#"{{"items":[{entry}]}}"#),
+                format!(r#"{{"Items":[{entry}],"totalCount":1}}"#),
+                format!(r#"{{"qualifications":{entry}}}"#),
+            ] {
+                let records = read_records(body.as_bytes()).expect(&body);
+                assert_eq!(records, vec![expected.clone()], "{body}");
+                let vetting =
+                    parse_create_answer(body.as_bytes(), Qualification::Education).expect(&body);
+                assert_eq!(vetting.status.as_deref(), Some("InReview"), "{body}");
+                assert_eq!(
+                    vetting.create_date.as_deref(),
+                    Some("2020-12-04T20:54:24Z"),
+                    "{body}"
+                );
+            }
+        }
+        // The entry for the posted qualification wins over the first one.
+        let two = br#"{"qualifications":[{"qualification":"StateOwnedEntity"},{"Qualification":"GovernmentCommunityCloud","VettingStatus":"Approved"}]}"#;
+        assert_eq!(
+            parse_create_answer(two, Qualification::GovernmentCommunityCloud)
+                .and_then(|v| v.status)
+                .as_deref(),
+            Some("Approved")
+        );
+        // An answer naming only another qualification is not this create's answer.
+        assert_eq!(parse_create_answer(two, Qualification::Education), None);
+        assert_eq!(
+            parse_create_answer(
+                br#"{"qualification":"StateOwnedEntity","vettingStatus":"Approved"}"#,
+                Qualification::Education
+            ),
+            None
+        );
+        assert_eq!(read_records(b"[]").expect("empty list"), vec![]);
+        assert_eq!(
+            read_records(br#"{"qualifications":[]}"#).expect("empty"),
+            vec![]
+        );
+        for bad in [
+            &b"{}"[..],
+            b"\"Education\"",
+            b"null",
+            b"[1]",
+            b"{\"items\":5}",
+            b"not json",
+        ] {
+            assert!(
+                read_records(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+            assert_eq!(parse_create_answer(bad, Qualification::Education), None);
+        }
+    }
+}

@@ -1,0 +1,439 @@
+//! App+User access tokens: a fixed bearer, or refresh-token redemption with single-flight renewal.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::domain::error::ErrorKind;
+use crate::partner_center::retry::{describe_transport_error, Schedule};
+
+/// The resource Partner Center tokens are issued for (public cloud; see `config::Cloud`).
+pub const RESOURCE: &str = "https://api.partnercenter.microsoft.com";
+
+/// Where tokens come from.
+pub enum Credentials {
+    /// `PC_ACCESS_TOKEN`: used as is, never renewed.
+    Static(SecretString),
+    /// The refresh-token grant against the authority.
+    Refresh(RefreshCredentials),
+}
+
+/// What the refresh-token grant needs.
+pub struct RefreshCredentials {
+    /// e.g. `https://login.microsoftonline.com`, no trailing slash.
+    pub authority: String,
+    /// The partner's tenant id or domain.
+    pub tenant: String,
+    /// The app registration's client id.
+    pub client_id: String,
+    /// The app's secret; `None` for a public client, whose grants carry no `client_secret`.
+    pub client_secret: Option<SecretString>,
+    /// The resource the token is for (`https://api.partnercenter.microsoft.com`, or China's).
+    pub resource: String,
+    /// The refresh token to start from.
+    pub refresh_token: SecretString,
+    /// Where the newest refresh token is kept between runs (`PC_REFRESH_TOKEN_FILE`).
+    pub token_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Static(_) => f.write_str("Credentials::Static(<redacted>)"),
+            Credentials::Refresh(r) => f
+                .debug_struct("Credentials::Refresh")
+                .field("authority", &r.authority)
+                .field("tenant", &r.tenant)
+                .field("client_id", &r.client_id)
+                .field("public_client", &r.client_secret.is_none())
+                .field("resource", &r.resource)
+                .field("token_file", &r.token_file)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// One access token and when to stop using it.
+pub struct AccessToken {
+    /// `Bearer <token>`, built once and marked sensitive (never printed by `Debug`).
+    header: Option<reqwest::header::HeaderValue>,
+    refresh_at: Option<Instant>,
+    /// Increases with every redemption, so a 401 only invalidates the token it was sent with.
+    pub generation: u64,
+}
+
+impl AccessToken {
+    fn new(secret: SecretString, refresh_at: Option<Instant>, generation: u64) -> Self {
+        let header =
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {}", secret.expose_secret()))
+                .ok()
+                .map(|mut value| {
+                    value.set_sensitive(true);
+                    value
+                });
+        AccessToken {
+            header,
+            refresh_at,
+            generation,
+        }
+    }
+
+    /// The `Authorization` header value; `None` when the token holds bytes a header cannot carry.
+    pub fn header(&self) -> Option<&reqwest::header::HeaderValue> {
+        self.header.as_ref()
+    }
+
+    fn fresh(&self, now: Instant) -> bool {
+        self.refresh_at.is_none_or(|at| now < at)
+    }
+}
+
+/// Hands out access tokens to any number of workers, renewing one at a time.
+pub struct TokenProvider {
+    http: reqwest::Client,
+    credentials: Credentials,
+    current: RwLock<Option<Arc<AccessToken>>>,
+    /// Held across the token call on purpose: the single-flight guard, and the rotated refresh token.
+    refresh: tokio::sync::Mutex<Option<SecretString>>,
+    generation: AtomicU64,
+    redemptions: AtomicU64,
+    token_file_failed: AtomicBool,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    expires_in: Option<serde_json::Value>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+impl TokenProvider {
+    /// A provider over `credentials`, calling the authority through `http`.
+    pub fn new(http: reqwest::Client, credentials: Credentials) -> Self {
+        let (current, refresh) = match &credentials {
+            Credentials::Static(token) => (
+                Some(Arc::new(AccessToken::new(token.clone(), None, 0))),
+                None,
+            ),
+            Credentials::Refresh(r) => (None, Some(r.refresh_token.clone())),
+        };
+        TokenProvider {
+            http,
+            credentials,
+            current: RwLock::new(current),
+            refresh: tokio::sync::Mutex::new(refresh),
+            generation: AtomicU64::new(0),
+            redemptions: AtomicU64::new(0),
+            token_file_failed: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether a 401 can be answered by fetching a new token.
+    pub fn can_refresh(&self) -> bool {
+        matches!(self.credentials, Credentials::Refresh(_))
+    }
+
+    /// How many times the refresh token was redeemed.
+    pub fn redemptions(&self) -> u64 {
+        self.redemptions.load(Ordering::Relaxed)
+    }
+
+    /// Whether writing the rotated refresh token back to its file failed at least once.
+    pub fn token_file_failed(&self) -> bool {
+        self.token_file_failed.load(Ordering::Relaxed)
+    }
+
+    fn cached(&self) -> Option<Arc<AccessToken>> {
+        self.current.read().ok().and_then(|c| c.clone())
+    }
+
+    /// A token that is valid for a while yet, renewing it first when it is close to expiry.
+    pub async fn token(&self) -> Result<Arc<AccessToken>, ErrorKind> {
+        if let Some(token) = self.cached() {
+            if token.fresh(Instant::now()) {
+                return Ok(token);
+            }
+        }
+        let mut refresh = self.refresh.lock().await;
+        // Another worker may have renewed it while this one queued for the lock.
+        if let Some(token) = self.cached() {
+            if token.fresh(Instant::now()) {
+                return Ok(token);
+            }
+        }
+        let Credentials::Refresh(creds) = &self.credentials else {
+            return Err(ErrorKind::Credentials(
+                "the access token has expired and cannot be renewed".into(),
+            ));
+        };
+        let Some(refresh_token) = refresh.as_ref() else {
+            return Err(ErrorKind::Credentials("no refresh token".into()));
+        };
+        let (token, rotated) = self.redeem(creds, refresh_token).await?;
+        if let Some(rotated) = rotated {
+            if let Some(path) = &creds.token_file {
+                if let Err(err) = write_token_file(path, rotated.expose_secret()) {
+                    self.token_file_failed.store(true, Ordering::Relaxed);
+                    tracing::error!(
+                        path = %path.display(),
+                        error = %err,
+                        "could not save the rotated refresh token; the next run will use the older one"
+                    );
+                }
+            }
+            *refresh = Some(rotated);
+        }
+        let token = Arc::new(token);
+        if let Ok(mut current) = self.current.write() {
+            *current = Some(token.clone());
+        }
+        Ok(token)
+    }
+
+    /// Drops the token a request was refused with, so the next `token()` renews it.
+    pub fn invalidate(&self, generation: u64) {
+        if !self.can_refresh() {
+            return;
+        }
+        if let Ok(mut current) = self.current.write() {
+            if current.as_ref().is_some_and(|t| t.generation == generation) {
+                *current = None;
+            }
+        }
+    }
+
+    async fn redeem(
+        &self,
+        creds: &RefreshCredentials,
+        refresh_token: &SecretString,
+    ) -> Result<(AccessToken, Option<SecretString>), ErrorKind> {
+        let url = format!("{}/{}/oauth2/token", creds.authority, creds.tenant);
+        // The v1 endpoint with `resource`, as Partner Center's App+User documentation shows; a
+        // public client sends no `client_secret` at all (an empty one would be refused).
+        let mut form = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.expose_secret()),
+            ("client_id", creds.client_id.as_str()),
+        ];
+        if let Some(secret) = &creds.client_secret {
+            form.push(("client_secret", secret.expose_secret()));
+        }
+        form.push(("resource", creds.resource.as_str()));
+        form.push(("scope", "openid"));
+        let mut schedule = Schedule::new(Duration::from_millis(500), Duration::from_secs(5));
+        let mut attempt = 0;
+        let (status, body) = loop {
+            attempt += 1;
+            let sent = self.http.post(&url).form(&form).send().await;
+            let outcome = match sent {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    // Capped like every answer: a token answer is a few kilobytes.
+                    match crate::partner_center::client::read_capped(resp).await {
+                        Ok(body) => Ok((status, body)),
+                        Err(err) => Err(err.describe()),
+                    }
+                }
+                Err(err) => Err(describe_transport_error(&err)),
+            };
+            match outcome {
+                Ok((status, _)) if status >= 500 && attempt < 3 => {}
+                Ok(answer) => break answer,
+                Err(reason) if attempt >= 3 => {
+                    return Err(ErrorKind::Token(format!(
+                        "token endpoint {url} unreachable: {reason}"
+                    )));
+                }
+                Err(_) => {}
+            }
+            tokio::time::sleep(schedule.next_wait(None)).await;
+        };
+        self.redemptions.fetch_add(1, Ordering::Relaxed);
+        let answer: Option<TokenAnswer> = serde_json::from_slice(&body).ok();
+        let Some(answer) = answer else {
+            return Err(ErrorKind::Token(format!(
+                "token endpoint answered {status} with a body that is not a token answer"
+            )));
+        };
+        if let Some(error) = answer.error {
+            let description = answer
+                .error_description
+                .as_deref()
+                .and_then(|d| d.lines().next())
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            return Err(ErrorKind::Token(format!(
+                "{error} (HTTP {status}): {description}"
+            )));
+        }
+        let Some(access) = answer.access_token.filter(|_| (200..300).contains(&status)) else {
+            return Err(ErrorKind::Token(format!(
+                "token endpoint answered {status} without an access token"
+            )));
+        };
+        // Clamped: the service issues tokens for about an hour, and a figure like u64::MAX
+        // would overflow the clock arithmetic below.
+        let lifetime = answer
+            .expires_in
+            .as_ref()
+            .and_then(lifetime_secs)
+            .unwrap_or(3600)
+            .min(MAX_LIFETIME_SECS);
+        let lifetime = Duration::from_secs(lifetime);
+        // Renew with a margin scaled to the lifetime: 5 minutes for the usual hour, less for short ones.
+        let margin = (lifetime / 10).min(Duration::from_secs(300));
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::debug!(
+            lifetime_s = lifetime.as_secs(),
+            generation,
+            "access token obtained"
+        );
+        let token = AccessToken::new(
+            SecretString::from(access),
+            Instant::now().checked_add(lifetime.saturating_sub(margin)),
+            generation,
+        );
+        Ok((token, answer.refresh_token.map(SecretString::from)))
+    }
+}
+
+/// The longest access-token lifetime believed (a day); longer figures are treated as a day.
+const MAX_LIFETIME_SECS: u64 = 86_400;
+
+/// `expires_in` (and the device flow's `interval`) arrives as a number (v2.0) or a string (v1);
+/// anything else, a negative or a fractional figure included, is ignored.
+pub(crate) fn lifetime_secs(value: &serde_json::Value) -> Option<u64> {
+    match value {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Reads a refresh token file (whitespace trimmed).
+pub fn read_token_file(path: &Path) -> Result<SecretString, ErrorKind> {
+    let text = std::fs::read_to_string(path).map_err(|source| ErrorKind::TokenFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(ErrorKind::Credentials(format!(
+            "PC_REFRESH_TOKEN_FILE {} is empty",
+            path.display()
+        )));
+    }
+    Ok(SecretString::from(token.to_string()))
+}
+
+/// The folder the token file is replaced in (its temporary file goes there too).
+fn token_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Proves that [`write_token_file`] can replace `path`: a temporary file is created in its
+/// folder and removed again, and `path` is not a folder. Run before an interactive sign-in, so
+/// a missing or read-only folder is reported before the user signs in, not after.
+pub fn check_token_file_writable(path: &Path) -> std::io::Result<()> {
+    if path.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "the path is a folder",
+        ));
+    }
+    let dir = token_dir(path);
+    if !dir.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("the folder {} does not exist", dir.display()),
+        ));
+    }
+    let probe = tempfile::Builder::new()
+        .prefix(".pc-qualify-token")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    probe.close()
+}
+
+/// Replaces the token file atomically (a temporary file in the same directory, persisted over
+/// the old one), readable by its owner only: a crash leaves the old token or the new, never half.
+pub fn write_token_file(path: &Path, token: &str) -> std::io::Result<()> {
+    // 0600: the refresh token is the partner user's sign-in.
+    crate::domain::atomic::replace(path, 0o600, |file| {
+        file.write_all(token.as_bytes())?;
+        file.write_all(b"\n")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifetimes_parse_from_strings_and_numbers() {
+        assert_eq!(lifetime_secs(&serde_json::json!("3599")), Some(3599));
+        assert_eq!(lifetime_secs(&serde_json::json!(60)), Some(60));
+        assert_eq!(lifetime_secs(&serde_json::json!("soon")), None);
+        assert_eq!(lifetime_secs(&serde_json::json!(-1)), None);
+        assert_eq!(lifetime_secs(&serde_json::json!(1e300)), None);
+        assert_eq!(lifetime_secs(&serde_json::json!(true)), None);
+    }
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        let creds = Credentials::Refresh(RefreshCredentials {
+            authority: "https://login.example".into(),
+            tenant: "t".into(),
+            client_id: "c".into(),
+            client_secret: Some(SecretString::from("top-secret-value".to_string())),
+            resource: RESOURCE.into(),
+            refresh_token: SecretString::from("refresh-secret-value".to_string()),
+            token_file: None,
+        });
+        let text = format!("{creds:?}");
+        assert!(
+            !text.contains("top-secret-value") && !text.contains("refresh-secret-value"),
+            "{text}"
+        );
+        let text = format!(
+            "{:?}",
+            Credentials::Static(SecretString::from("bearer-secret".to_string()))
+        );
+        assert!(!text.contains("bearer-secret"));
+    }
+
+    #[test]
+    fn token_files_are_replaced_atomically_and_private() {
+        let dir = std::env::temp_dir().join(format!("pcq-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("refresh-token");
+        std::fs::write(&path, "old\n").expect("seed");
+        write_token_file(&path, "new-token").expect("write");
+        assert_eq!(
+            read_token_file(&path).expect("read").expose_secret(),
+            "new-token"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .expect("ls")
+            .filter_map(|e| e.ok())
+            .collect();
+        assert_eq!(leftovers.len(), 1, "no temp file left behind");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

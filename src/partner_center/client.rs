@@ -1,0 +1,728 @@
+//! One logical Partner Center call: paced by the throttle, authenticated, retried per the policy.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use reqwest::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
+use uuid::Uuid;
+
+use crate::domain::stats::Stats;
+use crate::partner_center::api::Request;
+use crate::partner_center::auth::TokenProvider;
+use crate::partner_center::fatal::{Cause, FatalStop};
+use crate::partner_center::retry::{
+    classify_status, describe_transport_error, retry_after, Decision, RetryPolicy, Retryable,
+};
+use crate::partner_center::throttle::Throttle;
+
+/// Header carrying the per-call idempotency id.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("ms-requestid");
+/// Header carrying the per-send tracing id.
+pub const CORRELATION_ID: HeaderName = HeaderName::from_static("ms-correlationid");
+/// Header naming the calling application.
+pub const APPLICATION: HeaderName = HeaderName::from_static("ms-partnercenter-application");
+
+/// How the last send of a call ended.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// The service answered (after any retries).
+    Answer {
+        /// HTTP status of the last answer.
+        status: u16,
+        /// Its body.
+        body: Bytes,
+    },
+    /// No HTTP answer: connect failure, timeout, dropped connection.
+    Transport(String),
+    /// No usable access token could be had.
+    Token(String),
+    /// Not sent (again): the run was stopped for good (see [`crate::partner_center::fatal`]).
+    Stopped(String),
+}
+
+/// The result of one logical call, as the results file describes it.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// How the last send ended.
+    pub reply: Reply,
+    /// Every send of this call, a resend after a 401 included.
+    pub attempts: u32,
+    /// `MS-CorrelationId` of the last send.
+    pub correlation_id: Option<Uuid>,
+    /// `MS-RequestId` shared by every send of this call.
+    pub request_id: Uuid,
+    /// Why the call gave up although the answer itself looks retryable (e.g. a `Retry-After`
+    /// past `--max-retry-after`); it replaces the error message in the results.
+    pub note: Option<String>,
+}
+
+/// The most of an answer body that is read; Partner Center's answers are a few kilobytes, and a
+/// larger one (a proxy's page, a runaway stream) fails the attempt instead of filling memory.
+pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+
+/// Why one attempt got no usable answer.
+#[derive(Debug)]
+pub(crate) enum AttemptError {
+    /// No answer: connect failure, timeout, reset before the status line.
+    Send(reqwest::Error),
+    /// The status arrived but the body was cut off (connection lost, timeout): the request may
+    /// have landed, and is sent again with the same `MS-RequestId`.
+    Body(reqwest::Error),
+    /// The body is larger than the call's cap (this many bytes).
+    TooLarge(usize),
+}
+
+impl AttemptError {
+    fn retryable(&self) -> bool {
+        match self {
+            AttemptError::Send(err) => err.should_retry(),
+            AttemptError::Body(_) | AttemptError::TooLarge(_) => true,
+        }
+    }
+
+    /// The server closed the connection without a byte of answer (reset, or closed before the
+    /// status line): on a kept-alive connection, the server closing it as the request went out.
+    fn closed_unanswered(&self) -> bool {
+        let AttemptError::Send(err) = self else {
+            return false;
+        };
+        if err.is_timeout() || err.is_connect() {
+            return false;
+        }
+        let mut source = std::error::Error::source(err);
+        while let Some(inner) = source {
+            if inner
+                .downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_incomplete_message)
+            {
+                return true;
+            }
+            if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::BrokenPipe
+                        | std::io::ErrorKind::ConnectionAborted
+                ) {
+                    return true;
+                }
+            }
+            source = inner.source();
+        }
+        false
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            AttemptError::Send(err) => describe_transport_error(err),
+            AttemptError::Body(err) => {
+                let detail = describe_transport_error(err);
+                if err.is_timeout() {
+                    format!("timed out while reading the answer ({detail})")
+                } else if detail.starts_with("connection lost while reading the answer") {
+                    detail
+                } else {
+                    format!("connection lost while reading the answer: {detail}")
+                }
+            }
+            AttemptError::TooLarge(cap) => format!(
+                "the answer was larger than {} KiB and was not read",
+                cap / 1024
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for AttemptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl std::error::Error for AttemptError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AttemptError::Send(err) | AttemptError::Body(err) => Some(err),
+            AttemptError::TooLarge(_) => None,
+        }
+    }
+}
+
+/// Sends calls to one Partner Center base URL on behalf of every worker.
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    tokens: Arc<TokenProvider>,
+    throttle: Arc<Throttle>,
+    policy: RetryPolicy,
+    stats: Arc<Stats>,
+    /// The run-wide stop this client trips (MFA, token endpoint, outage) and obeys.
+    fatal: Arc<FatalStop>,
+    /// The base URL, parsed once: each request only swaps in its path and query.
+    base_url: Option<reqwest::Url>,
+    /// `Host` for every request, built once; hyper would otherwise `format!` it per request.
+    host: Option<HeaderValue>,
+}
+
+impl Client {
+    /// A client for `base` (no trailing slash), sharing the token provider, pacer and counters.
+    pub fn new(
+        http: reqwest::Client,
+        base: &str,
+        tokens: Arc<TokenProvider>,
+        throttle: Arc<Throttle>,
+        policy: RetryPolicy,
+        stats: Arc<Stats>,
+    ) -> Self {
+        let base = base.trim_end_matches('/').to_string();
+        let base_url = reqwest::Url::parse(&base).ok();
+        Client {
+            host: base_url.as_ref().and_then(host_header),
+            base_url,
+            http,
+            base,
+            tokens,
+            throttle,
+            policy,
+            stats,
+            fatal: Arc::new(FatalStop::new(crate::engine::pool::Stop::default())),
+        }
+    }
+
+    /// The client reporting run-wide failures to (and stopping with) `fatal`.
+    pub fn with_fatal(mut self, fatal: Arc<FatalStop>) -> Self {
+        self.fatal = fatal;
+        self
+    }
+
+    /// Builds the HTTP client and token provider for `config` and proves the credentials by
+    /// fetching a first token, so a bad secret stops the command before anything is sent.
+    pub async fn connect(
+        config: &crate::engine::config::RunConfig,
+        credentials: crate::partner_center::auth::Credentials,
+        throttle: Arc<Throttle>,
+        stats: Arc<Stats>,
+        fatal: Arc<FatalStop>,
+    ) -> Result<(Client, Arc<TokenProvider>), crate::domain::error::ErrorKind> {
+        // A proxy cannot reach this machine's own simulator, so the sandbox goes direct (and
+        // skips the per-request proxy lookup); a real service keeps the system's proxy settings.
+        let local = |text: &str| {
+            reqwest::Url::parse(text).is_ok_and(|url| crate::engine::config::is_loopback(&url))
+        };
+        let direct = local(&config.base_url) && local(&config.authority);
+        let http = http_client(config.timeout, config.concurrency, direct)
+            .map_err(crate::domain::error::ErrorKind::HttpClient)?;
+        let tokens = Arc::new(TokenProvider::new(http.clone(), credentials));
+        tokens.token().await?;
+        let client = Client::new(
+            http,
+            &config.base_url,
+            tokens.clone(),
+            throttle,
+            config.retry,
+            stats,
+        )
+        .with_fatal(fatal);
+        Ok((client, tokens))
+    }
+
+    /// The full URL a request goes to.
+    pub fn url(&self, request: &Request) -> String {
+        format!("{}{}", self.base, request.path_and_query)
+    }
+
+    /// The request's URL from the parsed base (no re-parse of scheme, host and port).
+    fn request_url(&self, request: &Request) -> Result<reqwest::Url, url::ParseError> {
+        let (path, query) = match request.path_and_query.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (request.path_and_query.as_str(), None),
+        };
+        match &self.base_url {
+            Some(base) => {
+                let mut url = base.clone();
+                let prefix = base.path().trim_end_matches('/');
+                if prefix.is_empty() {
+                    url.set_path(path);
+                } else {
+                    url.set_path(&format!("{prefix}{path}"));
+                }
+                url.set_query(query);
+                Ok(url)
+            }
+            None => reqwest::Url::parse(&self.url(request)),
+        }
+    }
+
+    /// Sends `request` until it succeeds, fails for good, or runs out of attempts.
+    pub async fn send(&self, request: &Request, request_id: Uuid) -> Exchange {
+        self.send_with_headers(request, request_id, &[]).await
+    }
+
+    /// [`Client::send`] with extra headers on every attempt (a list page's `MS-ContinuationToken`).
+    pub async fn send_with_headers(
+        &self,
+        request: &Request,
+        request_id: Uuid,
+        extra: &[(HeaderName, HeaderValue)],
+    ) -> Exchange {
+        self.send_capped(request, request_id, extra, MAX_ANSWER_BYTES)
+            .await
+    }
+
+    /// [`Client::send_with_headers`] reading answers of up to `max_answer` bytes: a customer
+    /// list page of 500 customers can pass [`MAX_ANSWER_BYTES`].
+    pub async fn send_capped(
+        &self,
+        request: &Request,
+        request_id: Uuid,
+        extra: &[(HeaderName, HeaderValue)],
+        max_answer: usize,
+    ) -> Exchange {
+        let url = match self.request_url(request) {
+            Ok(url) => url,
+            Err(reason) => {
+                return Exchange {
+                    reply: Reply::Transport(format!("bad request URL: {reason}")),
+                    attempts: 0,
+                    correlation_id: None,
+                    request_id,
+                    note: None,
+                }
+            }
+        };
+        let mut schedule = self.policy.schedule();
+        let mut attempts = 0u32;
+        let mut reauthenticated = false;
+        // One resend per call that does not count as an attempt: for a connection the server
+        // closed without answering (the keep-alive race). The same MS-RequestId makes it safe.
+        let mut free_resend = true;
+        let mut correlation_id = None;
+        let request_id_value = header_value(request_id);
+        let ended = |reply: Reply, attempts: u32, correlation_id: Option<Uuid>| Exchange {
+            reply,
+            attempts,
+            correlation_id,
+            request_id,
+            note: None,
+        };
+        loop {
+            // The slot first, the token second: a token picked up before a long wait for the
+            // limiter (or a 429 pause) can expire on the way, and the send would earn a 401.
+            // A stop for good also ends a wait for the limiter (a long 429 pause) or the token.
+            if let Some(reply) = self.stopped() {
+                return ended(reply, attempts, correlation_id);
+            }
+            tokio::select! {
+                biased;
+                _ = self.fatal.tripped() => return ended(self.stop_reply(), attempts, correlation_id),
+                _ = self.throttle.acquire() => {}
+            }
+            let token = tokio::select! {
+                biased;
+                _ = self.fatal.tripped() => return ended(self.stop_reply(), attempts, correlation_id),
+                token = self.tokens.token() => token,
+            };
+            let token = match token {
+                Ok(token) => token,
+                Err(err) => {
+                    // Every other row would fail the same way, one by one: stop the run.
+                    let reason = err.to_string();
+                    self.fatal
+                        .trip(Cause::TokenEndpoint(crate::partner_center::api::sanitize(
+                            &reason,
+                        )));
+                    return ended(Reply::Token(reason), attempts, correlation_id);
+                }
+            };
+            let Some(auth) = token.header().cloned() else {
+                return ended(
+                    Reply::Token(
+                        "the access token holds characters an HTTP header cannot carry".into(),
+                    ),
+                    attempts,
+                    correlation_id,
+                );
+            };
+            attempts += 1;
+            let correlation = new_uuid();
+            correlation_id = Some(correlation);
+            // Built as a `Request` rather than through `RequestBuilder`, whose every `.header()`
+            // moves the whole builder: this runs once per send.
+            let mut outgoing = reqwest::Request::new(request.method.clone(), url.clone());
+            let headers = outgoing.headers_mut();
+            headers.reserve(6 + extra.len());
+            for (name, value) in extra {
+                headers.insert(name.clone(), value.clone());
+            }
+            headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+            headers.insert(APPLICATION, HeaderValue::from_static(APPLICATION_NAME));
+            headers.insert(REQUEST_ID, request_id_value.clone());
+            headers.insert(CORRELATION_ID, header_value(correlation));
+            headers.insert(AUTHORIZATION, auth);
+            if let Some(host) = &self.host {
+                headers.insert(HOST, host.clone());
+            }
+            if let Some(body) = &request.body {
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                *outgoing.body_mut() = Some(reqwest::Body::from(body.clone()));
+            }
+            let started = Instant::now();
+            let outcome = match self.http.execute(outgoing).await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    // Only answers that may be retried need their Retry-After.
+                    let hint = if status.should_retry() {
+                        retry_after(response.headers())
+                    } else {
+                        None
+                    };
+                    match read_body(response, max_answer).await {
+                        Ok(body) => Ok((status, hint, body)),
+                        Err(err) => Err(err),
+                    }
+                }
+                Err(err) => Err(AttemptError::Send(err)),
+            };
+            let (status, hint, answer) = match outcome {
+                Ok(parts) => parts,
+                Err(err) => {
+                    self.stats.record_transport_error();
+                    let reason = err.describe();
+                    tracing::debug!(%url, attempt = attempts, %correlation, %reason, "no answer");
+                    if free_resend && err.closed_unanswered() {
+                        // Not the service failing: an idle connection it had closed. At once,
+                        // and not counted against --max-attempts.
+                        free_resend = false;
+                        attempts = attempts.saturating_sub(1);
+                        continue;
+                    }
+                    if err.retryable() && attempts < self.policy.max_attempts {
+                        self.stats.record_retry();
+                        if !self.pause(schedule.next_wait(None)).await {
+                            return ended(self.stop_reply(), attempts, correlation_id);
+                        }
+                        continue;
+                    }
+                    self.fatal.call_failed(&reason);
+                    return ended(Reply::Transport(reason), attempts, correlation_id);
+                }
+            };
+            self.stats.record_answer(status, started.elapsed());
+            if status != 429 {
+                // Whatever the answer, the service counted the request against its quota.
+                self.throttle.on_accepted();
+            }
+            tracing::debug!(%url, attempt = attempts, %correlation, status, "answer");
+            let done = |body: Bytes| Exchange {
+                reply: Reply::Answer { status, body },
+                attempts,
+                correlation_id,
+                request_id,
+                note: None,
+            };
+            match classify_status(status) {
+                Decision::Successful | Decision::DontRetry(_) => {
+                    self.fatal.call_answered();
+                    return done(answer);
+                }
+                Decision::Reauthenticate => {
+                    let error = crate::partner_center::api::parse_error_body(&answer);
+                    if names_mfa_required(&answer) {
+                        // No token renewal can add the MFA claim: only a new sign-in can.
+                        self.fatal.trip(Cause::MfaRequired);
+                        return done(answer);
+                    }
+                    if reauthenticated || !self.tokens.can_refresh() {
+                        let detail = error
+                            .message
+                            .unwrap_or_else(|| "no reason given".to_string());
+                        self.fatal.trip(Cause::Unauthorized(detail));
+                        return done(answer);
+                    }
+                    // The token may have expired early or been revoked: renew once and resend.
+                    reauthenticated = true;
+                    self.tokens.invalidate(token.generation);
+                    self.stats.record_retry();
+                }
+                Decision::Retry(reason) => {
+                    if let Some(hint) = &hint {
+                        if hint.wait > self.policy.max_retry_after {
+                            // An absurd figure (or a service asking for hours): the row fails
+                            // now with the service's own number rather than sleeping on it.
+                            let mut exchange = done(answer);
+                            exchange.note = Some(format!(
+                                "the service answered {status} and asked to wait Retry-After: {} (seconds or a date), longer than --max-retry-after {} s; not retried",
+                                hint.raw,
+                                self.policy.max_retry_after.as_secs_f64()
+                            ));
+                            return exchange;
+                        }
+                    }
+                    let wait = schedule.next_wait(hint.map(|h| h.wait));
+                    if status == 429 {
+                        // Every worker waits, not just this one; acquire() sits out the pause.
+                        self.throttle.on_throttled(wait);
+                    }
+                    if attempts >= self.policy.max_attempts {
+                        if status >= 500 {
+                            self.fatal.call_failed(&format!("HTTP {status}"));
+                        }
+                        return done(answer);
+                    }
+                    tracing::debug!(
+                        %url,
+                        attempt = attempts,
+                        reason,
+                        wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                        "retrying"
+                    );
+                    self.stats.record_retry();
+                    if status != 429 && !self.pause(wait).await {
+                        return ended(self.stop_reply(), attempts, correlation_id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `Some(Stopped)` once the run has been stopped for good: nothing more is sent.
+    fn stopped(&self) -> Option<Reply> {
+        self.fatal.is_tripped().then(|| self.stop_reply())
+    }
+
+    fn stop_reply(&self) -> Reply {
+        Reply::Stopped(match self.fatal.cause() {
+            Some(cause) => format!("not sent again: the run was stopped ({cause})"),
+            None => "not sent again: the run was stopped".to_string(),
+        })
+    }
+
+    /// Sleeps between attempts; `false` when the run was stopped for good meanwhile.
+    async fn pause(&self, wait: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => !self.fatal.is_tripped(),
+            _ = self.fatal.tripped() => false,
+        }
+    }
+}
+
+/// The Partner Center error code of a 401 whose token lacks the multi-factor authentication claim.
+pub const MFA_REQUIRED_CODE: &str = "900421";
+
+/// How deep [`names_mfa_required`] looks into nested error objects.
+const MAX_ERROR_DEPTH: usize = 4;
+
+/// Whether a 401 body says the token lacks the MFA claim: a real error-code field names
+/// [`MFA_REQUIRED_CODE`] – `code` as a number or a string (also `AADSTS900421`), an
+/// `error_codes` list (Entra ID), or `AADSTS900421` in an error description – at the top or in
+/// a nested error object. The digits elsewhere (a correlation id, a timestamp, free text) are
+/// not a code: guessing from them would stop a whole run on an ordinary expired token.
+pub(crate) fn names_mfa_required(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| mfa_in(&v, 0))
+}
+
+fn mfa_in(value: &serde_json::Value, depth: usize) -> bool {
+    use serde_json::Value;
+    let Value::Object(map) = value else {
+        return false;
+    };
+    let is_code = |v: &Value| match v {
+        Value::Number(n) => n.as_u64() == MFA_REQUIRED_CODE.parse().ok(),
+        Value::String(s) => {
+            let s = s.trim();
+            let s = s
+                .get(..6)
+                .filter(|p| p.eq_ignore_ascii_case("AADSTS"))
+                .map_or(s, |_| &s[6..]);
+            s == MFA_REQUIRED_CODE
+        }
+        _ => false,
+    };
+    map.iter().any(|(key, v)| {
+        let key = key.to_ascii_lowercase();
+        match key.as_str() {
+            "code" | "errorcode" | "error_code" => is_code(v),
+            "error_codes" | "errorcodes" => {
+                matches!(v, Value::Array(codes) if codes.iter().any(is_code))
+            }
+            "error_description" | "description" | "message" => {
+                matches!(v, Value::String(text) if mentions_aadsts_mfa(text))
+            }
+            _ if depth < MAX_ERROR_DEPTH => mfa_in(v, depth + 1),
+            _ => false,
+        }
+    })
+}
+
+/// `AADSTS900421` in a description, as a whole code (not the start of a longer number).
+fn mentions_aadsts_mfa(text: &str) -> bool {
+    let needle = concat!("AADSTS", "900421");
+    text.match_indices(needle).any(|(at, _)| {
+        !text[at + needle.len()..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_digit())
+    })
+}
+
+/// The answer's body, at most `max` bytes. Partner Center's answers are small and arrive
+/// in one piece, which is then handed over as it is; `Response::bytes` would gather even a single
+/// piece into a new buffer.
+async fn read_body(mut response: reqwest::Response, max: usize) -> Result<Bytes, AttemptError> {
+    let cap = u64::try_from(max).unwrap_or(u64::MAX);
+    if response.content_length().is_some_and(|n| n > cap) {
+        return Err(AttemptError::TooLarge(max));
+    }
+    let Some(first) = response.chunk().await.map_err(AttemptError::Body)? else {
+        return Ok(Bytes::new());
+    };
+    if first.len() > max {
+        return Err(AttemptError::TooLarge(max));
+    }
+    let Some(second) = response.chunk().await.map_err(AttemptError::Body)? else {
+        return Ok(first);
+    };
+    let mut body = bytes::BytesMut::with_capacity(first.len() + second.len());
+    body.extend_from_slice(&first);
+    body.extend_from_slice(&second);
+    loop {
+        if body.len() > max {
+            return Err(AttemptError::TooLarge(max));
+        }
+        match response.chunk().await.map_err(AttemptError::Body)? {
+            Some(more) => body.extend_from_slice(&more),
+            None => break,
+        }
+    }
+    Ok(body.freeze())
+}
+
+/// [`read_body`] for callers outside the retry loop (the token endpoint): the body, or why not.
+pub(crate) async fn read_capped(response: reqwest::Response) -> Result<Bytes, AttemptError> {
+    read_body(response, MAX_ANSWER_BYTES).await
+}
+
+/// The application name sent in `MS-PartnerCenter-Application`.
+const APPLICATION_NAME: &str = concat!("pc-qualify/", env!("CARGO_PKG_VERSION"));
+
+/// A random (version 4) UUID from a fast non-cryptographic generator: these ids only need to be
+/// unique, and the OS generator costs a system call per id.
+pub fn new_uuid() -> Uuid {
+    let mut bytes = [0u8; 16];
+    fastrand::fill(&mut bytes);
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
+/// `Host` as hyper would write it: `host[:port]`, the port only when it is not the scheme's default.
+fn host_header(url: &reqwest::Url) -> Option<HeaderValue> {
+    let host = url.host_str()?;
+    let value = match url.port() {
+        Some(port) => HeaderValue::from_str(&format!("{host}:{port}")),
+        None => HeaderValue::from_str(host),
+    };
+    value.ok()
+}
+
+fn header_value(id: Uuid) -> HeaderValue {
+    let mut buf = Uuid::encode_buffer();
+    let text = id.hyphenated().encode_lower(&mut buf);
+    // A hyphenated UUID is always a valid header value.
+    HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static(""))
+}
+
+/// Makes rustls's ring provider the process default. reqwest is built with `rustls-no-provider`
+/// (no aws-lc C build), so every client in the process needs this first; repeating it is harmless.
+pub fn install_tls_provider() {
+    // `Err` only means a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// How long an idle keep-alive connection is kept for reuse.
+pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Builds the one HTTP client every call shares (keep-alive, rustls, per-request timeout);
+/// `direct` leaves out the system's proxy settings.
+pub fn http_client(
+    timeout: Duration,
+    pool: usize,
+    direct: bool,
+) -> Result<reqwest::Client, reqwest::Error> {
+    install_tls_provider();
+    let builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .pool_max_idle_per_host(pool.max(1))
+        // Shorter than the keep-alive of the usual servers and load balancers (60 s and more), so
+        // an idle connection is dropped here before the server closes it under a new request.
+        .pool_idle_timeout(IDLE_CONNECTION_TIMEOUT)
+        .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .https_only(false);
+    if direct {
+        builder.no_proxy().build()
+    } else {
+        builder.build()
+    }
+}
+
+/// A plain client for tests and tools that talk to the simulator (provider installed first).
+pub fn test_http_client() -> reqwest::Client {
+    install_tls_provider();
+    reqwest::Client::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mfa_is_read_from_error_code_fields_only() {
+        for body in [
+            r#"{"code":900421,"description":"MFA required"}"#,
+            r#"{"code":"900421","description":"MFA required"}"#,
+            r#"{"statusCode":401,"Code":"900421"}"#,
+            r#"{"error":{"code":"900421","message":"MFA required"}}"#,
+            r#"{"error":"invalid_grant","error_codes":[50076,900421]}"#,
+            r#"{"error":"interaction_required","error_codes":["900421"]}"#,
+            r#"{"error":"interaction_required","error_description":"AADSTS900421: The user needs multi-factor authentication."}"#,
+            r#"{"code":"AADSTS900421"}"#,
+        ] {
+            assert!(names_mfa_required(body.as_bytes()), "{body}");
+        }
+        for body in [
+            // The digits in a correlation id, a time stamp or free text are no error code.
+            r#"{"code":401,"description":"Unauthorized","correlationId":"00900421-aaaa-4000-8000-000000000000"}"#,
+            r#"{"code":"InvalidToken","description":"token 1900421900 expired at 900421"}"#,
+            r#"{"error":"invalid_token","error_codes":[70043],"timestamp":"2026-09-00421"}"#,
+            r#"{"error":"invalid_token","error_description":"AADSTS9004211: something else"}"#,
+            r#"{"code":9004210}"#,
+            "Unauthorized 900421",
+            "<html>900421</html>",
+            "",
+            "null",
+        ] {
+            assert!(!names_mfa_required(body.as_bytes()), "{body}");
+        }
+    }
+
+    #[test]
+    fn the_host_header_carries_the_port_only_when_it_is_not_the_default() {
+        let cases = [
+            ("http://127.0.0.1:8080", "127.0.0.1:8080"),
+            (
+                "https://api.partnercenter.microsoft.com",
+                "api.partnercenter.microsoft.com",
+            ),
+            ("https://example.com:443/v1", "example.com"),
+            ("http://example.com:80", "example.com"),
+            ("https://example.com:8443", "example.com:8443"),
+            ("http://[::1]:9000", "[::1]:9000"),
+        ];
+        for (url, expected) in cases {
+            let parsed = reqwest::Url::parse(url).expect("url");
+            let value = host_header(&parsed).expect("a host");
+            assert_eq!(value.to_str().ok(), Some(expected), "{url}");
+        }
+    }
+}

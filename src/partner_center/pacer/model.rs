@@ -1,0 +1,449 @@
+//! A run against a token-bucket quota in virtual time, so that the pacer's rules can be judged
+//! by what the issue measures (time against the quota's best, share of 429s) without waiting a
+//! minute per scenario. It mirrors the pieces around [`Pacer`]:
+//! - the session: the pacer is created before the sign-in and checks, and `begin` is called
+//!   when the rows start, as the pipeline does;
+//! - the throttle: one limiter of burst 1 (the default `--burst`) served first come, first
+//!   served; a new rate applied after a send starts one period later, one applied at a 429 starts
+//!   full; nothing is sent during a pool-wide pause;
+//! - the workers: `concurrency` of them, one request per row, a 429 retried after its
+//!   Retry-After (without the tool's limit of `--max-attempts`);
+//! - the simulator's quota: a token bucket refilled at a scheduled rate, full at the start, whose
+//!   429 asks for the whole seconds until a request fits again (at least one), the answer held
+//!   for the latency after arrival. (The simulator drops the fraction of a request its bucket
+//!   holds when the rate changes; the model keeps it.)
+//!
+//! It is a model, not the bench: the figures the issue targets come from `benches/bench.sh`
+//! against the real simulator. The model shows in seconds which way a rule moves them, and its
+//! tests hold the pacer to the targets. It runs a little ahead of the simulator. Before the
+//! present constants (1.7-fold growth, a 0.98 margin) its medians were 0.952 of best on the
+//! dropping quota and 0.964 on the steady one, where runs against the simulator measured
+//! 0.946-0.949 (two) and 0.957 (one); with them 0.966 and 0.978 (with sign-ins of up to 2 s
+//! among the variations), against 0.961-0.963 and 0.973-0.974 (seven runs each).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::Pacer;
+use crate::engine::config::RateMode;
+
+/// Virtual time advances in steps of this many microseconds.
+const TICK_US: u64 = 100;
+
+/// What the service does and what the tool is asked to do.
+#[derive(Debug, Clone)]
+pub(crate) struct Scenario {
+    /// The quota's rate at the start, requests/s; `None` = no quota.
+    pub quota_rate: Option<f64>,
+    /// The bucket's size.
+    pub burst: f64,
+    /// `(seconds after the simulator started, new rate)`.
+    pub changes: Vec<(f64, f64)>,
+    /// The simulator's clock when the tool creates its pacer, seconds.
+    pub offset: f64,
+    /// From the pacer's creation to the first row (sign-in, pre-flight checks), seconds. The
+    /// tool calls `begin` then, as the pipeline does.
+    pub startup: f64,
+    pub rows: usize,
+    pub concurrency: usize,
+    /// Time from a request's arrival to its answer.
+    pub latency: Duration,
+    pub mode: RateMode,
+    /// Extra latency, uniform in 0..=jitter, drawn from a generator seeded with `seed`.
+    pub jitter: Duration,
+    pub seed: u64,
+}
+
+/// What the run looked like from the service's side.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Outcome {
+    /// Seconds from the first request to the last.
+    pub took: f64,
+    /// The earliest the quota could have admitted every row, from the first request.
+    pub best: f64,
+    pub requests: u64,
+    pub throttled: u64,
+    /// Arrival times (seconds after the first request) of the requests.
+    pub sent: Vec<f64>,
+}
+
+impl Outcome {
+    /// `best / took`: 1.0 is as fast as the quota allows.
+    pub fn ratio(&self) -> f64 {
+        self.best / self.took.max(1e-9)
+    }
+
+    /// Percentage of requests answered 429.
+    pub fn throttled_pct(&self) -> f64 {
+        100.0 * self.throttled as f64 / (self.requests.max(1)) as f64
+    }
+}
+
+impl Scenario {
+    fn quota_at(&self, since_start: f64) -> Option<f64> {
+        let mut rate = self.quota_rate?;
+        for &(after, r) in &self.changes {
+            if since_start >= after {
+                rate = r;
+            }
+        }
+        Some(rate)
+    }
+
+    /// The earliest time after `first` (simulator time) at which burst plus the refill since
+    /// reaches `rows`: the bench's "best".
+    fn best(&self, first: f64) -> f64 {
+        if self.quota_rate.is_none() {
+            return 0.0;
+        }
+        let mut need = self.rows as f64 - self.burst;
+        let step = 1e-4;
+        let mut t = first;
+        while need > 0.0 {
+            let rate = self.quota_at(t).unwrap_or(0.0);
+            // Scenarios have rates above 0; an hour is far past any of them.
+            assert!(
+                rate > 0.0 && t - first < 3600.0,
+                "the quota never admits the rows"
+            );
+            need -= rate * step;
+            t += step;
+        }
+        t - first
+    }
+}
+
+enum Worker {
+    /// Waiting in the throttle's queue.
+    Queued,
+    /// Sleeping until this tick (a retry's wait), then queued.
+    Sleeping(u64),
+    /// Sent; answered at `answer` with `accepted` or a 429 asking for `wait_s`.
+    InFlight {
+        answer: u64,
+        accepted: bool,
+        wait_s: u64,
+    },
+    Done,
+}
+
+/// Runs `scenario` and reports what the service saw.
+pub(crate) fn run(scenario: &Scenario) -> Outcome {
+    let t0 = Instant::now();
+    let at = |tick: u64| t0 + Duration::from_micros(tick * TICK_US);
+    let secs = |tick: u64| (tick * TICK_US) as f64 / 1e6;
+    let ticks = |d: Duration| {
+        u64::try_from(d.as_micros()).expect("a scenario's delays are short") / TICK_US
+    };
+    let latency_ticks = ticks(scenario.latency).max(1);
+    let startup_ticks =
+        ticks(Duration::try_from_secs_f64(scenario.startup).expect("a start-up time"));
+
+    let mut pacer = Pacer::new(scenario.mode, at(0));
+    // The limiter: the next instant a cell is free (burst 1), `None` = unlimited.
+    let mut next_cell: Option<f64> = pacer.rate().map(|_| 0.0);
+    let mut paused_until = 0u64;
+
+    let mut tokens = scenario.burst;
+    let mut refilled_at = scenario.offset;
+
+    // Every worker waits for the rows, which start flowing after the sign-in and checks.
+    let mut queue: VecDeque<usize> = VecDeque::new();
+    let mut active = scenario.concurrency.min(scenario.rows);
+    let mut rows_left = scenario.rows - active;
+    let mut workers: Vec<Worker> = (0..scenario.concurrency)
+        .map(|i| {
+            if i < active {
+                Worker::Sleeping(startup_ticks)
+            } else {
+                Worker::Done
+            }
+        })
+        .collect();
+
+    let mut rng = fastrand::Rng::with_seed(scenario.seed);
+    let jitter_ticks = ticks(scenario.jitter);
+    let mut sent = Vec::new();
+    let (mut requests, mut throttled) = (0u64, 0u64);
+    let mut tick = 0u64;
+    while active > 0 {
+        let now = secs(tick);
+        // A pacer that stops sending fails the test instead of hanging it.
+        assert!(
+            now < 3600.0,
+            "the run did not end within an hour of virtual time"
+        );
+        if tick == startup_ticks {
+            pacer.begin();
+        }
+        // Answers and wake-ups due now, in worker order.
+        for (i, worker) in workers.iter_mut().enumerate() {
+            match *worker {
+                Worker::Sleeping(until) if until <= tick => {
+                    *worker = Worker::Queued;
+                    queue.push_back(i);
+                }
+                Worker::InFlight {
+                    answer,
+                    accepted,
+                    wait_s,
+                } if answer <= tick => {
+                    if accepted {
+                        pacer.on_accepted(at(tick));
+                        if rows_left > 0 {
+                            rows_left -= 1;
+                            *worker = Worker::Queued;
+                            queue.push_back(i);
+                        } else {
+                            *worker = Worker::Done;
+                            active -= 1;
+                        }
+                    } else {
+                        let wait = wait_s * 1_000_000 / TICK_US;
+                        let until = tick + wait;
+                        // One decision per pause, as in the throttle: a 429 inside a pause only
+                        // lengthens it.
+                        if tick >= paused_until {
+                            let change = pacer.on_throttled(at(tick), at(until));
+                            if change.is_some() {
+                                // Nothing goes out during the pause: the new limiter starts full.
+                                next_cell = Some(now);
+                            }
+                        }
+                        paused_until = paused_until.max(until);
+                        *worker = Worker::Sleeping(until);
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Sends: none during a pause; otherwise first come, first served, one per cell.
+        let sending = tick >= paused_until;
+        while let (true, Some(&head)) = (sending, queue.front()) {
+            if let Some(cell) = next_cell {
+                if now < cell {
+                    break;
+                }
+            }
+            queue.pop_front();
+            // governor with burst 1: the next cell is one period after this one. A new rate
+            // applied right after a send starts one period later too (its burst is spent).
+            pacer.on_send(at(tick));
+            next_cell = pacer.rate().map(|r| now + 1.0 / r.max(0.01));
+            // The service: admission at arrival.
+            let sim_now = scenario.offset + now;
+            requests += 1;
+            sent.push(now);
+            let (accepted, wait_s) = match scenario.quota_at(sim_now) {
+                None => (true, 0),
+                Some(_) => {
+                    // Refill in small steps so that a scheduled change lands where it should.
+                    while refilled_at < sim_now {
+                        let step = (sim_now - refilled_at).min(1e-3);
+                        tokens = (tokens + scenario.quota_at(refilled_at).unwrap_or(0.0) * step)
+                            .min(scenario.burst);
+                        refilled_at += step;
+                    }
+                    if tokens >= 1.0 {
+                        tokens -= 1.0;
+                        (true, 0)
+                    } else {
+                        let rate = scenario.quota_at(sim_now).unwrap_or(1.0);
+                        let wait = (1.0 - tokens) / rate;
+                        // Whole seconds, at least one, as the simulator answers; bounded
+                        // because a quota's rate is above 0.
+                        (false, wait.ceil().clamp(1.0, 3600.0) as u64)
+                    }
+                }
+            };
+            if !accepted {
+                throttled += 1;
+            }
+            workers[head] = Worker::InFlight {
+                answer: tick + latency_ticks + rng.u64(0..=jitter_ticks),
+                accepted,
+                wait_s,
+            };
+        }
+        tick += 1;
+    }
+    let first = sent.first().copied().unwrap_or(0.0);
+    let last = sent.last().copied().unwrap_or(0.0);
+    Outcome {
+        took: last - first,
+        best: scenario.best(scenario.offset + first),
+        requests,
+        throttled,
+        sent: sent.iter().map(|s| s - first).collect(),
+    }
+}
+
+/// The issue's quota that drops: 15/s (burst 15), 6/s after 20 s, 500 rows.
+pub(crate) fn drop_quota(mode: RateMode) -> Scenario {
+    Scenario {
+        quota_rate: Some(15.0),
+        burst: 15.0,
+        changes: vec![(20.0, 6.0)],
+        offset: 0.07,
+        startup: 0.0,
+        rows: 500,
+        concurrency: 16,
+        latency: Duration::from_millis(30),
+        mode,
+        jitter: Duration::ZERO,
+        seed: 0,
+    }
+}
+
+/// The issue's steady quota: 10/s (burst 10), 600 rows.
+pub(crate) fn steady_quota(mode: RateMode) -> Scenario {
+    Scenario {
+        quota_rate: Some(10.0),
+        burst: 10.0,
+        changes: Vec::new(),
+        offset: 0.07,
+        startup: 0.0,
+        rows: 600,
+        concurrency: 16,
+        latency: Duration::from_millis(30),
+        mode,
+        jitter: Duration::ZERO,
+        seed: 0,
+    }
+}
+
+/// Seconds from the first request until a 250 ms window holds `share` of `bound` requests/s.
+pub(crate) fn ramp(o: &Outcome, bound: f64, share: f64) -> Option<f64> {
+    let mut j = 0;
+    for (i, &t) in o.sent.iter().enumerate() {
+        while o.sent[j] < t - 0.25 {
+            j += 1;
+        }
+        if (i - j + 1) as f64 / 0.25 >= share * bound {
+            return Some(t);
+        }
+    }
+    None
+}
+
+/// No quota: the sandbox at 20 ms, 16 in flight, 6,000 rows.
+pub(crate) fn no_quota(mode: RateMode) -> Scenario {
+    Scenario {
+        quota_rate: None,
+        burst: 0.0,
+        changes: Vec::new(),
+        offset: 0.07,
+        startup: 0.0,
+        rows: 6000,
+        concurrency: 16,
+        latency: Duration::from_millis(20),
+        mode,
+        jitter: Duration::ZERO,
+        seed: 0,
+    }
+}
+
+/// The median and the worst of a scenario over variations of start-up time, latency and jitter.
+#[derive(Debug)]
+pub(crate) struct Spread {
+    /// The median `best / took`: what one run of the bench is likely to see.
+    pub ratio_median: f64,
+    /// The lowest.
+    pub ratio_worst: f64,
+    /// The highest share of 429s, percent.
+    pub throttled_worst: f64,
+}
+
+/// Runs `n` variations of `base`, each relative to it: the tool created up to 100 ms later on
+/// the simulator's clock, up to 2 s more of sign-in and checks before the first row, latency
+/// from 0.85 to 1.35 times the base's, and jitter of up to a third of the base latency.
+pub(crate) fn spread(base: &Scenario, n: u64) -> Spread {
+    let mut ratios = Vec::new();
+    let mut pcts = Vec::new();
+    for seed in 0..n {
+        let mut s = base.clone();
+        let mut rng = fastrand::Rng::with_seed(seed);
+        s.offset = base.offset + rng.f64() * 0.1;
+        s.startup = base.startup + rng.f64() * 2.0;
+        s.latency = base.latency.mul_f64(0.85 + rng.f64() * 0.5);
+        s.jitter = base.latency.mul_f64(rng.f64() / 3.0);
+        s.seed = seed;
+        let o = run(&s);
+        ratios.push(o.ratio());
+        pcts.push(o.throttled_pct());
+    }
+    ratios.sort_by(f64::total_cmp);
+    Spread {
+        ratio_median: ratios[ratios.len() / 2],
+        ratio_worst: ratios[0],
+        throttled_worst: pcts.iter().copied().fold(0.0, f64::max),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AUTO: RateMode = RateMode::Auto {
+        start: 5.0,
+        max: None,
+    };
+
+    /// How far the model ran ahead of the simulator in the runs compared (see the module's
+    /// documentation): a model median must clear the target by this much to promise it there.
+    const MODEL_BIAS: f64 = 0.007;
+
+    // The issue's targets, in the model: the median (what one run of the bench is likely to
+    // see) with the bias, and every variation without it. The variations include sign-ins of
+    // up to 2 s, which move the quota's drop against the tool's own timeline; the bench sees
+    // the drop about 20 s after the first request.
+    #[test]
+    fn the_dropping_quota_is_used_with_few_429s() {
+        let s = spread(&drop_quota(AUTO), 8);
+        assert!(s.ratio_median >= 0.95 + MODEL_BIAS, "{s:?}");
+        assert!(s.ratio_worst >= 0.95, "{s:?}");
+        assert!(s.throttled_worst <= 2.0, "{s:?}");
+    }
+
+    #[test]
+    fn the_steady_quota_is_used_with_few_429s() {
+        let s = spread(&steady_quota(AUTO), 8);
+        assert!(s.ratio_median >= 0.95 + MODEL_BIAS, "{s:?}");
+        assert!(s.ratio_worst >= 0.95, "{s:?}");
+        assert!(s.throttled_worst <= 1.0, "{s:?}");
+    }
+
+    #[test]
+    fn a_slow_sign_in_costs_the_measurement_nothing() {
+        // Three seconds between the pacer's creation and the first row (a slow token endpoint,
+        // the pre-flight reads): the first 429 must still measure the quota, not a third of it.
+        let mut s = steady_quota(AUTO);
+        s.startup = 3.0;
+        let o = run(&s);
+        assert!(o.ratio() >= 0.95 + MODEL_BIAS, "{}", o.ratio());
+    }
+
+    #[test]
+    fn without_a_quota_the_concurrency_bound_is_reached_within_3_s() {
+        let o = run(&no_quota(AUTO));
+        // 16 in flight at 20 ms: 800/s.
+        let reached = ramp(&o, 800.0, 0.9);
+        assert!(reached.is_some_and(|t| t <= 3.0), "{reached:?}");
+    }
+
+    #[test]
+    fn the_default_fixed_rate_leaves_most_of_the_quota_unused() {
+        // The issue's baseline, as a check on the model itself: --rate 5 against 15/s then 6/s
+        // takes about twice the best and is never refused.
+        let o = run(&drop_quota(RateMode::Fixed(5.0)));
+        assert!(o.ratio() < 0.6, "{}", o.ratio());
+        assert_eq!(o.throttled, 0);
+        assert_eq!(o.requests, 500);
+    }
+
+    #[test]
+    fn every_row_is_sent_until_it_is_accepted() {
+        let o = run(&drop_quota(AUTO));
+        assert_eq!(o.requests - o.throttled, 500);
+    }
+}

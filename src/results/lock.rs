@@ -1,0 +1,238 @@
+//! One writer per results file: an exclusive advisory lock on `<results>.lock`, which holds the
+//! owner's process id. The operating system releases the lock when its holder exits, however it
+//! exits, so a lock file left by a killed run never blocks the next one; a live holder always
+//! does, `--force` or not.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::domain::error::ErrorKind;
+
+/// The held lock; dropping it removes the lock file and releases the lock.
+#[derive(Debug)]
+pub struct LockGuard {
+    file: File,
+    path: PathBuf,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        // Removed while still locked: a process that opens the old file afterwards finds it
+        // unlinked (see `acquire`) and starts over on a new one.
+        let _ = std::fs::remove_file(&self.path);
+        let _ = self.file.unlock();
+    }
+}
+
+/// The lock file that guards `results`: beside the file the path *resolves* to, so that a
+/// symlink, a second relative spelling or `dir/../out.csv` all meet at one lock. The folder is
+/// canonicalised, and the file itself when it exists (following a symlink to its target).
+pub fn lock_path(results: &Path) -> PathBuf {
+    let mut name = resolve(results).into_os_string();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// `path` with symlinks and `.`/`..` resolved as far as they exist: the file itself when it
+/// exists, otherwise its folder joined with its name; as typed when neither resolves.
+pub(crate) fn resolve(path: &Path) -> PathBuf {
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return real;
+    }
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return path.to_path_buf();
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    match std::fs::canonicalize(parent) {
+        Ok(dir) => dir.join(name),
+        Err(_) => path.to_path_buf(),
+    }
+}
+
+/// Whether `results` names something a run writes into as a file, and so needs a lock (and a
+/// journal) beside it: not yet there, or a regular file (through any symlink). A character
+/// device such as `/dev/null` or a FIFO is not: nothing is ever read back from it, and a lock
+/// or journal file beside it would land in `/dev` (as root) or fail (as anyone else).
+pub fn is_lockable(results: &Path) -> bool {
+    match std::fs::metadata(results) {
+        Ok(meta) => meta.is_file(),
+        Err(_) => true,
+    }
+}
+
+/// Takes the exclusive lock for the results file `results`, or fails at once (exit 2) naming
+/// the file and the process that holds it.
+pub fn acquire(results: &Path) -> Result<LockGuard, ErrorKind> {
+    let path = lock_path(results);
+    let err = |reason: String| ErrorKind::Output {
+        path: results.display().to_string(),
+        reason,
+    };
+    let lock_error = |action, source| ErrorKind::LockFile {
+        path: results.display().to_string(),
+        action,
+        lock: path.display().to_string(),
+        source,
+    };
+    // A few rounds at most: each retry means a holder removed its file between our open and lock.
+    for _ in 0..8 {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| lock_error("create the lock file", e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                let holder = text
+                    .trim()
+                    .parse::<u32>()
+                    .map(|pid| format!("process {pid}"))
+                    .unwrap_or_else(|_| "another process".to_string());
+                return Err(ErrorKind::Locked {
+                    path: results.display().to_string(),
+                    holder,
+                    lock: path.display().to_string(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(lock_error("lock", e)),
+        }
+        if !same_file(&file, &path) {
+            // The holder we waited on removed this file as it finished: lock the current one.
+            continue;
+        }
+        let pid = std::process::id().to_string();
+        let written = file
+            .set_len(0)
+            .and_then(|()| file.seek(SeekFrom::Start(0)).map(|_| ()))
+            .and_then(|()| file.write_all(pid.as_bytes()))
+            .and_then(|()| file.flush());
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&path);
+            return Err(lock_error("write the lock file", e));
+        }
+        return Ok(LockGuard { file, path });
+    }
+    Err(err(format!(
+        "the lock file {} keeps being replaced; is another run starting and stopping?",
+        path.display()
+    )))
+}
+
+/// Whether `path` still names the open `file` (it was not removed or replaced meanwhile).
+#[cfg(unix)]
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(_file: &File, path: &Path) -> bool {
+    path.exists()
+}
+
+/// Takes the results file's lock (none for standard output), then runs `check` (the file
+/// checks). When the lock cannot even be created, `check`'s clearer reason (a missing folder)
+/// is reported instead.
+pub(crate) fn lock_output(
+    output_path: &str,
+    check: impl FnOnce() -> Result<(), ErrorKind>,
+) -> Result<Option<LockGuard>, ErrorKind> {
+    // Standard output, and a device or FIFO (`/dev/null`), is never read back: no lock beside it.
+    if output_path == "-" || !crate::results::lock::is_lockable(Path::new(output_path)) {
+        check()?;
+        return Ok(None);
+    }
+    match acquire(Path::new(output_path)) {
+        Ok(guard) => {
+            check()?;
+            Ok(Some(guard))
+        }
+        Err(err @ ErrorKind::Locked { .. }) => Err(err),
+        Err(err) => {
+            check()?;
+            Err(err)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_is_refused_with_the_pid_and_a_released_lock_is_free() {
+        let tmp = tempfile::tempdir().expect("dir");
+        let dir = tmp.path();
+        let results = dir.join("out.csv");
+        let guard = acquire(&results).expect("first");
+        let text = std::fs::read_to_string(lock_path(&results)).expect("lock file");
+        assert_eq!(text, std::process::id().to_string());
+        let err = acquire(&results).expect_err("held").to_string();
+        assert!(
+            err.contains(&std::process::id().to_string()) && err.contains("out.csv"),
+            "{err}"
+        );
+        drop(guard);
+        assert!(!lock_path(&results).exists(), "removed on release");
+        // A stale file of a dead process (no OS lock on it) does not block.
+        std::fs::write(lock_path(&results), "4000000").expect("stale");
+        let guard = acquire(&results).expect("stale file is taken over");
+        drop(guard);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_and_another_spelling_share_the_lock() {
+        let tmp = tempfile::tempdir().expect("dir");
+        let dir = tmp.path();
+        std::fs::create_dir(dir.join("sub")).expect("sub");
+        let results = dir.join("out.csv");
+        std::fs::write(&results, "row\n").expect("results");
+        let link = dir.join("link.csv");
+        std::os::unix::fs::symlink(&results, &link).expect("symlink");
+        let guard = acquire(&results).expect("first");
+        for other in [link.clone(), dir.join("sub/../out.csv")] {
+            let err = acquire(&other).expect_err("the same file is held");
+            assert!(matches!(err, ErrorKind::Locked { .. }), "{other:?}: {err}");
+        }
+        drop(guard);
+        // A file not yet there: its folder decides.
+        let fresh = dir.join("sub/../new.csv");
+        let guard = acquire(&fresh).expect("first");
+        assert!(
+            acquire(&dir.join("new.csv")).is_err(),
+            "same file, other spelling"
+        );
+        drop(guard);
+        // The journal follows the same rule, so a --resume through the link finds it.
+        let journal = |p: &Path| crate::results::resume::journal_path(&p.to_string_lossy());
+        assert_eq!(journal(&link), journal(&results));
+        assert_eq!(
+            journal(&dir.join("sub/../new.csv")),
+            journal(&dir.join("new.csv"))
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn devices_are_not_locked() {
+        assert!(!is_lockable(Path::new("/dev/null")));
+        let tmp = tempfile::tempdir().expect("dir");
+        assert!(is_lockable(&tmp.path().join("new.csv")));
+        std::fs::write(tmp.path().join("old.csv"), "x").expect("write");
+        assert!(is_lockable(&tmp.path().join("old.csv")));
+    }
+}

@@ -1,0 +1,8 @@
+//! Results out: the results file's writer and reader ([`output`]), `--resume` ([`resume`]), the
+//! lock per results file ([`lock`]), the HTML [`report`] and the Prometheus textfile ([`metrics`]).
+
+pub(crate) mod lock;
+pub(crate) mod metrics;
+pub mod output;
+pub(crate) mod report;
+pub(crate) mod resume;

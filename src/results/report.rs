@@ -1,0 +1,564 @@
+//! `pc-qualify report RESULTS.csv --html report.html`: one self-contained HTML page summarising a
+//! results file for the people who asked for the run: outcome and vetting counts, the spread of
+//! attempts and time per row, the HTTP statuses, and a sortable table of the rows that failed or
+//! were invalid.
+//!
+//! The page fetches nothing: charts are inline SVG, the sorting is a few lines of inline script,
+//! and a Content-Security-Policy of `default-src 'none'` keeps it that way even if a value slipped
+//! through. Every value from the results file is HTML-escaped (error messages come from the
+//! service and from the input, so they may hold anything). It reads the results file only.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+use crate::domain::error::ErrorKind;
+use crate::domain::model::{Outcome, ResultRow};
+use crate::results::output::ResultsReader;
+
+/// Rows the table lists at most; the page says how many more the results file holds.
+const MAX_TABLE_ROWS: usize = 5000;
+
+/// `elapsed_ms` buckets: upper bounds (exclusive) and labels; the last is open-ended.
+const ELAPSED_BUCKETS: [(u64, &str); 6] = [
+    (10, "< 10 ms"),
+    (100, "10–100 ms"),
+    (1_000, "0.1–1 s"),
+    (10_000, "1–10 s"),
+    (60_000, "10–60 s"),
+    (u64::MAX, "≥ 60 s"),
+];
+
+/// Attempts at or above this are shown together.
+const ATTEMPTS_CAP: u32 = 10;
+
+/// What the page shows, gathered in one pass over the results.
+#[derive(Default)]
+struct Summary {
+    rows: u64,
+    outcomes: BTreeMap<Outcome, u64>,
+    vetting: BTreeMap<String, u64>,
+    statuses: BTreeMap<String, u64>,
+    attempts: BTreeMap<u32, u64>,
+    elapsed: [u64; ELAPSED_BUCKETS.len()],
+    elapsed_ms: Vec<u64>,
+    problems: Vec<ResultRow>,
+    problems_total: u64,
+}
+
+impl Summary {
+    fn add(&mut self, row: ResultRow) {
+        self.rows += 1;
+        if let Some(outcome) = row.outcome {
+            *self.outcomes.entry(outcome).or_default() += 1;
+        }
+        let vetting = row
+            .vetting_status
+            .clone()
+            .unwrap_or_else(|| "none".to_string());
+        *self.vetting.entry(vetting).or_default() += 1;
+        let status = row
+            .http_status
+            .map_or_else(|| "none".to_string(), |s| s.to_string());
+        *self.statuses.entry(status).or_default() += 1;
+        *self
+            .attempts
+            .entry(row.attempts.min(ATTEMPTS_CAP))
+            .or_default() += 1;
+        let bucket = ELAPSED_BUCKETS
+            .iter()
+            .position(|(limit, _)| row.elapsed_ms < *limit)
+            .unwrap_or(ELAPSED_BUCKETS.len() - 1);
+        self.elapsed[bucket] += 1;
+        self.elapsed_ms.push(row.elapsed_ms);
+        if matches!(row.outcome, Some(Outcome::Failed | Outcome::Invalid)) {
+            self.problems_total += 1;
+            if self.problems.len() < MAX_TABLE_ROWS {
+                self.problems.push(row);
+            }
+        }
+    }
+}
+
+/// Reads `results` and writes the page to `html` (`-` for standard output).
+pub fn execute(results: &Path, html: &str) -> Result<(), ErrorKind> {
+    let input_error = |source| ErrorKind::ResultsInput {
+        path: results.display().to_string(),
+        source,
+    };
+    let mut reader = ResultsReader::open(results).map_err(input_error)?;
+    let mut summary = Summary::default();
+    while let Some(next) = reader.next_row() {
+        let (row, _) = next.map_err(input_error)?;
+        summary.add(row);
+    }
+    let name = results.file_name().map_or_else(
+        || results.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let page = render(
+        &summary,
+        &name,
+        &httpdate::fmt_http_date(std::time::SystemTime::now()),
+    );
+    let output_error = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            ErrorKind::BrokenPipe
+        } else {
+            ErrorKind::OutputIo {
+                path: html.to_string(),
+                source: e,
+            }
+        }
+    };
+    if html == "-" {
+        let mut out = std::io::stdout().lock();
+        out.write_all(page.as_bytes()).map_err(output_error)?;
+        out.flush().map_err(output_error)
+    } else {
+        // Beside the target and renamed over it, so a page being served is never half written.
+        crate::domain::atomic::replace(Path::new(html), 0o644, |file| {
+            file.write_all(page.as_bytes())
+        })
+        .map_err(output_error)
+    }
+}
+
+/// HTML-escapes text for element content and quoted attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            // Control characters other than tab and line breaks have no business in a page.
+            c if c.is_control() && !matches!(c, '\t' | '\n' | '\r') => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn outcome_color(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Created => "#2e7d32",
+        Outcome::Exists => "#1565c0",
+        Outcome::Failed => "#c62828",
+        Outcome::Invalid => "#ef6c00",
+        Outcome::Duplicate => "#757575",
+        Outcome::Planned => "#6a1b9a",
+    }
+}
+
+fn vetting_color(status: &str) -> &'static str {
+    match status.to_ascii_lowercase().as_str() {
+        "approved" => "#2e7d32",
+        "denied" => "#c62828",
+        "inreview" | "in review" => "#f9a825",
+        "none" => "#9e9e9e",
+        _ => "#5c6bc0",
+    }
+}
+
+/// A horizontal bar chart as inline SVG: one bar per `(label, count, colour)`.
+fn bar_chart(title: &str, bars: &[(String, u64, &str)]) -> String {
+    const LABEL_W: u64 = 130;
+    const BAR_W: u64 = 300;
+    const ROW_H: u64 = 26;
+    let max = bars.iter().map(|b| b.1).max().unwrap_or(0).max(1);
+    let total: u64 = bars.iter().map(|b| b.1).sum();
+    let height = ROW_H * u64::try_from(bars.len()).unwrap_or(0) + 8;
+    if bars.is_empty() {
+        return "<p class=\"empty\">No rows.</p>".to_string();
+    }
+    let mut svg = format!(
+        r#"<svg class="chart" role="img" aria-label="{}" width="100%" viewBox="0 0 {} {height}" preserveAspectRatio="xMinYMin meet">"#,
+        escape(title),
+        LABEL_W + BAR_W + 100,
+    );
+    for (i, (label, count, color)) in bars.iter().enumerate() {
+        let y = ROW_H * u64::try_from(i).unwrap_or(0) + 4;
+        // Integer arithmetic: the width in pixels, at least 2 for a non-zero count.
+        let width = (count.saturating_mul(BAR_W) / max).max(u64::from(*count > 0) * 2);
+        let share = if total > 0 {
+            format!("{:.1}%", percent(*count, total))
+        } else {
+            String::new()
+        };
+        let _ = write!(
+            svg,
+            r#"<g><title>{label}: {count}</title><text x="{}" y="{}" text-anchor="end" class="label">{label}</text><rect x="{LABEL_W}" y="{y}" width="{width}" height="{}" rx="3" fill="{color}"/><text x="{}" y="{}" class="count">{count} <tspan class="share">{share}</tspan></text></g>"#,
+            LABEL_W - 8,
+            y + 15,
+            ROW_H - 8,
+            LABEL_W + width + 6,
+            y + 15,
+            label = escape(label),
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+fn percent(part: u64, total: u64) -> f64 {
+    // Counts stay far below 2^53, where u64 -> f64 is exact; `as` is not needed.
+    let part = f64::from(u32::try_from(part).unwrap_or(u32::MAX));
+    let total = f64::from(u32::try_from(total).unwrap_or(u32::MAX)).max(1.0);
+    part * 100.0 / total
+}
+
+fn quantile(sorted: &[u64], q: usize) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let i = (sorted.len() - 1) * q / 100;
+    sorted.get(i).copied()
+}
+
+/// The whole page.
+fn render(summary: &Summary, name: &str, generated: &str) -> String {
+    let mut page = String::with_capacity(16 * 1024 + summary.problems.len() * 300);
+    let _ = write!(
+        page,
+        r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>pc-qualify report: {title}</title>
+<style>
+body {{ font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #212121; margin: 0; background: #f5f6f8; }}
+main {{ max-width: 1240px; margin: 0 auto; padding: 24px; }}
+h1 {{ font-size: 24px; margin: 0 0 4px; }}
+h2 {{ font-size: 17px; margin: 0 0 10px; }}
+.meta {{ color: #616161; margin: 0 0 18px; }}
+.cards {{ display: flex; flex-wrap: wrap; gap: 10px; margin-bottom: 18px; }}
+.card {{ background: #fff; border-radius: 8px; padding: 10px 16px; min-width: 110px; box-shadow: 0 1px 2px rgba(0,0,0,.08); border-top: 4px solid #9e9e9e; }}
+.card b {{ display: block; font-size: 24px; }}
+.grid {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 16px; margin-bottom: 16px; }}
+.grid section {{ margin: 0; }}
+section {{ background: #fff; border-radius: 8px; padding: 16px; box-shadow: 0 1px 2px rgba(0,0,0,.08); margin-bottom: 16px; overflow-x: auto; }}
+.chart {{ max-width: 560px; display: block; }}
+.chart text {{ font-size: 13px; fill: #212121; }}
+.chart .share {{ fill: #757575; }}
+.note {{ color: #616161; font-size: 13px; margin: 6px 0 0; }}
+table {{ border-collapse: collapse; width: 100%; font-size: 12.5px; }}
+th, td {{ text-align: left; padding: 5px 6px; border-bottom: 1px solid #e0e0e0; vertical-align: top; }}
+th {{ background: #eceff1; cursor: pointer; user-select: none; white-space: nowrap; position: sticky; top: 0; }}
+th[aria-sort=ascending]::after {{ content: " ▲"; }}
+th[aria-sort=descending]::after {{ content: " ▼"; }}
+td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
+td.msg {{ min-width: 200px; overflow-wrap: anywhere; }}
+td.id {{ font-family: ui-monospace, monospace; font-size: 12px; min-width: 150px; overflow-wrap: anywhere; }}
+.empty {{ color: #616161; }}
+</style>
+</head>
+<body>
+<main>
+<h1>Qualification run report</h1>
+<p class="meta">Results file <b>{title}</b> · {rows} row(s) · generated {generated}</p>
+<div class="cards">"#,
+        title = escape(name),
+        rows = summary.rows,
+        generated = escape(generated),
+    );
+    for outcome in Outcome::ALL {
+        let n = summary.outcomes.get(&outcome).copied().unwrap_or(0);
+        let _ = write!(
+            page,
+            r#"<div class="card" style="border-top-color:{}" data-outcome="{outcome}"><b>{n}</b>{outcome}</div>"#,
+            outcome_color(outcome)
+        );
+    }
+    page.push_str("</div>\n<div class=\"grid\">\n");
+
+    let outcomes: Vec<(String, u64, &str)> = Outcome::ALL
+        .iter()
+        .map(|o| {
+            (
+                o.as_str().to_string(),
+                summary.outcomes.get(o).copied().unwrap_or(0),
+                outcome_color(*o),
+            )
+        })
+        .collect();
+    section(
+        &mut page,
+        "outcomes",
+        "Outcomes",
+        &bar_chart("Outcomes", &outcomes),
+        "",
+    );
+
+    let vetting: Vec<(String, u64, &str)> = summary
+        .vetting
+        .iter()
+        .map(|(s, n)| (s.clone(), *n, vetting_color(s)))
+        .collect();
+    section(
+        &mut page,
+        "vetting",
+        "Vetting status",
+        &bar_chart("Vetting status", &vetting),
+        "none: no vetting status (not created, or not read)",
+    );
+
+    let statuses: Vec<(String, u64, &str)> = summary
+        .statuses
+        .iter()
+        .map(|(s, n)| {
+            let color = match s.as_bytes().first() {
+                Some(b'2') => "#2e7d32",
+                Some(b'4') => "#ef6c00",
+                Some(b'5') => "#c62828",
+                _ => "#9e9e9e",
+            };
+            (s.clone(), *n, color)
+        })
+        .collect();
+    section(
+        &mut page,
+        "statuses",
+        "HTTP status of the deciding call",
+        &bar_chart("HTTP status", &statuses),
+        "none: nothing was sent (invalid, duplicate, planned) or no answer came",
+    );
+
+    let attempts: Vec<(String, u64, &str)> = summary
+        .attempts
+        .iter()
+        .map(|(a, n)| {
+            let label = match *a {
+                0 => "0 (not sent)".to_string(),
+                a if a >= ATTEMPTS_CAP => format!("{ATTEMPTS_CAP}+"),
+                a => a.to_string(),
+            };
+            (label, *n, if *a > 1 { "#f9a825" } else { "#546e7a" })
+        })
+        .collect();
+    section(
+        &mut page,
+        "attempts",
+        "Attempts per row",
+        &bar_chart("Attempts", &attempts),
+        "more than 1: the call was retried (throttling, transient errors)",
+    );
+
+    let mut sorted = summary.elapsed_ms.clone();
+    sorted.sort_unstable();
+    let elapsed: Vec<(String, u64, &str)> = ELAPSED_BUCKETS
+        .iter()
+        .zip(summary.elapsed)
+        .map(|((_, label), n)| (label.to_string(), n, "#00838f"))
+        .collect();
+    let note = match (quantile(&sorted, 50), quantile(&sorted, 95), sorted.last()) {
+        (Some(p50), Some(p95), Some(max)) => {
+            format!("median {p50} ms · 95th percentile {p95} ms · slowest {max} ms")
+        }
+        _ => String::new(),
+    };
+    section(
+        &mut page,
+        "elapsed",
+        "Time per row (elapsed_ms)",
+        &bar_chart("Time per row", &elapsed),
+        &note,
+    );
+    page.push_str("</div>\n");
+
+    let _ = write!(
+        page,
+        r#"<section id="problems-section"><h2>Failed and invalid rows ({})</h2>"#,
+        summary.problems_total
+    );
+    if summary.problems.is_empty() {
+        page.push_str(
+            "<p class=\"empty\">None: every row was created, exists, duplicate or planned.</p>",
+        );
+    } else {
+        page.push_str(
+            "<p class=\"note\">Click a column to sort; click again to reverse.</p>\n<table id=\"problems\"><thead><tr>",
+        );
+        for (key, label, num) in TABLE_COLUMNS {
+            let _ = write!(
+                page,
+                r#"<th data-key="{key}"{}>{label}</th>"#,
+                if num { r#" data-type="num""# } else { "" }
+            );
+        }
+        page.push_str("</tr></thead>\n<tbody>\n");
+        for row in &summary.problems {
+            let cells: [String; 9] = [
+                row.row.to_string(),
+                row.customer_id.clone(),
+                row.qualification.clone(),
+                row.outcome
+                    .map(|o| o.as_str().to_string())
+                    .unwrap_or_default(),
+                row.http_status.map(|s| s.to_string()).unwrap_or_default(),
+                row.error_code.clone().unwrap_or_default(),
+                row.error_message.clone().unwrap_or_default(),
+                row.attempts.to_string(),
+                row.elapsed_ms.to_string(),
+            ];
+            page.push_str("<tr>");
+            for ((key, _, num), cell) in TABLE_COLUMNS.iter().zip(cells) {
+                let class = if *num {
+                    "num"
+                } else if *key == "error_message" {
+                    "msg"
+                } else if *key == "customer_id" {
+                    "id"
+                } else {
+                    ""
+                };
+                let _ = write!(page, r#"<td class="{class}">{}</td>"#, escape(&cell));
+            }
+            page.push_str("</tr>\n");
+        }
+        page.push_str("</tbody></table>");
+        if summary.problems_total > u64::try_from(summary.problems.len()).unwrap_or(u64::MAX) {
+            let _ = write!(
+                page,
+                "<p class=\"note\">The first {} of {} are listed; the results file has them all.</p>",
+                summary.problems.len(),
+                summary.problems_total
+            );
+        }
+    }
+    page.push_str("</section>\n</main>\n<script>\n");
+    page.push_str(SCRIPT);
+    page.push_str("</script>\n</body>\n</html>\n");
+    page
+}
+
+/// The table's columns: results column, heading, numeric.
+const TABLE_COLUMNS: [(&str, &str, bool); 9] = [
+    ("row", "row", true),
+    ("customer_id", "customer_id", false),
+    ("qualification", "qualification", false),
+    ("outcome", "outcome", false),
+    ("http_status", "http_status", true),
+    ("error_code", "error_code", false),
+    ("error_message", "error_message", false),
+    ("attempts", "attempts", true),
+    ("elapsed_ms", "elapsed_ms", true),
+];
+
+fn section(page: &mut String, id: &str, title: &str, body: &str, note: &str) {
+    let _ = write!(
+        page,
+        r#"<section id="{id}"><h2>{}</h2>{body}"#,
+        escape(title)
+    );
+    if !note.is_empty() {
+        let _ = write!(page, r#"<p class="note">{}</p>"#, escape(note));
+    }
+    page.push_str("</section>\n");
+}
+
+/// Sorting by a click on a heading, or on load from `#sort=COLUMN[:desc]` (a link can carry the
+/// order). The body gets `data-ready="1"` once the script has run, and `data-error` if any
+/// script error happens, so a headless browser can check the page.
+const SCRIPT: &str = r#"window.addEventListener('error', function (e) {
+  document.documentElement.setAttribute('data-error', String(e.message));
+});
+(function () {
+  var table = document.getElementById('problems');
+  if (table) {
+    var heads = table.tHead.rows[0].cells;
+    var sort = function (col, dir) {
+      var body = table.tBodies[0];
+      var rows = Array.prototype.slice.call(body.rows);
+      var numeric = heads[col].getAttribute('data-type') === 'num';
+      var value = function (row) { return row.cells[col].textContent; };
+      rows.sort(function (a, b) {
+        var x = value(a), y = value(b), c;
+        if (numeric) {
+          var nx = x === '' ? -Infinity : Number(x), ny = y === '' ? -Infinity : Number(y);
+          c = nx < ny ? -1 : (nx > ny ? 1 : 0);
+        } else {
+          c = x.localeCompare(y);
+        }
+        return dir * c || Number(a.cells[0].textContent) - Number(b.cells[0].textContent);
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+      for (var i = 0; i < heads.length; i++) { heads[i].removeAttribute('aria-sort'); }
+      heads[col].setAttribute('aria-sort', dir > 0 ? 'ascending' : 'descending');
+      table.setAttribute('data-sorted', heads[col].getAttribute('data-key') + ':' + (dir > 0 ? 'asc' : 'desc'));
+    };
+    Array.prototype.forEach.call(heads, function (th, col) {
+      th.addEventListener('click', function () {
+        sort(col, th.getAttribute('aria-sort') === 'ascending' ? -1 : 1);
+      });
+    });
+    var m = /^#sort=([a-z_]+)(?::(asc|desc))?$/.exec(window.location.hash);
+    if (m) {
+      for (var i = 0; i < heads.length; i++) {
+        if (heads[i].getAttribute('data-key') === m[1]) { sort(i, m[2] === 'desc' ? -1 : 1); }
+      }
+    }
+  }
+  document.body.setAttribute('data-ready', '1');
+})();
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(n: u64, outcome: Outcome, message: &str, elapsed_ms: u64) -> ResultRow {
+        ResultRow {
+            row: n,
+            customer_id: format!("id-{n}"),
+            qualification: "Education".into(),
+            outcome: Some(outcome),
+            http_status: (outcome == Outcome::Failed).then_some(400),
+            attempts: 1,
+            error_message: Some(message.into()).filter(|m: &String| !m.is_empty()),
+            elapsed_ms,
+            ..ResultRow::default()
+        }
+    }
+
+    #[test]
+    fn every_value_is_escaped() {
+        assert_eq!(
+            escape(r#"<script>alert("x")</script> & 'y'"#),
+            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;"
+        );
+        let mut summary = Summary::default();
+        summary.add(row(1, Outcome::Failed, "<img src=x onerror=alert(1)>", 5));
+        let mut hostile = row(2, Outcome::Created, "", 5);
+        hostile.vetting_status = Some("<b>Approved</b>".into());
+        summary.add(hostile);
+        let page = render(&summary, "<r>.csv", "now");
+        assert!(!page.contains("<img"), "{page}");
+        assert!(!page.contains("<b>Approved"), "{page}");
+        assert!(page.contains("&lt;img src=x onerror=alert(1)&gt;"));
+        assert!(page.contains("&lt;r&gt;.csv"));
+    }
+
+    #[test]
+    fn counts_buckets_and_the_table_follow_the_rows() {
+        let mut summary = Summary::default();
+        summary.add(row(1, Outcome::Created, "", 5));
+        summary.add(row(2, Outcome::Failed, "boom", 150));
+        summary.add(row(3, Outcome::Invalid, "bad id", 0));
+        summary.add(row(4, Outcome::Exists, "", 70_000));
+        assert_eq!(summary.rows, 4);
+        assert_eq!(summary.elapsed, [2, 0, 1, 0, 0, 1]);
+        assert_eq!(summary.problems_total, 2);
+        assert_eq!(summary.statuses.get("400"), Some(&1));
+        assert_eq!(summary.statuses.get("none"), Some(&3));
+        let page = render(&summary, "r.csv", "now");
+        assert_eq!(page.matches("<tr><td").count(), 2);
+        assert!(page.contains(r#"data-outcome="failed"><b>1</b>"#));
+        assert!(!page.contains("http:") && !page.contains("https:") && !page.contains("src="));
+    }
+}

@@ -1,0 +1,282 @@
+//! Crash safety and `--resume`: the in-flight journal, and carrying settled rows of an earlier
+//! results file into a new run.
+//!
+//! Before a row's first POST, its `MS-RequestId` is appended to `<output>.journal`. A row that was
+//! in flight when the process died has a journal line but no results row; on resume it is sent
+//! again with the same request id, so the service can recognise the repeat, and a `409` then means
+//! the first attempt had landed (outcome `exists`).
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use uuid::Uuid;
+
+use crate::domain::error::ErrorKind;
+use crate::domain::model::{CustomerId, Outcome, Qualification, Row};
+use crate::domain::stats::Stats;
+use crate::input::{InputReader, Record};
+use crate::results::output::ResultsReader;
+
+/// A compact (customer, qualification) key: 17 bytes instead of two strings.
+type Key = (u128, u8);
+
+fn key_of(customer: &str, qualification: &str) -> Option<Key> {
+    let customer = CustomerId::parse(customer)?;
+    let qualification = Qualification::parse(qualification).ok()?;
+    Some((customer.as_u128(), qualification.index()))
+}
+
+/// The journal that sits beside a results file: beside the file the path resolves to (like its
+/// lock), so that a `--resume` through a symlink or another spelling finds the request ids an
+/// interrupted run recorded instead of posting under new ones.
+pub fn journal_path(output: &str) -> PathBuf {
+    let mut name = crate::results::lock::resolve(std::path::Path::new(output)).into_os_string();
+    name.push(".journal");
+    PathBuf::from(name)
+}
+
+/// Appends one line per row before the row reaches a worker. Lines are gathered in a buffer
+/// and written with one `write` per batch (the reader commits a batch before handing its rows
+/// out), so the journal costs a fraction of a system call per row; a crash leaves whole lines,
+/// and at worst journals rows that were never posted, which resume then posts normally.
+pub struct Journal {
+    file: File,
+    pending: String,
+}
+
+impl Journal {
+    /// Opens (or creates) the journal for appending.
+    pub fn open(path: &Path) -> io::Result<Journal> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Journal {
+            file,
+            pending: String::new(),
+        })
+    }
+
+    /// Notes that `row` will be posted with `request_id` (written by the next [`Journal::commit`]).
+    pub fn record(&mut self, row: &Row, request_id: Uuid) {
+        // Assembled by hand: this runs once per row, and `write!` costs several times as much.
+        let mut id = Uuid::encode_buffer();
+        self.pending.push_str(itoa::Buffer::new().format(row.index));
+        self.pending.push(',');
+        self.pending
+            .push_str(row.customer_id.0.hyphenated().encode_lower(&mut id));
+        self.pending.push(',');
+        self.pending.push_str(row.qualification.as_str());
+        self.pending.push(',');
+        self.pending
+            .push_str(request_id.hyphenated().encode_lower(&mut id));
+        self.pending.push('\n');
+    }
+
+    /// Syncs the journal file to disk (proof, before the first request, that it can be written).
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_all()
+    }
+
+    /// Writes the noted lines; call before the rows they describe can be sent.
+    pub fn commit(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let result = self.file.write_all(self.pending.as_bytes());
+        self.pending.clear();
+        result
+    }
+}
+
+/// Request ids of rows that were posted but never finished, by row number.
+pub fn read_journal(path: &Path) -> io::Result<HashMap<u64, (Key, Uuid)>> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(e) => return Err(e),
+    };
+    let mut entries = HashMap::new();
+    for line in BufReader::new(file).lines() {
+        let line = line?;
+        let mut parts = line.split(',');
+        let (Some(row), Some(customer), Some(qualification), Some(id), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            // A torn last line from a crash: that row's POST had not started.
+            continue;
+        };
+        if let (Ok(row), Some(key), Ok(id)) = (
+            row.parse(),
+            key_of(customer, qualification),
+            Uuid::parse_str(id),
+        ) {
+            entries.insert(row, (key, id));
+        }
+    }
+    Ok(entries)
+}
+
+/// What an earlier results file contributes to a resumed run.
+#[derive(Default)]
+pub struct ResumeState {
+    /// Rows already `created` or `exists`, with their key, which are not sent again.
+    pub settled: HashMap<u64, Key>,
+    /// Request ids of rows that were in flight when the earlier run stopped.
+    pub in_flight: HashMap<u64, (Key, Uuid)>,
+}
+
+impl ResumeState {
+    /// Whether row `index` is already done.
+    pub fn is_settled(&self, index: u64) -> bool {
+        self.settled.contains_key(&index)
+    }
+
+    /// The request id to reuse for `row`, if it was in flight with the same customer and qualification.
+    pub fn request_id_for(&self, row: &Row) -> Option<Uuid> {
+        self.in_flight
+            .get(&row.index)
+            .filter(|(key, _)| *key == row.key())
+            .map(|(_, id)| *id)
+    }
+}
+
+/// Reads the results file at `output` (read-only): its settled rows, and the journal's rows in
+/// doubt. A missing file resumes from nothing.
+pub fn load(output: &str) -> Result<ResumeState, ErrorKind> {
+    let err = |reason: String| ErrorKind::Output {
+        path: output.to_string(),
+        reason,
+    };
+    let not_results = |source| ErrorKind::ResultsOutput {
+        path: output.to_string(),
+        source,
+    };
+    let path = Path::new(output);
+    let mut settled = HashMap::new();
+    // No results file yet: the earlier run may still have died with rows in flight.
+    // A 0-byte file (left by a run that could not write its header) holds nothing either.
+    let mut reader = if path.metadata().is_ok_and(|m| m.len() > 0) {
+        Some(ResultsReader::open(path).map_err(not_results)?)
+    } else {
+        None
+    };
+    while let Some(next) = reader.as_mut().and_then(|r| r.next_row()) {
+        let (row, _) = next.map_err(not_results)?;
+        let Some(outcome) = row.outcome.filter(Outcome::is_settled) else {
+            continue;
+        };
+        let key = key_of(&row.customer_id, &row.qualification).ok_or_else(|| {
+            err(format!(
+                "row {} is {outcome} but its customer_id/qualification do not parse",
+                row.row
+            ))
+        })?;
+        if settled.insert(row.row, key).is_some() {
+            return Err(err(format!("row {} appears twice", row.row)));
+        }
+    }
+    let in_flight = read_journal(&journal_path(output))
+        .map_err(|source| ErrorKind::JournalIo {
+            path: output.to_string(),
+            source,
+        })?
+        .into_iter()
+        .filter(|(row, _)| !settled.contains_key(row))
+        .collect();
+    Ok(ResumeState { settled, in_flight })
+}
+
+/// Rewrites the results file to hold only its settled rows (temp file + rename, so a crash
+/// leaves either the old or the new file), and counts those rows in `stats`.
+pub fn keep_settled(output: &str, stats: &Stats) -> Result<(), ErrorKind> {
+    // The file itself, not a symlink to it: renaming onto a link would replace the link with a
+    // new file and leave the real results behind, stale.
+    let real = crate::results::lock::resolve(Path::new(output));
+    let path = real.as_path();
+    if !path.metadata().is_ok_and(|m| m.len() > 0) {
+        return Ok(());
+    }
+    let mut reader = ResultsReader::open(path).map_err(|source| ErrorKind::ResultsOutput {
+        path: output.to_string(),
+        source,
+    })?;
+    // The results file keeps its mode (it may have been made readable to a reporting user).
+    let mode = file_mode(path);
+    crate::domain::atomic::replace(path, mode, |file| {
+        let mut csv = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_writer(io::BufWriter::new(file));
+        csv.write_record(crate::domain::model::RESULT_COLUMNS)?;
+        while let Some(next) = reader.next_row() {
+            let (row, record) = next.map_err(io::Error::other)?;
+            let Some(outcome) = row.outcome.filter(Outcome::is_settled) else {
+                continue;
+            };
+            stats.record_outcome(outcome);
+            stats.record_vetting(row.vetting_status.as_deref());
+            csv.write_byte_record(record)?;
+        }
+        csv.flush()
+    })
+    .map_err(|source| ErrorKind::OutputIo {
+        path: output.to_string(),
+        source,
+    })
+}
+
+/// `path`'s permission bits, or 0644 when they cannot be read.
+pub(crate) fn file_mode(path: &Path) -> u32 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(meta) = std::fs::metadata(path) {
+            return meta.permissions().mode() & 0o7777;
+        }
+    }
+    0o644
+}
+
+/// Checks, before anything is sent, that every settled row still names the same customer and
+/// qualification in `input`; otherwise the results belong to another file.
+pub fn verify_input<R: Read>(
+    mut reader: InputReader<R>,
+    state: &ResumeState,
+    input: &str,
+) -> Result<(), ErrorKind> {
+    let mismatch = |reason: String| {
+        ErrorKind::ResumeMismatch(format!(
+            "{reason}; the results file does not belong to {input} (use another --output, or --force to start over)"
+        ))
+    };
+    let mut seen = 0usize;
+    while let Some(record) = reader.next_record() {
+        let record = record.map_err(|source| ErrorKind::InputRead {
+            path: input.to_string(),
+            source,
+        })?;
+        let (index, key) = match &record {
+            Record::Valid(row) => (row.index, Some(row.key())),
+            Record::Rejected(row) => (row.row, key_of(&row.customer_id, &row.qualification)),
+        };
+        let Some(expected) = state.settled.get(&index) else {
+            continue;
+        };
+        seen += 1;
+        if key != Some(*expected) {
+            return Err(mismatch(format!(
+                "row {index} of the input is not the customer and qualification the results record as done"
+            )));
+        }
+    }
+    if seen != state.settled.len() {
+        let max = state.settled.keys().max().copied().unwrap_or(0);
+        return Err(mismatch(format!(
+            "the results record row {max} as done, but the input has fewer rows"
+        )));
+    }
+    Ok(())
+}
