@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use pc_qualify::cli::{self, Cli};
-use pc_qualify::domain::error::{ErrorKind, ExitCode};
+use pc_qualify::domain::error::{ChainExt, ExitCode};
 
 fn main() -> std::process::ExitCode {
     let args = Cli::parse();
@@ -28,7 +28,7 @@ fn main() -> std::process::ExitCode {
     let code = match runtime.block_on(cli::dispatch(args)) {
         Ok(code) => code,
         // A closed pipe on standard output is the reader's choice, not an error.
-        Err(ErrorKind::BrokenPipe) => ExitCode::Success,
+        Err(err) if err.is_broken_pipe() => ExitCode::Success,
         Err(err) => {
             eprintln!("pc-qualify: error: {}", err.chain());
             err.exit_code()

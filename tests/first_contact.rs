@@ -3,7 +3,7 @@
 
 use crate::common::*;
 use pc_qualify::domain::model::{CustomerId, QualificationRecord};
-use pc_qualify::engine::config::Cloud;
+use pc_qualify::partner_center::cloud::Cloud;
 use pc_qualify::simulator::{AnswerShape, FaultAction, PreloadEntry, PreloadState, ScriptedFault};
 
 fn customer(n: u32) -> CustomerId {

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use crate::common::*;
-use pc_qualify::engine::config::Cloud;
+use pc_qualify::partner_center::cloud::Cloud;
 use pc_qualify::simulator::DevicePoll;
 
 const SCOPE: &str = "https://api.partnercenter.microsoft.com/user_impersonation offline_access";

@@ -419,7 +419,7 @@ pub struct SimulateArgs {
     pub no_record: bool,
     /// Play this cloud's token resource: public or china [default: public]
     #[arg(long, value_enum, value_name = "CLOUD")]
-    pub cloud: Option<crate::engine::config::Cloud>,
+    pub cloud: Option<crate::partner_center::cloud::Cloud>,
     /// Play a public client app: token requests must carry no client_secret
     #[arg(long)]
     #[serde(default)]

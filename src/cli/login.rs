@@ -1,12 +1,13 @@
 //! `pc-qualify login`.
 
 use super::*;
+use crate::cli::error::CliError;
 
 /// `login`: sign in, save the refresh token; Ctrl-C ends it with 130 and nothing saved.
 pub(super) async fn login(
     args: crate::partner_center::login::LoginArgs,
     quiet: bool,
-) -> Result<ExitCode, ErrorKind> {
+) -> Result<ExitCode, CliError> {
     let login = crate::partner_center::login::Login::from_args(args)?;
     let stop = Stop::default();
     let signals = tokio::spawn(forward_signals(stop.clone()));

@@ -12,23 +12,28 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[cfg(feature = "sandbox")]
 use secrecy::SecretString;
 
-use crate::domain::error::{ErrorKind, ExitCode};
+use crate::cli::error::CliError;
+use crate::domain::error::ExitCode;
 use crate::domain::model::{Outcome, Qualification};
 use crate::domain::stats::Stats;
-use crate::engine::config::{credentials_from_env, InputSettings, RunConfig, Settings};
+use crate::engine::config::{InputSettings, RunConfig, Settings};
 use crate::engine::pipeline::{self, Job, Mode, Report, Stop};
+use crate::engine::JobReport;
 use crate::input::source::{InputFormat, InputSource};
 use crate::input::{InputOptions, Record};
+use crate::partner_center::auth::credentials_from_env;
 use crate::partner_center::auth::Credentials;
 #[cfg(feature = "sandbox")]
 use crate::partner_center::auth::RefreshCredentials;
 use crate::partner_center::throttle::{RateFigures, Throttle};
 use crate::results::metrics;
+use crate::results::ResultsError;
 #[cfg(feature = "sandbox")]
 use crate::simulator::{self, SimConfig};
 use progress::Progress;
 
 mod args;
+pub mod error;
 mod export;
 mod login;
 pub(crate) mod progress;
@@ -50,7 +55,7 @@ use session::Session;
 use signals::forward_signals;
 #[cfg(feature = "sandbox")]
 use simulate::simulate;
-use summary::{log_summary, shell_quote, summary, write_metrics};
+use summary::{shell_quote, write_metrics, ExportSummary, RefreshSummary, RunSummary, Summary};
 use validate::validate;
 
 impl ServiceArgs {
@@ -86,7 +91,7 @@ pub fn init_logging(log: &LogArgs) {
 }
 
 /// Runs the parsed command line and returns the exit code.
-pub async fn dispatch(cli: Cli) -> Result<ExitCode, ErrorKind> {
+pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
     // With JSON logs stderr is for machines: the summary becomes a log event.
     let json = cli.log.log_format == LogFormat::Json;
     let quiet = cli.log.quiet || json;
@@ -114,21 +119,24 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, ErrorKind> {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut command, "pc-qualify", &mut script);
             match std::io::stdout().write_all(&script) {
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(ErrorKind::BrokenPipe),
-                Err(e) => Err(ErrorKind::OutputIo {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    Err(ResultsError::BrokenPipe.into())
+                }
+                Err(e) => Err(ResultsError::OutputIo {
                     path: "-".into(),
                     source: e,
-                }),
+                }
+                .into()),
                 Ok(()) => Ok(ExitCode::Success),
             }
         }
     }
 }
 
-fn load_settings(config: Option<&Path>, flags: Settings) -> Result<RunConfig, ErrorKind> {
+fn load_settings(config: Option<&Path>, flags: Settings) -> Result<RunConfig, CliError> {
     let file = match config {
         Some(path) => Settings::from_file(path)?,
         None => Settings::default(),
     };
-    RunConfig::from_settings(flags.or(file))
+    Ok(RunConfig::from_settings(flags.or(file))?)
 }

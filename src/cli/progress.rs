@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::cli::error::CliError;
 use crate::domain::model::Outcome;
 use crate::domain::stats::Stats;
 
@@ -204,7 +205,7 @@ pub fn count_input(source: &mut crate::input::source::InputSource) -> Option<u64
 pub async fn count_input_off_runtime(
     mut source: crate::input::source::InputSource,
     path: &str,
-) -> Result<(crate::input::source::InputSource, Option<u64>), crate::domain::error::ErrorKind> {
+) -> Result<(crate::input::source::InputSource, Option<u64>), CliError> {
     crate::input::source::off_runtime(path, move || {
         let total = count_input(&mut source);
         Ok((source, total))

@@ -1,6 +1,7 @@
 //! `run` and `reconcile`: the working commands that post.
 
 use super::*;
+use crate::cli::error::CliError;
 
 /// `run` and `reconcile`.
 pub(super) async fn work(
@@ -8,7 +9,7 @@ pub(super) async fn work(
     mode: Mode,
     quiet: bool,
     json: bool,
-) -> Result<ExitCode, ErrorKind> {
+) -> Result<ExitCode, CliError> {
     let mut config = load_settings(
         args.service.config.as_deref(),
         args.service.settings.clone(),
@@ -50,26 +51,10 @@ pub(super) async fn work(
     )
     .await;
     let ended = session.end(result).await?;
-    let report = &ended.report;
-    if let Some(error) = &report.input_error {
+    if let Some(error) = &ended.report.input_error {
         tracing::error!("{error}");
     }
-    let rate = ended.rate();
-    if json {
-        log_summary(report, rate.as_ref());
-    }
-    ended.write_metrics(
-        &report.stats,
-        report.exit_code() == ExitCode::Success,
-        report.pauses,
-    );
-    if !quiet {
-        if let Some(example) = &report.example_request {
-            eprintln!("pc-qualify: dry run; the first row would be sent as:\n\n{example}");
-        }
-        eprint!("{}", summary(report, &args, rate.as_ref()));
-    }
-    Ok(report.exit_code())
+    Ok(ended.finish(quiet, json, &RunSummary { args: &args }))
 }
 
 /// The in-process simulator a `--sandbox` run holds (dropping it stops the simulator).
@@ -91,7 +76,7 @@ impl Sandbox {
 pub(super) async fn credentials(
     sandbox: bool,
     config: &mut RunConfig,
-) -> Result<(Option<Sandbox>, Credentials), ErrorKind> {
+) -> Result<(Option<Sandbox>, Credentials), CliError> {
     if !sandbox {
         return Ok((
             None,
@@ -102,16 +87,14 @@ pub(super) async fn credentials(
 }
 
 #[cfg(not(feature = "sandbox"))]
-async fn start_sandbox(_: &mut RunConfig) -> Result<(Option<Sandbox>, Credentials), ErrorKind> {
-    Err(ErrorKind::Sandbox(
+async fn start_sandbox(_: &mut RunConfig) -> Result<(Option<Sandbox>, Credentials), CliError> {
+    Err(CliError::Sandbox(
         "this pc-qualify was built without the `sandbox` feature; rebuild with default features for --sandbox".into(),
     ))
 }
 
 #[cfg(feature = "sandbox")]
-async fn start_sandbox(
-    config: &mut RunConfig,
-) -> Result<(Option<Sandbox>, Credentials), ErrorKind> {
+async fn start_sandbox(config: &mut RunConfig) -> Result<(Option<Sandbox>, Credentials), CliError> {
     // The sandbox plays the cloud asked for, so `--cloud china --sandbox` checks China's resource.
     let sim_config = SimConfig {
         cloud: config.cloud,
@@ -119,7 +102,7 @@ async fn start_sandbox(
     };
     let handle = simulator::start(sim_config, SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
-        .map_err(ErrorKind::SandboxStart)?;
+        .map_err(CliError::SandboxStart)?;
     config.base_url = handle.base_url();
     config.authority = handle.base_url();
     tracing::info!(url = %handle.base_url(), "sandbox: simulator started");

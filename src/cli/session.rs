@@ -3,6 +3,7 @@
 //! and the metrics file at the end — one place, so the commands differ only in their job.
 
 use super::*;
+use crate::cli::error::CliError;
 
 /// A working command's surroundings, from its start to its metrics file.
 pub(super) struct Session {
@@ -50,7 +51,7 @@ impl Session {
     pub(super) async fn open(
         command: &'static str,
         service: &ServiceArgs,
-    ) -> Result<(Session, RunConfig, Credentials), ErrorKind> {
+    ) -> Result<(Session, RunConfig, Credentials), CliError> {
         let mut config = load_settings(service.config.as_deref(), service.settings.clone())?;
         let (sandbox, credentials) = credentials(service.sandbox, &mut config).await?;
         Ok((
@@ -85,7 +86,11 @@ impl Session {
 
     /// Stops the signal handler and the sandbox once the job has returned; on an error, a
     /// nightly job that could not start still tells the scheduler it failed (metrics file).
-    pub(super) async fn end<T>(self, result: Result<T, ErrorKind>) -> Result<Ended<T>, ErrorKind> {
+    pub(super) async fn end<T>(
+        self,
+        result: Result<T, impl Into<CliError>>,
+    ) -> Result<Ended<T>, CliError> {
+        let result = result.map_err(Into::into);
         // The bar goes before anything else is printed, or the summary would tear it.
         if let Some(progress) = self.progress {
             progress.finish();
@@ -135,6 +140,30 @@ impl<T> Ended<T> {
     /// What the pacer did over the run (None when nothing was sent).
     pub(super) fn rate(&self) -> Option<RateFigures> {
         self.throttle.figures()
+    }
+
+    /// The one end-of-run path of every job: the JSON event, the metrics file, the summary, and
+    /// the exit code from the one mapping.
+    pub(super) fn finish(
+        &self,
+        quiet: bool,
+        json: bool,
+        summary: &impl Summary<Report = T>,
+    ) -> ExitCode
+    where
+        T: JobReport,
+    {
+        let end = self.report.end();
+        let code = crate::cli::error::job_end_exit_code(&end);
+        let rate = self.rate();
+        if json {
+            summary.event(&self.report, rate.as_ref());
+        }
+        self.write_metrics(end.stats, code == ExitCode::Success, end.pauses);
+        if !quiet {
+            eprint!("{}", summary.text(&self.report, rate.as_ref()));
+        }
+        code
     }
 
     /// Writes the metrics file, when one was asked for.

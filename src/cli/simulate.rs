@@ -1,18 +1,20 @@
 //! `pc-qualify simulate`: the stand-in for Partner Center, served until interrupted.
 
 use super::*;
+use crate::cli::error::CliError;
+use crate::engine::JobError;
+use crate::input::InputFileError;
 
 /// `pc-qualify simulate`: serve until interrupted.
-pub(super) async fn simulate(args: SimulateArgs) -> Result<ExitCode, ErrorKind> {
+pub(super) async fn simulate(args: SimulateArgs) -> Result<ExitCode, CliError> {
     let args = match args.config.clone() {
         Some(path) => {
-            let text =
-                std::fs::read_to_string(&path).map_err(|source| ErrorKind::ConfigFileIo {
-                    path: path.clone(),
-                    source,
-                })?;
+            let text = std::fs::read_to_string(&path).map_err(|source| JobError::ConfigFileIo {
+                path: path.clone(),
+                source,
+            })?;
             let file: SimulateArgs =
-                toml::from_str(&text).map_err(|e| ErrorKind::ConfigFileSyntax {
+                toml::from_str(&text).map_err(|e| JobError::ConfigFileSyntax {
                     path,
                     source: crate::engine::config::TomlError::from(e),
                 })?;
@@ -21,7 +23,7 @@ pub(super) async fn simulate(args: SimulateArgs) -> Result<ExitCode, ErrorKind> 
         None => args,
     };
     let mut config = SimConfig::sandbox();
-    let bad = |msg: String| ErrorKind::Config(msg);
+    let bad = |msg: String| CliError::from(JobError::Config(msg));
     let fault_rate = args.fault_rate.unwrap_or(0.0);
     let deny_rate = args.deny_rate.unwrap_or(0.0);
     for (name, value) in [("--fault-rate", fault_rate), ("--deny-rate", deny_rate)] {
@@ -36,14 +38,14 @@ pub(super) async fn simulate(args: SimulateArgs) -> Result<ExitCode, ErrorKind> 
         )));
     }
     let read = |path: &PathBuf| {
-        std::fs::read_to_string(path).map_err(|source| ErrorKind::InputIo {
+        std::fs::read_to_string(path).map_err(|source| InputFileError::InputIo {
             path: path.display().to_string(),
             source,
         })
     };
     if let Some(path) = &args.preload {
         let text = read(path)?;
-        let bad_preload = |source| ErrorKind::SimulatorInput {
+        let bad_preload = |source| CliError::SimulatorInput {
             path: path.display().to_string(),
             source,
         };
@@ -52,7 +54,7 @@ pub(super) async fn simulate(args: SimulateArgs) -> Result<ExitCode, ErrorKind> 
     }
     if let Some(path) = &args.script {
         config.script =
-            simulator::parse_script(&read(path)?).map_err(|source| ErrorKind::SimulatorInput {
+            simulator::parse_script(&read(path)?).map_err(|source| CliError::SimulatorInput {
                 path: path.display().to_string(),
                 source,
             })?;
@@ -67,7 +69,7 @@ pub(super) async fn simulate(args: SimulateArgs) -> Result<ExitCode, ErrorKind> 
         .iter()
         .map(|text| simulator::parse_throttle_change(text))
         .collect::<Result<_, _>>()
-        .map_err(ErrorKind::ThrottleChange)?;
+        .map_err(CliError::ThrottleChange)?;
     config.retry_after_secs = args.retry_after.unwrap_or(1);
     config.seed = args.seed.unwrap_or(0);
     config.vetting_delay = Duration::from_secs(args.vetting_secs.unwrap_or(60));
@@ -87,7 +89,7 @@ pub(super) async fn simulate(args: SimulateArgs) -> Result<ExitCode, ErrorKind> 
         .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
     let handle = simulator::start(config, listen)
         .await
-        .map_err(ErrorKind::SandboxStart)?;
+        .map_err(CliError::SandboxStart)?;
     {
         use std::io::Write as _;
         let mut out = std::io::stdout().lock();

@@ -32,6 +32,201 @@ pub(super) fn write_metrics(
     }
 }
 
+/// How one job's report is told: the summary on standard error and the JSON "finished" event.
+/// One trait, so every command ends through [`Ended::finish`](super::session::Ended::finish).
+pub(super) trait Summary {
+    /// The report it tells.
+    type Report: JobReport;
+    /// The summary text, ending in a newline.
+    fn text(&self, report: &Self::Report, rate: Option<&RateFigures>) -> String;
+    /// The summary as one structured event, for `--log-format json`.
+    fn event(&self, report: &Self::Report, rate: Option<&RateFigures>);
+}
+
+/// `run` and `reconcile`.
+pub(super) struct RunSummary<'a> {
+    pub(super) args: &'a RunArgs,
+}
+
+impl Summary for RunSummary<'_> {
+    type Report = Report;
+
+    fn text(&self, report: &Report, rate: Option<&RateFigures>) -> String {
+        let example = match &report.example_request {
+            Some(example) => {
+                format!("pc-qualify: dry run; the first row would be sent as:\n\n{example}\n")
+            }
+            None => String::new(),
+        };
+        example + &summary(report, self.args, rate)
+    }
+
+    fn event(&self, report: &Report, rate: Option<&RateFigures>) {
+        log_summary(report, rate);
+    }
+}
+
+/// `refresh`.
+pub(super) struct RefreshSummary<'a> {
+    pub(super) output: &'a str,
+}
+
+impl Summary for RefreshSummary<'_> {
+    type Report = crate::engine::refresh::RefreshReport;
+
+    fn text(&self, report: &Self::Report, _: Option<&RateFigures>) -> String {
+        let stats = &report.stats;
+        let vetting: Vec<String> = stats
+            .vetting()
+            .iter()
+            .filter(|(status, _)| status != "none")
+            .map(|(status, n)| format!("{status} {n}"))
+            .collect();
+        let mut text = format!(
+            "pc-qualify: refreshed {} of {} rows in {:.1}s ({} could not be read); results: {}\n  vetting: {}\n  requests: {}, retries {}, throttled (429) {}\n",
+            report.read,
+            report.rows,
+            report.elapsed.as_secs_f64(),
+            report.unread,
+            if self.output == "-" { "standard output" } else { self.output },
+            if vetting.is_empty() { "-".to_string() } else { vetting.join(", ") },
+            stats.requests(),
+            stats.retries(),
+            stats.throttled(),
+        );
+        if let Some(cause) = &report.fatal {
+            text.push_str(&format!("  STOPPED: {cause}\n"));
+        }
+        text
+    }
+
+    fn event(&self, report: &Self::Report, _: Option<&RateFigures>) {
+        tracing::info!(
+            rows = report.rows,
+            read = report.read,
+            unread = report.unread,
+            requests = report.stats.requests(),
+            retries = report.stats.retries(),
+            throttled = report.stats.throttled(),
+            elapsed_s = report.elapsed.as_secs_f64(),
+            interrupted = report.interrupted,
+            stopped = stopped(report.fatal.as_ref()),
+            "refresh finished"
+        );
+    }
+}
+
+/// `export`.
+pub(super) struct ExportSummary<'a> {
+    pub(super) output: &'a str,
+}
+
+impl Summary for ExportSummary<'_> {
+    type Report = crate::engine::export::ExportReport;
+
+    fn text(&self, report: &Self::Report, _: Option<&RateFigures>) -> String {
+        export_summary(report, self.output)
+    }
+
+    fn event(&self, report: &Self::Report, _: Option<&RateFigures>) {
+        tracing::info!(
+            customers = report.customers,
+            carried_over = report.carried_over,
+            rows = report.rows,
+            unread = report.unread,
+            pages = report.pages,
+            list_error = report.list_error.as_deref().unwrap_or(""),
+            requests = report.stats.requests(),
+            retries = report.stats.retries(),
+            throttled = report.stats.throttled(),
+            elapsed_s = report.elapsed.as_secs_f64(),
+            interrupted = report.interrupted,
+            stopped = stopped(report.fatal.as_ref()),
+            "export finished"
+        );
+    }
+}
+
+/// The `stopped` field of every finished event: the cause, or empty.
+fn stopped(cause: Option<&crate::partner_center::fatal::Cause>) -> String {
+    cause.map(|c| c.to_string()).unwrap_or_default()
+}
+
+fn export_summary(report: &crate::engine::export::ExportReport, output: &str) -> String {
+    use std::fmt::Write as _;
+    let stats = &report.stats;
+    let secs = report.elapsed.as_secs_f64();
+    let rate = if secs > 0.0 {
+        report.customers as f64 / secs
+    } else {
+        0.0
+    };
+    let mut text = String::new();
+    let carried = match report.carried_over {
+        0 => String::new(),
+        n => format!(" (+{n} carried over from the earlier export)"),
+    };
+    let _ = writeln!(
+        text,
+        "pc-qualify: exported {} customers{carried} ({} rows, {} list page{}) in {secs:.1}s ({rate:.1} customers/s); output: {}",
+        report.customers,
+        report.rows,
+        report.pages,
+        if report.pages == 1 { "" } else { "s" },
+        if output == "-" { "standard output" } else { output },
+    );
+    let vetting: Vec<String> = stats
+        .vetting()
+        .iter()
+        .map(|(status, n)| format!("{status} {n}"))
+        .collect();
+    if !vetting.is_empty() {
+        let _ = writeln!(text, "  vetting: {}", vetting.join(", "));
+    }
+    let _ = writeln!(
+        text,
+        "  requests: {}, retries {}, throttled (429) {}, pauses {}",
+        stats.requests(),
+        stats.retries(),
+        stats.throttled(),
+        report.pauses
+    );
+    let resumable = output != "-";
+    if report.unread > 0 {
+        let _ = writeln!(
+            text,
+            "  ERROR: the qualifications of {} customer(s) could not be read; their rows have empty vetting columns (see the log){}",
+            report.unread,
+            if resumable { "; --resume reads just those again" } else { "" }
+        );
+    }
+    if let Some(error) = &report.list_error {
+        let _ = writeln!(
+            text,
+            "  ERROR: the export is incomplete: {error}{}",
+            if resumable {
+                "; --resume continues it"
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some(cause) = &report.fatal {
+        let _ = writeln!(text, "  STOPPED: {cause}");
+    } else if report.interrupted && resumable {
+        let _ = writeln!(
+            text,
+            "  interrupted; the output holds the customers finished so far: run the same command with --resume to finish it (or --force to start over)"
+        );
+    } else if report.interrupted {
+        let _ = writeln!(
+            text,
+            "  interrupted; only the customers written so far were exported: run the same command again for a complete export"
+        );
+    }
+    text
+}
+
 pub(super) fn summary(report: &Report, args: &RunArgs, pace: Option<&RateFigures>) -> String {
     use std::fmt::Write as _;
     let stats = &report.stats;
@@ -207,11 +402,7 @@ pub(super) fn log_summary(report: &Report, rate: Option<&RateFigures>) {
         rate_min = rate.and_then(|r| r.min),
         rate_max = rate.and_then(|r| r.max),
         internal_errors = report.internal_errors,
-        stopped = report
-            .fatal
-            .as_ref()
-            .map(|c| c.to_string())
-            .unwrap_or_default(),
+        stopped = stopped(report.fatal.as_ref()),
         "run finished"
     );
 }
@@ -302,7 +493,7 @@ mod tests {
     fn the_run_summary_counts_rows_vetting_and_requests() {
         let args = run_args(&["pc-qualify", "run", "-i", "in.csv", "-o", "out.csv"]);
         let rate = RateFigures {
-            mode: crate::engine::config::RateMode::Auto {
+            mode: crate::partner_center::pacer::RateMode::Auto {
                 start: 5.0,
                 max: None,
             },

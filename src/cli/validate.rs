@@ -1,11 +1,15 @@
 //! `pc-qualify validate`: offline checks of an input file.
 
 use super::*;
+use crate::cli::error::CliError;
+use crate::engine::JobError;
+use crate::input::InputFileError;
+use crate::results::ResultsError;
 
 /// `validate`: every problem as `row N: field: reason` on stdout, then a total (left out with
 /// `-q`; a JSON event on stderr with `--log-format json`). Offline: only the input settings count,
 /// so the network settings of a config file or the environment can never fail it.
-pub(super) fn validate(args: ValidateArgs, quiet: bool, json: bool) -> Result<ExitCode, ErrorKind> {
+pub(super) fn validate(args: ValidateArgs, quiet: bool, json: bool) -> Result<ExitCode, CliError> {
     use std::io::Write as _;
     let file = match args.config.as_deref() {
         Some(path) => Settings::from_file(path)?.input,
@@ -16,16 +20,17 @@ pub(super) fn validate(args: ValidateArgs, quiet: bool, json: bool) -> Result<Ex
         ..Settings::default()
     })?;
     if config.validation_code_auto {
-        return Err(ErrorKind::Config(
+        return Err(JobError::Config(
             "validate works offline: --validation-code auto needs the service; give the code itself".into(),
-        ));
+        )
+        .into());
     }
     let options = InputOptions {
         contract: config.contract,
         default_segment: config.default_segment,
         default_validation_code: config.default_validation_code,
     };
-    let input_error = |source| ErrorKind::InputRead {
+    let input_error = |source| InputFileError::InputRead {
         path: args.input.clone(),
         source,
     };
@@ -44,9 +49,9 @@ pub(super) fn validate(args: ValidateArgs, quiet: bool, json: bool) -> Result<Ex
     let mut exclusive = crate::domain::exclusive::ExclusiveCheck::default();
     let pipe = |e: std::io::Error| {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
-            ErrorKind::BrokenPipe
+            ResultsError::BrokenPipe
         } else {
-            ErrorKind::OutputIo {
+            ResultsError::OutputIo {
                 path: "-".into(),
                 source: e,
             }

@@ -7,3 +7,4 @@ pub mod error;
 pub(crate) mod exclusive;
 pub mod model;
 pub(crate) mod stats;
+pub(crate) mod stop;

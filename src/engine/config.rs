@@ -1,65 +1,16 @@
 //! Settings for the working commands: one struct that clap and serde both fill, merged as
 //! flags > environment > file > defaults, then validated into a [`RunConfig`].
 
-use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::domain::error::ErrorKind;
 use crate::domain::model::{ApiContract, EducationSegment};
-use crate::partner_center::auth::{read_token_file, Credentials, RefreshCredentials};
+use crate::engine::JobError;
+use crate::partner_center::cloud::{checked_url, Cloud};
+use crate::partner_center::pacer::RateMode;
 use crate::partner_center::retry::RetryPolicy;
-
-/// The production Partner Center API.
-pub const DEFAULT_BASE_URL: &str = "https://api.partnercenter.microsoft.com";
-/// The Microsoft Entra ID authority that redeems refresh tokens.
-pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
-/// Partner Center operated by 21Vianet: API base and token resource (one URL for both).
-pub const CHINA_BASE_URL: &str = "https://partner.partnercenterapi.microsoftonline.cn";
-/// The Microsoft Entra ID authority of the China cloud.
-pub const CHINA_AUTHORITY: &str = "https://login.chinacloudapi.cn";
-
-/// Which Partner Center the commands talk to; sets base URL, authority and token resource
-/// together (the values of the Partner Center PowerShell module's environments).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Cloud {
-    /// The worldwide service (api.partnercenter.microsoft.com, login.microsoftonline.com).
-    #[default]
-    Public,
-    /// The China cloud operated by 21Vianet (partner.partnercenterapi.microsoftonline.cn,
-    /// login.chinacloudapi.cn).
-    China,
-}
-
-impl Cloud {
-    /// The Partner Center API base URL.
-    pub fn base_url(self) -> &'static str {
-        match self {
-            Cloud::Public => DEFAULT_BASE_URL,
-            Cloud::China => CHINA_BASE_URL,
-        }
-    }
-
-    /// The Microsoft Entra ID authority.
-    pub fn authority(self) -> &'static str {
-        match self {
-            Cloud::Public => DEFAULT_AUTHORITY,
-            Cloud::China => CHINA_AUTHORITY,
-        }
-    }
-
-    /// The resource Partner Center tokens are issued for (v1 `resource`, v2 scope prefix).
-    pub fn resource(self) -> &'static str {
-        match self {
-            Cloud::Public => crate::partner_center::auth::RESOURCE,
-            Cloud::China => CHINA_BASE_URL,
-        }
-    }
-}
 
 /// How input rows become requests: the settings `validate` needs as well as the working commands.
 /// Every field optional so that the layers (flags, file, defaults) can be merged.
@@ -210,12 +161,12 @@ impl Settings {
     }
 
     /// Reads a TOML settings file; secrets in it are refused with a pointer to the environment.
-    pub fn from_file(path: &Path) -> Result<Settings, ErrorKind> {
-        let err = |reason: String| ErrorKind::ConfigFile {
+    pub fn from_file(path: &Path) -> Result<Settings, JobError> {
+        let err = |reason: String| JobError::ConfigFile {
             path: path.to_path_buf(),
             reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|source| ErrorKind::ConfigFileIo {
+        let text = std::fs::read_to_string(path).map_err(|source| JobError::ConfigFileIo {
             path: path.to_path_buf(),
             source,
         })?;
@@ -234,7 +185,7 @@ impl Settings {
                 }
             }
         }
-        toml::from_str(&text).map_err(|e| ErrorKind::ConfigFileSyntax {
+        toml::from_str(&text).map_err(|e| JobError::ConfigFileSyntax {
             path: path.to_path_buf(),
             source: TomlError::from(e),
         })
@@ -330,33 +281,6 @@ impl<'de> Deserialize<'de> for RateArg {
     }
 }
 
-/// How the request rate is chosen: the `--rate` setting.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum RateMode {
-    /// `--rate N`: at most N requests/s; lowered after 429s, back to N once they stop.
-    Fixed(f64),
-    /// `--rate 0`: no limit until the first 429, then paced like `auto` without a cap.
-    Unlimited,
-    /// `--rate auto`: discover the service's quota, starting at `start`, never above `max`.
-    Auto {
-        /// `--rate-start`.
-        start: f64,
-        /// `--rate-max`.
-        max: Option<f64>,
-    },
-}
-
-impl RateMode {
-    /// The name shown in the summary and the metrics.
-    pub fn name(&self) -> &'static str {
-        match self {
-            RateMode::Fixed(_) => "fixed",
-            RateMode::Unlimited => "unlimited",
-            RateMode::Auto { .. } => "auto",
-        }
-    }
-}
-
 fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     ["secret", "token", "password"]
@@ -400,9 +324,20 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
+    /// What the Partner Center client needs of these settings.
+    pub fn endpoint(&self) -> crate::partner_center::client::Endpoint<'_> {
+        crate::partner_center::client::Endpoint {
+            base_url: &self.base_url,
+            authority: &self.authority,
+            timeout: self.timeout,
+            concurrency: self.concurrency,
+            retry: self.retry,
+        }
+    }
+
     /// Applies defaults to merged settings and rejects out-of-range values.
-    pub fn from_settings(s: Settings) -> Result<RunConfig, ErrorKind> {
-        let bad = |msg: String| ErrorKind::Config(msg);
+    pub fn from_settings(s: Settings) -> Result<RunConfig, JobError> {
+        let bad = |msg: String| JobError::Config(msg);
         let rate = rate_mode(&s)?;
         let burst = positive("--burst", s.burst.unwrap_or(1), u32::MAX as i64)?;
         let concurrency = positive("--concurrency", s.concurrency.unwrap_or(5), 4096)?;
@@ -476,23 +411,23 @@ impl RunConfig {
 /// Requests per second above which a rate is refused as a typo: no service is paced this fast.
 const MAX_RATE: f64 = 1e6;
 
-fn rate_mode(s: &Settings) -> Result<RateMode, ErrorKind> {
+fn rate_mode(s: &Settings) -> Result<RateMode, JobError> {
     let per_second = |flag: &str, value: f64| {
         if value.is_finite() && value > 0.0 && value <= MAX_RATE {
             Ok(value)
         } else {
-            Err(ErrorKind::Config(format!(
+            Err(JobError::Config(format!(
                 "{flag} must be a number of requests per second above 0 (at most {MAX_RATE}); got {value}"
             )))
         }
     };
-    let auto_only = |flag: &str| ErrorKind::Config(format!("{flag} only applies with --rate auto"));
+    let auto_only = |flag: &str| JobError::Config(format!("{flag} only applies with --rate auto"));
     match s.rate.unwrap_or(RateArg::PerSecond(5.0)) {
         RateArg::Auto => {
             let start = per_second("--rate-start", s.rate_start.unwrap_or(5.0))?;
             let max = s.rate_max.map(|m| per_second("--rate-max", m)).transpose()?;
             if let Some(max) = max.filter(|m| *m < start) {
-                return Err(ErrorKind::Config(format!(
+                return Err(JobError::Config(format!(
                     "--rate-max ({max}) is below --rate-start ({start})"
                 )));
             }
@@ -504,128 +439,39 @@ fn rate_mode(s: &Settings) -> Result<RateMode, ErrorKind> {
         RateArg::PerSecond(rate) if rate.is_finite() && rate > 0.0 && rate <= MAX_RATE => {
             Ok(RateMode::Fixed(rate))
         }
-        RateArg::PerSecond(rate) => Err(ErrorKind::Config(format!(
+        RateArg::PerSecond(rate) => Err(JobError::Config(format!(
             "--rate must be a number of requests per second, 0 or more (0 = unlimited), or `auto`; got {rate}"
         ))),
     }
 }
 
-fn positive(flag: &str, value: i64, max: i64) -> Result<i64, ErrorKind> {
+fn positive(flag: &str, value: i64, max: i64) -> Result<i64, JobError> {
     if (1..=max).contains(&value) {
         Ok(value)
     } else {
-        Err(ErrorKind::Config(format!(
+        Err(JobError::Config(format!(
             "{flag} must be a whole number from 1 to {max}; got {value}"
         )))
     }
 }
 
-fn seconds(flag: &str, value: f64) -> Result<Duration, ErrorKind> {
+fn seconds(flag: &str, value: f64) -> Result<Duration, JobError> {
     match Duration::try_from_secs_f64(value) {
         Ok(duration) if value > 0.0 && value < 1e9 => Ok(duration),
-        _ => Err(ErrorKind::Config(format!(
+        _ => Err(JobError::Config(format!(
             "{flag} must be a number of seconds above 0 and below 1e9; got {value}"
         ))),
     }
 }
 
-/// Whether `url` names this machine (`localhost`, 127.0.0.0/8 or `::1`): the sandbox's address.
-pub fn is_loopback(url: &reqwest::Url) -> bool {
-    url.host_str().is_some_and(|host| {
-        host.eq_ignore_ascii_case("localhost")
-            || host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
-    })
-}
-
-/// Accepts `https://` anywhere and `http://` only for loopback hosts; returns it without a trailing `/`.
-pub fn checked_url(what: &str, text: &str) -> Result<String, ErrorKind> {
-    let url = reqwest::Url::parse(text.trim()).map_err(|source| ErrorKind::BadUrl {
-        what: what.to_string(),
-        text: text.to_string(),
-        source,
-    })?;
-    let loopback = is_loopback(&url);
-    match url.scheme() {
-        "https" if url.host().is_some() => {}
-        "http" if loopback => {}
-        "http" => {
-            return Err(ErrorKind::Config(format!(
-                "{what}: plain http:// is refused except to a loopback address (use https://); got {text}"
-            )))
-        }
-        _ => {
-            return Err(ErrorKind::Config(format!(
-                "{what}: expected an https:// URL; got {text}"
-            )))
-        }
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(ErrorKind::Config(format!(
-            "{what}: must not carry a query or fragment; got {text}"
-        )));
-    }
-    Ok(url.as_str().trim_end_matches('/').to_string())
-}
-
-/// Reads the credentials from the environment: `PC_ACCESS_TOKEN`, or the refresh-token set.
-/// `PC_CLIENT_SECRET` is optional: without it the app is used as a public client.
-pub fn credentials_from_env(authority: &str, resource: &str) -> Result<Credentials, ErrorKind> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    if let Some(token) = var("PC_ACCESS_TOKEN") {
-        return Ok(Credentials::Static(SecretString::from(
-            token.trim().to_string(),
-        )));
-    }
-    let token_file = var("PC_REFRESH_TOKEN_FILE").map(PathBuf::from);
-    let mut missing = Vec::new();
-    let mut need = |name: &'static str| {
-        let value = var(name);
-        if value.is_none() {
-            missing.push(name);
-        }
-        value
-    };
-    let tenant = need("PC_TENANT_ID");
-    let client_id = need("PC_CLIENT_ID");
-    // Optional: a public client (an app registration that allows public client flows) has none.
-    let client_secret = var("PC_CLIENT_SECRET");
-    let refresh_token = match &token_file {
-        Some(_) => None,
-        None => need("PC_REFRESH_TOKEN"),
-    };
-    if !missing.is_empty() {
-        let nothing_set = token_file.is_none() && missing.len() == 3;
-        return Err(ErrorKind::Credentials(
-            if nothing_set && client_secret.is_none() {
-                "no credentials: set PC_ACCESS_TOKEN, or PC_TENANT_ID, PC_CLIENT_ID and PC_REFRESH_TOKEN or PC_REFRESH_TOKEN_FILE (written by `pc-qualify login`), plus PC_CLIENT_SECRET for a confidential client; or try --sandbox".to_string()
-            } else {
-                format!("incomplete credentials: {} not set", missing.join(", "))
-            },
-        ));
-    }
-    let refresh_token = match (&token_file, refresh_token) {
-        (Some(path), _) => read_token_file(path)?,
-        (None, Some(token)) => SecretString::from(token.trim().to_string()),
-        (None, None) => return Err(ErrorKind::Credentials("PC_REFRESH_TOKEN not set".into())),
-    };
-    Ok(Credentials::Refresh(RefreshCredentials {
-        authority: authority.to_string(),
-        tenant: tenant.unwrap_or_default().trim().to_string(),
-        client_id: client_id.unwrap_or_default().trim().to_string(),
-        client_secret: client_secret.map(|s| SecretString::from(s.trim().to_string())),
-        resource: resource.to_string(),
-        refresh_token,
-        token_file,
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::error::ChainExt;
+    use crate::partner_center::cloud::{
+        CHINA_AUTHORITY, CHINA_BASE_URL, DEFAULT_AUTHORITY, DEFAULT_BASE_URL,
+    };
+    use crate::partner_center::PartnerCenterError;
 
     #[test]
     fn an_unreadable_or_malformed_config_file_keeps_its_cause() {
@@ -633,7 +479,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let missing = dir.path().join("missing.toml");
         let err = Settings::from_file(&missing).expect_err("no such file");
-        assert!(matches!(err, ErrorKind::ConfigFileIo { .. }), "{err:?}");
+        assert!(matches!(err, JobError::ConfigFileIo { .. }), "{err:?}");
         assert!(err.source().is_some());
         let text = err.chain();
         let io = std::fs::read(&missing).expect_err("no such file");
@@ -642,7 +488,7 @@ mod tests {
         let bad = dir.path().join("bad.toml");
         std::fs::write(&bad, "rate = \n").expect("write");
         let err = Settings::from_file(&bad).expect_err("no value");
-        assert!(matches!(err, ErrorKind::ConfigFileSyntax { .. }), "{err:?}");
+        assert!(matches!(err, JobError::ConfigFileSyntax { .. }), "{err:?}");
         assert!(err.source().is_some());
         // The parser's one-line message, as before the cause was kept.
         let parsed = toml::from_str::<Settings>("rate = \n").expect_err("no value");
@@ -656,7 +502,7 @@ mod tests {
     fn a_url_that_does_not_parse_keeps_the_parsers_error() {
         use std::error::Error as _;
         let err = checked_url("--base-url", "::").expect_err("not a URL");
-        assert!(matches!(err, ErrorKind::BadUrl { .. }), "{err:?}");
+        assert!(matches!(err, PartnerCenterError::BadUrl { .. }), "{err:?}");
         assert!(err.source().is_some());
         assert_eq!(
             err.chain(),
@@ -957,7 +803,7 @@ mod tests {
         // Not TOML, so the secret check cannot run: the error must not carry the file.
         std::fs::write(&path, "client_secret = \"hunter2\"\nrate = \n").expect("write");
         let err = Settings::from_file(&path).expect_err("not TOML");
-        assert!(matches!(err, ErrorKind::ConfigFileSyntax { .. }), "{err:?}");
+        assert!(matches!(err, JobError::ConfigFileSyntax { .. }), "{err:?}");
         for shown in [err.chain(), format!("{err:?}")] {
             assert!(!shown.contains("hunter2"), "{shown}");
         }

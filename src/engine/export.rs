@@ -15,17 +15,19 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::domain::error::{ErrorKind, ExitCode};
 use crate::domain::model::{CustomerId, Qualification, QualificationRecord};
 use crate::domain::stats::Stats;
 use crate::engine::config::RunConfig;
 use crate::engine::pool::{drain_workers, finish_writer, spawn_pool, Stop};
+use crate::engine::JobError;
+use crate::input::InputFileError;
 use crate::partner_center::api;
 use crate::partner_center::auth::Credentials;
 use crate::partner_center::client::{Client, Reply};
 use crate::partner_center::customers::{self, ListedCustomer, NextPage, Page};
 use crate::partner_center::throttle::Throttle;
 use crate::results::output::{self, csv_to_io, push_text};
+use crate::results::ResultsError;
 
 /// The export's header, in its exact column order.
 pub const EXPORT_COLUMNS: [&str; 7] = [
@@ -87,18 +89,14 @@ pub struct ExportReport {
     pub fatal: Option<crate::partner_center::fatal::Cause>,
 }
 
-impl ExportReport {
-    /// 0 when every customer was listed and read, 1 otherwise, 2 when stopped for good, 130
-    /// when interrupted.
-    pub fn exit_code(&self) -> ExitCode {
-        if self.fatal.is_some() {
-            ExitCode::STOPPED
-        } else if self.interrupted {
-            ExitCode::Interrupted
-        } else if self.unread > 0 || self.list_error.is_some() {
-            ExitCode::RowsFailed
-        } else {
-            ExitCode::Success
+impl crate::engine::JobReport for ExportReport {
+    fn end(&self) -> crate::engine::JobEnd<'_> {
+        crate::engine::JobEnd {
+            stats: &self.stats,
+            pauses: self.pauses,
+            interrupted: self.interrupted,
+            stopped: self.fatal.as_ref(),
+            incomplete: self.unread > 0 || self.list_error.is_some(),
         }
     }
 }
@@ -131,7 +129,7 @@ struct CustomerRows {
 }
 
 /// Runs an export to the end (or until `stop`).
-pub async fn execute(job: ExportJob, stop: Stop) -> Result<ExportReport, ErrorKind> {
+pub async fn execute(job: ExportJob, stop: Stop) -> Result<ExportReport, JobError> {
     let ExportJob {
         output: output_path,
         force,
@@ -143,7 +141,7 @@ pub async fn execute(job: ExportJob, stop: Stop) -> Result<ExportReport, ErrorKi
         throttle,
     } = job;
     if resume && output_path == "-" {
-        return Err(ErrorKind::Config(
+        return Err(JobError::Config(
             "--resume needs a file for --output (it reads it again)".into(),
         ));
     }
@@ -158,7 +156,7 @@ pub async fn execute(job: ExportJob, stop: Stop) -> Result<ExportReport, ErrorKi
     })?;
     let fatal = Arc::new(crate::partner_center::fatal::FatalStop::new(stop.clone()));
     let (client, _) = Client::connect(
-        &config,
+        &config.endpoint(),
         credentials,
         throttle.clone(),
         stats.clone(),
@@ -195,14 +193,14 @@ pub async fn execute(job: ExportJob, stop: Stop) -> Result<ExportReport, ErrorKi
         }
         Some(Ok(page)) => page,
         Some(Err(error)) => {
-            return Err(ErrorKind::Preflight(format!(
+            return Err(JobError::Preflight(format!(
                 "the customer list could not be read: {}",
                 error.reason()
             )))
         }
     };
 
-    let output_error = |path: &Path, source: std::io::Error| ErrorKind::OutputIo {
+    let output_error = |path: &Path, source: std::io::Error| ResultsError::OutputIo {
         path: path.display().to_string(),
         source,
     };
@@ -655,13 +653,15 @@ struct Carried {
 /// last customer's rows, which a killed writer may have left incomplete (each customer's rows
 /// are written together, so only the last can be); and the rows of customers listed in the
 /// `.unread` file, which are read again. Memory holds one id per customer kept.
-fn prepare_resume(path: &Path) -> Result<Carried, ErrorKind> {
+fn prepare_resume(path: &Path) -> Result<Carried, JobError> {
     use std::io::Read as _;
-    let bad = |reason: String| ErrorKind::Input {
-        path: path.display().to_string(),
-        reason,
+    let bad = |reason: String| {
+        JobError::from(InputFileError::Input {
+            path: path.display().to_string(),
+            reason,
+        })
     };
-    let io = |source: std::io::Error| ErrorKind::InputIo {
+    let io = |source: std::io::Error| InputFileError::InputIo {
         path: path.display().to_string(),
         source,
     };
@@ -674,7 +674,7 @@ fn prepare_resume(path: &Path) -> Result<Carried, ErrorKind> {
                 .map(str::to_string)
                 .collect(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashSet::new(),
-            Err(e) => return Err(io(e)),
+            Err(e) => return Err(io(e).into()),
         };
     let mut file = File::open(path).map_err(io)?;
     let complete = output::complete_len(&mut file).map_err(io)?;
@@ -738,7 +738,7 @@ fn prepare_resume(path: &Path) -> Result<Carried, ErrorKind> {
                     )))
                 }
                 Err(source) => {
-                    return Err(ErrorKind::ExportResumeRead {
+                    return Err(JobError::ExportResumeRead {
                         path: path.display().to_string(),
                         source,
                     })

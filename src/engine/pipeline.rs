@@ -11,16 +11,17 @@ use std::path::Path;
 
 use tokio::sync::mpsc;
 
-use crate::domain::error::{ErrorKind, ExitCode};
 use crate::domain::model::{Outcome, ResultRow, Row};
 use crate::domain::stats::Stats;
+pub use crate::domain::stop::Stop;
 use crate::engine::config::RunConfig;
 pub use crate::engine::decide::Mode;
 use crate::engine::decide::{Work, Worker};
-pub use crate::engine::pool::Stop;
 use crate::engine::pool::{drain_workers, finish_writer, output_error, spawn_pool, spawn_writer};
 use crate::engine::preflight;
+use crate::engine::JobError;
 use crate::input::source::{off_runtime, InputSource};
+use crate::input::InputFileError;
 use crate::input::{InputOptions, InputReader, Record};
 use crate::partner_center::api;
 use crate::partner_center::auth::Credentials;
@@ -30,6 +31,7 @@ use crate::partner_center::throttle::Throttle;
 use crate::results::lock::lock_output;
 use crate::results::output::{self, ResultsWriter};
 use crate::results::resume::{self, Journal, ResumeState};
+use crate::results::ResultsError;
 
 /// What to run: where rows come from and go, with what settings and credentials.
 pub struct Job {
@@ -83,26 +85,22 @@ pub struct Report {
     pub internal_errors: u64,
 }
 
-impl Report {
-    /// The exit code this run ends the process with.
-    pub fn exit_code(&self) -> ExitCode {
-        if self.fatal.is_some() {
-            ExitCode::STOPPED
-        } else if self.interrupted {
-            ExitCode::Interrupted
-        } else if self.input_error.is_some()
-            || self.stats.outcome(Outcome::Failed) > 0
-            || self.stats.outcome(Outcome::Invalid) > 0
-        {
-            ExitCode::RowsFailed
-        } else {
-            ExitCode::Success
+impl crate::engine::JobReport for Report {
+    fn end(&self) -> crate::engine::JobEnd<'_> {
+        crate::engine::JobEnd {
+            stats: &self.stats,
+            pauses: self.pauses,
+            interrupted: self.interrupted,
+            stopped: self.fatal.as_ref(),
+            incomplete: self.input_error.is_some()
+                || self.stats.outcome(Outcome::Failed) > 0
+                || self.stats.outcome(Outcome::Invalid) > 0,
         }
     }
 }
 
 /// Runs `job` to the end (or until `stop`), writing the results file as rows finish.
-pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
+pub async fn execute(job: Job, stop: Stop) -> Result<Report, JobError> {
     let Job {
         input,
         mut source,
@@ -140,7 +138,7 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         return Ok(stopped_before_start(stats, &throttle));
     };
     if resume && (input == "-" || output_path == "-") {
-        return Err(ErrorKind::Config(
+        return Err(JobError::Config(
             "--resume needs a file for both --input and --output (it reads them again)".into(),
         ));
     }
@@ -160,7 +158,7 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         Some(credentials) => {
             // Credentials are proven before the results file is touched or any row is sent.
             let (client, tokens) = Client::connect(
-                &config,
+                &config.endpoint(),
                 credentials,
                 throttle.clone(),
                 stats.clone(),
@@ -190,7 +188,7 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
     };
     if config.validation_code_auto {
         let client = client.as_deref().ok_or_else(|| {
-            ErrorKind::Config("--validation-code auto needs credentials to read the codes".into())
+            JobError::Config("--validation-code auto needs credentials to read the codes".into())
         })?;
         let code = preflight::validation_code(client, config.validation_org.as_deref()).await?;
         reader.set_default_validation_code(Some(code.validation_id.clone()));
@@ -205,7 +203,7 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
                     preflight::count_gcc_rows(source.reader(options)?, &validation_id, |index| {
                         resume_state.is_settled(index)
                     })
-                    .map_err(|source| ErrorKind::InputRead { path, source })?;
+                    .map_err(|source| InputFileError::InputRead { path, source })?;
                 Ok((source, resume_state, rows))
             });
             let Some((back, back_state, rows)) = unless_stopped(&stop, counted).await? else {
@@ -306,7 +304,12 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
         .await
         .map_err(|err| match err {
             // Rows were sent before the results file failed: say so, and how to finish.
-            ErrorKind::OutputIo { path, source } => ErrorKind::OutputAfterSend { path, source },
+            JobError::Results(results) => match *results {
+                ResultsError::OutputIo { path, source } => {
+                    ResultsError::OutputAfterSend { path, source }.into()
+                }
+                other => other.into(),
+            },
             other => other,
         })?;
     let interrupted = stop.requested();
@@ -351,8 +354,8 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, ErrorKind> {
 /// wait for it on exit).
 async fn unless_stopped<T>(
     stop: &Stop,
-    work: impl std::future::Future<Output = Result<T, ErrorKind>>,
-) -> Result<Option<T>, ErrorKind> {
+    work: impl std::future::Future<Output = Result<T, JobError>>,
+) -> Result<Option<T>, JobError> {
     tokio::select! {
         biased;
         result = work => result.map(Some),
@@ -596,7 +599,7 @@ fn open_outputs(
     resume: bool,
     force: bool,
     wants_journal: bool,
-) -> Result<(ResultsWriter<output::Sink>, Option<Journal>), ErrorKind> {
+) -> Result<(ResultsWriter<output::Sink>, Option<Journal>), JobError> {
     // Only a regular file may ever be removed: `--output /dev/full` (or a FIFO) must survive a
     // failed start, above all when running as root.
     let regular =
@@ -616,7 +619,7 @@ fn open_outputs(
     // to remove. A `--force` open that fails (ETXTBSY, a read-only file, EIO) never truncated
     // the earlier results, so they stay.
     let mut touched = false;
-    let opened = (|| -> Result<ResultsWriter<output::Sink>, ErrorKind> {
+    let opened = (|| -> Result<ResultsWriter<output::Sink>, JobError> {
         let mut writer = if appendable {
             let file = std::fs::OpenOptions::new()
                 .append(true)
@@ -664,6 +667,7 @@ fn open_outputs(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::error::ChainExt;
 
     /// A `--force` start whose open of the existing results file fails (here: the file is a
     /// running program, ETXTBSY, which stops root too) leaves the earlier results where they were.
@@ -693,7 +697,10 @@ mod tests {
             let err = open_outputs(&out_s, &journal, false, true, true)
                 .err()
                 .expect("the open fails");
-            assert!(matches!(err, ErrorKind::OutputIo { .. }), "{err}");
+            assert!(
+                matches!(err, JobError::Results(ref r) if matches!(**r, ResultsError::OutputIo { .. })),
+                "{err}"
+            );
             // The cause (the kernel's "text file busy") is kept and printed once.
             let text = err.chain();
             assert!(text.starts_with(&format!("output {out_s}: ")), "{text}");

@@ -6,47 +6,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
-use crate::domain::error::ErrorKind;
 use crate::domain::model::ResultRow;
 use crate::domain::stats::Stats;
+pub(crate) use crate::domain::stop::Stop;
+use crate::engine::JobError;
 use crate::results::output::ResultsWriter;
-
-/// Asks a running job to stop: once to drain in-flight rows, twice to stop at once.
-#[derive(Clone)]
-pub struct Stop {
-    tx: Arc<watch::Sender<u8>>,
-}
-
-impl Default for Stop {
-    fn default() -> Self {
-        Stop {
-            tx: Arc::new(watch::channel(0).0),
-        }
-    }
-}
-
-impl Stop {
-    /// Records one stop request (a signal); the second one is urgent.
-    pub fn request(&self) {
-        self.tx.send_modify(|n| *n = n.saturating_add(1));
-    }
-
-    /// Resolves once a stop has been requested.
-    pub async fn wait(&self) {
-        let mut rx = self.subscribe();
-        let _ = rx.wait_for(|n| *n > 0).await;
-    }
-
-    pub(crate) fn subscribe(&self) -> watch::Receiver<u8> {
-        self.tx.subscribe()
-    }
-
-    pub(crate) fn requested(&self) -> bool {
-        *self.tx.borrow() > 0
-    }
-}
+use crate::results::ResultsError;
 
 /// Starts `n` workers that take items from `work_rx` until it closes or a stop is requested,
 /// turn each into a results row (or an export's rows) with `process`, and hand it to the writer.
@@ -211,19 +178,22 @@ impl<W: std::io::Write> WriterState<W> {
 pub(crate) async fn finish_writer<T>(
     writer: tokio::task::JoinHandle<std::io::Result<T>>,
     path: &str,
-) -> Result<T, ErrorKind> {
+) -> Result<T, JobError> {
     match writer.await {
         Ok(Ok(rows)) => Ok(rows),
-        Ok(Err(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => Err(ErrorKind::BrokenPipe),
+        Ok(Err(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => {
+            Err(ResultsError::BrokenPipe.into())
+        }
         Ok(Err(err)) => Err(output_error(path, err)),
         Err(err) => Err(output_error(path, std::io::Error::other(err))),
     }
 }
 
 /// The results file `path` could not be written.
-pub(crate) fn output_error(path: &str, err: std::io::Error) -> ErrorKind {
-    ErrorKind::OutputIo {
+pub(crate) fn output_error(path: &str, err: std::io::Error) -> JobError {
+    ResultsError::OutputIo {
         path: path.to_string(),
         source: err,
     }
+    .into()
 }

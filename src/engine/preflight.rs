@@ -3,8 +3,8 @@
 
 use std::io::Read;
 
-use crate::domain::error::ErrorKind;
 use crate::domain::model::Qualification;
+use crate::engine::JobError;
 use crate::input::{InputError, InputReader, Record};
 use crate::partner_center::api::{self, Request, ValidationCode};
 use crate::partner_center::client::{Client, Reply};
@@ -13,7 +13,7 @@ use crate::partner_center::client::{Client, Reply};
 pub async fn validation_code(
     client: &Client,
     org: Option<&str>,
-) -> Result<ValidationCode, ErrorKind> {
+) -> Result<ValidationCode, JobError> {
     let exchange = client
         .send(
             &api::validations_request(),
@@ -22,17 +22,17 @@ pub async fn validation_code(
         .await;
     let codes = match &exchange.reply {
         Reply::Answer { status, body } if (200..300).contains(status) => {
-            api::parse_validations(body).map_err(ErrorKind::ValidationCodes)?
+            api::parse_validations(body).map_err(JobError::ValidationCodes)?
         }
         Reply::Answer { status, body } => {
             let error = api::parse_error_body(body);
-            return Err(ErrorKind::Preflight(format!(
+            return Err(JobError::Preflight(format!(
                 "reading validation codes answered {status}{}",
                 error.message.map(|m| format!(": {m}")).unwrap_or_default()
             )));
         }
         Reply::Transport(reason) | Reply::Token(reason) | Reply::Stopped(reason) => {
-            return Err(ErrorKind::Preflight(format!(
+            return Err(JobError::Preflight(format!(
                 "reading validation codes failed: {reason}"
             )))
         }
@@ -44,7 +44,7 @@ pub async fn validation_code(
 pub fn choose_code(
     codes: Vec<ValidationCode>,
     org: Option<&str>,
-) -> Result<ValidationCode, ErrorKind> {
+) -> Result<ValidationCode, JobError> {
     let listing = |codes: &[ValidationCode]| {
         codes
             .iter()
@@ -59,25 +59,25 @@ pub fn choose_code(
             .filter(|c| c.organization_name.trim().eq_ignore_ascii_case(wanted));
         return match (matches.next(), matches.next()) {
             (Some(code), None) => Ok(code.clone()),
-            (Some(_), Some(_)) => Err(ErrorKind::Preflight(format!(
+            (Some(_), Some(_)) => Err(JobError::Preflight(format!(
                 "several validation codes belong to {wanted:?}; set --validation-code to one of: {}",
                 listing(&codes)
             ))),
-            (None, _) => Err(ErrorKind::Preflight(format!(
+            (None, _) => Err(JobError::Preflight(format!(
                 "no validation code belongs to {wanted:?}; the partner's codes are: {}",
                 listing(&codes)
             ))),
         };
     }
     match codes.len() {
-        0 => Err(ErrorKind::Preflight(
+        0 => Err(JobError::Preflight(
             "--validation-code auto: the partner has no GovernmentCommunityCloud validation codes"
                 .into(),
         )),
         1 => Ok(codes.into_iter().next().ok_or_else(|| {
-            ErrorKind::Preflight("validation code list changed while read".into())
+            JobError::Preflight("validation code list changed while read".into())
         })?),
-        _ => Err(ErrorKind::Preflight(format!(
+        _ => Err(JobError::Preflight(format!(
             "--validation-code auto found several codes; pick one with --validation-org NAME: {}",
             listing(&codes)
         ))),
@@ -106,9 +106,9 @@ pub fn count_gcc_rows<R: Read>(
 }
 
 /// Refuses a run whose GCC rows cannot all succeed with the code's remaining creates.
-pub fn check_remaining_creates(code: &ValidationCode, rows: u64) -> Result<(), ErrorKind> {
+pub fn check_remaining_creates(code: &ValidationCode, rows: u64) -> Result<(), JobError> {
     match code.remaining_creates {
-        Some(remaining) if rows > remaining => Err(ErrorKind::Preflight(format!(
+        Some(remaining) if rows > remaining => Err(JobError::Preflight(format!(
             "{rows} GovernmentCommunityCloud row(s) need validation code {} ({}), which has only {remaining} create(s) left",
             code.validation_id, code.organization_name
         ))),

@@ -8,17 +8,19 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::domain::error::{ErrorKind, ExitCode};
 use crate::domain::model::{CustomerId, Qualification, ResultRow};
 use crate::domain::stats::Stats;
 use crate::engine::config::RunConfig;
 use crate::engine::decide::{log_row, read_record, set_vetting};
 use crate::engine::pool::{drain_workers, finish_writer, spawn_pool, spawn_writer, Stop};
+use crate::engine::JobError;
+use crate::input::InputFileError;
 use crate::partner_center::api;
 use crate::partner_center::auth::Credentials;
 use crate::partner_center::client::Client;
 use crate::partner_center::throttle::Throttle;
 use crate::results::output::{self, ReadError, ResultsReader, ResultsWriter};
+use crate::results::ResultsError;
 
 /// What to refresh.
 pub struct RefreshJob {
@@ -58,23 +60,20 @@ pub struct RefreshReport {
     pub fatal: Option<crate::partner_center::fatal::Cause>,
 }
 
-impl RefreshReport {
-    /// 0 when every row that needed a read was read, 1 otherwise, 130 when interrupted.
-    pub fn exit_code(&self) -> ExitCode {
-        if self.fatal.is_some() {
-            ExitCode::STOPPED
-        } else if self.interrupted {
-            ExitCode::Interrupted
-        } else if self.unread > 0 {
-            ExitCode::RowsFailed
-        } else {
-            ExitCode::Success
+impl crate::engine::JobReport for RefreshReport {
+    fn end(&self) -> crate::engine::JobEnd<'_> {
+        crate::engine::JobEnd {
+            stats: &self.stats,
+            pauses: self.pauses,
+            interrupted: self.interrupted,
+            stopped: self.fatal.as_ref(),
+            incomplete: self.unread > 0,
         }
     }
 }
 
 /// Runs a refresh to the end (or until `stop`).
-pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, ErrorKind> {
+pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, JobError> {
     let RefreshJob {
         input,
         output: output_path,
@@ -84,7 +83,7 @@ pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, Error
         stats,
         throttle,
     } = job;
-    let not_results = |source: ReadError| ErrorKind::ResultsInput {
+    let not_results = |source: ReadError| ResultsError::ResultsInput {
         path: input.clone(),
         source,
     };
@@ -97,13 +96,13 @@ pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, Error
     if output_path != "-"
         && std::fs::canonicalize(&input).ok() == std::fs::canonicalize(&output_path).ok()
     {
-        return Err(ErrorKind::Config(
+        return Err(JobError::Config(
             "--output must differ from --input (refresh writes a new file)".into(),
         ));
     }
     let fatal = Arc::new(crate::partner_center::fatal::FatalStop::new(stop.clone()));
     let (client, _) = Client::connect(
-        &config,
+        &config.endpoint(),
         credentials,
         throttle.clone(),
         stats.clone(),
@@ -112,7 +111,7 @@ pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, Error
     .await?;
     let client = Arc::new(client);
     let sink = output::create(&output_path, force)?;
-    let writer = ResultsWriter::with_header(sink).map_err(|source| ErrorKind::OutputIo {
+    let writer = ResultsWriter::with_header(sink).map_err(|source| ResultsError::OutputIo {
         path: output_path.clone(),
         source,
     })?;
@@ -170,7 +169,7 @@ pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, Error
     drain_workers(&mut workers, &stop, config.shutdown_grace).await;
     let bad_input = reader_task
         .await
-        .map_err(|source| ErrorKind::InputTask {
+        .map_err(|source| InputFileError::InputTask {
             path: input.clone(),
             what: "the results file's reader stopped",
             source,
@@ -179,7 +178,7 @@ pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, Error
     let rows = finish_writer(writer_task, &output_path).await?;
     if let Some(err) = bad_input {
         // A results file that turns bad part-way is still not a results file.
-        return Err(not_results(err));
+        return Err(not_results(err).into());
     }
     Ok(RefreshReport {
         stats,

@@ -29,6 +29,9 @@
 //! holds one 32-byte entry per distinct valid (customer, qualification) pair (plus the hash
 //! table's control byte and spare capacity).
 
+mod error;
+pub use error::InputFileError;
+
 pub(crate) mod dedup;
 pub(crate) mod sheet;
 pub mod source;

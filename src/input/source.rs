@@ -16,8 +16,8 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::domain::error::ErrorKind;
 use crate::input::sheet::{self, WorkbookKind};
+use crate::input::InputFileError;
 use crate::input::{self, InputError, InputOptions, InputReader, Layout};
 
 /// Flags that say how to read the input (shared by `run`, `reconcile` and `validate`).
@@ -213,7 +213,7 @@ impl InputSource {
     /// checked here: not a directory, readable, a workbook by extension or content, and a text
     /// file's bytes all UTF-8 (or UTF-16 with a BOM), so that a file that cannot be read stops
     /// the run before anything is sent. A pipe or device is read once, like standard input.
-    pub fn open(path: &str, flags: &InputFormat) -> Result<InputSource, ErrorKind> {
+    pub fn open(path: &str, flags: &InputFormat) -> Result<InputSource, InputFileError> {
         let stream = |data: Box<dyn Read + Send>| InputSource {
             path: path.to_string(),
             data: Data::Stream(Some(data)),
@@ -224,11 +224,11 @@ impl InputSource {
         if path == "-" {
             return Ok(stream(Box::new(io::stdin())));
         }
-        let err = |reason: String| ErrorKind::Input {
+        let err = |reason: String| InputFileError::Input {
             path: path.to_string(),
             reason,
         };
-        let io_err = |source| ErrorKind::InputIo {
+        let io_err = |source| InputFileError::InputIo {
             path: path.to_string(),
             source,
         };
@@ -268,7 +268,7 @@ impl InputSource {
     pub async fn open_off_runtime(
         path: &str,
         flags: &InputFormat,
-    ) -> Result<InputSource, ErrorKind> {
+    ) -> Result<InputSource, InputFileError> {
         let (owned, flags) = (path.to_string(), flags.clone());
         off_runtime(path, move || InputSource::open(&owned, &flags)).await
     }
@@ -285,14 +285,14 @@ impl InputSource {
 
     /// Copies a stream to an anonymous temporary file so it can be read more than once (a
     /// no-op for a file). Waits for the end of the input.
-    pub fn spool(&mut self) -> Result<(), ErrorKind> {
+    pub fn spool(&mut self) -> Result<(), InputFileError> {
         let mut stream = match &mut self.data {
             Data::File(_) => return Ok(()),
             Data::Stream(stream) => stream
                 .take()
                 .ok_or_else(|| self.err("the input was already read".into()))?,
         };
-        let buffer_err = |source| ErrorKind::InputBuffer {
+        let buffer_err = |source| InputFileError::InputBuffer {
             path: self.path.clone(),
             source,
         };
@@ -303,7 +303,7 @@ impl InputSource {
     }
 
     /// Checks an opened file: workbook or text, and text all decodable.
-    fn inspect(&mut self) -> Result<(), ErrorKind> {
+    fn inspect(&mut self) -> Result<(), InputFileError> {
         let Data::File(file) = &self.data else {
             return Ok(());
         };
@@ -337,24 +337,24 @@ impl InputSource {
         Ok(())
     }
 
-    fn err(&self, reason: String) -> ErrorKind {
-        ErrorKind::Input {
+    fn err(&self, reason: String) -> InputFileError {
+        InputFileError::Input {
             path: self.path.clone(),
             reason,
         }
     }
 
     /// Reading the input failed; the I/O error is kept as the cause.
-    fn io_err(&self, source: io::Error) -> ErrorKind {
-        ErrorKind::InputIo {
+    fn io_err(&self, source: io::Error) -> InputFileError {
+        InputFileError::InputIo {
             path: self.path.clone(),
             source,
         }
     }
 
     /// The reader refused the input; its error is kept as the cause.
-    fn input_err(&self, source: InputError) -> ErrorKind {
-        ErrorKind::InputRead {
+    fn input_err(&self, source: InputError) -> InputFileError {
+        InputFileError::InputRead {
             path: self.path.clone(),
             source,
         }
@@ -370,7 +370,7 @@ impl InputSource {
     pub fn reader(
         &mut self,
         opts: InputOptions,
-    ) -> Result<InputReader<Box<dyn Read + Send>>, ErrorKind> {
+    ) -> Result<InputReader<Box<dyn Read + Send>>, InputFileError> {
         let file = match &self.data {
             Data::File(file) => Some(file.clone()),
             Data::Stream(_) => None,
@@ -380,7 +380,7 @@ impl InputSource {
                 if let Some(kind) = self.workbook {
                     let (sheet, rows) =
                         sheet::open(At::new(&file), kind, self.flags.sheet.as_deref()).map_err(
-                            |source| ErrorKind::InputSheet {
+                            |source| InputFileError::InputSheet {
                                 path: self.path.clone(),
                                 source,
                             },
@@ -495,19 +495,21 @@ impl InputSource {
 /// Runs blocking input work (a whole-file scan, a workbook open, reading standard input) on
 /// tokio's blocking pool and waits for it, so the runtime's single thread stays free for the
 /// sandbox's simulator and for Ctrl-C. A panic in `work` is passed on as it would have been.
-pub async fn off_runtime<T, F>(path: &str, work: F) -> Result<T, ErrorKind>
+pub async fn off_runtime<T, E, F>(path: &str, work: F) -> Result<T, E>
 where
     T: Send + 'static,
-    F: FnOnce() -> Result<T, ErrorKind> + Send + 'static,
+    E: From<InputFileError> + Send + 'static,
+    F: FnOnce() -> Result<T, E> + Send + 'static,
 {
     match tokio::task::spawn_blocking(work).await {
         Ok(result) => result,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(source) => Err(ErrorKind::InputTask {
+        Err(source) => Err(InputFileError::InputTask {
             path: path.to_string(),
             what: "reading the input was cancelled",
             source,
-        }),
+        }
+        .into()),
     }
 }
 
@@ -668,6 +670,7 @@ pub fn detect_delimiter(text: &[u8]) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::error::ChainExt;
 
     #[test]
     fn the_most_frequent_separator_outside_quotes_wins() {

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::domain::error::ErrorKind;
 use crate::partner_center::retry::{describe_transport_error, Schedule};
+use crate::partner_center::PartnerCenterError;
 
 /// The resource Partner Center tokens are issued for (public cloud; see `config::Cloud`).
 pub const RESOURCE: &str = "https://api.partnercenter.microsoft.com";
@@ -155,7 +155,7 @@ impl TokenProvider {
     }
 
     /// A token that is valid for a while yet, renewing it first when it is close to expiry.
-    pub async fn token(&self) -> Result<Arc<AccessToken>, ErrorKind> {
+    pub async fn token(&self) -> Result<Arc<AccessToken>, PartnerCenterError> {
         if let Some(token) = self.cached() {
             if token.fresh(Instant::now()) {
                 return Ok(token);
@@ -169,12 +169,12 @@ impl TokenProvider {
             }
         }
         let Credentials::Refresh(creds) = &self.credentials else {
-            return Err(ErrorKind::Credentials(
+            return Err(PartnerCenterError::Credentials(
                 "the access token has expired and cannot be renewed".into(),
             ));
         };
         let Some(refresh_token) = refresh.as_ref() else {
-            return Err(ErrorKind::Credentials("no refresh token".into()));
+            return Err(PartnerCenterError::Credentials("no refresh token".into()));
         };
         let (token, rotated) = self.redeem(creds, refresh_token).await?;
         if let Some(rotated) = rotated {
@@ -213,7 +213,7 @@ impl TokenProvider {
         &self,
         creds: &RefreshCredentials,
         refresh_token: &SecretString,
-    ) -> Result<(AccessToken, Option<SecretString>), ErrorKind> {
+    ) -> Result<(AccessToken, Option<SecretString>), PartnerCenterError> {
         let url = format!("{}/{}/oauth2/token", creds.authority, creds.tenant);
         // The v1 endpoint with `resource`, as Partner Center's App+User documentation shows; a
         // public client sends no `client_secret` at all (an empty one would be refused).
@@ -247,7 +247,7 @@ impl TokenProvider {
                 Ok((status, _)) if status >= 500 && attempt < 3 => {}
                 Ok(answer) => break answer,
                 Err(reason) if attempt >= 3 => {
-                    return Err(ErrorKind::Token(format!(
+                    return Err(PartnerCenterError::Token(format!(
                         "token endpoint {url} unreachable: {reason}"
                     )));
                 }
@@ -258,7 +258,7 @@ impl TokenProvider {
         self.redemptions.fetch_add(1, Ordering::Relaxed);
         let answer: Option<TokenAnswer> = serde_json::from_slice(&body).ok();
         let Some(answer) = answer else {
-            return Err(ErrorKind::Token(format!(
+            return Err(PartnerCenterError::Token(format!(
                 "token endpoint answered {status} with a body that is not a token answer"
             )));
         };
@@ -270,12 +270,12 @@ impl TokenProvider {
                 .unwrap_or("")
                 .trim()
                 .to_string();
-            return Err(ErrorKind::Token(format!(
+            return Err(PartnerCenterError::Token(format!(
                 "{error} (HTTP {status}): {description}"
             )));
         }
         let Some(access) = answer.access_token.filter(|_| (200..300).contains(&status)) else {
-            return Err(ErrorKind::Token(format!(
+            return Err(PartnerCenterError::Token(format!(
                 "token endpoint answered {status} without an access token"
             )));
         };
@@ -319,14 +319,14 @@ pub(crate) fn lifetime_secs(value: &serde_json::Value) -> Option<u64> {
 }
 
 /// Reads a refresh token file (whitespace trimmed).
-pub fn read_token_file(path: &Path) -> Result<SecretString, ErrorKind> {
-    let text = std::fs::read_to_string(path).map_err(|source| ErrorKind::TokenFile {
+pub fn read_token_file(path: &Path) -> Result<SecretString, PartnerCenterError> {
+    let text = std::fs::read_to_string(path).map_err(|source| PartnerCenterError::TokenFile {
         path: path.to_path_buf(),
         source,
     })?;
     let token = text.trim();
     if token.is_empty() {
-        return Err(ErrorKind::Credentials(format!(
+        return Err(PartnerCenterError::Credentials(format!(
             "PC_REFRESH_TOKEN_FILE {} is empty",
             path.display()
         )));
@@ -373,6 +373,65 @@ pub fn write_token_file(path: &Path, token: &str) -> std::io::Result<()> {
         file.write_all(token.as_bytes())?;
         file.write_all(b"\n")
     })
+}
+
+/// Reads the credentials from the environment: `PC_ACCESS_TOKEN`, or the refresh-token set.
+/// `PC_CLIENT_SECRET` is optional: without it the app is used as a public client.
+pub fn credentials_from_env(
+    authority: &str,
+    resource: &str,
+) -> Result<Credentials, PartnerCenterError> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    if let Some(token) = var("PC_ACCESS_TOKEN") {
+        return Ok(Credentials::Static(SecretString::from(
+            token.trim().to_string(),
+        )));
+    }
+    let token_file = var("PC_REFRESH_TOKEN_FILE").map(PathBuf::from);
+    let mut missing = Vec::new();
+    let mut need = |name: &'static str| {
+        let value = var(name);
+        if value.is_none() {
+            missing.push(name);
+        }
+        value
+    };
+    let tenant = need("PC_TENANT_ID");
+    let client_id = need("PC_CLIENT_ID");
+    // Optional: a public client (an app registration that allows public client flows) has none.
+    let client_secret = var("PC_CLIENT_SECRET");
+    let refresh_token = match &token_file {
+        Some(_) => None,
+        None => need("PC_REFRESH_TOKEN"),
+    };
+    if !missing.is_empty() {
+        let nothing_set = token_file.is_none() && missing.len() == 3;
+        return Err(PartnerCenterError::Credentials(
+            if nothing_set && client_secret.is_none() {
+                "no credentials: set PC_ACCESS_TOKEN, or PC_TENANT_ID, PC_CLIENT_ID and PC_REFRESH_TOKEN or PC_REFRESH_TOKEN_FILE (written by `pc-qualify login`), plus PC_CLIENT_SECRET for a confidential client; or try --sandbox".to_string()
+            } else {
+                format!("incomplete credentials: {} not set", missing.join(", "))
+            },
+        ));
+    }
+    let refresh_token = match (&token_file, refresh_token) {
+        (Some(path), _) => read_token_file(path)?,
+        (None, Some(token)) => SecretString::from(token.trim().to_string()),
+        (None, None) => {
+            return Err(PartnerCenterError::Credentials(
+                "PC_REFRESH_TOKEN not set".into(),
+            ))
+        }
+    };
+    Ok(Credentials::Refresh(RefreshCredentials {
+        authority: authority.to_string(),
+        tenant: tenant.unwrap_or_default().trim().to_string(),
+        client_id: client_id.unwrap_or_default().trim().to_string(),
+        client_secret: client_secret.map(|s| SecretString::from(s.trim().to_string())),
+        resource: resource.to_string(),
+        refresh_token,
+        token_file,
+    }))
 }
 
 #[cfg(test)]

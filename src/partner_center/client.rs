@@ -15,6 +15,7 @@ use crate::partner_center::retry::{
     classify_status, describe_transport_error, retry_after, Decision, RetryPolicy, Retryable,
 };
 use crate::partner_center::throttle::Throttle;
+use crate::partner_center::PartnerCenterError;
 
 /// Header carrying the per-call idempotency id.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("ms-requestid");
@@ -165,6 +166,20 @@ pub struct Client {
     host: Option<HeaderValue>,
 }
 
+/// Where and how a client connects: the parts of a job's settings the client reads.
+pub struct Endpoint<'a> {
+    /// The API base URL, no trailing slash.
+    pub base_url: &'a str,
+    /// The token authority, no trailing slash.
+    pub authority: &'a str,
+    /// Per-attempt timeout.
+    pub timeout: Duration,
+    /// In-flight requests (the connection pool's size).
+    pub concurrency: usize,
+    /// Retry tunables.
+    pub retry: RetryPolicy,
+}
+
 impl Client {
     /// A client for `base` (no trailing slash), sharing the token provider, pacer and counters.
     pub fn new(
@@ -186,7 +201,7 @@ impl Client {
             throttle,
             policy,
             stats,
-            fatal: Arc::new(FatalStop::new(crate::engine::pool::Stop::default())),
+            fatal: Arc::new(FatalStop::new(crate::domain::stop::Stop::default())),
         }
     }
 
@@ -199,25 +214,26 @@ impl Client {
     /// Builds the HTTP client and token provider for `config` and proves the credentials by
     /// fetching a first token, so a bad secret stops the command before anything is sent.
     pub async fn connect(
-        config: &crate::engine::config::RunConfig,
+        config: &Endpoint<'_>,
         credentials: crate::partner_center::auth::Credentials,
         throttle: Arc<Throttle>,
         stats: Arc<Stats>,
         fatal: Arc<FatalStop>,
-    ) -> Result<(Client, Arc<TokenProvider>), crate::domain::error::ErrorKind> {
+    ) -> Result<(Client, Arc<TokenProvider>), PartnerCenterError> {
         // A proxy cannot reach this machine's own simulator, so the sandbox goes direct (and
         // skips the per-request proxy lookup); a real service keeps the system's proxy settings.
         let local = |text: &str| {
-            reqwest::Url::parse(text).is_ok_and(|url| crate::engine::config::is_loopback(&url))
+            reqwest::Url::parse(text)
+                .is_ok_and(|url| crate::partner_center::cloud::is_loopback(&url))
         };
-        let direct = local(&config.base_url) && local(&config.authority);
+        let direct = local(config.base_url) && local(config.authority);
         let http = http_client(config.timeout, config.concurrency, direct)
-            .map_err(crate::domain::error::ErrorKind::HttpClient)?;
+            .map_err(PartnerCenterError::HttpClient)?;
         let tokens = Arc::new(TokenProvider::new(http.clone(), credentials));
         tokens.token().await?;
         let client = Client::new(
             http,
-            &config.base_url,
+            config.base_url,
             tokens.clone(),
             throttle,
             config.retry,

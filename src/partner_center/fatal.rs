@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use tokio::sync::watch;
 
-use crate::engine::pool::Stop;
+use crate::domain::stop::Stop;
 
 /// Calls in a row that ended without an answer or with a 5xx (after their own retries) before
 /// the service is taken to be down.

@@ -19,9 +19,11 @@ use sha2::Digest as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::engine::config::{checked_url, Cloud};
 use crate::partner_center::api::sanitize;
+use crate::partner_center::cloud::checked_url;
+use crate::partner_center::cloud::Cloud;
 use crate::partner_center::retry::describe_transport_error;
+use crate::partner_center::PartnerCenterError;
 
 /// How long the browser flow waits for the redirect back before giving up.
 const BROWSER_WAIT: Duration = Duration::from_secs(600);
@@ -85,7 +87,7 @@ pub enum LoginError {
     Config(String),
     /// A setting failed the run's own check (`--authority` as a URL); that error is kept whole.
     #[error(transparent)]
-    Setting(Box<crate::domain::error::ErrorKind>),
+    Setting(Box<PartnerCenterError>),
     /// The HTTP client could not be built (TLS set-up, for example).
     #[error("HTTP client")]
     HttpClient(#[source] reqwest::Error),
@@ -272,7 +274,7 @@ impl Login {
     /// Signs the user in and saves the refresh token; returns the token file's path.
     pub async fn run(&self) -> Result<&Path, LoginError> {
         let local = reqwest::Url::parse(&self.authority)
-            .is_ok_and(|url| crate::engine::config::is_loopback(&url));
+            .is_ok_and(|url| crate::partner_center::cloud::is_loopback(&url));
         let http = crate::partner_center::client::http_client(Duration::from_secs(30), 1, local)
             .map_err(LoginError::HttpClient)?;
         // Before anyone signs in: a token that cannot be saved would waste the (MFA) sign-in.
@@ -713,6 +715,7 @@ async fn respond(stream: &mut TcpStream, status: u16, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::error::ChainExt;
 
     #[test]
     fn a_bad_authority_keeps_the_url_parsers_error() {
@@ -731,13 +734,13 @@ mod tests {
         };
         assert!(err.source().is_some(), "{err:?}");
         assert_eq!(
-            crate::domain::error::ErrorKind::Login(err).chain(),
+            PartnerCenterError::Login(err).chain(),
             "login failed: configuration: --authority: \"::\" is not a URL (relative URL without a base)"
         );
         let authorize = LoginError::AuthorizeUrl(url::Url::parse("::").expect_err("not a URL"));
         assert!(authorize.source().is_some());
         assert_eq!(
-            crate::domain::error::ErrorKind::Login(authorize).chain(),
+            PartnerCenterError::Login(authorize).chain(),
             "login failed: --authority: relative URL without a base"
         );
     }

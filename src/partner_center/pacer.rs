@@ -40,8 +40,6 @@
 
 use std::time::{Duration, Instant};
 
-use crate::engine::config::RateMode;
-
 /// Slow start grows the rate once per interval of at least this length.
 pub(crate) const GROW_INTERVAL: Duration = Duration::from_millis(200);
 /// Slow start multiplies the rate by this per interval. Doubling put more requests in flight
@@ -426,6 +424,33 @@ impl Pacer {
             accepted,
             cause,
         })
+    }
+}
+
+/// How the request rate is chosen: the `--rate` setting.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RateMode {
+    /// `--rate N`: at most N requests/s; lowered after 429s, back to N once they stop.
+    Fixed(f64),
+    /// `--rate 0`: no limit until the first 429, then paced like `auto` without a cap.
+    Unlimited,
+    /// `--rate auto`: discover the service's quota, starting at `start`, never above `max`.
+    Auto {
+        /// `--rate-start`.
+        start: f64,
+        /// `--rate-max`.
+        max: Option<f64>,
+    },
+}
+
+impl RateMode {
+    /// The name shown in the summary and the metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RateMode::Fixed(_) => "fixed",
+            RateMode::Unlimited => "unlimited",
+            RateMode::Auto { .. } => "auto",
+        }
     }
 }
 

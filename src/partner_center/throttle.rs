@@ -9,7 +9,7 @@ use std::time::Duration;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::time::Instant;
 
-use crate::engine::config::RateMode;
+use crate::partner_center::pacer::RateMode;
 use crate::partner_center::pacer::{Cause, Change, Pacer};
 
 /// The slowest rate governor is asked for (the pacer's floor is higher; this only guards the

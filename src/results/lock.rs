@@ -3,11 +3,10 @@
 //! exits, so a lock file left by a killed run never blocks the next one; a live holder always
 //! does, `--force` or not.
 
+use crate::results::ResultsError;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-
-use crate::domain::error::ErrorKind;
 
 /// The held lock; dropping it removes the lock file and releases the lock.
 #[derive(Debug)]
@@ -67,13 +66,13 @@ pub fn is_lockable(results: &Path) -> bool {
 
 /// Takes the exclusive lock for the results file `results`, or fails at once (exit 2) naming
 /// the file and the process that holds it.
-pub fn acquire(results: &Path) -> Result<LockGuard, ErrorKind> {
+pub fn acquire(results: &Path) -> Result<LockGuard, ResultsError> {
     let path = lock_path(results);
-    let err = |reason: String| ErrorKind::Output {
+    let err = |reason: String| ResultsError::Output {
         path: results.display().to_string(),
         reason,
     };
-    let lock_error = |action, source| ErrorKind::LockFile {
+    let lock_error = |action, source| ResultsError::LockFile {
         path: results.display().to_string(),
         action,
         lock: path.display().to_string(),
@@ -98,7 +97,7 @@ pub fn acquire(results: &Path) -> Result<LockGuard, ErrorKind> {
                     .parse::<u32>()
                     .map(|pid| format!("process {pid}"))
                     .unwrap_or_else(|_| "another process".to_string());
-                return Err(ErrorKind::Locked {
+                return Err(ResultsError::Locked {
                     path: results.display().to_string(),
                     holder,
                     lock: path.display().to_string(),
@@ -148,8 +147,8 @@ fn same_file(_file: &File, path: &Path) -> bool {
 /// is reported instead.
 pub(crate) fn lock_output(
     output_path: &str,
-    check: impl FnOnce() -> Result<(), ErrorKind>,
-) -> Result<Option<LockGuard>, ErrorKind> {
+    check: impl FnOnce() -> Result<(), ResultsError>,
+) -> Result<Option<LockGuard>, ResultsError> {
     // Standard output, and a device or FIFO (`/dev/null`), is never read back: no lock beside it.
     if output_path == "-" || !crate::results::lock::is_lockable(Path::new(output_path)) {
         check()?;
@@ -160,7 +159,7 @@ pub(crate) fn lock_output(
             check()?;
             Ok(Some(guard))
         }
-        Err(err @ ErrorKind::Locked { .. }) => Err(err),
+        Err(err @ ResultsError::Locked { .. }) => Err(err),
         Err(err) => {
             check()?;
             Err(err)
@@ -206,7 +205,10 @@ mod tests {
         let guard = acquire(&results).expect("first");
         for other in [link.clone(), dir.join("sub/../out.csv")] {
             let err = acquire(&other).expect_err("the same file is held");
-            assert!(matches!(err, ErrorKind::Locked { .. }), "{other:?}: {err}");
+            assert!(
+                matches!(err, ResultsError::Locked { .. }),
+                "{other:?}: {err}"
+            );
         }
         drop(guard);
         // A file not yet there: its folder decides.

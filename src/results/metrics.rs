@@ -256,7 +256,7 @@ mod tests {
             success,
             pauses: 2,
             rate: Some(crate::partner_center::throttle::RateFigures {
-                mode: crate::engine::config::RateMode::Auto {
+                mode: crate::partner_center::pacer::RateMode::Auto {
                     start: 5.0,
                     max: None,
                 },

@@ -1,6 +1,9 @@
 //! Results out: the results file's writer and reader ([`output`]), `--resume` ([`resume`]), the
 //! lock per results file ([`lock`]), the HTML [`report`] and the Prometheus textfile ([`metrics`]).
 
+mod error;
+pub use error::ResultsError;
+
 pub(crate) mod lock;
 pub(crate) mod metrics;
 pub mod output;

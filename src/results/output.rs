@@ -5,8 +5,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use crate::domain::error::ErrorKind;
 use crate::domain::model::{Outcome, ResultRow, RESULT_COLUMNS};
+use crate::results::ResultsError;
 
 /// Where results go: a file, or standard output for `-`.
 pub enum Sink {
@@ -39,11 +39,11 @@ impl Write for Sink {
 
 /// Checks, before anything is sent, that `path` can be created: its folder exists and, unless
 /// `force`, no file is there yet.
-pub fn check_target(path: &str, force: bool) -> Result<(), ErrorKind> {
+pub fn check_target(path: &str, force: bool) -> Result<(), ResultsError> {
     if path == "-" {
         return Ok(());
     }
-    let err = |reason: String| ErrorKind::Output {
+    let err = |reason: String| ResultsError::Output {
         path: path.to_string(),
         reason,
     };
@@ -56,7 +56,7 @@ pub fn check_target(path: &str, force: bool) -> Result<(), ErrorKind> {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => return Err(err(format!("{} is not a directory", dir.display()))),
         Err(source) => {
-            return Err(ErrorKind::OutputDir {
+            return Err(ResultsError::OutputDir {
                 path: path.to_string(),
                 dir: dir.display().to_string(),
                 source,
@@ -73,7 +73,7 @@ pub fn check_target(path: &str, force: bool) -> Result<(), ErrorKind> {
 }
 
 /// Opens the results sink for a new run (`create_new` unless `force`, so a file is never clobbered).
-pub fn create(path: &str, force: bool) -> Result<Sink, ErrorKind> {
+pub fn create(path: &str, force: bool) -> Result<Sink, ResultsError> {
     if path == "-" {
         return Ok(Sink::Stdout(BufWriter::new(io::stdout())));
     }
@@ -86,13 +86,13 @@ pub fn create(path: &str, force: bool) -> Result<Sink, ErrorKind> {
     }
     let file = options.open(path).map_err(|e| {
         if e.kind() == io::ErrorKind::AlreadyExists {
-            ErrorKind::Output {
+            ResultsError::Output {
                 path: path.to_string(),
                 reason: "already exists; pass --force to overwrite it, or --resume to continue it"
                     .into(),
             }
         } else {
-            ErrorKind::OutputIo {
+            ResultsError::OutputIo {
                 path: path.to_string(),
                 source: e,
             }
@@ -452,6 +452,7 @@ pub(crate) fn csv_to_io(err: csv::Error) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::error::ChainExt;
 
     #[test]
     fn a_missing_results_folder_keeps_the_io_error() {
@@ -460,7 +461,7 @@ mod tests {
         let folder = dir.path().join("absent");
         let target = folder.join("out.csv");
         let err = check_target(&target.to_string_lossy(), false).expect_err("no folder");
-        assert!(matches!(err, ErrorKind::OutputDir { .. }), "{err:?}");
+        assert!(matches!(err, ResultsError::OutputDir { .. }), "{err:?}");
         let io = std::fs::metadata(&folder).expect_err("absent");
         assert_eq!(err.source().map(ToString::to_string), Some(io.to_string()));
         assert_eq!(

@@ -13,9 +13,9 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
-use crate::domain::error::ErrorKind;
 use crate::domain::model::{Outcome, ResultRow};
 use crate::results::output::ResultsReader;
+use crate::results::ResultsError;
 
 /// Rows the table lists at most; the page says how many more the results file holds.
 const MAX_TABLE_ROWS: usize = 5000;
@@ -82,8 +82,8 @@ impl Summary {
 }
 
 /// Reads `results` and writes the page to `html` (`-` for standard output).
-pub fn execute(results: &Path, html: &str) -> Result<(), ErrorKind> {
-    let input_error = |source| ErrorKind::ResultsInput {
+pub fn execute(results: &Path, html: &str) -> Result<(), ResultsError> {
+    let input_error = |source| ResultsError::ResultsInput {
         path: results.display().to_string(),
         source,
     };
@@ -104,9 +104,9 @@ pub fn execute(results: &Path, html: &str) -> Result<(), ErrorKind> {
     );
     let output_error = |e: std::io::Error| {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
-            ErrorKind::BrokenPipe
+            ResultsError::BrokenPipe
         } else {
-            ErrorKind::OutputIo {
+            ResultsError::OutputIo {
                 path: html.to_string(),
                 source: e,
             }

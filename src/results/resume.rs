@@ -13,11 +13,12 @@ use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
 
-use crate::domain::error::ErrorKind;
 use crate::domain::model::{CustomerId, Outcome, Qualification, Row};
 use crate::domain::stats::Stats;
+use crate::input::InputFileError;
 use crate::input::{InputReader, Record};
 use crate::results::output::ResultsReader;
+use crate::results::ResultsError;
 
 /// A compact (customer, qualification) key: 17 bytes instead of two strings.
 type Key = (u128, u8);
@@ -146,12 +147,12 @@ impl ResumeState {
 
 /// Reads the results file at `output` (read-only): its settled rows, and the journal's rows in
 /// doubt. A missing file resumes from nothing.
-pub fn load(output: &str) -> Result<ResumeState, ErrorKind> {
-    let err = |reason: String| ErrorKind::Output {
+pub fn load(output: &str) -> Result<ResumeState, ResultsError> {
+    let err = |reason: String| ResultsError::Output {
         path: output.to_string(),
         reason,
     };
-    let not_results = |source| ErrorKind::ResultsOutput {
+    let not_results = |source| ResultsError::ResultsOutput {
         path: output.to_string(),
         source,
     };
@@ -180,7 +181,7 @@ pub fn load(output: &str) -> Result<ResumeState, ErrorKind> {
         }
     }
     let in_flight = read_journal(&journal_path(output))
-        .map_err(|source| ErrorKind::JournalIo {
+        .map_err(|source| ResultsError::JournalIo {
             path: output.to_string(),
             source,
         })?
@@ -192,7 +193,7 @@ pub fn load(output: &str) -> Result<ResumeState, ErrorKind> {
 
 /// Rewrites the results file to hold only its settled rows (temp file + rename, so a crash
 /// leaves either the old or the new file), and counts those rows in `stats`.
-pub fn keep_settled(output: &str, stats: &Stats) -> Result<(), ErrorKind> {
+pub fn keep_settled(output: &str, stats: &Stats) -> Result<(), ResultsError> {
     // The file itself, not a symlink to it: renaming onto a link would replace the link with a
     // new file and leave the real results behind, stale.
     let real = crate::results::lock::resolve(Path::new(output));
@@ -200,7 +201,7 @@ pub fn keep_settled(output: &str, stats: &Stats) -> Result<(), ErrorKind> {
     if !path.metadata().is_ok_and(|m| m.len() > 0) {
         return Ok(());
     }
-    let mut reader = ResultsReader::open(path).map_err(|source| ErrorKind::ResultsOutput {
+    let mut reader = ResultsReader::open(path).map_err(|source| ResultsError::ResultsOutput {
         path: output.to_string(),
         source,
     })?;
@@ -222,7 +223,7 @@ pub fn keep_settled(output: &str, stats: &Stats) -> Result<(), ErrorKind> {
         }
         csv.flush()
     })
-    .map_err(|source| ErrorKind::OutputIo {
+    .map_err(|source| ResultsError::OutputIo {
         path: output.to_string(),
         source,
     })
@@ -246,15 +247,15 @@ pub fn verify_input<R: Read>(
     mut reader: InputReader<R>,
     state: &ResumeState,
     input: &str,
-) -> Result<(), ErrorKind> {
+) -> Result<(), ResultsError> {
     let mismatch = |reason: String| {
-        ErrorKind::ResumeMismatch(format!(
+        ResultsError::ResumeMismatch(format!(
             "{reason}; the results file does not belong to {input} (use another --output, or --force to start over)"
         ))
     };
     let mut seen = 0usize;
     while let Some(record) = reader.next_record() {
-        let record = record.map_err(|source| ErrorKind::InputRead {
+        let record = record.map_err(|source| InputFileError::InputRead {
             path: input.to_string(),
             source,
         })?;

@@ -35,7 +35,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::domain::model::{CustomerId, QualificationRecord};
-use crate::engine::config::Cloud;
+use crate::partner_center::cloud::Cloud;
 pub use customers::{CustomerProfile, DEFAULT_PAGE_CAP};
 pub use oauth::{DevicePoll, UnknownDevicePoll, DEVICE_CODE_GRANT};
 pub use parse::{parse_preload, parse_script, DelayError, Preload, ScriptError};

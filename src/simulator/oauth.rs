@@ -25,7 +25,7 @@ use super::parse::form_decode;
 use super::routes::aad_error;
 use super::state::{lock, Shared};
 use super::{SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_TENANT};
-use crate::engine::config::Cloud;
+use crate::partner_center::cloud::Cloud;
 
 pub use crate::partner_center::login::DEVICE_CODE_GRANT;
 /// Authorization codes are short-lived in Entra ID (about ten minutes).

@@ -25,7 +25,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::Pacer;
-use crate::engine::config::RateMode;
+use crate::partner_center::pacer::RateMode;
 
 /// Virtual time advances in steps of this many microseconds.
 const TICK_US: u64 = 100;

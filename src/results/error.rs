@@ -1,0 +1,113 @@
+//! The results layer's error: the results file, its journal or its lock cannot be created, read
+//! or written, or an earlier results file does not fit the run.
+
+use crate::input::InputFileError;
+
+/// Why the results file (or a file beside it) could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResultsError {
+    /// The results file cannot be created, read or written.
+    #[error("output {path}: {reason}")]
+    Output {
+        /// The results path (`-` for standard output).
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The results file cannot be created, read or written (an I/O error, kept as the cause).
+    #[error("output {path}")]
+    OutputIo {
+        /// The results path (`-` for standard output).
+        path: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The results file failed after rows were sent: the journal is kept and `--resume` finishes
+    /// the file. Not "nothing was sent", so it has its own variant and message.
+    #[error("output {path}: rows were sent before this failure and the journal is kept: once the file can be written, run the same command with --resume")]
+    OutputAfterSend {
+        /// The results path (`-` for standard output).
+        path: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The folder the results file goes in cannot be read.
+    #[error("output {path}: directory {dir}")]
+    OutputDir {
+        /// The results path.
+        path: String,
+        /// Its folder.
+        dir: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A results file given as input (`refresh --input`, `report`) is not one, or is damaged.
+    #[error("input {path}")]
+    ResultsInput {
+        /// The results file read.
+        path: String,
+        /// Why it could not be read back.
+        #[source]
+        source: crate::results::output::ReadError,
+    },
+    /// The earlier results file that `--resume` continues is not one, or is damaged.
+    #[error("output {path}")]
+    ResultsOutput {
+        /// The results file read.
+        path: String,
+        /// Why it could not be read back.
+        #[source]
+        source: crate::results::output::ReadError,
+    },
+    /// `--resume` found results that do not belong to this input.
+    #[error("resume: {0}")]
+    ResumeMismatch(String),
+    /// The journal beside the results file cannot be read (`--resume`).
+    #[error("output {path}: journal")]
+    JournalIo {
+        /// The results file.
+        path: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The results file's lock file cannot be created, locked or written.
+    #[error("output {path}: cannot {action} {lock}")]
+    LockFile {
+        /// The results file.
+        path: String,
+        /// What failed: `create the lock file`, `lock`, `write the lock file`.
+        action: &'static str,
+        /// The lock file.
+        lock: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another process holds the results file's lock.
+    #[error("output {path}: in use by {holder} (lock file {lock}); two runs on one results file would corrupt it, so nothing was sent: wait for that run to end (--force does not override a live lock)")]
+    Locked {
+        /// The results file.
+        path: String,
+        /// `process N` as the lock file names it.
+        holder: String,
+        /// The lock file.
+        lock: String,
+    },
+    /// Writing to standard output failed because the reader went away.
+    #[error("broken pipe")]
+    BrokenPipe,
+    /// The input read alongside (by `--resume`) failed.
+    #[error(transparent)]
+    Input(Box<InputFileError>),
+}
+
+impl From<InputFileError> for ResultsError {
+    fn from(error: InputFileError) -> Self {
+        ResultsError::Input(Box::new(error))
+    }
+}
