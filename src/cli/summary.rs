@@ -407,7 +407,7 @@ pub(super) fn log_summary(report: &Report, rate: Option<&RateFigures>) {
     );
 }
 
-/// This process's own command line with `--resume` in place of `--force`, quoted for a POSIX shell.
+/// This process's own command line with `--resume` in place of `--force`, quoted for the user's shell.
 pub(super) fn resume_command() -> String {
     resume_command_from(std::env::args())
 }
@@ -430,7 +430,18 @@ fn resume_command_from(args: impl Iterator<Item = String>) -> String {
         .join(" ")
 }
 
+/// `arg` quoted for the shell the user has, so a printed hint pastes as it is: POSIX single
+/// quotes, or on Windows double quotes, the one form cmd.exe and PowerShell both read (cmd.exe
+/// passes single quotes through literally).
 pub(super) fn shell_quote(arg: &str) -> String {
+    if cfg!(windows) {
+        windows_quote(arg)
+    } else {
+        posix_quote(arg)
+    }
+}
+
+fn posix_quote(arg: &str) -> String {
     let safe = !arg.is_empty()
         && arg
             .bytes()
@@ -439,6 +450,21 @@ pub(super) fn shell_quote(arg: &str) -> String {
         arg.to_string()
     } else {
         format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
+/// Double quotes for cmd.exe and PowerShell. A Windows file name cannot hold `"`; `%` (cmd.exe)
+/// and `$` or a backtick (PowerShell) still expand inside them and no escape reads the same in
+/// both shells, so such an argument is left as the user typed it, quoted.
+fn windows_quote(arg: &str) -> String {
+    let safe = !arg.is_empty()
+        && arg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./\\:,@+=".contains(&b));
+    if safe {
+        arg.to_string()
+    } else {
+        format!("\"{arg}\"")
     }
 }
 
@@ -565,6 +591,19 @@ mod tests {
     }
 
     #[test]
+    fn the_resume_hint_on_windows_is_double_quoted_for_cmd_and_powershell() {
+        assert_eq!(windows_quote("my customers.csv"), "\"my customers.csv\"");
+        assert_eq!(windows_quote(r"C:\data\in.csv"), r"C:\data\in.csv");
+        assert_eq!(
+            windows_quote(r"C:\My Files\in.csv"),
+            r#""C:\My Files\in.csv""#
+        );
+        assert_eq!(windows_quote(""), "\"\"");
+        // The same line on Linux keeps POSIX quoting.
+        assert_eq!(posix_quote("my customers.csv"), "'my customers.csv'");
+    }
+
+    #[test]
     fn the_resume_command_replaces_force_and_quotes_for_the_shell() {
         let line = |args: &[&str]| resume_command_from(args.iter().map(|a| a.to_string()));
         assert_eq!(
@@ -592,8 +631,8 @@ mod tests {
             ]),
             "pc-qualify reconcile --resume -i 'it'\\''s.csv' -o r.csv"
         );
-        assert_eq!(shell_quote(""), "''");
-        assert_eq!(shell_quote("a-b_c./=:,@%+"), "a-b_c./=:,@%+");
-        assert_eq!(shell_quote("$HOME"), "'$HOME'");
+        assert_eq!(posix_quote(""), "''");
+        assert_eq!(posix_quote("a-b_c./=:,@%+"), "a-b_c./=:,@%+");
+        assert_eq!(posix_quote("$HOME"), "'$HOME'");
     }
 }
