@@ -31,135 +31,90 @@ pub(crate) const COLUMNS: [Column; 14] = [
         name: "row",
         required: true,
         write: |r, rec| push_number(rec, Some(r.row)),
-        read: |r, cell| {
-            r.row = number(cell, "row")?.ok_or(ResultsRowError::EmptyRow)?;
-            Ok(())
+        read: |r, c| {
+            set(
+                &mut r.row,
+                number(c, "row")?.ok_or(ResultsRowError::EmptyRow)?,
+            )
         },
     },
     Column {
         name: "customer_id",
         required: true,
         write: |r, rec| push_text(rec, &r.customer_id),
-        read: |r, cell| {
-            r.customer_id = cell;
-            Ok(())
-        },
+        read: |r, c| set(&mut r.customer_id, c),
     },
     Column {
         name: "qualification",
         required: true,
         write: |r, rec| push_text(rec, &r.qualification),
-        read: |r, cell| {
-            r.qualification = cell;
-            Ok(())
-        },
+        read: |r, c| set(&mut r.qualification, c),
     },
     Column {
         name: "outcome",
         required: true,
         write: |r, rec| push_text(rec, r.outcome.map_or("", |o| o.as_str())),
-        read: |r, cell| match Outcome::parse(&cell) {
-            Some(outcome) => {
-                r.outcome = Some(outcome);
-                Ok(())
-            }
-            None => Err(ResultsRowError::UnknownOutcome { value: cell }),
-        },
+        read: |r, c| set(&mut r.outcome, Some(outcome(c)?)),
     },
     Column {
         name: "http_status",
         required: false,
         write: |r, rec| push_number(rec, r.http_status.map(u64::from)),
-        read: |r, cell| {
-            r.http_status = number(cell, "http_status")?
-                .map(|v| narrow(v, "http_status"))
-                .transpose()?;
-            Ok(())
-        },
+        read: |r, c| set(&mut r.http_status, number(c, "http_status")?),
     },
     Column {
         name: "vetting_status",
         required: false,
         write: |r, rec| push_text(rec, r.vetting_status.as_deref().unwrap_or("")),
-        read: |r, cell| {
-            r.vetting_status = non_empty(cell);
-            Ok(())
-        },
+        read: |r, c| set(&mut r.vetting_status, non_empty(c)),
     },
     Column {
         name: "vetting_reason",
         required: false,
         write: |r, rec| push_text(rec, r.vetting_reason.as_deref().unwrap_or("")),
-        read: |r, cell| {
-            r.vetting_reason = non_empty(cell);
-            Ok(())
-        },
+        read: |r, c| set(&mut r.vetting_reason, non_empty(c)),
     },
     Column {
         name: "vetting_create_date",
         required: false,
         write: |r, rec| push_text(rec, r.vetting_create_date.as_deref().unwrap_or("")),
-        read: |r, cell| {
-            r.vetting_create_date = non_empty(cell);
-            Ok(())
-        },
+        read: |r, c| set(&mut r.vetting_create_date, non_empty(c)),
     },
     Column {
         name: "attempts",
         required: false,
         write: |r, rec| push_number(rec, Some(u64::from(r.attempts))),
-        read: |r, cell| {
-            r.attempts = number(cell, "attempts")?
-                .map(|v| narrow(v, "attempts"))
-                .transpose()?
-                .unwrap_or(0);
-            Ok(())
-        },
+        read: |r, c| set(&mut r.attempts, number(c, "attempts")?.unwrap_or(0)),
     },
     Column {
         name: "correlation_id",
         required: false,
         write: |r, rec| push_uuid(rec, r.correlation_id),
-        read: |r, cell| {
-            r.correlation_id = uuid(cell, "correlation_id")?;
-            Ok(())
-        },
+        read: |r, c| set(&mut r.correlation_id, uuid(c, "correlation_id")?),
     },
     Column {
         name: "request_id",
         required: false,
         write: |r, rec| push_uuid(rec, r.request_id),
-        read: |r, cell| {
-            r.request_id = uuid(cell, "request_id")?;
-            Ok(())
-        },
+        read: |r, c| set(&mut r.request_id, uuid(c, "request_id")?),
     },
     Column {
         name: "error_code",
         required: false,
         write: |r, rec| push_text(rec, r.error_code.as_deref().unwrap_or("")),
-        read: |r, cell| {
-            r.error_code = non_empty(cell);
-            Ok(())
-        },
+        read: |r, c| set(&mut r.error_code, non_empty(c)),
     },
     Column {
         name: "error_message",
         required: false,
         write: |r, rec| push_text(rec, r.error_message.as_deref().unwrap_or("")),
-        read: |r, cell| {
-            r.error_message = non_empty(cell);
-            Ok(())
-        },
+        read: |r, c| set(&mut r.error_message, non_empty(c)),
     },
     Column {
         name: "elapsed_ms",
         required: false,
         write: |r, rec| push_number(rec, Some(r.elapsed_ms)),
-        read: |r, cell| {
-            r.elapsed_ms = number(cell, "elapsed_ms")?.unwrap_or(0);
-            Ok(())
-        },
+        read: |r, c| set(&mut r.elapsed_ms, number(c, "elapsed_ms")?.unwrap_or(0)),
     },
 ];
 
@@ -248,23 +203,39 @@ fn undefuse(cell: &[u8]) -> String {
     }
 }
 
+/// Stores a cell's value (keeps each entry of [`COLUMNS`] to one line per direction).
+fn set<T>(field: &mut T, value: T) -> Result<(), ResultsRowError> {
+    *field = value;
+    Ok(())
+}
+
+fn outcome(cell: String) -> Result<Outcome, ResultsRowError> {
+    Outcome::parse(&cell).ok_or(ResultsRowError::UnknownOutcome { value: cell })
+}
+
 fn non_empty(cell: String) -> Option<String> {
     Some(cell).filter(|t| !t.is_empty())
 }
 
-fn number(cell: String, field: &'static str) -> Result<Option<u64>, ResultsRowError> {
+/// A number cell (spaces around it allowed) in its field's type: `None` when empty, an error
+/// naming the field when it is not a number or does not fit.
+fn number<T: TryFrom<u64>>(
+    cell: String,
+    field: &'static str,
+) -> Result<Option<T>, ResultsRowError> {
     let text = cell.trim();
     if text.is_empty() {
         return Ok(None);
     }
-    text.parse()
+    let value = text
+        .parse::<u64>()
+        .map_err(|_| ResultsRowError::NotANumber {
+            field,
+            value: cell.clone(),
+        })?;
+    T::try_from(value)
         .map(Some)
-        .map_err(|_| ResultsRowError::NotANumber { field, value: cell })
-}
-
-/// `value` in a narrower field, or the error naming the field.
-fn narrow<T: TryFrom<u64>>(value: u64, field: &'static str) -> Result<T, ResultsRowError> {
-    T::try_from(value).map_err(|_| ResultsRowError::OutOfRange { field, value })
+        .map_err(|_| ResultsRowError::OutOfRange { field, value })
 }
 
 fn uuid(cell: String, field: &'static str) -> Result<Option<uuid::Uuid>, ResultsRowError> {
