@@ -14,6 +14,7 @@ mod pacing;
 mod prop;
 mod reconcile;
 mod report;
+mod results_schema;
 mod review;
 mod run;
 mod streams;

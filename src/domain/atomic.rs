@@ -42,12 +42,36 @@ pub(crate) fn replace<T>(
     let mut temp = builder.tempfile_in(dir)?;
     let value = write(temp.as_file_mut())?;
     temp.as_file().sync_all()?;
+    #[cfg(all(test, target_os = "linux"))]
+    refuse_if_open(path)?;
     temp.persist(path).map_err(|e| e.error)?;
     // Persist the rename itself; some filesystems cannot sync a directory, which is harmless.
     if let Ok(dir) = File::open(dir) {
         let _ = dir.sync_all();
     }
     Ok(value)
+}
+
+/// Windows refuses to rename over a file that any handle holds open ("Access denied", os error
+/// 5; issue 21) where Linux allows it. The unit tests refuse it here too for this process's own
+/// handles, so a rewrite that still holds its source open fails on Linux as well.
+#[cfg(all(test, target_os = "linux"))]
+fn refuse_if_open(path: &Path) -> io::Result<()> {
+    let Ok(target) = std::fs::canonicalize(path) else {
+        return Ok(());
+    };
+    for fd in std::fs::read_dir("/proc/self/fd")?.flatten() {
+        if std::fs::read_link(fd.path()).is_ok_and(|open| open == target) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} is still open here; Windows would refuse to replace it",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -87,6 +111,20 @@ mod tests {
         assert!(failed.is_err());
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "old");
         assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 1);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_file_still_open_is_not_replaced_as_on_windows() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("results.csv");
+        std::fs::write(&path, "old").expect("seed");
+        let open = File::open(&path).expect("open");
+        let err = replace(&path, 0o644, |f| f.write_all(b"new")).expect_err("held open");
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+        drop(open);
+        replace(&path, 0o644, |f| f.write_all(b"new")).expect("closed");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "new");
     }
 
     #[test]

@@ -380,24 +380,6 @@ pub struct ResultRow {
     pub elapsed_ms: u64,
 }
 
-/// The results file's header, in its exact column order.
-pub const RESULT_COLUMNS: [&str; 14] = [
-    "row",
-    "customer_id",
-    "qualification",
-    "outcome",
-    "http_status",
-    "vetting_status",
-    "vetting_reason",
-    "vetting_create_date",
-    "attempts",
-    "correlation_id",
-    "request_id",
-    "error_code",
-    "error_message",
-    "elapsed_ms",
-];
-
 /// One qualification record as `GET …/qualifications` returns it (every field but the name optional).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct QualificationRecord {

@@ -691,19 +691,38 @@ fn prepare_resume(path: &Path) -> Result<Carried, JobError> {
             "--resume: not a pc-qualify export (its first line is not the export header)".into(),
         ));
     }
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    // A refusal met while copying is kept here, and the copy fails, so the file stays as it was.
+    let mut refused = None;
+    // The reader moves into `copy_kept`, which drops it before the rename: Windows refuses to
+    // rename over a file that is still open. The rewritten file keeps the old one's mode.
+    let mode = crate::results::resume::file_mode(path);
+    crate::domain::atomic::replace(path, mode, |file| {
+        copy_kept(reader, file, &unread, path).map_err(|err| {
+            let failed = std::io::Error::other(err.to_string());
+            refused = Some(err);
+            failed
+        })
+    })
+    .map_err(|e| refused.take().unwrap_or_else(|| io(e).into()))
+}
+
+/// The copy [`prepare_resume`] makes, from the rows after the header to `file`.
+fn copy_kept(
+    mut reader: csv::Reader<impl std::io::Read>,
+    file: &mut File,
+    unread: &HashSet<String>,
+    path: &Path,
+) -> Result<Carried, JobError> {
+    let io = |source: std::io::Error| InputFileError::InputIo {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut record = csv::ByteRecord::new();
     let mut carried = Carried::default();
-    {
-        let mut writer =
-            ExportWriter::with_header(BufWriter::new(temp.as_file_mut())).map_err(io)?;
-        let mut block: Vec<csv::ByteRecord> = Vec::new();
-        let mut keep = |block: &mut Vec<csv::ByteRecord>,
-                        writer: &mut ExportWriter<_>|
-         -> std::io::Result<()> {
+    let mut writer = ExportWriter::with_header(BufWriter::new(file)).map_err(io)?;
+    let mut block: Vec<csv::ByteRecord> = Vec::new();
+    let mut keep =
+        |block: &mut Vec<csv::ByteRecord>, writer: &mut ExportWriter<_>| -> std::io::Result<()> {
             let Some(first) = block.first() else {
                 return Ok(());
             };
@@ -720,40 +739,37 @@ fn prepare_resume(path: &Path) -> Result<Carried, JobError> {
             block.clear();
             Ok(())
         };
-        loop {
-            match reader.read_byte_record(&mut record) {
-                Ok(false) => break,
-                Ok(true) if record.len() == EXPORT_COLUMNS.len() => {
-                    if block.first().is_some_and(|b| b[0] != record[0]) {
-                        keep(&mut block, &mut writer).map_err(io)?;
-                    }
-                    block.push(record.clone());
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) if record.len() == EXPORT_COLUMNS.len() => {
+                if block.first().is_some_and(|b| b[0] != record[0]) {
+                    keep(&mut block, &mut writer).map_err(io)?;
                 }
-                Ok(true) => {
-                    return Err(bad(format!(
+                block.push(record.clone());
+            }
+            Ok(true) => {
+                return Err(InputFileError::Input {
+                    path: path.display().to_string(),
+                    reason: format!(
                         "--resume: line {} has {} fields, an export row has {}",
                         record.position().map_or(0, |p| p.line()),
                         record.len(),
                         EXPORT_COLUMNS.len()
-                    )))
+                    ),
                 }
-                Err(source) => {
-                    return Err(JobError::ExportResumeRead {
-                        path: path.display().to_string(),
-                        source,
-                    })
-                }
+                .into())
+            }
+            Err(source) => {
+                return Err(JobError::ExportResumeRead {
+                    path: path.display().to_string(),
+                    source,
+                })
             }
         }
-        // `block` now holds the last customer's rows: dropped, and that customer read again.
-        writer.flush().map_err(io)?;
     }
-    temp.as_file().sync_all().map_err(io)?;
-    // The rewritten file keeps the old one's permissions (a temporary file starts private).
-    if let Ok(meta) = std::fs::metadata(path) {
-        let _ = std::fs::set_permissions(temp.path(), meta.permissions());
-    }
-    temp.persist(path).map_err(|e| io(e.error))?;
+    // `block` now holds the last customer's rows: dropped, and that customer read again.
+    writer.flush().map_err(io)?;
     Ok(carried)
 }
 

@@ -204,7 +204,7 @@ async fn feed_rows(
         if stop.requested() || aborted.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let (row, _) = next?;
+        let row = next?;
         let sent = if row.outcome.is_some_and(|o| o.is_settled()) {
             work_tx.send(row).await.is_ok()
         } else {

@@ -1,5 +1,6 @@
 //! Results out: the results file's writer and reader ([`output`]), `--resume` ([`resume`]), the
-//! lock per results file ([`lock`]), the HTML [`report`] and the Prometheus textfile ([`metrics`]).
+//! lock per results file ([`lock`]), the HTML [`report`] and the Prometheus textfile ([`metrics`]);
+//! the results columns, written and read by name, are in [`schema`].
 
 mod error;
 pub use error::ResultsError;
@@ -9,3 +10,4 @@ pub(crate) mod metrics;
 pub mod output;
 pub(crate) mod report;
 pub(crate) mod resume;
+pub(crate) mod schema;

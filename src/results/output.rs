@@ -5,7 +5,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use crate::domain::model::{Outcome, ResultRow, RESULT_COLUMNS};
+use crate::domain::model::ResultRow;
+use crate::results::schema::{self, HeaderError, Layout};
 use crate::results::ResultsError;
 
 /// Where results go: a file, or standard output for `-`.
@@ -111,7 +112,7 @@ impl<W: Write> ResultsWriter<W> {
     /// A writer that starts with the header row.
     pub fn with_header(inner: W) -> io::Result<Self> {
         let mut writer = Self::without_header(inner);
-        writer.csv.write_record(RESULT_COLUMNS)?;
+        writer.csv.write_record(schema::names())?;
         Ok(writer)
     }
 
@@ -130,27 +131,8 @@ impl<W: Write> ResultsWriter<W> {
 
     /// Writes one row (buffered).
     pub fn write(&mut self, row: &ResultRow) -> io::Result<()> {
-        let record = &mut self.record;
-        let number = |record: &mut csv::ByteRecord, value: Option<u64>| match value {
-            Some(v) => record.push_field(itoa::Buffer::new().format(v).as_bytes()),
-            None => record.push_field(b""),
-        };
-        record.clear();
-        number(record, Some(row.row));
-        push_text(record, &row.customer_id);
-        push_text(record, &row.qualification);
-        push_text(record, row.outcome.map_or("", |o| o.as_str()));
-        number(record, row.http_status.map(u64::from));
-        push_text(record, row.vetting_status.as_deref().unwrap_or(""));
-        push_text(record, row.vetting_reason.as_deref().unwrap_or(""));
-        push_text(record, row.vetting_create_date.as_deref().unwrap_or(""));
-        number(record, Some(u64::from(row.attempts)));
-        push_uuid(record, row.correlation_id);
-        push_uuid(record, row.request_id);
-        push_text(record, row.error_code.as_deref().unwrap_or(""));
-        push_text(record, row.error_message.as_deref().unwrap_or(""));
-        number(record, Some(row.elapsed_ms));
-        self.csv.write_byte_record(record).map_err(csv_to_io)
+        schema::write(row, &mut self.record);
+        self.csv.write_byte_record(&self.record).map_err(csv_to_io)
     }
 
     /// Pushes everything written so far to the file.
@@ -180,9 +162,31 @@ pub enum ReadError {
     /// The file could not be opened or read.
     #[error(transparent)]
     Io(#[from] io::Error),
-    /// The first line is not the results header.
-    #[error("not a pc-qualify results file (its first line is not the results header)")]
+    /// The file has no header line (it is empty, or its first line is longer than any header).
+    #[error("not a pc-qualify results file (no results header on its first line)")]
     NotResults,
+    /// No separator (`,`, `;`, tab or `|`) stands between the header's names.
+    #[error("not a pc-qualify results file (no `,`, `;` or tab separates the names in its first line: {header:?})")]
+    Separator {
+        /// The first line, as read.
+        header: String,
+    },
+    /// The header lacks a column every reader needs.
+    #[error(
+        "not a pc-qualify results file (column `{column}` is missing; the header has: {header})"
+    )]
+    MissingColumn {
+        /// The missing column.
+        column: &'static str,
+        /// The header's names, as read.
+        header: String,
+    },
+    /// The header names a column twice.
+    #[error("column `{column}` appears twice in the header")]
+    ColumnTwice {
+        /// The column.
+        column: &'static str,
+    },
     /// A complete line does not hold a results row.
     #[error("line {line}")]
     BadRow {
@@ -244,21 +248,29 @@ pub enum ResultsRowError {
     },
 }
 
+/// The longest header line read: a results header is some 200 bytes, and the bound keeps a file
+/// that is not one (a single huge line) from being read whole in search of its end.
+const MAX_HEADER: u64 = 64 * 1024;
+
 /// Reads an earlier results file row by row, dropping a torn last line (one without its newline,
-/// as a killed writer leaves it).
+/// as a killed writer leaves it). Columns are found by their header names (see
+/// [`schema::COLUMNS`]), and what a spreadsheet does to a file it saves is taken: a `;` or tab
+/// separator (seen in the header line), a UTF-8 byte-order mark, CRLF line ends, quoting, moved
+/// columns, and columns of its own (ignored).
 pub struct ResultsReader {
     csv: csv::Reader<Box<dyn io::Read + Send>>,
     record: csv::ByteRecord,
+    layout: Layout,
     line: u64,
 }
 
 impl ResultsReader {
-    /// Streams `path` (memory does not grow with the file) and checks its header.
+    /// Streams `path` (memory does not grow with the file) and maps its header.
     pub fn open(path: &Path) -> Result<Self, ReadError> {
         use std::io::Read as _;
         let mut file = File::open(path)?;
         let complete = complete_len(&mut file)?;
-        Self::from_reader(Box::new(io::BufReader::new(file).take(complete)))
+        Self::from_reader(io::BufReader::new(file).take(complete))
     }
 
     /// Reads results held in memory; a torn last line is dropped.
@@ -267,48 +279,84 @@ impl ResultsReader {
             Some(end) => bytes.truncate(end + 1),
             None => bytes.clear(),
         }
-        Self::from_reader(Box::new(io::Cursor::new(bytes)))
+        Self::from_reader(io::Cursor::new(bytes))
     }
 
-    fn from_reader(reader: Box<dyn io::Read + Send>) -> Result<Self, ReadError> {
+    fn from_reader(mut reader: impl io::BufRead + Send + 'static) -> Result<Self, ReadError> {
+        use std::io::{BufRead as _, Read as _};
+        let mut header = Vec::new();
+        (&mut reader)
+            .take(MAX_HEADER)
+            .read_until(b'\n', &mut header)?;
+        if !header.ends_with(b"\n") {
+            return Err(ReadError::NotResults);
+        }
+        if header.starts_with(b"\xef\xbb\xbf") {
+            header.drain(..3);
+        }
+        let delimiter = crate::input::source::detect_delimiter(&header);
+        if !header.contains(&delimiter) {
+            return Err(ReadError::Separator {
+                header: String::from_utf8_lossy(header.trim_ascii_end()).into_owned(),
+            });
+        }
+        // The header goes through the same CSV reader as the rows, so line numbers count it.
         let mut csv = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
-            .from_reader(reader);
+            .delimiter(delimiter)
+            .from_reader(Box::new(io::Cursor::new(header).chain(reader)) as Box<_>);
         let mut record = csv::ByteRecord::new();
-        let header_ok = csv.read_byte_record(&mut record).unwrap_or(false)
-            && record
-                .iter()
-                .eq(RESULT_COLUMNS.iter().map(|c| c.as_bytes()));
-        if !header_ok {
-            return Err(ReadError::NotResults);
+        if let Err(err) = csv.read_byte_record(&mut record) {
+            return Err(ReadError::BadRow {
+                line: 1,
+                source: err.into(),
+            });
         }
+        let layout = Layout::from_header(&record).map_err(|err| match err {
+            HeaderError::Missing(column) => ReadError::MissingColumn {
+                column,
+                header: record
+                    .iter()
+                    .map(|name| String::from_utf8_lossy(name.trim_ascii()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            },
+            HeaderError::Twice(column) => ReadError::ColumnTwice { column },
+        })?;
         Ok(ResultsReader {
             csv,
             record,
+            layout,
             line: 1,
         })
     }
 
-    /// The next row, with the raw record it came from (to copy it verbatim), or `None` at the end.
-    pub fn next_row(&mut self) -> Option<Result<(ResultRow, &csv::ByteRecord), ReadError>> {
-        match self.csv.read_byte_record(&mut self.record) {
-            Ok(false) => None,
-            Ok(true) => {
-                self.line = self.record.position().map_or(self.line + 1, |p| p.line());
-                Some(
-                    parse_row(&self.record)
-                        .map(|row| (row, &self.record))
-                        .map_err(|source| ReadError::BadRow {
+    /// The next row, or `None` at the end. A line of empty cells (what a spreadsheet writes for a
+    /// row someone emptied) is skipped.
+    pub fn next_row(&mut self) -> Option<Result<ResultRow, ReadError>> {
+        loop {
+            match self.csv.read_byte_record(&mut self.record) {
+                Ok(false) => return None,
+                Ok(true) => {
+                    self.line = self.record.position().map_or(self.line + 1, |p| p.line());
+                    if self.record.iter().all(|cell| cell.trim_ascii().is_empty()) {
+                        continue;
+                    }
+                    return Some(self.layout.read(&self.record).map_err(|source| {
+                        ReadError::BadRow {
                             line: self.line,
                             source,
-                        }),
-                )
+                        }
+                    }));
+                }
+                Err(err) => {
+                    return Some(Err(ReadError::BadRow {
+                        line: self.line + 1,
+                        source: err.into(),
+                    }))
+                }
             }
-            Err(err) => Some(Err(ReadError::BadRow {
-                line: self.line + 1,
-                source: err.into(),
-            })),
         }
     }
 }
@@ -336,81 +384,6 @@ pub(crate) fn complete_len(file: &mut File) -> io::Result<u64> {
     };
     file.seek(SeekFrom::Start(0))?;
     Ok(complete)
-}
-
-/// Turns one results record back into a [`ResultRow`], undoing the spreadsheet apostrophe.
-fn parse_row(record: &csv::ByteRecord) -> Result<ResultRow, ResultsRowError> {
-    if record.len() != RESULT_COLUMNS.len() {
-        return Err(ResultsRowError::FieldCount {
-            found: record.len(),
-            expected: RESULT_COLUMNS.len(),
-        });
-    }
-    let text = |i: usize| -> String {
-        let cell = String::from_utf8_lossy(&record[i]);
-        match cell.strip_prefix('\'') {
-            Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest.to_string(),
-            _ => cell.into_owned(),
-        }
-    };
-    let opt = |i: usize| Some(text(i)).filter(|t| !t.is_empty());
-    let number = |i: usize, field: &'static str| -> Result<Option<u64>, ResultsRowError> {
-        let t = text(i);
-        if t.is_empty() {
-            return Ok(None);
-        }
-        t.parse()
-            .map(Some)
-            .map_err(|_| ResultsRowError::NotANumber { field, value: t })
-    };
-    let uuid = |i: usize, field: &'static str| -> Result<Option<uuid::Uuid>, ResultsRowError> {
-        match opt(i) {
-            None => Ok(None),
-            Some(t) => uuid::Uuid::parse_str(&t)
-                .map(Some)
-                .map_err(|_| ResultsRowError::NotAUuid { field, value: t }),
-        }
-    };
-    let row = number(0, "row")?.ok_or(ResultsRowError::EmptyRow)?;
-    let outcome_text = text(3);
-    let outcome = Outcome::parse(&outcome_text).ok_or(ResultsRowError::UnknownOutcome {
-        value: outcome_text,
-    })?;
-    Ok(ResultRow {
-        row,
-        customer_id: text(1),
-        qualification: text(2),
-        outcome: Some(outcome),
-        http_status: number(4, "http_status")?
-            .map(|value| {
-                u16::try_from(value).map_err(|_| ResultsRowError::OutOfRange {
-                    field: "http_status",
-                    value,
-                })
-            })
-            .transpose()?,
-        vetting_status: opt(5),
-        vetting_reason: opt(6),
-        vetting_create_date: opt(7),
-        attempts: number(8, "attempts")?
-            .map(|a| u32::try_from(a).unwrap_or(u32::MAX))
-            .unwrap_or(0),
-        correlation_id: uuid(9, "correlation_id")?,
-        request_id: uuid(10, "request_id")?,
-        error_code: opt(11),
-        error_message: opt(12),
-        elapsed_ms: number(13, "elapsed_ms")?.unwrap_or(0),
-    })
-}
-
-fn push_uuid(record: &mut csv::ByteRecord, id: Option<uuid::Uuid>) {
-    match id {
-        Some(id) => {
-            let mut buf = uuid::Uuid::encode_buffer();
-            record.push_field(id.hyphenated().encode_lower(&mut buf).as_bytes());
-        }
-        None => record.push_field(b""),
-    }
 }
 
 /// Pushes a text cell, defused for spreadsheets: a leading `=`, `+`, `-`, `@`, tab or CR would
@@ -453,6 +426,7 @@ pub(crate) fn csv_to_io(err: csv::Error) -> io::Error {
 mod tests {
     use super::*;
     use crate::domain::error::ChainExt;
+    use crate::domain::model::Outcome;
 
     #[test]
     fn a_missing_results_folder_keeps_the_io_error() {
@@ -512,7 +486,10 @@ mod tests {
         writer.flush().expect("flush");
         let text = String::from_utf8(writer.csv.into_inner().expect("inner")).expect("utf8");
         let mut lines = text.lines();
-        assert_eq!(lines.next(), Some(RESULT_COLUMNS.join(",").as_str()));
+        assert_eq!(
+            lines.next(),
+            Some(schema::names().collect::<Vec<_>>().join(",").as_str())
+        );
         assert_eq!(
             lines.next(),
             Some(
@@ -523,12 +500,12 @@ mod tests {
         let mut bytes = text.into_bytes();
         bytes.extend_from_slice(b"4,abc,Educ");
         let mut reader = ResultsReader::from_bytes(bytes).expect("header");
-        let (back, _) = reader.next_row().expect("a row").expect("parses");
+        let back = reader.next_row().expect("a row").expect("parses");
         assert_eq!(back, row);
         assert!(reader.next_row().is_none());
         assert!(matches!(
             ResultsReader::from_bytes(b"a,b\n".to_vec()),
-            Err(ReadError::NotResults)
+            Err(ReadError::MissingColumn { column: "row", .. })
         ));
     }
 }

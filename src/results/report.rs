@@ -14,7 +14,7 @@ use std::io::Write as _;
 use std::path::Path;
 
 use crate::domain::model::{Outcome, ResultRow};
-use crate::results::output::ResultsReader;
+use crate::results::output::{ReadError, ResultsReader};
 use crate::results::ResultsError;
 
 /// Rows the table lists at most; the page says how many more the results file holds.
@@ -87,12 +87,8 @@ pub fn execute(results: &Path, html: &str) -> Result<(), ResultsError> {
         path: results.display().to_string(),
         source,
     };
-    let mut reader = ResultsReader::open(results).map_err(input_error)?;
-    let mut summary = Summary::default();
-    while let Some(next) = reader.next_row() {
-        let (row, _) = next.map_err(input_error)?;
-        summary.add(row);
-    }
+    let summary =
+        summarise(ResultsReader::open(results).map_err(input_error)?).map_err(input_error)?;
     let name = results.file_name().map_or_else(
         || results.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
@@ -123,6 +119,16 @@ pub fn execute(results: &Path, html: &str) -> Result<(), ResultsError> {
         })
         .map_err(output_error)
     }
+}
+
+/// Gathers the page's figures. It takes the reader, so the results file is closed before the
+/// page is written (Windows refuses to replace a file that is still open, should `--html` name it).
+fn summarise(mut reader: ResultsReader) -> Result<Summary, ReadError> {
+    let mut summary = Summary::default();
+    while let Some(row) = reader.next_row() {
+        summary.add(row?);
+    }
+    Ok(summary)
 }
 
 /// HTML-escapes text for element content and quoted attribute values.

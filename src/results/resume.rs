@@ -17,7 +17,7 @@ use crate::domain::model::{CustomerId, Outcome, Qualification, Row};
 use crate::domain::stats::Stats;
 use crate::input::InputFileError;
 use crate::input::{InputReader, Record};
-use crate::results::output::ResultsReader;
+use crate::results::output::{ResultsReader, ResultsWriter};
 use crate::results::ResultsError;
 
 /// A compact (customer, qualification) key: 17 bytes instead of two strings.
@@ -166,7 +166,7 @@ pub fn load(output: &str) -> Result<ResumeState, ResultsError> {
         None
     };
     while let Some(next) = reader.as_mut().and_then(|r| r.next_row()) {
-        let (row, _) = next.map_err(not_results)?;
+        let row = next.map_err(not_results)?;
         let Some(outcome) = row.outcome.filter(Outcome::is_settled) else {
             continue;
         };
@@ -192,7 +192,9 @@ pub fn load(output: &str) -> Result<ResumeState, ResultsError> {
 }
 
 /// Rewrites the results file to hold only its settled rows (temp file + rename, so a crash
-/// leaves either the old or the new file), and counts those rows in `stats`.
+/// leaves either the old or the new file), and counts those rows in `stats`. The rows are written
+/// in the documented form (comma, no byte-order mark, LF, the standard columns in order; columns
+/// a spreadsheet added are dropped), so the rows this run appends never mix with another layout.
 pub fn keep_settled(output: &str, stats: &Stats) -> Result<(), ResultsError> {
     // The file itself, not a symlink to it: renaming onto a link would replace the link with a
     // new file and leave the real results behind, stale.
@@ -201,32 +203,34 @@ pub fn keep_settled(output: &str, stats: &Stats) -> Result<(), ResultsError> {
     if !path.metadata().is_ok_and(|m| m.len() > 0) {
         return Ok(());
     }
-    let mut reader = ResultsReader::open(path).map_err(|source| ResultsError::ResultsOutput {
+    let reader = ResultsReader::open(path).map_err(|source| ResultsError::ResultsOutput {
         path: output.to_string(),
         source,
     })?;
     // The results file keeps its mode (it may have been made readable to a reporting user).
     let mode = file_mode(path);
-    crate::domain::atomic::replace(path, mode, |file| {
-        let mut csv = csv::WriterBuilder::new()
-            .terminator(csv::Terminator::Any(b'\n'))
-            .from_writer(io::BufWriter::new(file));
-        csv.write_record(crate::domain::model::RESULT_COLUMNS)?;
-        while let Some(next) = reader.next_row() {
-            let (row, record) = next.map_err(io::Error::other)?;
-            let Some(outcome) = row.outcome.filter(Outcome::is_settled) else {
-                continue;
-            };
-            stats.record_outcome(outcome);
-            stats.record_vetting(row.vetting_status.as_deref());
-            csv.write_byte_record(record)?;
-        }
-        csv.flush()
-    })
-    .map_err(|source| ResultsError::OutputIo {
-        path: output.to_string(),
-        source,
-    })
+    // The reader moves into `write_settled`, which drops it before the rename: Windows refuses
+    // to rename over a file that is still open ("Access denied").
+    crate::domain::atomic::replace(path, mode, move |file| write_settled(reader, file, stats))
+        .map_err(|source| ResultsError::OutputIo {
+            path: output.to_string(),
+            source,
+        })
+}
+
+/// Copies the settled rows of `reader` to `file` as [`keep_settled`] describes; closes the reader.
+fn write_settled(mut reader: ResultsReader, file: &mut File, stats: &Stats) -> io::Result<()> {
+    let mut writer = ResultsWriter::with_header(io::BufWriter::new(file))?;
+    while let Some(next) = reader.next_row() {
+        let row = next.map_err(io::Error::other)?;
+        let Some(outcome) = row.outcome.filter(Outcome::is_settled) else {
+            continue;
+        };
+        stats.record_outcome(outcome);
+        stats.record_vetting(row.vetting_status.as_deref());
+        writer.write(&row)?;
+    }
+    writer.flush()
 }
 
 /// `path`'s permission bits, or 0644 when they cannot be read.
@@ -280,4 +284,48 @@ pub fn verify_input<R: Read>(
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file a spreadsheet re-saved (BOM, `;`, CRLF, a column of its own, columns moved) comes
+    /// back in the documented form with its settled rows only. The unit tests' `atomic::replace`
+    /// refuses to rename over a file this process holds open, as Windows does (issue 21), so this
+    /// also fails if the reader is still open at the rename.
+    #[test]
+    fn keep_settled_rewrites_a_resaved_file_in_the_documented_form() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("out.csv");
+        let id = |n: u32| format!("aaaaaaaa-0000-4000-8000-{n:012}");
+        let rid = "0e1f2a3b-4c5d-4e7f-8091-a2b3c4d5e6f7";
+        std::fs::write(
+            &path,
+            format!(
+                "\u{feff}outcome;notes;row;customer_id;qualification;request_id;attempts\r\n\
+                 created;\"a; note\";1;{};StateOwnedEntity;{rid};1\r\n\
+                 failed;;2;{};StateOwnedEntity;;3\r\n\
+                 exists;;3;{};Education;;1\r\n",
+                id(1),
+                id(2),
+                id(3)
+            ),
+        )
+        .expect("seed");
+        let stats = Stats::default();
+        keep_settled(&path.to_string_lossy(), &stats).expect("rewritten");
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            format!(
+                "{}\n1,{},StateOwnedEntity,created,,,,,1,,{rid},,,0\n3,{},Education,exists,,,,,1,,,,,0\n",
+                crate::results::schema::names().collect::<Vec<_>>().join(","),
+                id(1),
+                id(3)
+            )
+        );
+        assert_eq!(stats.outcome(Outcome::Created), 1);
+        assert_eq!(stats.outcome(Outcome::Exists), 1);
+        assert_eq!(stats.outcome(Outcome::Failed), 0);
+    }
 }

@@ -1,0 +1,395 @@
+//! The results file's columns: one table, [`COLUMNS`], says each column's name, where it sits in
+//! the written file, and how its cell is written from and read into a [`ResultRow`]. The writer
+//! writes the table in order; the reader finds each column by its header name, so a file that a
+//! spreadsheet re-saved (another separator, a byte-order mark, CRLF, moved or added columns) still
+//! reads.
+
+use crate::domain::model::{Outcome, ResultRow};
+use crate::results::output::{push_text, ResultsRowError};
+
+/// One column of the results file.
+pub(crate) struct Column {
+    /// The header name, exactly as written.
+    pub name: &'static str,
+    /// Whether a file without this column is refused. The four required columns say which input
+    /// row a line is and what became of it: `--resume` needs all four to know what not to send
+    /// again (and to check the rows against the input), `refresh` to know which customers to read
+    /// and which rows to copy unchanged, and `report` to count outcomes and list the failed rows
+    /// by row, customer and qualification. One set for every reader keeps a file that one command
+    /// accepts acceptable to the others. Every other column is read when present and is empty
+    /// (0 for `attempts` and `elapsed_ms`) when absent.
+    pub required: bool,
+    /// Pushes this column's cell for `row`.
+    pub write: fn(&ResultRow, &mut csv::ByteRecord),
+    /// Sets `row`'s field from the cell (already freed of the spreadsheet apostrophe).
+    pub read: fn(&mut ResultRow, String) -> Result<(), ResultsRowError>,
+}
+
+/// The results file's columns, in the written order (the documented contract: do not reorder).
+pub(crate) const COLUMNS: [Column; 14] = [
+    Column {
+        name: "row",
+        required: true,
+        write: |r, rec| push_number(rec, Some(r.row)),
+        read: |r, c| {
+            set(
+                &mut r.row,
+                number(c, "row")?.ok_or(ResultsRowError::EmptyRow)?,
+            )
+        },
+    },
+    Column {
+        name: "customer_id",
+        required: true,
+        write: |r, rec| push_text(rec, &r.customer_id),
+        read: |r, c| set(&mut r.customer_id, c),
+    },
+    Column {
+        name: "qualification",
+        required: true,
+        write: |r, rec| push_text(rec, &r.qualification),
+        read: |r, c| set(&mut r.qualification, c),
+    },
+    Column {
+        name: "outcome",
+        required: true,
+        write: |r, rec| push_text(rec, r.outcome.map_or("", |o| o.as_str())),
+        read: |r, c| set(&mut r.outcome, Some(outcome(c)?)),
+    },
+    Column {
+        name: "http_status",
+        required: false,
+        write: |r, rec| push_number(rec, r.http_status.map(u64::from)),
+        read: |r, c| set(&mut r.http_status, number(c, "http_status")?),
+    },
+    Column {
+        name: "vetting_status",
+        required: false,
+        write: |r, rec| push_text(rec, r.vetting_status.as_deref().unwrap_or("")),
+        read: |r, c| set(&mut r.vetting_status, non_empty(c)),
+    },
+    Column {
+        name: "vetting_reason",
+        required: false,
+        write: |r, rec| push_text(rec, r.vetting_reason.as_deref().unwrap_or("")),
+        read: |r, c| set(&mut r.vetting_reason, non_empty(c)),
+    },
+    Column {
+        name: "vetting_create_date",
+        required: false,
+        write: |r, rec| push_text(rec, r.vetting_create_date.as_deref().unwrap_or("")),
+        read: |r, c| set(&mut r.vetting_create_date, non_empty(c)),
+    },
+    Column {
+        name: "attempts",
+        required: false,
+        write: |r, rec| push_number(rec, Some(u64::from(r.attempts))),
+        read: |r, c| set(&mut r.attempts, number(c, "attempts")?.unwrap_or(0)),
+    },
+    Column {
+        name: "correlation_id",
+        required: false,
+        write: |r, rec| push_uuid(rec, r.correlation_id),
+        read: |r, c| set(&mut r.correlation_id, uuid(c, "correlation_id")?),
+    },
+    Column {
+        name: "request_id",
+        required: false,
+        write: |r, rec| push_uuid(rec, r.request_id),
+        read: |r, c| set(&mut r.request_id, uuid(c, "request_id")?),
+    },
+    Column {
+        name: "error_code",
+        required: false,
+        write: |r, rec| push_text(rec, r.error_code.as_deref().unwrap_or("")),
+        read: |r, c| set(&mut r.error_code, non_empty(c)),
+    },
+    Column {
+        name: "error_message",
+        required: false,
+        write: |r, rec| push_text(rec, r.error_message.as_deref().unwrap_or("")),
+        read: |r, c| set(&mut r.error_message, non_empty(c)),
+    },
+    Column {
+        name: "elapsed_ms",
+        required: false,
+        write: |r, rec| push_number(rec, Some(r.elapsed_ms)),
+        read: |r, c| set(&mut r.elapsed_ms, number(c, "elapsed_ms")?.unwrap_or(0)),
+    },
+];
+
+/// The written header's names, in order.
+pub(crate) fn names() -> impl Iterator<Item = &'static str> {
+    COLUMNS.iter().map(|c| c.name)
+}
+
+/// Where each of [`COLUMNS`] sits in one file's records, found from its header by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Layout {
+    /// The field index of each column of [`COLUMNS`], `None` when the file lacks it.
+    at: [Option<usize>; COLUMNS.len()],
+    /// Fields per record (the header's, unknown columns included).
+    width: usize,
+}
+
+/// Why a header is not a results header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HeaderError {
+    /// A required column is absent.
+    Missing(&'static str),
+    /// A column is named twice, so which cell holds it is unclear.
+    Twice(&'static str),
+}
+
+impl Layout {
+    /// Maps `header` by name: names are matched exactly once trimmed of spaces (a byte-order mark
+    /// is removed before the header reaches here); unknown columns are ignored.
+    pub(crate) fn from_header(header: &csv::ByteRecord) -> Result<Layout, HeaderError> {
+        let mut at = [None; COLUMNS.len()];
+        for (i, name) in header.iter().enumerate() {
+            let name = name.trim_ascii();
+            if let Some(c) = COLUMNS.iter().position(|c| c.name.as_bytes() == name) {
+                if at[c].replace(i).is_some() {
+                    return Err(HeaderError::Twice(COLUMNS[c].name));
+                }
+            }
+        }
+        if let Some(c) = COLUMNS
+            .iter()
+            .zip(at)
+            .find(|(c, i)| c.required && i.is_none())
+        {
+            return Err(HeaderError::Missing(c.0.name));
+        }
+        Ok(Layout {
+            at,
+            width: header.len(),
+        })
+    }
+
+    /// Turns one record back into a [`ResultRow`], undoing the spreadsheet apostrophe.
+    pub(crate) fn read(&self, record: &csv::ByteRecord) -> Result<ResultRow, ResultsRowError> {
+        if record.len() != self.width {
+            return Err(ResultsRowError::FieldCount {
+                found: record.len(),
+                expected: self.width,
+            });
+        }
+        let mut row = ResultRow::default();
+        for (column, at) in COLUMNS.iter().zip(self.at) {
+            if let Some(i) = at {
+                (column.read)(&mut row, undefuse(&record[i]))?;
+            }
+        }
+        Ok(row)
+    }
+}
+
+/// Writes `row`'s cells into `record`, in the table's order.
+pub(crate) fn write(row: &ResultRow, record: &mut csv::ByteRecord) {
+    record.clear();
+    for column in &COLUMNS {
+        (column.write)(row, record);
+    }
+}
+
+/// The cell as text, without the apostrophe [`push_text`] put before a cell a spreadsheet would
+/// evaluate.
+fn undefuse(cell: &[u8]) -> String {
+    let cell = String::from_utf8_lossy(cell);
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest.to_string(),
+        _ => cell.into_owned(),
+    }
+}
+
+/// Stores a cell's value (keeps each entry of [`COLUMNS`] to one line per direction).
+fn set<T>(field: &mut T, value: T) -> Result<(), ResultsRowError> {
+    *field = value;
+    Ok(())
+}
+
+fn outcome(cell: String) -> Result<Outcome, ResultsRowError> {
+    Outcome::parse(&cell).ok_or(ResultsRowError::UnknownOutcome { value: cell })
+}
+
+fn non_empty(cell: String) -> Option<String> {
+    Some(cell).filter(|t| !t.is_empty())
+}
+
+/// A number cell (spaces around it allowed) in its field's type: `None` when empty, an error
+/// naming the field when it is not a number or does not fit.
+fn number<T: TryFrom<u64>>(
+    cell: String,
+    field: &'static str,
+) -> Result<Option<T>, ResultsRowError> {
+    let text = cell.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let value = text
+        .parse::<u64>()
+        .map_err(|_| ResultsRowError::NotANumber {
+            field,
+            value: cell.clone(),
+        })?;
+    T::try_from(value)
+        .map(Some)
+        .map_err(|_| ResultsRowError::OutOfRange { field, value })
+}
+
+fn uuid(cell: String, field: &'static str) -> Result<Option<uuid::Uuid>, ResultsRowError> {
+    match cell.trim() {
+        "" => Ok(None),
+        text => uuid::Uuid::parse_str(text)
+            .map(Some)
+            .map_err(|_| ResultsRowError::NotAUuid { field, value: cell }),
+    }
+}
+
+fn push_number(record: &mut csv::ByteRecord, value: Option<u64>) {
+    match value {
+        Some(v) => record.push_field(itoa::Buffer::new().format(v).as_bytes()),
+        None => record.push_field(b""),
+    }
+}
+
+fn push_uuid(record: &mut csv::ByteRecord, id: Option<uuid::Uuid>) {
+    match id {
+        Some(id) => {
+            let mut buf = uuid::Uuid::encode_buffer();
+            record.push_field(id.hyphenated().encode_lower(&mut buf).as_bytes());
+        }
+        None => record.push_field(b""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(names: &[&str]) -> csv::ByteRecord {
+        csv::ByteRecord::from(names.to_vec())
+    }
+
+    #[test]
+    fn the_written_header_maps_each_column_to_its_own_place() {
+        let standard: Vec<&str> = names().collect();
+        let layout = Layout::from_header(&header(&standard)).expect("standard header");
+        let expected: Vec<Option<usize>> = (0..COLUMNS.len()).map(Some).collect();
+        assert_eq!(layout.at.to_vec(), expected);
+        assert_eq!(layout.width, 14);
+    }
+
+    #[test]
+    fn columns_are_found_by_name_wherever_they_are_and_extra_ones_are_ignored() {
+        let layout = Layout::from_header(&header(&[
+            " notes ",
+            "outcome",
+            "customer_id ",
+            "Row",
+            " row",
+            "qualification",
+            "elapsed_ms",
+        ]))
+        .expect("moved columns");
+        assert_eq!(layout.width, 7);
+        let at = |name: &str| {
+            layout.at[COLUMNS
+                .iter()
+                .position(|c| c.name == name)
+                .expect("a column")]
+        };
+        assert_eq!(
+            at("row"),
+            Some(4),
+            "names are trimmed but matched exactly (not `Row`)"
+        );
+        assert_eq!(at("customer_id"), Some(2));
+        assert_eq!(at("qualification"), Some(5));
+        assert_eq!(at("outcome"), Some(1));
+        assert_eq!(at("elapsed_ms"), Some(6));
+        assert_eq!(at("request_id"), None, "an optional column may be absent");
+
+        let mut record = header(&["a note", "created", "x", "", "7", "Education", "12"]);
+        let row = layout.read(&record).expect("a row");
+        assert_eq!((row.row, row.customer_id.as_str()), (7, "x"));
+        assert_eq!(row.outcome, Some(Outcome::Created));
+        assert_eq!(
+            (row.elapsed_ms, row.attempts, row.request_id),
+            (12, 0, None)
+        );
+        record.push_field(b"one too many");
+        assert!(matches!(
+            layout.read(&record),
+            Err(ResultsRowError::FieldCount {
+                found: 8,
+                expected: 7
+            })
+        ));
+    }
+
+    #[test]
+    fn a_missing_required_or_a_doubled_column_is_named() {
+        assert_eq!(
+            Layout::from_header(&header(&["row", "customer_id", "qualification", "status"])),
+            Err(HeaderError::Missing("outcome"))
+        );
+        assert_eq!(
+            Layout::from_header(&header(&["customer_id", "qualification"])),
+            Err(HeaderError::Missing("row"))
+        );
+        assert_eq!(
+            Layout::from_header(&header(&[
+                "row",
+                "customer_id",
+                "qualification",
+                "outcome",
+                "outcome "
+            ])),
+            Err(HeaderError::Twice("outcome"))
+        );
+    }
+
+    #[test]
+    fn numbers_are_checked_into_their_fields() {
+        let layout = Layout::from_header(&header(&[
+            "row",
+            "customer_id",
+            "qualification",
+            "outcome",
+            "attempts",
+            "http_status",
+        ]))
+        .expect("header");
+        let read = |attempts: &str, status: &str| {
+            layout.read(&header(&["1", "c", "q", "failed", attempts, status]))
+        };
+        assert_eq!(read(" 3 ", "503").expect("fits").attempts, 3);
+        assert!(matches!(
+            read("4294967296", ""),
+            Err(ResultsRowError::OutOfRange {
+                field: "attempts",
+                value: 4_294_967_296
+            })
+        ));
+        assert!(matches!(
+            read("1", "65536"),
+            Err(ResultsRowError::OutOfRange {
+                field: "http_status",
+                ..
+            })
+        ));
+        assert!(matches!(
+            read("-1", ""),
+            Err(ResultsRowError::NotANumber {
+                field: "attempts",
+                ..
+            })
+        ));
+        assert!(matches!(
+            layout.read(&header(&["", "c", "q", "failed", "", ""])),
+            Err(ResultsRowError::EmptyRow)
+        ));
+    }
+}
