@@ -1,7 +1,6 @@
 //! Nothing lost, nothing done twice: throttling, faults, crashes, resume and bad input.
 
 use std::collections::{HashMap, HashSet};
-use std::process::Stdio;
 use std::time::Duration;
 
 use crate::common::*;
@@ -29,17 +28,14 @@ async fn a_429_pauses_every_worker_for_its_retry_after() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("pause");
+    let dir = work_dir("pause");
     dir.write("in.csv", soe_rows(16));
-    let output = run_io(
-        "run",
-        &dir,
-        &sim_env(&sim),
-        &["--rate", "0", "--concurrency", "4"],
-    )
-    .await;
+    let output = pcq_io("run", &dir, &["--rate", "0", "--concurrency", "4"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    output.assert_code(0);
     let requests = sim.api_requests();
     let throttled = requests
         .iter()
@@ -74,12 +70,15 @@ async fn a_refused_token_is_renewed_once_and_the_row_resent() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("refused");
+    let dir = work_dir("refused");
     dir.write("in.csv", soe_rows(3));
-    let output = run_io("run", &dir, &sim_env(&sim), &["--concurrency", "1"]).await;
+    let output = pcq_io("run", &dir, &["--concurrency", "1"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
     let stderr = text(&output.stderr);
     // A refusal that a fresh token does not cure would fail every row: the run stops (issue 10.3).
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    output.assert_code(2);
     assert!(stderr.contains("pc-qualify login"), "{stderr}");
     let rows = results_by_row(&dir.join("out.csv"));
     assert_eq!(outcome_attempts(&rows[0]), ("created", "2"));
@@ -118,10 +117,13 @@ async fn a_timed_out_attempt_that_landed_is_reported_as_exists() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("landed");
+    let dir = work_dir("landed");
     dir.write("in.csv", soe_rows(1));
-    let output = run_io("run", &dir, &sim_env(&sim), &["--timeout", "0.5"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &["--timeout", "0.5"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(0);
     let rows = results(&dir.join("out.csv"));
     assert_eq!(rows[0]["outcome"], "exists");
     assert_eq!(rows[0]["http_status"], "409");
@@ -151,10 +153,10 @@ async fn server_errors_are_retried_and_client_errors_are_not() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("matrix");
+    let dir = work_dir("matrix");
     dir.write("in.csv", soe_rows(4));
-    let output = run_io("run", &dir, &sim_env(&sim), &[]).await;
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &[]).envs(&sim_env(&sim)).run().await;
+    output.assert_code(1);
     let rows = results_by_row(&dir.join("out.csv"));
     assert_eq!(outcome_attempts(&rows[0]), ("created", "5"));
     assert_eq!(outcome_status_attempts(&rows[1]), ("failed", "404", "1"));
@@ -179,16 +181,13 @@ async fn slow_answers_past_the_timeout_exhaust_the_attempts() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("timeouts");
+    let dir = work_dir("timeouts");
     dir.write("in.csv", soe_rows(1));
-    let output = run_io(
-        "run",
-        &dir,
-        &sim_env(&sim),
-        &["--timeout", "0.3", "--max-attempts", "2"],
-    )
-    .await;
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &["--timeout", "0.3", "--max-attempts", "2"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(1);
     let rows = results(&dir.join("out.csv"));
     assert_eq!(rows[0]["outcome"], "failed");
     assert_eq!(rows[0]["http_status"], "");
@@ -205,12 +204,11 @@ async fn random_faults_lose_no_row() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("random");
+    let dir = work_dir("random");
     dir.write("in.csv", soe_rows(40));
-    let output = run_io(
+    let output = pcq_io(
         "run",
         &dir,
-        &sim_env(&sim),
         &[
             "--rate",
             "0",
@@ -222,8 +220,10 @@ async fn random_faults_lose_no_row() {
             "0.05",
         ],
     )
+    .envs(&sim_env(&sim))
+    .run()
     .await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    output.assert_code(0);
     let rows = results_by_row(&dir.join("out.csv"));
     assert_eq!(rows.len(), 40);
     assert!(rows
@@ -235,20 +235,8 @@ async fn random_faults_lose_no_row() {
     }
 }
 
-/// Starts the binary in the background on `dir/in.csv`.
-fn spawn_run(dir: &WorkDir, env: &[(String, String)], extra: &[&str]) -> std::process::Child {
-    let (input, output) = (dir.s("in.csv"), dir.s("out.csv"));
-    let mut args = vec!["run", "-i", &input, "-o", &output];
-    args.extend_from_slice(extra);
-    pcq(&args, env)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn")
-}
-
 /// Every complete line of a results file parses; returns the rows (a torn last line is allowed).
-fn complete_rows(dir: &WorkDir) -> Vec<String> {
+fn complete_rows(dir: &TempDir) -> Vec<String> {
     let text = std::fs::read_to_string(dir.join("out.csv")).expect("results exist");
     let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
     let mut reader = csv::Reader::from_reader(complete.as_bytes());
@@ -267,29 +255,32 @@ async fn kill_and_resume(signal: Option<&str>) {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("crash");
+    let dir = work_dir("crash");
     dir.write("in.csv", soe_rows(120));
     let env = sim_env(&sim);
-    let mut child = spawn_run(&dir, &env, &["--rate", "0", "--concurrency", "4"]);
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let mut child = pcq_io("run", &dir, &["--rate", "0", "--concurrency", "4"])
+        .envs(&env)
+        .spawn();
+    // Mid-run: some rows on file, most still to go (and, for a signal, the handlers in place).
+    let results = dir.join("out.csv");
+    wait_until("10 rows in the results file", || {
+        std::fs::read_to_string(&results).is_ok_and(|t| t.lines().count() > 10)
+    })
+    .await;
     match signal {
-        None => child.kill().expect("SIGKILL"),
+        None => child.signal("KILL"),
         Some(sig) => {
-            let status = std::process::Command::new("kill")
-                .args([sig, &child.id().to_string()])
-                .status()
-                .expect("kill runs");
-            assert!(status.success());
+            #[cfg(target_os = "linux")]
+            child.wait_for_signal_handlers().await;
+            child.signal(sig);
         }
     }
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait"))
-        .await
-        .expect("join");
-    let stderr = text(&output.stderr);
+    let output = child.finish().await;
+    let stderr = output.stderr();
     match signal {
-        None => assert_eq!(output.status.code(), None, "killed by a signal"),
+        None => assert_eq!(output.code(), None, "killed by a signal: {stderr}"),
         Some(_) => {
-            assert_eq!(output.status.code(), Some(130), "{stderr}");
+            output.assert_code(130);
             assert!(
                 stderr.contains("--resume"),
                 "prints the resume command: {stderr}"
@@ -302,8 +293,11 @@ async fn kill_and_resume(signal: Option<&str>) {
         "stopped mid-run ({} rows written)",
         done_before.len()
     );
-    let output = run_io("run", &dir, &env, &["--resume", "--rate", "0"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &["--resume", "--rate", "0"])
+        .envs(&env)
+        .run()
+        .await;
+    output.assert_code(0);
     let rows = results_by_row(&dir.join("out.csv"));
     let numbers: Vec<String> = rows.iter().map(|r| r["row"].clone()).collect();
     let expected: Vec<String> = (1..=120).map(|n| n.to_string()).collect();
@@ -330,7 +324,7 @@ async fn a_run_killed_with_sigkill_resumes_to_one_row_per_input_row() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_drains_exits_130_and_resumes() {
-    kill_and_resume(Some("-INT")).await;
+    kill_and_resume(Some("INT")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -340,16 +334,16 @@ async fn resume_redoes_failed_and_invalid_rows_only() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("fix");
+    let dir = work_dir("fix");
     let good = soe_rows(3);
     dir.write("in.csv", format!("{good}{},Educaton\n", cid(4)));
     let env = sim_env(&sim);
-    let output = run_io("run", &dir, &env, &[]).await;
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &[]).envs(&env).run().await;
+    output.assert_code(1);
     // The user fixes the typo and resumes.
     dir.write("in.csv", format!("{good}{},StateOwnedEntity\n", cid(4)));
-    let output = run_io("run", &dir, &env, &["--resume"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &["--resume"]).envs(&env).run().await;
+    output.assert_code(0);
     let rows = results_by_row(&dir.join("out.csv"));
     assert_eq!(rows.len(), 4);
     assert!(rows.iter().all(|r| r["outcome"] == "created"), "{rows:?}");
@@ -367,18 +361,22 @@ async fn resume_redoes_failed_and_invalid_rows_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_against_another_input_stops_with_exit_2() {
     let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("mismatch");
+    let dir = work_dir("mismatch");
     dir.write("in.csv", soe_rows(3));
     let env = sim_env(&sim);
-    assert_eq!(run_io("run", &dir, &env, &[]).await.status.code(), Some(0));
+    pcq_io("run", &dir, &[])
+        .envs(&env)
+        .run()
+        .await
+        .assert_code(0);
     let before = std::fs::read(dir.join("out.csv")).expect("results");
     dir.write(
         "in.csv",
         format!("customer_id,qualification\n{},StateOwnedEntity\n", cid(9)),
     );
-    let output = run_io("run", &dir, &env, &["--resume"]).await;
+    let output = pcq_io("run", &dir, &["--resume"]).envs(&env).run().await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    output.assert_code(2);
     assert!(stderr.contains("does not belong"), "{stderr}");
     assert_eq!(std::fs::read(dir.join("out.csv")).expect("kept"), before);
     assert_eq!(posts(&sim).len(), 3, "nothing more was sent");
@@ -395,10 +393,13 @@ async fn no_secret_appears_at_the_most_verbose_logging() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("secrets");
+    let dir = work_dir("secrets");
     dir.write("in.csv", soe_rows(3));
-    let output = run_io("run", &dir, &sim_env(&sim), &["-vvv"]).await;
-    assert_eq!(output.status.code(), Some(1));
+    let output = pcq_io("run", &dir, &["-vvv"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(1);
     // Every token the simulator issues starts with `sim-at-` (access) or `sim-rt-` (refresh), so
     // the prefixes stand for all of them (the request log keeps only their fingerprints).
     assert!(sim
@@ -421,9 +422,7 @@ async fn no_secret_appears_at_the_most_verbose_logging() {
     for secret in &secrets {
         assert!(!everything.contains(secret.as_str()), "a secret leaked");
     }
-    let help = pcq(&["run", "--help"], &sim_env(&sim))
-        .output()
-        .expect("help");
+    let help = pcq(&["run", "--help"]).envs(&sim_env(&sim)).output();
     for secret in &secrets {
         assert!(!text(&help.stdout).contains(secret.as_str()));
     }
@@ -433,7 +432,7 @@ async fn no_secret_appears_at_the_most_verbose_logging() {
 async fn garbage_input_of_every_kind_is_reported_not_lost() {
     let sim = start_sim(SimConfig::default()).await;
     let env = sim_env(&sim);
-    let dir = WorkDir::new("garbage");
+    let dir = work_dir("garbage");
     let big = "x".repeat(1 << 20);
     let mut input = b"customer_id,qualification,notes\n".to_vec();
     input.extend_from_slice(format!("{},StateOwnedEntity,\"{big}\"\n", cid(1)).as_bytes());
@@ -446,8 +445,8 @@ async fn garbage_input_of_every_kind_is_reported_not_lost() {
     input.extend_from_slice(format!("{}\n", cid(3)).as_bytes());
     input.extend_from_slice(format!("{},\"StateOwnedEntity,\n", cid(4)).as_bytes());
     dir.write("in.csv", &input);
-    let output = run_io("run", &dir, &env, &[]).await;
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &[]).envs(&env).run().await;
+    output.assert_code(1);
     let raw = std::fs::read(dir.join("out.csv")).expect("results");
     assert!(
         std::str::from_utf8(&raw).is_ok(),
@@ -486,9 +485,12 @@ async fn garbage_input_of_every_kind_is_reported_not_lost() {
         (dir.s("in.csv"), dir.s("missing-dir/o3.csv"), "missing-dir"),
     ];
     for (input, out, needle) in cases {
-        let output = run(&["run", "-i", &input, "-o", &out], &env).await;
+        let output = pcq(&["run", "-i", &input, "-o", &out])
+            .envs(&env)
+            .run()
+            .await;
         let stderr = text(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        output.assert_code(2);
         assert!(stderr.contains(needle), "{stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
     }

@@ -4,8 +4,7 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::*;
 use pc_qualify::domain::model::CustomerId;
@@ -37,28 +36,6 @@ fn assert_rows_exactly_once(path: &Path, n: u64) {
     );
 }
 
-fn spawn(args: &[&str], env: &[(String, String)]) -> std::process::Child {
-    pcq(args, env)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn")
-}
-
-async fn wait_output(child: std::process::Child) -> std::process::Output {
-    tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait"))
-        .await
-        .expect("join")
-}
-
-fn signal(child: &std::process::Child, sig: &str) {
-    let status = std::process::Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-}
-
 // ---------------------------------------------------------------------------------------------
 // 1. No row is lost to a panic; durations from the network are checked.
 
@@ -74,17 +51,14 @@ async fn retry_after_of_any_size_never_loses_a_row() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("huge-retry-after");
+    let dir = work_dir("huge-retry-after");
     dir.write("in.csv", soe_rows(5));
-    let output = run_io(
-        "run",
-        &dir,
-        &sim_env(&sim),
-        &["--rate", "0", "--max-backoff", "0.05"],
-    )
-    .await;
+    let output = pcq_io("run", &dir, &["--rate", "0", "--max-backoff", "0.05"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    output.assert_code(1);
     assert!(!stderr.contains("panicked"), "{stderr}");
     let rows = results_by_row(&dir.join("out.csv"));
     assert_eq!(rows.len(), 5, "{rows:?}");
@@ -112,10 +86,13 @@ async fn an_absurd_token_lifetime_is_clamped_not_a_crash() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("expires-in");
+    let dir = work_dir("expires-in");
     dir.write("in.csv", soe_rows(3));
-    let output = run_io("run", &dir, &sim_env(&sim), &["--rate", "0"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &["--rate", "0"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(0);
     assert_rows_exactly_once(&dir.join("out.csv"), 3);
 }
 
@@ -129,7 +106,7 @@ async fn a_second_process_on_a_locked_results_file_gets_exit_2_naming_the_holder
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("lock");
+    let dir = work_dir("lock");
     dir.write("in.csv", soe_rows(30));
     let env = sim_env(&sim);
     let (input, out) = (dir.s("in.csv"), dir.s("out.csv"));
@@ -141,37 +118,22 @@ async fn a_second_process_on_a_locked_results_file_gets_exit_2_naming_the_holder
         ),
     )
     .expect("an earlier results file");
-    let first = spawn(
-        &[
-            "run",
-            "-i",
-            &input,
-            "-o",
-            &out,
-            "--rate",
-            "0",
-            "--concurrency",
-            "1",
-        ],
-        &env,
-    );
+    let first = pcq_io("run", &dir, &["--rate", "0", "--concurrency", "1"])
+        .envs(&env)
+        .spawn();
     let lock = dir.join("out.csv.lock");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !(lock.exists() && dir.join("out.csv").exists()) {
-        assert!(
-            Instant::now() < deadline,
-            "the first run never took its lock"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let pid = first.id().to_string();
+    wait_until("the first run's lock", || {
+        lock.exists() && dir.join("out.csv").exists()
+    })
+    .await;
+    let pid = first.pid().to_string();
     let attempts: [&[&str]; 3] = [
         &["run", "-i", &input, "-o", &out, "--force"],
         &["run", "-i", &input, "-o", &out, "--resume"],
         &["reconcile", "-i", &input, "-o", &out, "--force"],
     ];
     for args in attempts {
-        let output = run(args, &env).await;
+        let output = pcq(args).envs(&env).run().await;
         let stderr = text(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(
@@ -180,17 +142,16 @@ async fn a_second_process_on_a_locked_results_file_gets_exit_2_naming_the_holder
         );
     }
     // `refresh` writing onto the same file is refused the same way.
-    let output = run(
-        &[
-            "refresh",
-            "-i",
-            &dir.s("earlier.csv"),
-            "-o",
-            &out,
-            "--force",
-        ],
-        &env,
-    )
+    let output = pcq(&[
+        "refresh",
+        "-i",
+        &dir.s("earlier.csv"),
+        "-o",
+        &out,
+        "--force",
+    ])
+    .envs(&env)
+    .run()
     .await;
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "refresh: {stderr}");
@@ -199,15 +160,18 @@ async fn a_second_process_on_a_locked_results_file_gets_exit_2_naming_the_holder
         "refresh: {stderr}"
     );
     // So is `export`.
-    let output = run(&["export", "-o", &out, "--force"], &env).await;
+    let output = pcq(&["export", "-o", &out, "--force"])
+        .envs(&env)
+        .run()
+        .await;
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "export: {stderr}");
     assert!(
         stderr.contains(&format!("process {pid}")),
         "export: {stderr}"
     );
-    let output = wait_output(first).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = first.finish().await;
+    output.assert_code(0);
     assert_rows_exactly_once(&dir.join("out.csv"), 30);
     assert_one_request_id_per_customer(&sim);
     assert_eq!(posts(&sim).len(), 30, "the refused runs sent nothing");
@@ -215,8 +179,11 @@ async fn a_second_process_on_a_locked_results_file_gets_exit_2_naming_the_holder
 
     // A lock file left by a dead process does not block.
     dir.write("out.csv.lock", "4000000");
-    let output = run_io("run", &dir, &env, &["--force", "--rate", "0"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &["--force", "--rate", "0"])
+        .envs(&env)
+        .run()
+        .await;
+    output.assert_code(0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -229,10 +196,13 @@ async fn an_answer_cut_off_mid_body_is_retried_with_the_same_request_id() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("cut");
+    let dir = work_dir("cut");
     dir.write("in.csv", soe_rows(2));
-    let output = run_io("run", &dir, &sim_env(&sim), &["--rate", "0"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &["--rate", "0"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(0);
     let rows = results_by_row(&dir.join("out.csv"));
     assert_eq!(rows[0]["outcome"], "exists", "{:?}", rows[0]);
     assert_eq!(rows[0]["attempts"], "2");
@@ -250,10 +220,13 @@ async fn a_timeout_while_the_body_is_read_is_retried_with_the_same_request_id() 
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("slow-body");
+    let dir = work_dir("slow-body");
     dir.write("in.csv", soe_rows(1));
-    let output = run_io("run", &dir, &sim_env(&sim), &["--timeout", "0.5"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &["--timeout", "0.5"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(0);
     let rows = results(&dir.join("out.csv"));
     assert_eq!(rows[0]["outcome"], "exists", "{:?}", rows[0]);
     assert_eq!(rows[0]["attempts"], "2");
@@ -275,11 +248,13 @@ async fn a_200_that_is_not_partner_center_is_checked_and_oversized_answers_are_r
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("unconfirmed");
+    let dir = work_dir("unconfirmed");
     dir.write("in.csv", soe_rows(3));
-    let output = run_io("run", &dir, &sim_env(&sim), &["--rate", "0"]).await;
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let output = pcq_io("run", &dir, &["--rate", "0"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(1);
     let rows = results_by_row(&dir.join("out.csv"));
     // The proxy's page never reached Partner Center: the customer's list says so.
     assert_eq!(rows[0]["outcome"], "failed", "{:?}", rows[0]);
@@ -301,7 +276,7 @@ async fn a_200_that_is_not_partner_center_is_checked_and_oversized_answers_are_r
 async fn an_unwritable_output_stops_before_anything_is_sent_and_leaves_nothing() {
     let sim = start_sim(SimConfig::default()).await;
     let env = sim_env(&sim);
-    let dir = WorkDir::new("unwritable");
+    let dir = work_dir("unwritable");
     dir.write("in.csv", soe_rows(20));
     #[cfg(unix)]
     let is_device = |path: &str| {
@@ -311,13 +286,12 @@ async fn an_unwritable_output_stops_before_anything_is_sent_and_leaves_nothing()
     #[cfg(not(unix))]
     let is_device = |_: &str| false;
     if is_device("/dev/full") {
-        let output = run(
-            &["run", "-i", &dir.s("in.csv"), "-o", "/dev/full", "--force"],
-            &env,
-        )
-        .await;
+        let output = pcq(&["run", "-i", &dir.s("in.csv"), "-o", "/dev/full", "--force"])
+            .envs(&env)
+            .run()
+            .await;
         let stderr = text(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        output.assert_code(2);
         assert!(stderr.contains("/dev/full"), "{stderr}");
         assert!(
             sim.api_requests().is_empty(),
@@ -333,9 +307,9 @@ async fn an_unwritable_output_stops_before_anything_is_sent_and_leaves_nothing()
     }
     // A journal that cannot be created: exit 2, nothing sent, no results file left behind.
     std::fs::create_dir(dir.join("out.csv.journal")).expect("dir in the way");
-    let output = run_io("run", &dir, &env, &[]).await;
+    let output = pcq_io("run", &dir, &[]).envs(&env).run().await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    output.assert_code(2);
     assert!(stderr.contains("journal"), "{stderr}");
     assert!(sim.api_requests().is_empty());
     assert!(
@@ -345,8 +319,11 @@ async fn an_unwritable_output_stops_before_anything_is_sent_and_leaves_nothing()
     std::fs::remove_dir(dir.join("out.csv.journal")).expect("cleared");
     // A 0-byte results file (as a full disk used to leave) does not block --resume.
     dir.write("out.csv", "");
-    let output = run_io("run", &dir, &env, &["--resume", "--rate", "0"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &["--resume", "--rate", "0"])
+        .envs(&env)
+        .run()
+        .await;
+    output.assert_code(0);
     assert_rows_exactly_once(&dir.join("out.csv"), 20);
 }
 
@@ -361,12 +338,15 @@ async fn a_token_endpoint_that_goes_down_mid_run_stops_it_and_resume_finishes() 
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("token-down");
+    let dir = work_dir("token-down");
     dir.write("in.csv", soe_rows(200));
     let env = sim_env(&sim);
-    let output = run_io("run", &dir, &env, &["--rate", "25", "--concurrency", "2"]).await;
+    let output = pcq_io("run", &dir, &["--rate", "25", "--concurrency", "2"])
+        .envs(&env)
+        .run()
+        .await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    output.assert_code(2);
     assert!(stderr.contains("no access token could be had"), "{stderr}");
     assert!(stderr.contains("--resume"), "{stderr}");
     // Stopped at once, not row by row: what shows it is the rows (most never started, at most
@@ -384,8 +364,11 @@ async fn a_token_endpoint_that_goes_down_mid_run_stops_it_and_resume_finishes() 
     assert!(dir.join("out.csv.journal").exists(), "the journal is kept");
 
     sim.set_token_outage(false);
-    let output = run_io("run", &dir, &env, &["--resume", "--rate", "0"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &["--resume", "--rate", "0"])
+        .envs(&env)
+        .run()
+        .await;
+    output.assert_code(0);
     assert_rows_exactly_once(&dir.join("out.csv"), 200);
     assert_one_request_id_per_customer(&sim);
 }
@@ -397,18 +380,19 @@ async fn twenty_server_failures_in_a_row_trip_the_breaker() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("breaker");
+    let dir = work_dir("breaker");
     dir.write("in.csv", soe_rows(40));
     let env = sim_env(&sim);
-    let output = run_io(
+    let output = pcq_io(
         "run",
         &dir,
-        &env,
         &["--rate", "0", "--concurrency", "1", "--max-attempts", "1"],
     )
+    .envs(&env)
+    .run()
     .await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    output.assert_code(2);
     assert!(
         stderr.contains("20 calls in a row") && stderr.contains("--resume"),
         "{stderr}"
@@ -420,14 +404,15 @@ async fn twenty_server_failures_in_a_row_trip_the_breaker() {
     );
     assert!(dir.join("out.csv.journal").exists(), "the journal is kept");
     // The service is back: each remaining scripted 503 is a single blip, retried.
-    let output = run_io(
+    let output = pcq_io(
         "run",
         &dir,
-        &env,
         &["--resume", "--rate", "0", "--max-backoff", "0.05"],
     )
+    .envs(&env)
+    .run()
     .await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    output.assert_code(0);
     assert_one_request_id_per_customer(&sim);
     assert_rows_exactly_once(&dir.join("out.csv"), 40);
 }
@@ -442,12 +427,15 @@ async fn mfa_required_stops_the_run_at_once_and_resume_after_sign_in_finishes() 
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("mfa");
+    let dir = work_dir("mfa");
     dir.write("in.csv", soe_rows(10));
     let env = sim_env(&sim);
-    let output = run_io("run", &dir, &env, &["--concurrency", "1", "--rate", "0"]).await;
+    let output = pcq_io("run", &dir, &["--concurrency", "1", "--rate", "0"])
+        .envs(&env)
+        .run()
+        .await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    output.assert_code(2);
     assert!(
         stderr.contains("multi-factor authentication") && stderr.contains("pc-qualify login"),
         "{stderr}"
@@ -462,8 +450,11 @@ async fn mfa_required_stops_the_run_at_once_and_resume_after_sign_in_finishes() 
 
     // The user signs in again with MFA; the service now accepts the calls.
     sim.set_mfa_required(false);
-    let output = run_io("run", &dir, &env, &["--resume", "--rate", "0"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &["--resume", "--rate", "0"])
+        .envs(&env)
+        .run()
+        .await;
+    output.assert_code(0);
     assert_rows_exactly_once(&dir.join("out.csv"), 10);
     assert!(results(&dir.join("out.csv"))
         .iter()
@@ -484,13 +475,12 @@ async fn retry_after_is_obeyed_past_max_backoff_and_refused_past_max_retry_after
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("retry-after");
+    let dir = work_dir("retry-after");
     dir.write("in.csv", soe_rows(2));
     dir.write("c.toml", "max_retry_after = 3.0\n");
-    let output = run_io(
+    let output = pcq_io(
         "run",
         &dir,
-        &sim_env(&sim),
         &[
             "--rate",
             "0",
@@ -502,9 +492,10 @@ async fn retry_after_is_obeyed_past_max_backoff_and_refused_past_max_retry_after
             &dir.s("c.toml"),
         ],
     )
+    .envs(&sim_env(&sim))
+    .run()
     .await;
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    output.assert_code(1);
     let rows = results_by_row(&dir.join("out.csv"));
     assert_eq!(rows[0]["outcome"], "created");
     assert_eq!(rows[0]["attempts"], "2");
@@ -532,42 +523,31 @@ async fn retry_after_is_obeyed_past_max_backoff_and_refused_past_max_retry_after
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_and_sigquit_drain_like_sigterm() {
-    for sig in ["-HUP", "-QUIT"] {
+    for sig in ["HUP", "QUIT"] {
         let sim = start_sim(SimConfig {
             latency: Duration::from_millis(40),
             ..SimConfig::default()
         })
         .await;
-        let dir = WorkDir::new("hup");
+        let dir = work_dir("hup");
         dir.write("in.csv", soe_rows(100));
         let env = sim_env(&sim);
-        let (input, out) = (dir.s("in.csv"), dir.s("out.csv"));
-        let child = spawn(
-            &[
-                "run",
-                "-i",
-                &input,
-                "-o",
-                &out,
-                "--rate",
-                "0",
-                "--concurrency",
-                "2",
-            ],
-            &env,
-        );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while posts(&sim).len() < 4 {
-            assert!(Instant::now() < deadline, "the run never started");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        signal(&child, sig);
-        let output = wait_output(child).await;
-        let stderr = text(&output.stderr);
-        assert_eq!(output.status.code(), Some(130), "{sig}: {stderr}");
+        let mut child = pcq_io("run", &dir, &["--rate", "0", "--concurrency", "2"])
+            .envs(&env)
+            .spawn();
+        wait_until("4 rows posted", || posts(&sim).len() >= 4).await;
+        #[cfg(target_os = "linux")]
+        child.wait_for_signal_handlers().await;
+        child.signal(sig);
+        let output = child.finish().await;
+        let stderr = output.stderr();
+        output.assert_code(130);
         assert!(stderr.contains("--resume"), "{sig}: {stderr}");
-        let output = run_io("run", &dir, &env, &["--resume", "--rate", "0"]).await;
-        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        let output = pcq_io("run", &dir, &["--resume", "--rate", "0"])
+            .envs(&env)
+            .run()
+            .await;
+        output.assert_code(0);
         assert_rows_exactly_once(&dir.join("out.csv"), 100);
         assert_one_request_id_per_customer(&sim);
     }
@@ -576,14 +556,14 @@ async fn sighup_and_sigquit_drain_like_sigterm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_characters_never_reach_the_results() {
     let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("nul");
+    let dir = work_dir("nul");
     let mut input = b"customer_id,qualification\n".to_vec();
     input.extend_from_slice(b"aaaa\x00bbbb\x07,StateOwnedEntity\n");
     input.extend_from_slice(format!("{},State\x00Owned\x1bEntity\n", cid(2)).as_bytes());
     input.extend_from_slice(format!("{},StateOwnedEntity\n", cid(3)).as_bytes());
     dir.write("in.csv", &input);
-    let output = run_io("run", &dir, &sim_env(&sim), &[]).await;
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &[]).envs(&sim_env(&sim)).run().await;
+    output.assert_code(1);
     let raw = std::fs::read(dir.join("out.csv")).expect("results");
     assert!(
         !raw.iter().any(|b| *b < 0x20 && *b != b'\n'),
@@ -603,36 +583,20 @@ async fn a_journal_that_cannot_be_deleted_is_reported() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("journal-stays");
+    let dir = work_dir("journal-stays");
     dir.write("in.csv", soe_rows(10));
-    let (input, out) = (dir.s("in.csv"), dir.s("out.csv"));
-    let child = spawn(
-        &[
-            "run",
-            "-i",
-            &input,
-            "-o",
-            &out,
-            "--rate",
-            "0",
-            "--concurrency",
-            "1",
-        ],
-        &sim_env(&sim),
-    );
+    let child = pcq_io("run", &dir, &["--rate", "0", "--concurrency", "1"])
+        .envs(&sim_env(&sim))
+        .spawn();
     let journal = dir.join("out.csv.journal");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !journal.exists() {
-        assert!(Instant::now() < deadline, "no journal");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until("the run's journal", || journal.exists()).await;
     // Something the run cannot delete now stands where its journal was.
     std::fs::remove_file(&journal).expect("journal removed");
     std::fs::create_dir(&journal).expect("dir");
     std::fs::write(journal.join("keep"), "x").expect("file in it");
-    let output = wait_output(child).await;
+    let output = child.finish().await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    output.assert_code(0);
     assert!(
         stderr.contains("could not be deleted") && stderr.contains("out.csv.journal"),
         "{stderr}"
@@ -710,7 +674,7 @@ fn closing_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kept_alive_connection_the_server_closed_costs_no_attempt() {
     let (url, seen) = closing_server();
-    let dir = WorkDir::new("keep-alive");
+    let dir = work_dir("keep-alive");
     dir.write("in.csv", soe_rows(30));
     let env = vec![
         ("PC_BASE_URL".to_string(), url.clone()),
@@ -720,15 +684,15 @@ async fn a_kept_alive_connection_the_server_closed_costs_no_attempt() {
         ("PC_CLIENT_SECRET".to_string(), "s".to_string()),
         ("PC_REFRESH_TOKEN".to_string(), "r".to_string()),
     ];
-    let output = run_io(
+    let output = pcq_io(
         "run",
         &dir,
-        &env,
         &["--rate", "0", "--concurrency", "1", "--max-attempts", "1"],
     )
+    .envs(&env)
+    .run()
     .await;
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    output.assert_code(0);
     let rows = results_by_row(&dir.join("out.csv"));
     assert_eq!(rows.len(), 30);
     assert!(

@@ -45,16 +45,16 @@ async fn a_public_client_run_sends_no_secret_and_writes_the_rotated_token_back()
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("public");
+    let dir = work_dir("public");
     let token_file = dir.write(
         "refresh-token",
         format!("{}\n", simulator::SANDBOX_REFRESH_TOKEN),
     );
     dir.write("in.csv", soe_rows(3));
     let env = public_env(&sim, &token_file.display().to_string());
-    let output = run_io("run", &dir, &env, &[]).await;
+    let output = pcq_io("run", &dir, &[]).envs(&env).run().await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    output.assert_code(0);
     let rows = results_by_row(&dir.join("out.csv"));
     assert_eq!(rows.len(), 3);
     assert!(rows.iter().all(|r| r["outcome"] == "created"), "{rows:?}");
@@ -94,20 +94,20 @@ async fn the_simulator_tells_public_from_confidential_clients() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("client-kind");
+    let dir = work_dir("client-kind");
     dir.write("in.csv", soe_rows(1));
-    let output = run_io("run", &dir, &sim_env(&sim), &[]).await;
+    let output = pcq_io("run", &dir, &[]).envs(&sim_env(&sim)).run().await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    output.assert_code(2);
     assert!(stderr.contains("AADSTS700025"), "{stderr}");
     assert!(posts(&sim).is_empty());
     // ...and a confidential client without its secret too (AADSTS7000218).
     let sim = start_sim(SimConfig::default()).await;
     let token_file = dir.write("token", format!("{}\n", simulator::SANDBOX_REFRESH_TOKEN));
     let env = public_env(&sim, &token_file.display().to_string());
-    let output = run_io("run", &dir, &env, &["--force"]).await;
+    let output = pcq_io("run", &dir, &["--force"]).envs(&env).run().await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    output.assert_code(2);
     assert!(stderr.contains("AADSTS7000218"), "{stderr}");
     assert!(posts(&sim).is_empty());
 }
@@ -119,12 +119,15 @@ async fn cloud_china_asks_for_chinas_resource_and_explicit_urls_still_win() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("china");
+    let dir = work_dir("china");
     dir.write("in.csv", soe_rows(2));
     // PC_BASE_URL and PC_AUTHORITY point at the simulator playing China: they win over the cloud's.
     let env = sim_env(&sim);
-    let output = run_io("run", &dir, &env, &["--cloud", "china"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &["--cloud", "china"])
+        .envs(&env)
+        .run()
+        .await;
+    output.assert_code(0);
     let forms = token_forms(&sim);
     assert_eq!(
         has(&forms[0], "resource").as_deref(),
@@ -133,18 +136,19 @@ async fn cloud_china_asks_for_chinas_resource_and_explicit_urls_still_win() {
     assert_eq!(posts(&sim).len(), 2);
     // The same from the config file.
     let config = dir.write("china.toml", "cloud = \"china\"\n");
-    let output = run_io(
+    let output = pcq_io(
         "run",
         &dir,
-        &env,
         &["--force", "--config", &config.display().to_string()],
     )
+    .envs(&env)
+    .run()
     .await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    output.assert_code(0);
     // Without it, the public resource is refused by China's token service and nothing is sent.
-    let output = run_io("run", &dir, &env, &["--force"]).await;
+    let output = pcq_io("run", &dir, &["--force"]).envs(&env).run().await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    output.assert_code(2);
     assert!(
         stderr.contains("invalid_resource") && stderr.contains("AADSTS500011"),
         "{stderr}"
@@ -173,7 +177,7 @@ async fn every_documented_answer_shape_fills_the_vetting_columns() {
             ..SimConfig::default()
         })
         .await;
-        let dir = WorkDir::new("shape");
+        let dir = work_dir("shape");
         dir.write(
             "in.csv",
             format!(
@@ -184,7 +188,7 @@ async fn every_documented_answer_shape_fills_the_vetting_columns() {
         );
         // run: row 1 is created (read from the create answer), row 2 answers 409 and is read
         // back from the list.
-        let output = run_io("run", &dir, &sim_env(&sim), &[]).await;
+        let output = pcq_io("run", &dir, &[]).envs(&sim_env(&sim)).run().await;
         assert_eq!(
             output.status.code(),
             Some(0),
@@ -212,7 +216,10 @@ async fn every_documented_answer_shape_fills_the_vetting_columns() {
             "{shape:?}"
         );
         // reconcile reads the list first for both.
-        let output = run_io("reconcile", &dir, &sim_env(&sim), &["--force"]).await;
+        let output = pcq_io("reconcile", &dir, &["--force"])
+            .envs(&sim_env(&sim))
+            .run()
+            .await;
         assert_eq!(
             output.status.code(),
             Some(0),
@@ -249,7 +256,7 @@ async fn a_403_on_a_gcc_row_names_the_gdap_roles() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("gcc403");
+    let dir = work_dir("gcc403");
     dir.write(
         "in.csv",
         format!(
@@ -259,8 +266,8 @@ async fn a_403_on_a_gcc_row_names_the_gdap_roles() {
             cid(1)
         ),
     );
-    let output = run_io("run", &dir, &sim_env(&sim), &[]).await;
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &[]).envs(&sim_env(&sim)).run().await;
+    output.assert_code(1);
     let rows = results_by_row(&dir.join("out.csv"));
     for row in &rows[..2] {
         assert_eq!(row["outcome"], "failed");
@@ -284,7 +291,7 @@ async fn a_403_on_a_gcc_row_names_the_gdap_roles() {
 
 #[test]
 fn validate_warns_on_education_and_gcc_for_one_customer_without_failing() {
-    let dir = WorkDir::new("pair");
+    let dir = work_dir("pair");
     dir.write(
         "in.csv",
         format!(
@@ -294,9 +301,7 @@ fn validate_warns_on_education_and_gcc_for_one_customer_without_failing() {
             cid(1)
         ),
     );
-    let output = pcq(&["validate", "-i", &dir.s("in.csv")], &[])
-        .output()
-        .expect("validate runs");
+    let output = pcq(&["validate", "-i", &dir.s("in.csv")]).output();
     let stdout = text(&output.stdout);
     assert_eq!(
         output.status.code(),
@@ -320,8 +325,6 @@ fn validate_warns_on_education_and_gcc_for_one_customer_without_failing() {
             cid(1)
         ),
     );
-    let output = pcq(&["validate", "-i", &dir.s("bad.csv")], &[])
-        .output()
-        .expect("validate runs");
-    assert_eq!(output.status.code(), Some(1));
+    let output = pcq(&["validate", "-i", &dir.s("bad.csv")]).output();
+    output.assert_code(1);
 }

@@ -1,9 +1,7 @@
 //! `pc-qualify login`: both flows against the simulator's v2.0 endpoints, the token file, and
 //! every device-code outcome.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Stdio;
 
 use crate::common::*;
 use pc_qualify::engine::config::Cloud;
@@ -86,7 +84,7 @@ async fn device_code_login_polls_through_two_pending_answers_and_saves_the_token
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("device");
+    let dir = work_dir("device");
     let token_file = dir.join("refresh-token");
     // PC_REFRESH_TOKEN_FILE is the default for --token-file.
     let mut env = login_env(&sim, false);
@@ -94,9 +92,12 @@ async fn device_code_login_polls_through_two_pending_answers_and_saves_the_token
         "PC_REFRESH_TOKEN_FILE".into(),
         token_file.display().to_string(),
     ));
-    let output = run(&["-v", "login", "--device-code"], &env).await;
+    let output = pcq(&["-v", "login", "--device-code"])
+        .envs(&env)
+        .run()
+        .await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    output.assert_code(0);
     // The service's own message: where to go and the code to enter.
     assert!(
         stderr.contains("https://microsoft.com/devicelogin") && stderr.contains("enter the code"),
@@ -112,7 +113,7 @@ async fn device_code_login_polls_through_two_pending_answers_and_saves_the_token
     assert_eq!(mode_of(&token_file), 0o600);
     assert_no_secrets(&output, token);
     assert_eq!(
-        std::fs::read_dir(&dir.path).expect("ls").count(),
+        std::fs::read_dir(dir.path()).expect("ls").count(),
         1,
         "no temporary file left beside the token file"
     );
@@ -160,14 +161,13 @@ async fn slow_down_adds_five_seconds_to_the_interval() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("slowdown");
+    let dir = work_dir("slowdown");
     let file = dir.s("token");
-    let output = run(
-        &["login", "--device-code", "--token-file", &file],
-        &login_env(&sim, false),
-    )
-    .await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq(&["login", "--device-code", "--token-file", &file])
+        .envs(&login_env(&sim, false))
+        .run()
+        .await;
+    output.assert_code(0);
     let polls = requests_to(&sim, "/oauth2/v2.0/token");
     assert_eq!(polls.len(), 2, "slow_down, then the token");
     assert!(
@@ -194,14 +194,13 @@ async fn declined_denied_and_expired_device_logins_exit_2_and_save_nothing() {
             ..SimConfig::default()
         })
         .await;
-        let dir = WorkDir::new("device-fail");
+        let dir = work_dir("device-fail");
         std::fs::write(dir.join("token"), "older-token\n").expect("seed");
         let file = dir.s("token");
-        let output = run(
-            &["login", "--device-code", "--token-file", &file],
-            &login_env(&sim, false),
-        )
-        .await;
+        let output = pcq(&["login", "--device-code", "--token-file", &file])
+            .envs(&login_env(&sim, false))
+            .run()
+            .await;
         let stderr = text(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{poll:?}: {stderr}");
         assert!(stderr.contains(expected), "{poll:?}: {stderr}");
@@ -217,9 +216,9 @@ async fn declined_denied_and_expired_device_logins_exit_2_and_save_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_needs_tenant_client_id_and_token_file() {
-    let output = run(&["login", "--device-code"], &[]).await;
+    let output = pcq(&["login", "--device-code"]).run().await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    output.assert_code(2);
     for name in ["--tenant", "--client-id", "--token-file"] {
         assert!(stderr.contains(name), "{stderr}");
     }
@@ -234,28 +233,30 @@ async fn a_china_login_asks_for_the_china_resource() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("china-login");
+    let dir = work_dir("china-login");
     let file = dir.s("token");
     let env = login_env(&sim, false);
     // The public cloud's resource is refused by the China simulator...
-    let output = run(&["login", "--device-code", "--token-file", &file], &env).await;
+    let output = pcq(&["login", "--device-code", "--token-file", &file])
+        .envs(&env)
+        .run()
+        .await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    output.assert_code(2);
     assert!(stderr.contains("invalid_resource"), "{stderr}");
     // ...and China's is accepted (--authority from PC_AUTHORITY still points at the simulator).
-    let output = run(
-        &[
-            "login",
-            "--cloud",
-            "china",
-            "--device-code",
-            "--token-file",
-            &file,
-        ],
-        &env,
-    )
+    let output = pcq(&[
+        "login",
+        "--cloud",
+        "china",
+        "--device-code",
+        "--token-file",
+        &file,
+    ])
+    .envs(&env)
+    .run()
     .await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    output.assert_code(0);
     let asked = requests_to(&sim, "/oauth2/v2.0/devicecode");
     assert_eq!(
         field(&form(&asked[1].body), "scope").as_deref(),
@@ -269,51 +270,28 @@ async fn a_china_login_asks_for_the_china_resource() {
 
 /// The binary running `login` in the browser flow, and the sign-in address it printed.
 struct BrowserLogin {
-    child: std::process::Child,
+    child: Running,
     url: reqwest::Url,
-    stderr: std::sync::mpsc::Receiver<String>,
 }
 
 impl BrowserLogin {
     async fn start(env: &[(String, String)], token_file: &str) -> BrowserLogin {
-        let mut cmd = pcq(&["login", "--no-browser", "--token-file", token_file], env);
-        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("binary starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let (lines_tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if lines_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let (url_tx, url_rx) = tokio::sync::oneshot::channel();
-        let (rest_tx, rest) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut url_tx = Some(url_tx);
-            for line in lines.iter() {
-                if let Some(found) = line
-                    .split_whitespace()
-                    .find(|w| w.contains("/oauth2/v2.0/authorize?"))
-                {
-                    if let Some(tx) = url_tx.take() {
-                        let _ = tx.send(found.to_string());
-                    }
-                }
-                if rest_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let url = tokio::time::timeout(std::time::Duration::from_secs(30), url_rx)
-            .await
-            .expect("the sign-in address is printed in time")
-            .expect("the address");
+        let mut child = pcq(&["login", "--no-browser", "--token-file", token_file])
+            .envs(env)
+            .spawn();
+        let address = |stderr: &str| {
+            stderr
+                .split_whitespace()
+                .find(|w| w.contains("/oauth2/v2.0/authorize?"))
+                .map(str::to_string)
+        };
+        child
+            .wait_for_stderr("the sign-in address", |e| address(e).is_some())
+            .await;
+        let url = address(&child.stderr()).expect("the address");
         BrowserLogin {
             child,
             url: reqwest::Url::parse(&url).expect("a URL"),
-            stderr: rest,
         }
     }
 
@@ -325,15 +303,9 @@ impl BrowserLogin {
     }
 
     /// Waits for the process; returns its exit code and everything it wrote on stderr.
-    async fn finish(mut self) -> (Option<i32>, String) {
-        let status = tokio::task::spawn_blocking(move || {
-            let status = self.child.wait().expect("wait");
-            let lines: Vec<String> = self.stderr.iter().collect();
-            (status.code(), lines.join("\n"))
-        })
-        .await
-        .expect("join");
-        status
+    async fn finish(self) -> (Option<i32>, String) {
+        let done = self.child.finish().await;
+        (done.code(), done.stderr())
     }
 }
 
@@ -351,7 +323,7 @@ fn browser() -> reqwest::Client {
 async fn browser_login_with_pkce_on_a_loopback_redirect() {
     // A confidential client: the secret goes with the code redemption.
     let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("browser");
+    let dir = work_dir("browser");
     let file = dir.s("token");
     let login = BrowserLogin::start(&login_env(&sim, true), &file).await;
     assert_eq!(
@@ -428,7 +400,7 @@ async fn browser_login_with_pkce_on_a_loopback_redirect() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redirect_with_another_state_is_refused_and_nothing_is_saved() {
     let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("state");
+    let dir = work_dir("state");
     let file = dir.s("token");
     let login = BrowserLogin::start(&login_env(&sim, true), &file).await;
     let http = browser();
@@ -469,7 +441,7 @@ async fn a_declined_consent_in_the_browser_exits_2() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("consent");
+    let dir = work_dir("consent");
     let file = dir.s("token");
     let login = BrowserLogin::start(&login_env(&sim, true), &file).await;
     let http = browser();
@@ -540,16 +512,13 @@ async fn the_simulator_checks_the_pkce_verifier() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_while_waiting_ends_the_login_with_130_and_saves_nothing() {
     let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("interrupt");
+    let dir = work_dir("interrupt");
     let file = dir.s("token");
-    let login = BrowserLogin::start(&login_env(&sim, true), &file).await;
-    // The signal handlers are in place once the process waits for the redirect.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &login.child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
+    let mut login = BrowserLogin::start(&login_env(&sim, true), &file).await;
+    // Waiting for the redirect, with the stop handlers in place.
+    #[cfg(target_os = "linux")]
+    login.child.wait_for_signal_handlers().await;
+    login.child.signal("INT");
     let (code, stderr) = login.finish().await;
     assert_eq!(code, Some(130), "{stderr}");
     assert!(

@@ -2,8 +2,7 @@
 //! results file reached through a symlink is the same file for the lock.
 
 use std::path::Path;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::*;
 
@@ -16,31 +15,26 @@ async fn dev_null_as_output_takes_no_lock_and_no_journal() {
     })
     .await;
     let env = sim_env(&sim);
-    let dir = WorkDir::new("devnull");
+    let dir = work_dir("devnull");
     dir.write("in.csv", soe_rows(10));
-    let mut child = pcq(
-        &[
-            "run",
-            "-i",
-            &dir.s("in.csv"),
-            "-o",
-            "/dev/null",
-            "--force",
-            "--rate",
-            "0",
-            "--concurrency",
-            "1",
-        ],
-        &env,
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("spawn");
+    let mut child = pcq(&[
+        "run",
+        "-i",
+        &dir.s("in.csv"),
+        "-o",
+        "/dev/null",
+        "--force",
+        "--rate",
+        "0",
+        "--concurrency",
+        "1",
+    ])
+    .envs(&env)
+    .spawn();
     // Watched while the run lasts: a finished run removes its lock and journal (as root they
     // would have been created in /dev; as anyone else the run would have failed on the lock).
     let mut seen = Vec::new();
-    while child.try_wait().expect("wait").is_none() {
+    while child.try_status().is_none() {
         for extra in ["/dev/null.lock", "/dev/null.journal"] {
             if Path::new(extra).exists() && !seen.contains(&extra) {
                 seen.push(extra);
@@ -48,8 +42,8 @@ async fn dev_null_as_output_takes_no_lock_and_no_journal() {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let output = child.wait_with_output().expect("wait");
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = child.finish().await;
+    output.assert_code(0);
     assert_eq!(posts(&sim).len(), 10);
     assert!(seen.is_empty(), "created beside /dev/null: {seen:?}");
 }
@@ -63,40 +57,34 @@ async fn a_symlink_to_a_results_file_in_use_is_refused_with_exit_2() {
     })
     .await;
     let env = sim_env(&sim);
-    let dir = WorkDir::new("symlink-lock");
+    let dir = work_dir("symlink-lock");
     dir.write("in.csv", soe_rows(20));
     let (input, out) = (dir.s("in.csv"), dir.s("out.csv"));
-    let first = pcq(
-        &[
-            "run",
-            "-i",
-            &input,
-            "-o",
-            &out,
-            "--rate",
-            "0",
-            "--concurrency",
-            "1",
-        ],
-        &env,
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !(dir.join("out.csv.lock").exists() && dir.join("out.csv").exists()) {
-        assert!(
-            Instant::now() < deadline,
-            "the first run never took its lock"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let first = pcq(&[
+        "run",
+        "-i",
+        &input,
+        "-o",
+        &out,
+        "--rate",
+        "0",
+        "--concurrency",
+        "1",
+    ])
+    .envs(&env)
+    .spawn();
+    wait_until("the first run's lock", || {
+        dir.join("out.csv.lock").exists() && dir.join("out.csv").exists()
+    })
+    .await;
     std::os::unix::fs::symlink(dir.join("out.csv"), dir.join("link.csv")).expect("symlink");
     std::fs::create_dir(dir.join("sub")).expect("sub");
-    let pid = first.id().to_string();
+    let pid = first.pid().to_string();
     for other in [dir.s("link.csv"), dir.s("sub/../out.csv")] {
-        let output = run(&["run", "-i", &input, "-o", &other, "--force"], &env).await;
+        let output = pcq(&["run", "-i", &input, "-o", &other, "--force"])
+            .envs(&env)
+            .run()
+            .await;
         let stderr = text(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{other}: {stderr}");
         assert!(
@@ -104,10 +92,8 @@ async fn a_symlink_to_a_results_file_in_use_is_refused_with_exit_2() {
             "{other}: {stderr}"
         );
     }
-    let output = tokio::task::spawn_blocking(move || first.wait_with_output().expect("wait"))
-        .await
-        .expect("join");
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = first.finish().await;
+    output.assert_code(0);
     assert_eq!(results(&dir.join("out.csv")).len(), 20);
     assert_eq!(posts(&sim).len(), 20, "the refused runs sent nothing");
 }
@@ -131,26 +117,28 @@ async fn resume_through_a_symlink_continues_the_real_file() {
     })
     .await;
     let env = sim_env(&sim);
-    let dir = WorkDir::new("symlink-resume");
+    let dir = work_dir("symlink-resume");
     dir.write("in.csv", soe_rows(3));
-    let output = run_io("run", &dir, &env, &["--rate", "0", "--max-attempts", "1"]).await;
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &["--rate", "0", "--max-attempts", "1"])
+        .envs(&env)
+        .run()
+        .await;
+    output.assert_code(1);
     std::os::unix::fs::symlink(dir.join("out.csv"), dir.join("link.csv")).expect("symlink");
-    let output = run(
-        &[
-            "run",
-            "-i",
-            &dir.s("in.csv"),
-            "-o",
-            &dir.s("link.csv"),
-            "--resume",
-            "--rate",
-            "0",
-        ],
-        &env,
-    )
+    let output = pcq(&[
+        "run",
+        "-i",
+        &dir.s("in.csv"),
+        "-o",
+        &dir.s("link.csv"),
+        "--resume",
+        "--rate",
+        "0",
+    ])
+    .envs(&env)
+    .run()
     .await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    output.assert_code(0);
     let link = std::fs::symlink_metadata(dir.join("link.csv")).expect("link");
     assert!(link.file_type().is_symlink(), "the link is still a link");
     let rows = results_by_row(&dir.join("out.csv"));

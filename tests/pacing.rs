@@ -24,13 +24,12 @@ async fn rate_auto_finds_a_quota_above_its_start_with_few_429s() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("auto-quota");
+    let dir = work_dir("auto-quota");
     dir.write("in.csv", soe_rows(200));
     let metrics = dir.s("run.prom");
-    let output = run_io(
+    let output = pcq_io(
         "run",
         &dir,
-        &sim_env(&sim),
         &[
             "--rate",
             "auto",
@@ -40,9 +39,11 @@ async fn rate_auto_finds_a_quota_above_its_start_with_few_429s() {
             &metrics,
         ],
     )
+    .envs(&sim_env(&sim))
+    .run()
     .await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    output.assert_code(0);
     let rows = results_by_row(&dir.join("out.csv"));
     assert_eq!(rows.len(), 200);
     assert!(rows.iter().all(|r| r["outcome"] == "created"), "{stderr}");
@@ -87,17 +88,14 @@ async fn a_slow_sign_in_does_not_lower_the_first_measurement() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("auto-slow-sign-in");
+    let dir = work_dir("auto-slow-sign-in");
     dir.write("in.csv", soe_rows(100));
-    let output = run_io(
-        "run",
-        &dir,
-        &sim_env(&sim),
-        &["--rate", "auto", "--concurrency", "8"],
-    )
-    .await;
+    let output = pcq_io("run", &dir, &["--rate", "auto", "--concurrency", "8"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    output.assert_code(0);
     assert_eq!(results_by_row(&dir.join("out.csv")).len(), 100);
     let first = stderr
         .lines()
@@ -136,17 +134,14 @@ async fn a_burst_of_429s_keeps_a_floor_and_the_rate_recovers_within_seconds() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("429-floor");
+    let dir = work_dir("429-floor");
     dir.write("in.csv", soe_rows(70));
-    let output = run_io(
-        "run",
-        &dir,
-        &sim_env(&sim),
-        &["--rate", "10", "--concurrency", "5"],
-    )
-    .await;
+    let output = pcq_io("run", &dir, &["--rate", "10", "--concurrency", "5"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    output.assert_code(0);
     let rows = results_by_row(&dir.join("out.csv"));
     assert_eq!(rows.len(), 70);
     assert!(rows.iter().all(|r| r["outcome"] == "created"), "{stderr}");
@@ -199,22 +194,19 @@ async fn a_burst_of_429s_keeps_a_floor_and_the_rate_recovers_within_seconds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_auto_from_the_config_file() {
     let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("auto-config");
+    let dir = work_dir("auto-config");
     dir.write("in.csv", soe_rows(40));
     let config = dir.write(
         "pcq.toml",
         "rate = \"auto\"\nrate_start = 2\nrate_max = 30\n",
     );
     let config = config.display().to_string();
-    let output = run_io(
-        "run",
-        &dir,
-        &sim_env(&sim),
-        &["--config", &config, "--concurrency", "4"],
-    )
-    .await;
+    let output = pcq_io("run", &dir, &["--config", &config, "--concurrency", "4"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    output.assert_code(0);
     assert_eq!(results_by_row(&dir.join("out.csv")).len(), 40);
     // 40 rows at the starting 2/s would take 20 s; nothing refused them, so the rate grew,
     // and never past rate_max.
@@ -226,8 +218,11 @@ async fn rate_auto_from_the_config_file() {
     // A fixed rate with an auto-only key is refused before anything is sent.
     let bad = dir.write("bad.toml", "rate = 5\nrate_max = 30\n");
     let bad = bad.display().to_string();
-    let output = run_io("run", &dir, &sim_env(&sim), &["--config", &bad, "--force"]).await;
-    assert_eq!(output.status.code(), Some(2));
+    let output = pcq_io("run", &dir, &["--config", &bad, "--force"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(2);
     assert!(
         text(&output.stderr).contains("--rate-max only applies with --rate auto"),
         "{}",

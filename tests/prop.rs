@@ -84,7 +84,7 @@ async fn check(scenario: Scenario) {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("prop");
+    let dir = work_dir("prop");
     dir.write("in.csv", soe_rows(ROWS));
     let env = sim_env(&sim);
     let flags = [
@@ -102,7 +102,7 @@ async fn check(scenario: Scenario) {
         "5",
         "--no-progress",
     ];
-    let mut output = run_io("run", &dir, &env, &flags).await;
+    let mut output = pcq_io("run", &dir, &flags).envs(&env).run().await;
     let mut runs = 1;
     // A stopped run (MFA, token endpoint) is finished with --resume once the service is back.
     while output.status.code() == Some(2) {
@@ -116,7 +116,7 @@ async fn check(scenario: Scenario) {
         }
         let mut args = vec!["--resume"];
         args.extend_from_slice(&flags);
-        output = run_io("run", &dir, &env, &args).await;
+        output = pcq_io("run", &dir, &args).envs(&env).run().await;
         runs += 1;
     }
     let stderr = text(&output.stderr);

@@ -43,10 +43,10 @@ const NIGHTLY_INPUT: &str = "customer_id,qualification,education_segment\n\
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconcile_posts_only_the_absent_and_never_the_denied() {
     let sim = start_sim(nightly_sim()).await;
-    let dir = WorkDir::new("reconcile");
+    let dir = work_dir("reconcile");
     dir.write("in.csv", NIGHTLY_INPUT);
     let env = sim_env(&sim);
-    let output = run_io("reconcile", &dir, &env, &[]).await;
+    let output = pcq_io("reconcile", &dir, &[]).envs(&env).run().await;
     let stderr = text(&output.stderr);
     assert_eq!(
         output.status.code(),
@@ -86,8 +86,11 @@ async fn reconcile_posts_only_the_absent_and_never_the_denied() {
     assert_eq!(rows[0]["vetting_create_date"], "2025-01-02T03:04:05Z");
 
     // The second night posts nothing.
-    let output = run_io("reconcile", &dir, &env, &["--force"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("reconcile", &dir, &["--force"])
+        .envs(&env)
+        .run()
+        .await;
+    output.assert_code(0);
     assert_eq!(posts(&sim).len(), 1, "a second reconcile posts nothing");
     let rows = results_by_row(&dir.join("out.csv"));
     assert!(rows.iter().all(|r| r["outcome"] == "exists"), "{rows:?}");
@@ -96,10 +99,13 @@ async fn reconcile_posts_only_the_absent_and_never_the_denied() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_denied_spends_a_vetting_request_deliberately() {
     let sim = start_sim(nightly_sim()).await;
-    let dir = WorkDir::new("retrydenied");
+    let dir = work_dir("retrydenied");
     dir.write("in.csv", NIGHTLY_INPUT);
-    let output = run_io("reconcile", &dir, &sim_env(&sim), &["--retry-denied"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("reconcile", &dir, &["--retry-denied"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(0);
     let mut posted: Vec<String> = posts(&sim).iter().map(|p| p.path.clone()).collect();
     posted.sort();
     assert_eq!(
@@ -116,10 +122,13 @@ async fn retry_denied_spends_a_vetting_request_deliberately() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconcile_dry_run_reads_but_never_writes() {
     let sim = start_sim(nightly_sim()).await;
-    let dir = WorkDir::new("dryreconcile");
+    let dir = work_dir("dryreconcile");
     dir.write("in.csv", NIGHTLY_INPUT);
-    let output = run_io("reconcile", &dir, &sim_env(&sim), &["--dry-run"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("reconcile", &dir, &["--dry-run"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(0);
     assert!(posts(&sim).is_empty());
     let rows = results_by_row(&dir.join("out.csv"));
     let outcomes: Vec<&str> = rows.iter().map(|r| r["outcome"].as_str()).collect();
@@ -133,7 +142,7 @@ async fn refresh_brings_vetting_up_to_date_without_posting() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("refresh");
+    let dir = work_dir("refresh");
     dir.write(
         "in.csv",
         format!(
@@ -143,24 +152,23 @@ async fn refresh_brings_vetting_up_to_date_without_posting() {
         ),
     );
     let env = sim_env(&sim);
-    let output = run_io("run", &dir, &env, &[]).await;
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &[]).envs(&env).run().await;
+    output.assert_code(1);
     let before = results_by_row(&dir.join("out.csv"));
     assert_eq!(before[0]["vetting_status"], "InReview");
     tokio::time::sleep(Duration::from_millis(800)).await;
     let posts_before = posts(&sim).len();
-    let output = run(
-        &[
-            "refresh",
-            "-i",
-            &dir.s("out.csv"),
-            "-o",
-            &dir.s("refreshed.csv"),
-        ],
-        &env,
-    )
+    let output = pcq(&[
+        "refresh",
+        "-i",
+        &dir.s("out.csv"),
+        "-o",
+        &dir.s("refreshed.csv"),
+    ])
+    .envs(&env)
+    .run()
     .await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    output.assert_code(0);
     assert_eq!(posts(&sim).len(), posts_before, "refresh never posts");
     let after = results_by_row(&dir.join("refreshed.csv"));
     assert_eq!(after.len(), 3);
@@ -170,30 +178,32 @@ async fn refresh_brings_vetting_up_to_date_without_posting() {
     assert_eq!(after[2], before[2], "invalid rows are copied unchanged");
 
     // Not a results file: exit 2.
-    let output = run(
-        &["refresh", "-i", &dir.s("in.csv"), "-o", &dir.s("x.csv")],
-        &env,
-    )
-    .await;
-    assert_eq!(output.status.code(), Some(2));
+    let output = pcq(&["refresh", "-i", &dir.s("in.csv"), "-o", &dir.s("x.csv")])
+        .envs(&env)
+        .run()
+        .await;
+    output.assert_code(2);
     assert!(text(&output.stderr).contains("not a pc-qualify results file"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_keeps_old_values_where_it_cannot_read() {
     let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("refreshfail");
+    let dir = work_dir("refreshfail");
     dir.write("in.csv", soe_rows(2));
     let env = sim_env(&sim);
-    assert_eq!(run_io("run", &dir, &env, &[]).await.status.code(), Some(0));
+    pcq_io("run", &dir, &[])
+        .envs(&env)
+        .run()
+        .await
+        .assert_code(0);
     // A second simulator knows nothing of these customers.
     let empty = start_sim(SimConfig::default()).await;
-    let output = run(
-        &["refresh", "-i", &dir.s("out.csv"), "-o", &dir.s("r.csv")],
-        &sim_env(&empty),
-    )
-    .await;
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let output = pcq(&["refresh", "-i", &dir.s("out.csv"), "-o", &dir.s("r.csv")])
+        .envs(&sim_env(&empty))
+        .run()
+        .await;
+    output.assert_code(1);
     let rows = results_by_row(&dir.join("r.csv"));
     assert!(rows.iter().all(|r| r["vetting_status"] == "Approved"));
     assert!(rows
@@ -201,7 +211,7 @@ async fn refresh_keeps_old_values_where_it_cannot_read() {
         .all(|r| r["error_message"].starts_with("refresh:")));
 }
 
-fn gcc_input(dir: &WorkDir, n: u32) {
+fn gcc_input(dir: &TempDir, n: u32) {
     let mut input = String::from("customer_id,qualification,validation_code\n");
     for i in 1..=n {
         input.push_str(&format!("{},GCC,\n", cid(i)));
@@ -212,10 +222,13 @@ fn gcc_input(dir: &WorkDir, n: u32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_validation_code_uses_the_only_code() {
     let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("autocode");
+    let dir = work_dir("autocode");
     gcc_input(&dir, 2);
-    let output = run_io("run", &dir, &sim_env(&sim), &["--validation-code", "auto"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &["--validation-code", "auto"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(0);
     for post in posts(&sim) {
         let body: serde_json::Value = serde_json::from_str(&post.body).expect("json");
         assert_eq!(body["validationCode"], "482913");
@@ -251,21 +264,23 @@ fn two_codes(remaining: Option<u32>) -> SimConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_codes_need_an_organization() {
     let sim = start_sim(two_codes(Some(10))).await;
-    let dir = WorkDir::new("severalcodes");
+    let dir = work_dir("severalcodes");
     gcc_input(&dir, 2);
     let env = sim_env(&sim);
-    let output = run_io("run", &dir, &env, &["--validation-code", "auto"]).await;
+    let output = pcq_io("run", &dir, &["--validation-code", "auto"])
+        .envs(&env)
+        .run()
+        .await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    output.assert_code(2);
     assert!(
         stderr.contains("County of Example") && stderr.contains("State Agency"),
         "{stderr}"
     );
     assert!(posts(&sim).is_empty());
-    let output = run_io(
+    let output = pcq_io(
         "run",
         &dir,
-        &env,
         &[
             "--validation-code",
             "auto",
@@ -273,8 +288,10 @@ async fn several_codes_need_an_organization() {
             "state agency",
         ],
     )
+    .envs(&env)
+    .run()
     .await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    output.assert_code(0);
     let body: serde_json::Value = serde_json::from_str(&posts(&sim)[0].body).expect("json");
     assert_eq!(body["validationCode"], "222222");
 }
@@ -282,12 +299,11 @@ async fn several_codes_need_an_organization() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_few_remaining_creates_stop_the_run_before_posting() {
     let sim = start_sim(two_codes(Some(2))).await;
-    let dir = WorkDir::new("remaining");
+    let dir = work_dir("remaining");
     gcc_input(&dir, 3);
-    let output = run_io(
+    let output = pcq_io(
         "run",
         &dir,
-        &sim_env(&sim),
         &[
             "--validation-code",
             "auto",
@@ -295,9 +311,11 @@ async fn too_few_remaining_creates_stop_the_run_before_posting() {
             "County of Example",
         ],
     )
+    .envs(&sim_env(&sim))
+    .run()
     .await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    output.assert_code(2);
     assert!(stderr.contains("only 2 create(s) left"), "{stderr}");
     assert!(posts(&sim).is_empty());
     assert!(!dir.join("out.csv").exists());
@@ -306,7 +324,7 @@ async fn too_few_remaining_creates_stop_the_run_before_posting() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_refresh_token_file_is_rotated_for_the_next_night() {
     let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("tokenfile");
+    let dir = work_dir("tokenfile");
     dir.write("in.csv", soe_rows(1));
     let token_file = dir.write(
         "refresh-token",
@@ -320,8 +338,8 @@ async fn the_refresh_token_file_is_rotated_for_the_next_night() {
         "PC_REFRESH_TOKEN_FILE".into(),
         token_file.display().to_string(),
     ));
-    let output = run_io("run", &dir, &env, &[]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &[]).envs(&env).run().await;
+    output.assert_code(0);
     let rotated = std::fs::read_to_string(&token_file).expect("token file");
     assert_ne!(rotated.trim(), simulator::SANDBOX_REFRESH_TOKEN);
     assert!(!rotated.trim().is_empty());
@@ -336,8 +354,8 @@ async fn the_refresh_token_file_is_rotated_for_the_next_night() {
     assert!(!text(&output.stderr).contains(rotated.trim()));
     // The next night starts from the rotated token.
     dir.write("in.csv", soe_rows(2));
-    let output = run_io("run", &dir, &env, &["--force"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &["--force"]).envs(&env).run().await;
+    output.assert_code(0);
     assert_ne!(
         std::fs::read_to_string(&token_file)
             .expect("token file")
@@ -349,22 +367,22 @@ async fn the_refresh_token_file_is_rotated_for_the_next_night() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_are_one_object_per_line_with_row_ids() {
     let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("jsonlogs");
+    let dir = work_dir("jsonlogs");
     dir.write("in.csv", soe_rows(3));
-    let output = run_io("run", &dir, &sim_env(&sim), &["--log-format", "json", "-q"]).await;
-    assert_eq!(output.status.code(), Some(0));
+    let output = pcq_io("run", &dir, &["--log-format", "json", "-q"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(0);
     assert!(
         text(&output.stderr).trim().is_empty(),
         "-q keeps stderr quiet"
     );
-    let output = run_io(
-        "run",
-        &dir,
-        &sim_env(&sim),
-        &["--log-format", "json", "--force"],
-    )
-    .await;
-    assert_eq!(output.status.code(), Some(0));
+    let output = pcq_io("run", &dir, &["--log-format", "json", "--force"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(0);
     let stderr = text(&output.stderr);
     let mut row_events = 0;
     for line in stderr.lines() {
@@ -404,10 +422,7 @@ for family in parse(text):
         out[key] = s.value
 print(json.dumps(out))
 "#;
-    let output = std::process::Command::new("python3")
-        .args(["-c", script, path])
-        .output()
-        .expect("python3 runs (CI installs prometheus-client: pip install prometheus-client)");
+    let output = Cmd::new("python3").args(&["-c", script, path]).output();
     assert!(
         output.status.success(),
         "Prometheus's parser refused the file (or is not installed: pip install prometheus-client): {}",
@@ -419,11 +434,14 @@ print(json.dumps(out))
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metrics_file_parses_and_counts_the_night() {
     let sim = start_sim(nightly_sim()).await;
-    let dir = WorkDir::new("metrics");
+    let dir = work_dir("metrics");
     dir.write("in.csv", NIGHTLY_INPUT);
     let metrics = dir.s("pc_qualify.prom");
-    let output = run_io("reconcile", &dir, &sim_env(&sim), &["--metrics", &metrics]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("reconcile", &dir, &["--metrics", &metrics])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(0);
     let samples = official_samples(&metrics);
     let get = |key: &str| samples.get(key).copied().unwrap_or(-1.0);
     assert_eq!(

@@ -38,11 +38,13 @@ async fn a_2xx_naming_another_qualification_is_confirmed_from_the_list() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("other-qualification");
+    let dir = work_dir("other-qualification");
     dir.write("in.csv", soe_rows(3));
-    let output = run_io("run", &dir, &sim_env(&sim), &["--rate", "0"]).await;
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let output = pcq_io("run", &dir, &["--rate", "0"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(1);
     let rows = results_by_row(&dir.join("out.csv"));
     assert_eq!(rows.len(), 3, "{rows:?}");
     for row in &rows[..2] {
@@ -89,11 +91,13 @@ async fn mfa_is_read_from_error_code_fields_not_from_digits_in_the_text() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("mfa-digits");
+    let dir = work_dir("mfa-digits");
     dir.write("in.csv", soe_rows(2));
-    let output = run_io("run", &dir, &sim_env(&sim), &["--rate", "0"]).await;
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let output = pcq_io("run", &dir, &["--rate", "0"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(0);
     let rows = results_by_row(&dir.join("out.csv"));
     assert!(rows.iter().all(|r| r["outcome"] == "created"), "{rows:?}");
 
@@ -108,11 +112,14 @@ async fn mfa_is_read_from_error_code_fields_not_from_digits_in_the_text() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("mfa-error-codes");
+    let dir = work_dir("mfa-error-codes");
     dir.write("in.csv", soe_rows(1));
-    let output = run_io("run", &dir, &sim_env(&sim), &["--rate", "0"]).await;
+    let output = pcq_io("run", &dir, &["--rate", "0"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    output.assert_code(2);
     assert!(stderr.contains("multi-factor"), "{stderr}");
     assert!(stderr.contains("pc-qualify login"), "{stderr}");
     // Not renewed and resent: one POST only.
@@ -136,34 +143,10 @@ fn login_env(sim: &SimHandle) -> Vec<(String, String)> {
     ]
 }
 
-/// Runs the binary, killing it after `limit` (a sign-in that waits for a browser never ends).
-async fn run_within(
-    args: &[&str],
-    env: &[(String, String)],
-    limit: std::time::Duration,
-) -> std::process::Output {
-    let mut child = pcq(args, env)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let started = std::time::Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    tokio::task::spawn_blocking(move || child.wait_with_output().expect("output"))
-        .await
-        .expect("join")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_checks_the_token_folder_before_asking_anyone_to_sign_in() {
     let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("login-unwritable");
+    let dir = work_dir("login-unwritable");
     let missing = dir.join("no-such-folder").join("token");
     let missing = missing.display().to_string();
     for flow in [
@@ -172,7 +155,11 @@ async fn login_checks_the_token_folder_before_asking_anyone_to_sign_in() {
         // A folder where the file should be cannot be replaced by a file either.
         &["login", "--device-code", "--token-file", &dir.s("")][..],
     ] {
-        let output = run_within(flow, &login_env(&sim), std::time::Duration::from_secs(20)).await;
+        let output = pcq(flow)
+            .envs(&login_env(&sim))
+            .spawn()
+            .finish_within(std::time::Duration::from_secs(20))
+            .await;
         let stderr = text(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{flow:?}: {stderr}");
         assert!(stderr.contains("token file"), "{flow:?}: {stderr}");
@@ -188,7 +175,7 @@ async fn login_checks_the_token_folder_before_asking_anyone_to_sign_in() {
     assert!(asked.is_empty(), "{asked:?}");
     assert!(!std::path::Path::new(&missing).exists());
     // The probe leaves nothing behind in a folder that is writable.
-    assert_eq!(std::fs::read_dir(&dir.path).expect("dir").count(), 0);
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -253,20 +240,19 @@ async fn padded_identity_server(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_refuses_an_oversized_identity_answer() {
     let (addr, seen) = padded_identity_server(3 * 1024 * 1024).await;
-    let dir = WorkDir::new("login-oversized");
+    let dir = work_dir("login-oversized");
     let env = vec![
         ("PC_AUTHORITY".to_string(), format!("http://{addr}")),
         ("PC_TENANT_ID".to_string(), "contoso".to_string()),
         ("PC_CLIENT_ID".to_string(), "app".to_string()),
     ];
-    let output = run_within(
-        &["login", "--device-code", "--token-file", &dir.s("token")],
-        &env,
-        std::time::Duration::from_secs(30),
-    )
-    .await;
+    let output = pcq(&["login", "--device-code", "--token-file", &dir.s("token")])
+        .envs(&env)
+        .spawn()
+        .finish_within(std::time::Duration::from_secs(30))
+        .await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    output.assert_code(2);
     // The oversized answer was not taken: no code shown, no poll sent.
     assert!(!stderr.contains("PADDED42"), "{stderr}");
     assert!(stderr.contains("body could not be read"), "{stderr}");
@@ -436,10 +422,13 @@ async fn the_v2_token_endpoint_obeys_the_outage_switch_and_the_lifetime_override
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_served_request_log_holds_no_token() {
     let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("log-redacted");
+    let dir = work_dir("log-redacted");
     dir.write("in.csv", soe_rows(2));
-    let output = run_io("run", &dir, &sim_env(&sim), &["--rate", "0"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &["--rate", "0"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(0);
     pc_qualify::partner_center::client::install_tls_provider();
     let served = reqwest::Client::builder()
         .no_proxy()
@@ -543,7 +532,7 @@ async fn cloud_china_alone_sends_the_tool_to_chinas_hosts() {
     // Refresh-token credentials, no PC_BASE_URL or PC_AUTHORITY: the token comes from China's
     // authority.
     let (proxy, seen) = refusing_proxy().await;
-    let dir = WorkDir::new("china-authority");
+    let dir = work_dir("china-authority");
     dir.write("in.csv", soe_rows(1));
     let mut env = proxy_env(proxy);
     env.extend([
@@ -564,7 +553,7 @@ async fn cloud_china_alone_sends_the_tool_to_chinas_hosts() {
             simulator::SANDBOX_REFRESH_TOKEN.to_string(),
         ),
     ]);
-    let output = run_io("run", &dir, &env, &flags).await;
+    let output = pcq_io("run", &dir, &flags).envs(&env).run().await;
     let stderr = text(&output.stderr);
     assert_ne!(output.status.code(), Some(0), "{stderr}");
     let targets = seen.lock().expect("log").clone();
@@ -579,14 +568,14 @@ async fn cloud_china_alone_sends_the_tool_to_chinas_hosts() {
 
     // A given access token: the API calls go to China's Partner Center.
     let (proxy, seen) = refusing_proxy().await;
-    let dir = WorkDir::new("china-api");
+    let dir = work_dir("china-api");
     dir.write("in.csv", soe_rows(1));
     let mut env = proxy_env(proxy);
     env.push((
         "PC_ACCESS_TOKEN".to_string(),
         "opaque-test-token".to_string(),
     ));
-    let output = run_io("run", &dir, &env, &flags).await;
+    let output = pcq_io("run", &dir, &flags).envs(&env).run().await;
     let stderr = text(&output.stderr);
     assert_ne!(output.status.code(), Some(0), "{stderr}");
     let targets = seen.lock().expect("log").clone();
@@ -601,7 +590,7 @@ async fn cloud_china_alone_sends_the_tool_to_chinas_hosts() {
 
     // `login --cloud china` signs in at China's authority too.
     let (proxy, seen) = refusing_proxy().await;
-    let dir = WorkDir::new("china-login");
+    let dir = work_dir("china-login");
     let mut env = proxy_env(proxy);
     env.extend([
         (
@@ -614,21 +603,20 @@ async fn cloud_china_alone_sends_the_tool_to_chinas_hosts() {
         ),
     ]);
     let token = dir.s("token");
-    let output = run_within(
-        &[
-            "login",
-            "--cloud",
-            "china",
-            "--device-code",
-            "--token-file",
-            &token,
-        ],
-        &env,
-        std::time::Duration::from_secs(30),
-    )
+    let output = pcq(&[
+        "login",
+        "--cloud",
+        "china",
+        "--device-code",
+        "--token-file",
+        &token,
+    ])
+    .envs(&env)
+    .spawn()
+    .finish_within(std::time::Duration::from_secs(30))
     .await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    output.assert_code(2);
     let targets = seen.lock().expect("log").clone();
     assert!(
         !targets.is_empty(),

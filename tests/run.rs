@@ -13,17 +13,15 @@ fn customer(text: &str) -> CustomerId {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sandbox_sample_run_gives_one_row_per_input_row() {
-    let dir = WorkDir::new("sample");
+    let dir = work_dir("sample");
     let out = dir.s("results.csv");
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/customers.csv");
-    let output = run(
-        &["run", "--sandbox", "--input", sample, "--output", &out],
-        &[],
-    )
-    .await;
+    let output = pcq(&["run", "--sandbox", "--input", sample, "--output", &out])
+        .run()
+        .await;
     let stderr = text(&output.stderr);
     // The sample holds invalid rows on purpose, so the run ends with 1.
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    output.assert_code(1);
     assert!(
         stderr.contains(&out),
         "summary names the results file: {stderr}"
@@ -68,7 +66,7 @@ async fn the_sandbox_sample_run_gives_one_row_per_input_row() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contract_2022_sends_the_documented_requests() {
     let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("c2022");
+    let dir = work_dir("c2022");
     let input = format!(
         "Customer-Tenant-ID,Qualification,Segment,Website,Code\n\
          {},education,k-12,school.example.edu,\n\
@@ -79,8 +77,8 @@ async fn contract_2022_sends_the_documented_requests() {
         cid(3)
     );
     dir.write("in.csv", input);
-    let output = run_io("run", &dir, &sim_env(&sim), &[]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &[]).envs(&sim_env(&sim)).run().await;
+    output.assert_code(0);
     let mut posts = posts(&sim);
     posts.sort_by(|a, b| a.path.cmp(&b.path));
     assert_eq!(posts.len(), 3);
@@ -149,7 +147,7 @@ async fn contract_2022_sends_the_documented_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contract_2021_sends_one_key_and_the_code_as_query() {
     let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("c2021");
+    let dir = work_dir("c2021");
     dir.write(
         "in.csv",
         format!(
@@ -158,8 +156,11 @@ async fn contract_2021_sends_one_key_and_the_code_as_query() {
             cid(2)
         ),
     );
-    let output = run_io("run", &dir, &sim_env(&sim), &["--api-contract", "2021"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &["--api-contract", "2021"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(0);
     let mut posts = posts(&sim);
     posts.sort_by(|a, b| a.path.cmp(&b.path));
     assert_eq!(posts[0].body, r#"{"Qualification":"Education"}"#);
@@ -186,7 +187,7 @@ async fn a_held_qualification_is_exists_with_vetting_read_back() {
         ..SimConfig::default()
     };
     let sim = start_sim(config).await;
-    let dir = WorkDir::new("exists");
+    let dir = work_dir("exists");
     dir.write(
         "in.csv",
         format!(
@@ -194,8 +195,8 @@ async fn a_held_qualification_is_exists_with_vetting_read_back() {
             cid(1)
         ),
     );
-    let output = run_io("run", &dir, &sim_env(&sim), &[]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &[]).envs(&sim_env(&sim)).run().await;
+    output.assert_code(0);
     let rows = results(&dir.join("out.csv"));
     assert_eq!(rows[0]["outcome"], "exists");
     assert_eq!(rows[0]["http_status"], "409");
@@ -235,7 +236,7 @@ async fn transient_failures_are_retried_with_one_request_id() {
         ..SimConfig::default()
     };
     let sim = start_sim(config).await;
-    let dir = WorkDir::new("retry");
+    let dir = work_dir("retry");
     dir.write(
         "in.csv",
         format!(
@@ -244,8 +245,8 @@ async fn transient_failures_are_retried_with_one_request_id() {
             cid(2)
         ),
     );
-    let output = run_io("run", &dir, &sim_env(&sim), &[]).await;
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &[]).envs(&sim_env(&sim)).run().await;
+    output.assert_code(1);
     let rows = results_by_row(&dir.join("out.csv"));
     assert_eq!(rows[0]["outcome"], "created");
     // 503, then the dropped connection (no byte of answer) resent at once without counting an
@@ -288,13 +289,16 @@ async fn max_attempts_bounds_the_retries() {
         ..SimConfig::default()
     };
     let sim = start_sim(config).await;
-    let dir = WorkDir::new("maxattempts");
+    let dir = work_dir("maxattempts");
     dir.write(
         "in.csv",
         format!("customer_id,qualification\n{},StateOwnedEntity\n", cid(1)),
     );
-    let output = run_io("run", &dir, &sim_env(&sim), &["--max-attempts", "3"]).await;
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &["--max-attempts", "3"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(1);
     let rows = results(&dir.join("out.csv"));
     assert_eq!(rows[0]["outcome"], "failed");
     assert_eq!(rows[0]["http_status"], "502");
@@ -305,16 +309,13 @@ async fn max_attempts_bounds_the_retries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rate_cap_holds_across_workers() {
     let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("rate");
+    let dir = work_dir("rate");
     dir.write("in.csv", soe_rows(24));
-    let output = run_io(
-        "run",
-        &dir,
-        &sim_env(&sim),
-        &["--rate", "8", "--concurrency", "8"],
-    )
-    .await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &["--rate", "8", "--concurrency", "8"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(0);
     let times: Vec<u64> = sim.api_requests().iter().map(|r| r.at_ms).collect();
     assert_eq!(times.len(), 24);
     // 24 requests at 8/s with a burst of 1: the last leaves no sooner than 23/8 s after the first.
@@ -338,16 +339,13 @@ async fn an_access_token_expiring_mid_run_is_renewed_without_failed_rows() {
         ..SimConfig::default()
     };
     let sim = start_sim(config).await;
-    let dir = WorkDir::new("expiry");
+    let dir = work_dir("expiry");
     dir.write("in.csv", soe_rows(30));
-    let output = run_io(
-        "run",
-        &dir,
-        &sim_env(&sim),
-        &["--rate", "10", "--concurrency", "2"],
-    )
-    .await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &["--rate", "10", "--concurrency", "2"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(0);
     let rows = results(&dir.join("out.csv"));
     assert_eq!(rows.len(), 30);
     assert!(rows.iter().all(|r| r["outcome"] == "created"), "{rows:?}");
@@ -361,7 +359,7 @@ async fn an_access_token_expiring_mid_run_is_renewed_without_failed_rows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_secret_exits_2_names_the_cause_and_posts_nothing() {
     let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("badsecret");
+    let dir = work_dir("badsecret");
     dir.write(
         "in.csv",
         format!("customer_id,qualification\n{},StateOwnedEntity\n", cid(1)),
@@ -373,9 +371,9 @@ async fn a_wrong_secret_exits_2_names_the_cause_and_posts_nothing() {
             *v = secret.into();
         }
     }
-    let output = run_io("run", &dir, &env, &["-vv"]).await;
+    let output = pcq_io("run", &dir, &["-vv"]).envs(&env).run().await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    output.assert_code(2);
     assert!(stderr.contains("invalid_client"), "{stderr}");
     assert!(stderr.contains("AADSTS7000215"), "{stderr}");
     assert!(!stderr.contains(secret) && !text(&output.stdout).contains(secret));
@@ -412,7 +410,7 @@ async fn a_static_access_token_is_used_as_is() {
         .as_str()
         .expect("access token")
         .to_string();
-    let dir = WorkDir::new("static");
+    let dir = work_dir("static");
     dir.write(
         "in.csv",
         format!("customer_id,qualification\n{},StateOwnedEntity\n", cid(1)),
@@ -421,8 +419,8 @@ async fn a_static_access_token_is_used_as_is() {
         ("PC_BASE_URL".to_string(), sim.base_url()),
         ("PC_ACCESS_TOKEN".to_string(), token.clone()),
     ];
-    let output = run_io("run", &dir, &env, &[]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &[]).envs(&env).run().await;
+    output.assert_code(0);
     let posts = posts(&sim);
     assert_eq!(
         header(&posts[0], "authorization"),
@@ -443,7 +441,7 @@ async fn the_sandbox_is_reached_directly_whatever_the_proxy_settings() {
     // through it would hang until the timeout, and would leave a connection behind.
     let proxy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let proxy_url = format!("http://{}", proxy.local_addr().expect("addr"));
-    let dir = WorkDir::new("proxy");
+    let dir = work_dir("proxy");
     dir.write("in.csv", soe_rows(3));
     let mut env = sim_env(&sim);
     for name in [
@@ -455,14 +453,11 @@ async fn the_sandbox_is_reached_directly_whatever_the_proxy_settings() {
     ] {
         env.push((name.to_string(), proxy_url.clone()));
     }
-    let output = run_io(
-        "run",
-        &dir,
-        &env,
-        &["--timeout", "2", "--max-attempts", "1"],
-    )
-    .await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &["--timeout", "2", "--max-attempts", "1"])
+        .envs(&env)
+        .run()
+        .await;
+    output.assert_code(0);
     assert_eq!(posts(&sim).len(), 3);
     proxy.set_nonblocking(true).expect("nonblocking");
     assert!(
@@ -474,7 +469,7 @@ async fn the_sandbox_is_reached_directly_whatever_the_proxy_settings() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_errors_exit_2_before_anything_is_sent() {
     let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("usage");
+    let dir = work_dir("usage");
     dir.write(
         "in.csv",
         format!("customer_id,qualification\n{},StateOwnedEntity\n", cid(1)),
@@ -571,7 +566,7 @@ async fn usage_errors_exit_2_before_anything_is_sent() {
         let mut all = vec!["run".to_string()];
         all.extend(args);
         let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-        let output = run(&refs, &env).await;
+        let output = pcq(&refs).envs(&env).run().await;
         let stderr = text(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{all:?}: {stderr}");
         assert!(
@@ -585,53 +580,36 @@ async fn usage_errors_exit_2_before_anything_is_sent() {
     );
     assert!(posts(&sim).is_empty());
     // No credentials at all.
-    let output = run(
-        &["run", "-i", &dir.s("in.csv"), "-o", &dir.s("o7.csv")],
-        &[],
-    )
-    .await;
-    assert_eq!(output.status.code(), Some(2));
+    let output = pcq(&["run", "-i", &dir.s("in.csv"), "-o", &dir.s("o7.csv")])
+        .run()
+        .await;
+    output.assert_code(2);
     assert!(text(&output.stderr).contains("PC_ACCESS_TOKEN"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn header_only_input_is_an_empty_successful_run() {
     let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("headeronly");
+    let dir = work_dir("headeronly");
     dir.write("in.csv", "\u{feff}customer_id,qualification\r\n");
-    let output = run_io("run", &dir, &sim_env(&sim), &[]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &[]).envs(&sim_env(&sim)).run().await;
+    output.assert_code(0);
     assert!(results(&dir.join("out.csv")).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdin_and_stdout_can_stand_in_for_files() {
     let sim = start_sim(SimConfig::default()).await;
-    let mut cmd = pcq(
-        &["run", "-q", "--input", "-", "--output", "-"],
-        &sim_env(&sim),
-    );
-    cmd.stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
     let input = format!(
         "customer_id,qualification\n{},StateOwnedEntity\nnope,Education\n",
         cid(1)
     );
-    let output = tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let mut child = cmd.spawn().expect("spawn");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write stdin");
-        child.wait_with_output().expect("wait")
-    })
-    .await
-    .expect("join");
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let output = pcq(&["run", "-q", "--input", "-", "--output", "-"])
+        .envs(&sim_env(&sim))
+        .stdin(input)
+        .run()
+        .await;
+    output.assert_code(1);
     let stdout = text(&output.stdout);
     let mut lines = stdout.lines();
     assert_eq!(lines.next(), Some(RESULTS_HEADER));
