@@ -407,28 +407,46 @@ async fn json_logs_are_one_object_per_line_with_row_ids() {
     );
 }
 
-/// The samples of a Prometheus textfile as Prometheus's own Python client parses it (the one
-/// independent check of the format; CI installs `prometheus-client`): `name{labels}` -> value,
-/// labels in the file's order.
-fn official_samples(path: &str) -> std::collections::HashMap<String, f64> {
-    let script = r#"
-import json, sys
-from prometheus_client.parser import text_string_to_metric_families as parse
-text = open(sys.argv[1]).read()
-out = {}
-for family in parse(text):
-    for s in family.samples:
-        key = s.name + ("{" + ",".join('%s="%s"' % (k, v) for k, v in s.labels.items()) + "}" if s.labels else "")
-        out[key] = s.value
-print(json.dumps(out))
-"#;
-    let output = Cmd::new("python3").args(&["-c", script, path]).output();
-    assert!(
-        output.status.success(),
-        "Prometheus's parser refused the file (or is not installed: pip install prometheus-client): {}",
-        text(&output.stderr)
+/// The samples of a Prometheus textfile as an independent parser of the text format reads
+/// them (prometheus-parse): `name{labels}` -> value, labels sorted by name. That parser skips
+/// what it cannot read instead of failing, so the file is held to more first: every line is a
+/// HELP or TYPE comment or a sample, every sample's value parses, every series appears once and
+/// is a gauge (the file declares them all so, see src/results/metrics.rs), and no label is lost.
+fn parsed_samples(path: &str) -> std::collections::HashMap<String, f64> {
+    use prometheus_parse::{LineInfo, Scrape, Value};
+    let text = std::fs::read_to_string(path).expect("metrics file");
+    let mut sample_lines = Vec::new();
+    for line in text.lines() {
+        match LineInfo::parse(line) {
+            LineInfo::Sample { .. } => sample_lines.push(line),
+            LineInfo::Doc { .. } | LineInfo::Type { .. } => {}
+            other => panic!("not a line of the text format: {line:?} ({other:?})\n{text}"),
+        }
+    }
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("parses");
+    assert_eq!(
+        scrape.samples.len(),
+        sample_lines.len(),
+        "a sample was dropped by the parser:\n{text}"
     );
-    serde_json::from_slice(&output.stdout).expect("the parser's samples as JSON")
+    let mut samples = std::collections::HashMap::new();
+    for (sample, line) in scrape.samples.iter().zip(&sample_lines) {
+        let Value::Gauge(value) = sample.value else {
+            panic!("not a gauge: {line} ({:?})", sample.value);
+        };
+        assert_eq!(
+            sample.labels.len(),
+            line.matches("=\"").count(),
+            "labels lost in {line}"
+        );
+        let key = if sample.labels.is_empty() {
+            sample.metric.clone()
+        } else {
+            format!("{}{{{}}}", sample.metric, sample.labels)
+        };
+        assert!(samples.insert(key, value).is_none(), "twice: {line}");
+    }
+    samples
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -442,7 +460,7 @@ async fn the_metrics_file_parses_and_counts_the_night() {
         .run()
         .await;
     output.assert_code(0);
-    let samples = official_samples(&metrics);
+    let samples = parsed_samples(&metrics);
     let get = |key: &str| samples.get(key).copied().unwrap_or(-1.0);
     assert_eq!(
         get(r#"pc_qualify_rows{command="reconcile",outcome="created"}"#),
