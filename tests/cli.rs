@@ -1,4 +1,5 @@
-//! The operator's view: help, completions, validate, dry run.
+//! The operator's view of the binary: help texts, completions, `validate`, the dry run, the
+//! `simulate` command, and the progress bar on a terminal.
 
 use crate::common::*;
 
@@ -340,4 +341,44 @@ async fn the_progress_bar_renders_on_a_terminal_and_the_summary_follows() {
         .run()
         .await;
     assert!(!text(&output.stderr).contains("/60 rows"));
+}
+
+#[test]
+fn validate_warns_on_education_and_gcc_for_one_customer_without_failing() {
+    let dir = work_dir("pair");
+    dir.write(
+        "in.csv",
+        format!(
+            "customer_id,qualification,education_segment,validation_code\n{},Education,K12,\n{},StateOwnedEntity,,\n{},GovernmentCommunityCloud,,482913\n",
+            cid(1),
+            cid(2),
+            cid(1)
+        ),
+    );
+    let output = pcq(&["validate", "-i", &dir.s("in.csv")]).output();
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "a warning is not invalid: {stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("row 3: warning: customer {}", cid(1)))
+            && stdout.contains("(row 1)")
+            && stdout.contains("cannot be combined"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("3 row(s): 3 valid, 0 invalid"), "{stdout}");
+    assert!(stdout.contains("1 warning(s)"), "{stdout}");
+    // With an invalid row as well, the exit code is the invalid row's.
+    dir.write(
+        "bad.csv",
+        format!(
+            "customer_id,qualification,education_segment,validation_code\n{},Education,K12,\n{},GovernmentCommunityCloud,,482913\nnot-a-guid,StateOwnedEntity,,\n",
+            cid(1),
+            cid(1)
+        ),
+    );
+    let output = pcq(&["validate", "-i", &dir.s("bad.csv")]).output();
+    output.assert_code(1);
 }

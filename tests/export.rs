@@ -1,15 +1,14 @@
 //! `export`: the customer list followed page by page, each customer's qualifications read
 //! through the rate-limited pool, one CSV row per qualification held.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
 use crate::common::*;
 use pc_qualify::domain::model::{CustomerId, QualificationRecord};
 use pc_qualify::simulator::{
     CustomerProfile, FaultAction, PreloadEntry, PreloadState, RecordedRequest, ScriptedFault,
 };
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 const EXPORT_HEADER: &str =
     "customer_id,company_name,domain,qualification,vetting_status,vetting_reason,vetting_create_date";

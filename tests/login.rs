@@ -1,5 +1,6 @@
-//! `pc-qualify login`: both flows against the simulator's v2.0 endpoints, the token file, and
-//! every device-code outcome.
+//! `pc-qualify login`: both flows against the simulator's v2.0 endpoints, the token file (checked
+//! writable before anyone is asked to sign in), every device-code outcome, the body cap on the
+//! identity platform's answers, and the simulator's PKCE checks.
 
 use std::path::Path;
 
@@ -10,7 +11,7 @@ use pc_qualify::simulator::DevicePoll;
 const SCOPE: &str = "https://api.partnercenter.microsoft.com/user_impersonation offline_access";
 
 /// The sign-in settings for `sim`; `secret` makes it a confidential client.
-fn login_env(sim: &SimHandle, secret: bool) -> Vec<(String, String)> {
+pub(crate) fn login_env(sim: &SimHandle, secret: bool) -> Vec<(String, String)> {
     let mut env = vec![
         ("PC_AUTHORITY".to_string(), sim.base_url()),
         (
@@ -269,13 +270,13 @@ async fn a_china_login_asks_for_the_china_resource() {
 }
 
 /// The binary running `login` in the browser flow, and the sign-in address it printed.
-struct BrowserLogin {
-    child: Running,
+pub(crate) struct BrowserLogin {
+    pub(crate) child: Running,
     url: reqwest::Url,
 }
 
 impl BrowserLogin {
-    async fn start(env: &[(String, String)], token_file: &str) -> BrowserLogin {
+    pub(crate) async fn start(env: &[(String, String)], token_file: &str) -> BrowserLogin {
         let mut child = pcq(&["login", "--no-browser", "--token-file", token_file])
             .envs(env)
             .spawn();
@@ -303,7 +304,7 @@ impl BrowserLogin {
     }
 
     /// Waits for the process; returns its exit code and everything it wrote on stderr.
-    async fn finish(self) -> (Option<i32>, String) {
+    pub(crate) async fn finish(self) -> (Option<i32>, String) {
         let done = self.child.finish().await;
         (done.code(), done.stderr())
     }
@@ -510,20 +511,215 @@ async fn the_simulator_checks_the_pkce_verifier() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ctrl_c_while_waiting_ends_the_login_with_130_and_saves_nothing() {
+async fn login_checks_the_token_folder_before_asking_anyone_to_sign_in() {
     let sim = start_sim(SimConfig::default()).await;
-    let dir = work_dir("interrupt");
-    let file = dir.s("token");
-    let mut login = BrowserLogin::start(&login_env(&sim, true), &file).await;
-    // Waiting for the redirect, with the stop handlers in place.
-    #[cfg(target_os = "linux")]
-    login.child.wait_for_signal_handlers().await;
-    login.child.signal("INT");
-    let (code, stderr) = login.finish().await;
-    assert_eq!(code, Some(130), "{stderr}");
-    assert!(
-        stderr.contains("interrupted; nothing was saved"),
-        "{stderr}"
-    );
-    assert!(!Path::new(&file).exists());
+    let dir = work_dir("login-unwritable");
+    let missing = dir.join("no-such-folder").join("token");
+    let missing = missing.display().to_string();
+    for flow in [
+        &["login", "--device-code", "--token-file", &missing][..],
+        &["login", "--no-browser", "--token-file", &missing][..],
+        // A folder where the file should be cannot be replaced by a file either.
+        &["login", "--device-code", "--token-file", &dir.s("")][..],
+    ] {
+        let output = pcq(flow)
+            .envs(&login_env(&sim, false))
+            .spawn()
+            .finish_within(std::time::Duration::from_secs(20))
+            .await;
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{flow:?}: {stderr}");
+        assert!(stderr.contains("token file"), "{flow:?}: {stderr}");
+        // Nobody was asked to sign in.
+        assert!(!stderr.contains("sign in"), "{flow:?}: {stderr}");
+        assert!(!stderr.contains("To sign in"), "{flow:?}: {stderr}");
+    }
+    let asked: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/devicecode") || r.path.contains("/authorize"))
+        .collect();
+    assert!(asked.is_empty(), "{asked:?}");
+    assert!(!std::path::Path::new(&missing).exists());
+    // The probe leaves nothing behind in a folder that is writable.
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+}
+
+/// A raw identity endpoint: `/devicecode` answers a valid device authorization padded to
+/// `pad` bytes, `/token` answers `expired_token`. Returns its address and the paths it saw.
+async fn padded_identity_server(
+    pad: usize,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                log.lock().expect("log").push(path.clone());
+                let body = if path.ends_with("/devicecode") {
+                    let mut body = br#"{"device_code":"dc-1","user_code":"PADDED42","verification_uri":"https://microsoft.com/devicelogin","expires_in":900,"interval":1,"message":"To sign in, enter PADDED42"}"#.to_vec();
+                    body.resize(pad, b' ');
+                    body
+                } else {
+                    br#"{"error":"expired_token","error_description":"AADSTS70020: expired"}"#
+                        .to_vec()
+                };
+                let status = if path.ends_with("/devicecode") {
+                    "200 OK"
+                } else {
+                    "400 Bad Request"
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(&body).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_refuses_an_oversized_identity_answer() {
+    let (addr, seen) = padded_identity_server(3 * 1024 * 1024).await;
+    let dir = work_dir("login-oversized");
+    let env = vec![
+        ("PC_AUTHORITY".to_string(), format!("http://{addr}")),
+        ("PC_TENANT_ID".to_string(), "contoso".to_string()),
+        ("PC_CLIENT_ID".to_string(), "app".to_string()),
+    ];
+    let output = pcq(&["login", "--device-code", "--token-file", &dir.s("token")])
+        .envs(&env)
+        .spawn()
+        .finish_within(std::time::Duration::from_secs(30))
+        .await;
+    let stderr = text(&output.stderr);
+    output.assert_code(2);
+    // The oversized answer was not taken: no code shown, no poll sent.
+    assert!(!stderr.contains("PADDED42"), "{stderr}");
+    assert!(stderr.contains("body could not be read"), "{stderr}");
+    let seen = seen.lock().expect("log").clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(seen[0].ends_with("/devicecode"), "{seen:?}");
+    assert!(!dir.join("token").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_refuses_a_sign_in_without_s256_pkce() {
+    let sim = start_sim(SimConfig::default()).await;
+    pc_qualify::partner_center::client::install_tls_provider();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .expect("client");
+    let authorize = |pkce: &str| {
+        format!(
+            "{}/{}/oauth2/v2.0/authorize?client_id={}&response_type=code&redirect_uri=http%3A%2F%2Flocalhost%3A1&scope={}&state=s1{pkce}",
+            sim.base_url(),
+            simulator::SANDBOX_TENANT,
+            simulator::SANDBOX_CLIENT_ID,
+            "https%3A%2F%2Fapi.partnercenter.microsoft.com%2Fuser_impersonation%20offline_access",
+        )
+    };
+    let redirect_of = |answer: reqwest::Response| {
+        let location = answer.headers()["location"]
+            .to_str()
+            .expect("loc")
+            .to_string();
+        let url = reqwest::Url::parse(&location).expect("url");
+        let param = |name: &str| {
+            url.query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        (
+            param("code"),
+            param("error"),
+            param("error_description"),
+            param("state"),
+        )
+    };
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t5URWbmcs9mPsZ9Q";
+    for (pkce, aadsts) in [
+        ("", "AADSTS9002325"),
+        ("&code_challenge_method=S256", "AADSTS9002325"),
+        (
+            &format!("&code_challenge={CHALLENGE}&code_challenge_method=plain")[..],
+            "AADSTS501491",
+        ),
+        // No method named means `plain` (RFC 7636 section 4.3).
+        (&format!("&code_challenge={CHALLENGE}")[..], "AADSTS501491"),
+    ] {
+        let answer = http.get(authorize(pkce)).send().await.expect("authorize");
+        assert_eq!(answer.status().as_u16(), 302, "{pkce}");
+        let (code, error, description, state) = redirect_of(answer);
+        assert_eq!(code, None, "{pkce}: a code was issued without S256 PKCE");
+        assert_eq!(error.as_deref(), Some("invalid_request"), "{pkce}");
+        assert!(
+            description
+                .as_deref()
+                .is_some_and(|d| d.starts_with(aadsts)),
+            "{pkce}: {description:?}"
+        );
+        // The error goes back to the client with its state, as Entra ID sends it.
+        assert_eq!(state.as_deref(), Some("s1"), "{pkce}");
+    }
+    // S256 still gets a code, and the verifier redeems it.
+    const VERIFIER: &str = "dBjftJeZ4CK-P5zXb0kTiBBe5hY-zp9kgvXKvgkfmA5";
+    // BASE64URL(SHA256(VERIFIER)).
+    const S256: &str = "8iHLwV3tL_KvfkJNW4coQHSxOPwPVJeDg2nsU1Uh1-0";
+    let answer = http
+        .get(authorize(&format!(
+            "&code_challenge={S256}&code_challenge_method=S256"
+        )))
+        .send()
+        .await
+        .expect("authorize");
+    let (code, error, _, _) = redirect_of(answer);
+    assert_eq!(error, None);
+    let code = code.expect("a code for S256");
+    let answer = http
+        .post(format!(
+            "{}/{}/oauth2/v2.0/token",
+            sim.base_url(),
+            simulator::SANDBOX_TENANT
+        ))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", simulator::SANDBOX_CLIENT_ID),
+            ("client_secret", simulator::SANDBOX_CLIENT_SECRET),
+            ("code", code.as_str()),
+            ("redirect_uri", "http://localhost:1"),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .expect("token");
+    let status = answer.status().as_u16();
+    let body = answer.text().await.expect("body");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("refresh_token"), "{body}");
 }

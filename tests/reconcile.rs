@@ -1,10 +1,11 @@
-//! The nightly job: reconcile, refresh, validation codes, unattended tokens, machine-readable output.
+//! The nightly job: reconcile and refresh, and what it leaves for monitoring (JSON logs, the
+//! Prometheus textfile).
 
 use std::time::Duration;
 
 use crate::common::*;
 use pc_qualify::domain::model::{CustomerId, QualificationRecord};
-use pc_qualify::simulator::{PreloadEntry, PreloadState, ValidationEntry};
+use pc_qualify::simulator::{PreloadEntry, PreloadState};
 
 fn holds(n: u32, qualification: &str, status: Option<&str>, reason: Option<&str>) -> PreloadEntry {
     PreloadEntry {
@@ -209,159 +210,6 @@ async fn refresh_keeps_old_values_where_it_cannot_read() {
     assert!(rows
         .iter()
         .all(|r| r["error_message"].starts_with("refresh:")));
-}
-
-fn gcc_input(dir: &TempDir, n: u32) {
-    let mut input = String::from("customer_id,qualification,validation_code\n");
-    for i in 1..=n {
-        input.push_str(&format!("{},GCC,\n", cid(i)));
-    }
-    dir.write("in.csv", input);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn auto_validation_code_uses_the_only_code() {
-    let sim = start_sim(SimConfig::default()).await;
-    let dir = work_dir("autocode");
-    gcc_input(&dir, 2);
-    let output = pcq_io("run", &dir, &["--validation-code", "auto"])
-        .envs(&sim_env(&sim))
-        .run()
-        .await;
-    output.assert_code(0);
-    for post in posts(&sim) {
-        let body: serde_json::Value = serde_json::from_str(&post.body).expect("json");
-        assert_eq!(body["validationCode"], "482913");
-    }
-    let reads = sim
-        .api_requests()
-        .into_iter()
-        .filter(|r| r.path == "/v1/customers/all/validations")
-        .count();
-    assert_eq!(reads, 1, "the codes are read once");
-}
-
-fn two_codes(remaining: Option<u32>) -> SimConfig {
-    SimConfig {
-        validations: vec![
-            ValidationEntry {
-                validation_id: "111111".into(),
-                organization_name: "County of Example".into(),
-                max_creates: Some(10),
-                remaining_creates: remaining,
-            },
-            ValidationEntry {
-                validation_id: "222222".into(),
-                organization_name: "State Agency".into(),
-                max_creates: None,
-                remaining_creates: None,
-            },
-        ],
-        ..SimConfig::default()
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn several_codes_need_an_organization() {
-    let sim = start_sim(two_codes(Some(10))).await;
-    let dir = work_dir("severalcodes");
-    gcc_input(&dir, 2);
-    let env = sim_env(&sim);
-    let output = pcq_io("run", &dir, &["--validation-code", "auto"])
-        .envs(&env)
-        .run()
-        .await;
-    let stderr = text(&output.stderr);
-    output.assert_code(2);
-    assert!(
-        stderr.contains("County of Example") && stderr.contains("State Agency"),
-        "{stderr}"
-    );
-    assert!(posts(&sim).is_empty());
-    let output = pcq_io(
-        "run",
-        &dir,
-        &[
-            "--validation-code",
-            "auto",
-            "--validation-org",
-            "state agency",
-        ],
-    )
-    .envs(&env)
-    .run()
-    .await;
-    output.assert_code(0);
-    let body: serde_json::Value = serde_json::from_str(&posts(&sim)[0].body).expect("json");
-    assert_eq!(body["validationCode"], "222222");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn too_few_remaining_creates_stop_the_run_before_posting() {
-    let sim = start_sim(two_codes(Some(2))).await;
-    let dir = work_dir("remaining");
-    gcc_input(&dir, 3);
-    let output = pcq_io(
-        "run",
-        &dir,
-        &[
-            "--validation-code",
-            "auto",
-            "--validation-org",
-            "County of Example",
-        ],
-    )
-    .envs(&sim_env(&sim))
-    .run()
-    .await;
-    let stderr = text(&output.stderr);
-    output.assert_code(2);
-    assert!(stderr.contains("only 2 create(s) left"), "{stderr}");
-    assert!(posts(&sim).is_empty());
-    assert!(!dir.join("out.csv").exists());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_refresh_token_file_is_rotated_for_the_next_night() {
-    let sim = start_sim(SimConfig::default()).await;
-    let dir = work_dir("tokenfile");
-    dir.write("in.csv", soe_rows(1));
-    let token_file = dir.write(
-        "refresh-token",
-        format!("{}\n", simulator::SANDBOX_REFRESH_TOKEN),
-    );
-    let mut env: Vec<(String, String)> = sim_env(&sim)
-        .into_iter()
-        .filter(|(k, _)| k != "PC_REFRESH_TOKEN")
-        .collect();
-    env.push((
-        "PC_REFRESH_TOKEN_FILE".into(),
-        token_file.display().to_string(),
-    ));
-    let output = pcq_io("run", &dir, &[]).envs(&env).run().await;
-    output.assert_code(0);
-    let rotated = std::fs::read_to_string(&token_file).expect("token file");
-    assert_ne!(rotated.trim(), simulator::SANDBOX_REFRESH_TOKEN);
-    assert!(!rotated.trim().is_empty());
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&token_file)
-            .expect("meta")
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
-    }
-    assert!(!text(&output.stderr).contains(rotated.trim()));
-    // The next night starts from the rotated token.
-    dir.write("in.csv", soe_rows(2));
-    let output = pcq_io("run", &dir, &["--force"]).envs(&env).run().await;
-    output.assert_code(0);
-    assert_ne!(
-        std::fs::read_to_string(&token_file)
-            .expect("token file")
-            .trim(),
-        rotated.trim()
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,9 +1,8 @@
 //! `pc-qualify report`: the page's structure, that it fetches nothing, escapes what it shows, and
 //! renders in a real headless browser (Chromium) with a working sortable table.
 
-use std::path::{Path, PathBuf};
-
 use crate::common::*;
+use std::path::{Path, PathBuf};
 
 /// A results file with every outcome, retries, slow rows, a Denied vetting, and hostile text.
 fn results_file(dir: &TempDir) -> PathBuf {
@@ -190,6 +189,7 @@ fn the_page_renders_in_a_headless_browser_and_the_table_sorts() {
     // Text columns sort as text.
     let output = headless(&browser, &["--dump-dom", &format!("{url}#sort=error_code")]);
     let codes = column(&text(&output.stdout), 5);
+    assert_eq!(codes.len(), 4, "the four rows are in the table");
     let mut sorted = codes.clone();
     sorted.sort_by_key(|c| c.to_lowercase());
     assert_eq!(codes, sorted);

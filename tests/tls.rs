@@ -2,13 +2,11 @@
 //! binary trusts it through `SSL_CERT_FILE` (as an operator behind a TLS-inspecting proxy would),
 //! and a second test sends it all through an HTTPS proxy (CONNECT), as a partner's network does.
 
+use crate::common::*;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-use crate::common::*;
 
 /// The host name the certificate is made for; the proxy test resolves it through the proxy only.
 const HOST: &str = "partner-center.test";

@@ -1,7 +1,7 @@
 //! Shared helpers: scratch directories, the simulator, and one way to run a program (the
 //! binary, or an outside tool such as `script`) with its exit code checked.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -571,4 +571,62 @@ pub fn posts_by_customer(sim: &SimHandle) -> HashMap<String, Vec<String>> {
         );
     }
     map
+}
+/// A results row's outcome and attempts.
+pub fn outcome_attempts(row: &HashMap<String, String>) -> (&str, &str) {
+    (row["outcome"].as_str(), row["attempts"].as_str())
+}
+
+/// A results row's outcome, HTTP status and attempts.
+pub fn outcome_status_attempts(row: &HashMap<String, String>) -> (&str, &str, &str) {
+    (
+        row["outcome"].as_str(),
+        row["http_status"].as_str(),
+        row["attempts"].as_str(),
+    )
+}
+
+/// No customer was posted under two different request ids.
+pub fn assert_one_request_id_per_customer(sim: &SimHandle) {
+    for (customer, ids) in posts_by_customer(sim) {
+        let distinct: HashSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), 1, "{customer} was posted with {ids:?}");
+    }
+}
+
+/// The row numbers of a results file, in file order.
+pub fn row_numbers(path: &Path) -> Vec<u64> {
+    results(path)
+        .iter()
+        .map(|r| r["row"].parse().expect("row number"))
+        .collect()
+}
+
+pub fn assert_rows_exactly_once(path: &Path, n: u64) {
+    let mut rows = row_numbers(path);
+    rows.sort_unstable();
+    assert_eq!(
+        rows,
+        (1..=n).collect::<Vec<_>>(),
+        "one results row per input row"
+    );
+}
+
+/// The token requests (v1) the simulator received, decoded.
+pub fn token_forms(sim: &SimHandle) -> Vec<Vec<(String, String)>> {
+    sim.requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/oauth2/token"))
+        .map(|r| {
+            reqwest::Url::parse(&format!("http://x/?{}", r.body))
+                .expect("form")
+                .query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .collect()
+}
+
+pub fn form_field(form: &[(String, String)], name: &str) -> Option<String> {
+    form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
 }

@@ -1,5 +1,6 @@
-//! Files as operators have them: semicolon, tab and pipe CSV, Excel's BOM and CRLF, UTF-16
-//! "Unicode text", Latin-1 exports, workbooks, spreadsheet-style headers, and standard input.
+//! What the binary reads: files as operators have them (semicolon, tab and pipe CSV, Excel's BOM
+//! and CRLF, UTF-16 "Unicode text", Latin-1, workbooks, spreadsheet-style headers), standard input
+//! and named pipes, and rows of every kind of garbage: each is run, refused or reported, never lost.
 
 use crate::common::*;
 
@@ -463,6 +464,7 @@ fn the_sample_files_agree() {
         stdout.lines().last().expect("total").to_string()
     };
     let csv = summary("customers.csv");
+    assert!(csv.contains(" row(s): "), "a total line: {csv}");
     assert_eq!(summary("customers-semicolon.csv"), csv);
     assert_eq!(summary("customers.xlsx"), csv);
 }
@@ -491,4 +493,188 @@ fn write_sample_workbook(csv_path: &std::path::Path, xlsx: &std::path::Path) {
     }
     sheet.autofit();
     book.save(xlsx).expect("save");
+}
+
+/// Two good rows, then a Latin-1 byte on line 4 (row 3), then a good row.
+fn latin1_at_row_3(qualification: &str) -> Vec<u8> {
+    let mut bytes = format!(
+        "customer_id,qualification,note\n{},{qualification},ok\n{},{qualification},ok\n{},{qualification},Mus",
+        cid(1),
+        cid(2),
+        cid(3)
+    )
+    .into_bytes();
+    bytes.extend_from_slice(b"\xe9e\n");
+    bytes.extend_from_slice(format!("{},{qualification},ok\n", cid(4)).as_bytes());
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_standard_input_stops_at_a_non_utf8_line_naming_the_last_row_sent() {
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = work_dir("stdin-latin1");
+    let out = dir.s("out.csv");
+    let output = pcq(&["run", "-i", "-", "-o", &out, "--rate", "0"])
+        .envs(&sim_env(&sim))
+        .stdin(latin1_at_row_3("StateOwnedEntity"))
+        .run()
+        .await;
+    let stderr = text(&output.stderr);
+    output.assert_code(1);
+    assert!(
+        stderr.contains("not UTF-8") && stderr.contains("line 4"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("every row up to row 2 (the last one read)"),
+        "{stderr}"
+    );
+    let rows: Vec<String> = results_by_row(&dir.join("out.csv"))
+        .iter()
+        .map(|r| r["row"].clone())
+        .collect();
+    assert_eq!(rows, ["1", "2"]);
+    assert_eq!(posts(&sim).len(), 2, "nothing after the bad line was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spooled_standard_input_is_refused_before_anything_is_sent() {
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = work_dir("stdin-latin1-auto");
+    let out = dir.s("out.csv");
+    let output = pcq(&["run", "-i", "-", "-o", &out, "--validation-code", "auto"])
+        .envs(&sim_env(&sim))
+        .stdin(latin1_at_row_3("GCC"))
+        .run()
+        .await;
+    let stderr = text(&output.stderr);
+    output.assert_code(2);
+    assert!(
+        stderr.contains("not UTF-8") && stderr.contains("line 4"),
+        "{stderr}"
+    );
+    assert!(sim.api_requests().is_empty(), "nothing was sent");
+    assert!(!dir.join("out.csv").exists(), "no results file");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_only_input_is_an_empty_successful_run() {
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = work_dir("headeronly");
+    dir.write("in.csv", "\u{feff}customer_id,qualification\r\n");
+    let output = pcq_io("run", &dir, &[]).envs(&sim_env(&sim)).run().await;
+    output.assert_code(0);
+    assert!(results(&dir.join("out.csv")).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdin_and_stdout_can_stand_in_for_files() {
+    let sim = start_sim(SimConfig::default()).await;
+    let input = format!(
+        "customer_id,qualification\n{},StateOwnedEntity\nnope,Education\n",
+        cid(1)
+    );
+    let output = pcq(&["run", "-q", "--input", "-", "--output", "-"])
+        .envs(&sim_env(&sim))
+        .stdin(input)
+        .run()
+        .await;
+    output.assert_code(1);
+    let stdout = text(&output.stdout);
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some(RESULTS_HEADER));
+    assert_eq!(lines.count(), 2);
+    assert!(stdout.contains(",created,201,"));
+    assert!(stdout.contains(",invalid,"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_input_of_every_kind_is_reported_not_lost() {
+    let sim = start_sim(SimConfig::default()).await;
+    let env = sim_env(&sim);
+    let dir = work_dir("garbage");
+    let big = "x".repeat(1 << 20);
+    let mut input = b"customer_id,qualification,notes\n".to_vec();
+    input.extend_from_slice(format!("{},StateOwnedEntity,\"{big}\"\n", cid(1)).as_bytes());
+    input.extend_from_slice(
+        format!("{},StateOwnedEntity,café \u{fffd}\u{feff}\n", cid(2)).as_bytes(),
+    );
+    // (Bytes that are not UTF-8 stop the file before anything is sent: tests/formats.rs.)
+    input.extend_from_slice("ünï\u{fffd}-not-a-guid,StateOwnedEntity,\n".as_bytes());
+    input.extend_from_slice(b"=HYPERLINK(\"http://x\"),StateOwnedEntity,\n");
+    input.extend_from_slice(format!("{}\n", cid(3)).as_bytes());
+    input.extend_from_slice(format!("{},\"StateOwnedEntity,\n", cid(4)).as_bytes());
+    dir.write("in.csv", &input);
+    let output = pcq_io("run", &dir, &[]).envs(&env).run().await;
+    output.assert_code(1);
+    let raw = std::fs::read(dir.join("out.csv")).expect("results");
+    assert!(
+        std::str::from_utf8(&raw).is_ok(),
+        "the results file is UTF-8"
+    );
+    let rows = results_by_row(&dir.join("out.csv"));
+    assert_eq!(rows.len(), 6, "one results row per data record");
+    assert_eq!(
+        rows[0]["outcome"], "created",
+        "a 1 MB cell in an ignored column is fine"
+    );
+    assert_eq!(
+        rows[1]["outcome"], "created",
+        "odd characters in an ignored column are fine"
+    );
+    assert_eq!(rows[2]["outcome"], "invalid");
+    assert!(rows[2]["customer_id"].starts_with("ünï\u{fffd}"));
+    assert_eq!(rows[3]["outcome"], "invalid");
+    assert!(
+        rows[3]["customer_id"].starts_with("'="),
+        "defused for spreadsheets"
+    );
+    assert_eq!(rows[4]["outcome"], "invalid");
+    assert!(
+        rows[4]["error_message"].starts_with("qualification"),
+        "{:?}",
+        rows[4]
+    );
+    assert_eq!(rows[5]["outcome"], "invalid");
+
+    // Files that cannot be runs at all.
+    dir.write("empty.csv", "");
+    let cases = [
+        (dir.s("empty.csv"), dir.s("o1.csv"), "empty"),
+        (dir.s("nope.csv"), dir.s("o2.csv"), "nope.csv"),
+        (dir.s("in.csv"), dir.s("missing-dir/o3.csv"), "missing-dir"),
+    ];
+    for (input, out, needle) in cases {
+        let output = pcq(&["run", "-i", &input, "-o", &out])
+            .envs(&env)
+            .run()
+            .await;
+        let stderr = text(&output.stderr);
+        output.assert_code(2);
+        assert!(stderr.contains(needle), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_characters_never_reach_the_results() {
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = work_dir("nul");
+    let mut input = b"customer_id,qualification\n".to_vec();
+    input.extend_from_slice(b"aaaa\x00bbbb\x07,StateOwnedEntity\n");
+    input.extend_from_slice(format!("{},State\x00Owned\x1bEntity\n", cid(2)).as_bytes());
+    input.extend_from_slice(format!("{},StateOwnedEntity\n", cid(3)).as_bytes());
+    dir.write("in.csv", &input);
+    let output = pcq_io("run", &dir, &[]).envs(&sim_env(&sim)).run().await;
+    output.assert_code(1);
+    let raw = std::fs::read(dir.join("out.csv")).expect("results");
+    assert!(
+        !raw.iter().any(|b| *b < 0x20 && *b != b'\n'),
+        "no control character in any cell: {}",
+        String::from_utf8_lossy(&raw)
+    );
+    let rows = results_by_row(&dir.join("out.csv"));
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["customer_id"], "aaaabbbb");
+    assert_eq!(rows[2]["outcome"], "created");
 }

@@ -3,14 +3,12 @@
 //! binary writes every input row exactly once (after `--resume` when the run was stopped), never
 //! posts one customer under two MS-RequestIds, and exits with a code that matches its rows.
 
-use std::collections::{HashMap, HashSet};
-use std::time::Duration;
-
-use proptest::prelude::*;
-
 use crate::common::*;
 use pc_qualify::domain::model::CustomerId;
 use pc_qualify::simulator::{FaultAction, ScriptedFault};
+use proptest::prelude::*;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 const ROWS: u32 = 8;
 
