@@ -599,7 +599,7 @@ async fn garbage_input_of_every_kind_is_reported_not_lost() {
     input.extend_from_slice(
         format!("{},StateOwnedEntity,café \u{fffd}\u{feff}\n", cid(2)).as_bytes(),
     );
-    // (Bytes that are not UTF-8 stop the file before anything is sent: tests/formats.rs.)
+    // (Bytes that are not UTF-8 stop the file before anything is sent: a_latin1_file_is_refused_before_anything_is_sent, above.)
     input.extend_from_slice("ünï\u{fffd}-not-a-guid,StateOwnedEntity,\n".as_bytes());
     input.extend_from_slice(b"=HYPERLINK(\"http://x\"),StateOwnedEntity,\n");
     input.extend_from_slice(format!("{}\n", cid(3)).as_bytes());
