@@ -1,4 +1,5 @@
-//! The operator's view: help, completions, validate, dry run.
+//! The operator's view of the binary: help texts, completions, `validate`, the dry run, the
+//! `simulate` command, and the progress bar on a terminal.
 
 use crate::common::*;
 
@@ -25,9 +26,7 @@ fn help_output_matches_the_snapshots() {
     settings.set_omit_expression(true);
     settings.bind(|| {
         for (name, args) in cases {
-            let output = pcq(args, &[("COLUMNS".into(), "100".into())])
-                .output()
-                .expect("help runs");
+            let output = pcq(args).envs(&[("COLUMNS".into(), "100".into())]).output();
             assert_eq!(output.status.code(), Some(0), "{name}");
             insta::assert_snapshot!(name, text(&output.stdout));
         }
@@ -46,7 +45,7 @@ fn every_subcommand_help_has_examples() {
         "login",
         "completions",
     ] {
-        let output = pcq(&[command, "--help"], &[]).output().expect("help");
+        let output = pcq(&[command, "--help"]).output();
         let help = text(&output.stdout);
         assert!(help.contains("Examples:"), "{command} --help has examples");
         assert!(
@@ -59,21 +58,21 @@ fn every_subcommand_help_has_examples() {
 #[test]
 fn completions_are_printed_for_each_shell() {
     for shell in ["bash", "zsh", "fish"] {
-        let output = pcq(&["completions", shell], &[]).output().expect("runs");
-        assert_eq!(output.status.code(), Some(0));
+        let output = pcq(&["completions", shell]).output();
+        output.assert_code(0);
         let script = text(&output.stdout);
         assert!(
             script.contains("reconcile") && script.contains("resume"),
             "{shell}"
         );
     }
-    let output = pcq(&["completions", "tcsh"], &[]).output().expect("runs");
-    assert_eq!(output.status.code(), Some(2));
+    let output = pcq(&["completions", "tcsh"]).output();
+    output.assert_code(2);
 }
 
 #[test]
 fn validate_lists_each_problem_and_exits_by_validity() {
-    let dir = WorkDir::new("validate");
+    let dir = work_dir("validate");
     dir.write(
         "bad.csv",
         format!(
@@ -83,10 +82,8 @@ fn validate_lists_each_problem_and_exits_by_validity() {
             cid(1)
         ),
     );
-    let output = pcq(&["validate", "--input", &dir.s("bad.csv")], &[])
-        .output()
-        .expect("runs");
-    assert_eq!(output.status.code(), Some(1));
+    let output = pcq(&["validate", "--input", &dir.s("bad.csv")]).output();
+    output.assert_code(1);
     let stdout = text(&output.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], "row 2: customer_id: not a GUID: nope");
@@ -101,22 +98,18 @@ fn validate_lists_each_problem_and_exits_by_validity() {
     );
 
     dir.write("good.csv", soe_rows(3));
-    let output = pcq(&["validate", "-i", &dir.s("good.csv")], &[])
-        .output()
-        .expect("runs");
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
+    let output = pcq(&["validate", "-i", &dir.s("good.csv")]).output();
+    output.assert_code(0);
 
     dir.write("nocol.csv", "customer_id\nx\n");
-    let output = pcq(&["validate", "-i", &dir.s("nocol.csv")], &[])
-        .output()
-        .expect("runs");
-    assert_eq!(output.status.code(), Some(2));
+    let output = pcq(&["validate", "-i", &dir.s("nocol.csv")]).output();
+    output.assert_code(2);
     assert!(text(&output.stderr).contains("missing required column qualification"));
 }
 
 #[test]
 fn validate_takes_only_the_input_flags_and_honours_quiet_and_json() {
-    let dir = WorkDir::new("validate-flags");
+    let dir = work_dir("validate-flags");
     dir.write(
         "in.csv",
         format!(
@@ -132,20 +125,12 @@ fn validate_takes_only_the_input_flags_and_honours_quiet_and_json() {
         "base_url = \"http://proxy.example:8080\"\nrate = -3\n",
     );
     let env = [("PC_BASE_URL".to_string(), "http://proxy:8080".to_string())];
-    let output = pcq(
-        &["validate", "-i", &input, "--config", &dir.s("net.toml")],
-        &env,
-    )
-    .output()
-    .expect("runs");
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
-    let output = pcq(
-        &["validate", "-i", &input, "--base-url", "https://x.example"],
-        &[],
-    )
-    .output()
-    .expect("runs");
-    assert_eq!(output.status.code(), Some(2));
+    let output = pcq(&["validate", "-i", &input, "--config", &dir.s("net.toml")])
+        .envs(&env)
+        .output();
+    output.assert_code(1);
+    let output = pcq(&["validate", "-i", &input, "--base-url", "https://x.example"]).output();
+    output.assert_code(2);
     assert!(
         text(&output.stderr).contains("--base-url"),
         "{}",
@@ -153,20 +138,16 @@ fn validate_takes_only_the_input_flags_and_honours_quiet_and_json() {
     );
 
     // -q: the problems only, no total.
-    let output = pcq(&["validate", "-q", "-i", &input], &[])
-        .output()
-        .expect("runs");
-    assert_eq!(output.status.code(), Some(1));
+    let output = pcq(&["validate", "-q", "-i", &input]).output();
+    output.assert_code(1);
     assert_eq!(
         text(&output.stdout),
         "row 2: customer_id: not a GUID: nope\n"
     );
 
     // --log-format json: the problems on stdout, the total as one JSON event on stderr.
-    let output = pcq(&["validate", "--log-format", "json", "-i", &input], &[])
-        .output()
-        .expect("runs");
-    assert_eq!(output.status.code(), Some(1));
+    let output = pcq(&["validate", "--log-format", "json", "-i", &input]).output();
+    output.assert_code(1);
     assert_eq!(
         text(&output.stdout),
         "row 2: customer_id: not a GUID: nope\n"
@@ -183,19 +164,17 @@ fn validate_takes_only_the_input_flags_and_honours_quiet_and_json() {
 
 #[test]
 fn a_simulate_config_with_an_unknown_key_is_refused_by_name() {
-    let dir = WorkDir::new("simulate-config");
+    let dir = work_dir("simulate-config");
     dir.write("sim.toml", "latency_ms = 5\nlatencyms = 5\n");
-    let output = pcq(&["simulate", "--config", &dir.s("sim.toml")], &[])
-        .output()
-        .expect("runs");
-    assert_eq!(output.status.code(), Some(2));
+    let output = pcq(&["simulate", "--config", &dir.s("sim.toml")]).output();
+    output.assert_code(2);
     let stderr = text(&output.stderr);
     assert!(stderr.contains("latencyms"), "{stderr}");
 }
 
 #[test]
 fn a_dry_run_needs_no_credentials_and_shows_the_request() {
-    let dir = WorkDir::new("dryrun");
+    let dir = work_dir("dryrun");
     dir.write(
         "in.csv",
         format!(
@@ -212,7 +191,7 @@ fn a_dry_run_needs_no_credentials_and_shows_the_request() {
         &dir.s("out.csv"),
     ]);
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    output.assert_code(1);
     assert!(stderr.contains(&format!(
         "POST https://api.partnercenter.microsoft.com/v1/customers/{}/qualifications",
         cid(1)
@@ -226,14 +205,13 @@ fn a_dry_run_needs_no_credentials_and_shows_the_request() {
     assert_eq!(rows[1]["outcome"], "invalid");
 }
 
-fn run_blocking(args: &[&str]) -> std::process::Output {
-    pcq(args, &[]).output().expect("binary runs")
+fn run_blocking(args: &[&str]) -> Finished {
+    pcq(args).output()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulate_command_serves_what_run_needs() {
-    use std::io::BufRead as _;
-    let dir = WorkDir::new("simulate");
+    let dir = work_dir("simulate");
     dir.write(
         "preload.csv",
         format!(
@@ -250,35 +228,26 @@ async fn the_simulate_command_serves_what_run_needs() {
             dir.s("preload.csv")
         ),
     );
-    let mut server = pcq(
-        &[
-            "simulate",
-            "--config",
-            &dir.s("sim.toml"),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-    )
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::null())
-    .spawn()
-    .expect("simulator starts");
-    let stdout = server.stdout.take().expect("stdout");
-    let first = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("first line");
-        line
-    })
-    .await
-    .expect("join");
-    let url = first
-        .trim()
-        .strip_prefix("listening ")
-        .expect("first stdout line is `listening URL`")
-        .to_string();
+    let mut server = pcq(&[
+        "simulate",
+        "--config",
+        &dir.s("sim.toml"),
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .spawn();
+    let listening = |stdout: &str| {
+        stdout
+            .lines()
+            .next()
+            .filter(|_| stdout.contains('\n'))
+            .and_then(|l| l.strip_prefix("listening "))
+            .map(str::to_string)
+    };
+    server
+        .wait_for_stdout("the `listening URL` line", |o| listening(o).is_some())
+        .await;
+    let url = listening(&server.stdout()).expect("first stdout line is `listening URL`");
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let env = vec![
         ("PC_BASE_URL".to_string(), url.clone()),
@@ -301,8 +270,8 @@ async fn the_simulate_command_serves_what_run_needs() {
         ),
     ];
     dir.write("in.csv", soe_rows(2));
-    let output = run_io("run", &dir, &env, &[]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &[]).envs(&env).run().await;
+    output.assert_code(0);
     let rows = results_by_row(&dir.join("out.csv"));
     assert_eq!(rows[0]["outcome"], "exists");
     assert_eq!(rows[1]["outcome"], "created");
@@ -321,25 +290,27 @@ async fn the_simulate_command_serves_what_run_needs() {
             .count(),
         2
     );
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let exit = tokio::task::spawn_blocking(move || server.wait().expect("wait"))
-        .await
-        .expect("join");
-    assert_eq!(exit.code(), Some(0));
+    #[cfg(target_os = "linux")]
+    server.wait_for_signal_handlers().await;
+    server.signal("TERM");
+    server.finish().await.assert_code(0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_progress_bar_renders_on_a_terminal_and_the_summary_follows() {
+    let Some(script) = outside_program(
+        &["script"],
+        &["--version"],
+        "util-linux `script`: apt-get install -y bsdutils",
+    ) else {
+        return;
+    };
     let sim = start_sim(SimConfig {
         latency: std::time::Duration::from_millis(30),
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("progress");
+    let dir = work_dir("progress");
     dir.write("in.csv", soe_rows(60));
     // `script` gives the binary a pseudo-terminal, as an operator's shell would.
     let command = format!(
@@ -348,15 +319,13 @@ async fn the_progress_bar_renders_on_a_terminal_and_the_summary_follows() {
         dir.s("in.csv"),
         dir.s("out.csv")
     );
-    let mut cmd = std::process::Command::new("script");
-    for (k, v) in sim_env(&sim) {
-        cmd.env(k, v);
-    }
-    cmd.env("COLUMNS", "160").env("TERM", "xterm");
-    cmd.args(["-qec", &command, "/dev/null"]);
-    let output = tokio::task::spawn_blocking(move || cmd.output().expect("script runs"))
-        .await
-        .expect("join");
+    let output = Cmd::new(script)
+        .envs(&sim_env(&sim))
+        .env("COLUMNS", "160")
+        .env("TERM", "xterm")
+        .args(&["-qec", &command, "/dev/null"])
+        .run()
+        .await;
     let screen = text(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{screen}");
     assert!(
@@ -367,6 +336,49 @@ async fn the_progress_bar_renders_on_a_terminal_and_the_summary_follows() {
     let summary_at = screen.find("pc-qualify: 60 rows").expect("summary printed");
     assert!(screen[summary_at..].contains("rows: created 60"));
     // Not a terminal: no bar at all.
-    let output = run_io("run", &dir, &sim_env(&sim), &["--force", "--rate", "0"]).await;
+    let output = pcq_io("run", &dir, &["--force", "--rate", "0"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
     assert!(!text(&output.stderr).contains("/60 rows"));
+}
+
+#[test]
+fn validate_warns_on_education_and_gcc_for_one_customer_without_failing() {
+    let dir = work_dir("pair");
+    dir.write(
+        "in.csv",
+        format!(
+            "customer_id,qualification,education_segment,validation_code\n{},Education,K12,\n{},StateOwnedEntity,,\n{},GovernmentCommunityCloud,,482913\n",
+            cid(1),
+            cid(2),
+            cid(1)
+        ),
+    );
+    let output = pcq(&["validate", "-i", &dir.s("in.csv")]).output();
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "a warning is not invalid: {stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("row 3: warning: customer {}", cid(1)))
+            && stdout.contains("(row 1)")
+            && stdout.contains("cannot be combined"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("3 row(s): 3 valid, 0 invalid"), "{stdout}");
+    assert!(stdout.contains("1 warning(s)"), "{stdout}");
+    // With an invalid row as well, the exit code is the invalid row's.
+    dir.write(
+        "bad.csv",
+        format!(
+            "customer_id,qualification,education_segment,validation_code\n{},Education,K12,\n{},GovernmentCommunityCloud,,482913\nnot-a-guid,StateOwnedEntity,,\n",
+            cid(1),
+            cid(1)
+        ),
+    );
+    let output = pcq(&["validate", "-i", &dir.s("bad.csv")]).output();
+    output.assert_code(1);
 }

@@ -1,7 +1,7 @@
 //! The one error line the binary prints: context first, the cause kept (as `#[source]`) and
 //! printed once after it, and the documented exit code.
 
-use crate::common::{pcq, text, WorkDir};
+use crate::common::*;
 
 const HEADER: &str = "row,customer_id,qualification,outcome,http_status,vetting_status,vetting_reason,vetting_create_date,attempts,correlation_id,request_id,error_code,error_message,elapsed_ms";
 
@@ -16,12 +16,10 @@ fn error_line(stderr: &[u8]) -> String {
 
 #[test]
 fn a_missing_input_names_the_path_then_the_os_error_once() {
-    let dir = WorkDir::new("errors-missing");
+    let dir = work_dir("errors-missing");
     let missing = dir.s("missing.csv");
-    let output = pcq(&["validate", "--input", &missing], &[])
-        .output()
-        .expect("runs");
-    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    let output = pcq(&["validate", "--input", &missing]).output();
+    output.assert_code(2);
     let line = error_line(&output.stderr);
     let expected_prefix = format!("pc-qualify: error: input {missing}: ");
     assert!(line.starts_with(&expected_prefix), "{line}");
@@ -33,25 +31,21 @@ fn a_missing_input_names_the_path_then_the_os_error_once() {
 
 #[test]
 fn a_damaged_results_row_names_the_line_and_the_field() {
-    let dir = WorkDir::new("errors-results");
+    let dir = work_dir("errors-results");
     let results = dir.write(
         "results.csv",
         format!(
             "{HEADER}\n1,8f1d8a8e-5e4b-4d3c-9b2a-1a2b3c4d5e6f,Education,created,201,Approved,,,many,,,,,12\n"
         ),
     );
-    let output = pcq(
-        &[
-            "report",
-            &results.display().to_string(),
-            "--html",
-            &dir.s("page.html"),
-        ],
-        &[],
-    )
-    .output()
-    .expect("runs");
-    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    let output = pcq(&[
+        "report",
+        &results.display().to_string(),
+        "--html",
+        &dir.s("page.html"),
+    ])
+    .output();
+    output.assert_code(2);
     assert_eq!(
         error_line(&output.stderr),
         format!(

@@ -1,16 +1,14 @@
 //! `export`: the customer list followed page by page, each customer's qualifications read
 //! through the rate-limited pool, one CSV row per qualification held.
 
-use std::collections::HashMap;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
 use crate::common::*;
 use pc_qualify::domain::model::{CustomerId, QualificationRecord};
 use pc_qualify::simulator::{
     CustomerProfile, FaultAction, PreloadEntry, PreloadState, RecordedRequest, ScriptedFault,
 };
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 const EXPORT_HEADER: &str =
     "customer_id,company_name,domain,qualification,vetting_status,vetting_reason,vetting_create_date";
@@ -53,7 +51,7 @@ fn parse_export(text: &str) -> Vec<HashMap<String, String>> {
     csv_rows(text, EXPORT_HEADER)
 }
 
-fn read_export(dir: &WorkDir) -> Vec<HashMap<String, String>> {
+fn read_export(dir: &TempDir) -> Vec<HashMap<String, String>> {
     parse_export(&std::fs::read_to_string(dir.join("out.csv")).expect("export written"))
 }
 
@@ -69,20 +67,20 @@ fn list_requests(sim: &SimHandle) -> Vec<RecordedRequest> {
         .collect()
 }
 
-async fn export(dir: &WorkDir, env: &[(String, String)], extra: &[&str]) -> std::process::Output {
+async fn export(dir: &TempDir, env: &[(String, String)], extra: &[&str]) -> Finished {
     let output = dir.s("out.csv");
     let mut args = vec!["export", "-o", &output];
     args.extend_from_slice(extra);
-    run(&args, env).await
+    pcq(&args).envs(env).run().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_three_customers_at_five_per_page_take_five_pages() {
     let sim = start_sim(listed(23, 5)).await;
-    let dir = WorkDir::new("export-pages");
+    let dir = work_dir("export-pages");
     let output = export(&dir, &sim_env(&sim), &["--rate", "0"]).await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    output.assert_code(0);
     assert!(stderr.contains("exported 23 customers"), "{stderr}");
 
     let rows = read_export(&dir);
@@ -155,7 +153,7 @@ fn mixed_sim() -> SimConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_denied_none_and_unreadable_customers_each_get_their_rows() {
     let sim = start_sim(mixed_sim()).await;
-    let dir = WorkDir::new("export-mixed");
+    let dir = work_dir("export-mixed");
     let env = sim_env(&sim);
     let output = export(&dir, &env, &["--rate", "0"]).await;
     let stderr = text(&output.stderr);
@@ -221,7 +219,7 @@ async fn held_denied_none_and_unreadable_customers_each_get_their_rows() {
     // --resume reads the unread customer again (and the last customer written), nothing else.
     let before = sim.api_requests().len();
     let output = export(&dir, &env, &["--rate", "0", "--resume"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    output.assert_code(0);
     let read_again: Vec<String> = sim.api_requests()[before..]
         .iter()
         .filter(|r| r.path.ends_with("/qualifications"))
@@ -254,7 +252,7 @@ async fn held_denied_none_and_unreadable_customers_each_get_their_rows() {
         &["--rate", "0", "--force", "--qualification", "education"],
     )
     .await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    output.assert_code(0);
     let rows = read_export(&dir);
     assert_eq!(rows.len(), 6, "one row per customer: {rows:?}");
     let q = |n: u32| -> (String, String) {
@@ -289,10 +287,9 @@ async fn a_failed_page_is_retried_with_its_token_and_an_unreadable_list_stops_ea
         ..listed(12, 5)
     })
     .await;
-    let dir = WorkDir::new("export-retry");
+    let dir = work_dir("export-retry");
     let output = export(&dir, &sim_env(&sim), &["--rate", "0"]).await;
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    output.assert_code(0);
     assert_eq!(read_export(&dir).len(), 12);
     let pages = list_requests(&sim);
     let statuses: Vec<u16> = pages.iter().map(|p| p.status).collect();
@@ -317,10 +314,10 @@ async fn a_failed_page_is_retried_with_its_token_and_an_unreadable_list_stops_ea
         ..listed(3, 5)
     })
     .await;
-    let dir = WorkDir::new("export-refused");
+    let dir = work_dir("export-refused");
     let output = export(&dir, &sim_env(&sim), &["--rate", "0"]).await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    output.assert_code(2);
     assert!(
         stderr.contains("customer list could not be read"),
         "{stderr}"
@@ -332,14 +329,14 @@ async fn a_failed_page_is_retried_with_its_token_and_an_unreadable_list_stops_ea
 async fn list_pages_and_reads_share_the_rate_cap() {
     // 3 pages + 12 reads = 15 requests at 10/s with a burst of 1.
     let sim = start_sim(listed(12, 5)).await;
-    let dir = WorkDir::new("export-rate");
+    let dir = work_dir("export-rate");
     let output = export(
         &dir,
         &sim_env(&sim),
         &["--rate", "10", "--burst", "1", "--concurrency", "4"],
     )
     .await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    output.assert_code(0);
     let api = sim.api_requests();
     assert_eq!(api.len(), 15);
     assert_eq!(list_requests(&sim).len(), 3);
@@ -368,8 +365,11 @@ async fn a_dash_writes_the_export_to_standard_output() {
         ..listed(3, 5)
     })
     .await;
-    let output = run(&["export", "-o", "-", "--rate", "0"], &sim_env(&sim)).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq(&["export", "-o", "-", "--rate", "0"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(0);
     let stdout = text(&output.stdout);
     let rows = parse_export(&stdout);
     assert_eq!(rows.len(), 3, "{stdout}");
@@ -383,33 +383,23 @@ async fn a_dash_writes_the_export_to_standard_output() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_export_stops_cleanly_and_a_forced_rerun_completes_it() {
     let sim = start_sim(listed(23, 5)).await;
-    let dir = WorkDir::new("export-interrupt");
+    let dir = work_dir("export-interrupt");
     let env = sim_env(&sim);
     let out = dir.s("out.csv");
     // 28 requests at 4/s: about 7 s, interrupted once a few customers are on file.
-    let child = pcq(&["export", "-o", &out, "--rate", "4", "--burst", "1"], &env)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let started = std::time::Instant::now();
-    loop {
-        let lines = std::fs::read_to_string(dir.join("out.csv")).map_or(0, |t| t.lines().count());
-        if lines > 3 || started.elapsed() > Duration::from_secs(30) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait"))
-        .await
-        .expect("join");
+    let mut child = pcq(&["export", "-o", &out, "--rate", "4", "--burst", "1"])
+        .envs(&env)
+        .spawn();
+    wait_until("3 customers in the export", || {
+        std::fs::read_to_string(dir.join("out.csv")).is_ok_and(|t| t.lines().count() > 3)
+    })
+    .await;
+    #[cfg(target_os = "linux")]
+    child.wait_for_signal_handlers().await;
+    child.signal("INT");
+    let output = child.finish().await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    output.assert_code(130);
     assert!(stderr.contains("--resume"), "says how to finish: {stderr}");
     let partial = read_export(&dir);
     assert!(
@@ -428,7 +418,7 @@ async fn an_interrupted_export_stops_cleanly_and_a_forced_rerun_completes_it() {
     // --resume reads only the customers missing from the file (and the last one written).
     let output = export(&dir, &env, &["--rate", "0", "--resume"]).await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    output.assert_code(0);
     assert!(stderr.contains("carried over"), "{stderr}");
     let rows = read_export(&dir);
     assert_eq!(rows.len(), 23);
@@ -444,7 +434,7 @@ async fn an_interrupted_export_stops_cleanly_and_a_forced_rerun_completes_it() {
 
     // Starting over with --force gives the same complete file.
     let output = export(&dir, &env, &["--rate", "0", "--force"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    output.assert_code(0);
     let rows = read_export(&dir);
     assert_eq!(rows.len(), 23);
     for n in 1..=23 {
@@ -454,9 +444,9 @@ async fn an_interrupted_export_stops_cleanly_and_a_forced_rerun_completes_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sandbox_exports_its_built_in_customers() {
-    let dir = WorkDir::new("export-sandbox");
+    let dir = work_dir("export-sandbox");
     let output = export(&dir, &[], &["--sandbox", "--rate", "0"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    output.assert_code(0);
     let rows = read_export(&dir);
     let view: Vec<(String, String, String)> = rows
         .iter()
@@ -518,7 +508,7 @@ async fn a_page_answer_cut_off_or_too_slow_is_resent_and_the_same_page_comes_bac
             ..listed(12, 5)
         })
         .await;
-        let dir = WorkDir::new(&format!("export-lost-{name}"));
+        let dir = work_dir(&format!("export-lost-{name}"));
         let mut args = vec!["--rate", "0"];
         args.extend(extra);
         let output = export(&dir, &sim_env(&sim), &args).await;
@@ -642,10 +632,9 @@ async fn a_token_the_service_spent_on_a_lost_answer_restarts_the_list_without_du
         }
     })
     .await;
-    let dir = WorkDir::new("export-token-spent");
+    let dir = work_dir("export-token-spent");
     let output = export(&dir, &env, &["--rate", "0", "--max-backoff", "0.1"]).await;
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    output.assert_code(0);
     assert_each_customer_once(&read_export(&dir), 5);
     let seen = seen.lock().expect("lock").clone();
     let view: Vec<(Option<&str>, u16)> = seen.iter().map(|(t, s)| (t.as_deref(), *s)).collect();
@@ -665,10 +654,10 @@ async fn a_token_the_service_spent_on_a_lost_answer_restarts_the_list_without_du
         Some(_) => (400, SPENT_TOKEN.to_string()),
     })
     .await;
-    let dir = WorkDir::new("export-token-refused");
+    let dir = work_dir("export-token-refused");
     let output = export(&dir, &env, &["--rate", "0"]).await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    output.assert_code(1);
     assert!(stderr.contains("code 2000"), "{stderr}");
     assert_each_customer_once(&read_export(&dir), 3);
 }
@@ -691,7 +680,7 @@ async fn a_list_going_round_in_circles_ends_with_an_error_not_duplicates() {
         ("same-page", Some("again"), "already listed"),
     ] {
         let (env, seen) = stand_in_list(&sim, circling(next)).await;
-        let dir = WorkDir::new(&format!("export-circle-{name}"));
+        let dir = work_dir(&format!("export-circle-{name}"));
         let output = export(&dir, &env, &["--rate", "0"]).await;
         let stderr = text(&output.stderr);
         assert_eq!(output.status.code(), Some(1), "{name}: {stderr}");
@@ -719,10 +708,9 @@ async fn a_list_page_over_a_mebibyte_is_read() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("export-big-page");
+    let dir = work_dir("export-big-page");
     let output = export(&dir, &sim_env(&sim), &["--rate", "0"]).await;
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    output.assert_code(0);
     assert_each_customer_once(&read_export(&dir), 100);
     let pages = list_requests(&sim);
     assert_eq!(pages.len(), 1, "one page, read at the first attempt");
@@ -740,27 +728,25 @@ async fn an_export_fed_to_run_does_not_post_tenant_domains_as_websites() {
         ..listed(1, 5)
     })
     .await;
-    let dir = WorkDir::new("export-to-run");
+    let dir = work_dir("export-to-run");
     let output = export(&dir, &sim_env(&sim), &["--rate", "0"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    output.assert_code(0);
     let export_text = std::fs::read_to_string(dir.join("out.csv")).expect("export");
     assert!(export_text.contains("school1.example.edu"), "{export_text}");
-    let output = run(
-        &[
-            "run",
-            "--dry-run",
-            "-i",
-            &dir.s("out.csv"),
-            "-o",
-            &dir.s("results.csv"),
-            "--education-segment",
-            "K12",
-        ],
-        &[],
-    )
+    let output = pcq(&[
+        "run",
+        "--dry-run",
+        "-i",
+        &dir.s("out.csv"),
+        "-o",
+        &dir.s("results.csv"),
+        "--education-segment",
+        "K12",
+    ])
+    .run()
     .await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    output.assert_code(0);
     assert!(stderr.contains("would be sent as"), "{stderr}");
     assert!(stderr.contains("\"educationSegment\""), "{stderr}");
     assert!(
@@ -775,22 +761,20 @@ async fn an_export_fed_to_run_does_not_post_tenant_domains_as_websites() {
             cid(1)
         ),
     );
-    let output = run(
-        &[
-            "run",
-            "--dry-run",
-            "-i",
-            &dir.s("own.csv"),
-            "-o",
-            &dir.s("own-results.csv"),
-            "--education-segment",
-            "K12",
-        ],
-        &[],
-    )
+    let output = pcq(&[
+        "run",
+        "--dry-run",
+        "-i",
+        &dir.s("own.csv"),
+        "-o",
+        &dir.s("own-results.csv"),
+        "--education-segment",
+        "K12",
+    ])
+    .run()
     .await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    output.assert_code(0);
     assert!(
         stderr.contains("\"website\":\"school.example.edu\""),
         "{stderr}"

@@ -1,112 +1,13 @@
-//! Nothing lost, nothing done twice: throttling, faults, crashes, resume and bad input.
+//! One call against a misbehaving service: retries (with the same MS-RequestId), timeouts,
+//! answers cut off, oversized or not from Partner Center, dropped and closed connections, and a
+//! success that has to be confirmed from the customer's list.
 
-use std::collections::{HashMap, HashSet};
-use std::process::Stdio;
+use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::common::*;
 use pc_qualify::domain::model::CustomerId;
-use pc_qualify::simulator::{FaultAction, PreloadEntry, PreloadState};
-
-/// A results row's outcome and attempts.
-fn outcome_attempts(row: &HashMap<String, String>) -> (&str, &str) {
-    (row["outcome"].as_str(), row["attempts"].as_str())
-}
-
-/// A results row's outcome, HTTP status and attempts.
-fn outcome_status_attempts(row: &HashMap<String, String>) -> (&str, &str, &str) {
-    (
-        row["outcome"].as_str(),
-        row["http_status"].as_str(),
-        row["attempts"].as_str(),
-    )
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_429_pauses_every_worker_for_its_retry_after() {
-    let sim = start_sim(SimConfig {
-        script: vec![fault(3, status(429, Some("2")))],
-        ..SimConfig::default()
-    })
-    .await;
-    let dir = WorkDir::new("pause");
-    dir.write("in.csv", soe_rows(16));
-    let output = run_io(
-        "run",
-        &dir,
-        &sim_env(&sim),
-        &["--rate", "0", "--concurrency", "4"],
-    )
-    .await;
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
-    let requests = sim.api_requests();
-    let throttled = requests
-        .iter()
-        .find(|r| r.status == 429)
-        .expect("the scripted 429 was served");
-    let t0 = throttled.at_ms;
-    let during: Vec<u64> = requests
-        .iter()
-        .map(|r| r.at_ms)
-        .filter(|&t| t > t0 + 150 && t < t0 + 1_850)
-        .collect();
-    assert!(
-        during.is_empty(),
-        "requests reached the server during the pause: {during:?} (429 at {t0})"
-    );
-    let rows = results_by_row(&dir.join("out.csv"));
-    assert!(rows.iter().all(|r| r["outcome"] == "created"));
-    assert_eq!(rows[2]["attempts"], "2");
-    assert!(stderr.contains("throttled (429) 1"), "{stderr}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_token_is_renewed_once_and_the_row_resent() {
-    // Row 1 is refused once (a token revoked early), row 2 every time (a user without the rights).
-    let sim = start_sim(SimConfig {
-        script: vec![
-            fault(1, status(401, None)),
-            fault(2, status(401, None)),
-            fault(2, status(401, None)),
-            fault(2, status(401, None)),
-        ],
-        ..SimConfig::default()
-    })
-    .await;
-    let dir = WorkDir::new("refused");
-    dir.write("in.csv", soe_rows(3));
-    let output = run_io("run", &dir, &sim_env(&sim), &["--concurrency", "1"]).await;
-    let stderr = text(&output.stderr);
-    // A refusal that a fresh token does not cure would fail every row: the run stops (issue 10.3).
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("pc-qualify login"), "{stderr}");
-    let rows = results_by_row(&dir.join("out.csv"));
-    assert_eq!(outcome_attempts(&rows[0]), ("created", "2"));
-    assert_eq!(
-        outcome_status_attempts(&rows[1]),
-        ("failed", "401", "2"),
-        "a second refusal of a renewed token is final"
-    );
-    assert_eq!(rows.len(), 2, "row 3 is not sent after the stop");
-    let bearer = |n: u32| -> Vec<String> {
-        posts(&sim)
-            .iter()
-            .filter(|p| p.path.contains(&cid(n)))
-            .map(|p| p.token_fingerprint.clone().unwrap_or_default())
-            .collect()
-    };
-    let row1 = bearer(1);
-    assert_eq!(row1.len(), 2);
-    assert_ne!(row1[0], row1[1], "the resend carries a renewed token");
-    assert_eq!(bearer(2).len(), 2, "row 2 is not resent a second time");
-    // The first token, and one renewal per refusal.
-    assert_eq!(sim.redemptions(), 3);
-    assert!(
-        !stderr.contains("sim-at-") && !stderr.contains("sim-rt-"),
-        "no token in the log: {stderr}"
-    );
-}
+use pc_qualify::simulator::{FaultAction, ScriptedFault};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timed_out_attempt_that_landed_is_reported_as_exists() {
@@ -118,10 +19,13 @@ async fn a_timed_out_attempt_that_landed_is_reported_as_exists() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("landed");
+    let dir = work_dir("landed");
     dir.write("in.csv", soe_rows(1));
-    let output = run_io("run", &dir, &sim_env(&sim), &["--timeout", "0.5"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &["--timeout", "0.5"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(0);
     let rows = results(&dir.join("out.csv"));
     assert_eq!(rows[0]["outcome"], "exists");
     assert_eq!(rows[0]["http_status"], "409");
@@ -151,10 +55,10 @@ async fn server_errors_are_retried_and_client_errors_are_not() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("matrix");
+    let dir = work_dir("matrix");
     dir.write("in.csv", soe_rows(4));
-    let output = run_io("run", &dir, &sim_env(&sim), &[]).await;
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &[]).envs(&sim_env(&sim)).run().await;
+    output.assert_code(1);
     let rows = results_by_row(&dir.join("out.csv"));
     assert_eq!(outcome_attempts(&rows[0]), ("created", "5"));
     assert_eq!(outcome_status_attempts(&rows[1]), ("failed", "404", "1"));
@@ -179,16 +83,13 @@ async fn slow_answers_past_the_timeout_exhaust_the_attempts() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("timeouts");
+    let dir = work_dir("timeouts");
     dir.write("in.csv", soe_rows(1));
-    let output = run_io(
-        "run",
-        &dir,
-        &sim_env(&sim),
-        &["--timeout", "0.3", "--max-attempts", "2"],
-    )
-    .await;
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &["--timeout", "0.3", "--max-attempts", "2"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(1);
     let rows = results(&dir.join("out.csv"));
     assert_eq!(rows[0]["outcome"], "failed");
     assert_eq!(rows[0]["http_status"], "");
@@ -205,12 +106,11 @@ async fn random_faults_lose_no_row() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("random");
+    let dir = work_dir("random");
     dir.write("in.csv", soe_rows(40));
-    let output = run_io(
+    let output = pcq_io(
         "run",
         &dir,
-        &sim_env(&sim),
         &[
             "--rate",
             "0",
@@ -222,8 +122,10 @@ async fn random_faults_lose_no_row() {
             "0.05",
         ],
     )
+    .envs(&sim_env(&sim))
+    .run()
     .await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    output.assert_code(0);
     let rows = results_by_row(&dir.join("out.csv"));
     assert_eq!(rows.len(), 40);
     assert!(rows
@@ -235,261 +137,338 @@ async fn random_faults_lose_no_row() {
     }
 }
 
-/// Starts the binary in the background on `dir/in.csv`.
-fn spawn_run(dir: &WorkDir, env: &[(String, String)], extra: &[&str]) -> std::process::Child {
-    let (input, output) = (dir.s("in.csv"), dir.s("out.csv"));
-    let mut args = vec!["run", "-i", &input, "-o", &output];
-    args.extend_from_slice(extra);
-    pcq(&args, env)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn")
+fn customer(text: &str) -> CustomerId {
+    CustomerId::parse(text).expect("test customer id")
 }
 
-/// Every complete line of a results file parses; returns the rows (a torn last line is allowed).
-fn complete_rows(dir: &WorkDir) -> Vec<String> {
-    let text = std::fs::read_to_string(dir.join("out.csv")).expect("results exist");
-    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
-    let mut reader = csv::Reader::from_reader(complete.as_bytes());
-    let mut rows = Vec::new();
-    for record in reader.records() {
-        let record = record.expect("every complete line is a CSV record");
-        assert_eq!(record.len(), 14);
-        rows.push(record[0].to_string());
-    }
-    rows
-}
-
-async fn kill_and_resume(signal: Option<&str>) {
-    let sim = start_sim(SimConfig {
-        latency: Duration::from_millis(40),
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_are_retried_with_one_request_id() {
+    let config = SimConfig {
+        script: vec![
+            ScriptedFault {
+                customer_id: customer(&cid(1)),
+                action: FaultAction::Status {
+                    status: 503,
+                    retry_after: None,
+                },
+            },
+            ScriptedFault {
+                customer_id: customer(&cid(1)),
+                action: FaultAction::Drop,
+            },
+            ScriptedFault {
+                customer_id: customer(&cid(2)),
+                action: FaultAction::Status {
+                    status: 400,
+                    retry_after: None,
+                },
+            },
+        ],
         ..SimConfig::default()
-    })
-    .await;
-    let dir = WorkDir::new("crash");
-    dir.write("in.csv", soe_rows(120));
-    let env = sim_env(&sim);
-    let mut child = spawn_run(&dir, &env, &["--rate", "0", "--concurrency", "4"]);
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    match signal {
-        None => child.kill().expect("SIGKILL"),
-        Some(sig) => {
-            let status = std::process::Command::new("kill")
-                .args([sig, &child.id().to_string()])
-                .status()
-                .expect("kill runs");
-            assert!(status.success());
-        }
-    }
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait"))
-        .await
-        .expect("join");
-    let stderr = text(&output.stderr);
-    match signal {
-        None => assert_eq!(output.status.code(), None, "killed by a signal"),
-        Some(_) => {
-            assert_eq!(output.status.code(), Some(130), "{stderr}");
-            assert!(
-                stderr.contains("--resume"),
-                "prints the resume command: {stderr}"
-            );
-        }
-    }
-    let done_before = complete_rows(&dir);
-    assert!(
-        !done_before.is_empty() && done_before.len() < 120,
-        "stopped mid-run ({} rows written)",
-        done_before.len()
-    );
-    let output = run_io("run", &dir, &env, &["--resume", "--rate", "0"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    let rows = results_by_row(&dir.join("out.csv"));
-    let numbers: Vec<String> = rows.iter().map(|r| r["row"].clone()).collect();
-    let expected: Vec<String> = (1..=120).map(|n| n.to_string()).collect();
-    assert_eq!(numbers, expected, "exactly one row per input row");
-    assert!(rows
-        .iter()
-        .all(|r| r["outcome"] == "created" || r["outcome"] == "exists"));
-    // Nothing done twice: a customer posted twice is one that was in flight, re-sent with its
-    // journaled request id.
-    for (customer, ids) in posts_by_customer(&sim) {
-        let distinct: HashSet<_> = ids.iter().collect();
-        assert_eq!(distinct.len(), 1, "{customer} was posted with {ids:?}");
-    }
-    assert!(
-        !dir.join("out.csv.journal").exists(),
-        "a finished run removes its journal"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_killed_with_sigkill_resumes_to_one_row_per_input_row() {
-    kill_and_resume(None).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigint_drains_exits_130_and_resumes() {
-    kill_and_resume(Some("-INT")).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resume_redoes_failed_and_invalid_rows_only() {
-    let sim = start_sim(SimConfig {
-        script: vec![fault(2, status(400, None))],
-        ..SimConfig::default()
-    })
-    .await;
-    let dir = WorkDir::new("fix");
-    let good = soe_rows(3);
-    dir.write("in.csv", format!("{good}{},Educaton\n", cid(4)));
-    let env = sim_env(&sim);
-    let output = run_io("run", &dir, &env, &[]).await;
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
-    // The user fixes the typo and resumes.
-    dir.write("in.csv", format!("{good}{},StateOwnedEntity\n", cid(4)));
-    let output = run_io("run", &dir, &env, &["--resume"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    let rows = results_by_row(&dir.join("out.csv"));
-    assert_eq!(rows.len(), 4);
-    assert!(rows.iter().all(|r| r["outcome"] == "created"), "{rows:?}");
-    let posted = posts_by_customer(&sim);
-    assert_eq!(posted[&cid(1)].len(), 1, "created rows are not sent again");
-    assert_eq!(posted[&cid(2)].len(), 2, "the failed row is sent again");
-    assert_ne!(
-        posted[&cid(2)][0],
-        posted[&cid(2)][1],
-        "with a new request id"
-    );
-    assert_eq!(posted[&cid(4)].len(), 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resume_against_another_input_stops_with_exit_2() {
-    let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("mismatch");
-    dir.write("in.csv", soe_rows(3));
-    let env = sim_env(&sim);
-    assert_eq!(run_io("run", &dir, &env, &[]).await.status.code(), Some(0));
-    let before = std::fs::read(dir.join("out.csv")).expect("results");
+    };
+    let sim = start_sim(config).await;
+    let dir = work_dir("retry");
     dir.write(
         "in.csv",
-        format!("customer_id,qualification\n{},StateOwnedEntity\n", cid(9)),
+        format!(
+            "customer_id,qualification\n{},StateOwnedEntity\n{},StateOwnedEntity\n",
+            cid(1),
+            cid(2)
+        ),
     );
-    let output = run_io("run", &dir, &env, &["--resume"]).await;
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("does not belong"), "{stderr}");
-    assert_eq!(std::fs::read(dir.join("out.csv")).expect("kept"), before);
-    assert_eq!(posts(&sim).len(), 3, "nothing more was sent");
+    let output = pcq_io("run", &dir, &[]).envs(&sim_env(&sim)).run().await;
+    output.assert_code(1);
+    let rows = results_by_row(&dir.join("out.csv"));
+    assert_eq!(rows[0]["outcome"], "created");
+    // 503, then the dropped connection (no byte of answer) resent at once without counting an
+    // attempt (issue 11: the keep-alive race), so two attempts for three sends.
+    assert_eq!(rows[0]["attempts"], "2");
+    assert_eq!(rows[1]["outcome"], "failed");
+    assert_eq!(rows[1]["http_status"], "400");
+    assert_eq!(rows[1]["attempts"], "1", "a 400 is not retried");
+    assert!(!rows[1]["error_message"].is_empty());
+    let first: Vec<_> = posts(&sim)
+        .into_iter()
+        .filter(|p| p.path.contains(&cid(1)))
+        .collect();
+    assert_eq!(first.len(), 3);
+    let rids: HashSet<_> = first.iter().map(|p| header(p, "ms-requestid")).collect();
+    let cors: HashSet<_> = first
+        .iter()
+        .map(|p| header(p, "ms-correlationid"))
+        .collect();
+    assert_eq!(rids.len(), 1, "retries keep the request id");
+    assert_eq!(cors.len(), 3, "every send has its own correlation id");
+    assert_eq!(
+        header(&first[2], "ms-correlationid"),
+        Some(rows[0]["correlation_id"].as_str())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_secret_appears_at_the_most_verbose_logging() {
+async fn max_attempts_bounds_the_retries() {
+    let config = SimConfig {
+        script: (0..5)
+            .map(|_| ScriptedFault {
+                customer_id: customer(&cid(1)),
+                action: FaultAction::Status {
+                    status: 502,
+                    retry_after: Some("0".into()),
+                },
+            })
+            .collect(),
+        ..SimConfig::default()
+    };
+    let sim = start_sim(config).await;
+    let dir = work_dir("maxattempts");
+    dir.write(
+        "in.csv",
+        format!("customer_id,qualification\n{},StateOwnedEntity\n", cid(1)),
+    );
+    let output = pcq_io("run", &dir, &["--max-attempts", "3"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(1);
+    let rows = results(&dir.join("out.csv"));
+    assert_eq!(rows[0]["outcome"], "failed");
+    assert_eq!(rows[0]["http_status"], "502");
+    assert_eq!(rows[0]["attempts"], "3");
+    assert_eq!(posts(&sim).len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_cut_off_mid_body_is_retried_with_the_same_request_id() {
     let sim = start_sim(SimConfig {
-        script: vec![fault(1, status(503, None))],
-        preload: vec![PreloadEntry {
-            customer_id: CustomerId::parse(&cid(2)).expect("id"),
-            state: PreloadState::NoRelationship,
-        }],
+        script: vec![fault(1, FaultAction::Cut)],
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("secrets");
-    dir.write("in.csv", soe_rows(3));
-    let output = run_io("run", &dir, &sim_env(&sim), &["-vvv"]).await;
-    assert_eq!(output.status.code(), Some(1));
-    // Every token the simulator issues starts with `sim-at-` (access) or `sim-rt-` (refresh), so
-    // the prefixes stand for all of them (the request log keeps only their fingerprints).
-    assert!(sim
-        .api_requests()
-        .iter()
-        .all(|r| r.token_fingerprint.is_some()));
-    let secrets = vec![
-        simulator::SANDBOX_CLIENT_SECRET.to_string(),
-        simulator::SANDBOX_REFRESH_TOKEN.to_string(),
-        "sim-at-".to_string(),
-        "sim-rt-".to_string(),
-    ];
-    let everything = format!(
-        "{}{}{}",
-        text(&output.stderr),
-        text(&output.stdout),
-        std::fs::read_to_string(dir.join("out.csv")).expect("results")
-    );
-    assert!(everything.len() > 2_000, "trace logging produced output");
-    for secret in &secrets {
-        assert!(!everything.contains(secret.as_str()), "a secret leaked");
-    }
-    let help = pcq(&["run", "--help"], &sim_env(&sim))
-        .output()
-        .expect("help");
-    for secret in &secrets {
-        assert!(!text(&help.stdout).contains(secret.as_str()));
-    }
+    let dir = work_dir("cut");
+    dir.write("in.csv", soe_rows(2));
+    let output = pcq_io("run", &dir, &["--rate", "0"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(0);
+    let rows = results_by_row(&dir.join("out.csv"));
+    assert_eq!(rows[0]["outcome"], "exists", "{:?}", rows[0]);
+    assert_eq!(rows[0]["attempts"], "2");
+    assert_eq!(rows[0]["http_status"], "409");
+    let ids = &posts_by_customer(&sim)[&cid(1)];
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[0], ids[1], "the retry carries the same request id");
+    assert_eq!(rows[1]["outcome"], "created");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn garbage_input_of_every_kind_is_reported_not_lost() {
-    let sim = start_sim(SimConfig::default()).await;
-    let env = sim_env(&sim);
-    let dir = WorkDir::new("garbage");
-    let big = "x".repeat(1 << 20);
-    let mut input = b"customer_id,qualification,notes\n".to_vec();
-    input.extend_from_slice(format!("{},StateOwnedEntity,\"{big}\"\n", cid(1)).as_bytes());
-    input.extend_from_slice(
-        format!("{},StateOwnedEntity,café \u{fffd}\u{feff}\n", cid(2)).as_bytes(),
-    );
-    // (Bytes that are not UTF-8 stop the file before anything is sent: tests/formats.rs.)
-    input.extend_from_slice("ünï\u{fffd}-not-a-guid,StateOwnedEntity,\n".as_bytes());
-    input.extend_from_slice(b"=HYPERLINK(\"http://x\"),StateOwnedEntity,\n");
-    input.extend_from_slice(format!("{}\n", cid(3)).as_bytes());
-    input.extend_from_slice(format!("{},\"StateOwnedEntity,\n", cid(4)).as_bytes());
-    dir.write("in.csv", &input);
-    let output = run_io("run", &dir, &env, &[]).await;
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
-    let raw = std::fs::read(dir.join("out.csv")).expect("results");
-    assert!(
-        std::str::from_utf8(&raw).is_ok(),
-        "the results file is UTF-8"
-    );
-    let rows = results_by_row(&dir.join("out.csv"));
-    assert_eq!(rows.len(), 6, "one results row per data record");
-    assert_eq!(
-        rows[0]["outcome"], "created",
-        "a 1 MB cell in an ignored column is fine"
-    );
-    assert_eq!(
-        rows[1]["outcome"], "created",
-        "odd characters in an ignored column are fine"
-    );
-    assert_eq!(rows[2]["outcome"], "invalid");
-    assert!(rows[2]["customer_id"].starts_with("ünï\u{fffd}"));
-    assert_eq!(rows[3]["outcome"], "invalid");
-    assert!(
-        rows[3]["customer_id"].starts_with("'="),
-        "defused for spreadsheets"
-    );
-    assert_eq!(rows[4]["outcome"], "invalid");
-    assert!(
-        rows[4]["error_message"].starts_with("qualification"),
-        "{:?}",
-        rows[4]
-    );
-    assert_eq!(rows[5]["outcome"], "invalid");
+async fn a_timeout_while_the_body_is_read_is_retried_with_the_same_request_id() {
+    let sim = start_sim(SimConfig {
+        script: vec![fault(1, FaultAction::SlowBody(Duration::from_millis(1500)))],
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = work_dir("slow-body");
+    dir.write("in.csv", soe_rows(1));
+    let output = pcq_io("run", &dir, &["--timeout", "0.5"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(0);
+    let rows = results(&dir.join("out.csv"));
+    assert_eq!(rows[0]["outcome"], "exists", "{:?}", rows[0]);
+    assert_eq!(rows[0]["attempts"], "2");
+    let ids = &posts_by_customer(&sim)[&cid(1)];
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[0], ids[1], "the retry carries the same request id");
+}
 
-    // Files that cannot be runs at all.
-    dir.write("empty.csv", "");
-    let cases = [
-        (dir.s("empty.csv"), dir.s("o1.csv"), "empty"),
-        (dir.s("nope.csv"), dir.s("o2.csv"), "nope.csv"),
-        (dir.s("in.csv"), dir.s("missing-dir/o3.csv"), "missing-dir"),
-    ];
-    for (input, out, needle) in cases {
-        let output = run(&["run", "-i", &input, "-o", &out], &env).await;
-        let stderr = text(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{stderr}");
-        assert!(stderr.contains(needle), "{stderr}");
-        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_200_that_is_not_partner_center_is_checked_and_oversized_answers_are_refused() {
+    let sim = start_sim(SimConfig {
+        script: vec![
+            fault(1, FaultAction::Html),
+            fault(2, FaultAction::Big(3 * 1024 * 1024)),
+        ],
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = work_dir("unconfirmed");
+    dir.write("in.csv", soe_rows(3));
+    let output = pcq_io("run", &dir, &["--rate", "0"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(1);
+    let rows = results_by_row(&dir.join("out.csv"));
+    // The proxy's page never reached Partner Center: the customer's list says so.
+    assert_eq!(rows[0]["outcome"], "failed", "{:?}", rows[0]);
+    assert_eq!(rows[0]["error_code"], "unconfirmed");
+    assert_eq!(rows[0]["http_status"], "200");
+    assert!(sim
+        .holdings(CustomerId::parse(&cid(1)).expect("id"))
+        .is_empty());
+    // The oversized answer fails its attempt; the retry (same id) finds the create landed.
+    assert_eq!(rows[1]["outcome"], "exists", "{:?}", rows[1]);
+    assert_eq!(rows[1]["attempts"], "2");
+    assert_eq!(rows[2]["outcome"], "created");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2xx_naming_another_qualification_is_confirmed_from_the_list() {
+    let other = r#"{"qualification":"Education","vettingStatus":"Approved","vettingCreateDate":"2020-12-04T20:54:24Z"}"#;
+    let sim = start_sim(SimConfig {
+        script: vec![
+            // Not processed: the service's list will not show StateOwnedEntity.
+            fault(
+                1,
+                FaultAction::Json {
+                    status: 201,
+                    body: other.to_string(),
+                },
+            ),
+            fault(
+                2,
+                FaultAction::Json {
+                    status: 200,
+                    body: format!(r#"{{"qualifications":[{other}]}}"#),
+                },
+            ),
+        ],
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = work_dir("other-qualification");
+    dir.write("in.csv", soe_rows(3));
+    let output = pcq_io("run", &dir, &["--rate", "0"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(1);
+    let rows = results_by_row(&dir.join("out.csv"));
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for row in &rows[..2] {
+        assert_eq!(row["outcome"], "failed", "{row:?}");
+        assert_eq!(row["error_code"], "unconfirmed", "{row:?}");
+        assert!(
+            row["error_message"].contains("does not show StateOwnedEntity"),
+            "{row:?}"
+        );
+        // Another qualification's vetting is not reported as this row's.
+        assert_eq!(row["vetting_status"], "", "{row:?}");
     }
+    assert_eq!(rows[2]["outcome"], "created", "{:?}", rows[2]);
+    // Each of the two was checked against the customer's list.
+    let reads: Vec<_> = sim
+        .api_requests()
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .map(|r| r.path)
+        .collect();
+    for n in [1, 2] {
+        assert!(
+            reads.iter().any(|p| p.contains(&cid(n))),
+            "customer {n} not read back: {reads:?}"
+        );
+    }
+}
+
+/// A bare HTTP/1.1 server that answers every API request and then closes the connection without
+/// saying so (no `Connection: close`), as a server whose keep-alive timeout strikes at once would.
+/// Returns its base URL and the count of API requests it read.
+fn closing_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let seen = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let counter = counter.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut length = 0usize;
+                    loop {
+                        let mut header = String::new();
+                        if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if header.trim().is_empty() {
+                            break;
+                        }
+                        if let Some((name, value)) = header.split_once(':') {
+                            if name.eq_ignore_ascii_case("content-length") {
+                                length = value.trim().parse().unwrap_or(0);
+                            }
+                        }
+                    }
+                    let mut body = vec![0u8; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    if line.contains("/oauth2/token") {
+                        let answer = r#"{"token_type":"Bearer","expires_in":"3600","access_token":"raw-at","refresh_token":"raw-rt"}"#;
+                        let _ = write!(
+                            stream,
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
+                            answer.len()
+                        );
+                        continue;
+                    }
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let answer =
+                        r#"{"qualification":"StateOwnedEntity","vettingStatus":"Approved"}"#;
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    // Closed a moment later, keep-alive never withdrawn: the client's next
+                    // request is already on its way and is never read.
+                    std::thread::sleep(Duration::from_millis(20));
+                    return;
+                }
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_alive_connection_the_server_closed_costs_no_attempt() {
+    let (url, seen) = closing_server();
+    let dir = work_dir("keep-alive");
+    dir.write("in.csv", soe_rows(30));
+    let env = vec![
+        ("PC_BASE_URL".to_string(), url.clone()),
+        ("PC_AUTHORITY".to_string(), url),
+        ("PC_TENANT_ID".to_string(), "t".to_string()),
+        ("PC_CLIENT_ID".to_string(), "c".to_string()),
+        ("PC_CLIENT_SECRET".to_string(), "s".to_string()),
+        ("PC_REFRESH_TOKEN".to_string(), "r".to_string()),
+    ];
+    let output = pcq_io(
+        "run",
+        &dir,
+        &["--rate", "0", "--concurrency", "1", "--max-attempts", "1"],
+    )
+    .envs(&env)
+    .run()
+    .await;
+    output.assert_code(0);
+    let rows = results_by_row(&dir.join("out.csv"));
+    assert_eq!(rows.len(), 30);
+    assert!(
+        rows.iter()
+            .all(|r| r["outcome"] == "created" && r["attempts"] == "1"),
+        "{rows:?}"
+    );
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 30);
 }

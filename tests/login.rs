@@ -1,9 +1,8 @@
-//! `pc-qualify login`: both flows against the simulator's v2.0 endpoints, the token file, and
-//! every device-code outcome.
+//! `pc-qualify login`: both flows against the simulator's v2.0 endpoints, the token file (checked
+//! writable before anyone is asked to sign in), every device-code outcome, the body cap on the
+//! identity platform's answers, and the simulator's PKCE checks.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Stdio;
 
 use crate::common::*;
 use pc_qualify::partner_center::cloud::Cloud;
@@ -12,7 +11,7 @@ use pc_qualify::simulator::DevicePoll;
 const SCOPE: &str = "https://api.partnercenter.microsoft.com/user_impersonation offline_access";
 
 /// The sign-in settings for `sim`; `secret` makes it a confidential client.
-fn login_env(sim: &SimHandle, secret: bool) -> Vec<(String, String)> {
+pub(crate) fn login_env(sim: &SimHandle, secret: bool) -> Vec<(String, String)> {
     let mut env = vec![
         ("PC_AUTHORITY".to_string(), sim.base_url()),
         (
@@ -86,7 +85,7 @@ async fn device_code_login_polls_through_two_pending_answers_and_saves_the_token
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("device");
+    let dir = work_dir("device");
     let token_file = dir.join("refresh-token");
     // PC_REFRESH_TOKEN_FILE is the default for --token-file.
     let mut env = login_env(&sim, false);
@@ -94,9 +93,12 @@ async fn device_code_login_polls_through_two_pending_answers_and_saves_the_token
         "PC_REFRESH_TOKEN_FILE".into(),
         token_file.display().to_string(),
     ));
-    let output = run(&["-v", "login", "--device-code"], &env).await;
+    let output = pcq(&["-v", "login", "--device-code"])
+        .envs(&env)
+        .run()
+        .await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    output.assert_code(0);
     // The service's own message: where to go and the code to enter.
     assert!(
         stderr.contains("https://microsoft.com/devicelogin") && stderr.contains("enter the code"),
@@ -112,7 +114,7 @@ async fn device_code_login_polls_through_two_pending_answers_and_saves_the_token
     assert_eq!(mode_of(&token_file), 0o600);
     assert_no_secrets(&output, token);
     assert_eq!(
-        std::fs::read_dir(&dir.path).expect("ls").count(),
+        std::fs::read_dir(dir.path()).expect("ls").count(),
         1,
         "no temporary file left beside the token file"
     );
@@ -160,14 +162,13 @@ async fn slow_down_adds_five_seconds_to_the_interval() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("slowdown");
+    let dir = work_dir("slowdown");
     let file = dir.s("token");
-    let output = run(
-        &["login", "--device-code", "--token-file", &file],
-        &login_env(&sim, false),
-    )
-    .await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq(&["login", "--device-code", "--token-file", &file])
+        .envs(&login_env(&sim, false))
+        .run()
+        .await;
+    output.assert_code(0);
     let polls = requests_to(&sim, "/oauth2/v2.0/token");
     assert_eq!(polls.len(), 2, "slow_down, then the token");
     assert!(
@@ -194,14 +195,13 @@ async fn declined_denied_and_expired_device_logins_exit_2_and_save_nothing() {
             ..SimConfig::default()
         })
         .await;
-        let dir = WorkDir::new("device-fail");
+        let dir = work_dir("device-fail");
         std::fs::write(dir.join("token"), "older-token\n").expect("seed");
         let file = dir.s("token");
-        let output = run(
-            &["login", "--device-code", "--token-file", &file],
-            &login_env(&sim, false),
-        )
-        .await;
+        let output = pcq(&["login", "--device-code", "--token-file", &file])
+            .envs(&login_env(&sim, false))
+            .run()
+            .await;
         let stderr = text(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{poll:?}: {stderr}");
         assert!(stderr.contains(expected), "{poll:?}: {stderr}");
@@ -217,9 +217,9 @@ async fn declined_denied_and_expired_device_logins_exit_2_and_save_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_needs_tenant_client_id_and_token_file() {
-    let output = run(&["login", "--device-code"], &[]).await;
+    let output = pcq(&["login", "--device-code"]).run().await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    output.assert_code(2);
     for name in ["--tenant", "--client-id", "--token-file"] {
         assert!(stderr.contains(name), "{stderr}");
     }
@@ -234,28 +234,30 @@ async fn a_china_login_asks_for_the_china_resource() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("china-login");
+    let dir = work_dir("china-login");
     let file = dir.s("token");
     let env = login_env(&sim, false);
     // The public cloud's resource is refused by the China simulator...
-    let output = run(&["login", "--device-code", "--token-file", &file], &env).await;
+    let output = pcq(&["login", "--device-code", "--token-file", &file])
+        .envs(&env)
+        .run()
+        .await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    output.assert_code(2);
     assert!(stderr.contains("invalid_resource"), "{stderr}");
     // ...and China's is accepted (--authority from PC_AUTHORITY still points at the simulator).
-    let output = run(
-        &[
-            "login",
-            "--cloud",
-            "china",
-            "--device-code",
-            "--token-file",
-            &file,
-        ],
-        &env,
-    )
+    let output = pcq(&[
+        "login",
+        "--cloud",
+        "china",
+        "--device-code",
+        "--token-file",
+        &file,
+    ])
+    .envs(&env)
+    .run()
     .await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    output.assert_code(0);
     let asked = requests_to(&sim, "/oauth2/v2.0/devicecode");
     assert_eq!(
         field(&form(&asked[1].body), "scope").as_deref(),
@@ -268,52 +270,29 @@ async fn a_china_login_asks_for_the_china_resource() {
 }
 
 /// The binary running `login` in the browser flow, and the sign-in address it printed.
-struct BrowserLogin {
-    child: std::process::Child,
+pub(crate) struct BrowserLogin {
+    pub(crate) child: Running,
     url: reqwest::Url,
-    stderr: std::sync::mpsc::Receiver<String>,
 }
 
 impl BrowserLogin {
-    async fn start(env: &[(String, String)], token_file: &str) -> BrowserLogin {
-        let mut cmd = pcq(&["login", "--no-browser", "--token-file", token_file], env);
-        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("binary starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let (lines_tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if lines_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let (url_tx, url_rx) = tokio::sync::oneshot::channel();
-        let (rest_tx, rest) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut url_tx = Some(url_tx);
-            for line in lines.iter() {
-                if let Some(found) = line
-                    .split_whitespace()
-                    .find(|w| w.contains("/oauth2/v2.0/authorize?"))
-                {
-                    if let Some(tx) = url_tx.take() {
-                        let _ = tx.send(found.to_string());
-                    }
-                }
-                if rest_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let url = tokio::time::timeout(std::time::Duration::from_secs(30), url_rx)
-            .await
-            .expect("the sign-in address is printed in time")
-            .expect("the address");
+    pub(crate) async fn start(env: &[(String, String)], token_file: &str) -> BrowserLogin {
+        let mut child = pcq(&["login", "--no-browser", "--token-file", token_file])
+            .envs(env)
+            .spawn();
+        let address = |stderr: &str| {
+            stderr
+                .split_whitespace()
+                .find(|w| w.contains("/oauth2/v2.0/authorize?"))
+                .map(str::to_string)
+        };
+        child
+            .wait_for_stderr("the sign-in address", |e| address(e).is_some())
+            .await;
+        let url = address(&child.stderr()).expect("the address");
         BrowserLogin {
             child,
             url: reqwest::Url::parse(&url).expect("a URL"),
-            stderr: rest,
         }
     }
 
@@ -325,15 +304,9 @@ impl BrowserLogin {
     }
 
     /// Waits for the process; returns its exit code and everything it wrote on stderr.
-    async fn finish(mut self) -> (Option<i32>, String) {
-        let status = tokio::task::spawn_blocking(move || {
-            let status = self.child.wait().expect("wait");
-            let lines: Vec<String> = self.stderr.iter().collect();
-            (status.code(), lines.join("\n"))
-        })
-        .await
-        .expect("join");
-        status
+    pub(crate) async fn finish(self) -> (Option<i32>, String) {
+        let done = self.child.finish().await;
+        (done.code(), done.stderr())
     }
 }
 
@@ -351,7 +324,7 @@ fn browser() -> reqwest::Client {
 async fn browser_login_with_pkce_on_a_loopback_redirect() {
     // A confidential client: the secret goes with the code redemption.
     let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("browser");
+    let dir = work_dir("browser");
     let file = dir.s("token");
     let login = BrowserLogin::start(&login_env(&sim, true), &file).await;
     assert_eq!(
@@ -428,7 +401,7 @@ async fn browser_login_with_pkce_on_a_loopback_redirect() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redirect_with_another_state_is_refused_and_nothing_is_saved() {
     let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("state");
+    let dir = work_dir("state");
     let file = dir.s("token");
     let login = BrowserLogin::start(&login_env(&sim, true), &file).await;
     let http = browser();
@@ -469,7 +442,7 @@ async fn a_declined_consent_in_the_browser_exits_2() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("consent");
+    let dir = work_dir("consent");
     let file = dir.s("token");
     let login = BrowserLogin::start(&login_env(&sim, true), &file).await;
     let http = browser();
@@ -538,23 +511,215 @@ async fn the_simulator_checks_the_pkce_verifier() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ctrl_c_while_waiting_ends_the_login_with_130_and_saves_nothing() {
+async fn login_checks_the_token_folder_before_asking_anyone_to_sign_in() {
     let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("interrupt");
-    let file = dir.s("token");
-    let login = BrowserLogin::start(&login_env(&sim, true), &file).await;
-    // The signal handlers are in place once the process waits for the redirect.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &login.child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-    let (code, stderr) = login.finish().await;
-    assert_eq!(code, Some(130), "{stderr}");
-    assert!(
-        stderr.contains("interrupted; nothing was saved"),
-        "{stderr}"
-    );
-    assert!(!Path::new(&file).exists());
+    let dir = work_dir("login-unwritable");
+    let missing = dir.join("no-such-folder").join("token");
+    let missing = missing.display().to_string();
+    for flow in [
+        &["login", "--device-code", "--token-file", &missing][..],
+        &["login", "--no-browser", "--token-file", &missing][..],
+        // A folder where the file should be cannot be replaced by a file either.
+        &["login", "--device-code", "--token-file", &dir.s("")][..],
+    ] {
+        let output = pcq(flow)
+            .envs(&login_env(&sim, false))
+            .spawn()
+            .finish_within(std::time::Duration::from_secs(20))
+            .await;
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{flow:?}: {stderr}");
+        assert!(stderr.contains("token file"), "{flow:?}: {stderr}");
+        // Nobody was asked to sign in.
+        assert!(!stderr.contains("sign in"), "{flow:?}: {stderr}");
+        assert!(!stderr.contains("To sign in"), "{flow:?}: {stderr}");
+    }
+    let asked: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/devicecode") || r.path.contains("/authorize"))
+        .collect();
+    assert!(asked.is_empty(), "{asked:?}");
+    assert!(!std::path::Path::new(&missing).exists());
+    // The probe leaves nothing behind in a folder that is writable.
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+}
+
+/// A raw identity endpoint: `/devicecode` answers a valid device authorization padded to
+/// `pad` bytes, `/token` answers `expired_token`. Returns its address and the paths it saw.
+async fn padded_identity_server(
+    pad: usize,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                log.lock().expect("log").push(path.clone());
+                let body = if path.ends_with("/devicecode") {
+                    let mut body = br#"{"device_code":"dc-1","user_code":"PADDED42","verification_uri":"https://microsoft.com/devicelogin","expires_in":900,"interval":1,"message":"To sign in, enter PADDED42"}"#.to_vec();
+                    body.resize(pad, b' ');
+                    body
+                } else {
+                    br#"{"error":"expired_token","error_description":"AADSTS70020: expired"}"#
+                        .to_vec()
+                };
+                let status = if path.ends_with("/devicecode") {
+                    "200 OK"
+                } else {
+                    "400 Bad Request"
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(&body).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_refuses_an_oversized_identity_answer() {
+    let (addr, seen) = padded_identity_server(3 * 1024 * 1024).await;
+    let dir = work_dir("login-oversized");
+    let env = vec![
+        ("PC_AUTHORITY".to_string(), format!("http://{addr}")),
+        ("PC_TENANT_ID".to_string(), "contoso".to_string()),
+        ("PC_CLIENT_ID".to_string(), "app".to_string()),
+    ];
+    let output = pcq(&["login", "--device-code", "--token-file", &dir.s("token")])
+        .envs(&env)
+        .spawn()
+        .finish_within(std::time::Duration::from_secs(30))
+        .await;
+    let stderr = text(&output.stderr);
+    output.assert_code(2);
+    // The oversized answer was not taken: no code shown, no poll sent.
+    assert!(!stderr.contains("PADDED42"), "{stderr}");
+    assert!(stderr.contains("body could not be read"), "{stderr}");
+    let seen = seen.lock().expect("log").clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(seen[0].ends_with("/devicecode"), "{seen:?}");
+    assert!(!dir.join("token").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_refuses_a_sign_in_without_s256_pkce() {
+    let sim = start_sim(SimConfig::default()).await;
+    pc_qualify::partner_center::client::install_tls_provider();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .expect("client");
+    let authorize = |pkce: &str| {
+        format!(
+            "{}/{}/oauth2/v2.0/authorize?client_id={}&response_type=code&redirect_uri=http%3A%2F%2Flocalhost%3A1&scope={}&state=s1{pkce}",
+            sim.base_url(),
+            simulator::SANDBOX_TENANT,
+            simulator::SANDBOX_CLIENT_ID,
+            "https%3A%2F%2Fapi.partnercenter.microsoft.com%2Fuser_impersonation%20offline_access",
+        )
+    };
+    let redirect_of = |answer: reqwest::Response| {
+        let location = answer.headers()["location"]
+            .to_str()
+            .expect("loc")
+            .to_string();
+        let url = reqwest::Url::parse(&location).expect("url");
+        let param = |name: &str| {
+            url.query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        (
+            param("code"),
+            param("error"),
+            param("error_description"),
+            param("state"),
+        )
+    };
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t5URWbmcs9mPsZ9Q";
+    for (pkce, aadsts) in [
+        ("", "AADSTS9002325"),
+        ("&code_challenge_method=S256", "AADSTS9002325"),
+        (
+            &format!("&code_challenge={CHALLENGE}&code_challenge_method=plain")[..],
+            "AADSTS501491",
+        ),
+        // No method named means `plain` (RFC 7636 section 4.3).
+        (&format!("&code_challenge={CHALLENGE}")[..], "AADSTS501491"),
+    ] {
+        let answer = http.get(authorize(pkce)).send().await.expect("authorize");
+        assert_eq!(answer.status().as_u16(), 302, "{pkce}");
+        let (code, error, description, state) = redirect_of(answer);
+        assert_eq!(code, None, "{pkce}: a code was issued without S256 PKCE");
+        assert_eq!(error.as_deref(), Some("invalid_request"), "{pkce}");
+        assert!(
+            description
+                .as_deref()
+                .is_some_and(|d| d.starts_with(aadsts)),
+            "{pkce}: {description:?}"
+        );
+        // The error goes back to the client with its state, as Entra ID sends it.
+        assert_eq!(state.as_deref(), Some("s1"), "{pkce}");
+    }
+    // S256 still gets a code, and the verifier redeems it.
+    const VERIFIER: &str = "dBjftJeZ4CK-P5zXb0kTiBBe5hY-zp9kgvXKvgkfmA5";
+    // BASE64URL(SHA256(VERIFIER)).
+    const S256: &str = "8iHLwV3tL_KvfkJNW4coQHSxOPwPVJeDg2nsU1Uh1-0";
+    let answer = http
+        .get(authorize(&format!(
+            "&code_challenge={S256}&code_challenge_method=S256"
+        )))
+        .send()
+        .await
+        .expect("authorize");
+    let (code, error, _, _) = redirect_of(answer);
+    assert_eq!(error, None);
+    let code = code.expect("a code for S256");
+    let answer = http
+        .post(format!(
+            "{}/{}/oauth2/v2.0/token",
+            sim.base_url(),
+            simulator::SANDBOX_TENANT
+        ))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", simulator::SANDBOX_CLIENT_ID),
+            ("client_secret", simulator::SANDBOX_CLIENT_SECRET),
+            ("code", code.as_str()),
+            ("redirect_uri", "http://localhost:1"),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .expect("token");
+    let status = answer.status().as_u16();
+    let body = answer.text().await.expect("body");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("refresh_token"), "{body}");
 }

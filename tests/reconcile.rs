@@ -1,10 +1,11 @@
-//! The nightly job: reconcile, refresh, validation codes, unattended tokens, machine-readable output.
+//! The nightly job: reconcile and refresh, and what it leaves for monitoring (JSON logs, the
+//! Prometheus textfile).
 
 use std::time::Duration;
 
 use crate::common::*;
 use pc_qualify::domain::model::{CustomerId, QualificationRecord};
-use pc_qualify::simulator::{PreloadEntry, PreloadState, ValidationEntry};
+use pc_qualify::simulator::{PreloadEntry, PreloadState};
 
 fn holds(n: u32, qualification: &str, status: Option<&str>, reason: Option<&str>) -> PreloadEntry {
     PreloadEntry {
@@ -43,10 +44,10 @@ const NIGHTLY_INPUT: &str = "customer_id,qualification,education_segment\n\
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconcile_posts_only_the_absent_and_never_the_denied() {
     let sim = start_sim(nightly_sim()).await;
-    let dir = WorkDir::new("reconcile");
+    let dir = work_dir("reconcile");
     dir.write("in.csv", NIGHTLY_INPUT);
     let env = sim_env(&sim);
-    let output = run_io("reconcile", &dir, &env, &[]).await;
+    let output = pcq_io("reconcile", &dir, &[]).envs(&env).run().await;
     let stderr = text(&output.stderr);
     assert_eq!(
         output.status.code(),
@@ -86,8 +87,11 @@ async fn reconcile_posts_only_the_absent_and_never_the_denied() {
     assert_eq!(rows[0]["vetting_create_date"], "2025-01-02T03:04:05Z");
 
     // The second night posts nothing.
-    let output = run_io("reconcile", &dir, &env, &["--force"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("reconcile", &dir, &["--force"])
+        .envs(&env)
+        .run()
+        .await;
+    output.assert_code(0);
     assert_eq!(posts(&sim).len(), 1, "a second reconcile posts nothing");
     let rows = results_by_row(&dir.join("out.csv"));
     assert!(rows.iter().all(|r| r["outcome"] == "exists"), "{rows:?}");
@@ -96,10 +100,13 @@ async fn reconcile_posts_only_the_absent_and_never_the_denied() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_denied_spends_a_vetting_request_deliberately() {
     let sim = start_sim(nightly_sim()).await;
-    let dir = WorkDir::new("retrydenied");
+    let dir = work_dir("retrydenied");
     dir.write("in.csv", NIGHTLY_INPUT);
-    let output = run_io("reconcile", &dir, &sim_env(&sim), &["--retry-denied"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("reconcile", &dir, &["--retry-denied"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(0);
     let mut posted: Vec<String> = posts(&sim).iter().map(|p| p.path.clone()).collect();
     posted.sort();
     assert_eq!(
@@ -116,10 +123,13 @@ async fn retry_denied_spends_a_vetting_request_deliberately() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconcile_dry_run_reads_but_never_writes() {
     let sim = start_sim(nightly_sim()).await;
-    let dir = WorkDir::new("dryreconcile");
+    let dir = work_dir("dryreconcile");
     dir.write("in.csv", NIGHTLY_INPUT);
-    let output = run_io("reconcile", &dir, &sim_env(&sim), &["--dry-run"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("reconcile", &dir, &["--dry-run"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(0);
     assert!(posts(&sim).is_empty());
     let rows = results_by_row(&dir.join("out.csv"));
     let outcomes: Vec<&str> = rows.iter().map(|r| r["outcome"].as_str()).collect();
@@ -133,7 +143,7 @@ async fn refresh_brings_vetting_up_to_date_without_posting() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("refresh");
+    let dir = work_dir("refresh");
     dir.write(
         "in.csv",
         format!(
@@ -143,24 +153,23 @@ async fn refresh_brings_vetting_up_to_date_without_posting() {
         ),
     );
     let env = sim_env(&sim);
-    let output = run_io("run", &dir, &env, &[]).await;
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &[]).envs(&env).run().await;
+    output.assert_code(1);
     let before = results_by_row(&dir.join("out.csv"));
     assert_eq!(before[0]["vetting_status"], "InReview");
     tokio::time::sleep(Duration::from_millis(800)).await;
     let posts_before = posts(&sim).len();
-    let output = run(
-        &[
-            "refresh",
-            "-i",
-            &dir.s("out.csv"),
-            "-o",
-            &dir.s("refreshed.csv"),
-        ],
-        &env,
-    )
+    let output = pcq(&[
+        "refresh",
+        "-i",
+        &dir.s("out.csv"),
+        "-o",
+        &dir.s("refreshed.csv"),
+    ])
+    .envs(&env)
+    .run()
     .await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    output.assert_code(0);
     assert_eq!(posts(&sim).len(), posts_before, "refresh never posts");
     let after = results_by_row(&dir.join("refreshed.csv"));
     assert_eq!(after.len(), 3);
@@ -170,30 +179,32 @@ async fn refresh_brings_vetting_up_to_date_without_posting() {
     assert_eq!(after[2], before[2], "invalid rows are copied unchanged");
 
     // Not a results file: exit 2.
-    let output = run(
-        &["refresh", "-i", &dir.s("in.csv"), "-o", &dir.s("x.csv")],
-        &env,
-    )
-    .await;
-    assert_eq!(output.status.code(), Some(2));
+    let output = pcq(&["refresh", "-i", &dir.s("in.csv"), "-o", &dir.s("x.csv")])
+        .envs(&env)
+        .run()
+        .await;
+    output.assert_code(2);
     assert!(text(&output.stderr).contains("not a pc-qualify results file"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_keeps_old_values_where_it_cannot_read() {
     let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("refreshfail");
+    let dir = work_dir("refreshfail");
     dir.write("in.csv", soe_rows(2));
     let env = sim_env(&sim);
-    assert_eq!(run_io("run", &dir, &env, &[]).await.status.code(), Some(0));
+    pcq_io("run", &dir, &[])
+        .envs(&env)
+        .run()
+        .await
+        .assert_code(0);
     // A second simulator knows nothing of these customers.
     let empty = start_sim(SimConfig::default()).await;
-    let output = run(
-        &["refresh", "-i", &dir.s("out.csv"), "-o", &dir.s("r.csv")],
-        &sim_env(&empty),
-    )
-    .await;
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let output = pcq(&["refresh", "-i", &dir.s("out.csv"), "-o", &dir.s("r.csv")])
+        .envs(&sim_env(&empty))
+        .run()
+        .await;
+    output.assert_code(1);
     let rows = results_by_row(&dir.join("r.csv"));
     assert!(rows.iter().all(|r| r["vetting_status"] == "Approved"));
     assert!(rows
@@ -201,170 +212,25 @@ async fn refresh_keeps_old_values_where_it_cannot_read() {
         .all(|r| r["error_message"].starts_with("refresh:")));
 }
 
-fn gcc_input(dir: &WorkDir, n: u32) {
-    let mut input = String::from("customer_id,qualification,validation_code\n");
-    for i in 1..=n {
-        input.push_str(&format!("{},GCC,\n", cid(i)));
-    }
-    dir.write("in.csv", input);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn auto_validation_code_uses_the_only_code() {
-    let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("autocode");
-    gcc_input(&dir, 2);
-    let output = run_io("run", &dir, &sim_env(&sim), &["--validation-code", "auto"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    for post in posts(&sim) {
-        let body: serde_json::Value = serde_json::from_str(&post.body).expect("json");
-        assert_eq!(body["validationCode"], "482913");
-    }
-    let reads = sim
-        .api_requests()
-        .into_iter()
-        .filter(|r| r.path == "/v1/customers/all/validations")
-        .count();
-    assert_eq!(reads, 1, "the codes are read once");
-}
-
-fn two_codes(remaining: Option<u32>) -> SimConfig {
-    SimConfig {
-        validations: vec![
-            ValidationEntry {
-                validation_id: "111111".into(),
-                organization_name: "County of Example".into(),
-                max_creates: Some(10),
-                remaining_creates: remaining,
-            },
-            ValidationEntry {
-                validation_id: "222222".into(),
-                organization_name: "State Agency".into(),
-                max_creates: None,
-                remaining_creates: None,
-            },
-        ],
-        ..SimConfig::default()
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn several_codes_need_an_organization() {
-    let sim = start_sim(two_codes(Some(10))).await;
-    let dir = WorkDir::new("severalcodes");
-    gcc_input(&dir, 2);
-    let env = sim_env(&sim);
-    let output = run_io("run", &dir, &env, &["--validation-code", "auto"]).await;
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("County of Example") && stderr.contains("State Agency"),
-        "{stderr}"
-    );
-    assert!(posts(&sim).is_empty());
-    let output = run_io(
-        "run",
-        &dir,
-        &env,
-        &[
-            "--validation-code",
-            "auto",
-            "--validation-org",
-            "state agency",
-        ],
-    )
-    .await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    let body: serde_json::Value = serde_json::from_str(&posts(&sim)[0].body).expect("json");
-    assert_eq!(body["validationCode"], "222222");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn too_few_remaining_creates_stop_the_run_before_posting() {
-    let sim = start_sim(two_codes(Some(2))).await;
-    let dir = WorkDir::new("remaining");
-    gcc_input(&dir, 3);
-    let output = run_io(
-        "run",
-        &dir,
-        &sim_env(&sim),
-        &[
-            "--validation-code",
-            "auto",
-            "--validation-org",
-            "County of Example",
-        ],
-    )
-    .await;
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("only 2 create(s) left"), "{stderr}");
-    assert!(posts(&sim).is_empty());
-    assert!(!dir.join("out.csv").exists());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_refresh_token_file_is_rotated_for_the_next_night() {
-    let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("tokenfile");
-    dir.write("in.csv", soe_rows(1));
-    let token_file = dir.write(
-        "refresh-token",
-        format!("{}\n", simulator::SANDBOX_REFRESH_TOKEN),
-    );
-    let mut env: Vec<(String, String)> = sim_env(&sim)
-        .into_iter()
-        .filter(|(k, _)| k != "PC_REFRESH_TOKEN")
-        .collect();
-    env.push((
-        "PC_REFRESH_TOKEN_FILE".into(),
-        token_file.display().to_string(),
-    ));
-    let output = run_io("run", &dir, &env, &[]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    let rotated = std::fs::read_to_string(&token_file).expect("token file");
-    assert_ne!(rotated.trim(), simulator::SANDBOX_REFRESH_TOKEN);
-    assert!(!rotated.trim().is_empty());
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&token_file)
-            .expect("meta")
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
-    }
-    assert!(!text(&output.stderr).contains(rotated.trim()));
-    // The next night starts from the rotated token.
-    dir.write("in.csv", soe_rows(2));
-    let output = run_io("run", &dir, &env, &["--force"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    assert_ne!(
-        std::fs::read_to_string(&token_file)
-            .expect("token file")
-            .trim(),
-        rotated.trim()
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_are_one_object_per_line_with_row_ids() {
     let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("jsonlogs");
+    let dir = work_dir("jsonlogs");
     dir.write("in.csv", soe_rows(3));
-    let output = run_io("run", &dir, &sim_env(&sim), &["--log-format", "json", "-q"]).await;
-    assert_eq!(output.status.code(), Some(0));
+    let output = pcq_io("run", &dir, &["--log-format", "json", "-q"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(0);
     assert!(
         text(&output.stderr).trim().is_empty(),
         "-q keeps stderr quiet"
     );
-    let output = run_io(
-        "run",
-        &dir,
-        &sim_env(&sim),
-        &["--log-format", "json", "--force"],
-    )
-    .await;
-    assert_eq!(output.status.code(), Some(0));
+    let output = pcq_io("run", &dir, &["--log-format", "json", "--force"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(0);
     let stderr = text(&output.stderr);
     let mut row_events = 0;
     for line in stderr.lines() {
@@ -389,42 +255,60 @@ async fn json_logs_are_one_object_per_line_with_row_ids() {
     );
 }
 
-/// The samples of a Prometheus textfile as Prometheus's own Python client parses it (the one
-/// independent check of the format; CI installs `prometheus-client`): `name{labels}` -> value,
-/// labels in the file's order.
-fn official_samples(path: &str) -> std::collections::HashMap<String, f64> {
-    let script = r#"
-import json, sys
-from prometheus_client.parser import text_string_to_metric_families as parse
-text = open(sys.argv[1]).read()
-out = {}
-for family in parse(text):
-    for s in family.samples:
-        key = s.name + ("{" + ",".join('%s="%s"' % (k, v) for k, v in s.labels.items()) + "}" if s.labels else "")
-        out[key] = s.value
-print(json.dumps(out))
-"#;
-    let output = std::process::Command::new("python3")
-        .args(["-c", script, path])
-        .output()
-        .expect("python3 runs (CI installs prometheus-client: pip install prometheus-client)");
-    assert!(
-        output.status.success(),
-        "Prometheus's parser refused the file (or is not installed: pip install prometheus-client): {}",
-        text(&output.stderr)
+/// The samples of a Prometheus textfile as an independent parser of the text format reads
+/// them (prometheus-parse): `name{labels}` -> value, labels sorted by name. That parser skips
+/// what it cannot read instead of failing, so the file is held to more first: every line is a
+/// HELP or TYPE comment or a sample, every sample's value parses, every series appears once and
+/// is a gauge (the file declares them all so, see src/results/metrics.rs), and no label is lost.
+fn parsed_samples(path: &str) -> std::collections::HashMap<String, f64> {
+    use prometheus_parse::{LineInfo, Scrape, Value};
+    let text = std::fs::read_to_string(path).expect("metrics file");
+    let mut sample_lines = Vec::new();
+    for line in text.lines() {
+        match LineInfo::parse(line) {
+            LineInfo::Sample { .. } => sample_lines.push(line),
+            LineInfo::Doc { .. } | LineInfo::Type { .. } => {}
+            other => panic!("not a line of the text format: {line:?} ({other:?})\n{text}"),
+        }
+    }
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("parses");
+    assert_eq!(
+        scrape.samples.len(),
+        sample_lines.len(),
+        "a sample was dropped by the parser:\n{text}"
     );
-    serde_json::from_slice(&output.stdout).expect("the parser's samples as JSON")
+    let mut samples = std::collections::HashMap::new();
+    for (sample, line) in scrape.samples.iter().zip(&sample_lines) {
+        let Value::Gauge(value) = sample.value else {
+            panic!("not a gauge: {line} ({:?})", sample.value);
+        };
+        assert_eq!(
+            sample.labels.len(),
+            line.matches("=\"").count(),
+            "labels lost in {line}"
+        );
+        let key = if sample.labels.is_empty() {
+            sample.metric.clone()
+        } else {
+            format!("{}{{{}}}", sample.metric, sample.labels)
+        };
+        assert!(samples.insert(key, value).is_none(), "twice: {line}");
+    }
+    samples
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metrics_file_parses_and_counts_the_night() {
     let sim = start_sim(nightly_sim()).await;
-    let dir = WorkDir::new("metrics");
+    let dir = work_dir("metrics");
     dir.write("in.csv", NIGHTLY_INPUT);
     let metrics = dir.s("pc_qualify.prom");
-    let output = run_io("reconcile", &dir, &sim_env(&sim), &["--metrics", &metrics]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    let samples = official_samples(&metrics);
+    let output = pcq_io("reconcile", &dir, &["--metrics", &metrics])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(0);
+    let samples = parsed_samples(&metrics);
     let get = |key: &str| samples.get(key).copied().unwrap_or(-1.0);
     assert_eq!(
         get(r#"pc_qualify_rows{command="reconcile",outcome="created"}"#),

@@ -1,13 +1,11 @@
 //! `pc-qualify report`: the page's structure, that it fetches nothing, escapes what it shows, and
 //! renders in a real headless browser (Chromium) with a working sortable table.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use crate::common::*;
+use std::path::{Path, PathBuf};
 
 /// A results file with every outcome, retries, slow rows, a Denied vetting, and hostile text.
-fn results_file(dir: &WorkDir) -> PathBuf {
+fn results_file(dir: &TempDir) -> PathBuf {
     let mut text = String::from(RESULTS_HEADER);
     text.push('\n');
     let rows = [
@@ -27,27 +25,23 @@ fn results_file(dir: &WorkDir) -> PathBuf {
     dir.write("results.csv", text)
 }
 
-fn report(results: &Path, html: &Path) -> std::process::Output {
-    pcq(
-        &[
-            "report",
-            &results.display().to_string(),
-            "--html",
-            &html.display().to_string(),
-        ],
-        &[],
-    )
+fn report(results: &Path, html: &Path) -> Finished {
+    pcq(&[
+        "report",
+        &results.display().to_string(),
+        "--html",
+        &html.display().to_string(),
+    ])
     .output()
-    .expect("runs")
 }
 
 #[test]
 fn the_page_is_self_contained_and_escapes_every_value() {
-    let dir = WorkDir::new("report");
+    let dir = work_dir("report");
     let results = results_file(&dir);
     let html = dir.join("report.html");
     let output = report(&results, &html);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    output.assert_code(0);
     let page = std::fs::read_to_string(&html).expect("page");
 
     // Nothing to fetch: no external address, no element that loads anything.
@@ -106,71 +100,26 @@ fn the_page_is_self_contained_and_escapes_every_value() {
     // Not a results file: exit 2, no page.
     let other = dir.write("input.csv", "customer_id,qualification\n");
     let output = report(&other, &dir.join("x.html"));
-    assert_eq!(output.status.code(), Some(2));
+    output.assert_code(2);
     assert!(text(&output.stderr).contains("not a pc-qualify results file"));
     assert!(!dir.join("x.html").exists());
 }
 
-/// The first Chromium on the PATH.
-fn chromium() -> Option<String> {
-    [
-        "chromium",
-        "chromium-browser",
-        "google-chrome",
-        "google-chrome-stable",
-    ]
-    .into_iter()
-    .find(|name| {
-        Command::new(name)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
-    .map(str::to_string)
-}
-
-fn headless(browser: &str, args: &[&str]) -> std::process::Output {
-    let profile = tempfile_dir();
-    let output = Command::new(browser)
-        .args([
+/// Chromium in headless mode with a throwaway profile.
+fn headless(browser: &str, args: &[&str]) -> Finished {
+    let profile = work_dir("chromium-profile");
+    let profile = format!("--user-data-dir={}", profile.path().display());
+    Cmd::new(browser)
+        .args(&[
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
             "--hide-scrollbars",
             "--no-first-run",
-            &format!("--user-data-dir={}", profile.display()),
+            &profile,
         ])
         .args(args)
         .output()
-        .expect("chromium runs");
-    let _ = std::fs::remove_dir_all(&profile);
-    output
-}
-
-fn tempfile_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "pcq-chromium-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::create_dir_all(&dir).expect("profile dir");
-    dir
-}
-
-/// Whether the `CI` environment variable says this is a CI run (set by CI services; anything
-/// but empty, `0` or `false`).
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false" | "FALSE" | "False"))
-}
-
-/// Says a test was skipped where a person sees it: libtest captures `eprintln!` of a passing
-/// test, so the message also goes straight to the controlling terminal when there is one.
-fn announce_skip(message: &str) {
-    use std::io::Write;
-    if let Ok(mut tty) = std::fs::OpenOptions::new().write(true).open("/dev/tty") {
-        let _ = writeln!(tty, "\n{message}\n");
-    }
-    eprintln!("\n{message}\n");
 }
 
 /// The text of column `col` in each row of the dumped table, in document order.
@@ -190,17 +139,19 @@ fn column(dom: &str, col: usize) -> Vec<String> {
 
 #[test]
 fn the_page_renders_in_a_headless_browser_and_the_table_sorts() {
-    let Some(browser) = chromium() else {
-        let message = "*** SKIPPED: no chromium on the PATH (apt-get install -y chromium); the report was not checked in a browser ***";
-        // In CI (.ci/run installs Chromium) a missing browser is a failure, not a skip.
-        assert!(
-            !in_ci(),
-            "{message} (the CI environment variable is set, so this fails)"
-        );
-        announce_skip(message);
+    let Some(browser) = outside_program(
+        &[
+            "chromium",
+            "chromium-browser",
+            "google-chrome",
+            "google-chrome-stable",
+        ],
+        &["--version"],
+        "Chromium: apt-get install -y chromium; the report was not checked in a browser",
+    ) else {
         return;
     };
-    let dir = WorkDir::new("report-browser");
+    let dir = work_dir("report-browser");
     let results = results_file(&dir);
     let html = dir.join("report.html");
     assert_eq!(report(&results, &html).status.code(), Some(0));
@@ -238,6 +189,7 @@ fn the_page_renders_in_a_headless_browser_and_the_table_sorts() {
     // Text columns sort as text.
     let output = headless(&browser, &["--dump-dom", &format!("{url}#sort=error_code")]);
     let codes = column(&text(&output.stdout), 5);
+    assert_eq!(codes.len(), 4, "the four rows are in the table");
     let mut sorted = codes.clone();
     sorted.sort_by_key(|c| c.to_lowercase());
     assert_eq!(codes, sorted);

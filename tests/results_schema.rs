@@ -108,15 +108,13 @@ async fn report_page(
     results: &std::path::Path,
     html: &std::path::Path,
 ) -> (Option<i32>, String, String) {
-    let output = run(
-        &[
-            "report",
-            &results.display().to_string(),
-            "--html",
-            &html.display().to_string(),
-        ],
-        &[],
-    )
+    let output = pcq(&[
+        "report",
+        &results.display().to_string(),
+        "--html",
+        &html.display().to_string(),
+    ])
+    .run()
     .await;
     let page = std::fs::read_to_string(html).unwrap_or_default();
     let page = page
@@ -130,10 +128,10 @@ async fn report_page(
 /// A run of six rows, then the re-saved results through `refresh`, `report` and `run --resume`.
 async fn resaved_results_are_read_everywhere(how: Resave) {
     let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new(how.name);
+    let dir = work_dir(how.name);
     dir.write("in.csv", soe_rows(6));
     let env = sim_env(&sim);
-    let output = run_io("run", &dir, &env, &["--rate", "0"]).await;
+    let output = pcq_io("run", &dir, &["--rate", "0"]).envs(&env).run().await;
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     let original = std::fs::read_to_string(dir.join("out.csv")).expect("results");
     let before = results_by_row(&dir.join("out.csv"));
@@ -142,16 +140,15 @@ async fn resaved_results_are_read_everywhere(how: Resave) {
     // refresh: reads every created row again, posts nothing, writes the standard form.
     dir.write("resaved.csv", resave(&original, &how, |_| true));
     let (requests, posted) = (sim.api_requests().len(), posts(&sim).len());
-    let output = run(
-        &[
-            "refresh",
-            "-i",
-            &dir.s("resaved.csv"),
-            "-o",
-            &dir.s("refreshed.csv"),
-        ],
-        &env,
-    )
+    let output = pcq(&[
+        "refresh",
+        "-i",
+        &dir.s("resaved.csv"),
+        "-o",
+        &dir.s("refreshed.csv"),
+    ])
+    .envs(&env)
+    .run()
     .await;
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     assert_eq!(posts(&sim).len(), posted, "refresh never posts");
@@ -192,7 +189,10 @@ async fn resaved_results_are_read_everywhere(how: Resave) {
         resave(&original, &how, |row| row != 2 && row != 5),
     );
     let posted = posts(&sim).len();
-    let output = run_io("run", &dir, &env, &["--resume", "--rate", "0"]).await;
+    let output = pcq_io("run", &dir, &["--resume", "--rate", "0"])
+        .envs(&env)
+        .run()
+        .await;
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     let resumed: HashSet<String> = posts(&sim)[posted..]
         .iter()
@@ -235,10 +235,10 @@ async fn an_extra_column_is_read_by_refresh_report_and_resume() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_without_a_required_column_is_refused_before_anything_is_sent() {
     let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("missing");
+    let dir = work_dir("missing");
     dir.write("in.csv", soe_rows(3));
     let env = sim_env(&sim);
-    let output = run_io("run", &dir, &env, &["--rate", "0"]).await;
+    let output = pcq_io("run", &dir, &["--rate", "0"]).envs(&env).run().await;
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     let original = std::fs::read_to_string(dir.join("out.csv")).expect("results");
     let mut how = excel();
@@ -250,11 +250,10 @@ async fn a_file_without_a_required_column_is_refused_before_anything_is_sent() {
         stderr.contains("column `outcome` is missing; the header has: row, customer_id,")
     };
 
-    let output = run(
-        &["refresh", "-i", &dir.s("out.csv"), "-o", &dir.s("r.csv")],
-        &env,
-    )
-    .await;
+    let output = pcq(&["refresh", "-i", &dir.s("out.csv"), "-o", &dir.s("r.csv")])
+        .envs(&env)
+        .run()
+        .await;
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(names_it(&stderr), "{stderr}");
@@ -265,7 +264,10 @@ async fn a_file_without_a_required_column_is_refused_before_anything_is_sent() {
     assert!(names_it(&stderr), "{stderr}");
     assert!(!dir.join("r.html").exists());
 
-    let output = run_io("run", &dir, &env, &["--resume", "--rate", "0"]).await;
+    let output = pcq_io("run", &dir, &["--resume", "--rate", "0"])
+        .envs(&env)
+        .run()
+        .await;
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(names_it(&stderr), "{stderr}");
@@ -275,11 +277,9 @@ async fn a_file_without_a_required_column_is_refused_before_anything_is_sent() {
     // A header split by none of the separators names what it saw.
     let colons = original.replacen(',', ":", 13);
     dir.write("colons.csv", colons);
-    let output = run(
-        &["report", &dir.s("colons.csv"), "--html", &dir.s("c.html")],
-        &[],
-    )
-    .await;
+    let output = pcq(&["report", &dir.s("colons.csv"), "--html", &dir.s("c.html")])
+        .run()
+        .await;
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(

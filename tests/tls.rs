@@ -2,13 +2,11 @@
 //! binary trusts it through `SSL_CERT_FILE` (as an operator behind a TLS-inspecting proxy would),
 //! and a second test sends it all through an HTTPS proxy (CONNECT), as a partner's network does.
 
+use crate::common::*;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-use crate::common::*;
 
 /// The host name the certificate is made for; the proxy test resolves it through the proxy only.
 const HOST: &str = "partner-center.test";
@@ -49,7 +47,7 @@ async fn start_tls_sim() -> (SimHandle, String) {
 async fn a_run_over_https_verifies_the_certificate_with_rustls() {
     let (sim, ca_pem) = start_tls_sim().await;
     let url = format!("https://localhost:{}", sim.addr.port());
-    let dir = WorkDir::new("tls");
+    let dir = work_dir("tls");
     dir.write("in.csv", soe_rows(3));
     let mut env = sim_env(&sim);
     for (key, value) in env.iter_mut() {
@@ -59,16 +57,19 @@ async fn a_run_over_https_verifies_the_certificate_with_rustls() {
     }
 
     // Without the CA the certificate is unknown: the token request fails, nothing is posted.
-    let refused = run_io("run", &dir, &env, &["--max-attempts", "1"]).await;
-    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+    let refused = pcq_io("run", &dir, &["--max-attempts", "1"])
+        .envs(&env)
+        .run()
+        .await;
+    refused.assert_code(2);
     assert!(posts(&sim).is_empty());
 
     env.push((
         "SSL_CERT_FILE".to_string(),
         dir.write("ca.pem", &ca_pem).display().to_string(),
     ));
-    let output = run_io("run", &dir, &env, &["--force"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &["--force"]).envs(&env).run().await;
+    output.assert_code(0);
     let rows = results_by_row(&dir.join("out.csv"));
     assert_eq!(rows.len(), 3);
     assert!(rows.iter().all(|r| r["outcome"] == "created"), "{rows:?}");
@@ -129,7 +130,7 @@ async fn a_real_service_address_is_reached_through_the_https_proxy() {
     // Not a loopback name, so the tool treats it as the real service and uses the proxy; the name
     // resolves nowhere but at the proxy, so a direct connection could not succeed.
     let url = format!("https://{HOST}");
-    let dir = WorkDir::new("tls-proxy");
+    let dir = work_dir("tls-proxy");
     dir.write("in.csv", soe_rows(2));
     let mut env = sim_env(&sim);
     for (key, value) in env.iter_mut() {
@@ -143,8 +144,11 @@ async fn a_real_service_address_is_reached_through_the_https_proxy() {
     ));
     env.push(("HTTPS_PROXY".to_string(), format!("http://{proxy}")));
     env.push(("NO_PROXY".to_string(), String::new()));
-    let output = run_io("run", &dir, &env, &["--timeout", "10"]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &["--timeout", "10"])
+        .envs(&env)
+        .run()
+        .await;
+    output.assert_code(0);
     assert_eq!(posts(&sim).len(), 2);
     let seen = seen.lock().expect("log").clone();
     assert!(!seen.is_empty(), "nothing went through the proxy");

@@ -1,53 +1,449 @@
-//! Shared helpers: a scratch directory, the simulator, and running the real binary.
+//! Shared helpers: scratch directories, the simulator, and one way to run a program (the
+//! binary, or an outside tool such as `script`) with its exit code checked.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use pc_qualify::domain::model::CustomerId;
 pub use pc_qualify::simulator::{self, SimConfig, SimHandle};
 use pc_qualify::simulator::{FaultAction, ScriptedFault};
+pub use tempfile::TempDir;
 
-/// A scratch directory removed when the test ends.
-pub struct WorkDir {
-    pub path: PathBuf,
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_pc-qualify");
+
+/// How long a test waits for a sign that a child process got somewhere before it fails. Generous:
+/// the suite shares two cores with other work, and a sign that comes is never waited out.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A scratch directory (removed when dropped); `name` only makes a leftover one recognisable.
+pub fn work_dir(name: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("pcq-test-{name}-"))
+        .tempdir()
+        .expect("create work dir")
 }
 
-impl WorkDir {
-    pub fn new(name: &str) -> WorkDir {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "pcq-test-{}-{}-{name}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("create work dir");
-        WorkDir { path }
-    }
+/// Files in a scratch directory, by name.
+pub trait Scratch {
+    /// Writes `name` and returns its path.
+    fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf;
+    /// The path of `name`.
+    fn join(&self, name: &str) -> PathBuf;
+    /// The path of `name` as a string, for arguments.
+    fn s(&self, name: &str) -> String;
+}
 
-    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
-        let path = self.path.join(name);
+impl Scratch for TempDir {
+    fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path().join(name);
         std::fs::write(&path, contents).expect("write file");
         path
     }
 
-    pub fn join(&self, name: &str) -> PathBuf {
-        self.path.join(name)
+    fn join(&self, name: &str) -> PathBuf {
+        self.path().join(name)
     }
 
-    /// The path of `name` as a string, for arguments.
-    pub fn s(&self, name: &str) -> String {
+    fn s(&self, name: &str) -> String {
         self.join(name).display().to_string()
     }
 }
 
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
+/// A program to run: the binary (`pcq`) or another tool (`Cmd::new`), built up with arguments,
+/// environment and standard input, then run to the end (`output`, `run`) or started (`spawn`).
+pub struct Cmd {
+    command: Command,
+    /// The command line, for failure messages.
+    shown: String,
+    stdin: Option<Vec<u8>>,
+}
+
+/// The binary with `args` and a clean environment.
+pub fn pcq(args: &[&str]) -> Cmd {
+    Cmd::new(BIN).args(args)
+}
+
+/// The binary as `pc-qualify COMMAND -i DIR/in.csv -o DIR/out.csv EXTRA...`.
+pub fn pcq_io(command: &str, dir: &TempDir, extra: &[&str]) -> Cmd {
+    let (input, output) = (dir.s("in.csv"), dir.s("out.csv"));
+    pcq(&[command, "-i", &input, "-o", &output]).args(extra)
+}
+
+impl Cmd {
+    /// `program` with no PC_* variable or RUST_LOG from the developer's shell, so that a test
+    /// sees only the settings it gives; standard input is empty unless [`Cmd::stdin`] sets it.
+    pub fn new(program: impl AsRef<OsStr>) -> Cmd {
+        let mut command = Command::new(program.as_ref());
+        for (key, _) in std::env::vars_os() {
+            let name = key.to_string_lossy();
+            if name.starts_with("PC_") || name == "RUST_LOG" {
+                command.env_remove(&key);
+            }
+        }
+        Cmd {
+            command,
+            shown: program.as_ref().to_string_lossy().into_owned(),
+            stdin: None,
+        }
     }
+
+    pub fn args(mut self, args: &[&str]) -> Cmd {
+        for arg in args {
+            self.shown.push(' ');
+            self.shown.push_str(arg);
+        }
+        self.command.args(args);
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Cmd {
+        self.command.env(key, value);
+        self
+    }
+
+    pub fn envs(mut self, env: &[(String, String)]) -> Cmd {
+        self.command
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        self
+    }
+
+    /// Bytes for standard input: written whole and closed by `output`/`run`; written and kept
+    /// open by `spawn` (until [`Running::close_stdin`] or the end).
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Cmd {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    /// Runs the program to its end on this thread.
+    pub fn output(self) -> Finished {
+        let mut running = self.spawn();
+        running.close_stdin();
+        running.wait_blocking()
+    }
+
+    /// Runs the program to its end off the async threads, so an in-process simulator keeps serving.
+    pub async fn run(self) -> Finished {
+        tokio::task::spawn_blocking(move || self.output())
+            .await
+            .expect("join")
+    }
+
+    /// Starts the program with its output captured as it comes.
+    pub fn spawn(mut self) -> Running {
+        self.command
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = self
+            .command
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} does not start: {e}", self.shown));
+        let mut stdin = child.stdin.take();
+        if let (Some(pipe), Some(bytes)) = (stdin.as_mut(), self.stdin.as_ref()) {
+            // The program may stop reading early (an error is the subject of some tests), so a
+            // broken pipe here is theirs to report through the exit code and stderr.
+            let _ = pipe.write_all(bytes);
+        }
+        let stdout = collect(child.stdout.take().expect("stdout"));
+        let stderr = collect(child.stderr.take().expect("stderr"));
+        Running {
+            child,
+            shown: self.shown,
+            stdin,
+            stdout,
+            stderr,
+        }
+    }
+}
+
+/// A stream read to its end on a thread of its own; the bytes so far are readable at any time.
+struct Collected {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+fn collect(mut stream: impl std::io::Read + Send + 'static) -> Collected {
+    let bytes = Arc::new(Mutex::new(Vec::new()));
+    let sink = bytes.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n @ 1..) = stream.read(&mut buf) {
+            sink.lock()
+                .expect("output buffer")
+                .extend_from_slice(&buf[..n]);
+        }
+    });
+    Collected { bytes, reader }
+}
+
+/// A started program.
+pub struct Running {
+    child: Child,
+    shown: String,
+    stdin: Option<ChildStdin>,
+    stdout: Collected,
+    stderr: Collected,
+}
+
+impl Running {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Standard error so far.
+    pub fn stderr(&self) -> String {
+        text(&self.stderr.bytes.lock().expect("stderr buffer"))
+    }
+
+    /// Standard output so far.
+    pub fn stdout(&self) -> String {
+        text(&self.stdout.bytes.lock().expect("stdout buffer"))
+    }
+
+    /// Ends standard input (the program reads its end).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Sends signal `name` (`INT`, `TERM`, `HUP`, `QUIT`, `KILL`) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{name} {}", self.pid());
+    }
+
+    /// The exit status, if the program has ended.
+    pub fn try_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("wait")
+    }
+
+    /// Waits until `ready` holds of the program's stderr so far; fails the test (with the
+    /// output) when it has not after [`READY_TIMEOUT`] or the program ended first.
+    pub async fn wait_for_stderr(&mut self, what: &str, ready: impl Fn(&str) -> bool) {
+        self.wait_for(what, Running::stderr, ready).await;
+    }
+
+    /// As [`Running::wait_for_stderr`], of standard output.
+    pub async fn wait_for_stdout(&mut self, what: &str, ready: impl Fn(&str) -> bool) {
+        self.wait_for(what, Running::stdout, ready).await;
+    }
+
+    async fn wait_for(
+        &mut self,
+        what: &str,
+        stream: fn(&Running) -> String,
+        ready: impl Fn(&str) -> bool,
+    ) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if ready(&stream(self)) {
+                return;
+            }
+            if let Some(status) = self.try_status() {
+                // A last look: the sign may have come with the end.
+                if ready(&stream(self)) {
+                    return;
+                }
+                panic!(
+                    "{} ended ({status}) before {what}\nstdout:\n{}\nstderr:\n{}",
+                    self.shown,
+                    self.stdout(),
+                    self.stderr()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not get to {what} in {READY_TIMEOUT:?}\nstdout:\n{}\nstderr:\n{}",
+                self.shown,
+                self.stdout(),
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits until the program catches SIGINT, SIGTERM, SIGHUP and SIGQUIT (pc-qualify's stop
+    /// handlers are in place), read from the kernel's view of the process: a signal sent before
+    /// that would meet the default action and prove nothing about the handlers.
+    #[cfg(target_os = "linux")]
+    pub async fn wait_for_signal_handlers(&mut self) {
+        // Bit n-1 of SigCgt is signal n: HUP 1, INT 2, QUIT 3, TERM 15.
+        const WANTED: u64 = 1 | 1 << 1 | 1 << 2 | 1 << 14;
+        let status = format!("/proc/{}/status", self.pid());
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let caught = std::fs::read_to_string(&status)
+                .ok()
+                .and_then(|s| {
+                    let line = s.lines().find(|l| l.starts_with("SigCgt:"))?.to_string();
+                    u64::from_str_radix(line["SigCgt:".len()..].trim(), 16).ok()
+                })
+                .unwrap_or(0);
+            if caught & WANTED == WANTED {
+                return;
+            }
+            if let Some(status) = self.try_status() {
+                panic!(
+                    "{} ended ({status}) before its signal handlers were in place\nstderr:\n{}",
+                    self.shown,
+                    self.stderr()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} has no signal handlers after {READY_TIMEOUT:?} (SigCgt {caught:x})\nstderr:\n{}",
+                self.shown,
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits for the end on this thread.
+    fn wait_blocking(mut self) -> Finished {
+        self.close_stdin();
+        let status = self.child.wait().expect("wait");
+        let take = |c: Collected| {
+            c.reader.join().expect("output reader");
+            std::mem::take(&mut *c.bytes.lock().expect("output buffer"))
+        };
+        let stdout = take(self.stdout);
+        let stderr = take(self.stderr);
+        Finished {
+            output: Output {
+                status,
+                stdout,
+                stderr,
+            },
+            shown: self.shown,
+        }
+    }
+
+    /// Waits for the end off the async threads.
+    pub async fn finish(self) -> Finished {
+        tokio::task::spawn_blocking(move || self.wait_blocking())
+            .await
+            .expect("join")
+    }
+
+    /// Waits for the end, killing the program after `limit` (a sign-in that waits for a
+    /// person never ends by itself); the exit status then says it was killed.
+    pub async fn finish_within(mut self, limit: Duration) -> Finished {
+        let started = Instant::now();
+        while self.try_status().is_none() {
+            if started.elapsed() > limit {
+                let _ = self.child.kill();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.finish().await
+    }
+}
+
+/// A program that ended, with its output (and `Output`'s fields through `Deref`).
+pub struct Finished {
+    pub output: Output,
+    shown: String,
+}
+
+impl std::ops::Deref for Finished {
+    type Target = Output;
+
+    fn deref(&self) -> &Output {
+        &self.output
+    }
+}
+
+impl Finished {
+    pub fn code(&self) -> Option<i32> {
+        self.output.status.code()
+    }
+
+    pub fn stdout(&self) -> String {
+        text(&self.output.stdout)
+    }
+
+    pub fn stderr(&self) -> String {
+        text(&self.output.stderr)
+    }
+
+    /// Asserts the exit code; on a mismatch the message holds the command line and both streams.
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Finished {
+        assert_eq!(
+            self.code(),
+            Some(code),
+            "exit status of `{}`\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.shown,
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+}
+
+/// Polls `ready` until it holds; fails the test naming `what` after [`READY_TIMEOUT`].
+pub async fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while !ready() {
+        assert!(
+            Instant::now() < deadline,
+            "waited {READY_TIMEOUT:?} for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Whether the `CI` environment variable says this is a CI run (set by CI services; anything
+/// but empty, `0` or `false`).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false" | "FALSE" | "False"))
+}
+
+/// The first of `candidates` that runs (`PROGRAM ARGS` exits 0), for a test that needs an outside
+/// program. None of them: under CI the test fails (CI installs them: `.ci/run`); elsewhere it is
+/// skipped with a message a person sees, and the caller returns.
+#[track_caller]
+pub fn outside_program(candidates: &[&str], args: &[&str], install: &str) -> Option<String> {
+    let found = candidates.iter().find(|name| {
+        Command::new(name)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if let Some(name) = found {
+        return Some((*name).to_string());
+    }
+    let message = format!(
+        "*** SKIPPED: none of {candidates:?} runs ({install}); this test checked nothing ***"
+    );
+    assert!(
+        !in_ci(),
+        "{message} (the CI environment variable is set, so this fails)"
+    );
+    // libtest captures `eprintln!` of a passing test, so the message also goes straight to the
+    // controlling terminal when there is one.
+    if let Ok(mut tty) = std::fs::OpenOptions::new().write(true).open("/dev/tty") {
+        let _ = writeln!(tty, "\n{message}\n");
+    }
+    eprintln!("\n{message}\n");
+    None
 }
 
 /// Starts a simulator on a free loopback port.
@@ -73,28 +469,6 @@ pub fn sim_env(sim: &SimHandle) -> Vec<(String, String)> {
             simulator::SANDBOX_REFRESH_TOKEN.into(),
         ),
     ]
-}
-
-/// The binary with a clean environment: no PC_* variable leaks in from the developer's shell.
-pub fn pcq(args: &[&str], env: &[(String, String)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pc-qualify"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("PC_") || key == "RUST_LOG" {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.args(args)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null());
-    cmd
-}
-
-/// Runs the binary to completion off the async threads, so the in-process simulator keeps serving.
-pub async fn run(args: &[&str], env: &[(String, String)]) -> Output {
-    let mut cmd = pcq(args, env);
-    tokio::task::spawn_blocking(move || cmd.output().expect("binary runs"))
-        .await
-        .expect("join")
 }
 
 /// Lossy text of a process's output.
@@ -169,19 +543,6 @@ pub fn soe_rows(n: u32) -> String {
     input
 }
 
-/// `pc-qualify COMMAND -i DIR/in.csv -o DIR/out.csv EXTRA...`.
-pub async fn run_io(
-    command: &str,
-    dir: &WorkDir,
-    env: &[(String, String)],
-    extra: &[&str],
-) -> Output {
-    let (input, output) = (dir.s("in.csv"), dir.s("out.csv"));
-    let mut args = vec![command, "-i", &input, "-o", &output];
-    args.extend_from_slice(extra);
-    run(&args, env).await
-}
-
 /// A scripted fault for customer `cid(n)`.
 pub fn fault(n: u32, action: FaultAction) -> ScriptedFault {
     ScriptedFault {
@@ -210,4 +571,62 @@ pub fn posts_by_customer(sim: &SimHandle) -> HashMap<String, Vec<String>> {
         );
     }
     map
+}
+/// A results row's outcome and attempts.
+pub fn outcome_attempts(row: &HashMap<String, String>) -> (&str, &str) {
+    (row["outcome"].as_str(), row["attempts"].as_str())
+}
+
+/// A results row's outcome, HTTP status and attempts.
+pub fn outcome_status_attempts(row: &HashMap<String, String>) -> (&str, &str, &str) {
+    (
+        row["outcome"].as_str(),
+        row["http_status"].as_str(),
+        row["attempts"].as_str(),
+    )
+}
+
+/// No customer was posted under two different request ids.
+pub fn assert_one_request_id_per_customer(sim: &SimHandle) {
+    for (customer, ids) in posts_by_customer(sim) {
+        let distinct: HashSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), 1, "{customer} was posted with {ids:?}");
+    }
+}
+
+/// The row numbers of a results file, in file order.
+pub fn row_numbers(path: &Path) -> Vec<u64> {
+    results(path)
+        .iter()
+        .map(|r| r["row"].parse().expect("row number"))
+        .collect()
+}
+
+pub fn assert_rows_exactly_once(path: &Path, n: u64) {
+    let mut rows = row_numbers(path);
+    rows.sort_unstable();
+    assert_eq!(
+        rows,
+        (1..=n).collect::<Vec<_>>(),
+        "one results row per input row"
+    );
+}
+
+/// The token requests (v1) the simulator received, decoded.
+pub fn token_forms(sim: &SimHandle) -> Vec<Vec<(String, String)>> {
+    sim.requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/oauth2/token"))
+        .map(|r| {
+            reqwest::Url::parse(&format!("http://x/?{}", r.body))
+                .expect("form")
+                .query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .collect()
+}
+
+pub fn form_field(form: &[(String, String)], name: &str) -> Option<String> {
+    form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
 }

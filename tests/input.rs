@@ -1,37 +1,13 @@
-//! Files as operators have them: semicolon, tab and pipe CSV, Excel's BOM and CRLF, UTF-16
-//! "Unicode text", Latin-1 exports, workbooks, spreadsheet-style headers, and standard input.
-
-use std::io::Write as _;
-use std::process::Stdio;
+//! What the binary reads: files as operators have them (semicolon, tab and pipe CSV, Excel's BOM
+//! and CRLF, UTF-16 "Unicode text", Latin-1, workbooks, spreadsheet-style headers), standard input
+//! and named pipes, and rows of every kind of garbage: each is run, refused or reported, never lost.
 
 use crate::common::*;
 
-/// Runs the binary with `input` on its standard input.
-async fn run_stdin(
-    args: &[&str],
-    env: &[(String, String)],
-    input: Vec<u8>,
-) -> std::process::Output {
-    let mut cmd = pcq(args, env);
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    tokio::task::spawn_blocking(move || {
-        let mut child = cmd.spawn().expect("binary runs");
-        let mut stdin = child.stdin.take().expect("stdin");
-        // The binary may stop reading early (an error); a broken pipe is then expected.
-        let _ = stdin.write_all(&input);
-        drop(stdin);
-        child.wait_with_output().expect("output")
-    })
-    .await
-    .expect("join")
-}
-
-fn validate(path: &str, extra: &[&str]) -> std::process::Output {
+fn validate(path: &str, extra: &[&str]) -> Finished {
     let mut args = vec!["validate", "-i", path];
     args.extend_from_slice(extra);
-    pcq(&args, &[]).output().expect("runs")
+    pcq(&args).output()
 }
 
 /// The customer ids the simulator received POSTs for, sorted.
@@ -53,7 +29,7 @@ fn posted_customers(sim: &SimHandle) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_semicolon_export_with_bom_and_crlf_runs() {
     let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("semicolon");
+    let dir = work_dir("semicolon");
     // What Excel writes as "CSV UTF-8" where the list separator is ';', with its own headers.
     let input = format!(
         "\u{feff}CustomerID;Qualification Type;Education Segment;Domain;School\r\n{};Education;K12;a.example.edu;\"Saint-Exupéry; Lyon\"\r\n{};StateOwnedEntity;;;Régie\r\n",
@@ -61,8 +37,8 @@ async fn a_semicolon_export_with_bom_and_crlf_runs() {
         cid(2)
     );
     dir.write("in.csv", input);
-    let output = run_io("run", &dir, &sim_env(&sim), &[]).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq_io("run", &dir, &[]).envs(&sim_env(&sim)).run().await;
+    output.assert_code(0);
     let rows = results_by_row(&dir.join("out.csv"));
     assert_eq!(rows.len(), 2);
     assert_eq!(
@@ -73,7 +49,7 @@ async fn a_semicolon_export_with_bom_and_crlf_runs() {
     assert_eq!(posted_customers(&sim), [cid(1), cid(2)]);
 
     let output = validate(&dir.s("in.csv"), &[]);
-    assert_eq!(output.status.code(), Some(0));
+    output.assert_code(0);
     let stderr = text(&output.stderr);
     assert!(
         stderr.contains("UTF-8 with BOM, delimiter ';' (semicolon), detected from the header line"),
@@ -83,7 +59,7 @@ async fn a_semicolon_export_with_bom_and_crlf_runs() {
 
 #[test]
 fn tab_and_pipe_files_are_detected_and_the_flag_overrides() {
-    let dir = WorkDir::new("tabpipe");
+    let dir = work_dir("tabpipe");
     for (name, sep, shown) in [
         ("tab.tsv", "\t", "delimiter tab"),
         ("pipe.txt", "|", "delimiter '|' (pipe)"),
@@ -110,7 +86,7 @@ fn tab_and_pipe_files_are_detected_and_the_flag_overrides() {
     }
     // Forcing the wrong separator: the header cannot be read, and the message shows the split.
     let output = validate(&dir.s("tab.tsv"), &["--delimiter", "comma"]);
-    assert_eq!(output.status.code(), Some(2));
+    output.assert_code(2);
     let stderr = text(&output.stderr);
     assert!(
         stderr.contains("missing required column customer_id"),
@@ -130,14 +106,14 @@ fn tab_and_pipe_files_are_detected_and_the_flag_overrides() {
 
 #[test]
 fn an_unreadable_header_shows_the_cells_and_suggests_the_delimiter() {
-    let dir = WorkDir::new("badheader");
+    let dir = work_dir("badheader");
     // Colon-separated: detection finds no candidate, so the line is one comma-split cell.
     dir.write(
         "colon.csv",
         format!("customer_id:qualification\n{}:StateOwnedEntity\n", cid(1)),
     );
     let output = validate(&dir.s("colon.csv"), &[]);
-    assert_eq!(output.status.code(), Some(2));
+    output.assert_code(2);
     let stderr = text(&output.stderr);
     assert!(
         stderr.contains("[\"customer_id:qualification\"]"),
@@ -150,12 +126,12 @@ fn an_unreadable_header_shows_the_cells_and_suggests_the_delimiter() {
     assert!(stderr.contains("--delimiter"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
     let output = validate(&dir.s("colon.csv"), &["--delimiter", ":"]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
+    output.assert_code(0);
 }
 
 #[test]
 fn spreadsheet_headers_are_recognised() {
-    let dir = WorkDir::new("aliases");
+    let dir = work_dir("aliases");
     for (i, header) in [
         "CustomerID,QualificationType,Validation Code,Education Segment,Website",
         "Customer Id,Qualification,Code,Segment,Domain",
@@ -190,7 +166,7 @@ fn spreadsheet_headers_are_recognised() {
 
 #[test]
 fn utf16_unicode_text_exports_are_decoded() {
-    let dir = WorkDir::new("utf16");
+    let dir = work_dir("utf16");
     // Excel's "Unicode text": UTF-16 LE with BOM, tab-separated, CRLF.
     let content = format!(
         "\u{feff}Customer Id\tQualification\tSchool\r\n{}\tStateOwnedEntity\tÉcole Saint-Jean\r\n{}\tEducation\t学校\r\n",
@@ -201,21 +177,17 @@ fn utf16_unicode_text_exports_are_decoded() {
     let be: Vec<u8> = content.encode_utf16().flat_map(u16::to_be_bytes).collect();
     for (name, bytes, shown) in [("le.txt", le, "UTF-16 LE"), ("be.txt", be, "UTF-16 BE")] {
         dir.write(name, &bytes);
-        let output = pcq(
-            &[
-                "run",
-                "--dry-run",
-                "-i",
-                &dir.s(name),
-                "-o",
-                &dir.s(&format!("{name}.out.csv")),
-                "--education-segment",
-                "K12",
-            ],
-            &[],
-        )
-        .output()
-        .expect("runs");
+        let output = pcq(&[
+            "run",
+            "--dry-run",
+            "-i",
+            &dir.s(name),
+            "-o",
+            &dir.s(&format!("{name}.out.csv")),
+            "--education-segment",
+            "K12",
+        ])
+        .output();
         assert_eq!(
             output.status.code(),
             Some(0),
@@ -241,7 +213,7 @@ fn utf16_unicode_text_exports_are_decoded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_latin1_file_is_refused_before_anything_is_sent() {
     let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("latin1");
+    let dir = work_dir("latin1");
     let mut input = format!(
         "customer_id,qualification,school\n{},StateOwnedEntity,Lyon\n{},StateOwnedEntity,Saint-",
         cid(1),
@@ -251,8 +223,8 @@ async fn a_latin1_file_is_refused_before_anything_is_sent() {
     // "Exupéry" in Latin-1 (Excel's "CSV (Comma delimited)" on a Western-European system).
     input.extend_from_slice(b"Exup\xe9ry\n");
     dir.write("in.csv", &input);
-    let output = run_io("run", &dir, &sim_env(&sim), &[]).await;
-    assert_eq!(output.status.code(), Some(2));
+    let output = pcq_io("run", &dir, &[]).envs(&sim_env(&sim)).run().await;
+    output.assert_code(2);
     let stderr = text(&output.stderr);
     assert!(stderr.contains("not UTF-8"), "{stderr}");
     assert!(
@@ -267,8 +239,8 @@ async fn a_latin1_file_is_refused_before_anything_is_sent() {
     assert!(!dir.join("out.csv").exists(), "no results file");
 
     // From standard input the file cannot be checked first: it stops at the bad line.
-    let output = run_stdin(&["validate", "-i", "-"], &[], input).await;
-    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stdout));
+    let output = pcq(&["validate", "-i", "-"]).stdin(input).run().await;
+    output.assert_code(2);
     assert!(
         text(&output.stderr).contains("line 3"),
         "{}",
@@ -329,12 +301,15 @@ fn write_workbook(path: &std::path::Path) {
 async fn an_xlsx_workbook_runs_with_the_sheets_row_numbers_and_codes_as_shown() {
     let sim = start_sim(SimConfig::default()).await;
     let env = sim_env(&sim);
-    let dir = WorkDir::new("xlsx");
+    let dir = work_dir("xlsx");
     write_workbook(&dir.join("customers.xlsx"));
     let book = dir.s("customers.xlsx");
     let out = dir.s("out.csv");
-    let output = run(&["run", "-i", &book, "-o", &out], &env).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq(&["run", "-i", &book, "-o", &out])
+        .envs(&env)
+        .run()
+        .await;
+    output.assert_code(0);
     let rows = results_by_row(&dir.join("out.csv"));
     let numbers: Vec<&str> = rows.iter().map(|r| r["row"].as_str()).collect();
     assert_eq!(numbers, ["2", "3", "5"], "the sheet's row numbers");
@@ -351,10 +326,8 @@ async fn an_xlsx_workbook_runs_with_the_sheets_row_numbers_and_codes_as_shown() 
     );
 
     // --sheet picks another sheet; an unknown one lists the sheets.
-    let output = pcq(&["validate", "-i", &book, "--sheet", "Schools"], &[])
-        .output()
-        .expect("runs");
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
+    let output = pcq(&["validate", "-i", &book, "--sheet", "Schools"]).output();
+    output.assert_code(0);
     assert_eq!(
         text(&output.stdout),
         "1 row(s): 1 valid, 0 invalid, 0 duplicate(s)\n"
@@ -364,10 +337,8 @@ async fn an_xlsx_workbook_runs_with_the_sheets_row_numbers_and_codes_as_shown() 
         "{}",
         text(&output.stderr)
     );
-    let output = pcq(&["validate", "-i", &book, "--sheet", "Nope"], &[])
-        .output()
-        .expect("runs");
-    assert_eq!(output.status.code(), Some(2));
+    let output = pcq(&["validate", "-i", &book, "--sheet", "Nope"]).output();
+    output.assert_code(2);
     assert!(
         text(&output.stderr).contains("its sheets are: \"Customers\", \"Schools\""),
         "{}",
@@ -376,8 +347,11 @@ async fn an_xlsx_workbook_runs_with_the_sheets_row_numbers_and_codes_as_shown() 
 
     // Resume over a workbook: the settled rows (by sheet row number) are not sent again.
     let before = posts(&sim).len();
-    let output = run(&["run", "--resume", "-i", &book, "-o", &out], &env).await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq(&["run", "--resume", "-i", &book, "-o", &out])
+        .envs(&env)
+        .run()
+        .await;
+    output.assert_code(0);
     assert_eq!(posts(&sim).len(), before, "nothing sent twice");
     assert_eq!(results_by_row(&dir.join("out.csv")).len(), 3);
 }
@@ -387,9 +361,7 @@ fn ods_and_xls_fixtures_are_read() {
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     for name in ["customers.ods", "customers.xls"] {
         let path = fixtures.join(name);
-        let output = pcq(&["validate", "-i", &path.display().to_string()], &[])
-            .output()
-            .expect("runs");
+        let output = pcq(&["validate", "-i", &path.display().to_string()]).output();
         let stdout = text(&output.stdout);
         assert_eq!(
             output.status.code(),
@@ -412,27 +384,26 @@ fn ods_and_xls_fixtures_are_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standard_input_with_the_auto_code_is_read_once_and_kept_for_the_check() {
     let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("stdin-auto");
+    let dir = work_dir("stdin-auto");
     let mut input = String::from("customer_id;qualification;validation_code\n");
     for i in 1..=3 {
         input.push_str(&format!("{};GCC;\n", cid(i)));
     }
     let out = dir.s("out.csv");
-    let output = run_stdin(
-        &["run", "-i", "-", "-o", &out, "--validation-code", "auto"],
-        &sim_env(&sim),
-        input.into_bytes(),
-    )
-    .await;
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = pcq(&["run", "-i", "-", "-o", &out, "--validation-code", "auto"])
+        .envs(&sim_env(&sim))
+        .stdin(input.into_bytes())
+        .run()
+        .await;
+    output.assert_code(0);
     assert_eq!(results_by_row(&dir.join("out.csv")).len(), 3);
     assert_eq!(posted_customers(&sim), [cid(1), cid(2), cid(3)]);
 
     // A workbook on standard input is refused with a reason.
     write_workbook(&dir.join("b.xlsx"));
     let bytes = std::fs::read(dir.join("b.xlsx")).expect("read");
-    let output = run_stdin(&["validate", "-i", "-"], &[], bytes).await;
-    assert_eq!(output.status.code(), Some(2));
+    let output = pcq(&["validate", "-i", "-"]).stdin(bytes).run().await;
+    output.assert_code(2);
     assert!(
         text(&output.stderr).contains("looks like a workbook"),
         "{}",
@@ -444,7 +415,7 @@ async fn standard_input_with_the_auto_code_is_read_once_and_kept_for_the_check()
 #[cfg(unix)]
 #[test]
 fn a_named_pipe_is_read_as_a_stream() {
-    let dir = WorkDir::new("fifo");
+    let dir = work_dir("fifo");
     let fifo = dir.join("rows.csv");
     let made = std::process::Command::new("mkfifo")
         .arg(&fifo)
@@ -463,7 +434,7 @@ fn a_named_pipe_is_read_as_a_stream() {
     };
     let output = validate(&fifo.display().to_string(), &[]);
     writer.join().expect("writer");
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    output.assert_code(1);
     assert_eq!(
         text(&output.stdout),
         "row 2: customer_id: not a GUID: bad\n2 row(s): 1 valid, 1 invalid, 0 duplicate(s)\n"
@@ -493,6 +464,7 @@ fn the_sample_files_agree() {
         stdout.lines().last().expect("total").to_string()
     };
     let csv = summary("customers.csv");
+    assert!(csv.contains(" row(s): "), "a total line: {csv}");
     assert_eq!(summary("customers-semicolon.csv"), csv);
     assert_eq!(summary("customers.xlsx"), csv);
 }
@@ -521,4 +493,188 @@ fn write_sample_workbook(csv_path: &std::path::Path, xlsx: &std::path::Path) {
     }
     sheet.autofit();
     book.save(xlsx).expect("save");
+}
+
+/// Two good rows, then a Latin-1 byte on line 4 (row 3), then a good row.
+fn latin1_at_row_3(qualification: &str) -> Vec<u8> {
+    let mut bytes = format!(
+        "customer_id,qualification,note\n{},{qualification},ok\n{},{qualification},ok\n{},{qualification},Mus",
+        cid(1),
+        cid(2),
+        cid(3)
+    )
+    .into_bytes();
+    bytes.extend_from_slice(b"\xe9e\n");
+    bytes.extend_from_slice(format!("{},{qualification},ok\n", cid(4)).as_bytes());
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_standard_input_stops_at_a_non_utf8_line_naming_the_last_row_sent() {
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = work_dir("stdin-latin1");
+    let out = dir.s("out.csv");
+    let output = pcq(&["run", "-i", "-", "-o", &out, "--rate", "0"])
+        .envs(&sim_env(&sim))
+        .stdin(latin1_at_row_3("StateOwnedEntity"))
+        .run()
+        .await;
+    let stderr = text(&output.stderr);
+    output.assert_code(1);
+    assert!(
+        stderr.contains("not UTF-8") && stderr.contains("line 4"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("every row up to row 2 (the last one read)"),
+        "{stderr}"
+    );
+    let rows: Vec<String> = results_by_row(&dir.join("out.csv"))
+        .iter()
+        .map(|r| r["row"].clone())
+        .collect();
+    assert_eq!(rows, ["1", "2"]);
+    assert_eq!(posts(&sim).len(), 2, "nothing after the bad line was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spooled_standard_input_is_refused_before_anything_is_sent() {
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = work_dir("stdin-latin1-auto");
+    let out = dir.s("out.csv");
+    let output = pcq(&["run", "-i", "-", "-o", &out, "--validation-code", "auto"])
+        .envs(&sim_env(&sim))
+        .stdin(latin1_at_row_3("GCC"))
+        .run()
+        .await;
+    let stderr = text(&output.stderr);
+    output.assert_code(2);
+    assert!(
+        stderr.contains("not UTF-8") && stderr.contains("line 4"),
+        "{stderr}"
+    );
+    assert!(sim.api_requests().is_empty(), "nothing was sent");
+    assert!(!dir.join("out.csv").exists(), "no results file");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_only_input_is_an_empty_successful_run() {
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = work_dir("headeronly");
+    dir.write("in.csv", "\u{feff}customer_id,qualification\r\n");
+    let output = pcq_io("run", &dir, &[]).envs(&sim_env(&sim)).run().await;
+    output.assert_code(0);
+    assert!(results(&dir.join("out.csv")).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdin_and_stdout_can_stand_in_for_files() {
+    let sim = start_sim(SimConfig::default()).await;
+    let input = format!(
+        "customer_id,qualification\n{},StateOwnedEntity\nnope,Education\n",
+        cid(1)
+    );
+    let output = pcq(&["run", "-q", "--input", "-", "--output", "-"])
+        .envs(&sim_env(&sim))
+        .stdin(input)
+        .run()
+        .await;
+    output.assert_code(1);
+    let stdout = text(&output.stdout);
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some(RESULTS_HEADER));
+    assert_eq!(lines.count(), 2);
+    assert!(stdout.contains(",created,201,"));
+    assert!(stdout.contains(",invalid,"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_input_of_every_kind_is_reported_not_lost() {
+    let sim = start_sim(SimConfig::default()).await;
+    let env = sim_env(&sim);
+    let dir = work_dir("garbage");
+    let big = "x".repeat(1 << 20);
+    let mut input = b"customer_id,qualification,notes\n".to_vec();
+    input.extend_from_slice(format!("{},StateOwnedEntity,\"{big}\"\n", cid(1)).as_bytes());
+    input.extend_from_slice(
+        format!("{},StateOwnedEntity,café \u{fffd}\u{feff}\n", cid(2)).as_bytes(),
+    );
+    // (Bytes that are not UTF-8 stop the file before anything is sent: a_latin1_file_is_refused_before_anything_is_sent, above.)
+    input.extend_from_slice("ünï\u{fffd}-not-a-guid,StateOwnedEntity,\n".as_bytes());
+    input.extend_from_slice(b"=HYPERLINK(\"http://x\"),StateOwnedEntity,\n");
+    input.extend_from_slice(format!("{}\n", cid(3)).as_bytes());
+    input.extend_from_slice(format!("{},\"StateOwnedEntity,\n", cid(4)).as_bytes());
+    dir.write("in.csv", &input);
+    let output = pcq_io("run", &dir, &[]).envs(&env).run().await;
+    output.assert_code(1);
+    let raw = std::fs::read(dir.join("out.csv")).expect("results");
+    assert!(
+        std::str::from_utf8(&raw).is_ok(),
+        "the results file is UTF-8"
+    );
+    let rows = results_by_row(&dir.join("out.csv"));
+    assert_eq!(rows.len(), 6, "one results row per data record");
+    assert_eq!(
+        rows[0]["outcome"], "created",
+        "a 1 MB cell in an ignored column is fine"
+    );
+    assert_eq!(
+        rows[1]["outcome"], "created",
+        "odd characters in an ignored column are fine"
+    );
+    assert_eq!(rows[2]["outcome"], "invalid");
+    assert!(rows[2]["customer_id"].starts_with("ünï\u{fffd}"));
+    assert_eq!(rows[3]["outcome"], "invalid");
+    assert!(
+        rows[3]["customer_id"].starts_with("'="),
+        "defused for spreadsheets"
+    );
+    assert_eq!(rows[4]["outcome"], "invalid");
+    assert!(
+        rows[4]["error_message"].starts_with("qualification"),
+        "{:?}",
+        rows[4]
+    );
+    assert_eq!(rows[5]["outcome"], "invalid");
+
+    // Files that cannot be runs at all.
+    dir.write("empty.csv", "");
+    let cases = [
+        (dir.s("empty.csv"), dir.s("o1.csv"), "empty"),
+        (dir.s("nope.csv"), dir.s("o2.csv"), "nope.csv"),
+        (dir.s("in.csv"), dir.s("missing-dir/o3.csv"), "missing-dir"),
+    ];
+    for (input, out, needle) in cases {
+        let output = pcq(&["run", "-i", &input, "-o", &out])
+            .envs(&env)
+            .run()
+            .await;
+        let stderr = text(&output.stderr);
+        output.assert_code(2);
+        assert!(stderr.contains(needle), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_characters_never_reach_the_results() {
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = work_dir("nul");
+    let mut input = b"customer_id,qualification\n".to_vec();
+    input.extend_from_slice(b"aaaa\x00bbbb\x07,StateOwnedEntity\n");
+    input.extend_from_slice(format!("{},State\x00Owned\x1bEntity\n", cid(2)).as_bytes());
+    input.extend_from_slice(format!("{},StateOwnedEntity\n", cid(3)).as_bytes());
+    dir.write("in.csv", &input);
+    let output = pcq_io("run", &dir, &[]).envs(&sim_env(&sim)).run().await;
+    output.assert_code(1);
+    let raw = std::fs::read(dir.join("out.csv")).expect("results");
+    assert!(
+        !raw.iter().any(|b| *b < 0x20 && *b != b'\n'),
+        "no control character in any cell: {}",
+        String::from_utf8_lossy(&raw)
+    );
+    let rows = results_by_row(&dir.join("out.csv"));
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["customer_id"], "aaaabbbb");
+    assert_eq!(rows[2]["outcome"], "created");
 }

@@ -1,11 +1,167 @@
-//! Pacing: `--rate auto` against a quota it is not told, and recovery after a burst of 429s.
-//! Assertions are on what the simulator received (timestamps, statuses), with wide bounds.
+//! Throttling and pacing: a 429 pauses every worker, Retry-After is obeyed (past --max-backoff,
+//! not past --max-retry-after, whatever its size or shape), --rate caps the pool, and --rate auto
+//! finds a quota it is not told. Assertions are on what the simulator received (timestamps,
+//! statuses), with wide bounds.
 
 use std::time::Duration;
 
 use crate::common::*;
 use pc_qualify::domain::model::CustomerId;
 use pc_qualify::simulator::{FaultAction, ScriptedFault};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_pauses_every_worker_for_its_retry_after() {
+    let sim = start_sim(SimConfig {
+        script: vec![fault(3, status(429, Some("2")))],
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = work_dir("pause");
+    dir.write("in.csv", soe_rows(16));
+    let output = pcq_io("run", &dir, &["--rate", "0", "--concurrency", "4"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    let stderr = text(&output.stderr);
+    output.assert_code(0);
+    let requests = sim.api_requests();
+    let throttled = requests
+        .iter()
+        .find(|r| r.status == 429)
+        .expect("the scripted 429 was served");
+    let t0 = throttled.at_ms;
+    let during: Vec<u64> = requests
+        .iter()
+        .map(|r| r.at_ms)
+        .filter(|&t| t > t0 + 150 && t < t0 + 1_850)
+        .collect();
+    assert!(
+        during.is_empty(),
+        "requests reached the server during the pause: {during:?} (429 at {t0})"
+    );
+    let rows = results_by_row(&dir.join("out.csv"));
+    assert!(rows.iter().all(|r| r["outcome"] == "created"));
+    assert_eq!(rows[2]["attempts"], "2");
+    assert!(stderr.contains("throttled (429) 1"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_of_any_size_never_loses_a_row() {
+    let sim = start_sim(SimConfig {
+        script: vec![
+            fault(1, status(429, Some("1e30"))),
+            fault(2, status(503, Some("99999999999999999999"))),
+            fault(3, status(503, Some("soon"))),
+            fault(4, status(429, Some("-5"))),
+        ],
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = work_dir("huge-retry-after");
+    dir.write("in.csv", soe_rows(5));
+    let output = pcq_io("run", &dir, &["--rate", "0", "--max-backoff", "0.05"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    let stderr = text(&output.stderr);
+    output.assert_code(1);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let rows = results_by_row(&dir.join("out.csv"));
+    assert_eq!(rows.len(), 5, "{rows:?}");
+    for (i, figure) in [(0, "1e30"), (1, "99999999999999999999")] {
+        assert_eq!(rows[i]["outcome"], "failed", "{:?}", rows[i]);
+        assert_eq!(rows[i]["attempts"], "1");
+        let message = &rows[i]["error_message"];
+        assert!(
+            message.contains(figure) && message.contains("--max-retry-after"),
+            "{message}"
+        );
+    }
+    // Malformed or negative values fall back to the tool's own backoff.
+    for i in [2, 3, 4] {
+        assert_eq!(rows[i]["outcome"], "created", "{:?}", rows[i]);
+    }
+    assert_eq!(rows[2]["attempts"], "2");
+    assert_eq!(rows[3]["attempts"], "2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_obeyed_past_max_backoff_and_refused_past_max_retry_after() {
+    let sim = start_sim(SimConfig {
+        script: vec![
+            fault(1, status(503, Some("2"))),
+            fault(2, status(429, Some("5"))),
+        ],
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = work_dir("retry-after");
+    dir.write("in.csv", soe_rows(2));
+    dir.write("c.toml", "max_retry_after = 3.0\n");
+    let output = pcq_io(
+        "run",
+        &dir,
+        &[
+            "--rate",
+            "0",
+            "--concurrency",
+            "1",
+            "--max-backoff",
+            "0.1",
+            "--config",
+            &dir.s("c.toml"),
+        ],
+    )
+    .envs(&sim_env(&sim))
+    .run()
+    .await;
+    output.assert_code(1);
+    let rows = results_by_row(&dir.join("out.csv"));
+    assert_eq!(rows[0]["outcome"], "created");
+    assert_eq!(rows[0]["attempts"], "2");
+    let times: Vec<u64> = posts(&sim)
+        .iter()
+        .filter(|p| p.path.contains(&cid(1)))
+        .map(|p| p.at_ms)
+        .collect();
+    assert!(
+        times[1] - times[0] >= 1_800,
+        "waited the service's 2 s, not --max-backoff's 0.1 s: {times:?}"
+    );
+    assert_eq!(rows[1]["outcome"], "failed");
+    assert_eq!(rows[1]["http_status"], "429");
+    assert!(
+        rows[1]["error_message"].contains("Retry-After: 5")
+            && rows[1]["error_message"].contains("--max-retry-after 3"),
+        "{:?}",
+        rows[1]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_cap_holds_across_workers() {
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = work_dir("rate");
+    dir.write("in.csv", soe_rows(24));
+    let output = pcq_io("run", &dir, &["--rate", "8", "--concurrency", "8"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(0);
+    let times: Vec<u64> = sim.api_requests().iter().map(|r| r.at_ms).collect();
+    assert_eq!(times.len(), 24);
+    // 24 requests at 8/s with a burst of 1: the last leaves no sooner than 23/8 s after the first.
+    let span = times.iter().max().unwrap_or(&0) - times.iter().min().unwrap_or(&0);
+    assert!(span >= 2_700, "24 requests spread over only {span} ms");
+    // No one-second window holds more than rate + burst (with 50 ms of scheduling slack).
+    for &start in &times {
+        let in_window = times
+            .iter()
+            .filter(|&&t| t >= start && t < start + 950)
+            .count();
+        assert!(in_window <= 9, "{in_window} requests within a second");
+    }
+}
 
 /// API requests per second the simulator received between its first and last API request.
 fn received_rate(requests: &[pc_qualify::simulator::RecordedRequest]) -> f64 {
@@ -24,13 +180,12 @@ async fn rate_auto_finds_a_quota_above_its_start_with_few_429s() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("auto-quota");
+    let dir = work_dir("auto-quota");
     dir.write("in.csv", soe_rows(200));
     let metrics = dir.s("run.prom");
-    let output = run_io(
+    let output = pcq_io(
         "run",
         &dir,
-        &sim_env(&sim),
         &[
             "--rate",
             "auto",
@@ -40,9 +195,11 @@ async fn rate_auto_finds_a_quota_above_its_start_with_few_429s() {
             &metrics,
         ],
     )
+    .envs(&sim_env(&sim))
+    .run()
     .await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    output.assert_code(0);
     let rows = results_by_row(&dir.join("out.csv"));
     assert_eq!(rows.len(), 200);
     assert!(rows.iter().all(|r| r["outcome"] == "created"), "{stderr}");
@@ -87,17 +244,14 @@ async fn a_slow_sign_in_does_not_lower_the_first_measurement() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("auto-slow-sign-in");
+    let dir = work_dir("auto-slow-sign-in");
     dir.write("in.csv", soe_rows(100));
-    let output = run_io(
-        "run",
-        &dir,
-        &sim_env(&sim),
-        &["--rate", "auto", "--concurrency", "8"],
-    )
-    .await;
+    let output = pcq_io("run", &dir, &["--rate", "auto", "--concurrency", "8"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    output.assert_code(0);
     assert_eq!(results_by_row(&dir.join("out.csv")).len(), 100);
     let first = stderr
         .lines()
@@ -136,17 +290,14 @@ async fn a_burst_of_429s_keeps_a_floor_and_the_rate_recovers_within_seconds() {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("429-floor");
+    let dir = work_dir("429-floor");
     dir.write("in.csv", soe_rows(70));
-    let output = run_io(
-        "run",
-        &dir,
-        &sim_env(&sim),
-        &["--rate", "10", "--concurrency", "5"],
-    )
-    .await;
+    let output = pcq_io("run", &dir, &["--rate", "10", "--concurrency", "5"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    output.assert_code(0);
     let rows = results_by_row(&dir.join("out.csv"));
     assert_eq!(rows.len(), 70);
     assert!(rows.iter().all(|r| r["outcome"] == "created"), "{stderr}");
@@ -180,6 +331,7 @@ async fn a_burst_of_429s_keeps_a_floor_and_the_rate_recovers_within_seconds() {
         .filter(|l| l.contains("request rate"))
         .filter_map(|l| l.split("rate=\"").nth(1)?.split('"').next())
         .collect();
+    assert!(!rates.is_empty(), "no rate was logged\n{stderr}");
     assert!(
         rates.windows(2).all(|w| w[0] != w[1]),
         "an unchanged rate logged again: {rates:?}\n{stderr}"
@@ -199,22 +351,19 @@ async fn a_burst_of_429s_keeps_a_floor_and_the_rate_recovers_within_seconds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_auto_from_the_config_file() {
     let sim = start_sim(SimConfig::default()).await;
-    let dir = WorkDir::new("auto-config");
+    let dir = work_dir("auto-config");
     dir.write("in.csv", soe_rows(40));
     let config = dir.write(
         "pcq.toml",
         "rate = \"auto\"\nrate_start = 2\nrate_max = 30\n",
     );
     let config = config.display().to_string();
-    let output = run_io(
-        "run",
-        &dir,
-        &sim_env(&sim),
-        &["--config", &config, "--concurrency", "4"],
-    )
-    .await;
+    let output = pcq_io("run", &dir, &["--config", &config, "--concurrency", "4"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    output.assert_code(0);
     assert_eq!(results_by_row(&dir.join("out.csv")).len(), 40);
     // 40 rows at the starting 2/s would take 20 s; nothing refused them, so the rate grew,
     // and never past rate_max.
@@ -226,8 +375,11 @@ async fn rate_auto_from_the_config_file() {
     // A fixed rate with an auto-only key is refused before anything is sent.
     let bad = dir.write("bad.toml", "rate = 5\nrate_max = 30\n");
     let bad = bad.display().to_string();
-    let output = run_io("run", &dir, &sim_env(&sim), &["--config", &bad, "--force"]).await;
-    assert_eq!(output.status.code(), Some(2));
+    let output = pcq_io("run", &dir, &["--config", &bad, "--force"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(2);
     assert!(
         text(&output.stderr).contains("--rate-max only applies with --rate auto"),
         "{}",

@@ -3,14 +3,12 @@
 //! binary writes every input row exactly once (after `--resume` when the run was stopped), never
 //! posts one customer under two MS-RequestIds, and exits with a code that matches its rows.
 
-use std::collections::{HashMap, HashSet};
-use std::time::Duration;
-
-use proptest::prelude::*;
-
 use crate::common::*;
 use pc_qualify::domain::model::CustomerId;
 use pc_qualify::simulator::{FaultAction, ScriptedFault};
+use proptest::prelude::*;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 const ROWS: u32 = 8;
 
@@ -84,7 +82,7 @@ async fn check(scenario: Scenario) {
         ..SimConfig::default()
     })
     .await;
-    let dir = WorkDir::new("prop");
+    let dir = work_dir("prop");
     dir.write("in.csv", soe_rows(ROWS));
     let env = sim_env(&sim);
     let flags = [
@@ -102,7 +100,7 @@ async fn check(scenario: Scenario) {
         "5",
         "--no-progress",
     ];
-    let mut output = run_io("run", &dir, &env, &flags).await;
+    let mut output = pcq_io("run", &dir, &flags).envs(&env).run().await;
     let mut runs = 1;
     // A stopped run (MFA, token endpoint) is finished with --resume once the service is back.
     while output.status.code() == Some(2) {
@@ -116,7 +114,7 @@ async fn check(scenario: Scenario) {
         }
         let mut args = vec!["--resume"];
         args.extend_from_slice(&flags);
-        output = run_io("run", &dir, &env, &args).await;
+        output = pcq_io("run", &dir, &args).envs(&env).run().await;
         runs += 1;
     }
     let stderr = text(&output.stderr);

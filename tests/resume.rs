@@ -1,0 +1,149 @@
+//! --resume: after a crash (SIGKILL) every input row ends up in the results exactly once and
+//! nothing is posted twice; failed and invalid rows are done again; another input is refused.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use crate::common::*;
+
+/// Every complete line of a results file parses; returns the rows (a torn last line is allowed).
+fn complete_rows(dir: &TempDir) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join("out.csv")).expect("results exist");
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    let mut reader = csv::Reader::from_reader(complete.as_bytes());
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.expect("every complete line is a CSV record");
+        assert_eq!(record.len(), 14);
+        rows.push(record[0].to_string());
+    }
+    rows
+}
+
+pub(crate) async fn kill_and_resume(signal: Option<&str>) {
+    let sim = start_sim(SimConfig {
+        latency: Duration::from_millis(40),
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = work_dir("crash");
+    dir.write("in.csv", soe_rows(120));
+    let env = sim_env(&sim);
+    let mut child = pcq_io("run", &dir, &["--rate", "0", "--concurrency", "4"])
+        .envs(&env)
+        .spawn();
+    // Mid-run: some rows on file, most still to go (and, for a signal, the handlers in place).
+    let results = dir.join("out.csv");
+    wait_until("10 rows in the results file", || {
+        std::fs::read_to_string(&results).is_ok_and(|t| t.lines().count() > 10)
+    })
+    .await;
+    match signal {
+        None => child.signal("KILL"),
+        Some(sig) => {
+            #[cfg(target_os = "linux")]
+            child.wait_for_signal_handlers().await;
+            child.signal(sig);
+        }
+    }
+    let output = child.finish().await;
+    let stderr = output.stderr();
+    match signal {
+        None => assert_eq!(output.code(), None, "killed by a signal: {stderr}"),
+        Some(_) => {
+            output.assert_code(130);
+            assert!(
+                stderr.contains("--resume"),
+                "prints the resume command: {stderr}"
+            );
+        }
+    }
+    let done_before = complete_rows(&dir);
+    assert!(
+        !done_before.is_empty() && done_before.len() < 120,
+        "stopped mid-run ({} rows written)",
+        done_before.len()
+    );
+    let output = pcq_io("run", &dir, &["--resume", "--rate", "0"])
+        .envs(&env)
+        .run()
+        .await;
+    output.assert_code(0);
+    let rows = results_by_row(&dir.join("out.csv"));
+    let numbers: Vec<String> = rows.iter().map(|r| r["row"].clone()).collect();
+    let expected: Vec<String> = (1..=120).map(|n| n.to_string()).collect();
+    assert_eq!(numbers, expected, "exactly one row per input row");
+    assert!(rows
+        .iter()
+        .all(|r| r["outcome"] == "created" || r["outcome"] == "exists"));
+    // Nothing done twice: a customer posted twice is one that was in flight, re-sent with its
+    // journaled request id.
+    for (customer, ids) in posts_by_customer(&sim) {
+        let distinct: HashSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), 1, "{customer} was posted with {ids:?}");
+    }
+    assert!(
+        !dir.join("out.csv.journal").exists(),
+        "a finished run removes its journal"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_with_sigkill_resumes_to_one_row_per_input_row() {
+    kill_and_resume(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_redoes_failed_and_invalid_rows_only() {
+    let sim = start_sim(SimConfig {
+        script: vec![fault(2, status(400, None))],
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = work_dir("fix");
+    let good = soe_rows(3);
+    dir.write("in.csv", format!("{good}{},Educaton\n", cid(4)));
+    let env = sim_env(&sim);
+    let output = pcq_io("run", &dir, &[]).envs(&env).run().await;
+    output.assert_code(1);
+    // The user fixes the typo and resumes.
+    dir.write("in.csv", format!("{good}{},StateOwnedEntity\n", cid(4)));
+    let output = pcq_io("run", &dir, &["--resume"]).envs(&env).run().await;
+    output.assert_code(0);
+    let rows = results_by_row(&dir.join("out.csv"));
+    assert_eq!(rows.len(), 4);
+    assert!(rows.iter().all(|r| r["outcome"] == "created"), "{rows:?}");
+    let posted = posts_by_customer(&sim);
+    assert_eq!(posted[&cid(1)].len(), 1, "created rows are not sent again");
+    assert_eq!(posted[&cid(2)].len(), 2, "the failed row is sent again");
+    assert_ne!(
+        posted[&cid(2)][0],
+        posted[&cid(2)][1],
+        "with a new request id"
+    );
+    assert_eq!(posted[&cid(4)].len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_against_another_input_stops_with_exit_2() {
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = work_dir("mismatch");
+    dir.write("in.csv", soe_rows(3));
+    let env = sim_env(&sim);
+    pcq_io("run", &dir, &[])
+        .envs(&env)
+        .run()
+        .await
+        .assert_code(0);
+    let before = std::fs::read(dir.join("out.csv")).expect("results");
+    dir.write(
+        "in.csv",
+        format!("customer_id,qualification\n{},StateOwnedEntity\n", cid(9)),
+    );
+    let output = pcq_io("run", &dir, &["--resume"]).envs(&env).run().await;
+    let stderr = text(&output.stderr);
+    output.assert_code(2);
+    assert!(stderr.contains("does not belong"), "{stderr}");
+    assert_eq!(std::fs::read(dir.join("out.csv")).expect("kept"), before);
+    assert_eq!(posts(&sim).len(), 3, "nothing more was sent");
+}

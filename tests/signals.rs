@@ -1,0 +1,106 @@
+//! Signals: SIGINT, SIGTERM, SIGHUP and SIGQUIT drain the run and exit 130 with the resume command,
+//! whatever it is doing (posting, still reading standard input, waiting for a sign-in). Each test
+//! sends its signal only once the child shows it is at the point (rows on file, requests received,
+//! its stop handlers in place), never after a fixed sleep.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::common::*;
+use crate::login::{login_env, BrowserLogin};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_drains_exits_130_and_resumes() {
+    crate::resume::kill_and_resume(Some("INT")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_and_sigquit_drain_like_sigterm() {
+    for sig in ["HUP", "QUIT"] {
+        let sim = start_sim(SimConfig {
+            latency: Duration::from_millis(40),
+            ..SimConfig::default()
+        })
+        .await;
+        let dir = work_dir("hup");
+        dir.write("in.csv", soe_rows(100));
+        let env = sim_env(&sim);
+        let mut child = pcq_io("run", &dir, &["--rate", "0", "--concurrency", "2"])
+            .envs(&env)
+            .spawn();
+        wait_until("4 rows posted", || posts(&sim).len() >= 4).await;
+        #[cfg(target_os = "linux")]
+        child.wait_for_signal_handlers().await;
+        child.signal(sig);
+        let output = child.finish().await;
+        let stderr = output.stderr();
+        output.assert_code(130);
+        assert!(stderr.contains("--resume"), "{sig}: {stderr}");
+        let output = pcq_io("run", &dir, &["--resume", "--rate", "0"])
+            .envs(&env)
+            .run()
+            .await;
+        output.assert_code(0);
+        assert_rows_exactly_once(&dir.join("out.csv"), 100);
+        assert_one_request_id_per_customer(&sim);
+    }
+}
+
+/// Standard input that never ends while it is copied aside (for `--validation-code auto`): the
+/// copy waits on the blocking pool, so the runtime still hears SIGTERM and the run ends with
+/// exit 130, nothing sent, no results file.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_while_standard_input_is_still_being_read_ends_the_run() {
+    use std::time::Instant;
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = work_dir("stdin-hang");
+    let out = dir.s("out.csv");
+    // The rows are written and standard input is kept open: the copy never sees its end.
+    let mut child = pcq(&["run", "-i", "-", "-o", &out, "--validation-code", "auto"])
+        .envs(&sim_env(&sim))
+        .stdin(format!("customer_id,qualification\n{},GCC\n", cid(1)))
+        .spawn();
+    // At the point: the blocking pool has a thread for the copy (the runtime has the first
+    // one), and the stop handlers are in place.
+    let tasks = format!("/proc/{}/task", child.pid());
+    wait_until("a second thread (the copy of standard input)", || {
+        std::fs::read_dir(&tasks).map_or(0, Iterator::count) >= 2
+    })
+    .await;
+    child.wait_for_signal_handlers().await;
+    child.signal("TERM");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_status().is_none() {
+        if Instant::now() > deadline {
+            child.signal("KILL");
+            panic!(
+                "the run did not stop while its standard input was open\n{}",
+                child.stderr()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.finish().await.assert_code(130);
+    assert!(sim.api_requests().is_empty(), "nothing was sent");
+    assert!(!dir.join("out.csv").exists(), "no results file");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_waiting_ends_the_login_with_130_and_saves_nothing() {
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = work_dir("interrupt");
+    let file = dir.s("token");
+    let mut login = BrowserLogin::start(&login_env(&sim, true), &file).await;
+    // Waiting for the redirect, with the stop handlers in place.
+    #[cfg(target_os = "linux")]
+    login.child.wait_for_signal_handlers().await;
+    login.child.signal("INT");
+    let (code, stderr) = login.finish().await;
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted; nothing was saved"),
+        "{stderr}"
+    );
+    assert!(!Path::new(&file).exists());
+}
