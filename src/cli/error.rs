@@ -1,7 +1,7 @@
 //! The command layer's error, and the one place any error becomes an exit code.
 
 use crate::domain::error::ExitCode;
-use crate::engine::{JobEnd, JobError};
+use crate::engine::{JobError, JobReport};
 use crate::input::InputFileError;
 use crate::partner_center::PartnerCenterError;
 use crate::results::ResultsError;
@@ -70,7 +70,7 @@ impl CliError {
     /// not the number.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            CliError::Job(job) => job_exit_code(job),
+            CliError::Job(job) => job_error_exit_code(job),
             // Nothing was sent: the run could not start.
             CliError::Sandbox(_) => ExitCode::Usage,
             #[cfg(feature = "sandbox")]
@@ -87,19 +87,20 @@ impl CliError {
 }
 
 /// The exit code a job that ran ends the process with: the other half of the one mapping.
-pub(crate) fn job_end_exit_code(end: &JobEnd<'_>) -> ExitCode {
-    if end.stopped.is_some() {
+pub(crate) fn job_exit_code(report: &impl JobReport) -> ExitCode {
+    let ending = report.ending();
+    if ending.fatal.is_some() {
         ExitCode::STOPPED
-    } else if end.interrupted {
+    } else if ending.interrupted {
         ExitCode::Interrupted
-    } else if end.incomplete {
+    } else if report.incomplete() {
         ExitCode::RowsFailed
     } else {
         ExitCode::Success
     }
 }
 
-fn job_exit_code(error: &JobError) -> ExitCode {
+fn job_error_exit_code(error: &JobError) -> ExitCode {
     match error {
         JobError::Results(results) => results_exit_code(results),
         // Nothing was sent: the run could not start.

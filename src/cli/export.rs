@@ -15,19 +15,12 @@ pub(super) async fn export(
         None,
         progress::Counting::Customers,
     );
-    let result = crate::engine::export::execute(
-        crate::engine::export::ExportJob {
-            output: args.output.clone(),
-            force: args.force,
-            resume: args.resume,
-            qualification: args.qualification,
-            config,
-            credentials,
-            stats: session.stats.clone(),
-            throttle: session.throttle.clone(),
-        },
-        session.stop.clone(),
-    )
+    let result = crate::engine::export::execute(crate::engine::export::ExportJob {
+        context: session.context(&args.output, args.force, config),
+        resume: args.resume,
+        qualification: args.qualification,
+        credentials,
+    })
     .await;
     let ended = session.end(result).await?;
     if let Some(error) = &ended.report.list_error {

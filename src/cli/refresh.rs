@@ -16,18 +16,11 @@ pub(super) async fn refresh(
         None,
         progress::Counting::Rows,
     );
-    let result = crate::engine::refresh::execute(
-        crate::engine::refresh::RefreshJob {
-            input: args.input.clone(),
-            output: args.output.clone(),
-            force: args.force,
-            config,
-            credentials,
-            stats: session.stats.clone(),
-            throttle: session.throttle.clone(),
-        },
-        session.stop.clone(),
-    )
+    let result = crate::engine::refresh::execute(crate::engine::refresh::RefreshJob {
+        context: session.context(&args.output, args.force, config),
+        input: args.input.clone(),
+        credentials,
+    })
     .await;
     let ended = session.end(result).await?;
     Ok(ended.finish(

@@ -33,22 +33,15 @@ pub(super) async fn work(
         (source, None)
     };
     session.show_progress(show_progress, total, progress::Counting::Rows);
-    let result = pipeline::execute(
-        Job {
-            input: args.input.clone(),
-            source,
-            output: args.output.clone(),
-            force: args.force,
-            resume: args.resume,
-            dry_run: args.dry_run,
-            mode,
-            config,
-            credentials,
-            stats: session.stats.clone(),
-            throttle: session.throttle.clone(),
-        },
-        session.stop.clone(),
-    )
+    let result = pipeline::execute(Job {
+        context: session.context(&args.output, args.force, config),
+        input: args.input.clone(),
+        source,
+        resume: args.resume,
+        dry_run: args.dry_run,
+        mode,
+        credentials,
+    })
     .await;
     let ended = session.end(result).await?;
     if let Some(error) = &ended.report.input_error {

@@ -84,6 +84,19 @@ impl Session {
         ));
     }
 
+    /// The context a job of this session is handed: its output, settings, and the session's
+    /// counters, pacer and stop request.
+    pub(super) fn context(&self, output: &str, force: bool, config: RunConfig) -> JobContext {
+        JobContext {
+            output: output.to_string(),
+            force,
+            config,
+            stats: self.stats.clone(),
+            throttle: self.throttle.clone(),
+            stop: self.stop.clone(),
+        }
+    }
+
     /// Stops the signal handler and the sandbox once the job has returned; on an error, a
     /// nightly job that could not start still tells the scheduler it failed (metrics file).
     pub(super) async fn end<T>(
@@ -153,13 +166,13 @@ impl<T> Ended<T> {
     where
         T: JobReport,
     {
-        let end = self.report.end();
-        let code = crate::cli::error::job_end_exit_code(&end);
+        let code = crate::cli::error::job_exit_code(&self.report);
+        let ending = self.report.ending();
         let rate = self.rate();
         if json {
             summary.event(&self.report, rate.as_ref());
         }
-        self.write_metrics(end.stats, code == ExitCode::Success, end.pauses);
+        self.write_metrics(&ending.stats, code == ExitCode::Success, ending.pauses);
         if !quiet {
             eprint!("{}", summary.text(&self.report, rate.as_ref()));
         }

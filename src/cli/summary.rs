@@ -75,7 +75,7 @@ impl Summary for RefreshSummary<'_> {
     type Report = crate::engine::refresh::RefreshReport;
 
     fn text(&self, report: &Self::Report, _: Option<&RateFigures>) -> String {
-        let stats = &report.stats;
+        let stats = &report.ending.stats;
         let vetting: Vec<String> = stats
             .vetting()
             .iter()
@@ -86,7 +86,7 @@ impl Summary for RefreshSummary<'_> {
             "pc-qualify: refreshed {} of {} rows in {:.1}s ({} could not be read); results: {}\n  vetting: {}\n  requests: {}, retries {}, throttled (429) {}\n",
             report.read,
             report.rows,
-            report.elapsed.as_secs_f64(),
+            report.ending.elapsed.as_secs_f64(),
             report.unread,
             if self.output == "-" { "standard output" } else { self.output },
             if vetting.is_empty() { "-".to_string() } else { vetting.join(", ") },
@@ -94,7 +94,7 @@ impl Summary for RefreshSummary<'_> {
             stats.retries(),
             stats.throttled(),
         );
-        if let Some(cause) = &report.fatal {
+        if let Some(cause) = &report.ending.fatal {
             text.push_str(&format!("  STOPPED: {cause}\n"));
         }
         text
@@ -105,12 +105,12 @@ impl Summary for RefreshSummary<'_> {
             rows = report.rows,
             read = report.read,
             unread = report.unread,
-            requests = report.stats.requests(),
-            retries = report.stats.retries(),
-            throttled = report.stats.throttled(),
-            elapsed_s = report.elapsed.as_secs_f64(),
-            interrupted = report.interrupted,
-            stopped = stopped(report.fatal.as_ref()),
+            requests = report.ending.stats.requests(),
+            retries = report.ending.stats.retries(),
+            throttled = report.ending.stats.throttled(),
+            elapsed_s = report.ending.elapsed.as_secs_f64(),
+            interrupted = report.ending.interrupted,
+            stopped = stopped(report.ending.fatal.as_ref()),
             "refresh finished"
         );
     }
@@ -136,12 +136,12 @@ impl Summary for ExportSummary<'_> {
             unread = report.unread,
             pages = report.pages,
             list_error = report.list_error.as_deref().unwrap_or(""),
-            requests = report.stats.requests(),
-            retries = report.stats.retries(),
-            throttled = report.stats.throttled(),
-            elapsed_s = report.elapsed.as_secs_f64(),
-            interrupted = report.interrupted,
-            stopped = stopped(report.fatal.as_ref()),
+            requests = report.ending.stats.requests(),
+            retries = report.ending.stats.retries(),
+            throttled = report.ending.stats.throttled(),
+            elapsed_s = report.ending.elapsed.as_secs_f64(),
+            interrupted = report.ending.interrupted,
+            stopped = stopped(report.ending.fatal.as_ref()),
             "export finished"
         );
     }
@@ -154,8 +154,8 @@ fn stopped(cause: Option<&crate::partner_center::fatal::Cause>) -> String {
 
 fn export_summary(report: &crate::engine::export::ExportReport, output: &str) -> String {
     use std::fmt::Write as _;
-    let stats = &report.stats;
-    let secs = report.elapsed.as_secs_f64();
+    let stats = &report.ending.stats;
+    let secs = report.ending.elapsed.as_secs_f64();
     let rate = if secs > 0.0 {
         report.customers as f64 / secs
     } else {
@@ -189,7 +189,7 @@ fn export_summary(report: &crate::engine::export::ExportReport, output: &str) ->
         stats.requests(),
         stats.retries(),
         stats.throttled(),
-        report.pauses
+        report.ending.pauses
     );
     let resumable = output != "-";
     if report.unread > 0 {
@@ -211,14 +211,14 @@ fn export_summary(report: &crate::engine::export::ExportReport, output: &str) ->
             }
         );
     }
-    if let Some(cause) = &report.fatal {
+    if let Some(cause) = &report.ending.fatal {
         let _ = writeln!(text, "  STOPPED: {cause}");
-    } else if report.interrupted && resumable {
+    } else if report.ending.interrupted && resumable {
         let _ = writeln!(
             text,
             "  interrupted; the output holds the customers finished so far: run the same command with --resume to finish it (or --force to start over)"
         );
-    } else if report.interrupted {
+    } else if report.ending.interrupted {
         let _ = writeln!(
             text,
             "  interrupted; only the customers written so far were exported: run the same command again for a complete export"
@@ -229,9 +229,9 @@ fn export_summary(report: &crate::engine::export::ExportReport, output: &str) ->
 
 pub(super) fn summary(report: &Report, args: &RunArgs, pace: Option<&RateFigures>) -> String {
     use std::fmt::Write as _;
-    let stats = &report.stats;
+    let stats = &report.ending.stats;
     let mut text = String::new();
-    let secs = report.elapsed.as_secs_f64();
+    let secs = report.ending.elapsed.as_secs_f64();
     let rate = if secs > 0.0 {
         report.rows as f64 / secs
     } else {
@@ -301,7 +301,7 @@ pub(super) fn summary(report: &Report, args: &RunArgs, pace: Option<&RateFigures
         },
         stats.retries(),
         stats.throttled(),
-        report.pauses
+        report.ending.pauses
     );
     // A dry run sends nothing, so there is no rate to speak of.
     if let Some(pace) = pace.filter(|_| stats.requests() > 0) {
@@ -332,7 +332,7 @@ pub(super) fn summary(report: &Report, args: &RunArgs, pace: Option<&RateFigures
     }
     let failed = stats.outcome(Outcome::Failed) + stats.outcome(Outcome::Invalid);
     let resumable = args.output != "-" && args.input != "-";
-    if let Some(cause) = &report.fatal {
+    if let Some(cause) = &report.ending.fatal {
         let _ = writeln!(text, "  STOPPED: {cause}");
         if resumable {
             let _ = writeln!(
@@ -341,13 +341,13 @@ pub(super) fn summary(report: &Report, args: &RunArgs, pace: Option<&RateFigures
                 resume_command()
             );
         }
-    } else if report.interrupted && resumable {
+    } else if report.ending.interrupted && resumable {
         let _ = writeln!(
             text,
             "  interrupted; to finish the remaining rows run:\n    {}",
             resume_command()
         );
-    } else if report.interrupted {
+    } else if report.ending.interrupted {
         let _ = writeln!(
             text,
             "  interrupted; rows not in the results were not finished (--resume needs files for --input and --output)"
@@ -380,7 +380,7 @@ fn rate_line(rate: &RateFigures) -> String {
 
 /// The summary as one structured event, for `--log-format json`.
 pub(super) fn log_summary(report: &Report, rate: Option<&RateFigures>) {
-    let stats = &report.stats;
+    let stats = &report.ending.stats;
     tracing::info!(
         rows = report.rows,
         carried_over = report.carried_over,
@@ -393,16 +393,16 @@ pub(super) fn log_summary(report: &Report, rate: Option<&RateFigures>) {
         requests = stats.requests(),
         retries = stats.retries(),
         throttled = stats.throttled(),
-        pauses = report.pauses,
-        elapsed_s = report.elapsed.as_secs_f64(),
-        interrupted = report.interrupted,
+        pauses = report.ending.pauses,
+        elapsed_s = report.ending.elapsed.as_secs_f64(),
+        interrupted = report.ending.interrupted,
         token_file_failed = report.token_file_failed,
         rate_mode = rate.map(|r| r.mode.name()),
         rate_last = rate.and_then(|r| r.last),
         rate_min = rate.and_then(|r| r.min),
         rate_max = rate.and_then(|r| r.max),
         internal_errors = report.internal_errors,
-        stopped = stopped(report.fatal.as_ref()),
+        stopped = stopped(report.ending.fatal.as_ref()),
         "run finished"
     );
 }
@@ -482,16 +482,18 @@ mod tests {
 
     fn report(stats: Stats) -> Report {
         Report {
-            stats: Arc::new(stats),
+            ending: crate::engine::Ending {
+                stats: Arc::new(stats),
+                elapsed: Duration::from_secs(2),
+                interrupted: false,
+                pauses: 1,
+                fatal: None,
+            },
             rows: 10,
             carried_over: 0,
-            elapsed: Duration::from_secs(2),
-            interrupted: false,
             input_error: None,
-            pauses: 1,
             example_request: None,
             token_file_failed: false,
-            fatal: None,
             internal_errors: 0,
         }
     }
@@ -564,7 +566,7 @@ mod tests {
     fn a_stopped_run_names_its_cause_and_how_to_finish() {
         let args = run_args(&["pc-qualify", "run", "-i", "in.csv", "-o", "out.csv"]);
         let mut stopped = report(Stats::default());
-        stopped.fatal = Some(crate::partner_center::fatal::Cause::MfaRequired);
+        stopped.ending.fatal = Some(crate::partner_center::fatal::Cause::MfaRequired);
         let text = summary(&stopped, &args, None);
         assert!(text.contains("  STOPPED: "), "{text}");
         assert!(text.contains("900421"), "{text}");
@@ -577,7 +579,7 @@ mod tests {
     fn standard_output_is_named_and_not_offered_for_resume() {
         let args = run_args(&["pc-qualify", "run", "-i", "in.csv", "-o", "-"]);
         let mut interrupted = report(Stats::default());
-        interrupted.interrupted = true;
+        interrupted.ending.interrupted = true;
         let text = summary(&interrupted, &args, None);
         assert!(text.contains("results: standard output"), "{text}");
         assert!(

@@ -11,21 +11,19 @@ use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 
 use crate::domain::model::{CustomerId, Qualification, QualificationRecord};
 use crate::domain::stats::Stats;
-use crate::engine::config::RunConfig;
-use crate::engine::pool::{drain_workers, finish_writer, spawn_pool, Stop};
-use crate::engine::JobError;
+use crate::engine::pool::{drain_workers, finish_writer, spawn_pool, spawn_writer, RowSink, Stop};
+use crate::engine::{Ending, JobContext, JobError, JobReport};
 use crate::input::InputFileError;
 use crate::partner_center::api;
 use crate::partner_center::auth::Credentials;
 use crate::partner_center::client::{Client, Reply};
 use crate::partner_center::customers::{self, ListedCustomer, NextPage, Page};
-use crate::partner_center::throttle::Throttle;
 use crate::results::output::{self, csv_to_io, push_text};
 use crate::results::ResultsError;
 
@@ -45,28 +43,20 @@ const MAX_EMPTY_PAGES: u32 = 10;
 
 /// What to export.
 pub struct ExportJob {
-    /// Where the rows go (`-` for standard output).
-    pub output: String,
-    /// Overwrite an existing file.
-    pub force: bool,
+    /// Output, settings, counters, pacer, stop: what every job is handed.
+    pub context: JobContext,
     /// Continue an interrupted export: customers already in the file are not read again.
     pub resume: bool,
     /// Keep only rows for this qualification, plus one bare row per customer lacking it.
     pub qualification: Option<Qualification>,
-    /// Throttle, retries, base URL.
-    pub config: RunConfig,
     /// Where access tokens come from.
     pub credentials: Credentials,
-    /// Counters (HTTP requests, vetting states written).
-    pub stats: Arc<Stats>,
-    /// The pacer shared by the list and the qualification reads.
-    pub throttle: Arc<Throttle>,
 }
 
 /// How an export went.
 pub struct ExportReport {
-    /// Counters.
-    pub stats: Arc<Stats>,
+    /// How the export ended.
+    pub ending: Ending,
     /// Customers written by this run.
     pub customers: u64,
     /// Customers kept from the earlier file by `--resume`.
@@ -79,25 +69,15 @@ pub struct ExportReport {
     pub pages: u64,
     /// The list could not be read to its end (the customers before are in the file).
     pub list_error: Option<String>,
-    /// Wall time.
-    pub elapsed: Duration,
-    /// Stopped by a signal.
-    pub interrupted: bool,
-    /// Pool-wide 429 pauses.
-    pub pauses: u64,
-    /// Why the export was stopped for good (MFA, token endpoint, outage), if it was.
-    pub fatal: Option<crate::partner_center::fatal::Cause>,
 }
 
-impl crate::engine::JobReport for ExportReport {
-    fn end(&self) -> crate::engine::JobEnd<'_> {
-        crate::engine::JobEnd {
-            stats: &self.stats,
-            pauses: self.pauses,
-            interrupted: self.interrupted,
-            stopped: self.fatal.as_ref(),
-            incomplete: self.unread > 0 || self.list_error.is_some(),
-        }
+impl JobReport for ExportReport {
+    fn ending(&self) -> &Ending {
+        &self.ending
+    }
+
+    fn incomplete(&self) -> bool {
+        self.unread > 0 || self.list_error.is_some()
     }
 }
 
@@ -129,16 +109,20 @@ struct CustomerRows {
 }
 
 /// Runs an export to the end (or until `stop`).
-pub async fn execute(job: ExportJob, stop: Stop) -> Result<ExportReport, JobError> {
+pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
     let ExportJob {
-        output: output_path,
-        force,
+        context:
+            JobContext {
+                output: output_path,
+                force,
+                config,
+                stats,
+                throttle,
+                stop,
+            },
         resume,
         qualification,
-        config,
         credentials,
-        stats,
-        throttle,
     } = job;
     if resume && output_path == "-" {
         return Err(JobError::Config(
@@ -178,17 +162,19 @@ pub async fn execute(job: ExportJob, stop: Stop) -> Result<ExportReport, JobErro
     let first = match first {
         None => {
             return Ok(ExportReport {
-                stats,
+                ending: Ending::read(
+                    stats,
+                    &throttle,
+                    true,
+                    started.elapsed(),
+                    fatal.cause().cloned(),
+                ),
                 customers: 0,
                 carried_over: 0,
                 rows: 0,
                 unread: 0,
                 pages: 0,
                 list_error: None,
-                elapsed: started.elapsed(),
-                interrupted: true,
-                pauses: throttle.pauses(),
-                fatal: fatal.cause().cloned(),
             })
         }
         Some(Ok(page)) => page,
@@ -243,9 +229,14 @@ pub async fn execute(job: ExportJob, stop: Stop) -> Result<ExportReport, JobErro
         })
     };
     let writer_task = spawn_writer(
+        output_path == "-",
         result_rx,
-        writer,
-        unread_log,
+        ExportSink {
+            writer,
+            unread_log,
+            customers: 0,
+            rows: 0,
+        },
         stats.clone(),
         aborted.clone(),
     );
@@ -296,24 +287,28 @@ pub async fn execute(job: ExportJob, stop: Stop) -> Result<ExportReport, JobErro
         error: Some(format!("the page reader stopped: {e}")),
         ..ListEnd::default()
     });
-    let (customers, rows) = finish_writer(writer_task, &output_path).await?;
+    let ExportSink {
+        customers, rows, ..
+    } = finish_writer(writer_task, &output_path).await?;
     let unread = unread.load(Ordering::Relaxed);
     if let (Some(path), 0) = (&unread_file, unread) {
         // Nothing to read again.
         let _ = std::fs::remove_file(path);
     }
     Ok(ExportReport {
-        stats,
+        ending: Ending::read(
+            stats,
+            &throttle,
+            stop.requested(),
+            started.elapsed(),
+            fatal.cause().cloned(),
+        ),
         customers,
         carried_over: carried.customers,
         rows,
         unread,
         pages: listed.pages,
         list_error: listed.error,
-        elapsed: started.elapsed(),
-        interrupted: stop.requested(),
-        pauses: throttle.pauses(),
-        fatal: fatal.cause().cloned(),
     })
 }
 
@@ -829,50 +824,40 @@ impl<W: std::io::Write> ExportWriter<W> {
     }
 }
 
-/// Writes each customer's rows as they come, flushing whenever the queue runs dry. It runs on
-/// its own thread: standard output may block on a slow reader. Returns (customers, rows).
-fn spawn_writer(
-    mut rx: mpsc::Receiver<CustomerRows>,
-    mut writer: ExportWriter<output::Sink>,
-    mut unread_log: Option<BufWriter<File>>,
-    stats: Arc<Stats>,
-    aborted: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<std::io::Result<(u64, u64)>> {
-    tokio::task::spawn_blocking(move || {
-        let (mut customers, mut rows) = (0u64, 0u64);
-        let result = (|| {
-            writer.flush()?;
-            while let Some(first) = rx.blocking_recv() {
-                let mut next = Some(first);
-                while let Some(batch) = next {
-                    if let (Some(log), Some(_)) = (&mut unread_log, &batch.error) {
-                        // On file before the customer's row can be: a resume must never take
-                        // an unread customer for one holding nothing.
-                        writeln!(log, "{}", batch.rows[0].customer_id)?;
-                        log.flush()?;
-                    }
-                    for row in &batch.rows {
-                        writer.write(row)?;
-                        if !row.qualification.is_empty() {
-                            stats.record_vetting(row.vetting_status.as_deref());
-                        }
-                        rows += 1;
-                    }
-                    customers += 1;
-                    stats.record_customer();
-                    next = rx.try_recv().ok();
-                }
-                writer.flush()?;
-            }
-            Ok((customers, rows))
-        })();
-        if result.is_err() {
-            // Nothing more can be recorded: the page reader stops feeding customers.
-            aborted.store(true, Ordering::Relaxed);
-            rx.close();
+/// The export file for the one writer task: each customer's rows, with the customers whose
+/// qualifications could not be read listed in the `.unread` file first.
+struct ExportSink {
+    writer: ExportWriter<output::Sink>,
+    unread_log: Option<BufWriter<File>>,
+    customers: u64,
+    rows: u64,
+}
+
+impl RowSink for ExportSink {
+    type Item = CustomerRows;
+
+    fn write(&mut self, batch: CustomerRows, stats: &Stats) -> std::io::Result<()> {
+        if let (Some(log), Some(_)) = (&mut self.unread_log, &batch.error) {
+            // On file before the customer's row can be: a resume must never take an unread
+            // customer for one holding nothing.
+            writeln!(log, "{}", batch.rows[0].customer_id)?;
+            log.flush()?;
         }
-        result
-    })
+        for row in &batch.rows {
+            self.writer.write(row)?;
+            if !row.qualification.is_empty() {
+                stats.record_vetting(row.vetting_status.as_deref());
+            }
+            self.rows += 1;
+        }
+        self.customers += 1;
+        stats.record_customer();
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.writer.flush()
+    }
 }
 
 #[cfg(test)]

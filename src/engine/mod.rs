@@ -15,26 +15,70 @@ pub(crate) mod preflight;
 pub(crate) mod refresh;
 pub(crate) mod unwind;
 
-use crate::domain::stats::Stats;
-use crate::partner_center::fatal::Cause;
+use std::sync::Arc;
+use std::time::Duration;
 
-/// How a job ended, whatever it did: the figures the one end-of-run path (summary, metrics,
-/// exit code) reads from every job's report.
-pub struct JobEnd<'a> {
+use crate::domain::stats::Stats;
+use crate::domain::stop::Stop;
+use crate::engine::config::RunConfig;
+use crate::partner_center::fatal::Cause;
+use crate::partner_center::throttle::Throttle;
+
+/// What every job is handed by the command that starts it: where it writes, its settings, and
+/// what the command shares with it (counters for the progress bar, the pacer, the stop request).
+pub struct JobContext {
+    /// Where the job writes (`-` for standard output).
+    pub output: String,
+    /// Replace an existing output file.
+    pub force: bool,
+    /// The validated settings.
+    pub config: RunConfig,
+    /// The run's counters, shared with the progress bar and the summary.
+    pub stats: Arc<Stats>,
+    /// The pacer every call of the job goes through.
+    pub throttle: Arc<Throttle>,
+    /// Asked to stop by a signal.
+    pub stop: Stop,
+}
+
+/// How a job ended, whatever it did: what every job's report carries for the one end-of-run
+/// path (summary, metrics, exit code).
+pub struct Ending {
     /// The run's counters.
-    pub stats: &'a Stats,
-    /// Pool-wide pauses after 429s.
-    pub pauses: u64,
+    pub stats: Arc<Stats>,
+    /// Wall time of the job proper (from the first row).
+    pub elapsed: Duration,
     /// A stop signal ended the job early.
     pub interrupted: bool,
-    /// The job was stopped for good (MFA, token endpoint, outage).
-    pub stopped: Option<&'a Cause>,
-    /// Some rows or customers did not end as asked: failed, invalid, unread, or a list cut short.
-    pub incomplete: bool,
+    /// Pool-wide pauses after 429s.
+    pub pauses: u64,
+    /// Why the job was stopped for good (MFA, token endpoint, outage), if it was.
+    pub fatal: Option<Cause>,
+}
+
+impl Ending {
+    /// The ending, with the pauses the throttle counted.
+    pub(crate) fn read(
+        stats: Arc<Stats>,
+        throttle: &Throttle,
+        interrupted: bool,
+        elapsed: Duration,
+        fatal: Option<Cause>,
+    ) -> Ending {
+        Ending {
+            stats,
+            elapsed,
+            interrupted,
+            pauses: throttle.pauses(),
+            fatal,
+        }
+    }
 }
 
 /// A job's report, as the end-of-run path reads it.
 pub trait JobReport {
     /// How the job ended.
-    fn end(&self) -> JobEnd<'_>;
+    fn ending(&self) -> &Ending;
+    /// Some rows or customers did not end as asked: failed, invalid, unread, a list cut short.
+    fn incomplete(&self) -> bool;
 }

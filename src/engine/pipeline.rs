@@ -14,12 +14,13 @@ use tokio::sync::mpsc;
 use crate::domain::model::{Outcome, ResultRow, Row};
 use crate::domain::stats::Stats;
 pub use crate::domain::stop::Stop;
-use crate::engine::config::RunConfig;
 pub use crate::engine::decide::Mode;
 use crate::engine::decide::{Work, Worker};
-use crate::engine::pool::{drain_workers, finish_writer, output_error, spawn_pool, spawn_writer};
+use crate::engine::pool::{
+    drain_workers, finish_writer, output_error, spawn_pool, spawn_writer, ResultsSink,
+};
 use crate::engine::preflight;
-use crate::engine::JobError;
+use crate::engine::{Ending, JobContext, JobError, JobReport};
 use crate::input::source::{off_runtime, InputSource};
 use crate::input::InputFileError;
 use crate::input::{InputOptions, InputReader, Record};
@@ -35,84 +36,71 @@ use crate::results::ResultsError;
 
 /// What to run: where rows come from and go, with what settings and credentials.
 pub struct Job {
+    /// Output, settings, counters, pacer, stop: what every job is handed.
+    pub context: JobContext,
     /// Input path, `-` for standard input (for messages).
     pub input: String,
     /// The input, opened once ([`InputSource::open`]); every pass over it reads from here.
     pub source: InputSource,
-    /// Results path, `-` for standard output.
-    pub output: String,
-    /// Overwrite an existing results file.
-    pub force: bool,
     /// Continue an earlier results file instead of starting a new one.
     pub resume: bool,
     /// Plan writes instead of sending them.
     pub dry_run: bool,
     /// Run or reconcile.
     pub mode: Mode,
-    /// Validated settings.
-    pub config: RunConfig,
     /// Where access tokens come from; `None` only for a `run --dry-run`, which sends nothing.
     pub credentials: Option<Credentials>,
-    /// Counters, shared with whoever shows progress.
-    pub stats: Arc<Stats>,
-    /// The pacer, shared with whoever shows the 429 pause.
-    pub throttle: Arc<Throttle>,
 }
 
 /// How a finished (or stopped) run went.
 pub struct Report {
-    /// Counters for the summary.
-    pub stats: Arc<Stats>,
+    /// How the run ended.
+    pub ending: Ending,
     /// Rows written to the results file by this run (carried-over rows not included).
     pub rows: u64,
     /// Rows carried over from an earlier results file by `--resume`.
     pub carried_over: u64,
-    /// Wall time of the run proper.
-    pub elapsed: Duration,
-    /// The run was stopped by a signal before it read every row.
-    pub interrupted: bool,
     /// The input became unreadable part-way (the rows before it are in the results).
     pub input_error: Option<String>,
-    /// Pool-wide 429 pauses.
-    pub pauses: u64,
     /// For a dry run: the first request that would have been sent, token masked.
     pub example_request: Option<String>,
     /// The rotated refresh token could not be written back to `PC_REFRESH_TOKEN_FILE`.
     pub token_file_failed: bool,
-    /// Why the run was stopped for good (MFA, token endpoint, outage), if it was.
-    pub fatal: Option<crate::partner_center::fatal::Cause>,
     /// Rows whose processing panicked (written as `failed` / `internal`).
     pub internal_errors: u64,
 }
 
-impl crate::engine::JobReport for Report {
-    fn end(&self) -> crate::engine::JobEnd<'_> {
-        crate::engine::JobEnd {
-            stats: &self.stats,
-            pauses: self.pauses,
-            interrupted: self.interrupted,
-            stopped: self.fatal.as_ref(),
-            incomplete: self.input_error.is_some()
-                || self.stats.outcome(Outcome::Failed) > 0
-                || self.stats.outcome(Outcome::Invalid) > 0,
-        }
+impl JobReport for Report {
+    fn ending(&self) -> &Ending {
+        &self.ending
+    }
+
+    fn incomplete(&self) -> bool {
+        let stats = &self.ending.stats;
+        self.input_error.is_some()
+            || stats.outcome(Outcome::Failed) > 0
+            || stats.outcome(Outcome::Invalid) > 0
     }
 }
 
 /// Runs `job` to the end (or until `stop`), writing the results file as rows finish.
-pub async fn execute(job: Job, stop: Stop) -> Result<Report, JobError> {
+pub async fn execute(job: Job) -> Result<Report, JobError> {
     let Job {
+        context:
+            JobContext {
+                output: output_path,
+                force,
+                config,
+                stats,
+                throttle,
+                stop,
+            },
         input,
         mut source,
-        output: output_path,
-        force,
         resume,
         dry_run,
         mode,
-        config,
         credentials,
-        stats,
-        throttle,
     } = job;
     let options = InputOptions {
         contract: config.contract,
@@ -259,7 +247,7 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, JobError> {
     let writer_task = spawn_writer(
         output_path == "-",
         result_rx,
-        writer,
+        ResultsSink { writer, rows: 0 },
         stats.clone(),
         aborted.clone(),
     );
@@ -311,7 +299,8 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, JobError> {
                 other => other.into(),
             },
             other => other,
-        })?;
+        })?
+        .rows;
     let interrupted = stop.requested();
     let internal_errors = internal_errors.load(Ordering::Relaxed);
     let fatal = fatal.cause().cloned();
@@ -334,16 +323,12 @@ pub async fn execute(job: Job, stop: Stop) -> Result<Report, JobError> {
         )
     });
     Ok(Report {
-        stats,
+        ending: Ending::read(stats, &throttle, interrupted, started.elapsed(), fatal),
         rows,
         carried_over,
-        elapsed: started.elapsed(),
-        interrupted,
         input_error: input_error.map(|e| format!("input {input}: {e}")),
-        pauses: throttle.pauses(),
         example_request,
         token_file_failed: token_provider.is_some_and(|t| t.token_file_failed()),
-        fatal,
         internal_errors,
     })
 }
@@ -367,16 +352,12 @@ async fn unless_stopped<T>(
 /// sent and no results file was written.
 fn stopped_before_start(stats: Arc<Stats>, throttle: &Throttle) -> Report {
     Report {
-        stats,
+        ending: Ending::read(stats, throttle, true, Duration::ZERO, None),
         rows: 0,
         carried_over: 0,
-        elapsed: Duration::ZERO,
-        interrupted: true,
         input_error: None,
-        pauses: throttle.pauses(),
         example_request: None,
         token_file_failed: false,
-        fatal: None,
         internal_errors: 0,
     }
 }

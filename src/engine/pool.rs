@@ -92,45 +92,72 @@ pub(crate) async fn drain_workers(
     while workers.join_next().await.is_some() {}
 }
 
-/// Writes results as they come and flushes whenever the queue runs dry, so a crash loses at
-/// most the rows still in flight. A file is written from the runtime itself (a buffered write
-/// never blocks for long); standard output may block on a slow reader, so it gets a thread.
-pub(crate) fn spawn_writer<W: std::io::Write + Send + 'static>(
+/// What the one writer task writes to: results rows (run, reconcile, refresh) or each
+/// customer's rows (export). The writer is the only owner of the output file.
+pub(crate) trait RowSink: Send + 'static {
+    /// One unit from the workers.
+    type Item: Send + 'static;
+    /// Writes one item and counts it in `stats`.
+    fn write(&mut self, item: Self::Item, stats: &Stats) -> std::io::Result<()>;
+    /// Pushes what was written to the file.
+    fn flush(&mut self) -> std::io::Result<()>;
+}
+
+/// The results file of run, reconcile and refresh, with the rows written to it.
+pub(crate) struct ResultsSink<W: std::io::Write> {
+    pub(crate) writer: ResultsWriter<W>,
+    pub(crate) rows: u64,
+}
+
+impl<W: std::io::Write + Send + 'static> RowSink for ResultsSink<W> {
+    type Item = ResultRow;
+
+    fn write(&mut self, row: ResultRow, stats: &Stats) -> std::io::Result<()> {
+        self.writer.write(&row)?;
+        if let Some(outcome) = row.outcome {
+            stats.record_outcome(outcome);
+        }
+        stats.record_vetting(row.vetting_status.as_deref());
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+/// Writes items as they come and flushes whenever the queue runs dry, so a crash loses at most
+/// what is still in flight; returns the sink with its counts. A file is written from the runtime
+/// itself (a buffered write never blocks for long); standard output may block on a slow reader,
+/// so it gets a thread.
+pub(crate) fn spawn_writer<S: RowSink>(
     to_stdout: bool,
-    rx: mpsc::Receiver<ResultRow>,
-    writer: ResultsWriter<W>,
+    rx: mpsc::Receiver<S::Item>,
+    sink: S,
     stats: Arc<Stats>,
     aborted: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<std::io::Result<u64>> {
+) -> tokio::task::JoinHandle<std::io::Result<S>> {
+    let mut state = WriterState { rx, sink };
     if to_stdout {
         tokio::task::spawn_blocking(move || {
-            let mut state = WriterState {
-                rx,
-                writer,
-                rows: 0,
-            };
             let result = (|| {
-                state.writer.flush()?;
-                while let Some(row) = state.rx.blocking_recv() {
-                    state.write_batch(row, &stats)?;
+                state.sink.flush()?;
+                while let Some(item) = state.rx.blocking_recv() {
+                    state.write_batch(item, &stats)?;
                 }
-                Ok(state.rows)
+                Ok(())
             })();
             state.finish(result, &aborted)
         })
     } else {
         tokio::spawn(async move {
-            let mut state = WriterState {
-                rx,
-                writer,
-                rows: 0,
-            };
             let result = async {
-                state.writer.flush()?;
-                while let Some(row) = state.rx.recv().await {
-                    state.write_batch(row, &stats)?;
+                state.sink.flush()?;
+                while let Some(item) = state.rx.recv().await {
+                    state.write_batch(item, &stats)?;
                 }
-                Ok(state.rows)
+                Ok(())
             }
             .await;
             state.finish(result, &aborted)
@@ -138,39 +165,29 @@ pub(crate) fn spawn_writer<W: std::io::Write + Send + 'static>(
     }
 }
 
-struct WriterState<W: std::io::Write> {
-    rx: mpsc::Receiver<ResultRow>,
-    writer: ResultsWriter<W>,
-    rows: u64,
+struct WriterState<S: RowSink> {
+    rx: mpsc::Receiver<S::Item>,
+    sink: S,
 }
 
-impl<W: std::io::Write> WriterState<W> {
+impl<S: RowSink> WriterState<S> {
     /// Writes `first` and whatever else is queued, then flushes once.
-    fn write_batch(&mut self, first: ResultRow, stats: &Stats) -> std::io::Result<()> {
+    fn write_batch(&mut self, first: S::Item, stats: &Stats) -> std::io::Result<()> {
         let mut next = Some(first);
-        while let Some(row) = next {
-            self.writer.write(&row)?;
-            if let Some(outcome) = row.outcome {
-                stats.record_outcome(outcome);
-            }
-            stats.record_vetting(row.vetting_status.as_deref());
-            self.rows += 1;
+        while let Some(item) = next {
+            self.sink.write(item, stats)?;
             next = self.rx.try_recv().ok();
         }
-        self.writer.flush()
+        self.sink.flush()
     }
 
-    fn finish(
-        mut self,
-        result: std::io::Result<u64>,
-        aborted: &AtomicBool,
-    ) -> std::io::Result<u64> {
+    fn finish(mut self, result: std::io::Result<()>, aborted: &AtomicBool) -> std::io::Result<S> {
         if result.is_err() {
             // Nothing more can be recorded: tell the reader to stop feeding rows.
             aborted.store(true, Ordering::Relaxed);
             self.rx.close();
         }
-        result
+        result.map(|()| self.sink)
     }
 }
 

@@ -4,84 +4,69 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 
 use crate::domain::model::{CustomerId, Qualification, ResultRow};
-use crate::domain::stats::Stats;
-use crate::engine::config::RunConfig;
 use crate::engine::decide::{log_row, read_record, set_vetting};
-use crate::engine::pool::{drain_workers, finish_writer, spawn_pool, spawn_writer, Stop};
-use crate::engine::JobError;
+use crate::engine::pool::{
+    drain_workers, finish_writer, spawn_pool, spawn_writer, ResultsSink, Stop,
+};
+use crate::engine::{Ending, JobContext, JobError, JobReport};
 use crate::input::InputFileError;
 use crate::partner_center::api;
 use crate::partner_center::auth::Credentials;
 use crate::partner_center::client::Client;
-use crate::partner_center::throttle::Throttle;
 use crate::results::output::{self, ReadError, ResultsReader, ResultsWriter};
 use crate::results::ResultsError;
 
 /// What to refresh.
 pub struct RefreshJob {
+    /// Output, settings, counters, pacer, stop: what every job is handed.
+    pub context: JobContext,
     /// An earlier results file.
     pub input: String,
-    /// Where the refreshed rows go (`-` for standard output).
-    pub output: String,
-    /// Overwrite an existing output file.
-    pub force: bool,
-    /// Throttle, retries, base URL.
-    pub config: RunConfig,
     /// Where access tokens come from.
     pub credentials: Credentials,
-    /// Counters, shared with whoever shows progress.
-    pub stats: Arc<Stats>,
-    /// The pacer, shared with whoever shows the 429 pause.
-    pub throttle: Arc<Throttle>,
 }
 
 /// How a refresh went.
 pub struct RefreshReport {
-    /// Counters (HTTP requests, and rows by outcome as written).
-    pub stats: Arc<Stats>,
+    /// How the refresh ended.
+    pub ending: Ending,
     /// Rows written.
     pub rows: u64,
     /// Rows whose vetting state was read.
     pub read: u64,
     /// Rows whose vetting state could not be read (they keep their old values).
     pub unread: u64,
-    /// Wall time.
-    pub elapsed: Duration,
-    /// Stopped by a signal.
-    pub interrupted: bool,
-    /// Pool-wide 429 pauses.
-    pub pauses: u64,
-    /// Why the refresh was stopped for good (MFA, token endpoint, outage), if it was.
-    pub fatal: Option<crate::partner_center::fatal::Cause>,
 }
 
-impl crate::engine::JobReport for RefreshReport {
-    fn end(&self) -> crate::engine::JobEnd<'_> {
-        crate::engine::JobEnd {
-            stats: &self.stats,
-            pauses: self.pauses,
-            interrupted: self.interrupted,
-            stopped: self.fatal.as_ref(),
-            incomplete: self.unread > 0,
-        }
+impl JobReport for RefreshReport {
+    fn ending(&self) -> &Ending {
+        &self.ending
+    }
+
+    fn incomplete(&self) -> bool {
+        self.unread > 0
     }
 }
 
 /// Runs a refresh to the end (or until `stop`).
-pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, JobError> {
+pub async fn execute(job: RefreshJob) -> Result<RefreshReport, JobError> {
     let RefreshJob {
+        context:
+            JobContext {
+                output: output_path,
+                force,
+                config,
+                stats,
+                throttle,
+                stop,
+            },
         input,
-        output: output_path,
-        force,
-        config,
         credentials,
-        stats,
-        throttle,
     } = job;
     let not_results = |source: ReadError| ResultsError::ResultsInput {
         path: input.clone(),
@@ -132,7 +117,7 @@ pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, JobEr
     let writer_task = spawn_writer(
         output_path == "-",
         result_rx,
-        writer,
+        ResultsSink { writer, rows: 0 },
         stats.clone(),
         aborted.clone(),
     );
@@ -175,20 +160,22 @@ pub async fn execute(job: RefreshJob, stop: Stop) -> Result<RefreshReport, JobEr
             source,
         })?
         .err();
-    let rows = finish_writer(writer_task, &output_path).await?;
+    let rows = finish_writer(writer_task, &output_path).await?.rows;
     if let Some(err) = bad_input {
         // A results file that turns bad part-way is still not a results file.
         return Err(not_results(err).into());
     }
     Ok(RefreshReport {
-        stats,
+        ending: Ending::read(
+            stats,
+            &throttle,
+            stop.requested(),
+            started.elapsed(),
+            fatal.cause().cloned(),
+        ),
         rows,
         read: read.load(Ordering::Relaxed),
         unread: unread.load(Ordering::Relaxed),
-        elapsed: started.elapsed(),
-        interrupted: stop.requested(),
-        pauses: throttle.pauses(),
-        fatal: fatal.cause().cloned(),
     })
 }
 
