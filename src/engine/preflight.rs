@@ -1,11 +1,8 @@
 //! Checks made before the first row is sent: which GCC validation code to use, whether it has
 //! creates left for every GCC row, and what a dry run shows of the request it would send.
 
-use std::io::Read;
-
-use crate::domain::model::Qualification;
+use crate::domain::model::{Qualification, Row};
 use crate::engine::JobError;
-use crate::input::{InputError, InputReader, Record};
 use crate::partner_center::api::{self, Request, ValidationCode};
 use crate::partner_center::client::{Client, Reply};
 
@@ -84,25 +81,11 @@ pub fn choose_code(
     }
 }
 
-/// Counts the valid GovernmentCommunityCloud rows that would be posted with `code`, leaving out
-/// rows an earlier run already settled (`settled(row index)`).
-pub fn count_gcc_rows<R: Read>(
-    mut reader: InputReader<R>,
-    code: &str,
-    settled: impl Fn(u64) -> bool,
-) -> Result<u64, InputError> {
-    let mut count = 0;
-    while let Some(record) = reader.next_record() {
-        if let Record::Valid(row) = record? {
-            if row.qualification == Qualification::GovernmentCommunityCloud
-                && row.validation_code.as_deref() == Some(code)
-                && !settled(row.index)
-            {
-                count += 1;
-            }
-        }
-    }
-    Ok(count)
+/// Whether `row` is a GovernmentCommunityCloud row that would be posted with `code` (the count
+/// [`check_remaining_creates`] weighs leaves out rows an earlier run already settled).
+pub fn needs_code(row: &Row, code: &str) -> bool {
+    row.qualification == Qualification::GovernmentCommunityCloud
+        && row.validation_code.as_deref() == Some(code)
 }
 
 /// Refuses a run whose GCC rows cannot all succeed with the code's remaining creates.

@@ -8,15 +8,14 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
 
 use crate::domain::model::{CustomerId, Outcome, Qualification, Row};
 use crate::domain::stats::Stats;
-use crate::input::InputFileError;
-use crate::input::{InputReader, Record};
+use crate::input::Record;
 use crate::results::output::{ResultsReader, ResultsWriter};
 use crate::results::ResultsError;
 
@@ -245,45 +244,42 @@ pub(crate) fn file_mode(path: &Path) -> u32 {
     0o644
 }
 
-/// Checks, before anything is sent, that every settled row still names the same customer and
-/// qualification in `input`; otherwise the results belong to another file.
-pub fn verify_input<R: Read>(
-    mut reader: InputReader<R>,
-    state: &ResumeState,
-    input: &str,
-) -> Result<(), ResultsError> {
-    let mismatch = |reason: String| {
-        ResultsError::ResumeMismatch(format!(
-            "{reason}; the results file does not belong to {input} (use another --output, or --force to start over)"
-        ))
-    };
-    let mut seen = 0usize;
-    while let Some(record) = reader.next_record() {
-        let record = record.map_err(|source| InputFileError::InputRead {
-            path: input.to_string(),
-            source,
-        })?;
-        let (index, key) = match &record {
+impl ResumeState {
+    /// Checks, before anything is sent, that a settled row still names the same customer and
+    /// qualification in `input`; otherwise the results belong to another file. True for a
+    /// settled row (so the caller can count them for [`ResumeState::verify_seen`]).
+    pub fn verify_record(&self, record: &Record, input: &str) -> Result<bool, ResultsError> {
+        let (index, key) = match record {
             Record::Valid(row) => (row.index, Some(row.key())),
             Record::Rejected(row) => (row.row, key_of(&row.customer_id, &row.qualification)),
         };
-        let Some(expected) = state.settled.get(&index) else {
-            continue;
-        };
-        seen += 1;
-        if key != Some(*expected) {
-            return Err(mismatch(format!(
-                "row {index} of the input is not the customer and qualification the results record as done"
-            )));
+        match self.settled.get(&index) {
+            None => Ok(false),
+            Some(expected) if key == Some(*expected) => Ok(true),
+            Some(_) => Err(self.mismatch(
+                format!("row {index} of the input is not the customer and qualification the results record as done"),
+                input,
+            )),
         }
     }
-    if seen != state.settled.len() {
-        let max = state.settled.keys().max().copied().unwrap_or(0);
-        return Err(mismatch(format!(
-            "the results record row {max} as done, but the input has fewer rows"
-        )));
+
+    /// After the whole input: every settled row was in it (`seen` of them were).
+    pub fn verify_seen(&self, seen: usize, input: &str) -> Result<(), ResultsError> {
+        if seen == self.settled.len() {
+            return Ok(());
+        }
+        let max = self.settled.keys().max().copied().unwrap_or(0);
+        Err(self.mismatch(
+            format!("the results record row {max} as done, but the input has fewer rows"),
+            input,
+        ))
     }
-    Ok(())
+
+    fn mismatch(&self, reason: String, input: &str) -> ResultsError {
+        ResultsError::ResumeMismatch(format!(
+            "{reason}; the results file does not belong to {input} (use another --output, or --force to start over)"
+        ))
+    }
 }
 
 #[cfg(test)]
