@@ -1,0 +1,311 @@
+//! The export file: its columns, the writer with the results file's hygiene, and what
+//! `--resume` keeps of an interrupted export (rewritten whole before anything is appended).
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use crate::domain::model::CustomerId;
+use crate::engine::JobError;
+use crate::input::InputFileError;
+use crate::results::output::{self, csv_to_io, push_text};
+
+/// The export's header, in its exact column order.
+pub const EXPORT_COLUMNS: [&str; 7] = [
+    "customer_id",
+    "company_name",
+    "domain",
+    "qualification",
+    "vetting_status",
+    "vetting_reason",
+    "vetting_create_date",
+];
+
+/// One row of the export.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportRow {
+    /// The customer tenant id.
+    pub customer_id: String,
+    /// Its company name.
+    pub company_name: String,
+    /// Its primary domain.
+    pub domain: String,
+    /// The qualification held; empty for a customer holding none (or, with `--qualification`,
+    /// lacking it) and for one whose qualifications could not be read.
+    pub qualification: String,
+    /// `vettingStatus`.
+    pub vetting_status: Option<String>,
+    /// `vettingReason`.
+    pub vetting_reason: Option<String>,
+    /// `vettingCreateDate`.
+    pub vetting_create_date: Option<String>,
+}
+
+/// Where an export to `output` lists the customers it could not read.
+pub fn unread_path(output: &str) -> PathBuf {
+    PathBuf::from(format!("{output}.unread"))
+}
+
+/// What `--resume` keeps from an earlier export.
+#[derive(Default)]
+pub(super) struct Carried {
+    /// Customers whose rows stay in the file and are not read again.
+    pub(super) done: HashSet<CustomerId>,
+    /// How many.
+    pub(super) customers: u64,
+}
+
+/// Makes an interrupted export's file safe to append to, and says which customers it holds.
+///
+/// The file is rewritten (through a temporary file and a rename) without: a torn last line; the
+/// last customer's rows, which a killed writer may have left incomplete (each customer's rows
+/// are written together, so only the last can be); and the rows of customers listed in the
+/// `.unread` file, which are read again. Memory holds one id per customer kept.
+pub(super) fn prepare_resume(path: &Path) -> Result<Carried, JobError> {
+    use std::io::Read as _;
+    let bad = |reason: String| {
+        JobError::from(InputFileError::Input {
+            path: path.display().to_string(),
+            reason,
+        })
+    };
+    let io = |source: std::io::Error| InputFileError::InputIo {
+        path: path.display().to_string(),
+        source,
+    };
+    let unread: HashSet<String> =
+        match std::fs::read_to_string(unread_path(&path.to_string_lossy())) {
+            Ok(text) => text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashSet::new(),
+            Err(e) => return Err(io(e).into()),
+        };
+    let mut file = File::open(path).map_err(io)?;
+    let complete = output::complete_len(&mut file).map_err(io)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(std::io::BufReader::new(file).take(complete));
+    let mut record = csv::ByteRecord::new();
+    let header_ok = reader.read_byte_record(&mut record).unwrap_or(false)
+        && record
+            .iter()
+            .eq(EXPORT_COLUMNS.iter().map(|c| c.as_bytes()));
+    if !header_ok {
+        return Err(bad(
+            "--resume: not a pc-qualify export (its first line is not the export header)".into(),
+        ));
+    }
+    // A refusal met while copying is kept here, and the copy fails, so the file stays as it was.
+    let mut refused = None;
+    // The reader moves into `copy_kept`, which drops it before the rename: Windows refuses to
+    // rename over a file that is still open. The rewritten file keeps the old one's mode.
+    let mode = crate::results::resume::file_mode(path);
+    crate::domain::atomic::replace(path, mode, |file| {
+        copy_kept(reader, file, &unread, path).map_err(|err| {
+            let failed = std::io::Error::other(err.to_string());
+            refused = Some(err);
+            failed
+        })
+    })
+    .map_err(|e| refused.take().unwrap_or_else(|| io(e).into()))
+}
+
+/// The copy [`prepare_resume`] makes, from the rows after the header to `file`.
+pub(super) fn copy_kept(
+    mut reader: csv::Reader<impl std::io::Read>,
+    file: &mut File,
+    unread: &HashSet<String>,
+    path: &Path,
+) -> Result<Carried, JobError> {
+    let io = |source: std::io::Error| InputFileError::InputIo {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut record = csv::ByteRecord::new();
+    let mut carried = Carried::default();
+    let mut writer = ExportWriter::with_header(BufWriter::new(file)).map_err(io)?;
+    let mut block: Vec<csv::ByteRecord> = Vec::new();
+    let mut keep =
+        |block: &mut Vec<csv::ByteRecord>, writer: &mut ExportWriter<_>| -> std::io::Result<()> {
+            let Some(first) = block.first() else {
+                return Ok(());
+            };
+            let id = String::from_utf8_lossy(&first[0]).into_owned();
+            if !unread.contains(&id) {
+                for row in block.iter() {
+                    writer.write_raw(row)?;
+                }
+                if let Some(parsed) = CustomerId::parse(&id) {
+                    carried.done.insert(parsed);
+                }
+                carried.customers += 1;
+            }
+            block.clear();
+            Ok(())
+        };
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) if record.len() == EXPORT_COLUMNS.len() => {
+                if block.first().is_some_and(|b| b[0] != record[0]) {
+                    keep(&mut block, &mut writer).map_err(io)?;
+                }
+                block.push(record.clone());
+            }
+            Ok(true) => {
+                return Err(InputFileError::Input {
+                    path: path.display().to_string(),
+                    reason: format!(
+                        "--resume: line {} has {} fields, an export row has {}",
+                        record.position().map_or(0, |p| p.line()),
+                        record.len(),
+                        EXPORT_COLUMNS.len()
+                    ),
+                }
+                .into())
+            }
+            Err(source) => {
+                return Err(JobError::ExportResumeRead {
+                    path: path.display().to_string(),
+                    source,
+                })
+            }
+        }
+    }
+    // `block` now holds the last customer's rows: dropped, and that customer read again.
+    writer.flush().map_err(io)?;
+    Ok(carried)
+}
+
+/// Writes export rows as CSV with the results file's hygiene (see [`output::push_text`]).
+pub struct ExportWriter<W: std::io::Write> {
+    csv: csv::Writer<W>,
+    record: csv::ByteRecord,
+}
+
+impl<W: std::io::Write> ExportWriter<W> {
+    /// A writer that starts with the header row.
+    pub fn with_header(inner: W) -> std::io::Result<Self> {
+        let mut writer = Self::without_header(inner);
+        writer.csv.write_record(EXPORT_COLUMNS).map_err(csv_to_io)?;
+        Ok(writer)
+    }
+
+    /// A writer that appends to a file that already has its header.
+    pub fn without_header(inner: W) -> Self {
+        ExportWriter {
+            csv: Self::builder().from_writer(inner),
+            record: csv::ByteRecord::new(),
+        }
+    }
+
+    fn builder() -> csv::WriterBuilder {
+        let mut builder = csv::WriterBuilder::new();
+        // The sink buffers; a flush must reach the file, not stop in the csv crate's buffer.
+        builder
+            .buffer_capacity(256)
+            .terminator(csv::Terminator::Any(b'\n'));
+        builder
+    }
+
+    /// Copies a row read back from an earlier export (its cells are already defused).
+    fn write_raw(&mut self, record: &csv::ByteRecord) -> std::io::Result<()> {
+        self.csv.write_byte_record(record).map_err(csv_to_io)
+    }
+
+    /// Writes one row (buffered).
+    pub fn write(&mut self, row: &ExportRow) -> std::io::Result<()> {
+        let record = &mut self.record;
+        record.clear();
+        push_text(record, &row.customer_id);
+        push_text(record, &row.company_name);
+        push_text(record, &row.domain);
+        push_text(record, &row.qualification);
+        push_text(record, row.vetting_status.as_deref().unwrap_or(""));
+        push_text(record, row.vetting_reason.as_deref().unwrap_or(""));
+        push_text(record, row.vetting_create_date.as_deref().unwrap_or(""));
+        self.csv.write_byte_record(record).map_err(csv_to_io)
+    }
+
+    /// Pushes everything written so far to the sink.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.csv.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_keeps_whole_customers_and_drops_the_last_and_the_unread() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("export.csv");
+        let id = |n: u32| format!("aaaaaaaa-0000-4000-8000-{n:012}");
+        let header = EXPORT_COLUMNS.join(",");
+        let text = format!(
+            "{header}\n\
+             {one},\"One, Inc\",one.example,Education,Approved,,\n\
+             {two},Two,two.example,Education,Denied,'-reason,\n\
+             {two},Two,two.example,StateOwnedEntity,,,\n\
+             {three},Three,three.example,,,,\n\
+             {four},Four,four.example,,,,\n\
+             {five},Fi",
+            one = id(1),
+            two = id(2),
+            three = id(3),
+            four = id(4),
+            five = id(5),
+        );
+        std::fs::write(&path, text).expect("write");
+        std::fs::write(unread_path(&path.to_string_lossy()), format!("{}\n", id(3)))
+            .expect("write unread");
+        let carried = prepare_resume(&path).expect("resumable");
+        assert_eq!(carried.customers, 2);
+        let mut done: Vec<String> = carried.done.iter().map(|c| c.to_lower_string()).collect();
+        done.sort();
+        assert_eq!(done, [id(1), id(2)]);
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            format!(
+                "{header}\n\
+                 {one},\"One, Inc\",one.example,Education,Approved,,\n\
+                 {two},Two,two.example,Education,Denied,'-reason,\n\
+                 {two},Two,two.example,StateOwnedEntity,,,\n",
+                one = id(1),
+                two = id(2),
+            ),
+            "torn line, last customer (4) and unread customer (3) dropped; cells kept verbatim"
+        );
+        std::fs::write(&path, "row,customer_id\n1,x\n").expect("write");
+        assert!(prepare_resume(&path).is_err(), "not an export");
+    }
+
+    #[test]
+    fn rows_are_written_in_column_order_and_defused() {
+        let mut writer = ExportWriter::with_header(Vec::new()).expect("header");
+        writer
+            .write(&ExportRow {
+                customer_id: "c".into(),
+                company_name: "=cmd|' /C calc'!A0".into(),
+                domain: "x, y".into(),
+                qualification: "Education".into(),
+                vetting_status: Some("Denied".into()),
+                vetting_reason: Some("-bad".into()),
+                vetting_create_date: None,
+            })
+            .expect("write");
+        writer.flush().expect("flush");
+        let text = String::from_utf8(writer.csv.into_inner().expect("inner")).expect("utf8");
+        assert_eq!(
+            text,
+            "customer_id,company_name,domain,qualification,vetting_status,vetting_reason,vetting_create_date\n\
+             c,'=cmd|' /C calc'!A0,\"x, y\",Education,Denied,'-bad,\n"
+        );
+    }
+}

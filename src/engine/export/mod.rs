@@ -1,0 +1,478 @@
+//! `pc-qualify export`: every customer of the partner and the qualifications it holds, as CSV.
+//!
+//! A page reader follows the customer list page by page and feeds customers into a bounded
+//! channel; the rate-limited worker pool reads each customer's qualifications (with retries);
+//! a writer records each customer's rows as they come. Only one page and the channels' worth of
+//! customers are ever held, however many customers the partner has.
+
+mod file;
+mod listing;
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write as _};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use crate::domain::model::{Qualification, QualificationRecord};
+use crate::domain::stats::Stats;
+use crate::engine::pool::{drain_workers, finish_writer, spawn_pool, spawn_writer, RowSink};
+use crate::engine::{Ending, JobContext, JobError, JobReport};
+use crate::partner_center::api;
+use crate::partner_center::auth::Credentials;
+use crate::partner_center::client::{Client, Reply};
+use crate::partner_center::customers::ListedCustomer;
+use crate::results::output::{self};
+use crate::results::ResultsError;
+
+use file::*;
+pub use file::{ExportRow, ExportWriter};
+use listing::*;
+
+/// What to export.
+pub struct ExportJob {
+    /// Output, settings, counters, pacer, stop: what every job is handed.
+    pub context: JobContext,
+    /// Continue an interrupted export: customers already in the file are not read again.
+    pub resume: bool,
+    /// Keep only rows for this qualification, plus one bare row per customer lacking it.
+    pub qualification: Option<Qualification>,
+    /// Where access tokens come from.
+    pub credentials: Credentials,
+}
+
+/// How an export went.
+pub struct ExportReport {
+    /// How the export ended.
+    pub ending: Ending,
+    /// Customers written by this run.
+    pub customers: u64,
+    /// Customers kept from the earlier file by `--resume`.
+    pub carried_over: u64,
+    /// Rows written.
+    pub rows: u64,
+    /// Customers whose qualifications could not be read (written with empty vetting columns).
+    pub unread: u64,
+    /// List pages read.
+    pub pages: u64,
+    /// The list could not be read to its end (the customers before are in the file).
+    pub list_error: Option<String>,
+}
+
+impl JobReport for ExportReport {
+    fn ending(&self) -> &Ending {
+        &self.ending
+    }
+
+    fn incomplete(&self) -> bool {
+        self.unread > 0 || self.list_error.is_some()
+    }
+}
+
+/// A customer's rows, written together.
+struct CustomerRows {
+    rows: Vec<ExportRow>,
+    /// Why the qualifications could not be read, when they could not.
+    error: Option<String>,
+}
+
+/// Runs an export to the end (or until `stop`).
+pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
+    let ExportJob {
+        context:
+            JobContext {
+                output: output_path,
+                force,
+                config,
+                stats,
+                throttle,
+                stop,
+            },
+        resume,
+        qualification,
+        credentials,
+    } = job;
+    if resume && output_path == "-" {
+        return Err(JobError::Config(
+            "--resume needs a file for --output (it reads it again)".into(),
+        ));
+    }
+    // One writer per output file: the lock is taken before any request is sent and before the
+    // output is created; it is held (by `_lock`) until the export returns.
+    let _lock = crate::results::lock::lock_output(&output_path, || {
+        if resume {
+            Ok(())
+        } else {
+            output::check_target(&output_path, force)
+        }
+    })?;
+    let fatal = Arc::new(crate::partner_center::fatal::FatalStop::new(stop.clone()));
+    let (client, _) = Client::connect(
+        &config.endpoint(),
+        credentials,
+        throttle.clone(),
+        stats.clone(),
+        fatal.clone(),
+    )
+    .await?;
+    let client = Arc::new(client);
+    // The pacer measures the quota from here, not from before the sign-in and pre-flight.
+    throttle.begin();
+    let started = Instant::now();
+
+    // The first page is read before the output exists: a partner whose list cannot be read
+    // (no permission, wrong cloud) stops here with nothing written.
+    let first = tokio::select! {
+        biased;
+        _ = stop.wait() => None,
+        page = fetch_page(&client, None) => Some(page),
+    };
+    let first = match first {
+        None => {
+            return Ok(ExportReport {
+                ending: Ending::read(
+                    stats,
+                    &throttle,
+                    true,
+                    started.elapsed(),
+                    fatal.cause().cloned(),
+                ),
+                customers: 0,
+                carried_over: 0,
+                rows: 0,
+                unread: 0,
+                pages: 0,
+                list_error: None,
+            })
+        }
+        Some(Ok(page)) => page,
+        Some(Err(error)) => {
+            return Err(JobError::Preflight(format!(
+                "the customer list could not be read: {}",
+                error.reason()
+            )))
+        }
+    };
+
+    let output_error = |path: &Path, source: std::io::Error| ResultsError::OutputIo {
+        path: path.display().to_string(),
+        source,
+    };
+    let unread_file = (output_path != "-").then(|| unread_path(&output_path));
+    let carried = if resume && Path::new(&output_path).exists() {
+        let path = std::path::PathBuf::from(&output_path);
+        crate::input::source::off_runtime(&output_path, move || prepare_resume(&path)).await?
+    } else {
+        Carried::default()
+    };
+    let writer = if resume && Path::new(&output_path).exists() {
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&output_path)
+            .map_err(|e| output_error(Path::new(&output_path), e))?;
+        ExportWriter::without_header(output::Sink::File(BufWriter::new(file)))
+    } else {
+        let sink = output::create(&output_path, force || resume)?;
+        ExportWriter::with_header(sink).map_err(|e| output_error(Path::new(&output_path), e))?
+    };
+    // The customers whose qualifications could not be read, one id a line: their rows look like
+    // those of customers holding nothing, so `--resume` needs this list to read them again.
+    // Started empty: a resume has just dropped the earlier ones' rows from the file.
+    let unread_log = match &unread_file {
+        Some(path) => Some(BufWriter::new(
+            File::create(path).map_err(|e| output_error(path, e))?,
+        )),
+        None => None,
+    };
+    let (work_tx, work_rx) = async_channel::bounded::<ListedCustomer>(config.concurrency * 2);
+    let (result_tx, result_rx) = mpsc::channel::<CustomerRows>(config.concurrency * 4 + 16);
+    let aborted = Arc::new(AtomicBool::new(false));
+    let unread = Arc::new(AtomicU64::new(0));
+
+    let lister = {
+        let (client, stop, aborted) = (client.clone(), stop.clone(), aborted.clone());
+        let done = carried.done;
+        tokio::spawn(async move {
+            list_customers(&client, first, &done, work_tx, &stop, &aborted).await
+        })
+    };
+    let writer_task = spawn_writer(
+        output_path == "-",
+        result_rx,
+        ExportSink {
+            writer,
+            unread_log,
+            customers: 0,
+            rows: 0,
+        },
+        stats.clone(),
+        aborted.clone(),
+    );
+    let mut workers = spawn_pool(
+        config.concurrency,
+        work_rx.clone(),
+        result_tx.clone(),
+        &stop,
+        {
+            let unread = unread.clone();
+            move |customer: ListedCustomer| {
+                let (client, unread) = (client.clone(), unread.clone());
+                async move {
+                    // A panic while reading one customer must not lose its row: it becomes an
+                    // unread customer, with the panic as its error (and exit code 1).
+                    let bare = bare_row(&customer);
+                    let rows = match crate::engine::unwind::catch(export_customer(
+                        &client,
+                        customer,
+                        qualification,
+                    ))
+                    .await
+                    {
+                        Ok(rows) => rows,
+                        Err(message) => CustomerRows {
+                            rows: vec![bare],
+                            error: Some(format!("internal error: {message}")),
+                        },
+                    };
+                    if let Some(error) = &rows.error {
+                        unread.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(
+                            target: crate::engine::decide::ROW_LOG_TARGET,
+                            customer_id = %rows.rows[0].customer_id,
+                            error = %error,
+                            "qualifications not read"
+                        );
+                    }
+                    rows
+                }
+            }
+        },
+    );
+    drop(result_tx);
+    drop(work_rx);
+    drain_workers(&mut workers, &stop, config.shutdown_grace).await;
+    let listed = lister.await.unwrap_or_else(|e| ListEnd {
+        error: Some(format!("the page reader stopped: {e}")),
+        ..ListEnd::default()
+    });
+    let ExportSink {
+        customers, rows, ..
+    } = finish_writer(writer_task, &output_path).await?;
+    let unread = unread.load(Ordering::Relaxed);
+    if let (Some(path), 0) = (&unread_file, unread) {
+        // Nothing to read again.
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(ExportReport {
+        ending: Ending::read(
+            stats,
+            &throttle,
+            stop.requested(),
+            started.elapsed(),
+            fatal.cause().cloned(),
+        ),
+        customers,
+        carried_over: carried.customers,
+        rows,
+        unread,
+        pages: listed.pages,
+        list_error: listed.error,
+    })
+}
+
+/// Reads one customer's qualifications and turns them into its rows.
+/// A customer's row before its qualifications are known.
+fn bare_row(customer: &ListedCustomer) -> ExportRow {
+    ExportRow {
+        customer_id: customer
+            .parsed
+            .map_or_else(|| customer.id.clone(), |id| id.to_lower_string()),
+        company_name: customer.company_name.clone(),
+        domain: customer.domain.clone(),
+        ..ExportRow::default()
+    }
+}
+
+async fn export_customer(
+    client: &Client,
+    customer: ListedCustomer,
+    only: Option<Qualification>,
+) -> CustomerRows {
+    let bare = bare_row(&customer);
+    let Some(id) = customer.parsed else {
+        return CustomerRows {
+            rows: vec![bare],
+            error: Some(format!("customer id {:?} is not a GUID", customer.id)),
+        };
+    };
+    let exchange = client
+        .send(
+            &api::list_request(id),
+            crate::partner_center::client::new_uuid(),
+        )
+        .await;
+    let records = match &exchange.reply {
+        // The reason ends up in one results cell, so it is rendered to text here.
+        Reply::Answer { status, body } if (200..300).contains(status) => {
+            read_qualifications(body).map_err(|e| e.to_string())
+        }
+        Reply::Answer { status, body } => Err(answer_error(
+            "GET qualifications",
+            *status,
+            body,
+            exchange.attempts,
+        )),
+        Reply::Transport(reason) | Reply::Token(reason) | Reply::Stopped(reason) => Err(format!(
+            "{} (after {} attempt(s))",
+            api::sanitize(reason),
+            exchange.attempts
+        )),
+    };
+    match records {
+        Ok(records) => CustomerRows {
+            rows: rows_for(bare, records, only),
+            error: None,
+        },
+        Err(reason) => CustomerRows {
+            rows: vec![bare],
+            error: Some(reason),
+        },
+    }
+}
+
+/// The one place the export reads a qualifications answer: every documented shape is the
+/// parser's business, so a better parser is swapped in here alone.
+fn read_qualifications(body: &[u8]) -> Result<Vec<QualificationRecord>, api::ShapeError> {
+    api::parse_qualification_list(body)
+}
+
+/// One row per qualification held (only `only`, when given); one bare row when none is.
+fn rows_for(
+    bare: ExportRow,
+    records: Vec<QualificationRecord>,
+    only: Option<Qualification>,
+) -> Vec<ExportRow> {
+    let mut rows: Vec<ExportRow> = records
+        .into_iter()
+        .filter_map(|record| {
+            let name = record.qualification.trim();
+            // `None` is the service's word for holding nothing.
+            if name.is_empty() || name.eq_ignore_ascii_case("None") {
+                return None;
+            }
+            let parsed = Qualification::parse(name).ok();
+            if only.is_some() && parsed != only {
+                return None;
+            }
+            Some(ExportRow {
+                qualification: parsed
+                    .map_or_else(|| api::sanitize(name), |q| q.as_str().to_string()),
+                vetting_status: record.vetting_status.map(api::sanitize_owned),
+                vetting_reason: record.vetting_reason.map(api::sanitize_owned),
+                vetting_create_date: record.vetting_create_date.map(api::sanitize_owned),
+                ..bare.clone()
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        rows.push(bare);
+    }
+    rows
+}
+
+/// The export file for the one writer task: each customer's rows, with the customers whose
+/// qualifications could not be read listed in the `.unread` file first.
+struct ExportSink {
+    writer: ExportWriter<output::Sink>,
+    unread_log: Option<BufWriter<File>>,
+    customers: u64,
+    rows: u64,
+}
+
+impl RowSink for ExportSink {
+    type Item = CustomerRows;
+
+    fn write(&mut self, batch: CustomerRows, stats: &Stats) -> std::io::Result<()> {
+        if let (Some(log), Some(_)) = (&mut self.unread_log, &batch.error) {
+            // On file before the customer's row can be: a resume must never take an unread
+            // customer for one holding nothing.
+            writeln!(log, "{}", batch.rows[0].customer_id)?;
+            log.flush()?;
+        }
+        for row in &batch.rows {
+            self.writer.write(row)?;
+            if !row.qualification.is_empty() {
+                stats.record_vetting(row.vetting_status.as_deref());
+            }
+            self.rows += 1;
+        }
+        self.customers += 1;
+        stats.record_customer();
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(q: &str, status: Option<&str>) -> QualificationRecord {
+        QualificationRecord {
+            qualification: q.into(),
+            vetting_status: status.map(str::to_string),
+            vetting_reason: None,
+            vetting_create_date: None,
+        }
+    }
+
+    fn bare() -> ExportRow {
+        ExportRow {
+            customer_id: "c".into(),
+            company_name: "Name".into(),
+            domain: "d.example".into(),
+            ..ExportRow::default()
+        }
+    }
+
+    #[test]
+    fn every_held_qualification_gets_a_row_and_none_gets_one_bare_row() {
+        let rows = rows_for(
+            bare(),
+            vec![
+                record("education", Some("Denied")),
+                record("StateOwnedEntity", None),
+                record("Nonprofit", Some("Approved")),
+            ],
+            None,
+        );
+        let names: Vec<&str> = rows.iter().map(|r| r.qualification.as_str()).collect();
+        assert_eq!(names, ["Education", "StateOwnedEntity", "Nonprofit"]);
+        assert_eq!(rows[0].vetting_status.as_deref(), Some("Denied"));
+        assert!(rows.iter().all(|r| r.company_name == "Name"));
+        assert_eq!(rows_for(bare(), vec![], None), vec![bare()]);
+        assert_eq!(
+            rows_for(bare(), vec![record("None", None)], None),
+            vec![bare()]
+        );
+    }
+
+    #[test]
+    fn one_qualification_keeps_its_rows_and_a_bare_row_for_customers_lacking_it() {
+        let held = vec![
+            record("Education", Some("Approved")),
+            record("StateOwnedEntity", None),
+        ];
+        let rows = rows_for(bare(), held.clone(), Some(Qualification::Education));
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].qualification, "Education");
+        let rows = rows_for(bare(), held, Some(Qualification::GovernmentCommunityCloud));
+        assert_eq!(rows, vec![bare()]);
+    }
+}
