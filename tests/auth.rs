@@ -199,6 +199,7 @@ async fn the_refresh_token_file_is_rotated_for_the_next_night() {
     let rotated = std::fs::read_to_string(&token_file).expect("token file");
     assert_ne!(rotated.trim(), simulator::SANDBOX_REFRESH_TOKEN);
     assert!(!rotated.trim().is_empty());
+    #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&token_file)
@@ -268,6 +269,7 @@ async fn a_public_client_run_sends_no_secret_and_writes_the_rotated_token_back()
         sim.issued_refresh_token(saved.trim()),
         "the rotated token is written back"
     );
+    #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&token_file)

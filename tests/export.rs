@@ -394,7 +394,6 @@ async fn an_interrupted_export_stops_cleanly_and_a_forced_rerun_completes_it() {
         std::fs::read_to_string(dir.join("out.csv")).is_ok_and(|t| t.lines().count() > 3)
     })
     .await;
-    #[cfg(target_os = "linux")]
     child.wait_for_signal_handlers().await;
     child.signal("INT");
     let output = child.finish().await;

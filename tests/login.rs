@@ -56,6 +56,7 @@ fn requests_to(sim: &SimHandle, path_end: &str) -> Vec<simulator::RecordedReques
         .collect()
 }
 
+#[cfg(unix)]
 fn mode_of(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path)
@@ -111,6 +112,7 @@ async fn device_code_login_polls_through_two_pending_answers_and_saves_the_token
         "the file holds the issued token"
     );
     assert_eq!(saved, format!("{token}\n"));
+    #[cfg(unix)]
     assert_eq!(mode_of(&token_file), 0o600);
     assert_no_secrets(&output, token);
     assert_eq!(
@@ -375,6 +377,7 @@ async fn browser_login_with_pkce_on_a_loopback_redirect() {
     assert!(stderr.contains("signed in"), "{stderr}");
     let token = std::fs::read_to_string(&file).expect("saved");
     assert!(sim.issued_refresh_token(token.trim()));
+    #[cfg(unix)]
     assert_eq!(mode_of(Path::new(&file)), 0o600);
     assert!(!stderr.contains(token.trim()) && !stderr.contains("sim-rt-"));
 

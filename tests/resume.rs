@@ -41,7 +41,6 @@ pub(crate) async fn kill_and_resume(signal: Option<&str>) {
     match signal {
         None => child.signal("KILL"),
         Some(sig) => {
-            #[cfg(target_os = "linux")]
             child.wait_for_signal_handlers().await;
             child.signal(sig);
         }

@@ -29,7 +29,6 @@ async fn sighup_and_sigquit_drain_like_sigterm() {
             .envs(&env)
             .spawn();
         wait_until("4 rows posted", || posts(&sim).len() >= 4).await;
-        #[cfg(target_os = "linux")]
         child.wait_for_signal_handlers().await;
         child.signal(sig);
         let output = child.finish().await;
@@ -93,7 +92,6 @@ async fn ctrl_c_while_waiting_ends_the_login_with_130_and_saves_nothing() {
     let file = dir.s("token");
     let mut login = BrowserLogin::start(&login_env(&sim, true), &file).await;
     // Waiting for the redirect, with the stop handlers in place.
-    #[cfg(target_os = "linux")]
     login.child.wait_for_signal_handlers().await;
     login.child.signal("INT");
     let (code, stderr) = login.finish().await;
