@@ -16,6 +16,7 @@
 //! - `results_schema`: results files as spreadsheets leave them (separators, BOM, CRLF, moved or
 //!   extra columns) read by refresh, report and --resume.
 //! - `signals`: SIGINT/TERM/HUP/QUIT at each stage: drain, exit 130, resume.
+//! - `path_roles`: one file in two roles (input, output, metrics, config, lock, journal) refused.
 //! - `paths_and_files`: the results file's lock, devices, symlinks, the journal, unwritable outputs.
 //! - `export`, `reconcile` (with refresh, logs and metrics), `validation_codes`, `login`,
 //!   `report`: one command's behaviour each.
@@ -42,6 +43,7 @@ mod export;
 mod faults;
 mod input;
 mod login;
+mod path_roles;
 mod paths_and_files;
 mod properties;
 mod reconcile;

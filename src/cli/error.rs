@@ -150,7 +150,8 @@ fn results_exit_code(error: &ResultsError) -> ExitCode {
         | ResultsError::ResumeMismatch(_)
         | ResultsError::JournalIo { .. }
         | ResultsError::LockFile { .. }
-        | ResultsError::Locked { .. } => ExitCode::Usage,
+        | ResultsError::Locked { .. }
+        | ResultsError::SameFile { .. } => ExitCode::Usage,
     }
 }
 

@@ -27,6 +27,7 @@ use crate::partner_center::auth::Credentials;
 use crate::partner_center::auth::RefreshCredentials;
 use crate::partner_center::throttle::{RateFigures, Throttle};
 use crate::results::metrics;
+use crate::results::roles::{self, Role};
 use crate::results::ResultsError;
 #[cfg(feature = "sandbox")]
 use crate::simulator::{self, SimConfig};
@@ -108,6 +109,10 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Login(args) => login(args, quiet).await,
         Command::Validate(args) => validate(args, cli.log.quiet, json),
         Command::Report(args) => {
+            roles::check(&[
+                Role::new("RESULTS", &args.results),
+                Role::new("--html", &args.html),
+            ])?;
             crate::results::report::execute(&args.results, &args.html)?;
             Ok(ExitCode::Success)
         }
@@ -131,6 +136,14 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             }
         }
     }
+}
+
+/// Refuses a command whose files overlap (see [`roles::check`]): `named` are its own, the
+/// service flags add `--metrics` and `--config`.
+fn check_roles(mut named: Vec<Role>, service: &ServiceArgs) -> Result<(), CliError> {
+    named.extend(service.metrics.iter().map(|m| Role::new("--metrics", m)));
+    named.extend(service.config.iter().map(|c| Role::new("--config", c)));
+    Ok(roles::check(&named)?)
 }
 
 fn load_settings(config: Option<&Path>, flags: Settings) -> Result<RunConfig, CliError> {

@@ -78,13 +78,6 @@ pub async fn execute(job: RefreshJob) -> Result<RefreshReport, JobError> {
     let _lock = crate::results::lock::lock_output(&output_path, || {
         output::check_target(&output_path, force)
     })?;
-    if output_path != "-"
-        && std::fs::canonicalize(&input).ok() == std::fs::canonicalize(&output_path).ok()
-    {
-        return Err(JobError::Config(
-            "--output must differ from --input (refresh writes a new file)".into(),
-        ));
-    }
     let fatal = Arc::new(crate::partner_center::fatal::FatalStop::new(stop.clone()));
     let (client, _) = Client::connect(
         &config.endpoint(),

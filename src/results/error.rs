@@ -101,6 +101,19 @@ pub enum ResultsError {
     /// Writing to standard output failed because the reader went away.
     #[error("broken pipe")]
     BrokenPipe,
+    /// Two roles of one command (input, output, a file beside the output, metrics, report,
+    /// config) name one file: writing one would destroy the other.
+    #[error("{first} and {second} name the same file ({path}{}): one file cannot serve two roles in a run; nothing was read or written (--force does not change this)", if path == other { String::new() } else { format!(" and {other}") })]
+    SameFile {
+        /// The first role's name, e.g. `--input`.
+        first: String,
+        /// The second role's name.
+        second: String,
+        /// The first role's path as given.
+        path: String,
+        /// The second role's path as given.
+        other: String,
+    },
     /// The input read alongside (by `--resume`) failed.
     #[error(transparent)]
     Input(Box<InputFileError>),

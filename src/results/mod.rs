@@ -10,4 +10,5 @@ pub(crate) mod metrics;
 pub mod output;
 pub(crate) mod report;
 pub(crate) mod resume;
+pub(crate) mod roles;
 pub(crate) mod schema;

@@ -29,7 +29,7 @@ use crate::results::output::{self};
 use crate::results::ResultsError;
 
 use file::*;
-pub use file::{ExportRow, ExportWriter};
+pub use file::{unread_path, ExportRow, ExportWriter};
 use listing::*;
 
 /// What to export.
