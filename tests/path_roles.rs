@@ -1,4 +1,4 @@
-//! One path, one role (issue 22): a command whose input, output, metrics file, config file, or a
+//! One path, one role (issue 22), and no writing through planted links: a command whose input, output, metrics file, config file, or a
 //! file kept beside the output are one file, however spelled (the same path, through `..`, a
 //! symlink or a hard link), is refused with exit 2 naming both roles, before anything is read,
 //! written or sent; `--force` does not change that.
@@ -171,4 +171,50 @@ async fn refresh_export_and_report_refuse_one_file_in_two_roles() {
     assert!(text(&output.stderr).contains("RESULTS and --html name the same file"));
     assert_eq!(std::fs::read_to_string(&earlier).ok(), Some(results));
     assert!(sim.api_requests().is_empty());
+}
+
+/// A link planted where the run keeps a file of its own (the lock, the journal, export's
+/// `.unread` list) is refused, naming it, and the file it points at is left as it was.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_link_in_place_of_a_side_file_is_refused() {
+    let sim = start_sim(SimConfig::default()).await;
+    let env = sim_env(&sim);
+    for side in ["out.csv.lock", "out.csv.journal", "out.csv.unread"] {
+        let dir = work_dir("planted");
+        let victim = dir.write("victim", "precious");
+        std::os::unix::fs::symlink(&victim, dir.join(side)).expect("symlink");
+        let output = if side.ends_with("unread") {
+            pcq(&["export", "-o", &dir.s("out.csv")])
+                .envs(&env)
+                .run()
+                .await
+        } else if side.ends_with("journal") {
+            // A fresh run removes a journal left behind (the link, not its target); --resume
+            // appends to the one it finds.
+            std::fs::remove_file(dir.join(side)).expect("unplant");
+            dir.write("in.csv", soe_rows(2));
+            pcq_io("run", &dir, &[])
+                .envs(&env)
+                .run()
+                .await
+                .assert_code(0);
+            std::os::unix::fs::symlink(&victim, dir.join(side)).expect("symlink");
+            dir.write("in.csv", soe_rows(3));
+            pcq_io("run", &dir, &["--resume"]).envs(&env).run().await
+        } else {
+            dir.write("in.csv", soe_rows(2));
+            pcq_io("run", &dir, &[]).envs(&env).run().await
+        };
+        let stderr = text(&output.stderr);
+        output.assert_code(2);
+        assert!(stderr.contains("never through a link"), "{side}: {stderr}");
+        assert_eq!(
+            std::fs::read_to_string(&victim).ok().as_deref(),
+            Some("precious"),
+            "{side}: the link's target is untouched"
+        );
+    }
+    // Only the journal case's first, clean run posted (its two rows).
+    assert_eq!(posts(&sim).len(), 2, "nothing else was posted");
 }

@@ -3,7 +3,7 @@
 //! never half of either. One place for the token file, the metrics textfile, the report page and
 //! the rewrites of `--resume`.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::Path;
 
@@ -74,6 +74,45 @@ fn refuse_if_open(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Opens a file the tool keeps beside another (the lock, the journal, export's `.unread` list)
+/// without following a link planted in its place: in a shared folder another user's
+/// `results.csv.lock -> /some/root-owned/file` would otherwise be written through (and cut
+/// down) when root runs the tool. A symbolic link, or a file with other names (a hard link), is
+/// refused with an error naming it.
+pub(crate) fn open_side_file(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
+    let refused = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} is {what}; pc-qualify writes its own files there and never through a link (remove it)",
+                path.display()
+            ),
+        )
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+        options.custom_flags(libc::O_NOFOLLOW);
+        let file = options.open(path).map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) | Some(libc::EMLINK) => refused("a symbolic link"),
+            _ => e,
+        })?;
+        if file.metadata()?.nlink() > 1 {
+            return Err(refused("a file with other names (a hard link)"));
+        }
+        Ok(file)
+    }
+    #[cfg(not(unix))]
+    {
+        // No O_NOFOLLOW: look first (a link planted between the look and the open is the one
+        // case left, and creating links on Windows needs a privilege a plain user lacks).
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(refused("a symbolic link"));
+        }
+        options.open(path)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +171,28 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("absent").join("file");
         assert!(replace(&path, 0o644, |f| f.write_all(b"x")).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_side_file_is_never_opened_through_a_link() {
+        let dir = tempfile::tempdir().expect("dir");
+        let target = dir.path().join("precious");
+        std::fs::write(&target, "keep me").expect("write");
+        let symlink = dir.path().join("out.csv.lock");
+        std::os::unix::fs::symlink(&target, &symlink).expect("symlink");
+        let hard = dir.path().join("out.csv.journal");
+        std::fs::hard_link(&target, &hard).expect("hard link");
+        for planted in [&symlink, &hard] {
+            let err = open_side_file(
+                planted,
+                OpenOptions::new().write(true).create(true).truncate(true),
+            )
+            .expect_err("a link is refused");
+            assert!(err.to_string().contains("never through a link"), "{err}");
+        }
+        assert_eq!(std::fs::read_to_string(&target).expect("read"), "keep me");
+        let own = dir.path().join("own.lock");
+        open_side_file(&own, OpenOptions::new().write(true).create(true)).expect("a new file");
     }
 }

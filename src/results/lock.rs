@@ -80,13 +80,15 @@ pub fn acquire(results: &Path) -> Result<LockGuard, ResultsError> {
     };
     // A few rounds at most: each retry means a holder removed its file between our open and lock.
     for _ in 0..8 {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| lock_error("create the lock file", e))?;
+        let mut file = crate::domain::atomic::open_side_file(
+            &path,
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+        )
+        .map_err(|e| lock_error("create the lock file", e))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {

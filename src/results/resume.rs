@@ -49,7 +49,10 @@ pub struct Journal {
 impl Journal {
     /// Opens (or creates) the journal for appending.
     pub fn open(path: &Path) -> io::Result<Journal> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = crate::domain::atomic::open_side_file(
+            path,
+            OpenOptions::new().create(true).append(true),
+        )?;
         Ok(Journal {
             file,
             pending: String::new(),

@@ -183,7 +183,14 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
     // Started empty: a resume has just dropped the earlier ones' rows from the file.
     let unread_log = match &unread_file {
         Some(path) => Some(BufWriter::new(
-            File::create(path).map_err(|e| output_error(path, e))?,
+            crate::domain::atomic::open_side_file(
+                path,
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true),
+            )
+            .map_err(|e| output_error(path, e))?,
         )),
         None => None,
     };
