@@ -1,45 +1,26 @@
-//! `pc-qualify login`: the interactive sign-in that produces the first refresh token.
-//!
-//! Two flows against the Microsoft identity platform's v2.0 endpoints
-//! (`{authority}/{tenant}/oauth2/v2.0/{authorize,devicecode,token}`), both asking for
-//! `{resource}/user_impersonation offline_access`:
-//! - authorization code with PKCE (S256) on a loopback redirect `http://localhost:PORT`, with the
-//!   `state` checked (RFC 6749, RFC 7636, RFC 8252);
-//! - device authorization (RFC 8628), for machines without a browser.
+//! `pc-qualify login`: the interactive sign-in that produces the first refresh token. This file
+//! holds what both flows share: the flags and their checks, the errors, the token endpoint's
+//! answer and the token file; the flows are `browser` (PKCE on a loopback redirect) and `device`
+//! (RFC 8628), both on the v2.0 endpoints asking for `{resource}/user_impersonation offline_access`.
 //!
 //! The refresh token goes to the token file (atomically, mode 0600) and nowhere else.
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+mod browser;
+mod device;
 
-use base64::Engine as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use sha2::Digest as _;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 use crate::partner_center::api::sanitize;
-use crate::partner_center::cloud::checked_url;
-use crate::partner_center::cloud::Cloud;
+use crate::partner_center::auth;
+use crate::partner_center::cloud::{checked_url, Cloud};
 use crate::partner_center::retry::describe_transport_error;
 use crate::partner_center::PartnerCenterError;
 
-/// How long the browser flow waits for the redirect back before giving up.
-const BROWSER_WAIT: Duration = Duration::from_secs(600);
-/// Polling interval when the device authorization answer names none (RFC 8628 section 3.2).
-const DEFAULT_INTERVAL: u64 = 5;
-/// RFC 8628 section 3.5: each `slow_down` adds five seconds.
-const SLOW_DOWN_STEP: u64 = 5;
-/// A polling interval or code lifetime beyond these is the service's mistake; it is capped.
-const MAX_INTERVAL: u64 = 300;
-const MAX_EXPIRES: u64 = 24 * 3600;
-/// Network failures in a row tolerated while polling before giving up.
-const MAX_POLL_FAILURES: u32 = 3;
-/// Request heads on the loopback listener larger than this are not a browser's redirect.
-const MAX_REQUEST_HEAD: usize = 16 * 1024;
-
-/// The grant type of a device-code poll (RFC 8628 section 3.4).
+/// The grant type of a device-code poll (RFC 8628 section 3.4); the simulator answers it too.
 pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// Flags of `login`.
@@ -52,12 +33,7 @@ pub struct LoginArgs {
     #[arg(long)]
     pub no_browser: bool,
     /// The partner's tenant id or domain
-    #[arg(
-        long,
-        env = "PC_TENANT_ID",
-        hide_env_values = true,
-        value_name = "TENANT"
-    )]
+    #[arg(long, env = "PC_TENANT_ID", hide_env_values = true)] // clap shows it as <TENANT>
     pub tenant: Option<String>,
     /// The app registration's client id
     #[arg(long, env = "PC_CLIENT_ID", hide_env_values = true, value_name = "ID")]
@@ -277,22 +253,17 @@ impl Login {
             .is_ok_and(|url| crate::partner_center::cloud::is_loopback(&url));
         let http = crate::partner_center::client::http_client(Duration::from_secs(30), 1, local)
             .map_err(LoginError::HttpClient)?;
+        let unwritable = |source| LoginError::TokenFile {
+            path: self.token_file.clone(),
+            source,
+        };
         // Before anyone signs in: a token that cannot be saved would waste the (MFA) sign-in.
-        crate::partner_center::auth::check_token_file_writable(&self.token_file).map_err(
-            |source| LoginError::TokenFile {
-                path: self.token_file.clone(),
-                source,
-            },
-        )?;
+        auth::check_token_file_writable(&self.token_file).map_err(unwritable)?;
         let refresh = match self.flow {
             Flow::DeviceCode => self.device_code(&http).await?,
             Flow::Browser { open } => self.browser(&http, open).await?,
         };
-        crate::partner_center::auth::write_token_file(&self.token_file, refresh.expose_secret())
-            .map_err(|source| LoginError::TokenFile {
-                path: self.token_file.clone(),
-                source,
-            })?;
+        auth::write_token_file(&self.token_file, refresh.expose_secret()).map_err(unwritable)?;
         Ok(&self.token_file)
     }
 
@@ -334,191 +305,6 @@ impl Login {
             })?;
         Ok((status, body))
     }
-
-    // ---- device authorization (RFC 8628) ----
-
-    async fn device_code(&self, http: &reqwest::Client) -> Result<SecretString, LoginError> {
-        let url = self.endpoint("devicecode");
-        let form = vec![
-            ("client_id", self.client_id.clone()),
-            ("scope", self.scope()),
-        ];
-        let (status, body) = self.post(http, &url, &form).await?;
-        let answer: DeviceAnswer = match serde_json::from_slice(&body) {
-            Ok(answer) => answer,
-            Err(_) => {
-                return Err(refusal("devicecode endpoint", status, &body).unwrap_or(
-                    LoginError::Unexpected {
-                        endpoint: "devicecode endpoint",
-                        status,
-                        what: "a body that is not a device authorization answer",
-                    },
-                ))
-            }
-        };
-        let (Some(device_code), true) = (answer.device_code, (200..300).contains(&status)) else {
-            return Err(refusal("devicecode endpoint", status, &body).unwrap_or(
-                LoginError::Unexpected {
-                    endpoint: "devicecode endpoint",
-                    status,
-                    what: "no device_code",
-                },
-            ));
-        };
-        let device_code = SecretString::from(device_code);
-        let message = answer.message.map(|m| sanitize(&m)).unwrap_or_else(|| {
-            format!(
-                "To sign in, open {} and enter the code {}.",
-                answer
-                    .verification_uri
-                    .as_deref()
-                    .unwrap_or("the verification page"),
-                answer
-                    .user_code
-                    .as_deref()
-                    .unwrap_or("shown by the service"),
-            )
-        });
-        eprintln!("{message}");
-        eprintln!("pc-qualify: waiting for the sign-in to finish (Ctrl-C to give up)...");
-        let mut interval = answer
-            .interval
-            .as_ref()
-            .and_then(crate::partner_center::auth::lifetime_secs)
-            .unwrap_or(DEFAULT_INTERVAL)
-            .clamp(1, MAX_INTERVAL);
-        let expires = answer
-            .expires_in
-            .as_ref()
-            .and_then(crate::partner_center::auth::lifetime_secs)
-            .unwrap_or(900)
-            .min(MAX_EXPIRES);
-        let deadline = Instant::now().checked_add(Duration::from_secs(expires));
-        let token_url = self.endpoint("token");
-        let mut form = self.client_fields();
-        form.push(("grant_type", DEVICE_CODE_GRANT.to_string()));
-        form.push(("device_code", device_code.expose_secret().to_string()));
-        let mut failures = 0;
-        loop {
-            tokio::time::sleep(Duration::from_secs(interval)).await;
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(LoginError::Expired {
-                    error: format!("the code's {expires} s ran out"),
-                });
-            }
-            let (status, body) = match self.post(http, &token_url, &form).await {
-                Ok(answer) => {
-                    failures = 0;
-                    answer
-                }
-                Err(err) => {
-                    failures += 1;
-                    if failures >= MAX_POLL_FAILURES {
-                        return Err(err);
-                    }
-                    tracing::warn!(error = %err, "polling the token endpoint failed; trying again");
-                    continue;
-                }
-            };
-            let answer: TokenAnswer = serde_json::from_slice(&body).unwrap_or_default();
-            match answer.error.as_deref() {
-                None => return refresh_token_of(status, answer, &body),
-                Some("authorization_pending") => {
-                    tracing::debug!("authorization pending");
-                }
-                Some("slow_down") => {
-                    interval = interval.saturating_add(SLOW_DOWN_STEP).min(MAX_INTERVAL);
-                    tracing::info!(
-                        interval_s = interval,
-                        "the service asked to poll less often"
-                    );
-                }
-                Some(error @ ("authorization_declined" | "access_denied")) => {
-                    return Err(LoginError::Declined {
-                        error: error.to_string(),
-                    })
-                }
-                Some(error @ ("expired_token" | "code_expired")) => {
-                    return Err(LoginError::Expired {
-                        error: error.to_string(),
-                    })
-                }
-                Some(_) => {
-                    return Err(refusal("token endpoint", status, &body).unwrap_or(
-                        LoginError::Unexpected {
-                            endpoint: "token endpoint",
-                            status,
-                            what: "an error",
-                        },
-                    ))
-                }
-            }
-        }
-    }
-
-    // ---- authorization code with PKCE on a loopback redirect ----
-
-    async fn browser(
-        &self,
-        http: &reqwest::Client,
-        open: bool,
-    ) -> Result<SecretString, LoginError> {
-        let listener = TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .map_err(LoginError::Loopback)?;
-        let port = listener.local_addr().map_err(LoginError::Loopback)?.port();
-        // `localhost` may resolve to ::1 first in the browser; listen there too when possible.
-        let listener_v6 = TcpListener::bind(("::1", port)).await.ok();
-        let redirect_uri = format!("http://localhost:{port}");
-        let verifier = random_urlsafe();
-        let challenge = pkce_challenge(&verifier);
-        let state = random_urlsafe();
-        let mut url =
-            reqwest::Url::parse(&self.endpoint("authorize")).map_err(LoginError::AuthorizeUrl)?;
-        url.query_pairs_mut()
-            .append_pair("client_id", &self.client_id)
-            .append_pair("response_type", "code")
-            .append_pair("redirect_uri", &redirect_uri)
-            .append_pair("response_mode", "query")
-            .append_pair("scope", &self.scope())
-            .append_pair("state", state.expose_secret())
-            .append_pair("code_challenge", &challenge)
-            .append_pair("code_challenge_method", "S256");
-        eprintln!("pc-qualify: sign in with your browser at this address:\n\n  {url}\n");
-        if open {
-            if let Err(e) = webbrowser::open(url.as_str()) {
-                eprintln!(
-                    "pc-qualify: could not open a browser ({e}); open the address above yourself"
-                );
-            }
-        }
-        eprintln!("pc-qualify: waiting for the sign-in to come back to {redirect_uri} (Ctrl-C to give up)...");
-        let code = tokio::time::timeout(
-            BROWSER_WAIT,
-            wait_for_redirect(&listener, listener_v6.as_ref(), &state),
-        )
-        .await
-        .map_err(|_| LoginError::BrowserTimeout(BROWSER_WAIT))??;
-        let mut form = self.client_fields();
-        form.push(("grant_type", "authorization_code".to_string()));
-        form.push(("code", code.expose_secret().to_string()));
-        form.push(("redirect_uri", redirect_uri));
-        form.push(("code_verifier", verifier.expose_secret().to_string()));
-        form.push(("scope", self.scope()));
-        let (status, body) = self.post(http, &self.endpoint("token"), &form).await?;
-        let answer: TokenAnswer = serde_json::from_slice(&body).unwrap_or_default();
-        refresh_token_of(status, answer, &body)
-    }
-}
-
-#[derive(Deserialize)]
-struct DeviceAnswer {
-    device_code: Option<String>,
-    user_code: Option<String>,
-    verification_uri: Option<String>,
-    expires_in: Option<serde_json::Value>,
-    interval: Option<serde_json::Value>,
-    message: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -535,13 +321,7 @@ fn refresh_token_of(
     body: &[u8],
 ) -> Result<SecretString, LoginError> {
     if !(200..300).contains(&status) || answer.error.is_some() || answer.access_token.is_none() {
-        return Err(
-            refusal("token endpoint", status, body).unwrap_or(LoginError::Unexpected {
-                endpoint: "token endpoint",
-                status,
-                what: "no access token",
-            }),
-        );
+        return Err(refusal("token endpoint", status, body, "no access token"));
     }
     answer
         .refresh_token
@@ -550,166 +330,31 @@ fn refresh_token_of(
         .ok_or(LoginError::NoRefreshToken)
 }
 
-/// An OAuth error answer as a [`LoginError::Refused`], when the body is one.
-fn refusal(endpoint: &'static str, status: u16, body: &[u8]) -> Option<LoginError> {
+/// An OAuth error answer as a [`LoginError::Refused`]; any other body as
+/// [`LoginError::Unexpected`], `what` saying what was wrong with it.
+fn refusal(endpoint: &'static str, status: u16, body: &[u8], what: &'static str) -> LoginError {
     #[derive(Deserialize)]
     struct ErrorAnswer {
         error: String,
         error_description: Option<String>,
     }
-    let answer: ErrorAnswer = serde_json::from_slice(body).ok()?;
-    Some(LoginError::Refused {
+    let Ok(answer) = serde_json::from_slice::<ErrorAnswer>(body) else {
+        return LoginError::Unexpected {
+            endpoint,
+            status,
+            what,
+        };
+    };
+    LoginError::Refused {
         endpoint,
         status,
         error: sanitize(&answer.error),
         description: first_line(answer.error_description.as_deref().unwrap_or("")),
-    })
+    }
 }
 
 fn first_line(text: &str) -> String {
     sanitize(text.lines().next().unwrap_or("").trim())
-}
-
-/// 32 bytes from the operating system's generator (two v4 UUIDs: 244 random bits), base64url:
-/// 43 characters, RFC 7636's minimum verifier length, and plenty for `state`.
-fn random_urlsafe() -> SecretString {
-    let mut bytes = [0u8; 32];
-    bytes[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    bytes[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    SecretString::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
-}
-
-/// RFC 7636 S256: `BASE64URL(SHA256(ASCII(code_verifier)))`.
-fn pkce_challenge(verifier: &SecretString) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(sha2::Sha256::digest(verifier.expose_secret().as_bytes()))
-}
-
-/// What one request to the loopback listener came to.
-enum Redirect {
-    /// Not the redirect (a favicon, a probe): answered 404, keep waiting.
-    Other,
-    /// The redirect, with its outcome.
-    Done(Result<SecretString, LoginError>),
-}
-
-/// Serves the loopback listeners until the redirect arrives.
-async fn wait_for_redirect(
-    v4: &TcpListener,
-    v6: Option<&TcpListener>,
-    state: &SecretString,
-) -> Result<SecretString, LoginError> {
-    loop {
-        let accepted = match v6 {
-            Some(v6) => tokio::select! {
-                a = v4.accept() => a,
-                a = v6.accept() => a,
-            },
-            None => v4.accept().await,
-        };
-        let Ok((stream, _)) = accepted else {
-            continue;
-        };
-        // A stalled connection must not block the real redirect for long.
-        match tokio::time::timeout(Duration::from_secs(10), answer_redirect(stream, state)).await {
-            Ok(Redirect::Done(result)) => return result,
-            Ok(Redirect::Other) | Err(_) => continue,
-        }
-    }
-}
-
-async fn answer_redirect(mut stream: TcpStream, state: &SecretString) -> Redirect {
-    let mut head = Vec::with_capacity(1024);
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return Redirect::Other,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-        }
-        if head.len() > MAX_REQUEST_HEAD {
-            return Redirect::Other;
-        }
-    }
-    let text = String::from_utf8_lossy(&head);
-    let target = text
-        .lines()
-        .next()
-        .and_then(|line| {
-            let mut parts = line.split(' ');
-            match (parts.next(), parts.next()) {
-                (Some("GET"), Some(target)) => Some(target.to_string()),
-                _ => None,
-            }
-        })
-        .unwrap_or_default();
-    let Ok(url) = reqwest::Url::parse(&format!("http://localhost{target}")) else {
-        respond(&mut stream, 400, "Bad request.").await;
-        return Redirect::Other;
-    };
-    if url.path() != "/" {
-        respond(&mut stream, 404, "Not found.").await;
-        return Redirect::Other;
-    }
-    let param = |name: &str| {
-        url.query_pairs()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-    };
-    let (code, error) = (param("code"), param("error"));
-    if code.is_none() && error.is_none() {
-        respond(&mut stream, 404, "Not found.").await;
-        return Redirect::Other;
-    }
-    // RFC 6749 section 10.12: only the redirect answering our own request is accepted.
-    if param("state").as_deref() != Some(state.expose_secret()) {
-        respond(
-            &mut stream,
-            400,
-            "This sign-in did not start here (state mismatch). Nothing was saved; close this tab.",
-        )
-        .await;
-        return Redirect::Done(Err(LoginError::StateMismatch));
-    }
-    if let Some(error) = error {
-        respond(
-            &mut stream,
-            400,
-            "The sign-in did not succeed; see the terminal. You can close this tab.",
-        )
-        .await;
-        return Redirect::Done(Err(if error == "access_denied" {
-            LoginError::Declined { error }
-        } else {
-            LoginError::Authorize {
-                error: sanitize(&error),
-                description: first_line(&param("error_description").unwrap_or_default()),
-            }
-        }));
-    }
-    respond(
-        &mut stream,
-        200,
-        "Signed in. pc-qualify is saving the refresh token; you can close this tab.",
-    )
-    .await;
-    Redirect::Done(Ok(SecretString::from(code.unwrap_or_default())))
-}
-
-async fn respond(stream: &mut TcpStream, status: u16, text: &str) {
-    let reason = match status {
-        200 => "OK",
-        404 => "Not Found",
-        _ => "Bad Request",
-    };
-    let body = format!(
-        "<!doctype html><html><head><title>pc-qualify</title></head><body><p>{text}</p></body></html>"
-    );
-    let answer = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = stream.write_all(answer.as_bytes()).await;
-    let _ = stream.shutdown().await;
 }
 
 #[cfg(test)]
@@ -743,26 +388,6 @@ mod tests {
             PartnerCenterError::Login(authorize).chain(),
             "login failed: --authority: relative URL without a base"
         );
-    }
-
-    #[test]
-    fn the_pkce_challenge_is_rfc_7636_s256() {
-        // Expected value computed independently:
-        // base64.urlsafe_b64encode(hashlib.sha256(verifier).digest()).rstrip(b"=") in Python.
-        let verifier =
-            SecretString::from("dBjftJeZ4CVP-mJ92IZD-uR4MzZqUE2mBMXD6ku8NuM".to_string());
-        assert_eq!(
-            pkce_challenge(&verifier),
-            "pD5jntlL_5vszsQvXUQ2EkuB8jXw4v9OAMMaJURpDuI"
-        );
-        let a = random_urlsafe();
-        let b = random_urlsafe();
-        assert_eq!(a.expose_secret().len(), 43);
-        assert_ne!(a.expose_secret(), b.expose_secret());
-        assert!(a
-            .expose_secret()
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
     }
 
     #[test]

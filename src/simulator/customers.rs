@@ -180,7 +180,7 @@ pub(crate) async fn list_customers(
         Some(action) => {
             let retry_after_secs = shared.settings.retry_after_secs;
             let answer = list_page(shared, query, headers);
-            super::routes::apply_fault(action, retry_after_secs, answer).await
+            super::faults::apply_fault(action, retry_after_secs, answer).await
         }
         None => list_page(shared, query, headers).await,
     }

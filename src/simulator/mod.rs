@@ -5,8 +5,10 @@
 //! connection needs the service to fail: hyper then closes the socket without writing a response.
 
 mod customers;
+mod faults;
 mod oauth;
 mod parse;
+mod qualifications;
 mod quota;
 mod redact;
 mod routes;
@@ -37,11 +39,11 @@ use tokio::task::JoinHandle;
 use crate::domain::model::{CustomerId, QualificationRecord};
 use crate::partner_center::cloud::Cloud;
 pub use customers::{CustomerProfile, DEFAULT_PAGE_CAP};
+use faults::DropConnection;
 pub use oauth::{DevicePoll, UnknownDevicePoll, DEVICE_CODE_GRANT};
 pub use parse::{parse_preload, parse_script, DelayError, Preload, ScriptError};
 pub use quota::{parse_change as parse_throttle_change, RateChange, RateChangeError};
 pub use redact::token_fingerprint;
-use routes::DropConnection;
 pub use shapes::{AnswerShape, UnknownAnswerShape};
 use state::Shared;
 

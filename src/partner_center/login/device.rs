@@ -1,0 +1,145 @@
+//! The device authorization flow of `pc-qualify login` (RFC 8628), for machines without a
+//! browser: ask for a code, show it, then poll the token endpoint until the user has signed in.
+
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::{refresh_token_of, refusal, Login, LoginError, TokenAnswer, DEVICE_CODE_GRANT};
+use crate::partner_center::api::sanitize;
+use crate::partner_center::auth::lifetime_secs;
+
+/// Polling interval when the device authorization answer names none (RFC 8628 section 3.2).
+const DEFAULT_INTERVAL: u64 = 5;
+/// RFC 8628 section 3.5: each `slow_down` adds five seconds.
+const SLOW_DOWN_STEP: u64 = 5;
+/// A polling interval or code lifetime beyond these is the service's mistake; it is capped.
+const MAX_INTERVAL: u64 = 300;
+const MAX_EXPIRES: u64 = 24 * 3600;
+/// Network failures in a row tolerated while polling before giving up.
+const MAX_POLL_FAILURES: u32 = 3;
+
+#[derive(Deserialize)]
+struct DeviceAnswer {
+    device_code: Option<String>,
+    user_code: Option<String>,
+    verification_uri: Option<String>,
+    expires_in: Option<serde_json::Value>,
+    interval: Option<serde_json::Value>,
+    message: Option<String>,
+}
+
+impl Login {
+    pub(super) async fn device_code(
+        &self,
+        http: &reqwest::Client,
+    ) -> Result<SecretString, LoginError> {
+        let url = self.endpoint("devicecode");
+        let form = vec![
+            ("client_id", self.client_id.clone()),
+            ("scope", self.scope()),
+        ];
+        let (status, body) = self.post(http, &url, &form).await?;
+        let answer: DeviceAnswer = match serde_json::from_slice(&body) {
+            Ok(answer) => answer,
+            Err(_) => {
+                return Err(refusal(
+                    "devicecode endpoint",
+                    status,
+                    &body,
+                    "a body that is not a device authorization answer",
+                ))
+            }
+        };
+        let (Some(device_code), true) = (answer.device_code, (200..300).contains(&status)) else {
+            return Err(refusal(
+                "devicecode endpoint",
+                status,
+                &body,
+                "no device_code",
+            ));
+        };
+        let device_code = SecretString::from(device_code);
+        let message = answer.message.map(|m| sanitize(&m)).unwrap_or_else(|| {
+            format!(
+                "To sign in, open {} and enter the code {}.",
+                answer
+                    .verification_uri
+                    .as_deref()
+                    .unwrap_or("the verification page"),
+                answer
+                    .user_code
+                    .as_deref()
+                    .unwrap_or("shown by the service"),
+            )
+        });
+        eprintln!("{message}");
+        eprintln!("pc-qualify: waiting for the sign-in to finish (Ctrl-C to give up)...");
+        let mut interval = answer
+            .interval
+            .as_ref()
+            .and_then(lifetime_secs)
+            .unwrap_or(DEFAULT_INTERVAL)
+            .clamp(1, MAX_INTERVAL);
+        let expires = answer
+            .expires_in
+            .as_ref()
+            .and_then(lifetime_secs)
+            .unwrap_or(900)
+            .min(MAX_EXPIRES);
+        let deadline = Instant::now().checked_add(Duration::from_secs(expires));
+        let token_url = self.endpoint("token");
+        let mut form = self.client_fields();
+        form.push(("grant_type", DEVICE_CODE_GRANT.to_string()));
+        form.push(("device_code", device_code.expose_secret().to_string()));
+        let mut failures = 0;
+        loop {
+            tokio::time::sleep(Duration::from_secs(interval)).await;
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(LoginError::Expired {
+                    error: format!("the code's {expires} s ran out"),
+                });
+            }
+            let (status, body) = match self.post(http, &token_url, &form).await {
+                Ok(answer) => {
+                    failures = 0;
+                    answer
+                }
+                Err(err) => {
+                    failures += 1;
+                    if failures >= MAX_POLL_FAILURES {
+                        return Err(err);
+                    }
+                    tracing::warn!(error = %err, "polling the token endpoint failed; trying again");
+                    continue;
+                }
+            };
+            let answer: TokenAnswer = serde_json::from_slice(&body).unwrap_or_default();
+            match answer.error.as_deref() {
+                None => return refresh_token_of(status, answer, &body),
+                Some("authorization_pending") => {
+                    tracing::debug!("authorization pending");
+                }
+                Some("slow_down") => {
+                    interval = interval.saturating_add(SLOW_DOWN_STEP).min(MAX_INTERVAL);
+                    tracing::info!(
+                        interval_s = interval,
+                        "the service asked to poll less often"
+                    );
+                }
+                Some(error @ ("authorization_declined" | "access_denied")) => {
+                    return Err(LoginError::Declined {
+                        error: error.to_string(),
+                    })
+                }
+                Some(error @ ("expired_token" | "code_expired")) => {
+                    return Err(LoginError::Expired {
+                        error: error.to_string(),
+                    })
+                }
+                Some(_) => return Err(refusal("token endpoint", status, &body, "an error")),
+            }
+        }
+    }
+}

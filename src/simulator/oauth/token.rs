@@ -1,0 +1,128 @@
+//! The token endpoints: v1 `POST /{tenant}/oauth2/token` (the refresh-token grant a run uses)
+//! and v2 `POST /{tenant}/oauth2/v2.0/token` (the grants of `pc-qualify login`, and refresh).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::authorize::redeem_code;
+use super::device::poll_device;
+use super::DEVICE_CODE_GRANT;
+use super::{aad_error, check_client, check_scope, field, required, token_request, wrong_resource};
+use crate::simulator::state::Shared;
+
+/// `POST /{tenant}/oauth2/token` (v1): only the refresh-token grant, for the `resource`.
+pub(crate) async fn token_v1(
+    State(shared): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Response> {
+    let fields = token_request(&shared, &tenant, &headers, &body).await?;
+    let field = |name: &str| field(&fields, name);
+    let grant_type = required(&fields, "grant_type")?;
+    if grant_type != "refresh_token" {
+        return Err(unsupported_grant(grant_type));
+    }
+    check_client(&shared, &tenant, field("client_id"), field("client_secret"))?;
+    let refresh_token = required(&fields, "refresh_token")?;
+    let resource = shared.oauth.resource();
+    match required(&fields, "resource")? {
+        r if r == resource => {}
+        other => return Err(wrong_resource(&tenant, other)),
+    }
+    check_refresh_token(&shared, refresh_token)?;
+
+    let (access_token, new_refresh) = shared.issue_tokens();
+    let ttl = shared.settings.token_ttl.as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let expires_in = match shared.token_expires_in {
+        Some(figure) => json!(figure),
+        None => json!(ttl.to_string()),
+    };
+    let body = json!({
+        "token_type": "Bearer",
+        "scope": "user_impersonation",
+        "expires_in": expires_in,
+        "ext_expires_in": ttl.to_string(),
+        "expires_on": now.saturating_add(ttl).to_string(),
+        "not_before": now.to_string(),
+        "resource": resource,
+        "access_token": access_token,
+        "refresh_token": new_refresh,
+        // An unsigned JWT ({"alg":"none"}) naming the sandbox user; nothing checks it.
+        "id_token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJub25lIn0.eyJhdWQiOiIwMDAwMDAwMC01YTlkLTRiMGMtOGUxMS01YTlkYjBjOGUxMTEiLCJpc3MiOiJodHRwczovL3N0cy53aW5kb3dzLm5ldC9zYW5kYm94LyIsInVwbiI6ImFkbWluQHNhbmRib3gub25taWNyb3NvZnQuY29tIn0.",
+    });
+    Ok((StatusCode::OK, Json(body)).into_response())
+}
+
+/// `POST /{tenant}/oauth2/v2.0/token`: the refresh-token, authorization-code and device-code
+/// grants, for a `scope`.
+pub(crate) async fn token_v2(
+    State(shared): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Response> {
+    let fields = token_request(&shared, &tenant, &headers, &body).await?;
+    let get = |name: &str| field(&fields, name);
+    let grant_type = required(&fields, "grant_type")?;
+    check_client(&shared, &tenant, get("client_id"), get("client_secret"))?;
+    let client_id = get("client_id").unwrap_or_default();
+    let scope = match grant_type {
+        "refresh_token" => {
+            let refresh_token = required(&fields, "refresh_token")?;
+            let scope = required(&fields, "scope")?;
+            check_refresh_token(&shared, refresh_token)?;
+            scope.to_string()
+        }
+        "authorization_code" => redeem_code(&shared, client_id, &fields)?,
+        DEVICE_CODE_GRANT => poll_device(&shared, client_id, &fields)?,
+        other => return Err(unsupported_grant(other)),
+    };
+    let offline = check_scope(&shared, &tenant, &scope)?;
+    let (access_token, refresh_token) = shared.issue_tokens();
+    let ttl = shared.settings.token_ttl.as_secs();
+    let mut body = json!({
+        "token_type": "Bearer",
+        "scope": format!("{}/user_impersonation", shared.oauth.resource()),
+        // A test's figure (absurd ones included) in place of the lifetime, as on v1.
+        "expires_in": shared.token_expires_in.unwrap_or(ttl),
+        "ext_expires_in": ttl,
+        "access_token": access_token,
+    });
+    // As in Entra ID: a refresh token only for `offline_access`.
+    if offline {
+        body["refresh_token"] = json!(refresh_token);
+    }
+    Ok((StatusCode::OK, Json(body)).into_response())
+}
+
+fn unsupported_grant(grant_type: &str) -> Response {
+    aad_error(
+        StatusCode::BAD_REQUEST,
+        "unsupported_grant_type",
+        70003,
+        &format!("The app requested an unsupported grant type '{grant_type}'."),
+    )
+}
+
+/// A refresh token this simulator issued and has not revoked (v1 and v2 alike).
+fn check_refresh_token(shared: &Shared, refresh_token: &str) -> Result<(), Response> {
+    if shared.refresh_token_valid(refresh_token) {
+        return Ok(());
+    }
+    Err(aad_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+        70000,
+        "Provided grant is invalid or malformed. The refresh token was not issued to this application or has been revoked.",
+    ))
+}

@@ -1,0 +1,366 @@
+//! The customer qualification routes: listing a customer's qualifications, the partner's
+//! validation codes, and creating a qualification under the 2021 and 2022 request contracts,
+//! refused as the service refuses.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{Map, Value};
+
+use super::parse::form_decode;
+use super::routes::{content_type_is, pc_error};
+use super::shapes;
+use super::state::{CreateOutcome, ReadOutcome, Shared, Standing};
+use crate::domain::model::{CustomerId, EducationSegment, Qualification};
+
+/// Error codes this simulator answers with; the real ones are undocumented beyond a few examples.
+mod codes {
+    pub const INVALID_CUSTOMER_ID: u32 = 900118;
+    pub const TENANT_NOT_FOUND: u32 = 60003;
+    pub const NO_RELATIONSHIP: u32 = 20002;
+    pub const MALFORMED_BODY: u32 = 900101;
+    pub const INVALID_QUALIFICATION: u32 = 600030;
+    pub const INVALID_SEGMENT: u32 = 600031;
+    pub const UNEXPECTED_FIELD: u32 = 600032;
+    pub const UNEXPECTED_QUERY: u32 = 600033;
+    pub const CONTRACT_RETIRED: u32 = 600034;
+    pub const INVALID_WEBSITE: u32 = 600035;
+    pub const INVALID_VALIDATION_CODE: u32 = 600039;
+    pub const VETTING_EXHAUSTED: u32 = 600040;
+    pub const ALREADY_EXISTS: u32 = 600041;
+    pub const NO_REMAINING_CREATES: u32 = 600042;
+    pub const UNSUPPORTED_MEDIA_TYPE: u32 = 415;
+}
+
+/// The customer of `/v1/customers/{id}/...`, its raw segment read from the URI so that an id axum
+/// cannot percent-decode still gets the service's 400 body rather than a plain-text rejection.
+#[allow(clippy::result_large_err)] // the `Err` is the answer itself, sent once: boxing is noise
+fn customer(uri: &Uri) -> Result<CustomerId, Response> {
+    let id = uri.path().split('/').nth(3).unwrap_or_default();
+    CustomerId::parse(id).ok_or_else(|| {
+        pc_error(
+            StatusCode::BAD_REQUEST,
+            codes::INVALID_CUSTOMER_ID,
+            format!("The customer id '{id}' is invalid: expected a GUID."),
+        )
+    })
+}
+
+fn tenant_not_found(id: CustomerId) -> Response {
+    pc_error(
+        StatusCode::NOT_FOUND,
+        codes::TENANT_NOT_FOUND,
+        format!("Tenant not found: {id}."),
+    )
+}
+
+fn no_relationship() -> Response {
+    pc_error(
+        StatusCode::FORBIDDEN,
+        codes::NO_RELATIONSHIP,
+        "No relationship between caller and account.",
+    )
+}
+
+pub(super) async fn list_qualifications(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+) -> Result<Response, Response> {
+    let id = customer(&uri)?;
+    Ok(match shared.read(id) {
+        ReadOutcome::Records(records) => shapes::list(shared.settings.answer_shape, records),
+        ReadOutcome::NotFound => tenant_not_found(id),
+        ReadOutcome::NoRelationship => no_relationship(),
+    })
+}
+
+pub(super) async fn list_validations(State(shared): State<Arc<Shared>>) -> Response {
+    (StatusCode::OK, Json(shared.validations_json())).into_response()
+}
+
+/// A create request that passed the contract checks.
+#[derive(Debug, PartialEq)]
+struct CreateRequest {
+    qualification: Qualification,
+    validation_code: Option<String>,
+}
+
+/// A 400 answer: the service's code and what is wrong.
+#[derive(Debug)]
+struct Reject(u32, String);
+
+pub(super) async fn create_qualification(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Response> {
+    let id = customer(&uri)?;
+    match shared.standing(id) {
+        Standing::NotFound => return Err(tenant_not_found(id)),
+        Standing::NoRelationship => return Err(no_relationship()),
+        Standing::Active => {}
+    }
+    if !content_type_is(&headers, "application/json") {
+        return Err(pc_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            codes::UNSUPPORTED_MEDIA_TYPE,
+            "The request's Content-Type must be application/json.",
+        ));
+    }
+    let request = validate_body(&body, query.as_deref(), shared.settings.require_2022).map_err(
+        |Reject(code, description)| pc_error(StatusCode::BAD_REQUEST, code, description),
+    )?;
+    if let Some(code) = &request.validation_code {
+        if !shared.validation_known(code) {
+            return Err(pc_error(
+                StatusCode::BAD_REQUEST,
+                codes::INVALID_VALIDATION_CODE,
+                format!(
+                    "The validation code '{code}' does not match any of the partner's validations."
+                ),
+            ));
+        }
+    }
+    let name = request.qualification.as_str();
+    Ok(match shared.create(id, request.qualification, request.validation_code.as_deref()) {
+        CreateOutcome::Created(record) => shapes::created(shared.settings.answer_shape, record),
+        CreateOutcome::AlreadyHeld => pc_error(
+            StatusCode::CONFLICT,
+            codes::ALREADY_EXISTS,
+            format!("Customer already has the {name} qualification."),
+        ),
+        CreateOutcome::Exhausted => pc_error(
+            StatusCode::BAD_REQUEST,
+            codes::VETTING_EXHAUSTED,
+            format!("Vetting attempts exhausted: the {name} qualification may be requested at most 3 times per customer."),
+        ),
+        CreateOutcome::NoRemainingCreates => pc_error(
+            StatusCode::BAD_REQUEST,
+            codes::NO_REMAINING_CREATES,
+            format!(
+                "There are no remaining creates for validation code '{}'.",
+                request.validation_code.as_deref().unwrap_or_default()
+            ),
+        ),
+        CreateOutcome::NotFound => tenant_not_found(id),
+        CreateOutcome::NoRelationship => no_relationship(),
+    })
+}
+
+/// Checks a create body and query against the 2021 and 2022 contracts.
+fn validate_body(
+    body: &[u8],
+    query: Option<&str>,
+    require_2022: bool,
+) -> Result<CreateRequest, Reject> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        Reject(
+            codes::MALFORMED_BODY,
+            format!("The request body is not valid JSON: {e}."),
+        )
+    })?;
+    let Value::Object(object) = value else {
+        return Err(Reject(
+            codes::MALFORMED_BODY,
+            "The request body must be a JSON object.".into(),
+        ));
+    };
+    let query = query.filter(|q| !q.is_empty());
+    if object.contains_key("Qualification") {
+        if require_2022 {
+            return Err(Reject(
+                codes::CONTRACT_RETIRED,
+                "The {\"Qualification\": ...} request contract is no longer supported; send {\"qualification\": ..., \"educationSegment\": ...}.".into(),
+            ));
+        }
+        validate_2021(&object, query)
+    } else {
+        validate_2022(&object, query)
+    }
+}
+
+fn validate_2021(
+    object: &Map<String, Value>,
+    query: Option<&str>,
+) -> Result<CreateRequest, Reject> {
+    if let Some(key) = object.keys().find(|k| *k != "Qualification") {
+        return Err(Reject(
+            codes::UNEXPECTED_FIELD,
+            format!(
+                "Unexpected field '{key}': a body with 'Qualification' may contain nothing else."
+            ),
+        ));
+    }
+    let qualification = qualification_value(object.get("Qualification"), "Qualification")?;
+    let validation_code = if qualification == Qualification::GovernmentCommunityCloud {
+        let pairs = query.map(form_decode).unwrap_or_default();
+        if let Some((key, _)) = pairs.iter().find(|(k, _)| k != "code") {
+            return Err(Reject(
+                codes::UNEXPECTED_QUERY,
+                format!("Unexpected query parameter '{key}'."),
+            ));
+        }
+        let code = pairs.into_iter().map(|(_, v)| v).next().ok_or_else(|| {
+            Reject(
+                codes::INVALID_VALIDATION_CODE,
+                "The 'code' query parameter (validation code) is required for GovernmentCommunityCloud.".into(),
+            )
+        })?;
+        if code.is_empty() || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Reject(
+                codes::INVALID_VALIDATION_CODE,
+                format!("The validation code '{code}' is invalid: it must be a number."),
+            ));
+        }
+        Some(code)
+    } else {
+        if let Some(q) = query {
+            return Err(Reject(
+                codes::UNEXPECTED_QUERY,
+                format!("Query parameters are not allowed for {qualification}: '{q}'."),
+            ));
+        }
+        None
+    };
+    Ok(CreateRequest {
+        qualification,
+        validation_code,
+    })
+}
+
+fn validate_2022(
+    object: &Map<String, Value>,
+    query: Option<&str>,
+) -> Result<CreateRequest, Reject> {
+    if let Some(q) = query {
+        return Err(Reject(
+            codes::UNEXPECTED_QUERY,
+            format!("Query parameters are not allowed on this request: '{q}'."),
+        ));
+    }
+    const KEYS: [&str; 4] = [
+        "qualification",
+        "educationSegment",
+        "website",
+        "validationCode",
+    ];
+    if let Some(key) = object.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(Reject(
+            codes::UNEXPECTED_FIELD,
+            format!("Unknown field '{key}'; expected qualification, educationSegment, website or validationCode."),
+        ));
+    }
+    // Null fields count as absent, as the service's deserializer treats them.
+    let present = |k: &str| object.get(k).filter(|v| !v.is_null());
+    let qualification = qualification_value(present("qualification"), "qualification")?;
+    let education = qualification == Qualification::Education;
+    let gcc = qualification == Qualification::GovernmentCommunityCloud;
+
+    match present("educationSegment") {
+        None if education => {
+            return Err(Reject(
+                codes::INVALID_SEGMENT,
+                "The field 'educationSegment' is required for Education: K12 or HigherEducation."
+                    .into(),
+            ))
+        }
+        None => {}
+        Some(_) if !education => {
+            return Err(Reject(
+                codes::INVALID_SEGMENT,
+                format!("The field 'educationSegment' is not allowed for {qualification}."),
+            ))
+        }
+        Some(v) => {
+            let ok = v.as_str().is_some_and(|s| {
+                [EducationSegment::K12, EducationSegment::HigherEducation]
+                    .iter()
+                    .any(|seg| seg.as_str() == s)
+            });
+            if !ok {
+                return Err(Reject(
+                    codes::INVALID_SEGMENT,
+                    format!("The field 'educationSegment' has the invalid value {v}; expected K12 or HigherEducation."),
+                ));
+            }
+        }
+    }
+
+    match present("website") {
+        None => {}
+        Some(_) if !education => {
+            return Err(Reject(
+                codes::INVALID_WEBSITE,
+                format!("The field 'website' is not allowed for {qualification}."),
+            ))
+        }
+        Some(Value::String(_)) => {}
+        Some(v) => {
+            return Err(Reject(
+                codes::INVALID_WEBSITE,
+                format!("The field 'website' must be a string, got {v}."),
+            ))
+        }
+    }
+
+    let validation_code = match present("validationCode") {
+        None if gcc => {
+            return Err(Reject(
+                codes::INVALID_VALIDATION_CODE,
+                "The field 'validationCode' is required for GovernmentCommunityCloud.".into(),
+            ))
+        }
+        None => None,
+        Some(_) if !gcc => {
+            return Err(Reject(
+                codes::INVALID_VALIDATION_CODE,
+                format!("The field 'validationCode' is not allowed for {qualification}."),
+            ))
+        }
+        Some(Value::String(code)) => Some(code.clone()),
+        Some(v) => {
+            return Err(Reject(
+                codes::INVALID_VALIDATION_CODE,
+                format!("The field 'validationCode' must be a string, got {v}."),
+            ))
+        }
+    };
+    Ok(CreateRequest {
+        qualification,
+        validation_code,
+    })
+}
+
+fn qualification_value(value: Option<&Value>, field: &str) -> Result<Qualification, Reject> {
+    let Some(value) = value else {
+        return Err(Reject(
+            codes::INVALID_QUALIFICATION,
+            format!("The field '{field}' is required."),
+        ));
+    };
+    let Some(text) = value.as_str() else {
+        return Err(Reject(
+            codes::INVALID_QUALIFICATION,
+            format!("The field '{field}' must be a string, got {value}."),
+        ));
+    };
+    if let Some(q) = Qualification::ALL.into_iter().find(|q| q.as_str() == text) {
+        return Ok(q);
+    }
+    if text == "None" || text == "Nonprofit" {
+        return Err(Reject(
+            codes::INVALID_QUALIFICATION,
+            format!("The qualification '{text}' cannot be set through this API."),
+        ));
+    }
+    Err(Reject(
+        codes::INVALID_QUALIFICATION,
+        format!("Unknown qualification '{text}'; expected Education, GovernmentCommunityCloud or StateOwnedEntity."),
+    ))
+}
