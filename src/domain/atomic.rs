@@ -78,8 +78,13 @@ fn refuse_if_open(path: &Path) -> io::Result<()> {
 /// without following a link planted in its place: in a shared folder another user's
 /// `results.csv.lock -> /some/root-owned/file` would otherwise be written through (and cut
 /// down) when root runs the tool. A symbolic link, or a file with other names (a hard link), is
-/// refused with an error naming it.
-pub(crate) fn open_side_file(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
+/// refused with an error naming it. `options` must not truncate (the checks come after the
+/// open): `empty` empties the file once it is known to be the tool's own.
+pub(crate) fn open_side_file(
+    path: &Path,
+    options: &mut OpenOptions,
+    empty: bool,
+) -> io::Result<File> {
     let refused = |what: &str| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -100,6 +105,9 @@ pub(crate) fn open_side_file(path: &Path, options: &mut OpenOptions) -> io::Resu
         if file.metadata()?.nlink() > 1 {
             return Err(refused("a file with other names (a hard link)"));
         }
+        if empty {
+            file.set_len(0)?;
+        }
         Ok(file)
     }
     #[cfg(not(unix))]
@@ -109,7 +117,11 @@ pub(crate) fn open_side_file(path: &Path, options: &mut OpenOptions) -> io::Resu
         if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
             return Err(refused("a symbolic link"));
         }
-        options.open(path)
+        let file = options.open(path)?;
+        if empty {
+            file.set_len(0)?;
+        }
+        Ok(file)
     }
 }
 
@@ -184,15 +196,12 @@ mod tests {
         let hard = dir.path().join("out.csv.journal");
         std::fs::hard_link(&target, &hard).expect("hard link");
         for planted in [&symlink, &hard] {
-            let err = open_side_file(
-                planted,
-                OpenOptions::new().write(true).create(true).truncate(true),
-            )
-            .expect_err("a link is refused");
+            let err = open_side_file(planted, OpenOptions::new().write(true).create(true), true)
+                .expect_err("a link is refused");
             assert!(err.to_string().contains("never through a link"), "{err}");
         }
         assert_eq!(std::fs::read_to_string(&target).expect("read"), "keep me");
         let own = dir.path().join("own.lock");
-        open_side_file(&own, OpenOptions::new().write(true).create(true)).expect("a new file");
+        open_side_file(&own, OpenOptions::new().write(true).create(true), true).expect("new");
     }
 }

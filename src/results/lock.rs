@@ -87,6 +87,7 @@ pub fn acquire(results: &Path) -> Result<LockGuard, ResultsError> {
                 .write(true)
                 .create(true)
                 .truncate(false),
+            false,
         )
         .map_err(|e| lock_error("create the lock file", e))?;
         match file.try_lock() {

@@ -52,6 +52,7 @@ impl Journal {
         let file = crate::domain::atomic::open_side_file(
             path,
             OpenOptions::new().create(true).append(true),
+            false,
         )?;
         Ok(Journal {
             file,

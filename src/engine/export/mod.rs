@@ -188,7 +188,8 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
                 std::fs::OpenOptions::new()
                     .write(true)
                     .create(true)
-                    .truncate(true),
+                    .truncate(false),
+                true,
             )
             .map_err(|e| output_error(path, e))?,
         )),
