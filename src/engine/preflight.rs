@@ -3,7 +3,6 @@
 
 use std::io::Read;
 
-use crate::domain::model::Qualification;
 use crate::engine::JobError;
 use crate::input::{InputError, InputReader, Record};
 use crate::partner_center::api::{self, Request, ValidationCode};
@@ -94,10 +93,8 @@ pub fn count_gcc_rows<R: Read>(
     let mut count = 0;
     while let Some(record) = reader.next_record() {
         if let Record::Valid(row) = record? {
-            if row.qualification == Qualification::GovernmentCommunityCloud
-                && row.validation_code.as_deref() == Some(code)
-                && !settled(row.index)
-            {
+            // Only rows whose qualification carries a code (GCC) have one.
+            if row.validation_code.as_deref() == Some(code) && !settled(row.index) {
                 count += 1;
             }
         }
