@@ -1,6 +1,7 @@
 //! The qualifications this call can set, defined by one table ([`TABLE`]): names, spellings,
 //! the fields each needs per contract, exclusivity, and what a 403 means. Everything else asks
-//! the table, so a new qualification is a variant, its row, the simulator's rules and the docs.
+//! the table; a new qualification is a variant, its row, the simulator's state, the docs and the
+//! `run` help's literal (a test in `cli/args.rs` compares it with [`listing`]).
 
 use std::fmt::{self, Write as _};
 use std::str::FromStr;

@@ -66,12 +66,11 @@ pub(crate) struct Shared {
     pub token_expires_in: Option<u64>,
 }
 
+/// Vetting requests made so far, by [`Qualification::index`].
+type Attempts = [u8; Qualification::COUNT];
+
 enum Customer {
-    Active {
-        held: Vec<Held>,
-        /// Vetting requests made so far, by [`Qualification::index`].
-        attempts: [u8; Qualification::COUNT],
-    },
+    Active { held: Vec<Held>, attempts: Attempts },
     NotFound,
     NoRelationship,
 }
@@ -160,7 +159,7 @@ impl Shared {
             let existing = map.get_mut(&entry.customer_id);
             match (entry.state, existing) {
                 (PreloadState::Holds(record), None) => {
-                    let mut attempts = [0u8; Qualification::COUNT];
+                    let mut attempts = Attempts::default();
                     let held = held_from_preload(record, &mut attempts);
                     map.insert(
                         entry.customer_id,
@@ -415,7 +414,7 @@ impl Shared {
         let mut shard = self.shard(id);
         let customer = shard.entry(id).or_insert_with(|| Customer::Active {
             held: Vec::new(),
-            attempts: [0; Qualification::COUNT],
+            attempts: Attempts::default(),
         });
         let (held, attempts) = match customer {
             Customer::NotFound => return CreateOutcome::NotFound,
@@ -501,10 +500,7 @@ fn shard_of(id: CustomerId) -> usize {
     (id.as_u128() as usize) % SHARDS
 }
 
-fn held_from_preload(
-    record: QualificationRecord,
-    attempts: &mut [u8; Qualification::COUNT],
-) -> Held {
+fn held_from_preload(record: QualificationRecord, attempts: &mut Attempts) -> Held {
     let qualification = Qualification::named(&record.qualification);
     if let Some(q) = qualification {
         let slot = &mut attempts[usize::from(q.index())];
