@@ -521,3 +521,16 @@ where
         .map(|item| item.trim().parse().map_err(serde::de::Error::custom))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::qualification::listing;
+
+    #[test]
+    fn the_columns_help_lists_the_qualifications_of_the_table() {
+        // The help is a literal (built by `concat!`), so only this test ties it to the table.
+        let line = format!("\n  qualification      {}\n", listing(true));
+        assert!(RUN_HELP.contains(&line), "{line:?}");
+    }
+}

@@ -6,6 +6,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use super::qualification::{Qualification, QualificationError};
+
 /// A customer's tenant id; always displayed lower-case and hyphenated, as the API expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CustomerId(pub Uuid);
@@ -43,45 +45,6 @@ impl fmt::Display for CustomerId {
     }
 }
 
-/// A qualification that this call can set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Qualification {
-    /// Education (irreversible once set; needs a segment under the 2022 contract).
-    Education,
-    /// Government Community Cloud (needs a partner validation code).
-    GovernmentCommunityCloud,
-    /// State-owned entity.
-    StateOwnedEntity,
-}
-
-/// Why a qualification cell was not accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum QualificationError {
-    /// The cell was empty.
-    Empty,
-    /// The API knows the value but this call cannot set it (None, Nonprofit).
-    NotSettable(&'static str),
-    /// Not a qualification at all.
-    Unknown,
-}
-
-impl fmt::Display for QualificationError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            QualificationError::Empty => f.write_str("empty"),
-            QualificationError::NotSettable(name) => write!(
-                f,
-                "{name} exists in Partner Center but cannot be set through this call; expected Education, GovernmentCommunityCloud or StateOwnedEntity"
-            ),
-            QualificationError::Unknown => f.write_str(
-                "unknown qualification; expected Education, GovernmentCommunityCloud (GCC) or StateOwnedEntity",
-            ),
-        }
-    }
-}
-
-impl std::error::Error for QualificationError {}
-
 /// Lower-cases ASCII and drops `-`, `_`, spaces, so spellings like `K-12` and `k12` compare equal.
 pub fn fold_key(text: &str) -> String {
     text.trim()
@@ -92,7 +55,7 @@ pub fn fold_key(text: &str) -> String {
 }
 
 /// Longest folded cell [`fold_short`] keeps: every value the enums accept is shorter.
-const SHORT_KEY: usize = 32;
+pub(super) const SHORT_KEY: usize = 32;
 
 /// [`fold_key`] into a stack buffer, for the cells parsed on every row; `None` when the folded
 /// text is longer than any accepted value (or not ASCII), which no match arm accepts either.
@@ -112,64 +75,10 @@ fn fold_short(text: &str, buf: &mut [u8; SHORT_KEY]) -> Option<usize> {
 }
 
 /// The folded cell as text, or `"\u{0}"` (which matches nothing) when it cannot be one of ours.
-fn folded<'a>(text: &str, buf: &'a mut [u8; SHORT_KEY]) -> &'a str {
+pub(super) fn folded<'a>(text: &str, buf: &'a mut [u8; SHORT_KEY]) -> &'a str {
     match fold_short(text, buf) {
         Some(len) => std::str::from_utf8(&buf[..len]).unwrap_or("\u{0}"),
         None => "\u{0}",
-    }
-}
-
-impl Qualification {
-    /// All settable values, in a stable order (used for metrics and indexes).
-    pub const ALL: [Qualification; 3] = [
-        Qualification::Education,
-        Qualification::GovernmentCommunityCloud,
-        Qualification::StateOwnedEntity,
-    ];
-
-    /// The canonical spelling the API uses.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Qualification::Education => "Education",
-            Qualification::GovernmentCommunityCloud => "GovernmentCommunityCloud",
-            Qualification::StateOwnedEntity => "StateOwnedEntity",
-        }
-    }
-
-    /// A small stable number, for compact indexes.
-    pub fn index(&self) -> u8 {
-        match self {
-            Qualification::Education => 0,
-            Qualification::GovernmentCommunityCloud => 1,
-            Qualification::StateOwnedEntity => 2,
-        }
-    }
-
-    /// Parses a cell case-insensitively, accepting `GCC` and ignoring `-`, `_` and spaces.
-    pub fn parse(text: &str) -> Result<Self, QualificationError> {
-        let mut buf = [0u8; SHORT_KEY];
-        match folded(text, &mut buf) {
-            "" => Err(QualificationError::Empty),
-            "education" => Ok(Qualification::Education),
-            "governmentcommunitycloud" | "gcc" => Ok(Qualification::GovernmentCommunityCloud),
-            "stateownedentity" => Ok(Qualification::StateOwnedEntity),
-            "none" => Err(QualificationError::NotSettable("None")),
-            "nonprofit" => Err(QualificationError::NotSettable("Nonprofit")),
-            _ => Err(QualificationError::Unknown),
-        }
-    }
-}
-
-impl fmt::Display for Qualification {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Qualification {
-    type Err = QualificationError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Qualification::parse(s)
     }
 }
 

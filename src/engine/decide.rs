@@ -66,8 +66,8 @@ impl Worker {
             }
             _ => result.outcome = Some(Outcome::Planned),
         }
-        if row.qualification == Qualification::GovernmentCommunityCloud {
-            explain_gcc_forbidden(&mut result);
+        if let Some(note) = row.qualification.spec().forbidden_note {
+            explain_forbidden(&mut result, note);
         }
         result.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         log_row(&result);
@@ -189,18 +189,15 @@ pub(crate) fn reconcile_decision(
     }
 }
 
-/// What a 403 on a GovernmentCommunityCloud row most likely means (Partner Center's GDAP guidance).
-pub const GCC_GDAP_NOTE: &str = "GovernmentCommunityCloud needs GDAP roles on the customer: Directory Reader or Directory Writer, License Administrator or User Administrator";
-
-/// A 403 on a GovernmentCommunityCloud row usually means the signed-in partner user lacks the
-/// GDAP roles GCC needs on that customer; the service's own text does not say so, the row does.
-fn explain_gcc_forbidden(result: &mut ResultRow) {
+/// A 403 usually means something the service's own text does not say (for GCC: the GDAP roles
+/// the partner user lacks on that customer); the qualification's note in the table says it.
+fn explain_forbidden(result: &mut ResultRow, note: &str) {
     if result.http_status != Some(403) {
         return;
     }
     result.error_message = Some(match result.error_message.take() {
-        Some(message) if !message.is_empty() => format!("{message} ({GCC_GDAP_NOTE})"),
-        _ => GCC_GDAP_NOTE.to_string(),
+        Some(message) if !message.is_empty() => format!("{message} ({note})"),
+        _ => note.to_string(),
     });
 }
 

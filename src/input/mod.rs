@@ -45,6 +45,7 @@ use crate::domain::model::{
     fold_key, ApiContract, CustomerId, EducationSegment, Outcome, Qualification,
     QualificationError, ResultRow, Row,
 };
+use crate::domain::qualification::Field;
 use crate::input::dedup::DuplicateIndex;
 
 /// Local `error_code` of a row whose customer id is not a GUID.
@@ -797,55 +798,46 @@ fn validate(
             }
         }
     };
-    let segment = if qualification == Qualification::Education {
-        let segment = row_segment.or(opts.default_segment);
-        if segment.is_none() && opts.contract == ApiContract::V2022 {
-            return Err(Rejection::invalid(
-                MISSING_EDUCATION_SEGMENT,
-                "education_segment: required for Education under the 2022 API contract (set the column or --education-segment)".to_owned(),
-            ));
-        }
-        segment
-    } else {
-        None
-    };
+    // The fields the qualification's row in the table carries, required as it says.
+    let required = |field| qualification.requires(field, opts.contract);
+    let segment = row_segment.or(opts.default_segment);
+    let segment = segment.filter(|_| qualification.carries(Field::Segment));
+    if segment.is_none() && required(Field::Segment) {
+        return Err(Rejection::invalid(
+            MISSING_EDUCATION_SEGMENT,
+            format!("education_segment: required for {qualification} under the {} API contract (set the column or --education-segment)", opts.contract),
+        ));
+    }
 
-    let validation_code = if qualification == Qualification::GovernmentCommunityCloud {
-        let cell = columns.optional(record, VALIDATION_CODE);
-        let (code, source) = if !cell.is_empty() {
-            (cell.into_owned(), "")
-        } else {
-            match opts.default_validation_code.as_deref().map(str::trim) {
-                Some(code) if !code.is_empty() => (code.to_owned(), " (from --validation-code)"),
-                _ => {
-                    return Err(Rejection::invalid(
-                        MISSING_VALIDATION_CODE,
-                        "validation_code: required for GovernmentCommunityCloud (set the column or --validation-code)".to_owned(),
-                    ))
-                }
-            }
-        };
-        if !code.bytes().all(|b| b.is_ascii_digit()) {
+    let code_cell = || Some(columns.optional(record, VALIDATION_CODE)).filter(|c| !c.is_empty());
+    let default_code = opts.default_validation_code.as_deref().map(str::trim);
+    let code = if !qualification.carries(Field::ValidationCode) {
+        None
+    } else if let Some(cell) = code_cell() {
+        Some((cell.into_owned(), ""))
+    } else {
+        let code = default_code.filter(|code| !code.is_empty());
+        code.map(|code| (code.to_owned(), " (from --validation-code)"))
+    };
+    let validation_code = match code {
+        None if required(Field::ValidationCode) => {
+            return Err(Rejection::invalid(
+                MISSING_VALIDATION_CODE,
+                format!("validation_code: required for {qualification} (set the column or --validation-code)"),
+            ))
+        }
+        Some((code, source)) if !code.bytes().all(|b| b.is_ascii_digit()) => {
             return Err(Rejection::invalid(
                 INVALID_VALIDATION_CODE,
-                format!(
-                    "validation_code: must be digits only, got \"{}\"{source}",
-                    shown(&code)
-                ),
+                format!("validation_code: must be digits only, got \"{}\"{source}", shown(&code)),
             ));
         }
-        Some(code)
-    } else {
-        None
+        code => code.map(|(code, _)| code),
     };
 
-    let website = if qualification == Qualification::Education {
-        Some(columns.optional(record, WEBSITE))
-            .filter(|w| !w.is_empty())
-            .map(Cow::into_owned)
-    } else {
-        None
-    };
+    let website = Some(columns.optional(record, WEBSITE))
+        .filter(|w| qualification.carries(Field::Website) && !w.is_empty())
+        .map(Cow::into_owned);
 
     Ok(Row {
         index,

@@ -1,9 +1,12 @@
 //! The Partner Center wire formats: request paths and bodies for both create contracts, and
 //! tolerant parsing of success, list and error answers.
 
+use std::sync::LazyLock;
+
 use serde::Serialize;
 
 use crate::domain::model::{ApiContract, CustomerId, Qualification, QualificationRecord, Row};
+use crate::domain::qualification::Field;
 
 /// Longest error text copied from a service answer into logs or the results file.
 pub const MAX_ERROR_TEXT: usize = 300;
@@ -20,7 +23,7 @@ pub struct Request {
 }
 
 /// The 2022 contract's body; `None` fields are left out, as the service expects.
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 struct Body2022<'a> {
     qualification: &'a str,
     #[serde(rename = "educationSegment", skip_serializing_if = "Option::is_none")]
@@ -38,26 +41,41 @@ struct Body2021<'a> {
     qualification: &'a str,
 }
 
+/// The 2022 body that names only the qualification: serialised once, shared by every row.
+fn bare_body_2022(qualification: Qualification) -> &'static bytes::Bytes {
+    static BARE: LazyLock<[bytes::Bytes; Qualification::COUNT]> = LazyLock::new(|| {
+        Qualification::ALL.map(|q| {
+            json(&Body2022 {
+                qualification: q.as_str(),
+                ..Body2022::default()
+            })
+        })
+    });
+    &BARE[usize::from(qualification.index())]
+}
+
+/// Serialising these borrowed structs cannot fail; the fallback only keeps `?` out of the hot path.
+fn json(body: &impl Serialize) -> bytes::Bytes {
+    bytes::Bytes::from(serde_json::to_vec(body).unwrap_or_default())
+}
+
 /// `POST /v1/customers/{id}/qualifications` for one row under the chosen contract.
 pub fn create_request(row: &Row, contract: ApiContract) -> Request {
     let mut path_and_query = qualifications_path(row.customer_id);
-    let is_education = row.qualification == Qualification::Education;
-    let is_gcc = row.qualification == Qualification::GovernmentCommunityCloud;
-    let segment = row.segment.filter(|_| is_education);
-    let website = row.website.as_deref().filter(|_| is_education);
-    let code = row.validation_code.as_deref().filter(|_| is_gcc);
-    if contract == ApiContract::V2022 && segment.is_none() && website.is_none() && code.is_none() {
-        // The qualification alone: one of three fixed bodies, shared rather than serialised per row.
-        return Request {
-            method: reqwest::Method::POST,
-            path_and_query,
-            body: Some(bytes::Bytes::from_static(bare_body_2022(row.qualification))),
-        };
-    }
-    // Serialising these borrowed structs cannot fail; the fallback only keeps `?` out of the hot path.
+    let q = row.qualification;
+    // Only the fields the qualification's row in the table carries.
+    let segment = row.segment.filter(|_| q.carries(Field::Segment));
+    let website = row.website.as_deref().filter(|_| q.carries(Field::Website));
+    let code = row
+        .validation_code
+        .as_deref()
+        .filter(|_| q.carries(Field::ValidationCode));
     let body = match contract {
-        ApiContract::V2022 => serde_json::to_vec(&Body2022 {
-            qualification: row.qualification.as_str(),
+        ApiContract::V2022 if segment.is_none() && website.is_none() && code.is_none() => {
+            bare_body_2022(q).clone()
+        }
+        ApiContract::V2022 => json(&Body2022 {
+            qualification: q.as_str(),
             education_segment: segment.map(|s| s.as_str()),
             website,
             validation_code: code,
@@ -68,26 +86,15 @@ pub fn create_request(row: &Row, contract: ApiContract) -> Request {
                 path_and_query.push_str("?code=");
                 path_and_query.push_str(code);
             }
-            serde_json::to_vec(&Body2021 {
-                qualification: row.qualification.as_str(),
+            json(&Body2021 {
+                qualification: q.as_str(),
             })
         }
     };
     Request {
         method: reqwest::Method::POST,
         path_and_query,
-        body: Some(bytes::Bytes::from(body.unwrap_or_default())),
-    }
-}
-
-/// The 2022 body that names only the qualification (what `serde_json` writes for [`Body2022`]).
-fn bare_body_2022(qualification: Qualification) -> &'static [u8] {
-    match qualification {
-        Qualification::Education => br#"{"qualification":"Education"}"#,
-        Qualification::GovernmentCommunityCloud => {
-            br#"{"qualification":"GovernmentCommunityCloud"}"#
-        }
-        Qualification::StateOwnedEntity => br#"{"qualification":"StateOwnedEntity"}"#,
+        body: Some(body),
     }
 }
 
@@ -257,10 +264,9 @@ pub fn find_qualification(
     records: Vec<QualificationRecord>,
     qualification: Qualification,
 ) -> Option<QualificationRecord> {
-    records.into_iter().find(|r| {
-        Qualification::parse(&r.qualification).ok() == Some(qualification)
-            || r.qualification.eq_ignore_ascii_case(qualification.as_str())
-    })
+    records
+        .into_iter()
+        .find(|r| Qualification::parse(&r.qualification).ok() == Some(qualification))
 }
 
 /// One of the partner's GovernmentCommunityCloud validation codes.

@@ -15,7 +15,8 @@ use super::parse::form_decode;
 use super::routes::{content_type_is, pc_error};
 use super::shapes;
 use super::state::{CreateOutcome, ReadOutcome, Shared, Standing};
-use crate::domain::model::{CustomerId, EducationSegment, Qualification};
+use crate::domain::model::{ApiContract, CustomerId, EducationSegment, Qualification};
+use crate::domain::qualification::{listing, Field, NOT_SETTABLE};
 
 /// Error codes this simulator answers with; the real ones are undocumented beyond a few examples.
 mod codes {
@@ -198,7 +199,7 @@ fn validate_2021(
         ));
     }
     let qualification = qualification_value(object.get("Qualification"), "Qualification")?;
-    let validation_code = if qualification == Qualification::GovernmentCommunityCloud {
+    let validation_code = if qualification.requires(Field::ValidationCode, ApiContract::V2021) {
         let pairs = query.map(form_decode).unwrap_or_default();
         if let Some((key, _)) = pairs.iter().find(|(k, _)| k != "code") {
             return Err(Reject(
@@ -209,7 +210,9 @@ fn validate_2021(
         let code = pairs.into_iter().map(|(_, v)| v).next().ok_or_else(|| {
             Reject(
                 codes::INVALID_VALIDATION_CODE,
-                "The 'code' query parameter (validation code) is required for GovernmentCommunityCloud.".into(),
+                format!(
+                    "The 'code' query parameter (validation code) is required for {qualification}."
+                ),
             )
         })?;
         if code.is_empty() || !code.bytes().all(|b| b.is_ascii_digit()) {
@@ -259,48 +262,39 @@ fn validate_2022(
     // Null fields count as absent, as the service's deserializer treats them.
     let present = |k: &str| object.get(k).filter(|v| !v.is_null());
     let qualification = qualification_value(present("qualification"), "qualification")?;
-    let education = qualification == Qualification::Education;
-    let gcc = qualification == Qualification::GovernmentCommunityCloud;
+    // Each field as the qualification's row in the table has it: required, or not allowed.
+    let field = |key: &str, field, code| match present(key) {
+        None if qualification.requires(field, ApiContract::V2022) => {
+            let hint = match field {
+                Field::Segment => ": K12 or HigherEducation",
+                _ => "",
+            };
+            let required = format!("The field '{key}' is required for {qualification}{hint}.");
+            Err(Reject(code, required))
+        }
+        Some(_) if !qualification.carries(field) => Err(Reject(
+            code,
+            format!("The field '{key}' is not allowed for {qualification}."),
+        )),
+        value => Ok(value),
+    };
 
-    match present("educationSegment") {
-        None if education => {
+    if let Some(v) = field("educationSegment", Field::Segment, codes::INVALID_SEGMENT)? {
+        let ok = v.as_str().is_some_and(|s| {
+            [EducationSegment::K12, EducationSegment::HigherEducation]
+                .iter()
+                .any(|seg| seg.as_str() == s)
+        });
+        if !ok {
             return Err(Reject(
                 codes::INVALID_SEGMENT,
-                "The field 'educationSegment' is required for Education: K12 or HigherEducation."
-                    .into(),
-            ))
-        }
-        None => {}
-        Some(_) if !education => {
-            return Err(Reject(
-                codes::INVALID_SEGMENT,
-                format!("The field 'educationSegment' is not allowed for {qualification}."),
-            ))
-        }
-        Some(v) => {
-            let ok = v.as_str().is_some_and(|s| {
-                [EducationSegment::K12, EducationSegment::HigherEducation]
-                    .iter()
-                    .any(|seg| seg.as_str() == s)
-            });
-            if !ok {
-                return Err(Reject(
-                    codes::INVALID_SEGMENT,
-                    format!("The field 'educationSegment' has the invalid value {v}; expected K12 or HigherEducation."),
-                ));
-            }
+                format!("The field 'educationSegment' has the invalid value {v}; expected K12 or HigherEducation."),
+            ));
         }
     }
 
-    match present("website") {
-        None => {}
-        Some(_) if !education => {
-            return Err(Reject(
-                codes::INVALID_WEBSITE,
-                format!("The field 'website' is not allowed for {qualification}."),
-            ))
-        }
-        Some(Value::String(_)) => {}
+    match field("website", Field::Website, codes::INVALID_WEBSITE)? {
+        None | Some(Value::String(_)) => {}
         Some(v) => {
             return Err(Reject(
                 codes::INVALID_WEBSITE,
@@ -309,20 +303,9 @@ fn validate_2022(
         }
     }
 
-    let validation_code = match present("validationCode") {
-        None if gcc => {
-            return Err(Reject(
-                codes::INVALID_VALIDATION_CODE,
-                "The field 'validationCode' is required for GovernmentCommunityCloud.".into(),
-            ))
-        }
+    let code = codes::INVALID_VALIDATION_CODE;
+    let validation_code = match field("validationCode", Field::ValidationCode, code)? {
         None => None,
-        Some(_) if !gcc => {
-            return Err(Reject(
-                codes::INVALID_VALIDATION_CODE,
-                format!("The field 'validationCode' is not allowed for {qualification}."),
-            ))
-        }
         Some(Value::String(code)) => Some(code.clone()),
         Some(v) => {
             return Err(Reject(
@@ -350,10 +333,10 @@ fn qualification_value(value: Option<&Value>, field: &str) -> Result<Qualificati
             format!("The field '{field}' must be a string, got {value}."),
         ));
     };
-    if let Some(q) = Qualification::ALL.into_iter().find(|q| q.as_str() == text) {
+    if let Some(q) = Qualification::named(text) {
         return Ok(q);
     }
-    if text == "None" || text == "Nonprofit" {
+    if NOT_SETTABLE.contains(&text) {
         return Err(Reject(
             codes::INVALID_QUALIFICATION,
             format!("The qualification '{text}' cannot be set through this API."),
@@ -361,6 +344,9 @@ fn qualification_value(value: Option<&Value>, field: &str) -> Result<Qualificati
     }
     Err(Reject(
         codes::INVALID_QUALIFICATION,
-        format!("Unknown qualification '{text}'; expected Education, GovernmentCommunityCloud or StateOwnedEntity."),
+        format!(
+            "Unknown qualification '{text}'; expected {}.",
+            listing(false)
+        ),
     ))
 }

@@ -12,6 +12,7 @@ use super::{
     SANDBOX_REFRESH_TOKEN,
 };
 use crate::domain::model::{CustomerId, Qualification, QualificationRecord};
+use crate::domain::qualification::Field;
 
 /// Customers are spread over this many locks so parallel writers rarely meet.
 const SHARDS: usize = 64;
@@ -65,12 +66,11 @@ pub(crate) struct Shared {
     pub token_expires_in: Option<u64>,
 }
 
+/// Vetting requests made so far, by [`Qualification::index`].
+type Attempts = [u8; Qualification::COUNT];
+
 enum Customer {
-    Active {
-        held: Vec<Held>,
-        /// Vetting requests made so far, by [`Qualification::index`].
-        attempts: [u8; 3],
-    },
+    Active { held: Vec<Held>, attempts: Attempts },
     NotFound,
     NoRelationship,
 }
@@ -159,7 +159,7 @@ impl Shared {
             let existing = map.get_mut(&entry.customer_id);
             match (entry.state, existing) {
                 (PreloadState::Holds(record), None) => {
-                    let mut attempts = [0u8; 3];
+                    let mut attempts = Attempts::default();
                     let held = held_from_preload(record, &mut attempts);
                     map.insert(
                         entry.customer_id,
@@ -402,7 +402,8 @@ impl Shared {
 
     /// Requests vetting of a qualification, applying the service's business rules.
     ///
-    /// `validation_code` is consulted for GCC only and must already be known to exist.
+    /// `validation_code` is consulted only for qualifications that carry one (GCC), and must
+    /// already be known to exist.
     pub fn create(
         &self,
         id: CustomerId,
@@ -413,7 +414,7 @@ impl Shared {
         let mut shard = self.shard(id);
         let customer = shard.entry(id).or_insert_with(|| Customer::Active {
             held: Vec::new(),
-            attempts: [0; 3],
+            attempts: Attempts::default(),
         });
         let (held, attempts) = match customer {
             Customer::NotFound => return CreateOutcome::NotFound,
@@ -431,7 +432,7 @@ impl Shared {
         if attempts[slot] >= MAX_VETTING_ATTEMPTS {
             return CreateOutcome::Exhausted;
         }
-        if qualification == Qualification::GovernmentCommunityCloud {
+        if qualification.carries(Field::ValidationCode) {
             // Lock order is always customer shard, then validations, so this cannot deadlock.
             let mut validations = lock(&self.validations);
             let Some(validation) = validations
@@ -499,10 +500,8 @@ fn shard_of(id: CustomerId) -> usize {
     (id.as_u128() as usize) % SHARDS
 }
 
-fn held_from_preload(record: QualificationRecord, attempts: &mut [u8; 3]) -> Held {
-    let qualification = Qualification::ALL
-        .into_iter()
-        .find(|q| q.as_str() == record.qualification);
+fn held_from_preload(record: QualificationRecord, attempts: &mut Attempts) -> Held {
+    let qualification = Qualification::named(&record.qualification);
     if let Some(q) = qualification {
         let slot = &mut attempts[usize::from(q.index())];
         *slot = slot.saturating_add(1);
