@@ -1,0 +1,204 @@
+//! The header row: the known columns, their aliases, where each sits in a record, and what a
+//! header lacking one is told.
+
+use std::borrow::Cow;
+
+use csv::ByteRecord;
+
+use crate::domain::model::fold_key;
+
+use super::*;
+
+pub(super) fn also_accepted(aliases: &[&str]) -> String {
+    if aliases.is_empty() {
+        String::new()
+    } else {
+        format!(" (also accepted: {})", aliases.join(", "))
+    }
+}
+
+/// A known column: its canonical name and aliases.
+pub(super) struct ColumnSpec {
+    pub(super) name: &'static str,
+    pub(super) aliases: &'static [&'static str],
+}
+
+pub(super) const CUSTOMER_ID: usize = 0;
+pub(super) const QUALIFICATION: usize = 1;
+pub(super) const VALIDATION_CODE: usize = 2;
+pub(super) const EDUCATION_SEGMENT: usize = 3;
+pub(super) const WEBSITE: usize = 4;
+
+// Aliases are matched after [`fold_key`], so `CustomerID`, `Customer Id` and `customer-id` are
+// all `customer_id`; spreadsheet exports name the columns in many ways (docs/input-formats.md).
+pub(super) const COLUMNS: [ColumnSpec; 5] = [
+    ColumnSpec {
+        name: "customer_id",
+        aliases: &["customer_tenant_id", "tenant_id", "microsoft_id"],
+    },
+    ColumnSpec {
+        name: "qualification",
+        aliases: &["qualification_type"],
+    },
+    ColumnSpec {
+        name: "validation_code",
+        aliases: &["code"],
+    },
+    ColumnSpec {
+        name: "education_segment",
+        aliases: &["segment"],
+    },
+    ColumnSpec {
+        name: "website",
+        aliases: &["domain"],
+    },
+];
+
+/// Every known column with its aliases, `(name, aliases)`, for help texts and documentation.
+pub const COLUMN_NAMES: [(&str, &[&str]); 5] = [
+    (COLUMNS[0].name, COLUMNS[0].aliases),
+    (COLUMNS[1].name, COLUMNS[1].aliases),
+    (COLUMNS[2].name, COLUMNS[2].aliases),
+    (COLUMNS[3].name, COLUMNS[3].aliases),
+    (COLUMNS[4].name, COLUMNS[4].aliases),
+];
+
+/// How the header row was obtained, for the message when it lacks a column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// Delimited text split on `delimiter`; `detected` when sniffed from the header line.
+    Csv {
+        /// The field separator.
+        delimiter: u8,
+        /// Sniffed rather than given with `--delimiter`.
+        detected: bool,
+    },
+    /// A workbook sheet.
+    Sheet {
+        /// The sheet's name.
+        name: String,
+    },
+}
+
+impl Layout {
+    /// How a delimiter byte is named in messages.
+    pub fn delimiter_name(delimiter: u8) -> String {
+        match delimiter {
+            b',' => "',' (comma)".into(),
+            b';' => "';' (semicolon)".into(),
+            b'\t' => "tab".into(),
+            b'|' => "'|' (pipe)".into(),
+            other => format!("{:?}", char::from(other)),
+        }
+    }
+
+    /// What the header error says about the cells and what to try.
+    pub(super) fn describe_header(&self, header: &ByteRecord, row: u64) -> String {
+        const MAX_CELLS: usize = 12;
+        let mut cells: Vec<String> = header
+            .iter()
+            .take(MAX_CELLS)
+            .map(|c| {
+                // Debug quoting escapes tabs and quotes once, so the split is plain to see.
+                format!(
+                    "{:?}",
+                    cut(String::from_utf8_lossy(c)
+                        .trim_start_matches('\u{feff}')
+                        .trim())
+                )
+            })
+            .collect();
+        if header.len() > MAX_CELLS {
+            cells.push(format!("… ({} more)", header.len() - MAX_CELLS));
+        }
+        let n = header.len();
+        let listed = format!(
+            "{n} {}: [{}]",
+            if n == 1 { "cell" } else { "cells" },
+            cells.join(", ")
+        );
+        match self {
+            Layout::Csv { delimiter, detected } => format!(
+                "the header row, split on {}{}, has {listed}; if the file uses another separator, say which with --delimiter (comma, semicolon, tab or pipe)",
+                Layout::delimiter_name(*delimiter),
+                if *detected { " (detected)" } else { " (from --delimiter)" },
+            ),
+            Layout::Sheet { name } => format!(
+                "the header (row {row} of sheet {name:?}) has {listed}; choose another sheet with --sheet NAME"
+            ),
+        }
+    }
+}
+
+/// Where each known column sits in a record.
+#[derive(Debug, Clone)]
+pub(super) struct Columns {
+    pub(super) position: [Option<usize>; COLUMNS.len()],
+    pub(super) header_len: usize,
+}
+
+impl Columns {
+    pub(super) fn from_header(
+        header: &ByteRecord,
+        layout: &Layout,
+        row: u64,
+    ) -> Result<Self, InputError> {
+        let mut position = [None; COLUMNS.len()];
+        let keys: Vec<String> = header
+            .iter()
+            .map(|cell| fold_key(String::from_utf8_lossy(cell).trim_start_matches('\u{feff}')))
+            .collect();
+        // An `export` file names the customer tenant's domain (`companyProfile.domain`, often
+        // `x.onmicrosoft.com`), not the school's website: fed back into `run`, it must not be
+        // posted as one. Its `company_name`/`vetting_status` columns give it away.
+        let export_like = keys
+            .iter()
+            .any(|k| *k == fold_key("company_name") || *k == fold_key("vetting_status"));
+        for (i, key) in keys.iter().enumerate() {
+            let key = key.as_str();
+            if key.is_empty() {
+                continue;
+            }
+            if export_like && key == fold_key("domain") {
+                tracing::debug!(
+                    column = i + 1,
+                    "the header looks like a pc-qualify export: its domain column is the tenant's domain, not a website, and is ignored"
+                );
+                continue;
+            }
+            let found = COLUMNS.iter().position(|spec| {
+                fold_key(spec.name) == key || spec.aliases.iter().any(|a| fold_key(a) == key)
+            });
+            if let Some(column) = found {
+                position[column].get_or_insert(i);
+            }
+        }
+        for required in [CUSTOMER_ID, QUALIFICATION] {
+            if position[required].is_none() {
+                return Err(InputError::MissingColumn {
+                    column: COLUMNS[required].name,
+                    aliases: COLUMNS[required].aliases,
+                    header: layout.describe_header(header, row),
+                });
+            }
+        }
+        Ok(Columns {
+            position,
+            header_len: header.len(),
+        })
+    }
+
+    /// The trimmed cell of `column`: `None` when the record is too short to reach it,
+    /// `Some("")` when the header has no such column.
+    pub(super) fn cell<'a>(&self, record: &'a ByteRecord, column: usize) -> Option<Cow<'a, str>> {
+        match self.position[column] {
+            None => Some(Cow::Borrowed("")),
+            Some(i) => record.get(i).map(decode),
+        }
+    }
+
+    /// The trimmed cell of an optional column, empty when absent either way.
+    pub(super) fn optional<'a>(&self, record: &'a ByteRecord, column: usize) -> Cow<'a, str> {
+        self.cell(record, column).unwrap_or(Cow::Borrowed(""))
+    }
+}

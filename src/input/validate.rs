@@ -1,0 +1,209 @@
+//! One record's checks: the cells a qualification needs under the contract, and the results
+//! row of a record that is not sent.
+
+use std::borrow::Cow;
+
+use csv::ByteRecord;
+
+use crate::domain::model::{
+    CustomerId, EducationSegment, Outcome, Qualification, QualificationError, ResultRow, Row,
+};
+use crate::domain::qualification::Field;
+
+use super::*;
+
+/// Why a record is not sent.
+pub(super) struct Rejection {
+    pub(super) outcome: Outcome,
+    pub(super) code: &'static str,
+    pub(super) message: String,
+}
+
+impl Rejection {
+    pub(super) fn invalid(code: &'static str, message: String) -> Self {
+        Rejection {
+            outcome: Outcome::Invalid,
+            code,
+            message,
+        }
+    }
+}
+
+pub(super) fn rejected(
+    row: u64,
+    customer_id: String,
+    qualification: String,
+    why: Rejection,
+) -> ResultRow {
+    ResultRow {
+        row,
+        customer_id,
+        qualification,
+        outcome: Some(why.outcome),
+        attempts: 0,
+        error_code: Some(why.code.to_owned()),
+        error_message: Some(why.message),
+        ..ResultRow::default()
+    }
+}
+
+/// A value shown inside a one-line message: control characters escaped, long values cut.
+pub(super) fn shown(value: &str) -> String {
+    const MAX_CHARS: usize = 80;
+    let mut out = String::new();
+    for (n, c) in value.chars().enumerate() {
+        if n == MAX_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A value cut to the length [`shown`] keeps, without escaping.
+pub(super) fn cut(value: &str) -> String {
+    const MAX_CHARS: usize = 80;
+    match value.char_indices().nth(MAX_CHARS) {
+        Some((at, _)) => format!("{}…", &value[..at]),
+        None => value.to_string(),
+    }
+}
+
+/// A message folded onto one line.
+pub(super) fn one_line(message: &str) -> String {
+    message.lines().collect::<Vec<_>>().join(" ")
+}
+
+pub(super) fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        "field"
+    } else {
+        "fields"
+    }
+}
+
+/// Checks the fields in the order customer_id, qualification, segment, code; the first bad one
+/// decides the message.
+pub(super) fn validate(
+    record: &ByteRecord,
+    columns: &Columns,
+    opts: &InputOptions,
+    index: u64,
+    raw_id: Option<&str>,
+    customer: Option<CustomerId>,
+    qualification: Option<Result<Qualification, QualificationError>>,
+) -> Result<Row, Rejection> {
+    let missing = |column: usize| {
+        let len = record.len();
+        Rejection::invalid(
+            MISSING_FIELD,
+            format!(
+                "{}: missing; the row has {len} {}, the header has {}",
+                COLUMNS[column].name,
+                plural(len),
+                columns.header_len
+            ),
+        )
+    };
+
+    let customer_id = match (raw_id, customer) {
+        (None, _) => return Err(missing(CUSTOMER_ID)),
+        (Some(_), Some(id)) => id,
+        (Some(""), None) => {
+            return Err(Rejection::invalid(
+                INVALID_CUSTOMER_ID,
+                "customer_id: not a GUID: (empty)".to_owned(),
+            ))
+        }
+        (Some(raw), None) => {
+            return Err(Rejection::invalid(
+                INVALID_CUSTOMER_ID,
+                format!("customer_id: not a GUID: {}", shown(raw)),
+            ))
+        }
+    };
+
+    let qualification = match qualification {
+        None => return Err(missing(QUALIFICATION)),
+        Some(Err(e)) => {
+            return Err(Rejection::invalid(
+                INVALID_QUALIFICATION,
+                format!("qualification: {e}"),
+            ))
+        }
+        Some(Ok(q)) => q,
+    };
+
+    // An unknown segment is invalid on any row and under either contract.
+    let segment_cell = columns.optional(record, EDUCATION_SEGMENT);
+    let row_segment = if segment_cell.is_empty() {
+        None
+    } else {
+        match EducationSegment::parse(&segment_cell) {
+            Some(segment) => Some(segment),
+            None => {
+                return Err(Rejection::invalid(
+                    INVALID_EDUCATION_SEGMENT,
+                    format!(
+                        "education_segment: unknown education segment \"{}\"; expected K12 or HigherEducation",
+                        shown(&segment_cell)
+                    ),
+                ))
+            }
+        }
+    };
+    // The fields the qualification's row in the table carries, required as it says.
+    let required = |field| qualification.requires(field, opts.contract);
+    let segment = row_segment.or(opts.default_segment);
+    let segment = segment.filter(|_| qualification.carries(Field::Segment));
+    if segment.is_none() && required(Field::Segment) {
+        return Err(Rejection::invalid(
+            MISSING_EDUCATION_SEGMENT,
+            format!("education_segment: required for {qualification} under the {} API contract (set the column or --education-segment)", opts.contract),
+        ));
+    }
+
+    let code_cell = || Some(columns.optional(record, VALIDATION_CODE)).filter(|c| !c.is_empty());
+    let default_code = opts.default_validation_code.as_deref().map(str::trim);
+    let code = if !qualification.carries(Field::ValidationCode) {
+        None
+    } else if let Some(cell) = code_cell() {
+        Some((cell.into_owned(), ""))
+    } else {
+        let code = default_code.filter(|code| !code.is_empty());
+        code.map(|code| (code.to_owned(), " (from --validation-code)"))
+    };
+    let validation_code = match code {
+        None if required(Field::ValidationCode) => {
+            return Err(Rejection::invalid(
+                MISSING_VALIDATION_CODE,
+                format!("validation_code: required for {qualification} (set the column or --validation-code)"),
+            ))
+        }
+        Some((code, source)) if !code.bytes().all(|b| b.is_ascii_digit()) => {
+            return Err(Rejection::invalid(
+                INVALID_VALIDATION_CODE,
+                format!("validation_code: must be digits only, got \"{}\"{source}", shown(&code)),
+            ));
+        }
+        code => code.map(|(code, _)| code),
+    };
+
+    let website = Some(columns.optional(record, WEBSITE))
+        .filter(|w| qualification.carries(Field::Website) && !w.is_empty())
+        .map(Cow::into_owned);
+
+    Ok(Row {
+        index,
+        customer_id,
+        qualification,
+        validation_code,
+        segment,
+        website,
+    })
+}
