@@ -678,3 +678,66 @@ async fn control_characters_never_reach_the_results() {
     assert_eq!(rows[0]["customer_id"], "aaaabbbb");
     assert_eq!(rows[2]["outcome"], "created");
 }
+
+/// Issue 22: a stream in which no row ends (`/dev/zero`) is refused in bounded memory, where it
+/// once grew past 9 GB; the limit is `--max-record-bytes` (1 MiB by default).
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_record_is_refused_in_bounded_memory() {
+    let output = pcq(&["validate", "--input", "/dev/zero"]).run().await;
+    let stderr = text(&output.stderr);
+    output.assert_code(2);
+    assert!(stderr.contains("no record ends within"), "{stderr}");
+    // The largest child this test process has waited for: every pc-qualify run here stays far
+    // below the bound, so one that read the stream whole would show.
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given; RUSAGE_CHILDREN is a valid selector.
+    let usage = unsafe {
+        assert_eq!(
+            libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()),
+            0
+        );
+        usage.assume_init()
+    };
+    let peak_kib = u64::try_from(usage.ru_maxrss).expect("a size");
+    assert!(peak_kib < 100 * 1024, "peak RSS {peak_kib} KiB");
+}
+
+/// A row longer than the limit (one 3 MB cell) is `invalid` with a message, the rows around it
+/// are sent, and the cell is not copied into the results.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_longer_than_the_limit_is_invalid_and_the_rest_are_sent() {
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = work_dir("longrow");
+    let long = "x".repeat(3 << 20);
+    dir.write(
+        "in.csv",
+        format!(
+            "customer_id,qualification\n{},StateOwnedEntity\n{long},StateOwnedEntity\n{},StateOwnedEntity\n",
+            cid(1),
+            cid(2)
+        ),
+    );
+    let output = pcq_io(
+        "run",
+        &dir,
+        &["--rate", "0", "--max-record-bytes", "2097152"],
+    )
+    .envs(&sim_env(&sim))
+    .run()
+    .await;
+    output.assert_code(1);
+    let rows = results_by_row(&dir.join("out.csv"));
+    let outcomes: Vec<&str> = rows.iter().map(|r| r["outcome"].as_str()).collect();
+    assert_eq!(outcomes, ["created", "invalid", "created"]);
+    assert!(
+        rows[1]["error_message"].contains("more than the 2097152 a row may hold"),
+        "{:?}",
+        rows[1]
+    );
+    let size = std::fs::metadata(dir.join("out.csv"))
+        .expect("results")
+        .len();
+    assert!(size < 10_000, "the long cell is not copied: {size} bytes");
+    assert_eq!(posts(&sim).len(), 2);
+}

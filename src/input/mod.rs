@@ -163,17 +163,41 @@ fn record_is_blank(record: &ByteRecord, bom: bool) -> bool {
     })
 }
 
-/// Retries reads interrupted by a signal: the csv reader treats any I/O error as final.
-struct RetryInterrupted<R>(R);
+/// The longest record read by default (`--max-record-bytes`): far beyond any row of customers,
+/// and small enough that a file with no line breaks (`/dev/zero`, a binary, one 200 MB cell)
+/// is refused in bounded memory instead of read whole into one record.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
 
-impl<R: Read> Read for RetryInterrupted<R> {
+/// The record source's view of the stream: retries reads interrupted by a signal (the csv
+/// reader treats any I/O error as final), and counts the bytes read since the last record
+/// ended, failing once no record has ended within twice the limit (plus the csv reader's
+/// read-ahead): then no row boundary can be found and the file is refused.
+struct Bounded<R> {
+    inner: R,
+    since_record: usize,
+    limit: usize,
+}
+
+impl<R: Read> Read for Bounded<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            match self.0.read(buf) {
+        let n = loop {
+            match self.inner.read(buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => return other,
+                other => break other?,
             }
+        };
+        self.since_record = self.since_record.saturating_add(n);
+        let refuse_after = self.limit.saturating_mul(2).saturating_add(64 * 1024);
+        if self.since_record > refuse_after {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "no record ends within {refuse_after} bytes (a record may hold at most {} bytes; --max-record-bytes raises that): this is not a file of customer rows",
+                    self.limit
+                ),
+            ));
         }
+        Ok(n)
     }
 }
 
@@ -189,11 +213,13 @@ enum Step {
     Io(io::Error),
     /// A CSV record holds bytes that are not UTF-8 (at this line); the source is finished.
     NotUtf8(u64),
+    /// The record (now in `Source::record`) is longer than the limit: not read as a row.
+    TooLong(usize),
 }
 
 /// Where records come from: a delimited text stream, or a workbook sheet's rows.
 enum Feed<R: Read> {
-    Csv(csv::Reader<RetryInterrupted<R>>),
+    Csv(csv::Reader<Bounded<R>>),
     Sheet(crate::input::sheet::SheetRows),
 }
 
@@ -201,6 +227,8 @@ enum Feed<R: Read> {
 /// [`InputReader`] and the record counters so they always agree.
 struct Source<R: Read> {
     feed: Feed<R>,
+    /// The longest record read as a row, in bytes.
+    limit: usize,
     record: ByteRecord,
     /// The sheet's row number of `record` (sheets only).
     sheet_row: Option<u64>,
@@ -209,22 +237,27 @@ struct Source<R: Read> {
 }
 
 impl<R: Read> Source<R> {
-    fn csv(reader: R, delimiter: u8) -> Self {
+    fn csv(reader: R, delimiter: u8, limit: usize) -> Self {
         let csv = ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
             .delimiter(delimiter)
-            .from_reader(RetryInterrupted(reader));
-        Source::with_feed(Feed::Csv(csv))
+            .from_reader(Bounded {
+                inner: reader,
+                since_record: 0,
+                limit,
+            });
+        Source::with_feed(Feed::Csv(csv), limit)
     }
 
-    fn sheet(rows: crate::input::sheet::SheetRows) -> Self {
-        Source::with_feed(Feed::Sheet(rows))
+    fn sheet(rows: crate::input::sheet::SheetRows, limit: usize) -> Self {
+        Source::with_feed(Feed::Sheet(rows), limit)
     }
 
-    fn with_feed(feed: Feed<R>) -> Self {
+    fn with_feed(feed: Feed<R>, limit: usize) -> Self {
         Source {
             feed,
+            limit,
             record: ByteRecord::new(),
             sheet_row: None,
             first: true,
@@ -251,6 +284,9 @@ impl<R: Read> Source<R> {
                             self.record.push_field(cell.as_bytes());
                         }
                         self.sheet_row = Some(row);
+                        if self.record.as_slice().len() > self.limit {
+                            return Step::TooLong(self.record.as_slice().len());
+                        }
                         if !record_is_blank(&self.record, false) {
                             return Step::Record;
                         }
@@ -262,6 +298,12 @@ impl<R: Read> Source<R> {
             match csv.read_byte_record(&mut self.record) {
                 Ok(false) => self.done = true,
                 Ok(true) => {
+                    csv.get_mut().since_record = 0;
+                    let len = self.record.as_slice().len();
+                    if len > self.limit {
+                        self.first = false;
+                        return Step::TooLong(len);
+                    }
                     if std::str::from_utf8(self.record.as_slice()).is_err() {
                         // One check per record (cheap on valid text): a Latin-1 file must stop
                         // with a reason rather than send rows with mangled cells.
@@ -319,17 +361,23 @@ impl<R: Read> InputReader<R> {
                 detected: true,
             },
             opts,
+            MAX_RECORD_BYTES,
         )
     }
 
     /// Reads and maps the header of delimited text split as `layout` says (a `Layout::Sheet`
     /// is read as comma-separated).
-    pub fn csv(reader: R, layout: Layout, opts: InputOptions) -> Result<Self, InputError> {
+    pub fn csv(
+        reader: R,
+        layout: Layout,
+        opts: InputOptions,
+        limit: usize,
+    ) -> Result<Self, InputError> {
         let delimiter = match layout {
             Layout::Csv { delimiter, .. } => delimiter,
             Layout::Sheet { .. } => b',',
         };
-        InputReader::start(Source::csv(reader, delimiter), layout, opts)
+        InputReader::start(Source::csv(reader, delimiter, limit), layout, opts)
     }
 
     /// Reads and maps the header of a workbook sheet's rows.
@@ -337,8 +385,9 @@ impl<R: Read> InputReader<R> {
         rows: crate::input::sheet::SheetRows,
         name: String,
         opts: InputOptions,
+        limit: usize,
     ) -> Result<Self, InputError> {
-        InputReader::start(Source::sheet(rows), Layout::Sheet { name }, opts)
+        InputReader::start(Source::sheet(rows, limit), Layout::Sheet { name }, opts)
     }
 
     fn start(
@@ -349,6 +398,12 @@ impl<R: Read> InputReader<R> {
         match source.next() {
             Step::Record => {}
             Step::Malformed(e) => return Err(InputError::Header(one_line(&e.to_string()))),
+            Step::TooLong(len) => {
+                return Err(InputError::Header(format!(
+                "the header row is {len} bytes, more than a row may hold ({}; --max-record-bytes)",
+                source.limit
+            )))
+            }
             Step::End => return Err(InputError::Empty),
             Step::Io(e) => return Err(InputError::Io(e)),
             Step::NotUtf8(line) => return Err(InputError::NotUtf8 { line }),
@@ -384,6 +439,22 @@ impl<R: Read> InputReader<R> {
                     Rejection::invalid(
                         INVALID_RECORD,
                         format!("record: {}", one_line(&e.to_string())),
+                    ),
+                ))))
+            }
+            Step::TooLong(len) => {
+                self.index = self.source.sheet_row.unwrap_or(self.index + 1);
+                self.records += 1;
+                Some(Ok(Record::Rejected(rejected(
+                    self.index,
+                    String::new(),
+                    String::new(),
+                    Rejection::invalid(
+                        INVALID_RECORD,
+                        format!(
+                            "record: {len} bytes, more than the {} a row may hold (--max-record-bytes); not read",
+                            self.source.limit
+                        ),
                     ),
                 ))))
             }
@@ -475,31 +546,31 @@ impl<R: Read> Iterator for InputReader<R> {
 /// and blank-record rules), without validating them; for a progress bar's total. A file without
 /// a header counts 0.
 pub fn count_records<R: Read>(reader: R) -> io::Result<u64> {
-    count(Source::csv(reader, b','))
+    count(Source::csv(reader, b',', MAX_RECORD_BYTES))
 }
 
 /// [`count_records`] for text split on `delimiter`.
-pub fn count_csv_records<R: Read>(reader: R, delimiter: u8) -> io::Result<u64> {
-    count(Source::csv(reader, delimiter))
+pub fn count_csv_records<R: Read>(reader: R, delimiter: u8, limit: usize) -> io::Result<u64> {
+    count(Source::csv(reader, delimiter, limit))
 }
 
 /// [`count_records`] for a workbook sheet's rows.
 pub fn count_sheet_records(rows: crate::input::sheet::SheetRows) -> io::Result<u64> {
-    count(Source::<io::Empty>::sheet(rows))
+    count(Source::<io::Empty>::sheet(rows, MAX_RECORD_BYTES))
 }
 
 fn count<R: Read>(mut source: Source<R>) -> io::Result<u64> {
     let not_utf8 = |line| io::Error::new(io::ErrorKind::InvalidData, InputError::NotUtf8 { line });
     match source.next() {
         Step::Record => {}
-        Step::Malformed(_) | Step::End => return Ok(0),
+        Step::Malformed(_) | Step::TooLong(_) | Step::End => return Ok(0),
         Step::Io(e) => return Err(e),
         Step::NotUtf8(line) => return Err(not_utf8(line)),
     }
     let mut count = 0;
     loop {
         match source.next() {
-            Step::Record | Step::Malformed(_) => count += 1,
+            Step::Record | Step::Malformed(_) | Step::TooLong(_) => count += 1,
             Step::End => return Ok(count),
             Step::Io(e) => return Err(e),
             Step::NotUtf8(line) => return Err(not_utf8(line)),
@@ -510,6 +581,47 @@ fn count<R: Read>(mut source: Source<R>) -> io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A row longer than the limit is `invalid` and the rows after it are read; a stream in
+    /// which no row ends (`/dev/zero`, one endless cell) is refused after a bounded read.
+    #[test]
+    fn reads_are_bounded_by_the_record_limit() {
+        let long = "x".repeat(3000);
+        let text = format!(
+            "customer_id,qualification\n{long},StateOwnedEntity\n00000000-0000-4000-8000-000000000001,StateOwnedEntity\n"
+        );
+        let layout = Layout::Csv {
+            delimiter: b',',
+            detected: true,
+        };
+        let reader =
+            InputReader::csv(text.as_bytes(), layout.clone(), opts(), 2048).expect("header");
+        let records: Vec<_> = reader.map(|r| r.expect("readable")).collect();
+        assert_eq!(records.len(), 2);
+        let Record::Rejected(row) = &records[0] else {
+            panic!("the long row is rejected: {:?}", records[0]);
+        };
+        assert_eq!(row.error_code.as_deref(), Some(INVALID_RECORD));
+        assert!(
+            row.error_message
+                .as_deref()
+                .unwrap_or("")
+                .contains("more than the 2048"),
+            "{row:?}"
+        );
+        assert!(matches!(records[1], Record::Valid(_)));
+
+        let endless = b"customer_id,qualification\n".chain(std::io::repeat(b'0'));
+        let mut reader = InputReader::csv(endless, layout, opts(), 2048).expect("header");
+        match reader.next_record() {
+            Some(Err(InputError::Io(e))) => {
+                assert!(e.to_string().contains("no record ends within"), "{e}")
+            }
+            other => panic!("an endless record is refused, got {other:?}"),
+        }
+        assert!(reader.next_record().is_none());
+        assert!(count_csv_records(std::io::repeat(b','), b',', 2048).is_err());
+    }
     use proptest::prelude::*;
 
     const A: &str = "0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7";
@@ -713,7 +825,8 @@ mod tests {
             delimiter: b';',
             detected: false,
         };
-        let reader = InputReader::csv(input.as_bytes(), layout, opts()).expect("header");
+        let reader =
+            InputReader::csv(input.as_bytes(), layout, opts(), MAX_RECORD_BYTES).expect("header");
         assert_eq!(reader.count(), 1);
         // Many cells are cut short, and a sheet's header names its row and sheet.
         let wide: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();

@@ -30,6 +30,10 @@ pub struct InputFormat {
     /// Sheet of a workbook input (.xlsx, .xlsm, .xls, .ods) [default: the first sheet]
     #[arg(long, value_name = "NAME")]
     pub sheet: Option<String>,
+    /// Longest row read, in bytes; a longer row is `invalid`, and a file in which no row ends
+    /// within twice this is refused [default: 1048576]
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1024..))]
+    pub max_record_bytes: Option<u32>,
 }
 
 /// A `--delimiter` value that names no usable separator.
@@ -391,7 +395,8 @@ impl InputSource {
                     };
                     tracing::debug!(input = %self.path, "input read as {format}");
                     self.format = Some(format);
-                    return InputReader::sheet(rows, sheet, opts).map_err(|e| self.input_err(e));
+                    return InputReader::sheet(rows, sheet, opts, self.max_record_bytes())
+                        .map_err(|e| self.input_err(e));
                 }
                 Box::new(At::new(&file))
             }
@@ -420,8 +425,20 @@ impl InputSource {
                 detected,
             },
             opts,
+            self.max_record_bytes(),
         )
         .map_err(|e| self.input_err(e))
+    }
+
+    /// The longest record read as a row (`--max-record-bytes`).
+    fn max_record_bytes(&self) -> usize {
+        // u32 always fits a usize on the targets built (32 and 64 bits); the saturating fallback
+        // keeps the conversion checked.
+        self.flags
+            .max_record_bytes
+            .map_or(input::MAX_RECORD_BYTES, |n| {
+                usize::try_from(n).unwrap_or(usize::MAX)
+            })
     }
 
     /// The number of data records a reader would yield, for the progress bar's total; `None`
@@ -439,7 +456,7 @@ impl InputSource {
         let Format::Csv { delimiter, .. } = format else {
             return None;
         };
-        input::count_csv_records(text, delimiter).ok()
+        input::count_csv_records(text, delimiter, self.max_record_bytes()).ok()
     }
 
     /// Decodes the text (UTF-16 to UTF-8) and settles the delimiter from the header line; the
