@@ -9,12 +9,16 @@ pub(super) async fn export(
     quiet: bool,
     json: bool,
 ) -> Result<ExitCode, CliError> {
-    let mut named = Role::results("--output", &args.output);
-    if args.output != "-" {
+    let unread = (args.output != "-").then(|| {
         let unread = crate::engine::export::unread_path(&args.output);
-        named.push(Role::new("the .unread file of --output", unread));
-    }
-    check_roles(named, &args.service)?;
+        Role::new("the .unread file of --output", unread)
+    });
+    check_roles(
+        None,
+        &args.output,
+        unread.into_iter().collect(),
+        &args.service,
+    )?;
     let (mut session, config, credentials) = Session::open("export", &args.service).await?;
     session.show_progress(
         args.service.shows_progress(quiet),

@@ -138,9 +138,18 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
     }
 }
 
-/// Refuses a command whose files overlap (see [`roles::check`]): `named` are its own, the
-/// service flags add `--metrics` and `--config`.
-fn check_roles(mut named: Vec<Role>, service: &ServiceArgs) -> Result<(), CliError> {
+/// Refuses a command whose files overlap (see [`roles::check`]): its `--input`, its `--output`
+/// with the lock file and journal beside it, `extra` files of its own, and the service flags'
+/// `--metrics` and `--config`.
+fn check_roles(
+    input: Option<&str>,
+    output: &str,
+    extra: Vec<Role>,
+    service: &ServiceArgs,
+) -> Result<(), CliError> {
+    let mut named: Vec<Role> = input.map(|i| Role::new("--input", i)).into_iter().collect();
+    named.extend(Role::results("--output", output));
+    named.extend(extra);
     named.extend(service.metrics.iter().map(|m| Role::new("--metrics", m)));
     named.extend(service.config.iter().map(|c| Role::new("--config", c)));
     Ok(roles::check(&named)?)

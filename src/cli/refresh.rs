@@ -9,9 +9,7 @@ pub(super) async fn refresh(
     quiet: bool,
     json: bool,
 ) -> Result<ExitCode, CliError> {
-    let mut named = vec![Role::new("--input", &args.input)];
-    named.extend(Role::results("--output", &args.output));
-    check_roles(named, &args.service)?;
+    check_roles(Some(&args.input), &args.output, vec![], &args.service)?;
     let (mut session, config, credentials) = Session::open("refresh", &args.service).await?;
     // Rows of the earlier results file: the bar counts them as they are written.
     session.show_progress(

@@ -10,9 +10,7 @@ pub(super) async fn work(
     quiet: bool,
     json: bool,
 ) -> Result<ExitCode, CliError> {
-    let mut named = vec![Role::new("--input", &args.input)];
-    named.extend(Role::results("--output", &args.output));
-    check_roles(named, &args.service)?;
+    check_roles(Some(&args.input), &args.output, vec![], &args.service)?;
     let mut config = load_settings(
         args.service.config.as_deref(),
         args.service.settings.clone(),

@@ -442,29 +442,28 @@ pub(super) fn shell_quote(arg: &str) -> String {
 }
 
 fn posix_quote(arg: &str) -> String {
-    let safe = !arg.is_empty()
-        && arg
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b));
-    if safe {
-        arg.to_string()
-    } else {
+    quote_unless(arg, b"-_./=:,@%+", || {
         format!("'{}'", arg.replace('\'', "'\\''"))
-    }
+    })
 }
 
 /// Double quotes for cmd.exe and PowerShell. A Windows file name cannot hold `"`; `%` (cmd.exe)
 /// and `$` or a backtick (PowerShell) still expand inside them and no escape reads the same in
 /// both shells, so such an argument is left as the user typed it, quoted.
 fn windows_quote(arg: &str) -> String {
-    let safe = !arg.is_empty()
+    quote_unless(arg, b"-_./\\:,@+=", || format!("\"{arg}\""))
+}
+
+/// `arg` as it is when every byte is alphanumeric or in `safe`, otherwise `quoted()`.
+fn quote_unless(arg: &str, safe: &[u8], quoted: impl FnOnce() -> String) -> String {
+    let plain = !arg.is_empty()
         && arg
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./\\:,@+=".contains(&b));
-    if safe {
+            .all(|b| b.is_ascii_alphanumeric() || safe.contains(&b));
+    if plain {
         arg.to_string()
     } else {
-        format!("\"{arg}\"")
+        quoted()
     }
 }
 

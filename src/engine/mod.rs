@@ -21,7 +21,9 @@ use std::time::Duration;
 use crate::domain::stats::Stats;
 use crate::domain::stop::Stop;
 use crate::engine::config::RunConfig;
-use crate::partner_center::fatal::Cause;
+use crate::partner_center::auth::{Credentials, TokenProvider};
+use crate::partner_center::client::Client;
+use crate::partner_center::fatal::{Cause, FatalStop};
 use crate::partner_center::throttle::Throttle;
 
 /// What every job is handed by the command that starts it: where it writes, its settings, and
@@ -39,6 +41,27 @@ pub struct JobContext {
     pub throttle: Arc<Throttle>,
     /// Asked to stop by a signal.
     pub stop: Stop,
+}
+
+/// Signs a job in: the client every call goes through, which stops the whole run through the
+/// returned [`FatalStop`] (MFA, token endpoint down, outage). Credentials are proven here,
+/// before the results file is touched or any row is sent.
+pub(crate) async fn connect(
+    config: &RunConfig,
+    credentials: Credentials,
+    throttle: &Arc<Throttle>,
+    stats: &Arc<Stats>,
+    fatal: &Arc<FatalStop>,
+) -> Result<(Arc<Client>, Arc<TokenProvider>), JobError> {
+    let (client, tokens) = Client::connect(
+        &config.endpoint(),
+        credentials,
+        throttle.clone(),
+        stats.clone(),
+        fatal.clone(),
+    )
+    .await?;
+    Ok((Arc::new(client), tokens))
 }
 
 /// How a job ended, whatever it did: what every job's report carries for the one end-of-run

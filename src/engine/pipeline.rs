@@ -20,13 +20,12 @@ use crate::engine::pool::{
     drain_workers, finish_writer, output_error, spawn_pool, spawn_writer, ResultsSink,
 };
 use crate::engine::preflight;
-use crate::engine::{Ending, JobContext, JobError, JobReport};
+use crate::engine::{connect, Ending, JobContext, JobError, JobReport};
 use crate::input::source::{off_runtime, InputSource};
 use crate::input::InputFileError;
 use crate::input::{InputOptions, InputReader, Record};
 use crate::partner_center::api::{self, ValidationCode};
 use crate::partner_center::auth::Credentials;
-use crate::partner_center::client::Client;
 use crate::partner_center::fatal::FatalStop;
 use crate::partner_center::throttle::Throttle;
 use crate::results::lock::lock_output;
@@ -144,17 +143,9 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
     let mut token_provider = None;
     let client = match credentials {
         Some(credentials) => {
-            // Credentials are proven before the results file is touched or any row is sent.
-            let (client, tokens) = Client::connect(
-                &config.endpoint(),
-                credentials,
-                throttle.clone(),
-                stats.clone(),
-                fatal.clone(),
-            )
-            .await?;
+            let (client, tokens) = connect(&config, credentials, &throttle, &stats, &fatal).await?;
             token_provider = Some(tokens);
-            Some(Arc::new(client))
+            Some(client)
         }
         None => None,
     };

@@ -13,7 +13,7 @@ use crate::engine::decide::{log_row, read_record, set_vetting};
 use crate::engine::pool::{
     drain_workers, finish_writer, spawn_pool, spawn_writer, ResultsSink, Stop,
 };
-use crate::engine::{Ending, JobContext, JobError, JobReport};
+use crate::engine::{connect, Ending, JobContext, JobError, JobReport};
 use crate::input::InputFileError;
 use crate::partner_center::api;
 use crate::partner_center::auth::Credentials;
@@ -79,15 +79,7 @@ pub async fn execute(job: RefreshJob) -> Result<RefreshReport, JobError> {
         output::check_target(&output_path, force)
     })?;
     let fatal = Arc::new(crate::partner_center::fatal::FatalStop::new(stop.clone()));
-    let (client, _) = Client::connect(
-        &config.endpoint(),
-        credentials,
-        throttle.clone(),
-        stats.clone(),
-        fatal.clone(),
-    )
-    .await?;
-    let client = Arc::new(client);
+    let (client, _) = connect(&config, credentials, &throttle, &stats, &fatal).await?;
     let sink = output::create(&output_path, force)?;
     let writer = ResultsWriter::with_header(sink).map_err(|source| ResultsError::OutputIo {
         path: output_path.clone(),

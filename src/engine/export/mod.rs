@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use crate::domain::model::{Qualification, QualificationRecord};
 use crate::domain::stats::Stats;
 use crate::engine::pool::{drain_workers, finish_writer, spawn_pool, spawn_writer, RowSink};
-use crate::engine::{Ending, JobContext, JobError, JobReport};
+use crate::engine::{connect, Ending, JobContext, JobError, JobReport};
 use crate::partner_center::api;
 use crate::partner_center::auth::Credentials;
 use crate::partner_center::client::{Client, Reply};
@@ -110,15 +110,7 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
         }
     })?;
     let fatal = Arc::new(crate::partner_center::fatal::FatalStop::new(stop.clone()));
-    let (client, _) = Client::connect(
-        &config.endpoint(),
-        credentials,
-        throttle.clone(),
-        stats.clone(),
-        fatal.clone(),
-    )
-    .await?;
-    let client = Arc::new(client);
+    let (client, _) = connect(&config, credentials, &throttle, &stats, &fatal).await?;
     // The pacer measures the quota from here, not from before the sign-in and pre-flight.
     throttle.begin();
     let started = Instant::now();
