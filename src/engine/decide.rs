@@ -83,12 +83,7 @@ impl Worker {
         retry_denied: bool,
         result: &mut ResultRow,
     ) {
-        let read = client
-            .send(
-                &api::list_request(row.customer_id),
-                crate::partner_center::client::new_uuid(),
-            )
-            .await;
+        let read = read_list(client, row).await;
         let held = match read_record(&read, row.qualification) {
             Ok(held) => held,
             Err(_) => {
@@ -135,12 +130,7 @@ impl Worker {
                 result.error_code = None;
                 result.error_message = None;
                 // The conflict answer says nothing about vetting; the customer's list does.
-                let read = client
-                    .send(
-                        &api::list_request(row.customer_id),
-                        crate::partner_center::client::new_uuid(),
-                    )
-                    .await;
+                let read = read_list(client, row).await;
                 match read_record(&read, row.qualification) {
                     Ok(Some(record)) => set_vetting(result, api::Vetting::from(record)),
                     Ok(None) => {
@@ -205,12 +195,7 @@ impl Worker {
     /// After a 2xx whose body does not show the posted qualification: `created` only when the
     /// customer's list shows it, else `failed` with `error_code` `unconfirmed`.
     async fn confirm(&self, client: &Client, row: &Row, status: u16, result: &mut ResultRow) {
-        let read = client
-            .send(
-                &api::list_request(row.customer_id),
-                crate::partner_center::client::new_uuid(),
-            )
-            .await;
+        let read = read_list(client, row).await;
         match read_record(&read, row.qualification) {
             Ok(Some(record)) => {
                 result.outcome = Some(Outcome::Created);
@@ -273,6 +258,14 @@ pub fn describe_call(result: &mut ResultRow, exchange: &Exchange) {
     if let Some(note) = &exchange.note {
         result.error_message = Some(api::sanitize(note));
     }
+}
+
+/// Reads the customer's qualifications (a call of its own, with its own request id).
+async fn read_list(client: &Client, row: &Row) -> Exchange {
+    let request_id = crate::partner_center::client::new_uuid();
+    client
+        .send(&api::list_request(row.customer_id), request_id)
+        .await
 }
 
 /// Why a list read did not tell whether the customer holds a qualification.
