@@ -203,7 +203,7 @@ pub enum LogFormat {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Set the qualification of every row of a CSV file
+    /// Set the qualification of every row of a CSV file or workbook
     #[command(after_long_help = RUN_HELP)]
     Run(RunArgs),
     /// Make Partner Center match the file: read each customer first, post only what is missing
