@@ -217,3 +217,130 @@ fn the_page_renders_in_a_headless_browser_and_the_table_sorts() {
     );
     eprintln!("report screenshot: {}", shot.display());
 }
+
+/// `report --xlsx` (issue 24): the rows as typed cells (numbers as numbers, dates as dates),
+/// the header frozen and filters on, and a summary sheet whose counts are the file's; the same
+/// for an export file, told apart by its header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workbook_has_typed_rows_a_frozen_filtered_header_and_the_counts() {
+    use calamine::{open_workbook_auto, Data, Reader};
+    let dir = work_dir("xlsx");
+    let (results_csv, workbook) = (dir.join("r.csv"), dir.join("r.xlsx"));
+    pcq(&[
+        "run",
+        "--sandbox",
+        "--input",
+        "samples/customers.csv",
+        "--output",
+        &results_csv.display().to_string(),
+    ])
+    .run()
+    .await
+    .assert_code(1);
+    pcq(&[
+        "report",
+        &results_csv.display().to_string(),
+        "--xlsx",
+        &workbook.display().to_string(),
+    ])
+    .run()
+    .await
+    .assert_code(0);
+    // In file order (rows are written as they finish), as the sheet has them.
+    let rows = results(&results_csv);
+    let mut book = open_workbook_auto(&workbook).expect("a workbook");
+    assert_eq!(book.sheet_names(), ["Rows", "Summary"]);
+    let sheet = book.worksheet_range("Rows").expect("rows sheet");
+    let header: Vec<String> = sheet
+        .rows()
+        .next()
+        .expect("header")
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert_eq!(header.join(","), RESULTS_HEADER);
+    assert_eq!(sheet.height(), rows.len() + 1);
+    let col = |name: &str| header.iter().position(|h| h == name).expect(name);
+    let mut dates = 0;
+    for (cells, row) in sheet.rows().skip(1).zip(&rows) {
+        assert_eq!(
+            cells[col("row")],
+            Data::Float(row["row"].parse().expect("a number"))
+        );
+        assert_eq!(cells[col("outcome")].to_string(), row["outcome"]);
+        if !row["http_status"].is_empty() {
+            assert!(
+                matches!(cells[col("http_status")], Data::Float(_)),
+                "{cells:?}"
+            );
+        }
+        if !row["vetting_create_date"].is_empty() {
+            assert!(
+                matches!(cells[col("vetting_create_date")], Data::DateTime(_)),
+                "{cells:?}"
+            );
+            dates += 1;
+        }
+    }
+    assert!(dates > 0, "the sample's results hold vetting dates");
+    let summary = book.worksheet_range("Summary").expect("summary sheet");
+    let count = |label: &str| {
+        summary
+            .rows()
+            .find(|r| r[0] == label)
+            .map(|r| r[1].clone())
+    };
+    assert_eq!(count("rows"), Some(Data::Float(rows.len() as f64)));
+    let created = rows.iter().filter(|r| r["outcome"] == "created").count();
+    assert_eq!(
+        count("created"),
+        Some(Data::Float(created as f64)),
+        "{:?}",
+        summary.rows().collect::<Vec<_>>()
+    );
+
+    // The sheet's XML: the header row frozen, filters over every row.
+    let mut archive =
+        zip::ZipArchive::new(std::fs::File::open(&workbook).expect("open")).expect("zip");
+    let mut xml = String::new();
+    std::io::Read::read_to_string(
+        &mut archive
+            .by_name("xl/worksheets/sheet1.xml")
+            .expect("rows sheet xml"),
+        &mut xml,
+    )
+    .expect("read");
+    assert!(xml.contains(r#"state="frozen""#), "frozen header");
+    assert!(
+        xml.contains(&format!(r#"<autoFilter ref="A1:N{}""#, rows.len() + 1)),
+        "filters"
+    );
+
+    // An export file, by its header.
+    let export = dir.write(
+        "e.csv",
+        "customer_id,company_name,domain,qualification,vetting_status,vetting_reason,vetting_create_date\n\
+         11111111-1111-4111-8111-000000000001,Northwind,northwind.example,Education,Approved,,2024-09-02T14:05:11Z\n",
+    );
+    let export_book = dir.join("e.xlsx");
+    pcq(&[
+        "report",
+        &export.display().to_string(),
+        "--xlsx",
+        &export_book.display().to_string(),
+    ])
+    .run()
+    .await
+    .assert_code(0);
+    let mut book = open_workbook_auto(&export_book).expect("a workbook");
+    let sheet = book.worksheet_range("Rows").expect("rows sheet");
+    assert_eq!(
+        sheet.get((0, 0)).map(|c| c.to_string()).as_deref(),
+        Some("customer_id")
+    );
+    assert!(
+        matches!(sheet.get((1, 6)), Some(Data::DateTime(_))),
+        "{:?}",
+        sheet.get((1, 6))
+    );
+}

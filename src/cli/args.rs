@@ -351,13 +351,17 @@ pub struct ValidateArgs {
 
 /// Flags of `report`.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("page").required(true).multiple(true).args(["html", "xlsx"])))]
 pub struct ReportArgs {
-    /// A results file
+    /// A results file (for --xlsx also an export file)
     #[arg(value_name = "RESULTS")]
     pub results: PathBuf,
     /// Write the HTML page here (`-` for standard output)
     #[arg(long, value_name = "FILE")]
-    pub html: String,
+    pub html: Option<String>,
+    /// Write an Excel workbook here: the rows as typed cells, and a summary sheet
+    #[arg(long, value_name = "FILE")]
+    pub xlsx: Option<PathBuf>,
 }
 
 #[cfg(feature = "sandbox")]

@@ -109,11 +109,16 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Login(args) => login(args, quiet).await,
         Command::Validate(args) => validate(args, cli.log.quiet, json),
         Command::Report(args) => {
-            roles::check(&[
-                Role::new("RESULTS", &args.results),
-                Role::new("--html", &args.html),
-            ])?;
-            crate::results::report::execute(&args.results, &args.html)?;
+            let mut named = vec![Role::new("RESULTS", &args.results)];
+            named.extend(args.html.iter().map(|html| Role::new("--html", html)));
+            named.extend(args.xlsx.iter().map(|xlsx| Role::new("--xlsx", xlsx)));
+            roles::check(&named)?;
+            if let Some(html) = &args.html {
+                crate::results::report::execute(&args.results, html)?;
+            }
+            if let Some(xlsx) = &args.xlsx {
+                crate::results::workbook::write(&args.results, xlsx)?;
+            }
             Ok(ExitCode::Success)
         }
         #[cfg(feature = "sandbox")]

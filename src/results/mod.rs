@@ -12,3 +12,4 @@ pub(crate) mod report;
 pub(crate) mod resume;
 pub(crate) mod roles;
 pub(crate) mod schema;
+pub(crate) mod workbook;

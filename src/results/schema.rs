@@ -7,6 +7,17 @@
 use crate::domain::model::{Outcome, ResultRow};
 use crate::results::output::{push_text, ResultsRowError};
 
+/// The export's header, in its exact column order.
+pub const EXPORT_COLUMNS: [&str; 7] = [
+    "customer_id",
+    "company_name",
+    "domain",
+    "qualification",
+    "vetting_status",
+    "vetting_reason",
+    "vetting_create_date",
+];
+
 /// One column of the results file.
 pub(crate) struct Column {
     /// The header name, exactly as written.
@@ -195,7 +206,7 @@ pub(crate) fn write(row: &ResultRow, record: &mut csv::ByteRecord) {
 
 /// The cell as text, without the apostrophe [`push_text`] put before a cell a spreadsheet would
 /// evaluate.
-fn undefuse(cell: &[u8]) -> String {
+pub(crate) fn undefuse(cell: &[u8]) -> String {
     let cell = String::from_utf8_lossy(cell);
     match cell.strip_prefix('\'') {
         Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest.to_string(),

@@ -10,17 +10,7 @@ use crate::domain::model::CustomerId;
 use crate::engine::JobError;
 use crate::input::InputFileError;
 use crate::results::output::{self, csv_to_io, push_text};
-
-/// The export's header, in its exact column order.
-pub const EXPORT_COLUMNS: [&str; 7] = [
-    "customer_id",
-    "company_name",
-    "domain",
-    "qualification",
-    "vetting_status",
-    "vetting_reason",
-    "vetting_create_date",
-];
+pub use crate::results::schema::EXPORT_COLUMNS;
 
 /// One row of the export.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
