@@ -5,6 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
+use crate::domain::atomic::Replacement;
 use crate::domain::model::ResultRow;
 use crate::results::schema::{self, HeaderError, Layout};
 use crate::results::ResultsError;
@@ -15,6 +16,22 @@ pub enum Sink {
     File(BufWriter<File>),
     /// `--output -`.
     Stdout(BufWriter<io::Stdout>),
+    /// A results file replaced only once every row is in ([`replacing`], [`Sink::commit`]).
+    Replacing(Replacing),
+}
+
+/// A results file being replaced: the new contents, and whether they may overwrite a file.
+pub struct Replacing(BufWriter<Replacement>, bool);
+
+impl Sink {
+    /// Puts a replacement in place of its file (see [`replacing`]); flushes the others.
+    pub fn commit(self) -> io::Result<()> {
+        match self {
+            Sink::Replacing(Replacing(w, overwrite)) => w.into_inner()?.commit(overwrite),
+            Sink::File(mut w) => w.flush(),
+            Sink::Stdout(mut w) => w.flush(),
+        }
+    }
 }
 
 impl Write for Sink {
@@ -22,18 +39,21 @@ impl Write for Sink {
         match self {
             Sink::File(w) => w.write(buf),
             Sink::Stdout(w) => w.write(buf),
+            Sink::Replacing(Replacing(w, _)) => w.write(buf),
         }
     }
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match self {
             Sink::File(w) => w.write_all(buf),
             Sink::Stdout(w) => w.write_all(buf),
+            Sink::Replacing(Replacing(w, _)) => w.write_all(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Sink::File(w) => w.flush(),
             Sink::Stdout(w) => w.flush(),
+            Sink::Replacing(Replacing(w, _)) => w.flush(),
         }
     }
 }
@@ -102,6 +122,31 @@ pub fn create(path: &str, force: bool) -> Result<Sink, ResultsError> {
     Ok(Sink::File(BufWriter::with_capacity(64 * 1024, file)))
 }
 
+/// As [`create`], for a job that writes its whole results in one go (refresh): the rows go to a
+/// temporary file beside `path`, which replaces it only at [`Sink::commit`], so a job that fails
+/// or is stopped half-way leaves the earlier file byte for byte (and no new one). Through a
+/// symlink the file it points to is replaced, with its mode; a device or FIFO is written as is.
+pub fn replacing(path: &str, force: bool) -> Result<Sink, ResultsError> {
+    if path == "-" || !crate::results::lock::is_lockable(Path::new(path)) {
+        return create(path, force);
+    }
+    let real = crate::results::lock::resolve(Path::new(path));
+    // A new file gets what `create` would give it: 0666 less the umask.
+    let mode = if real.exists() {
+        crate::results::resume::file_mode(&real)
+    } else {
+        0o666
+    };
+    let replacement = Replacement::new(&real, mode).map_err(|source| ResultsError::OutputIo {
+        path: path.to_string(),
+        source,
+    })?;
+    Ok(Sink::Replacing(Replacing(
+        BufWriter::with_capacity(64 * 1024, replacement),
+        force,
+    )))
+}
+
 /// Writes result rows as CSV; the caller decides when to flush.
 pub struct ResultsWriter<W: Write> {
     csv: csv::Writer<W>,
@@ -138,6 +183,11 @@ impl<W: Write> ResultsWriter<W> {
     /// Pushes everything written so far to the file.
     pub fn flush(&mut self) -> io::Result<()> {
         self.csv.flush()
+    }
+
+    /// The sink, with everything written pushed to it.
+    pub fn into_inner(self) -> io::Result<W> {
+        self.csv.into_inner().map_err(|e| e.into_error())
     }
 }
 
