@@ -89,6 +89,19 @@ impl io::Write for Replacement {
     }
 }
 
+/// The file a symbolic link at `path` points to (resolved once, here), or `path` itself: a file
+/// replaced through a link must be replaced at its target, since a rename over the link would
+/// leave a regular file in its place and the old contents at the target. A link whose target
+/// does not exist yet resolves one step (the target is created).
+pub(crate) fn link_target(path: &Path) -> PathBuf {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => std::fs::canonicalize(path)
+            .or_else(|_| std::fs::read_link(path).map(|target| folder(path).join(target)))
+            .unwrap_or_else(|_| path.to_path_buf()),
+        _ => path.to_path_buf(),
+    }
+}
+
 /// The folder `path` is in (`.` for a bare name).
 fn folder(path: &Path) -> &Path {
     match path.parent() {
