@@ -6,8 +6,9 @@
 //! The page fetches nothing: charts are inline SVG, the sorting is a few lines of inline script,
 //! and a Content-Security-Policy of `default-src 'none'` keeps it that way even if a value slipped
 //! through; the one style sheet and the one script are admitted by their SHA-256, so no other
-//! inline script or style (no `'unsafe-inline'`) runs. Every value from the results file is HTML-escaped (error messages come from the
-//! service and from the input, so they may hold anything). It reads the results file only.
+//! inline script or style (no `'unsafe-inline'`) runs. Every value from the results file is
+//! HTML-escaped (error messages come from the service and from the input, so they may hold
+//! anything). It reads the results file only.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
