@@ -221,6 +221,45 @@ async fn the_refresh_token_file_is_rotated_for_the_next_night() {
     );
 }
 
+/// Issue 22: a token file others could read stayed so until the first rotation, and a token
+/// file that is a symbolic link was replaced by a regular file, leaving the old token at the
+/// link's target (where the next night, or another job, would read it).
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_linked_token_file_open_to_others_is_made_private_and_rotated_at_its_target() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = work_dir("tokenlink");
+    dir.write("in.csv", soe_rows(1));
+    let real = dir.write(
+        "real-token",
+        format!("{}\n", simulator::SANDBOX_REFRESH_TOKEN),
+    );
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let link = dir.join("token-link");
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+    let mut env: Vec<(String, String)> = sim_env(&sim)
+        .into_iter()
+        .filter(|(k, _)| k != "PC_REFRESH_TOKEN")
+        .collect();
+    env.push(("PC_REFRESH_TOKEN_FILE".into(), link.display().to_string()));
+    let output = pcq_io("run", &dir, &[]).envs(&env).run().await;
+    output.assert_code(0);
+    assert!(
+        output
+            .stderr()
+            .contains("open to other users (mode 644); it is now 0600"),
+        "{}",
+        output.stderr()
+    );
+    let meta = std::fs::symlink_metadata(&link).expect("link");
+    assert!(meta.file_type().is_symlink(), "the link is still a link");
+    let rotated = std::fs::read_to_string(&real).expect("token file");
+    assert_ne!(rotated.trim(), simulator::SANDBOX_REFRESH_TOKEN);
+    let mode = std::fs::metadata(&real).expect("meta").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
 /// `sim_env` for a public client: no secret, the refresh token in a file.
 fn public_env(sim: &SimHandle, token_file: &str) -> Vec<(String, String)> {
     sim_env(sim)

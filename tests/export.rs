@@ -691,6 +691,61 @@ async fn a_list_going_round_in_circles_ends_with_an_error_not_duplicates() {
     }
 }
 
+/// Issue 22: a service whose every page adds one customer not seen before (so no page is all
+/// repeats) was followed for ever. A token handed back twice, or more pages than the first
+/// page's counts allow, ends the export (exit 1) with the rows of the pages read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_that_adds_one_customer_a_page_is_not_followed_for_ever() {
+    let sim = start_sim(SimConfig::default()).await;
+    // Page k holds customers k..=k+2: one new each time. `total`: the first page's totalCount
+    // (9: the list's, three pages of three; None: the page's own count, as the simulator's).
+    for (name, same_token, total, reason, pages) in [
+        (
+            "token-again",
+            true,
+            Some(9),
+            "continuation token an earlier page gave",
+            2,
+        ),
+        (
+            "list-total",
+            false,
+            Some(9),
+            "more than its counts allow (16)",
+            16,
+        ),
+        ("page-count", false, None, "more than its counts allow", 34),
+    ] {
+        let (env, seen) = stand_in_list(&sim, move |_, earlier| {
+            let k = u32::try_from(earlier.len()).expect("pages") + 1;
+            if k > 200 {
+                // A client that loops still ends.
+                return (404, String::new());
+            }
+            let token = if same_token {
+                "again".to_string()
+            } else {
+                format!("t{k}")
+            };
+            let mut page: serde_json::Value =
+                serde_json::from_str(&page_json(k..=k + 2, Some(Some(&token)))).expect("json");
+            if let Some(total) = total.filter(|_| k == 1) {
+                page["totalCount"] = total.into();
+            }
+            (200, page.to_string())
+        })
+        .await;
+        let dir = work_dir(&format!("export-loop-{name}"));
+        let output = export(&dir, &env, &["--rate", "0"]).await;
+        let stderr = output.stderr();
+        assert_eq!(output.status.code(), Some(1), "{name}: {stderr}");
+        assert!(stderr.contains(reason), "{name}: {stderr}");
+        let requests = seen.lock().expect("lock").len();
+        assert_eq!(requests, pages, "{name}: list requests");
+        assert_each_customer_once(&read_export(&dir), u32::try_from(pages).expect("n") + 2);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_list_page_over_a_mebibyte_is_read() {
     // 100 customers with 16 KB names: a page of about 1.6 MiB, over the 1 MiB cap that guards

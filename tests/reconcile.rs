@@ -212,6 +212,84 @@ async fn refresh_keeps_old_values_where_it_cannot_read() {
         .all(|r| r["error_message"].starts_with("refresh:")));
 }
 
+/// The files in `dir` other than `keep`: a temporary file left behind shows up here.
+fn leftovers(dir: &TempDir, keep: &[&str]) -> Vec<String> {
+    std::fs::read_dir(dir.path())
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|name| !keep.contains(&name.as_str()))
+        .collect()
+}
+
+/// Issue 22: `refresh --force` wrote over its output as it went, so an input that turned bad
+/// part-way (or a stop) left yesterday's good output cut to its first lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_that_does_not_complete_leaves_the_earlier_output_byte_for_byte() {
+    let sim = start_sim(SimConfig {
+        latency: Duration::from_millis(50),
+        ..SimConfig::default()
+    })
+    .await;
+    let env = sim_env(&sim);
+    let dir = work_dir("refresh-whole");
+    dir.write("in.csv", soe_rows(40));
+    pcq_io("run", &dir, &["--rate", "0"])
+        .envs(&env)
+        .run()
+        .await
+        .assert_code(0);
+    let good = std::fs::read(dir.join("out.csv")).expect("results");
+    // Yesterday's output, and an input whose last line is no results row.
+    let earlier = dir.write("refreshed.csv", &good);
+    let mut bad = good.clone();
+    bad.extend_from_slice(b"41,garbage\n");
+    dir.write("bad.csv", bad);
+    let refresh = |input: &str| {
+        pcq(&[
+            "refresh",
+            "-i",
+            &dir.s(input),
+            "-o",
+            &dir.s("refreshed.csv"),
+        ])
+        .args(&["--force", "--rate", "0", "--concurrency", "1"])
+        .envs(&env)
+    };
+    let output = refresh("bad.csv").run().await;
+    output.assert_code(2);
+    assert!(output.stderr().contains("line 42"), "{}", output.stderr());
+    assert!(
+        std::fs::read(&earlier).expect("kept") == good,
+        "earlier output changed"
+    );
+    let own = ["in.csv", "out.csv", "bad.csv", "refreshed.csv"];
+    assert_eq!(leftovers(&dir, &own), Vec::<String>::new());
+
+    // Stopped half-way (50 ms a row, one at a time): the same.
+    let mut child = refresh("out.csv").spawn();
+    let before = sim.api_requests().len();
+    wait_until("refresh reads", || sim.api_requests().len() >= before + 3).await;
+    child.wait_for_signal_handlers().await;
+    child.signal("INT");
+    let output = child.finish().await;
+    output.assert_code(130);
+    assert!(
+        output.stderr().contains("left as it was"),
+        "{}",
+        output.stderr()
+    );
+    assert!(
+        std::fs::read(&earlier).expect("kept") == good,
+        "earlier output changed"
+    );
+    assert_eq!(leftovers(&dir, &own), Vec::<String>::new());
+
+    // Complete: replaced whole.
+    refresh("out.csv").run().await.assert_code(0);
+    assert_rows_exactly_once(&earlier, 40);
+    assert_eq!(leftovers(&dir, &own), Vec::<String>::new());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_are_one_object_per_line_with_row_ids() {
     let sim = start_sim(SimConfig::default()).await;

@@ -58,6 +58,28 @@ fn the_page_is_self_contained_and_escapes_every_value() {
         lower.matches("&lt;img src=").count()
     );
     assert!(page.contains("default-src 'none'"), "a CSP forbids fetches");
+    // Issue 22: no 'unsafe-inline'; the page's one script and one style sheet are admitted by
+    // the hashes of the very text in the page, and nothing is styled by attribute.
+    let csp = between(
+        &page,
+        r#"http-equiv="Content-Security-Policy" content=""#,
+        "\"",
+    );
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    for (open, close, directive) in [
+        ("<script>", "</script>", "script-src"),
+        ("<style>", "</style>", "style-src"),
+    ] {
+        let hash = csp_hash(between(&page, open, close));
+        assert!(
+            csp.contains(&format!("{directive} {hash}")),
+            "{hash} in {csp}"
+        );
+    }
+    assert!(
+        !lower.contains(" style="),
+        "a style attribute needs 'unsafe-inline'"
+    );
     // Hostile text is shown, escaped.
     assert!(
         !page.contains("<script>alert"),
@@ -103,6 +125,24 @@ fn the_page_is_self_contained_and_escapes_every_value() {
     output.assert_code(2);
     assert!(text(&output.stderr).contains("not a pc-qualify results file"));
     assert!(!dir.join("x.html").exists());
+}
+
+/// The text between the first `open` and the `close` after it.
+fn between<'a>(page: &'a str, open: &str, close: &str) -> &'a str {
+    let start = page.find(open).unwrap_or_else(|| panic!("{open}")) + open.len();
+    let len = page[start..]
+        .find(close)
+        .unwrap_or_else(|| panic!("{close}"));
+    &page[start..start + len]
+}
+
+/// The CSP source for an inline element holding exactly `text`, as a browser computes it.
+fn csp_hash(text: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    let encoded = base64::engine::general_purpose::STANDARD.encode(digest);
+    format!("'sha256-{encoded}'")
 }
 
 /// Chromium in headless mode with a throwaway profile.
@@ -284,12 +324,7 @@ async fn the_workbook_has_typed_rows_a_frozen_filtered_header_and_the_counts() {
     }
     assert!(dates > 0, "the sample's results hold vetting dates");
     let summary = book.worksheet_range("Summary").expect("summary sheet");
-    let count = |label: &str| {
-        summary
-            .rows()
-            .find(|r| r[0] == label)
-            .map(|r| r[1].clone())
-    };
+    let count = |label: &str| summary.rows().find(|r| r[0] == label).map(|r| r[1].clone());
     assert_eq!(count("rows"), Some(Data::Float(rows.len() as f64)));
     let created = rows.iter().filter(|r| r["outcome"] == "created").count();
     assert_eq!(

@@ -289,3 +289,61 @@ async fn a_file_without_a_required_column_is_refused_before_anything_is_sent() {
         "{stderr}"
     );
 }
+
+/// Issue 22: a spreadsheet's (CRLF) results file with a bad first row was reported at "line 1",
+/// and a row numbered 0 made `--resume` say the input had fewer rows than the results.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_row_is_named_by_its_line_and_a_row_0_is_refused() {
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = work_dir("badline");
+    dir.write("in.csv", soe_rows(3));
+    let env = sim_env(&sim);
+    pcq_io("run", &dir, &["--rate", "0"])
+        .envs(&env)
+        .run()
+        .await
+        .assert_code(0);
+    let original = std::fs::read_to_string(dir.join("out.csv")).expect("results");
+    let saved = String::from_utf8(resave(&original, &excel(), |_| true)).expect("utf-8");
+    let damaged = saved.replacen("\r\n", "\r\nnot a row\r\n", 1);
+    dir.write("damaged.csv", damaged);
+    let (code, stderr, _) = report_page(&dir.join("damaged.csv"), &dir.join("r.html")).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("damaged.csv: line 2: has 1 fields"),
+        "{stderr}"
+    );
+
+    // Row 1 renumbered 0: the line is named, and no claim about the input's length is made.
+    let lines: Vec<&str> = original.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("1,"))
+        .expect("row 1");
+    let zero: Vec<String> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == at {
+                format!("0{}", &l[1..])
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    dir.write("out.csv", zero.join("\n") + "\n");
+    let requests = sim.api_requests().len();
+    let output = pcq_io("run", &dir, &["--resume", "--rate", "0"])
+        .envs(&env)
+        .run()
+        .await;
+    output.assert_code(2);
+    let stderr = output.stderr();
+    let line = at + 1;
+    assert!(
+        stderr.contains(&format!("line {line}: row out of range: 0")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("fewer rows"), "{stderr}");
+    assert_eq!(sim.api_requests().len(), requests, "nothing was sent");
+}

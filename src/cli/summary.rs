@@ -88,7 +88,12 @@ impl Summary for RefreshSummary<'_> {
             report.rows,
             report.ending.elapsed.as_secs_f64(),
             report.unread,
-            if self.output == "-" { "standard output" } else { self.output },
+            match (self.output, report.written) {
+                ("-", _) => "standard output".to_string(),
+                (path, true) => path.to_string(),
+                // Stopped before every row was written: the file is not replaced.
+                (path, false) => format!("none written ({path} left as it was)"),
+            },
             if vetting.is_empty() { "-".to_string() } else { vetting.join(", ") },
             stats.requests(),
             stats.retries(),

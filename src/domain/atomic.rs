@@ -5,51 +5,109 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Writes `path` through `write` and renames the result over it. The temporary file is created
-/// fresh (never through a file or link left under its name), gets `mode` on Unix, and is removed
-/// when anything fails. `hidden` names it `.NAME.XXXX.tmp`, so collectors that pick files up by
-/// their ending (node_exporter's `*.prom`) never see it half written.
+/// Writes `path` through `write` and renames the result over it (see [`Replacement`]).
 pub(crate) fn replace<T>(
     path: &Path,
     mode: u32,
     write: impl FnOnce(&mut File) -> io::Result<T>,
 ) -> io::Result<T> {
-    let name = path.file_name().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} is not a file path", path.display()),
-        )
-    })?;
-    let dir = match path.parent() {
+    let mut replacement = Replacement::new(path, mode)?;
+    let value = write(replacement.temp.as_file_mut())?;
+    replacement.commit(true)?;
+    Ok(value)
+}
+
+/// The new contents of `path`, written as they come and put in its place by [`commit`]; dropped
+/// uncommitted, the temporary file goes and `path` stays as it was. The temporary file is
+/// created fresh beside `path` (never through a file or link left under its name) with `mode`
+/// on Unix; it is named `.NAME.XXXX.tmp`, so collectors that pick files up by their ending
+/// (node_exporter's `*.prom`) never see it half written.
+///
+/// [`commit`]: Replacement::commit
+pub(crate) struct Replacement {
+    temp: tempfile::NamedTempFile,
+    path: PathBuf,
+}
+
+impl Replacement {
+    pub(crate) fn new(path: &Path, mode: u32) -> io::Result<Self> {
+        let name = path.file_name().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a file path", path.display()),
+            )
+        })?;
+        let prefix = format!(".{}.", name.to_string_lossy());
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".tmp");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            // Set explicitly: the umask would otherwise decide (a token file must stay 0600, a
+            // metrics file readable by node_exporter's user).
+            builder.permissions(std::fs::Permissions::from_mode(mode));
+        }
+        #[cfg(not(unix))]
+        let _ = mode;
+        Ok(Replacement {
+            temp: builder.tempfile_in(folder(path))?,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Syncs the new contents and renames them over the file; `overwrite: false` fails instead
+    /// when a file appeared there meanwhile. Every handle on the file must be closed first:
+    /// Windows refuses to rename over an open file.
+    pub(crate) fn commit(self, overwrite: bool) -> io::Result<()> {
+        self.temp.as_file().sync_all()?;
+        #[cfg(all(test, target_os = "linux"))]
+        refuse_if_open(&self.path)?;
+        if overwrite {
+            self.temp.persist(&self.path).map_err(|e| e.error)?;
+        } else {
+            self.temp
+                .persist_noclobber(&self.path)
+                .map_err(|e| e.error)?;
+        }
+        // Persist the rename itself; some filesystems cannot sync a directory, which is harmless.
+        if let Ok(dir) = File::open(folder(&self.path)) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    }
+}
+
+impl io::Write for Replacement {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.temp.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.temp.flush()
+    }
+}
+
+/// The file a symbolic link at `path` points to (resolved once, here), or `path` itself: a file
+/// replaced through a link must be replaced at its target, since a rename over the link would
+/// leave a regular file in its place and the old contents at the target. A link whose target
+/// does not exist yet resolves one step (the target is created).
+pub(crate) fn link_target(path: &Path) -> PathBuf {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => std::fs::canonicalize(path)
+            .or_else(|_| std::fs::read_link(path).map(|target| folder(path).join(target)))
+            .unwrap_or_else(|_| path.to_path_buf()),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// The folder `path` is in (`.` for a bare name).
+fn folder(path: &Path) -> &Path {
+    match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
-    };
-    let prefix = format!(".{}.", name.to_string_lossy());
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        // Set explicitly: the umask would otherwise decide (a token file must stay 0600, a
-        // metrics file readable by node_exporter's user).
-        builder.permissions(std::fs::Permissions::from_mode(mode));
     }
-    #[cfg(not(unix))]
-    let _ = mode;
-    // Dropping an unpersisted NamedTempFile removes it, so a failed write leaves nothing behind.
-    let mut temp = builder.tempfile_in(dir)?;
-    let value = write(temp.as_file_mut())?;
-    temp.as_file().sync_all()?;
-    #[cfg(all(test, target_os = "linux"))]
-    refuse_if_open(path)?;
-    temp.persist(path).map_err(|e| e.error)?;
-    // Persist the rename itself; some filesystems cannot sync a directory, which is harmless.
-    if let Ok(dir) = File::open(dir) {
-        let _ = dir.sync_all();
-    }
-    Ok(value)
 }
 
 /// Windows refuses to rename over a file that any handle holds open ("Access denied", os error
@@ -162,6 +220,22 @@ mod tests {
         assert!(failed.is_err());
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "old");
         assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 1);
+    }
+
+    #[test]
+    fn an_uncommitted_replacement_leaves_the_file_and_a_new_one_clobbers_nothing() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("results.csv");
+        std::fs::write(&path, "old").expect("seed");
+        let mut half = Replacement::new(&path, 0o644).expect("new");
+        half.write_all(b"half").expect("write");
+        drop(half);
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "old");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 1);
+        let mut late = Replacement::new(&path, 0o644).expect("new");
+        late.write_all(b"new").expect("write");
+        assert!(late.commit(false).is_err(), "a file appeared meanwhile");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "old");
     }
 
     #[cfg(target_os = "linux")]

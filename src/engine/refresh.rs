@@ -41,6 +41,9 @@ pub struct RefreshReport {
     pub read: u64,
     /// Rows whose vetting state could not be read (they keep their old values).
     pub unread: u64,
+    /// Whether the results were put in place: only a refresh that wrote every row replaces
+    /// the output file (a stopped one leaves it as it was).
+    pub written: bool,
 }
 
 impl JobReport for RefreshReport {
@@ -80,7 +83,7 @@ pub async fn execute(job: RefreshJob) -> Result<RefreshReport, JobError> {
     })?;
     let fatal = Arc::new(crate::partner_center::fatal::FatalStop::new(stop.clone()));
     let (client, _) = connect(&config, credentials, &throttle, &stats, &fatal).await?;
-    let sink = output::create(&output_path, force)?;
+    let sink = output::replacing(&output_path, force)?;
     let writer = ResultsWriter::with_header(sink).map_err(|source| ResultsError::OutputIo {
         path: output_path.clone(),
         source,
@@ -137,18 +140,28 @@ pub async fn execute(job: RefreshJob) -> Result<RefreshReport, JobError> {
     drop(result_tx);
     drop(work_rx);
     drain_workers(&mut workers, &stop, config.shutdown_grace).await;
-    let bad_input = reader_task
+    let fed = reader_task
         .await
         .map_err(|source| InputFileError::InputTask {
             path: input.clone(),
             what: "the results file's reader stopped",
             source,
-        })?
-        .err();
-    let rows = finish_writer(writer_task, &output_path).await?.rows;
-    if let Some(err) = bad_input {
-        // A results file that turns bad part-way is still not a results file.
-        return Err(not_results(err).into());
+        })?;
+    let ResultsSink { writer, rows } = finish_writer(writer_task, &output_path).await?;
+    // A results file that turns bad part-way is still not a results file; the temporary file
+    // goes with the writer, and the earlier output stays.
+    let fed = fed.map_err(not_results)?;
+    // Complete: every row of the input read and written (rows left unread count; rows a stop
+    // left behind do not).
+    let written = fed == Some(rows);
+    if written {
+        writer
+            .into_inner()
+            .and_then(output::Sink::commit)
+            .map_err(|source| ResultsError::OutputIo {
+                path: output_path.clone(),
+                source,
+            })?;
     }
     Ok(RefreshReport {
         ending: Ending::read(
@@ -161,20 +174,23 @@ pub async fn execute(job: RefreshJob) -> Result<RefreshReport, JobError> {
         rows,
         read: read.load(Ordering::Relaxed),
         unread: unread.load(Ordering::Relaxed),
+        written,
     })
 }
 
 /// Rows that need a read go to the workers; the others straight to the writer, unchanged.
+/// Returns how many rows were handed on when the input was read to its end, `None` when cut short.
 async fn feed_rows(
     mut reader: ResultsReader,
     work_tx: async_channel::Sender<ResultRow>,
     result_tx: mpsc::Sender<ResultRow>,
     stop: &Stop,
     aborted: &AtomicBool,
-) -> Result<(), ReadError> {
+) -> Result<Option<u64>, ReadError> {
+    let mut fed = 0u64;
     while let Some(next) = reader.next_row() {
         if stop.requested() || aborted.load(Ordering::Relaxed) {
-            return Ok(());
+            return Ok(None);
         }
         let row = next?;
         let sent = if row.outcome.is_some_and(|o| o.is_settled()) {
@@ -185,10 +201,11 @@ async fn feed_rows(
             result_tx.send(row).await.is_ok()
         };
         if !sent {
-            return Ok(());
+            return Ok(None);
         }
+        fed += 1;
     }
-    Ok(())
+    Ok(Some(fed))
 }
 
 /// Re-reads one row's vetting state; on failure the old values stay and the error is noted.

@@ -324,6 +324,8 @@ pub fn read_token_file(path: &Path) -> Result<SecretString, PartnerCenterError> 
         path: path.to_path_buf(),
         source,
     })?;
+    #[cfg(unix)]
+    keep_private(path);
     let token = text.trim();
     if token.is_empty() {
         return Err(PartnerCenterError::Credentials(format!(
@@ -332,6 +334,34 @@ pub fn read_token_file(path: &Path) -> Result<SecretString, PartnerCenterError> 
         )));
     }
     Ok(SecretString::from(token.to_string()))
+}
+
+/// A token file other users can read hands them the partner user's sign-in: it is made the
+/// owner's alone (0600) at once, with a warning, rather than at the first rotation (which may
+/// never come, or fail).
+#[cfg(unix)]
+fn keep_private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Ok(mode) = std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777) else {
+        return;
+    };
+    if mode & 0o077 == 0 {
+        return;
+    }
+    let mode = format!("{mode:o}");
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+        Ok(()) => tracing::warn!(
+            path = %path.display(),
+            mode,
+            "the refresh token file was open to other users (mode {mode}); it is now 0600 (owner only)"
+        ),
+        Err(error) => tracing::warn!(
+            path = %path.display(),
+            mode,
+            %error,
+            "the refresh token file is open to other users (mode {mode}) and could not be made 0600: chmod 600 it"
+        ),
+    }
 }
 
 /// The folder the token file is replaced in (its temporary file goes there too).
@@ -351,7 +381,8 @@ pub fn check_token_file_writable(path: &Path) -> std::io::Result<()> {
             "the path is a folder",
         ));
     }
-    let dir = token_dir(path);
+    let target = crate::domain::atomic::link_target(path);
+    let dir = token_dir(&target);
     if !dir.is_dir() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::NotFound,
@@ -367,9 +398,11 @@ pub fn check_token_file_writable(path: &Path) -> std::io::Result<()> {
 
 /// Replaces the token file atomically (a temporary file in the same directory, persisted over
 /// the old one), readable by its owner only: a crash leaves the old token or the new, never half.
+/// Through a symbolic link, the file it points to is replaced and the link stays.
 pub fn write_token_file(path: &Path, token: &str) -> std::io::Result<()> {
+    let target = crate::domain::atomic::link_target(path);
     // 0600: the refresh token is the partner user's sign-in.
-    crate::domain::atomic::replace(path, 0o600, |file| {
+    crate::domain::atomic::replace(&target, 0o600, |file| {
         file.write_all(token.as_bytes())?;
         file.write_all(b"\n")
     })
@@ -494,5 +527,38 @@ mod tests {
             .collect();
         assert_eq!(leftovers.len(), 1, "no temp file left behind");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_token_file_others_can_read_is_made_private_when_read() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("refresh-token");
+        std::fs::write(&path, "token\n").expect("seed");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        read_token_file(&path).expect("read");
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_token_file_behind_a_link_is_replaced_at_its_target() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (target, link) = (dir.path().join("real"), dir.path().join("link"));
+        std::fs::write(&target, "old\n").expect("seed");
+        std::os::unix::fs::symlink("real", &link).expect("symlink");
+        write_token_file(&link, "new").expect("write");
+        assert!(std::fs::symlink_metadata(&link)
+            .expect("meta")
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_to_string(&target).expect("read"), "new\n");
+        // A link to a file not there yet: the file is created at the link's target.
+        let (later, dangling) = (dir.path().join("later"), dir.path().join("dangling"));
+        std::os::unix::fs::symlink("later", &dangling).expect("symlink");
+        write_token_file(&dangling, "first").expect("write");
+        assert_eq!(std::fs::read_to_string(&later).expect("read"), "first\n");
     }
 }

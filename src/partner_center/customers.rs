@@ -104,6 +104,8 @@ pub struct Page {
     pub customers: Vec<ListedCustomer>,
     /// The next page, or `None` on the last one.
     pub next: Option<NextPage>,
+    /// `totalCount` (a count that is not a whole number >= 0 is left out).
+    pub total: Option<u64>,
 }
 
 /// `GET /v1/customers?size=N`: the first page.
@@ -173,7 +175,8 @@ fn text(value: Option<&serde_json::Value>) -> Option<String> {
 }
 
 /// Parses one page: `{"totalCount", "items": [...], "links": {"next": {"uri", "headers"}}}`.
-/// `totalCount` is not relied on (it counts the page in some answers, the whole list in others).
+/// `totalCount` only bounds the pages read (it counts the page in some answers, the whole list
+/// in others).
 pub fn parse_page(body: &[u8]) -> Result<Page, ListError> {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(ListError::NotJson)?;
     let items = match member(&value, "items") {
@@ -220,7 +223,13 @@ pub fn parse_page(body: &[u8]) -> Result<Page, ListError> {
             })
         }
     };
-    Ok(Page { customers, next })
+    // `as_u64` is the checked conversion: a negative or fractional count is no count.
+    let total = member(&value, "totalCount").and_then(serde_json::Value::as_u64);
+    Ok(Page {
+        customers,
+        next,
+        total,
+    })
 }
 
 #[cfg(test)]

@@ -1,10 +1,13 @@
 //! The results file: one CSV row per input row, in the documented column order, written as rows
 //! finish and safe to open in a spreadsheet.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::domain::atomic::Replacement;
 use crate::domain::model::ResultRow;
 use crate::results::schema::{self, HeaderError, Layout};
 use crate::results::ResultsError;
@@ -15,6 +18,22 @@ pub enum Sink {
     File(BufWriter<File>),
     /// `--output -`.
     Stdout(BufWriter<io::Stdout>),
+    /// A results file replaced only once every row is in ([`replacing`], [`Sink::commit`]).
+    Replacing(Replacing),
+}
+
+/// A results file being replaced: the new contents, and whether they may overwrite a file.
+pub struct Replacing(BufWriter<Replacement>, bool);
+
+impl Sink {
+    /// Puts a replacement in place of its file (see [`replacing`]); flushes the others.
+    pub fn commit(self) -> io::Result<()> {
+        match self {
+            Sink::Replacing(Replacing(w, overwrite)) => w.into_inner()?.commit(overwrite),
+            Sink::File(mut w) => w.flush(),
+            Sink::Stdout(mut w) => w.flush(),
+        }
+    }
 }
 
 impl Write for Sink {
@@ -22,18 +41,21 @@ impl Write for Sink {
         match self {
             Sink::File(w) => w.write(buf),
             Sink::Stdout(w) => w.write(buf),
+            Sink::Replacing(Replacing(w, _)) => w.write(buf),
         }
     }
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match self {
             Sink::File(w) => w.write_all(buf),
             Sink::Stdout(w) => w.write_all(buf),
+            Sink::Replacing(Replacing(w, _)) => w.write_all(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Sink::File(w) => w.flush(),
             Sink::Stdout(w) => w.flush(),
+            Sink::Replacing(Replacing(w, _)) => w.flush(),
         }
     }
 }
@@ -102,6 +124,31 @@ pub fn create(path: &str, force: bool) -> Result<Sink, ResultsError> {
     Ok(Sink::File(BufWriter::with_capacity(64 * 1024, file)))
 }
 
+/// As [`create`], for a job that writes its whole results in one go (refresh): the rows go to a
+/// temporary file beside `path`, which replaces it only at [`Sink::commit`], so a job that fails
+/// or is stopped half-way leaves the earlier file byte for byte (and no new one). Through a
+/// symlink the file it points to is replaced, with its mode; a device or FIFO is written as is.
+pub fn replacing(path: &str, force: bool) -> Result<Sink, ResultsError> {
+    if path == "-" || !crate::results::lock::is_lockable(Path::new(path)) {
+        return create(path, force);
+    }
+    let real = crate::results::lock::resolve(Path::new(path));
+    // A new file gets what `create` would give it: 0666 less the umask.
+    let mode = if real.exists() {
+        crate::results::resume::file_mode(&real)
+    } else {
+        0o666
+    };
+    let replacement = Replacement::new(&real, mode).map_err(|source| ResultsError::OutputIo {
+        path: path.to_string(),
+        source,
+    })?;
+    Ok(Sink::Replacing(Replacing(
+        BufWriter::with_capacity(64 * 1024, replacement),
+        force,
+    )))
+}
+
 /// Writes result rows as CSV; the caller decides when to flush.
 pub struct ResultsWriter<W: Write> {
     csv: csv::Writer<W>,
@@ -138,6 +185,11 @@ impl<W: Write> ResultsWriter<W> {
     /// Pushes everything written so far to the file.
     pub fn flush(&mut self) -> io::Result<()> {
         self.csv.flush()
+    }
+
+    /// The sink, with everything written pushed to it.
+    pub fn into_inner(self) -> io::Result<W> {
+        self.csv.into_inner().map_err(|e| e.into_error())
     }
 }
 
@@ -262,6 +314,60 @@ pub struct ResultsReader {
     record: csv::ByteRecord,
     layout: Layout,
     line: u64,
+    /// The last line of the record read before (the header's at first).
+    last_line: u64,
+    feeds: LineFeeds,
+}
+
+/// Where the line feeds read so far are (byte offsets; those before the last row handed out are
+/// dropped, so it holds a buffer's worth at most). The csv reader starts a record's position
+/// where the previous record stopped, before the LF of a CRLF and before blank lines, so a
+/// spreadsheet's CRLF file would name the first row "line 1"; a row's line is told from its end.
+#[derive(Clone, Default)]
+struct LineFeeds(Arc<Mutex<VecDeque<u64>>>);
+
+impl LineFeeds {
+    /// Wraps `inner` so that the line feeds read through it are noted.
+    fn note<R: io::Read>(&self, inner: R) -> Noted<R> {
+        Noted {
+            inner,
+            at: 0,
+            feeds: self.clone(),
+        }
+    }
+
+    /// Whether the byte at `offset` is a line feed; forgets the ones before it.
+    fn ends_at(&self, offset: u64) -> bool {
+        let mut list = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        while list.front().is_some_and(|&at| at < offset) {
+            list.pop_front();
+        }
+        list.front() == Some(&offset)
+    }
+}
+
+/// A reader that notes the line feeds that pass through it in its [`LineFeeds`].
+struct Noted<R> {
+    inner: R,
+    /// Bytes read so far: the offset of `buf[0]` in the next read.
+    at: u64,
+    feeds: LineFeeds,
+}
+
+impl<R: io::Read> io::Read for Noted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let read = buf.get(..n).unwrap_or_default();
+        let mut feeds = self.feeds.0.lock().unwrap_or_else(PoisonError::into_inner);
+        for (offset, _) in read.iter().enumerate().filter(|(_, b)| **b == b'\n') {
+            feeds.push_back(
+                self.at
+                    .saturating_add(u64::try_from(offset).unwrap_or(u64::MAX)),
+            );
+        }
+        self.at = self.at.saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
+        Ok(n)
+    }
 }
 
 impl ResultsReader {
@@ -301,11 +407,12 @@ impl ResultsReader {
             });
         }
         // The header goes through the same CSV reader as the rows, so line numbers count it.
+        let feeds = LineFeeds::default();
         let mut csv = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
             .delimiter(delimiter)
-            .from_reader(Box::new(io::Cursor::new(header).chain(reader)) as Box<_>);
+            .from_reader(Box::new(feeds.note(io::Cursor::new(header).chain(reader))) as Box<_>);
         let mut record = csv::ByteRecord::new();
         if let Err(err) = csv.read_byte_record(&mut record) {
             return Err(ReadError::BadRow {
@@ -329,6 +436,8 @@ impl ResultsReader {
             record,
             layout,
             line: 1,
+            last_line: 1,
+            feeds,
         })
     }
 
@@ -339,7 +448,7 @@ impl ResultsReader {
             match self.csv.read_byte_record(&mut self.record) {
                 Ok(false) => return None,
                 Ok(true) => {
-                    self.line = self.record.position().map_or(self.line + 1, |p| p.line());
+                    self.line = self.record_line();
                     if self.record.iter().all(|cell| cell.trim_ascii().is_empty()) {
                         continue;
                     }
@@ -358,6 +467,32 @@ impl ResultsReader {
                 }
             }
         }
+    }
+}
+
+impl ResultsReader {
+    /// The line the record just read starts on (the header is line 1): the csv reader counts
+    /// every line feed it reads, so the record's last line is that count, less the record's own
+    /// line feed (none after a CR); line feeds inside its quoted cells take it back to its first.
+    /// It starts after the previous record's last line, whatever an unclosed quote did.
+    fn record_line(&mut self) -> u64 {
+        let end = self.csv.position();
+        let own = end
+            .byte()
+            .checked_sub(1)
+            .is_some_and(|last| self.feeds.ends_at(last));
+        let inside = self
+            .record
+            .as_slice()
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        let last = end.line().saturating_sub(u64::from(own));
+        let first = last
+            .saturating_sub(u64::try_from(inside).unwrap_or(u64::MAX))
+            .max(self.last_line.saturating_add(1));
+        self.last_line = last.max(first);
+        first
     }
 }
 
@@ -427,6 +562,31 @@ mod tests {
     use super::*;
     use crate::domain::error::ChainExt;
     use crate::domain::model::Outcome;
+
+    /// Issue 22: a CRLF file (as spreadsheets save) named its first row "line 1", and blank
+    /// lines before a row were not counted.
+    #[test]
+    fn a_bad_row_is_named_by_its_line_in_the_file() {
+        let header = schema::names().collect::<Vec<_>>().join(",");
+        let good = format!("1,{},Education,created,201,,,,1,,,,,5", "a".repeat(8));
+        let line_of = |text: String| {
+            let mut reader = ResultsReader::from_bytes(text.into_bytes()).expect("header");
+            match std::iter::from_fn(|| reader.next_row()).find_map(Result::err) {
+                Some(ReadError::BadRow { line, .. }) => line,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(line_of(format!("{header}\r\nbad\r\n")), 2);
+        assert_eq!(
+            line_of(format!("{header}\r\n{good}\r\n{good}\r\nbad\r\n")),
+            4
+        );
+        assert_eq!(line_of(format!("{header}\n\n\r\n\nbad\n")), 5);
+        let quoted = good.replace(",,5", ",\"two\r\nlines\",5");
+        assert_eq!(line_of(format!("{header}\n{quoted}\n\"bad\n")), 4);
+        // An unclosed quote runs to the end; it still starts after the header.
+        assert_eq!(line_of(format!("{header}\n\"bad,\n")), 2);
+    }
 
     #[test]
     fn a_missing_results_folder_keeps_the_io_error() {

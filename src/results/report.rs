@@ -5,8 +5,10 @@
 //!
 //! The page fetches nothing: charts are inline SVG, the sorting is a few lines of inline script,
 //! and a Content-Security-Policy of `default-src 'none'` keeps it that way even if a value slipped
-//! through. Every value from the results file is HTML-escaped (error messages come from the
-//! service and from the input, so they may hold anything). It reads the results file only.
+//! through; the one style sheet and the one script are admitted by their SHA-256, so no other
+//! inline script or style (no `'unsafe-inline'`) runs. Every value from the results file is
+//! HTML-escaped (error messages come from the service and from the input, so they may hold
+//! anything). It reads the results file only.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -228,41 +230,25 @@ fn quantile(sorted: &[u64], q: usize) -> Option<u64> {
 /// The whole page.
 fn render(summary: &Summary, name: &str, generated: &str) -> String {
     let mut page = String::with_capacity(16 * 1024 + summary.problems.len() * 300);
+    // The cards' colours are rules here: a `style` attribute would need 'unsafe-inline'.
+    let mut style = STYLE.to_string();
+    for outcome in Outcome::ALL {
+        let color = outcome_color(outcome);
+        let _ = writeln!(
+            style,
+            ".card[data-outcome={outcome}] {{ border-top-color: {color}; }}"
+        );
+    }
     let _ = write!(
         page,
         r#"<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src {style_hash}; script-src {script_hash}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>pc-qualify report: {title}</title>
-<style>
-body {{ font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #212121; margin: 0; background: #f5f6f8; }}
-main {{ max-width: 1240px; margin: 0 auto; padding: 24px; }}
-h1 {{ font-size: 24px; margin: 0 0 4px; }}
-h2 {{ font-size: 17px; margin: 0 0 10px; }}
-.meta {{ color: #616161; margin: 0 0 18px; }}
-.cards {{ display: flex; flex-wrap: wrap; gap: 10px; margin-bottom: 18px; }}
-.card {{ background: #fff; border-radius: 8px; padding: 10px 16px; min-width: 110px; box-shadow: 0 1px 2px rgba(0,0,0,.08); border-top: 4px solid #9e9e9e; }}
-.card b {{ display: block; font-size: 24px; }}
-.grid {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 16px; margin-bottom: 16px; }}
-.grid section {{ margin: 0; }}
-section {{ background: #fff; border-radius: 8px; padding: 16px; box-shadow: 0 1px 2px rgba(0,0,0,.08); margin-bottom: 16px; overflow-x: auto; }}
-.chart {{ max-width: 560px; display: block; }}
-.chart text {{ font-size: 13px; fill: #212121; }}
-.chart .share {{ fill: #757575; }}
-.note {{ color: #616161; font-size: 13px; margin: 6px 0 0; }}
-table {{ border-collapse: collapse; width: 100%; font-size: 12.5px; }}
-th, td {{ text-align: left; padding: 5px 6px; border-bottom: 1px solid #e0e0e0; vertical-align: top; }}
-th {{ background: #eceff1; cursor: pointer; user-select: none; white-space: nowrap; position: sticky; top: 0; }}
-th[aria-sort=ascending]::after {{ content: " ▲"; }}
-th[aria-sort=descending]::after {{ content: " ▼"; }}
-td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
-td.msg {{ min-width: 200px; overflow-wrap: anywhere; }}
-td.id {{ font-family: ui-monospace, monospace; font-size: 12px; min-width: 150px; overflow-wrap: anywhere; }}
-.empty {{ color: #616161; }}
-</style>
+<style>{style}</style>
 </head>
 <body>
 <main>
@@ -272,13 +258,14 @@ td.id {{ font-family: ui-monospace, monospace; font-size: 12px; min-width: 150px
         title = escape(name),
         rows = summary.rows,
         generated = escape(generated),
+        style_hash = csp_hash(&style),
+        script_hash = csp_hash(SCRIPT),
     );
     for outcome in Outcome::ALL {
         let n = summary.outcomes.get(&outcome).copied().unwrap_or(0);
         let _ = write!(
             page,
-            r#"<div class="card" style="border-top-color:{}" data-outcome="{outcome}"><b>{n}</b>{outcome}</div>"#,
-            outcome_color(outcome)
+            r#"<div class="card" data-outcome="{outcome}"><b>{n}</b>{outcome}</div>"#
         );
     }
     page.push_str("</div>\n<div class=\"grid\">\n");
@@ -437,11 +424,52 @@ td.id {{ font-family: ui-monospace, monospace; font-size: 12px; min-width: 150px
             );
         }
     }
-    page.push_str("</section>\n</main>\n<script>\n");
+    // Exactly SCRIPT between the tags: the CSP admits the script by the hash of that text.
+    page.push_str("</section>\n</main>\n<script>");
     page.push_str(SCRIPT);
     page.push_str("</script>\n</body>\n</html>\n");
     page
 }
+
+/// A Content-Security-Policy source that admits the one inline `<style>` or `<script>` whose
+/// text is exactly `text` (and no other, injected or changed).
+fn csp_hash(text: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    format!(
+        "'sha256-{}'",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+}
+
+/// The page's style sheet (the cards' colours are added per outcome).
+const STYLE: &str = r#"
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #212121; margin: 0; background: #f5f6f8; }
+main { max-width: 1240px; margin: 0 auto; padding: 24px; }
+h1 { font-size: 24px; margin: 0 0 4px; }
+h2 { font-size: 17px; margin: 0 0 10px; }
+.meta { color: #616161; margin: 0 0 18px; }
+.cards { display: flex; flex-wrap: wrap; gap: 10px; margin-bottom: 18px; }
+.card { background: #fff; border-radius: 8px; padding: 10px 16px; min-width: 110px; box-shadow: 0 1px 2px rgba(0,0,0,.08); border-top: 4px solid #9e9e9e; }
+.card b { display: block; font-size: 24px; }
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 16px; margin-bottom: 16px; }
+.grid section { margin: 0; }
+section { background: #fff; border-radius: 8px; padding: 16px; box-shadow: 0 1px 2px rgba(0,0,0,.08); margin-bottom: 16px; overflow-x: auto; }
+.chart { max-width: 560px; display: block; }
+.chart text { font-size: 13px; fill: #212121; }
+.chart .share { fill: #757575; }
+.note { color: #616161; font-size: 13px; margin: 6px 0 0; }
+table { border-collapse: collapse; width: 100%; font-size: 12.5px; }
+th, td { text-align: left; padding: 5px 6px; border-bottom: 1px solid #e0e0e0; vertical-align: top; }
+th { background: #eceff1; cursor: pointer; user-select: none; white-space: nowrap; position: sticky; top: 0; }
+th[aria-sort=ascending]::after { content: " ▲"; }
+th[aria-sort=descending]::after { content: " ▼"; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.msg { min-width: 200px; overflow-wrap: anywhere; }
+td.id { font-family: ui-monospace, monospace; font-size: 12px; min-width: 150px; overflow-wrap: anywhere; }
+.empty { color: #616161; }
+"#;
 
 /// The table's columns: results column, heading, numeric.
 const TABLE_COLUMNS: [(&str, &str, bool); 9] = [

@@ -42,11 +42,13 @@ pub(crate) const COLUMNS: [Column; 14] = [
         name: "row",
         required: true,
         write: |r, rec| push_number(rec, Some(r.row)),
-        read: |r, c| {
-            set(
-                &mut r.row,
-                number(c, "row")?.ok_or(ResultsRowError::EmptyRow)?,
-            )
+        read: |r, c| match number(c, "row")?.ok_or(ResultsRowError::EmptyRow)? {
+            // Rows count from 1: a 0 is no input's row (`--resume` would call it missing).
+            0 => Err(ResultsRowError::OutOfRange {
+                field: "row",
+                value: 0,
+            }),
+            row => set(&mut r.row, row),
         },
     },
     Column {
@@ -401,6 +403,14 @@ mod tests {
         assert!(matches!(
             layout.read(&header(&["", "c", "q", "failed", "", ""])),
             Err(ResultsRowError::EmptyRow)
+        ));
+        // Rows count from 1 (issue 22: `--resume` called a row 0 missing from the input).
+        assert!(matches!(
+            layout.read(&header(&["0", "c", "q", "failed", "", ""])),
+            Err(ResultsRowError::OutOfRange {
+                field: "row",
+                value: 0
+            })
         ));
     }
 }

@@ -13,6 +13,25 @@ use crate::partner_center::customers::{self, ListedCustomer, NextPage, Page};
 /// Empty pages with a next link in a row before the list is deemed to go round in circles.
 const MAX_EMPTY_PAGES: u32 = 10;
 
+/// The most pages one reading of the list may take: twice what its count allows, and ten more
+/// for customers added meanwhile. The count is the first page's `totalCount` when that exceeds
+/// the page (the list's total), otherwise the customers listed so far (some answers count only
+/// the page): pages that bring few new customers run into it either way. `page` is the
+/// smallest page seen, so a service that shortens its pages gets room for more of them.
+fn page_cap(total: Option<u64>, listed: u64, page: u64) -> u64 {
+    total
+        .unwrap_or(listed)
+        .div_ceil(page.max(1))
+        .saturating_mul(2)
+        .saturating_add(10)
+}
+
+/// The first page's `totalCount` when it counts more than the page: then it is the list's.
+fn list_total(first: &Page) -> Option<u64> {
+    let len = u64::try_from(first.customers.len()).ok()?;
+    first.total.filter(|&total| total > len)
+}
+
 /// How the page reader ended.
 #[derive(Default)]
 pub(super) struct ListEnd {
@@ -139,7 +158,11 @@ pub(super) async fn list_customers(
         pages: 1,
         error: None,
     };
+    let mut total = list_total(&first);
     let mut page = first;
+    // Pages read in this pass, the smallest of them, and the continuation tokens handed out.
+    let (mut pass_pages, mut smallest) = (1u64, u64::MAX);
+    let mut tokens: HashSet<String> = HashSet::new();
     let mut listed = 0u64;
     let mut empty_in_a_row = 0u32;
     // Customer -> the pass (0, then 1 after the first restart, ...) it was last seen on.
@@ -162,6 +185,9 @@ pub(super) async fn list_customers(
                 end.pages
             ));
             return end;
+        }
+        if let Ok(len @ 1..) = u64::try_from(page.customers.len()) {
+            smallest = smallest.min(len);
         }
         for customer in page.customers {
             if stop.requested() || aborted.load(Ordering::Relaxed) {
@@ -194,6 +220,24 @@ pub(super) async fn list_customers(
             ));
             return end;
         }
+        if next
+            .token
+            .as_ref()
+            .is_some_and(|t| !tokens.insert(t.clone()))
+        {
+            end.error = Some(format!(
+                "page {} of the customer list hands back a continuation token an earlier page gave; the list goes round in circles, stopped following it ({listed} customers listed)",
+                end.pages
+            ));
+            return end;
+        }
+        let cap = page_cap(total, listed, smallest);
+        if pass_pages >= cap {
+            end.error = Some(format!(
+                "the customer list has taken {pass_pages} pages, more than its counts allow ({cap}); it goes round in circles, stopped following it ({listed} customers listed)"
+            ));
+            return end;
+        }
         let mut fetched = tokio::select! {
             biased;
             _ = stop.wait() => return end,
@@ -202,6 +246,9 @@ pub(super) async fn list_customers(
         if let Err(PageError::TokenSpent(reason)) = &fetched {
             if pass < MAX_RESTARTS {
                 pass += 1;
+                // The count starts again from the new first page.
+                (pass_pages, smallest) = (0, u64::MAX);
+                tokens.clear();
                 tracing::warn!(
                     page = end.pages + 1,
                     %reason,
@@ -217,6 +264,10 @@ pub(super) async fn list_customers(
         match fetched {
             Ok(next_page) => {
                 end.pages += 1;
+                pass_pages += 1;
+                if pass_pages == 1 {
+                    total = list_total(&next_page);
+                }
                 page = next_page;
             }
             Err(error) => {
