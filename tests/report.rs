@@ -43,6 +43,11 @@ fn the_page_is_self_contained_and_escapes_every_value() {
     let output = report(&results, &html);
     output.assert_code(0);
     let page = std::fs::read_to_string(&html).expect("page");
+    // The time per row is labelled with what it includes (issue 24): the wait for the rate limit.
+    assert!(
+        page.contains("waiting for the rate limit included"),
+        "the time label"
+    );
 
     // Nothing to fetch: no external address, no element that loads anything.
     let lower = page.to_ascii_lowercase();
