@@ -517,13 +517,11 @@ async fn the_simulator_checks_the_pkce_verifier() {
 async fn login_checks_the_token_folder_before_asking_anyone_to_sign_in() {
     let sim = start_sim(SimConfig::default()).await;
     let dir = work_dir("login-unwritable");
-    let missing = dir.join("no-such-folder").join("token");
-    let missing = missing.display().to_string();
+    let folder = dir.s("");
     for flow in [
-        &["login", "--device-code", "--token-file", &missing][..],
-        &["login", "--no-browser", "--token-file", &missing][..],
-        // A folder where the file should be cannot be replaced by a file either.
-        &["login", "--device-code", "--token-file", &dir.s("")][..],
+        // A folder where the file should be cannot be replaced by a file.
+        &["login", "--device-code", "--token-file", &folder][..],
+        &["login", "--no-browser", "--token-file", &folder][..],
     ] {
         let output = pcq(flow)
             .envs(&login_env(&sim, false))
@@ -543,9 +541,43 @@ async fn login_checks_the_token_folder_before_asking_anyone_to_sign_in() {
         .filter(|r| r.path.ends_with("/devicecode") || r.path.contains("/authorize"))
         .collect();
     assert!(asked.is_empty(), "{asked:?}");
-    assert!(!std::path::Path::new(&missing).exists());
     // The probe leaves nothing behind in a folder that is writable.
     assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+}
+
+/// Issue 24: `login --token-file ~/.config/pc-qualify/refresh-token`, as the README shows it, on
+/// a machine without that folder: login creates it, readable by the user only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_creates_a_missing_token_folder_for_the_user_only() {
+    let sim = start_sim(SimConfig {
+        public_client: true,
+        device_interval_secs: 1,
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = work_dir("login-folder");
+    let folder = dir.join(".config").join("pc-qualify");
+    let token = folder.join("refresh-token");
+    let output = pcq(&[
+        "login",
+        "--device-code",
+        "--token-file",
+        &token.display().to_string(),
+    ])
+    .envs(&login_env(&sim, false))
+    .run()
+    .await;
+    output.assert_code(0);
+    assert!(token.is_file(), "the token was saved");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&folder)
+            .expect("folder")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
 }
 
 /// A raw identity endpoint: `/devicecode` answers a valid device authorization padded to

@@ -396,6 +396,21 @@ pub fn check_token_file_writable(path: &Path) -> std::io::Result<()> {
     probe.close()
 }
 
+/// Creates the token file's folder when it is missing, readable by its owner only (it will hold
+/// a sign-in): `login --token-file ~/.config/pc-qualify/refresh-token` on a fresh machine.
+pub fn create_token_folder(path: &Path) -> std::io::Result<()> {
+    let target = crate::domain::atomic::link_target(path);
+    let dir = token_dir(&target);
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 /// Replaces the token file atomically (a temporary file in the same directory, persisted over
 /// the old one), readable by its owner only: a crash leaves the old token or the new, never half.
 /// Through a symbolic link, the file it points to is replaced and the link stays.

@@ -258,6 +258,7 @@ impl Login {
             source,
         };
         // Before anyone signs in: a token that cannot be saved would waste the (MFA) sign-in.
+        auth::create_token_folder(&self.token_file).map_err(unwritable)?;
         auth::check_token_file_writable(&self.token_file).map_err(unwritable)?;
         let refresh = match self.flow {
             Flow::DeviceCode => self.device_code(&http).await?,
