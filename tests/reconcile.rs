@@ -411,3 +411,39 @@ async fn the_metrics_file_parses_and_counts_the_night() {
     assert!(get(r#"pc_qualify_last_success_timestamp_seconds{command="reconcile"}"#) > 1.7e9);
     assert!(get(r#"pc_qualify_run_duration_seconds{command="reconcile"}"#) >= 0.0);
 }
+
+/// Issue 24: `refresh --sandbox` of a sandbox run's results reads every customer the run created
+/// as gone (each `--sandbox` starts an empty simulator); the summary says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_on_the_sandbox_says_a_sandbox_starts_empty() {
+    let dir = work_dir("sandbox-refresh");
+    let (run_out, refreshed) = (dir.s("run.csv"), dir.s("refreshed.csv"));
+    pcq(&[
+        "run",
+        "--sandbox",
+        "--rate",
+        "0",
+        "-i",
+        "samples/customers.csv",
+        "-o",
+        &run_out,
+    ])
+    .run()
+    .await
+    .assert_code(1);
+    let output = pcq(&[
+        "refresh",
+        "--sandbox",
+        "--rate",
+        "0",
+        "-i",
+        &run_out,
+        "-o",
+        &refreshed,
+    ])
+    .run()
+    .await;
+    output.assert_code(1);
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("starts a new, empty simulator"), "{stderr}");
+}

@@ -29,6 +29,7 @@ pub(super) async fn refresh(
         json,
         &RefreshSummary {
             output: &args.output,
+            sandbox: args.service.sandbox,
         },
     ))
 }

@@ -69,6 +69,8 @@ impl Summary for RunSummary<'_> {
 /// `refresh`.
 pub(super) struct RefreshSummary<'a> {
     pub(super) output: &'a str,
+    /// Ran against a sandbox of its own, which holds none of an earlier run's customers.
+    pub(super) sandbox: bool,
 }
 
 impl Summary for RefreshSummary<'_> {
@@ -101,6 +103,11 @@ impl Summary for RefreshSummary<'_> {
         );
         if let Some(cause) = &report.ending.fatal {
             text.push_str(&format!("  STOPPED: {cause}\n"));
+        }
+        if self.sandbox && report.unread > 0 {
+            // Each --sandbox starts an empty simulator: an earlier sandbox run's customers are
+            // not in it, so every row reads as gone. Say so rather than let it look like a fault.
+            text.push_str("  note: --sandbox starts a new, empty simulator for each command, so it holds none of an earlier sandbox run's customers (they read as gone); to refresh a sandbox run, run both commands against one `pc-qualify simulate` instead (docs/sandbox.md)\n");
         }
         text
     }
