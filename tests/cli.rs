@@ -382,3 +382,100 @@ fn validate_warns_on_education_and_gcc_for_one_customer_without_failing() {
     let output = pcq(&["validate", "-i", &dir.s("bad.csv")]).output();
     output.assert_code(1);
 }
+
+/// Issue 24: docs/commands.md names every flag each command's `--help` lists, and no flag the
+/// command does not have, so the manual cannot drift from the binary unnoticed. A flag counts
+/// as documented when it appears in backquotes (`--flag`) in the command's section.
+#[test]
+fn the_manual_names_every_flag_of_every_command_and_no_other() {
+    use std::collections::BTreeSet;
+    let manual = std::fs::read_to_string("docs/commands.md").expect("docs/commands.md");
+    let flags_in = |text: &str, quoted: bool| -> BTreeSet<String> {
+        let mut found = BTreeSet::new();
+        let bytes = text.as_bytes();
+        for (at, _) in text.match_indices("--") {
+            if quoted && (at == 0 || !matches!(bytes[at - 1], b'`' | b' ' | b'[' | b',' | b'(')) {
+                continue;
+            }
+            let name: String = text[at + 2..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')
+                .collect();
+            if name.len() > 1 && name.chars().next().is_some_and(|c| c.is_ascii_lowercase()) {
+                found.insert(name.trim_end_matches('-').to_string());
+            }
+        }
+        found
+    };
+    let commands = [
+        "run",
+        "reconcile",
+        "refresh",
+        "export",
+        "validate",
+        "report",
+        "login",
+        "simulate",
+    ];
+    for command in commands {
+        let output = pcq(&[command, "--help"]).output();
+        output.assert_code(0);
+        let help = text(&output.stdout);
+        // Flags are the first word of an option line in --help.
+        let listed: BTreeSet<String> = help
+            .lines()
+            .filter_map(|line| {
+                let line = line.trim_start();
+                let flag = line.strip_prefix("-")?;
+                let long = flag.split(", ").last().unwrap_or(flag);
+                let long = long.strip_prefix("-").or(long.strip_prefix("--"))?;
+                let long = long.trim_start_matches('-');
+                let name: String = long
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')
+                    .collect();
+                (name.len() > 1).then_some(name)
+            })
+            .filter(|name| name != "help")
+            .collect();
+        let heading = format!("## `{command}`");
+        let start = manual
+            .find(&heading)
+            .unwrap_or_else(|| panic!("no section {heading}"));
+        let end = manual[start + heading.len()..]
+            .find("\n## ")
+            .map_or(manual.len(), |e| start + heading.len() + e);
+        let section = &manual[start..end];
+        // The global flags (-v, -q, --log-format) are documented once, above the commands.
+        let intro = &manual[..manual.find("## `run`").expect("a run section")];
+        let mut documented: BTreeSet<String> =
+            flags_in(section, true).union(&flags_in(intro, true)).cloned().collect();
+        // "Takes every flag of `run`": reconcile's section lists only what it adds.
+        if section.contains("every flag of `run`") {
+            let run = manual.find("## `run`").expect("run");
+            let run_end = run + manual[run + 3..].find("\n## ").expect("next") + 3;
+            documented.extend(flags_in(&manual[run..run_end], true));
+        }
+        let missing: Vec<_> = listed.difference(&documented).collect();
+        assert!(
+            missing.is_empty(),
+            "{command}: --help lists {missing:?}, not in docs/commands.md"
+        );
+        // What the section names must exist somewhere in the command's help (a flag named in
+        // prose for another command, e.g. "as for `run`", is allowed when run has it).
+        let top = text(&pcq(&["--help"]).output().stdout);
+        let all_help: BTreeSet<String> = commands
+            .iter()
+            .flat_map(|c| {
+                let out = pcq(&[c, "--help"]).output();
+                flags_in(&text(&out.stdout), false)
+            })
+            .chain(flags_in(&top, false))
+            .collect();
+        let unknown: Vec<_> = documented.difference(&all_help).collect();
+        assert!(
+            unknown.is_empty(),
+            "{command}: docs/commands.md names {unknown:?}, which no --help lists"
+        );
+    }
+}
