@@ -448,8 +448,10 @@ fn the_manual_names_every_flag_of_every_command_and_no_other() {
         let section = &manual[start..end];
         // The global flags (-v, -q, --log-format) are documented once, above the commands.
         let intro = &manual[..manual.find("## `run`").expect("a run section")];
-        let mut documented: BTreeSet<String> =
-            flags_in(section, true).union(&flags_in(intro, true)).cloned().collect();
+        let mut documented: BTreeSet<String> = flags_in(section, true)
+            .union(&flags_in(intro, true))
+            .cloned()
+            .collect();
         // "Takes every flag of `run`": reconcile's section lists only what it adds.
         if section.contains("every flag of `run`") {
             let run = manual.find("## `run`").expect("run");

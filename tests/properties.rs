@@ -2,6 +2,8 @@
 //! oversized answers, proxy pages, delays, an MFA refusal, a token endpoint outage), the real
 //! binary writes every input row exactly once (after `--resume` when the run was stopped), never
 //! posts one customer under two MS-RequestIds, and exits with a code that matches its rows.
+//! Some cases first try the run with two of its files aliased (one file in two roles, however
+//! spelled): that attempt must be refused with exit 2, before anything is read, written or sent.
 
 use crate::common::*;
 use pc_qualify::domain::model::CustomerId;
@@ -51,6 +53,34 @@ struct Scenario {
     script: Vec<(u32, FaultAction)>,
     mfa_after: Option<u64>,
     token_outage_after: Option<u64>,
+    alias: Option<Alias>,
+}
+
+/// Two roles of one run on one file, and how the second name reaches it.
+#[derive(Debug, Clone, Copy)]
+struct Alias {
+    /// Which flag takes the second name: `-o` (the input as output) or `--metrics`.
+    flag: &'static str,
+    /// The file it aliases: the input, or (for --metrics) the output's own lock file.
+    target: &'static str,
+    /// 0: the same path, 1: through `..`, 2: a hard link, 3: a symbolic link (Unix).
+    spelling: u8,
+}
+
+fn alias() -> impl Strategy<Value = Alias> {
+    (
+        prop_oneof![
+            Just(("-o", "in.csv")),
+            Just(("--metrics", "in.csv")),
+            Just(("--metrics", "out.csv.lock"))
+        ],
+        0u8..if cfg!(unix) { 4 } else { 3 },
+    )
+        .prop_map(|((flag, target), spelling)| Alias {
+            flag,
+            target,
+            spelling,
+        })
 }
 
 fn scenario() -> impl Strategy<Value = Scenario> {
@@ -58,11 +88,13 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         proptest::collection::vec((1..=ROWS, action()), 0..14),
         prop_oneof![3 => Just(None), 1 => (0u64..12).prop_map(Some)],
         prop_oneof![4 => Just(None), 1 => (0u64..2).prop_map(Some)],
+        prop_oneof![3 => Just(None), 1 => alias().prop_map(Some)],
     )
-        .prop_map(|(script, mfa_after, token_outage_after)| Scenario {
+        .prop_map(|(script, mfa_after, token_outage_after, alias)| Scenario {
             script,
             mfa_after,
             token_outage_after,
+            alias,
         })
 }
 
@@ -100,6 +132,48 @@ async fn check(scenario: Scenario) {
         "5",
         "--no-progress",
     ];
+    if let Some(alias) = scenario.alias {
+        let target = dir.join(alias.target);
+        if !target.exists() {
+            std::fs::write(&target, "").expect("the aliased file");
+        }
+        let before = std::fs::read(&target).expect("read");
+        let second = match alias.spelling {
+            0 => target.clone(),
+            1 => {
+                std::fs::create_dir_all(dir.join("sub")).expect("sub");
+                dir.join("sub").join("..").join(alias.target)
+            }
+            2 => {
+                let link = dir.join("hard-alias");
+                std::fs::hard_link(&target, &link).expect("hard link");
+                link
+            }
+            _ => {
+                let link = dir.join("sym-alias");
+                #[cfg(unix)]
+                std::os::unix::fs::symlink(&target, &link).expect("symlink");
+                link
+            }
+        };
+        let second = second.display().to_string();
+        let (input, out) = (dir.s("in.csv"), dir.s("out.csv"));
+        let mut args = vec!["run", "-i", &input, "--force"];
+        if alias.flag == "-o" {
+            args.extend(["-o", &second]);
+        } else {
+            args.extend(["-o", &out, "--metrics", &second]);
+        }
+        let refused = pcq(&args).envs(&env).run().await;
+        let stderr = text(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(2), "{alias:?}: {stderr}");
+        assert!(stderr.contains("name the same file"), "{alias:?}: {stderr}");
+        assert_eq!(std::fs::read(&target).expect("read"), before, "{alias:?}");
+        assert!(sim.api_requests().is_empty(), "{alias:?}: nothing sent");
+        for leftover in ["hard-alias", "sym-alias", "out.csv.lock"] {
+            let _ = std::fs::remove_file(dir.join(leftover));
+        }
+    }
     let mut output = pcq_io("run", &dir, &flags).envs(&env).run().await;
     let mut runs = 1;
     // A stopped run (MFA, token endpoint) is finished with --resume once the service is back.
