@@ -297,6 +297,14 @@ pub struct ReconcileArgs {
 
 /// Flags of `refresh`.
 #[derive(Debug, Args)]
+// The input settings ride along in the shared service flags (one config file serves every
+// command) but mean nothing to this command: accepted, not listed.
+#[command(
+    mut_arg("api_contract", |a| a.hide(true)),
+    mut_arg("education_segment", |a| a.hide(true)),
+    mut_arg("validation_code", |a| a.hide(true)),
+    mut_arg("validation_org", |a| a.hide(true))
+)]
 pub struct RefreshArgs {
     /// An earlier results file
     #[arg(short, long, value_name = "FILE")]
@@ -314,6 +322,14 @@ pub struct RefreshArgs {
 
 /// Flags of `export`.
 #[derive(Debug, Args)]
+// The input settings ride along in the shared service flags (one config file serves every
+// command) but mean nothing to this command: accepted, not listed.
+#[command(
+    mut_arg("api_contract", |a| a.hide(true)),
+    mut_arg("education_segment", |a| a.hide(true)),
+    mut_arg("validation_code", |a| a.hide(true)),
+    mut_arg("validation_org", |a| a.hide(true))
+)]
 pub struct ExportArgs {
     /// The export CSV (`-` for standard output); never overwritten without --force
     #[arg(short, long, value_name = "FILE")]
