@@ -93,7 +93,7 @@ pub(crate) fn job_exit_code(report: &impl JobReport) -> ExitCode {
         ExitCode::STOPPED
     } else if ending.interrupted {
         ExitCode::Interrupted
-    } else if report.incomplete() {
+    } else if ending.incomplete {
         ExitCode::RowsFailed
     } else {
         ExitCode::Success

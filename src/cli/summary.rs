@@ -499,6 +499,7 @@ mod tests {
                 interrupted: false,
                 pauses: 1,
                 fatal: None,
+                incomplete: false,
             },
             rows: 10,
             carried_over: 0,

@@ -77,6 +77,8 @@ pub struct Ending {
     pub pauses: u64,
     /// Why the job was stopped for good (MFA, token endpoint, outage), if it was.
     pub fatal: Option<Cause>,
+    /// Some rows or customers did not end as asked: failed, invalid, unread, a list cut short.
+    pub incomplete: bool,
 }
 
 impl Ending {
@@ -84,7 +86,7 @@ impl Ending {
     pub(crate) fn read(
         stats: Arc<Stats>,
         throttle: &Throttle,
-        interrupted: bool,
+        (interrupted, incomplete): (bool, bool),
         elapsed: Duration,
         fatal: Option<Cause>,
     ) -> Ending {
@@ -92,6 +94,7 @@ impl Ending {
             stats,
             elapsed,
             interrupted,
+            incomplete,
             pauses: throttle.pauses(),
             fatal,
         }
@@ -102,6 +105,4 @@ impl Ending {
 pub trait JobReport {
     /// How the job ended.
     fn ending(&self) -> &Ending;
-    /// Some rows or customers did not end as asked: failed, invalid, unread, a list cut short.
-    fn incomplete(&self) -> bool;
 }

@@ -73,13 +73,6 @@ impl JobReport for Report {
     fn ending(&self) -> &Ending {
         &self.ending
     }
-
-    fn incomplete(&self) -> bool {
-        let stats = &self.ending.stats;
-        self.input_error.is_some()
-            || stats.outcome(Outcome::Failed) > 0
-            || stats.outcome(Outcome::Invalid) > 0
-    }
 }
 
 /// Runs `job` to the end (or until `stop`), writing the results file as rows finish.
@@ -309,8 +302,17 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
             &api::create_request(&row, config.contract),
         )
     });
+    let incomplete = input_error.is_some()
+        || stats.outcome(Outcome::Failed) > 0
+        || stats.outcome(Outcome::Invalid) > 0;
     Ok(Report {
-        ending: Ending::read(stats, &throttle, interrupted, started.elapsed(), fatal),
+        ending: Ending::read(
+            stats,
+            &throttle,
+            (interrupted, incomplete),
+            started.elapsed(),
+            fatal,
+        ),
         rows,
         carried_over,
         input_error: input_error.map(|e| format!("input {input}: {e}")),
@@ -367,7 +369,7 @@ fn precheck<R: std::io::Read>(
 /// sent and no results file was written.
 fn stopped_before_start(stats: Arc<Stats>, throttle: &Throttle) -> Report {
     Report {
-        ending: Ending::read(stats, throttle, true, Duration::ZERO, None),
+        ending: Ending::read(stats, throttle, (true, false), Duration::ZERO, None),
         rows: 0,
         carried_over: 0,
         input_error: None,

@@ -50,10 +50,6 @@ impl JobReport for RefreshReport {
     fn ending(&self) -> &Ending {
         &self.ending
     }
-
-    fn incomplete(&self) -> bool {
-        self.unread > 0
-    }
 }
 
 /// Runs a refresh to the end (or until `stop`).
@@ -167,7 +163,7 @@ pub async fn execute(job: RefreshJob) -> Result<RefreshReport, JobError> {
         ending: Ending::read(
             stats,
             &throttle,
-            stop.requested(),
+            (stop.requested(), unread.load(Ordering::Relaxed) > 0),
             started.elapsed(),
             fatal.cause().cloned(),
         ),

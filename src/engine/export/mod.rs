@@ -66,10 +66,6 @@ impl JobReport for ExportReport {
     fn ending(&self) -> &Ending {
         &self.ending
     }
-
-    fn incomplete(&self) -> bool {
-        self.unread > 0 || self.list_error.is_some()
-    }
 }
 
 /// A customer's rows, written together.
@@ -128,7 +124,7 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
                 ending: Ending::read(
                     stats,
                     &throttle,
-                    true,
+                    (true, false),
                     started.elapsed(),
                     fatal.cause().cloned(),
                 ),
@@ -270,7 +266,7 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
         ending: Ending::read(
             stats,
             &throttle,
-            stop.requested(),
+            (stop.requested(), unread > 0 || listed.error.is_some()),
             started.elapsed(),
             fatal.cause().cloned(),
         ),
