@@ -834,3 +834,41 @@ async fn an_export_fed_to_run_does_not_post_tenant_domains_as_websites() {
         "{stderr}"
     );
 }
+
+/// Issue 22: a forced export over an earlier one writes beside it and replaces it only once
+/// complete; stopped part-way, it leaves the earlier export byte for byte and no temp file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_export_stopped_part_way_leaves_the_earlier_export() {
+    let sim = start_sim(listed(23, 5)).await;
+    let dir = work_dir("export-forced-stop");
+    let env = sim_env(&sim);
+    let out = dir.write("out.csv", "the earlier export\n");
+    let out_s = out.display().to_string();
+    let mut child = pcq(&[
+        "export", "-o", &out_s, "--force", "--rate", "4", "--burst", "1",
+    ])
+    .envs(&env)
+    .spawn();
+    wait_until("a few customers read", || sim.api_requests().len() > 4).await;
+    child.wait_for_signal_handlers().await;
+    child.signal("INT");
+    let output = child.finish().await;
+    let stderr = text(&output.stderr);
+    output.assert_code(130);
+    assert!(stderr.contains("was left as it was"), "{stderr}");
+    assert!(!stderr.contains("--resume"), "nothing to resume: {stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&out).ok().as_deref(),
+        Some("the earlier export\n")
+    );
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["out.csv"], "no temp or .unread file left");
+
+    // Complete, it replaces the earlier export.
+    let output = export(&dir, &env, &["--rate", "0", "--force"]).await;
+    output.assert_code(0);
+    assert_eq!(read_export(&dir).len(), 23);
+}

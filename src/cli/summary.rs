@@ -203,7 +203,15 @@ fn export_summary(report: &crate::engine::export::ExportReport, output: &str) ->
         stats.throttled(),
         report.ending.pauses
     );
-    let resumable = output != "-";
+    // A forced export that did not complete wrote nothing: the earlier file stays, and there is
+    // no partial export for --resume to continue.
+    let resumable = output != "-" && !report.kept_earlier;
+    if report.kept_earlier {
+        let _ = writeln!(
+            text,
+            "  the export did not complete, so {output} was left as it was (the earlier export): run the same command again"
+        );
+    }
     if report.unread > 0 {
         let _ = writeln!(
             text,
@@ -230,7 +238,7 @@ fn export_summary(report: &crate::engine::export::ExportReport, output: &str) ->
             text,
             "  interrupted; the output holds the customers finished so far: run the same command with --resume to finish it (or --force to start over)"
         );
-    } else if report.ending.interrupted {
+    } else if report.ending.interrupted && !report.kept_earlier {
         let _ = writeln!(
             text,
             "  interrupted; only the customers written so far were exported: run the same command again for a complete export"

@@ -179,6 +179,11 @@ pub struct ExportWriter<W: std::io::Write> {
 }
 
 impl<W: std::io::Write> ExportWriter<W> {
+    /// The sink, flushed (for a replacement to be committed).
+    pub fn into_inner(self) -> std::io::Result<W> {
+        self.csv.into_inner().map_err(|e| e.into_error())
+    }
+
     /// A writer that starts with the header row.
     pub fn with_header(inner: W) -> std::io::Result<Self> {
         let mut writer = Self::without_header(inner);

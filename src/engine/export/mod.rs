@@ -60,6 +60,8 @@ pub struct ExportReport {
     pub pages: u64,
     /// The list could not be read to its end (the customers before are in the file).
     pub list_error: Option<String>,
+    /// A forced export that did not complete left the earlier file as it was (and wrote none).
+    pub kept_earlier: bool,
 }
 
 impl JobReport for ExportReport {
@@ -134,6 +136,7 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
                 unread: 0,
                 pages: 0,
                 list_error: None,
+                kept_earlier: false,
             })
         }
         Some(Ok(page)) => page,
@@ -156,6 +159,7 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
     } else {
         Carried::default()
     };
+    let replaces = force && !resume && Path::new(&output_path).is_file();
     let writer = if resume && Path::new(&output_path).exists() {
         let file = OpenOptions::new()
             .append(true)
@@ -163,7 +167,14 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
             .map_err(|e| output_error(Path::new(&output_path), e))?;
         ExportWriter::without_header(output::Sink::File(BufWriter::new(file)))
     } else {
-        let sink = output::create(&output_path, force || resume)?;
+        // A forced export over an earlier one writes beside it and replaces it only once
+        // complete, so a failed or stopped export leaves the earlier file byte for byte. A first
+        // export writes in place, so that --resume can continue it.
+        let sink = if replaces {
+            output::replacing(&output_path, true)?
+        } else {
+            output::create(&output_path, force || resume)?
+        };
         ExportWriter::with_header(sink).map_err(|e| output_error(Path::new(&output_path), e))?
     };
     // The customers whose qualifications could not be read, one id a line: their rows look like
@@ -255,10 +266,22 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
         ..ListEnd::default()
     });
     let ExportSink {
-        customers, rows, ..
+        writer,
+        customers,
+        rows,
+        ..
     } = finish_writer(writer_task, &output_path).await?;
     let unread = unread.load(Ordering::Relaxed);
-    if let (Some(path), 0) = (&unread_file, unread) {
+    let complete = listed.error.is_none() && !stop.requested() && fatal.cause().is_none();
+    if replaces && complete {
+        writer
+            .into_inner()
+            .and_then(output::Sink::commit)
+            .map_err(|e| output_error(Path::new(&output_path), e))?;
+    }
+    // The earlier export stays: the new one's list of unread customers describes nothing.
+    let kept_earlier = replaces && !complete;
+    if let (Some(path), true) = (&unread_file, unread == 0 || kept_earlier) {
         // Nothing to read again.
         let _ = std::fs::remove_file(path);
     }
@@ -276,6 +299,7 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
         unread,
         pages: listed.pages,
         list_error: listed.error,
+        kept_earlier,
     })
 }
 
