@@ -22,6 +22,8 @@
 #   BENCH_RATE_SETTINGS the --rate settings run against each quota (default "auto 5 18 0")
 #   BENCH_KEEP          1 = keep the temporary directory (inputs, results, logs) and print it
 #   BENCH_EXPORT_CUSTOMERS  customers listed in the export figure (default 20000)
+#   BENCH_SKIP_XLSX     1 = skip the 1,000,000-row `report --xlsx` memory figure
+#   BENCH_XLSX_ROWS     rows of that figure (default 1000000)
 #   CARGO_TARGET_DIR    honoured when locating the binary
 #
 # Needs: cargo, python3 (JSON math), /usr/bin/time (GNU time; installed with apt-get if missing),
@@ -527,6 +529,33 @@ PY
     add export "export at 20 ms latency, 64 in flight (reported, no target)" "$m customers/s" "info"
 }
 bench_export
+
+# --- report --xlsx: a 1,000,000-row results file in bounded memory (issue 24) --------------------
+# The rows sheet is streamed (rust_xlsxwriter's constant-memory mode); the target is under 100 MB
+# of peak RSS. BENCH_SKIP_XLSX=1 skips it (the file is about 180 MB).
+bench_xlsx() {
+    local rows=${BENCH_XLSX_ROWS:-1000000} results=$WORK/xlsx-results.csv
+    python3 - "$rows" "$results" <<'PY'
+import sys
+n, path = int(sys.argv[1]), sys.argv[2]
+head = "row,customer_id,qualification,outcome,http_status,vetting_status,vetting_reason,vetting_create_date,attempts,correlation_id,request_id,error_code,error_message,elapsed_ms\n"
+with open(path, "w", buffering=1 << 20) as f:
+    f.write(head)
+    for i in range(1, n + 1):
+        f.write(f"{i},0000e000-0000-4000-8000-{i:012x},Education,created,201,InReview,,2025-01-02T03:04:05Z,1,"
+                f"6f9619ff-8b86-4011-b42d-00c04fc964ff,7f9619ff-8b86-4011-b42d-00c04fc964ff,,,{i % 997}\n")
+PY
+    log "report --xlsx: $rows rows"
+    local rss wall
+    /usr/bin/time -f '%e %M' -o "$WORK/xlsx.time" "$BIN" report "$results" --xlsx "$WORK/xlsx.xlsx" \
+        2>"$WORK/xlsx.err" || die "report --xlsx failed: $(tail -n 5 "$WORK/xlsx.err")"
+    read -r wall rss <"$WORK/xlsx.time"
+    DETAILS+=("xlsx: $rows rows in ${wall}s, maxrss ${rss}KB, $(stat -c %s "$WORK/xlsx.xlsx") bytes")
+    add xlsx "report --xlsx of $rows rows: peak RSS < 100 MB" "$((rss / 1024)) MB" "$([[ $rss -lt 102400 ]] && echo pass || echo FAIL)"
+}
+if [[ ${BENCH_SKIP_XLSX:-0} != 1 ]]; then
+    bench_xlsx
+fi
 
 # --- report ------------------------------------------------------------------------------------
 echo
