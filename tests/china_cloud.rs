@@ -1,5 +1,5 @@
 //! `--cloud china`: China's token resource and hosts, from the flag or the config file, with
-//! explicit URLs still winning.
+//! explicit URLs still winning; `--cloud usgov`: the US Government authority.
 
 use crate::common::*;
 use pc_qualify::partner_center::cloud::Cloud;
@@ -210,6 +210,123 @@ async fn cloud_china_alone_sends_the_tool_to_chinas_hosts() {
     );
     assert!(
         targets.iter().all(|t| t == CHINA_LOGIN),
+        "{targets:?}: {stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloud_usgov_signs_in_at_the_us_government_authority() {
+    const USGOV_LOGIN: &str = "login.microsoftonline.us:443";
+    const PUBLIC_API: &str = "api.partnercenter.microsoft.com:443";
+    let flags = [
+        "--cloud",
+        "usgov",
+        "--max-attempts",
+        "1",
+        "--max-backoff",
+        "0.05",
+        "--timeout",
+        "5",
+    ];
+    let credentials = [
+        ("PC_TENANT_ID", "contoso.onmicrosoft.us"),
+        ("PC_CLIENT_ID", simulator::SANDBOX_CLIENT_ID),
+        ("PC_CLIENT_SECRET", simulator::SANDBOX_CLIENT_SECRET),
+        ("PC_REFRESH_TOKEN", simulator::SANDBOX_REFRESH_TOKEN),
+    ];
+    // Every working command signs in at login.microsoftonline.us.
+    for command in ["run", "reconcile", "refresh", "export"] {
+        let (proxy, seen) = refusing_proxy().await;
+        let dir = work_dir("usgov-authority");
+        if command == "refresh" {
+            // refresh reads a results file.
+            dir.write(
+                "in.csv",
+                format!(
+                    "row,customer_id,qualification,outcome,http_status,vetting_status,vetting_reason,vetting_create_date,attempts,correlation_id,request_id,error_code,error_message,elapsed_ms\n1,{},StateOwnedEntity,created,201,,,,1,,,,,0\n",
+                    cid(1)
+                ),
+            );
+        } else {
+            dir.write("in.csv", soe_rows(1));
+        }
+        let mut env = proxy_env(proxy);
+        env.extend(credentials.map(|(k, v)| (k.to_string(), v.to_string())));
+        let output = if command == "export" {
+            pcq(&["export", "-o", &dir.s("out.csv")])
+                .args(&flags)
+                .envs(&env)
+                .run()
+                .await
+        } else {
+            pcq_io(command, &dir, &flags).envs(&env).run().await
+        };
+        let stderr = text(&output.stderr);
+        assert_ne!(output.status.code(), Some(0), "{command}: {stderr}");
+        let targets = seen.lock().expect("log").clone();
+        assert!(
+            !targets.is_empty(),
+            "{command}: nothing went through the proxy: {stderr}"
+        );
+        assert!(
+            targets.iter().all(|t| t == USGOV_LOGIN),
+            "{command}: {targets:?}: {stderr}"
+        );
+    }
+
+    // A given access token: the API calls go to the public Partner Center.
+    let (proxy, seen) = refusing_proxy().await;
+    let dir = work_dir("usgov-api");
+    dir.write("in.csv", soe_rows(1));
+    let mut env = proxy_env(proxy);
+    env.push((
+        "PC_ACCESS_TOKEN".to_string(),
+        "opaque-test-token".to_string(),
+    ));
+    let output = pcq_io("run", &dir, &flags).envs(&env).run().await;
+    let stderr = text(&output.stderr);
+    assert_ne!(output.status.code(), Some(0), "{stderr}");
+    let targets = seen.lock().expect("log").clone();
+    assert!(
+        !targets.is_empty(),
+        "nothing went through the proxy: {stderr}"
+    );
+    assert!(
+        targets.iter().all(|t| t == PUBLIC_API),
+        "{targets:?}: {stderr}"
+    );
+
+    // `login --cloud usgov` signs in there too.
+    let (proxy, seen) = refusing_proxy().await;
+    let dir = work_dir("usgov-login");
+    let mut env = proxy_env(proxy);
+    env.extend(
+        credentials[..2]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let token = dir.s("token");
+    let output = pcq(&[
+        "login",
+        "--cloud",
+        "usgov",
+        "--device-code",
+        "--token-file",
+        &token,
+    ])
+    .envs(&env)
+    .spawn()
+    .finish_within(std::time::Duration::from_secs(30))
+    .await;
+    let stderr = text(&output.stderr);
+    output.assert_code(2);
+    let targets = seen.lock().expect("log").clone();
+    assert!(
+        !targets.is_empty(),
+        "nothing went through the proxy: {stderr}"
+    );
+    assert!(
+        targets.iter().all(|t| t == USGOV_LOGIN),
         "{targets:?}: {stderr}"
     );
 }

@@ -82,7 +82,7 @@ async fn a_second_process_on_a_locked_results_file_gets_exit_2_naming_the_holder
     let output = first.finish().await;
     output.assert_code(0);
     assert_rows_exactly_once(&dir.join("out.csv"), 30);
-    assert_one_request_id_per_customer(&sim);
+    assert_created_under_one_request_id(&sim);
     assert_eq!(posts(&sim).len(), 30, "the refused runs sent nothing");
     assert!(!lock.exists(), "the lock file goes with its run");
 

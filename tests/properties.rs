@@ -1,7 +1,9 @@
 //! Property: whatever the service does (statuses, Retry-After values of any size or shape, cut and
 //! oversized answers, proxy pages, delays, an MFA refusal, a token endpoint outage), the real
 //! binary writes every input row exactly once (after `--resume` when the run was stopped), never
-//! posts one customer under two MS-RequestIds, and exits with a code that matches its rows.
+//! creates one customer's qualification twice, and exits with a code that matches its rows.
+//! (A customer may be posted under several MS-RequestIds: a new one after every answer, as
+//! Microsoft's headers page asks; the simulator answers a reused id with its earlier answer.)
 //! Some cases first try the run with two of its files aliased (one file in two roles, however
 //! spelled): that attempt must be refused with exit 2, before anything is read, written or sent.
 
@@ -217,13 +219,10 @@ async fn check(scenario: Scenario) {
                 .to_string(),
         );
     }
-    for (customer, set) in &ids {
-        assert_eq!(set.len(), 1, "{customer} posted under {set:?}");
-    }
     // A settled row is held by the service, once. A failed row may be held too (an answer cut
-    // off or oversized after the write landed, retries spent): then it was created by a POST
-    // under the very request id its results row names, which a later --resume reuses, so the
-    // service's idempotency answers it; and a customer never posted is never held.
+    // off or oversized after the write landed, retries spent); its results row names one of the
+    // ids it was posted under (the last), which a later --resume reuses; and a customer never
+    // posted is never held.
     for row in &rows {
         let id = CustomerId::parse(&row["customer_id"]).expect("id");
         let held = sim.holdings(id).len();

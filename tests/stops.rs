@@ -46,7 +46,7 @@ async fn a_token_endpoint_that_goes_down_mid_run_stops_it_and_resume_finishes() 
         .await;
     output.assert_code(0);
     assert_rows_exactly_once(&dir.join("out.csv"), 200);
-    assert_one_request_id_per_customer(&sim);
+    assert_created_under_one_request_id(&sim);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,7 +89,7 @@ async fn twenty_server_failures_in_a_row_trip_the_breaker() {
     .run()
     .await;
     output.assert_code(0);
-    assert_one_request_id_per_customer(&sim);
+    assert_created_under_one_request_id(&sim);
     assert_rows_exactly_once(&dir.join("out.csv"), 40);
 }
 
@@ -132,5 +132,5 @@ async fn mfa_required_stops_the_run_at_once_and_resume_after_sign_in_finishes() 
     assert!(results(&dir.join("out.csv"))
         .iter()
         .all(|r| r["outcome"] == "created"));
-    assert_one_request_id_per_customer(&sim);
+    assert_created_under_one_request_id(&sim);
 }

@@ -48,6 +48,7 @@ mod paths_and_files;
 mod properties;
 mod reconcile;
 mod report;
+mod request_ids;
 mod results_schema;
 mod resume;
 mod run;

@@ -25,7 +25,7 @@ Columns (header required; case, ' ', '-' and '_' ignored, so CustomerID = custom
   customer_id        customer tenant GUID (aliases: customer_tenant_id, tenant_id, microsoft_id)
   qualification      Education, GovernmentCommunityCloud (GCC) or StateOwnedEntity
                      (alias: qualification_type)
-  validation_code    GCC validation code, digits (alias: code)         [optional]
+  validation_code    GCC validation code, text (alias: code)           [optional]
   education_segment  K12 or HigherEducation (alias: segment)           [optional]
   website            the school's website, Education only (alias: domain) [optional]
 
@@ -437,7 +437,7 @@ pub struct SimulateArgs {
     #[arg(long)]
     #[serde(default)]
     pub no_record: bool,
-    /// Play this cloud's token resource: public or china [default: public]
+    /// Play this cloud's token resource: public, china or usgov [default: public]
     #[arg(long, value_enum, value_name = "CLOUD")]
     pub cloud: Option<crate::partner_center::cloud::Cloud>,
     /// Play a public client app: token requests must carry no client_secret

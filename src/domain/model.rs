@@ -179,7 +179,7 @@ pub struct Row {
     pub customer_id: CustomerId,
     /// The qualification to set.
     pub qualification: Qualification,
-    /// GCC validation code (digits), when the row or `--validation-code` gives one.
+    /// GCC validation code (text), when the row or `--validation-code` gives one.
     pub validation_code: Option<String>,
     /// Education segment, from the row or the `--education-segment` default.
     pub segment: Option<EducationSegment>,

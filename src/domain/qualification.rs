@@ -28,7 +28,7 @@ pub enum Field {
     Segment,
     /// `website` (sent under the 2022 contract only).
     Website,
-    /// `validation_code`: digits (the 2022 body's `validationCode`, the 2021 `?code=`).
+    /// `validation_code`: text (the 2022 body's `validationCode`, the 2021 `?code=`).
     ValidationCode,
 }
 

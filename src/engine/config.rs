@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::domain::model::{ApiContract, EducationSegment};
 use crate::engine::JobError;
+use crate::partner_center::client::DEFAULT_LOCALE;
 use crate::partner_center::cloud::{checked_url, Cloud};
 use crate::partner_center::pacer::RateMode;
 use crate::partner_center::retry::RetryPolicy;
@@ -24,7 +25,7 @@ pub struct InputSettings {
     #[arg(long, value_name = "SEGMENT")]
     pub education_segment: Option<EducationSegment>,
 
-    /// GovernmentCommunityCloud validation code for rows that leave it empty: digits, or `auto` to read the partner's codes
+    /// GovernmentCommunityCloud validation code for rows that leave it empty: the code as text, or `auto` to read the partner's codes
     #[arg(long, value_name = "CODE|auto")]
     pub validation_code: Option<String>,
 
@@ -54,6 +55,7 @@ const SETTINGS_KEYS: &[&str] = &[
     "validation_code",
     "validation_org",
     "cloud",
+    "locale",
     "base_url",
     "authority",
     "rate",
@@ -73,9 +75,13 @@ const SETTINGS_KEYS: &[&str] = &[
 /// come from the environment only.
 #[derive(Debug, Clone, Default, clap::Args, Deserialize)]
 pub struct Settings {
-    /// Which Partner Center: public or china (sets base URL, authority and token resource; --base-url/--authority still win) [default: public]
+    /// Which Partner Center: public, china or usgov (sets base URL, authority and token resource; --base-url/--authority still win) [default: public]
     #[arg(long, value_enum, value_name = "CLOUD")]
     pub cloud: Option<Cloud>,
+
+    /// Language of the service's messages, sent as X-Locale on every API call [default: en-US]
+    #[arg(long, value_name = "LOCALE")]
+    pub locale: Option<String>,
 
     /// Partner Center API base URL [default: https://api.partnercenter.microsoft.com]
     #[arg(long, env = "PC_BASE_URL", hide_env_values = true, value_name = "URL")]
@@ -144,6 +150,7 @@ impl Settings {
         };
         Settings {
             cloud: self.cloud.or(lower.cloud),
+            locale: self.locale.or(lower.locale),
             base_url: self.base_url.or(lower_base),
             authority: self.authority.or(lower_authority),
             input: self.input.or(lower.input),
@@ -299,6 +306,8 @@ pub struct RunConfig {
     pub cloud: Cloud,
     /// The resource tokens are requested for (follows `--cloud`).
     pub resource: String,
+    /// `X-Locale` of every API call.
+    pub locale: String,
     /// Request contract.
     pub contract: ApiContract,
     /// Default segment for Education rows.
@@ -329,6 +338,7 @@ impl RunConfig {
         crate::partner_center::client::Endpoint {
             base_url: &self.base_url,
             authority: &self.authority,
+            locale: &self.locale,
             timeout: self.timeout,
             concurrency: self.concurrency,
             retry: self.retry,
@@ -360,18 +370,24 @@ impl RunConfig {
             .validation_code
             .as_deref()
             .is_some_and(|c| c.trim().eq_ignore_ascii_case("auto"));
+        // A validation code is text (Partner Center's own are not all digits): trimmed, any.
         let default_validation_code = match s.input.validation_code {
             Some(code) if code.trim().is_empty() || validation_code_auto => None,
-            Some(code) if code.trim().bytes().all(|b| b.is_ascii_digit()) => {
-                Some(code.trim().to_string())
-            }
-            Some(code) => {
-                return Err(bad(format!(
-                    "--validation-code must be digits or `auto`; got {code:?}"
-                )))
-            }
+            Some(code) => Some(code.trim().to_string()),
             None => None,
         };
+        let locale = s.locale.as_deref().map_or(DEFAULT_LOCALE, str::trim);
+        // A language tag (en-US, fr-FR, zh-Hans-CN): letters, digits and hyphens.
+        let tag = |t: &str| {
+            (2..=35).contains(&t.len())
+                && t.split('-')
+                    .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric()))
+        };
+        if !tag(locale) {
+            return Err(bad(format!(
+                "--locale must be a language tag such as en-US; got {locale:?}"
+            )));
+        }
         // The cloud fills in what is not given explicitly; an explicit URL (flag, environment or
         // file) wins, so a simulator can play the China cloud on a loopback address.
         let cloud = s.cloud.unwrap_or_default();
@@ -388,6 +404,7 @@ impl RunConfig {
             authority,
             cloud,
             resource: cloud.resource().to_string(),
+            locale: locale.to_string(),
             contract: s.input.api_contract.unwrap_or_default(),
             default_segment: s.input.education_segment,
             default_validation_code,
@@ -569,10 +586,7 @@ mod tests {
                 ..Default::default()
             },
             Settings {
-                input: InputSettings {
-                    validation_code: Some("12a".into()),
-                    ..Default::default()
-                },
+                locale: Some("en US".into()),
                 ..Default::default()
             },
         ] {
@@ -672,7 +686,7 @@ mod tests {
              authority = \"https://a.example\"\nrate = \"auto\"\nrate_start = 2\nrate_max = 9\n\
              burst = 3\nconcurrency = 4\n\
              timeout = 5\nmax_attempts = 6\nmax_backoff = 7\nmax_retry_after = 8\n\
-             shutdown_grace = 9\n",
+             shutdown_grace = 9\nlocale = \"fr-FR\"\n",
         )
         .expect("write");
         let s = Settings::from_file(&path).expect("every key is known");
@@ -680,6 +694,7 @@ mod tests {
         assert_eq!(s.input.education_segment, Some(EducationSegment::K12));
         assert_eq!(s.shutdown_grace, Some(9.0));
         assert_eq!(s.base_url.as_deref(), Some("https://b.example"));
+        assert_eq!(s.locale.as_deref(), Some("fr-FR"));
         let keys = std::fs::read_to_string(&path)
             .expect("read")
             .lines()

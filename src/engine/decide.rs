@@ -43,6 +43,9 @@ pub struct Worker {
     pub mode: Mode,
     /// Plan writes instead of sending them.
     pub dry_run: bool,
+    /// Where a create's retry request ids are journalled before they are sent (`None`: no
+    /// journal, e.g. results to standard output).
+    pub journal: Option<crate::results::resume::Appender>,
 }
 
 impl Worker {
@@ -111,7 +114,11 @@ impl Worker {
     /// Posts the row; a 409 becomes `exists` with the vetting status read back.
     async fn create(&self, client: &Client, row: &Row, request_id: Uuid, result: &mut ResultRow) {
         let request = api::create_request(row, self.contract);
-        let exchange = client.send(&request, request_id).await;
+        let note = |id| match &self.journal {
+            Some(journal) => journal.append(row, id).map_err(|e| e.to_string()),
+            None => Ok(()),
+        };
+        let exchange = client.send_noted(&request, request_id, &note).await;
         describe_call(result, &exchange);
         match &exchange.reply {
             Reply::Answer { status, body } if (200..300).contains(status) => {

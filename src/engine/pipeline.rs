@@ -192,6 +192,15 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         && (!dry_run || matches!(mode, Mode::Reconcile { .. }));
     let (writer, journal) =
         open_outputs(&output_path, &journal_path, resume, force, wants_journal)?;
+    // The workers journal the request ids their retries draw through the same file.
+    let appender = match &journal {
+        Some(journal) => Some(
+            journal
+                .appender()
+                .map_err(|e| output_error(&journal_path.display().to_string(), e))?,
+        ),
+        None => None,
+    };
     // A dry run of `run` shows the first request it would have sent.
     let want_example = dry_run && mode == Mode::Run;
     // The pacer measures the quota from here, not from before the sign-in and pre-flight.
@@ -236,6 +245,7 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         contract: config.contract,
         mode,
         dry_run,
+        journal: appender,
     });
     let mut workers = spawn_pool(
         config.concurrency,

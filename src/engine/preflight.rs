@@ -21,6 +21,7 @@ pub async fn validation_code(
         Reply::Answer { status, body } if (200..300).contains(status) => {
             api::parse_validations(body).map_err(JobError::ValidationCodes)?
         }
+        Reply::Answer { status: 404, .. } => return Err(JobError::Preflight(no_codes("404"))),
         Reply::Answer { status, body } => {
             let error = api::parse_error_body(body);
             return Err(JobError::Preflight(format!(
@@ -35,6 +36,15 @@ pub async fn validation_code(
         }
     };
     choose_code(codes, org)
+}
+
+/// Why no code could be read, and what to do: Microsoft's "Get a partner's validation codes"
+/// (which applies to Partner Center for Microsoft Cloud for US Government) lists codes only after
+/// the partner's validation is confirmed through the GCC Eligibility Intake Form.
+fn no_codes(answer: &str) -> String {
+    format!(
+        "--validation-code auto: the validation codes endpoint answered {answer}: the partner has no GovernmentCommunityCloud validation codes. Codes exist only once the Government Community Cloud Eligibility Intake Form is approved, and the endpoint serves Partner Center for Microsoft Cloud for US Government; set --validation-code to a code you were given, or leave the GCC rows out"
+    )
 }
 
 /// The rule behind `--validation-code auto`, apart from the network.
@@ -67,10 +77,7 @@ pub fn choose_code(
         };
     }
     match codes.len() {
-        0 => Err(JobError::Preflight(
-            "--validation-code auto: the partner has no GovernmentCommunityCloud validation codes"
-                .into(),
-        )),
+        0 => Err(JobError::Preflight(no_codes("an empty list"))),
         1 => Ok(codes.into_iter().next().ok_or_else(|| {
             JobError::Preflight("validation code list changed while read".into())
         })?),
@@ -109,8 +116,13 @@ pub fn describe_request(base_url: &str, request: &Request) -> String {
         ("Authorization", "Bearer ***".to_string()),
         ("Accept", "application/json".to_string()),
         ("Content-Type", "application/json".to_string()),
-        ("MS-RequestId", "<a new UUID per row>".to_string()),
+        (
+            "MS-RequestId",
+            "<a new UUID per row, and per retry after an answer>".to_string(),
+        ),
         ("MS-CorrelationId", "<a new UUID per send>".to_string()),
+        ("MS-Contract-Version", "v1".to_string()),
+        ("X-Locale", "<--locale, en-US by default>".to_string()),
         (
             "MS-PartnerCenter-Application",
             concat!("pc-qualify/", env!("CARGO_PKG_VERSION")).to_string(),

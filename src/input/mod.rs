@@ -1025,7 +1025,11 @@ mod tests {
         let records = read_str(&input);
         assert_invalid(&records[0], INVALID_CUSTOMER_ID, "customer_id:");
         assert_invalid(&records[1], INVALID_EDUCATION_SEGMENT, "education_segment:");
-        assert_invalid(&records[2], INVALID_VALIDATION_CODE, "validation_code:");
+        // A validation code is text: letters are no error.
+        assert_eq!(
+            as_valid(&records[2]).validation_code.as_deref(),
+            Some("abc")
+        );
     }
 
     #[test]
@@ -1109,7 +1113,7 @@ mod tests {
     }
 
     #[test]
-    fn gcc_needs_a_digits_only_code() {
+    fn gcc_needs_a_code_as_text() {
         let input = format!(
             "customer_id,qualification,validation_code\n{A},GCC,\n{A},GovernmentCommunityCloud,12a4\n{B},gcc, 0042 \n{B},StateOwnedEntity,not digits\n{B},Education,abc\n"
         );
@@ -1125,10 +1129,9 @@ mod tests {
                 MISSING_VALIDATION_CODE,
                 "validation_code: required for GovernmentCommunityCloud",
             );
-            assert_invalid(
-                &records[1],
-                INVALID_VALIDATION_CODE,
-                "validation_code: must be digits only",
+            assert_eq!(
+                as_valid(&records[1]).validation_code.as_deref(),
+                Some("12a4")
             );
             assert_eq!(
                 as_valid(&records[2]).validation_code.as_deref(),
@@ -1156,16 +1159,11 @@ mod tests {
             as_valid(&records[1]).validation_code.as_deref(),
             Some("777")
         );
-        let records = read_all(input.as_bytes(), with("12-3"));
-        let r = assert_invalid(
-            &records[0],
-            INVALID_VALIDATION_CODE,
-            "validation_code: must be digits only",
+        let records = read_all(input.as_bytes(), with(" AB-12cd "));
+        assert_eq!(
+            as_valid(&records[0]).validation_code.as_deref(),
+            Some("AB-12cd")
         );
-        assert!(r
-            .error_message
-            .expect("message")
-            .contains("--validation-code"));
         as_valid(&records[1]);
         // Without the column, the default applies to every GCC row.
         let input = format!("customer_id,qualification\n{A},GCC\n");

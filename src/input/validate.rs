@@ -185,13 +185,8 @@ pub(super) fn validate(
                 format!("validation_code: required for {qualification} (set the column or --validation-code)"),
             ))
         }
-        Some((code, source)) if !code.bytes().all(|b| b.is_ascii_digit()) => {
-            return Err(Rejection::invalid(
-                INVALID_VALIDATION_CODE,
-                format!("validation_code: must be digits only, got \"{}\"{source}", shown(&code)),
-            ));
-        }
-        code => code.map(|(code, _)| code),
+        // Text, as Partner Center lists it (its codes are not all digits); trimmed, non-empty.
+        code => code.map(|(code, _)| code.trim().to_owned()),
     };
 
     let website = Some(columns.optional(record, WEBSITE))

@@ -82,9 +82,9 @@ pub fn create_request(row: &Row, contract: ApiContract) -> Request {
         }),
         ApiContract::V2021 => {
             if let Some(code) = code {
-                // Codes are validated as digits on input, so they need no percent-encoding.
+                // A code is text: encoded as a form value, as the service decodes the query.
                 path_and_query.push_str("?code=");
-                path_and_query.push_str(code);
+                path_and_query.extend(url::form_urlencoded::byte_serialize(code.as_bytes()));
             }
             json(&Body2021 {
                 qualification: q.as_str(),

@@ -17,8 +17,17 @@ use crate::partner_center::retry::{
 use crate::partner_center::throttle::Throttle;
 use crate::partner_center::PartnerCenterError;
 
-/// Header carrying the per-call idempotency id.
+/// Header carrying the idempotency id: kept for a resend of a send that got no answer, new after
+/// any answer ("Partner Center REST and response headers").
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("ms-requestid");
+/// Header naming the API contract version; Partner Center's REST headers list it as required.
+pub const CONTRACT_VERSION: HeaderName = HeaderName::from_static("ms-contract-version");
+/// Header naming the language of the service's messages.
+pub const LOCALE: HeaderName = HeaderName::from_static("x-locale");
+/// The `MS-Contract-Version` sent on every API call.
+pub const CONTRACT_VERSION_VALUE: &str = "v1";
+/// The `X-Locale` sent when `--locale` is not given.
+pub const DEFAULT_LOCALE: &str = "en-US";
 /// Header carrying the per-send tracing id.
 pub const CORRELATION_ID: HeaderName = HeaderName::from_static("ms-correlationid");
 /// Header naming the calling application.
@@ -47,11 +56,12 @@ pub enum Reply {
 pub struct Exchange {
     /// How the last send ended.
     pub reply: Reply,
-    /// Every send of this call, a resend after a 401 included.
+    /// Every request sent for this call that may have reached the service (a resend after a 401
+    /// or after a connection closed unanswered included); a connect failure is not one.
     pub attempts: u32,
     /// `MS-CorrelationId` of the last send.
     pub correlation_id: Option<Uuid>,
-    /// `MS-RequestId` shared by every send of this call.
+    /// `MS-RequestId` of the last send (the deciding one).
     pub request_id: Uuid,
     /// Why the call gave up although the answer itself looks retryable (e.g. a `Retry-After`
     /// past `--max-retry-after`); it replaces the error message in the results.
@@ -80,6 +90,11 @@ impl AttemptError {
             AttemptError::Send(err) => err.should_retry(),
             AttemptError::Body(_) | AttemptError::TooLarge(_) => true,
         }
+    }
+
+    /// The request provably never left: the connection was not made, so nothing was written.
+    fn never_sent(&self) -> bool {
+        matches!(self, AttemptError::Send(err) if err.is_connect())
     }
 
     /// The server closed the connection without a byte of answer (reset, or closed before the
@@ -164,7 +179,13 @@ pub struct Client {
     base_url: Option<reqwest::Url>,
     /// `Host` for every request, built once; hyper would otherwise `format!` it per request.
     host: Option<HeaderValue>,
+    /// `X-Locale` for every request.
+    locale: HeaderValue,
 }
+
+/// Records a newly drawn `MS-RequestId` before the send that carries it (the crash journal), so
+/// that a call which may land unanswered is always on file; an `Err` stops the call unsent.
+pub type NoteRequestId<'a> = &'a (dyn Fn(Uuid) -> Result<(), String> + Send + Sync);
 
 /// Where and how a client connects: the parts of a job's settings the client reads.
 pub struct Endpoint<'a> {
@@ -172,6 +193,8 @@ pub struct Endpoint<'a> {
     pub base_url: &'a str,
     /// The token authority, no trailing slash.
     pub authority: &'a str,
+    /// `X-Locale` of every API call.
+    pub locale: &'a str,
     /// Per-attempt timeout.
     pub timeout: Duration,
     /// In-flight requests (the connection pool's size).
@@ -194,6 +217,7 @@ impl Client {
         let base_url = reqwest::Url::parse(&base).ok();
         Client {
             host: base_url.as_ref().and_then(host_header),
+            locale: HeaderValue::from_static(DEFAULT_LOCALE),
             base_url,
             http,
             base,
@@ -203,6 +227,15 @@ impl Client {
             stats,
             fatal: Arc::new(FatalStop::new(crate::domain::stop::Stop::default())),
         }
+    }
+
+    /// The client sending `locale` as `X-Locale` (checked by the settings; a value a header
+    /// cannot carry keeps the default).
+    pub fn with_locale(mut self, locale: &str) -> Self {
+        if let Ok(value) = HeaderValue::from_str(locale) {
+            self.locale = value;
+        }
+        self
     }
 
     /// The client reporting run-wide failures to (and stopping with) `fatal`.
@@ -239,7 +272,8 @@ impl Client {
             config.retry,
             stats,
         )
-        .with_fatal(fatal);
+        .with_fatal(fatal)
+        .with_locale(config.locale);
         Ok((client, tokens))
     }
 
@@ -286,6 +320,18 @@ impl Client {
             .await
     }
 
+    /// [`Client::send`] for a write: each `MS-RequestId` drawn after an answer is handed to
+    /// `note` (the journal) before it is sent.
+    pub async fn send_noted(
+        &self,
+        request: &Request,
+        request_id: Uuid,
+        note: NoteRequestId<'_>,
+    ) -> Exchange {
+        self.send_full(request, request_id, &[], MAX_ANSWER_BYTES, Some(note))
+            .await
+    }
+
     /// [`Client::send_with_headers`] reading answers of up to `max_answer` bytes: a customer
     /// list page of 500 customers can pass [`MAX_ANSWER_BYTES`].
     pub async fn send_capped(
@@ -294,6 +340,19 @@ impl Client {
         request_id: Uuid,
         extra: &[(HeaderName, HeaderValue)],
         max_answer: usize,
+    ) -> Exchange {
+        self.send_full(request, request_id, extra, max_answer, None)
+            .await
+    }
+
+    /// The one send loop behind the others.
+    async fn send_full(
+        &self,
+        request: &Request,
+        request_id: Uuid,
+        extra: &[(HeaderName, HeaderValue)],
+        max_answer: usize,
+        note: Option<NoteRequestId<'_>>,
     ) -> Exchange {
         let url = match self.request_url(request) {
             Ok(url) => url,
@@ -308,35 +367,45 @@ impl Client {
             }
         };
         let mut schedule = self.policy.schedule();
+        // Requests that may have reached the service (the `attempts` column) ...
         let mut attempts = 0u32;
+        // ... and sends weighed against --max-attempts (a connect failure too, not the free resend).
+        let mut budget = 0u32;
         let mut reauthenticated = false;
-        // One resend per call that does not count as an attempt: for a connection the server
-        // closed without answering (the keep-alive race). The same MS-RequestId makes it safe.
+        // One resend per call outside --max-attempts: for a connection the server closed
+        // without answering (the keep-alive race). The same MS-RequestId makes it safe.
         let mut free_resend = true;
         let mut correlation_id = None;
-        let request_id_value = header_value(request_id);
-        let ended = |reply: Reply, attempts: u32, correlation_id: Option<Uuid>| Exchange {
-            reply,
-            attempts,
-            correlation_id,
-            request_id,
-            note: None,
-        };
+        // Microsoft's rule: the same MS-RequestId for a resend of a send that got no answer (it
+        // may have landed; the service recognises the repeat), a new one after any answer.
+        let mut request_id = request_id;
+        let mut request_id_value = header_value(request_id);
+        let mut answered = false;
+        let ended =
+            |reply: Reply, attempts: u32, correlation_id: Option<Uuid>, request_id: Uuid| {
+                Exchange {
+                    reply,
+                    attempts,
+                    correlation_id,
+                    request_id,
+                    note: None,
+                }
+            };
         loop {
             // The slot first, the token second: a token picked up before a long wait for the
             // limiter (or a 429 pause) can expire on the way, and the send would earn a 401.
             // A stop for good also ends a wait for the limiter (a long 429 pause) or the token.
             if let Some(reply) = self.stopped() {
-                return ended(reply, attempts, correlation_id);
+                return ended(reply, attempts, correlation_id, request_id);
             }
             tokio::select! {
                 biased;
-                _ = self.fatal.tripped() => return ended(self.stop_reply(), attempts, correlation_id),
+                _ = self.fatal.tripped() => return ended(self.stop_reply(), attempts, correlation_id, request_id),
                 _ = self.throttle.acquire() => {}
             }
             let token = tokio::select! {
                 biased;
-                _ = self.fatal.tripped() => return ended(self.stop_reply(), attempts, correlation_id),
+                _ = self.fatal.tripped() => return ended(self.stop_reply(), attempts, correlation_id, request_id),
                 token = self.tokens.token() => token,
             };
             let token = match token {
@@ -348,7 +417,7 @@ impl Client {
                         .trip(Cause::TokenEndpoint(crate::partner_center::api::sanitize(
                             &reason,
                         )));
-                    return ended(Reply::Token(reason), attempts, correlation_id);
+                    return ended(Reply::Token(reason), attempts, correlation_id, request_id);
                 }
             };
             let Some(auth) = token.header().cloned() else {
@@ -358,16 +427,35 @@ impl Client {
                     ),
                     attempts,
                     correlation_id,
+                    request_id,
                 );
             };
+            if answered {
+                request_id = new_uuid();
+                request_id_value = header_value(request_id);
+                // On file before it goes out: a crash after this send must find this id.
+                if let Some(note) = note {
+                    if let Err(reason) = note(request_id) {
+                        return ended(
+                            Reply::Stopped(format!(
+                                "not sent again: its new MS-RequestId could not be journalled: {reason}"
+                            )),
+                            attempts,
+                            correlation_id,
+                            request_id,
+                        );
+                    }
+                }
+            }
             attempts += 1;
+            budget += 1;
             let correlation = new_uuid();
             correlation_id = Some(correlation);
             // Built as a `Request` rather than through `RequestBuilder`, whose every `.header()`
             // moves the whole builder: this runs once per send.
             let mut outgoing = reqwest::Request::new(request.method.clone(), url.clone());
             let headers = outgoing.headers_mut();
-            headers.reserve(6 + extra.len());
+            headers.reserve(8 + extra.len());
             for (name, value) in extra {
                 headers.insert(name.clone(), value.clone());
             }
@@ -375,6 +463,11 @@ impl Client {
             headers.insert(APPLICATION, HeaderValue::from_static(APPLICATION_NAME));
             headers.insert(REQUEST_ID, request_id_value.clone());
             headers.insert(CORRELATION_ID, header_value(correlation));
+            headers.insert(
+                CONTRACT_VERSION,
+                HeaderValue::from_static(CONTRACT_VERSION_VALUE),
+            );
+            headers.insert(LOCALE, self.locale.clone());
             headers.insert(AUTHORIZATION, auth);
             if let Some(host) = &self.host {
                 headers.insert(HOST, host.clone());
@@ -406,25 +499,39 @@ impl Client {
                     self.stats.record_transport_error();
                     let reason = err.describe();
                     tracing::debug!(%url, attempt = attempts, %correlation, %reason, "no answer");
+                    // The service did answer an oversized body, in full; only this side declined
+                    // to read it: an answer, so a retry takes a new id.
+                    answered = matches!(err, AttemptError::TooLarge(_));
+                    if err.never_sent() {
+                        // Provably not on the wire: no attempt (it still spends the budget).
+                        attempts -= 1;
+                    }
                     if free_resend && err.closed_unanswered() {
                         // Not the service failing: an idle connection it had closed. At once,
-                        // and not counted against --max-attempts.
+                        // and not counted against --max-attempts (it is in `attempts`: the
+                        // request was written, and may have reached the service).
                         free_resend = false;
-                        attempts = attempts.saturating_sub(1);
+                        budget -= 1;
                         continue;
                     }
-                    if err.retryable() && attempts < self.policy.max_attempts {
+                    if err.retryable() && budget < self.policy.max_attempts {
                         self.stats.record_retry();
                         if !self.pause(schedule.next_wait(None)).await {
-                            return ended(self.stop_reply(), attempts, correlation_id);
+                            return ended(self.stop_reply(), attempts, correlation_id, request_id);
                         }
                         continue;
                     }
                     self.fatal.call_failed(&reason);
-                    return ended(Reply::Transport(reason), attempts, correlation_id);
+                    return ended(
+                        Reply::Transport(reason),
+                        attempts,
+                        correlation_id,
+                        request_id,
+                    );
                 }
             };
             self.stats.record_answer(status, started.elapsed());
+            answered = true;
             if status != 429 {
                 // Whatever the answer, the service counted the request against its quota.
                 self.throttle.on_accepted();
@@ -495,7 +602,7 @@ impl Client {
                     );
                     self.stats.record_retry();
                     if status != 429 && !self.pause(wait).await {
-                        return ended(self.stop_reply(), attempts, correlation_id);
+                        return ended(self.stop_reply(), attempts, correlation_id, request_id);
                     }
                 }
             }
@@ -682,10 +789,19 @@ pub fn http_client(
     }
 }
 
-/// A plain client for tests and tools that talk to the simulator (provider installed first).
+/// A plain client for tests and tools that talk to the simulator (provider installed first),
+/// sending the `MS-Contract-Version` every Partner Center call needs.
 pub fn test_http_client() -> reqwest::Client {
     install_tls_provider();
-    reqwest::Client::new()
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        CONTRACT_VERSION,
+        HeaderValue::from_static(CONTRACT_VERSION_VALUE),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

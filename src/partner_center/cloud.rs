@@ -13,6 +13,9 @@ pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
 pub const CHINA_BASE_URL: &str = "https://partner.partnercenterapi.microsoftonline.cn";
 /// The Microsoft Entra ID authority of the China cloud.
 pub const CHINA_AUTHORITY: &str = "https://login.chinacloudapi.cn";
+/// The Microsoft Entra ID authority of the US Government cloud (the PowerShell module's
+/// `AzureUSGovernment` environment, which keeps the public Partner Center endpoint and resource).
+pub const USGOV_AUTHORITY: &str = "https://login.microsoftonline.us";
 
 /// Which Partner Center the commands talk to; sets base URL, authority and token resource
 /// together (the values of the Partner Center PowerShell module's environments).
@@ -25,13 +28,18 @@ pub enum Cloud {
     /// The China cloud operated by 21Vianet (partner.partnercenterapi.microsoftonline.cn,
     /// login.chinacloudapi.cn).
     China,
+    /// Partner accounts in the US Government cloud: the public Partner Center API and resource,
+    /// signed in at login.microsoftonline.us.
+    #[value(name = "usgov")]
+    #[serde(rename = "usgov")]
+    UsGov,
 }
 
 impl Cloud {
     /// The Partner Center API base URL.
     pub fn base_url(self) -> &'static str {
         match self {
-            Cloud::Public => DEFAULT_BASE_URL,
+            Cloud::Public | Cloud::UsGov => DEFAULT_BASE_URL,
             Cloud::China => CHINA_BASE_URL,
         }
     }
@@ -41,13 +49,14 @@ impl Cloud {
         match self {
             Cloud::Public => DEFAULT_AUTHORITY,
             Cloud::China => CHINA_AUTHORITY,
+            Cloud::UsGov => USGOV_AUTHORITY,
         }
     }
 
     /// The resource Partner Center tokens are issued for (v1 `resource`, v2 scope prefix).
     pub fn resource(self) -> &'static str {
         match self {
-            Cloud::Public => crate::partner_center::auth::RESOURCE,
+            Cloud::Public | Cloud::UsGov => crate::partner_center::auth::RESOURCE,
             Cloud::China => CHINA_BASE_URL,
         }
     }

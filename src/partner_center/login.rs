@@ -41,7 +41,7 @@ pub struct LoginArgs {
     /// Token authority [default: https://login.microsoftonline.com, or the --cloud's]
     #[arg(long, env = "PC_AUTHORITY", hide_env_values = true, value_name = "URL")]
     pub authority: Option<String>,
-    /// Which Partner Center: public or china (sets the authority and the token resource) [default: public]
+    /// Which Partner Center: public, china or usgov (sets the authority and the token resource) [default: public]
     #[arg(long, value_enum, value_name = "CLOUD")]
     pub cloud: Option<Cloud>,
     /// Where to write the refresh token (replaced atomically, mode 0600)

@@ -1,10 +1,12 @@
 //! Crash safety and `--resume`: the in-flight journal, and carrying settled rows of an earlier
 //! results file into a new run.
 //!
-//! Before a row's first POST, its `MS-RequestId` is appended to `<output>.journal`. A row that was
-//! in flight when the process died has a journal line but no results row; on resume it is sent
-//! again with the same request id, so the service can recognise the repeat, and a `409` then means
-//! the first attempt had landed (outcome `exists`).
+//! Before a row's first POST, its `MS-RequestId` is appended to `<output>.journal`, and so is every
+//! new one the client draws for a retry after an answer (Microsoft's rule: a new id after any
+//! answer), before it is sent: the journal's last line for a row always names the one call that
+//! may have landed unanswered. A row that was in flight when the process died has a journal line
+//! but no results row; on resume it is sent again with that last request id, so the service can
+//! recognise the repeat, and a `409` then means an earlier send had landed (outcome `exists`).
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -62,18 +64,14 @@ impl Journal {
 
     /// Notes that `row` will be posted with `request_id` (written by the next [`Journal::commit`]).
     pub fn record(&mut self, row: &Row, request_id: Uuid) {
-        // Assembled by hand: this runs once per row, and `write!` costs several times as much.
-        let mut id = Uuid::encode_buffer();
-        self.pending.push_str(itoa::Buffer::new().format(row.index));
-        self.pending.push(',');
-        self.pending
-            .push_str(row.customer_id.0.hyphenated().encode_lower(&mut id));
-        self.pending.push(',');
-        self.pending.push_str(row.qualification.as_str());
-        self.pending.push(',');
-        self.pending
-            .push_str(request_id.hyphenated().encode_lower(&mut id));
-        self.pending.push('\n');
+        push_line(&mut self.pending, row, request_id);
+    }
+
+    /// A handle the workers append a row's retry request ids through (see [`Appender`]).
+    pub fn appender(&self) -> io::Result<Appender> {
+        Ok(Appender {
+            file: self.file.try_clone()?,
+        })
     }
 
     /// Syncs the journal file to disk (proof, before the first request, that it can be written).
@@ -92,7 +90,37 @@ impl Journal {
     }
 }
 
-/// Request ids of rows that were posted but never finished, by row number.
+/// One journal line: `row,customer,qualification,request id`.
+fn push_line(out: &mut String, row: &Row, request_id: Uuid) {
+    // Assembled by hand: this runs once per row, and `write!` costs several times as much.
+    let mut id = Uuid::encode_buffer();
+    out.push_str(itoa::Buffer::new().format(row.index));
+    out.push(',');
+    out.push_str(row.customer_id.0.hyphenated().encode_lower(&mut id));
+    out.push(',');
+    out.push_str(row.qualification.as_str());
+    out.push(',');
+    out.push_str(request_id.hyphenated().encode_lower(&mut id));
+    out.push('\n');
+}
+
+/// Appends one line at once, for a request id a worker draws mid-call. The file is opened for
+/// appending and each line goes out in one `write`, so these lines never split the reader's.
+pub struct Appender {
+    file: File,
+}
+
+impl Appender {
+    /// Writes `row`'s new `request_id` now, before the send that carries it.
+    pub fn append(&self, row: &Row, request_id: Uuid) -> io::Result<()> {
+        let mut line = String::with_capacity(96);
+        push_line(&mut line, row, request_id);
+        (&self.file).write_all(line.as_bytes())
+    }
+}
+
+/// Request ids of rows that were posted but never finished, by row number (the last line of a
+/// row wins: it names the call sent last).
 pub fn read_journal(path: &Path) -> io::Result<HashMap<u64, (Key, Uuid)>> {
     let file = match File::open(path) {
         Ok(file) => file,
@@ -292,6 +320,33 @@ impl ResumeState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A retry's new request id, appended by a worker, is the one a resume reuses: the row's
+    /// last journal line names the call that may have landed unanswered.
+    #[test]
+    fn the_last_journalled_request_id_of_a_row_wins() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("out.csv.journal");
+        let row = Row {
+            index: 7,
+            customer_id: CustomerId::parse("aaaaaaaa-0000-4000-8000-000000000001").expect("id"),
+            qualification: Qualification::StateOwnedEntity,
+            validation_code: None,
+            segment: None,
+            website: None,
+        };
+        let (first, retry) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let mut journal = Journal::open(&path).expect("open");
+        journal.record(&row, first);
+        journal.commit().expect("commit");
+        journal
+            .appender()
+            .expect("appender")
+            .append(&row, retry)
+            .expect("append");
+        let entries = read_journal(&path).expect("read");
+        assert_eq!(entries.get(&7), Some(&(row.key(), retry)));
+    }
 
     /// A file a spreadsheet re-saved (BOM, `;`, CRLF, a column of its own, columns moved) comes
     /// back in the documented form with its settled rows only. The unit tests' `atomic::replace`

@@ -4,6 +4,7 @@
 //! The server runs on hyper directly rather than `axum::serve`, because injecting a dropped
 //! connection needs the service to fail: hyper then closes the socket without writing a response.
 
+mod answered;
 mod customers;
 mod faults;
 mod oauth;
@@ -246,7 +247,7 @@ pub enum PreloadState {
 /// One partner validation, for GovernmentCommunityCloud creates.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ValidationEntry {
-    /// The code clients send (digits).
+    /// The code clients send (text).
     pub validation_id: String,
     /// The validated organisation.
     pub organization_name: String,

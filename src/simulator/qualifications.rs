@@ -215,10 +215,11 @@ fn validate_2021(
                 ),
             )
         })?;
-        if code.is_empty() || !code.bytes().all(|b| b.is_ascii_digit()) {
+        // A code is text (the service's list has codes that are not numbers); only empty is wrong.
+        if code.trim().is_empty() {
             return Err(Reject(
                 codes::INVALID_VALIDATION_CODE,
-                format!("The validation code '{code}' is invalid: it must be a number."),
+                format!("The validation code '{code}' is invalid: it is empty."),
             ));
         }
         Some(code)

@@ -13,10 +13,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-use super::faults::{apply_fault, dropped, throttled, unavailable};
+use super::faults::{apply_fault, dropped, throttled, unavailable, DropConnection};
 use super::oauth::{authorize, device, token};
 use super::qualifications::{create_qualification, list_qualifications, list_validations};
 use super::state::Shared;
+use super::FaultAction;
 use crate::domain::model::CustomerId;
 
 /// Builds the router with every route and the API gate.
@@ -96,6 +97,54 @@ async fn api_pipeline(shared: &Shared, request: Request, next: Next) -> Response
             "Unauthorized: the access token is missing, invalid or expired.",
         );
     }
+    // "Required" on every call per Microsoft's REST headers page. The service's answer to a call
+    // without it is not published; a 400 in its error body is what its other refusals of a
+    // malformed request look like.
+    if !request.headers().contains_key("ms-contract-version") {
+        return pc_error(
+            StatusCode::BAD_REQUEST,
+            MISSING_CONTRACT_VERSION,
+            "The MS-Contract-Version header is required.",
+        );
+    }
+    // The customer list keeps its own replay, of the page served per (continuation token,
+    // MS-RequestId), and its scripted faults cut or slow the body it hands back.
+    let list = request.uri().path() == "/v1/customers";
+    let Some(id) = super::answered::request_id(request.headers()).filter(|_| !list) else {
+        return admitted(shared, request, next).await;
+    };
+    if let Some(earlier) = shared.answered.replay(&id) {
+        return earlier;
+    }
+    let response = admitted(shared, request, next).await;
+    if response.extensions().get::<DropConnection>().is_some()
+        || response.status() == StatusCode::UNAUTHORIZED
+    {
+        // No answer given: a resend under the same id is served afresh. Nor is a refused sign-in
+        // (MFA) remembered: authentication comes before the service takes the call in.
+        return response;
+    }
+    if response.extensions().get::<Processed>().is_some() {
+        // The handler's answer was remembered before a fault cut or slowed it.
+        return response;
+    }
+    shared.answered.remember(&id, response).await
+}
+
+/// Marks a response whose handler answer is already remembered (a fault wraps it).
+#[derive(Debug, Clone, Copy)]
+struct Processed;
+
+/// The handler's answer for `id`, remembered whole before a fault changes its delivery.
+async fn remembered(shared: &Shared, id: Option<String>, answer: Response) -> Response {
+    match id {
+        Some(id) => shared.answered.remember(&id, answer).await,
+        None => answer,
+    }
+}
+
+/// The gate after authentication: quota, MFA, faults, then the handler.
+async fn admitted(shared: &Shared, request: Request, next: Next) -> Response {
     if shared.switches.mfa_refuses() {
         // The service's answer to an App+User token without the MFA claim (enforced since 2026).
         return pc_error(
@@ -119,11 +168,28 @@ async fn api_pipeline(shared: &Shared, request: Request, next: Next) -> Response
     if let Some(id) = customer_in_path(request.uri().path()) {
         if let Some(action) = shared.next_scripted(id) {
             let retry_after_secs = shared.settings.retry_after_secs;
-            return apply_fault(action, retry_after_secs, next.run(request)).await;
+            let request_id = super::answered::request_id(request.headers());
+            let wraps = matches!(
+                action,
+                FaultAction::Cut
+                    | FaultAction::SlowBody(_)
+                    | FaultAction::Big(_)
+                    | FaultAction::SlowAnswer(_)
+            );
+            let answer =
+                async move { remembered(shared, request_id, next.run(request).await).await };
+            let mut response = apply_fault(action, retry_after_secs, answer).await;
+            if wraps {
+                response.extensions_mut().insert(Processed);
+            }
+            return response;
         }
     }
     next.run(request).await
 }
+
+/// The error code of a 400 for a call without `MS-Contract-Version` (the simulator's own).
+const MISSING_CONTRACT_VERSION: u32 = 400;
 
 /// The error code of a 401 for a token without the multi-factor authentication claim.
 const MFA_REQUIRED: u32 = 900421;

@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     pub switches: super::switches::Switches,
     /// `expires_in` override for issued tokens.
     pub token_expires_in: Option<u64>,
+    /// Answers given, by `MS-RequestId` (see [`super::answered`]).
+    pub answered: super::answered::Answered,
 }
 
 /// Vetting requests made so far, by [`Qualification::index`].
@@ -269,6 +271,7 @@ impl Shared {
             directory,
             switches: super::switches::Switches::new(config.mfa_after, config.token_outage_after),
             token_expires_in: config.token_expires_in,
+            answered: Default::default(),
         })
     }
 

@@ -78,7 +78,11 @@ async fn post(
             sim.base_url()
         ))
         .bearer_auth(token)
-        .header("MS-RequestId", "7d3c1b8e-6f0a-4d0b-9d7e-0c8f4a1e2b3c")
+        // A new id per call: the simulator answers a reused one with its earlier answer.
+        .header(
+            "MS-RequestId",
+            crate::partner_center::client::new_uuid().to_string(),
+        )
         .json(&body)
         .send()
         .await
@@ -984,10 +988,7 @@ async fn requests_are_recorded_with_secrets_redacted() {
         call.token_fingerprint.as_deref(),
         Some(super::token_fingerprint(&token).as_str())
     );
-    assert_eq!(
-        header("ms-requestid").as_deref(),
-        Some("7d3c1b8e-6f0a-4d0b-9d7e-0c8f4a1e2b3c")
-    );
+    assert!(header("ms-requestid").is_some_and(|id| uuid::Uuid::parse_str(&id).is_ok()));
 
     // The same log over HTTP, for a simulator run as a separate process.
     let over_http: Vec<RecordedRequest> = client
@@ -1160,4 +1161,50 @@ async fn customer_list_pages_with_single_use_tokens() {
     assert_eq!(third["items"][1]["id"], SOE_APPROVED);
     assert!(third["links"]["next"].is_null(), "{third}");
     assert_eq!(third["items"].as_array().map(Vec::len), Some(2));
+}
+
+/// A call without `MS-Contract-Version` is refused in the service's error body; a reused
+/// `MS-RequestId` gets the answer given to it before, without acting again.
+#[tokio::test]
+async fn the_contract_version_is_required_and_a_reused_request_id_gets_its_first_answer() {
+    let (sim, client, token) = started(SimConfig::default()).await;
+    let id = "aaaaaaaa-0000-4000-8000-000000000001";
+    let url = format!("{}/v1/customers/{id}/qualifications", sim.base_url());
+    let bare = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(bare.status(), StatusCode::BAD_REQUEST);
+    assert_pc_error(&bare.json().await.expect("json"), 400);
+
+    let send = |request_id: &'static str| {
+        client
+            .post(&url)
+            .bearer_auth(&token)
+            .header("MS-RequestId", request_id)
+            .json(&json!({"qualification": "StateOwnedEntity"}))
+            .send()
+    };
+    let first = send("7d3c1b8e-6f0a-4d0b-9d7e-0c8f4a1e2b3c")
+        .await
+        .expect("post");
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first = first.text().await.expect("body");
+    let again = send("7d3c1b8e-6f0a-4d0b-9d7e-0c8f4a1e2b3c")
+        .await
+        .expect("post");
+    assert_eq!(
+        again.status(),
+        StatusCode::CREATED,
+        "the first answer, not 409"
+    );
+    assert_eq!(again.text().await.expect("body"), first);
+    let other = send("7d3c1b8e-6f0a-4d0b-9d7e-0c8f4a1e2b3d")
+        .await
+        .expect("post");
+    assert_eq!(other.status(), StatusCode::CONFLICT);
+    let id = crate::domain::model::CustomerId::parse(id).expect("id");
+    assert_eq!(sim.holdings(id).len(), 1);
 }

@@ -101,6 +101,8 @@ pub(crate) async fn devicecode(
         .collect();
     let verification_uri = match oauth.cloud {
         Cloud::Public => "https://microsoft.com/devicelogin",
+        // Entra ID for US Government shows its own device-login page.
+        Cloud::UsGov => "https://microsoft.com/deviceloginus",
         Cloud::China => "https://microsoft.com/deviceloginchina",
     };
     lock(&oauth.devices).insert(
