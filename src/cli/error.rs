@@ -144,6 +144,7 @@ fn results_exit_code(error: &ResultsError) -> ExitCode {
         ResultsError::Input(input) => input_exit_code(input),
         ResultsError::Output { .. }
         | ResultsError::OutputIo { .. }
+        | ResultsError::OpenElsewhere { .. }
         | ResultsError::OutputDir { .. }
         | ResultsError::ResultsInput { .. }
         | ResultsError::ResultsOutput { .. }

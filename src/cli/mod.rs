@@ -113,7 +113,10 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
                 Role::new("RESULTS", &args.results),
                 Role::new("--html", &args.html),
             ])?;
-            crate::results::report::execute(&args.results, &args.html)?;
+            // The page's errors are read here for a page open in another program (a browser
+            // does not hold it, an editor may).
+            crate::results::report::execute(&args.results, &args.html)
+                .map_err(ResultsError::or_open_elsewhere)?;
             Ok(ExitCode::Success)
         }
         #[cfg(feature = "sandbox")]
