@@ -27,13 +27,13 @@ pub(super) async fn forward_signals(stop: Stop) {
     }
 }
 
-/// Windows's console events, as Unix's signals above: Ctrl-C and Ctrl-Break (the Task
-/// Scheduler's "End" and `taskkill` without /F send neither: those end the process outright),
-/// the console window closed, and log-off and shutdown (delivered to a console program that
-/// has no window of its own, as this one). Left to their default, each ends the process at once,
-/// without the summary, the journal check or exit 130. Windows waits only a few seconds after a
-/// close, log-off or shutdown before it ends the process anyway; the journal, written before
-/// each call, is what `--resume` then reads.
+/// Windows's console events, as Unix's signals above: Ctrl-C and Ctrl-Break, the console window
+/// closed, and log-off and shutdown (delivered to a console program that has no window of its
+/// own, as this one). Left to their default, each ends the process at once, without the
+/// summary, the journal check or exit 130. After a close, log-off or shutdown Windows ends the
+/// process anyway a few seconds later (tokio holds the event until then); the journal, written
+/// before each call, is what `--resume` then reads, as after the Task Scheduler's "End" or
+/// `taskkill /F`, which end the process outright like SIGKILL.
 #[cfg(windows)]
 pub(super) async fn forward_signals(stop: Stop) {
     use tokio::signal::windows::{ctrl_break, ctrl_c, ctrl_close, ctrl_logoff, ctrl_shutdown};
