@@ -278,6 +278,13 @@ mod tests {
                 2,
             ),
             (
+                e(ResultsError::OpenElsewhere {
+                    path: path(),
+                    source: io(),
+                }),
+                2,
+            ),
+            (
                 e(ResultsError::OutputAfterSend {
                     path: path(),
                     source: io(),

@@ -113,8 +113,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
                 Role::new("RESULTS", &args.results),
                 Role::new("--html", &args.html),
             ])?;
-            // The page's errors are read here for a page open in another program (a browser
-            // does not hold it, an editor may).
+            // A page open in another program (an editor) is told as the other outputs are.
             crate::results::report::execute(&args.results, &args.html)
                 .map_err(ResultsError::or_open_elsewhere)?;
             Ok(ExitCode::Success)

@@ -175,3 +175,27 @@ impl From<InputFileError> for ResultsError {
         ResultsError::Input(Box::new(error))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_windows_reads_errors_5_and_32_as_a_file_open_elsewhere() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("results.csv");
+        std::fs::write(&file, "x").expect("write");
+        let path = file.display().to_string();
+        // On Linux 5 and 32 are EIO and EPIPE: nothing to do with another program.
+        for code in [5, 32] {
+            let err = ResultsError::output_io(&*path, std::io::Error::from_raw_os_error(code));
+            assert_eq!(
+                matches!(err, ResultsError::OpenElsewhere { .. }),
+                cfg!(windows),
+                "os error {code}: {err:?}"
+            );
+        }
+        let err = ResultsError::output_io(&*path, std::io::Error::from_raw_os_error(2));
+        assert!(matches!(err, ResultsError::OutputIo { .. }), "{err:?}");
+    }
+}
