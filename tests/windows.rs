@@ -150,6 +150,11 @@ async fn a_second_run_on_a_results_file_in_use_is_refused_and_sends_nothing() {
             stderr.contains("in use by") && stderr.contains("nothing was sent"),
             "{extra}: {stderr}"
         );
+        // The lock file is named as the user would write it, not in Windows's verbatim form.
+        assert!(
+            stderr.contains(&format!("(lock file {out}.lock)")),
+            "{extra}: {stderr}"
+        );
     }
     first.finish().await.assert_code(0);
     assert_rows_exactly_once(&dir.join("out.csv"), 20);
