@@ -22,6 +22,9 @@
 //!   `report`: one command's behaviour each.
 //! - `china_cloud`, `tls` (HTTPS and proxies), `secrets` (nothing leaks), `errors` (the error line).
 //! - `properties`: proptest over random fault scripts: no row lost, nothing done twice.
+//! - `windows`: what a partner admin on Windows does (quick start, resume, lock, a file open in
+//!   Excel, the hint pasted into cmd.exe), run by `.ci/wine-tests` against the Windows build
+//!   under Wine (`PCQ_TEST_BIN`, `PCQ_TEST_RUNNER`) as well as natively; `wine_only_` tests need Wine.
 //!
 //! Spawn the binary (`common::pcq`) when the subject is what an operator sees of the process:
 //! exit codes, signals, stdout/stderr, files left behind, or the whole pipeline against the
@@ -58,3 +61,4 @@ mod stops;
 mod throttling;
 mod tls;
 mod validation_codes;
+mod windows;

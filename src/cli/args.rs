@@ -5,13 +5,46 @@ use super::*;
 /// The exit-code table, as a literal so that `concat!` can append it to each command's help.
 macro_rules! exit_codes {
     () => {
-        "Exit codes:
+        concat!(
+            "Exit codes:
   0    every row created, exists, duplicate or planned
   1    the run finished and some rows failed or were invalid
   2    nothing was sent: usage, configuration, credentials, unreadable input, or the
        results file is in use by another run; or the run was stopped for good (MFA
        sign-in needed, token endpoint down, service outage): --resume finishes it
-  130  interrupted (SIGINT/SIGTERM/SIGHUP/SIGQUIT)"
+  130  interrupted (",
+            stop_signals!(),
+            ")"
+        )
+    };
+}
+
+/// What interrupts a run (`signals::forward_signals`), as the platform names it: Windows has no
+/// SIGHUP or SIGQUIT, and its users know the keys and events.
+#[cfg(not(windows))]
+macro_rules! stop_signals {
+    () => {
+        "SIGINT/SIGTERM/SIGHUP/SIGQUIT"
+    };
+}
+/// What the token file's permissions promise: Unix's mode 0600; on Windows the file takes its
+/// folder's permissions, so nothing is promised.
+#[cfg(not(windows))]
+macro_rules! token_file_privacy {
+    () => {
+        ", readable by you only"
+    };
+}
+#[cfg(windows)]
+macro_rules! token_file_privacy {
+    () => {
+        ""
+    };
+}
+#[cfg(windows)]
+macro_rules! stop_signals {
+    () => {
+        "Ctrl-C, Ctrl-Break, console closed, log-off, shutdown"
     };
 }
 
@@ -108,9 +141,12 @@ Examples:
   pc-qualify validate --input schools.csv --education-segment K12
   pc-qualify validate --input gcc.csv --api-contract 2021";
 
-const LOGIN_HELP: &str = "\
+const LOGIN_HELP: &str = concat!(
+    "\
 Signs in as a Partner Center user and writes the refresh token to the token file (replaced
-atomically, readable by you only); the token is never printed. `run`, `reconcile` and `refresh`
+atomically",
+    token_file_privacy!(),
+    "); the token is never printed. `run`, `reconcile` and `refresh`
 then use it with PC_REFRESH_TOKEN_FILE, and write each renewed token back to the same file.
 
 Default: authorization code with PKCE on http://localhost:PORT; the sign-in address is printed
@@ -124,7 +160,8 @@ missing settings, token file not writable); 130 interrupted.
 Examples:
   pc-qualify login --tenant contoso.onmicrosoft.com --client-id \"$APP_ID\" --token-file ~/.pcq-token
   PC_REFRESH_TOKEN_FILE=~/.pcq-token pc-qualify login --device-code
-  pc-qualify login --cloud china --device-code --token-file ~/.pcq-token-cn";
+  pc-qualify login --cloud china --device-code --token-file ~/.pcq-token-cn",
+);
 const REPORT_HELP: &str = "\
 Reads a results file (of run, reconcile or refresh) and writes one self-contained HTML page:
 outcome and vetting counts, attempts and time per row, HTTP statuses, and a sortable table of

@@ -144,6 +144,7 @@ fn results_exit_code(error: &ResultsError) -> ExitCode {
         ResultsError::Input(input) => input_exit_code(input),
         ResultsError::Output { .. }
         | ResultsError::OutputIo { .. }
+        | ResultsError::OpenElsewhere { .. }
         | ResultsError::OutputDir { .. }
         | ResultsError::ResultsInput { .. }
         | ResultsError::ResultsOutput { .. }
@@ -271,6 +272,13 @@ mod tests {
             ),
             (
                 e(ResultsError::OutputIo {
+                    path: path(),
+                    source: io(),
+                }),
+                2,
+            ),
+            (
+                e(ResultsError::OpenElsewhere {
                     path: path(),
                     source: io(),
                 }),

@@ -113,11 +113,14 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             named.extend(args.html.iter().map(|html| Role::new("--html", html)));
             named.extend(args.xlsx.iter().map(|xlsx| Role::new("--xlsx", xlsx)));
             roles::check(&named)?;
+            // A page open in another program (an editor, Excel) is told as the other outputs are.
             if let Some(html) = &args.html {
-                crate::results::report::execute(&args.results, html)?;
+                crate::results::report::execute(&args.results, html)
+                    .map_err(ResultsError::or_open_elsewhere)?;
             }
             if let Some(xlsx) = &args.xlsx {
-                crate::results::workbook::write(&args.results, xlsx)?;
+                crate::results::workbook::write(&args.results, xlsx)
+                    .map_err(ResultsError::or_open_elsewhere)?;
             }
             Ok(ExitCode::Success)
         }

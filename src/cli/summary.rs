@@ -28,7 +28,10 @@ pub(super) fn write_metrics(
         },
     };
     if let Err(err) = metrics::write_atomic(path, &metrics::render(stats, &facts)) {
-        tracing::error!(path = %path.display(), error = %err, "metrics file not written");
+        // Said as for the other outputs when another program holds the file (Windows).
+        let error =
+            crate::domain::error::chain(&ResultsError::output_io(path.display().to_string(), err));
+        tracing::error!(path = %path.display(), error = %error, "metrics file not written");
     }
 }
 

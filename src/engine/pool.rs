@@ -208,9 +208,5 @@ pub(crate) async fn finish_writer<T>(
 
 /// The results file `path` could not be written.
 pub(crate) fn output_error(path: &str, err: std::io::Error) -> JobError {
-    ResultsError::OutputIo {
-        path: path.to_string(),
-        source: err,
-    }
-    .into()
+    ResultsError::output_io(path, err).into()
 }

@@ -34,6 +34,18 @@ pub enum ResultsError {
         #[source]
         source: std::io::Error,
     },
+    /// Windows refused to create, open or replace an output because another program holds it
+    /// open: Excel keeps a workbook it shows open without sharing it, which no other process can
+    /// then write ("Sharing violation", os error 32) or rename over ("Access denied", os error 5).
+    /// Raised before the file is changed, so nothing was changed; built by [`ResultsError::output_io`].
+    #[error("{path} is open in another program (Excel?); close it and run again")]
+    OpenElsewhere {
+        /// The output as given.
+        path: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The folder the results file goes in cannot be read.
     #[error("output {path}: directory {dir}")]
     OutputDir {
@@ -119,8 +131,71 @@ pub enum ResultsError {
     Input(Box<InputFileError>),
 }
 
+impl ResultsError {
+    /// The error for an output (results, export, report page, metrics textfile) that could not
+    /// be created, opened or replaced: [`ResultsError::OpenElsewhere`] where Windows says another
+    /// program holds the file, [`ResultsError::OutputIo`] otherwise. The one place that mapping
+    /// is made.
+    pub(crate) fn output_io(path: impl Into<String>, source: std::io::Error) -> Self {
+        let path = path.into();
+        if held_elsewhere(&path, &source) {
+            ResultsError::OpenElsewhere { path, source }
+        } else {
+            ResultsError::OutputIo { path, source }
+        }
+    }
+
+    /// An [`ResultsError::OutputIo`] read again as [`ResultsError::output_io`] reads it, for
+    /// errors built where the output is written; any other error as it is.
+    pub(crate) fn or_open_elsewhere(self) -> Self {
+        match self {
+            ResultsError::OutputIo { path, source } => ResultsError::output_io(path, source),
+            other => other,
+        }
+    }
+}
+
+/// Whether `err`, met creating, opening or replacing `path`, means another program holds the
+/// file open. Only Windows says so, with "Access denied" (5) or "Sharing violation" (32); a
+/// read-only file also gets "Access denied" and is left to the plain error.
+fn held_elsewhere(path: &str, err: &std::io::Error) -> bool {
+    const ERROR_ACCESS_DENIED: i32 = 5;
+    const ERROR_SHARING_VIOLATION: i32 = 32;
+    cfg!(windows)
+        && match err.raw_os_error() {
+            Some(ERROR_SHARING_VIOLATION) => true,
+            Some(ERROR_ACCESS_DENIED) => std::fs::metadata(path)
+                .is_ok_and(|meta| meta.is_file() && !meta.permissions().readonly()),
+            _ => false,
+        }
+}
+
 impl From<InputFileError> for ResultsError {
     fn from(error: InputFileError) -> Self {
         ResultsError::Input(Box::new(error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_windows_reads_errors_5_and_32_as_a_file_open_elsewhere() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("results.csv");
+        std::fs::write(&file, "x").expect("write");
+        let path = file.display().to_string();
+        // On Linux 5 and 32 are EIO and EPIPE: nothing to do with another program.
+        for code in [5, 32] {
+            let err = ResultsError::output_io(&*path, std::io::Error::from_raw_os_error(code));
+            assert_eq!(
+                matches!(err, ResultsError::OpenElsewhere { .. }),
+                cfg!(windows),
+                "os error {code}: {err:?}"
+            );
+        }
+        let err = ResultsError::output_io(&*path, std::io::Error::from_raw_os_error(2));
+        assert!(matches!(err, ResultsError::OutputIo { .. }), "{err:?}");
     }
 }

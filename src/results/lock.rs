@@ -37,7 +37,7 @@ pub fn lock_path(results: &Path) -> PathBuf {
 /// exists, otherwise its folder joined with its name; as typed when neither resolves.
 pub(crate) fn resolve(path: &Path) -> PathBuf {
     if let Ok(real) = std::fs::canonicalize(path) {
-        return real;
+        return plain(real);
     }
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
         return path.to_path_buf();
@@ -48,9 +48,34 @@ pub(crate) fn resolve(path: &Path) -> PathBuf {
         parent
     };
     match std::fs::canonicalize(parent) {
-        Ok(dir) => dir.join(name),
+        Ok(dir) => plain(dir).join(name),
         Err(_) => path.to_path_buf(),
     }
+}
+
+/// A canonical path as a Windows user writes it: `canonicalize` gives the verbatim form
+/// (`\\?\C:\...`, `\\?\UNC\server\share\...`), which messages would show and users do not
+/// recognise. The plain form names the same file: std adds the prefix itself where a path needs
+/// it (past MAX_PATH).
+#[cfg(windows)]
+fn plain(path: PathBuf) -> PathBuf {
+    let Some(text) = path.to_str() else {
+        return path;
+    };
+    if let Some(rest) = text.strip_prefix(r"\\?\UNC\") {
+        return PathBuf::from(format!(r"\\{rest}"));
+    }
+    match text.strip_prefix(r"\\?\") {
+        // A drive path only: other verbatim forms (volume GUIDs) have no plain spelling.
+        Some(rest) if rest.as_bytes().get(1) == Some(&b':') => PathBuf::from(rest),
+        _ => path,
+    }
+}
+
+/// Elsewhere canonical paths are already as users write them.
+#[cfg(not(windows))]
+fn plain(path: PathBuf) -> PathBuf {
+    path
 }
 
 /// Whether `results` names something a run writes into as a file, and so needs a lock (and a

@@ -115,10 +115,7 @@ pub fn create(path: &str, force: bool) -> Result<Sink, ResultsError> {
                     .into(),
             }
         } else {
-            ResultsError::OutputIo {
-                path: path.to_string(),
-                source: e,
-            }
+            ResultsError::output_io(path, e)
         }
     })?;
     Ok(Sink::File(BufWriter::with_capacity(64 * 1024, file)))

@@ -243,10 +243,7 @@ pub fn keep_settled(output: &str, stats: &Stats) -> Result<(), ResultsError> {
     // The reader moves into `write_settled`, which drops it before the rename: Windows refuses
     // to rename over a file that is still open ("Access denied").
     crate::domain::atomic::replace(path, mode, move |file| write_settled(reader, file, stats))
-        .map_err(|source| ResultsError::OutputIo {
-            path: output.to_string(),
-            source,
-        })
+        .map_err(|source| ResultsError::output_io(output, source))
 }
 
 /// Copies the settled rows of `reader` to `file` as [`keep_settled`] describes; closes the reader.

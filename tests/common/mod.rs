@@ -15,8 +15,45 @@ pub use pc_qualify::simulator::{self, SimConfig, SimHandle};
 use pc_qualify::simulator::{FaultAction, ScriptedFault};
 pub use tempfile::TempDir;
 
-/// The binary under test.
+/// The binary cargo built for this machine.
 pub const BIN: &str = env!("CARGO_BIN_EXE_pc-qualify");
+
+/// The binary under test and the program that runs it: [`BIN`] itself, or `PCQ_TEST_BIN` (the
+/// Windows build, `pc-qualify.exe`) run through `PCQ_TEST_RUNNER` (`wine`), as `.ci/wine-tests`
+/// sets them to run the `windows` tests against the Windows build.
+pub fn binary() -> (Option<String>, String) {
+    let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+    (
+        var("PCQ_TEST_RUNNER"),
+        var("PCQ_TEST_BIN").unwrap_or_else(|| BIN.to_string()),
+    )
+}
+
+/// Whether the binary under test is the Windows build run under Wine.
+pub fn under_wine() -> bool {
+    binary().0.is_some()
+}
+
+/// For a test that only means something against the Windows build under Wine (share modes, cmd.exe):
+/// false, after a message a person sees, when the tests run the native binary; the caller returns.
+/// Its name starts with `wine_only_` so the native pass of `.ci/run` leaves it out by name rather
+/// than passing it unchecked, and `.ci/wine-tests` runs it.
+#[track_caller]
+pub fn wine_only() -> bool {
+    if under_wine() {
+        return true;
+    }
+    let message = "*** SKIPPED: needs the Windows build under Wine (.ci/wine-tests sets PCQ_TEST_BIN and PCQ_TEST_RUNNER); this test checked nothing ***";
+    assert!(
+        !in_ci(),
+        "{message} (the CI environment variable is set, so this fails: run it through .ci/wine-tests)"
+    );
+    if let Ok(mut tty) = std::fs::OpenOptions::new().write(true).open("/dev/tty") {
+        let _ = writeln!(tty, "\n{message}\n");
+    }
+    eprintln!("\n{message}\n");
+    false
+}
 
 /// How long a test waits for a sign that a child process got somewhere before it fails. Generous:
 /// the suite shares two cores with other work, and a sign that comes is never waited out.
@@ -65,9 +102,12 @@ pub struct Cmd {
     stdin: Option<Vec<u8>>,
 }
 
-/// The binary with `args` and a clean environment.
+/// The binary under test ([`binary`]) with `args` and a clean environment.
 pub fn pcq(args: &[&str]) -> Cmd {
-    Cmd::new(BIN).args(args)
+    match binary() {
+        (Some(runner), bin) => Cmd::new(runner).args(&[&bin]).args(args),
+        (None, bin) => Cmd::new(bin).args(args),
+    }
 }
 
 /// The binary as `pc-qualify COMMAND -i DIR/in.csv -o DIR/out.csv EXTRA...`.
@@ -100,6 +140,12 @@ impl Cmd {
             self.shown.push_str(arg);
         }
         self.command.args(args);
+        self
+    }
+
+    /// Runs the program in `dir` (relative paths in its arguments start there).
+    pub fn current_dir(mut self, dir: &Path) -> Cmd {
+        self.command.current_dir(dir);
         self
     }
 

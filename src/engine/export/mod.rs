@@ -148,9 +148,8 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
         }
     };
 
-    let output_error = |path: &Path, source: std::io::Error| ResultsError::OutputIo {
-        path: path.display().to_string(),
-        source,
+    let output_error = |path: &Path, source: std::io::Error| {
+        ResultsError::output_io(path.display().to_string(), source)
     };
     let unread_file = (output_path != "-").then(|| unread_path(&output_path));
     let carried = if resume && Path::new(&output_path).exists() {
