@@ -11,6 +11,7 @@ pub mod client;
 pub mod cloud;
 pub(crate) mod customers;
 pub(crate) mod fatal;
+pub(crate) mod http;
 pub(crate) mod login;
 pub(crate) mod pacer;
 pub(crate) mod retry;
