@@ -100,6 +100,63 @@ fn proxy_env(proxy: std::net::SocketAddr) -> Vec<(String, String)> {
     ]
 }
 
+/// Every tunnel the refusing proxy was asked for went to `host`, and there was one at least.
+fn assert_only_to(seen: &std::sync::Mutex<Vec<String>>, host: &str, what: &str, stderr: &str) {
+    let targets = seen.lock().expect("log").clone();
+    assert!(
+        !targets.is_empty(),
+        "{what}: nothing went through the proxy: {stderr}"
+    );
+    assert!(
+        targets.iter().all(|t| t == host),
+        "{what}: {targets:?}: {stderr}"
+    );
+}
+
+/// With a given access token (no sign-in), `run` with `flags` sends its API calls to `api`.
+async fn api_calls_go_to(flags: &[&str], api: &str) {
+    let (proxy, seen) = refusing_proxy().await;
+    let dir = work_dir("cloud-api");
+    dir.write("in.csv", soe_rows(1));
+    let mut env = proxy_env(proxy);
+    env.push((
+        "PC_ACCESS_TOKEN".to_string(),
+        "opaque-test-token".to_string(),
+    ));
+    let output = pcq_io("run", &dir, flags).envs(&env).run().await;
+    let stderr = text(&output.stderr);
+    assert_ne!(output.status.code(), Some(0), "{stderr}");
+    assert_only_to(&seen, api, "run with a token", &stderr);
+}
+
+/// `login --cloud CLOUD` (device code, for `tenant`) signs in at `login_host`.
+async fn login_signs_in_at(cloud: &str, tenant: &str, login_host: &str) {
+    let (proxy, seen) = refusing_proxy().await;
+    let dir = work_dir("cloud-login");
+    let mut env = proxy_env(proxy);
+    env.push(("PC_TENANT_ID".to_string(), tenant.to_string()));
+    env.push((
+        "PC_CLIENT_ID".to_string(),
+        simulator::SANDBOX_CLIENT_ID.to_string(),
+    ));
+    let token = dir.s("token");
+    let output = pcq(&[
+        "login",
+        "--cloud",
+        cloud,
+        "--device-code",
+        "--token-file",
+        &token,
+    ])
+    .envs(&env)
+    .spawn()
+    .finish_within(std::time::Duration::from_secs(30))
+    .await;
+    let stderr = text(&output.stderr);
+    output.assert_code(2);
+    assert_only_to(&seen, login_host, "login", &stderr);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cloud_china_alone_sends_the_tool_to_chinas_hosts() {
     const CHINA_LOGIN: &str = "login.chinacloudapi.cn:443";
@@ -142,76 +199,13 @@ async fn cloud_china_alone_sends_the_tool_to_chinas_hosts() {
     let output = pcq_io("run", &dir, &flags).envs(&env).run().await;
     let stderr = text(&output.stderr);
     assert_ne!(output.status.code(), Some(0), "{stderr}");
-    let targets = seen.lock().expect("log").clone();
-    assert!(
-        !targets.is_empty(),
-        "nothing went through the proxy: {stderr}"
-    );
-    assert!(
-        targets.iter().all(|t| t == CHINA_LOGIN),
-        "{targets:?}: {stderr}"
-    );
+    assert_only_to(&seen, CHINA_LOGIN, "run", &stderr);
 
     // A given access token: the API calls go to China's Partner Center.
-    let (proxy, seen) = refusing_proxy().await;
-    let dir = work_dir("china-api");
-    dir.write("in.csv", soe_rows(1));
-    let mut env = proxy_env(proxy);
-    env.push((
-        "PC_ACCESS_TOKEN".to_string(),
-        "opaque-test-token".to_string(),
-    ));
-    let output = pcq_io("run", &dir, &flags).envs(&env).run().await;
-    let stderr = text(&output.stderr);
-    assert_ne!(output.status.code(), Some(0), "{stderr}");
-    let targets = seen.lock().expect("log").clone();
-    assert!(
-        !targets.is_empty(),
-        "nothing went through the proxy: {stderr}"
-    );
-    assert!(
-        targets.iter().all(|t| t == CHINA_API),
-        "{targets:?}: {stderr}"
-    );
+    api_calls_go_to(&flags, CHINA_API).await;
 
     // `login --cloud china` signs in at China's authority too.
-    let (proxy, seen) = refusing_proxy().await;
-    let dir = work_dir("china-login");
-    let mut env = proxy_env(proxy);
-    env.extend([
-        (
-            "PC_TENANT_ID".to_string(),
-            "contoso.partner.onmschina.cn".to_string(),
-        ),
-        (
-            "PC_CLIENT_ID".to_string(),
-            simulator::SANDBOX_CLIENT_ID.to_string(),
-        ),
-    ]);
-    let token = dir.s("token");
-    let output = pcq(&[
-        "login",
-        "--cloud",
-        "china",
-        "--device-code",
-        "--token-file",
-        &token,
-    ])
-    .envs(&env)
-    .spawn()
-    .finish_within(std::time::Duration::from_secs(30))
-    .await;
-    let stderr = text(&output.stderr);
-    output.assert_code(2);
-    let targets = seen.lock().expect("log").clone();
-    assert!(
-        !targets.is_empty(),
-        "nothing went through the proxy: {stderr}"
-    );
-    assert!(
-        targets.iter().all(|t| t == CHINA_LOGIN),
-        "{targets:?}: {stderr}"
-    );
+    login_signs_in_at("china", "contoso.partner.onmschina.cn", CHINA_LOGIN).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,70 +257,12 @@ async fn cloud_usgov_signs_in_at_the_us_government_authority() {
         };
         let stderr = text(&output.stderr);
         assert_ne!(output.status.code(), Some(0), "{command}: {stderr}");
-        let targets = seen.lock().expect("log").clone();
-        assert!(
-            !targets.is_empty(),
-            "{command}: nothing went through the proxy: {stderr}"
-        );
-        assert!(
-            targets.iter().all(|t| t == USGOV_LOGIN),
-            "{command}: {targets:?}: {stderr}"
-        );
+        assert_only_to(&seen, USGOV_LOGIN, command, &stderr);
     }
 
     // A given access token: the API calls go to the public Partner Center.
-    let (proxy, seen) = refusing_proxy().await;
-    let dir = work_dir("usgov-api");
-    dir.write("in.csv", soe_rows(1));
-    let mut env = proxy_env(proxy);
-    env.push((
-        "PC_ACCESS_TOKEN".to_string(),
-        "opaque-test-token".to_string(),
-    ));
-    let output = pcq_io("run", &dir, &flags).envs(&env).run().await;
-    let stderr = text(&output.stderr);
-    assert_ne!(output.status.code(), Some(0), "{stderr}");
-    let targets = seen.lock().expect("log").clone();
-    assert!(
-        !targets.is_empty(),
-        "nothing went through the proxy: {stderr}"
-    );
-    assert!(
-        targets.iter().all(|t| t == PUBLIC_API),
-        "{targets:?}: {stderr}"
-    );
+    api_calls_go_to(&flags, PUBLIC_API).await;
 
     // `login --cloud usgov` signs in there too.
-    let (proxy, seen) = refusing_proxy().await;
-    let dir = work_dir("usgov-login");
-    let mut env = proxy_env(proxy);
-    env.extend(
-        credentials[..2]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string())),
-    );
-    let token = dir.s("token");
-    let output = pcq(&[
-        "login",
-        "--cloud",
-        "usgov",
-        "--device-code",
-        "--token-file",
-        &token,
-    ])
-    .envs(&env)
-    .spawn()
-    .finish_within(std::time::Duration::from_secs(30))
-    .await;
-    let stderr = text(&output.stderr);
-    output.assert_code(2);
-    let targets = seen.lock().expect("log").clone();
-    assert!(
-        !targets.is_empty(),
-        "nothing went through the proxy: {stderr}"
-    );
-    assert!(
-        targets.iter().all(|t| t == USGOV_LOGIN),
-        "{targets:?}: {stderr}"
-    );
+    login_signs_in_at("usgov", credentials[0].1, USGOV_LOGIN).await;
 }
