@@ -5,7 +5,7 @@
 //! so a million-row file converts in bounded memory; the CSV formats stay the contract.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read as _};
 use std::path::Path;
 
 use rust_xlsxwriter::{Color, ExcelDateTime, Format, Workbook, Worksheet, XlsxError};
@@ -101,7 +101,6 @@ fn is_export(input: &Path) -> bool {
     read.is_ok() && line.trim_ascii() == EXPORT_COLUMNS.join(",").as_bytes()
 }
 
-use std::io::Read as _;
 
 fn input_io(input: &Path, source: std::io::Error) -> ResultsError {
     crate::input::InputFileError::InputIo {
