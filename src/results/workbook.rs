@@ -101,7 +101,6 @@ fn is_export(input: &Path) -> bool {
     read.is_ok() && line.trim_ascii() == EXPORT_COLUMNS.join(",").as_bytes()
 }
 
-
 fn input_io(input: &Path, source: std::io::Error) -> ResultsError {
     crate::input::InputFileError::InputIo {
         path: input.display().to_string(),
