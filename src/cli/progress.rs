@@ -441,8 +441,8 @@ mod tests {
 
     #[test]
     fn count_input_counts_records_of_files_only() {
-        let path =
-            std::env::temp_dir().join(format!("pc-qualify-count-{}.csv", std::process::id()));
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("count.csv");
         std::fs::write(
             &path,
             "customer_id,qualification\n0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7,Education\n11111111-2222-3333-4444-555555555555,GCC\n",
@@ -456,7 +456,6 @@ mod tests {
             .expect("opens")
         };
         assert_eq!(count_input(&mut open(&path.to_string_lossy())), Some(2));
-        let _ = std::fs::remove_file(&path);
         assert_eq!(count_input(&mut open("-")), None);
     }
 }

@@ -35,6 +35,25 @@ pub(super) fn write_metrics(
     }
 }
 
+/// The JSON "finished" event of every job: its own fields (each followed by a comma), then the
+/// ones every job's [`Ending`](crate::engine::Ending) has.
+macro_rules! finished_event {
+    ($ending:expr, $message:literal, $($fields:tt)*) => {{
+        let ending: &crate::engine::Ending = $ending;
+        tracing::info!(
+            $($fields)*
+            requests = ending.stats.requests(),
+            retries = ending.stats.retries(),
+            throttled = ending.stats.throttled(),
+            pauses = ending.pauses,
+            elapsed_s = ending.elapsed.as_secs_f64(),
+            interrupted = ending.interrupted,
+            stopped = ending.fatal.as_ref().map(|c| c.to_string()).unwrap_or_default(),
+            $message
+        )
+    }};
+}
+
 /// How one job's report is told: the summary on standard error and the JSON "finished" event.
 /// One trait, so every command ends through [`Ended::finish`](super::session::Ended::finish).
 pub(super) trait Summary {
@@ -81,12 +100,7 @@ impl Summary for RefreshSummary<'_> {
 
     fn text(&self, report: &Self::Report, _: Option<&RateFigures>) -> String {
         let stats = &report.ending.stats;
-        let vetting: Vec<String> = stats
-            .vetting()
-            .iter()
-            .filter(|(status, _)| status != "none")
-            .map(|(status, n)| format!("{status} {n}"))
-            .collect();
+        let vetting = vetting_counts(stats, true);
         let mut text = format!(
             "pc-qualify: refreshed {} of {} rows in {:.1}s ({} could not be read); results: {}\n  vetting: {}\n  requests: {}, retries {}, throttled (429) {}\n",
             report.read,
@@ -99,7 +113,7 @@ impl Summary for RefreshSummary<'_> {
                 // Stopped before every row was written: the file is not replaced.
                 (path, false) => format!("none written ({path} left as it was)"),
             },
-            if vetting.is_empty() { "-".to_string() } else { vetting.join(", ") },
+            if vetting.is_empty() { "-" } else { &vetting },
             stats.requests(),
             stats.retries(),
             stats.throttled(),
@@ -116,17 +130,12 @@ impl Summary for RefreshSummary<'_> {
     }
 
     fn event(&self, report: &Self::Report, _: Option<&RateFigures>) {
-        tracing::info!(
+        finished_event!(
+            &report.ending,
+            "refresh finished",
             rows = report.rows,
             read = report.read,
             unread = report.unread,
-            requests = report.ending.stats.requests(),
-            retries = report.ending.stats.retries(),
-            throttled = report.ending.stats.throttled(),
-            elapsed_s = report.ending.elapsed.as_secs_f64(),
-            interrupted = report.ending.interrupted,
-            stopped = stopped(report.ending.fatal.as_ref()),
-            "refresh finished"
         );
     }
 }
@@ -144,27 +153,28 @@ impl Summary for ExportSummary<'_> {
     }
 
     fn event(&self, report: &Self::Report, _: Option<&RateFigures>) {
-        tracing::info!(
+        finished_event!(
+            &report.ending,
+            "export finished",
             customers = report.customers,
             carried_over = report.carried_over,
             rows = report.rows,
             unread = report.unread,
             pages = report.pages,
             list_error = report.list_error.as_deref().unwrap_or(""),
-            requests = report.ending.stats.requests(),
-            retries = report.ending.stats.retries(),
-            throttled = report.ending.stats.throttled(),
-            elapsed_s = report.ending.elapsed.as_secs_f64(),
-            interrupted = report.ending.interrupted,
-            stopped = stopped(report.ending.fatal.as_ref()),
-            "export finished"
         );
     }
 }
 
-/// The `stopped` field of every finished event: the cause, or empty.
-fn stopped(cause: Option<&crate::partner_center::fatal::Cause>) -> String {
-    cause.map(|c| c.to_string()).unwrap_or_default()
+/// The summary's vetting counts, `Approved 3, InReview 2`; rows with no vetting state are left
+/// out of a run's (they are rows, not customers holding nothing).
+fn vetting_counts(stats: &Stats, skip_none: bool) -> String {
+    let counts = stats.vetting();
+    let counts = counts
+        .iter()
+        .filter(|(status, _)| !skip_none || status != "none");
+    let counts: Vec<String> = counts.map(|(status, n)| format!("{status} {n}")).collect();
+    counts.join(", ")
 }
 
 fn export_summary(report: &crate::engine::export::ExportReport, output: &str) -> String {
@@ -190,13 +200,9 @@ fn export_summary(report: &crate::engine::export::ExportReport, output: &str) ->
         if report.pages == 1 { "" } else { "s" },
         if output == "-" { "standard output" } else { output },
     );
-    let vetting: Vec<String> = stats
-        .vetting()
-        .iter()
-        .map(|(status, n)| format!("{status} {n}"))
-        .collect();
+    let vetting = vetting_counts(stats, false);
     if !vetting.is_empty() {
-        let _ = writeln!(text, "  vetting: {}", vetting.join(", "));
+        let _ = writeln!(text, "  vetting: {vetting}");
     }
     let _ = writeln!(
         text,
@@ -283,14 +289,9 @@ pub(super) fn summary(report: &Report, args: &RunArgs, pace: Option<&RateFigures
     if !outcomes.is_empty() {
         let _ = writeln!(text, "  rows: {}", outcomes.join(", "));
     }
-    let vetting: Vec<String> = stats
-        .vetting()
-        .iter()
-        .filter(|(status, _)| status != "none")
-        .map(|(status, n)| format!("{status} {n}"))
-        .collect();
+    let vetting = vetting_counts(stats, true);
     if !vetting.is_empty() {
-        let _ = writeln!(text, "  vetting: {}", vetting.join(", "));
+        let _ = writeln!(text, "  vetting: {vetting}");
     }
     let denied: u64 = stats
         .vetting()
@@ -404,7 +405,9 @@ fn rate_line(rate: &RateFigures) -> String {
 /// The summary as one structured event, for `--log-format json`.
 pub(super) fn log_summary(report: &Report, rate: Option<&RateFigures>) {
     let stats = &report.ending.stats;
-    tracing::info!(
+    finished_event!(
+        &report.ending,
+        "run finished",
         rows = report.rows,
         carried_over = report.carried_over,
         created = stats.outcome(Outcome::Created),
@@ -413,20 +416,12 @@ pub(super) fn log_summary(report: &Report, rate: Option<&RateFigures>) {
         invalid = stats.outcome(Outcome::Invalid),
         duplicate = stats.outcome(Outcome::Duplicate),
         planned = stats.outcome(Outcome::Planned),
-        requests = stats.requests(),
-        retries = stats.retries(),
-        throttled = stats.throttled(),
-        pauses = report.ending.pauses,
-        elapsed_s = report.ending.elapsed.as_secs_f64(),
-        interrupted = report.ending.interrupted,
         token_file_failed = report.token_file_failed,
         rate_mode = rate.map(|r| r.mode.name()),
         rate_last = rate.and_then(|r| r.last),
         rate_min = rate.and_then(|r| r.min),
         rate_max = rate.and_then(|r| r.max),
         internal_errors = report.internal_errors,
-        stopped = stopped(report.ending.fatal.as_ref()),
-        "run finished"
     );
 }
 

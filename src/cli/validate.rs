@@ -66,25 +66,19 @@ pub(super) fn validate(args: ValidateArgs, quiet: bool, json: bool) -> Result<Ex
                     writeln!(out, "row {}: warning: {warning}", row.index).map_err(pipe)?;
                 }
             }
-            Record::Rejected(row) if row.outcome == Some(Outcome::Duplicate) => {
-                duplicates += 1;
-                writeln!(
-                    out,
-                    "row {}: duplicate: {} (it will not be sent twice)",
-                    row.row,
-                    row.error_message.as_deref().unwrap_or("")
-                )
-                .map_err(pipe)?;
-            }
             Record::Rejected(row) => {
-                invalid += 1;
-                writeln!(
-                    out,
-                    "row {}: {}",
-                    row.row,
-                    row.error_message.as_deref().unwrap_or("invalid")
-                )
-                .map_err(pipe)?;
+                let duplicate = row.outcome == Some(Outcome::Duplicate);
+                *if duplicate {
+                    &mut duplicates
+                } else {
+                    &mut invalid
+                } += 1;
+                let (what, after) = match duplicate {
+                    true => ("duplicate: ", " (it will not be sent twice)"),
+                    false => ("", ""),
+                };
+                let message = row.error_message.as_deref().unwrap_or("invalid");
+                writeln!(out, "row {}: {what}{message}{after}", row.row).map_err(pipe)?;
             }
         }
     }

@@ -799,16 +799,14 @@ mod tests {
 
     #[test]
     fn secrets_in_the_file_are_refused() {
-        let dir = std::env::temp_dir().join(format!("pcq-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join("c.toml");
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("c.toml");
         std::fs::write(&path, "client_secret = \"hunter2\"\n").expect("write");
         let err = Settings::from_file(&path).expect_err("refused").to_string();
         assert!(
             err.contains("environment") && !err.contains("hunter2"),
             "{err}"
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -332,31 +332,27 @@ pub const ROW_LOG_TARGET: &str = "pc_qualify::rows";
 /// One log event per finished row: a warning for failures, info otherwise.
 pub fn log_row(result: &ResultRow) {
     let outcome = result.outcome.map_or("", |o| o.as_str());
-    if result.outcome == Some(Outcome::Failed) {
-        tracing::warn!(
-            target: ROW_LOG_TARGET,
-            row = result.row,
-            customer_id = %result.customer_id,
-            outcome,
-            http_status = result.http_status,
-            error_code = result.error_code.as_deref().unwrap_or(""),
-            error = result.error_message.as_deref().unwrap_or(""),
-            request_id = display_id(result.request_id),
-            correlation_id = display_id(result.correlation_id),
-            "row failed"
-        );
-    } else {
-        tracing::info!(
-            target: ROW_LOG_TARGET,
-            row = result.row,
-            customer_id = %result.customer_id,
-            outcome,
-            http_status = result.http_status,
-            vetting_status = result.vetting_status.as_deref().unwrap_or(""),
-            request_id = display_id(result.request_id),
-            correlation_id = display_id(result.correlation_id),
-            "row done"
-        );
+    // tracing's levels are fixed per call site: one event shape, written at two levels.
+    macro_rules! row_event {
+        ($level:ident, $message:literal) => {
+            tracing::$level!(
+                target: ROW_LOG_TARGET,
+                row = result.row,
+                customer_id = %result.customer_id,
+                outcome,
+                http_status = result.http_status,
+                vetting_status = result.vetting_status.as_deref().unwrap_or(""),
+                error_code = result.error_code.as_deref().unwrap_or(""),
+                error = result.error_message.as_deref().unwrap_or(""),
+                request_id = display_id(result.request_id),
+                correlation_id = display_id(result.correlation_id),
+                $message
+            )
+        };
+    }
+    match result.outcome {
+        Some(Outcome::Failed) => row_event!(warn, "row failed"),
+        _ => row_event!(info, "row done"),
     }
 }
 

@@ -43,6 +43,21 @@ pub struct JobContext {
     pub stop: Stop,
 }
 
+impl JobContext {
+    /// What a job owns from here: (output, force, config, stats, throttle, stop).
+    fn into_parts(self) -> (String, bool, RunConfig, Arc<Stats>, Arc<Throttle>, Stop) {
+        let JobContext {
+            output,
+            force,
+            config,
+            stats,
+            throttle,
+            stop,
+        } = self;
+        (output, force, config, stats, throttle, stop)
+    }
+}
+
 /// Signs a job in: the client every call goes through, which stops the whole run through the
 /// returned [`FatalStop`] (MFA, token endpoint down, outage). Credentials are proven here,
 /// before the results file is touched or any row is sent.
@@ -106,3 +121,18 @@ pub trait JobReport {
     /// How the job ended.
     fn ending(&self) -> &Ending;
 }
+
+macro_rules! job_reports {
+    ($($report:ty),*) => {$(
+        impl JobReport for $report {
+            fn ending(&self) -> &Ending {
+                &self.ending
+            }
+        }
+    )*};
+}
+job_reports!(
+    pipeline::Report,
+    refresh::RefreshReport,
+    export::ExportReport
+);

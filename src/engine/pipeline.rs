@@ -20,7 +20,7 @@ use crate::engine::pool::{
     drain_workers, finish_writer, output_error, spawn_pool, spawn_writer, ResultsSink,
 };
 use crate::engine::preflight;
-use crate::engine::{connect, Ending, JobContext, JobError, JobReport};
+use crate::engine::{connect, Ending, JobContext, JobError};
 use crate::input::source::{off_runtime, InputSource};
 use crate::input::InputFileError;
 use crate::input::{InputOptions, InputReader, Record};
@@ -69,24 +69,10 @@ pub struct Report {
     pub internal_errors: u64,
 }
 
-impl JobReport for Report {
-    fn ending(&self) -> &Ending {
-        &self.ending
-    }
-}
-
 /// Runs `job` to the end (or until `stop`), writing the results file as rows finish.
 pub async fn execute(job: Job) -> Result<Report, JobError> {
     let Job {
-        context:
-            JobContext {
-                output: output_path,
-                force,
-                config,
-                stats,
-                throttle,
-                stop,
-            },
+        context,
         input,
         mut source,
         resume,
@@ -94,6 +80,7 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         mode,
         credentials,
     } = job;
+    let (output_path, force, config, stats, throttle, stop) = context.into_parts();
     let options = InputOptions {
         contract: config.contract,
         default_segment: config.default_segment,
@@ -122,15 +109,8 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
             "--resume needs a file for both --input and --output (it reads them again)".into(),
         ));
     }
-    // One writer per results file, before anything is read back or sent; held to the end. Taken
-    // before the file checks, so a second run is told who holds the file, not that it exists.
-    let _lock = lock_output(&output_path, || {
-        if resume {
-            Ok(())
-        } else {
-            output::check_target(&output_path, force)
-        }
-    })?;
+    // Before anything is read back or sent.
+    let _lock = lock_output(&output_path, force, resume)?;
     let fatal = Arc::new(FatalStop::new(stop.clone()));
 
     let mut token_provider = None;
@@ -218,28 +198,27 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         want_example,
     };
     let internal_errors = Arc::new(AtomicU64::new(0));
-    let reader_task = if input == "-" || source.is_workbook() {
-        // Standard input may stall for as long as the producer likes, and a workbook's rows
-        // wait on its reader thread: not on the runtime.
-        let (result_tx, stop, aborted) = (result_tx.clone(), stop.clone(), aborted.clone());
-        tokio::task::spawn_blocking(move || {
-            read_rows_blocking(reader, router, work_tx, result_tx, &stop, &aborted)
-        })
-    } else {
-        // A file read is a short buffered syscall: reading on the runtime saves two thread
-        // hand-offs per row.
-        let (result_tx, stop, aborted) = (result_tx.clone(), stop.clone(), aborted.clone());
-        tokio::spawn(
-            async move { read_rows(reader, router, work_tx, result_tx, &stop, &aborted).await },
-        )
+    let reader_task = {
+        let (channels, stop, aborted) =
+            ((work_tx, result_tx.clone()), stop.clone(), aborted.clone());
+        if input == "-" || source.is_workbook() {
+            // Standard input may stall for as long as the producer likes, and a workbook's rows
+            // wait on its reader thread: not on the runtime, and one row at a time (a slow
+            // producer must not hold a batch back).
+            let runtime = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || {
+                runtime.block_on(read_rows(reader, router, channels, (&stop, &aborted), 1))
+            })
+        } else {
+            // A file read is a short buffered syscall: reading on the runtime saves two thread
+            // hand-offs per row.
+            tokio::spawn(async move {
+                read_rows(reader, router, channels, (&stop, &aborted), READ_BATCH).await
+            })
+        }
     };
-    let writer_task = spawn_writer(
-        output_path == "-",
-        result_rx,
-        ResultsSink { writer, rows: 0 },
-        stats.clone(),
-        aborted.clone(),
-    );
+    let sink = ResultsSink { writer, rows: 0 };
+    let writer_task = spawn_writer(output_path == "-", result_rx, sink, (&stats, &aborted));
     let worker = Arc::new(Worker {
         client: client.clone(),
         contract: config.contract,
@@ -505,19 +484,19 @@ impl ReaderEnd {
 /// Rows the file reader gathers before one journal write hands them all out.
 const READ_BATCH: usize = 64;
 
-/// The reader on the runtime: valid rows to the workers, rejected rows straight to the writer.
+/// The reader: valid rows to the workers, rejected rows straight to the writer, `batch` rows per
+/// journal write.
 async fn read_rows<R: Read>(
     mut reader: InputReader<R>,
     mut router: Router,
-    work_tx: async_channel::Sender<Work>,
-    result_tx: mpsc::Sender<ResultRow>,
-    stop: &Stop,
-    aborted: &AtomicBool,
+    (work_tx, result_tx): (async_channel::Sender<Work>, mpsc::Sender<ResultRow>),
+    (stop, aborted): (&Stop, &AtomicBool),
+    batch_size: usize,
 ) -> ReaderEnd {
     let mut end = ReaderEnd::default();
-    let mut batch = Vec::with_capacity(READ_BATCH);
+    let mut batch = Vec::with_capacity(batch_size);
     'read: loop {
-        while batch.len() < READ_BATCH {
+        while batch.len() < batch_size {
             match end.next_route(&mut reader, &mut router, stop, aborted) {
                 Some(route) => batch.push(route),
                 None => break,
@@ -542,35 +521,6 @@ async fn read_rows<R: Read>(
         }
         // A run of rejected rows never fills a channel: let the workers and writer in.
         tokio::task::yield_now().await;
-    }
-    end.example = router.example;
-    end
-}
-
-/// The same reader on its own thread, for standard input.
-fn read_rows_blocking<R: Read>(
-    mut reader: InputReader<R>,
-    mut router: Router,
-    work_tx: async_channel::Sender<Work>,
-    result_tx: mpsc::Sender<ResultRow>,
-    stop: &Stop,
-    aborted: &AtomicBool,
-) -> ReaderEnd {
-    let mut end = ReaderEnd::default();
-    // Rows from a pipe go out one at a time: a slow producer must not hold a batch back.
-    while let Some(route) = end.next_route(&mut reader, &mut router, stop, aborted) {
-        if let Err(e) = router.commit_journal() {
-            end.error = Some(crate::domain::error::chain(&e));
-            break;
-        }
-        let sent = match route {
-            Route::Work(work) => work_tx.send_blocking(work).is_ok(),
-            Route::Result(row) => result_tx.blocking_send(row).is_ok(),
-            Route::Skip => true,
-        };
-        if !sent {
-            break;
-        }
     }
     end.example = router.example;
     end

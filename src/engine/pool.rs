@@ -135,33 +135,26 @@ pub(crate) fn spawn_writer<S: RowSink>(
     to_stdout: bool,
     rx: mpsc::Receiver<S::Item>,
     sink: S,
-    stats: Arc<Stats>,
-    aborted: Arc<AtomicBool>,
+    (stats, aborted): (&Arc<Stats>, &Arc<AtomicBool>),
 ) -> tokio::task::JoinHandle<std::io::Result<S>> {
     let mut state = WriterState { rx, sink };
-    if to_stdout {
-        tokio::task::spawn_blocking(move || {
-            let result = (|| {
-                state.sink.flush()?;
-                while let Some(item) = state.rx.blocking_recv() {
-                    state.write_batch(item, &stats)?;
-                }
-                Ok(())
-            })();
-            state.finish(result, &aborted)
-        })
-    } else {
-        tokio::spawn(async move {
-            let result = async {
-                state.sink.flush()?;
-                while let Some(item) = state.rx.recv().await {
-                    state.write_batch(item, &stats)?;
-                }
-                Ok(())
+    let (stats, aborted) = (stats.clone(), aborted.clone());
+    let write = async move {
+        let result = async {
+            state.sink.flush()?;
+            while let Some(item) = state.rx.recv().await {
+                state.write_batch(item, &stats)?;
             }
-            .await;
-            state.finish(result, &aborted)
-        })
+            Ok(())
+        }
+        .await;
+        state.finish(result, &aborted)
+    };
+    if to_stdout {
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || runtime.block_on(write))
+    } else {
+        tokio::spawn(write)
     }
 }
 

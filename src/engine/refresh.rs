@@ -13,7 +13,7 @@ use crate::engine::decide::{log_row, read_record, set_vetting};
 use crate::engine::pool::{
     drain_workers, finish_writer, spawn_pool, spawn_writer, ResultsSink, Stop,
 };
-use crate::engine::{connect, Ending, JobContext, JobError, JobReport};
+use crate::engine::{connect, Ending, JobContext, JobError};
 use crate::input::InputFileError;
 use crate::partner_center::api;
 use crate::partner_center::auth::Credentials;
@@ -46,37 +46,20 @@ pub struct RefreshReport {
     pub written: bool,
 }
 
-impl JobReport for RefreshReport {
-    fn ending(&self) -> &Ending {
-        &self.ending
-    }
-}
-
 /// Runs a refresh to the end (or until `stop`).
 pub async fn execute(job: RefreshJob) -> Result<RefreshReport, JobError> {
     let RefreshJob {
-        context:
-            JobContext {
-                output: output_path,
-                force,
-                config,
-                stats,
-                throttle,
-                stop,
-            },
+        context,
         input,
         credentials,
     } = job;
+    let (output_path, force, config, stats, throttle, stop) = context.into_parts();
     let not_results = |source: ReadError| ResultsError::ResultsInput {
         path: input.clone(),
         source,
     };
     let reader = ResultsReader::open(Path::new(&input)).map_err(not_results)?;
-    // One writer per output file, taken before anything is sent (and before the file checks, so
-    // a second run is told who holds the file).
-    let _lock = crate::results::lock::lock_output(&output_path, || {
-        output::check_target(&output_path, force)
-    })?;
+    let _lock = crate::results::lock::lock_output(&output_path, force, false)?;
     let fatal = Arc::new(crate::partner_center::fatal::FatalStop::new(stop.clone()));
     let (client, _) = connect(&config, credentials, &throttle, &stats, &fatal).await?;
     let sink = output::replacing(&output_path, force)?;
@@ -98,13 +81,8 @@ pub async fn execute(job: RefreshJob) -> Result<RefreshReport, JobError> {
         let (stop, aborted, result_tx) = (stop.clone(), aborted.clone(), result_tx.clone());
         tokio::spawn(async move { feed_rows(reader, work_tx, result_tx, &stop, &aborted).await })
     };
-    let writer_task = spawn_writer(
-        output_path == "-",
-        result_rx,
-        ResultsSink { writer, rows: 0 },
-        stats.clone(),
-        aborted.clone(),
-    );
+    let sink = ResultsSink { writer, rows: 0 };
+    let writer_task = spawn_writer(output_path == "-", result_rx, sink, (&stats, &aborted));
     let counters = (read.clone(), unread.clone());
     let mut workers = spawn_pool(
         config.concurrency,

@@ -654,6 +654,11 @@ mod tests {
         }
     }
 
+    /// The validation code of a row that must be valid.
+    fn code(record: &Record) -> Option<&str> {
+        as_valid(record).validation_code.as_deref()
+    }
+
     fn as_rejected(record: &Record) -> &ResultRow {
         match record {
             Record::Rejected(r) => r,
@@ -749,7 +754,7 @@ mod tests {
                 Some(EducationSegment::HigherEducation),
                 "{header}"
             );
-            assert_eq!(as_valid(&records[1]).validation_code.as_deref(), Some("42"));
+            assert_eq!(code(&records[1]), Some("42"));
         }
     }
 
@@ -854,11 +859,7 @@ mod tests {
             let edu = as_valid(&records[0]);
             assert_eq!(edu.segment, Some(EducationSegment::K12), "{header}");
             assert_eq!(edu.website.as_deref(), Some("x.example"), "{header}");
-            assert_eq!(
-                as_valid(&records[1]).validation_code.as_deref(),
-                Some("42"),
-                "{header}"
-            );
+            assert_eq!(code(&records[1]), Some("42"), "{header}");
         }
     }
 
@@ -1026,10 +1027,7 @@ mod tests {
         assert_invalid(&records[0], INVALID_CUSTOMER_ID, "customer_id:");
         assert_invalid(&records[1], INVALID_EDUCATION_SEGMENT, "education_segment:");
         // A validation code is text: letters are no error.
-        assert_eq!(
-            as_valid(&records[2]).validation_code.as_deref(),
-            Some("abc")
-        );
+        assert_eq!(code(&records[2]), Some("abc"));
     }
 
     #[test]
@@ -1129,14 +1127,8 @@ mod tests {
                 MISSING_VALIDATION_CODE,
                 "validation_code: required for GovernmentCommunityCloud",
             );
-            assert_eq!(
-                as_valid(&records[1]).validation_code.as_deref(),
-                Some("12a4")
-            );
-            assert_eq!(
-                as_valid(&records[2]).validation_code.as_deref(),
-                Some("0042")
-            );
+            assert_eq!(code(&records[1]), Some("12a4"));
+            assert_eq!(code(&records[2]), Some("0042"));
             // The code is ignored off GCC rows.
             assert_eq!(as_valid(&records[3]).validation_code, None);
             assert_eq!(as_valid(&records[4]).validation_code, None);
@@ -1151,28 +1143,14 @@ mod tests {
             ..opts()
         };
         let records = read_all(input.as_bytes(), with(" 123 "));
-        assert_eq!(
-            as_valid(&records[0]).validation_code.as_deref(),
-            Some("123")
-        );
-        assert_eq!(
-            as_valid(&records[1]).validation_code.as_deref(),
-            Some("777")
-        );
+        assert_eq!(code(&records[0]), Some("123"));
+        assert_eq!(code(&records[1]), Some("777"));
         let records = read_all(input.as_bytes(), with(" AB-12cd "));
-        assert_eq!(
-            as_valid(&records[0]).validation_code.as_deref(),
-            Some("AB-12cd")
-        );
+        assert_eq!(code(&records[0]), Some("AB-12cd"));
         as_valid(&records[1]);
         // Without the column, the default applies to every GCC row.
         let input = format!("customer_id,qualification\n{A},GCC\n");
-        assert_eq!(
-            as_valid(&read_all(input.as_bytes(), with("9"))[0])
-                .validation_code
-                .as_deref(),
-            Some("9")
-        );
+        assert_eq!(code(&read_all(input.as_bytes(), with("9"))[0]), Some("9"));
     }
 
     #[test]

@@ -170,13 +170,19 @@ fn same_file(_file: &File, path: &Path) -> bool {
     path.exists()
 }
 
-/// Takes the results file's lock (none for standard output), then runs `check` (the file
-/// checks). When the lock cannot even be created, `check`'s clearer reason (a missing folder)
-/// is reported instead.
+/// One writer per output file: takes its lock (none for standard output) before the file checks,
+/// so a second run is told who holds the file, not that it exists, then checks the target
+/// (unless `resume` continues it). When the lock cannot even be created, the check's clearer
+/// reason (a missing folder) is reported instead. Held until the guard drops.
 pub(crate) fn lock_output(
     output_path: &str,
-    check: impl FnOnce() -> Result<(), ResultsError>,
+    force: bool,
+    resume: bool,
 ) -> Result<Option<LockGuard>, ResultsError> {
+    let check = || match resume {
+        true => Ok(()),
+        false => crate::results::output::check_target(output_path, force),
+    };
     // Standard output, and a device or FIFO (`/dev/null`), is never read back: no lock beside it.
     if output_path == "-" || !crate::results::lock::is_lockable(Path::new(output_path)) {
         check()?;

@@ -13,9 +13,10 @@ pub(crate) mod device;
 pub(crate) mod token;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -153,9 +154,29 @@ fn missing(name: &str) -> Response {
     )
 }
 
-/// What every request to the token service meets first, v1 and v2 alike: the configured
-/// latency, the outage switch (the whole service), the tenant; then its form fields.
-pub(crate) async fn token_request(
+/// A token-service endpoint handler: the shared state, the tenant and the form's fields.
+pub(crate) type Endpoint = fn(&Shared, &str, &[(String, String)]) -> Result<Response, Response>;
+
+/// Every token-service endpoint, v1 and v2 alike: what each request meets first (the configured
+/// latency, the outage switch of the whole service, the tenant), then `endpoint` with its form.
+pub(crate) fn form_route(endpoint: Endpoint) -> axum::routing::MethodRouter<Arc<Shared>> {
+    axum::routing::post(move |s, p, h, b| token_endpoint(endpoint, s, p, h, b))
+}
+
+async fn token_endpoint(
+    endpoint: Endpoint,
+    State(shared): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    token_request(&shared, &tenant, &headers, &body)
+        .await
+        .and_then(|fields| endpoint(&shared, &tenant, &fields))
+        .unwrap_or_else(|refused| refused)
+}
+
+async fn token_request(
     shared: &Shared,
     tenant: &str,
     headers: &HeaderMap,

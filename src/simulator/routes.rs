@@ -9,12 +9,12 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
 use super::faults::{apply_fault, dropped, throttled, unavailable, DropConnection};
-use super::oauth::{authorize, device, token};
+use super::oauth::{authorize, device, form_route, token};
 use super::qualifications::{create_qualification, list_qualifications, list_validations};
 use super::state::Shared;
 use super::FaultAction;
@@ -23,9 +23,12 @@ use crate::domain::model::CustomerId;
 /// Builds the router with every route and the API gate.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/{tenant}/oauth2/token", post(token::token_v1))
-        .route("/{tenant}/oauth2/v2.0/token", post(token::token_v2))
-        .route("/{tenant}/oauth2/v2.0/devicecode", post(device::devicecode))
+        .route("/{tenant}/oauth2/token", form_route(token::token_v1))
+        .route("/{tenant}/oauth2/v2.0/token", form_route(token::token_v2))
+        .route(
+            "/{tenant}/oauth2/v2.0/devicecode",
+            form_route(device::devicecode),
+        )
         .route("/{tenant}/oauth2/v2.0/authorize", get(authorize::authorize))
         .route(
             "/v1/customers/{id}/qualifications",

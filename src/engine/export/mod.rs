@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use crate::domain::model::{Qualification, QualificationRecord};
 use crate::domain::stats::Stats;
 use crate::engine::pool::{drain_workers, finish_writer, spawn_pool, spawn_writer, RowSink};
-use crate::engine::{connect, Ending, JobContext, JobError, JobReport};
+use crate::engine::{connect, Ending, JobContext, JobError};
 use crate::partner_center::api;
 use crate::partner_center::auth::Credentials;
 use crate::partner_center::client::{Client, Reply};
@@ -64,12 +64,6 @@ pub struct ExportReport {
     pub kept_earlier: bool,
 }
 
-impl JobReport for ExportReport {
-    fn ending(&self) -> &Ending {
-        &self.ending
-    }
-}
-
 /// A customer's rows, written together.
 struct CustomerRows {
     rows: Vec<ExportRow>,
@@ -80,33 +74,18 @@ struct CustomerRows {
 /// Runs an export to the end (or until `stop`).
 pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
     let ExportJob {
-        context:
-            JobContext {
-                output: output_path,
-                force,
-                config,
-                stats,
-                throttle,
-                stop,
-            },
+        context,
         resume,
         qualification,
         credentials,
     } = job;
+    let (output_path, force, config, stats, throttle, stop) = context.into_parts();
     if resume && output_path == "-" {
         return Err(JobError::Config(
             "--resume needs a file for --output (it reads it again)".into(),
         ));
     }
-    // One writer per output file: the lock is taken before any request is sent and before the
-    // output is created; it is held (by `_lock`) until the export returns.
-    let _lock = crate::results::lock::lock_output(&output_path, || {
-        if resume {
-            Ok(())
-        } else {
-            output::check_target(&output_path, force)
-        }
-    })?;
+    let _lock = crate::results::lock::lock_output(&output_path, force, resume)?;
     let fatal = Arc::new(crate::partner_center::fatal::FatalStop::new(stop.clone()));
     let (client, _) = connect(&config, credentials, &throttle, &stats, &fatal).await?;
     // The pacer measures the quota from here, not from before the sign-in and pre-flight.
@@ -205,18 +184,13 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
             list_customers(&client, first, &done, work_tx, &stop, &aborted).await
         })
     };
-    let writer_task = spawn_writer(
-        output_path == "-",
-        result_rx,
-        ExportSink {
-            writer,
-            unread_log,
-            customers: 0,
-            rows: 0,
-        },
-        stats.clone(),
-        aborted.clone(),
-    );
+    let sink = ExportSink {
+        writer,
+        unread_log,
+        customers: 0,
+        rows: 0,
+    };
+    let writer_task = spawn_writer(output_path == "-", result_rx, sink, (&stats, &aborted));
     let mut workers = spawn_pool(
         config.concurrency,
         work_rx.clone(),

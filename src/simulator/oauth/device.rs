@@ -3,17 +3,14 @@
 //! telling a client that polls too fast to slow down.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use super::{aad_error, check_scope, opaque, required, token_request};
+use super::{aad_error, check_scope, opaque, required};
 use crate::partner_center::cloud::Cloud;
 use crate::simulator::state::{lock, Shared};
 use crate::simulator::SANDBOX_CLIENT_ID;
@@ -70,15 +67,13 @@ pub(crate) struct DeviceGrant {
 }
 
 /// `POST /{tenant}/oauth2/v2.0/devicecode`.
-pub(crate) async fn devicecode(
-    State(shared): State<Arc<Shared>>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+pub(crate) fn devicecode(
+    shared: &Shared,
+    tenant: &str,
+    fields: &[(String, String)],
 ) -> Result<Response, Response> {
-    let fields = token_request(&shared, &tenant, &headers, &body).await?;
     // The device authorization request carries no secret; the client is checked when it polls.
-    let client_id = required(&fields, "client_id")?;
+    let client_id = required(fields, "client_id")?;
     if client_id != SANDBOX_CLIENT_ID {
         return Err(aad_error(
             StatusCode::BAD_REQUEST,
@@ -87,8 +82,8 @@ pub(crate) async fn devicecode(
             &format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'."),
         ));
     }
-    let scope = required(&fields, "scope")?;
-    check_scope(&shared, &tenant, scope)?;
+    let scope = required(fields, "scope")?;
+    check_scope(shared, tenant, scope)?;
     let oauth = &shared.oauth;
     let device_code = opaque("sim-dc-");
     // Entra ID's user codes are nine upper-case letters and digits.

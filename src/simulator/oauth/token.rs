@@ -1,11 +1,7 @@
 //! The token endpoints: v1 `POST /{tenant}/oauth2/token` (the refresh-token grant a run uses)
 //! and v2 `POST /{tenant}/oauth2/v2.0/token` (the grants of `pc-qualify login`, and refresh).
 
-use std::sync::Arc;
-
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -13,30 +9,28 @@ use serde_json::json;
 use super::authorize::redeem_code;
 use super::device::poll_device;
 use super::DEVICE_CODE_GRANT;
-use super::{aad_error, check_client, check_scope, field, required, token_request, wrong_resource};
+use super::{aad_error, check_client, check_scope, field, required, wrong_resource};
 use crate::simulator::state::Shared;
 
 /// `POST /{tenant}/oauth2/token` (v1): only the refresh-token grant, for the `resource`.
-pub(crate) async fn token_v1(
-    State(shared): State<Arc<Shared>>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+pub(crate) fn token_v1(
+    shared: &Shared,
+    tenant: &str,
+    fields: &[(String, String)],
 ) -> Result<Response, Response> {
-    let fields = token_request(&shared, &tenant, &headers, &body).await?;
-    let field = |name: &str| field(&fields, name);
-    let grant_type = required(&fields, "grant_type")?;
+    let field = |name: &str| field(fields, name);
+    let grant_type = required(fields, "grant_type")?;
     if grant_type != "refresh_token" {
         return Err(unsupported_grant(grant_type));
     }
-    check_client(&shared, &tenant, field("client_id"), field("client_secret"))?;
-    let refresh_token = required(&fields, "refresh_token")?;
+    check_client(shared, tenant, field("client_id"), field("client_secret"))?;
+    let refresh_token = required(fields, "refresh_token")?;
     let resource = shared.oauth.resource();
-    match required(&fields, "resource")? {
+    match required(fields, "resource")? {
         r if r == resource => {}
-        other => return Err(wrong_resource(&tenant, other)),
+        other => return Err(wrong_resource(tenant, other)),
     }
-    check_refresh_token(&shared, refresh_token)?;
+    check_refresh_token(shared, refresh_token)?;
 
     let (access_token, new_refresh) = shared.issue_tokens();
     let ttl = shared.settings.token_ttl.as_secs();
@@ -65,29 +59,27 @@ pub(crate) async fn token_v1(
 
 /// `POST /{tenant}/oauth2/v2.0/token`: the refresh-token, authorization-code and device-code
 /// grants, for a `scope`.
-pub(crate) async fn token_v2(
-    State(shared): State<Arc<Shared>>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+pub(crate) fn token_v2(
+    shared: &Shared,
+    tenant: &str,
+    fields: &[(String, String)],
 ) -> Result<Response, Response> {
-    let fields = token_request(&shared, &tenant, &headers, &body).await?;
-    let get = |name: &str| field(&fields, name);
-    let grant_type = required(&fields, "grant_type")?;
-    check_client(&shared, &tenant, get("client_id"), get("client_secret"))?;
+    let get = |name: &str| field(fields, name);
+    let grant_type = required(fields, "grant_type")?;
+    check_client(shared, tenant, get("client_id"), get("client_secret"))?;
     let client_id = get("client_id").unwrap_or_default();
     let scope = match grant_type {
         "refresh_token" => {
-            let refresh_token = required(&fields, "refresh_token")?;
-            let scope = required(&fields, "scope")?;
-            check_refresh_token(&shared, refresh_token)?;
+            let refresh_token = required(fields, "refresh_token")?;
+            let scope = required(fields, "scope")?;
+            check_refresh_token(shared, refresh_token)?;
             scope.to_string()
         }
-        "authorization_code" => redeem_code(&shared, client_id, &fields)?,
-        DEVICE_CODE_GRANT => poll_device(&shared, client_id, &fields)?,
+        "authorization_code" => redeem_code(shared, client_id, fields)?,
+        DEVICE_CODE_GRANT => poll_device(shared, client_id, fields)?,
         other => return Err(unsupported_grant(other)),
     };
-    let offline = check_scope(&shared, &tenant, &scope)?;
+    let offline = check_scope(shared, tenant, &scope)?;
     let (access_token, refresh_token) = shared.issue_tokens();
     let ttl = shared.settings.token_ttl.as_secs();
     let mut body = json!({
