@@ -118,6 +118,8 @@ fn the_page_is_self_contained_and_escapes_every_value() {
         assert!(page[at..].contains("<svg"), "{id} has a chart");
     }
     assert!(page.contains("<title>Denied: 1</title>"));
+    // Without a run's timeline the page says why it shows no throughput over time.
+    assert!(page.contains("No timeline beside the results file (results.csv.timeline"));
     assert!(page.contains("<title>503: 1</title>"));
     assert!(page.contains("<title>≥ 60 s: 1</title>"));
     assert!(page.contains("<title>6: 1</title>"), "six attempts");
@@ -261,6 +263,56 @@ fn the_page_renders_in_a_headless_browser_and_the_table_sorts() {
         png.len()
     );
     eprintln!("report screenshot: {}", shot.display());
+}
+
+/// Issue 24: the page shows the run's throughput over time, from the timeline a run writes
+/// beside its results (the results rows carry no time); a `--resume` appends its own run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_shows_the_runs_throughput_from_its_timeline() {
+    let dir = work_dir("timeline");
+    let run = |resume: bool| {
+        let extra = if resume { "--resume" } else { "--rate=20" };
+        let (output, sample) = (dir.s("results.csv"), "samples/customers.csv");
+        pcq(&["run", "--sandbox", "-i", sample, "-o", &output, extra])
+    };
+    run(false).run().await.assert_code(1);
+    let lines = |text: String| -> Vec<(u64, u64)> {
+        let number = |n: &str| n.parse::<u64>().expect("a number");
+        let pair = |l: &str| l.split_once(',').map(|(a, b)| (number(a), number(b)));
+        text.lines().map(|l| pair(l).expect("ms,rows")).collect()
+    };
+    let timeline = lines(std::fs::read_to_string(dir.join("results.csv.timeline")).expect("kept"));
+    let rows = results(&dir.join("results.csv")).len() as u64;
+    assert_eq!(
+        (timeline[0].1, timeline.last().map(|l| l.1)),
+        (0, Some(rows))
+    );
+    assert!(timeline
+        .windows(2)
+        .all(|w| w[0].0 <= w[1].0 && w[0].1 < w[1].1));
+
+    let html = dir.join("report.html");
+    report(&dir.join("results.csv"), &html).assert_code(0);
+    let page = std::fs::read_to_string(&html).expect("page");
+    let section = between(&page, r#"<section id="throughput">"#, "</section>");
+    let bar = |title: &str| {
+        title
+            .rsplit_once(": ")
+            .map(|(_, n)| n.parse::<u64>().expect("n"))
+    };
+    let titles = section
+        .split("<title>")
+        .skip(1)
+        .map(|t| t.split("</title>").next());
+    let drawn: u64 = titles.map(|t| bar(t.expect("title")).expect("count")).sum();
+    assert_eq!(drawn, rows, "{section}");
+    assert!(section.contains("rows/s"), "{section}");
+
+    // The resume's rows are its own run, laid after the first.
+    run(true).run().await.assert_code(1);
+    let both = lines(std::fs::read_to_string(dir.join("results.csv.timeline")).expect("kept"));
+    assert_eq!(both[..timeline.len()], timeline[..]);
+    assert_eq!(both[timeline.len()].1, 0, "the resumed run starts at 0");
 }
 
 /// `report --xlsx` (issue 24): the rows as typed cells (numbers as numbers, dates as dates),

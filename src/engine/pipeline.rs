@@ -31,6 +31,7 @@ use crate::partner_center::throttle::Throttle;
 use crate::results::lock::lock_output;
 use crate::results::output::{self, ResultsWriter};
 use crate::results::resume::{self, Journal, ResumeState};
+use crate::results::timeline::Timeline;
 use crate::results::ResultsError;
 
 /// What to run: where rows come from and go, with what settings and credentials.
@@ -166,10 +167,10 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
     }
     let carried_over = resume_state.settled.len() as u64;
     let journal_path = resume::journal_path(&output_path);
-    // No journal beside a device or FIFO either: nothing could resume from it.
-    let wants_journal = output_path != "-"
-        && crate::results::lock::is_lockable(Path::new(&output_path))
-        && (!dry_run || matches!(mode, Mode::Reconcile { .. }));
+    // No journal or timeline beside a device or FIFO either: nothing could read them.
+    let wants_timeline =
+        output_path != "-" && crate::results::lock::is_lockable(Path::new(&output_path));
+    let wants_journal = wants_timeline && (!dry_run || matches!(mode, Mode::Reconcile { .. }));
     let (writer, journal) =
         open_outputs(&output_path, &journal_path, resume, force, wants_journal)?;
     // The workers journal the request ids their retries draw through the same file.
@@ -217,7 +218,12 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
             })
         }
     };
-    let sink = ResultsSink { writer, rows: 0 };
+    let timeline = wants_timeline.then(|| Timeline::start(&output_path, resume));
+    let sink = ResultsSink {
+        writer,
+        rows: 0,
+        timeline: timeline.flatten(),
+    };
     let writer_task = spawn_writer(output_path == "-", result_rx, sink, (&stats, &aborted));
     let worker = Arc::new(Worker {
         client: client.clone(),

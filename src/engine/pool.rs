@@ -13,6 +13,7 @@ use crate::domain::stats::Stats;
 pub(crate) use crate::domain::stop::Stop;
 use crate::engine::JobError;
 use crate::results::output::ResultsWriter;
+use crate::results::timeline::Timeline;
 use crate::results::ResultsError;
 
 /// Starts `n` workers that take items from `work_rx` until it closes or a stop is requested,
@@ -107,6 +108,8 @@ pub(crate) trait RowSink: Send + 'static {
 pub(crate) struct ResultsSink<W: std::io::Write> {
     pub(crate) writer: ResultsWriter<W>,
     pub(crate) rows: u64,
+    /// Run and reconcile note when their rows were written, for the report.
+    pub(crate) timeline: Option<Timeline>,
 }
 
 impl<W: std::io::Write + Send + 'static> RowSink for ResultsSink<W> {
@@ -123,7 +126,9 @@ impl<W: std::io::Write + Send + 'static> RowSink for ResultsSink<W> {
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.writer.flush()
+        self.writer.flush()?;
+        self.timeline = self.timeline.take().and_then(|t| t.record(self.rows));
+        Ok(())
     }
 }
 

@@ -81,7 +81,11 @@ pub async fn execute(job: RefreshJob) -> Result<RefreshReport, JobError> {
         let (stop, aborted, result_tx) = (stop.clone(), aborted.clone(), result_tx.clone());
         tokio::spawn(async move { feed_rows(reader, work_tx, result_tx, &stop, &aborted).await })
     };
-    let sink = ResultsSink { writer, rows: 0 };
+    let sink = ResultsSink {
+        writer,
+        rows: 0,
+        timeline: None,
+    };
     let writer_task = spawn_writer(output_path == "-", result_rx, sink, (&stats, &aborted));
     let counters = (read.clone(), unread.clone());
     let mut workers = spawn_pool(
@@ -121,7 +125,7 @@ pub async fn execute(job: RefreshJob) -> Result<RefreshReport, JobError> {
             what: "the results file's reader stopped",
             source,
         })?;
-    let ResultsSink { writer, rows } = finish_writer(writer_task, &output_path).await?;
+    let ResultsSink { writer, rows, .. } = finish_writer(writer_task, &output_path).await?;
     // A results file that turns bad part-way is still not a results file; the temporary file
     // goes with the writer, and the earlier output stays.
     let fed = fed.map_err(not_results)?;

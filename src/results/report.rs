@@ -1,6 +1,6 @@
 //! `pc-qualify report RESULTS.csv --html report.html`: one self-contained HTML page summarising a
 //! results file for the people who asked for the run: outcome and vetting counts, the spread of
-//! attempts and time per row, the HTTP statuses, and a sortable table of the rows that failed or
+//! attempts and time per row, the throughput over time, the HTTP statuses, and a sortable table of the rows that failed or
 //! were invalid.
 //!
 //! The page fetches nothing: charts are inline SVG, the sorting is a few lines of inline script,
@@ -8,7 +8,7 @@
 //! through; the one style sheet and the one script are admitted by their SHA-256, so no other
 //! inline script or style (no `'unsafe-inline'`) runs. Every value from the results file is
 //! HTML-escaped (error messages come from the service and from the input, so they may hold
-//! anything). It reads the results file only.
+//! anything). It reads the results file, and the run's timeline beside it for the throughput.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -32,6 +32,9 @@ const ELAPSED_BUCKETS: [(u64, &str); 6] = [
     (u64::MAX, "≥ 60 s"),
 ];
 
+/// The throughput chart's bars at most.
+const THROUGHPUT_BARS: u32 = 20;
+
 /// Attempts at or above this are shown together.
 const ATTEMPTS_CAP: u32 = 10;
 
@@ -47,6 +50,8 @@ struct Summary {
     elapsed_ms: Vec<u64>,
     problems: Vec<ResultRow>,
     problems_total: u64,
+    /// Rows finished per span of running time, from the run's timeline.
+    throughput: Option<(std::time::Duration, Vec<u64>)>,
 }
 
 impl Summary {
@@ -89,8 +94,9 @@ pub fn execute(results: &Path, html: &str) -> Result<(), ResultsError> {
         path: results.display().to_string(),
         source,
     };
-    let summary =
+    let mut summary =
         summarise(ResultsReader::open(results).map_err(input_error)?).map_err(input_error)?;
+    summary.throughput = crate::results::timeline::throughput(results, THROUGHPUT_BARS);
     let name = results.file_name().map_or_else(
         || results.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
@@ -210,6 +216,43 @@ fn bar_chart(title: &str, bars: &[(String, u64, &str)]) -> String {
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// Rows finished per span of running time, labelled by the span's start (`h:mm:ss`).
+fn throughput_chart(
+    spans: Option<&(std::time::Duration, Vec<u64>)>,
+    name: &str,
+) -> (String, String) {
+    let Some((span, counts)) = spans else {
+        let missing = format!("No timeline beside the results file ({name}.timeline, written by run and reconcile): the throughput over time cannot be shown.");
+        return (
+            format!("<p class=\"empty\">{}</p>", escape(&missing)),
+            String::new(),
+        );
+    };
+    let secs = span.as_secs().max(1);
+    let bars: Vec<(String, u64, &str)> = (0u64..)
+        .zip(counts)
+        .map(|(i, n)| {
+            let at = i * secs;
+            let label = format!("{}:{:02}:{:02}", at / 3600, at / 60 % 60, at % 60);
+            (label, *n, "#5e35b1")
+        })
+        .collect();
+    // Rows per second as a share: percent() converts without `as`.
+    let per_second = |rows: u64, spans: usize| {
+        percent(
+            rows,
+            secs.saturating_mul(u64::try_from(spans).unwrap_or(u64::MAX)),
+        ) / 100.0
+    };
+    let peak = counts.iter().max().copied().unwrap_or(0);
+    let note = format!(
+        "rows finished in each {secs} s of running time (a run and its --resume laid end to end; from {name}.timeline); average {:.1} rows/s, best span {:.1} rows/s. Dips are pauses after 429s, retries or a slow service",
+        per_second(counts.iter().sum(), counts.len()),
+        per_second(peak, 1),
+    );
+    (bar_chart("Throughput over time", &bars), note)
 }
 
 fn percent(part: u64, total: u64) -> f64 {
@@ -363,6 +406,14 @@ fn render(summary: &Summary, name: &str, generated: &str) -> String {
         "elapsed",
         "Time per row, waiting for the rate limit included (elapsed_ms)",
         &bar_chart("Time per row", &elapsed),
+        &note,
+    );
+    let (chart, note) = throughput_chart(summary.throughput.as_ref(), name);
+    section(
+        &mut page,
+        "throughput",
+        "Throughput over time",
+        &chart,
         &note,
     );
     page.push_str("</div>\n");

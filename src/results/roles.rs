@@ -1,11 +1,12 @@
-//! One path, one role: the files a command reads and writes (input, output, the lock and journal
-//! beside the output, metrics, report, config) must be different files, however they are
+//! One path, one role: the files a command reads and writes (input, output, the lock, journal and
+//! timeline beside the output, metrics, report, config) must be different files, however they are
 //! spelled. Checked before anything is opened for writing; `--force` never overrides it.
 
 use std::path::{Path, PathBuf};
 
 use crate::results::lock::{lock_path, resolve};
 use crate::results::resume::journal_path;
+use crate::results::timeline::timeline_path;
 use crate::results::ResultsError;
 
 /// A file a command names or keeps beside another, with the name the user knows it by.
@@ -37,6 +38,10 @@ impl Role {
             roles.push(Role::new(
                 format!("the journal of {flag}"),
                 journal_path(path),
+            ));
+            roles.push(Role::new(
+                format!("the timeline of {flag}"),
+                timeline_path(path),
             ));
         }
         roles
