@@ -63,8 +63,6 @@ pub const INVALID_EDUCATION_SEGMENT: &str = "invalid_education_segment";
 pub const MISSING_EDUCATION_SEGMENT: &str = "missing_education_segment";
 /// Local `error_code` of a GovernmentCommunityCloud row without a validation code.
 pub const MISSING_VALIDATION_CODE: &str = "missing_validation_code";
-/// Local `error_code` of a validation code that is not all digits.
-pub const INVALID_VALIDATION_CODE: &str = "invalid_validation_code";
 /// Local `error_code` of a row repeating an earlier valid row's customer and qualification.
 pub const DUPLICATE: &str = "duplicate";
 /// Local `error_code` of a record the CSV parser itself refused (not expected in practice).

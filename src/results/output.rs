@@ -376,15 +376,6 @@ impl ResultsReader {
         Self::from_reader(io::BufReader::new(file).take(complete))
     }
 
-    /// Reads results held in memory; a torn last line is dropped.
-    pub fn from_bytes(mut bytes: Vec<u8>) -> Result<Self, ReadError> {
-        match bytes.iter().rposition(|b| *b == b'\n') {
-            Some(end) => bytes.truncate(end + 1),
-            None => bytes.clear(),
-        }
-        Self::from_reader(io::Cursor::new(bytes))
-    }
-
     fn from_reader(mut reader: impl io::BufRead + Send + 'static) -> Result<Self, ReadError> {
         use std::io::{BufRead as _, Read as _};
         let mut header = Vec::new();
@@ -557,6 +548,15 @@ pub(crate) fn csv_to_io(err: csv::Error) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reads results held in memory; a torn last line is dropped.
+    fn from_bytes(mut bytes: Vec<u8>) -> Result<ResultsReader, ReadError> {
+        match bytes.iter().rposition(|b| *b == b'\n') {
+            Some(end) => bytes.truncate(end + 1),
+            None => bytes.clear(),
+        }
+        ResultsReader::from_reader(io::Cursor::new(bytes))
+    }
     use crate::domain::error::ChainExt;
     use crate::domain::model::Outcome;
 
@@ -567,7 +567,7 @@ mod tests {
         let header = schema::names().collect::<Vec<_>>().join(",");
         let good = format!("1,{},Education,created,201,,,,1,,,,,5", "a".repeat(8));
         let line_of = |text: String| {
-            let mut reader = ResultsReader::from_bytes(text.into_bytes()).expect("header");
+            let mut reader = from_bytes(text.into_bytes()).expect("header");
             match std::iter::from_fn(|| reader.next_row()).find_map(Result::err) {
                 Some(ReadError::BadRow { line, .. }) => line,
                 other => panic!("{other:?}"),
@@ -656,12 +656,12 @@ mod tests {
         // Read back, the row is what was written, and a torn last line is dropped.
         let mut bytes = text.into_bytes();
         bytes.extend_from_slice(b"4,abc,Educ");
-        let mut reader = ResultsReader::from_bytes(bytes).expect("header");
+        let mut reader = from_bytes(bytes).expect("header");
         let back = reader.next_row().expect("a row").expect("parses");
         assert_eq!(back, row);
         assert!(reader.next_row().is_none());
         assert!(matches!(
-            ResultsReader::from_bytes(b"a,b\n".to_vec()),
+            from_bytes(b"a,b\n".to_vec()),
             Err(ReadError::MissingColumn { column: "row", .. })
         ));
     }
