@@ -652,6 +652,19 @@ mod tests {
         }
     }
 
+    /// `input` read under each contract, with K12 for Education rows and `code` for GCC rows
+    /// that leave them empty.
+    fn under_both_contracts(input: &str, code: Option<&str>) -> [Vec<Record>; 2] {
+        [ApiContract::V2021, ApiContract::V2022].map(|contract| {
+            let options = InputOptions {
+                contract,
+                default_segment: Some(EducationSegment::K12),
+                default_validation_code: code.map(str::to_owned),
+            };
+            read_all(input.as_bytes(), options)
+        })
+    }
+
     /// The validation code of a row that must be valid.
     fn code(record: &Record) -> Option<&str> {
         as_valid(record).validation_code.as_deref()
@@ -1064,15 +1077,7 @@ mod tests {
     #[test]
     fn the_default_segment_fills_empty_cells_only() {
         let input = format!("customer_id,qualification,segment\n{A},Education,\n{B},Education,Higher Education\n{B},StateOwnedEntity,\n");
-        for contract in [ApiContract::V2021, ApiContract::V2022] {
-            let records = read_all(
-                input.as_bytes(),
-                InputOptions {
-                    contract,
-                    default_segment: Some(EducationSegment::K12),
-                    ..opts()
-                },
-            );
+        for records in under_both_contracts(&input, None) {
             assert_eq!(as_valid(&records[0]).segment, Some(EducationSegment::K12));
             assert_eq!(
                 as_valid(&records[1]).segment,
@@ -1087,15 +1092,7 @@ mod tests {
         let input = format!(
             "customer_id,qualification,segment\n{A},Education,college\n{A},StateOwnedEntity,college\n{A},GCC,university\n{B},StateOwnedEntity,K12\n"
         );
-        for contract in [ApiContract::V2021, ApiContract::V2022] {
-            let records = read_all(
-                input.as_bytes(),
-                InputOptions {
-                    contract,
-                    default_segment: Some(EducationSegment::K12),
-                    default_validation_code: Some("1".into()),
-                },
-            );
+        for records in under_both_contracts(&input, Some("1")) {
             for record in &records[..3] {
                 assert_invalid(
                     record,
@@ -1113,13 +1110,7 @@ mod tests {
         let input = format!(
             "customer_id,qualification,validation_code\n{A},GCC,\n{A},GovernmentCommunityCloud,12a4\n{B},gcc, 0042 \n{B},StateOwnedEntity,not digits\n{B},Education,abc\n"
         );
-        for contract in [ApiContract::V2021, ApiContract::V2022] {
-            let o = InputOptions {
-                contract,
-                default_segment: Some(EducationSegment::K12),
-                ..opts()
-            };
-            let records = read_all(input.as_bytes(), o);
+        for records in under_both_contracts(&input, None) {
             assert_invalid(
                 &records[0],
                 MISSING_VALIDATION_CODE,
