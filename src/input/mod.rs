@@ -418,6 +418,18 @@ impl<R: Read> InputReader<R> {
         })
     }
 
+    /// The `invalid_record` row of a record that could not be read (counted; its cells unknown).
+    fn unreadable(&mut self, message: String) -> Record {
+        self.records += 1;
+        let rejection = Rejection::invalid(INVALID_RECORD, message);
+        Record::Rejected(rejected(
+            self.index,
+            String::new(),
+            String::new(),
+            rejection,
+        ))
+    }
+
     /// The next data record; `None` at the end. `Err` only when reading the stream fails, after
     /// which every call returns `None`.
     pub fn next_record(&mut self) -> Option<Result<Record, InputError>> {
@@ -429,31 +441,15 @@ impl<R: Read> InputReader<R> {
             }
             Step::Malformed(e) => {
                 self.index += 1;
-                self.records += 1;
-                Some(Ok(Record::Rejected(rejected(
-                    self.index,
-                    String::new(),
-                    String::new(),
-                    Rejection::invalid(
-                        INVALID_RECORD,
-                        format!("record: {}", one_line(&e.to_string())),
-                    ),
-                ))))
+                Some(Ok(
+                    self.unreadable(format!("record: {}", one_line(&e.to_string())))
+                ))
             }
             Step::TooLong(len) => {
                 self.index = self.source.sheet_row.unwrap_or(self.index + 1);
-                self.records += 1;
-                Some(Ok(Record::Rejected(rejected(
-                    self.index,
-                    String::new(),
-                    String::new(),
-                    Rejection::invalid(
-                        INVALID_RECORD,
-                        format!(
-                            "record: {len} bytes, more than the {} a row may hold (--max-record-bytes); not read",
-                            self.source.limit
-                        ),
-                    ),
+                let limit = self.source.limit;
+                Some(Ok(self.unreadable(format!(
+                    "record: {len} bytes, more than the {limit} a row may hold (--max-record-bytes); not read"
                 ))))
             }
             Step::End => None,
