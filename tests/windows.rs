@@ -163,6 +163,71 @@ async fn a_second_run_on_a_results_file_in_use_is_refused_and_sends_nothing() {
     assert!(!lock.exists(), "the lock file goes with its run");
 }
 
+/// Issue 21's "done when": a run stopped mid-way and resumed loses no row and posts none twice.
+/// Under Wine the stop is a SIGINT to the Wine process, which Wine turns into a CTRL_C_EVENT for
+/// the program's console handlers, as when Ctrl-C is pressed in the terminal running it (Wine
+/// 8's GenerateConsoleCtrlEvent fails without a console, error 12, and its taskkill without /F
+/// only closes windows, so Ctrl-C is the console event Wine delivers). Natively, SIGINT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_with_ctrl_c_mid_way_resumes_posting_every_row_exactly_once() {
+    let sim = start_sim(SimConfig {
+        latency: Duration::from_millis(100),
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = work_dir("win-ctrl-c");
+    dir.write("in.csv", soe_rows(60));
+    let env = sim_env(&sim);
+    let (input, out) = (native(&dir.join("in.csv")), native(&dir.join("out.csv")));
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "-i",
+            &input,
+            "-o",
+            &out,
+            "--rate",
+            "0",
+            "--concurrency",
+            "2",
+        ];
+        args.extend(extra);
+        pcq(&args).envs(&env)
+    };
+    let mut first = run(&[]).spawn();
+    // Mid-way: rows on file, most still to come. (Under Wine the kernel shows Wine's own signal
+    // handlers, so only the rows say the run is under way; its handlers were set up before.)
+    let results = dir.join("out.csv");
+    wait_until("4 rows in the results file", || {
+        std::fs::read_to_string(&results).is_ok_and(|t| t.lines().count() > 4)
+    })
+    .await;
+    if !under_wine() {
+        first.wait_for_signal_handlers().await;
+    }
+    first.signal("INT");
+    let stopped = first.finish().await;
+    stopped.assert_code(130);
+    assert!(
+        stopped.stderr().contains("--resume"),
+        "{}",
+        stopped.stderr()
+    );
+    let before = row_numbers(&results).len();
+    assert!((1..60).contains(&before), "stopped mid-way: {before} rows");
+
+    run(&["--resume"]).run().await.assert_code(0);
+    assert_rows_exactly_once(&results, 60);
+    let by_customer = posts_by_customer(&sim);
+    assert_eq!(by_customer.len(), 60, "every row posted");
+    for (customer, ids) in by_customer {
+        assert_eq!(ids.len(), 1, "{customer} was posted {} times", ids.len());
+    }
+    assert!(results_by_row(&results)
+        .iter()
+        .all(|r| r["outcome"] == "created"));
+}
+
 /// The message for a file another program holds open.
 const OPEN_ELSEWHERE: &str = "is open in another program (Excel?); close it and run again";
 
@@ -247,6 +312,38 @@ async fn wine_only_a_results_file_open_in_another_program_is_refused_and_left_un
         .assert_code(0);
     assert_rows_exactly_once(&results, 4);
     assert_eq!(posts(&sim).len(), sent + 1, "only the fixed row is sent");
+}
+
+/// The export file open in Excel: `--resume` rewrites it (temp file and rename) and `--force`
+/// replaces it; both are refused as the results file is, before anything changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wine_only_an_export_open_in_another_program_is_refused_and_left_unchanged() {
+    if !wine_only() {
+        return;
+    }
+    let dir = work_dir("win-export-open");
+    let out = native(&dir.join("customers.csv"));
+    let export = |extra: &[&str]| {
+        let mut args = vec!["export", "--sandbox", "-o", &out];
+        args.extend(extra);
+        pcq(&args)
+    };
+    export(&[]).run().await.assert_code(0);
+    let file = dir.join("customers.csv");
+    let earlier = std::fs::read(&file).expect("export");
+    let holder = hold_open(&file).await;
+    for extra in ["--resume", "--force"] {
+        let output = export(&[extra]).run().await;
+        output.assert_code(2);
+        let stderr = output.stderr();
+        assert!(
+            stderr.contains(&format!("{out} {OPEN_ELSEWHERE}")),
+            "{extra}: {stderr}"
+        );
+        assert_eq!(std::fs::read(&file).expect("export"), earlier, "{extra}");
+    }
+    holder.finish().await.assert_code(0);
+    export(&["--resume"]).run().await.assert_code(0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
