@@ -403,3 +403,69 @@ async fn the_resume_hint_for_a_path_with_a_space_works_pasted_into_the_shell() {
     assert_eq!(rows.len(), 4);
     assert!(rows.iter().all(|r| r["outcome"] == "created"), "{rows:?}");
 }
+
+/// The token file as the nightly run rotates it: written for its user alone (Unix mode 0600; on
+/// Windows a protected DACL with one entry, for the user's SID, set on the temporary file before
+/// the token goes in). Wine 8 keeps no DACL: SetNamedSecurityInfoW succeeds but only turns it into
+/// Unix mode bits, and GetNamedSecurityInfoW answers from those bits (the DACL set here reads back
+/// as SYSTEM, the user and Everyone), so under Wine this checks that the rotation goes through
+/// the DACL call and succeeds, not the DACL itself. `login --help` promises only that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rotated_token_file_is_written_for_its_user_alone() {
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = work_dir("win-token");
+    dir.write("in.csv", soe_rows(1));
+    let token_file = dir.write(
+        "refresh-token",
+        format!("{}\n", simulator::SANDBOX_REFRESH_TOKEN),
+    );
+    let mut env: Vec<(String, String)> = sim_env(&sim)
+        .into_iter()
+        .filter(|(k, _)| k != "PC_REFRESH_TOKEN")
+        .collect();
+    env.push(("PC_REFRESH_TOKEN_FILE".into(), native(&token_file)));
+    let (input, out) = (native(&dir.join("in.csv")), native(&dir.join("out.csv")));
+    let output = pcq(&["run", "-i", &input, "-o", &out])
+        .envs(&env)
+        // Wine's trace of the security calls (its advapi32), on stderr.
+        .env("WINEDEBUG", "trace+advapi")
+        .run()
+        .await;
+    output.assert_code(0);
+    let rotated = std::fs::read_to_string(&token_file).expect("token file");
+    assert!(sim.issued_refresh_token(rotated.trim()), "{rotated}");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("ls")
+        .flatten()
+        .collect();
+    assert_eq!(names.len(), 3, "no temporary file left: {names:?}");
+    let stderr = output.stderr();
+    if under_wine() {
+        // `trace:advapi:SetNamedSecurityInfoW L"...\\.refresh-token.XXXX.tmp" 1 -2147483644 ...`:
+        // the temporary file that became the token file, SE_FILE_OBJECT (1), and
+        // DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION (0x80000004, signed).
+        assert!(
+            stderr.lines().any(|l| l.contains("SetNamedSecurityInfoW")
+                && l.contains("\\.refresh-token.")
+                && l.contains(".tmp\" 1 -2147483644 ")),
+            "{stderr}"
+        );
+    } else {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&token_file)
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+    // Promised alike on both platforms, and no Unix mode named on Windows.
+    let help = pcq(&["login", "--help"]).run().await.stdout();
+    assert!(
+        help.contains("(replaced atomically, readable by you only)"),
+        "{help}"
+    );
+    assert!(!help.contains("0600"), "{help}");
+}
