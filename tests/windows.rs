@@ -163,6 +163,71 @@ async fn a_second_run_on_a_results_file_in_use_is_refused_and_sends_nothing() {
     assert!(!lock.exists(), "the lock file goes with its run");
 }
 
+/// Issue 21's "done when": a run stopped mid-way and resumed loses no row and posts none twice.
+/// Under Wine the stop is a SIGINT to the Wine process, which Wine turns into a CTRL_C_EVENT for
+/// the program's console handlers, as when Ctrl-C is pressed in the terminal running it (Wine
+/// 8's GenerateConsoleCtrlEvent fails without a console, error 12, and its taskkill without /F
+/// only closes windows, so Ctrl-C is the console event Wine delivers). Natively, SIGINT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_with_ctrl_c_mid_way_resumes_posting_every_row_exactly_once() {
+    let sim = start_sim(SimConfig {
+        latency: Duration::from_millis(100),
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = work_dir("win-ctrl-c");
+    dir.write("in.csv", soe_rows(60));
+    let env = sim_env(&sim);
+    let (input, out) = (native(&dir.join("in.csv")), native(&dir.join("out.csv")));
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "-i",
+            &input,
+            "-o",
+            &out,
+            "--rate",
+            "0",
+            "--concurrency",
+            "2",
+        ];
+        args.extend(extra);
+        pcq(&args).envs(&env)
+    };
+    let mut first = run(&[]).spawn();
+    // Mid-way: rows on file, most still to come. (Under Wine the kernel shows Wine's own signal
+    // handlers, so only the rows say the run is under way; its handlers were set up before.)
+    let results = dir.join("out.csv");
+    wait_until("4 rows in the results file", || {
+        std::fs::read_to_string(&results).is_ok_and(|t| t.lines().count() > 4)
+    })
+    .await;
+    if !under_wine() {
+        first.wait_for_signal_handlers().await;
+    }
+    first.signal("INT");
+    let stopped = first.finish().await;
+    stopped.assert_code(130);
+    assert!(
+        stopped.stderr().contains("--resume"),
+        "{}",
+        stopped.stderr()
+    );
+    let before = row_numbers(&results).len();
+    assert!((1..60).contains(&before), "stopped mid-way: {before} rows");
+
+    run(&["--resume"]).run().await.assert_code(0);
+    assert_rows_exactly_once(&results, 60);
+    let by_customer = posts_by_customer(&sim);
+    assert_eq!(by_customer.len(), 60, "every row posted");
+    for (customer, ids) in by_customer {
+        assert_eq!(ids.len(), 1, "{customer} was posted {} times", ids.len());
+    }
+    assert!(results_by_row(&results)
+        .iter()
+        .all(|r| r["outcome"] == "created"));
+}
+
 /// The message for a file another program holds open.
 const OPEN_ELSEWHERE: &str = "is open in another program (Excel?); close it and run again";
 
@@ -249,6 +314,38 @@ async fn wine_only_a_results_file_open_in_another_program_is_refused_and_left_un
     assert_eq!(posts(&sim).len(), sent + 1, "only the fixed row is sent");
 }
 
+/// The export file open in Excel: `--resume` rewrites it (temp file and rename) and `--force`
+/// replaces it; both are refused as the results file is, before anything changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wine_only_an_export_open_in_another_program_is_refused_and_left_unchanged() {
+    if !wine_only() {
+        return;
+    }
+    let dir = work_dir("win-export-open");
+    let out = native(&dir.join("customers.csv"));
+    let export = |extra: &[&str]| {
+        let mut args = vec!["export", "--sandbox", "-o", &out];
+        args.extend(extra);
+        pcq(&args)
+    };
+    export(&[]).run().await.assert_code(0);
+    let file = dir.join("customers.csv");
+    let earlier = std::fs::read(&file).expect("export");
+    let holder = hold_open(&file).await;
+    for extra in ["--resume", "--force"] {
+        let output = export(&[extra]).run().await;
+        output.assert_code(2);
+        let stderr = output.stderr();
+        assert!(
+            stderr.contains(&format!("{out} {OPEN_ELSEWHERE}")),
+            "{extra}: {stderr}"
+        );
+        assert_eq!(std::fs::read(&file).expect("export"), earlier, "{extra}");
+    }
+    holder.finish().await.assert_code(0);
+    export(&["--resume"]).run().await.assert_code(0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_resume_hint_for_a_path_with_a_space_works_pasted_into_the_shell() {
     let dir = work_dir("win-hint");
@@ -305,4 +402,70 @@ async fn the_resume_hint_for_a_path_with_a_space_works_pasted_into_the_shell() {
     let rows = results_by_row(&dir.join("my files/out.csv"));
     assert_eq!(rows.len(), 4);
     assert!(rows.iter().all(|r| r["outcome"] == "created"), "{rows:?}");
+}
+
+/// The token file as the nightly run rotates it: written for its user alone (Unix mode 0600; on
+/// Windows a protected DACL with one entry, for the user's SID, set on the temporary file before
+/// the token goes in). Wine 8 keeps no DACL: SetNamedSecurityInfoW succeeds but only turns it into
+/// Unix mode bits, and GetNamedSecurityInfoW answers from those bits (the DACL set here reads back
+/// as SYSTEM, the user and Everyone), so under Wine this checks that the rotation goes through
+/// the DACL call and succeeds, not the DACL itself. `login --help` promises only that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rotated_token_file_is_written_for_its_user_alone() {
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = work_dir("win-token");
+    dir.write("in.csv", soe_rows(1));
+    let token_file = dir.write(
+        "refresh-token",
+        format!("{}\n", simulator::SANDBOX_REFRESH_TOKEN),
+    );
+    let mut env: Vec<(String, String)> = sim_env(&sim)
+        .into_iter()
+        .filter(|(k, _)| k != "PC_REFRESH_TOKEN")
+        .collect();
+    env.push(("PC_REFRESH_TOKEN_FILE".into(), native(&token_file)));
+    let (input, out) = (native(&dir.join("in.csv")), native(&dir.join("out.csv")));
+    let output = pcq(&["run", "-i", &input, "-o", &out])
+        .envs(&env)
+        // Wine's trace of the security calls (its advapi32), on stderr.
+        .env("WINEDEBUG", "trace+advapi")
+        .run()
+        .await;
+    output.assert_code(0);
+    let rotated = std::fs::read_to_string(&token_file).expect("token file");
+    assert!(sim.issued_refresh_token(rotated.trim()), "{rotated}");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("ls")
+        .flatten()
+        .collect();
+    assert_eq!(names.len(), 3, "no temporary file left: {names:?}");
+    let stderr = output.stderr();
+    if under_wine() {
+        // `trace:advapi:SetNamedSecurityInfoW L"...\\.refresh-token.XXXX.tmp" 1 -2147483644 ...`:
+        // the temporary file that became the token file, SE_FILE_OBJECT (1), and
+        // DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION (0x80000004, signed).
+        assert!(
+            stderr.lines().any(|l| l.contains("SetNamedSecurityInfoW")
+                && l.contains("\\.refresh-token.")
+                && l.contains(".tmp\" 1 -2147483644 ")),
+            "{stderr}"
+        );
+    } else {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&token_file)
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+    // Promised alike on both platforms, and no Unix mode named on Windows.
+    let help = pcq(&["login", "--help"]).run().await.stdout();
+    assert!(
+        help.contains("(replaced atomically, readable by you only)"),
+        "{help}"
+    );
+    assert!(!help.contains("0600"), "{help}");
 }

@@ -27,20 +27,6 @@ macro_rules! stop_signals {
         "SIGINT/SIGTERM/SIGHUP/SIGQUIT"
     };
 }
-/// What the token file's permissions promise: Unix's mode 0600; on Windows the file takes its
-/// folder's permissions, so nothing is promised.
-#[cfg(not(windows))]
-macro_rules! token_file_privacy {
-    () => {
-        ", readable by you only"
-    };
-}
-#[cfg(windows)]
-macro_rules! token_file_privacy {
-    () => {
-        ""
-    };
-}
 #[cfg(windows)]
 macro_rules! stop_signals {
     () => {
@@ -141,12 +127,9 @@ Examples:
   pc-qualify validate --input schools.csv --education-segment K12
   pc-qualify validate --input gcc.csv --api-contract 2021";
 
-const LOGIN_HELP: &str = concat!(
-    "\
+const LOGIN_HELP: &str = "\
 Signs in as a Partner Center user and writes the refresh token to the token file (replaced
-atomically",
-    token_file_privacy!(),
-    "); the token is never printed. `run`, `reconcile` and `refresh`
+atomically, readable by you only); the token is never printed. `run`, `reconcile` and `refresh`
 then use it with PC_REFRESH_TOKEN_FILE, and write each renewed token back to the same file.
 
 Default: authorization code with PKCE on http://localhost:PORT; the sign-in address is printed
@@ -160,8 +143,7 @@ missing settings, token file not writable); 130 interrupted.
 Examples:
   pc-qualify login --tenant contoso.onmicrosoft.com --client-id \"$APP_ID\" --token-file ~/.pcq-token
   PC_REFRESH_TOKEN_FILE=~/.pcq-token pc-qualify login --device-code
-  pc-qualify login --cloud china --device-code --token-file ~/.pcq-token-cn",
-);
+  pc-qualify login --cloud china --device-code --token-file ~/.pcq-token-cn";
 const REPORT_HELP: &str = "\
 Reads a results file (of run, reconcile or refresh) and writes one self-contained HTML page:
 outcome and vetting counts, attempts and time per row, HTTP statuses, and a sortable table of

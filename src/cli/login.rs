@@ -40,9 +40,9 @@ pub(super) async fn login(
 }
 
 /// What `login` says once the token is saved: where, and how to use it in the user's shell.
-/// Unix: the file is mode 0600 (readable by its owner only) and one command line sets the
-/// variables. Windows: no mode bits (the file takes its folder's permissions, so nothing is
-/// claimed), and cmd.exe and PowerShell set variables each their own way, before the command.
+/// The file is readable by its owner only (Unix mode 0600, a Windows DACL for the user alone).
+/// Unix: one command line sets the variables; Windows: cmd.exe and PowerShell set them each
+/// their own way, before the command.
 fn signed_in(path: &str, tenant: &str, client_id: &str, windows: bool) -> String {
     let vars = [
         ("PC_REFRESH_TOKEN_FILE", path),
@@ -70,7 +70,7 @@ fn signed_in(path: &str, tenant: &str, client_id: &str, windows: bool) -> String
         .map(|(name, value)| format!("$env:{name} = '{}'", value.replace('\'', "''")))
         .collect();
     format!(
-        "pc-qualify: signed in; the refresh token is saved in {path} (keep it private: it signs in as you).\n  Use it in cmd.exe with:\n{cmd}    pc-qualify run ...\n  or in PowerShell with:\n    {}\n    pc-qualify run ...\n",
+        "pc-qualify: signed in; the refresh token is saved in {path} (readable by you only).\n  Use it in cmd.exe with:\n{cmd}    pc-qualify run ...\n  or in PowerShell with:\n    {}\n    pc-qualify run ...\n",
         powershell.join("; ")
     )
 }
@@ -94,14 +94,15 @@ mod tests {
     }
 
     #[test]
-    fn windows_sets_the_variables_for_cmd_and_powershell_and_claims_no_privacy() {
+    fn windows_sets_the_variables_for_cmd_and_powershell_and_says_the_file_is_private() {
         let text = signed_in(
             r"C:\Users\o'brien\pcq token",
             "contoso.onmicrosoft.com",
             "app",
             true,
         );
-        assert!(!text.contains("readable by you only"), "{text}");
+        // The token file's DACL grants the user alone (domain::atomic).
+        assert!(text.starts_with("pc-qualify: signed in; the refresh token is saved in C:\\Users\\o'brien\\pcq token (readable by you only).\n"), "{text}");
         assert!(
             text.contains(concat!(
                 "    set \"PC_REFRESH_TOKEN_FILE=C:\\Users\\o'brien\\pcq token\"\n",

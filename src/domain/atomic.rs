@@ -49,10 +49,16 @@ impl Replacement {
             // metrics file readable by node_exporter's user).
             builder.permissions(std::fs::Permissions::from_mode(mode));
         }
-        #[cfg(not(unix))]
+        let temp = builder.tempfile_in(folder(path))?;
+        // Windows's 0600: this user alone, set before anything is written (a rename keeps it).
+        #[cfg(windows)]
+        if mode & 0o077 == 0 {
+            owner_only(temp.path())?;
+        }
+        #[cfg(not(any(unix, windows)))]
         let _ = mode;
         Ok(Replacement {
-            temp: builder.tempfile_in(folder(path))?,
+            temp,
             path: path.to_path_buf(),
         })
     }
@@ -86,6 +92,36 @@ impl io::Write for Replacement {
 
     fn flush(&mut self) -> io::Result<()> {
         self.temp.flush()
+    }
+}
+
+/// A protected DACL (nothing inherited from the folder) with one entry: full control for the
+/// user this process runs as (its token's user SID).
+#[cfg(windows)]
+fn owner_only(path: &Path) -> io::Result<()> {
+    use std::{os::windows::ffi::OsStrExt as _, ptr::null, ptr::null_mut as none};
+    use windows_sys::Win32::Security::{Authorization::*, *};
+    use windows_sys::Win32::{Foundation::*, Storage::FileSystem::*, System::Threading::*};
+    let check = |ok| (ok != 0).then_some(()).ok_or_else(io::Error::last_os_error);
+    let wide: Vec<u16> = path.as_os_str().encode_wide().chain([0]).collect();
+    // 8-byte aligned room for a TOKEN_USER and its SID, and for an ACL of one entry.
+    let (mut user, mut acl, mut tok, mut len) = ([0u64; 16], [0u64; 16], none(), 0);
+    let (acl, me) = (acl.as_mut_ptr().cast::<ACL>(), user.as_mut_ptr().cast());
+    let name = wide.as_ptr();
+    let info = DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION;
+    // SAFETY: each buffer is a live local of the size given with it; the SID stays in `user`.
+    unsafe {
+        check(OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &mut tok))?;
+        let got = GetTokenInformation(tok, TokenUser, me, 128, &mut len);
+        CloseHandle(tok);
+        check(got)?;
+        let sid = (*me.cast::<TOKEN_USER>()).User.Sid;
+        check(InitializeAcl(acl, 128, ACL_REVISION))?;
+        check(AddAccessAllowedAce(acl, ACL_REVISION, FILE_ALL_ACCESS, sid))?;
+        match SetNamedSecurityInfoW(name, SE_FILE_OBJECT, info, none(), none(), acl, null()) {
+            ERROR_SUCCESS => Ok(()),
+            code => Err(io::Error::from_raw_os_error(code as i32)),
+        }
     }
 }
 

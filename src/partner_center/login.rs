@@ -3,7 +3,7 @@
 //! answer and the token file; the flows are `browser` (PKCE on a loopback redirect) and `device`
 //! (RFC 8628), both on the v2.0 endpoints asking for `{resource}/user_impersonation offline_access`.
 //!
-//! The refresh token goes to the token file (atomically, mode 0600) and nowhere else.
+//! The refresh token goes to the token file (atomically, its user's alone) and nowhere else.
 
 mod browser;
 mod device;
@@ -44,7 +44,7 @@ pub struct LoginArgs {
     /// Which Partner Center: public, china or usgov (sets the authority and the token resource) [default: public]
     #[arg(long, value_enum, value_name = "CLOUD")]
     pub cloud: Option<Cloud>,
-    /// Where to write the refresh token (replaced atomically, mode 0600)
+    /// Where to write the refresh token (replaced atomically, readable by you only)
     #[arg(
         long,
         env = "PC_REFRESH_TOKEN_FILE",

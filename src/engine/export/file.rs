@@ -11,6 +11,7 @@ use crate::engine::JobError;
 use crate::input::InputFileError;
 use crate::results::output::{self, csv_to_io, push_text};
 pub use crate::results::schema::EXPORT_COLUMNS;
+use crate::results::ResultsError;
 
 /// One row of the export.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -95,6 +96,7 @@ pub(super) fn prepare_resume(path: &Path) -> Result<Carried, JobError> {
     // The reader moves into `copy_kept`, which drops it before the rename: Windows refuses to
     // rename over a file that is still open. The rewritten file keeps the old one's mode.
     let mode = crate::results::resume::file_mode(path);
+    let output_error = |e| JobError::from(ResultsError::output_io(path.display().to_string(), e));
     crate::domain::atomic::replace(path, mode, |file| {
         copy_kept(reader, file, &unread, path).map_err(|err| {
             let failed = std::io::Error::other(err.to_string());
@@ -102,7 +104,7 @@ pub(super) fn prepare_resume(path: &Path) -> Result<Carried, JobError> {
             failed
         })
     })
-    .map_err(|e| refused.take().unwrap_or_else(|| io(e).into()))
+    .map_err(|e| refused.take().unwrap_or_else(|| output_error(e)))
 }
 
 /// The copy [`prepare_resume`] makes, from the rows after the header to `file`.
