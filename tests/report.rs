@@ -119,7 +119,7 @@ fn the_page_is_self_contained_and_escapes_every_value() {
     }
     assert!(page.contains("<title>Denied: 1</title>"));
     // Without a run's timeline the page says why it shows no throughput over time.
-    assert!(page.contains("No timeline beside the results file (results.csv.timeline"));
+    assert!(page.contains("no timeline beside the results file (results.csv.timeline"));
     assert!(page.contains("<title>503: 1</title>"));
     assert!(page.contains("<title>≥ 60 s: 1</title>"));
     assert!(page.contains("<title>6: 1</title>"), "six attempts");

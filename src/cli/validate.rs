@@ -77,7 +77,8 @@ pub(super) fn validate(args: ValidateArgs, quiet: bool, json: bool) -> Result<Ex
                     true => ("duplicate: ", " (it will not be sent twice)"),
                     false => ("", ""),
                 };
-                let message = row.error_message.as_deref().unwrap_or("invalid");
+                let message = row.error_message.as_deref();
+                let message = message.unwrap_or(if duplicate { "" } else { "invalid" });
                 writeln!(out, "row {}: {what}{message}{after}", row.row).map_err(pipe)?;
             }
         }

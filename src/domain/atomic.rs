@@ -191,12 +191,19 @@ pub(crate) fn open_side_file(
     #[cfg(unix)]
     {
         use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
-        options.custom_flags(libc::O_NOFOLLOW);
+        // O_NONBLOCK: a FIFO planted in the file's place fails the open (ENXIO, no reader)
+        // instead of blocking the runtime's thread; regular files ignore it.
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
         let file = options.open(path).map_err(|e| match e.raw_os_error() {
             Some(libc::ELOOP) | Some(libc::EMLINK) => refused("a symbolic link"),
+            Some(libc::ENXIO) => refused("not a regular file"),
             _ => e,
         })?;
-        if file.metadata()?.nlink() > 1 {
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(refused("not a regular file"));
+        }
+        if meta.nlink() > 1 {
             return Err(refused("a file with other names (a hard link)"));
         }
         if empty {
@@ -313,5 +320,12 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&target).expect("read"), "keep me");
         let own = dir.path().join("own.lock");
         open_side_file(&own, OpenOptions::new().write(true).create(true), true).expect("new");
+        // A FIFO in the file's place is refused at once, not waited on (no reader ever comes).
+        let fifo = dir.path().join("out.csv.timeline");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.expect("mkfifo runs").success());
+        let err = open_side_file(&fifo, OpenOptions::new().write(true).create(true), false)
+            .expect_err("a FIFO is refused");
+        assert!(err.to_string().contains("not a regular file"), "{err}");
     }
 }

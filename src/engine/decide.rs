@@ -332,27 +332,36 @@ pub const ROW_LOG_TARGET: &str = "pc_qualify::rows";
 /// One log event per finished row: a warning for failures, info otherwise.
 pub fn log_row(result: &ResultRow) {
     let outcome = result.outcome.map_or("", |o| o.as_str());
-    // tracing's levels are fixed per call site: one event shape, written at two levels.
+    // tracing's levels are fixed per call site: one event, written at two levels with the
+    // fields each outcome has (docs/operations.md).
     macro_rules! row_event {
-        ($level:ident, $message:literal) => {
+        ($level:ident, $message:literal, $($fields:tt)*) => {
             tracing::$level!(
                 target: ROW_LOG_TARGET,
                 row = result.row,
                 customer_id = %result.customer_id,
                 outcome,
                 http_status = result.http_status,
-                vetting_status = result.vetting_status.as_deref().unwrap_or(""),
-                error_code = result.error_code.as_deref().unwrap_or(""),
-                error = result.error_message.as_deref().unwrap_or(""),
+                $($fields)*
                 request_id = display_id(result.request_id),
                 correlation_id = display_id(result.correlation_id),
                 $message
             )
         };
     }
+    let text = |field: &Option<String>| field.as_deref().unwrap_or("").to_owned();
     match result.outcome {
-        Some(Outcome::Failed) => row_event!(warn, "row failed"),
-        _ => row_event!(info, "row done"),
+        Some(Outcome::Failed) => row_event!(
+            warn,
+            "row failed",
+            error_code = text(&result.error_code),
+            error = text(&result.error_message),
+        ),
+        _ => row_event!(
+            info,
+            "row done",
+            vetting_status = text(&result.vetting_status),
+        ),
     }
 }
 

@@ -140,6 +140,9 @@ pub async fn execute(job: RefreshJob) -> Result<RefreshReport, JobError> {
                 path: output_path.clone(),
                 source,
             })?;
+        // A timeline an earlier run left beside this path is not these rows' (the report would
+        // draw it for them).
+        let _ = std::fs::remove_file(crate::results::timeline::timeline_path(&output_path));
     }
     Ok(RefreshReport {
         ending: Ending::read(

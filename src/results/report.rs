@@ -17,6 +17,7 @@ use std::path::Path;
 
 use crate::domain::model::{Outcome, ResultRow};
 use crate::results::output::{ReadError, ResultsReader};
+use crate::results::timeline::{throughput, Throughput};
 use crate::results::ResultsError;
 
 /// Rows the table lists at most; the page says how many more the results file holds.
@@ -51,7 +52,7 @@ struct Summary {
     problems: Vec<ResultRow>,
     problems_total: u64,
     /// Rows finished per span of running time, from the run's timeline.
-    throughput: Option<(std::time::Duration, Vec<u64>)>,
+    throughput: Option<Result<Throughput, &'static str>>,
 }
 
 impl Summary {
@@ -96,7 +97,7 @@ pub fn execute(results: &Path, html: &str) -> Result<(), ResultsError> {
     };
     let mut summary =
         summarise(ResultsReader::open(results).map_err(input_error)?).map_err(input_error)?;
-    summary.throughput = crate::results::timeline::throughput(results, THROUGHPUT_BARS);
+    summary.throughput = Some(throughput(results, THROUGHPUT_BARS));
     let name = results.file_name().map_or_else(
         || results.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
@@ -219,38 +220,40 @@ fn bar_chart(title: &str, bars: &[(String, u64, &str)]) -> String {
 }
 
 /// Rows finished per span of running time, labelled by the span's start (`h:mm:ss`).
-fn throughput_chart(
-    spans: Option<&(std::time::Duration, Vec<u64>)>,
-    name: &str,
-) -> (String, String) {
-    let Some((span, counts)) = spans else {
-        let missing = format!("No timeline beside the results file ({name}.timeline, written by run and reconcile): the throughput over time cannot be shown.");
-        return (
-            format!("<p class=\"empty\">{}</p>", escape(&missing)),
-            String::new(),
-        );
+fn throughput_chart(drawn: &Result<Throughput, &str>, name: &str) -> (String, String) {
+    let drawn = match drawn {
+        Ok(drawn) => drawn,
+        Err(why) => {
+            let why = format!("Nothing to draw: {why} ({name}.timeline, written by run and reconcile), so the throughput over time cannot be shown.");
+            return (
+                format!("<p class=\"empty\">{}</p>", escape(&why)),
+                String::new(),
+            );
+        }
     };
-    let secs = span.as_secs().max(1);
+    let secs = drawn.span.as_secs().max(1);
     let bars: Vec<(String, u64, &str)> = (0u64..)
-        .zip(counts)
+        .zip(&drawn.counts)
         .map(|(i, n)| {
-            let at = i * secs;
+            let at = i.saturating_mul(secs);
             let label = format!("{}:{:02}:{:02}", at / 3600, at / 60 % 60, at % 60);
             (label, *n, "#5e35b1")
         })
         .collect();
-    // Rows per second as a share: percent() converts without `as`.
-    let per_second = |rows: u64, spans: usize| {
-        percent(
-            rows,
-            secs.saturating_mul(u64::try_from(spans).unwrap_or(u64::MAX)),
-        ) / 100.0
+    // Counts and times stay far below 2^32, where the conversion is exact; `as` is not needed.
+    let per_second = |rows: u64, ms: u128| {
+        let exact = |n: u64| f64::from(u32::try_from(n).unwrap_or(u32::MAX));
+        exact(rows) * 1000.0 / exact(u64::try_from(ms).unwrap_or(u64::MAX)).max(1.0)
     };
-    let peak = counts.iter().max().copied().unwrap_or(0);
+    let total = drawn
+        .counts
+        .iter()
+        .fold(0u64, |sum, n| sum.saturating_add(*n));
+    let peak = drawn.counts.iter().max().copied().unwrap_or(0);
     let note = format!(
         "rows finished in each {secs} s of running time (a run and its --resume laid end to end; from {name}.timeline); average {:.1} rows/s, best span {:.1} rows/s. Dips are pauses after 429s, retries or a slow service",
-        per_second(counts.iter().sum(), counts.len()),
-        per_second(peak, 1),
+        per_second(total, drawn.running.as_millis()),
+        per_second(peak, drawn.span.as_millis()),
     );
     (bar_chart("Throughput over time", &bars), note)
 }
@@ -408,7 +411,8 @@ fn render(summary: &Summary, name: &str, generated: &str) -> String {
         &bar_chart("Time per row", &elapsed),
         &note,
     );
-    let (chart, note) = throughput_chart(summary.throughput.as_ref(), name);
+    let none = Err("no timeline read");
+    let (chart, note) = throughput_chart(summary.throughput.as_ref().unwrap_or(&none), name);
     section(
         &mut page,
         "throughput",

@@ -26,7 +26,7 @@ impl Role {
         }
     }
 
-    /// The results file named by `flag` and the lock file and journal kept beside it (none
+    /// The results file named by `flag` and the lock file, journal and timeline kept beside it (none
     /// beside standard output).
     pub fn results(flag: &str, path: &str) -> Vec<Role> {
         let mut roles = vec![Role::new(flag, path)];

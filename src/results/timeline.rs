@@ -1,16 +1,16 @@
 //! The run's timeline beside its results file (`results.csv.timeline`), for `report`'s
 //! throughput over time: results rows carry no time of their own (the columns are a contract),
 //! and the rows are written in the order they finish. One line `unix_ms,rows` at the start of a
-//! run (rows 0) and then at most one a second while rows are written, `rows` counting that run's
-//! rows so far; a `--resume` appends its own run. A line costs a write per second at most, and a
-//! timeline that cannot be written costs the run nothing but a warning.
+//! run (rows 0), then at most one a second: the time and count of the last flush of each second
+//! in which rows were written, `rows` counting that run's rows so far; a `--resume` appends its
+//! own run. A timeline that cannot be written costs the run a warning, never a row.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read as _, Write as _};
+use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// A timeline this long is not ours (a day of one line a second is 2 MB): not read.
+/// A timeline this long is not ours (a day of one line a second is 2 MB): read no further.
 const MAX_BYTES: u64 = 16 << 20;
 
 /// `<output>.timeline`, beside the lock and the journal.
@@ -24,18 +24,9 @@ pub fn timeline_path(output: &str) -> PathBuf {
 pub struct Timeline {
     file: File,
     path: PathBuf,
-    /// The second of the last line written.
-    second: u64,
-    /// Rows noted, and rows on file: the last second's rows are written as the run ends.
-    rows: (u64, u64),
-}
-
-impl Drop for Timeline {
-    fn drop(&mut self) {
-        if self.rows.0 > self.rows.1 {
-            let _ = self.line(self.rows.0, true);
-        }
-    }
+    /// The last flush: (unix ms, rows), and the rows already on file.
+    last: (u128, u64),
+    written: u64,
 }
 
 impl Timeline {
@@ -43,45 +34,75 @@ impl Timeline {
     /// the file over. `None`, with a warning, when it cannot be written.
     pub fn start(output: &str, resume: bool) -> Option<Timeline> {
         let path = timeline_path(output);
+        // Not append mode: on Windows it lacks the right to empty the file (`empty`).
         let mut options = OpenOptions::new();
-        options.append(true).create(true);
-        let opened = crate::domain::atomic::open_side_file(&path, &mut options, !resume);
+        options.read(true).write(true).create(true);
+        let opened = crate::domain::atomic::open_side_file(&path, &mut options, !resume).and_then(
+            |mut file| {
+                // A run killed mid-line left a torn one: the new run starts on its own line.
+                let end = file.seek(SeekFrom::End(0))?;
+                let mut byte = [0u8];
+                if end > 0
+                    && file
+                        .seek(SeekFrom::End(-1))
+                        .and_then(|_| file.read(&mut byte))?
+                        == 1
+                    && byte[0] != b'\n'
+                {
+                    file.write_all(b"\n")?;
+                }
+                Ok(file)
+            },
+        );
         let mut timeline = match opened {
             Ok(file) => Timeline {
                 file,
                 path,
-                second: 0,
-                rows: (0, 0),
+                last: (now_ms(), 0),
+                written: 0,
             },
             Err(error) => return warn(&path, &error),
         };
-        timeline.line(0, true).ok().map(|()| timeline)
+        timeline.write(timeline.last).ok().map(|()| timeline)
     }
 
-    /// Notes that `rows` rows of this run are written, at most once a second (a line of 0
-    /// rows is a run's start).
+    /// Notes that `rows` rows of this run are written. When a new second has begun, the last
+    /// flush of the one before goes on file (its rows finished in that second, however long a
+    /// pause follows).
     pub fn record(mut self, rows: u64) -> Option<Timeline> {
-        self.rows.0 = rows;
-        if rows == 0 {
+        let now = now_ms();
+        let previous = self.last;
+        self.last = (now, rows);
+        if now / 1000 == previous.0 / 1000 || previous.1 == self.written {
             return Some(self);
         }
-        self.line(rows, false).ok().map(|()| self)
+        self.write(previous).ok().map(|()| self)
     }
 
-    fn line(&mut self, rows: u64, always: bool) -> io::Result<()> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        if !always && now.as_secs() == self.second {
-            return Ok(());
-        }
-        self.second = now.as_secs();
-        self.rows.1 = rows;
-        let written = writeln!(self.file, "{},{rows}", now.as_millis());
+    fn write(&mut self, (ms, rows): (u128, u64)) -> io::Result<()> {
+        self.written = rows;
+        // One write per line: a kill leaves whole lines or one torn last line.
+        let written = self.file.write_all(format!("{ms},{rows}\n").as_bytes());
         written.inspect_err(|error| {
             warn::<()>(&self.path, error);
         })
     }
+}
+
+impl Drop for Timeline {
+    /// The run's last rows, whatever second they finished in.
+    fn drop(&mut self) {
+        if self.last.1 > self.written {
+            let _ = self.write(self.last);
+        }
+    }
+}
+
+fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
 }
 
 fn warn<T>(path: &Path, error: &io::Error) -> Option<T> {
@@ -89,38 +110,71 @@ fn warn<T>(path: &Path, error: &io::Error) -> Option<T> {
     None
 }
 
-/// Rows finished in each of at most `bars` equal spans of running time: the runs of the
-/// timeline beside `results` laid end to end (the time between a run and its `--resume` is not
-/// running time). Returns the span and the counts; `None` when there is no readable timeline.
-pub fn throughput(results: &Path, bars: u32) -> Option<(Duration, Vec<u64>)> {
+/// Rows finished per span of running time, drawn by `report`.
+#[derive(Debug, PartialEq)]
+pub struct Throughput {
+    /// The length of each span: whole seconds, so that a span's rows read as a rate.
+    pub span: Duration,
+    /// Rows finished in each span.
+    pub counts: Vec<u64>,
+    /// The running time the spans cover.
+    pub running: Duration,
+}
+
+/// The timeline beside `results` as at most `bars` spans of running time, the runs laid end to
+/// end (the time between a run and its `--resume` is not running time). `Err` says why there is
+/// no chart: no timeline, one that is not a regular file, or no rows on it. Lines that do not
+/// read as `ms,rows`, or that count fewer rows than the line before (a torn last line), are left
+/// out.
+pub fn throughput(results: &Path, bars: u32) -> Result<Throughput, &'static str> {
+    let path = timeline_path(&results.to_string_lossy());
+    // Not a FIFO or a device someone put there: the report would wait on it.
+    if !std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+        return Err("no timeline beside the results file");
+    }
     let mut text = String::new();
-    let file = File::open(timeline_path(&results.to_string_lossy())).ok()?;
-    file.take(MAX_BYTES).read_to_string(&mut text).ok()?;
-    // (running ms, rows finished since the previous line)
+    let file = File::open(&path).map_err(|_| "the timeline could not be read")?;
+    let _ = file.take(MAX_BYTES).read_to_string(&mut text);
+    // (running ms at the line, rows finished since the line before)
     let (mut points, mut running, mut last) = (Vec::new(), 0u64, None::<(u64, u64)>);
     for line in text.lines() {
-        let (ms, rows) = line.split_once(',')?;
-        let (ms, rows): (u64, u64) = (ms.parse().ok()?, rows.parse().ok()?);
+        let Some((ms, rows)) = line.split_once(',') else {
+            continue;
+        };
+        let (Ok(ms), Ok(rows)) = (ms.parse::<u64>(), rows.parse::<u64>()) else {
+            continue;
+        };
+        // A run's count only grows: fewer rows, not 0, is a torn line (a number cut short).
+        if last.is_some_and(|(_, last_rows)| rows > 0 && rows < last_rows) {
+            continue;
+        }
         if let Some((last_ms, last_rows)) = last.filter(|_| rows > 0) {
             running = running.saturating_add(ms.saturating_sub(last_ms));
             points.push((running, rows.saturating_sub(last_rows)));
         }
         last = Some((ms, rows));
     }
-    // Spans of whole seconds, so that a bar's rows read as a rate.
+    if points.iter().all(|&(_, rows)| rows == 0) {
+        return Err("no rows on the timeline beside the results file");
+    }
     let span = running
         .div_ceil(u64::from(bars.max(1)))
         .div_ceil(1000)
         .max(1)
-        * 1000;
-    let mut counts = vec![0u64; usize::try_from(running.div_ceil(span).max(1)).ok()?];
-    let last = counts.len() - 1;
+        .saturating_mul(1000);
+    let spans = usize::try_from(running.div_ceil(span).max(1)).map_err(|_| "too long")?;
+    let mut counts = vec![0u64; spans];
     for (at, rows) in points {
-        // A line is written once its rows are: they finished in the second before it.
-        let bar = usize::try_from(at.saturating_sub(1) / span).ok()?;
-        counts[bar.min(last)] += rows;
+        // Rows on a line finished before its time: a line at 2.000 s belongs to the first 2 s.
+        let bar = usize::try_from(at.saturating_sub(1) / span).unwrap_or(usize::MAX);
+        let count = &mut counts[bar.min(spans - 1)];
+        *count = count.saturating_add(rows);
     }
-    Some((Duration::from_millis(span), counts))
+    Ok(Throughput {
+        span: Duration::from_millis(span),
+        counts,
+        running: Duration::from_millis(running),
+    })
 }
 
 #[cfg(test)]
@@ -131,20 +185,58 @@ mod tests {
     fn runs_are_laid_end_to_end_in_spans_of_whole_seconds() {
         let dir = tempfile::tempdir().expect("dir");
         let results = dir.path().join("results.csv");
-        // A run of 10 rows over 4 s, then a resume a day later: 6 rows in 2 s.
+        let timeline = timeline_path(&results.to_string_lossy());
+        // A run of 10 rows over 4 s, killed mid-line; a resume a day later: 6 rows in 2 s.
         let day = 86_400_000;
         let lines = [(0, 0), (1_000, 4), (2_000, 4), (4_000, 10)]
             .iter()
-            .chain(&[(day, 0), (day + 1_000, 5), (day + 2_000, 6)])
             .map(|(ms, rows)| format!("{},{rows}\n", 1_700_000_000_000u64 + ms))
             .collect::<String>();
-        std::fs::write(timeline_path(&results.to_string_lossy()), lines).expect("write");
-        let (span, counts) = throughput(&results, 3).expect("timeline");
-        assert_eq!(span, Duration::from_secs(2));
-        assert_eq!(counts, vec![4, 6, 6]);
-        assert_eq!(counts.iter().sum::<u64>(), 16);
-        // A file that is not a timeline draws nothing.
-        std::fs::write(timeline_path(&results.to_string_lossy()), "x\n").expect("write");
-        assert_eq!(throughput(&results, 3), None);
+        std::fs::write(&timeline, lines + "1700000004500,1").expect("write");
+        let resumed = [(day, 0), (day + 1_000, 5), (day + 2_000, 6)]
+            .iter()
+            .map(|(ms, rows)| format!("{},{rows}\n", 1_700_000_000_000u64 + ms))
+            .collect::<String>();
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(&timeline)
+            .expect("open");
+        file.write_all(b"\n")
+            .and_then(|()| file.write_all(resumed.as_bytes()))
+            .expect("append");
+        let drawn = throughput(&results, 3).expect("timeline");
+        assert_eq!(drawn.span, Duration::from_secs(2));
+        assert_eq!(drawn.counts, vec![4, 6, 6]);
+        assert_eq!(drawn.running, Duration::from_secs(6));
+        // A file with nothing to draw says so.
+        std::fs::write(&timeline, "x\n1700000000000,0\n").expect("write");
+        assert!(throughput(&results, 3).is_err());
+    }
+
+    #[test]
+    fn the_last_flush_of_each_second_goes_on_file_and_the_end_closes_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let results = dir
+            .path()
+            .join("results.csv")
+            .to_string_lossy()
+            .into_owned();
+        let mut timeline = Timeline::start(&results, false).expect("started");
+        for rows in 1..=3 {
+            timeline = timeline.record(rows).expect("recorded");
+        }
+        drop(timeline);
+        let text = std::fs::read_to_string(timeline_path(&results)).expect("read");
+        let rows: Vec<&str> = text.lines().filter_map(|l| l.split(',').nth(1)).collect();
+        // The start, then 3 (the end) unless a second boundary fell between the records.
+        assert_eq!(rows.first(), Some(&"0"));
+        assert_eq!(rows.last(), Some(&"3"));
+        // A resume appends its own start after the first run's lines.
+        drop(Timeline::start(&results, true).expect("resumed"));
+        let again = std::fs::read_to_string(timeline_path(&results)).expect("read");
+        assert!(
+            again.starts_with(&text) && again[text.len()..].ends_with(",0\n"),
+            "{again}"
+        );
     }
 }
