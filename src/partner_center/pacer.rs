@@ -16,7 +16,7 @@
 //!   `Retry-After`, and the pool never waits longer than that.
 //! - **Probe up**: after a hold without a 429 the rate grows [`PROBE_FACTOR`]-fold per step until
 //!   the next 429, so a quota that rose is found in seconds. The hold starts at [`HOLD_MIN`] and
-//!   doubles after each probe that finds nothing, up to [`HOLD_MAX`] (each costs a 429).
+//!   doubles after each 429 that finds no more quota, up to [`HOLD_MAX`] (each probe costs one).
 //! - **Settle near it, not below**: a probe's 429 never takes the rate under what held before
 //!   it; if whole steps above that went through ([`PROBE_FOUND`]), the last of them is the new
 //!   figure (a small bucket overflows during the hold, so the count reads low). A large bucket
@@ -54,7 +54,7 @@ pub(crate) const MARGIN: f64 = 0.98;
 const PAUSE_CELLS: f64 = 1.0;
 /// Growth resumes after this long without a 429...
 pub(crate) const HOLD_MIN: Duration = Duration::from_secs(2);
-/// ...doubling after each probe that finds nothing, up to this.
+/// ...doubling after each 429 that finds no more quota, up to this.
 pub(crate) const HOLD_MAX: Duration = Duration::from_secs(12);
 /// The accepted rate is measured over at least this span (see [`measure`]).
 const MIN_SPAN: Duration = Duration::from_millis(500);
