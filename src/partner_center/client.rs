@@ -590,7 +590,7 @@ impl Client {
                     }
                     let wait = schedule.next_wait(hint.map(|h| h.wait));
                     if status == 429 {
-                        // Every worker waits, not just this one; acquire() sits out the pause.
+                        // The pool pauses as long as the bucket needs; this request, Retry-After.
                         self.throttle.on_throttled(wait);
                     }
                     if attempts >= self.policy.max_attempts {
@@ -607,7 +607,7 @@ impl Client {
                         "retrying"
                     );
                     self.stats.record_retry();
-                    if status != 429 && !self.pause(wait).await {
+                    if !self.pause(wait).await {
                         return ended(self.stop_reply(), attempts, correlation_id, request_id);
                     }
                 }

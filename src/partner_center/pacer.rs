@@ -1,74 +1,62 @@
-//! The pacing decision: which request rate to allow next, from what the service did with the
-//! requests already sent. Pure: it is fed events with their instants (sends, accepted answers,
-//! the 429 that starts a pool-wide pause) and answers with the new rate, so it is tested with
-//! explicit times; [`crate::partner_center::throttle::Throttle`] applies its decisions to governor's limiter.
+//! The pacing decision: which request rate to allow next, and how long the pool pauses after a
+//! 429, from what the service did with the requests already sent. Pure: it is fed events with
+//! their instants (sends, accepted answers, 429s) and answers with the new rate, so it is tested
+//! with explicit times; [`crate::partner_center::throttle::Throttle`] applies its decisions.
 //!
 //! The rules, for every mode:
-//! - **On a 429** (one per pool-wide pause; in-flight answers inside the pause are not new news)
-//!   the rate becomes what the service actually accepted since the previous 429 (or since the
-//!   rows started, [`Pacer::begin`]), times [`MARGIN`], and never more than the rate in force.
-//!   With a token-bucket quota the bucket is empty at both 429s, so that count over that time
-//!   is the quota's refill rate: a measurement, not a blind halving. Two exceptions: the first
-//!   measurement starts with whatever the bucket held (full, in the bench: it reads high, and
-//!   the rate in force is what bounds the cut), and a bucket smaller than the quota's refill
-//!   during a pause overflows in it, so the next measurement reads low.
-//!   The rate never drops below the floor: a tenth of the starting rate, at least 0.5/s.
-//!   The decision is made when the pause ends, once the answers the 429 came with are in.
-//! - **Memory**: a cut that lands below half the rate in force (a burst of 429s, or a quota that
-//!   fell sharply) remembers that half; once the pause is over the rate grows back towards it
-//!   by [`GROW_FACTOR`] every [`GROW_INTERVAL`], so a short burst of 429s costs seconds, not
-//!   minutes.
-//! - **Probing**: otherwise the rate climbs additively, [`PROBE_STEP`] of the rate set at the cut
-//!   per second (`--rate N`: at least a tenth of N per second), up to the ceiling; at half that
-//!   pace after each 429 that measures the same quota again (every probe past it costs a 429).
-//! - **`--rate auto`** starts at `--rate-start` and grows by [`GROW_FACTOR`] every
-//!   [`GROW_INTERVAL`] while the service accepts and the rate is what holds the workers back,
-//!   until the first 429 (or `--rate-max`); from then on the rules above apply.
+//! - **Measure at a 429** (the first of an event; 429s for requests already in flight then are
+//!   not new news): the service accepted `n` requests since the previous event (or since the
+//!   rows started, [`Pacer::begin`]). A token bucket is empty at both 429s, so `n` over that time
+//!   is its refill rate unless the bucket overflowed in between (a rate below the quota): the
+//!   quota or a little under it, never a blind halving. The new rate is that times [`MARGIN`],
+//!   never above the rate in force nor under the floor (a tenth of the starting rate, at least
+//!   0.5/s), decided when the pause ends, once the answers the 429 came with are in.
+//! - **A pause that fits the bucket**: the pool resumes once the measured refill has put
+//!   [`PAUSE_CELLS`] request back in the bucket; the throttled request itself still waits out its
+//!   `Retry-After`, and the pool never waits longer than that.
+//! - **Probe up**: after a hold without a 429 the rate grows [`PROBE_FACTOR`]-fold per step until
+//!   the next 429, so a quota that rose is found in seconds. The hold starts at [`HOLD_MIN`] and
+//!   doubles after each 429 that finds no more quota, up to [`HOLD_MAX`] (each probe costs one).
+//! - **Settle near it, not below**: a probe's 429 never takes the rate under what held before
+//!   it; if whole steps above that went through ([`PROBE_FOUND`]), the last of them is the new
+//!   figure (a small bucket overflows during the hold, so the count reads low). A large bucket
+//!   covers more steps: when a 429 comes before the next probe, the rate goes back to what held
+//!   and one more step is required from then on.
+//! - **`--rate auto`** starts at `--rate-start` and grows [`GROW_FACTOR`]-fold per step until the
+//!   first 429 (or `--rate-max`); `--rate N` probes back up to N; `--rate 0` is unlimited until
+//!   a 429.
 //!
-//! Growth only counts intervals in which the workers actually used most of the rate: when
-//! `--concurrency` or the service's latency is the bound, raising the rate would only store up
-//! a burst for later.
+//! A step lasts [`GROW_INTERVAL`] plus a round trip, so that a slow service's 429s arrive before
+//! the next one, and counts only if the workers used most of the rate (when `--concurrency` or
+//! latency is the bound, raising it would only store up a burst).
 //!
-//! The constants were chosen in the model of `model.rs` (a run against a token bucket in
-//! virtual time) and checked in the bench against the simulator. What costs time with a token
-//! bucket is sending below the quota while the bucket is full (its refill overflows); a 429
-//! costs a pool-wide pause and is counted against the run. Hence a small margin (when the bucket
-//! holds at least a pause's refill, as both of the bench's do, the pause of a second or more has
-//! put a second's worth of quota back in it, so the margin only has to cover the count's error
-//! of a request or two) and a slow start gentle enough that few requests are in flight when the
-//! bucket first runs dry. docs/throttling.md lists what the model shows beyond the bench.
+//! The constants were chosen in the model of `model.rs` (a run against a token bucket in virtual
+//! time) and checked in the bench against the simulator; docs/throttling.md has the figures.
 
 use std::time::{Duration, Instant};
 
-/// Slow start grows the rate once per interval of at least this length.
+/// A growth step lasts at least this, plus a round trip.
 pub(crate) const GROW_INTERVAL: Duration = Duration::from_millis(200);
-/// Slow start multiplies the rate by this per interval. Doubling put more requests in flight
-/// when a quota's bucket first ran dry, each of them a 429: against a steady 10/s quota three
-/// at the first pause against one, six 429s over the run against four (the target allows six).
-/// What it costs: the 800/s of 16 workers at 20 ms is reached in 2.2 s instead of 1.7 s (the
-/// target is 3 s), and with a 0.98 margin doubling used both quotas slightly better (model
-/// medians 0.974 and 0.985 of best against 0.966 and 0.978) while its 429s on the steady one
-/// reached 1.15 % in the model's worst variation, over the 1 % allowed.
+/// Slow start multiplies the rate by this per step. Doubling put more requests in flight when a
+/// bucket ran dry, each of them a 429.
 pub(crate) const GROW_FACTOR: f64 = 1.7;
-/// Additive probing raises the rate once per interval of at least this length.
-const PROBE_INTERVAL: Duration = Duration::from_secs(1);
-/// Additive probing: this fraction of the rate set at the last cut, per second.
-pub(crate) const PROBE_STEP: f64 = 0.02;
-/// Probing slows down to this when successive 429s keep measuring the same quota.
-const PROBE_STEP_MIN: f64 = 0.005;
-/// Two measurements within this fraction of each other count as the same quota.
-const SAME_QUOTA: f64 = 0.1;
-/// `--rate N` recovers at least this fraction of N per second.
-const FIXED_RECOVERY_STEP: f64 = 0.1;
-/// After a 429 the rate is this fraction of what the service accepted. The count is exact to a
-/// request or two at either end of the measurement, which a long one makes small; a larger
-/// margin leaves quota unused until probing has climbed back (0.95 cost 1-2 % of the run's time
-/// in the model).
+/// A probe after a 429 multiplies it by this per step: the 429 that ends it then comes within a
+/// step above the quota, and a doubled quota is still reached in about a second.
+pub(crate) const PROBE_FACTOR: f64 = 1.2;
+/// A probe that went through more than this many whole steps found more quota (what the bucket
+/// gathers in the pause and the hold covers a step's excess or so).
+const PROBE_FOUND: u32 = 2;
+/// The rate after an event is this fraction of the measured quota: at the quota itself the
+/// bucket stays as empty as the event left it, and jitter turns that into 429s; further under,
+/// the bucket fills and its refill overflows (time lost).
 pub(crate) const MARGIN: f64 = 0.98;
-/// A cut below this fraction of the rate in force is "deep": remember the rate, recover fast.
-const DEEP_CUT: f64 = 0.5;
-/// The accepted rate is measured over at least this span (a 429 right after another says
-/// little about the quota on its own).
+/// The pool resumes when the bucket has refilled this many requests at the measured rate.
+const PAUSE_CELLS: f64 = 1.0;
+/// Growth resumes after this long without a 429...
+pub(crate) const HOLD_MIN: Duration = Duration::from_secs(2);
+/// ...doubling after each 429 that finds no more quota, up to this.
+pub(crate) const HOLD_MAX: Duration = Duration::from_secs(12);
+/// The accepted rate is measured over at least this span (see [`measure`]).
 const MIN_SPAN: Duration = Duration::from_millis(500);
 /// The floor never goes below this many requests per second...
 pub(crate) const FLOOR_MIN: f64 = 0.5;
@@ -82,10 +70,8 @@ const BINDING: f64 = 0.5;
 pub(crate) enum Cause {
     /// A 429 started a pause.
     Throttled,
-    /// Multiplicative growth (slow start, or back towards the remembered rate).
+    /// Multiplicative growth (slow start, or a probe for more).
     Grow,
-    /// Additive probing.
-    Probe,
 }
 
 /// A rate change the limiter must apply.
@@ -99,6 +85,15 @@ pub(crate) struct Change {
     pub cause: Cause,
 }
 
+/// A 429 that starts a pool-wide pause.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Pause {
+    /// When the pool resumes.
+    pub until: Instant,
+    /// A rate to apply at once (a provisional limit, or a decision an earlier 429 was waiting for).
+    pub change: Option<Change>,
+}
+
 /// A 429 waiting for its decision.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
@@ -108,16 +103,8 @@ struct Pending {
     since: Instant,
     /// Answers other than 429 counted in it when the 429 arrived.
     accepted: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Phase {
-    /// Multiplicative growth per interval, up to `threshold` (or the ceiling, or the first 429).
-    Grow,
-    /// Additive climb, up to the ceiling.
-    Probe,
-    /// Nothing to do: at the ceiling, or unlimited before any 429.
-    Steady,
+    /// The probe under way when it arrived: the rate it started from and its steps.
+    probe: Option<(f64, u32)>,
 }
 
 /// The rate decision for one run.
@@ -128,26 +115,35 @@ pub(crate) struct Pacer {
     floor: f64,
     /// The rate in force; `None` = unlimited.
     rate: Option<f64>,
-    phase: Phase,
-    /// Where growth stops; `None` = only at the first 429 or the ceiling.
-    threshold: Option<f64>,
-    /// Additive step, requests/s per second.
-    step: f64,
-    /// The probing step as a fraction of the rate set at the last cut.
-    probe: f64,
-    /// What the service accepted, as measured at the last 429.
+    /// Whether the rate may grow (below the ceiling, and limited).
+    growing: bool,
+    /// The probe under way: the rate held before it, and the steps taken.
+    probe: Option<(f64, u32)>,
+    /// Whole steps a probe must go through for its last to be taken as the quota (see
+    /// `decide_pending`), and the rate held before the probe the rate in force was so taken from.
+    found_after: u32,
+    raised: Option<f64>,
+    /// What the service accepted, as measured at the last event.
     measured: Option<f64>,
-    /// No growth before this (the 429 pause).
-    hold_until: Instant,
+    /// How long the rate holds after an event before probing.
+    hold: Duration,
+    /// The end of the pool-wide pause.
+    paused_until: Instant,
+    /// No growth before this.
+    grow_from: Instant,
     interval_start: Instant,
     sent_in_interval: u64,
     /// Whether anything was sent yet.
     sending: bool,
+    /// Requests sent and not answered yet.
+    in_flight: u64,
+    /// Answers still due to requests sent before the last event: not new news.
+    stale: u64,
     /// A 429 whose decision waits for the end of its pause.
     pending: Option<Pending>,
     /// The rate before a provisional limit was set (unlimited: infinite).
     pending_from: Option<f64>,
-    /// Answers other than 429 since `since` (the last cut, or the start).
+    /// Answers other than 429 since `since` (the last event, or the start).
     accepted: u64,
     since: Instant,
     min: Option<f64>,
@@ -157,17 +153,11 @@ pub(crate) struct Pacer {
 impl Pacer {
     /// A pacer for `mode`, starting at `now`.
     pub fn new(mode: RateMode, now: Instant) -> Pacer {
-        let (rate, ceiling, phase, floor_base) = match mode {
-            RateMode::Fixed(r) => (Some(r), Some(r), Phase::Steady, r),
-            RateMode::Unlimited => (None, None, Phase::Steady, FLOOR_MIN),
+        let (rate, ceiling, floor_base) = match mode {
+            RateMode::Fixed(r) => (Some(r), Some(r), r),
+            RateMode::Unlimited => (None, None, FLOOR_MIN),
             RateMode::Auto { start, max } => {
-                let start = max.map_or(start, |m| start.min(m));
-                let phase = if max.is_some_and(|m| start >= m) {
-                    Phase::Steady
-                } else {
-                    Phase::Grow
-                };
-                (Some(start), max, phase, start)
+                (Some(max.map_or(start, |m| start.min(m))), max, start)
             }
         };
         let floor = (floor_base * FLOOR_FRACTION).max(FLOOR_MIN).min(floor_base);
@@ -176,15 +166,19 @@ impl Pacer {
             ceiling,
             floor,
             rate,
-            phase,
-            threshold: None,
-            step: 0.0,
-            probe: PROBE_STEP,
+            growing: rate.is_some() && ceiling.is_none_or(|c| rate.is_some_and(|r| r < c)),
+            probe: None,
+            found_after: PROBE_FOUND,
+            raised: None,
             measured: None,
-            hold_until: now,
+            hold: HOLD_MIN,
+            paused_until: now,
+            grow_from: now,
             interval_start: now,
             sent_in_interval: 0,
             sending: false,
+            in_flight: 0,
+            stale: 0,
             pending: None,
             pending_from: None,
             accepted: 0,
@@ -250,6 +244,7 @@ impl Pacer {
                 self.since = now;
             }
         }
+        self.in_flight += 1;
         self.sent_in_interval += 1;
         self.grow(now)
     }
@@ -257,30 +252,47 @@ impl Pacer {
     /// The service answered something other than 429: it accepted the request into its quota.
     pub fn on_accepted(&mut self, _now: Instant) {
         self.accepted += 1;
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.stale = self.stale.saturating_sub(1);
     }
 
-    /// A 429 at `now` started a pool-wide pause lasting until `resume_at`.
+    /// A 429 arrived at `now` asking to wait until `retry_after`. `None`: an answer to a request
+    /// sent before the last event (not new news). Otherwise the pool pauses until `until`: as
+    /// long as the bucket takes to refill [`PAUSE_CELLS`] requests at the measured rate, and no
+    /// longer than `retry_after` (which the throttled request itself still waits out).
     ///
     /// The decision waits for the first send after the pause: answers to requests sent before
-    /// the 429 are still arriving (with no limit, sixteen requests go out together and the 429
-    /// may be read before the fifteen it came with), and they belong to the measurement.
-    /// Nothing is sent during the pause, so every answer arriving in it does. Only a run
-    /// without a limit gets a provisional one at once, so that the pause does not end in a
-    /// stampede.
-    pub fn on_throttled(&mut self, now: Instant, resume_at: Instant) -> Option<Change> {
+    /// the 429 are still arriving, and they belong to the measurement. Only a run without a limit
+    /// gets a provisional one at once, so that the pause does not end in a stampede.
+    pub fn on_throttled(&mut self, now: Instant, retry_after: Instant) -> Option<Pause> {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if self.stale > 0 || now < self.paused_until {
+            self.stale = self.stale.saturating_sub(1);
+            return None;
+        }
         // A 429 for a request sent before an earlier pause ended, and answered after it.
         let earlier = self.decide_pending();
-        self.pending = Some(Pending {
+        let pending = Pending {
             at: now,
             since: self.since,
             accepted: self.accepted,
-        });
+            probe: self.probe.take(),
+        };
+        self.pending = Some(pending);
+        self.stale = self.in_flight;
         self.accepted = 0;
         self.since = now;
-        self.hold_until = resume_at.max(now);
-        self.interval_start = self.hold_until;
+        // Nothing measured yet (nothing accepted): only Retry-After says when.
+        let limit = self.rate.unwrap_or(f64::INFINITY);
+        let refill = limit.min(measure(&pending, 0, self.measured));
+        let fit = Duration::try_from_secs_f64(PAUSE_CELLS / refill)
+            .ok()
+            .and_then(|d| now.checked_add(d));
+        self.paused_until = fit.unwrap_or(retry_after).min(retry_after).max(now);
+        self.grow_from = self.paused_until;
+        self.interval_start = self.paused_until;
         self.sent_in_interval = 0;
-        match (earlier, self.rate) {
+        let change = match (earlier, self.rate) {
             (Some(change), _) => Some(change),
             // The provisional limit: only its first cell is used before the decision, so it
             // is not counted in the run's lowest rate.
@@ -294,122 +306,98 @@ impl Pacer {
                 })
             }
             (None, Some(_)) => None,
-        }
+        };
+        Some(Pause {
+            until: self.paused_until,
+            change,
+        })
     }
 
     /// Makes the decision a 429 called for, once the answers it came with are in.
     fn decide_pending(&mut self) -> Option<Change> {
         let pending = self.pending.take()?;
-        let span = pending
-            .at
-            .saturating_duration_since(pending.since)
-            .max(MIN_SPAN);
         // Answers that arrived during the pause were sent before the 429; they are not part of
         // the next measurement, which starts at the 429.
-        let count = pending.accepted + std::mem::take(&mut self.accepted);
-        let accepted = count as f64 / span.as_secs_f64();
-        let current = match (self.rate, self.pending_from) {
+        let later = std::mem::take(&mut self.accepted);
+        let accepted = measure(&pending, later, self.measured);
+        let current = match (self.rate, self.pending_from.take()) {
             (_, Some(before)) => before,
             (Some(rate), None) => rate,
             (None, None) => f64::INFINITY,
         };
-        self.pending_from = None;
-        let mut target = (accepted * MARGIN).min(current).max(self.floor);
+        let mut target = (accepted * MARGIN).min(current);
+        // A probe's 429 says the quota is at least what held before it ("not below it"), and
+        // when whole steps above that went through, at least the last of them: a small bucket
+        // overflows during the hold, so the count since the last event reads low.
+        let (mut held, steps) = pending.probe.unwrap_or((0.0, 0));
+        if let (None, Some(before)) = (pending.probe, self.raised) {
+            // A 429 before the next probe proved such a step wrong: the bucket held more than
+            // its excess. Back to the rate held before it, and one step more from now on.
+            self.found_after += 1;
+            held = before;
+        }
+        let rose = steps > self.found_after;
+        self.raised = rose.then_some(held);
+        let last_step = current / PROBE_FACTOR * MARGIN;
+        let found = if rose { last_step } else { held };
+        target = target.max(found).max(self.floor);
         if let Some(ceiling) = self.ceiling {
             target = target.min(ceiling);
         }
-        let deep = match self.mode {
-            // Below half the rate the operator gave: climb back to that half quickly.
-            RateMode::Fixed(r) => target < r * DEEP_CUT,
-            // Slow start overshoots by design, and a 429 while climbing back means the memory
-            // was wrong: only a cut from an established rate counts as deep.
-            _ => self.phase != Phase::Grow && current.is_finite() && target < current * DEEP_CUT,
-        };
-        if deep {
-            // Far below what was in force: a burst of 429s, or a quota that fell sharply.
-            // Remember half the old rate and grow back to it once the pause is over; if the
-            // quota really fell, the next 429 measures it again and this memory is dropped.
-            let memory = match self.mode {
-                // The operator named the rate: half of it is worth returning to quickly.
-                RateMode::Fixed(r) => r * DEEP_CUT,
-                _ => current * DEEP_CUT,
-            };
-            self.threshold = Some(memory);
-            self.phase = Phase::Grow;
-        } else {
-            self.threshold = Some(target);
-            self.phase = Phase::Probe;
-        }
-        // Each probe past the quota costs a 429. While successive 429s keep measuring the same
-        // quota there is little to discover: probe more slowly. A new figure resets the pace.
         if self.min.is_none() {
             // Unlimited until now: the first limit is also the lowest and highest so far.
             self.min = Some(target);
             self.max = Some(target);
         }
-        let same = self
-            .measured
-            .is_some_and(|m| (accepted - m).abs() <= m * SAME_QUOTA);
-        self.probe = if same && !deep {
-            (self.probe / 2.0).max(PROBE_STEP_MIN)
-        } else {
-            PROBE_STEP
-        };
+        // Each probe past an unchanged quota costs a 429: hold longer until one finds more.
+        self.hold = (self.hold * 2).min(HOLD_MAX);
+        if rose || self.measured.is_none() || accepted < self.floor {
+            // (Nothing accepted: a burst of 429s, not the quota.)
+            self.hold = HOLD_MIN;
+        }
         self.measured = Some(accepted);
-        let base = self.threshold.unwrap_or(target);
-        self.step = match self.mode {
-            RateMode::Fixed(r) => (base * self.probe).max(r * FIXED_RECOVERY_STEP),
-            _ => base * self.probe,
-        };
+        self.growing = self.ceiling.is_none_or(|c| target < c);
         self.set(target, Cause::Throttled, Some(accepted))
     }
 
     fn grow(&mut self, now: Instant) -> Option<Change> {
-        if now < self.hold_until {
+        if now < self.paused_until {
             return None;
         }
         if self.pending.is_some() {
-            return self.decide_pending();
+            let change = self.decide_pending();
+            self.grow_from = now + self.hold;
+            self.interval_start = now;
+            return change;
         }
         let rate = self.rate?;
-        let elapsed = now.saturating_duration_since(self.interval_start);
-        let needed = match self.phase {
-            Phase::Grow => GROW_INTERVAL,
-            Phase::Probe => PROBE_INTERVAL,
-            Phase::Steady => return None,
-        };
-        if elapsed < needed {
+        let elapsed = now
+            .saturating_duration_since(self.interval_start)
+            .as_secs_f64();
+        // A step lasts an interval plus the round trip (requests in flight over the rate, by
+        // Little's law), so that the 429s a step brings arrive before the next one.
+        let step = GROW_INTERVAL.as_secs_f64() + self.in_flight as f64 / rate;
+        if !self.growing || now < self.grow_from || elapsed < step {
             return None;
         }
-        let binding = self.sent_in_interval as f64 >= BINDING * rate * elapsed.as_secs_f64();
+        let binding = self.sent_in_interval as f64 >= BINDING * rate * elapsed;
         self.interval_start = now;
         self.sent_in_interval = 0;
         if !binding {
             return None;
         }
-        let (mut next, cause) = match self.phase {
-            Phase::Grow => {
-                let grown = rate * GROW_FACTOR;
-                match self.threshold {
-                    Some(t) if grown >= t => {
-                        self.phase = Phase::Probe;
-                        if self.step <= 0.0 {
-                            self.step = t * PROBE_STEP;
-                        }
-                        (t.max(rate), Cause::Grow)
-                    }
-                    _ => (grown, Cause::Grow),
-                }
-            }
-            _ => (rate + self.step * elapsed.as_secs_f64(), Cause::Probe),
-        };
-        if let Some(ceiling) = self.ceiling {
-            if next >= ceiling {
-                next = ceiling;
-                self.phase = Phase::Steady;
-            }
+        let mut next = rate * GROW_FACTOR;
+        // Probes step gently; back up to half of `--rate N` or `--rate-max`, fast as slow start.
+        if self.measured.is_some() && self.ceiling.is_none_or(|c| rate >= c * 0.5) {
+            next = rate * PROBE_FACTOR;
+            let (held, steps) = self.probe.unwrap_or((rate, 0));
+            self.probe = Some((held, steps + 1));
         }
-        self.set(next, cause, None)
+        if let Some(ceiling) = self.ceiling.filter(|&c| next >= c) {
+            next = ceiling;
+            self.growing = false;
+        }
+        self.set(next, Cause::Grow, None)
     }
 
     fn set(&mut self, rate: f64, cause: Cause, accepted: Option<f64>) -> Option<Change> {
@@ -425,6 +413,17 @@ impl Pacer {
             cause,
         })
     }
+}
+
+/// What the service accepted per second since the last event, measured at a pending one, with
+/// `later` answers (sent before the 429, arrived after it) counted in. A span shorter than
+/// [`MIN_SPAN`] says little on its own (a 429 right after another reads near 0): it is padded
+/// with the `previous` measurement, if any, up to that span.
+fn measure(pending: &Pending, later: u64, previous: Option<f64>) -> f64 {
+    let span = pending.at.saturating_duration_since(pending.since);
+    let pad = MIN_SPAN.saturating_sub(span).as_secs_f64();
+    let count = (pending.accepted + later) as f64 + previous.unwrap_or(0.0) * pad;
+    count / span.max(MIN_SPAN).as_secs_f64()
 }
 
 /// How the request rate is chosen: the `--rate` setting.
@@ -496,7 +495,8 @@ mod tests {
             t += 300;
         }
         assert!(
-            p.rate().expect("limited") >= 5.0 * GROW_FACTOR.powi(5),
+            // Five intervals, each a step that waits for the request just sent (a round trip).
+            p.rate().expect("limited") >= 5.0 * GROW_FACTOR.powi(4),
             "{:?}",
             p.rate()
         );
@@ -595,7 +595,12 @@ mod tests {
         for i in 0..40u64 {
             p.on_accepted(ms(t0, i * 100));
         }
-        assert_eq!(p.on_throttled(ms(t0, 4_000), ms(t0, 5_000)), None);
+        let pause = p
+            .on_throttled(ms(t0, 4_000), ms(t0, 5_000))
+            .expect("a pause");
+        assert_eq!(pause.change, None);
+        // The pool resumes once the bucket has refilled a request at the measured 10/s.
+        assert_eq!(pause.until, ms(t0, 4_100));
         // Decided when the pause is over, with every answer that was still on its way.
         let change = p.on_send(ms(t0, 5_000)).expect("a cut");
         assert_eq!(change.cause, Cause::Throttled);
@@ -615,60 +620,97 @@ mod tests {
     }
 
     #[test]
-    fn nothing_grows_during_the_pause_then_probing_is_additive() {
+    fn nothing_grows_during_the_pause_or_the_hold_then_probing_is_multiplicative() {
         let t0 = Instant::now();
         let mut p = auto(10.0, t0);
         for i in 0..50u64 {
             p.on_accepted(ms(t0, i * 100));
         }
-        p.on_throttled(ms(t0, 5_000), ms(t0, 6_000));
-        assert_eq!(p.on_send(ms(t0, 5_500)), None, "paused");
-        let cut = p.on_send(ms(t0, 6_000)).expect("cut").rate;
+        let pause = p
+            .on_throttled(ms(t0, 5_000), ms(t0, 6_000))
+            .expect("a pause");
+        assert_eq!(
+            pause.until,
+            ms(t0, 5_100),
+            "a request's refill, not Retry-After"
+        );
+        assert_eq!(p.on_send(ms(t0, 5_050)), None, "paused");
+        let cut = p.on_send(ms(t0, 5_100)).expect("cut").rate;
         assert!((cut - 10.0 * MARGIN).abs() < 0.01);
-        let changes = drive(&mut p, t0, 6_001, 16_000, 12.0);
-        assert!(!changes.is_empty());
-        assert!(
-            changes.iter().all(|c| c.cause == Cause::Probe),
-            "{changes:?}"
-        );
+        // Held for HOLD_MIN, then PROBE_FACTOR-fold steps while the workers use the rate.
+        let hold_end = 5_100 + u64::try_from(HOLD_MIN.as_millis()).expect("short");
+        let held = drive(&mut p, t0, 5_101, hold_end - 50, 12.0);
+        assert!(held.is_empty(), "{held:?}");
+        let mut t = hold_end;
+        while t < hold_end + 1_000 {
+            let rate = p.rate().expect("limited");
+            for change in drive(&mut p, t0, t, t + 250, rate) {
+                assert_eq!(change.cause, Cause::Grow);
+            }
+            t += 250;
+        }
         let rate = p.rate().expect("limited");
-        // PROBE_STEP of the cut rate per second, for 10 s.
-        let expected = cut * (1.0 + PROBE_STEP * 10.0);
-        assert!(
-            (rate - expected).abs() < cut * PROBE_STEP * 1.5,
-            "{rate} vs {expected}"
-        );
+        assert!(rate >= cut * PROBE_FACTOR.powi(3), "{rate} from {cut}");
     }
 
     #[test]
-    fn probing_slows_while_the_same_quota_is_measured_and_resets_when_it_changes() {
+    fn the_hold_doubles_after_each_probe_that_finds_nothing_and_resets_when_one_does() {
         let t0 = Instant::now();
         let mut p = auto(10.0, t0);
-        // Three 429s 10 s apart, each after 100 accepted: the same 10/s quota every time.
-        let mut steps = Vec::new();
-        for cycle in 0..3u64 {
-            for i in 0..100 {
-                p.on_accepted(ms(t0, cycle * 10_000 + i * 100));
-            }
-            p.on_throttled(
-                ms(t0, (cycle + 1) * 10_000),
-                ms(t0, (cycle + 1) * 10_000 + 1),
-            );
-            p.on_send(ms(t0, (cycle + 1) * 10_000 + 1));
-            steps.push(p.step);
+        let mut holds = Vec::new();
+        let mut t = 0;
+        // A 429 a second after each decision, before any probe: nothing found.
+        for _ in 0..5 {
+            let rate = p.rate().expect("limited");
+            drive(&mut p, t0, t, t + 990, rate);
+            let pause = p.on_throttled(ms(t0, t + 995), ms(t0, t + 1_995));
+            p.on_send(pause.expect("an event").until);
+            holds.push(p.hold);
+            t += 1_000;
         }
-        assert!(steps[1] < steps[0] && steps[2] < steps[1], "{steps:?}");
-        // Then the quota halves: back to the full probing step.
-        for i in 0..50 {
-            p.on_accepted(ms(t0, 30_000 + i * 200));
+        assert_eq!(
+            holds,
+            [HOLD_MIN, HOLD_MIN * 2, HOLD_MIN * 4, HOLD_MAX, HOLD_MAX]
+        );
+        // A probe that goes through more than PROBE_FOUND whole steps found more quota.
+        let mut t = t + 1 + u64::try_from(HOLD_MAX.as_millis()).expect("short");
+        while p.probe.is_none_or(|(_, steps)| steps <= PROBE_FOUND) {
+            let rate = p.rate().expect("limited");
+            drive(&mut p, t0, t, t + 250, rate);
+            t += 250;
         }
-        p.on_throttled(ms(t0, 40_000), ms(t0, 40_001));
-        p.on_send(ms(t0, 40_001));
-        assert!((p.step - p.rate().expect("limited") * PROBE_STEP).abs() < 1e-9);
+        let before = p.rate().expect("limited");
+        p.on_throttled(ms(t0, t), ms(t0, t + 1_000));
+        p.on_send(ms(t0, t + 1_000));
+        assert_eq!(p.hold, HOLD_MIN);
+        // Taken as the quota: the last whole step, not the count since the last event.
+        let rate = p.rate().expect("limited");
+        assert!(
+            (rate - before / PROBE_FACTOR * MARGIN).abs() < 1e-9,
+            "{rate}"
+        );
     }
 
     #[test]
-    fn a_burst_of_429s_never_goes_below_the_floor_and_recovers_within_seconds() {
+    fn answers_to_requests_in_flight_at_a_429_are_not_new_news() {
+        let t0 = Instant::now();
+        let mut p = auto(10.0, t0);
+        // Four requests out, then the first answer is a 429.
+        for i in 0..4 {
+            p.on_send(ms(t0, i));
+        }
+        assert!(p.on_throttled(ms(t0, 100), ms(t0, 1_100)).is_some());
+        // The other three come back 429 after the short pause is over: the same event.
+        for i in 0..3 {
+            assert_eq!(p.on_throttled(ms(t0, 1_200 + i), ms(t0, 2_200)), None);
+        }
+        // A request sent after it is news again.
+        p.on_send(ms(t0, 1_300));
+        assert!(p.on_throttled(ms(t0, 1_400), ms(t0, 2_400)).is_some());
+    }
+
+    #[test]
+    fn a_burst_of_429s_never_goes_below_the_floor_and_recovers_once_they_stop() {
         let t0 = Instant::now();
         let mut p = Pacer::new(RateMode::Fixed(10.0), t0);
         assert_eq!(p.floor(), 1.0);
@@ -681,15 +723,12 @@ mod tests {
         }
         assert_eq!(p.rate(), Some(1.0), "at the floor, not below");
         assert_eq!(p.min(), Some(1.0));
-        // The 429s stop: within 3 s the rate is back at half --rate, within 8 s at --rate.
+        // The 429s stop: after the longest hold, the probe is back at --rate in seconds.
         let mut now = t + 1_000;
-        while now < t + 9_000 {
+        while now < t + 30_000 {
             let rate = p.rate().expect("limited");
             drive(&mut p, t0, now, now + 250, rate);
             now += 250;
-            if now == t + 4_000 {
-                assert!(p.rate().expect("limited") >= 5.0, "{:?}", p.rate());
-            }
         }
         assert_eq!(p.rate(), Some(10.0));
     }
@@ -712,6 +751,7 @@ mod tests {
         // A provisional limit at once, so that the pause does not end in a stampede...
         let provisional = p
             .on_throttled(ms(t0, 2_000), ms(t0, 3_000))
+            .and_then(|pause| pause.change)
             .expect("limited now");
         assert_eq!(provisional.rate, p.floor());
         // ...and the decision when it is over: 400 accepted over 2 s.
@@ -757,8 +797,10 @@ mod tests {
                     p.on_accepted(at);
                 } else {
                     events += 1;
-                    resume = t + 1.0;
-                    p.on_throttled(at, t0 + Duration::from_secs_f64(resume));
+                    let retry = t0 + Duration::from_secs_f64(t + 1.0);
+                    if let Some(pause) = p.on_throttled(at, retry) {
+                        resume = pause.until.duration_since(t0).as_secs_f64();
+                    }
                 }
                 next_send = t + 1.0 / p.rate().expect("limited");
             }
@@ -766,8 +808,14 @@ mod tests {
         }
         // The quota allowed 15 + 15 × 20 + 6 × 40 = 555 in the minute.
         assert!(served >= 520, "served {served} of 555");
-        let rate = p.rate().expect("limited");
-        assert!((5.0..=8.0).contains(&rate), "ended at {rate}");
-        assert!(events <= 8, "{events} 429 events");
+        // What it measured last; the rate in force may be a probe's step above it.
+        let measured = p.measured.expect("measured");
+        assert!(
+            (5.0..=8.0).contains(&measured),
+            "ended measuring {measured}"
+        );
+        // A few at the start and at the drop, then one per probe for more quota: every
+        // probe's 429 costs a pause of one request's refill here, not a second.
+        assert!(events <= 16, "{events} 429 events");
     }
 }

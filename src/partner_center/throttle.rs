@@ -167,35 +167,33 @@ impl Throttle {
         }
     }
 
-    /// Records a 429: pauses every worker for `wait` and lets the pacer set the rate.
+    /// Records a 429 asking to wait `wait`: the pacer decides whether it starts a pool-wide
+    /// pause (answers to requests already in flight do not), how long, and the rate.
     pub fn on_throttled(&self, wait: Duration) {
         let now = Instant::now();
         let until = now.checked_add(wait).unwrap_or(now);
-        let new_pause = {
-            let Ok(mut paused) = self.paused_until.lock() else {
-                return;
-            };
-            let already = matches!(*paused, Some(p) if p > now);
-            if paused.is_none_or(|p| p < until) {
-                *paused = Some(until);
-            }
-            !already
-        };
-        if !new_pause {
-            // Answers to requests that were already in flight: one pause, one decision.
-            return;
-        }
-        self.pauses.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(
-            wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-            "throttled (429): pausing every worker"
-        );
-        let change = self
+        let pause = self
             .pacer
             .lock()
             .ok()
             .and_then(|mut p| p.on_throttled(now.into_std(), until.into_std()));
-        if let Some(change) = change {
+        let Some(pause) = pause else {
+            return;
+        };
+        if let Ok(mut paused) = self.paused_until.lock() {
+            *paused = Some(Instant::from_std(pause.until));
+        }
+        self.pauses.fetch_add(1, Ordering::Relaxed);
+        let pause_ms = pause
+            .until
+            .saturating_duration_since(now.into_std())
+            .as_millis();
+        tracing::info!(
+            wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            pause_ms = u64::try_from(pause_ms).unwrap_or(u64::MAX),
+            "throttled (429): pausing every worker"
+        );
+        if let Some(change) = pause.change {
             // Nothing goes out during the pause, so the new limiter may start with its burst.
             self.apply(change, false);
         }
