@@ -179,35 +179,14 @@ async fn a_static_access_token_is_used_as_is() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_refresh_token_file_is_rotated_for_the_next_night() {
-    let sim = start_sim(SimConfig::default()).await;
-    let dir = work_dir("tokenfile");
-    dir.write("in.csv", soe_rows(1));
-    let token_file = dir.write(
-        "refresh-token",
-        format!("{}\n", simulator::SANDBOX_REFRESH_TOKEN),
-    );
-    let mut env: Vec<(String, String)> = sim_env(&sim)
-        .into_iter()
-        .filter(|(k, _)| k != "PC_REFRESH_TOKEN")
-        .collect();
-    env.push((
-        "PC_REFRESH_TOKEN_FILE".into(),
-        token_file.display().to_string(),
-    ));
+    let (sim, dir, _) = sim_and_rows("tokenfile", 1, 0).await;
+    let (token_file, env) = token_file_env(&sim, &dir, |p| p.display().to_string());
     let output = pcq_io("run", &dir, &[]).envs(&env).run().await;
     output.assert_code(0);
     let rotated = std::fs::read_to_string(&token_file).expect("token file");
     assert_ne!(rotated.trim(), simulator::SANDBOX_REFRESH_TOKEN);
     assert!(!rotated.trim().is_empty());
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&token_file)
-            .expect("meta")
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
-    }
+    assert_owner_only(&token_file);
     assert!(!text(&output.stderr).contains(rotated.trim()));
     // The next night starts from the rotated token.
     dir.write("in.csv", soe_rows(2));

@@ -10,14 +10,7 @@ use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_process_on_a_locked_results_file_gets_exit_2_naming_the_holder() {
-    let sim = start_sim(SimConfig {
-        latency: Duration::from_millis(100),
-        ..SimConfig::default()
-    })
-    .await;
-    let dir = work_dir("lock");
-    dir.write("in.csv", soe_rows(30));
-    let env = sim_env(&sim);
+    let (sim, dir, env) = sim_and_rows("lock", 30, 100).await;
     let (input, out) = (dir.s("in.csv"), dir.s("out.csv"));
     std::fs::write(
         dir.join("earlier.csv"),
@@ -152,19 +145,10 @@ async fn a_symlink_to_a_results_file_in_use_is_refused_with_exit_2() {
     let dir = work_dir("symlink-lock");
     dir.write("in.csv", soe_rows(20));
     let (input, out) = (dir.s("in.csv"), dir.s("out.csv"));
-    let first = pcq(&[
-        "run",
-        "-i",
-        &input,
-        "-o",
-        &out,
-        "--rate",
-        "0",
-        "--concurrency",
-        "1",
-    ])
-    .envs(&env)
-    .spawn();
+    let first = pcq(&["run", "-i", &input, "-o", &out])
+        .args(&["--rate", "0", "--concurrency", "1"])
+        .envs(&env)
+        .spawn();
     wait_until("the first run's lock", || {
         dir.join("out.csv.lock").exists() && dir.join("out.csv").exists()
     })

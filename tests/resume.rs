@@ -2,7 +2,6 @@
 //! nothing is posted twice; failed and invalid rows are done again; another input is refused.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use crate::common::*;
 
@@ -21,14 +20,7 @@ fn complete_rows(dir: &TempDir) -> Vec<String> {
 }
 
 pub(crate) async fn kill_and_resume(signal: Option<&str>) {
-    let sim = start_sim(SimConfig {
-        latency: Duration::from_millis(40),
-        ..SimConfig::default()
-    })
-    .await;
-    let dir = work_dir("crash");
-    dir.write("in.csv", soe_rows(120));
-    let env = sim_env(&sim);
+    let (sim, dir, env) = sim_and_rows("crash", 120, 40).await;
     let mut child = pcq_io("run", &dir, &["--rate", "0", "--concurrency", "4"])
         .envs(&env)
         .spawn();

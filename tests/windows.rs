@@ -10,7 +10,6 @@
 //! under Wine.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use crate::common::*;
 
@@ -112,28 +111,12 @@ async fn the_quick_start_exits_1_with_the_documented_counts_and_resumes_sending_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_run_on_a_results_file_in_use_is_refused_and_sends_nothing() {
-    let sim = start_sim(SimConfig {
-        latency: Duration::from_millis(100),
-        ..SimConfig::default()
-    })
-    .await;
-    let dir = work_dir("win-lock");
-    dir.write("in.csv", soe_rows(20));
-    let env = sim_env(&sim);
+    let (sim, dir, env) = sim_and_rows("win-lock", 20, 100).await;
     let (input, out) = (native(&dir.join("in.csv")), native(&dir.join("out.csv")));
-    let first = pcq(&[
-        "run",
-        "-i",
-        &input,
-        "-o",
-        &out,
-        "--rate",
-        "0",
-        "--concurrency",
-        "1",
-    ])
-    .envs(&env)
-    .spawn();
+    let first = pcq(&["run", "-i", &input, "-o", &out])
+        .args(&["--rate", "0", "--concurrency", "1"])
+        .envs(&env)
+        .spawn();
     let lock = dir.join("out.csv.lock");
     wait_until("the first run's lock", || {
         lock.exists() && dir.join("out.csv").exists()
@@ -170,14 +153,7 @@ async fn a_second_run_on_a_results_file_in_use_is_refused_and_sends_nothing() {
 /// only closes windows, so Ctrl-C is the console event Wine delivers). Natively, SIGINT.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_stopped_with_ctrl_c_mid_way_resumes_posting_every_row_exactly_once() {
-    let sim = start_sim(SimConfig {
-        latency: Duration::from_millis(100),
-        ..SimConfig::default()
-    })
-    .await;
-    let dir = work_dir("win-ctrl-c");
-    dir.write("in.csv", soe_rows(60));
-    let env = sim_env(&sim);
+    let (sim, dir, env) = sim_and_rows("win-ctrl-c", 60, 100).await;
     let (input, out) = (native(&dir.join("in.csv")), native(&dir.join("out.csv")));
     let run = |extra: &[&str]| {
         let mut args = vec![
@@ -412,18 +388,8 @@ async fn the_resume_hint_for_a_path_with_a_space_works_pasted_into_the_shell() {
 /// the DACL call and succeeds, not the DACL itself. `login --help` promises only that.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rotated_token_file_is_written_for_its_user_alone() {
-    let sim = start_sim(SimConfig::default()).await;
-    let dir = work_dir("win-token");
-    dir.write("in.csv", soe_rows(1));
-    let token_file = dir.write(
-        "refresh-token",
-        format!("{}\n", simulator::SANDBOX_REFRESH_TOKEN),
-    );
-    let mut env: Vec<(String, String)> = sim_env(&sim)
-        .into_iter()
-        .filter(|(k, _)| k != "PC_REFRESH_TOKEN")
-        .collect();
-    env.push(("PC_REFRESH_TOKEN_FILE".into(), native(&token_file)));
+    let (sim, dir, _) = sim_and_rows("win-token", 1, 0).await;
+    let (token_file, env) = token_file_env(&sim, &dir, native);
     let (input, out) = (native(&dir.join("in.csv")), native(&dir.join("out.csv")));
     let output = pcq(&["run", "-i", &input, "-o", &out])
         .envs(&env)
@@ -453,15 +419,7 @@ async fn the_rotated_token_file_is_written_for_its_user_alone() {
             "{stderr}"
         );
     } else {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(&token_file)
-                .expect("meta")
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
+        assert_owner_only(&token_file);
     }
     // Promised alike on both platforms, and no Unix mode named on Windows.
     let help = pcq(&["login", "--help"]).run().await.stdout();

@@ -585,6 +585,54 @@ pub fn posts(sim: &SimHandle) -> Vec<simulator::RecordedRequest> {
         .collect()
 }
 
+/// A simulator answering API calls after `latency_ms`, its environment, and a work dir `name`
+/// whose `in.csv` holds `rows` StateOwnedEntity rows ([`soe_rows`]).
+pub async fn sim_and_rows(
+    name: &str,
+    rows: u32,
+    latency_ms: u64,
+) -> (SimHandle, TempDir, Vec<(String, String)>) {
+    let latency = Duration::from_millis(latency_ms);
+    let sim = start_sim(SimConfig {
+        latency,
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = work_dir(name);
+    dir.write("in.csv", soe_rows(rows));
+    let env = sim_env(&sim);
+    (sim, dir, env)
+}
+
+/// `sim`'s environment with the sandbox's refresh token in `dir`'s `refresh-token` file
+/// (`PC_REFRESH_TOKEN_FILE`, the path as `shown`) instead of `PC_REFRESH_TOKEN`.
+pub fn token_file_env(
+    sim: &SimHandle,
+    dir: &TempDir,
+    shown: impl Fn(&Path) -> String,
+) -> (PathBuf, Vec<(String, String)>) {
+    let token = format!("{}\n", pc_qualify::simulator::SANDBOX_REFRESH_TOKEN);
+    let token_file = dir.write("refresh-token", token);
+    let mut env: Vec<(String, String)> = sim_env(sim)
+        .into_iter()
+        .filter(|(k, _)| k != "PC_REFRESH_TOKEN")
+        .collect();
+    env.push(("PC_REFRESH_TOKEN_FILE".into(), shown(&token_file)));
+    (token_file, env)
+}
+
+/// `path` is readable and writable by its owner alone (mode 0600), where modes exist.
+pub fn assert_owner_only(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
 /// An input file of `n` StateOwnedEntity rows for `cid(1..=n)`.
 pub fn soe_rows(n: u32) -> String {
     let mut input = String::from("customer_id,qualification\n");
