@@ -321,6 +321,11 @@ pub fn set_vetting(result: &mut ResultRow, vetting: api::Vetting) {
     result.vetting_create_date = vetting.create_date.map(api::sanitize_owned);
 }
 
+/// A text field of a row event, empty when absent (borrowed: this runs once per row).
+fn text(field: &Option<String>) -> &str {
+    field.as_deref().unwrap_or("")
+}
+
 fn display_id(id: Option<Uuid>) -> tracing::field::DisplayValue<String> {
     tracing::field::display(id.map(|id| id.to_string()).unwrap_or_default())
 }
@@ -349,7 +354,6 @@ pub fn log_row(result: &ResultRow) {
             )
         };
     }
-    let text = |field: &Option<String>| field.as_deref().unwrap_or("").to_owned();
     match result.outcome {
         Some(Outcome::Failed) => row_event!(
             warn,

@@ -34,9 +34,7 @@ fn key_of(customer: &str, qualification: &str) -> Option<Key> {
 /// lock), so that a `--resume` through a symlink or another spelling finds the request ids an
 /// interrupted run recorded instead of posting under new ones.
 pub fn journal_path(output: &str) -> PathBuf {
-    let mut name = crate::results::lock::resolve(std::path::Path::new(output)).into_os_string();
-    name.push(".journal");
-    PathBuf::from(name)
+    crate::results::lock::side_path(std::path::Path::new(output), ".journal")
 }
 
 /// Appends one line per row before the row reaches a worker. Lines are gathered in a buffer

@@ -15,9 +15,7 @@ const MAX_BYTES: u64 = 16 << 20;
 
 /// `<output>.timeline`, beside the lock and the journal.
 pub fn timeline_path(output: &str) -> PathBuf {
-    let mut name = crate::results::lock::resolve(Path::new(output)).into_os_string();
-    name.push(".timeline");
-    PathBuf::from(name)
+    crate::results::lock::side_path(Path::new(output), ".timeline")
 }
 
 /// A run's timeline being written.
@@ -40,16 +38,13 @@ impl Timeline {
         let opened = crate::domain::atomic::open_side_file(&path, &mut options, !resume).and_then(
             |mut file| {
                 // A run killed mid-line left a torn one: the new run starts on its own line.
-                let end = file.seek(SeekFrom::End(0))?;
-                let mut byte = [0u8];
-                if end > 0
-                    && file
-                        .seek(SeekFrom::End(-1))
-                        .and_then(|_| file.read(&mut byte))?
-                        == 1
-                    && byte[0] != b'\n'
-                {
-                    file.write_all(b"\n")?;
+                if file.seek(SeekFrom::End(0))? > 0 {
+                    let mut last = [0u8];
+                    file.seek(SeekFrom::End(-1))?;
+                    file.read_exact(&mut last)?;
+                    if last[0] != b'\n' {
+                        file.write_all(b"\n")?;
+                    }
                 }
                 Ok(file)
             },
@@ -238,5 +233,12 @@ mod tests {
             again.starts_with(&text) && again[text.len()..].ends_with(",0\n"),
             "{again}"
         );
+        // A torn last line (a kill mid-write) stays its own line; the next run starts on a new one.
+        let path = timeline_path(&results);
+        std::fs::write(&path, format!("{again}17000")).expect("tear");
+        drop(Timeline::start(&results, true).expect("resumed after a tear"));
+        let torn = std::fs::read_to_string(&path).expect("read");
+        let last: Vec<&str> = torn.lines().rev().take(2).collect();
+        assert!(last[1] == "17000" && last[0].ends_with(",0"), "{torn}");
     }
 }
