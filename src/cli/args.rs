@@ -488,40 +488,25 @@ pub struct SimulateArgs {
 #[cfg(feature = "sandbox")]
 impl SimulateArgs {
     /// Fills every setting the flags leave unset from the file's (flags > file > defaults; a
-    /// switch set in either is on).
+    /// switch set in either is on; a list given as flags replaces the file's).
     pub fn or(self, file: SimulateArgs) -> SimulateArgs {
-        let list =
-            |flags: Vec<String>, file: Vec<String>| if flags.is_empty() { file } else { flags };
-        SimulateArgs {
-            config: self.config,
-            listen: self.listen.or(file.listen),
-            latency_ms: self.latency_ms.or(file.latency_ms),
-            token_ttl: self.token_ttl.or(file.token_ttl),
-            fault_rate: self.fault_rate.or(file.fault_rate),
-            throttle_rate: self.throttle_rate.or(file.throttle_rate),
-            throttle_burst: self.throttle_burst.or(file.throttle_burst),
-            throttle_change: list(self.throttle_change, file.throttle_change),
-            retry_after: self.retry_after.or(file.retry_after),
-            seed: self.seed.or(file.seed),
-            preload: self.preload.or(file.preload),
-            script: self.script.or(file.script),
-            vetting_secs: self.vetting_secs.or(file.vetting_secs),
-            deny_rate: self.deny_rate.or(file.deny_rate),
-            require_2022: self.require_2022 || file.require_2022,
-            no_record: self.no_record || file.no_record,
-            cloud: self.cloud.or(file.cloud),
-            public_client: self.public_client || file.public_client,
-            device_polls: if self.device_polls.is_empty() {
-                file.device_polls
-            } else {
-                self.device_polls
-            },
-            device_interval: self.device_interval.or(file.device_interval),
-            answer_shape: self.answer_shape.or(file.answer_shape),
-            mfa_after: self.mfa_after.or(file.mfa_after),
-            token_outage_after: self.token_outage_after.or(file.token_outage_after),
-            token_expires_in: self.token_expires_in.or(file.token_expires_in),
+        macro_rules! merged {
+            (options: $($o:ident)*; switches: $($s:ident)*; lists: $($l:ident)*) => {
+                SimulateArgs {
+                    config: self.config,
+                    $($o: self.$o.or(file.$o),)*
+                    $($s: self.$s || file.$s,)*
+                    $($l: if self.$l.is_empty() { file.$l } else { self.$l },)*
+                }
+            };
         }
+        merged!(
+            options: listen latency_ms token_ttl fault_rate throttle_rate throttle_burst
+                retry_after seed preload script vetting_secs deny_rate cloud device_interval
+                answer_shape mfa_after token_outage_after token_expires_in;
+            switches: require_2022 no_record public_client;
+            lists: throttle_change device_polls
+        )
     }
 }
 

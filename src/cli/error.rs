@@ -37,23 +37,17 @@ pub enum CliError {
     ThrottleChange(#[source] crate::simulator::RateChangeError),
 }
 
-impl From<InputFileError> for CliError {
-    fn from(error: InputFileError) -> Self {
-        CliError::Job(error.into())
-    }
+/// The layers' errors reach the command layer inside the job's, so that one mapping sees them.
+macro_rules! through_job {
+    ($($error:ty),*) => {$(
+        impl From<$error> for CliError {
+            fn from(error: $error) -> Self {
+                CliError::Job(error.into())
+            }
+        }
+    )*};
 }
-
-impl From<ResultsError> for CliError {
-    fn from(error: ResultsError) -> Self {
-        CliError::Job(error.into())
-    }
-}
-
-impl From<PartnerCenterError> for CliError {
-    fn from(error: PartnerCenterError) -> Self {
-        CliError::Job(error.into())
-    }
-}
+through_job!(InputFileError, ResultsError, PartnerCenterError);
 
 impl From<crate::partner_center::login::LoginError> for CliError {
     fn from(error: crate::partner_center::login::LoginError) -> Self {

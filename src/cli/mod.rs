@@ -56,7 +56,7 @@ use session::Session;
 use signals::forward_signals;
 #[cfg(feature = "sandbox")]
 use simulate::simulate;
-use summary::{shell_quote, write_metrics, ExportSummary, RefreshSummary, RunSummary, Summary};
+use summary::{shell_quote, ExportSummary, RefreshSummary, RunSummary, Summary};
 use validate::validate;
 
 impl ServiceArgs {

@@ -112,49 +112,38 @@ impl Session {
         if let Some(handle) = self.sandbox {
             handle.shutdown().await;
         }
-        let ended = Ended {
+        let closing = Closing {
             command: self.command,
             metrics: self.metrics,
             started: self.started,
             throttle: self.throttle,
-            report: (),
         };
         match result {
-            Ok(report) => Ok(ended.with(report)),
+            Ok(report) => Ok(Ended { closing, report }),
             Err(err) => {
-                ended.write_metrics(&Stats::default(), false, 0);
+                closing.write_metrics(&Stats::default(), false, 0);
                 Err(err)
             }
         }
     }
 }
 
-/// A job's report with what is left of its session: the metrics file still to write.
-pub(super) struct Ended<T> {
+/// What is left of a session once its job has returned: the metrics file still to write.
+struct Closing {
     command: &'static str,
     metrics: Option<PathBuf>,
     started: std::time::SystemTime,
     throttle: Arc<Throttle>,
+}
+
+/// A job's report with what is left of its session.
+pub(super) struct Ended<T> {
+    closing: Closing,
     /// What the job reported.
     pub(super) report: T,
 }
 
 impl<T> Ended<T> {
-    fn with<U>(self, report: U) -> Ended<U> {
-        Ended {
-            command: self.command,
-            metrics: self.metrics,
-            started: self.started,
-            throttle: self.throttle,
-            report,
-        }
-    }
-
-    /// What the pacer did over the run (None when nothing was sent).
-    pub(super) fn rate(&self) -> Option<RateFigures> {
-        self.throttle.figures()
-    }
-
     /// The one end-of-run path of every job: the JSON event, the metrics file, the summary, and
     /// the exit code from the one mapping.
     pub(super) fn finish(
@@ -168,29 +157,44 @@ impl<T> Ended<T> {
     {
         let code = crate::cli::error::job_exit_code(&self.report);
         let ending = self.report.ending();
-        let rate = self.rate();
+        let rate = self.closing.throttle.figures();
         if json {
             summary.event(&self.report, rate.as_ref());
         }
-        self.write_metrics(&ending.stats, code == ExitCode::Success, ending.pauses);
+        self.closing
+            .write_metrics(&ending.stats, code == ExitCode::Success, ending.pauses);
         if !quiet {
             eprint!("{}", summary.text(&self.report, rate.as_ref()));
         }
         code
     }
+}
 
-    /// Writes the metrics file, when one was asked for.
-    pub(super) fn write_metrics(&self, stats: &Stats, success: bool, pauses: u64) {
-        if let Some(path) = &self.metrics {
-            write_metrics(
-                path,
-                self.command,
-                stats,
-                success,
-                pauses,
-                self.rate(),
-                self.started,
-            );
+impl Closing {
+    /// Writes the Prometheus textfile, when one was asked for; a failed run keeps the last
+    /// success time of the previous file. A write failure is logged as an error but does not
+    /// change the run's exit code: the rows were processed, and a stale textfile is what the
+    /// scheduler's alert on its age is for.
+    fn write_metrics(&self, stats: &Stats, success: bool, pauses: u64) {
+        let Some(path) = &self.metrics else { return };
+        let facts = metrics::RunFacts {
+            command: self.command,
+            duration: self.started.elapsed().unwrap_or_default(),
+            finished_at: std::time::SystemTime::now(),
+            success,
+            pauses,
+            rate: self.throttle.figures(),
+            previous_success: if success {
+                None
+            } else {
+                metrics::previous_success(path)
+            },
+        };
+        if let Err(err) = metrics::write_atomic(path, &metrics::render(stats, &facts)) {
+            // Said as for the other outputs when another program holds the file (Windows).
+            let error = ResultsError::output_io(path.display().to_string(), err);
+            let error = crate::domain::error::chain(&error);
+            tracing::error!(path = %path.display(), error = %error, "metrics file not written");
         }
     }
 }

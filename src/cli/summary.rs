@@ -2,39 +2,6 @@
 
 use super::*;
 
-/// Writes the Prometheus textfile; a failed run keeps the last success time of the previous file.
-/// A write failure is logged as an error but does not change the run's exit code: the rows
-/// were processed, and a stale textfile is what the scheduler's alert on its age is for.
-pub(super) fn write_metrics(
-    path: &Path,
-    command: &str,
-    stats: &Stats,
-    success: bool,
-    pauses: u64,
-    rate: Option<RateFigures>,
-    started: std::time::SystemTime,
-) {
-    let facts = metrics::RunFacts {
-        command,
-        duration: started.elapsed().unwrap_or_default(),
-        finished_at: std::time::SystemTime::now(),
-        success,
-        pauses,
-        rate,
-        previous_success: if success {
-            None
-        } else {
-            metrics::previous_success(path)
-        },
-    };
-    if let Err(err) = metrics::write_atomic(path, &metrics::render(stats, &facts)) {
-        // Said as for the other outputs when another program holds the file (Windows).
-        let error =
-            crate::domain::error::chain(&ResultsError::output_io(path.display().to_string(), err));
-        tracing::error!(path = %path.display(), error = %error, "metrics file not written");
-    }
-}
-
 /// The JSON "finished" event of every job: its own fields (each followed by a comma), then the
 /// ones every job's [`Ending`](crate::engine::Ending) has.
 macro_rules! finished_event {
@@ -107,11 +74,10 @@ impl Summary for RefreshSummary<'_> {
             report.rows,
             report.ending.elapsed.as_secs_f64(),
             report.unread,
-            match (self.output, report.written) {
-                ("-", _) => "standard output".to_string(),
-                (path, true) => path.to_string(),
+            match report.written || self.output == "-" {
+                true => destination(self.output).to_string(),
                 // Stopped before every row was written: the file is not replaced.
-                (path, false) => format!("none written ({path} left as it was)"),
+                false => format!("none written ({} left as it was)", self.output),
             },
             if vetting.is_empty() { "-" } else { &vetting },
             stats.requests(),
@@ -177,20 +143,39 @@ fn vetting_counts(stats: &Stats, skip_none: bool) -> String {
     counts.join(", ")
 }
 
+/// `count` per second over `secs` (0 when no time passed).
+fn per_second(count: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        count as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+/// Where a command wrote, as its summary names it.
+fn destination(output: &str) -> &str {
+    if output == "-" {
+        "standard output"
+    } else {
+        output
+    }
+}
+
+/// ` (+N carried over from the earlier run)`, when a resume kept rows of an earlier `what`.
+fn carried(rows: u64, what: &str) -> String {
+    match rows {
+        0 => String::new(),
+        n => format!(" (+{n} carried over from the earlier {what})"),
+    }
+}
+
 fn export_summary(report: &crate::engine::export::ExportReport, output: &str) -> String {
     use std::fmt::Write as _;
     let stats = &report.ending.stats;
     let secs = report.ending.elapsed.as_secs_f64();
-    let rate = if secs > 0.0 {
-        report.customers as f64 / secs
-    } else {
-        0.0
-    };
+    let rate = per_second(report.customers, secs);
     let mut text = String::new();
-    let carried = match report.carried_over {
-        0 => String::new(),
-        n => format!(" (+{n} carried over from the earlier export)"),
-    };
+    let carried = carried(report.carried_over, "export");
     let _ = writeln!(
         text,
         "pc-qualify: exported {} customers{carried} ({} rows, {} list page{}) in {secs:.1}s ({rate:.1} customers/s); output: {}",
@@ -198,7 +183,7 @@ fn export_summary(report: &crate::engine::export::ExportReport, output: &str) ->
         report.rows,
         report.pages,
         if report.pages == 1 { "" } else { "s" },
-        if output == "-" { "standard output" } else { output },
+        destination(output),
     );
     let vetting = vetting_counts(stats, false);
     if !vetting.is_empty() {
@@ -261,24 +246,13 @@ pub(super) fn summary(report: &Report, args: &RunArgs, pace: Option<&RateFigures
     let stats = &report.ending.stats;
     let mut text = String::new();
     let secs = report.ending.elapsed.as_secs_f64();
-    let rate = if secs > 0.0 {
-        report.rows as f64 / secs
-    } else {
-        0.0
-    };
-    let where_to = if args.output == "-" {
-        "standard output".to_string()
-    } else {
-        args.output.clone()
-    };
-    let carried = match report.carried_over {
-        0 => String::new(),
-        n => format!(" (+{n} carried over from the earlier run)"),
-    };
     let _ = writeln!(
         text,
-        "pc-qualify: {} rows in {secs:.1}s ({rate:.1} rows/s){carried}; results: {where_to}",
-        report.rows
+        "pc-qualify: {} rows in {secs:.1}s ({:.1} rows/s){}; results: {}",
+        report.rows,
+        per_second(report.rows, secs),
+        carried(report.carried_over, "run"),
+        destination(&args.output),
     );
     let outcomes: Vec<String> = Outcome::ALL
         .iter()
