@@ -37,27 +37,26 @@ pub(super) async fn simulate(args: SimulateArgs) -> Result<ExitCode, CliError> {
             "--throttle-rate must be 0 or more; got {throttle_rate}"
         )));
     }
-    let read = |path: &PathBuf| {
-        std::fs::read_to_string(path).map_err(|source| InputFileError::InputIo {
+    // The file's text, or why it is not a simulator input (`parse` says what is wrong in it).
+    fn read<T>(
+        path: &Path,
+        parse: fn(&str) -> Result<T, simulator::SimError>,
+    ) -> Result<T, CliError> {
+        let text = std::fs::read_to_string(path).map_err(|source| InputFileError::InputIo {
+            path: path.display().to_string(),
+            source,
+        })?;
+        parse(&text).map_err(|source| CliError::SimulatorInput {
             path: path.display().to_string(),
             source,
         })
-    };
+    }
     if let Some(path) = &args.preload {
-        let text = read(path)?;
-        let bad_preload = |source| CliError::SimulatorInput {
-            path: path.display().to_string(),
-            source,
-        };
-        let preload = simulator::parse_preload(&text).map_err(bad_preload)?;
+        let preload = read(path, simulator::parse_preload)?;
         (config.preload, config.customers) = (preload.entries, preload.profiles);
     }
     if let Some(path) = &args.script {
-        config.script =
-            simulator::parse_script(&read(path)?).map_err(|source| CliError::SimulatorInput {
-                path: path.display().to_string(),
-                source,
-            })?;
+        config.script = read(path, simulator::parse_script)?;
     }
     config.latency = Duration::from_millis(args.latency_ms.unwrap_or(0));
     config.token_ttl = Duration::from_secs(args.token_ttl.unwrap_or(3600).max(1));
