@@ -397,12 +397,12 @@ impl SimHandle {
 
     /// Switches the MFA-required mode on (every further API call gets 401 / 900421) or off.
     pub fn set_mfa_required(&self, on: bool) {
-        self.shared.switches.set_mfa_required(on);
+        self.shared.mfa_required.set(on);
     }
 
     /// Switches a token endpoint outage (503 to every token request) on or off.
     pub fn set_token_outage(&self, on: bool) {
-        self.shared.switches.set_token_outage(on);
+        self.shared.token_outage.set(on);
     }
 
     /// Stops accepting, lets open connections finish their requests, and waits (briefly) for them.
