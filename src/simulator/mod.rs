@@ -379,10 +379,7 @@ impl SimHandle {
 
     /// What a customer holds now, with due vetting decisions applied.
     pub fn holdings(&self, id: CustomerId) -> Vec<QualificationRecord> {
-        match self.shared.read(id) {
-            state::ReadOutcome::Records(records) => records,
-            state::ReadOutcome::NotFound | state::ReadOutcome::NoRelationship => Vec::new(),
-        }
+        self.shared.read(id).unwrap_or_default()
     }
 
     /// Successful token redemptions so far.

@@ -138,14 +138,6 @@ async fn api_pipeline(shared: &Shared, request: Request, next: Next) -> Response
 #[derive(Debug, Clone, Copy)]
 struct Processed;
 
-/// The handler's answer for `id`, remembered whole before a fault changes its delivery.
-async fn remembered(shared: &Shared, id: Option<String>, answer: Response) -> Response {
-    match id {
-        Some(id) => shared.answered.remember(&id, answer).await,
-        None => answer,
-    }
-}
-
 /// The gate after authentication: quota, MFA, faults, then the handler.
 async fn admitted(shared: &Shared, request: Request, next: Next) -> Response {
     if shared.mfa_required.refuses() {
@@ -180,8 +172,14 @@ async fn admitted(shared: &Shared, request: Request, next: Next) -> Response {
                     | FaultAction::Big(_)
                     | FaultAction::SlowAnswer(_)
             );
-            let answer =
-                async move { remembered(shared, request_id, next.run(request).await).await };
+            // The handler's answer, remembered whole before a fault changes its delivery.
+            let answer = async move {
+                let answer = next.run(request).await;
+                match request_id {
+                    Some(id) => shared.answered.remember(&id, answer).await,
+                    None => answer,
+                }
+            };
             let mut response = apply_fault(action, retry_after_secs, answer).await;
             if wraps {
                 response.extensions_mut().insert(Processed);

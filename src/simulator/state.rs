@@ -60,8 +60,7 @@ type Attempts = [u8; Qualification::COUNT];
 
 enum Customer {
     Active { held: Vec<Held>, attempts: Attempts },
-    NotFound,
-    NoRelationship,
+    Missing(Missing),
 }
 
 struct Held {
@@ -92,23 +91,14 @@ pub(crate) enum CreateOutcome {
     Exhausted,
     /// The GCC validation code has no creates left.
     NoRemainingCreates,
+}
+
+/// Why the partner may not act on a customer at all.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Missing {
     /// The customer tenant does not exist.
     NotFound,
     /// The partner has no relationship with the customer.
-    NoRelationship,
-}
-
-/// Whether the partner may act on a customer at all.
-pub(crate) enum Standing {
-    Active,
-    NotFound,
-    NoRelationship,
-}
-
-/// What a read of a customer's qualifications came to.
-pub(crate) enum ReadOutcome {
-    Records(Vec<QualificationRecord>),
-    NotFound,
     NoRelationship,
 }
 
@@ -150,15 +140,15 @@ impl Shared {
                         held: Vec::new(),
                         attempts: Attempts::default(),
                     },
-                    PreloadState::NotFound => Customer::NotFound,
-                    PreloadState::NoRelationship => Customer::NoRelationship,
+                    PreloadState::NotFound => Customer::Missing(Missing::NotFound),
+                    PreloadState::NoRelationship => Customer::Missing(Missing::NoRelationship),
                 });
             match (entry.state, customer) {
                 (PreloadState::Holds(record), Customer::Active { held, attempts }) => {
                     held.push(held_from_preload(record, attempts));
                 }
-                (PreloadState::NotFound, Customer::NotFound)
-                | (PreloadState::NoRelationship, Customer::NoRelationship) => {}
+                (PreloadState::NotFound, Customer::Missing(Missing::NotFound))
+                | (PreloadState::NoRelationship, Customer::Missing(Missing::NoRelationship)) => {}
                 _ => {
                     return Err(SimError::Config(format!(
                         "preload gives customer {id} contradictory states (NotFound, NoRelationship or holdings)"
@@ -335,25 +325,22 @@ impl Shared {
     }
 
     /// Whether the customer exists and is related to the partner, without copying its records.
-    pub fn standing(&self, id: CustomerId) -> Standing {
+    pub fn standing(&self, id: CustomerId) -> Result<(), Missing> {
         match self.shard(id).get(&id) {
-            Some(Customer::NotFound) => Standing::NotFound,
-            Some(Customer::NoRelationship) => Standing::NoRelationship,
-            _ => Standing::Active,
+            Some(Customer::Missing(missing)) => Err(*missing),
+            _ => Ok(()),
         }
     }
 
     /// The customer's qualifications, with due vetting decisions applied.
-    pub fn read(&self, id: CustomerId) -> ReadOutcome {
+    pub fn read(&self, id: CustomerId) -> Result<Vec<QualificationRecord>, Missing> {
         let now = Instant::now();
-        let mut shard = self.shard(id);
-        match shard.get_mut(&id) {
-            None => ReadOutcome::Records(Vec::new()),
-            Some(Customer::NotFound) => ReadOutcome::NotFound,
-            Some(Customer::NoRelationship) => ReadOutcome::NoRelationship,
+        match self.shard(id).get_mut(&id) {
+            None => Ok(Vec::new()),
+            Some(Customer::Missing(missing)) => Err(*missing),
             Some(Customer::Active { held, .. }) => {
                 settle(held, now);
-                ReadOutcome::Records(held.iter().map(|h| h.record.clone()).collect())
+                Ok(held.iter().map(|h| h.record.clone()).collect())
             }
         }
     }
@@ -367,7 +354,7 @@ impl Shared {
         id: CustomerId,
         qualification: Qualification,
         validation_code: Option<&str>,
-    ) -> CreateOutcome {
+    ) -> Result<CreateOutcome, Missing> {
         let now = Instant::now();
         let mut shard = self.shard(id);
         let customer = shard.entry(id).or_insert_with(|| Customer::Active {
@@ -375,8 +362,7 @@ impl Shared {
             attempts: Attempts::default(),
         });
         let (held, attempts) = match customer {
-            Customer::NotFound => return CreateOutcome::NotFound,
-            Customer::NoRelationship => return CreateOutcome::NoRelationship,
+            Customer::Missing(missing) => return Err(*missing),
             Customer::Active { held, attempts } => (held, attempts),
         };
         settle(held, now);
@@ -384,11 +370,11 @@ impl Shared {
             .iter()
             .filter(|h| h.qualification == Some(qualification));
         if same.any(|h| h.record.vetting_status.as_deref() != Some("Denied")) {
-            return CreateOutcome::AlreadyHeld;
+            return Ok(CreateOutcome::AlreadyHeld);
         }
         let slot = usize::from(qualification.index());
         if attempts[slot] >= MAX_VETTING_ATTEMPTS {
-            return CreateOutcome::Exhausted;
+            return Ok(CreateOutcome::Exhausted);
         }
         if qualification.carries(Field::ValidationCode) {
             // Lock order is always customer shard, then validations, so this cannot deadlock.
@@ -397,10 +383,10 @@ impl Shared {
                 .iter_mut()
                 .find(|v| Some(v.entry.validation_id.as_str()) == validation_code)
             else {
-                return CreateOutcome::NoRemainingCreates;
+                return Ok(CreateOutcome::NoRemainingCreates);
             };
             match &mut validation.entry.remaining_creates {
-                Some(0) => return CreateOutcome::NoRemainingCreates,
+                Some(0) => return Ok(CreateOutcome::NoRemainingCreates),
                 Some(n) => *n -= 1,
                 None => {}
             }
@@ -427,7 +413,7 @@ impl Shared {
             qualification: Some(qualification),
             pending,
         });
-        CreateOutcome::Created(record)
+        Ok(CreateOutcome::Created(record))
     }
 
     /// Whether this customer's Education vetting ends Denied: fixed by seed and customer alone.
@@ -474,16 +460,11 @@ fn held_from_preload(record: QualificationRecord, attempts: &mut Attempts) -> He
 /// Applies vetting decisions that have come due; reads call this instead of a background timer.
 fn settle(held: &mut [Held], now: Instant) {
     for h in held.iter_mut() {
-        if let Some(p) = &h.pending {
-            if now >= p.decide_at {
-                if p.deny {
-                    h.record.vetting_status = Some("Denied".into());
-                    h.record.vetting_reason = Some(DENY_REASON.into());
-                } else {
-                    h.record.vetting_status = Some("Approved".into());
-                }
-                h.pending = None;
-            }
+        if let Some(p) = h.pending.take_if(|p| now >= p.decide_at) {
+            let status = if p.deny { "Denied" } else { "Approved" };
+            h.record.vetting_status = Some(status.into());
+            // Pending records are the simulator's own, created without a reason.
+            h.record.vetting_reason = p.deny.then(|| DENY_REASON.into());
         }
     }
 }
