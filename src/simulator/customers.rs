@@ -176,13 +176,11 @@ pub(crate) async fn list_customers(
     headers: HeaderMap,
 ) -> Response {
     let scripted = lock(&shared.directory.faults).pop_front();
+    let retry_after_secs = shared.settings.retry_after_secs;
+    let answer = list_page(shared, query, headers);
     match scripted {
-        Some(action) => {
-            let retry_after_secs = shared.settings.retry_after_secs;
-            let answer = list_page(shared, query, headers);
-            super::faults::apply_fault(action, retry_after_secs, answer).await
-        }
-        None => list_page(shared, query, headers).await,
+        Some(action) => super::faults::apply_fault(action, retry_after_secs, answer).await,
+        None => answer.await,
     }
 }
 
@@ -196,24 +194,20 @@ async fn list_page(shared: Arc<Shared>, query: Option<String>, headers: HeaderMa
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     };
+    let refuse = |description| pc_error(StatusCode::BAD_REQUEST, INVALID_CONTINUATION, description);
     let size = match param("size") {
         None => directory.cap,
         Some(text) => match text.parse::<usize>() {
             Ok(n) if n > 0 => n.min(directory.cap),
             _ => {
-                return pc_error(
-                    StatusCode::BAD_REQUEST,
-                    INVALID_CONTINUATION,
-                    format!("The size '{text}' is invalid: expected a positive integer."),
-                )
+                return refuse(format!(
+                    "The size '{text}' is invalid: expected a positive integer."
+                ))
             }
         },
     };
     // Only a call with an id can be recognised when it is sent again.
-    let request_id = headers
-        .get("ms-requestid")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty());
+    let request_id = super::answered::request_id(&headers);
     let mut spent = None;
     let offset = match param("seekOperation") {
         None => 0,
@@ -222,7 +216,10 @@ async fn list_page(shared: Arc<Shared>, query: Option<String>, headers: HeaderMa
                 .get(CONTINUATION_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
-            if let Some(body) = request_id.and_then(|id| directory.replay(token, id)) {
+            if let Some(body) = request_id
+                .as_deref()
+                .and_then(|id| directory.replay(token, id))
+            {
                 return json_answer(body);
             }
             match directory.redeem(token) {
@@ -231,20 +228,16 @@ async fn list_page(shared: Arc<Shared>, query: Option<String>, headers: HeaderMa
                     offset
                 }
                 None => {
-                    return pc_error(
-                        StatusCode::BAD_REQUEST,
-                        INVALID_CONTINUATION,
-                        "The continuation token is invalid or has already been used.",
+                    return refuse(
+                        "The continuation token is invalid or has already been used.".into(),
                     )
                 }
             }
         }
         Some(op) => {
-            return pc_error(
-                StatusCode::BAD_REQUEST,
-                INVALID_CONTINUATION,
-                format!("The seek operation '{op}' is not supported; expected Next."),
-            )
+            return refuse(format!(
+                "The seek operation '{op}' is not supported; expected Next."
+            ))
         }
     };
     let end = offset.saturating_add(size).min(directory.list.len());
@@ -270,7 +263,7 @@ async fn list_page(shared: Arc<Shared>, query: Option<String>, headers: HeaderMa
     });
     let body = Bytes::from(body.to_string());
     if let (Some(token), Some(id)) = (spent, request_id) {
-        directory.remember(token, id, body.clone());
+        directory.remember(token, &id, body.clone());
     }
     json_answer(body)
 }

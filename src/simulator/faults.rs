@@ -15,50 +15,36 @@ use super::FaultAction;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct DropConnection;
 
-/// The throttling answer, whose shape differs from every other error's.
-pub(super) fn throttled(retry_after: Option<&str>, seconds: u64) -> Response {
-    let body = json!({
-        "statusCode": 429,
-        "message": format!("Rate limit is exceeded. Try again in {seconds} seconds."),
-    });
-    let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
-    if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(v).ok()) {
-        response.headers_mut().insert(header::RETRY_AFTER, value);
-    }
-    response
-}
-
 pub(super) fn dropped() -> Response {
     let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
     response.extensions_mut().insert(DropConnection);
     response
 }
 
-/// A random fault's 503: the service's own, as a scripted one answers it.
-pub(super) fn unavailable() -> Response {
-    scripted_status(503, None, 0)
-}
-
-pub(super) fn scripted_status(
-    status: u16,
-    retry_after: Option<&str>,
-    default_secs: u64,
-) -> Response {
+/// The service's answer with an error `status`, and `Retry-After` as given: a 429 in the
+/// throttling shape, which differs from every other error's (its message names Retry-After's
+/// seconds, else `default_secs`), anything else in Partner Center's error body.
+pub(super) fn error_status(status: u16, retry_after: Option<&str>, default_secs: u64) -> Response {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    if code == StatusCode::TOO_MANY_REQUESTS {
-        let secs = retry_after
+    let mut response = if code == StatusCode::TOO_MANY_REQUESTS {
+        let seconds = retry_after
             .and_then(|v| v.parse().ok())
             .unwrap_or(default_secs);
-        return throttled(retry_after, secs);
-    }
-    let description = match status {
-        500 => "An unexpected error occurred while processing the request.",
-        502 => "Bad gateway: an upstream service did not answer.",
-        503 => "The service is temporarily unavailable. Please try again later.",
-        504 => "The request timed out waiting for an upstream service.",
-        _ => code.canonical_reason().unwrap_or("The request failed."),
+        let body = json!({
+            "statusCode": 429,
+            "message": format!("Rate limit is exceeded. Try again in {seconds} seconds."),
+        });
+        (code, Json(body)).into_response()
+    } else {
+        let description = match status {
+            500 => "An unexpected error occurred while processing the request.",
+            502 => "Bad gateway: an upstream service did not answer.",
+            503 => "The service is temporarily unavailable. Please try again later.",
+            504 => "The request timed out waiting for an upstream service.",
+            _ => code.canonical_reason().unwrap_or("The request failed."),
+        };
+        pc_error(code, u32::from(status), description)
     };
-    let mut response = pc_error(code, u32::from(status), description);
     if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(v).ok()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
@@ -76,7 +62,7 @@ pub(super) async fn apply_fault(
         FaultAction::Status {
             status,
             retry_after,
-        } => scripted_status(status, retry_after.as_deref(), retry_after_secs),
+        } => error_status(status, retry_after.as_deref(), retry_after_secs),
         FaultAction::Drop => dropped(),
         FaultAction::Delay(d) => {
             tokio::time::sleep(d).await;
@@ -147,7 +133,7 @@ struct CutBody {
     first: Option<Bytes>,
     rest: Option<Bytes>,
     pause: std::pin::Pin<Box<tokio::time::Sleep>>,
-    /// The slow body's rest has gone out: the body is complete.
+    /// The rest (or the error) has gone out: the body is complete.
     done: bool,
 }
 
@@ -167,22 +153,16 @@ impl hyper::body::Body for CutBody {
         if std::future::Future::poll(this.pause.as_mut(), cx).is_pending() {
             return Poll::Pending;
         }
-        if this.done {
+        if std::mem::replace(&mut this.done, true) {
             return Poll::Ready(None);
         }
-        match this.rest.take() {
-            Some(rest) => {
-                this.done = true;
-                Poll::Ready(Some(Ok(hyper::body::Frame::data(rest))))
-            }
-            None => {
-                this.done = true;
-                Poll::Ready(Some(Err(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionAborted,
-                    "answer cut off on purpose by the simulator",
-                ))))
-            }
-        }
+        Poll::Ready(Some(match this.rest.take() {
+            Some(rest) => Ok(hyper::body::Frame::data(rest)),
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "answer cut off on purpose by the simulator",
+            )),
+        }))
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {

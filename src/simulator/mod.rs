@@ -379,10 +379,7 @@ impl SimHandle {
 
     /// What a customer holds now, with due vetting decisions applied.
     pub fn holdings(&self, id: CustomerId) -> Vec<QualificationRecord> {
-        match self.shared.read(id) {
-            state::ReadOutcome::Records(records) => records,
-            state::ReadOutcome::NotFound | state::ReadOutcome::NoRelationship => Vec::new(),
-        }
+        self.shared.read(id).unwrap_or_default()
     }
 
     /// Successful token redemptions so far.
@@ -397,12 +394,12 @@ impl SimHandle {
 
     /// Switches the MFA-required mode on (every further API call gets 401 / 900421) or off.
     pub fn set_mfa_required(&self, on: bool) {
-        self.shared.switches.set_mfa_required(on);
+        self.shared.mfa_required.set(on);
     }
 
     /// Switches a token endpoint outage (503 to every token request) on or off.
     pub fn set_token_outage(&self, on: bool) {
-        self.shared.switches.set_token_outage(on);
+        self.shared.token_outage.set(on);
     }
 
     /// Stops accepting, lets open connections finish their requests, and waits (briefly) for them.

@@ -1,4 +1,4 @@
-//! The simulator's Microsoft identity platform: its configuration and memory, and the checks and
+//! The simulator's Microsoft identity platform: its memory, and the checks and
 //! error answers its endpoints share. The endpoints: `token` (v1 `/oauth2/token` and v2
 //! `/oauth2/v2.0/token`), `authorize` (authorization code with PKCE) and `device` (RFC 8628).
 //! Both token endpoints check the client alike: confidential clients must send their secret,
@@ -26,50 +26,18 @@ use super::parse::form_decode;
 use super::routes::content_type_is;
 use super::state::Shared;
 use super::{SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_TENANT};
-use crate::partner_center::cloud::Cloud;
 use authorize::CodeGrant;
 use device::DeviceGrant;
 
 pub use crate::partner_center::login::DEVICE_CODE_GRANT;
 pub use device::{DevicePoll, UnknownDevicePoll};
 
-/// The identity-platform part of the simulator's configuration and memory.
+/// The identity platform's memory: the device and authorization codes handed out (its
+/// configuration is the simulator's, in `Shared::settings`).
+#[derive(Default)]
 pub(crate) struct OAuth {
-    pub cloud: Cloud,
-    pub public_client: bool,
-    pub device_interval: u64,
-    pub device_expires: u64,
-    pub authorize_declines: bool,
-    polls: Vec<DevicePoll>,
     devices: Mutex<HashMap<String, DeviceGrant>>,
     codes: Mutex<HashMap<String, CodeGrant>>,
-}
-
-impl OAuth {
-    pub fn new(
-        cloud: Cloud,
-        public_client: bool,
-        device_interval: u64,
-        device_expires: u64,
-        authorize_declines: bool,
-        polls: Vec<DevicePoll>,
-    ) -> Self {
-        OAuth {
-            cloud,
-            public_client,
-            device_interval,
-            device_expires,
-            authorize_declines,
-            polls,
-            devices: Mutex::new(HashMap::new()),
-            codes: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The resource tokens are issued for in the cloud being played.
-    pub fn resource(&self) -> &'static str {
-        self.cloud.resource()
-    }
 }
 
 /// A random opaque value for codes (not a secret worth a CSPRNG: the simulator is local).
@@ -94,27 +62,24 @@ pub(crate) fn aad_error(status: StatusCode, error: &str, code: u32, description:
     (status, Json(body)).into_response()
 }
 
+/// An error of the token service answered `400`, the status of most of its refusals.
+pub(crate) fn bad_request(error: &str, code: u32, description: &str) -> Response {
+    aad_error(StatusCode::BAD_REQUEST, error, code, description)
+}
+
 /// The client checks every grant shares: the app must be known, a confidential client must send
-/// its secret and a public client must send none (Entra ID refuses both mistakes).
-pub(crate) fn check_client(
+/// its secret and a public client must send none (Entra ID refuses both mistakes). Returns the
+/// client id.
+pub(crate) fn check_client<'a>(
     shared: &Shared,
     tenant: &str,
-    client_id: Option<&str>,
-    client_secret: Option<&str>,
-) -> Result<(), Response> {
-    let client_id = client_id.ok_or_else(|| missing("client_id"))?;
-    if client_id != SANDBOX_CLIENT_ID {
-        return Err(aad_error(
-            StatusCode::BAD_REQUEST,
-            "unauthorized_client",
-            700016,
-            &format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant."),
-        ));
-    }
-    match (shared.oauth.public_client, client_secret) {
-        (true, None) => Ok(()),
-        (true, Some(_)) => Err(aad_error(
-            StatusCode::BAD_REQUEST,
+    fields: &'a [(String, String)],
+) -> Result<&'a str, Response> {
+    let client_id = required(fields, "client_id")?;
+    known_client(tenant, client_id)?;
+    match (shared.settings.public_client, field(fields, "client_secret")) {
+        (true, None) | (false, Some(SANDBOX_CLIENT_SECRET)) => Ok(client_id),
+        (true, Some(_)) => Err(bad_request(
             "invalid_request",
             700025,
             "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.",
@@ -125,7 +90,6 @@ pub(crate) fn check_client(
             7000218,
             "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
         )),
-        (false, Some(SANDBOX_CLIENT_SECRET)) => Ok(()),
         (false, Some(_)) => Err(aad_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
@@ -135,10 +99,21 @@ pub(crate) fn check_client(
     }
 }
 
+/// The app must be registered in the tenant.
+pub(crate) fn known_client(tenant: &str, client_id: &str) -> Result<(), Response> {
+    if client_id == SANDBOX_CLIENT_ID {
+        return Ok(());
+    }
+    Err(bad_request(
+        "unauthorized_client",
+        700016,
+        &format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant."),
+    ))
+}
+
 /// The v1 `resource` or a v2 scope's resource must be this cloud's Partner Center.
 pub(crate) fn wrong_resource(tenant: &str, resource: &str) -> Response {
-    aad_error(
-        StatusCode::BAD_REQUEST,
+    bad_request(
         "invalid_resource",
         500011,
         &format!("The resource principal named {resource} was not found in the tenant named {tenant}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant."),
@@ -146,8 +121,7 @@ pub(crate) fn wrong_resource(tenant: &str, resource: &str) -> Response {
 }
 
 fn missing(name: &str) -> Response {
-    aad_error(
-        StatusCode::BAD_REQUEST,
+    bad_request(
         "invalid_request",
         900144,
         &format!("The request body must contain the following parameter: '{name}'."),
@@ -186,7 +160,7 @@ async fn token_request(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    if shared.switches.token_down() {
+    if shared.token_outage.refuses() {
         return Err(aad_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "temporarily_unavailable",
@@ -195,8 +169,7 @@ async fn token_request(
         ));
     }
     if tenant != SANDBOX_TENANT {
-        return Err(aad_error(
-            StatusCode::BAD_REQUEST,
+        return Err(bad_request(
             "invalid_request",
             90002,
             &format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."),
@@ -215,7 +188,7 @@ async fn token_request(
 /// (`{resource}/user_impersonation` or `{resource}/.default`) and optionally the OpenID scopes.
 /// Returns whether `offline_access` (a refresh token) was asked for.
 pub(crate) fn check_scope(shared: &Shared, tenant: &str, scope: &str) -> Result<bool, Response> {
-    let resource = shared.oauth.resource();
+    let resource = shared.settings.cloud.resource();
     let mut api = false;
     let mut offline = false;
     for item in scope.split(' ').filter(|s| !s.is_empty()) {
@@ -224,8 +197,7 @@ pub(crate) fn check_scope(shared: &Shared, tenant: &str, scope: &str) -> Result<
             "openid" | "profile" | "email" => {}
             _ => {
                 let Some((res, permission)) = item.rsplit_once('/') else {
-                    return Err(aad_error(
-                        StatusCode::BAD_REQUEST,
+                    return Err(bad_request(
                         "invalid_scope",
                         70011,
                         &format!("The provided value for the input parameter 'scope' is not valid. The scope {item} is not valid."),
@@ -235,8 +207,7 @@ pub(crate) fn check_scope(shared: &Shared, tenant: &str, scope: &str) -> Result<
                     return Err(wrong_resource(tenant, res));
                 }
                 if permission != "user_impersonation" && permission != ".default" {
-                    return Err(aad_error(
-                        StatusCode::BAD_REQUEST,
+                    return Err(bad_request(
                         "invalid_scope",
                         65005,
                         &format!("The application asked for scope '{permission}' that doesn't exist on the resource '{resource}'."),
@@ -247,8 +218,7 @@ pub(crate) fn check_scope(shared: &Shared, tenant: &str, scope: &str) -> Result<
         }
     }
     if !api {
-        return Err(aad_error(
-            StatusCode::BAD_REQUEST,
+        return Err(bad_request(
             "invalid_scope",
             70011,
             &format!("The provided value for the input parameter 'scope' is not valid: it names no permission of {resource}."),

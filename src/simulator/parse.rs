@@ -226,27 +226,23 @@ pub fn parse_script(text: &str) -> Result<Vec<ScriptedFault>, SimError> {
 }
 
 fn parse_action(text: &str) -> Result<FaultAction, ScriptError> {
-    if text.eq_ignore_ascii_case("drop") {
-        return Ok(FaultAction::Drop);
+    // `name:` in lower or upper case, then the value.
+    let value = |name: &str| {
+        text.strip_prefix(name)
+            .or_else(|| text.strip_prefix(name.to_ascii_uppercase().as_str()))
+            .map(str::trim)
+    };
+    match text.to_ascii_lowercase().as_str() {
+        "drop" => return Ok(FaultAction::Drop),
+        "cut" => return Ok(FaultAction::Cut),
+        "html" => return Ok(FaultAction::Html),
+        _ => {}
     }
-    if text.eq_ignore_ascii_case("cut") {
-        return Ok(FaultAction::Cut);
+    if let Some(rest) = value("slowbody:") {
+        return parse_duration(rest).map(FaultAction::SlowBody);
     }
-    if let Some(rest) = text
-        .strip_prefix("slowbody:")
-        .or_else(|| text.strip_prefix("SLOWBODY:"))
-    {
-        return parse_duration(rest.trim()).map(FaultAction::SlowBody);
-    }
-    if text.eq_ignore_ascii_case("html") {
-        return Ok(FaultAction::Html);
-    }
-    if let Some(rest) = text
-        .strip_prefix("big:")
-        .or_else(|| text.strip_prefix("BIG:"))
-    {
+    if let Some(rest) = value("big:") {
         return rest
-            .trim()
             .parse()
             .map(FaultAction::Big)
             .map_err(|source| ScriptError::Size {
@@ -254,17 +250,11 @@ fn parse_action(text: &str) -> Result<FaultAction, ScriptError> {
                 source,
             });
     }
-    if let Some(rest) = text
-        .strip_prefix("delay:")
-        .or_else(|| text.strip_prefix("DELAY:"))
-    {
-        return parse_duration(rest.trim()).map(FaultAction::Delay);
+    if let Some(rest) = value("delay:") {
+        return parse_duration(rest).map(FaultAction::Delay);
     }
-    if let Some(rest) = text
-        .strip_prefix("late:")
-        .or_else(|| text.strip_prefix("LATE:"))
-    {
-        return parse_duration(rest.trim()).map(FaultAction::SlowAnswer);
+    if let Some(rest) = value("late:") {
+        return parse_duration(rest).map(FaultAction::SlowAnswer);
     }
     let (status_text, retry_after) = match text.split_once(':') {
         Some((s, r)) => (s.trim(), Some(r.trim().to_string())),

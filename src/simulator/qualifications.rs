@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use super::parse::form_decode;
 use super::routes::{content_type_is, pc_error};
 use super::shapes;
-use super::state::{CreateOutcome, ReadOutcome, Shared, Standing};
+use super::state::{CreateOutcome, Missing, Shared};
 use crate::domain::model::{ApiContract, CustomerId, EducationSegment, Qualification};
 use crate::domain::qualification::{listing, Field, NOT_SETTABLE};
 
@@ -51,20 +51,20 @@ fn customer(uri: &Uri) -> Result<CustomerId, Response> {
     })
 }
 
-fn tenant_not_found(id: CustomerId) -> Response {
-    pc_error(
-        StatusCode::NOT_FOUND,
-        codes::TENANT_NOT_FOUND,
-        format!("Tenant not found: {id}."),
-    )
-}
-
-fn no_relationship() -> Response {
-    pc_error(
-        StatusCode::FORBIDDEN,
-        codes::NO_RELATIONSHIP,
-        "No relationship between caller and account.",
-    )
+/// The answer about a customer the partner may not act on.
+fn missing(id: CustomerId, missing: Missing) -> Response {
+    match missing {
+        Missing::NotFound => pc_error(
+            StatusCode::NOT_FOUND,
+            codes::TENANT_NOT_FOUND,
+            format!("Tenant not found: {id}."),
+        ),
+        Missing::NoRelationship => pc_error(
+            StatusCode::FORBIDDEN,
+            codes::NO_RELATIONSHIP,
+            "No relationship between caller and account.",
+        ),
+    }
 }
 
 pub(super) async fn list_qualifications(
@@ -72,11 +72,8 @@ pub(super) async fn list_qualifications(
     uri: Uri,
 ) -> Result<Response, Response> {
     let id = customer(&uri)?;
-    Ok(match shared.read(id) {
-        ReadOutcome::Records(records) => shapes::list(shared.settings.answer_shape, records),
-        ReadOutcome::NotFound => tenant_not_found(id),
-        ReadOutcome::NoRelationship => no_relationship(),
-    })
+    let records = shared.read(id).map_err(|m| missing(id, m))?;
+    Ok(shapes::list(shared.settings.answer_shape, records))
 }
 
 pub(super) async fn list_validations(State(shared): State<Arc<Shared>>) -> Response {
@@ -102,11 +99,7 @@ pub(super) async fn create_qualification(
     body: Bytes,
 ) -> Result<Response, Response> {
     let id = customer(&uri)?;
-    match shared.standing(id) {
-        Standing::NotFound => return Err(tenant_not_found(id)),
-        Standing::NoRelationship => return Err(no_relationship()),
-        Standing::Active => {}
-    }
+    shared.standing(id).map_err(|m| missing(id, m))?;
     if !content_type_is(&headers, "application/json") {
         return Err(pc_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -117,7 +110,8 @@ pub(super) async fn create_qualification(
     let request = validate_body(&body, query.as_deref(), shared.settings.require_2022).map_err(
         |Reject(code, description)| pc_error(StatusCode::BAD_REQUEST, code, description),
     )?;
-    if let Some(code) = &request.validation_code {
+    let validation_code = request.validation_code.as_deref();
+    if let Some(code) = validation_code {
         if !shared.validation_known(code) {
             return Err(pc_error(
                 StatusCode::BAD_REQUEST,
@@ -129,7 +123,8 @@ pub(super) async fn create_qualification(
         }
     }
     let name = request.qualification.as_str();
-    Ok(match shared.create(id, request.qualification, request.validation_code.as_deref()) {
+    let outcome = shared.create(id, request.qualification, validation_code);
+    Ok(match outcome.map_err(|m| missing(id, m))? {
         CreateOutcome::Created(record) => shapes::created(shared.settings.answer_shape, record),
         CreateOutcome::AlreadyHeld => pc_error(
             StatusCode::CONFLICT,
@@ -146,11 +141,9 @@ pub(super) async fn create_qualification(
             codes::NO_REMAINING_CREATES,
             format!(
                 "There are no remaining creates for validation code '{}'.",
-                request.validation_code.as_deref().unwrap_or_default()
+                validation_code.unwrap_or_default()
             ),
         ),
-        CreateOutcome::NotFound => tenant_not_found(id),
-        CreateOutcome::NoRelationship => no_relationship(),
     })
 }
 
@@ -322,32 +315,25 @@ fn validate_2022(
 }
 
 fn qualification_value(value: Option<&Value>, field: &str) -> Result<Qualification, Reject> {
+    let reject = |text| Err(Reject(codes::INVALID_QUALIFICATION, text));
     let Some(value) = value else {
-        return Err(Reject(
-            codes::INVALID_QUALIFICATION,
-            format!("The field '{field}' is required."),
-        ));
+        return reject(format!("The field '{field}' is required."));
     };
     let Some(text) = value.as_str() else {
-        return Err(Reject(
-            codes::INVALID_QUALIFICATION,
-            format!("The field '{field}' must be a string, got {value}."),
+        return reject(format!(
+            "The field '{field}' must be a string, got {value}."
         ));
     };
     if let Some(q) = Qualification::named(text) {
         return Ok(q);
     }
     if NOT_SETTABLE.contains(&text) {
-        return Err(Reject(
-            codes::INVALID_QUALIFICATION,
-            format!("The qualification '{text}' cannot be set through this API."),
+        return reject(format!(
+            "The qualification '{text}' cannot be set through this API."
         ));
     }
-    Err(Reject(
-        codes::INVALID_QUALIFICATION,
-        format!(
-            "Unknown qualification '{text}'; expected {}.",
-            listing(false)
-        ),
+    reject(format!(
+        "Unknown qualification '{text}'; expected {}.",
+        listing(false)
     ))
 }

@@ -13,7 +13,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use super::faults::{apply_fault, dropped, throttled, unavailable, DropConnection};
+use super::faults::{apply_fault, dropped, error_status, DropConnection};
 use super::oauth::{authorize, device, form_route, token};
 use super::qualifications::{create_qualification, list_qualifications, list_validations};
 use super::state::Shared;
@@ -138,17 +138,9 @@ async fn api_pipeline(shared: &Shared, request: Request, next: Next) -> Response
 #[derive(Debug, Clone, Copy)]
 struct Processed;
 
-/// The handler's answer for `id`, remembered whole before a fault changes its delivery.
-async fn remembered(shared: &Shared, id: Option<String>, answer: Response) -> Response {
-    match id {
-        Some(id) => shared.answered.remember(&id, answer).await,
-        None => answer,
-    }
-}
-
 /// The gate after authentication: quota, MFA, faults, then the handler.
 async fn admitted(shared: &Shared, request: Request, next: Next) -> Response {
-    if shared.switches.mfa_refuses() {
+    if shared.mfa_required.refuses() {
         // The service's answer to an App+User token without the MFA claim (enforced since 2026).
         return pc_error(
             StatusCode::UNAUTHORIZED,
@@ -161,11 +153,12 @@ async fn admitted(shared: &Shared, request: Request, next: Next) -> Response {
         // less than the time until the quota admits a request again.
         let until = u64::try_from(wait.as_millis().div_ceil(1000)).unwrap_or(u64::MAX);
         let secs = shared.settings.retry_after_secs.max(until);
-        return throttled(Some(&secs.to_string()), secs);
+        return error_status(429, Some(&secs.to_string()), secs);
     }
     match shared.roll_fault() {
         Some(true) => return dropped(),
-        Some(false) => return unavailable(),
+        // The service's own 503, as a scripted one answers it.
+        Some(false) => return error_status(503, None, 0),
         None => {}
     }
     if let Some(id) = customer_in_path(request.uri().path()) {
@@ -179,8 +172,14 @@ async fn admitted(shared: &Shared, request: Request, next: Next) -> Response {
                     | FaultAction::Big(_)
                     | FaultAction::SlowAnswer(_)
             );
-            let answer =
-                async move { remembered(shared, request_id, next.run(request).await).await };
+            // The handler's answer, remembered whole before a fault changes its delivery.
+            let answer = async move {
+                let answer = next.run(request).await;
+                match request_id {
+                    Some(id) => shared.answered.remember(&id, answer).await,
+                    None => answer,
+                }
+            };
             let mut response = apply_fault(action, retry_after_secs, answer).await;
             if wraps {
                 response.extensions_mut().insert(Processed);
@@ -207,16 +206,13 @@ pub(super) fn content_type_is(headers: &HeaderMap, mime: &str) -> bool {
 }
 
 fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
-    let Some(value) = headers
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let Some((scheme, token)) = value.trim().split_once(' ') else {
-        return false;
-    };
-    scheme.eq_ignore_ascii_case("bearer") && shared.access_token_valid(token.trim())
+        .and_then(|v| v.trim().split_once(' '))
+        .is_some_and(|(scheme, token)| {
+            scheme.eq_ignore_ascii_case("bearer") && shared.access_token_valid(token.trim())
+        })
 }
 
 /// The customer a `/v1/customers/{id}/...` path names, when it names one.

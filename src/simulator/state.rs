@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::parse::rfc3339;
 use super::quota::{Quota, QuotaPlan};
+use super::switches::Switch;
 use super::{
     FaultAction, PreloadState, RecordedRequest, SimConfig, SimError, ValidationEntry,
     SANDBOX_REFRESH_TOKEN,
@@ -26,26 +27,12 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The knobs the handlers read on every request, copied out of [`SimConfig`].
-#[derive(Debug, Clone)]
-pub(crate) struct Settings {
-    pub latency: Duration,
-    pub token_latency: Duration,
-    pub token_ttl: Duration,
-    pub fault_rate: f64,
-    pub retry_after_secs: u64,
-    pub seed: u64,
-    pub vetting_delay: Duration,
-    pub deny_rate: f64,
-    pub record: bool,
-    pub require_2022: bool,
-    pub answer_shape: super::AnswerShape,
-}
-
 /// Everything the server tasks share.
 pub(crate) struct Shared {
-    pub settings: Settings,
-    /// The identity platform's side: cloud, client type, device and authorization codes.
+    /// The configuration as given, but for its lists (preload, profiles, scripts, validations),
+    /// which are taken out into the state below and left empty here.
+    pub settings: SimConfig,
+    /// The identity platform's device and authorization codes.
     pub oauth: super::oauth::OAuth,
     pub started: Instant,
     pub partner_id: String,
@@ -60,10 +47,10 @@ pub(crate) struct Shared {
     log: Mutex<Vec<RecordedRequest>>,
     /// The customer list and its paging state.
     pub directory: super::customers::Directory,
-    /// MFA-required mode and token outage, switchable mid-run.
-    pub switches: super::switches::Switches,
-    /// `expires_in` override for issued tokens.
-    pub token_expires_in: Option<u64>,
+    /// MFA-required mode (API calls refused with 900421), switchable mid-run.
+    pub mfa_required: Switch,
+    /// Token endpoint outage (token requests answered 503), switchable mid-run.
+    pub token_outage: Switch,
     /// Answers given, by `MS-RequestId` (see [`super::answered`]).
     pub answered: super::answered::Answered,
 }
@@ -73,8 +60,7 @@ type Attempts = [u8; Qualification::COUNT];
 
 enum Customer {
     Active { held: Vec<Held>, attempts: Attempts },
-    NotFound,
-    NoRelationship,
+    Missing(Missing),
 }
 
 struct Held {
@@ -105,87 +91,67 @@ pub(crate) enum CreateOutcome {
     Exhausted,
     /// The GCC validation code has no creates left.
     NoRemainingCreates,
+}
+
+/// Why the partner may not act on a customer at all.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Missing {
     /// The customer tenant does not exist.
     NotFound,
     /// The partner has no relationship with the customer.
     NoRelationship,
 }
 
-/// Whether the partner may act on a customer at all.
-pub(crate) enum Standing {
-    Active,
-    NotFound,
-    NoRelationship,
-}
-
-/// What a read of a customer's qualifications came to.
-pub(crate) enum ReadOutcome {
-    Records(Vec<QualificationRecord>),
-    NotFound,
-    NoRelationship,
-}
-
-fn unit_interval(name: &str, value: f64) -> Result<f64, SimError> {
+fn unit_interval(name: &str, value: f64) -> Result<(), SimError> {
     if (0.0..=1.0).contains(&value) {
-        Ok(value)
-    } else {
-        Err(SimError::Config(format!(
-            "{name} must be between 0 and 1, got {value}"
-        )))
+        return Ok(());
     }
+    Err(SimError::Config(format!(
+        "{name} must be between 0 and 1, got {value}"
+    )))
 }
 
 impl Shared {
     /// Builds the state from a configuration, refusing contradictory or out-of-range settings.
-    pub fn new(config: SimConfig) -> Result<Self, SimError> {
-        let fault_rate = unit_interval("fault_rate", config.fault_rate)?;
-        let deny_rate = unit_interval("deny_rate", config.deny_rate)?;
+    pub fn new(mut config: SimConfig) -> Result<Self, SimError> {
+        unit_interval("fault_rate", config.fault_rate)?;
+        unit_interval("deny_rate", config.deny_rate)?;
         if !(config.throttle_rate.is_finite() && config.throttle_rate >= 0.0) {
             return Err(SimError::Config(format!(
                 "throttle_rate must be a non-negative number, got {}",
                 config.throttle_rate
             )));
         }
-        let now = Instant::now();
         let directory = super::customers::Directory::new(
             &config.preload,
-            config.customers,
+            std::mem::take(&mut config.customers),
             config.customer_page_cap,
-            config.list_script,
+            std::mem::take(&mut config.list_script),
         );
 
         let mut shards: Vec<HashMap<CustomerId, Customer>> =
             (0..SHARDS).map(|_| HashMap::new()).collect();
-        for entry in config.preload {
-            let map = &mut shards[shard_of(entry.customer_id)];
-            let existing = map.get_mut(&entry.customer_id);
-            match (entry.state, existing) {
-                (PreloadState::Holds(record), None) => {
-                    let mut attempts = Attempts::default();
-                    let held = held_from_preload(record, &mut attempts);
-                    map.insert(
-                        entry.customer_id,
-                        Customer::Active {
-                            held: vec![held],
-                            attempts,
-                        },
-                    );
-                }
-                (PreloadState::Holds(record), Some(Customer::Active { held, attempts })) => {
+        for entry in std::mem::take(&mut config.preload) {
+            let id = entry.customer_id;
+            let customer = shards[shard_of(id)]
+                .entry(id)
+                .or_insert_with(|| match &entry.state {
+                    PreloadState::Holds(_) => Customer::Active {
+                        held: Vec::new(),
+                        attempts: Attempts::default(),
+                    },
+                    PreloadState::NotFound => Customer::Missing(Missing::NotFound),
+                    PreloadState::NoRelationship => Customer::Missing(Missing::NoRelationship),
+                });
+            match (entry.state, customer) {
+                (PreloadState::Holds(record), Customer::Active { held, attempts }) => {
                     held.push(held_from_preload(record, attempts));
                 }
-                (PreloadState::NotFound, None) => {
-                    map.insert(entry.customer_id, Customer::NotFound);
-                }
-                (PreloadState::NoRelationship, None) => {
-                    map.insert(entry.customer_id, Customer::NoRelationship);
-                }
-                (PreloadState::NotFound, Some(Customer::NotFound))
-                | (PreloadState::NoRelationship, Some(Customer::NoRelationship)) => {}
-                (_, Some(_)) => {
+                (PreloadState::NotFound, Customer::Missing(Missing::NotFound))
+                | (PreloadState::NoRelationship, Customer::Missing(Missing::NoRelationship)) => {}
+                _ => {
                     return Err(SimError::Config(format!(
-                        "preload gives customer {} contradictory states (NotFound, NoRelationship or holdings)",
-                        entry.customer_id
+                        "preload gives customer {id} contradictory states (NotFound, NoRelationship or holdings)"
                     )))
                 }
             }
@@ -195,7 +161,7 @@ impl Shared {
             None
         } else {
             let mut map: HashMap<CustomerId, VecDeque<FaultAction>> = HashMap::new();
-            for fault in config.script {
+            for fault in std::mem::take(&mut config.script) {
                 map.entry(fault.customer_id)
                     .or_default()
                     .push_back(fault.action);
@@ -205,12 +171,11 @@ impl Shared {
 
         let quota = if config.throttle_rate > 0.0 {
             // Without a burst given, one second's worth (at least one request).
-            let burst = match config.throttle_burst {
-                Some(burst) => burst,
-                None => u32::try_from(config.throttle_rate.ceil() as u64)
+            let burst = config.throttle_burst.unwrap_or_else(|| {
+                u32::try_from(config.throttle_rate.ceil() as u64)
                     .unwrap_or(u32::MAX)
-                    .max(1),
-            };
+                    .max(1)
+            });
             Some(Mutex::new(Quota::new(QuotaPlan {
                 rate: config.throttle_rate,
                 burst,
@@ -230,36 +195,15 @@ impl Shared {
             .to_string();
 
         Ok(Shared {
-            settings: Settings {
-                latency: config.latency,
-                token_latency: config.token_latency,
-                token_ttl: config.token_ttl,
-                fault_rate,
-                retry_after_secs: config.retry_after_secs,
-                seed: config.seed,
-                vetting_delay: config.vetting_delay,
-                deny_rate,
-                record: config.record,
-                require_2022: config.require_2022,
-                answer_shape: config.answer_shape,
-            },
-            oauth: super::oauth::OAuth::new(
-                config.cloud,
-                config.public_client,
-                config.device_interval_secs,
-                config.device_expires_secs,
-                config.authorize_declines,
-                config.device_polls,
-            ),
-            started: now,
+            oauth: Default::default(),
+            started: Instant::now(),
             partner_id,
             access_tokens: RwLock::new(HashMap::new()),
             refresh_tokens: RwLock::new(HashSet::new()),
             redemptions: AtomicU64::new(0),
             shards: shards.into_iter().map(Mutex::new).collect(),
             validations: Mutex::new(
-                config
-                    .validations
+                std::mem::take(&mut config.validations)
                     .into_iter()
                     .map(|entry| Validation { entry, version: 1 })
                     .collect(),
@@ -269,9 +213,10 @@ impl Shared {
             quota,
             log: Mutex::new(Vec::new()),
             directory,
-            switches: super::switches::Switches::new(config.mfa_after, config.token_outage_after),
-            token_expires_in: config.token_expires_in,
+            mfa_required: Switch::new(config.mfa_after),
+            token_outage: Switch::new(config.token_outage_after),
             answered: Default::default(),
+            settings: config,
         })
     }
 
@@ -380,25 +325,22 @@ impl Shared {
     }
 
     /// Whether the customer exists and is related to the partner, without copying its records.
-    pub fn standing(&self, id: CustomerId) -> Standing {
+    pub fn standing(&self, id: CustomerId) -> Result<(), Missing> {
         match self.shard(id).get(&id) {
-            Some(Customer::NotFound) => Standing::NotFound,
-            Some(Customer::NoRelationship) => Standing::NoRelationship,
-            _ => Standing::Active,
+            Some(Customer::Missing(missing)) => Err(*missing),
+            _ => Ok(()),
         }
     }
 
     /// The customer's qualifications, with due vetting decisions applied.
-    pub fn read(&self, id: CustomerId) -> ReadOutcome {
+    pub fn read(&self, id: CustomerId) -> Result<Vec<QualificationRecord>, Missing> {
         let now = Instant::now();
-        let mut shard = self.shard(id);
-        match shard.get_mut(&id) {
-            None => ReadOutcome::Records(Vec::new()),
-            Some(Customer::NotFound) => ReadOutcome::NotFound,
-            Some(Customer::NoRelationship) => ReadOutcome::NoRelationship,
+        match self.shard(id).get_mut(&id) {
+            None => Ok(Vec::new()),
+            Some(Customer::Missing(missing)) => Err(*missing),
             Some(Customer::Active { held, .. }) => {
                 settle(held, now);
-                ReadOutcome::Records(held.iter().map(|h| h.record.clone()).collect())
+                Ok(held.iter().map(|h| h.record.clone()).collect())
             }
         }
     }
@@ -412,7 +354,7 @@ impl Shared {
         id: CustomerId,
         qualification: Qualification,
         validation_code: Option<&str>,
-    ) -> CreateOutcome {
+    ) -> Result<CreateOutcome, Missing> {
         let now = Instant::now();
         let mut shard = self.shard(id);
         let customer = shard.entry(id).or_insert_with(|| Customer::Active {
@@ -420,8 +362,7 @@ impl Shared {
             attempts: Attempts::default(),
         });
         let (held, attempts) = match customer {
-            Customer::NotFound => return CreateOutcome::NotFound,
-            Customer::NoRelationship => return CreateOutcome::NoRelationship,
+            Customer::Missing(missing) => return Err(*missing),
             Customer::Active { held, attempts } => (held, attempts),
         };
         settle(held, now);
@@ -429,11 +370,11 @@ impl Shared {
             .iter()
             .filter(|h| h.qualification == Some(qualification));
         if same.any(|h| h.record.vetting_status.as_deref() != Some("Denied")) {
-            return CreateOutcome::AlreadyHeld;
+            return Ok(CreateOutcome::AlreadyHeld);
         }
         let slot = usize::from(qualification.index());
         if attempts[slot] >= MAX_VETTING_ATTEMPTS {
-            return CreateOutcome::Exhausted;
+            return Ok(CreateOutcome::Exhausted);
         }
         if qualification.carries(Field::ValidationCode) {
             // Lock order is always customer shard, then validations, so this cannot deadlock.
@@ -442,10 +383,10 @@ impl Shared {
                 .iter_mut()
                 .find(|v| Some(v.entry.validation_id.as_str()) == validation_code)
             else {
-                return CreateOutcome::NoRemainingCreates;
+                return Ok(CreateOutcome::NoRemainingCreates);
             };
             match &mut validation.entry.remaining_creates {
-                Some(0) => return CreateOutcome::NoRemainingCreates,
+                Some(0) => return Ok(CreateOutcome::NoRemainingCreates),
                 Some(n) => *n -= 1,
                 None => {}
             }
@@ -472,7 +413,7 @@ impl Shared {
             qualification: Some(qualification),
             pending,
         });
-        CreateOutcome::Created(record)
+        Ok(CreateOutcome::Created(record))
     }
 
     /// Whether this customer's Education vetting ends Denied: fixed by seed and customer alone.
@@ -519,16 +460,11 @@ fn held_from_preload(record: QualificationRecord, attempts: &mut Attempts) -> He
 /// Applies vetting decisions that have come due; reads call this instead of a background timer.
 fn settle(held: &mut [Held], now: Instant) {
     for h in held.iter_mut() {
-        if let Some(p) = &h.pending {
-            if now >= p.decide_at {
-                if p.deny {
-                    h.record.vetting_status = Some("Denied".into());
-                    h.record.vetting_reason = Some(DENY_REASON.into());
-                } else {
-                    h.record.vetting_status = Some("Approved".into());
-                }
-                h.pending = None;
-            }
+        if let Some(p) = h.pending.take_if(|p| now >= p.decide_at) {
+            let status = if p.deny { "Denied" } else { "Approved" };
+            h.record.vetting_status = Some(status.into());
+            // Pending records are the simulator's own, created without a reason.
+            h.record.vetting_reason = p.deny.then(|| DENY_REASON.into());
         }
     }
 }

@@ -6,55 +6,35 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// "Off" for a threshold.
 const OFF: u64 = u64::MAX;
 
-/// The switches, shared by every connection.
-pub(crate) struct Switches {
-    /// API requests from this one on (0-based count) are refused for want of MFA.
-    mfa_from: AtomicU64,
-    api_seen: AtomicU64,
-    /// Token requests from this one on are answered 503.
-    token_fail_from: AtomicU64,
-    token_seen: AtomicU64,
+/// One failure mode, shared by every connection: on from a numbered request on, or off.
+pub(crate) struct Switch {
+    /// Requests from this one on (0-based count) are refused.
+    from: AtomicU64,
+    seen: AtomicU64,
 }
 
-impl Switches {
-    pub(crate) fn new(mfa_after: Option<u64>, token_outage_after: Option<u64>) -> Self {
-        Switches {
-            mfa_from: AtomicU64::new(mfa_after.unwrap_or(OFF)),
-            api_seen: AtomicU64::new(0),
-            token_fail_from: AtomicU64::new(token_outage_after.unwrap_or(OFF)),
-            token_seen: AtomicU64::new(0),
+impl Switch {
+    /// On from request number `after` (`None`: off).
+    pub(crate) fn new(after: Option<u64>) -> Self {
+        Switch {
+            from: AtomicU64::new(after.unwrap_or(OFF)),
+            seen: AtomicU64::new(0),
         }
     }
 
-    /// Counts an API request; whether it must be refused with 900421.
-    pub(crate) fn mfa_refuses(&self) -> bool {
-        let n = self.api_seen.fetch_add(1, Ordering::Relaxed);
-        n >= self.mfa_from.load(Ordering::Relaxed)
+    /// Counts a request; whether it must be refused.
+    pub(crate) fn refuses(&self) -> bool {
+        let n = self.seen.fetch_add(1, Ordering::Relaxed);
+        n >= self.from.load(Ordering::Relaxed)
     }
 
-    /// Counts a token request; whether the token endpoint is down for it.
-    pub(crate) fn token_down(&self) -> bool {
-        let n = self.token_seen.fetch_add(1, Ordering::Relaxed);
-        n >= self.token_fail_from.load(Ordering::Relaxed)
-    }
-
-    /// MFA required from the next API request on (`true`), or no longer (`false`).
-    pub(crate) fn set_mfa_required(&self, on: bool) {
+    /// On from the next request on (`true`), or off (`false`).
+    pub(crate) fn set(&self, on: bool) {
         let from = if on {
-            self.api_seen.load(Ordering::Relaxed)
+            self.seen.load(Ordering::Relaxed)
         } else {
             OFF
         };
-        self.mfa_from.store(from, Ordering::Relaxed);
-    }
-
-    /// The token endpoint down from the next request on (`true`), or back (`false`).
-    pub(crate) fn set_token_outage(&self, on: bool) {
-        let from = if on {
-            self.token_seen.load(Ordering::Relaxed)
-        } else {
-            OFF
-        };
-        self.token_fail_from.store(from, Ordering::Relaxed);
+        self.from.store(from, Ordering::Relaxed);
     }
 }

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use sha2::Digest as _;
 
-use super::{aad_error, check_scope, field, opaque, required};
+use super::{bad_request, check_scope, field, opaque, required};
 use crate::simulator::parse::form_decode;
 use crate::simulator::state::{lock, Shared};
 use crate::simulator::{SANDBOX_CLIENT_ID, SANDBOX_TENANT};
@@ -145,7 +145,7 @@ pub(crate) async fn authorize(
             )
         }
     };
-    if shared.oauth.authorize_declines {
+    if shared.settings.authorize_declines {
         return fail(
             "access_denied",
             "AADSTS65004: User declined to consent to access the app.",
@@ -173,14 +173,7 @@ pub(super) fn redeem_code(
     let code = required(fields, "code")?;
     // Codes are single-use: taken out whether or not the rest checks out.
     let grant = lock(&shared.oauth.codes).remove(code);
-    let invalid = |code: u32, text: &str| {
-        Err(aad_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-            code,
-            text,
-        ))
-    };
+    let invalid = |code: u32, text: &str| Err(bad_request("invalid_grant", code, text));
     let Some(grant) = grant else {
         return invalid(
             54005,

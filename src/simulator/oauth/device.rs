@@ -10,10 +10,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use super::{aad_error, check_scope, opaque, required};
+use super::{bad_request, check_scope, known_client, opaque, required};
 use crate::partner_center::cloud::Cloud;
 use crate::simulator::state::{lock, Shared};
-use crate::simulator::SANDBOX_CLIENT_ID;
 
 /// RFC 8628: after `slow_down` the client adds five seconds to its interval.
 const SLOW_DOWN_STEP: u64 = 5;
@@ -74,17 +73,10 @@ pub(crate) fn devicecode(
 ) -> Result<Response, Response> {
     // The device authorization request carries no secret; the client is checked when it polls.
     let client_id = required(fields, "client_id")?;
-    if client_id != SANDBOX_CLIENT_ID {
-        return Err(aad_error(
-            StatusCode::BAD_REQUEST,
-            "unauthorized_client",
-            700016,
-            &format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'."),
-        ));
-    }
+    known_client(tenant, client_id)?;
     let scope = required(fields, "scope")?;
     check_scope(shared, tenant, scope)?;
-    let oauth = &shared.oauth;
+    let settings = &shared.settings;
     let device_code = opaque("sim-dc-");
     // Entra ID's user codes are nine upper-case letters and digits.
     let user_code: String = uuid::Uuid::new_v4()
@@ -94,32 +86,32 @@ pub(crate) fn devicecode(
         .chars()
         .take(9)
         .collect();
-    let verification_uri = match oauth.cloud {
+    let verification_uri = match settings.cloud {
         Cloud::Public => "https://microsoft.com/devicelogin",
         // Entra ID for US Government shows its own device-login page.
         Cloud::UsGov => "https://microsoft.com/deviceloginus",
         Cloud::China => "https://microsoft.com/deviceloginchina",
     };
-    lock(&oauth.devices).insert(
+    lock(&shared.oauth.devices).insert(
         device_code.clone(),
         DeviceGrant {
             client_id: client_id.to_string(),
             scope: scope.to_string(),
             // A lifetime too large for the clock means "never" (a configured value, not a panic).
             expires_at: Instant::now()
-                .checked_add(Duration::from_secs(oauth.device_expires))
+                .checked_add(Duration::from_secs(settings.device_expires_secs))
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 86_400)),
-            interval: oauth.device_interval,
+            interval: settings.device_interval_secs,
             last_poll: None,
-            script: oauth.polls.iter().copied().collect(),
+            script: settings.device_polls.iter().copied().collect(),
         },
     );
     let body = json!({
         "user_code": user_code,
         "device_code": device_code,
         "verification_uri": verification_uri,
-        "expires_in": oauth.device_expires,
-        "interval": oauth.device_interval,
+        "expires_in": settings.device_expires_secs,
+        "interval": settings.device_interval_secs,
         "message": format!("To sign in, use a web browser to open the page {verification_uri} and enter the code {user_code} to authenticate."),
     });
     Ok((StatusCode::OK, Json(body)).into_response())
@@ -131,9 +123,7 @@ pub(super) fn poll_device(
     fields: &[(String, String)],
 ) -> Result<String, Response> {
     let device_code = required(fields, "device_code")?;
-    let error = |error: &str, code: u32, text: &str| {
-        Err(aad_error(StatusCode::BAD_REQUEST, error, code, text))
-    };
+    let error = |error: &str, code: u32, text: &str| Err(bad_request(error, code, text));
     let mut devices = lock(&shared.oauth.devices);
     let Some(grant) = devices.get_mut(device_code) else {
         return error(

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::authorize::redeem_code;
 use super::device::poll_device;
 use super::DEVICE_CODE_GRANT;
-use super::{aad_error, check_client, check_scope, field, required, wrong_resource};
+use super::{bad_request, check_client, check_scope, required, wrong_resource};
 use crate::simulator::state::Shared;
 
 /// `POST /{tenant}/oauth2/token` (v1): only the refresh-token grant, for the `resource`.
@@ -18,14 +18,13 @@ pub(crate) fn token_v1(
     tenant: &str,
     fields: &[(String, String)],
 ) -> Result<Response, Response> {
-    let field = |name: &str| field(fields, name);
     let grant_type = required(fields, "grant_type")?;
     if grant_type != "refresh_token" {
         return Err(unsupported_grant(grant_type));
     }
-    check_client(shared, tenant, field("client_id"), field("client_secret"))?;
+    check_client(shared, tenant, fields)?;
     let refresh_token = required(fields, "refresh_token")?;
-    let resource = shared.oauth.resource();
+    let resource = shared.settings.cloud.resource();
     match required(fields, "resource")? {
         r if r == resource => {}
         other => return Err(wrong_resource(tenant, other)),
@@ -37,7 +36,7 @@ pub(crate) fn token_v1(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let expires_in = match shared.token_expires_in {
+    let expires_in = match shared.settings.token_expires_in {
         Some(figure) => json!(figure),
         None => json!(ttl.to_string()),
     };
@@ -64,10 +63,8 @@ pub(crate) fn token_v2(
     tenant: &str,
     fields: &[(String, String)],
 ) -> Result<Response, Response> {
-    let get = |name: &str| field(fields, name);
     let grant_type = required(fields, "grant_type")?;
-    check_client(shared, tenant, get("client_id"), get("client_secret"))?;
-    let client_id = get("client_id").unwrap_or_default();
+    let client_id = check_client(shared, tenant, fields)?;
     let scope = match grant_type {
         "refresh_token" => {
             let refresh_token = required(fields, "refresh_token")?;
@@ -84,9 +81,9 @@ pub(crate) fn token_v2(
     let ttl = shared.settings.token_ttl.as_secs();
     let mut body = json!({
         "token_type": "Bearer",
-        "scope": format!("{}/user_impersonation", shared.oauth.resource()),
+        "scope": format!("{}/user_impersonation", shared.settings.cloud.resource()),
         // A test's figure (absurd ones included) in place of the lifetime, as on v1.
-        "expires_in": shared.token_expires_in.unwrap_or(ttl),
+        "expires_in": shared.settings.token_expires_in.unwrap_or(ttl),
         "ext_expires_in": ttl,
         "access_token": access_token,
     });
@@ -98,8 +95,7 @@ pub(crate) fn token_v2(
 }
 
 fn unsupported_grant(grant_type: &str) -> Response {
-    aad_error(
-        StatusCode::BAD_REQUEST,
+    bad_request(
         "unsupported_grant_type",
         70003,
         &format!("The app requested an unsupported grant type '{grant_type}'."),
@@ -111,8 +107,7 @@ fn check_refresh_token(shared: &Shared, refresh_token: &str) -> Result<(), Respo
     if shared.refresh_token_valid(refresh_token) {
         return Ok(());
     }
-    Err(aad_error(
-        StatusCode::BAD_REQUEST,
+    Err(bad_request(
         "invalid_grant",
         70000,
         "Provided grant is invalid or malformed. The refresh token was not issued to this application or has been revoked.",
