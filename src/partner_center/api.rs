@@ -22,6 +22,17 @@ pub struct Request {
     pub body: Option<bytes::Bytes>,
 }
 
+impl Request {
+    /// A `GET` of `path_and_query`.
+    pub fn get(path_and_query: String) -> Request {
+        Request {
+            method: reqwest::Method::GET,
+            path_and_query,
+            body: None,
+        }
+    }
+}
+
 /// The 2022 contract's body; `None` fields are left out, as the service expects.
 #[derive(Serialize, Default)]
 struct Body2022<'a> {
@@ -100,20 +111,12 @@ pub fn create_request(row: &Row, contract: ApiContract) -> Request {
 
 /// `GET /v1/customers/{id}/qualifications`.
 pub fn list_request(customer: CustomerId) -> Request {
-    Request {
-        method: reqwest::Method::GET,
-        path_and_query: qualifications_path(customer),
-        body: None,
-    }
+    Request::get(qualifications_path(customer))
 }
 
 /// `GET /v1/customers/all/validations`.
 pub fn validations_request() -> Request {
-    Request {
-        method: reqwest::Method::GET,
-        path_and_query: "/v1/customers/all/validations".to_string(),
-        body: None,
-    }
+    Request::get("/v1/customers/all/validations".to_string())
 }
 
 fn qualifications_path(customer: CustomerId) -> String {
@@ -153,17 +156,12 @@ impl From<QualificationRecord> for Vetting {
 /// Reads the vetting fields of a create answer, when the answer holds the posted qualification.
 ///
 /// The answer is usually the record itself, but the REST reference documents a wrapper too;
-/// whatever [`read_records`] finds, only the entry for `qualification` counts. An answer in no
+/// whatever [`parse_qualification_list`] finds, only the entry for `qualification` counts. An answer in no
 /// known shape, or one naming only other qualifications, yields `None`: it does not prove that
 /// this create landed (the caller confirms it from the customer's list).
 pub fn parse_create_answer(body: &[u8], qualification: Qualification) -> Option<Vetting> {
-    let records = read_records(body).ok()?;
+    let records = parse_qualification_list(body).ok()?;
     find_qualification(records, qualification).map(Vetting::from)
-}
-
-/// Parses a `GET …/qualifications` answer in any shape [`read_records`] knows.
-pub fn parse_qualification_list(body: &[u8]) -> Result<Vec<QualificationRecord>, ShapeError> {
-    read_records(body)
 }
 
 /// An answer body in none of the shapes Partner Center documents for qualifications.
@@ -187,7 +185,7 @@ pub enum ShapeError {
 /// (a wrapper may also hold a single object). Keys are matched without regard to case
 /// (`VettingStatus` = `vettingStatus`), and the date is read from `vettingCreateDate` or
 /// `vettingCreatedDate`. Pure: the one place answer shapes are understood.
-pub fn read_records(body: &[u8]) -> Result<Vec<QualificationRecord>, ShapeError> {
+pub fn parse_qualification_list(body: &[u8]) -> Result<Vec<QualificationRecord>, ShapeError> {
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|source| ShapeError::NotJson { source })?;
     match value {
@@ -338,15 +336,12 @@ pub struct ServiceError {
 
 /// Reads an error body: the usual object, a throttling object, a bare JSON string, empty, or not JSON.
 pub fn parse_error_body(body: &[u8]) -> ServiceError {
-    let value: serde_json::Value = match serde_json::from_slice(body) {
-        Ok(value) => value,
-        Err(_) => {
-            let text = String::from_utf8_lossy(body);
-            return ServiceError {
-                code: None,
-                message: Some(sanitize(&text)).filter(|t| !t.is_empty()),
-            };
-        }
+    let text_only = |text: &str| ServiceError {
+        code: None,
+        message: Some(sanitize(text)).filter(|t| !t.is_empty()),
+    };
+    let Ok(value) = serde_json::from_slice(body) else {
+        return text_only(&String::from_utf8_lossy(body));
     };
     match value {
         serde_json::Value::Object(map) => {
@@ -366,15 +361,10 @@ pub fn parse_error_body(body: &[u8]) -> ServiceError {
                     .filter(|t| !t.is_empty()),
             }
         }
-        serde_json::Value::String(text) => ServiceError {
-            code: None,
-            message: Some(sanitize(&text)).filter(|t| !t.is_empty()),
-        },
+        serde_json::Value::String(text) => text_only(&text),
         serde_json::Value::Null => ServiceError::default(),
-        other => ServiceError {
-            code: None,
-            message: Some(sanitize(&other.to_string())),
-        },
+        // A number, a boolean or a list: its JSON text, never empty.
+        other => text_only(&other.to_string()),
     }
 }
 
@@ -454,7 +444,7 @@ mod tests {
     #[test]
     fn a_body_that_is_not_json_keeps_the_parsers_error() {
         use std::error::Error as _;
-        let err = read_records(b"not json").expect_err("not JSON");
+        let err = parse_qualification_list(b"not json").expect_err("not JSON");
         assert!(matches!(err, ShapeError::NotJson { .. }), "{err:?}");
         assert!(err.source().is_some());
         let parser = serde_json::from_slice::<serde_json::Value>(b"not json").expect_err("x");
@@ -668,7 +658,7 @@ mod tests {
                 format!(r#"{{"Items":[{entry}],"totalCount":1}}"#),
                 format!(r#"{{"qualifications":{entry}}}"#),
             ] {
-                let records = read_records(body.as_bytes()).expect(&body);
+                let records = parse_qualification_list(body.as_bytes()).expect(&body);
                 assert_eq!(records, vec![expected.clone()], "{body}");
                 let vetting =
                     parse_create_answer(body.as_bytes(), Qualification::Education).expect(&body);
@@ -697,9 +687,9 @@ mod tests {
             ),
             None
         );
-        assert_eq!(read_records(b"[]").expect("empty list"), vec![]);
+        assert_eq!(parse_qualification_list(b"[]").expect("empty list"), vec![]);
         assert_eq!(
-            read_records(br#"{"qualifications":[]}"#).expect("empty"),
+            parse_qualification_list(br#"{"qualifications":[]}"#).expect("empty"),
             vec![]
         );
         for bad in [
@@ -711,7 +701,7 @@ mod tests {
             b"not json",
         ] {
             assert!(
-                read_records(bad).is_err(),
+                parse_qualification_list(bad).is_err(),
                 "{}",
                 String::from_utf8_lossy(bad)
             );

@@ -9,13 +9,15 @@ use std::time::{Duration, Instant};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::partner_center::retry::{describe_transport_error, Schedule};
+use crate::partner_center::http::{post_form, PostError};
+use crate::partner_center::retry::Schedule;
 use crate::partner_center::PartnerCenterError;
 
 /// The resource Partner Center tokens are issued for (public cloud; see `config::Cloud`).
 pub const RESOURCE: &str = "https://api.partnercenter.microsoft.com";
 
-/// Where tokens come from.
+/// Where tokens come from (`Debug` shows no secret: `secrecy` redacts them).
+#[derive(Debug)]
 pub enum Credentials {
     /// `PC_ACCESS_TOKEN`: used as is, never renewed.
     Static(SecretString),
@@ -24,6 +26,7 @@ pub enum Credentials {
 }
 
 /// What the refresh-token grant needs.
+#[derive(Debug)]
 pub struct RefreshCredentials {
     /// e.g. `https://login.microsoftonline.com`, no trailing slash.
     pub authority: String,
@@ -39,23 +42,6 @@ pub struct RefreshCredentials {
     pub refresh_token: SecretString,
     /// Where the newest refresh token is kept between runs (`PC_REFRESH_TOKEN_FILE`).
     pub token_file: Option<PathBuf>,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Credentials::Static(_) => f.write_str("Credentials::Static(<redacted>)"),
-            Credentials::Refresh(r) => f
-                .debug_struct("Credentials::Refresh")
-                .field("authority", &r.authority)
-                .field("tenant", &r.tenant)
-                .field("client_id", &r.client_id)
-                .field("public_client", &r.client_secret.is_none())
-                .field("resource", &r.resource)
-                .field("token_file", &r.token_file)
-                .finish_non_exhaustive(),
-        }
-    }
 }
 
 /// One access token and when to stop using it.
@@ -150,23 +136,21 @@ impl TokenProvider {
         self.token_file_failed.load(Ordering::Relaxed)
     }
 
+    /// The current token, while it is fresh.
     fn cached(&self) -> Option<Arc<AccessToken>> {
-        self.current.read().ok().and_then(|c| c.clone())
+        let current = self.current.read().ok().and_then(|c| c.clone());
+        current.filter(|token| token.fresh(Instant::now()))
     }
 
     /// A token that is valid for a while yet, renewing it first when it is close to expiry.
     pub async fn token(&self) -> Result<Arc<AccessToken>, PartnerCenterError> {
         if let Some(token) = self.cached() {
-            if token.fresh(Instant::now()) {
-                return Ok(token);
-            }
+            return Ok(token);
         }
         let mut refresh = self.refresh.lock().await;
         // Another worker may have renewed it while this one queued for the lock.
         if let Some(token) = self.cached() {
-            if token.fresh(Instant::now()) {
-                return Ok(token);
-            }
+            return Ok(token);
         }
         let Credentials::Refresh(creds) = &self.credentials else {
             return Err(PartnerCenterError::Credentials(
@@ -231,22 +215,12 @@ impl TokenProvider {
         let mut attempt = 0;
         let (status, body) = loop {
             attempt += 1;
-            let sent = self.http.post(&url).form(&form).send().await;
-            let outcome = match sent {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    // Capped like every answer: a token answer is a few kilobytes.
-                    match crate::partner_center::client::read_capped(resp).await {
-                        Ok(body) => Ok((status, body)),
-                        Err(err) => Err(err.describe()),
-                    }
-                }
-                Err(err) => Err(describe_transport_error(&err)),
-            };
-            match outcome {
+            match post_form(&self.http, &url, &form).await {
                 Ok((status, _)) if status >= 500 && attempt < 3 => {}
                 Ok(answer) => break answer,
-                Err(reason) if attempt >= 3 => {
+                Err(PostError::Unreachable(reason) | PostError::Unreadable { reason, .. })
+                    if attempt >= 3 =>
+                {
                     return Err(PartnerCenterError::Token(format!(
                         "token endpoint {url} unreachable: {reason}"
                     )));

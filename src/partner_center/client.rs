@@ -9,16 +9,17 @@ use uuid::Uuid;
 
 use crate::domain::stats::Stats;
 use crate::partner_center::api::Request;
+use crate::partner_center::api::{parse_error_body, sanitize};
 use crate::partner_center::auth::TokenProvider;
 use crate::partner_center::fatal::{Cause, FatalStop};
-pub(crate) use crate::partner_center::http::read_capped;
 use crate::partner_center::http::*;
 pub use crate::partner_center::http::{
     http_client, install_tls_provider, new_uuid, test_http_client, IDLE_CONNECTION_TIMEOUT,
     MFA_REQUIRED_CODE,
 };
 use crate::partner_center::retry::{
-    classify_status, describe_transport_error, retry_after, Decision, RetryPolicy, Retryable,
+    classify_status, describe_transport_error, retry_after, transport_retryable, Decision,
+    RetryPolicy,
 };
 use crate::partner_center::throttle::Throttle;
 use crate::partner_center::PartnerCenterError;
@@ -79,21 +80,35 @@ pub struct Exchange {
 pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 
 /// Why one attempt got no usable answer.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum AttemptError {
     /// No answer: connect failure, timeout, reset before the status line.
-    Send(reqwest::Error),
+    #[error("{}", describe_transport_error(.0))]
+    Send(#[source] reqwest::Error),
     /// The status arrived but the body was cut off (connection lost, timeout): the request may
     /// have landed, and is sent again with the same `MS-RequestId`.
-    Body(reqwest::Error),
+    #[error("{}", describe_body_error(.0))]
+    Body(#[source] reqwest::Error),
     /// The body is larger than the call's cap (this many bytes).
+    #[error("the answer was larger than {} KiB and was not read", .0 / 1024)]
     TooLarge(usize),
+}
+
+fn describe_body_error(err: &reqwest::Error) -> String {
+    let detail = describe_transport_error(err);
+    if err.is_timeout() {
+        format!("timed out while reading the answer ({detail})")
+    } else if detail.starts_with("connection lost while reading the answer") {
+        detail
+    } else {
+        format!("connection lost while reading the answer: {detail}")
+    }
 }
 
 impl AttemptError {
     fn retryable(&self) -> bool {
         match self {
-            AttemptError::Send(err) => err.should_retry(),
+            AttemptError::Send(err) => transport_retryable(err),
             AttemptError::Body(_) | AttemptError::TooLarge(_) => true,
         }
     }
@@ -106,75 +121,27 @@ impl AttemptError {
     /// The server closed the connection without a byte of answer (reset, or closed before the
     /// status line): on a kept-alive connection, the server closing it as the request went out.
     fn closed_unanswered(&self) -> bool {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
         let AttemptError::Send(err) = self else {
             return false;
         };
-        if err.is_timeout() || err.is_connect() {
-            return false;
-        }
-        let mut source = std::error::Error::source(err);
-        while let Some(inner) = source {
-            if inner
-                .downcast_ref::<hyper::Error>()
-                .is_some_and(hyper::Error::is_incomplete_message)
-            {
-                return true;
-            }
-            if let Some(io) = inner.downcast_ref::<std::io::Error>() {
-                if matches!(
-                    io.kind(),
-                    std::io::ErrorKind::ConnectionReset
-                        | std::io::ErrorKind::BrokenPipe
-                        | std::io::ErrorKind::ConnectionAborted
-                ) {
-                    return true;
-                }
-            }
-            source = inner.source();
-        }
-        false
-    }
-
-    pub(crate) fn describe(&self) -> String {
-        match self {
-            AttemptError::Send(err) => describe_transport_error(err),
-            AttemptError::Body(err) => {
-                let detail = describe_transport_error(err);
-                if err.is_timeout() {
-                    format!("timed out while reading the answer ({detail})")
-                } else if detail.starts_with("connection lost while reading the answer") {
-                    detail
-                } else {
-                    format!("connection lost while reading the answer: {detail}")
-                }
-            }
-            AttemptError::TooLarge(cap) => format!(
-                "the answer was larger than {} KiB and was not read",
-                cap / 1024
-            ),
-        }
-    }
-}
-
-impl std::fmt::Display for AttemptError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.describe())
-    }
-}
-
-impl std::error::Error for AttemptError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            AttemptError::Send(err) | AttemptError::Body(err) => Some(err),
-            AttemptError::TooLarge(_) => None,
-        }
+        let mut causes = std::iter::successors(std::error::Error::source(err), |e| e.source());
+        !err.is_timeout()
+            && !err.is_connect()
+            && causes.any(|inner| {
+                inner
+                    .downcast_ref::<hyper::Error>()
+                    .is_some_and(hyper::Error::is_incomplete_message)
+                    || inner.downcast_ref::<std::io::Error>().is_some_and(|io| {
+                        matches!(io.kind(), ConnectionReset | BrokenPipe | ConnectionAborted)
+                    })
+            })
     }
 }
 
 /// Sends calls to one Partner Center base URL on behalf of every worker.
 pub struct Client {
     http: reqwest::Client,
-    base: String,
     tokens: Arc<TokenProvider>,
     throttle: Arc<Throttle>,
     policy: RetryPolicy,
@@ -182,7 +149,7 @@ pub struct Client {
     /// The run-wide stop this client trips (MFA, token endpoint, outage) and obeys.
     fatal: Arc<FatalStop>,
     /// The base URL, parsed once: each request only swaps in its path and query.
-    base_url: Option<reqwest::Url>,
+    base_url: Result<reqwest::Url, url::ParseError>,
     /// `Host` for every request, built once; hyper would otherwise `format!` it per request.
     host: Option<HeaderValue>,
     /// `X-Locale` for every request.
@@ -209,49 +176,30 @@ pub struct Endpoint<'a> {
     pub retry: RetryPolicy,
 }
 
+/// What the [`Exchange`] reports of a call's sends so far, however the call ends.
+struct Sent {
+    /// Requests that may have reached the service (the `attempts` column).
+    attempts: u32,
+    correlation_id: Option<Uuid>,
+    request_id: Uuid,
+}
+
+impl Sent {
+    fn end(&self, reply: Reply) -> Exchange {
+        Exchange {
+            reply,
+            attempts: self.attempts,
+            correlation_id: self.correlation_id,
+            request_id: self.request_id,
+            note: None,
+        }
+    }
+}
+
 impl Client {
-    /// A client for `base` (no trailing slash), sharing the token provider, pacer and counters.
-    pub fn new(
-        http: reqwest::Client,
-        base: &str,
-        tokens: Arc<TokenProvider>,
-        throttle: Arc<Throttle>,
-        policy: RetryPolicy,
-        stats: Arc<Stats>,
-    ) -> Self {
-        let base = base.trim_end_matches('/').to_string();
-        let base_url = reqwest::Url::parse(&base).ok();
-        Client {
-            host: base_url.as_ref().and_then(host_header),
-            locale: HeaderValue::from_static(DEFAULT_LOCALE),
-            base_url,
-            http,
-            base,
-            tokens,
-            throttle,
-            policy,
-            stats,
-            fatal: Arc::new(FatalStop::new(crate::domain::stop::Stop::default())),
-        }
-    }
-
-    /// The client sending `locale` as `X-Locale` (checked by the settings; a value a header
-    /// cannot carry keeps the default).
-    pub fn with_locale(mut self, locale: &str) -> Self {
-        if let Ok(value) = HeaderValue::from_str(locale) {
-            self.locale = value;
-        }
-        self
-    }
-
-    /// The client reporting run-wide failures to (and stopping with) `fatal`.
-    pub fn with_fatal(mut self, fatal: Arc<FatalStop>) -> Self {
-        self.fatal = fatal;
-        self
-    }
-
     /// Builds the HTTP client and token provider for `config` and proves the credentials by
     /// fetching a first token, so a bad secret stops the command before anything is sent.
+    /// The client shares the pacer and counters, and reports run-wide failures to `fatal`.
     pub async fn connect(
         config: &Endpoint<'_>,
         credentials: crate::partner_center::auth::Credentials,
@@ -270,22 +218,21 @@ impl Client {
             .map_err(PartnerCenterError::HttpClient)?;
         let tokens = Arc::new(TokenProvider::new(http.clone(), credentials));
         tokens.token().await?;
-        let client = Client::new(
+        let base_url = reqwest::Url::parse(config.base_url.trim_end_matches('/'));
+        let client = Client {
+            host: base_url.as_ref().ok().and_then(host_header),
+            // Checked by the settings; a value a header cannot carry keeps the default.
+            locale: HeaderValue::from_str(config.locale)
+                .unwrap_or(HeaderValue::from_static(DEFAULT_LOCALE)),
+            base_url,
             http,
-            config.base_url,
-            tokens.clone(),
+            tokens: tokens.clone(),
             throttle,
-            config.retry,
+            policy: config.retry,
             stats,
-        )
-        .with_fatal(fatal)
-        .with_locale(config.locale);
+            fatal,
+        };
         Ok((client, tokens))
-    }
-
-    /// The full URL a request goes to.
-    pub fn url(&self, request: &Request) -> String {
-        format!("{}{}", self.base, request.path_and_query)
     }
 
     /// The request's URL from the parsed base (no re-parse of scheme, host and port).
@@ -294,35 +241,19 @@ impl Client {
             Some((path, query)) => (path, Some(query)),
             None => (request.path_and_query.as_str(), None),
         };
-        match &self.base_url {
-            Some(base) => {
-                let mut url = base.clone();
-                let prefix = base.path().trim_end_matches('/');
-                if prefix.is_empty() {
-                    url.set_path(path);
-                } else {
-                    url.set_path(&format!("{prefix}{path}"));
-                }
-                url.set_query(query);
-                Ok(url)
-            }
-            None => reqwest::Url::parse(&self.url(request)),
+        let base = self.base_url.as_ref().map_err(|err| *err)?;
+        let mut url = base.clone();
+        match base.path().trim_end_matches('/') {
+            "" => url.set_path(path),
+            prefix => url.set_path(&format!("{prefix}{path}")),
         }
+        url.set_query(query);
+        Ok(url)
     }
 
     /// Sends `request` until it succeeds, fails for good, or runs out of attempts.
     pub async fn send(&self, request: &Request, request_id: Uuid) -> Exchange {
-        self.send_with_headers(request, request_id, &[]).await
-    }
-
-    /// [`Client::send`] with extra headers on every attempt (a list page's `MS-ContinuationToken`).
-    pub async fn send_with_headers(
-        &self,
-        request: &Request,
-        request_id: Uuid,
-        extra: &[(HeaderName, HeaderValue)],
-    ) -> Exchange {
-        self.send_capped(request, request_id, extra, MAX_ANSWER_BYTES)
+        self.send_full(request, request_id, &[], MAX_ANSWER_BYTES, None)
             .await
     }
 
@@ -338,8 +269,9 @@ impl Client {
             .await
     }
 
-    /// [`Client::send_with_headers`] reading answers of up to `max_answer` bytes: a customer
-    /// list page of 500 customers can pass [`MAX_ANSWER_BYTES`].
+    /// [`Client::send`] with extra headers on every attempt (a list page's
+    /// `MS-ContinuationToken`), reading answers of up to `max_answer` bytes: a customer list page
+    /// of 500 customers can pass [`MAX_ANSWER_BYTES`].
     pub async fn send_capped(
         &self,
         request: &Request,
@@ -360,103 +292,62 @@ impl Client {
         max_answer: usize,
         note: Option<NoteRequestId<'_>>,
     ) -> Exchange {
+        // Microsoft's rule: the same MS-RequestId for a resend of a send that got no answer (it
+        // may have landed; the service recognises the repeat), a new one after any answer.
+        let mut sent = Sent {
+            attempts: 0,
+            correlation_id: None,
+            request_id,
+        };
         let url = match self.request_url(request) {
             Ok(url) => url,
-            Err(reason) => {
-                return Exchange {
-                    reply: Reply::Transport(format!("bad request URL: {reason}")),
-                    attempts: 0,
-                    correlation_id: None,
-                    request_id,
-                    note: None,
-                }
-            }
+            Err(reason) => return sent.end(Reply::Transport(format!("bad request URL: {reason}"))),
         };
         let mut schedule = self.policy.schedule();
-        // Requests that may have reached the service (the `attempts` column) ...
-        let mut attempts = 0u32;
-        // ... and sends weighed against --max-attempts (a connect failure too, not the free resend).
+        // Sends weighed against --max-attempts (a connect failure too, not the free resend).
         let mut budget = 0u32;
         let mut reauthenticated = false;
         // One resend per call outside --max-attempts: for a connection the server closed
         // without answering (the keep-alive race). The same MS-RequestId makes it safe.
         let mut free_resend = true;
-        let mut correlation_id = None;
-        // Microsoft's rule: the same MS-RequestId for a resend of a send that got no answer (it
-        // may have landed; the service recognises the repeat), a new one after any answer.
-        let mut request_id = request_id;
         let mut request_id_value = header_value(request_id);
         let mut answered = false;
-        let ended =
-            |reply: Reply, attempts: u32, correlation_id: Option<Uuid>, request_id: Uuid| {
-                Exchange {
-                    reply,
-                    attempts,
-                    correlation_id,
-                    request_id,
-                    note: None,
-                }
-            };
         loop {
             // The slot first, the token second: a token picked up before a long wait for the
             // limiter (or a 429 pause) can expire on the way, and the send would earn a 401.
             // A stop for good also ends a wait for the limiter (a long 429 pause) or the token.
-            if let Some(reply) = self.stopped() {
-                return ended(reply, attempts, correlation_id, request_id);
-            }
-            tokio::select! {
-                biased;
-                _ = self.fatal.tripped() => return ended(self.stop_reply(), attempts, correlation_id, request_id),
-                _ = self.throttle.acquire() => {}
-            }
-            let token = tokio::select! {
-                biased;
-                _ = self.fatal.tripped() => return ended(self.stop_reply(), attempts, correlation_id, request_id),
-                token = self.tokens.token() => token,
+            let ready = async {
+                self.throttle.acquire().await;
+                self.tokens.token().await
             };
-            let token = match token {
-                Ok(token) => token,
-                Err(err) => {
+            let token = match self.unless_stopped(ready).await {
+                None => return sent.end(self.stop_reply()),
+                Some(Ok(token)) => token,
+                Some(Err(err)) => {
                     // Every other row would fail the same way, one by one: stop the run.
                     let reason = err.to_string();
-                    self.fatal
-                        .trip(Cause::TokenEndpoint(crate::partner_center::api::sanitize(
-                            &reason,
-                        )));
-                    return ended(Reply::Token(reason), attempts, correlation_id, request_id);
+                    self.fatal.trip(Cause::TokenEndpoint(sanitize(&reason)));
+                    return sent.end(Reply::Token(reason));
                 }
             };
             let Some(auth) = token.header().cloned() else {
-                return ended(
-                    Reply::Token(
-                        "the access token holds characters an HTTP header cannot carry".into(),
-                    ),
-                    attempts,
-                    correlation_id,
-                    request_id,
-                );
+                let reason = "the access token holds characters an HTTP header cannot carry";
+                return sent.end(Reply::Token(reason.into()));
             };
             if answered {
-                request_id = new_uuid();
-                request_id_value = header_value(request_id);
+                sent.request_id = new_uuid();
+                request_id_value = header_value(sent.request_id);
                 // On file before it goes out: a crash after this send must find this id.
-                if let Some(note) = note {
-                    if let Err(reason) = note(request_id) {
-                        return ended(
-                            Reply::Stopped(format!(
-                                "not sent again: its new MS-RequestId could not be journalled: {reason}"
-                            )),
-                            attempts,
-                            correlation_id,
-                            request_id,
-                        );
-                    }
+                if let Some(Err(reason)) = note.map(|note| note(sent.request_id)) {
+                    return sent.end(Reply::Stopped(format!(
+                        "not sent again: its new MS-RequestId could not be journalled: {reason}"
+                    )));
                 }
             }
-            attempts += 1;
+            sent.attempts += 1;
             budget += 1;
             let correlation = new_uuid();
-            correlation_id = Some(correlation);
+            sent.correlation_id = Some(correlation);
             // Built as a `Request` rather than through `RequestBuilder`, whose every `.header()`
             // moves the whole builder: this runs once per send.
             let mut outgoing = reqwest::Request::new(request.method.clone(), url.clone());
@@ -487,15 +378,13 @@ impl Client {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     // Only answers that may be retried need their Retry-After.
-                    let hint = if status.should_retry() {
+                    let hint = if matches!(classify_status(status), Decision::Retry(_)) {
                         retry_after(response.headers())
                     } else {
                         None
                     };
-                    match read_body(response, max_answer).await {
-                        Ok(body) => Ok((status, hint, body)),
-                        Err(err) => Err(err),
-                    }
+                    let body = read_body(response, max_answer).await;
+                    body.map(|body| (status, hint, body))
                 }
                 Err(err) => Err(AttemptError::Send(err)),
             };
@@ -503,14 +392,15 @@ impl Client {
                 Ok(parts) => parts,
                 Err(err) => {
                     self.stats.record_transport_error();
-                    let reason = err.describe();
-                    tracing::debug!(%url, attempt = attempts, %correlation, %reason, "no answer");
+                    let reason = err.to_string();
+                    let attempt = sent.attempts;
+                    tracing::debug!(%url, attempt, %correlation, %reason, "no answer");
                     // The service did answer an oversized body, in full; only this side declined
                     // to read it: an answer, so a retry takes a new id.
                     answered = matches!(err, AttemptError::TooLarge(_));
                     if err.never_sent() {
                         // Provably not on the wire: no attempt (it still spends the budget).
-                        attempts -= 1;
+                        sent.attempts -= 1;
                     }
                     if free_resend && err.closed_unanswered() {
                         // Not the service failing: an idle connection it had closed. At once,
@@ -522,18 +412,11 @@ impl Client {
                     }
                     if err.retryable() && budget < self.policy.max_attempts {
                         self.stats.record_retry();
-                        if !self.pause(schedule.next_wait(None)).await {
-                            return ended(self.stop_reply(), attempts, correlation_id, request_id);
-                        }
+                        self.pause(schedule.next_wait(None)).await;
                         continue;
                     }
                     self.fatal.call_failed(&reason);
-                    return ended(
-                        Reply::Transport(reason),
-                        attempts,
-                        correlation_id,
-                        request_id,
-                    );
+                    return sent.end(Reply::Transport(reason));
                 }
             };
             self.stats.record_answer(status, started.elapsed());
@@ -542,28 +425,21 @@ impl Client {
                 // Whatever the answer, the service counted the request against its quota.
                 self.throttle.on_accepted();
             }
-            tracing::debug!(%url, attempt = attempts, %correlation, status, "answer");
-            let done = |body: Bytes| Exchange {
-                reply: Reply::Answer { status, body },
-                attempts,
-                correlation_id,
-                request_id,
-                note: None,
-            };
+            tracing::debug!(%url, attempt = sent.attempts, %correlation, status, "answer");
+            let done = |body: Bytes| sent.end(Reply::Answer { status, body });
             match classify_status(status) {
                 Decision::Successful | Decision::DontRetry(_) => {
                     self.fatal.call_answered();
                     return done(answer);
                 }
                 Decision::Reauthenticate => {
-                    let error = crate::partner_center::api::parse_error_body(&answer);
                     if names_mfa_required(&answer) {
                         // No token renewal can add the MFA claim: only a new sign-in can.
                         self.fatal.trip(Cause::MfaRequired);
                         return done(answer);
                     }
                     if reauthenticated || !self.tokens.can_refresh() {
-                        let detail = error
+                        let detail = parse_error_body(&answer)
                             .message
                             .unwrap_or_else(|| "no reason given".to_string());
                         self.fatal.trip(Cause::Unauthorized(detail));
@@ -575,25 +451,27 @@ impl Client {
                     self.stats.record_retry();
                 }
                 Decision::Retry(reason) => {
-                    if let Some(hint) = &hint {
-                        if hint.wait > self.policy.max_retry_after {
-                            // An absurd figure (or a service asking for hours): the row fails
-                            // now with the service's own number rather than sleeping on it.
-                            let mut exchange = done(answer);
-                            exchange.note = Some(format!(
+                    if let Some(hint) = hint
+                        .as_ref()
+                        .filter(|h| h.wait > self.policy.max_retry_after)
+                    {
+                        // An absurd figure (or a service asking for hours): the row fails now
+                        // with the service's own number rather than sleeping on it.
+                        return Exchange {
+                            note: Some(format!(
                                 "the service answered {status} and asked to wait Retry-After: {} (seconds or a date), longer than --max-retry-after {} s; not retried",
                                 hint.raw,
                                 self.policy.max_retry_after.as_secs_f64()
-                            ));
-                            return exchange;
-                        }
+                            )),
+                            ..done(answer)
+                        };
                     }
                     let wait = schedule.next_wait(hint.map(|h| h.wait));
                     if status == 429 {
                         // The pool pauses as long as the bucket needs; this request, Retry-After.
                         self.throttle.on_throttled(wait);
                     }
-                    if attempts >= self.policy.max_attempts {
+                    if sent.attempts >= self.policy.max_attempts {
                         if status >= 500 {
                             self.fatal.call_failed(&format!("HTTP {status}"));
                         }
@@ -601,23 +479,33 @@ impl Client {
                     }
                     tracing::debug!(
                         %url,
-                        attempt = attempts,
+                        attempt = sent.attempts,
                         reason,
                         wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
                         "retrying"
                     );
                     self.stats.record_retry();
-                    if !self.pause(wait).await {
-                        return ended(self.stop_reply(), attempts, correlation_id, request_id);
-                    }
+                    self.pause(wait).await;
                 }
             }
         }
     }
 
-    /// `Some(Stopped)` once the run has been stopped for good: nothing more is sent.
-    fn stopped(&self) -> Option<Reply> {
-        self.fatal.is_tripped().then(|| self.stop_reply())
+    /// `work`'s output, or `None` once the run is stopped for good (before or while it waits).
+    async fn unless_stopped<T>(&self, work: impl std::future::Future<Output = T>) -> Option<T> {
+        if self.fatal.is_tripped() {
+            return None;
+        }
+        tokio::select! {
+            biased;
+            _ = self.fatal.tripped() => None,
+            output = work => Some(output),
+        }
+    }
+
+    /// Sleeps between attempts; a stop for good ends the sleep, and the loop's next turn the call.
+    async fn pause(&self, wait: Duration) {
+        self.unless_stopped(tokio::time::sleep(wait)).await;
     }
 
     fn stop_reply(&self) -> Reply {
@@ -625,14 +513,6 @@ impl Client {
             Some(cause) => format!("not sent again: the run was stopped ({cause})"),
             None => "not sent again: the run was stopped".to_string(),
         })
-    }
-
-    /// Sleeps between attempts; `false` when the run was stopped for good meanwhile.
-    async fn pause(&self, wait: Duration) -> bool {
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => !self.fatal.is_tripped(),
-            _ = self.fatal.tripped() => false,
-        }
     }
 }
 

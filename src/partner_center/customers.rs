@@ -91,7 +91,7 @@ impl NextPage {
         };
         let value = HeaderValue::from_str(token).map_err(|_| ListError::BadToken)?;
         Ok((
-            get(self.path_and_query.clone()),
+            Request::get(self.path_and_query.clone()),
             vec![(CONTINUATION_TOKEN, value)],
         ))
     }
@@ -110,15 +110,7 @@ pub struct Page {
 
 /// `GET /v1/customers?size=N`: the first page.
 pub fn first_page_request(size: u32) -> Request {
-    get(format!("{LIST_PATH}?size={size}"))
-}
-
-fn get(path_and_query: String) -> Request {
-    Request {
-        method: reqwest::Method::GET,
-        path_and_query,
-        body: None,
-    }
+    Request::get(format!("{LIST_PATH}?size={size}"))
 }
 
 /// Turns `links.next.uri` into a path under the base URL. The service writes it relative to

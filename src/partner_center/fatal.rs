@@ -60,7 +60,6 @@ pub struct FatalStop {
     stop: Stop,
     tripped: watch::Sender<bool>,
     consecutive: AtomicU32,
-    threshold: u32,
 }
 
 impl FatalStop {
@@ -71,7 +70,6 @@ impl FatalStop {
             stop,
             tripped: watch::channel(false).0,
             consecutive: AtomicU32::new(0),
-            threshold: BREAKER_THRESHOLD,
         }
     }
 
@@ -108,7 +106,7 @@ impl FatalStop {
             .consecutive
             .fetch_add(1, Ordering::Relaxed)
             .saturating_add(1);
-        if failures >= self.threshold {
+        if failures >= BREAKER_THRESHOLD {
             self.trip(Cause::Outage {
                 failures,
                 last: crate::partner_center::api::sanitize(reason),

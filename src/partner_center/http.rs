@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::partner_center::client::{
     AttemptError, CONTRACT_VERSION, CONTRACT_VERSION_VALUE, MAX_ANSWER_BYTES,
 };
+use crate::partner_center::retry::describe_transport_error;
 
 /// The Partner Center error code of a 401 whose token lacks the multi-factor authentication claim.
 pub const MFA_REQUIRED_CODE: &str = "900421";
@@ -106,9 +107,32 @@ pub(crate) async fn read_body(
     Ok(body.freeze())
 }
 
-/// [`read_body`] for callers outside the retry loop (the token endpoint): the body, or why not.
-pub(crate) async fn read_capped(response: reqwest::Response) -> Result<Bytes, AttemptError> {
-    read_body(response, MAX_ANSWER_BYTES).await
+/// Why a form posted to an identity endpoint got no usable answer.
+pub(crate) enum PostError {
+    /// No answer: what the transport said.
+    Unreachable(String),
+    /// An answer whose body could not be read (cut off, or larger than the cap).
+    Unreadable { status: u16, reason: String },
+}
+
+/// POSTs `form` to an identity endpoint (outside the retry loop): the status and the body, capped
+/// like every other answer (a token answer is a few kilobytes; neither the endpoint nor a proxy in
+/// its place may make the tool hold an unbounded body).
+pub(crate) async fn post_form<T: serde::Serialize + ?Sized>(
+    http: &reqwest::Client,
+    url: &str,
+    form: &T,
+) -> Result<(u16, Bytes), PostError> {
+    let response = http.post(url).form(form).send().await;
+    let response =
+        response.map_err(|err| PostError::Unreachable(describe_transport_error(&err)))?;
+    let status = response.status().as_u16();
+    let body = read_body(response, MAX_ANSWER_BYTES).await;
+    let body = body.map_err(|err| PostError::Unreadable {
+        status,
+        reason: err.to_string(),
+    })?;
+    Ok((status, body))
 }
 
 /// The application name sent in `MS-PartnerCenter-Application`.

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::partner_center::api::sanitize;
 use crate::partner_center::auth;
 use crate::partner_center::cloud::{checked_url, Cloud};
-use crate::partner_center::retry::describe_transport_error;
+use crate::partner_center::http::{post_form, PostError};
 use crate::partner_center::PartnerCenterError;
 
 /// The grant type of a device-code poll (RFC 8628 section 3.4); the simulator answers it too.
@@ -187,25 +187,27 @@ impl Login {
     /// Checks the flags (and `PC_CLIENT_SECRET` from the environment) into a sign-in.
     pub fn from_args(args: LoginArgs) -> Result<Login, LoginError> {
         let present = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-        let mut missing = Vec::new();
         let tenant = present(args.tenant);
-        if tenant.is_none() {
-            missing.push("--tenant (or PC_TENANT_ID)");
-        }
         let client_id = present(args.client_id);
-        if client_id.is_none() {
-            missing.push("--client-id (or PC_CLIENT_ID)");
-        }
         let token_file = args.token_file.filter(|p| !p.as_os_str().is_empty());
-        if token_file.is_none() {
-            missing.push("--token-file (or PC_REFRESH_TOKEN_FILE)");
-        }
-        if !missing.is_empty() {
+        let missing: Vec<_> = [
+            (tenant.is_none(), "--tenant (or PC_TENANT_ID)"),
+            (client_id.is_none(), "--client-id (or PC_CLIENT_ID)"),
+            (
+                token_file.is_none(),
+                "--token-file (or PC_REFRESH_TOKEN_FILE)",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(absent, flag)| absent.then_some(flag))
+        .collect();
+        let (Some(tenant), Some(client_id), Some(token_file)) = (tenant, client_id, token_file)
+        else {
             return Err(LoginError::Config(format!(
                 "{} not given",
                 missing.join(", ")
             )));
-        }
+        };
         let cloud = args.cloud.unwrap_or_default();
         let authority = checked_url(
             "--authority",
@@ -219,11 +221,11 @@ impl Login {
             .map(SecretString::from);
         Ok(Login {
             authority,
-            tenant: tenant.unwrap_or_default(),
-            client_id: client_id.unwrap_or_default(),
+            tenant,
+            client_id,
             client_secret,
             resource: cloud.resource().to_string(),
-            token_file: token_file.unwrap_or_default(),
+            token_file,
             flow: if args.device_code {
                 Flow::DeviceCode
             } else {
@@ -284,27 +286,18 @@ impl Login {
         url: &str,
         form: &[(&'static str, String)],
     ) -> Result<(u16, bytes::Bytes), LoginError> {
-        let unreachable = |e: reqwest::Error| LoginError::Unreachable {
-            url: url.to_string(),
-            reason: describe_transport_error(&e),
-        };
-        let response = http
-            .post(url)
-            .form(form)
-            .send()
-            .await
-            .map_err(unreachable)?;
-        let status = response.status().as_u16();
-        // Capped like every other answer: an identity endpoint (or a proxy in its place) may
-        // not make the tool hold an unbounded body.
-        let body = crate::partner_center::client::read_capped(response)
-            .await
-            .map_err(|err| LoginError::Unreadable {
-                url: url.to_string(),
+        let url_text = url.to_string();
+        post_form(http, url, form).await.map_err(|err| match err {
+            PostError::Unreachable(reason) => LoginError::Unreachable {
+                url: url_text,
+                reason,
+            },
+            PostError::Unreadable { status, reason } => LoginError::Unreadable {
+                url: url_text,
                 status,
-                reason: err.describe(),
-            })?;
-        Ok((status, body))
+                reason,
+            },
+        })
     }
 }
 

@@ -36,27 +36,14 @@ pub fn classify_status(status: u16) -> Decision {
     }
 }
 
-/// Something that can say whether a failed call is worth sending again.
-pub trait Retryable {
-    /// Whether another attempt may succeed.
-    fn should_retry(&self) -> bool;
-}
-
-impl Retryable for reqwest::Error {
-    fn should_retry(&self) -> bool {
-        // Connect failures, timeouts and connections dropped mid-exchange are transient; a
-        // malformed request or redirect loop will fail the same way every time.
-        if self.is_builder() || self.is_redirect() || self.is_decode() {
-            return false;
-        }
-        self.is_connect() || self.is_timeout() || self.is_request() || self.is_body()
+/// Whether a transport failure may pass on another attempt: connect failures, timeouts and
+/// connections dropped mid-exchange are transient; a malformed request or redirect loop will fail
+/// the same way every time.
+pub fn transport_retryable(err: &reqwest::Error) -> bool {
+    if err.is_builder() || err.is_redirect() || err.is_decode() {
+        return false;
     }
-}
-
-impl Retryable for u16 {
-    fn should_retry(&self) -> bool {
-        matches!(classify_status(*self), Decision::Retry(_))
-    }
+    err.is_connect() || err.is_timeout() || err.is_request() || err.is_body()
 }
 
 /// A short, secret-free description of a transport failure for logs and the results file.
@@ -72,16 +59,10 @@ pub fn describe_transport_error(err: &reqwest::Error) -> String {
     };
     // The source chain says e.g. "connection reset by peer" or "connection closed before message
     // completed"; URLs are dropped because reqwest puts them into its own Display.
-    let mut detail = String::new();
-    let mut source = std::error::Error::source(err);
-    while let Some(inner) = source {
-        detail = inner.to_string();
-        source = inner.source();
-    }
-    if detail.is_empty() {
-        kind.to_string()
-    } else {
-        format!("{kind}: {detail}")
+    let innermost = std::iter::successors(std::error::Error::source(err), |e| e.source()).last();
+    match innermost.map(ToString::to_string) {
+        Some(detail) if !detail.is_empty() => format!("{kind}: {detail}"),
+        _ => kind.to_string(),
     }
 }
 

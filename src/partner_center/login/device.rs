@@ -41,24 +41,11 @@ impl Login {
             ("scope", self.scope()),
         ];
         let (status, body) = self.post(http, &url, &form).await?;
-        let answer: DeviceAnswer = match serde_json::from_slice(&body) {
-            Ok(answer) => answer,
-            Err(_) => {
-                return Err(refusal(
-                    "devicecode endpoint",
-                    status,
-                    &body,
-                    "a body that is not a device authorization answer",
-                ))
-            }
-        };
+        let refused = |what| refusal("devicecode endpoint", status, &body, what);
+        let answer: DeviceAnswer = serde_json::from_slice(&body)
+            .map_err(|_| refused("a body that is not a device authorization answer"))?;
         let (Some(device_code), true) = (answer.device_code, (200..300).contains(&status)) else {
-            return Err(refusal(
-                "devicecode endpoint",
-                status,
-                &body,
-                "no device_code",
-            ));
+            return Err(refused("no device_code"));
         };
         let device_code = SecretString::from(device_code);
         let message = answer.message.map(|m| sanitize(&m)).unwrap_or_else(|| {
