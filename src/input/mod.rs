@@ -5,7 +5,7 @@
 //! # Contract
 //!
 //! * A header row is required. Header cells match case-insensitively after trimming, with `-`,
-//!   `_` and spaces ignored ([`fold_key`]). Columns and their aliases are in [`COLUMN_NAMES`].
+//!   `_` and spaces ignored ([`fold_key`]). Columns and their aliases are in [`columns::COLUMNS`].
 //!   Other columns are ignored. When two header cells name the same column (an alias
 //!   included), the first wins. A UTF-8 byte-order mark before the header is stripped. A header
 //!   without a required column is an error that shows the cells as split and the delimiter.
@@ -48,7 +48,7 @@ use crate::domain::model::{
 };
 use crate::input::dedup::DuplicateIndex;
 use columns::*;
-pub use columns::{Layout, COLUMN_NAMES};
+use source::{Encoding, Format};
 use validate::*;
 
 /// Local `error_code` of a row whose customer id is not a GUID.
@@ -126,17 +126,7 @@ fn decode(bytes: &[u8]) -> Cow<'_, str> {
     if let Ok(text) = std::str::from_utf8(bytes) {
         return Cow::Borrowed(text.trim());
     }
-    match String::from_utf8_lossy(bytes) {
-        Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
-        Cow::Owned(s) => {
-            let trimmed = s.trim();
-            if trimmed.len() == s.len() {
-                Cow::Owned(s)
-            } else {
-                Cow::Owned(trimmed.to_owned())
-            }
-        }
-    }
+    Cow::Owned(String::from_utf8_lossy(bytes).trim().to_owned())
 }
 
 /// Whether a cell is empty after trimming Unicode white space (decoded lossily).
@@ -352,45 +342,18 @@ impl<R: Read> InputReader<R> {
     /// Fails when there is no header at all ([`InputError::Empty`]), when `customer_id` or
     /// `qualification` is missing, when the header cannot be parsed, or when reading fails.
     pub fn new(reader: R, opts: InputOptions) -> Result<Self, InputError> {
-        InputReader::csv(
-            reader,
-            Layout::Csv {
-                delimiter: b',',
-                detected: true,
-            },
-            opts,
-            MAX_RECORD_BYTES,
-        )
-    }
-
-    /// Reads and maps the header of delimited text split as `layout` says (a `Layout::Sheet`
-    /// is read as comma-separated).
-    pub fn csv(
-        reader: R,
-        layout: Layout,
-        opts: InputOptions,
-        limit: usize,
-    ) -> Result<Self, InputError> {
-        let delimiter = match layout {
-            Layout::Csv { delimiter, .. } => delimiter,
-            Layout::Sheet { .. } => b',',
+        let format = Format::Csv {
+            encoding: Encoding::Utf8,
+            delimiter: b',',
+            detected: true,
         };
-        InputReader::start(Source::csv(reader, delimiter, limit), layout, opts)
+        InputReader::start(Source::csv(reader, b',', MAX_RECORD_BYTES), &format, opts)
     }
 
-    /// Reads and maps the header of a workbook sheet's rows.
-    pub fn sheet(
-        rows: crate::input::sheet::SheetRows,
-        name: String,
-        opts: InputOptions,
-        limit: usize,
-    ) -> Result<Self, InputError> {
-        InputReader::start(Source::sheet(rows, limit), Layout::Sheet { name }, opts)
-    }
-
+    /// Reads and maps the header of `source`, split as `format` says.
     fn start(
         mut source: Source<R>,
-        layout: Layout,
+        format: &Format,
         opts: InputOptions,
     ) -> Result<Self, InputError> {
         match source.next() {
@@ -407,7 +370,7 @@ impl<R: Read> InputReader<R> {
             Step::NotUtf8(line) => return Err(InputError::NotUtf8 { line }),
         }
         let header_row = source.sheet_row.unwrap_or(1);
-        let columns = Columns::from_header(&source.record, &layout, header_row)?;
+        let columns = Columns::from_header(&source.record, format, header_row)?;
         Ok(InputReader {
             source,
             columns,
@@ -536,23 +499,9 @@ impl<R: Read> Iterator for InputReader<R> {
     }
 }
 
-/// Counts the data records [`InputReader`] would yield from comma-separated text (same header
-/// and blank-record rules), without validating them; for a progress bar's total. A file without
-/// a header counts 0.
-pub fn count_records<R: Read>(reader: R) -> io::Result<u64> {
-    count(Source::csv(reader, b',', MAX_RECORD_BYTES))
-}
-
-/// [`count_records`] for text split on `delimiter`.
-pub fn count_csv_records<R: Read>(reader: R, delimiter: u8, limit: usize) -> io::Result<u64> {
-    count(Source::csv(reader, delimiter, limit))
-}
-
-/// [`count_records`] for a workbook sheet's rows.
-pub fn count_sheet_records(rows: crate::input::sheet::SheetRows) -> io::Result<u64> {
-    count(Source::<io::Empty>::sheet(rows, MAX_RECORD_BYTES))
-}
-
+/// Counts the data records [`InputReader`] would yield from `source` (same header and
+/// blank-record rules), without validating them; for a progress bar's total. A file without a
+/// header counts 0.
 fn count<R: Read>(mut source: Source<R>) -> io::Result<u64> {
     let not_utf8 = |line| io::Error::new(io::ErrorKind::InvalidData, InputError::NotUtf8 { line });
     match source.next() {
@@ -584,12 +533,9 @@ mod tests {
         let text = format!(
             "customer_id,qualification\n{long},StateOwnedEntity\n00000000-0000-4000-8000-000000000001,StateOwnedEntity\n"
         );
-        let layout = Layout::Csv {
-            delimiter: b',',
-            detected: true,
-        };
-        let reader =
-            InputReader::csv(text.as_bytes(), layout.clone(), opts(), 2048).expect("header");
+        let layout = csv_format(b',', true);
+        let reader = InputReader::start(Source::csv(text.as_bytes(), b',', 2048), &layout, opts())
+            .expect("header");
         let records: Vec<_> = reader.map(|r| r.expect("readable")).collect();
         assert_eq!(records.len(), 2);
         let Record::Rejected(row) = &records[0] else {
@@ -606,7 +552,8 @@ mod tests {
         assert!(matches!(records[1], Record::Valid(_)));
 
         let endless = b"customer_id,qualification\n".chain(std::io::repeat(b'0'));
-        let mut reader = InputReader::csv(endless, layout, opts(), 2048).expect("header");
+        let mut reader =
+            InputReader::start(Source::csv(endless, b',', 2048), &layout, opts()).expect("header");
         match reader.next_record() {
             Some(Err(InputError::Io(e))) => {
                 assert!(e.to_string().contains("no record ends within"), "{e}")
@@ -614,7 +561,7 @@ mod tests {
             other => panic!("an endless record is refused, got {other:?}"),
         }
         assert!(reader.next_record().is_none());
-        assert!(count_csv_records(std::io::repeat(b','), b',', 2048).is_err());
+        assert!(count(Source::csv(std::io::repeat(b','), b',', 2048)).is_err());
     }
     use proptest::prelude::*;
 
@@ -624,6 +571,19 @@ mod tests {
 
     fn opts() -> InputOptions {
         InputOptions::default()
+    }
+
+    fn csv_format(delimiter: u8, detected: bool) -> Format {
+        Format::Csv {
+            encoding: Encoding::Utf8,
+            delimiter,
+            detected,
+        }
+    }
+
+    /// What the progress bar's count of comma-separated text is.
+    fn count_records<R: Read>(reader: R) -> io::Result<u64> {
+        count(Source::csv(reader, b',', MAX_RECORD_BYTES))
     }
 
     fn read_all(input: &[u8], opts: InputOptions) -> Vec<Record> {
@@ -833,12 +793,8 @@ mod tests {
         );
         assert!(message.contains("--delimiter"), "{message}");
         // Split on the right delimiter, the same file reads.
-        let layout = Layout::Csv {
-            delimiter: b';',
-            detected: false,
-        };
-        let reader =
-            InputReader::csv(input.as_bytes(), layout, opts(), MAX_RECORD_BYTES).expect("header");
+        let source = Source::csv(input.as_bytes(), b';', MAX_RECORD_BYTES);
+        let reader = InputReader::start(source, &csv_format(b';', false), opts()).expect("header");
         assert_eq!(reader.count(), 1);
         // Many cells are cut short, and a sheet's header names its row and sheet.
         let wide: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
@@ -846,8 +802,9 @@ mod tests {
         assert!(e.to_string().contains("\"c11\", … (8 more)]"), "{e}");
         let mut header = ByteRecord::new();
         header.push_field(b"Name");
-        let sheet = Layout::Sheet {
-            name: "Schools".into(),
+        let sheet = Format::Workbook {
+            kind: sheet::WorkbookKind::Xlsx,
+            sheet: "Schools".into(),
         };
         let text = sheet.describe_header(&header, 3);
         assert_eq!(text, "the header (row 3 of sheet \"Schools\") has 1 cell: [\"Name\"]; choose another sheet with --sheet NAME");
