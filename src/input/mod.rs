@@ -151,6 +151,14 @@ fn record_is_blank(record: &ByteRecord, bom: bool) -> bool {
     })
 }
 
+/// A csv error as the I/O error it wraps (or an I/O error describing it).
+pub(crate) fn csv_to_io(err: csv::Error) -> io::Error {
+    match err.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => io::Error::other(format!("{other:?}")),
+    }
+}
+
 /// The longest record read by default (`--max-record-bytes`): far beyond any row of customers,
 /// and small enough that a file with no line breaks (`/dev/zero`, a binary, one 200 MB cell)
 /// is refused in bounded memory instead of read whole into one record.
@@ -306,10 +314,7 @@ impl<R: Read> Source<R> {
                 }
                 Err(e) if e.is_io_error() => {
                     self.done = true;
-                    return Step::Io(match e.into_kind() {
-                        csv::ErrorKind::Io(io) => io,
-                        other => io::Error::other(format!("{other:?}")),
-                    });
+                    return Step::Io(csv_to_io(e));
                 }
                 Err(e) => {
                     self.first = false;
