@@ -4,24 +4,13 @@
 //!
 //! # Contract
 //!
-//! * A header row is required. Header cells match case-insensitively after trimming, with `-`,
-//!   `_` and spaces ignored ([`fold_key`]). Columns and their aliases are in [`columns::COLUMNS`].
-//!   Other columns are ignored. When two header cells name the same column (an alias
-//!   included), the first wins. A UTF-8 byte-order mark before the header is stripped. A header
-//!   without a required column is an error that shows the cells as split and the delimiter.
-//! * **Blank records are skipped and not counted.** A record is blank when every one of its
-//!   fields is empty after trimming (Unicode white space): an empty line, a line of only spaces,
-//!   `,,,`, `""`. Blank lines before the header are skipped too; a file with nothing but blank
-//!   records (or a bare BOM) is [`InputError::Empty`].
-//! * Every other record after the header yields exactly one [`Record`], numbered in
-//!   [`Row::index`] / [`ResultRow::row`]: a CSV's data records from 1, a sheet's rows by the
-//!   sheet's own row numbers (the header usually being row 1, the first data row is 2). Bad
-//!   content never aborts the read: it becomes a [`Record::Rejected`] row. Only a failure to
-//!   read the underlying stream is an `Err`, after which the reader is finished.
-//! * CSV text must be UTF-8: a record with bytes that are not is [`InputError::NotUtf8`] (an
-//!   `Err` that ends the reader), naming its line and how to re-save the file. Cells are
-//!   trimmed and decoded only when used.
-//! * Validity depends only on [`InputOptions`], never on the command that reads the file.
+//! The header (cells compared through [`fold_key`], the columns in [`columns::COLUMNS`]), blank
+//! records, row numbers and the checks are as docs/input-and-results.md says. Every record after
+//! the header that is not blank (all cells empty after trimming Unicode white space) yields
+//! exactly one [`Record`]: bad content becomes a [`Record::Rejected`] row and never aborts the
+//! read. Only a failure to read the stream, or CSV text that is not UTF-8
+//! ([`InputError::NotUtf8`]), is an `Err`, after which the reader is finished. Cells are trimmed
+//! and decoded only when used. Validity depends only on [`InputOptions`], never on the command.
 //!
 //! # Memory
 //!

@@ -6,10 +6,7 @@
 //! ([`At`], positional reads), so passes never disturb one another and a file replaced under
 //! the same name mid-run cannot mix two versions. Standard input can be read once: a run that
 //! needs a second pass first copies it to an anonymous temporary file ([`InputSource::spool`]).
-//!
-//! Text: UTF-8 with or without a byte-order mark; UTF-16 LE or BE with a byte-order mark
-//! (transcoded to UTF-8 while read). The delimiter is the one of comma, semicolon, tab and pipe
-//! found most often outside quotes in the header line, unless `--delimiter` names it.
+//! The encodings and delimiters read are those of docs/input-formats.md.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
