@@ -326,7 +326,6 @@ pub struct InputReader<R: Read> {
     columns: Columns,
     opts: InputOptions,
     index: u64,
-    records: u64,
     seen: DuplicateIndex,
 }
 
@@ -370,14 +369,12 @@ impl<R: Read> InputReader<R> {
             columns,
             opts,
             index: 0,
-            records: 0,
             seen: DuplicateIndex::default(),
         })
     }
 
-    /// The `invalid_record` row of a record that could not be read (counted; its cells unknown).
+    /// The `invalid_record` row of a record that could not be read (its cells unknown).
     fn unreadable(&mut self, message: String) -> Record {
-        self.records += 1;
         let rejection = Rejection::invalid(INVALID_RECORD, message);
         Record::Rejected(rejected(
             self.index,
@@ -393,7 +390,6 @@ impl<R: Read> InputReader<R> {
         match self.source.next() {
             Step::Record => {
                 self.index = self.source.sheet_row.unwrap_or(self.index + 1);
-                self.records += 1;
                 Some(Ok(self.classify()))
             }
             Step::Malformed(e) => {
@@ -424,11 +420,6 @@ impl<R: Read> InputReader<R> {
     /// How many distinct valid (customer, qualification) pairs have been seen.
     pub fn seen_duplicate_keys(&self) -> usize {
         self.seen.len()
-    }
-
-    /// How many data records have been yielded so far.
-    pub fn records_read(&self) -> u64 {
-        self.records
     }
 
     fn classify(&mut self) -> Record {
@@ -586,7 +577,6 @@ mod tests {
         while let Some(record) = reader.next_record() {
             out.push(record.expect("no I/O error"));
         }
-        assert_eq!(reader.records_read(), out.len() as u64);
         assert_eq!(count_records(input).expect("count"), out.len() as u64);
         out
     }
