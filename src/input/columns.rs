@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use csv::ByteRecord;
 
 use crate::domain::model::fold_key;
+use crate::input::source::{delimiter_name, Format};
 
 use super::*;
 
@@ -54,44 +55,7 @@ pub(super) const COLUMNS: [ColumnSpec; 5] = [
     },
 ];
 
-/// Every known column with its aliases, `(name, aliases)`, for help texts and documentation.
-pub const COLUMN_NAMES: [(&str, &[&str]); 5] = [
-    (COLUMNS[0].name, COLUMNS[0].aliases),
-    (COLUMNS[1].name, COLUMNS[1].aliases),
-    (COLUMNS[2].name, COLUMNS[2].aliases),
-    (COLUMNS[3].name, COLUMNS[3].aliases),
-    (COLUMNS[4].name, COLUMNS[4].aliases),
-];
-
-/// How the header row was obtained, for the message when it lacks a column.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Layout {
-    /// Delimited text split on `delimiter`; `detected` when sniffed from the header line.
-    Csv {
-        /// The field separator.
-        delimiter: u8,
-        /// Sniffed rather than given with `--delimiter`.
-        detected: bool,
-    },
-    /// A workbook sheet.
-    Sheet {
-        /// The sheet's name.
-        name: String,
-    },
-}
-
-impl Layout {
-    /// How a delimiter byte is named in messages.
-    pub fn delimiter_name(delimiter: u8) -> String {
-        match delimiter {
-            b',' => "',' (comma)".into(),
-            b';' => "';' (semicolon)".into(),
-            b'\t' => "tab".into(),
-            b'|' => "'|' (pipe)".into(),
-            other => format!("{:?}", char::from(other)),
-        }
-    }
-
+impl Format {
     /// What the header error says about the cells and what to try.
     pub(super) fn describe_header(&self, header: &ByteRecord, row: u64) -> String {
         const MAX_CELLS: usize = 12;
@@ -118,13 +82,17 @@ impl Layout {
             cells.join(", ")
         );
         match self {
-            Layout::Csv { delimiter, detected } => format!(
+            Format::Csv {
+                delimiter,
+                detected,
+                ..
+            } => format!(
                 "the header row, split on {}{}, has {listed}; if the file uses another separator, say which with --delimiter (comma, semicolon, tab or pipe)",
-                Layout::delimiter_name(*delimiter),
+                delimiter_name(*delimiter),
                 if *detected { " (detected)" } else { " (from --delimiter)" },
             ),
-            Layout::Sheet { name } => format!(
-                "the header (row {row} of sheet {name:?}) has {listed}; choose another sheet with --sheet NAME"
+            Format::Workbook { sheet, .. } => format!(
+                "the header (row {row} of sheet {sheet:?}) has {listed}; choose another sheet with --sheet NAME"
             ),
         }
     }
@@ -140,7 +108,7 @@ pub(super) struct Columns {
 impl Columns {
     pub(super) fn from_header(
         header: &ByteRecord,
-        layout: &Layout,
+        format: &Format,
         row: u64,
     ) -> Result<Self, InputError> {
         let mut position = [None; COLUMNS.len()];
@@ -178,7 +146,7 @@ impl Columns {
                 return Err(InputError::MissingColumn {
                     column: COLUMNS[required].name,
                     aliases: COLUMNS[required].aliases,
-                    header: layout.describe_header(header, row),
+                    header: format.describe_header(header, row),
                 });
             }
         }

@@ -4,24 +4,13 @@
 //!
 //! # Contract
 //!
-//! * A header row is required. Header cells match case-insensitively after trimming, with `-`,
-//!   `_` and spaces ignored ([`fold_key`]). Columns and their aliases are in [`COLUMN_NAMES`].
-//!   Other columns are ignored. When two header cells name the same column (an alias
-//!   included), the first wins. A UTF-8 byte-order mark before the header is stripped. A header
-//!   without a required column is an error that shows the cells as split and the delimiter.
-//! * **Blank records are skipped and not counted.** A record is blank when every one of its
-//!   fields is empty after trimming (Unicode white space): an empty line, a line of only spaces,
-//!   `,,,`, `""`. Blank lines before the header are skipped too; a file with nothing but blank
-//!   records (or a bare BOM) is [`InputError::Empty`].
-//! * Every other record after the header yields exactly one [`Record`], numbered in
-//!   [`Row::index`] / [`ResultRow::row`]: a CSV's data records from 1, a sheet's rows by the
-//!   sheet's own row numbers (the header usually being row 1, the first data row is 2). Bad
-//!   content never aborts the read: it becomes a [`Record::Rejected`] row. Only a failure to
-//!   read the underlying stream is an `Err`, after which the reader is finished.
-//! * CSV text must be UTF-8: a record with bytes that are not is [`InputError::NotUtf8`] (an
-//!   `Err` that ends the reader), naming its line and how to re-save the file. Cells are
-//!   trimmed and decoded only when used.
-//! * Validity depends only on [`InputOptions`], never on the command that reads the file.
+//! The header (cells compared through [`fold_key`], the columns in [`columns::COLUMNS`]), blank
+//! records, row numbers and the checks are as docs/input-and-results.md says. Every record after
+//! the header that is not blank (all cells empty after trimming Unicode white space) yields
+//! exactly one [`Record`]: bad content becomes a [`Record::Rejected`] row and never aborts the
+//! read. Only a failure to read the stream, or CSV text that is not UTF-8
+//! ([`InputError::NotUtf8`]), is an `Err`, after which the reader is finished. Cells are trimmed
+//! and decoded only when used. Validity depends only on [`InputOptions`], never on the command.
 //!
 //! # Memory
 //!
@@ -48,7 +37,7 @@ use crate::domain::model::{
 };
 use crate::input::dedup::DuplicateIndex;
 use columns::*;
-pub use columns::{Layout, COLUMN_NAMES};
+use source::{Encoding, Format};
 use validate::*;
 
 /// Local `error_code` of a row whose customer id is not a GUID.
@@ -126,17 +115,7 @@ fn decode(bytes: &[u8]) -> Cow<'_, str> {
     if let Ok(text) = std::str::from_utf8(bytes) {
         return Cow::Borrowed(text.trim());
     }
-    match String::from_utf8_lossy(bytes) {
-        Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
-        Cow::Owned(s) => {
-            let trimmed = s.trim();
-            if trimmed.len() == s.len() {
-                Cow::Owned(s)
-            } else {
-                Cow::Owned(trimmed.to_owned())
-            }
-        }
-    }
+    Cow::Owned(String::from_utf8_lossy(bytes).trim().to_owned())
 }
 
 /// Whether a cell is empty after trimming Unicode white space (decoded lossily).
@@ -159,6 +138,14 @@ fn record_is_blank(record: &ByteRecord, bom: bool) -> bool {
         };
         cell_is_blank(cell)
     })
+}
+
+/// A csv error as the I/O error it wraps (or an I/O error describing it).
+pub(crate) fn csv_to_io(err: csv::Error) -> io::Error {
+    match err.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => io::Error::other(format!("{other:?}")),
+    }
 }
 
 /// The longest record read by default (`--max-record-bytes`): far beyond any row of customers,
@@ -316,10 +303,7 @@ impl<R: Read> Source<R> {
                 }
                 Err(e) if e.is_io_error() => {
                     self.done = true;
-                    return Step::Io(match e.into_kind() {
-                        csv::ErrorKind::Io(io) => io,
-                        other => io::Error::other(format!("{other:?}")),
-                    });
+                    return Step::Io(csv_to_io(e));
                 }
                 Err(e) => {
                     self.first = false;
@@ -342,7 +326,6 @@ pub struct InputReader<R: Read> {
     columns: Columns,
     opts: InputOptions,
     index: u64,
-    records: u64,
     seen: DuplicateIndex,
 }
 
@@ -352,45 +335,18 @@ impl<R: Read> InputReader<R> {
     /// Fails when there is no header at all ([`InputError::Empty`]), when `customer_id` or
     /// `qualification` is missing, when the header cannot be parsed, or when reading fails.
     pub fn new(reader: R, opts: InputOptions) -> Result<Self, InputError> {
-        InputReader::csv(
-            reader,
-            Layout::Csv {
-                delimiter: b',',
-                detected: true,
-            },
-            opts,
-            MAX_RECORD_BYTES,
-        )
-    }
-
-    /// Reads and maps the header of delimited text split as `layout` says (a `Layout::Sheet`
-    /// is read as comma-separated).
-    pub fn csv(
-        reader: R,
-        layout: Layout,
-        opts: InputOptions,
-        limit: usize,
-    ) -> Result<Self, InputError> {
-        let delimiter = match layout {
-            Layout::Csv { delimiter, .. } => delimiter,
-            Layout::Sheet { .. } => b',',
+        let format = Format::Csv {
+            encoding: Encoding::Utf8,
+            delimiter: b',',
+            detected: true,
         };
-        InputReader::start(Source::csv(reader, delimiter, limit), layout, opts)
+        InputReader::start(Source::csv(reader, b',', MAX_RECORD_BYTES), &format, opts)
     }
 
-    /// Reads and maps the header of a workbook sheet's rows.
-    pub fn sheet(
-        rows: crate::input::sheet::SheetRows,
-        name: String,
-        opts: InputOptions,
-        limit: usize,
-    ) -> Result<Self, InputError> {
-        InputReader::start(Source::sheet(rows, limit), Layout::Sheet { name }, opts)
-    }
-
+    /// Reads and maps the header of `source`, split as `format` says.
     fn start(
         mut source: Source<R>,
-        layout: Layout,
+        format: &Format,
         opts: InputOptions,
     ) -> Result<Self, InputError> {
         match source.next() {
@@ -407,20 +363,18 @@ impl<R: Read> InputReader<R> {
             Step::NotUtf8(line) => return Err(InputError::NotUtf8 { line }),
         }
         let header_row = source.sheet_row.unwrap_or(1);
-        let columns = Columns::from_header(&source.record, &layout, header_row)?;
+        let columns = Columns::from_header(&source.record, format, header_row)?;
         Ok(InputReader {
             source,
             columns,
             opts,
             index: 0,
-            records: 0,
             seen: DuplicateIndex::default(),
         })
     }
 
-    /// The `invalid_record` row of a record that could not be read (counted; its cells unknown).
+    /// The `invalid_record` row of a record that could not be read (its cells unknown).
     fn unreadable(&mut self, message: String) -> Record {
-        self.records += 1;
         let rejection = Rejection::invalid(INVALID_RECORD, message);
         Record::Rejected(rejected(
             self.index,
@@ -436,7 +390,6 @@ impl<R: Read> InputReader<R> {
         match self.source.next() {
             Step::Record => {
                 self.index = self.source.sheet_row.unwrap_or(self.index + 1);
-                self.records += 1;
                 Some(Ok(self.classify()))
             }
             Step::Malformed(e) => {
@@ -467,11 +420,6 @@ impl<R: Read> InputReader<R> {
     /// How many distinct valid (customer, qualification) pairs have been seen.
     pub fn seen_duplicate_keys(&self) -> usize {
         self.seen.len()
-    }
-
-    /// How many data records have been yielded so far.
-    pub fn records_read(&self) -> u64 {
-        self.records
     }
 
     fn classify(&mut self) -> Record {
@@ -536,23 +484,9 @@ impl<R: Read> Iterator for InputReader<R> {
     }
 }
 
-/// Counts the data records [`InputReader`] would yield from comma-separated text (same header
-/// and blank-record rules), without validating them; for a progress bar's total. A file without
-/// a header counts 0.
-pub fn count_records<R: Read>(reader: R) -> io::Result<u64> {
-    count(Source::csv(reader, b',', MAX_RECORD_BYTES))
-}
-
-/// [`count_records`] for text split on `delimiter`.
-pub fn count_csv_records<R: Read>(reader: R, delimiter: u8, limit: usize) -> io::Result<u64> {
-    count(Source::csv(reader, delimiter, limit))
-}
-
-/// [`count_records`] for a workbook sheet's rows.
-pub fn count_sheet_records(rows: crate::input::sheet::SheetRows) -> io::Result<u64> {
-    count(Source::<io::Empty>::sheet(rows, MAX_RECORD_BYTES))
-}
-
+/// Counts the data records [`InputReader`] would yield from `source` (same header and
+/// blank-record rules), without validating them; for a progress bar's total. A file without a
+/// header counts 0.
 fn count<R: Read>(mut source: Source<R>) -> io::Result<u64> {
     let not_utf8 = |line| io::Error::new(io::ErrorKind::InvalidData, InputError::NotUtf8 { line });
     match source.next() {
@@ -584,12 +518,9 @@ mod tests {
         let text = format!(
             "customer_id,qualification\n{long},StateOwnedEntity\n00000000-0000-4000-8000-000000000001,StateOwnedEntity\n"
         );
-        let layout = Layout::Csv {
-            delimiter: b',',
-            detected: true,
-        };
-        let reader =
-            InputReader::csv(text.as_bytes(), layout.clone(), opts(), 2048).expect("header");
+        let layout = csv_format(b',', true);
+        let reader = InputReader::start(Source::csv(text.as_bytes(), b',', 2048), &layout, opts())
+            .expect("header");
         let records: Vec<_> = reader.map(|r| r.expect("readable")).collect();
         assert_eq!(records.len(), 2);
         let Record::Rejected(row) = &records[0] else {
@@ -606,7 +537,8 @@ mod tests {
         assert!(matches!(records[1], Record::Valid(_)));
 
         let endless = b"customer_id,qualification\n".chain(std::io::repeat(b'0'));
-        let mut reader = InputReader::csv(endless, layout, opts(), 2048).expect("header");
+        let mut reader =
+            InputReader::start(Source::csv(endless, b',', 2048), &layout, opts()).expect("header");
         match reader.next_record() {
             Some(Err(InputError::Io(e))) => {
                 assert!(e.to_string().contains("no record ends within"), "{e}")
@@ -614,7 +546,7 @@ mod tests {
             other => panic!("an endless record is refused, got {other:?}"),
         }
         assert!(reader.next_record().is_none());
-        assert!(count_csv_records(std::io::repeat(b','), b',', 2048).is_err());
+        assert!(count(Source::csv(std::io::repeat(b','), b',', 2048)).is_err());
     }
     use proptest::prelude::*;
 
@@ -626,13 +558,25 @@ mod tests {
         InputOptions::default()
     }
 
+    fn csv_format(delimiter: u8, detected: bool) -> Format {
+        Format::Csv {
+            encoding: Encoding::Utf8,
+            delimiter,
+            detected,
+        }
+    }
+
+    /// What the progress bar's count of comma-separated text is.
+    fn count_records<R: Read>(reader: R) -> io::Result<u64> {
+        count(Source::csv(reader, b',', MAX_RECORD_BYTES))
+    }
+
     fn read_all(input: &[u8], opts: InputOptions) -> Vec<Record> {
         let mut reader = InputReader::new(input, opts).expect("header");
         let mut out = Vec::new();
         while let Some(record) = reader.next_record() {
             out.push(record.expect("no I/O error"));
         }
-        assert_eq!(reader.records_read(), out.len() as u64);
         assert_eq!(count_records(input).expect("count"), out.len() as u64);
         out
     }
@@ -833,12 +777,8 @@ mod tests {
         );
         assert!(message.contains("--delimiter"), "{message}");
         // Split on the right delimiter, the same file reads.
-        let layout = Layout::Csv {
-            delimiter: b';',
-            detected: false,
-        };
-        let reader =
-            InputReader::csv(input.as_bytes(), layout, opts(), MAX_RECORD_BYTES).expect("header");
+        let source = Source::csv(input.as_bytes(), b';', MAX_RECORD_BYTES);
+        let reader = InputReader::start(source, &csv_format(b';', false), opts()).expect("header");
         assert_eq!(reader.count(), 1);
         // Many cells are cut short, and a sheet's header names its row and sheet.
         let wide: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
@@ -846,8 +786,9 @@ mod tests {
         assert!(e.to_string().contains("\"c11\", … (8 more)]"), "{e}");
         let mut header = ByteRecord::new();
         header.push_field(b"Name");
-        let sheet = Layout::Sheet {
-            name: "Schools".into(),
+        let sheet = Format::Workbook {
+            kind: sheet::WorkbookKind::Xlsx,
+            sheet: "Schools".into(),
         };
         let text = sheet.describe_header(&header, 3);
         assert_eq!(text, "the header (row 3 of sheet \"Schools\") has 1 cell: [\"Name\"]; choose another sheet with --sheet NAME");

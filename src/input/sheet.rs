@@ -12,7 +12,7 @@ use std::io::{self, BufReader, Read, Seek};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use calamine::{open_workbook_from_rs, Data, DataRef, Ods, Reader, Xls, Xlsx};
+use calamine::{open_workbook_from_rs, Data, Reader, Sheets};
 
 /// The workbook formats read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,37 +130,20 @@ impl Drop for SheetRows {
     }
 }
 
-/// An opened workbook of any kind.
-enum Book<RS: Read + Seek> {
-    Xlsx(Xlsx<RS>),
-    Xls(Xls<RS>),
-    Ods(Ods<RS>),
-}
-
-impl<RS: Read + Seek> Book<RS> {
-    fn sheet_names(&self) -> Vec<String> {
-        match self {
-            Book::Xlsx(b) => b.sheet_names(),
-            Book::Xls(b) => b.sheet_names(),
-            Book::Ods(b) => b.sheet_names(),
-        }
-    }
-}
-
-fn open_book<RS>(data: RS, kind: WorkbookKind) -> Result<Book<BufReader<RS>>, SheetError>
+fn open_book<RS>(data: RS, kind: WorkbookKind) -> Result<Sheets<BufReader<RS>>, SheetError>
 where
     RS: Read + Seek,
 {
     let data = BufReader::new(data);
     let opened = match kind {
         WorkbookKind::Xlsx => open_workbook_from_rs(data)
-            .map(Book::Xlsx)
+            .map(Sheets::Xlsx)
             .map_err(|e: calamine::XlsxError| calamine::Error::from(e)),
         WorkbookKind::Xls => open_workbook_from_rs(data)
-            .map(Book::Xls)
+            .map(Sheets::Xls)
             .map_err(|e: calamine::XlsError| calamine::Error::from(e)),
         WorkbookKind::Ods => open_workbook_from_rs(data)
-            .map(Book::Ods)
+            .map(Sheets::Ods)
             .map_err(|e: calamine::OdsError| calamine::Error::from(e)),
     };
     opened.map_err(|source| SheetError::Open { kind, source })
@@ -227,19 +210,22 @@ struct Closed;
 
 /// Sends the rows of `name`; `Err` only for a reading failure (a closed channel is not one).
 fn produce<RS: Read + Seek>(
-    book: Book<RS>,
+    book: Sheets<RS>,
     name: &str,
     tx: &mpsc::SyncSender<io::Result<SheetRow>>,
 ) -> Result<(), calamine::Error> {
     let mut row = Row::default();
     let result = match book {
-        Book::Xlsx(mut book) => {
+        Sheets::Xlsx(mut book) => {
             let mut cells = book.worksheet_cells_reader(name)?;
             loop {
                 match cells.next_cell() {
                     Ok(Some(cell)) => {
                         let (r, c) = cell.get_position();
-                        if row.push(tx, r, c, ref_text(cell.get_value())).is_err() {
+                        if row
+                            .push(tx, r, c, text(cell.get_value().clone().into()))
+                            .is_err()
+                        {
                             return Ok(());
                         }
                     }
@@ -249,11 +235,7 @@ fn produce<RS: Read + Seek>(
             }
             row.flush(tx)
         }
-        Book::Xls(mut book) => {
-            let range = book.worksheet_range(name)?;
-            send_range(&range, &mut row, tx)
-        }
-        Book::Ods(mut book) => {
+        mut book => {
             let range = book.worksheet_range(name)?;
             send_range(&range, &mut row, tx)
         }
@@ -277,7 +259,7 @@ fn send_range(
         ) else {
             continue;
         };
-        row.push(tx, r, c, data_text(value))?;
+        row.push(tx, r, c, text(value.clone()))?;
     }
     row.flush(tx)
 }
@@ -326,35 +308,17 @@ impl Row {
     }
 }
 
-fn ref_text(value: &DataRef<'_>) -> String {
-    match value {
-        DataRef::Int(i) => i.to_string(),
-        DataRef::Float(f) => number_text(*f),
-        DataRef::String(s) => s.clone(),
-        DataRef::SharedString(s) => (*s).to_string(),
-        DataRef::Bool(b) => bool_text(*b),
-        DataRef::DateTime(d) => date_text(d),
-        DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => s.clone(),
-        DataRef::Error(e) => e.to_string(),
-        DataRef::Empty => String::new(),
-    }
-}
-
-fn data_text(value: &Data) -> String {
+/// A cell's text as the spreadsheet shows it.
+fn text(value: Data) -> String {
     match value {
         Data::Int(i) => i.to_string(),
-        Data::Float(f) => number_text(*f),
-        Data::String(s) => s.clone(),
-        Data::Bool(b) => bool_text(*b),
-        Data::DateTime(d) => date_text(d),
-        Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
+        Data::Float(f) => number_text(f),
+        Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => s,
+        Data::Bool(b) => if b { "TRUE" } else { "FALSE" }.to_string(),
+        Data::DateTime(d) => date_text(&d),
         Data::Error(e) => e.to_string(),
         Data::Empty => String::new(),
     }
-}
-
-fn bool_text(b: bool) -> String {
-    if b { "TRUE" } else { "FALSE" }.to_string()
 }
 
 /// A number as Excel's General format shows it: whole numbers without a fraction (`482913`,

@@ -6,10 +6,7 @@
 //! ([`At`], positional reads), so passes never disturb one another and a file replaced under
 //! the same name mid-run cannot mix two versions. Standard input can be read once: a run that
 //! needs a second pass first copies it to an anonymous temporary file ([`InputSource::spool`]).
-//!
-//! Text: UTF-8 with or without a byte-order mark; UTF-16 LE or BE with a byte-order mark
-//! (transcoded to UTF-8 while read). The delimiter is the one of comma, semicolon, tab and pipe
-//! found most often outside quotes in the header line, unless `--delimiter` names it.
+//! The encodings and delimiters read are those of docs/input-formats.md.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -18,7 +15,7 @@ use std::sync::Arc;
 
 use crate::input::sheet::{self, WorkbookKind};
 use crate::input::InputFileError;
-use crate::input::{self, InputError, InputOptions, InputReader, Layout};
+use crate::input::{self, InputError, InputOptions, InputReader, Source};
 
 /// Flags that say how to read the input (shared by `run`, `reconcile` and `validate`).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -124,6 +121,27 @@ pub enum Format {
     },
 }
 
+impl Format {
+    /// The field separator; a sheet's rows are read as comma-separated.
+    pub(super) fn delimiter(&self) -> u8 {
+        match self {
+            Format::Csv { delimiter, .. } => *delimiter,
+            Format::Workbook { .. } => b',',
+        }
+    }
+}
+
+/// How a delimiter byte is named in messages.
+pub(super) fn delimiter_name(delimiter: u8) -> String {
+    match delimiter {
+        b',' => "',' (comma)".into(),
+        b';' => "';' (semicolon)".into(),
+        b'\t' => "tab".into(),
+        b'|' => "'|' (pipe)".into(),
+        other => format!("{:?}", char::from(other)),
+    }
+}
+
 impl std::fmt::Display for Format {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -135,7 +153,7 @@ impl std::fmt::Display for Format {
                 f,
                 "CSV text, {}, delimiter {}, {}",
                 encoding.name(),
-                Layout::delimiter_name(*delimiter),
+                delimiter_name(*delimiter),
                 if *detected {
                     "detected from the header line"
                 } else {
@@ -218,50 +236,32 @@ impl InputSource {
     /// file's bytes all UTF-8 (or UTF-16 with a BOM), so that a file that cannot be read stops
     /// the run before anything is sent. A pipe or device is read once, like standard input.
     pub fn open(path: &str, flags: &InputFormat) -> Result<InputSource, InputFileError> {
-        let stream = |data: Box<dyn Read + Send>| InputSource {
+        let mut source = InputSource {
             path: path.to_string(),
-            data: Data::Stream(Some(data)),
+            data: Data::Stream(None),
             flags: flags.clone(),
             workbook: None,
             format: None,
         };
         if path == "-" {
-            return Ok(stream(Box::new(io::stdin())));
+            source.data = Data::Stream(Some(Box::new(io::stdin())));
+            return Ok(source);
         }
-        let err = |reason: String| InputFileError::Input {
-            path: path.to_string(),
-            reason,
-        };
-        let io_err = |source| InputFileError::InputIo {
-            path: path.to_string(),
-            source,
-        };
-        let file = File::open(path).map_err(io_err)?;
-        let metadata = file.metadata().map_err(io_err)?;
+        let file = File::open(path).map_err(|e| source.io_err(e))?;
+        let metadata = file.metadata().map_err(|e| source.io_err(e))?;
         if metadata.is_dir() {
-            return Err(err("is a directory".into()));
+            return Err(source.err("is a directory".into()));
         }
         if !metadata.is_file() {
             // A pipe or device: no positional reads; read once like standard input, and
             // copied to a temporary file when a workbook (which needs seeking) is named.
-            let mut source = stream(Box::new(file));
-            if Path::new(path)
-                .extension()
-                .and_then(|e| e.to_str())
-                .and_then(WorkbookKind::from_extension)
-                .is_some()
-            {
+            source.data = Data::Stream(Some(Box::new(file)));
+            if workbook_extension(path).is_some() {
                 source.spool()?;
             }
             return Ok(source);
         }
-        let mut source = InputSource {
-            path: path.to_string(),
-            data: Data::File(Arc::new(file)),
-            flags: flags.clone(),
-            workbook: None,
-            format: None,
-        };
+        source.data = Data::File(Arc::new(file));
         source.inspect()?;
         Ok(source)
     }
@@ -312,13 +312,13 @@ impl InputSource {
             return Ok(());
         };
         let file = file.clone();
-        let mut head = [0u8; 8];
-        let n = read_full(&mut At::new(&file), &mut head).map_err(|e| self.io_err(e))?;
-        let head = &head[..n];
-        let by_extension = Path::new(&self.path)
-            .extension()
-            .and_then(|e| e.to_str())
-            .and_then(WorkbookKind::from_extension);
+        let mut head = Vec::with_capacity(8);
+        At::new(&file)
+            .take(8)
+            .read_to_end(&mut head)
+            .map_err(|e| self.io_err(e))?;
+        let head = &head[..];
+        let by_extension = workbook_extension(&self.path);
         // The content decides: web applications export CSV or TSV named `.xls`, and a workbook
         // may be saved under any name. The extension only says which reader to try first.
         self.workbook = if is_workbook_magic(head) {
@@ -375,59 +375,11 @@ impl InputSource {
         &mut self,
         opts: InputOptions,
     ) -> Result<InputReader<Box<dyn Read + Send>>, InputFileError> {
-        let file = match &self.data {
-            Data::File(file) => Some(file.clone()),
-            Data::Stream(_) => None,
-        };
-        let raw: Box<dyn Read + Send> = match file {
-            Some(file) => {
-                if let Some(kind) = self.workbook {
-                    let (sheet, rows) =
-                        sheet::open(At::new(&file), kind, self.flags.sheet.as_deref()).map_err(
-                            |source| InputFileError::InputSheet {
-                                path: self.path.clone(),
-                                source,
-                            },
-                        )?;
-                    let format = Format::Workbook {
-                        kind,
-                        sheet: sheet.clone(),
-                    };
-                    tracing::debug!(input = %self.path, "input read as {format}");
-                    self.format = Some(format);
-                    return InputReader::sheet(rows, sheet, opts, self.max_record_bytes())
-                        .map_err(|e| self.input_err(e));
-                }
-                Box::new(At::new(&file))
-            }
-            None => match &mut self.data {
-                Data::Stream(stream) => stream.take().ok_or_else(|| {
-                    self.err("this input can be read only once; give the rows as a file".into())
-                })?,
-                Data::File(_) => return Err(self.err("the input changed while read".into())),
-            },
-        };
-        let (text, format) = self.text(raw).map_err(|e| self.io_err(e))?;
-        let Format::Csv {
-            delimiter,
-            detected,
-            ..
-        } = format
-        else {
-            return Err(self.err("not text".into()));
-        };
+        let (source, format) = self.pass()?;
         tracing::debug!(input = %self.path, "input read as {format}");
+        let reader = InputReader::start(source, &format, opts).map_err(|e| self.input_err(e));
         self.format = Some(format);
-        InputReader::csv(
-            text,
-            Layout::Csv {
-                delimiter,
-                detected,
-            },
-            opts,
-            self.max_record_bytes(),
-        )
-        .map_err(|e| self.input_err(e))
+        reader
     }
 
     /// The longest record read as a row (`--max-record-bytes`).
@@ -444,19 +396,41 @@ impl InputSource {
     /// The number of data records a reader would yield, for the progress bar's total; `None`
     /// for standard input (it can be read once) or when counting fails.
     pub fn count(&mut self) -> Option<u64> {
-        let Data::File(file) = &self.data else {
+        if self.is_stream() {
             return None;
-        };
-        let file = file.clone();
-        if let Some(kind) = self.workbook {
-            let (_, rows) = sheet::open(At::new(&file), kind, self.flags.sheet.as_deref()).ok()?;
-            return input::count_sheet_records(rows).ok();
         }
-        let (text, format) = self.text(Box::new(At::new(&file))).ok()?;
-        let Format::Csv { delimiter, .. } = format else {
-            return None;
+        input::count(self.pass().ok()?.0).ok()
+    }
+
+    /// A new pass over the data: its records (the sheet's rows, or the text decoded and split on
+    /// the delimiter), and what the input turned out to be.
+    fn pass(&mut self) -> Result<(Source<Box<dyn Read + Send>>, Format), InputFileError> {
+        let limit = self.max_record_bytes();
+        let raw: Box<dyn Read + Send> = match &mut self.data {
+            Data::File(file) => match self.workbook {
+                Some(kind) => {
+                    let (sheet, rows) =
+                        sheet::open(At::new(file), kind, self.flags.sheet.as_deref()).map_err(
+                            |source| InputFileError::InputSheet {
+                                path: self.path.clone(),
+                                source,
+                            },
+                        )?;
+                    return Ok((Source::sheet(rows, limit), Format::Workbook { kind, sheet }));
+                }
+                None => Box::new(At::new(file)),
+            },
+            Data::Stream(stream) => match stream.take() {
+                Some(stream) => stream,
+                None => {
+                    return Err(self
+                        .err("this input can be read only once; give the rows as a file".into()))
+                }
+            },
         };
-        input::count_csv_records(text, delimiter, self.max_record_bytes()).ok()
+        let (text, format) = self.text(raw).map_err(|e| self.io_err(e))?;
+        let delimiter = format.delimiter();
+        Ok((Source::csv(text, delimiter, limit), format))
     }
 
     /// Decodes the text (UTF-16 to UTF-8) and settles the delimiter from the header line; the
@@ -464,9 +438,8 @@ impl InputSource {
     fn text(&self, raw: Box<dyn Read + Send>) -> io::Result<(Box<dyn Read + Send>, Format)> {
         // Buffered: the header is sniffed a byte at a time.
         let mut raw = io::BufReader::with_capacity(64 * 1024, raw);
-        let mut head = [0u8; 4];
-        let n = read_full(&mut raw, &mut head)?;
-        let head = head[..n].to_vec();
+        let mut head = Vec::with_capacity(4);
+        (&mut raw).take(4).read_to_end(&mut head)?;
         if self.is_stream() && is_workbook_magic(&head) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -546,18 +519,10 @@ fn looks_like_bomless_utf16(head: &[u8]) -> bool {
     matches!(head, [a, 0, b, 0] | [0, a, 0, b] if *a != 0 && *b != 0)
 }
 
-/// Reads until `buf` is full or the stream ends; the number of bytes read.
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match reader.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
+/// The workbook kind `path`'s extension names, if any.
+fn workbook_extension(path: &str) -> Option<WorkbookKind> {
+    let extension = Path::new(path).extension()?;
+    WorkbookKind::from_extension(extension.to_str()?)
 }
 
 const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
@@ -606,7 +571,10 @@ fn first_non_utf8_line(mut reader: impl Read) -> io::Result<Option<u64>> {
             Err(e) if e.error_len().is_none() && n > 0 => (e.valid_up_to(), false),
             Err(e) => (e.valid_up_to(), true),
         };
-        line += count_newlines(&chunk[..valid]);
+        line += chunk[..valid]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .fold(0, |n, _| n + 1);
         if bad {
             return Ok(Some(line));
         }
@@ -618,24 +586,17 @@ fn first_non_utf8_line(mut reader: impl Read) -> io::Result<Option<u64>> {
     }
 }
 
-fn count_newlines(bytes: &[u8]) -> u64 {
-    bytes.iter().filter(|b| **b == b'\n').fold(0, |n, _| n + 1)
-}
-
 /// Reads through the first line that is not blank (line breaks inside quotes do not end it);
 /// everything read is returned, blank lines before it included.
+#[allow(clippy::unbuffered_bytes)] // byte by byte: nothing past the header may be consumed
 fn read_header_line(reader: &mut impl Read) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut line_start = 0;
     let mut quoted = false;
-    let mut byte = [0u8; 1];
-    // Byte by byte: the header is short, and nothing past it may be consumed.
-    while out.len() < MAX_HEADER_SNIFF {
-        if read_full(reader, &mut byte)? == 0 {
-            break;
-        }
-        out.push(byte[0]);
-        match byte[0] {
+    for byte in reader.bytes().take(MAX_HEADER_SNIFF) {
+        let byte = byte?;
+        out.push(byte);
+        match byte {
             b'"' => quoted = !quoted,
             b'\n' if !quoted => {
                 if !is_blank_line(&out[line_start..]) {
@@ -675,13 +636,12 @@ pub fn detect_delimiter(text: &[u8]) -> u8 {
             }
         }
     }
-    let mut best = 0;
-    for i in 1..CANDIDATES.len() {
-        if counts[i] > counts[best] {
-            best = i;
-        }
-    }
-    CANDIDATES[best]
+    // `min_by_key` keeps the first of equals: the earlier candidate.
+    CANDIDATES
+        .into_iter()
+        .zip(counts)
+        .min_by_key(|(_, n)| std::cmp::Reverse(*n))
+        .map_or(b',', |(c, _)| c)
 }
 
 #[cfg(test)]

@@ -47,15 +47,10 @@ pub(super) fn rejected(
     }
 }
 
-/// A value shown inside a one-line message: control characters escaped, long values cut.
+/// A value shown inside a one-line message: long values [`cut`], control characters escaped.
 pub(super) fn shown(value: &str) -> String {
-    const MAX_CHARS: usize = 80;
     let mut out = String::new();
-    for (n, c) in value.chars().enumerate() {
-        if n == MAX_CHARS {
-            out.push('…');
-            break;
-        }
+    for c in cut(value).chars() {
         if c.is_control() {
             out.extend(c.escape_default());
         } else {
@@ -65,10 +60,9 @@ pub(super) fn shown(value: &str) -> String {
     out
 }
 
-/// A value cut to the length [`shown`] keeps, without escaping.
+/// A value cut to 80 characters (an ellipsis marks the cut).
 pub(super) fn cut(value: &str) -> String {
-    const MAX_CHARS: usize = 80;
-    match value.char_indices().nth(MAX_CHARS) {
+    match value.char_indices().nth(80) {
         Some((at, _)) => format!("{}…", &value[..at]),
         None => value.to_string(),
     }
@@ -77,14 +71,6 @@ pub(super) fn cut(value: &str) -> String {
 /// A message folded onto one line.
 pub(super) fn one_line(message: &str) -> String {
     message.lines().collect::<Vec<_>>().join(" ")
-}
-
-pub(super) fn plural(n: usize) -> &'static str {
-    if n == 1 {
-        "field"
-    } else {
-        "fields"
-    }
 }
 
 /// Checks the fields in the order customer_id, qualification, segment, code; the first bad one
@@ -105,7 +91,7 @@ pub(super) fn validate(
             format!(
                 "{}: missing; the row has {len} {}, the header has {}",
                 COLUMNS[column].name,
-                plural(len),
+                if len == 1 { "field" } else { "fields" },
                 columns.header_len
             ),
         )

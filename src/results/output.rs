@@ -1,11 +1,14 @@
 //! The results file: one CSV row per input row, in the documented column order, written as rows
 //! finish and safe to open in a spreadsheet.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
+
+pub(crate) use crate::input::csv_to_io;
 
 use crate::domain::atomic::Replacement;
 use crate::domain::model::ResultRow;
@@ -27,38 +30,36 @@ pub struct Replacing(BufWriter<Replacement>, bool);
 
 impl Sink {
     /// Puts a replacement in place of its file (see [`replacing`]); flushes the others.
-    pub fn commit(self) -> io::Result<()> {
+    pub fn commit(mut self) -> io::Result<()> {
         match self {
             Sink::Replacing(Replacing(w, overwrite)) => w.into_inner()?.commit(overwrite),
-            Sink::File(mut w) => w.flush(),
-            Sink::Stdout(mut w) => w.flush(),
+            _ => self.flush(),
+        }
+    }
+
+    fn writer(&mut self) -> &mut dyn Write {
+        match self {
+            Sink::File(w) => w,
+            Sink::Stdout(w) => w,
+            Sink::Replacing(Replacing(w, _)) => w,
         }
     }
 }
 
 impl Write for Sink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Sink::File(w) => w.write(buf),
-            Sink::Stdout(w) => w.write(buf),
-            Sink::Replacing(Replacing(w, _)) => w.write(buf),
-        }
+        self.writer().write(buf)
     }
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        match self {
-            Sink::File(w) => w.write_all(buf),
-            Sink::Stdout(w) => w.write_all(buf),
-            Sink::Replacing(Replacing(w, _)) => w.write_all(buf),
-        }
+        self.writer().write_all(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Sink::File(w) => w.flush(),
-            Sink::Stdout(w) => w.flush(),
-            Sink::Replacing(Replacing(w, _)) => w.flush(),
-        }
+        self.writer().flush()
     }
 }
+
+/// Why an existing results file is not written.
+const EXISTS: &str = "already exists; pass --force to overwrite it, or --resume to continue it";
 
 /// Checks, before anything is sent, that `path` can be created: its folder exists and, unless
 /// `force`, no file is there yet.
@@ -88,9 +89,7 @@ pub fn check_target(path: &str, force: bool) -> Result<(), ResultsError> {
     }
     match std::fs::metadata(target) {
         Ok(meta) if meta.is_dir() => Err(err("is a directory".into())),
-        Ok(_) if !force => Err(err(
-            "already exists; pass --force to overwrite it, or --resume to continue it".into(),
-        )),
+        Ok(_) if !force => Err(err(EXISTS.into())),
         _ => Ok(()),
     }
 }
@@ -107,16 +106,12 @@ pub fn create(path: &str, force: bool) -> Result<Sink, ResultsError> {
     } else {
         options.create_new(true);
     }
-    let file = options.open(path).map_err(|e| {
-        if e.kind() == io::ErrorKind::AlreadyExists {
-            ResultsError::Output {
-                path: path.to_string(),
-                reason: "already exists; pass --force to overwrite it, or --resume to continue it"
-                    .into(),
-            }
-        } else {
-            ResultsError::output_io(path, e)
-        }
+    let file = options.open(path).map_err(|e| match e.kind() {
+        io::ErrorKind::AlreadyExists => ResultsError::Output {
+            path: path.to_string(),
+            reason: EXISTS.into(),
+        },
+        _ => ResultsError::output_io(path, e),
     })?;
     Ok(Sink::File(BufWriter::with_capacity(64 * 1024, file)))
 }
@@ -512,36 +507,18 @@ pub(crate) fn complete_len(file: &mut File) -> io::Result<u64> {
 /// Pushes a text cell, defused for spreadsheets: a leading `=`, `+`, `-`, `@`, tab or CR would
 /// make Excel evaluate the cell, so such cells get a leading apostrophe. Shared with `export`.
 pub(crate) fn push_text(record: &mut csv::ByteRecord, text: &str) {
-    if has_control(text) {
-        // NUL and other control characters (service text, odd input) have no place in a cell:
-        // they break spreadsheets and line-based tools. Removed, then defused as usual.
-        let clean: String = text.chars().filter(|c| !c.is_control()).collect();
-        return push_clean_text(record, &clean);
-    }
-    push_clean_text(record, text)
-}
-
-/// Whether `text` holds a control character (C0, DEL or C1).
-fn has_control(text: &str) -> bool {
-    text.bytes().any(|b| b < 0x20 || b == 0x7f)
-        || (!text.is_ascii() && text.chars().any(char::is_control))
-}
-
-fn push_clean_text(record: &mut csv::ByteRecord, text: &str) {
+    // NUL and other control characters (C0, DEL, C1: service text, odd input) have no place in a
+    // cell: they break spreadsheets and line-based tools. Removed, then defused as usual.
+    let has_control = text.bytes().any(|b| b < 0x20 || b == 0x7f)
+        || (!text.is_ascii() && text.chars().any(char::is_control));
+    let text: Cow<str> = match has_control {
+        true => text.chars().filter(|c| !c.is_control()).collect(),
+        false => text.into(),
+    };
     if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        let mut cell = String::with_capacity(text.len() + 1);
-        cell.push('\'');
-        cell.push_str(text);
-        record.push_field(cell.as_bytes());
+        record.push_field(format!("'{text}").as_bytes());
     } else {
         record.push_field(text.as_bytes());
-    }
-}
-
-pub(crate) fn csv_to_io(err: csv::Error) -> io::Error {
-    match err.into_kind() {
-        csv::ErrorKind::Io(e) => e,
-        other => io::Error::other(format!("{other:?}")),
     }
 }
 

@@ -172,6 +172,42 @@ impl ResumeState {
             .filter(|(key, _)| *key == row.key())
             .map(|(_, id)| *id)
     }
+
+    /// Checks, before anything is sent, that a settled row still names the same customer and
+    /// qualification in `input`; otherwise the results belong to another file. True for a
+    /// settled row (so the caller can count them for [`ResumeState::verify_seen`]).
+    pub fn verify_record(&self, record: &Record, input: &str) -> Result<bool, ResultsError> {
+        let (index, key) = match record {
+            Record::Valid(row) => (row.index, Some(row.key())),
+            Record::Rejected(row) => (row.row, key_of(&row.customer_id, &row.qualification)),
+        };
+        match self.settled.get(&index) {
+            None => Ok(false),
+            Some(expected) if key == Some(*expected) => Ok(true),
+            Some(_) => Err(self.mismatch(
+                format!("row {index} of the input is not the customer and qualification the results record as done"),
+                input,
+            )),
+        }
+    }
+
+    /// After the whole input: every settled row was in it (`seen` of them were).
+    pub fn verify_seen(&self, seen: usize, input: &str) -> Result<(), ResultsError> {
+        if seen == self.settled.len() {
+            return Ok(());
+        }
+        let max = self.settled.keys().max().copied().unwrap_or(0);
+        Err(self.mismatch(
+            format!("the results record row {max} as done, but the input has fewer rows"),
+            input,
+        ))
+    }
+
+    fn mismatch(&self, reason: String, input: &str) -> ResultsError {
+        ResultsError::ResumeMismatch(format!(
+            "{reason}; the results file does not belong to {input} (use another --output, or --force to start over)"
+        ))
+    }
 }
 
 /// Reads the results file at `output` (read-only): its settled rows, and the journal's rows in
@@ -272,44 +308,6 @@ pub(crate) fn file_mode(path: &Path) -> u32 {
     #[cfg(not(unix))]
     let _ = path;
     0o644
-}
-
-impl ResumeState {
-    /// Checks, before anything is sent, that a settled row still names the same customer and
-    /// qualification in `input`; otherwise the results belong to another file. True for a
-    /// settled row (so the caller can count them for [`ResumeState::verify_seen`]).
-    pub fn verify_record(&self, record: &Record, input: &str) -> Result<bool, ResultsError> {
-        let (index, key) = match record {
-            Record::Valid(row) => (row.index, Some(row.key())),
-            Record::Rejected(row) => (row.row, key_of(&row.customer_id, &row.qualification)),
-        };
-        match self.settled.get(&index) {
-            None => Ok(false),
-            Some(expected) if key == Some(*expected) => Ok(true),
-            Some(_) => Err(self.mismatch(
-                format!("row {index} of the input is not the customer and qualification the results record as done"),
-                input,
-            )),
-        }
-    }
-
-    /// After the whole input: every settled row was in it (`seen` of them were).
-    pub fn verify_seen(&self, seen: usize, input: &str) -> Result<(), ResultsError> {
-        if seen == self.settled.len() {
-            return Ok(());
-        }
-        let max = self.settled.keys().max().copied().unwrap_or(0);
-        Err(self.mismatch(
-            format!("the results record row {max} as done, but the input has fewer rows"),
-            input,
-        ))
-    }
-
-    fn mismatch(&self, reason: String, input: &str) -> ResultsError {
-        ResultsError::ResumeMismatch(format!(
-            "{reason}; the results file does not belong to {input} (use another --output, or --force to start over)"
-        ))
-    }
 }
 
 #[cfg(test)]
