@@ -142,14 +142,7 @@ impl Throttle {
 
     /// The rate's course over the run so far.
     pub fn figures(&self) -> Option<RateFigures> {
-        let pacer = self.pacer.lock().ok()?;
-        Some(RateFigures {
-            mode: pacer.mode(),
-            last: pacer.rate(),
-            min: pacer.min(),
-            max: pacer.max(),
-            floor: pacer.floor(),
-        })
+        self.pacer.lock().ok().map(|p| p.figures())
     }
 
     /// The rows start flowing now (see [`Pacer::begin`]): called once the sign-in and the

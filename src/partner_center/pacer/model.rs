@@ -420,14 +420,14 @@ mod tests {
     /// (docs/throttling.md says which), the bound is what it reaches, so that a change that
     /// makes it worse fails here.
     const BOUNDS: [(&str, f64, f64, f64); 8] = [
-        ("drop", 0.95 + MODEL_BIAS, 0.95, 3.5),
-        ("steady", 0.95 + MODEL_BIAS, 0.95, 2.0),
-        ("rising", 0.92, 0.9, 2.5),
-        ("burst3", 0.95 + MODEL_BIAS, 0.95, 2.0),
-        ("burst1", 0.92, 0.92, 2.0),
-        ("slow-steady", 0.95 + MODEL_BIAS, 0.95, 5.0),
-        ("slow-drop", 0.95 + MODEL_BIAS, 0.945, 7.5),
-        ("early-drop", 0.95 + MODEL_BIAS, 0.95, 3.5),
+        ("drop", 0.95 + MODEL_BIAS, 0.95, 3.0),
+        ("steady", 0.95 + MODEL_BIAS, 0.95, 1.7),
+        ("rising", 0.93, 0.9, 2.0),
+        ("burst3", 0.95 + MODEL_BIAS, 0.95, 1.4),
+        ("burst1", 0.93, 0.92, 1.4),
+        ("slow-steady", 0.95 + MODEL_BIAS, 0.95, 3.75),
+        ("slow-drop", 0.95 + MODEL_BIAS, 0.945, 5.9),
+        ("early-drop", 0.95 + MODEL_BIAS, 0.95, 3.0),
     ];
 
     // Every shape over eight variations (sign-ins of up to 2 s, which move a quota's change
