@@ -2,10 +2,9 @@
 //! first page, and the checks that stop a list going round in circles.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::domain::model::CustomerId;
-use crate::engine::pool::Stop;
+use crate::engine::pool::Feeder;
 use crate::partner_center::api;
 use crate::partner_center::client::{Client, Reply};
 use crate::partner_center::customers::{self, ListedCustomer, NextPage, Page};
@@ -150,9 +149,7 @@ pub(super) async fn list_customers(
     client: &Client,
     first: Page,
     done: &HashSet<CustomerId>,
-    work_tx: async_channel::Sender<ListedCustomer>,
-    stop: &Stop,
-    aborted: &AtomicBool,
+    feeder: Feeder<ListedCustomer, super::CustomerRows>,
 ) -> ListEnd {
     let mut end = ListEnd {
         pages: 1,
@@ -190,7 +187,7 @@ pub(super) async fn list_customers(
             smallest = smallest.min(len);
         }
         for customer in page.customers {
-            if stop.requested() || aborted.load(Ordering::Relaxed) {
+            if feeder.halted() {
                 return end;
             }
             if seen.insert(ListedKey::of(&customer), pass).is_some() {
@@ -202,7 +199,7 @@ pub(super) async fn list_customers(
                 // Already in the file from the run being resumed.
                 continue;
             }
-            if work_tx.send(customer).await.is_err() {
+            if feeder.work.send(customer).await.is_err() {
                 return end;
             }
         }
@@ -240,7 +237,7 @@ pub(super) async fn list_customers(
         }
         let mut fetched = tokio::select! {
             biased;
-            _ = stop.wait() => return end,
+            _ = feeder.stopped() => return end,
             fetched = fetch_page(client, Some(&next)) => fetched,
         };
         if let Err(PageError::TokenSpent(reason)) = &fetched {
@@ -256,7 +253,7 @@ pub(super) async fn list_customers(
                 );
                 fetched = tokio::select! {
                     biased;
-                    _ = stop.wait() => return end,
+                    _ = feeder.stopped() => return end,
                     fetched = fetch_page(client, None) => fetched,
                 };
             }
