@@ -20,7 +20,7 @@ use crate::engine::pool::{output_error, run_pool, RowSink};
 use crate::engine::{Ending, JobContext, JobError};
 use crate::partner_center::api;
 use crate::partner_center::auth::Credentials;
-use crate::partner_center::client::{Client, Reply};
+use crate::partner_center::client::Client;
 use crate::partner_center::customers::ListedCustomer;
 use crate::results::output;
 
@@ -240,7 +240,6 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
     })
 }
 
-/// Reads one customer's qualifications and turns them into its rows.
 /// A customer's row before its qualifications are known.
 fn bare_row(customer: &ListedCustomer) -> ExportRow {
     ExportRow {
@@ -253,6 +252,7 @@ fn bare_row(customer: &ListedCustomer) -> ExportRow {
     }
 }
 
+/// Reads one customer's qualifications and turns them into its rows.
 async fn export_customer(
     client: &Client,
     customer: ListedCustomer,
@@ -271,23 +271,9 @@ async fn export_customer(
             crate::partner_center::client::new_uuid(),
         )
         .await;
-    let records = match &exchange.reply {
-        // The reason ends up in one results cell, so it is rendered to text here.
-        Reply::Answer { status, body } if (200..300).contains(status) => {
-            read_qualifications(body).map_err(|e| e.to_string())
-        }
-        Reply::Answer { status, body } => Err(answer_error(
-            "GET qualifications",
-            *status,
-            body,
-            exchange.attempts,
-        )),
-        Reply::Transport(reason) | Reply::Token(reason) | Reply::Stopped(reason) => Err(format!(
-            "{} (after {} attempt(s))",
-            api::sanitize(reason),
-            exchange.attempts
-        )),
-    };
+    // The reason ends up in one results cell, so it is rendered to text here.
+    let records = answer_body(&exchange, "GET qualifications")
+        .and_then(|body| api::parse_qualification_list(body).map_err(|e| e.to_string()));
     match records {
         Ok(records) => CustomerRows {
             rows: rows_for(bare, records, only),
@@ -298,12 +284,6 @@ async fn export_customer(
             error: Some(reason),
         },
     }
-}
-
-/// The one place the export reads a qualifications answer: every documented shape is the
-/// parser's business, so a better parser is swapped in here alone.
-fn read_qualifications(body: &[u8]) -> Result<Vec<QualificationRecord>, api::ShapeError> {
-    api::parse_qualification_list(body)
 }
 
 /// One row per qualification held (only `only`, when given); one bare row when none is.
