@@ -193,55 +193,39 @@ impl<W: std::io::Write + Send + 'static> RowSink for ResultsSink<W> {
 /// so it gets a thread.
 fn spawn_writer<S: RowSink>(
     to_stdout: bool,
-    rx: mpsc::Receiver<S::Item>,
-    sink: S,
+    mut rx: mpsc::Receiver<S::Item>,
+    mut sink: S,
     stats: &Arc<Stats>,
     aborted: Arc<AtomicBool>,
 ) -> JoinHandle<std::io::Result<S>> {
-    let mut state = WriterState { rx, sink };
     let stats = stats.clone();
     let write = async move {
         let result = async {
-            state.sink.flush()?;
-            while let Some(item) = state.rx.recv().await {
-                state.write_batch(item, &stats)?;
+            sink.flush()?;
+            while let Some(first) = rx.recv().await {
+                // `first` and whatever else is queued, then one flush.
+                let mut next = Some(first);
+                while let Some(item) = next {
+                    sink.write(item, &stats)?;
+                    next = rx.try_recv().ok();
+                }
+                sink.flush()?;
             }
             Ok(())
         }
         .await;
-        state.finish(result, &aborted)
+        if result.is_err() {
+            // Nothing more can be recorded: tell the reader to stop feeding rows.
+            aborted.store(true, Ordering::Relaxed);
+            rx.close();
+        }
+        result.map(|()| sink)
     };
     if to_stdout {
         let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || runtime.block_on(write))
     } else {
         tokio::spawn(write)
-    }
-}
-
-struct WriterState<S: RowSink> {
-    rx: mpsc::Receiver<S::Item>,
-    sink: S,
-}
-
-impl<S: RowSink> WriterState<S> {
-    /// Writes `first` and whatever else is queued, then flushes once.
-    fn write_batch(&mut self, first: S::Item, stats: &Stats) -> std::io::Result<()> {
-        let mut next = Some(first);
-        while let Some(item) = next {
-            self.sink.write(item, stats)?;
-            next = self.rx.try_recv().ok();
-        }
-        self.sink.flush()
-    }
-
-    fn finish(mut self, result: std::io::Result<()>, aborted: &AtomicBool) -> std::io::Result<S> {
-        if result.is_err() {
-            // Nothing more can be recorded: tell the reader to stop feeding rows.
-            aborted.store(true, Ordering::Relaxed);
-            self.rx.close();
-        }
-        result.map(|()| self.sink)
     }
 }
 
