@@ -94,6 +94,9 @@ impl Session {
             stats: self.stats.clone(),
             throttle: self.throttle.clone(),
             stop: self.stop.clone(),
+            fatal: Arc::new(crate::partner_center::fatal::FatalStop::new(
+                self.stop.clone(),
+            )),
         }
     }
 

@@ -46,29 +46,16 @@ impl InputSettings {
     }
 }
 
-/// The keys a settings file may hold: every field of [`Settings`] and [`InputSettings`].
-/// (`serde(flatten)` cannot be combined with `deny_unknown_fields`, so unknown keys are refused
-/// by name; a unit test keeps this list and the structs in step.)
-const SETTINGS_KEYS: &[&str] = &[
-    "api_contract",
-    "education_segment",
-    "validation_code",
-    "validation_org",
-    "cloud",
-    "locale",
-    "base_url",
-    "authority",
-    "rate",
-    "rate_start",
-    "rate_max",
-    "burst",
-    "concurrency",
-    "timeout",
-    "max_attempts",
-    "max_backoff",
-    "max_retry_after",
-    "shutdown_grace",
-];
+/// The keys a settings file may hold: the ids of the flags of [`Settings`] and
+/// [`InputSettings`], which are their fields' names. (`serde(flatten)` cannot be combined with
+/// `deny_unknown_fields`, so unknown keys are refused by name.)
+fn settings_keys() -> Vec<String> {
+    use clap::Args as _;
+    Settings::augment_args(clap::Command::new("settings"))
+        .get_arguments()
+        .map(|arg| arg.get_id().to_string())
+        .collect()
+}
 
 /// The settings of the working commands (run, reconcile, refresh, export): the input settings
 /// plus how to reach the service and how hard to push it. Secrets are deliberately absent: they
@@ -178,16 +165,17 @@ impl Settings {
             source,
         })?;
         if let Ok(table) = text.parse::<toml::Table>() {
+            let keys = settings_keys();
             for key in table.keys() {
                 if is_secret_key(key) {
                     return Err(err(format!(
                         "`{key}` is a secret and is read from the environment only (see docs/auth.md)"
                     )));
                 }
-                if !SETTINGS_KEYS.contains(&key.as_str()) {
+                if !keys.contains(key) {
                     return Err(err(format!(
                         "unknown setting `{key}`; the settings are: {}",
-                        SETTINGS_KEYS.join(", ")
+                        keys.join(", ")
                     )));
                 }
             }
@@ -700,7 +688,11 @@ mod tests {
             .lines()
             .filter_map(|l| l.split(" = ").next().map(str::to_string))
             .collect::<Vec<_>>();
-        assert_eq!(keys.len(), SETTINGS_KEYS.len(), "the test names every key");
+        assert_eq!(
+            keys.len(),
+            settings_keys().len(),
+            "the test names every key"
+        );
         std::fs::write(&path, "rate = 2\nrates = 3\n").expect("write");
         let err = Settings::from_file(&path).expect_err("a typo is refused");
         assert!(err.to_string().contains("unknown setting `rates`"), "{err}");

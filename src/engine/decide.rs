@@ -211,19 +211,18 @@ impl Worker {
                     "the service answered {status} with a body that does not show {}; the customer's list confirms it", row.qualification.as_str()
                 ));
             }
-            Ok(None) => {
+            other => {
                 result.outcome = Some(Outcome::Failed);
                 result.error_code = Some("unconfirmed".into());
-                result.error_message = Some(format!(
-                    "the answer was {status} with a body that does not show {} (a proxy page? another qualification's record?), and the customer's list does not show it either: not created", row.qualification.as_str()
-                ));
-            }
-            Err(reason) => {
-                result.outcome = Some(Outcome::Failed);
-                result.error_code = Some("unconfirmed".into());
-                result.error_message = Some(format!(
-                    "the answer was {status} with a body that does not show {}, and the customer's list could not be read to confirm it: {reason}", row.qualification.as_str()
-                ));
+                let qualification = row.qualification.as_str();
+                result.error_message = Some(match other {
+                    Err(reason) => format!(
+                        "the answer was {status} with a body that does not show {qualification}, and the customer's list could not be read to confirm it: {reason}"
+                    ),
+                    _ => format!(
+                        "the answer was {status} with a body that does not show {qualification} (a proxy page? another qualification's record?), and the customer's list does not show it either: not created"
+                    ),
+                });
             }
         }
     }

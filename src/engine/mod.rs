@@ -16,7 +16,7 @@ pub(crate) mod refresh;
 pub(crate) mod unwind;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::domain::stats::Stats;
 use crate::domain::stop::Stop;
@@ -41,42 +41,46 @@ pub struct JobContext {
     pub throttle: Arc<Throttle>,
     /// Asked to stop by a signal.
     pub stop: Stop,
+    /// Stops the whole job for good (MFA, token endpoint down, outage); the client trips it.
+    pub fatal: Arc<FatalStop>,
 }
 
 impl JobContext {
-    /// What a job owns from here: (output, force, config, stats, throttle, stop).
-    fn into_parts(self) -> (String, bool, RunConfig, Arc<Stats>, Arc<Throttle>, Stop) {
-        let JobContext {
-            output,
-            force,
-            config,
-            stats,
-            throttle,
-            stop,
-        } = self;
-        (output, force, config, stats, throttle, stop)
+    /// Signs the job in: the client every call goes through. Credentials are proven here,
+    /// before the results file is touched or any row is sent.
+    pub(crate) async fn connect(
+        &self,
+        credentials: Credentials,
+    ) -> Result<(Arc<Client>, Arc<TokenProvider>), JobError> {
+        let (client, tokens) = Client::connect(
+            &self.config.endpoint(),
+            credentials,
+            self.throttle.clone(),
+            self.stats.clone(),
+            self.fatal.clone(),
+        )
+        .await?;
+        Ok((Arc::new(client), tokens))
     }
-}
 
-/// Signs a job in: the client every call goes through, which stops the whole run through the
-/// returned [`FatalStop`] (MFA, token endpoint down, outage). Credentials are proven here,
-/// before the results file is touched or any row is sent.
-pub(crate) async fn connect(
-    config: &RunConfig,
-    credentials: Credentials,
-    throttle: &Arc<Throttle>,
-    stats: &Arc<Stats>,
-    fatal: &Arc<FatalStop>,
-) -> Result<(Arc<Client>, Arc<TokenProvider>), JobError> {
-    let (client, tokens) = Client::connect(
-        &config.endpoint(),
-        credentials,
-        throttle.clone(),
-        stats.clone(),
-        fatal.clone(),
-    )
-    .await?;
-    Ok((Arc::new(client), tokens))
+    /// Starts the job proper: the pacer measures the quota from here, not from before the
+    /// sign-in and pre-flight, and so does the job's wall time.
+    pub(crate) fn begin(&self) -> Instant {
+        self.throttle.begin();
+        Instant::now()
+    }
+
+    /// How the job ended, `elapsed` after it began; `incomplete` as the job judges it.
+    pub(crate) fn ending(&self, elapsed: Duration, incomplete: bool) -> Ending {
+        Ending {
+            stats: self.stats.clone(),
+            elapsed,
+            interrupted: self.stop.requested(),
+            pauses: self.throttle.pauses(),
+            fatal: self.fatal.cause().cloned(),
+            incomplete,
+        }
+    }
 }
 
 /// How a job ended, whatever it did: what every job's report carries for the one end-of-run
@@ -94,26 +98,6 @@ pub struct Ending {
     pub fatal: Option<Cause>,
     /// Some rows or customers did not end as asked: failed, invalid, unread, a list cut short.
     pub incomplete: bool,
-}
-
-impl Ending {
-    /// The ending, with the pauses the throttle counted.
-    pub(crate) fn read(
-        stats: Arc<Stats>,
-        throttle: &Throttle,
-        (interrupted, incomplete): (bool, bool),
-        elapsed: Duration,
-        fatal: Option<Cause>,
-    ) -> Ending {
-        Ending {
-            stats,
-            elapsed,
-            interrupted,
-            incomplete,
-            pauses: throttle.pauses(),
-            fatal,
-        }
-    }
 }
 
 /// A job's report, as the end-of-run path reads it.

@@ -3,31 +3,23 @@
 //! ([`crate::engine::decide`]), and the writer records one results row per input row as they finish.
 
 use std::io::Read;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
 use std::path::Path;
-
-use tokio::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::domain::model::{Outcome, ResultRow, Row};
-use crate::domain::stats::Stats;
 pub use crate::domain::stop::Stop;
 pub use crate::engine::decide::Mode;
 use crate::engine::decide::{Work, Worker};
-use crate::engine::pool::{
-    drain_workers, finish_writer, output_error, spawn_pool, spawn_writer, ResultsSink,
-};
+use crate::engine::pool::{output_error, run_pool, Feeder, ResultsSink};
 use crate::engine::preflight;
-use crate::engine::{connect, Ending, JobContext, JobError};
+use crate::engine::{Ending, JobContext, JobError};
 use crate::input::source::{off_runtime, InputSource};
 use crate::input::InputFileError;
 use crate::input::{InputOptions, InputReader, Record};
 use crate::partner_center::api::{self, ValidationCode};
 use crate::partner_center::auth::Credentials;
-use crate::partner_center::fatal::FatalStop;
-use crate::partner_center::throttle::Throttle;
 use crate::results::lock::lock_output;
 use crate::results::output::{self, ResultsWriter};
 use crate::results::resume::{self, Journal, ResumeState};
@@ -70,7 +62,7 @@ pub struct Report {
     pub internal_errors: u64,
 }
 
-/// Runs `job` to the end (or until `stop`), writing the results file as rows finish.
+/// Runs `job` to the end (or until a stop), writing the results file as rows finish.
 pub async fn execute(job: Job) -> Result<Report, JobError> {
     let Job {
         context,
@@ -81,7 +73,7 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         mode,
         credentials,
     } = job;
-    let (output_path, force, config, stats, throttle, stop) = context.into_parts();
+    let (output_path, config, stop) = (&context.output, &context.config, &context.stop);
     let options = InputOptions {
         contract: config.contract,
         default_segment: config.default_segment,
@@ -102,8 +94,8 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
             Ok((source, reader))
         })
     };
-    let Some((mut source, mut reader)) = unless_stopped(&stop, opened).await? else {
-        return Ok(stopped_before_start(stats, &throttle));
+    let Some((mut source, mut reader)) = unless_stopped(stop, opened).await? else {
+        return Ok(stopped_before_start(&context));
     };
     if resume && (input == "-" || output_path == "-") {
         return Err(JobError::Config(
@@ -111,13 +103,11 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         ));
     }
     // Before anything is read back or sent.
-    let _lock = lock_output(&output_path, force, resume)?;
-    let fatal = Arc::new(FatalStop::new(stop.clone()));
-
+    let _lock = lock_output(output_path, context.force, resume)?;
     let mut token_provider = None;
     let client = match credentials {
         Some(credentials) => {
-            let (client, tokens) = connect(&config, credentials, &throttle, &stats, &fatal).await?;
+            let (client, tokens) = context.connect(credentials).await?;
             token_provider = Some(tokens);
             Some(client)
         }
@@ -125,7 +115,7 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
     };
     // Read-only until every check has passed: a refused resume leaves the file as it was.
     let resume_state = if resume {
-        resume::load(&output_path)?
+        resume::load(output_path)?
     } else {
         ResumeState::default()
     };
@@ -151,8 +141,8 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
             let rows = precheck(reader, &resume_state, resume, code.as_ref(), &path)?;
             Ok((source, resume_state, rows))
         });
-        let Some((back, state, gcc_rows)) = unless_stopped(&stop, checked).await? else {
-            return Ok(stopped_before_start(stats, &throttle));
+        let Some((back, state, gcc_rows)) = unless_stopped(stop, checked).await? else {
+            return Ok(stopped_before_start(&context));
         };
         source = back;
         if let Some(code) = &gcc_code {
@@ -163,16 +153,21 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         resume_state
     };
     if resume {
-        resume::keep_settled(&output_path, &stats)?;
+        resume::keep_settled(output_path, &context.stats)?;
     }
     let carried_over = resume_state.settled.len() as u64;
-    let journal_path = resume::journal_path(&output_path);
+    let journal_path = resume::journal_path(output_path);
     // No journal or timeline beside a device or FIFO either: nothing could read them.
     let wants_timeline =
-        output_path != "-" && crate::results::lock::is_lockable(Path::new(&output_path));
+        output_path != "-" && crate::results::lock::is_lockable(Path::new(output_path));
     let wants_journal = wants_timeline && (!dry_run || matches!(mode, Mode::Reconcile { .. }));
-    let (writer, journal) =
-        open_outputs(&output_path, &journal_path, resume, force, wants_journal)?;
+    let (writer, journal) = open_outputs(
+        output_path,
+        &journal_path,
+        resume,
+        context.force,
+        wants_journal,
+    )?;
     // The workers journal the request ids their retries draw through the same file.
     let appender = match &journal {
         Some(journal) => Some(
@@ -182,89 +177,63 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         ),
         None => None,
     };
-    // A dry run of `run` shows the first request it would have sent.
-    let want_example = dry_run && mode == Mode::Run;
-    // The pacer measures the quota from here, not from before the sign-in and pre-flight.
-    throttle.begin();
-    let started = Instant::now();
-
-    let (work_tx, work_rx) = async_channel::bounded::<Work>(config.concurrency * 2);
-    let (result_tx, result_rx) = mpsc::channel::<ResultRow>(config.concurrency * 4 + 64);
-    let aborted = Arc::new(AtomicBool::new(false));
-
     let router = Router {
         resume: resume_state,
         journal,
         example: None,
-        want_example,
+        // A dry run of `run` shows the first request it would have sent.
+        want_example: dry_run && mode == Mode::Run,
     };
-    let internal_errors = Arc::new(AtomicU64::new(0));
-    let reader_task = {
-        let (channels, stop, aborted) =
-            ((work_tx, result_tx.clone()), stop.clone(), aborted.clone());
+    let started = context.begin();
+    let feed = |feeder| {
         if input == "-" || source.is_workbook() {
             // Standard input may stall for as long as the producer likes, and a workbook's rows
             // wait on its reader thread: not on the runtime, and one row at a time (a slow
             // producer must not hold a batch back).
             let runtime = tokio::runtime::Handle::current();
             tokio::task::spawn_blocking(move || {
-                runtime.block_on(read_rows(reader, router, channels, (&stop, &aborted), 1))
+                runtime.block_on(read_rows(reader, router, feeder, 1))
             })
         } else {
             // A file read is a short buffered syscall: reading on the runtime saves two thread
             // hand-offs per row.
-            tokio::spawn(async move {
-                read_rows(reader, router, channels, (&stop, &aborted), READ_BATCH).await
-            })
+            tokio::spawn(read_rows(reader, router, feeder, READ_BATCH))
         }
     };
-    let timeline = wants_timeline.then(|| Timeline::start(&output_path, resume));
+    let timeline = wants_timeline.then(|| Timeline::start(output_path, resume));
     let sink = ResultsSink {
         writer,
         rows: 0,
         timeline: timeline.flatten(),
     };
-    let writer_task = spawn_writer(output_path == "-", result_rx, sink, (&stats, &aborted));
     let worker = Arc::new(Worker {
-        client: client.clone(),
+        client,
         contract: config.contract,
         mode,
         dry_run,
         journal: appender,
     });
-    let mut workers = spawn_pool(
-        config.concurrency,
-        work_rx.clone(),
-        result_tx.clone(),
-        &stop,
-        {
-            let internal_errors = internal_errors.clone();
-            move |work: Work| {
-                let worker = worker.clone();
-                let internal_errors = internal_errors.clone();
-                async move {
-                    let skeleton = internal_row(&work);
-                    match crate::engine::unwind::catch(worker.process(work)).await {
-                        Ok(row) => row,
-                        Err(panicked) => {
-                            internal_errors.fetch_add(1, Ordering::Relaxed);
-                            failed_internally(skeleton, &panicked.message)
-                        }
-                    }
+    let internal_errors = Arc::new(AtomicU64::new(0));
+    let counter = internal_errors.clone();
+    let (fed, written) = run_pool(&context, sink, feed, move |work: Work| {
+        let (worker, internal_errors) = (worker.clone(), counter.clone());
+        async move {
+            let skeleton = internal_row(&work);
+            match crate::engine::unwind::catch(worker.process(work)).await {
+                Ok(row) => row,
+                Err(panicked) => {
+                    internal_errors.fetch_add(1, Ordering::Relaxed);
+                    failed_internally(skeleton, &panicked.message)
                 }
             }
-        },
-    );
-    drop(result_tx);
-    drop(work_rx);
-
-    drain_workers(&mut workers, &stop, config.shutdown_grace).await;
-    let (input_error, example) = match reader_task.await {
+        }
+    })
+    .await;
+    let (input_error, example) = match fed {
         Ok(end) => (end.error, end.example),
         Err(err) => (Some(format!("input reader stopped: {err}")), None),
     };
-    let rows = finish_writer(writer_task, &output_path)
-        .await
+    let rows = written
         .map_err(|err| match err {
             // Rows were sent before the results file failed: say so, and how to finish.
             JobError::Results(results) => match *results {
@@ -276,10 +245,16 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
             other => other,
         })?
         .rows;
-    let interrupted = stop.requested();
     let internal_errors = internal_errors.load(Ordering::Relaxed);
-    let fatal = fatal.cause().cloned();
-    if !interrupted && input_error.is_none() && internal_errors == 0 && fatal.is_none() {
+    let incomplete = input_error.is_some()
+        || context.stats.outcome(Outcome::Failed) > 0
+        || context.stats.outcome(Outcome::Invalid) > 0;
+    let ending = context.ending(started.elapsed(), incomplete);
+    if !ending.interrupted
+        && input_error.is_none()
+        && internal_errors == 0
+        && ending.fatal.is_none()
+    {
         // Every row has its results row: nothing is in doubt any more.
         if let Err(err) = std::fs::remove_file(&journal_path) {
             if err.kind() != std::io::ErrorKind::NotFound {
@@ -291,27 +266,15 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
             }
         }
     }
-    let example_request = example.map(|row| {
-        preflight::describe_request(
-            &config.base_url,
-            &api::create_request(&row, config.contract),
-        )
-    });
-    let incomplete = input_error.is_some()
-        || stats.outcome(Outcome::Failed) > 0
-        || stats.outcome(Outcome::Invalid) > 0;
     Ok(Report {
-        ending: Ending::read(
-            stats,
-            &throttle,
-            (interrupted, incomplete),
-            started.elapsed(),
-            fatal,
-        ),
+        ending,
         rows,
         carried_over,
         input_error: input_error.map(|e| format!("input {input}: {e}")),
-        example_request,
+        example_request: example.map(|row| {
+            let request = api::create_request(&row, config.contract);
+            preflight::describe_request(&config.base_url, &request)
+        }),
         token_file_failed: token_provider.is_some_and(|t| t.token_file_failed()),
         internal_errors,
     })
@@ -362,9 +325,9 @@ fn precheck<R: std::io::Read>(
 
 /// The report of a run stopped while its input was still being opened or checked: nothing was
 /// sent and no results file was written.
-fn stopped_before_start(stats: Arc<Stats>, throttle: &Throttle) -> Report {
+fn stopped_before_start(context: &JobContext) -> Report {
     Report {
-        ending: Ending::read(stats, throttle, (true, false), Duration::ZERO, None),
+        ending: context.ending(Duration::ZERO, false),
         rows: 0,
         carried_over: 0,
         input_error: None,
@@ -457,11 +420,10 @@ impl ReaderEnd {
         &mut self,
         reader: &mut InputReader<R>,
         router: &mut Router,
-        stop: &Stop,
-        aborted: &AtomicBool,
+        feeder: &Feeder<Work, ResultRow>,
     ) -> Option<Route> {
         let record = reader.next_record()?;
-        if stop.requested() || aborted.load(Ordering::Relaxed) {
+        if feeder.halted() {
             return None;
         }
         match record {
@@ -495,15 +457,14 @@ const READ_BATCH: usize = 64;
 async fn read_rows<R: Read>(
     mut reader: InputReader<R>,
     mut router: Router,
-    (work_tx, result_tx): (async_channel::Sender<Work>, mpsc::Sender<ResultRow>),
-    (stop, aborted): (&Stop, &AtomicBool),
+    feeder: Feeder<Work, ResultRow>,
     batch_size: usize,
 ) -> ReaderEnd {
     let mut end = ReaderEnd::default();
     let mut batch = Vec::with_capacity(batch_size);
     'read: loop {
         while batch.len() < batch_size {
-            match end.next_route(&mut reader, &mut router, stop, aborted) {
+            match end.next_route(&mut reader, &mut router, &feeder) {
                 Some(route) => batch.push(route),
                 None => break,
             }
@@ -517,8 +478,8 @@ async fn read_rows<R: Read>(
         }
         for route in batch.drain(..) {
             let sent = match route {
-                Route::Work(work) => work_tx.send(work).await.is_ok(),
-                Route::Result(row) => result_tx.send(row).await.is_ok(),
+                Route::Work(work) => feeder.work.send(work).await.is_ok(),
+                Route::Result(row) => feeder.results.send(row).await.is_ok(),
                 Route::Skip => true,
             };
             if !sent {
@@ -632,6 +593,7 @@ fn open_outputs(
 mod tests {
     use super::*;
     use crate::domain::error::ChainExt;
+    use std::time::Instant;
 
     const GCC: &str = "GovernmentCommunityCloud";
 

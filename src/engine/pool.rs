@@ -1,37 +1,96 @@
-//! The worker pool every working command shares (run, reconcile, refresh, export): a fixed
-//! number of workers take items from a bounded channel until it closes or a stop is asked for,
-//! a writer records what they produce as it comes, and [`Stop`] carries the signals in.
+//! The worker pool every working command shares (run, reconcile, refresh, export): a feeder
+//! hands items to a fixed number of workers through a bounded channel until it closes or a stop
+//! is asked for, and one writer records what they produce as it comes.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::task::{JoinError, JoinHandle, JoinSet};
 
 use crate::domain::model::ResultRow;
 use crate::domain::stats::Stats;
 pub(crate) use crate::domain::stop::Stop;
-use crate::engine::JobError;
+use crate::engine::{JobContext, JobError};
 use crate::results::output::ResultsWriter;
 use crate::results::timeline::Timeline;
 use crate::results::ResultsError;
 
+/// What a job's feeder sends on: work for the pool, and rows that go straight to the writer.
+pub(crate) struct Feeder<T, I> {
+    pub(crate) work: async_channel::Sender<T>,
+    pub(crate) results: mpsc::Sender<I>,
+    stop: Stop,
+    aborted: Arc<AtomicBool>,
+}
+
+impl<T, I> Feeder<T, I> {
+    /// A stop was asked for, or the writer failed: nothing more is fed.
+    pub(crate) fn halted(&self) -> bool {
+        self.stop.requested() || self.aborted.load(Ordering::Relaxed)
+    }
+
+    /// Resolves once a stop is asked for.
+    pub(crate) async fn stopped(&self) {
+        self.stop.wait().await
+    }
+}
+
+/// Runs a job's items on the one engine: `feed` starts the task that fills the channels, the
+/// workers turn each item into what the writer records with `process`, and the writer writes
+/// to `sink`. Returns the feeder's end and, once every item is written, the sink.
+pub(crate) async fn run_pool<T, S, P, Fut, Out>(
+    context: &JobContext,
+    sink: S,
+    feed: impl FnOnce(Feeder<T, S::Item>) -> JoinHandle<Out>,
+    process: P,
+) -> (Result<Out, JoinError>, Result<S, JobError>)
+where
+    T: Send + 'static,
+    S: RowSink,
+    P: Fn(T) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = S::Item> + Send,
+{
+    let n = context.config.concurrency;
+    let (work_tx, work_rx) = async_channel::bounded(n * 2);
+    let (result_tx, result_rx) = mpsc::channel(n * 4 + 64);
+    let aborted = Arc::new(AtomicBool::new(false));
+    let feeder = feed(Feeder {
+        work: work_tx,
+        results: result_tx.clone(),
+        stop: context.stop.clone(),
+        aborted: aborted.clone(),
+    });
+    let writer = spawn_writer(
+        context.output == "-",
+        result_rx,
+        sink,
+        &context.stats,
+        aborted,
+    );
+    let mut workers = spawn_pool(n, work_rx, result_tx, &context.stop, process);
+    drain_workers(&mut workers, &context.stop, context.config.shutdown_grace).await;
+    let fed = feeder.await;
+    (fed, finish_writer(writer, &context.output).await)
+}
+
 /// Starts `n` workers that take items from `work_rx` until it closes or a stop is requested,
 /// turn each into a results row (or an export's rows) with `process`, and hand it to the writer.
-pub(crate) fn spawn_pool<T, R, F, Fut>(
+fn spawn_pool<T, R, F, Fut>(
     n: usize,
     work_rx: async_channel::Receiver<T>,
     result_tx: mpsc::Sender<R>,
     stop: &Stop,
     process: F,
-) -> tokio::task::JoinSet<()>
+) -> JoinSet<()>
 where
     T: Send + 'static,
     R: Send + 'static,
     F: Fn(T) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = R> + Send,
 {
-    let mut workers = tokio::task::JoinSet::new();
+    let mut workers = JoinSet::new();
     for _ in 0..n {
         let work_rx = work_rx.clone();
         let result_tx = result_tx.clone();
@@ -57,11 +116,7 @@ where
 }
 
 /// Waits for the workers; after a stop request gives them the grace period, after a second one none.
-pub(crate) async fn drain_workers(
-    workers: &mut tokio::task::JoinSet<()>,
-    stop: &Stop,
-    grace: Duration,
-) {
+async fn drain_workers(workers: &mut JoinSet<()>, stop: &Stop, grace: Duration) {
     let mut stop_rx = stop.subscribe();
     let mut deadline = None;
     loop {
@@ -136,24 +191,35 @@ impl<W: std::io::Write + Send + 'static> RowSink for ResultsSink<W> {
 /// what is still in flight; returns the sink with its counts. A file is written from the runtime
 /// itself (a buffered write never blocks for long); standard output may block on a slow reader,
 /// so it gets a thread.
-pub(crate) fn spawn_writer<S: RowSink>(
+fn spawn_writer<S: RowSink>(
     to_stdout: bool,
-    rx: mpsc::Receiver<S::Item>,
-    sink: S,
-    (stats, aborted): (&Arc<Stats>, &Arc<AtomicBool>),
-) -> tokio::task::JoinHandle<std::io::Result<S>> {
-    let mut state = WriterState { rx, sink };
-    let (stats, aborted) = (stats.clone(), aborted.clone());
+    mut rx: mpsc::Receiver<S::Item>,
+    mut sink: S,
+    stats: &Arc<Stats>,
+    aborted: Arc<AtomicBool>,
+) -> JoinHandle<std::io::Result<S>> {
+    let stats = stats.clone();
     let write = async move {
         let result = async {
-            state.sink.flush()?;
-            while let Some(item) = state.rx.recv().await {
-                state.write_batch(item, &stats)?;
+            sink.flush()?;
+            while let Some(first) = rx.recv().await {
+                // `first` and whatever else is queued, then one flush.
+                let mut next = Some(first);
+                while let Some(item) = next {
+                    sink.write(item, &stats)?;
+                    next = rx.try_recv().ok();
+                }
+                sink.flush()?;
             }
             Ok(())
         }
         .await;
-        state.finish(result, &aborted)
+        if result.is_err() {
+            // Nothing more can be recorded: tell the reader to stop feeding rows.
+            aborted.store(true, Ordering::Relaxed);
+            rx.close();
+        }
+        result.map(|()| sink)
     };
     if to_stdout {
         let runtime = tokio::runtime::Handle::current();
@@ -163,35 +229,9 @@ pub(crate) fn spawn_writer<S: RowSink>(
     }
 }
 
-struct WriterState<S: RowSink> {
-    rx: mpsc::Receiver<S::Item>,
-    sink: S,
-}
-
-impl<S: RowSink> WriterState<S> {
-    /// Writes `first` and whatever else is queued, then flushes once.
-    fn write_batch(&mut self, first: S::Item, stats: &Stats) -> std::io::Result<()> {
-        let mut next = Some(first);
-        while let Some(item) = next {
-            self.sink.write(item, stats)?;
-            next = self.rx.try_recv().ok();
-        }
-        self.sink.flush()
-    }
-
-    fn finish(mut self, result: std::io::Result<()>, aborted: &AtomicBool) -> std::io::Result<S> {
-        if result.is_err() {
-            // Nothing more can be recorded: tell the reader to stop feeding rows.
-            aborted.store(true, Ordering::Relaxed);
-            self.rx.close();
-        }
-        result.map(|()| self.sink)
-    }
-}
-
 /// Waits for the writer: the rows it wrote, or why it stopped (a closed stdout pipe is quiet).
-pub(crate) async fn finish_writer<T>(
-    writer: tokio::task::JoinHandle<std::io::Result<T>>,
+async fn finish_writer<T>(
+    writer: JoinHandle<std::io::Result<T>>,
     path: &str,
 ) -> Result<T, JobError> {
     match writer.await {

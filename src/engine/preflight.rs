@@ -49,7 +49,7 @@ fn no_codes(answer: &str) -> String {
 
 /// The rule behind `--validation-code auto`, apart from the network.
 pub fn choose_code(
-    codes: Vec<ValidationCode>,
+    mut codes: Vec<ValidationCode>,
     org: Option<&str>,
 ) -> Result<ValidationCode, JobError> {
     let listing = |codes: &[ValidationCode]| {
@@ -78,9 +78,7 @@ pub fn choose_code(
     }
     match codes.len() {
         0 => Err(JobError::Preflight(no_codes("an empty list"))),
-        1 => Ok(codes.into_iter().next().ok_or_else(|| {
-            JobError::Preflight("validation code list changed while read".into())
-        })?),
+        1 => Ok(codes.swap_remove(0)),
         _ => Err(JobError::Preflight(format!(
             "--validation-code auto found several codes; pick one with --validation-org NAME: {}",
             listing(&codes)
@@ -113,19 +111,19 @@ pub fn describe_request(base_url: &str, request: &Request) -> String {
         request.method, base_url, request.path_and_query
     );
     let headers = [
-        ("Authorization", "Bearer ***".to_string()),
-        ("Accept", "application/json".to_string()),
-        ("Content-Type", "application/json".to_string()),
+        ("Authorization", "Bearer ***"),
+        ("Accept", "application/json"),
+        ("Content-Type", "application/json"),
         (
             "MS-RequestId",
-            "<a new UUID per row, and per retry after an answer>".to_string(),
+            "<a new UUID per row, and per retry after an answer>",
         ),
-        ("MS-CorrelationId", "<a new UUID per send>".to_string()),
-        ("MS-Contract-Version", "v1".to_string()),
-        ("X-Locale", "<--locale, en-US by default>".to_string()),
+        ("MS-CorrelationId", "<a new UUID per send>"),
+        ("MS-Contract-Version", "v1"),
+        ("X-Locale", "<--locale, en-US by default>"),
         (
             "MS-PartnerCenter-Application",
-            concat!("pc-qualify/", env!("CARGO_PKG_VERSION")).to_string(),
+            concat!("pc-qualify/", env!("CARGO_PKG_VERSION")),
         ),
     ];
     for (name, value) in headers {

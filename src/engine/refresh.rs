@@ -2,18 +2,13 @@
 //! results file and write the same rows with their vetting columns brought up to date. It never posts.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
-
-use tokio::sync::mpsc;
 
 use crate::domain::model::{CustomerId, Qualification, ResultRow};
 use crate::engine::decide::{log_row, read_record, set_vetting};
-use crate::engine::pool::{
-    drain_workers, finish_writer, spawn_pool, spawn_writer, ResultsSink, Stop,
-};
-use crate::engine::{connect, Ending, JobContext, JobError};
+use crate::engine::pool::{output_error, run_pool, Feeder, ResultsSink};
+use crate::engine::{Ending, JobContext, JobError};
 use crate::input::InputFileError;
 use crate::partner_center::api;
 use crate::partner_center::auth::Credentials;
@@ -46,53 +41,37 @@ pub struct RefreshReport {
     pub written: bool,
 }
 
-/// Runs a refresh to the end (or until `stop`).
+/// Runs a refresh to the end (or until a stop).
 pub async fn execute(job: RefreshJob) -> Result<RefreshReport, JobError> {
     let RefreshJob {
         context,
         input,
         credentials,
     } = job;
-    let (output_path, force, config, stats, throttle, stop) = context.into_parts();
+    let output_path = &context.output;
     let not_results = |source: ReadError| ResultsError::ResultsInput {
         path: input.clone(),
         source,
     };
     let reader = ResultsReader::open(Path::new(&input)).map_err(not_results)?;
-    let _lock = crate::results::lock::lock_output(&output_path, force, false)?;
-    let fatal = Arc::new(crate::partner_center::fatal::FatalStop::new(stop.clone()));
-    let (client, _) = connect(&config, credentials, &throttle, &stats, &fatal).await?;
-    let sink = output::replacing(&output_path, force)?;
-    let writer = ResultsWriter::with_header(sink).map_err(|source| ResultsError::OutputIo {
-        path: output_path.clone(),
-        source,
-    })?;
-    // The pacer measures the quota from here, not from before the sign-in and pre-flight.
-    throttle.begin();
-    let started = Instant::now();
-    let (work_tx, work_rx) = async_channel::bounded::<ResultRow>(config.concurrency * 2);
-    let (result_tx, result_rx) = mpsc::channel::<ResultRow>(config.concurrency * 4 + 64);
-    let aborted = Arc::new(AtomicBool::new(false));
+    let _lock = crate::results::lock::lock_output(output_path, context.force, false)?;
+    let (client, _) = context.connect(credentials).await?;
+    let sink = output::replacing(output_path, context.force)?;
+    let writer = ResultsWriter::with_header(sink).map_err(|e| output_error(output_path, e))?;
+    let started = context.begin();
     let read = Arc::new(AtomicU64::new(0));
     let unread = Arc::new(AtomicU64::new(0));
-
-    // The input is a file: reading it on the runtime spares a thread hand-off per row.
-    let reader_task = {
-        let (stop, aborted, result_tx) = (stop.clone(), aborted.clone(), result_tx.clone());
-        tokio::spawn(async move { feed_rows(reader, work_tx, result_tx, &stop, &aborted).await })
-    };
     let sink = ResultsSink {
         writer,
         rows: 0,
         timeline: None,
     };
-    let writer_task = spawn_writer(output_path == "-", result_rx, sink, (&stats, &aborted));
     let counters = (read.clone(), unread.clone());
-    let mut workers = spawn_pool(
-        config.concurrency,
-        work_rx.clone(),
-        result_tx.clone(),
-        &stop,
+    // The input is a file: reading it on the runtime spares a thread hand-off per row.
+    let (fed, written) = run_pool(
+        &context,
+        sink,
+        |feeder| tokio::spawn(feed_rows(reader, feeder)),
         move |row| {
             let (client, read, unread) = (client.clone(), counters.0.clone(), counters.1.clone());
             async move {
@@ -114,18 +93,14 @@ pub async fn execute(job: RefreshJob) -> Result<RefreshReport, JobError> {
                 row
             }
         },
-    );
-    drop(result_tx);
-    drop(work_rx);
-    drain_workers(&mut workers, &stop, config.shutdown_grace).await;
-    let fed = reader_task
-        .await
-        .map_err(|source| InputFileError::InputTask {
-            path: input.clone(),
-            what: "the results file's reader stopped",
-            source,
-        })?;
-    let ResultsSink { writer, rows, .. } = finish_writer(writer_task, &output_path).await?;
+    )
+    .await;
+    let fed = fed.map_err(|source| InputFileError::InputTask {
+        path: input.clone(),
+        what: "the results file's reader stopped",
+        source,
+    })?;
+    let ResultsSink { writer, rows, .. } = written?;
     // A results file that turns bad part-way is still not a results file; the temporary file
     // goes with the writer, and the earlier output stays.
     let fed = fed.map_err(not_results)?;
@@ -136,25 +111,17 @@ pub async fn execute(job: RefreshJob) -> Result<RefreshReport, JobError> {
         writer
             .into_inner()
             .and_then(output::Sink::commit)
-            .map_err(|source| ResultsError::OutputIo {
-                path: output_path.clone(),
-                source,
-            })?;
+            .map_err(|e| output_error(output_path, e))?;
         // A timeline an earlier run left beside this path is not these rows' (the report would
         // draw it for them).
-        let _ = std::fs::remove_file(crate::results::timeline::timeline_path(&output_path));
+        let _ = std::fs::remove_file(crate::results::timeline::timeline_path(output_path));
     }
+    let unread = unread.load(Ordering::Relaxed);
     Ok(RefreshReport {
-        ending: Ending::read(
-            stats,
-            &throttle,
-            (stop.requested(), unread.load(Ordering::Relaxed) > 0),
-            started.elapsed(),
-            fatal.cause().cloned(),
-        ),
+        ending: context.ending(started.elapsed(), unread > 0),
         rows,
         read: read.load(Ordering::Relaxed),
-        unread: unread.load(Ordering::Relaxed),
+        unread,
         written,
     })
 }
@@ -163,23 +130,20 @@ pub async fn execute(job: RefreshJob) -> Result<RefreshReport, JobError> {
 /// Returns how many rows were handed on when the input was read to its end, `None` when cut short.
 async fn feed_rows(
     mut reader: ResultsReader,
-    work_tx: async_channel::Sender<ResultRow>,
-    result_tx: mpsc::Sender<ResultRow>,
-    stop: &Stop,
-    aborted: &AtomicBool,
+    feeder: Feeder<ResultRow, ResultRow>,
 ) -> Result<Option<u64>, ReadError> {
     let mut fed = 0u64;
     while let Some(next) = reader.next_row() {
-        if stop.requested() || aborted.load(Ordering::Relaxed) {
+        if feeder.halted() {
             return Ok(None);
         }
         let row = next?;
         let sent = if row.outcome.is_some_and(|o| o.is_settled()) {
-            work_tx.send(row).await.is_ok()
+            feeder.work.send(row).await.is_ok()
         } else {
             // Rows that pass straight through never wait on a worker: yield now and then.
             tokio::task::consume_budget().await;
-            result_tx.send(row).await.is_ok()
+            feeder.results.send(row).await.is_ok()
         };
         if !sent {
             return Ok(None);

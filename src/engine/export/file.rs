@@ -196,18 +196,13 @@ impl<W: std::io::Write> ExportWriter<W> {
     /// A writer that appends to a file that already has its header.
     pub fn without_header(inner: W) -> Self {
         ExportWriter {
-            csv: Self::builder().from_writer(inner),
+            // The sink buffers; a flush must reach the file, not stop in the csv crate's buffer.
+            csv: csv::WriterBuilder::new()
+                .buffer_capacity(256)
+                .terminator(csv::Terminator::Any(b'\n'))
+                .from_writer(inner),
             record: csv::ByteRecord::new(),
         }
-    }
-
-    fn builder() -> csv::WriterBuilder {
-        let mut builder = csv::WriterBuilder::new();
-        // The sink buffers; a flush must reach the file, not stop in the csv crate's buffer.
-        builder
-            .buffer_capacity(256)
-            .terminator(csv::Terminator::Any(b'\n'));
-        builder
     }
 
     /// Copies a row read back from an earlier export (its cells are already defused).

@@ -2,12 +2,11 @@
 //! first page, and the checks that stop a list going round in circles.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::domain::model::CustomerId;
-use crate::engine::pool::Stop;
+use crate::engine::pool::Feeder;
 use crate::partner_center::api;
-use crate::partner_center::client::{Client, Reply};
+use crate::partner_center::client::{Client, Exchange, Reply};
 use crate::partner_center::customers::{self, ListedCustomer, NextPage, Page};
 
 /// Empty pages with a next link in a row before the list is deemed to go round in circles.
@@ -88,40 +87,42 @@ pub(super) async fn fetch_page(
             customers::MAX_PAGE_BYTES,
         )
         .await;
-    match &exchange.reply {
-        Reply::Answer { status, body } if (200..300).contains(status) => {
-            customers::parse_page(body).map_err(PageError::from)
+    let body = answer_body(&exchange, "GET /v1/customers").map_err(|reason| {
+        let spent = next.is_some()
+            && exchange.attempts >= 2
+            && matches!(&exchange.reply, Reply::Answer { status: 400, body }
+                if api::parse_error_body(body).code.as_deref() == Some(INVALID_CONTINUATION));
+        if spent {
+            PageError::TokenSpent(reason)
+        } else {
+            PageError::Failed(reason)
         }
-        Reply::Answer { status, body } => {
-            let reason = answer_error("GET /v1/customers", *status, body, exchange.attempts);
-            let spent = next.is_some()
-                && exchange.attempts >= 2
-                && *status == 400
-                && api::parse_error_body(body).code.as_deref() == Some(INVALID_CONTINUATION);
-            Err(if spent {
-                PageError::TokenSpent(reason)
-            } else {
-                PageError::Failed(reason)
-            })
-        }
-        Reply::Transport(reason) | Reply::Token(reason) | Reply::Stopped(reason) => {
-            Err(PageError::Failed(format!(
-                "{} (after {} attempt(s))",
-                api::sanitize(reason),
-                exchange.attempts
-            )))
-        }
-    }
+    })?;
+    Ok(customers::parse_page(body)?)
 }
 
-pub(super) fn answer_error(what: &str, status: u16, body: &[u8], attempts: u32) -> String {
-    let error = api::parse_error_body(body);
-    let code = error
-        .code
-        .map(|c| format!(" (code {c})"))
-        .unwrap_or_default();
-    let message = error.message.map(|m| format!(": {m}")).unwrap_or_default();
-    format!("{what} answered {status}{code}{message} after {attempts} attempt(s)")
+/// The body of a 2xx answer to `what`, or why there is none (the service's error with its code,
+/// or no answer), as text for the summary or one results cell.
+pub(super) fn answer_body<'a>(exchange: &'a Exchange, what: &str) -> Result<&'a [u8], String> {
+    let attempts = exchange.attempts;
+    match &exchange.reply {
+        Reply::Answer { status, body } if (200..300).contains(status) => Ok(body),
+        Reply::Answer { status, body } => {
+            let error = api::parse_error_body(body);
+            let code = error
+                .code
+                .map(|c| format!(" (code {c})"))
+                .unwrap_or_default();
+            let message = error.message.map(|m| format!(": {m}")).unwrap_or_default();
+            Err(format!(
+                "{what} answered {status}{code}{message} after {attempts} attempt(s)"
+            ))
+        }
+        Reply::Transport(reason) | Reply::Token(reason) | Reply::Stopped(reason) => Err(format!(
+            "{} (after {attempts} attempt(s))",
+            api::sanitize(reason)
+        )),
+    }
 }
 
 /// A customer as the page reader tells it from the others: by GUID, or by the id as given.
@@ -150,9 +151,7 @@ pub(super) async fn list_customers(
     client: &Client,
     first: Page,
     done: &HashSet<CustomerId>,
-    work_tx: async_channel::Sender<ListedCustomer>,
-    stop: &Stop,
-    aborted: &AtomicBool,
+    feeder: Feeder<ListedCustomer, super::CustomerRows>,
 ) -> ListEnd {
     let mut end = ListEnd {
         pages: 1,
@@ -190,7 +189,7 @@ pub(super) async fn list_customers(
             smallest = smallest.min(len);
         }
         for customer in page.customers {
-            if stop.requested() || aborted.load(Ordering::Relaxed) {
+            if feeder.halted() {
                 return end;
             }
             if seen.insert(ListedKey::of(&customer), pass).is_some() {
@@ -202,7 +201,7 @@ pub(super) async fn list_customers(
                 // Already in the file from the run being resumed.
                 continue;
             }
-            if work_tx.send(customer).await.is_err() {
+            if feeder.work.send(customer).await.is_err() {
                 return end;
             }
         }
@@ -240,7 +239,7 @@ pub(super) async fn list_customers(
         }
         let mut fetched = tokio::select! {
             biased;
-            _ = stop.wait() => return end,
+            _ = feeder.stopped() => return end,
             fetched = fetch_page(client, Some(&next)) => fetched,
         };
         if let Err(PageError::TokenSpent(reason)) = &fetched {
@@ -256,7 +255,7 @@ pub(super) async fn list_customers(
                 );
                 fetched = tokio::select! {
                     biased;
-                    _ = stop.wait() => return end,
+                    _ = feeder.stopped() => return end,
                     fetched = fetch_page(client, None) => fetched,
                 };
             }

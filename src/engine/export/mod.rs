@@ -11,22 +11,18 @@ mod listing;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write as _};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
-
-use tokio::sync::mpsc;
 
 use crate::domain::model::{Qualification, QualificationRecord};
 use crate::domain::stats::Stats;
-use crate::engine::pool::{drain_workers, finish_writer, spawn_pool, spawn_writer, RowSink};
-use crate::engine::{connect, Ending, JobContext, JobError};
+use crate::engine::pool::{output_error, run_pool, RowSink};
+use crate::engine::{Ending, JobContext, JobError};
 use crate::partner_center::api;
 use crate::partner_center::auth::Credentials;
-use crate::partner_center::client::{Client, Reply};
+use crate::partner_center::client::Client;
 use crate::partner_center::customers::ListedCustomer;
-use crate::results::output::{self};
-use crate::results::ResultsError;
+use crate::results::output;
 
 use file::*;
 pub use file::{unread_path, ExportRow, ExportWriter};
@@ -71,7 +67,7 @@ struct CustomerRows {
     error: Option<String>,
 }
 
-/// Runs an export to the end (or until `stop`).
+/// Runs an export to the end (or until a stop).
 pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
     let ExportJob {
         context,
@@ -79,36 +75,28 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
         qualification,
         credentials,
     } = job;
-    let (output_path, force, config, stats, throttle, stop) = context.into_parts();
+    let output_path = &context.output;
+    let force = context.force;
     if resume && output_path == "-" {
         return Err(JobError::Config(
             "--resume needs a file for --output (it reads it again)".into(),
         ));
     }
-    let _lock = crate::results::lock::lock_output(&output_path, force, resume)?;
-    let fatal = Arc::new(crate::partner_center::fatal::FatalStop::new(stop.clone()));
-    let (client, _) = connect(&config, credentials, &throttle, &stats, &fatal).await?;
-    // The pacer measures the quota from here, not from before the sign-in and pre-flight.
-    throttle.begin();
-    let started = Instant::now();
+    let _lock = crate::results::lock::lock_output(output_path, force, resume)?;
+    let (client, _) = context.connect(credentials).await?;
+    let started = context.begin();
 
     // The first page is read before the output exists: a partner whose list cannot be read
     // (no permission, wrong cloud) stops here with nothing written.
     let first = tokio::select! {
         biased;
-        _ = stop.wait() => None,
+        _ = context.stop.wait() => None,
         page = fetch_page(&client, None) => Some(page),
     };
     let first = match first {
         None => {
             return Ok(ExportReport {
-                ending: Ending::read(
-                    stats,
-                    &throttle,
-                    (true, false),
-                    started.elapsed(),
-                    fatal.cause().cloned(),
-                ),
+                ending: context.ending(started.elapsed(), false),
                 customers: 0,
                 carried_over: 0,
                 rows: 0,
@@ -127,33 +115,30 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
         }
     };
 
-    let output_error = |path: &Path, source: std::io::Error| {
-        ResultsError::output_io(path.display().to_string(), source)
-    };
-    let unread_file = (output_path != "-").then(|| unread_path(&output_path));
-    let carried = if resume && Path::new(&output_path).exists() {
-        let path = std::path::PathBuf::from(&output_path);
-        crate::input::source::off_runtime(&output_path, move || prepare_resume(&path)).await?
+    let unread_file = (output_path != "-").then(|| unread_path(output_path));
+    let carried = if resume && Path::new(output_path).exists() {
+        let path = std::path::PathBuf::from(output_path);
+        crate::input::source::off_runtime(output_path, move || prepare_resume(&path)).await?
     } else {
         Carried::default()
     };
-    let replaces = force && !resume && Path::new(&output_path).is_file();
-    let writer = if resume && Path::new(&output_path).exists() {
+    let replaces = force && !resume && Path::new(output_path).is_file();
+    let writer = if resume && Path::new(output_path).exists() {
         let file = OpenOptions::new()
             .append(true)
-            .open(&output_path)
-            .map_err(|e| output_error(Path::new(&output_path), e))?;
+            .open(output_path)
+            .map_err(|e| output_error(output_path, e))?;
         ExportWriter::without_header(output::Sink::File(BufWriter::new(file)))
     } else {
         // A forced export over an earlier one writes beside it and replaces it only once
         // complete, so a failed or stopped export leaves the earlier file byte for byte. A first
         // export writes in place, so that --resume can continue it.
         let sink = if replaces {
-            output::replacing(&output_path, true)?
+            output::replacing(output_path, true)?
         } else {
-            output::create(&output_path, force || resume)?
+            output::create(output_path, force || resume)?
         };
-        ExportWriter::with_header(sink).map_err(|e| output_error(Path::new(&output_path), e))?
+        ExportWriter::with_header(sink).map_err(|e| output_error(output_path, e))?
     };
     // The customers whose qualifications could not be read, one id a line: their rows look like
     // those of customers holding nothing, so `--resume` needs this list to read them again.
@@ -168,73 +153,57 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
                     .truncate(false),
                 true,
             )
-            .map_err(|e| output_error(path, e))?,
+            .map_err(|e| output_error(&path.display().to_string(), e))?,
         )),
         None => None,
     };
-    let (work_tx, work_rx) = async_channel::bounded::<ListedCustomer>(config.concurrency * 2);
-    let (result_tx, result_rx) = mpsc::channel::<CustomerRows>(config.concurrency * 4 + 16);
-    let aborted = Arc::new(AtomicBool::new(false));
     let unread = Arc::new(AtomicU64::new(0));
-
-    let lister = {
-        let (client, stop, aborted) = (client.clone(), stop.clone(), aborted.clone());
-        let done = carried.done;
-        tokio::spawn(async move {
-            list_customers(&client, first, &done, work_tx, &stop, &aborted).await
-        })
-    };
     let sink = ExportSink {
         writer,
         unread_log,
         customers: 0,
         rows: 0,
     };
-    let writer_task = spawn_writer(output_path == "-", result_rx, sink, (&stats, &aborted));
-    let mut workers = spawn_pool(
-        config.concurrency,
-        work_rx.clone(),
-        result_tx.clone(),
-        &stop,
-        {
-            let unread = unread.clone();
-            move |customer: ListedCustomer| {
-                let (client, unread) = (client.clone(), unread.clone());
-                async move {
-                    // A panic while reading one customer must not lose its row: it becomes an
-                    // unread customer, with the panic as its error (and exit code 1).
-                    let bare = bare_row(&customer);
-                    let rows = match crate::engine::unwind::catch(export_customer(
-                        &client,
-                        customer,
-                        qualification,
-                    ))
-                    .await
-                    {
-                        Ok(rows) => rows,
-                        Err(message) => CustomerRows {
-                            rows: vec![bare],
-                            error: Some(format!("internal error: {message}")),
-                        },
-                    };
-                    if let Some(error) = &rows.error {
-                        unread.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(
-                            target: crate::engine::decide::ROW_LOG_TARGET,
-                            customer_id = %rows.rows[0].customer_id,
-                            error = %error,
-                            "qualifications not read"
-                        );
-                    }
-                    rows
-                }
+    let lister = {
+        let (client, done) = (client.clone(), carried.done);
+        move |feeder| {
+            tokio::spawn(async move { list_customers(&client, first, &done, feeder).await })
+        }
+    };
+    let counter = unread.clone();
+    let (listed, written) = run_pool(&context, sink, lister, move |customer: ListedCustomer| {
+        let (client, unread) = (client.clone(), counter.clone());
+        async move {
+            // A panic while reading one customer must not lose its row: it becomes an
+            // unread customer, with the panic as its error (and exit code 1).
+            let bare = bare_row(&customer);
+            let rows = match crate::engine::unwind::catch(export_customer(
+                &client,
+                customer,
+                qualification,
+            ))
+            .await
+            {
+                Ok(rows) => rows,
+                Err(message) => CustomerRows {
+                    rows: vec![bare],
+                    error: Some(format!("internal error: {message}")),
+                },
+            };
+            if let Some(error) = &rows.error {
+                unread.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    target: crate::engine::decide::ROW_LOG_TARGET,
+                    customer_id = %rows.rows[0].customer_id,
+                    error = %error,
+                    "qualifications not read"
+                );
             }
-        },
-    );
-    drop(result_tx);
-    drop(work_rx);
-    drain_workers(&mut workers, &stop, config.shutdown_grace).await;
-    let listed = lister.await.unwrap_or_else(|e| ListEnd {
+            rows
+        }
+    })
+    .await;
+    let listed = listed.unwrap_or_else(|e| ListEnd {
         error: Some(format!("the page reader stopped: {e}")),
         ..ListEnd::default()
     });
@@ -243,14 +212,15 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
         customers,
         rows,
         ..
-    } = finish_writer(writer_task, &output_path).await?;
+    } = written?;
     let unread = unread.load(Ordering::Relaxed);
-    let complete = listed.error.is_none() && !stop.requested() && fatal.cause().is_none();
+    let ending = context.ending(started.elapsed(), unread > 0 || listed.error.is_some());
+    let complete = listed.error.is_none() && !ending.interrupted && ending.fatal.is_none();
     if replaces && complete {
         writer
             .into_inner()
             .and_then(output::Sink::commit)
-            .map_err(|e| output_error(Path::new(&output_path), e))?;
+            .map_err(|e| output_error(output_path, e))?;
     }
     // The earlier export stays: the new one's list of unread customers describes nothing.
     let kept_earlier = replaces && !complete;
@@ -259,13 +229,7 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
         let _ = std::fs::remove_file(path);
     }
     Ok(ExportReport {
-        ending: Ending::read(
-            stats,
-            &throttle,
-            (stop.requested(), unread > 0 || listed.error.is_some()),
-            started.elapsed(),
-            fatal.cause().cloned(),
-        ),
+        ending,
         customers,
         carried_over: carried.customers,
         rows,
@@ -276,7 +240,6 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
     })
 }
 
-/// Reads one customer's qualifications and turns them into its rows.
 /// A customer's row before its qualifications are known.
 fn bare_row(customer: &ListedCustomer) -> ExportRow {
     ExportRow {
@@ -289,6 +252,7 @@ fn bare_row(customer: &ListedCustomer) -> ExportRow {
     }
 }
 
+/// Reads one customer's qualifications and turns them into its rows.
 async fn export_customer(
     client: &Client,
     customer: ListedCustomer,
@@ -307,23 +271,9 @@ async fn export_customer(
             crate::partner_center::client::new_uuid(),
         )
         .await;
-    let records = match &exchange.reply {
-        // The reason ends up in one results cell, so it is rendered to text here.
-        Reply::Answer { status, body } if (200..300).contains(status) => {
-            read_qualifications(body).map_err(|e| e.to_string())
-        }
-        Reply::Answer { status, body } => Err(answer_error(
-            "GET qualifications",
-            *status,
-            body,
-            exchange.attempts,
-        )),
-        Reply::Transport(reason) | Reply::Token(reason) | Reply::Stopped(reason) => Err(format!(
-            "{} (after {} attempt(s))",
-            api::sanitize(reason),
-            exchange.attempts
-        )),
-    };
+    // The reason ends up in one results cell, so it is rendered to text here.
+    let records = answer_body(&exchange, "GET qualifications")
+        .and_then(|body| api::parse_qualification_list(body).map_err(|e| e.to_string()));
     match records {
         Ok(records) => CustomerRows {
             rows: rows_for(bare, records, only),
@@ -334,12 +284,6 @@ async fn export_customer(
             error: Some(reason),
         },
     }
-}
-
-/// The one place the export reads a qualifications answer: every documented shape is the
-/// parser's business, so a better parser is swapped in here alone.
-fn read_qualifications(body: &[u8]) -> Result<Vec<QualificationRecord>, api::ShapeError> {
-    api::parse_qualification_list(body)
 }
 
 /// One row per qualification held (only `only`, when given); one bare row when none is.
