@@ -593,7 +593,6 @@ fn open_outputs(
 mod tests {
     use super::*;
     use crate::domain::error::ChainExt;
-    use std::time::Instant;
 
     const GCC: &str = "GovernmentCommunityCloud";
 
@@ -685,11 +684,11 @@ mod tests {
             .expect("run it");
         let before = std::fs::read(&out).expect("read");
         // Wait until the kernel holds the file as a running text.
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let refused = loop {
             match std::fs::OpenOptions::new().write(true).open(&out) {
                 Err(e) if e.raw_os_error() == Some(26) => break true,
-                _ if Instant::now() > deadline => break false,
+                _ if std::time::Instant::now() > deadline => break false,
                 _ => std::thread::sleep(Duration::from_millis(10)),
             }
         };
