@@ -70,13 +70,12 @@ impl Replacement {
         self.temp.as_file().sync_all()?;
         #[cfg(all(test, target_os = "linux"))]
         refuse_if_open(&self.path)?;
-        if overwrite {
-            self.temp.persist(&self.path).map_err(|e| e.error)?;
+        let persisted = if overwrite {
+            self.temp.persist(&self.path)
         } else {
-            self.temp
-                .persist_noclobber(&self.path)
-                .map_err(|e| e.error)?;
-        }
+            self.temp.persist_noclobber(&self.path)
+        };
+        persisted.map_err(|e| e.error)?;
         // Persist the rename itself; some filesystems cannot sync a directory, which is harmless.
         if let Ok(dir) = File::open(folder(&self.path)) {
             let _ = dir.sync_all();
@@ -189,7 +188,7 @@ pub(crate) fn open_side_file(
         )
     };
     #[cfg(unix)]
-    {
+    let file = {
         use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
         // O_NONBLOCK: a FIFO planted in the file's place fails the open (ENXIO, no reader)
         // instead of blocking the runtime's thread; regular files ignore it.
@@ -206,24 +205,21 @@ pub(crate) fn open_side_file(
         if meta.nlink() > 1 {
             return Err(refused("a file with other names (a hard link)"));
         }
-        if empty {
-            file.set_len(0)?;
-        }
-        Ok(file)
-    }
+        file
+    };
     #[cfg(not(unix))]
-    {
+    let file = {
         // No O_NOFOLLOW: look first (a link planted between the look and the open is the one
         // case left, and creating links on Windows needs a privilege a plain user lacks).
         if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
             return Err(refused("a symbolic link"));
         }
-        let file = options.open(path)?;
-        if empty {
-            file.set_len(0)?;
-        }
-        Ok(file)
+        options.open(path)?
+    };
+    if empty {
+        file.set_len(0)?;
     }
+    Ok(file)
 }
 
 #[cfg(test)]

@@ -4,19 +4,15 @@
 /// so far already carries is not repeated. For errors shown outside the binary's one error message (log
 /// lines, results cells) so that a cause kept as `#[source]` is not lost from the text.
 pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    {
-        let mut text = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            let cause_text = cause.to_string();
-            if !text.contains(&cause_text) {
-                text.push_str(": ");
-                text.push_str(&cause_text);
-            }
-            source = cause.source();
+    let mut text = error.to_string();
+    for cause in std::iter::successors(error.source(), |cause| cause.source()) {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
         }
-        text
     }
+    text
 }
 
 /// `error.chain()` for any error: [`chain`] as a method.

@@ -291,26 +291,18 @@ pub struct ResultRow {
 
 /// One qualification record as `GET …/qualifications` returns it (every field but the name optional).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct QualificationRecord {
     /// The qualification's name, verbatim.
     pub qualification: String,
     /// Vetting status, an open set kept verbatim.
-    #[serde(
-        rename = "vettingStatus",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vetting_status: Option<String>,
     /// Why vetting ended as it did.
-    #[serde(
-        rename = "vettingReason",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vetting_reason: Option<String>,
     /// When vetting was requested (`vettingCreateDate` or `vettingCreatedDate` on the wire).
     #[serde(
-        rename = "vettingCreateDate",
         alias = "vettingCreatedDate",
         default,
         skip_serializing_if = "Option::is_none"
@@ -404,6 +396,36 @@ mod tests {
         assert_eq!(
             err.to_string(),
             r#"unknown API contract "2023"; expected 2021 or 2022"#
+        );
+    }
+
+    #[test]
+    fn outcomes_are_listed_in_declaration_order() {
+        // Stats counts outcomes by `Outcome as usize`.
+        for (n, outcome) in Outcome::ALL.into_iter().enumerate() {
+            assert_eq!(outcome as usize, n, "{outcome}");
+        }
+    }
+
+    #[test]
+    fn records_keep_their_wire_names() {
+        let record = QualificationRecord {
+            qualification: "Education".into(),
+            vetting_status: Some("Approved".into()),
+            vetting_reason: Some("ok".into()),
+            vetting_create_date: Some("x".into()),
+        };
+        assert_eq!(
+            serde_json::to_string(&record).expect("json"),
+            r#"{"qualification":"Education","vettingStatus":"Approved","vettingReason":"ok","vettingCreateDate":"x"}"#
+        );
+        let bare = QualificationRecord {
+            qualification: "Education".into(),
+            ..QualificationRecord::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&bare).expect("json"),
+            r#"{"qualification":"Education"}"#
         );
     }
 

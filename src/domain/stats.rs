@@ -13,13 +13,15 @@ const LATENCY_BUCKETS: usize = 420;
 const BUCKET_GROWTH: f64 = 1.05;
 
 /// Counters for one run.
+#[derive(Default)]
 pub struct Stats {
-    statuses: [AtomicU64; 600],
+    statuses: Counters<600>,
     transport_errors: AtomicU64,
     retries: AtomicU64,
     throttled: AtomicU64,
-    outcomes: [AtomicU64; Outcome::ALL.len()],
-    latency: [AtomicU64; LATENCY_BUCKETS],
+    /// By `Outcome as usize` (`Outcome::ALL` lists the variants in declaration order).
+    outcomes: Counters<{ Outcome::ALL.len() }>,
+    latency: Counters<LATENCY_BUCKETS>,
     latency_max_us: AtomicU64,
     /// Customers an export has written.
     customers: AtomicU64,
@@ -27,19 +29,12 @@ pub struct Stats {
     vetting: Mutex<BTreeMap<String, u64>>,
 }
 
-impl Default for Stats {
+/// A fixed array of counters (std derives `Default` for arrays of at most 32).
+struct Counters<const N: usize>([AtomicU64; N]);
+
+impl<const N: usize> Default for Counters<N> {
     fn default() -> Self {
-        Stats {
-            statuses: std::array::from_fn(|_| AtomicU64::new(0)),
-            transport_errors: AtomicU64::new(0),
-            retries: AtomicU64::new(0),
-            throttled: AtomicU64::new(0),
-            outcomes: std::array::from_fn(|_| AtomicU64::new(0)),
-            latency: std::array::from_fn(|_| AtomicU64::new(0)),
-            latency_max_us: AtomicU64::new(0),
-            customers: AtomicU64::new(0),
-            vetting: Mutex::new(BTreeMap::new()),
-        }
+        Counters(std::array::from_fn(|_| AtomicU64::new(0)))
     }
 }
 
@@ -56,7 +51,7 @@ impl Stats {
 
     /// Records one HTTP answer and how long the exchange took.
     pub fn record_answer(&self, status: u16, latency: Duration) {
-        if let Some(counter) = self.statuses.get(usize::from(status)) {
+        if let Some(counter) = self.statuses.0.get(usize::from(status)) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
         if status == 429 {
@@ -77,9 +72,7 @@ impl Stats {
 
     /// Records a row's final outcome.
     pub fn record_outcome(&self, outcome: Outcome) {
-        if let Some(i) = Outcome::ALL.iter().position(|o| *o == outcome) {
-            self.outcomes[i].fetch_add(1, Ordering::Relaxed);
-        }
+        self.outcomes.0[outcome as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records a finished row's vetting status (rows without one count as `none`).
@@ -108,22 +101,19 @@ impl Stats {
             .unwrap_or(u64::MAX)
             .max(1);
         let bucket = ((us as f64).ln() / BUCKET_GROWTH.ln()) as usize;
-        self.latency[bucket.min(LATENCY_BUCKETS - 1)].fetch_add(1, Ordering::Relaxed);
+        self.latency.0[bucket.min(LATENCY_BUCKETS - 1)].fetch_add(1, Ordering::Relaxed);
         self.latency_max_us.fetch_max(us, Ordering::Relaxed);
     }
 
     /// Rows with `outcome` so far.
     pub fn outcome(&self, outcome: Outcome) -> u64 {
-        Outcome::ALL
-            .iter()
-            .position(|o| *o == outcome)
-            .map_or(0, |i| self.outcomes[i].load(Ordering::Relaxed))
+        self.outcomes.0[outcome as usize].load(Ordering::Relaxed)
     }
 
     /// Answers by HTTP status, in status order.
     pub fn statuses(&self) -> Vec<(u16, u64)> {
         (0u16..)
-            .zip(self.statuses.iter())
+            .zip(self.statuses.0.iter())
             .map(|(s, c)| (s, c.load(Ordering::Relaxed)))
             .filter(|(_, c)| *c > 0)
             .collect()
@@ -153,6 +143,7 @@ impl Stats {
     pub fn latency_quantile(&self, q: f64) -> Option<Duration> {
         let counts: Vec<u64> = self
             .latency
+            .0
             .iter()
             .map(|c| c.load(Ordering::Relaxed))
             .collect();

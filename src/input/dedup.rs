@@ -41,19 +41,15 @@ pub struct DuplicateIndex {
     folded: Vec<Entry>,
 }
 
-/// Row numbers past `u32::MAX` (four billion rows) are remembered as `u32::MAX`.
-fn compact_row(row: u64) -> u32 {
-    u32::try_from(row).unwrap_or(u32::MAX)
-}
-
-fn split(customer: u128, qualification: u8) -> Key {
+/// A row's (customer, qualification) key as [`Row::key`](crate::domain::model::Row::key) gives it.
+fn split((customer, qualification): (u128, u8)) -> Key {
     ((customer >> 64) as u64, customer as u64, qualification)
 }
 
 impl DuplicateIndex {
     /// The row that first had this key, if any.
-    pub fn first_row(&self, customer: u128, qualification: u8) -> Option<u64> {
-        let key = split(customer, qualification);
+    pub fn first_row(&self, key: (u128, u8)) -> Option<u64> {
+        let key = split(key);
         if let Some(row) = self.recent.get(&key) {
             return Some(u64::from(*row));
         }
@@ -64,9 +60,10 @@ impl DuplicateIndex {
     }
 
     /// Remembers `row` as the first with this key (the caller checked it is new).
-    pub fn insert(&mut self, customer: u128, qualification: u8, row: u64) {
-        self.recent
-            .insert(split(customer, qualification), compact_row(row));
+    /// Row numbers past `u32::MAX` (four billion rows) are remembered as `u32::MAX`.
+    pub fn insert(&mut self, key: (u128, u8), row: u64) {
+        let row = u32::try_from(row).unwrap_or(u32::MAX);
+        self.recent.insert(split(key), row);
         if self.recent.len() >= RECENT_MAX {
             self.fold();
         }
@@ -110,9 +107,9 @@ mod tests {
             let customer = u128::from(rng.u32(..400_000)) << 64 | u128::from(rng.u8(..3));
             let qualification = rng.u8(..3);
             let expected = model.get(&(customer, qualification)).copied();
-            assert_eq!(index.first_row(customer, qualification), expected);
+            assert_eq!(index.first_row((customer, qualification)), expected);
             if expected.is_none() {
-                index.insert(customer, qualification, row);
+                index.insert((customer, qualification), row);
                 model.insert((customer, qualification), row);
             }
         }

@@ -235,10 +235,6 @@ impl<R: Read> Source<R> {
         Source::with_feed(Feed::Csv(csv), limit)
     }
 
-    fn sheet(rows: crate::input::sheet::SheetRows, limit: usize) -> Self {
-        Source::with_feed(Feed::Sheet(rows), limit)
-    }
-
     fn with_feed(feed: Feed<R>, limit: usize) -> Self {
         Source {
             feed,
@@ -439,7 +435,7 @@ impl<R: Read> InputReader<R> {
             qualification.clone(),
         );
         match checked {
-            Ok(row) => match self.seen.first_row(row.key().0, row.key().1) {
+            Ok(row) => match self.seen.first_row(row.key()) {
                 Some(first) => Record::Rejected(rejected(
                     index,
                     row.customer_id.to_string(),
@@ -451,8 +447,7 @@ impl<R: Read> InputReader<R> {
                     },
                 )),
                 None => {
-                    let (customer, qualification) = row.key();
-                    self.seen.insert(customer, qualification, index);
+                    self.seen.insert(row.key(), index);
                     Record::Valid(row)
                 }
             },
@@ -488,20 +483,18 @@ impl<R: Read> Iterator for InputReader<R> {
 /// blank-record rules), without validating them; for a progress bar's total. A file without a
 /// header counts 0.
 fn count<R: Read>(mut source: Source<R>) -> io::Result<u64> {
-    let not_utf8 = |line| io::Error::new(io::ErrorKind::InvalidData, InputError::NotUtf8 { line });
-    match source.next() {
-        Step::Record => {}
-        Step::Malformed(_) | Step::TooLong(_) | Step::End => return Ok(0),
-        Step::Io(e) => return Err(e),
-        Step::NotUtf8(line) => return Err(not_utf8(line)),
-    }
-    let mut count = 0;
+    // Records counted, the header among them (a header that is not a record counts 0).
+    let mut records = 0u64;
     loop {
         match source.next() {
-            Step::Record | Step::Malformed(_) | Step::TooLong(_) => count += 1,
-            Step::End => return Ok(count),
+            Step::Malformed(_) | Step::TooLong(_) if records == 0 => return Ok(0),
+            Step::Record | Step::Malformed(_) | Step::TooLong(_) => records += 1,
+            Step::End => return Ok(records.saturating_sub(1)),
             Step::Io(e) => return Err(e),
-            Step::NotUtf8(line) => return Err(not_utf8(line)),
+            Step::NotUtf8(line) => {
+                let e = InputError::NotUtf8 { line };
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
         }
     }
 }

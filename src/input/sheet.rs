@@ -215,33 +215,20 @@ fn produce<RS: Read + Seek>(
     tx: &mpsc::SyncSender<io::Result<SheetRow>>,
 ) -> Result<(), calamine::Error> {
     let mut row = Row::default();
-    let result = match book {
+    // A closed channel (`Err(Closed)`) means the reader stopped early; nothing to report.
+    let _ = match book {
         Sheets::Xlsx(mut book) => {
             let mut cells = book.worksheet_cells_reader(name)?;
-            loop {
-                match cells.next_cell() {
-                    Ok(Some(cell)) => {
-                        let (r, c) = cell.get_position();
-                        if row
-                            .push(tx, r, c, text(cell.get_value().clone().into()))
-                            .is_err()
-                        {
-                            return Ok(());
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => return Err(e.into()),
+            while let Some(cell) = cells.next_cell()? {
+                let ((r, c), value) = (cell.get_position(), cell.get_value().clone());
+                if row.push(tx, r, c, text(value.into())).is_err() {
+                    return Ok(());
                 }
             }
             row.flush(tx)
         }
-        mut book => {
-            let range = book.worksheet_range(name)?;
-            send_range(&range, &mut row, tx)
-        }
+        mut book => send_range(&book.worksheet_range(name)?, &mut row, tx),
     };
-    // A closed channel means the reader stopped early; nothing to report.
-    let _ = result;
     Ok(())
 }
 

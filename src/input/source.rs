@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::input::sheet::{self, WorkbookKind};
 use crate::input::InputFileError;
-use crate::input::{self, InputError, InputOptions, InputReader, Source};
+use crate::input::{self, Feed, InputError, InputOptions, InputReader, Source};
 
 /// Flags that say how to read the input (shared by `run`, `reconcile` and `validate`).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -44,17 +44,15 @@ pub struct DelimiterError {
 /// Parses `--delimiter`: a name or a single ASCII character other than a quote or line break.
 /// (clap takes any `Into<Box<dyn Error + Send + Sync>>` error from a value parser.)
 pub fn parse_delimiter(text: &str) -> Result<u8, DelimiterError> {
-    match text.to_ascii_lowercase().as_str() {
-        "comma" | "," => return Ok(b','),
-        "semicolon" | ";" => return Ok(b';'),
-        "tab" | "\\t" | "\t" => return Ok(b'\t'),
-        "pipe" | "|" => return Ok(b'|'),
-        _ => {}
-    }
-    match text.as_bytes() {
-        [b] if b.is_ascii() && !matches!(b, b'"' | b'\n' | b'\r') && !b.is_ascii_alphanumeric() => {
-            Ok(*b)
-        }
+    // Any other single character, `,` and a tab among them, stands for itself.
+    let usable =
+        |b: &u8| b.is_ascii() && !matches!(b, b'"' | b'\n' | b'\r') && !b.is_ascii_alphanumeric();
+    match (text.to_ascii_lowercase().as_str(), text.as_bytes()) {
+        ("comma", _) => Ok(b','),
+        ("semicolon", _) => Ok(b';'),
+        ("tab" | "\\t", _) => Ok(b'\t'),
+        ("pipe", _) => Ok(b'|'),
+        (_, [b]) if usable(b) => Ok(*b),
         _ => Err(DelimiterError {
             text: text.to_string(),
         }),
@@ -321,19 +319,16 @@ impl InputSource {
         let by_extension = workbook_extension(&self.path);
         // The content decides: web applications export CSV or TSV named `.xls`, and a workbook
         // may be saved under any name. The extension only says which reader to try first.
-        self.workbook = if is_workbook_magic(head) {
-            Some(sniff_workbook(&file, head, by_extension).ok_or_else(|| {
+        if is_workbook_magic(head) {
+            self.workbook = Some(sniff_workbook(&file, head, by_extension).ok_or_else(|| {
                 self.err("the file is a zip or OLE container but not a workbook this tool reads (.xlsx, .xlsm, .xls, .ods); save it as .xlsx or as CSV UTF-8".into())
-            })?)
-        } else {
-            None
-        };
-        if self.workbook.is_none() && looks_like_bomless_utf16(&head[..head.len().min(4)]) {
+            })?);
+            return Ok(());
+        }
+        if looks_like_bomless_utf16(&head[..head.len().min(4)]) {
             return Err(self.err(TextError::Utf16WithoutBom.to_string()));
         }
-        if self.workbook.is_none()
-            && matches!(Encoding::sniff(head), Encoding::Utf8 | Encoding::Utf8Bom)
-        {
+        if matches!(Encoding::sniff(head), Encoding::Utf8 | Encoding::Utf8Bom) {
             if let Some(line) = first_non_utf8_line(At::new(&file)).map_err(|e| self.io_err(e))? {
                 return Err(self.input_err(InputError::NotUtf8 { line }));
             }
@@ -382,17 +377,6 @@ impl InputSource {
         reader
     }
 
-    /// The longest record read as a row (`--max-record-bytes`).
-    fn max_record_bytes(&self) -> usize {
-        // u32 always fits a usize on the targets built (32 and 64 bits); the saturating fallback
-        // keeps the conversion checked.
-        self.flags
-            .max_record_bytes
-            .map_or(input::MAX_RECORD_BYTES, |n| {
-                usize::try_from(n).unwrap_or(usize::MAX)
-            })
-    }
-
     /// The number of data records a reader would yield, for the progress bar's total; `None`
     /// for standard input (it can be read once) or when counting fails.
     pub fn count(&mut self) -> Option<u64> {
@@ -405,28 +389,27 @@ impl InputSource {
     /// A new pass over the data: its records (the sheet's rows, or the text decoded and split on
     /// the delimiter), and what the input turned out to be.
     fn pass(&mut self) -> Result<(Source<Box<dyn Read + Send>>, Format), InputFileError> {
-        let limit = self.max_record_bytes();
-        let raw: Box<dyn Read + Send> = match &mut self.data {
-            Data::File(file) => match self.workbook {
-                Some(kind) => {
-                    let (sheet, rows) =
-                        sheet::open(At::new(file), kind, self.flags.sheet.as_deref()).map_err(
-                            |source| InputFileError::InputSheet {
-                                path: self.path.clone(),
-                                source,
-                            },
-                        )?;
-                    return Ok((Source::sheet(rows, limit), Format::Workbook { kind, sheet }));
-                }
-                None => Box::new(At::new(file)),
-            },
-            Data::Stream(stream) => match stream.take() {
-                Some(stream) => stream,
-                None => {
-                    return Err(self
-                        .err("this input can be read only once; give the rows as a file".into()))
-                }
-            },
+        // `--max-record-bytes`: a u32 fits a usize on the targets built (32 and 64 bits).
+        let flag = self.flags.max_record_bytes;
+        let limit = flag.map_or(input::MAX_RECORD_BYTES, |n| {
+            usize::try_from(n).unwrap_or(usize::MAX)
+        });
+        let raw: Box<dyn Read + Send> = match (&mut self.data, self.workbook) {
+            (Data::File(file), Some(kind)) => {
+                let sheet = self.flags.sheet.as_deref();
+                let (sheet, rows) = sheet::open(At::new(file), kind, sheet).map_err(|source| {
+                    InputFileError::InputSheet {
+                        path: self.path.clone(),
+                        source,
+                    }
+                })?;
+                let format = Format::Workbook { kind, sheet };
+                return Ok((Source::with_feed(Feed::Sheet(rows), limit), format));
+            }
+            (Data::File(file), None) => Box::new(At::new(file)),
+            (Data::Stream(stream), _) => stream.take().ok_or_else(|| {
+                self.err("this input can be read only once; give the rows as a file".into())
+            })?,
         };
         let (text, format) = self.text(raw).map_err(|e| self.io_err(e))?;
         let delimiter = format.delimiter();
@@ -571,10 +554,7 @@ fn first_non_utf8_line(mut reader: impl Read) -> io::Result<Option<u64>> {
             Err(e) if e.error_len().is_none() && n > 0 => (e.valid_up_to(), false),
             Err(e) => (e.valid_up_to(), true),
         };
-        line += chunk[..valid]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .fold(0, |n, _| n + 1);
+        line += chunk[..valid].iter().filter(|b| **b == b'\n').count() as u64;
         if bad {
             return Ok(Some(line));
         }

@@ -100,17 +100,14 @@ pub(super) fn validate(
     let customer_id = match (raw_id, customer) {
         (None, _) => return Err(missing(CUSTOMER_ID)),
         (Some(_), Some(id)) => id,
-        (Some(""), None) => {
-            return Err(Rejection::invalid(
-                INVALID_CUSTOMER_ID,
-                "customer_id: not a GUID: (empty)".to_owned(),
-            ))
-        }
         (Some(raw), None) => {
-            return Err(Rejection::invalid(
-                INVALID_CUSTOMER_ID,
-                format!("customer_id: not a GUID: {}", shown(raw)),
-            ))
+            let raw = if raw.is_empty() {
+                "(empty)".into()
+            } else {
+                shown(raw)
+            };
+            let message = format!("customer_id: not a GUID: {raw}");
+            return Err(Rejection::invalid(INVALID_CUSTOMER_ID, message));
         }
     };
 
@@ -127,20 +124,15 @@ pub(super) fn validate(
 
     // An unknown segment is invalid on any row and under either contract.
     let segment_cell = columns.optional(record, EDUCATION_SEGMENT);
-    let row_segment = if segment_cell.is_empty() {
-        None
-    } else {
-        match EducationSegment::parse(&segment_cell) {
-            Some(segment) => Some(segment),
-            None => {
-                return Err(Rejection::invalid(
-                    INVALID_EDUCATION_SEGMENT,
-                    format!(
-                        "education_segment: unknown education segment \"{}\"; expected K12 or HigherEducation",
-                        shown(&segment_cell)
-                    ),
-                ))
-            }
+    let row_segment = match EducationSegment::parse(&segment_cell) {
+        _ if segment_cell.is_empty() => None,
+        Some(segment) => Some(segment),
+        None => {
+            let message = format!(
+                "education_segment: unknown education segment \"{}\"; expected K12 or HigherEducation",
+                shown(&segment_cell)
+            );
+            return Err(Rejection::invalid(INVALID_EDUCATION_SEGMENT, message));
         }
     };
     // The fields the qualification's row in the table carries, required as it says.
@@ -154,26 +146,24 @@ pub(super) fn validate(
         ));
     }
 
+    // Text, as Partner Center lists it (its codes are not all digits); trimmed, non-empty.
     let code_cell = || Some(columns.optional(record, VALIDATION_CODE)).filter(|c| !c.is_empty());
     let default_code = opts.default_validation_code.as_deref().map(str::trim);
-    let code = if !qualification.carries(Field::ValidationCode) {
+    let validation_code = if !qualification.carries(Field::ValidationCode) {
         None
     } else if let Some(cell) = code_cell() {
-        Some((cell.into_owned(), ""))
+        Some(cell.into_owned())
     } else {
-        let code = default_code.filter(|code| !code.is_empty());
-        code.map(|code| (code.to_owned(), " (from --validation-code)"))
+        default_code
+            .filter(|code| !code.is_empty())
+            .map(str::to_owned)
     };
-    let validation_code = match code {
-        None if required(Field::ValidationCode) => {
-            return Err(Rejection::invalid(
-                MISSING_VALIDATION_CODE,
-                format!("validation_code: required for {qualification} (set the column or --validation-code)"),
-            ))
-        }
-        // Text, as Partner Center lists it (its codes are not all digits); trimmed, non-empty.
-        code => code.map(|(code, _)| code.trim().to_owned()),
-    };
+    if validation_code.is_none() && required(Field::ValidationCode) {
+        return Err(Rejection::invalid(
+            MISSING_VALIDATION_CODE,
+            format!("validation_code: required for {qualification} (set the column or --validation-code)"),
+        ));
+    }
 
     let website = Some(columns.optional(record, WEBSITE))
         .filter(|w| qualification.carries(Field::Website) && !w.is_empty())
