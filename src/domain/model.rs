@@ -54,32 +54,24 @@ pub fn fold_key(text: &str) -> String {
         .collect()
 }
 
-/// Longest folded cell [`fold_short`] keeps: every value the enums accept is shorter.
+/// Longest folded cell [`folded`] keeps: every value the enums accept is shorter.
 pub(super) const SHORT_KEY: usize = 32;
 
-/// [`fold_key`] into a stack buffer, for the cells parsed on every row; `None` when the folded
-/// text is longer than any accepted value (or not ASCII), which no match arm accepts either.
-fn fold_short(text: &str, buf: &mut [u8; SHORT_KEY]) -> Option<usize> {
+/// [`fold_key`] into a stack buffer, for the cells parsed on every row; `"\u{0}"` (which matches
+/// nothing) when the folded text is longer than any accepted value or not ASCII.
+pub(super) fn folded<'a>(text: &str, buf: &'a mut [u8; SHORT_KEY]) -> &'a str {
     let mut len = 0;
     for &b in text.trim().as_bytes() {
         if matches!(b, b'-' | b'_' | b' ' | b'\t') {
             continue;
         }
         if !b.is_ascii() || len == SHORT_KEY {
-            return None;
+            return "\u{0}";
         }
         buf[len] = b.to_ascii_lowercase();
         len += 1;
     }
-    Some(len)
-}
-
-/// The folded cell as text, or `"\u{0}"` (which matches nothing) when it cannot be one of ours.
-pub(super) fn folded<'a>(text: &str, buf: &'a mut [u8; SHORT_KEY]) -> &'a str {
-    match fold_short(text, buf) {
-        Some(len) => std::str::from_utf8(&buf[..len]).unwrap_or("\u{0}"),
-        None => "\u{0}",
-    }
+    std::str::from_utf8(&buf[..len]).unwrap_or("\u{0}")
 }
 
 /// The education segment the 2022 contract requires for Education.
@@ -237,11 +229,6 @@ impl Outcome {
     /// Parses the results-file spelling.
     pub fn parse(text: &str) -> Option<Self> {
         Outcome::ALL.into_iter().find(|o| o.as_str() == text.trim())
-    }
-
-    /// Whether this outcome makes the run's exit code 1.
-    pub fn is_failure(&self) -> bool {
-        matches!(self, Outcome::Failed | Outcome::Invalid)
     }
 
     /// Whether the row is done for good, so a resume must not send it again.

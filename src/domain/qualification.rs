@@ -4,7 +4,6 @@
 //! `run` help's literal (a test in `cli/args.rs` compares it with [`listing`]).
 
 use std::fmt::{self, Write as _};
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -185,13 +184,6 @@ impl fmt::Display for Qualification {
     }
 }
 
-impl FromStr for Qualification {
-    type Err = QualificationError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Qualification::parse(s)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,7 +211,7 @@ mod tests {
         for spec in TABLE {
             let q = spec.qualification;
             assert_eq!(Qualification::named(spec.name), Some(q));
-            assert_eq!(spec.name.parse(), Ok(q));
+            assert_eq!(Qualification::parse(spec.name), Ok(q));
             for spelling in std::iter::once(&spec.name).chain(spec.aliases) {
                 // Letters only: what parse compares must be what folding leaves.
                 assert_eq!(

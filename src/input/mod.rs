@@ -194,10 +194,8 @@ enum Step {
     Malformed(csv::Error),
     /// No more records.
     End,
-    /// The stream failed; the source is finished.
-    Io(io::Error),
-    /// A CSV record holds bytes that are not UTF-8 (at this line); the source is finished.
-    NotUtf8(u64),
+    /// The stream failed, or a CSV record holds bytes that are not UTF-8; the source is finished.
+    Failed(InputError),
     /// The record (now in `Source::record`) is longer than the limit: not read as a row.
     TooLong(usize),
 }
@@ -257,13 +255,11 @@ impl<R: Read> Source<R> {
                     }
                     Some(Err(e)) => {
                         self.done = true;
-                        return Step::Io(e);
+                        return Step::Failed(InputError::Io(e));
                     }
                     Some(Ok((row, cells))) => {
                         self.record.clear();
-                        for cell in &cells {
-                            self.record.push_field(cell.as_bytes());
-                        }
+                        self.record.extend(&cells);
                         self.sheet_row = Some(row);
                         if self.record.as_slice().len() > self.limit {
                             return Step::TooLong(self.record.as_slice().len());
@@ -290,7 +286,7 @@ impl<R: Read> Source<R> {
                         // with a reason rather than send rows with mangled cells.
                         self.done = true;
                         let line = self.record.position().map_or(0, |p| p.line());
-                        return Step::NotUtf8(line);
+                        return Step::Failed(InputError::NotUtf8 { line });
                     }
                     let first = std::mem::replace(&mut self.first, false);
                     if !record_is_blank(&self.record, first) {
@@ -299,7 +295,7 @@ impl<R: Read> Source<R> {
                 }
                 Err(e) if e.is_io_error() => {
                     self.done = true;
-                    return Step::Io(csv_to_io(e));
+                    return Step::Failed(InputError::Io(csv_to_io(e)));
                 }
                 Err(e) => {
                     self.first = false;
@@ -355,8 +351,7 @@ impl<R: Read> InputReader<R> {
             )))
             }
             Step::End => return Err(InputError::Empty),
-            Step::Io(e) => return Err(InputError::Io(e)),
-            Step::NotUtf8(line) => return Err(InputError::NotUtf8 { line }),
+            Step::Failed(e) => return Err(e),
         }
         let header_row = source.sheet_row.unwrap_or(1);
         let columns = Columns::from_header(&source.record, format, header_row)?;
@@ -402,8 +397,7 @@ impl<R: Read> InputReader<R> {
                 ))))
             }
             Step::End => None,
-            Step::Io(e) => Some(Err(InputError::Io(e))),
-            Step::NotUtf8(line) => Some(Err(InputError::NotUtf8 { line })),
+            Step::Failed(e) => Some(Err(e)),
         }
     }
 
@@ -490,11 +484,8 @@ fn count<R: Read>(mut source: Source<R>) -> io::Result<u64> {
             Step::Malformed(_) | Step::TooLong(_) if records == 0 => return Ok(0),
             Step::Record | Step::Malformed(_) | Step::TooLong(_) => records += 1,
             Step::End => return Ok(records.saturating_sub(1)),
-            Step::Io(e) => return Err(e),
-            Step::NotUtf8(line) => {
-                let e = InputError::NotUtf8 { line };
-                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-            }
+            Step::Failed(InputError::Io(e)) => return Err(e),
+            Step::Failed(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
         }
     }
 }

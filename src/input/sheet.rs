@@ -55,7 +55,6 @@ pub enum SheetError {
     Open {
         /// The kind it was read as.
         kind: WorkbookKind,
-        /// calamine's reason.
         #[source]
         source: calamine::Error,
     },
@@ -67,18 +66,11 @@ pub enum SheetError {
         "the workbook has no sheet named {wanted:?}; its sheets are: {}",
         quoted(sheets)
     )]
-    NoSuchSheet {
-        /// The name asked for.
-        wanted: String,
-        /// The workbook's sheets.
-        sheets: Vec<String>,
-    },
+    NoSuchSheet { wanted: String, sheets: Vec<String> },
     /// The sheet could not be read part-way.
     #[error("sheet {sheet:?}: {source}")]
     Read {
-        /// The sheet's name.
         sheet: String,
-        /// calamine's reason.
         #[source]
         source: calamine::Error,
     },
@@ -227,28 +219,25 @@ fn produce<RS: Read + Seek>(
             }
             row.flush(tx)
         }
-        mut book => send_range(&book.worksheet_range(name)?, &mut row, tx),
+        mut book => {
+            let range = book.worksheet_range(name)?;
+            // `used_cells` positions are relative to the range's start.
+            let (r0, c0) = range.start().unwrap_or((0, 0));
+            for (r, c, value) in range.used_cells() {
+                let (Some(r), Some(c)) = (
+                    u32::try_from(r).ok().and_then(|r| r.checked_add(r0)),
+                    u32::try_from(c).ok().and_then(|c| c.checked_add(c0)),
+                ) else {
+                    continue;
+                };
+                if row.push(tx, r, c, text(value.clone())).is_err() {
+                    return Ok(());
+                }
+            }
+            row.flush(tx)
+        }
     };
     Ok(())
-}
-
-fn send_range(
-    range: &calamine::Range<Data>,
-    row: &mut Row,
-    tx: &mpsc::SyncSender<io::Result<SheetRow>>,
-) -> Result<(), Closed> {
-    for (r, c, value) in range.used_cells() {
-        // `used_cells` positions are relative to the range's start.
-        let (r0, c0) = range.start().unwrap_or((0, 0));
-        let (Some(r), Some(c)) = (
-            u32::try_from(r).ok().and_then(|r| r.checked_add(r0)),
-            u32::try_from(c).ok().and_then(|c| c.checked_add(c0)),
-        ) else {
-            continue;
-        };
-        row.push(tx, r, c, text(value.clone()))?;
-    }
-    row.flush(tx)
 }
 
 /// The row being assembled from cells that arrive in row-major order.

@@ -37,7 +37,6 @@ pub struct InputFormat {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("expected comma, semicolon, tab, pipe or a single punctuation character; got {text:?}")]
 pub struct DelimiterError {
-    /// The value given.
     pub text: String,
 }
 
@@ -103,20 +102,14 @@ impl Encoding {
 pub enum Format {
     /// Delimited text.
     Csv {
-        /// Its encoding.
         encoding: Encoding,
         /// The field separator.
         delimiter: u8,
         /// Sniffed from the header line (rather than given with `--delimiter`).
         detected: bool,
     },
-    /// A workbook.
-    Workbook {
-        /// Which kind.
-        kind: WorkbookKind,
-        /// The sheet read.
-        sheet: String,
-    },
+    /// A workbook, and the sheet read.
+    Workbook { kind: WorkbookKind, sheet: String },
 }
 
 impl Format {
@@ -250,17 +243,16 @@ impl InputSource {
         if metadata.is_dir() {
             return Err(source.err("is a directory".into()));
         }
-        if !metadata.is_file() {
+        if metadata.is_file() {
+            source.inspect(Arc::new(file))?;
+        } else {
             // A pipe or device: no positional reads; read once like standard input, and
             // copied to a temporary file when a workbook (which needs seeking) is named.
             source.data = Data::Stream(Some(Box::new(file)));
             if workbook_extension(path).is_some() {
                 source.spool()?;
             }
-            return Ok(source);
         }
-        source.data = Data::File(Arc::new(file));
-        source.inspect()?;
         Ok(source)
     }
 
@@ -300,16 +292,12 @@ impl InputSource {
         };
         let mut file = tempfile::tempfile().map_err(buffer_err)?;
         io::copy(&mut stream, &mut file).map_err(buffer_err)?;
-        self.data = Data::File(Arc::new(file));
-        self.inspect()
+        self.inspect(Arc::new(file))
     }
 
-    /// Checks an opened file: workbook or text, and text all decodable.
-    fn inspect(&mut self) -> Result<(), InputFileError> {
-        let Data::File(file) = &self.data else {
-            return Ok(());
-        };
-        let file = file.clone();
+    /// Takes an opened file as the data and checks it: workbook or text, and text all decodable.
+    fn inspect(&mut self, file: Arc<File>) -> Result<(), InputFileError> {
+        self.data = Data::File(file.clone());
         let mut head = Vec::with_capacity(8);
         At::new(&file)
             .take(8)
@@ -423,17 +411,12 @@ impl InputSource {
         let mut raw = io::BufReader::with_capacity(64 * 1024, raw);
         let mut head = Vec::with_capacity(4);
         (&mut raw).take(4).read_to_end(&mut head)?;
+        let refused = |why: TextError| Err(io::Error::new(io::ErrorKind::InvalidData, why));
         if self.is_stream() && is_workbook_magic(&head) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                TextError::WorkbookOnStdin,
-            ));
+            return refused(TextError::WorkbookOnStdin);
         }
         if looks_like_bomless_utf16(&head) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                TextError::Utf16WithoutBom,
-            ));
+            return refused(TextError::Utf16WithoutBom);
         }
         let encoding = Encoding::sniff(&head);
         let joined: Box<dyn Read + Send> = Box::new(io::Cursor::new(head).chain(raw));
