@@ -413,55 +413,28 @@ impl<R: Read> InputReader<R> {
     }
 
     fn classify(&mut self) -> Record {
-        let record = &self.source.record;
-        let index = self.index;
-        let raw_id = self.columns.cell(record, CUSTOMER_ID);
-        let raw_qualification = self.columns.cell(record, QUALIFICATION);
-        let customer = raw_id.as_deref().and_then(CustomerId::parse);
-        let qualification = raw_qualification.as_deref().map(Qualification::parse);
-        let checked = validate(
-            record,
-            &self.columns,
-            &self.opts,
-            index,
-            raw_id.as_deref(),
-            customer,
-            qualification.clone(),
-        );
-        match checked {
+        let (record, index) = (&self.source.record, self.index);
+        let why = match validate(record, &self.columns, &self.opts, index) {
             Ok(row) => match self.seen.first_row(row.key()) {
-                Some(first) => Record::Rejected(rejected(
-                    index,
-                    row.customer_id.to_string(),
-                    row.qualification.as_str().to_owned(),
-                    Rejection {
-                        outcome: Outcome::Duplicate,
-                        code: DUPLICATE,
-                        message: format!("same customer and qualification as row {first}"),
-                    },
-                )),
                 None => {
                     self.seen.insert(row.key(), index);
-                    Record::Valid(row)
+                    return Record::Valid(row);
                 }
+                Some(first) => Rejection {
+                    outcome: Outcome::Duplicate,
+                    code: DUPLICATE,
+                    message: format!("same customer and qualification as row {first}"),
+                },
             },
-            Err(rejection) => {
-                let customer_echo = match customer {
-                    Some(id) => id.to_string(),
-                    None => raw_id.map(Cow::into_owned).unwrap_or_default(),
-                };
-                let qualification_echo = match qualification {
-                    Some(Ok(q)) => q.as_str().to_owned(),
-                    _ => raw_qualification.map(Cow::into_owned).unwrap_or_default(),
-                };
-                Record::Rejected(rejected(
-                    index,
-                    customer_echo,
-                    qualification_echo,
-                    rejection,
-                ))
-            }
-        }
+            Err(rejection) => rejection,
+        };
+        // The rejected row names the customer and qualification as parsed, else as given.
+        let cell = |column| self.columns.optional(record, column);
+        let (id, qualification) = (cell(CUSTOMER_ID), cell(QUALIFICATION));
+        let id = CustomerId::parse(&id).map_or_else(|| id.into_owned(), |id| id.to_string());
+        let qualification = Qualification::parse(&qualification)
+            .map_or_else(|_| qualification.into_owned(), |q| q.as_str().to_owned());
+        Record::Rejected(rejected(index, id, qualification, why))
     }
 }
 

@@ -5,9 +5,7 @@ use std::borrow::Cow;
 
 use csv::ByteRecord;
 
-use crate::domain::model::{
-    CustomerId, EducationSegment, Outcome, Qualification, QualificationError, ResultRow, Row,
-};
+use crate::domain::model::{CustomerId, EducationSegment, Outcome, Qualification, ResultRow, Row};
 use crate::domain::qualification::Field;
 
 use super::*;
@@ -80,9 +78,6 @@ pub(super) fn validate(
     columns: &Columns,
     opts: &InputOptions,
     index: u64,
-    raw_id: Option<&str>,
-    customer: Option<CustomerId>,
-    qualification: Option<Result<Qualification, QualificationError>>,
 ) -> Result<Row, Rejection> {
     let missing = |column: usize| {
         let len = record.len();
@@ -96,31 +91,21 @@ pub(super) fn validate(
             ),
         )
     };
+    let cell = |column| columns.cell(record, column).ok_or_else(|| missing(column));
 
-    let customer_id = match (raw_id, customer) {
-        (None, _) => return Err(missing(CUSTOMER_ID)),
-        (Some(_), Some(id)) => id,
-        (Some(raw), None) => {
-            let raw = if raw.is_empty() {
-                "(empty)".into()
-            } else {
-                shown(raw)
-            };
-            let message = format!("customer_id: not a GUID: {raw}");
-            return Err(Rejection::invalid(INVALID_CUSTOMER_ID, message));
-        }
+    let raw_id = cell(CUSTOMER_ID)?;
+    let Some(customer_id) = CustomerId::parse(&raw_id) else {
+        let raw = if raw_id.is_empty() {
+            "(empty)".into()
+        } else {
+            shown(&raw_id)
+        };
+        let message = format!("customer_id: not a GUID: {raw}");
+        return Err(Rejection::invalid(INVALID_CUSTOMER_ID, message));
     };
 
-    let qualification = match qualification {
-        None => return Err(missing(QUALIFICATION)),
-        Some(Err(e)) => {
-            return Err(Rejection::invalid(
-                INVALID_QUALIFICATION,
-                format!("qualification: {e}"),
-            ))
-        }
-        Some(Ok(q)) => q,
-    };
+    let qualification = Qualification::parse(&cell(QUALIFICATION)?)
+        .map_err(|e| Rejection::invalid(INVALID_QUALIFICATION, format!("qualification: {e}")))?;
 
     // An unknown segment is invalid on any row and under either contract.
     let segment_cell = columns.optional(record, EDUCATION_SEGMENT);
