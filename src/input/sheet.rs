@@ -122,10 +122,11 @@ impl Drop for SheetRows {
     }
 }
 
-fn open_book<RS>(data: RS, kind: WorkbookKind) -> Result<Sheets<BufReader<RS>>, SheetError>
-where
-    RS: Read + Seek,
-{
+/// Opens the workbook in `data` as `kind` (no sheet is read).
+pub(super) fn open_book<RS: Read + Seek>(
+    data: RS,
+    kind: WorkbookKind,
+) -> Result<Sheets<BufReader<RS>>, SheetError> {
     let data = BufReader::new(data);
     let opened = match kind {
         WorkbookKind::Xlsx => open_workbook_from_rs(data)
@@ -139,11 +140,6 @@ where
             .map_err(|e: calamine::OdsError| calamine::Error::from(e)),
     };
     opened.map_err(|source| SheetError::Open { kind, source })
-}
-
-/// Whether `data` opens as a workbook of `kind` (no sheet is read).
-pub fn opens<RS: Read + Seek>(data: RS, kind: WorkbookKind) -> bool {
-    open_book(data, kind).is_ok()
 }
 
 /// Opens the workbook in `data` and starts reading `sheet` (the first sheet when `None`).

@@ -112,16 +112,6 @@ pub enum Format {
     Workbook { kind: WorkbookKind, sheet: String },
 }
 
-impl Format {
-    /// The field separator; a sheet's rows are read as comma-separated.
-    pub(super) fn delimiter(&self) -> u8 {
-        match self {
-            Format::Csv { delimiter, .. } => *delimiter,
-            Format::Workbook { .. } => b',',
-        }
-    }
-}
-
 /// How a delimiter byte is named in messages.
 pub(super) fn delimiter_name(delimiter: u8) -> String {
     match delimiter {
@@ -202,12 +192,15 @@ impl Seek for At {
     }
 }
 
+/// A stream of the input's bytes, from whichever source.
+type Stream = Box<dyn Read + Send>;
+
 enum Data {
     /// An open regular file (or a stream copied to a temporary file).
     File(Arc<File>),
     /// A stream that can be read once: standard input, or a pipe such as `<(zcat x.csv.gz)`;
     /// `None` once handed out.
-    Stream(Option<Box<dyn Read + Send>>),
+    Stream(Option<Stream>),
 }
 
 /// The input, opened once; see the [module documentation](self).
@@ -354,10 +347,7 @@ impl InputSource {
 
     /// A reader from the first row, validating with `opts`. Each call is a new pass over the
     /// same data; standard input gives one pass unless [`InputSource::spool`]ed.
-    pub fn reader(
-        &mut self,
-        opts: InputOptions,
-    ) -> Result<InputReader<Box<dyn Read + Send>>, InputFileError> {
+    pub fn reader(&mut self, opts: InputOptions) -> Result<InputReader<Stream>, InputFileError> {
         let (source, format) = self.pass()?;
         tracing::debug!(input = %self.path, "input read as {format}");
         let reader = InputReader::start(source, &format, opts).map_err(|e| self.input_err(e));
@@ -376,13 +366,13 @@ impl InputSource {
 
     /// A new pass over the data: its records (the sheet's rows, or the text decoded and split on
     /// the delimiter), and what the input turned out to be.
-    fn pass(&mut self) -> Result<(Source<Box<dyn Read + Send>>, Format), InputFileError> {
+    fn pass(&mut self) -> Result<(Source<Stream>, Format), InputFileError> {
         // `--max-record-bytes`: a u32 fits a usize on the targets built (32 and 64 bits).
         let flag = self.flags.max_record_bytes;
         let limit = flag.map_or(input::MAX_RECORD_BYTES, |n| {
             usize::try_from(n).unwrap_or(usize::MAX)
         });
-        let raw: Box<dyn Read + Send> = match (&mut self.data, self.workbook) {
+        let raw: Stream = match (&mut self.data, self.workbook) {
             (Data::File(file), Some(kind)) => {
                 let sheet = self.flags.sheet.as_deref();
                 let (sheet, rows) = sheet::open(At::new(file), kind, sheet).map_err(|source| {
@@ -399,14 +389,12 @@ impl InputSource {
                 self.err("this input can be read only once; give the rows as a file".into())
             })?,
         };
-        let (text, format) = self.text(raw).map_err(|e| self.io_err(e))?;
-        let delimiter = format.delimiter();
-        Ok((Source::csv(text, delimiter, limit), format))
+        self.text(raw, limit).map_err(|e| self.io_err(e))
     }
 
-    /// Decodes the text (UTF-16 to UTF-8) and settles the delimiter from the header line; the
-    /// returned stream starts at the first byte, with nothing consumed.
-    fn text(&self, raw: Box<dyn Read + Send>) -> io::Result<(Box<dyn Read + Send>, Format)> {
+    /// Decodes the text (UTF-16 to UTF-8), settles the delimiter from the header line, and
+    /// splits it into records of at most `limit` bytes from the first byte (nothing consumed).
+    fn text(&self, raw: Stream, limit: usize) -> io::Result<(Source<Stream>, Format)> {
         // Buffered: the header is sniffed a byte at a time.
         let mut raw = io::BufReader::with_capacity(64 * 1024, raw);
         let mut head = Vec::with_capacity(4);
@@ -419,8 +407,8 @@ impl InputSource {
             return refused(TextError::Utf16WithoutBom);
         }
         let encoding = Encoding::sniff(&head);
-        let joined: Box<dyn Read + Send> = Box::new(io::Cursor::new(head).chain(raw));
-        let mut text: Box<dyn Read + Send> = match encoding {
+        let joined: Stream = Box::new(io::Cursor::new(head).chain(raw));
+        let mut text: Stream = match encoding {
             Encoding::Utf16Le | Encoding::Utf16Be => Box::new(
                 encoding_rs_io::DecodeReaderBytesBuilder::new()
                     .strip_bom(true)
@@ -437,14 +425,12 @@ impl InputSource {
                 (delimiter, true)
             }
         };
-        Ok((
-            text,
-            Format::Csv {
-                encoding,
-                delimiter,
-                detected,
-            },
-        ))
+        let format = Format::Csv {
+            encoding,
+            delimiter,
+            detected,
+        };
+        Ok((Source::csv(text, delimiter, limit), format))
     }
 }
 
@@ -516,7 +502,7 @@ fn sniff_workbook(
     hinted
         .into_iter()
         .chain(candidates.iter().copied().filter(|k| Some(*k) != hinted))
-        .find(|kind| sheet::opens(At::new(file), *kind))
+        .find(|kind| sheet::open_book(At::new(file), *kind).is_ok())
 }
 
 /// The 1-based line of the first byte that is not UTF-8, scanning the whole stream.
