@@ -364,41 +364,25 @@ impl<R: Read> InputReader<R> {
         })
     }
 
-    /// The `invalid_record` row of a record that could not be read (its cells unknown).
-    fn unreadable(&mut self, message: String) -> Record {
-        let rejection = Rejection::invalid(INVALID_RECORD, message);
-        Record::Rejected(rejected(
-            self.index,
-            String::new(),
-            String::new(),
-            rejection,
-        ))
-    }
-
     /// The next data record; `None` at the end. `Err` only when reading the stream fails, after
     /// which every call returns `None`.
     pub fn next_record(&mut self) -> Option<Result<Record, InputError>> {
-        match self.source.next() {
-            Step::Record => {
-                self.index = self.source.sheet_row.unwrap_or(self.index + 1);
-                Some(Ok(self.classify()))
-            }
-            Step::Malformed(e) => {
-                self.index += 1;
-                Some(Ok(
-                    self.unreadable(format!("record: {}", one_line(&e.to_string())))
-                ))
-            }
-            Step::TooLong(len) => {
-                self.index = self.source.sheet_row.unwrap_or(self.index + 1);
-                let limit = self.source.limit;
-                Some(Ok(self.unreadable(format!(
-                    "record: {len} bytes, more than the {limit} a row may hold (--max-record-bytes); not read"
-                ))))
-            }
-            Step::End => None,
-            Step::Failed(e) => Some(Err(e)),
-        }
+        let step = self.source.next();
+        self.index = self.source.sheet_row.unwrap_or(self.index + 1);
+        let limit = self.source.limit;
+        let message = match step {
+            Step::Record => return Some(Ok(self.classify())),
+            Step::Malformed(e) => format!("record: {}", one_line(&e.to_string())),
+            Step::TooLong(len) => format!(
+                "record: {len} bytes, more than the {limit} a row may hold (--max-record-bytes); not read"
+            ),
+            Step::End => return None,
+            Step::Failed(e) => return Some(Err(e)),
+        };
+        // A record that could not be read is an `invalid_record` row, its cells unknown.
+        let why = Rejection::invalid(INVALID_RECORD, message);
+        let row = rejected(self.index, String::new(), String::new(), why);
+        Some(Ok(Record::Rejected(row)))
     }
 
     /// Sets the default validation code once it is known (after `--validation-code auto` has
