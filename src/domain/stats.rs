@@ -141,12 +141,8 @@ impl Stats {
 
     /// The latency below which a fraction `q` of answers fell (bucket upper bound), if any.
     pub fn latency_quantile(&self, q: f64) -> Option<Duration> {
-        let counts: Vec<u64> = self
-            .latency
-            .0
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .collect();
+        let loads = self.latency.0.iter().map(|c| c.load(Ordering::Relaxed));
+        let counts: Vec<u64> = loads.collect();
         let total: u64 = counts.iter().sum();
         if total == 0 {
             return None;

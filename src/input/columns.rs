@@ -24,6 +24,10 @@ pub(super) struct ColumnSpec {
     pub(super) aliases: &'static [&'static str],
 }
 
+const fn column(name: &'static str, aliases: &'static [&'static str]) -> ColumnSpec {
+    ColumnSpec { name, aliases }
+}
+
 pub(super) const CUSTOMER_ID: usize = 0;
 pub(super) const QUALIFICATION: usize = 1;
 pub(super) const VALIDATION_CODE: usize = 2;
@@ -33,44 +37,26 @@ pub(super) const WEBSITE: usize = 4;
 // Aliases are matched after [`fold_key`], so `CustomerID`, `Customer Id` and `customer-id` are
 // all `customer_id`; spreadsheet exports name the columns in many ways (docs/input-formats.md).
 pub(super) const COLUMNS: [ColumnSpec; 5] = [
-    ColumnSpec {
-        name: "customer_id",
-        aliases: &["customer_tenant_id", "tenant_id", "microsoft_id"],
-    },
-    ColumnSpec {
-        name: "qualification",
-        aliases: &["qualification_type"],
-    },
-    ColumnSpec {
-        name: "validation_code",
-        aliases: &["code"],
-    },
-    ColumnSpec {
-        name: "education_segment",
-        aliases: &["segment"],
-    },
-    ColumnSpec {
-        name: "website",
-        aliases: &["domain"],
-    },
+    column(
+        "customer_id",
+        &["customer_tenant_id", "tenant_id", "microsoft_id"],
+    ),
+    column("qualification", &["qualification_type"]),
+    column("validation_code", &["code"]),
+    column("education_segment", &["segment"]),
+    column("website", &["domain"]),
 ];
 
 impl Format {
     /// What the header error says about the cells and what to try.
     pub(super) fn describe_header(&self, header: &ByteRecord, row: u64) -> String {
         const MAX_CELLS: usize = 12;
+        // Debug quoting escapes tabs and quotes once, so the split is plain to see.
         let mut cells: Vec<String> = header
             .iter()
             .take(MAX_CELLS)
-            .map(|c| {
-                // Debug quoting escapes tabs and quotes once, so the split is plain to see.
-                format!(
-                    "{:?}",
-                    cut(String::from_utf8_lossy(c)
-                        .trim_start_matches('\u{feff}')
-                        .trim())
-                )
-            })
+            .map(String::from_utf8_lossy)
+            .map(|c| format!("{:?}", cut(c.trim_start_matches('\u{feff}').trim())))
             .collect();
         if header.len() > MAX_CELLS {
             cells.push(format!("… ({} more)", header.len() - MAX_CELLS));

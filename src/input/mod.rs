@@ -131,12 +131,8 @@ fn cell_is_blank(cell: &[u8]) -> bool {
 /// Whether every field of a record is empty after trimming; `bom` also ignores a leading BOM.
 fn record_is_blank(record: &ByteRecord, bom: bool) -> bool {
     record.iter().enumerate().all(|(i, cell)| {
-        let cell = if bom && i == 0 {
-            cell.strip_prefix(b"\xef\xbb\xbf").unwrap_or(cell)
-        } else {
-            cell
-        };
-        cell_is_blank(cell)
+        let skip: &[u8] = if bom && i == 0 { b"\xef\xbb\xbf" } else { b"" };
+        cell_is_blank(cell.strip_prefix(skip).unwrap_or(cell))
     })
 }
 

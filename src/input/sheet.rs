@@ -202,18 +202,22 @@ fn produce<RS: Read + Seek>(
     name: &str,
     tx: &mpsc::SyncSender<io::Result<SheetRow>>,
 ) -> Result<(), calamine::Error> {
-    let mut row = Row::default();
+    let mut row = Row {
+        tx,
+        number: None,
+        cells: Vec::new(),
+    };
     // A closed channel (`Err(Closed)`) means the reader stopped early; nothing to report.
     let _ = match book {
         Sheets::Xlsx(mut book) => {
             let mut cells = book.worksheet_cells_reader(name)?;
             while let Some(cell) = cells.next_cell()? {
                 let ((r, c), value) = (cell.get_position(), cell.get_value().clone());
-                if row.push(tx, r, c, text(value.into())).is_err() {
+                if row.push(r, c, text(value.into())).is_err() {
                     return Ok(());
                 }
             }
-            row.flush(tx)
+            row.flush()
         }
         mut book => {
             let range = book.worksheet_range(name)?;
@@ -226,42 +230,34 @@ fn produce<RS: Read + Seek>(
                 ) else {
                     continue;
                 };
-                if row.push(tx, r, c, text(value.clone())).is_err() {
+                if row.push(r, c, text(value.clone())).is_err() {
                     return Ok(());
                 }
             }
-            row.flush(tx)
+            row.flush()
         }
     };
     Ok(())
 }
 
-/// The row being assembled from cells that arrive in row-major order.
-#[derive(Default)]
-struct Row {
+/// The row being assembled from cells that arrive in row-major order, sent on `tx` once complete.
+struct Row<'a> {
+    tx: &'a mpsc::SyncSender<io::Result<SheetRow>>,
     number: Option<u32>,
     cells: Vec<String>,
 }
 
-impl Row {
+impl Row<'_> {
     /// Adds the cell at (0-based) row `r`, column `c`, sending the previous row when `r` is new.
-    fn push(
-        &mut self,
-        tx: &mpsc::SyncSender<io::Result<SheetRow>>,
-        r: u32,
-        c: u32,
-        text: String,
-    ) -> Result<(), Closed> {
+    fn push(&mut self, r: u32, c: u32, text: String) -> Result<(), Closed> {
         if self.number != Some(r) {
-            self.flush(tx)?;
+            self.flush()?;
             self.number = Some(r);
         }
         if text.is_empty() || c >= MAX_COLUMNS {
             return Ok(());
         }
-        let Ok(c) = usize::try_from(c) else {
-            return Ok(());
-        };
+        let c = c as usize; // below MAX_COLUMNS
         if self.cells.len() <= c {
             self.cells.resize(c + 1, String::new());
         }
@@ -269,11 +265,13 @@ impl Row {
         Ok(())
     }
 
-    fn flush(&mut self, tx: &mpsc::SyncSender<io::Result<SheetRow>>) -> Result<(), Closed> {
+    fn flush(&mut self) -> Result<(), Closed> {
         if let Some(r) = self.number.take() {
             let cells = std::mem::take(&mut self.cells);
             if !cells.is_empty() {
-                tx.send(Ok((u64::from(r) + 1, cells))).map_err(|_| Closed)?;
+                self.tx
+                    .send(Ok((u64::from(r) + 1, cells)))
+                    .map_err(|_| Closed)?;
             }
         }
         Ok(())
@@ -338,7 +336,11 @@ mod tests {
     #[test]
     fn rows_are_assembled_from_cells_with_gaps_and_limits() {
         let (tx, rx) = mpsc::sync_channel(16);
-        let mut row = Row::default();
+        let mut row = Row {
+            tx: &tx,
+            number: None,
+            cells: Vec::new(),
+        };
         for (r, c, text) in [
             (0, 0, "a"),
             (0, 2, "c"),
@@ -346,9 +348,9 @@ mod tests {
             (3, MAX_COLUMNS, "far"),
             (4, 0, ""),
         ] {
-            assert!(row.push(&tx, r, c, text.to_string()).is_ok());
+            assert!(row.push(r, c, text.to_string()).is_ok());
         }
-        assert!(row.flush(&tx).is_ok());
+        assert!(row.flush().is_ok());
         drop(tx);
         let rows: Vec<SheetRow> = rx.iter().map(|r| r.expect("row")).collect();
         assert_eq!(

@@ -95,10 +95,9 @@ pub(super) fn validate(
 
     let raw_id = cell(CUSTOMER_ID)?;
     let Some(customer_id) = CustomerId::parse(&raw_id) else {
-        let raw = if raw_id.is_empty() {
-            "(empty)".into()
-        } else {
-            shown(&raw_id)
+        let raw = match &*raw_id {
+            "" => "(empty)".into(),
+            raw => shown(raw),
         };
         let message = format!("customer_id: not a GUID: {raw}");
         return Err(Rejection::invalid(INVALID_CUSTOMER_ID, message));
