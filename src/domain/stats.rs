@@ -79,11 +79,10 @@ impl Stats {
     pub fn record_vetting(&self, status: Option<&str>) {
         let status = status.filter(|s| !s.is_empty()).unwrap_or("none");
         if let Ok(mut counts) = self.vetting.lock() {
-            match counts.get_mut(status) {
-                Some(count) => *count += 1,
-                None => {
-                    counts.insert(status.to_string(), 1);
-                }
+            if let Some(count) = counts.get_mut(status) {
+                *count += 1;
+            } else {
+                counts.insert(status.to_string(), 1);
             }
         }
     }

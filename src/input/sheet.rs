@@ -184,13 +184,11 @@ where
             }
         })
         .map_err(SheetError::Thread)?;
-    Ok((
-        name,
-        SheetRows {
-            rx: Some(rx),
-            thread: Some(thread),
-        },
-    ))
+    let rows = SheetRows {
+        rx: Some(rx),
+        thread: Some(thread),
+    };
+    Ok((name, rows))
 }
 
 /// The consumer went away: stop quietly.

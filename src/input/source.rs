@@ -292,10 +292,8 @@ impl InputSource {
     fn inspect(&mut self, file: Arc<File>) -> Result<(), InputFileError> {
         self.data = Data::File(file.clone());
         let mut head = Vec::with_capacity(8);
-        At::new(&file)
-            .take(8)
-            .read_to_end(&mut head)
-            .map_err(|e| self.io_err(e))?;
+        let read = At::new(&file).take(8).read_to_end(&mut head);
+        read.map_err(|e| self.io_err(e))?;
         let head = &head[..];
         let by_extension = workbook_extension(&self.path);
         // The content decides: web applications export CSV or TSV named `.xls`, and a workbook
