@@ -91,13 +91,25 @@ pub struct TokenProvider {
     token_file_failed: AtomicBool,
 }
 
-#[derive(Deserialize)]
-struct TokenAnswer {
-    access_token: Option<String>,
-    refresh_token: Option<String>,
-    expires_in: Option<serde_json::Value>,
-    error: Option<String>,
-    error_description: Option<String>,
+/// A token endpoint's answer (v1 or v2.0; `login` reads it too): a token, or an OAuth error.
+#[derive(Deserialize, Default)]
+pub(crate) struct TokenAnswer {
+    pub access_token: Option<String>,
+    pub refresh_token: Option<String>,
+    pub expires_in: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+/// The first line of an `error_description`: Entra ID appends trace and correlation ids below it.
+pub(crate) fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("").trim()
+}
+
+/// An environment variable's value, trimmed; unset or blank reads as `None`.
+pub(crate) fn env_text(name: &str) -> Option<String> {
+    let value = std::env::var(name).ok()?;
+    Some(value.trim().to_string()).filter(|v| !v.is_empty())
 }
 
 impl TokenProvider {
@@ -230,20 +242,13 @@ impl TokenProvider {
             tokio::time::sleep(schedule.next_wait(None)).await;
         };
         self.redemptions.fetch_add(1, Ordering::Relaxed);
-        let answer: Option<TokenAnswer> = serde_json::from_slice(&body).ok();
-        let Some(answer) = answer else {
+        let Ok(answer) = serde_json::from_slice::<TokenAnswer>(&body) else {
             return Err(PartnerCenterError::Token(format!(
                 "token endpoint answered {status} with a body that is not a token answer"
             )));
         };
-        if let Some(error) = answer.error {
-            let description = answer
-                .error_description
-                .as_deref()
-                .and_then(|d| d.lines().next())
-                .unwrap_or("")
-                .trim()
-                .to_string();
+        if let Some(error) = &answer.error {
+            let description = first_line(answer.error_description.as_deref().unwrap_or(""));
             return Err(PartnerCenterError::Token(format!(
                 "{error} (HTTP {status}): {description}"
             )));
@@ -338,11 +343,12 @@ fn keep_private(path: &Path) {
     }
 }
 
-/// The folder the token file is replaced in (its temporary file goes there too).
-fn token_dir(path: &Path) -> &Path {
-    path.parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
+/// The folder the token file is replaced in (its temporary file goes there too): through a
+/// symbolic link, the folder of the file it points to.
+fn token_dir(path: &Path) -> PathBuf {
+    let target = crate::domain::atomic::link_target(path);
+    let dir = target.parent().filter(|p| !p.as_os_str().is_empty());
+    dir.unwrap_or(Path::new(".")).to_path_buf()
 }
 
 /// Proves that [`write_token_file`] can replace `path`: a temporary file is created in its
@@ -355,8 +361,7 @@ pub fn check_token_file_writable(path: &Path) -> std::io::Result<()> {
             "the path is a folder",
         ));
     }
-    let target = crate::domain::atomic::link_target(path);
-    let dir = token_dir(&target);
+    let dir = token_dir(path);
     if !dir.is_dir() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::NotFound,
@@ -366,15 +371,14 @@ pub fn check_token_file_writable(path: &Path) -> std::io::Result<()> {
     let probe = tempfile::Builder::new()
         .prefix(".pc-qualify-token")
         .suffix(".tmp")
-        .tempfile_in(dir)?;
+        .tempfile_in(&dir)?;
     probe.close()
 }
 
 /// Creates the token file's folder when it is missing, readable by its owner only (it will hold
 /// a sign-in): `login --token-file ~/.config/pc-qualify/refresh-token` on a fresh machine.
 pub fn create_token_folder(path: &Path) -> std::io::Result<()> {
-    let target = crate::domain::atomic::link_target(path);
-    let dir = token_dir(&target);
+    let dir = token_dir(path);
     if dir.is_dir() {
         return Ok(());
     }
@@ -403,29 +407,28 @@ pub fn credentials_from_env(
     authority: &str,
     resource: &str,
 ) -> Result<Credentials, PartnerCenterError> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    if let Some(token) = var("PC_ACCESS_TOKEN") {
-        return Ok(Credentials::Static(SecretString::from(
-            token.trim().to_string(),
-        )));
+    if let Some(token) = env_text("PC_ACCESS_TOKEN") {
+        return Ok(Credentials::Static(SecretString::from(token)));
     }
-    let token_file = var("PC_REFRESH_TOKEN_FILE").map(PathBuf::from);
-    let mut missing = Vec::new();
-    let mut need = |name: &'static str| {
-        let value = var(name);
-        if value.is_none() {
-            missing.push(name);
-        }
-        value
-    };
-    let tenant = need("PC_TENANT_ID");
-    let client_id = need("PC_CLIENT_ID");
-    // Optional: a public client (an app registration that allows public client flows) has none.
-    let client_secret = var("PC_CLIENT_SECRET");
-    let refresh_token = match &token_file {
-        Some(_) => None,
-        None => need("PC_REFRESH_TOKEN"),
-    };
+    let token_file = std::env::var("PC_REFRESH_TOKEN_FILE")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(PathBuf::from);
+    let [tenant, client_id, client_secret, refresh_token] = [
+        "PC_TENANT_ID",
+        "PC_CLIENT_ID",
+        "PC_CLIENT_SECRET",
+        "PC_REFRESH_TOKEN",
+    ]
+    .map(env_text);
+    let missing = missing([
+        (tenant.is_none(), "PC_TENANT_ID"),
+        (client_id.is_none(), "PC_CLIENT_ID"),
+        (
+            token_file.is_none() && refresh_token.is_none(),
+            "PC_REFRESH_TOKEN",
+        ),
+    ]);
     if !missing.is_empty() {
         let nothing_set = token_file.is_none() && missing.len() == 3;
         return Err(PartnerCenterError::Credentials(
@@ -436,24 +439,25 @@ pub fn credentials_from_env(
             },
         ));
     }
-    let refresh_token = match (&token_file, refresh_token) {
-        (Some(path), _) => read_token_file(path)?,
-        (None, Some(token)) => SecretString::from(token.trim().to_string()),
-        (None, None) => {
-            return Err(PartnerCenterError::Credentials(
-                "PC_REFRESH_TOKEN not set".into(),
-            ))
-        }
+    let refresh_token = match &token_file {
+        Some(path) => read_token_file(path)?,
+        None => SecretString::from(refresh_token.unwrap_or_default()),
     };
     Ok(Credentials::Refresh(RefreshCredentials {
         authority: authority.to_string(),
-        tenant: tenant.unwrap_or_default().trim().to_string(),
-        client_id: client_id.unwrap_or_default().trim().to_string(),
-        client_secret: client_secret.map(|s| SecretString::from(s.trim().to_string())),
+        tenant: tenant.unwrap_or_default(),
+        client_id: client_id.unwrap_or_default(),
+        client_secret: client_secret.map(SecretString::from),
         resource: resource.to_string(),
         refresh_token,
         token_file,
     }))
+}
+
+/// The names of the settings that are absent, in order (`login` checks its flags the same way).
+pub(crate) fn missing(settings: [(bool, &str); 3]) -> Vec<&str> {
+    let absent = settings.into_iter().filter(|(absent, _)| *absent);
+    absent.map(|(_, name)| name).collect()
 }
 
 #[cfg(test)]

@@ -135,13 +135,9 @@ async fn answer_redirect(mut stream: TcpStream, state: &SecretString) -> Redirec
     let target = text
         .lines()
         .next()
-        .and_then(|line| {
-            let mut parts = line.split(' ');
-            match (parts.next(), parts.next()) {
-                (Some("GET"), Some(target)) => Some(target.to_string()),
-                _ => None,
-            }
-        })
+        .and_then(|line| line.strip_prefix("GET "));
+    let target = target
+        .and_then(|rest| rest.split(' ').next())
         .unwrap_or_default();
     let Ok(url) = reqwest::Url::parse(&format!("http://localhost{target}")) else {
         respond(&mut stream, 400, "Bad request.").await;
@@ -183,7 +179,7 @@ async fn answer_redirect(mut stream: TcpStream, state: &SecretString) -> Redirec
         } else {
             LoginError::Authorize {
                 error: sanitize(&error),
-                description: first_line(&param("error_description").unwrap_or_default()),
+                description: sanitize(first_line(&param("error_description").unwrap_or_default())),
             }
         }));
     }

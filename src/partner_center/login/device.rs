@@ -88,16 +88,12 @@ impl Login {
                     error: format!("the code's {expires} s ran out"),
                 });
             }
-            let (status, body) = match self.post(http, &token_url, &form).await {
-                Ok(answer) => {
-                    failures = 0;
-                    answer
-                }
+            let answer = self.post(http, &token_url, &form).await;
+            failures = if answer.is_ok() { 0 } else { failures + 1 };
+            let (status, body) = match answer {
+                Ok(answer) => answer,
+                Err(err) if failures >= MAX_POLL_FAILURES => return Err(err),
                 Err(err) => {
-                    failures += 1;
-                    if failures >= MAX_POLL_FAILURES {
-                        return Err(err);
-                    }
                     tracing::warn!(error = %err, "polling the token endpoint failed; trying again");
                     continue;
                 }
