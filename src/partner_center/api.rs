@@ -1,6 +1,7 @@
 //! The Partner Center wire formats: request paths and bodies for both create contracts, and
 //! tolerant parsing of success, list and error answers.
 
+use std::fmt::Write as _;
 use std::sync::LazyLock;
 
 use serde::Serialize;
@@ -120,15 +121,9 @@ pub fn validations_request() -> Request {
 }
 
 fn qualifications_path(customer: CustomerId) -> String {
-    const PREFIX: &str = "/v1/customers/";
-    const SUFFIX: &str = "/qualifications";
-    let mut buf = uuid::Uuid::encode_buffer();
-    let id = customer.0.hyphenated().encode_lower(&mut buf);
     // Room for a `?code=` query too, so the 2021 contract does not grow the string.
-    let mut path = String::with_capacity(PREFIX.len() + id.len() + SUFFIX.len() + 16);
-    path.push_str(PREFIX);
-    path.push_str(id);
-    path.push_str(SUFFIX);
+    let (mut path, id) = (String::with_capacity(80), customer.0.hyphenated());
+    let _ = write!(path, "/v1/customers/{id}/qualifications");
     path
 }
 
@@ -282,13 +277,11 @@ pub struct ValidationCode {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ValidationsError {
-    /// The body is not JSON.
     #[error("validation codes answer is not JSON")]
     NotJson(#[source] serde_json::Error),
     /// The body is neither a list nor `{"items": [...]}`.
     #[error("validation codes answer is not a list")]
     NotAList,
-    /// An entry lacks its `validationId`.
     #[error("a validation code entry has no validationId")]
     NoId,
 }
@@ -345,20 +338,18 @@ pub fn parse_error_body(body: &[u8]) -> ServiceError {
     };
     match value {
         serde_json::Value::Object(map) => {
-            let text_of = |key: &str| match map.get(key) {
-                Some(serde_json::Value::String(s)) => Some(sanitize(s)),
-                Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-                _ => None,
+            // The first of `keys` present, as text.
+            let first = |keys: [&str; 3]| {
+                let text = keys.into_iter().find_map(|key| match map.get(key) {
+                    Some(serde_json::Value::String(s)) => Some(sanitize(s)),
+                    Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+                    _ => None,
+                });
+                text.filter(|t| !t.is_empty())
             };
             ServiceError {
-                code: text_of("code")
-                    .or_else(|| text_of("error"))
-                    .or_else(|| text_of("statusCode"))
-                    .filter(|t| !t.is_empty()),
-                message: text_of("description")
-                    .or_else(|| text_of("message"))
-                    .or_else(|| text_of("error_description"))
-                    .filter(|t| !t.is_empty()),
+                code: first(["code", "error", "statusCode"]),
+                message: first(["description", "message", "error_description"]),
             }
         }
         serde_json::Value::String(text) => text_only(&text),
@@ -420,21 +411,11 @@ pub fn sanitize_owned(text: String) -> String {
 /// interior spaces. Anything else takes the full path.
 fn is_clean(text: &str) -> bool {
     let bytes = text.as_bytes();
-    if bytes.len() > MAX_ERROR_TEXT || bytes.first() == Some(&b' ') || bytes.last() == Some(&b' ') {
-        return false;
-    }
-    let mut previous_space = false;
-    for &b in bytes {
-        if !(0x20..0x7f).contains(&b) {
-            return false;
-        }
-        let space = b == b' ';
-        if space && previous_space {
-            return false;
-        }
-        previous_space = space;
-    }
-    true
+    bytes.len() <= MAX_ERROR_TEXT
+        && bytes.first() != Some(&b' ')
+        && bytes.last() != Some(&b' ')
+        && bytes.iter().all(|b| (0x20..0x7f).contains(b))
+        && !text.contains("  ")
 }
 
 #[cfg(test)]

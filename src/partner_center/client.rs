@@ -237,10 +237,8 @@ impl Client {
 
     /// The request's URL from the parsed base (no re-parse of scheme, host and port).
     fn request_url(&self, request: &Request) -> Result<reqwest::Url, url::ParseError> {
-        let (path, query) = match request.path_and_query.split_once('?') {
-            Some((path, query)) => (path, Some(query)),
-            None => (request.path_and_query.as_str(), None),
-        };
+        let mut parts = request.path_and_query.splitn(2, '?');
+        let (path, query) = (parts.next().unwrap_or_default(), parts.next());
         let base = self.base_url.as_ref().map_err(|err| *err)?;
         let mut url = base.clone();
         match base.path().trim_end_matches('/') {
@@ -378,11 +376,8 @@ impl Client {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     // Only answers that may be retried need their Retry-After.
-                    let hint = if matches!(classify_status(status), Decision::Retry(_)) {
-                        retry_after(response.headers())
-                    } else {
-                        None
-                    };
+                    let retried = matches!(classify_status(status), Decision::Retry(_));
+                    let hint = retried.then(|| retry_after(response.headers())).flatten();
                     let body = read_body(response, max_answer).await;
                     body.map(|body| (status, hint, body))
                 }

@@ -24,16 +24,13 @@ const LIST_PATH: &str = "/v1/customers";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ListError {
-    /// The body is not JSON.
     #[error("the customer list page is not JSON")]
     NotJson(#[source] serde_json::Error),
-    /// The body is JSON without an `items` array.
     #[error("the customer list page has no items array")]
     NoItems,
     /// A listed customer has neither `id` nor `companyProfile.tenantId`.
     #[error("a customer on the list has no id")]
     NoId,
-    /// `links.next` has no `uri`.
     #[error("links.next has no uri")]
     NoNextUri,
     /// `links.next.uri` is an absolute URL that does not parse.
@@ -45,16 +42,13 @@ pub enum ListError {
         #[source]
         source: <reqwest::Url as std::str::FromStr>::Err,
     },
-    /// `links.next.uri` leads somewhere other than the customer list.
     #[error("links.next.uri {uri:?} does not lead to the customer list")]
     ForeignNextUri {
         /// The link as given.
         uri: String,
     },
-    /// `links.next` carries no continuation token.
     #[error("links.next has no MS-ContinuationToken header, so the next page cannot be asked for")]
     NoToken,
-    /// The continuation token cannot be sent as a header value.
     #[error("the continuation token holds characters an HTTP header cannot carry")]
     BadToken,
 }
@@ -178,19 +172,15 @@ pub fn parse_page(body: &[u8]) -> Result<Page, ListError> {
     };
     let mut customers = Vec::with_capacity(items.len());
     for item in items {
-        let profile = member(item, "companyProfile");
+        let profile = |key| text(member(item, "companyProfile").and_then(|p| member(p, key)));
         let id = text(member(item, "id"))
-            .or_else(|| text(profile.and_then(|p| member(p, "tenantId"))))
+            .or_else(|| profile("tenantId"))
             .ok_or(ListError::NoId)?;
         customers.push(ListedCustomer {
             parsed: CustomerId::parse(&id),
             id: sanitize_owned(id),
-            company_name: sanitize_owned(
-                text(profile.and_then(|p| member(p, "companyName"))).unwrap_or_default(),
-            ),
-            domain: sanitize_owned(
-                text(profile.and_then(|p| member(p, "domain"))).unwrap_or_default(),
-            ),
+            company_name: sanitize_owned(profile("companyName").unwrap_or_default()),
+            domain: sanitize_owned(profile("domain").unwrap_or_default()),
         });
     }
     let next = match member(&value, "links").and_then(|l| member(l, "next")) {

@@ -83,28 +83,18 @@ pub(crate) async fn read_body(
     if response.content_length().is_some_and(|n| n > cap) {
         return Err(AttemptError::TooLarge(max));
     }
-    let Some(first) = response.chunk().await.map_err(AttemptError::Body)? else {
-        return Ok(Bytes::new());
-    };
-    if first.len() > max {
-        return Err(AttemptError::TooLarge(max));
-    }
-    let Some(second) = response.chunk().await.map_err(AttemptError::Body)? else {
-        return Ok(first);
-    };
-    let mut body = bytes::BytesMut::with_capacity(first.len() + second.len());
-    body.extend_from_slice(&first);
-    body.extend_from_slice(&second);
-    loop {
-        if body.len() > max {
+    let (mut pieces, mut len) = (Vec::new(), 0);
+    while let Some(piece) = response.chunk().await.map_err(AttemptError::Body)? {
+        len += piece.len();
+        if len > max {
             return Err(AttemptError::TooLarge(max));
         }
-        match response.chunk().await.map_err(AttemptError::Body)? {
-            Some(more) => body.extend_from_slice(&more),
-            None => break,
-        }
+        pieces.push(piece);
     }
-    Ok(body.freeze())
+    Ok(match <[Bytes; 1]>::try_from(pieces) {
+        Ok([one]) => one,
+        Err(pieces) => Bytes::from(pieces.concat()),
+    })
 }
 
 /// Why a form posted to an identity endpoint got no usable answer.
