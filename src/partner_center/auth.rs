@@ -46,8 +46,9 @@ pub struct RefreshCredentials {
 
 /// One access token and when to stop using it.
 pub struct AccessToken {
-    /// `Bearer <token>`, built once and marked sensitive (never printed by `Debug`).
-    header: Option<reqwest::header::HeaderValue>,
+    /// `Bearer <token>`, built once and marked sensitive (never printed by `Debug`); `None` when
+    /// the token holds bytes a header cannot carry.
+    pub header: Option<reqwest::header::HeaderValue>,
     refresh_at: Option<Instant>,
     /// Increases with every redemption, so a 401 only invalidates the token it was sent with.
     pub generation: u64,
@@ -67,15 +68,6 @@ impl AccessToken {
             refresh_at,
             generation,
         }
-    }
-
-    /// The `Authorization` header value; `None` when the token holds bytes a header cannot carry.
-    pub fn header(&self) -> Option<&reqwest::header::HeaderValue> {
-        self.header.as_ref()
-    }
-
-    fn fresh(&self, now: Instant) -> bool {
-        self.refresh_at.is_none_or(|at| now < at)
     }
 }
 
@@ -151,7 +143,7 @@ impl TokenProvider {
     /// The current token, while it is fresh.
     fn cached(&self) -> Option<Arc<AccessToken>> {
         let current = self.current.read().ok().and_then(|c| c.clone());
-        current.filter(|token| token.fresh(Instant::now()))
+        current.filter(|token| token.refresh_at.is_none_or(|at| Instant::now() < at))
     }
 
     /// A token that is valid for a while yet, renewing it first when it is close to expiry.
@@ -195,11 +187,9 @@ impl TokenProvider {
 
     /// Drops the token a request was refused with, so the next `token()` renews it.
     pub fn invalidate(&self, generation: u64) {
-        if !self.can_refresh() {
-            return;
-        }
         if let Ok(mut current) = self.current.write() {
-            if current.as_ref().is_some_and(|t| t.generation == generation) {
+            let sent_with = current.as_ref().is_some_and(|t| t.generation == generation);
+            if sent_with && self.can_refresh() {
                 *current = None;
             }
         }
@@ -260,12 +250,7 @@ impl TokenProvider {
         };
         // Clamped: the service issues tokens for about an hour, and a figure like u64::MAX
         // would overflow the clock arithmetic below.
-        let lifetime = answer
-            .expires_in
-            .as_ref()
-            .and_then(lifetime_secs)
-            .unwrap_or(3600)
-            .min(MAX_LIFETIME_SECS);
+        let lifetime = seconds(answer.expires_in.as_ref(), 3600).min(MAX_LIFETIME_SECS);
         let lifetime = Duration::from_secs(lifetime);
         // Renew with a margin scaled to the lifetime: 5 minutes for the usual hour, less for short ones.
         let margin = (lifetime / 10).min(Duration::from_secs(300));
@@ -288,13 +273,14 @@ impl TokenProvider {
 const MAX_LIFETIME_SECS: u64 = 86_400;
 
 /// `expires_in` (and the device flow's `interval`) arrives as a number (v2.0) or a string (v1);
-/// anything else, a negative or a fractional figure included, is ignored.
-pub(crate) fn lifetime_secs(value: &serde_json::Value) -> Option<u64> {
-    match value {
-        serde_json::Value::Number(n) => n.as_u64(),
-        serde_json::Value::String(s) => s.trim().parse().ok(),
+/// anything else, a negative or a fractional figure included, reads as `default`.
+pub(crate) fn seconds(value: Option<&serde_json::Value>, default: u64) -> u64 {
+    let secs = match value {
+        Some(serde_json::Value::Number(n)) => n.as_u64(),
+        Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
         _ => None,
-    }
+    };
+    secs.unwrap_or(default)
 }
 
 /// Reads a refresh token file (whitespace trimmed).
@@ -466,12 +452,14 @@ mod tests {
 
     #[test]
     fn lifetimes_parse_from_strings_and_numbers() {
-        assert_eq!(lifetime_secs(&serde_json::json!("3599")), Some(3599));
-        assert_eq!(lifetime_secs(&serde_json::json!(60)), Some(60));
-        assert_eq!(lifetime_secs(&serde_json::json!("soon")), None);
-        assert_eq!(lifetime_secs(&serde_json::json!(-1)), None);
-        assert_eq!(lifetime_secs(&serde_json::json!(1e300)), None);
-        assert_eq!(lifetime_secs(&serde_json::json!(true)), None);
+        let read = |value: serde_json::Value| seconds(Some(&value), 7);
+        assert_eq!(read(serde_json::json!("3599")), 3599);
+        assert_eq!(read(serde_json::json!(60)), 60);
+        assert_eq!(read(serde_json::json!("soon")), 7);
+        assert_eq!(read(serde_json::json!(-1)), 7);
+        assert_eq!(read(serde_json::json!(1e300)), 7);
+        assert_eq!(read(serde_json::json!(true)), 7);
+        assert_eq!(seconds(None, 7), 7);
     }
 
     #[test]

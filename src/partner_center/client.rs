@@ -19,7 +19,7 @@ pub use crate::partner_center::http::{
 };
 use crate::partner_center::retry::{
     classify_status, describe_transport_error, retry_after, transport_retryable, Decision,
-    RetryPolicy,
+    RetryPolicy, Schedule,
 };
 use crate::partner_center::throttle::Throttle;
 use crate::partner_center::PartnerCenterError;
@@ -301,7 +301,7 @@ impl Client {
             Ok(url) => url,
             Err(reason) => return sent.end(Reply::Transport(format!("bad request URL: {reason}"))),
         };
-        let mut schedule = self.policy.schedule();
+        let mut schedule = Schedule::new(self.policy.initial, self.policy.max_backoff);
         // Sends weighed against --max-attempts (a connect failure too, not the free resend).
         let mut budget = 0u32;
         let mut reauthenticated = false;
@@ -328,7 +328,7 @@ impl Client {
                     return sent.end(Reply::Token(reason));
                 }
             };
-            let Some(auth) = token.header().cloned() else {
+            let Some(auth) = token.header.clone() else {
                 let reason = "the access token holds characters an HTTP header cannot carry";
                 return sent.end(Reply::Token(reason.into()));
             };

@@ -117,10 +117,7 @@ pub fn resolve_next_uri(uri: &str) -> Result<String, ListError> {
             uri: uri.to_string(),
             source,
         })?;
-        match url.query() {
-            Some(query) => format!("{}?{query}", url.path()),
-            None => url.path().to_string(),
-        }
+        url[url::Position::BeforePath..url::Position::AfterQuery].to_string()
     } else {
         uri.to_string()
     };

@@ -138,12 +138,8 @@ pub fn new_uuid() -> Uuid {
 
 /// `Host` as hyper would write it: `host[:port]`, the port only when it is not the scheme's default.
 pub(crate) fn host_header(url: &reqwest::Url) -> Option<HeaderValue> {
-    let host = url.host_str()?;
-    let value = match url.port() {
-        Some(port) => HeaderValue::from_str(&format!("{host}:{port}")),
-        None => HeaderValue::from_str(host),
-    };
-    value.ok()
+    url.host_str()?;
+    HeaderValue::from_str(&url[url::Position::BeforeHost..url::Position::AfterPort]).ok()
 }
 
 pub(crate) fn header_value(id: Uuid) -> HeaderValue {

@@ -134,13 +134,6 @@ impl Default for RetryPolicy {
     }
 }
 
-impl RetryPolicy {
-    /// A fresh schedule for one call.
-    pub fn schedule(&self) -> Schedule {
-        Schedule::new(self.initial, self.max_backoff)
-    }
-}
-
 /// The waits of one call: exponential ceilings with full jitter, capped at `max_backoff`.
 pub struct Schedule {
     ceilings: backoff::ExponentialBackoff,

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::{refresh_token_of, refusal, Login, LoginError, TokenAnswer, DEVICE_CODE_GRANT};
 use crate::partner_center::api::sanitize;
-use crate::partner_center::auth::lifetime_secs;
+use crate::partner_center::auth::seconds;
 
 /// Polling interval when the device authorization answer names none (RFC 8628 section 3.2).
 const DEFAULT_INTERVAL: u64 = 5;
@@ -63,18 +63,9 @@ impl Login {
         });
         eprintln!("{message}");
         eprintln!("pc-qualify: waiting for the sign-in to finish (Ctrl-C to give up)...");
-        let mut interval = answer
-            .interval
-            .as_ref()
-            .and_then(lifetime_secs)
-            .unwrap_or(DEFAULT_INTERVAL)
-            .clamp(1, MAX_INTERVAL);
-        let expires = answer
-            .expires_in
-            .as_ref()
-            .and_then(lifetime_secs)
-            .unwrap_or(900)
-            .min(MAX_EXPIRES);
+        let interval = seconds(answer.interval.as_ref(), DEFAULT_INTERVAL);
+        let mut interval = interval.clamp(1, MAX_INTERVAL);
+        let expires = seconds(answer.expires_in.as_ref(), 900).min(MAX_EXPIRES);
         let deadline = Instant::now().checked_add(Duration::from_secs(expires));
         let token_url = self.endpoint("token");
         let mut form = self.client_fields();
