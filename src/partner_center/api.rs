@@ -46,27 +46,23 @@ struct Body2022<'a> {
     validation_code: Option<&'a str>,
 }
 
-/// The 2021 contract's body: the one key, capitalised.
-#[derive(Serialize)]
-struct Body2021<'a> {
-    #[serde(rename = "Qualification")]
-    qualification: &'a str,
-}
-
-/// The 2022 body that names only the qualification: serialised once, shared by every row.
-fn bare_body_2022(qualification: Qualification) -> &'static bytes::Bytes {
-    static BARE: LazyLock<[bytes::Bytes; Qualification::COUNT]> = LazyLock::new(|| {
+/// The bodies that name only the qualification, serialised once and shared by every row: the
+/// 2022 contract's (no optional field) and the 2021 contract's (its one key, capitalised).
+fn bare_body(qualification: Qualification, contract: ApiContract) -> &'static bytes::Bytes {
+    static BARE: LazyLock<[[bytes::Bytes; 2]; Qualification::COUNT]> = LazyLock::new(|| {
         Qualification::ALL.map(|q| {
-            json(&Body2022 {
+            let v2022 = Body2022 {
                 qualification: q.as_str(),
                 ..Body2022::default()
-            })
+            };
+            let v2021 = serde_json::json!({ "Qualification": q.as_str() });
+            [json(&v2022), json(&v2021)]
         })
     });
-    &BARE[usize::from(qualification.index())]
+    &BARE[usize::from(qualification.index())][usize::from(contract == ApiContract::V2021)]
 }
 
-/// Serialising these borrowed structs cannot fail; the fallback only keeps `?` out of the hot path.
+/// Serialising these bodies cannot fail; the fallback only keeps `?` out of the hot path.
 fn json(body: &impl Serialize) -> bytes::Bytes {
     bytes::Bytes::from(serde_json::to_vec(body).unwrap_or_default())
 }
@@ -83,26 +79,21 @@ pub fn create_request(row: &Row, contract: ApiContract) -> Request {
         .as_deref()
         .filter(|_| q.carries(Field::ValidationCode));
     let body = match contract {
-        ApiContract::V2022 if segment.is_none() && website.is_none() && code.is_none() => {
-            bare_body_2022(q).clone()
-        }
-        ApiContract::V2022 => json(&Body2022 {
-            qualification: q.as_str(),
-            education_segment: segment.map(|s| s.as_str()),
-            website,
-            validation_code: code,
-        }),
-        ApiContract::V2021 => {
-            if let Some(code) = code {
-                // A code is text: encoded as a form value, as the service decodes the query.
-                path_and_query.push_str("?code=");
-                path_and_query.extend(url::form_urlencoded::byte_serialize(code.as_bytes()));
-            }
-            json(&Body2021 {
+        ApiContract::V2022 if segment.is_some() || website.is_some() || code.is_some() => {
+            json(&Body2022 {
                 qualification: q.as_str(),
+                education_segment: segment.map(|s| s.as_str()),
+                website,
+                validation_code: code,
             })
         }
+        _ => bare_body(q, contract).clone(),
     };
+    if let Some(code) = code.filter(|_| contract == ApiContract::V2021) {
+        // A code is text: encoded as a form value, as the service decodes the query.
+        path_and_query.push_str("?code=");
+        path_and_query.extend(url::form_urlencoded::byte_serialize(code.as_bytes()));
+    }
     Request {
         method: reqwest::Method::POST,
         path_and_query,
@@ -224,11 +215,7 @@ fn record_of(
     let text = |names: &[&str]| {
         map.iter()
             .find(|(key, _)| names.iter().any(|n| key.eq_ignore_ascii_case(n)))
-            .and_then(|(_, value)| match value {
-                serde_json::Value::String(s) => Some(s.clone()),
-                serde_json::Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            })
+            .and_then(|(_, value)| scalar(value))
     };
     let qualification = text(&["qualification"]).ok_or_else(|| {
         ShapeError::Shape("an object without a `qualification` field".to_string())
@@ -239,6 +226,15 @@ fn record_of(
         vetting_reason: text(&["vettingReason"]),
         vetting_create_date: text(&["vettingCreateDate", "vettingCreatedDate"]),
     })
+}
+
+/// A string or a number (codes and ids arrive as either), as text.
+fn scalar(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 fn json_kind(value: &serde_json::Value) -> &'static str {
@@ -298,20 +294,16 @@ pub fn parse_validations(body: &[u8]) -> Result<Vec<ValidationCode>, Validations
         },
         _ => return Err(ValidationsError::NotAList),
     };
-    let text = |v: Option<&serde_json::Value>| match v {
-        Some(serde_json::Value::String(s)) => Some(s.trim().to_string()),
-        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-        _ => None,
-    };
     items
         .iter()
         .map(|item| {
-            let id = text(item.get("validationId"))
+            let text = |key| item.get(key).and_then(scalar).map(|s| s.trim().to_string());
+            let id = text("validationId")
                 .filter(|id| !id.is_empty())
                 .ok_or(ValidationsError::NoId)?;
             Ok(ValidationCode {
                 validation_id: id,
-                organization_name: text(item.get("organizationName")).unwrap_or_default(),
+                organization_name: text("organizationName").unwrap_or_default(),
                 remaining_creates: item.get("remainingCreates").and_then(|v| v.as_u64()),
             })
         })
@@ -340,12 +332,10 @@ pub fn parse_error_body(body: &[u8]) -> ServiceError {
         serde_json::Value::Object(map) => {
             // The first of `keys` present, as text.
             let first = |keys: [&str; 3]| {
-                let text = keys.into_iter().find_map(|key| match map.get(key) {
-                    Some(serde_json::Value::String(s)) => Some(sanitize(s)),
-                    Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-                    _ => None,
-                });
-                text.filter(|t| !t.is_empty())
+                let text = keys
+                    .into_iter()
+                    .find_map(|key| map.get(key).and_then(scalar));
+                text.map(sanitize_owned).filter(|t| !t.is_empty())
             };
             ServiceError {
                 code: first(["code", "error", "statusCode"]),
@@ -599,7 +589,11 @@ mod tests {
                 validation_code: None,
             })
             .expect("serialise");
-            assert_eq!(bare_body_2022(q), serialised.as_slice(), "{q}");
+            assert_eq!(
+                bare_body(q, ApiContract::V2022),
+                serialised.as_slice(),
+                "{q}"
+            );
         }
     }
 

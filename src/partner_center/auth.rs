@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -48,7 +49,7 @@ pub struct RefreshCredentials {
 pub struct AccessToken {
     /// `Bearer <token>`, built once and marked sensitive (never printed by `Debug`); `None` when
     /// the token holds bytes a header cannot carry.
-    pub header: Option<reqwest::header::HeaderValue>,
+    pub header: Option<HeaderValue>,
     refresh_at: Option<Instant>,
     /// Increases with every redemption, so a 401 only invalidates the token it was sent with.
     pub generation: u64,
@@ -56,13 +57,10 @@ pub struct AccessToken {
 
 impl AccessToken {
     fn new(secret: SecretString, refresh_at: Option<Instant>, generation: u64) -> Self {
-        let header =
-            reqwest::header::HeaderValue::from_str(&format!("Bearer {}", secret.expose_secret()))
-                .ok()
-                .map(|mut value| {
-                    value.set_sensitive(true);
-                    value
-                });
+        let mut header = HeaderValue::from_str(&format!("Bearer {}", secret.expose_secret())).ok();
+        header
+            .iter_mut()
+            .for_each(|value| value.set_sensitive(true));
         AccessToken {
             header,
             refresh_at,

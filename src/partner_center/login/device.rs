@@ -48,19 +48,12 @@ impl Login {
             return Err(refused("no device_code"));
         };
         let device_code = SecretString::from(device_code);
-        let message = answer.message.map(|m| sanitize(&m)).unwrap_or_else(|| {
-            format!(
-                "To sign in, open {} and enter the code {}.",
-                answer
-                    .verification_uri
-                    .as_deref()
-                    .unwrap_or("the verification page"),
-                answer
-                    .user_code
-                    .as_deref()
-                    .unwrap_or("shown by the service"),
-            )
-        });
+        let (uri, code) = (answer.verification_uri, answer.user_code);
+        let uri = uri.as_deref().unwrap_or("the verification page");
+        let code = code.as_deref().unwrap_or("shown by the service");
+        let message = answer.message.map(|m| sanitize(&m));
+        let message =
+            message.unwrap_or_else(|| format!("To sign in, open {uri} and enter the code {code}."));
         eprintln!("{message}");
         eprintln!("pc-qualify: waiting for the sign-in to finish (Ctrl-C to give up)...");
         let interval = seconds(answer.interval.as_ref(), DEFAULT_INTERVAL);
