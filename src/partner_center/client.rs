@@ -113,11 +113,6 @@ impl AttemptError {
         }
     }
 
-    /// The request provably never left: the connection was not made, so nothing was written.
-    fn never_sent(&self) -> bool {
-        matches!(self, AttemptError::Send(err) if err.is_connect())
-    }
-
     /// The server closed the connection without a byte of answer (reset, or closed before the
     /// status line): on a kept-alive connection, the server closing it as the request went out.
     fn closed_unanswered(&self) -> bool {
@@ -308,7 +303,6 @@ impl Client {
         // One resend per call outside --max-attempts: for a connection the server closed
         // without answering (the keep-alive race). The same MS-RequestId makes it safe.
         let mut free_resend = true;
-        let mut request_id_value = header_value(request_id);
         let mut answered = false;
         loop {
             // The slot first, the token second: a token picked up before a long wait for the
@@ -334,7 +328,6 @@ impl Client {
             };
             if answered {
                 sent.request_id = new_uuid();
-                request_id_value = header_value(sent.request_id);
                 // On file before it goes out: a crash after this send must find this id.
                 if let Some(Err(reason)) = note.map(|note| note(sent.request_id)) {
                     return sent.end(Reply::Stopped(format!(
@@ -356,7 +349,7 @@ impl Client {
             }
             headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
             headers.insert(APPLICATION, HeaderValue::from_static(APPLICATION_NAME));
-            headers.insert(REQUEST_ID, request_id_value.clone());
+            headers.insert(REQUEST_ID, header_value(sent.request_id));
             headers.insert(CORRELATION_ID, header_value(correlation));
             headers.insert(
                 CONTRACT_VERSION,
@@ -393,8 +386,9 @@ impl Client {
                     // The service did answer an oversized body, in full; only this side declined
                     // to read it: an answer, so a retry takes a new id.
                     answered = matches!(err, AttemptError::TooLarge(_));
-                    if err.never_sent() {
-                        // Provably not on the wire: no attempt (it still spends the budget).
+                    if matches!(&err, AttemptError::Send(err) if err.is_connect()) {
+                        // No connection, so nothing was written: not an attempt (it still
+                        // spends the budget).
                         sent.attempts -= 1;
                     }
                     if free_resend && err.closed_unanswered() {
@@ -504,10 +498,9 @@ impl Client {
     }
 
     fn stop_reply(&self) -> Reply {
-        Reply::Stopped(match self.fatal.cause() {
-            Some(cause) => format!("not sent again: the run was stopped ({cause})"),
-            None => "not sent again: the run was stopped".to_string(),
-        })
+        let cause = self.fatal.cause().map(|c| format!(" ({c})"));
+        let cause = cause.unwrap_or_default();
+        Reply::Stopped(format!("not sent again: the run was stopped{cause}"))
     }
 }
 

@@ -36,12 +36,8 @@ pub(crate) fn mfa_in(value: &serde_json::Value, depth: usize) -> bool {
     let is_code = |v: &Value| match v {
         Value::Number(n) => n.as_u64() == MFA_REQUIRED_CODE.parse().ok(),
         Value::String(s) => {
-            let s = s.trim();
-            let s = s
-                .get(..6)
-                .filter(|p| p.eq_ignore_ascii_case("AADSTS"))
-                .map_or(s, |_| &s[6..]);
-            s == MFA_REQUIRED_CODE
+            let s = s.trim().to_ascii_uppercase();
+            s.strip_prefix("AADSTS").unwrap_or(&s) == MFA_REQUIRED_CODE
         }
         _ => false,
     };
@@ -64,12 +60,8 @@ pub(crate) fn mfa_in(value: &serde_json::Value, depth: usize) -> bool {
 /// `AADSTS900421` in a description, as a whole code (not the start of a longer number).
 pub(crate) fn mentions_aadsts_mfa(text: &str) -> bool {
     let needle = concat!("AADSTS", "900421");
-    text.match_indices(needle).any(|(at, _)| {
-        !text[at + needle.len()..]
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_digit())
-    })
+    text.match_indices(needle)
+        .any(|(at, _)| !text[at + needle.len()..].starts_with(|c: char| c.is_ascii_digit()))
 }
 
 /// The answer's body, at most `max` bytes. Partner Center's answers are small and arrive

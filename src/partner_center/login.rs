@@ -181,13 +181,11 @@ impl Login {
                 token_file.is_none(),
                 "--token-file (or PC_REFRESH_TOKEN_FILE)",
             ),
-        ]);
+        ])
+        .join(", ");
         let (Some(tenant), Some(client_id), Some(token_file)) = (tenant, client_id, token_file)
         else {
-            return Err(LoginError::Config(format!(
-                "{} not given",
-                missing.join(", ")
-            )));
+            return Err(LoginError::Config(format!("{missing} not given")));
         };
         let cloud = args.cloud.unwrap_or_default();
         let authority = checked_url(
@@ -262,14 +260,13 @@ impl Login {
         url: &str,
         form: &[(&'static str, String)],
     ) -> Result<(u16, bytes::Bytes), LoginError> {
-        let url_text = url.to_string();
         post_form(http, url, form).await.map_err(|err| match err {
             PostError::Unreachable(reason) => LoginError::Unreachable {
-                url: url_text,
+                url: url.to_string(),
                 reason,
             },
             PostError::Unreadable { status, reason } => LoginError::Unreadable {
-                url: url_text,
+                url: url.to_string(),
                 status,
                 reason,
             },
