@@ -398,20 +398,15 @@ pub fn credentials_from_env(
         .ok()
         .filter(|v| !v.trim().is_empty())
         .map(PathBuf::from);
-    let [tenant, client_id, client_secret, refresh_token] = [
-        "PC_TENANT_ID",
-        "PC_CLIENT_ID",
-        "PC_CLIENT_SECRET",
-        "PC_REFRESH_TOKEN",
-    ]
-    .map(env_text);
+    let tenant = env_text("PC_TENANT_ID");
+    let client_id = env_text("PC_CLIENT_ID");
+    let client_secret = env_text("PC_CLIENT_SECRET");
+    let refresh_token = env_text("PC_REFRESH_TOKEN");
+    let no_token = token_file.is_none() && refresh_token.is_none();
     let missing = missing([
         (tenant.is_none(), "PC_TENANT_ID"),
         (client_id.is_none(), "PC_CLIENT_ID"),
-        (
-            token_file.is_none() && refresh_token.is_none(),
-            "PC_REFRESH_TOKEN",
-        ),
+        (no_token, "PC_REFRESH_TOKEN"),
     ]);
     if !missing.is_empty() {
         let nothing_set = token_file.is_none() && missing.len() == 3;

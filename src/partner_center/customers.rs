@@ -80,9 +80,7 @@ impl NextPage {
     /// refused: followed without one, a service answering the same page again would be read
     /// for ever.
     pub fn request(&self) -> Result<(Request, Vec<(HeaderName, HeaderValue)>), ListError> {
-        let Some(token) = &self.token else {
-            return Err(ListError::NoToken);
-        };
+        let token = self.token.as_deref().ok_or(ListError::NoToken)?;
         let value = HeaderValue::from_str(token).map_err(|_| ListError::BadToken)?;
         Ok((
             Request::get(self.path_and_query.clone()),
@@ -150,11 +148,8 @@ fn member<'a>(value: &'a serde_json::Value, key: &str) -> Option<&'a serde_json:
 }
 
 fn text(value: Option<&serde_json::Value>) -> Option<String> {
-    value
-        .and_then(serde_json::Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
+    let text = value?.as_str()?.trim();
+    (!text.is_empty()).then(|| text.to_string())
 }
 
 /// Parses one page: `{"totalCount", "items": [...], "links": {"next": {"uri", "headers"}}}`.
