@@ -286,13 +286,9 @@ pub enum ValidationsError {
 pub fn parse_validations(body: &[u8]) -> Result<Vec<ValidationCode>, ValidationsError> {
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(ValidationsError::NotJson)?;
-    let items = match &value {
-        serde_json::Value::Array(items) => items,
-        serde_json::Value::Object(map) => match map.get("items") {
-            Some(serde_json::Value::Array(items)) => items,
-            _ => return Err(ValidationsError::NotAList),
-        },
-        _ => return Err(ValidationsError::NotAList),
+    // A bare list, or the list in `items` (`get` finds no key in a list).
+    let serde_json::Value::Array(items) = value.get("items").unwrap_or(&value) else {
+        return Err(ValidationsError::NotAList);
     };
     items
         .iter()

@@ -8,14 +8,12 @@ use reqwest::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TY
 use uuid::Uuid;
 
 use crate::domain::stats::Stats;
-use crate::partner_center::api::Request;
-use crate::partner_center::api::{parse_error_body, sanitize};
+use crate::partner_center::api::{parse_error_body, sanitize, Request};
 use crate::partner_center::auth::TokenProvider;
 use crate::partner_center::fatal::{Cause, FatalStop};
 use crate::partner_center::http::*;
 pub use crate::partner_center::http::{
-    http_client, install_tls_provider, new_uuid, test_http_client, IDLE_CONNECTION_TIMEOUT,
-    MFA_REQUIRED_CODE,
+    http_client, install_tls_provider, new_uuid, test_http_client,
 };
 use crate::partner_center::retry::{
     classify_status, describe_transport_error, retry_after, transport_retryable, Decision,
