@@ -358,21 +358,14 @@ pub fn sanitize(text: &str) -> String {
 /// [`sanitize`]'s character-by-character path.
 fn fold_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(MAX_ERROR_TEXT + 3));
-    let mut last_space = true;
     let mut kept = 0;
-    for c in text.chars() {
-        let c = if c.is_control() || c.is_whitespace() {
-            ' '
-        } else {
-            c
-        };
-        if c == ' ' {
-            if last_space {
-                continue;
-            }
-            last_space = true;
-        } else {
-            last_space = false;
+    for mut c in text.chars() {
+        if c.is_control() || c.is_whitespace() {
+            c = ' ';
+        }
+        // No space at the start, nor two in a row.
+        if c == ' ' && (out.is_empty() || out.ends_with(' ')) {
+            continue;
         }
         if kept >= MAX_ERROR_TEXT {
             out.push('…');

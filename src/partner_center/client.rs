@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::domain::stats::Stats;
 use crate::partner_center::api::{parse_error_body, sanitize, Request};
 use crate::partner_center::auth::TokenProvider;
+use crate::partner_center::cloud::is_loopback;
 use crate::partner_center::fatal::{Cause, FatalStop};
 use crate::partner_center::http::*;
 pub use crate::partner_center::http::{
@@ -202,11 +203,7 @@ impl Client {
     ) -> Result<(Client, Arc<TokenProvider>), PartnerCenterError> {
         // A proxy cannot reach this machine's own simulator, so the sandbox goes direct (and
         // skips the per-request proxy lookup); a real service keeps the system's proxy settings.
-        let local = |text: &str| {
-            reqwest::Url::parse(text)
-                .is_ok_and(|url| crate::partner_center::cloud::is_loopback(&url))
-        };
-        let direct = local(config.base_url) && local(config.authority);
+        let direct = is_loopback(config.base_url) && is_loopback(config.authority);
         let http = http_client(config.timeout, config.concurrency, direct)
             .map_err(PartnerCenterError::HttpClient)?;
         let tokens = Arc::new(TokenProvider::new(http.clone(), credentials));

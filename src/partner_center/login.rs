@@ -217,16 +217,13 @@ impl Login {
     /// `{resource}/user_impersonation offline_access`: Partner Center as the user, plus a
     /// refresh token.
     pub fn scope(&self) -> String {
-        format!(
-            "{}/user_impersonation offline_access",
-            self.resource.trim_end_matches('/')
-        )
+        let resource = self.resource.trim_end_matches('/');
+        format!("{resource}/user_impersonation offline_access")
     }
 
     /// Signs the user in and saves the refresh token; returns the token file's path.
     pub async fn run(&self) -> Result<&Path, LoginError> {
-        let local = reqwest::Url::parse(&self.authority)
-            .is_ok_and(|url| crate::partner_center::cloud::is_loopback(&url));
+        let local = crate::partner_center::cloud::is_loopback(&self.authority);
         let http = crate::partner_center::client::http_client(Duration::from_secs(30), 1, local)
             .map_err(LoginError::HttpClient)?;
         let unwritable = |source| LoginError::TokenFile {
