@@ -89,11 +89,14 @@ pub(crate) async fn read_body(
     })
 }
 
-/// Why a form posted to an identity endpoint got no usable answer.
-pub(crate) enum PostError {
+/// Why a form posted to an identity endpoint got no usable answer (its text follows the URL).
+#[derive(Debug, thiserror::Error)]
+pub enum PostError {
     /// No answer: what the transport said.
+    #[error("unreachable: {0}")]
     Unreachable(String),
     /// An answer whose body could not be read (cut off, or larger than the cap).
+    #[error("answered HTTP {status}, but its body could not be read: {reason}")]
     Unreadable { status: u16, reason: String },
 }
 

@@ -113,20 +113,9 @@ pub enum LoginError {
     /// The token answer had no refresh token (the app or tenant does not allow `offline_access`).
     #[error("the token answer holds no refresh token: the app registration must allow offline_access; nothing was saved")]
     NoRefreshToken,
-    /// The identity platform could not be reached.
-    #[error("{url} unreachable: {reason}")]
-    Unreachable {
-        url: String,
-        /// What the transport said.
-        reason: String,
-    },
-    /// The answer's body could not be read (cut off, or larger than the cap).
-    #[error("{url} answered HTTP {status}, but its body could not be read: {reason}")]
-    Unreadable {
-        url: String,
-        status: u16,
-        reason: String,
-    },
+    /// The identity platform could not be reached, or its answer could not be read.
+    #[error("{url} {error}")]
+    Post { url: String, error: PostError },
     #[error("cannot listen on a loopback port for the sign-in redirect")]
     Loopback(#[source] std::io::Error),
     #[error("cannot write the token file {}", .path.display())]
@@ -257,17 +246,11 @@ impl Login {
         url: &str,
         form: &[(&'static str, String)],
     ) -> Result<(u16, bytes::Bytes), LoginError> {
-        post_form(http, url, form).await.map_err(|err| match err {
-            PostError::Unreachable(reason) => LoginError::Unreachable {
-                url: url.to_string(),
-                reason,
-            },
-            PostError::Unreadable { status, reason } => LoginError::Unreadable {
-                url: url.to_string(),
-                status,
-                reason,
-            },
-        })
+        let error = |error| LoginError::Post {
+            url: url.to_string(),
+            error,
+        };
+        post_form(http, url, form).await.map_err(error)
     }
 }
 
