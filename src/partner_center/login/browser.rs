@@ -128,13 +128,9 @@ async fn answer_redirect(
         }
     }
     let text = String::from_utf8_lossy(&head);
-    let target = text
-        .lines()
-        .next()
-        .and_then(|line| line.strip_prefix("GET "));
-    let target = target
-        .and_then(|rest| rest.split(' ').next())
-        .unwrap_or_default();
+    let line = text.lines().next().unwrap_or_default();
+    let target = line.strip_prefix("GET ").unwrap_or_default();
+    let target = target.split(' ').next().unwrap_or_default();
     let Ok(url) = reqwest::Url::parse(&format!("http://localhost{target}")) else {
         respond(&mut stream, 400, "Bad request.").await;
         return None;
