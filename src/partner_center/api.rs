@@ -1,6 +1,7 @@
 //! The Partner Center wire formats: request paths and bodies for both create contracts, and
 //! tolerant parsing of success, list and error answers.
 
+use std::fmt::Write as _;
 use std::sync::LazyLock;
 
 use serde::Serialize;
@@ -45,27 +46,23 @@ struct Body2022<'a> {
     validation_code: Option<&'a str>,
 }
 
-/// The 2021 contract's body: the one key, capitalised.
-#[derive(Serialize)]
-struct Body2021<'a> {
-    #[serde(rename = "Qualification")]
-    qualification: &'a str,
-}
-
-/// The 2022 body that names only the qualification: serialised once, shared by every row.
-fn bare_body_2022(qualification: Qualification) -> &'static bytes::Bytes {
-    static BARE: LazyLock<[bytes::Bytes; Qualification::COUNT]> = LazyLock::new(|| {
+/// The bodies that name only the qualification, serialised once and shared by every row: the
+/// 2022 contract's (no optional field) and the 2021 contract's (its one key, capitalised).
+fn bare_body(qualification: Qualification, contract: ApiContract) -> &'static bytes::Bytes {
+    static BARE: LazyLock<[[bytes::Bytes; 2]; Qualification::COUNT]> = LazyLock::new(|| {
         Qualification::ALL.map(|q| {
-            json(&Body2022 {
+            let v2022 = Body2022 {
                 qualification: q.as_str(),
                 ..Body2022::default()
-            })
+            };
+            let v2021 = serde_json::json!({ "Qualification": q.as_str() });
+            [json(&v2022), json(&v2021)]
         })
     });
-    &BARE[usize::from(qualification.index())]
+    &BARE[usize::from(qualification.index())][usize::from(contract == ApiContract::V2021)]
 }
 
-/// Serialising these borrowed structs cannot fail; the fallback only keeps `?` out of the hot path.
+/// Serialising these bodies cannot fail; the fallback only keeps `?` out of the hot path.
 fn json(body: &impl Serialize) -> bytes::Bytes {
     bytes::Bytes::from(serde_json::to_vec(body).unwrap_or_default())
 }
@@ -82,26 +79,21 @@ pub fn create_request(row: &Row, contract: ApiContract) -> Request {
         .as_deref()
         .filter(|_| q.carries(Field::ValidationCode));
     let body = match contract {
-        ApiContract::V2022 if segment.is_none() && website.is_none() && code.is_none() => {
-            bare_body_2022(q).clone()
-        }
-        ApiContract::V2022 => json(&Body2022 {
-            qualification: q.as_str(),
-            education_segment: segment.map(|s| s.as_str()),
-            website,
-            validation_code: code,
-        }),
-        ApiContract::V2021 => {
-            if let Some(code) = code {
-                // A code is text: encoded as a form value, as the service decodes the query.
-                path_and_query.push_str("?code=");
-                path_and_query.extend(url::form_urlencoded::byte_serialize(code.as_bytes()));
-            }
-            json(&Body2021 {
+        ApiContract::V2022 if segment.is_some() || website.is_some() || code.is_some() => {
+            json(&Body2022 {
                 qualification: q.as_str(),
+                education_segment: segment.map(|s| s.as_str()),
+                website,
+                validation_code: code,
             })
         }
+        _ => bare_body(q, contract).clone(),
     };
+    if let Some(code) = code.filter(|_| contract == ApiContract::V2021) {
+        // A code is text: encoded as a form value, as the service decodes the query.
+        path_and_query.push_str("?code=");
+        path_and_query.extend(url::form_urlencoded::byte_serialize(code.as_bytes()));
+    }
     Request {
         method: reqwest::Method::POST,
         path_and_query,
@@ -120,15 +112,9 @@ pub fn validations_request() -> Request {
 }
 
 fn qualifications_path(customer: CustomerId) -> String {
-    const PREFIX: &str = "/v1/customers/";
-    const SUFFIX: &str = "/qualifications";
-    let mut buf = uuid::Uuid::encode_buffer();
-    let id = customer.0.hyphenated().encode_lower(&mut buf);
     // Room for a `?code=` query too, so the 2021 contract does not grow the string.
-    let mut path = String::with_capacity(PREFIX.len() + id.len() + SUFFIX.len() + 16);
-    path.push_str(PREFIX);
-    path.push_str(id);
-    path.push_str(SUFFIX);
+    let (mut path, id) = (String::with_capacity(80), customer.0.hyphenated());
+    let _ = write!(path, "/v1/customers/{id}/qualifications");
     path
 }
 
@@ -229,11 +215,7 @@ fn record_of(
     let text = |names: &[&str]| {
         map.iter()
             .find(|(key, _)| names.iter().any(|n| key.eq_ignore_ascii_case(n)))
-            .and_then(|(_, value)| match value {
-                serde_json::Value::String(s) => Some(s.clone()),
-                serde_json::Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            })
+            .and_then(|(_, value)| scalar(value))
     };
     let qualification = text(&["qualification"]).ok_or_else(|| {
         ShapeError::Shape("an object without a `qualification` field".to_string())
@@ -244,6 +226,15 @@ fn record_of(
         vetting_reason: text(&["vettingReason"]),
         vetting_create_date: text(&["vettingCreateDate", "vettingCreatedDate"]),
     })
+}
+
+/// A string or a number (codes and ids arrive as either), as text.
+fn scalar(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 fn json_kind(value: &serde_json::Value) -> &'static str {
@@ -282,13 +273,11 @@ pub struct ValidationCode {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ValidationsError {
-    /// The body is not JSON.
     #[error("validation codes answer is not JSON")]
     NotJson(#[source] serde_json::Error),
     /// The body is neither a list nor `{"items": [...]}`.
     #[error("validation codes answer is not a list")]
     NotAList,
-    /// An entry lacks its `validationId`.
     #[error("a validation code entry has no validationId")]
     NoId,
 }
@@ -297,28 +286,20 @@ pub enum ValidationsError {
 pub fn parse_validations(body: &[u8]) -> Result<Vec<ValidationCode>, ValidationsError> {
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(ValidationsError::NotJson)?;
-    let items = match &value {
-        serde_json::Value::Array(items) => items,
-        serde_json::Value::Object(map) => match map.get("items") {
-            Some(serde_json::Value::Array(items)) => items,
-            _ => return Err(ValidationsError::NotAList),
-        },
-        _ => return Err(ValidationsError::NotAList),
-    };
-    let text = |v: Option<&serde_json::Value>| match v {
-        Some(serde_json::Value::String(s)) => Some(s.trim().to_string()),
-        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-        _ => None,
+    // A bare list, or the list in `items` (`get` finds no key in a list).
+    let serde_json::Value::Array(items) = value.get("items").unwrap_or(&value) else {
+        return Err(ValidationsError::NotAList);
     };
     items
         .iter()
         .map(|item| {
-            let id = text(item.get("validationId"))
+            let text = |key| item.get(key).and_then(scalar).map(|s| s.trim().to_string());
+            let id = text("validationId")
                 .filter(|id| !id.is_empty())
                 .ok_or(ValidationsError::NoId)?;
             Ok(ValidationCode {
                 validation_id: id,
-                organization_name: text(item.get("organizationName")).unwrap_or_default(),
+                organization_name: text("organizationName").unwrap_or_default(),
                 remaining_creates: item.get("remainingCreates").and_then(|v| v.as_u64()),
             })
         })
@@ -345,20 +326,16 @@ pub fn parse_error_body(body: &[u8]) -> ServiceError {
     };
     match value {
         serde_json::Value::Object(map) => {
-            let text_of = |key: &str| match map.get(key) {
-                Some(serde_json::Value::String(s)) => Some(sanitize(s)),
-                Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-                _ => None,
+            // The first of `keys` present, as text.
+            let first = |keys: [&str; 3]| {
+                let text = keys
+                    .into_iter()
+                    .find_map(|key| map.get(key).and_then(scalar));
+                text.map(sanitize_owned).filter(|t| !t.is_empty())
             };
             ServiceError {
-                code: text_of("code")
-                    .or_else(|| text_of("error"))
-                    .or_else(|| text_of("statusCode"))
-                    .filter(|t| !t.is_empty()),
-                message: text_of("description")
-                    .or_else(|| text_of("message"))
-                    .or_else(|| text_of("error_description"))
-                    .filter(|t| !t.is_empty()),
+                code: first(["code", "error", "statusCode"]),
+                message: first(["description", "message", "error_description"]),
             }
         }
         serde_json::Value::String(text) => text_only(&text),
@@ -381,21 +358,14 @@ pub fn sanitize(text: &str) -> String {
 /// [`sanitize`]'s character-by-character path.
 fn fold_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(MAX_ERROR_TEXT + 3));
-    let mut last_space = true;
     let mut kept = 0;
-    for c in text.chars() {
-        let c = if c.is_control() || c.is_whitespace() {
-            ' '
-        } else {
-            c
-        };
-        if c == ' ' {
-            if last_space {
-                continue;
-            }
-            last_space = true;
-        } else {
-            last_space = false;
+    for mut c in text.chars() {
+        if c.is_control() || c.is_whitespace() {
+            c = ' ';
+        }
+        // No space at the start, nor two in a row.
+        if c == ' ' && (out.is_empty() || out.ends_with(' ')) {
+            continue;
         }
         if kept >= MAX_ERROR_TEXT {
             out.push('…');
@@ -420,21 +390,11 @@ pub fn sanitize_owned(text: String) -> String {
 /// interior spaces. Anything else takes the full path.
 fn is_clean(text: &str) -> bool {
     let bytes = text.as_bytes();
-    if bytes.len() > MAX_ERROR_TEXT || bytes.first() == Some(&b' ') || bytes.last() == Some(&b' ') {
-        return false;
-    }
-    let mut previous_space = false;
-    for &b in bytes {
-        if !(0x20..0x7f).contains(&b) {
-            return false;
-        }
-        let space = b == b' ';
-        if space && previous_space {
-            return false;
-        }
-        previous_space = space;
-    }
-    true
+    bytes.len() <= MAX_ERROR_TEXT
+        && bytes.first() != Some(&b' ')
+        && bytes.last() != Some(&b' ')
+        && bytes.iter().all(|b| (0x20..0x7f).contains(b))
+        && !text.contains("  ")
 }
 
 #[cfg(test)]
@@ -618,7 +578,11 @@ mod tests {
                 validation_code: None,
             })
             .expect("serialise");
-            assert_eq!(bare_body_2022(q), serialised.as_slice(), "{q}");
+            assert_eq!(
+                bare_body(q, ApiContract::V2022),
+                serialised.as_slice(),
+                "{q}"
+            );
         }
     }
 

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -46,8 +47,9 @@ pub struct RefreshCredentials {
 
 /// One access token and when to stop using it.
 pub struct AccessToken {
-    /// `Bearer <token>`, built once and marked sensitive (never printed by `Debug`).
-    header: Option<reqwest::header::HeaderValue>,
+    /// `Bearer <token>`, built once and marked sensitive (never printed by `Debug`); `None` when
+    /// the token holds bytes a header cannot carry.
+    pub header: Option<HeaderValue>,
     refresh_at: Option<Instant>,
     /// Increases with every redemption, so a 401 only invalidates the token it was sent with.
     pub generation: u64,
@@ -55,27 +57,15 @@ pub struct AccessToken {
 
 impl AccessToken {
     fn new(secret: SecretString, refresh_at: Option<Instant>, generation: u64) -> Self {
-        let header =
-            reqwest::header::HeaderValue::from_str(&format!("Bearer {}", secret.expose_secret()))
-                .ok()
-                .map(|mut value| {
-                    value.set_sensitive(true);
-                    value
-                });
+        let mut header = HeaderValue::from_str(&format!("Bearer {}", secret.expose_secret())).ok();
+        header
+            .iter_mut()
+            .for_each(|value| value.set_sensitive(true));
         AccessToken {
             header,
             refresh_at,
             generation,
         }
-    }
-
-    /// The `Authorization` header value; `None` when the token holds bytes a header cannot carry.
-    pub fn header(&self) -> Option<&reqwest::header::HeaderValue> {
-        self.header.as_ref()
-    }
-
-    fn fresh(&self, now: Instant) -> bool {
-        self.refresh_at.is_none_or(|at| now < at)
     }
 }
 
@@ -91,13 +81,25 @@ pub struct TokenProvider {
     token_file_failed: AtomicBool,
 }
 
-#[derive(Deserialize)]
-struct TokenAnswer {
-    access_token: Option<String>,
-    refresh_token: Option<String>,
-    expires_in: Option<serde_json::Value>,
-    error: Option<String>,
-    error_description: Option<String>,
+/// A token endpoint's answer (v1 or v2.0; `login` reads it too): a token, or an OAuth error.
+#[derive(Deserialize, Default)]
+pub(crate) struct TokenAnswer {
+    pub access_token: Option<String>,
+    pub refresh_token: Option<String>,
+    pub expires_in: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+/// The first line of an `error_description`: Entra ID appends trace and correlation ids below it.
+pub(crate) fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("").trim()
+}
+
+/// An environment variable's value, trimmed; unset or blank reads as `None`.
+pub(crate) fn env_text(name: &str) -> Option<String> {
+    let value = std::env::var(name).ok()?;
+    Some(value.trim().to_string()).filter(|v| !v.is_empty())
 }
 
 impl TokenProvider {
@@ -139,7 +141,7 @@ impl TokenProvider {
     /// The current token, while it is fresh.
     fn cached(&self) -> Option<Arc<AccessToken>> {
         let current = self.current.read().ok().and_then(|c| c.clone());
-        current.filter(|token| token.fresh(Instant::now()))
+        current.filter(|token| token.refresh_at.is_none_or(|at| Instant::now() < at))
     }
 
     /// A token that is valid for a while yet, renewing it first when it is close to expiry.
@@ -183,11 +185,9 @@ impl TokenProvider {
 
     /// Drops the token a request was refused with, so the next `token()` renews it.
     pub fn invalidate(&self, generation: u64) {
-        if !self.can_refresh() {
-            return;
-        }
         if let Ok(mut current) = self.current.write() {
-            if current.as_ref().is_some_and(|t| t.generation == generation) {
+            let sent_with = current.as_ref().is_some_and(|t| t.generation == generation);
+            if sent_with && self.can_refresh() {
                 *current = None;
             }
         }
@@ -230,20 +230,13 @@ impl TokenProvider {
             tokio::time::sleep(schedule.next_wait(None)).await;
         };
         self.redemptions.fetch_add(1, Ordering::Relaxed);
-        let answer: Option<TokenAnswer> = serde_json::from_slice(&body).ok();
-        let Some(answer) = answer else {
+        let Ok(answer) = serde_json::from_slice::<TokenAnswer>(&body) else {
             return Err(PartnerCenterError::Token(format!(
                 "token endpoint answered {status} with a body that is not a token answer"
             )));
         };
-        if let Some(error) = answer.error {
-            let description = answer
-                .error_description
-                .as_deref()
-                .and_then(|d| d.lines().next())
-                .unwrap_or("")
-                .trim()
-                .to_string();
+        if let Some(error) = &answer.error {
+            let description = first_line(answer.error_description.as_deref().unwrap_or(""));
             return Err(PartnerCenterError::Token(format!(
                 "{error} (HTTP {status}): {description}"
             )));
@@ -255,12 +248,7 @@ impl TokenProvider {
         };
         // Clamped: the service issues tokens for about an hour, and a figure like u64::MAX
         // would overflow the clock arithmetic below.
-        let lifetime = answer
-            .expires_in
-            .as_ref()
-            .and_then(lifetime_secs)
-            .unwrap_or(3600)
-            .min(MAX_LIFETIME_SECS);
+        let lifetime = seconds(answer.expires_in.as_ref(), 3600).min(MAX_LIFETIME_SECS);
         let lifetime = Duration::from_secs(lifetime);
         // Renew with a margin scaled to the lifetime: 5 minutes for the usual hour, less for short ones.
         let margin = (lifetime / 10).min(Duration::from_secs(300));
@@ -283,13 +271,14 @@ impl TokenProvider {
 const MAX_LIFETIME_SECS: u64 = 86_400;
 
 /// `expires_in` (and the device flow's `interval`) arrives as a number (v2.0) or a string (v1);
-/// anything else, a negative or a fractional figure included, is ignored.
-pub(crate) fn lifetime_secs(value: &serde_json::Value) -> Option<u64> {
-    match value {
-        serde_json::Value::Number(n) => n.as_u64(),
-        serde_json::Value::String(s) => s.trim().parse().ok(),
+/// anything else, a negative or a fractional figure included, reads as `default`.
+pub(crate) fn seconds(value: Option<&serde_json::Value>, default: u64) -> u64 {
+    let secs = match value {
+        Some(serde_json::Value::Number(n)) => n.as_u64(),
+        Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
         _ => None,
-    }
+    };
+    secs.unwrap_or(default)
 }
 
 /// Reads a refresh token file (whitespace trimmed).
@@ -338,11 +327,12 @@ fn keep_private(path: &Path) {
     }
 }
 
-/// The folder the token file is replaced in (its temporary file goes there too).
-fn token_dir(path: &Path) -> &Path {
-    path.parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
+/// The folder the token file is replaced in (its temporary file goes there too): through a
+/// symbolic link, the folder of the file it points to.
+fn token_dir(path: &Path) -> PathBuf {
+    let target = crate::domain::atomic::link_target(path);
+    let dir = target.parent().filter(|p| !p.as_os_str().is_empty());
+    dir.unwrap_or(Path::new(".")).to_path_buf()
 }
 
 /// Proves that [`write_token_file`] can replace `path`: a temporary file is created in its
@@ -355,8 +345,7 @@ pub fn check_token_file_writable(path: &Path) -> std::io::Result<()> {
             "the path is a folder",
         ));
     }
-    let target = crate::domain::atomic::link_target(path);
-    let dir = token_dir(&target);
+    let dir = token_dir(path);
     if !dir.is_dir() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::NotFound,
@@ -366,15 +355,14 @@ pub fn check_token_file_writable(path: &Path) -> std::io::Result<()> {
     let probe = tempfile::Builder::new()
         .prefix(".pc-qualify-token")
         .suffix(".tmp")
-        .tempfile_in(dir)?;
+        .tempfile_in(&dir)?;
     probe.close()
 }
 
 /// Creates the token file's folder when it is missing, readable by its owner only (it will hold
 /// a sign-in): `login --token-file ~/.config/pc-qualify/refresh-token` on a fresh machine.
 pub fn create_token_folder(path: &Path) -> std::io::Result<()> {
-    let target = crate::domain::atomic::link_target(path);
-    let dir = token_dir(&target);
+    let dir = token_dir(path);
     if dir.is_dir() {
         return Ok(());
     }
@@ -403,29 +391,23 @@ pub fn credentials_from_env(
     authority: &str,
     resource: &str,
 ) -> Result<Credentials, PartnerCenterError> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    if let Some(token) = var("PC_ACCESS_TOKEN") {
-        return Ok(Credentials::Static(SecretString::from(
-            token.trim().to_string(),
-        )));
+    if let Some(token) = env_text("PC_ACCESS_TOKEN") {
+        return Ok(Credentials::Static(SecretString::from(token)));
     }
-    let token_file = var("PC_REFRESH_TOKEN_FILE").map(PathBuf::from);
-    let mut missing = Vec::new();
-    let mut need = |name: &'static str| {
-        let value = var(name);
-        if value.is_none() {
-            missing.push(name);
-        }
-        value
-    };
-    let tenant = need("PC_TENANT_ID");
-    let client_id = need("PC_CLIENT_ID");
-    // Optional: a public client (an app registration that allows public client flows) has none.
-    let client_secret = var("PC_CLIENT_SECRET");
-    let refresh_token = match &token_file {
-        Some(_) => None,
-        None => need("PC_REFRESH_TOKEN"),
-    };
+    let token_file = std::env::var("PC_REFRESH_TOKEN_FILE")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(PathBuf::from);
+    let tenant = env_text("PC_TENANT_ID");
+    let client_id = env_text("PC_CLIENT_ID");
+    let client_secret = env_text("PC_CLIENT_SECRET");
+    let refresh_token = env_text("PC_REFRESH_TOKEN");
+    let no_token = token_file.is_none() && refresh_token.is_none();
+    let missing = missing([
+        (tenant.is_none(), "PC_TENANT_ID"),
+        (client_id.is_none(), "PC_CLIENT_ID"),
+        (no_token, "PC_REFRESH_TOKEN"),
+    ]);
     if !missing.is_empty() {
         let nothing_set = token_file.is_none() && missing.len() == 3;
         return Err(PartnerCenterError::Credentials(
@@ -436,24 +418,25 @@ pub fn credentials_from_env(
             },
         ));
     }
-    let refresh_token = match (&token_file, refresh_token) {
-        (Some(path), _) => read_token_file(path)?,
-        (None, Some(token)) => SecretString::from(token.trim().to_string()),
-        (None, None) => {
-            return Err(PartnerCenterError::Credentials(
-                "PC_REFRESH_TOKEN not set".into(),
-            ))
-        }
+    let refresh_token = match &token_file {
+        Some(path) => read_token_file(path)?,
+        None => SecretString::from(refresh_token.unwrap_or_default()),
     };
     Ok(Credentials::Refresh(RefreshCredentials {
         authority: authority.to_string(),
-        tenant: tenant.unwrap_or_default().trim().to_string(),
-        client_id: client_id.unwrap_or_default().trim().to_string(),
-        client_secret: client_secret.map(|s| SecretString::from(s.trim().to_string())),
+        tenant: tenant.unwrap_or_default(),
+        client_id: client_id.unwrap_or_default(),
+        client_secret: client_secret.map(SecretString::from),
         resource: resource.to_string(),
         refresh_token,
         token_file,
     }))
+}
+
+/// The names of the settings that are absent, in order (`login` checks its flags the same way).
+pub(crate) fn missing(settings: [(bool, &str); 3]) -> Vec<&str> {
+    let absent = settings.into_iter().filter(|(absent, _)| *absent);
+    absent.map(|(_, name)| name).collect()
 }
 
 #[cfg(test)]
@@ -462,12 +445,14 @@ mod tests {
 
     #[test]
     fn lifetimes_parse_from_strings_and_numbers() {
-        assert_eq!(lifetime_secs(&serde_json::json!("3599")), Some(3599));
-        assert_eq!(lifetime_secs(&serde_json::json!(60)), Some(60));
-        assert_eq!(lifetime_secs(&serde_json::json!("soon")), None);
-        assert_eq!(lifetime_secs(&serde_json::json!(-1)), None);
-        assert_eq!(lifetime_secs(&serde_json::json!(1e300)), None);
-        assert_eq!(lifetime_secs(&serde_json::json!(true)), None);
+        let read = |value: serde_json::Value| seconds(Some(&value), 7);
+        assert_eq!(read(serde_json::json!("3599")), 3599);
+        assert_eq!(read(serde_json::json!(60)), 60);
+        assert_eq!(read(serde_json::json!("soon")), 7);
+        assert_eq!(read(serde_json::json!(-1)), 7);
+        assert_eq!(read(serde_json::json!(1e300)), 7);
+        assert_eq!(read(serde_json::json!(true)), 7);
+        assert_eq!(seconds(None, 7), 7);
     }
 
     #[test]

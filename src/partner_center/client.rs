@@ -8,18 +8,17 @@ use reqwest::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TY
 use uuid::Uuid;
 
 use crate::domain::stats::Stats;
-use crate::partner_center::api::Request;
-use crate::partner_center::api::{parse_error_body, sanitize};
+use crate::partner_center::api::{parse_error_body, sanitize, Request};
 use crate::partner_center::auth::TokenProvider;
+use crate::partner_center::cloud::is_loopback;
 use crate::partner_center::fatal::{Cause, FatalStop};
 use crate::partner_center::http::*;
 pub use crate::partner_center::http::{
-    http_client, install_tls_provider, new_uuid, test_http_client, IDLE_CONNECTION_TIMEOUT,
-    MFA_REQUIRED_CODE,
+    http_client, install_tls_provider, new_uuid, test_http_client,
 };
 use crate::partner_center::retry::{
     classify_status, describe_transport_error, retry_after, transport_retryable, Decision,
-    RetryPolicy,
+    RetryPolicy, Schedule,
 };
 use crate::partner_center::throttle::Throttle;
 use crate::partner_center::PartnerCenterError;
@@ -113,11 +112,6 @@ impl AttemptError {
         }
     }
 
-    /// The request provably never left: the connection was not made, so nothing was written.
-    fn never_sent(&self) -> bool {
-        matches!(self, AttemptError::Send(err) if err.is_connect())
-    }
-
     /// The server closed the connection without a byte of answer (reset, or closed before the
     /// status line): on a kept-alive connection, the server closing it as the request went out.
     fn closed_unanswered(&self) -> bool {
@@ -209,11 +203,7 @@ impl Client {
     ) -> Result<(Client, Arc<TokenProvider>), PartnerCenterError> {
         // A proxy cannot reach this machine's own simulator, so the sandbox goes direct (and
         // skips the per-request proxy lookup); a real service keeps the system's proxy settings.
-        let local = |text: &str| {
-            reqwest::Url::parse(text)
-                .is_ok_and(|url| crate::partner_center::cloud::is_loopback(&url))
-        };
-        let direct = local(config.base_url) && local(config.authority);
+        let direct = is_loopback(config.base_url) && is_loopback(config.authority);
         let http = http_client(config.timeout, config.concurrency, direct)
             .map_err(PartnerCenterError::HttpClient)?;
         let tokens = Arc::new(TokenProvider::new(http.clone(), credentials));
@@ -237,10 +227,8 @@ impl Client {
 
     /// The request's URL from the parsed base (no re-parse of scheme, host and port).
     fn request_url(&self, request: &Request) -> Result<reqwest::Url, url::ParseError> {
-        let (path, query) = match request.path_and_query.split_once('?') {
-            Some((path, query)) => (path, Some(query)),
-            None => (request.path_and_query.as_str(), None),
-        };
+        let mut parts = request.path_and_query.splitn(2, '?');
+        let (path, query) = (parts.next().unwrap_or_default(), parts.next());
         let base = self.base_url.as_ref().map_err(|err| *err)?;
         let mut url = base.clone();
         match base.path().trim_end_matches('/') {
@@ -303,14 +291,13 @@ impl Client {
             Ok(url) => url,
             Err(reason) => return sent.end(Reply::Transport(format!("bad request URL: {reason}"))),
         };
-        let mut schedule = self.policy.schedule();
+        let mut schedule = Schedule::new(self.policy.initial, self.policy.max_backoff);
         // Sends weighed against --max-attempts (a connect failure too, not the free resend).
         let mut budget = 0u32;
         let mut reauthenticated = false;
         // One resend per call outside --max-attempts: for a connection the server closed
         // without answering (the keep-alive race). The same MS-RequestId makes it safe.
         let mut free_resend = true;
-        let mut request_id_value = header_value(request_id);
         let mut answered = false;
         loop {
             // The slot first, the token second: a token picked up before a long wait for the
@@ -330,13 +317,12 @@ impl Client {
                     return sent.end(Reply::Token(reason));
                 }
             };
-            let Some(auth) = token.header().cloned() else {
+            let Some(auth) = token.header.clone() else {
                 let reason = "the access token holds characters an HTTP header cannot carry";
                 return sent.end(Reply::Token(reason.into()));
             };
             if answered {
                 sent.request_id = new_uuid();
-                request_id_value = header_value(sent.request_id);
                 // On file before it goes out: a crash after this send must find this id.
                 if let Some(Err(reason)) = note.map(|note| note(sent.request_id)) {
                     return sent.end(Reply::Stopped(format!(
@@ -358,7 +344,7 @@ impl Client {
             }
             headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
             headers.insert(APPLICATION, HeaderValue::from_static(APPLICATION_NAME));
-            headers.insert(REQUEST_ID, request_id_value.clone());
+            headers.insert(REQUEST_ID, header_value(sent.request_id));
             headers.insert(CORRELATION_ID, header_value(correlation));
             headers.insert(
                 CONTRACT_VERSION,
@@ -378,11 +364,8 @@ impl Client {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     // Only answers that may be retried need their Retry-After.
-                    let hint = if matches!(classify_status(status), Decision::Retry(_)) {
-                        retry_after(response.headers())
-                    } else {
-                        None
-                    };
+                    let retried = matches!(classify_status(status), Decision::Retry(_));
+                    let hint = retried.then(|| retry_after(response.headers())).flatten();
                     let body = read_body(response, max_answer).await;
                     body.map(|body| (status, hint, body))
                 }
@@ -398,8 +381,9 @@ impl Client {
                     // The service did answer an oversized body, in full; only this side declined
                     // to read it: an answer, so a retry takes a new id.
                     answered = matches!(err, AttemptError::TooLarge(_));
-                    if err.never_sent() {
-                        // Provably not on the wire: no attempt (it still spends the budget).
+                    if matches!(&err, AttemptError::Send(err) if err.is_connect()) {
+                        // No connection, so nothing was written: not an attempt (it still
+                        // spends the budget).
                         sent.attempts -= 1;
                     }
                     if free_resend && err.closed_unanswered() {
@@ -509,10 +493,9 @@ impl Client {
     }
 
     fn stop_reply(&self) -> Reply {
-        Reply::Stopped(match self.fatal.cause() {
-            Some(cause) => format!("not sent again: the run was stopped ({cause})"),
-            None => "not sent again: the run was stopped".to_string(),
-        })
+        let cause = self.fatal.cause().map(|c| format!(" ({c})"));
+        let cause = cause.unwrap_or_default();
+        Reply::Stopped(format!("not sent again: the run was stopped{cause}"))
     }
 }
 

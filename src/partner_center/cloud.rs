@@ -62,9 +62,11 @@ impl Cloud {
     }
 }
 
-/// Whether `url` names this machine (`localhost`, 127.0.0.0/8 or `::1`): the sandbox's address.
-pub fn is_loopback(url: &reqwest::Url) -> bool {
-    url.host_str().is_some_and(|host| {
+/// Whether `url` parses and names this machine (`localhost`, 127.0.0.0/8, `::1`): the sandbox.
+pub fn is_loopback(url: &str) -> bool {
+    let url = reqwest::Url::parse(url);
+    let host = url.as_ref().ok().and_then(|url| url.host_str());
+    host.is_some_and(|host| {
         host.eq_ignore_ascii_case("localhost")
             || host
                 .trim_start_matches('[')
@@ -81,24 +83,16 @@ pub fn checked_url(what: &str, text: &str) -> Result<String, PartnerCenterError>
         text: text.to_string(),
         source,
     })?;
-    let loopback = is_loopback(&url);
-    match url.scheme() {
-        "https" if url.host().is_some() => {}
-        "http" if loopback => {}
-        "http" => {
-            return Err(PartnerCenterError::Config(format!(
-                "{what}: plain http:// is refused except to a loopback address (use https://); got {text}"
-            )))
-        }
-        _ => {
-            return Err(PartnerCenterError::Config(format!(
-                "{what}: expected an https:// URL; got {text}"
-            )))
-        }
-    }
-    if url.query().is_some() || url.fragment().is_some() {
+    let problem = match url.scheme() {
+        "https" if url.host().is_some() => None,
+        "http" if is_loopback(text.trim()) => None,
+        "http" => Some("plain http:// is refused except to a loopback address (use https://)"),
+        _ => Some("expected an https:// URL"),
+    };
+    let extra = url.query().is_some() || url.fragment().is_some();
+    if let Some(problem) = problem.or(extra.then_some("must not carry a query or fragment")) {
         return Err(PartnerCenterError::Config(format!(
-            "{what}: must not carry a query or fragment; got {text}"
+            "{what}: {problem}; got {text}"
         )));
     }
     Ok(url.as_str().trim_end_matches('/').to_string())

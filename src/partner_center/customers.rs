@@ -24,16 +24,13 @@ const LIST_PATH: &str = "/v1/customers";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ListError {
-    /// The body is not JSON.
     #[error("the customer list page is not JSON")]
     NotJson(#[source] serde_json::Error),
-    /// The body is JSON without an `items` array.
     #[error("the customer list page has no items array")]
     NoItems,
     /// A listed customer has neither `id` nor `companyProfile.tenantId`.
     #[error("a customer on the list has no id")]
     NoId,
-    /// `links.next` has no `uri`.
     #[error("links.next has no uri")]
     NoNextUri,
     /// `links.next.uri` is an absolute URL that does not parse.
@@ -45,16 +42,13 @@ pub enum ListError {
         #[source]
         source: <reqwest::Url as std::str::FromStr>::Err,
     },
-    /// `links.next.uri` leads somewhere other than the customer list.
     #[error("links.next.uri {uri:?} does not lead to the customer list")]
     ForeignNextUri {
         /// The link as given.
         uri: String,
     },
-    /// `links.next` carries no continuation token.
     #[error("links.next has no MS-ContinuationToken header, so the next page cannot be asked for")]
     NoToken,
-    /// The continuation token cannot be sent as a header value.
     #[error("the continuation token holds characters an HTTP header cannot carry")]
     BadToken,
 }
@@ -86,9 +80,7 @@ impl NextPage {
     /// refused: followed without one, a service answering the same page again would be read
     /// for ever.
     pub fn request(&self) -> Result<(Request, Vec<(HeaderName, HeaderValue)>), ListError> {
-        let Some(token) = &self.token else {
-            return Err(ListError::NoToken);
-        };
+        let token = self.token.as_deref().ok_or(ListError::NoToken)?;
         let value = HeaderValue::from_str(token).map_err(|_| ListError::BadToken)?;
         Ok((
             Request::get(self.path_and_query.clone()),
@@ -123,10 +115,7 @@ pub fn resolve_next_uri(uri: &str) -> Result<String, ListError> {
             uri: uri.to_string(),
             source,
         })?;
-        match url.query() {
-            Some(query) => format!("{}?{query}", url.path()),
-            None => url.path().to_string(),
-        }
+        url[url::Position::BeforePath..url::Position::AfterQuery].to_string()
     } else {
         uri.to_string()
     };
@@ -159,11 +148,8 @@ fn member<'a>(value: &'a serde_json::Value, key: &str) -> Option<&'a serde_json:
 }
 
 fn text(value: Option<&serde_json::Value>) -> Option<String> {
-    value
-        .and_then(serde_json::Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
+    let text = value?.as_str()?.trim();
+    (!text.is_empty()).then(|| text.to_string())
 }
 
 /// Parses one page: `{"totalCount", "items": [...], "links": {"next": {"uri", "headers"}}}`.
@@ -178,19 +164,15 @@ pub fn parse_page(body: &[u8]) -> Result<Page, ListError> {
     };
     let mut customers = Vec::with_capacity(items.len());
     for item in items {
-        let profile = member(item, "companyProfile");
+        let profile = |key| text(member(item, "companyProfile").and_then(|p| member(p, key)));
         let id = text(member(item, "id"))
-            .or_else(|| text(profile.and_then(|p| member(p, "tenantId"))))
+            .or_else(|| profile("tenantId"))
             .ok_or(ListError::NoId)?;
         customers.push(ListedCustomer {
             parsed: CustomerId::parse(&id),
             id: sanitize_owned(id),
-            company_name: sanitize_owned(
-                text(profile.and_then(|p| member(p, "companyName"))).unwrap_or_default(),
-            ),
-            domain: sanitize_owned(
-                text(profile.and_then(|p| member(p, "domain"))).unwrap_or_default(),
-            ),
+            company_name: sanitize_owned(profile("companyName").unwrap_or_default()),
+            domain: sanitize_owned(profile("domain").unwrap_or_default()),
         });
     }
     let next = match member(&value, "links").and_then(|l| member(l, "next")) {

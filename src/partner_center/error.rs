@@ -16,9 +16,7 @@ pub enum PartnerCenterError {
     /// The refresh token file (`PC_REFRESH_TOKEN_FILE`) cannot be read.
     #[error("credentials: PC_REFRESH_TOKEN_FILE {}", path.display())]
     TokenFile {
-        /// The file named.
         path: PathBuf,
-        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
@@ -34,9 +32,7 @@ pub enum PartnerCenterError {
     BadUrl {
         /// The flag or setting, e.g. `--base-url`.
         what: String,
-        /// The text given.
         text: String,
-        /// Why it does not parse.
         #[source]
         source: url::ParseError,
     },

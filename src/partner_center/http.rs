@@ -36,12 +36,8 @@ pub(crate) fn mfa_in(value: &serde_json::Value, depth: usize) -> bool {
     let is_code = |v: &Value| match v {
         Value::Number(n) => n.as_u64() == MFA_REQUIRED_CODE.parse().ok(),
         Value::String(s) => {
-            let s = s.trim();
-            let s = s
-                .get(..6)
-                .filter(|p| p.eq_ignore_ascii_case("AADSTS"))
-                .map_or(s, |_| &s[6..]);
-            s == MFA_REQUIRED_CODE
+            let s = s.trim().to_ascii_uppercase();
+            s.strip_prefix("AADSTS").unwrap_or(&s) == MFA_REQUIRED_CODE
         }
         _ => false,
     };
@@ -64,12 +60,8 @@ pub(crate) fn mfa_in(value: &serde_json::Value, depth: usize) -> bool {
 /// `AADSTS900421` in a description, as a whole code (not the start of a longer number).
 pub(crate) fn mentions_aadsts_mfa(text: &str) -> bool {
     let needle = concat!("AADSTS", "900421");
-    text.match_indices(needle).any(|(at, _)| {
-        !text[at + needle.len()..]
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_digit())
-    })
+    text.match_indices(needle)
+        .any(|(at, _)| !text[at + needle.len()..].starts_with(|c: char| c.is_ascii_digit()))
 }
 
 /// The answer's body, at most `max` bytes. Partner Center's answers are small and arrive
@@ -83,35 +75,28 @@ pub(crate) async fn read_body(
     if response.content_length().is_some_and(|n| n > cap) {
         return Err(AttemptError::TooLarge(max));
     }
-    let Some(first) = response.chunk().await.map_err(AttemptError::Body)? else {
-        return Ok(Bytes::new());
-    };
-    if first.len() > max {
-        return Err(AttemptError::TooLarge(max));
-    }
-    let Some(second) = response.chunk().await.map_err(AttemptError::Body)? else {
-        return Ok(first);
-    };
-    let mut body = bytes::BytesMut::with_capacity(first.len() + second.len());
-    body.extend_from_slice(&first);
-    body.extend_from_slice(&second);
-    loop {
-        if body.len() > max {
+    let (mut pieces, mut len) = (Vec::new(), 0);
+    while let Some(piece) = response.chunk().await.map_err(AttemptError::Body)? {
+        len += piece.len();
+        if len > max {
             return Err(AttemptError::TooLarge(max));
         }
-        match response.chunk().await.map_err(AttemptError::Body)? {
-            Some(more) => body.extend_from_slice(&more),
-            None => break,
-        }
+        pieces.push(piece);
     }
-    Ok(body.freeze())
+    Ok(match <[Bytes; 1]>::try_from(pieces) {
+        Ok([one]) => one,
+        Err(pieces) => Bytes::from(pieces.concat()),
+    })
 }
 
-/// Why a form posted to an identity endpoint got no usable answer.
-pub(crate) enum PostError {
+/// Why a form posted to an identity endpoint got no usable answer (its text follows the URL).
+#[derive(Debug, thiserror::Error)]
+pub enum PostError {
     /// No answer: what the transport said.
+    #[error("unreachable: {0}")]
     Unreachable(String),
     /// An answer whose body could not be read (cut off, or larger than the cap).
+    #[error("answered HTTP {status}, but its body could not be read: {reason}")]
     Unreadable { status: u16, reason: String },
 }
 
@@ -148,12 +133,8 @@ pub fn new_uuid() -> Uuid {
 
 /// `Host` as hyper would write it: `host[:port]`, the port only when it is not the scheme's default.
 pub(crate) fn host_header(url: &reqwest::Url) -> Option<HeaderValue> {
-    let host = url.host_str()?;
-    let value = match url.port() {
-        Some(port) => HeaderValue::from_str(&format!("{host}:{port}")),
-        None => HeaderValue::from_str(host),
-    };
-    value.ok()
+    url.host_str()?;
+    HeaderValue::from_str(&url[url::Position::BeforeHost..url::Position::AfterPort]).ok()
 }
 
 pub(crate) fn header_value(id: Uuid) -> HeaderValue {

@@ -12,10 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 
 use crate::partner_center::api::sanitize;
-use crate::partner_center::auth;
+use crate::partner_center::auth::{self, first_line, TokenAnswer};
 use crate::partner_center::cloud::{checked_url, Cloud};
 use crate::partner_center::http::{post_form, PostError};
 use crate::partner_center::PartnerCenterError;
@@ -72,10 +71,7 @@ pub enum LoginError {
     AuthorizeUrl(#[source] url::ParseError),
     /// The user refused at the sign-in page (`authorization_declined`, `access_denied`).
     #[error("the sign-in was declined ({error}); nothing was saved. Run `pc-qualify login` again to retry")]
-    Declined {
-        /// The service's error code.
-        error: String,
-    },
+    Declined { error: String },
     /// The device code ran out before the user finished (`expired_token`).
     #[error("the code expired before the sign-in was finished ({error}); nothing was saved. Run `pc-qualify login --device-code` again for a new code")]
     Expired {
@@ -99,9 +95,7 @@ pub enum LoginError {
     /// The token or devicecode endpoint refused.
     #[error("{endpoint} answered HTTP {status} {error}: {description}")]
     Refused {
-        /// Which endpoint.
         endpoint: &'static str,
-        /// HTTP status.
         status: u16,
         /// The OAuth `error`.
         error: String,
@@ -111,9 +105,7 @@ pub enum LoginError {
     /// An answer that is not what the protocol says.
     #[error("{endpoint} answered HTTP {status} with {what}")]
     Unexpected {
-        /// Which endpoint.
         endpoint: &'static str,
-        /// HTTP status.
         status: u16,
         /// What was wrong with it.
         what: &'static str,
@@ -121,33 +113,14 @@ pub enum LoginError {
     /// The token answer had no refresh token (the app or tenant does not allow `offline_access`).
     #[error("the token answer holds no refresh token: the app registration must allow offline_access; nothing was saved")]
     NoRefreshToken,
-    /// The identity platform could not be reached.
-    #[error("{url} unreachable: {reason}")]
-    Unreachable {
-        /// The URL called.
-        url: String,
-        /// What the transport said.
-        reason: String,
-    },
-    /// The answer's body could not be read (cut off, or larger than the cap).
-    #[error("{url} answered HTTP {status}, but its body could not be read: {reason}")]
-    Unreadable {
-        /// The URL called.
-        url: String,
-        /// HTTP status.
-        status: u16,
-        /// Why.
-        reason: String,
-    },
-    /// The loopback listener for the redirect could not be opened.
+    /// The identity platform could not be reached, or its answer could not be read.
+    #[error("{url} {error}")]
+    Post { url: String, error: PostError },
     #[error("cannot listen on a loopback port for the sign-in redirect")]
     Loopback(#[source] std::io::Error),
-    /// The token file could not be written.
     #[error("cannot write the token file {}", .path.display())]
     TokenFile {
-        /// The token file.
         path: PathBuf,
-        /// Why.
         #[source]
         source: std::io::Error,
     },
@@ -190,23 +163,18 @@ impl Login {
         let tenant = present(args.tenant);
         let client_id = present(args.client_id);
         let token_file = args.token_file.filter(|p| !p.as_os_str().is_empty());
-        let missing: Vec<_> = [
+        let missing = auth::missing([
             (tenant.is_none(), "--tenant (or PC_TENANT_ID)"),
             (client_id.is_none(), "--client-id (or PC_CLIENT_ID)"),
             (
                 token_file.is_none(),
                 "--token-file (or PC_REFRESH_TOKEN_FILE)",
             ),
-        ]
-        .into_iter()
-        .filter_map(|(absent, flag)| absent.then_some(flag))
-        .collect();
+        ])
+        .join(", ");
         let (Some(tenant), Some(client_id), Some(token_file)) = (tenant, client_id, token_file)
         else {
-            return Err(LoginError::Config(format!(
-                "{} not given",
-                missing.join(", ")
-            )));
+            return Err(LoginError::Config(format!("{missing} not given")));
         };
         let cloud = args.cloud.unwrap_or_default();
         let authority = checked_url(
@@ -214,16 +182,11 @@ impl Login {
             args.authority.as_deref().unwrap_or(cloud.authority()),
         )
         .map_err(|e| LoginError::Setting(Box::new(e)))?;
-        let client_secret = std::env::var("PC_CLIENT_SECRET")
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .map(SecretString::from);
         Ok(Login {
             authority,
             tenant,
             client_id,
-            client_secret,
+            client_secret: auth::env_text("PC_CLIENT_SECRET").map(SecretString::from),
             resource: cloud.resource().to_string(),
             token_file,
             flow: if args.device_code {
@@ -243,16 +206,13 @@ impl Login {
     /// `{resource}/user_impersonation offline_access`: Partner Center as the user, plus a
     /// refresh token.
     pub fn scope(&self) -> String {
-        format!(
-            "{}/user_impersonation offline_access",
-            self.resource.trim_end_matches('/')
-        )
+        let resource = self.resource.trim_end_matches('/');
+        format!("{resource}/user_impersonation offline_access")
     }
 
     /// Signs the user in and saves the refresh token; returns the token file's path.
     pub async fn run(&self) -> Result<&Path, LoginError> {
-        let local = reqwest::Url::parse(&self.authority)
-            .is_ok_and(|url| crate::partner_center::cloud::is_loopback(&url));
+        let local = crate::partner_center::cloud::is_loopback(&self.authority);
         let http = crate::partner_center::client::http_client(Duration::from_secs(30), 1, local)
             .map_err(LoginError::HttpClient)?;
         let unwritable = |source| LoginError::TokenFile {
@@ -286,26 +246,12 @@ impl Login {
         url: &str,
         form: &[(&'static str, String)],
     ) -> Result<(u16, bytes::Bytes), LoginError> {
-        let url_text = url.to_string();
-        post_form(http, url, form).await.map_err(|err| match err {
-            PostError::Unreachable(reason) => LoginError::Unreachable {
-                url: url_text,
-                reason,
-            },
-            PostError::Unreadable { status, reason } => LoginError::Unreadable {
-                url: url_text,
-                status,
-                reason,
-            },
-        })
+        let error = |error| LoginError::Post {
+            url: url.to_string(),
+            error,
+        };
+        post_form(http, url, form).await.map_err(error)
     }
-}
-
-#[derive(Deserialize, Default)]
-struct TokenAnswer {
-    access_token: Option<String>,
-    refresh_token: Option<String>,
-    error: Option<String>,
 }
 
 /// The refresh token of a successful answer, or why there is none.
@@ -327,28 +273,23 @@ fn refresh_token_of(
 /// An OAuth error answer as a [`LoginError::Refused`]; any other body as
 /// [`LoginError::Unexpected`], `what` saying what was wrong with it.
 fn refusal(endpoint: &'static str, status: u16, body: &[u8], what: &'static str) -> LoginError {
-    #[derive(Deserialize)]
-    struct ErrorAnswer {
-        error: String,
-        error_description: Option<String>,
-    }
-    let Ok(answer) = serde_json::from_slice::<ErrorAnswer>(body) else {
-        return LoginError::Unexpected {
+    match serde_json::from_slice::<TokenAnswer>(body) {
+        Ok(TokenAnswer {
+            error: Some(error),
+            error_description,
+            ..
+        }) => LoginError::Refused {
+            endpoint,
+            status,
+            error: sanitize(&error),
+            description: sanitize(first_line(error_description.as_deref().unwrap_or(""))),
+        },
+        _ => LoginError::Unexpected {
             endpoint,
             status,
             what,
-        };
-    };
-    LoginError::Refused {
-        endpoint,
-        status,
-        error: sanitize(&answer.error),
-        description: first_line(answer.error_description.as_deref().unwrap_or("")),
+        },
     }
-}
-
-fn first_line(text: &str) -> String {
-    sanitize(text.lines().next().unwrap_or("").trim())
 }
 
 #[cfg(test)]

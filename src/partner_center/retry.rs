@@ -91,20 +91,10 @@ pub fn retry_after(headers: &HeaderMap) -> Option<RetryAfter> {
 /// saturate at [`Duration::MAX`] (the caller compares it with `--max-retry-after`) instead of
 /// panicking; negative, NaN and other malformed values read as no hint at all.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-        // Delta-seconds, the documented form; more digits than a u64 holds is "very long".
-        return Some(
-            value
-                .parse::<u64>()
-                .map(Duration::from_secs)
-                .unwrap_or(Duration::MAX),
-        );
-    }
+    // Delta-seconds (the documented form, read as a number like any fraction); NaN and negative
+    // figures are no hint, and more than a `Duration` holds is "very long".
     if let Ok(secs) = value.parse::<f64>() {
-        if secs.is_nan() || secs < 0.0 {
-            return None;
-        }
-        return Some(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX));
+        return (secs >= 0.0).then(|| Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX));
     }
     let when = httpdate::parse_http_date(value).ok()?;
     Some(when.duration_since(now).unwrap_or(Duration::ZERO))
@@ -131,13 +121,6 @@ impl Default for RetryPolicy {
             max_backoff: Duration::from_secs(60),
             max_retry_after: Duration::from_secs(300),
         }
-    }
-}
-
-impl RetryPolicy {
-    /// A fresh schedule for one call.
-    pub fn schedule(&self) -> Schedule {
-        Schedule::new(self.initial, self.max_backoff)
     }
 }
 

@@ -86,14 +86,6 @@ fn pkce_challenge(verifier: &SecretString) -> String {
         .encode(sha2::Sha256::digest(verifier.expose_secret().as_bytes()))
 }
 
-/// What one request to the loopback listener came to.
-enum Redirect {
-    /// Not the redirect (a favicon, a probe): answered 404, keep waiting.
-    Other,
-    /// The redirect, with its outcome.
-    Done(Result<SecretString, LoginError>),
-}
-
 /// Serves the loopback listeners until the redirect arrives.
 async fn wait_for_redirect(
     v4: &TcpListener,
@@ -113,43 +105,39 @@ async fn wait_for_redirect(
         };
         // A stalled connection must not block the real redirect for long.
         match tokio::time::timeout(Duration::from_secs(10), answer_redirect(stream, state)).await {
-            Ok(Redirect::Done(result)) => return result,
-            Ok(Redirect::Other) | Err(_) => continue,
+            Ok(Some(result)) => return result,
+            Ok(None) | Err(_) => continue,
         }
     }
 }
 
-async fn answer_redirect(mut stream: TcpStream, state: &SecretString) -> Redirect {
+/// The redirect's outcome; `None` for any other request (a favicon, a probe): keep waiting.
+async fn answer_redirect(
+    mut stream: TcpStream,
+    state: &SecretString,
+) -> Option<Result<SecretString, LoginError>> {
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
         match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return Redirect::Other,
+            Ok(0) | Err(_) => return None,
             Ok(n) => head.extend_from_slice(&buf[..n]),
         }
         if head.len() > MAX_REQUEST_HEAD {
-            return Redirect::Other;
+            return None;
         }
     }
     let text = String::from_utf8_lossy(&head);
-    let target = text
-        .lines()
-        .next()
-        .and_then(|line| {
-            let mut parts = line.split(' ');
-            match (parts.next(), parts.next()) {
-                (Some("GET"), Some(target)) => Some(target.to_string()),
-                _ => None,
-            }
-        })
-        .unwrap_or_default();
+    let line = text.lines().next().unwrap_or_default();
+    let target = line.strip_prefix("GET ").unwrap_or_default();
+    let target = target.split(' ').next().unwrap_or_default();
     let Ok(url) = reqwest::Url::parse(&format!("http://localhost{target}")) else {
         respond(&mut stream, 400, "Bad request.").await;
-        return Redirect::Other;
+        return None;
     };
     if url.path() != "/" {
         respond(&mut stream, 404, "Not found.").await;
-        return Redirect::Other;
+        return None;
     }
     let param = |name: &str| {
         url.query_pairs()
@@ -159,7 +147,7 @@ async fn answer_redirect(mut stream: TcpStream, state: &SecretString) -> Redirec
     let (code, error) = (param("code"), param("error"));
     if code.is_none() && error.is_none() {
         respond(&mut stream, 404, "Not found.").await;
-        return Redirect::Other;
+        return None;
     }
     // RFC 6749 section 10.12: only the redirect answering our own request is accepted.
     if param("state").as_deref() != Some(state.expose_secret()) {
@@ -169,7 +157,7 @@ async fn answer_redirect(mut stream: TcpStream, state: &SecretString) -> Redirec
             "This sign-in did not start here (state mismatch). Nothing was saved; close this tab.",
         )
         .await;
-        return Redirect::Done(Err(LoginError::StateMismatch));
+        return Some(Err(LoginError::StateMismatch));
     }
     if let Some(error) = error {
         respond(
@@ -178,12 +166,12 @@ async fn answer_redirect(mut stream: TcpStream, state: &SecretString) -> Redirec
             "The sign-in did not succeed; see the terminal. You can close this tab.",
         )
         .await;
-        return Redirect::Done(Err(if error == "access_denied" {
+        return Some(Err(if error == "access_denied" {
             LoginError::Declined { error }
         } else {
             LoginError::Authorize {
                 error: sanitize(&error),
-                description: first_line(&param("error_description").unwrap_or_default()),
+                description: sanitize(first_line(&param("error_description").unwrap_or_default())),
             }
         }));
     }
@@ -193,15 +181,12 @@ async fn answer_redirect(mut stream: TcpStream, state: &SecretString) -> Redirec
         "Signed in. pc-qualify is saving the refresh token; you can close this tab.",
     )
     .await;
-    Redirect::Done(Ok(SecretString::from(code.unwrap_or_default())))
+    Some(Ok(SecretString::from(code.unwrap_or_default())))
 }
 
 async fn respond(stream: &mut TcpStream, status: u16, text: &str) {
-    let reason = match status {
-        200 => "OK",
-        404 => "Not Found",
-        _ => "Bad Request",
-    };
+    let reason = reqwest::StatusCode::from_u16(status).map(|s| s.canonical_reason());
+    let reason = reason.ok().flatten().unwrap_or_default();
     let body = format!(
         "<!doctype html><html><head><title>pc-qualify</title></head><body><p>{text}</p></body></html>"
     );

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::{refresh_token_of, refusal, Login, LoginError, TokenAnswer, DEVICE_CODE_GRANT};
 use crate::partner_center::api::sanitize;
-use crate::partner_center::auth::lifetime_secs;
+use crate::partner_center::auth::seconds;
 
 /// Polling interval when the device authorization answer names none (RFC 8628 section 3.2).
 const DEFAULT_INTERVAL: u64 = 5;
@@ -48,33 +48,17 @@ impl Login {
             return Err(refused("no device_code"));
         };
         let device_code = SecretString::from(device_code);
-        let message = answer.message.map(|m| sanitize(&m)).unwrap_or_else(|| {
-            format!(
-                "To sign in, open {} and enter the code {}.",
-                answer
-                    .verification_uri
-                    .as_deref()
-                    .unwrap_or("the verification page"),
-                answer
-                    .user_code
-                    .as_deref()
-                    .unwrap_or("shown by the service"),
-            )
-        });
+        let (uri, code) = (answer.verification_uri, answer.user_code);
+        let uri = uri.as_deref().unwrap_or("the verification page");
+        let code = code.as_deref().unwrap_or("shown by the service");
+        let message = answer.message.map(|m| sanitize(&m));
+        let message =
+            message.unwrap_or_else(|| format!("To sign in, open {uri} and enter the code {code}."));
         eprintln!("{message}");
         eprintln!("pc-qualify: waiting for the sign-in to finish (Ctrl-C to give up)...");
-        let mut interval = answer
-            .interval
-            .as_ref()
-            .and_then(lifetime_secs)
-            .unwrap_or(DEFAULT_INTERVAL)
-            .clamp(1, MAX_INTERVAL);
-        let expires = answer
-            .expires_in
-            .as_ref()
-            .and_then(lifetime_secs)
-            .unwrap_or(900)
-            .min(MAX_EXPIRES);
+        let interval = seconds(answer.interval.as_ref(), DEFAULT_INTERVAL);
+        let mut interval = interval.clamp(1, MAX_INTERVAL);
+        let expires = seconds(answer.expires_in.as_ref(), 900).min(MAX_EXPIRES);
         let deadline = Instant::now().checked_add(Duration::from_secs(expires));
         let token_url = self.endpoint("token");
         let mut form = self.client_fields();
@@ -88,16 +72,12 @@ impl Login {
                     error: format!("the code's {expires} s ran out"),
                 });
             }
-            let (status, body) = match self.post(http, &token_url, &form).await {
-                Ok(answer) => {
-                    failures = 0;
-                    answer
-                }
+            let answer = self.post(http, &token_url, &form).await;
+            failures = if answer.is_ok() { 0 } else { failures + 1 };
+            let (status, body) = match answer {
+                Ok(answer) => answer,
+                Err(err) if failures >= MAX_POLL_FAILURES => return Err(err),
                 Err(err) => {
-                    failures += 1;
-                    if failures >= MAX_POLL_FAILURES {
-                        return Err(err);
-                    }
                     tracing::warn!(error = %err, "polling the token endpoint failed; trying again");
                     continue;
                 }
