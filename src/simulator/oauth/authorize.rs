@@ -11,8 +11,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use sha2::Digest as _;
 
-use super::{bad_request, check_scope, field, opaque, required};
-use crate::simulator::parse::form_decode;
+use super::{bad_request, opaque, Form};
 use crate::simulator::state::{lock, Shared};
 use crate::simulator::{SANDBOX_CLIENT_ID, SANDBOX_TENANT};
 
@@ -74,8 +73,8 @@ pub(crate) async fn authorize(
     if tenant != SANDBOX_TENANT {
         return Err(error_page(90002, &format!("Tenant '{tenant}' not found.")));
     }
-    let params = form_decode(query.as_deref().unwrap_or(""));
-    let param = |name: &str| field(&params, name);
+    let params = Form::new(&shared, &tenant, query.as_deref().unwrap_or(""));
+    let param = |name: &str| params.field(name);
     let required = |name: &str| {
         let text = format!("The request must contain the parameter '{name}'.");
         param(name).ok_or_else(|| error_page(900144, &text))
@@ -115,7 +114,7 @@ pub(crate) async fn authorize(
         );
     }
     let scope = param("scope").unwrap_or("");
-    if check_scope(&shared, &tenant, scope).is_err() {
+    if params.check_scope(scope).is_err() {
         return fail(
             "invalid_scope",
             "AADSTS70011: The provided value for the input parameter 'scope' is not valid, or names another cloud's resource.",
@@ -165,14 +164,10 @@ pub(crate) async fn authorize(
     Ok(redirect_back(redirect_uri, &[("code", &code)], state))
 }
 
-pub(super) fn redeem_code(
-    shared: &Shared,
-    client_id: &str,
-    fields: &[(String, String)],
-) -> Result<String, Response> {
-    let code = required(fields, "code")?;
+pub(super) fn redeem_code(form: &Form, client_id: &str) -> Result<String, Response> {
+    let code = form.required("code")?;
     // Codes are single-use: taken out whether or not the rest checks out.
-    let grant = lock(&shared.oauth.codes).remove(code);
+    let grant = lock(&form.shared.oauth.codes).remove(code);
     let invalid = |code: u32, text: &str| Err(bad_request("invalid_grant", code, text));
     let Some(grant) = grant else {
         return invalid(
@@ -189,10 +184,10 @@ pub(super) fn redeem_code(
             "Provided grant is invalid or malformed: the code was issued to another application.",
         );
     }
-    if field(fields, "redirect_uri") != Some(grant.redirect_uri.as_str()) {
+    if form.field("redirect_uri") != Some(grant.redirect_uri.as_str()) {
         return invalid(500112, "The reply address does not match the reply address provided when requesting the authorization code.");
     }
-    let verifier = required(fields, "code_verifier")?;
+    let verifier = form.required("code_verifier")?;
     let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(sha2::Sha256::digest(verifier.as_bytes()));
     if computed != grant.challenge {
