@@ -120,15 +120,13 @@ async fn api_pipeline(shared: &Shared, request: Request, next: Next) -> Response
         return earlier;
     }
     let response = admitted(shared, request, next).await;
+    // No answer given: a resend under the same id is served afresh. Nor is a refused sign-in
+    // (MFA) remembered: authentication comes before the service takes the call in. A processed
+    // answer was remembered before a fault cut or slowed it.
     if response.extensions().get::<DropConnection>().is_some()
         || response.status() == StatusCode::UNAUTHORIZED
+        || response.extensions().get::<Processed>().is_some()
     {
-        // No answer given: a resend under the same id is served afresh. Nor is a refused sign-in
-        // (MFA) remembered: authentication comes before the service takes the call in.
-        return response;
-    }
-    if response.extensions().get::<Processed>().is_some() {
-        // The handler's answer was remembered before a fault cut or slowed it.
         return response;
     }
     shared.answered.remember(&id, response).await
@@ -161,33 +159,32 @@ async fn admitted(shared: &Shared, request: Request, next: Next) -> Response {
         Some(false) => return error_status(503, None, 0),
         None => {}
     }
-    if let Some(id) = customer_in_path(request.uri().path()) {
-        if let Some(action) = shared.next_scripted(id) {
-            let retry_after_secs = shared.settings.retry_after_secs;
-            let request_id = super::answered::request_id(request.headers());
-            let wraps = matches!(
-                action,
-                FaultAction::Cut
-                    | FaultAction::SlowBody(_)
-                    | FaultAction::Big(_)
-                    | FaultAction::SlowAnswer(_)
-            );
-            // The handler's answer, remembered whole before a fault changes its delivery.
-            let answer = async move {
-                let answer = next.run(request).await;
-                match request_id {
-                    Some(id) => shared.answered.remember(&id, answer).await,
-                    None => answer,
-                }
-            };
-            let mut response = apply_fault(action, retry_after_secs, answer).await;
-            if wraps {
-                response.extensions_mut().insert(Processed);
-            }
-            return response;
+    let scripted = customer_in_path(request.uri().path()).and_then(|id| shared.next_scripted(id));
+    let Some(action) = scripted else {
+        return next.run(request).await;
+    };
+    let retry_after_secs = shared.settings.retry_after_secs;
+    let request_id = super::answered::request_id(request.headers());
+    let wraps = matches!(
+        action,
+        FaultAction::Cut
+            | FaultAction::SlowBody(_)
+            | FaultAction::Big(_)
+            | FaultAction::SlowAnswer(_)
+    );
+    // The handler's answer, remembered whole before a fault changes its delivery.
+    let answer = async move {
+        let answer = next.run(request).await;
+        match request_id {
+            Some(id) => shared.answered.remember(&id, answer).await,
+            None => answer,
         }
+    };
+    let mut response = apply_fault(action, retry_after_secs, answer).await;
+    if wraps {
+        response.extensions_mut().insert(Processed);
     }
-    next.run(request).await
+    response
 }
 
 /// The error code of a 400 for a call without `MS-Contract-Version` (the simulator's own).
@@ -217,11 +214,7 @@ fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
 
 /// The customer a `/v1/customers/{id}/...` path names, when it names one.
 fn customer_in_path(path: &str) -> Option<CustomerId> {
-    let mut parts = path.split('/');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(""), Some("v1"), Some("customers"), Some(id)) => CustomerId::parse(id),
-        _ => None,
-    }
+    CustomerId::parse(path.strip_prefix("/v1/customers/")?.split('/').next()?)
 }
 
 async fn sim_requests(State(shared): State<Arc<Shared>>) -> Response {

@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::domain::model::QualificationRecord;
 
@@ -41,18 +41,17 @@ impl std::str::FromStr for AnswerShape {
 }
 
 fn pascal(record: &QualificationRecord) -> Value {
-    let mut map = Map::new();
-    map.insert("Qualification".into(), json!(record.qualification));
-    if let Some(status) = &record.vetting_status {
-        map.insert("VettingStatus".into(), json!(status));
+    let mut value = json!({
+        "Qualification": record.qualification,
+        "VettingStatus": record.vetting_status,
+        "VettingReason": record.vetting_reason,
+        "VettingCreatedDate": record.vetting_create_date,
+    });
+    // The fields a record lacks are left out, not null.
+    if let Value::Object(map) = &mut value {
+        map.retain(|_, v| !v.is_null());
     }
-    if let Some(reason) = &record.vetting_reason {
-        map.insert("VettingReason".into(), json!(reason));
-    }
-    if let Some(date) = &record.vetting_create_date {
-        map.insert("VettingCreatedDate".into(), json!(date));
-    }
-    Value::Object(map)
+    value
 }
 
 /// The answer to a successful create.
