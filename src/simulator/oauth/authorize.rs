@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use sha2::Digest as _;
@@ -29,16 +29,10 @@ pub(crate) struct CodeGrant {
 
 /// An HTML error page, as the authorize endpoint shows when it cannot redirect safely.
 fn error_page(code: u32, text: &str) -> Response {
-    let body = format!(
-        "<html><body><h1>Sign in</h1><p>AADSTS{code}: {}</p></body></html>",
-        text.replace('<', "&lt;")
-    );
-    let mut response = (StatusCode::BAD_REQUEST, body).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    response
+    let text = text.replace('<', "&lt;");
+    let body = format!("<html><body><h1>Sign in</h1><p>AADSTS{code}: {text}</p></body></html>");
+    let html = [(header::CONTENT_TYPE, "text/html; charset=utf-8")];
+    (StatusCode::BAD_REQUEST, html, body).into_response()
 }
 
 /// Redirects the browser back to the app, as the authorize endpoint does (`response_mode=query`),
@@ -47,20 +41,11 @@ fn redirect_back(redirect_uri: &str, params: &[(&str, &str)], state: &str) -> Re
     let Ok(mut url) = reqwest::Url::parse(redirect_uri) else {
         return error_page(50011, "The redirect URI is not a URL.");
     };
-    {
-        let mut query = url.query_pairs_mut();
-        for (k, v) in params {
-            query.append_pair(k, v);
-        }
-        if !state.is_empty() {
-            query.append_pair("state", state);
-        }
-    }
-    let mut response = StatusCode::FOUND.into_response();
-    if let Ok(value) = HeaderValue::from_str(url.as_str()) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    response
+    let state = Some(("state", state)).filter(|_| !state.is_empty());
+    url.query_pairs_mut()
+        .extend_pairs(params)
+        .extend_pairs(state);
+    (StatusCode::FOUND, [(header::LOCATION, String::from(url))]).into_response()
 }
 
 /// `GET /{tenant}/oauth2/v2.0/authorize`: the sandbox's user is signed in already and consents at
