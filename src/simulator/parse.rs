@@ -304,24 +304,21 @@ pub(crate) fn form_decode(text: &str) -> Vec<(String, String)> {
 
 /// Replaces the values of secret form fields, so a recorded token request leaks nothing.
 pub(crate) fn redact_form(text: &str) -> String {
-    text.split('&')
-        .map(|pair| {
-            let (k, _) = pair.split_once('=').unwrap_or((pair, ""));
-            match form_urlencoded::parse(k.as_bytes())
-                .next()
-                .map(|(key, _)| key)
-                .as_deref()
-            {
-                Some(
-                    "client_secret" | "refresh_token" | "code" | "code_verifier" | "device_code",
-                ) => {
-                    format!("{k}=<redacted>")
-                }
-                _ => pair.to_string(),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("&")
+    const SECRETS: [&str; 5] = [
+        "client_secret",
+        "refresh_token",
+        "code",
+        "code_verifier",
+        "device_code",
+    ];
+    let redact = |pair: &str| {
+        let (k, _) = pair.split_once('=').unwrap_or((pair, ""));
+        match form_urlencoded::parse(k.as_bytes()).next() {
+            Some((key, _)) if SECRETS.contains(&&*key) => format!("{k}=<redacted>"),
+            _ => pair.to_string(),
+        }
+    };
+    text.split('&').map(redact).collect::<Vec<_>>().join("&")
 }
 
 /// Formats a time as RFC 3339 UTC with whole seconds, as the service writes `vettingCreateDate`.

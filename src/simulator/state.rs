@@ -152,7 +152,17 @@ impl Shared {
                 });
             match (entry.state, customer) {
                 (PreloadState::Holds(record), Customer::Active { held, attempts }) => {
-                    held.push(held_from_preload(record, attempts));
+                    // A preloaded holding used up one of its vetting requests.
+                    let qualification = Qualification::named(&record.qualification);
+                    if let Some(q) = qualification {
+                        let slot = &mut attempts[usize::from(q.index())];
+                        *slot = slot.saturating_add(1);
+                    }
+                    held.push(Held {
+                        record,
+                        qualification,
+                        pending: None,
+                    });
                 }
                 (PreloadState::NotFound, Customer::Missing(Missing::NotFound))
                 | (PreloadState::NoRelationship, Customer::Missing(Missing::NoRelationship)) => {}
@@ -433,19 +443,6 @@ impl Shared {
 fn shard_of(id: CustomerId) -> usize {
     // GUIDs are random in their low bits, so those spread customers evenly.
     (id.as_u128() as usize) % SHARDS
-}
-
-fn held_from_preload(record: QualificationRecord, attempts: &mut Attempts) -> Held {
-    let qualification = Qualification::named(&record.qualification);
-    if let Some(q) = qualification {
-        let slot = &mut attempts[usize::from(q.index())];
-        *slot = slot.saturating_add(1);
-    }
-    Held {
-        record,
-        qualification,
-        pending: None,
-    }
 }
 
 /// Applies vetting decisions that have come due; reads call this instead of a background timer.
