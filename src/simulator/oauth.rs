@@ -101,14 +101,14 @@ impl<'a> Form<'a> {
 
     /// The `client_id`, which must name the app registered in the tenant.
     pub(crate) fn client_id(&self) -> Result<&str, Response> {
-        let client_id = self.required("client_id")?;
+        let (client_id, tenant) = (self.required("client_id")?, self.tenant);
         if client_id == SANDBOX_CLIENT_ID {
             return Ok(client_id);
         }
         Err(bad_request(
             "unauthorized_client",
             700016,
-            &format!("Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.", self.tenant),
+            &format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant."),
         ))
     }
 
@@ -141,10 +141,11 @@ impl<'a> Form<'a> {
 
     /// The v1 `resource` or a v2 scope's resource must be this cloud's Partner Center.
     pub(crate) fn wrong_resource(&self, resource: &str) -> Response {
+        let tenant = self.tenant;
         bad_request(
             "invalid_resource",
             500011,
-            &format!("The resource principal named {resource} was not found in the tenant named {}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", self.tenant),
+            &format!("The resource principal named {resource} was not found in the tenant named {tenant}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant."),
         )
     }
 

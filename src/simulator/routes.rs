@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -70,13 +70,12 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
         return next.run(request).await;
     }
     // The real front door echoes the tracing ids, which clients log with their results.
-    let echoed: Vec<(header::HeaderName, HeaderValue)> = ["ms-correlationid", "ms-requestid"]
-        .into_iter()
-        .filter_map(|name| {
-            let value = request.headers().get(name)?.clone();
-            Some((header::HeaderName::from_static(name), value))
-        })
-        .collect();
+    let mut echoed = HeaderMap::new();
+    for name in ["ms-correlationid", "ms-requestid"] {
+        if let Some(value) = request.headers().get(name) {
+            echoed.insert(name, value.clone());
+        }
+    }
     let arrived = tokio::time::Instant::now();
     let mut response = api_pipeline(&shared, request, next).await;
     let latency = shared.settings.latency;
@@ -86,9 +85,7 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
         // actually sees and reports it beside its figures, rather than aiming early to hide it.
         tokio::time::sleep_until(arrived + latency).await;
     }
-    for (name, value) in echoed {
-        response.headers_mut().insert(name, value);
-    }
+    response.headers_mut().extend(echoed);
     response
 }
 

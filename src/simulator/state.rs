@@ -269,10 +269,9 @@ impl Shared {
 
     /// Takes one request from the partner's quota; `Err(wait)` means answer 429.
     pub fn admit(&self) -> Result<(), Duration> {
-        match &self.quota {
-            Some(quota) => lock(quota).admit(),
-            None => Ok(()),
-        }
+        self.quota
+            .as_ref()
+            .map_or(Ok(()), |quota| lock(quota).admit())
     }
 
     /// Rolls the fault dice: `None` for no fault, `Some(true)` to drop, `Some(false)` for a 503.

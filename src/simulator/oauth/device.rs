@@ -156,7 +156,11 @@ pub(super) fn poll_device(form: &Form, client_id: &str) -> Result<String, Respon
         }
         DevicePoll::Declined => ("authorization_declined", 70000, denied),
         DevicePoll::AccessDenied => ("access_denied", 70000, denied),
-        DevicePoll::Expired => ("expired_token", 70020, "The provided value for the input parameter 'device_code' is not valid. Verification code expired."),
+        DevicePoll::Expired => (
+            "expired_token",
+            70020,
+            "The provided value for the input parameter 'device_code' is not valid. Verification code expired.",
+        ),
     };
     // Only pending and slow_down leave the sign-in open: a refusal spends the code.
     if !matches!(answer, DevicePoll::Pending | DevicePoll::SlowDown) {
