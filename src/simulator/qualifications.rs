@@ -267,12 +267,9 @@ fn validate_2022(object: &Map<String, Value>, query: Option<&str>) -> CreateRequ
     };
 
     if let Some(v) = field("educationSegment", Field::Segment, codes::INVALID_SEGMENT)? {
-        let ok = v.as_str().is_some_and(|s| {
-            [EducationSegment::K12, EducationSegment::HigherEducation]
-                .iter()
-                .any(|seg| seg.as_str() == s)
-        });
-        if !ok {
+        let segments =
+            [EducationSegment::K12, EducationSegment::HigherEducation].map(|s| s.as_str());
+        if !v.as_str().is_some_and(|s| segments.contains(&s)) {
             return bad(
                 codes::INVALID_SEGMENT,
                 format!("The field 'educationSegment' has the invalid value {v}; expected K12 or HigherEducation."),
