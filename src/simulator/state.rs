@@ -302,7 +302,7 @@ impl Shared {
 
     /// The validations as the list endpoint returns them.
     pub fn validations_json(&self) -> serde_json::Value {
-        let list: Vec<serde_json::Value> = lock(&self.validations)
+        lock(&self.validations)
             .iter()
             .map(|v| {
                 serde_json::json!({
@@ -314,8 +314,7 @@ impl Shared {
                     "eTag": format!("\"{}-{}\"", v.entry.validation_id, v.version),
                 })
             })
-            .collect();
-        serde_json::Value::Array(list)
+            .collect()
     }
 
     // --- customers ---
