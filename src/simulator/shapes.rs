@@ -68,10 +68,8 @@ pub(crate) fn created(shape: AnswerShape, record: QualificationRecord) -> Respon
 /// The answer to a qualifications read.
 pub(crate) fn list(shape: AnswerShape, records: Vec<QualificationRecord>) -> Response {
     match shape {
-        AnswerShape::Bare => (StatusCode::OK, Json(records)).into_response(),
-        AnswerShape::Qualifications => {
-            (StatusCode::OK, Json(json!({ "qualifications": records }))).into_response()
-        }
+        AnswerShape::Bare => Json(records).into_response(),
+        AnswerShape::Qualifications => Json(json!({ "qualifications": records })).into_response(),
         AnswerShape::PascalItems => {
             let items: Vec<Value> = records.iter().map(pascal).collect();
             let body = json!({
@@ -79,7 +77,7 @@ pub(crate) fn list(shape: AnswerShape, records: Vec<QualificationRecord>) -> Res
                 "items": items,
                 "attributes": { "objectType": "Collection" },
             });
-            (StatusCode::OK, Json(body)).into_response()
+            Json(body).into_response()
         }
     }
 }
