@@ -7,8 +7,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 
 /// At most this many answers are remembered (the oldest are forgotten first): enough for any
 /// test's retries, bounded for a long benchmark.
@@ -41,14 +41,8 @@ impl Answered {
     /// The answer given earlier to `id`, rebuilt.
     pub(super) fn replay(&self, id: &str) -> Option<Response> {
         let answer = self.inner.lock().ok()?.0.get(id).cloned()?;
-        let mut response = Response::new(Body::from(answer.body));
-        *response.status_mut() = answer.status;
-        if let Some(value) = answer.content_type {
-            response
-                .headers_mut()
-                .insert(axum::http::header::CONTENT_TYPE, value);
-        }
-        Some(response)
+        let content_type = answer.content_type.map(|v| [(header::CONTENT_TYPE, v)]);
+        Some((answer.status, content_type, Body::from(answer.body)).into_response())
     }
 
     /// Reads `response` whole, remembers it for `id` (the first answer stays) and hands it on.
@@ -59,7 +53,7 @@ impl Answered {
         };
         let answer = Answer {
             status: parts.status,
-            content_type: parts.headers.get(axum::http::header::CONTENT_TYPE).cloned(),
+            content_type: parts.headers.get(header::CONTENT_TYPE).cloned(),
             body: body.clone(),
         };
         if let Ok(mut guard) = self.inner.lock() {

@@ -208,36 +208,29 @@ async fn list_page(shared: Arc<Shared>, query: Option<String>, headers: HeaderMa
     };
     // Only a call with an id can be recognised when it is sent again.
     let request_id = super::answered::request_id(&headers);
-    let mut spent = None;
-    let offset = match param("seekOperation") {
-        None => 0,
+    let token = match param("seekOperation") {
+        None => None,
         Some(op) if op.eq_ignore_ascii_case("next") => {
             let token = headers
                 .get(CONTINUATION_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            if let Some(body) = request_id
-                .as_deref()
-                .and_then(|id| directory.replay(token, id))
-            {
-                return json_answer(body);
-            }
-            match directory.redeem(token) {
-                Some(offset) => {
-                    spent = Some(token);
-                    offset
-                }
-                None => {
-                    return refuse(
-                        "The continuation token is invalid or has already been used.".into(),
-                    )
-                }
-            }
+                .and_then(|v| v.to_str().ok());
+            Some(token.unwrap_or_default())
         }
         Some(op) => {
             return refuse(format!(
                 "The seek operation '{op}' is not supported; expected Next."
             ))
+        }
+    };
+    let call = token.zip(request_id.as_deref());
+    if let Some(body) = call.and_then(|(token, id)| directory.replay(token, id)) {
+        return json_answer(body);
+    }
+    let offset = match token.map(|token| directory.redeem(token)) {
+        None => 0,
+        Some(Some(offset)) => offset,
+        Some(None) => {
+            return refuse("The continuation token is invalid or has already been used.".into())
         }
     };
     let end = offset.saturating_add(size).min(directory.list.len());
@@ -262,8 +255,8 @@ async fn list_page(shared: Arc<Shared>, query: Option<String>, headers: HeaderMa
         "attributes": {"objectType": "Collection"},
     });
     let body = Bytes::from(body.to_string());
-    if let (Some(token), Some(id)) = (spent, request_id) {
-        directory.remember(token, &id, body.clone());
+    if let Some((token, id)) = call {
+        directory.remember(token, id, body.clone());
     }
     json_answer(body)
 }

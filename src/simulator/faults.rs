@@ -75,29 +75,22 @@ pub(super) async fn apply_fault(
         }
         FaultAction::Cut => cut_answer(answer.await, None).await,
         FaultAction::SlowBody(d) => cut_answer(answer.await, Some(d)).await,
-        FaultAction::Json { status, body } => (
-            StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-            body,
-        )
-            .into_response(),
+        FaultAction::Json { status, body } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let json = [(header::CONTENT_TYPE, "application/json; charset=utf-8")];
+            (status, json, body).into_response()
+        }
         FaultAction::Html => {
             let page = "<!DOCTYPE html><html><head><title>Sign in</title></head><body><form action=\"/login\">Sign in to continue</form></body></html>";
-            (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                page,
-            )
-                .into_response()
+            let html = [(header::CONTENT_TYPE, "text/html; charset=utf-8")];
+            (StatusCode::OK, html, page).into_response()
         }
         FaultAction::Big(size) => {
             let (parts, _) = answer.await.into_parts();
             let mut body = vec![b' '; size];
-            if let Some(first) = body.first_mut() {
-                *first = b'{';
-            }
-            if let Some(last) = body.last_mut() {
-                *last = b'}';
+            if size > 0 {
+                body[0] = b'{';
+                body[size - 1] = b'}';
             }
             Response::from_parts(parts, axum::body::Body::from(body))
         }

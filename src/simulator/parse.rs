@@ -42,13 +42,8 @@ pub fn parse_preload(text: &str) -> Result<Preload, SimError> {
         .trim(csv::Trim::All)
         .comment(Some(b'#'))
         .from_reader(text.as_bytes());
-    let headers = reader
-        .headers()
-        .map_err(|e| SimError::Preload {
-            line: 1,
-            reason: e.to_string(),
-        })?
-        .clone();
+    let bad = |line: u64, reason: String| SimError::Preload { line, reason };
+    let headers = reader.headers().map_err(|e| bad(1, e.to_string()))?.clone();
     // Columns are found by name so a file may leave the optional ones out; unknown names are
     // refused because a misspelt column would otherwise silently drop data.
     let mut index = [None::<usize>; 7];
@@ -57,31 +52,25 @@ pub fn parse_preload(text: &str) -> Result<Preload, SimError> {
             .iter()
             .position(|c| c.eq_ignore_ascii_case(name))
         else {
-            return Err(SimError::Preload {
-                line: 1,
-                reason: format!(
-                    "unknown column {name:?}; expected {}",
-                    PRELOAD_COLUMNS.join(",")
-                ),
-            });
+            let expected = PRELOAD_COLUMNS.join(",");
+            return Err(bad(
+                1,
+                format!("unknown column {name:?}; expected {expected}"),
+            ));
         };
         index[slot] = Some(i);
     }
     if index[0].is_none() || index[1].is_none() {
-        return Err(SimError::Preload {
-            line: 1,
-            reason: "the header must name customer_id and qualification".into(),
-        });
+        let reason = "the header must name customer_id and qualification";
+        return Err(bad(1, reason.into()));
     }
 
     let mut entries = Vec::new();
     let mut profiles = Vec::new();
     let mut profiled = HashSet::new();
     for record in reader.records() {
-        let record = record.map_err(|e| SimError::Preload {
-            line: e.position().map_or(0, |p| p.line()),
-            reason: e.to_string(),
-        })?;
+        let record =
+            record.map_err(|e| bad(e.position().map_or(0, |p| p.line()), e.to_string()))?;
         let line = record.position().map_or(0, |p| p.line());
         let cell = |slot: usize| -> Option<&str> {
             index[slot]
@@ -92,14 +81,9 @@ pub fn parse_preload(text: &str) -> Result<Preload, SimError> {
             continue;
         }
         let id_text = cell(0).unwrap_or_default();
-        let customer_id = CustomerId::parse(id_text).ok_or_else(|| SimError::Preload {
-            line,
-            reason: format!("customer_id {id_text:?} is not a GUID"),
-        })?;
-        let qualification = cell(1).ok_or_else(|| SimError::Preload {
-            line,
-            reason: "qualification is empty".into(),
-        })?;
+        let customer_id = CustomerId::parse(id_text)
+            .ok_or_else(|| bad(line, format!("customer_id {id_text:?} is not a GUID")))?;
+        let qualification = cell(1).ok_or_else(|| bad(line, "qualification is empty".into()))?;
         let state = if qualification.eq_ignore_ascii_case("NotFound") {
             PreloadState::NotFound
         } else if qualification.eq_ignore_ascii_case("NoRelationship") {
@@ -304,24 +288,21 @@ pub(crate) fn form_decode(text: &str) -> Vec<(String, String)> {
 
 /// Replaces the values of secret form fields, so a recorded token request leaks nothing.
 pub(crate) fn redact_form(text: &str) -> String {
-    text.split('&')
-        .map(|pair| {
-            let (k, _) = pair.split_once('=').unwrap_or((pair, ""));
-            match form_urlencoded::parse(k.as_bytes())
-                .next()
-                .map(|(key, _)| key)
-                .as_deref()
-            {
-                Some(
-                    "client_secret" | "refresh_token" | "code" | "code_verifier" | "device_code",
-                ) => {
-                    format!("{k}=<redacted>")
-                }
-                _ => pair.to_string(),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("&")
+    const SECRETS: [&str; 5] = [
+        "client_secret",
+        "refresh_token",
+        "code",
+        "code_verifier",
+        "device_code",
+    ];
+    let redact = |pair: &str| {
+        let (k, _) = pair.split_once('=').unwrap_or((pair, ""));
+        match form_urlencoded::parse(k.as_bytes()).next() {
+            Some((key, _)) if SECRETS.contains(&&*key) => format!("{k}=<redacted>"),
+            _ => pair.to_string(),
+        }
+    };
+    text.split('&').map(redact).collect::<Vec<_>>().join("&")
 }
 
 /// Formats a time as RFC 3339 UTC with whole seconds, as the service writes `vettingCreateDate`.

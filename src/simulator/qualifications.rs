@@ -2,6 +2,10 @@
 //! validation codes, and creating a qualification under the 2021 and 2022 request contracts,
 //! refused as the service refuses.
 
+// The `Err` of these checks is the refusal itself, an HTTP answer sent once per refused request:
+// boxing it would only add noise.
+#![allow(clippy::result_large_err)]
+
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -39,7 +43,6 @@ mod codes {
 
 /// The customer of `/v1/customers/{id}/...`, its raw segment read from the URI so that an id axum
 /// cannot percent-decode still gets the service's 400 body rather than a plain-text rejection.
-#[allow(clippy::result_large_err)] // the `Err` is the answer itself, sent once: boxing is noise
 fn customer(uri: &Uri) -> Result<CustomerId, Response> {
     let id = uri.path().split('/').nth(3).unwrap_or_default();
     CustomerId::parse(id).ok_or_else(|| {
@@ -80,16 +83,10 @@ pub(super) async fn list_validations(State(shared): State<Arc<Shared>>) -> Respo
     (StatusCode::OK, Json(shared.validations_json())).into_response()
 }
 
-/// A create request that passed the contract checks.
-#[derive(Debug, PartialEq)]
-struct CreateRequest {
-    qualification: Qualification,
-    validation_code: Option<String>,
+/// The service's 400 answer: its code and what is wrong.
+fn bad<T>(code: u32, description: impl Into<String>) -> Result<T, Response> {
+    Err(pc_error(StatusCode::BAD_REQUEST, code, description))
 }
-
-/// A 400 answer: the service's code and what is wrong.
-#[derive(Debug)]
-struct Reject(u32, String);
 
 pub(super) async fn create_qualification(
     State(shared): State<Arc<Shared>>,
@@ -107,71 +104,65 @@ pub(super) async fn create_qualification(
             "The request's Content-Type must be application/json.",
         ));
     }
-    let request = validate_body(&body, query.as_deref(), shared.settings.require_2022).map_err(
-        |Reject(code, description)| pc_error(StatusCode::BAD_REQUEST, code, description),
-    )?;
-    let validation_code = request.validation_code.as_deref();
-    if let Some(code) = validation_code {
-        if !shared.validation_known(code) {
-            return Err(pc_error(
-                StatusCode::BAD_REQUEST,
-                codes::INVALID_VALIDATION_CODE,
-                format!(
-                    "The validation code '{code}' does not match any of the partner's validations."
-                ),
-            ));
-        }
+    let (qualification, validation_code) =
+        validate_body(&body, query.as_deref(), shared.settings.require_2022)?;
+    let validation_code = validation_code.as_deref();
+    if let Some(code) = validation_code.filter(|code| !shared.validation_known(code)) {
+        return bad(
+            codes::INVALID_VALIDATION_CODE,
+            format!(
+                "The validation code '{code}' does not match any of the partner's validations."
+            ),
+        );
     }
-    let name = request.qualification.as_str();
-    let outcome = shared.create(id, request.qualification, validation_code);
-    Ok(match outcome.map_err(|m| missing(id, m))? {
-        CreateOutcome::Created(record) => shapes::created(shared.settings.answer_shape, record),
-        CreateOutcome::AlreadyHeld => pc_error(
+    let name = qualification.as_str();
+    let outcome = shared.create(id, qualification, validation_code);
+    match outcome.map_err(|m| missing(id, m))? {
+        CreateOutcome::Created(record) => Ok(shapes::created(shared.settings.answer_shape, record)),
+        CreateOutcome::AlreadyHeld => Err(pc_error(
             StatusCode::CONFLICT,
             codes::ALREADY_EXISTS,
             format!("Customer already has the {name} qualification."),
-        ),
-        CreateOutcome::Exhausted => pc_error(
-            StatusCode::BAD_REQUEST,
+        )),
+        CreateOutcome::Exhausted => bad(
             codes::VETTING_EXHAUSTED,
             format!("Vetting attempts exhausted: the {name} qualification may be requested at most 3 times per customer."),
         ),
-        CreateOutcome::NoRemainingCreates => pc_error(
-            StatusCode::BAD_REQUEST,
+        CreateOutcome::NoRemainingCreates => bad(
             codes::NO_REMAINING_CREATES,
             format!(
                 "There are no remaining creates for validation code '{}'.",
                 validation_code.unwrap_or_default()
             ),
         ),
-    })
+    }
 }
 
+/// What a create request asks for once it passed the contract checks: the qualification and
+/// the validation code it carries.
+type CreateRequest = Result<(Qualification, Option<String>), Response>;
+
 /// Checks a create body and query against the 2021 and 2022 contracts.
-fn validate_body(
-    body: &[u8],
-    query: Option<&str>,
-    require_2022: bool,
-) -> Result<CreateRequest, Reject> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        Reject(
+fn validate_body(body: &[u8], query: Option<&str>, require_2022: bool) -> CreateRequest {
+    let value: Value = serde_json::from_slice(body).or_else(|e| {
+        bad(
             codes::MALFORMED_BODY,
             format!("The request body is not valid JSON: {e}."),
         )
     })?;
     let Value::Object(object) = value else {
-        return Err(Reject(
+        return bad(
             codes::MALFORMED_BODY,
-            "The request body must be a JSON object.".into(),
-        ));
+            "The request body must be a JSON object.",
+        );
     };
     let query = query.filter(|q| !q.is_empty());
     if object.contains_key("Qualification") {
         if require_2022 {
-            return Err(Reject(
+            return bad(
                 codes::CONTRACT_RETIRED,
-                "The {\"Qualification\": ...} request contract is no longer supported; send {\"qualification\": ..., \"educationSegment\": ...}.".into(),
-            ));
+                "The {\"Qualification\": ...} request contract is no longer supported; send {\"qualification\": ..., \"educationSegment\": ...}.",
+            );
         }
         validate_2021(&object, query)
     } else {
@@ -179,67 +170,56 @@ fn validate_body(
     }
 }
 
-fn validate_2021(
-    object: &Map<String, Value>,
-    query: Option<&str>,
-) -> Result<CreateRequest, Reject> {
+fn validate_2021(object: &Map<String, Value>, query: Option<&str>) -> CreateRequest {
     if let Some(key) = object.keys().find(|k| *k != "Qualification") {
-        return Err(Reject(
+        return bad(
             codes::UNEXPECTED_FIELD,
             format!(
                 "Unexpected field '{key}': a body with 'Qualification' may contain nothing else."
             ),
-        ));
+        );
     }
     let qualification = qualification_value(object.get("Qualification"), "Qualification")?;
-    let validation_code = if qualification.requires(Field::ValidationCode, ApiContract::V2021) {
-        let pairs = query.map(form_decode).unwrap_or_default();
-        if let Some((key, _)) = pairs.iter().find(|(k, _)| k != "code") {
-            return Err(Reject(
-                codes::UNEXPECTED_QUERY,
-                format!("Unexpected query parameter '{key}'."),
-            ));
-        }
-        let code = pairs.into_iter().map(|(_, v)| v).next().ok_or_else(|| {
-            Reject(
-                codes::INVALID_VALIDATION_CODE,
-                format!(
-                    "The 'code' query parameter (validation code) is required for {qualification}."
-                ),
-            )
-        })?;
-        // A code is text (the service's list has codes that are not numbers); only empty is wrong.
-        if code.trim().is_empty() {
-            return Err(Reject(
-                codes::INVALID_VALIDATION_CODE,
-                format!("The validation code '{code}' is invalid: it is empty."),
-            ));
-        }
-        Some(code)
-    } else {
+    if !qualification.requires(Field::ValidationCode, ApiContract::V2021) {
         if let Some(q) = query {
-            return Err(Reject(
+            return bad(
                 codes::UNEXPECTED_QUERY,
                 format!("Query parameters are not allowed for {qualification}: '{q}'."),
-            ));
+            );
         }
-        None
+        return Ok((qualification, None));
+    }
+    let pairs = query.map(form_decode).unwrap_or_default();
+    if let Some((key, _)) = pairs.iter().find(|(k, _)| k != "code") {
+        return bad(
+            codes::UNEXPECTED_QUERY,
+            format!("Unexpected query parameter '{key}'."),
+        );
+    }
+    let Some((_, code)) = pairs.into_iter().next() else {
+        return bad(
+            codes::INVALID_VALIDATION_CODE,
+            format!(
+                "The 'code' query parameter (validation code) is required for {qualification}."
+            ),
+        );
     };
-    Ok(CreateRequest {
-        qualification,
-        validation_code,
-    })
+    // A code is text (the service's list has codes that are not numbers); only empty is wrong.
+    if code.trim().is_empty() {
+        return bad(
+            codes::INVALID_VALIDATION_CODE,
+            format!("The validation code '{code}' is invalid: it is empty."),
+        );
+    }
+    Ok((qualification, Some(code)))
 }
 
-fn validate_2022(
-    object: &Map<String, Value>,
-    query: Option<&str>,
-) -> Result<CreateRequest, Reject> {
+fn validate_2022(object: &Map<String, Value>, query: Option<&str>) -> CreateRequest {
     if let Some(q) = query {
-        return Err(Reject(
+        return bad(
             codes::UNEXPECTED_QUERY,
             format!("Query parameters are not allowed on this request: '{q}'."),
-        ));
+        );
     }
     const KEYS: [&str; 4] = [
         "qualification",
@@ -248,10 +228,10 @@ fn validate_2022(
         "validationCode",
     ];
     if let Some(key) = object.keys().find(|k| !KEYS.contains(&k.as_str())) {
-        return Err(Reject(
+        return bad(
             codes::UNEXPECTED_FIELD,
             format!("Unknown field '{key}'; expected qualification, educationSegment, website or validationCode."),
-        ));
+        );
     }
     // Null fields count as absent, as the service's deserializer treats them.
     let present = |k: &str| object.get(k).filter(|v| !v.is_null());
@@ -263,77 +243,70 @@ fn validate_2022(
                 Field::Segment => ": K12 or HigherEducation",
                 _ => "",
             };
-            let required = format!("The field '{key}' is required for {qualification}{hint}.");
-            Err(Reject(code, required))
+            bad(
+                code,
+                format!("The field '{key}' is required for {qualification}{hint}."),
+            )
         }
-        Some(_) if !qualification.carries(field) => Err(Reject(
+        Some(_) if !qualification.carries(field) => bad(
             code,
             format!("The field '{key}' is not allowed for {qualification}."),
-        )),
+        ),
         value => Ok(value),
+    };
+    // A text field: absent, or a string.
+    let text = |key: &str, kind, code| -> Result<Option<String>, Response> {
+        match field(key, kind, code)? {
+            None => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text.clone())),
+            Some(v) => bad(
+                code,
+                format!("The field '{key}' must be a string, got {v}."),
+            ),
+        }
     };
 
     if let Some(v) = field("educationSegment", Field::Segment, codes::INVALID_SEGMENT)? {
-        let ok = v.as_str().is_some_and(|s| {
-            [EducationSegment::K12, EducationSegment::HigherEducation]
-                .iter()
-                .any(|seg| seg.as_str() == s)
-        });
-        if !ok {
-            return Err(Reject(
+        let segments =
+            [EducationSegment::K12, EducationSegment::HigherEducation].map(|s| s.as_str());
+        if !v.as_str().is_some_and(|s| segments.contains(&s)) {
+            return bad(
                 codes::INVALID_SEGMENT,
                 format!("The field 'educationSegment' has the invalid value {v}; expected K12 or HigherEducation."),
-            ));
+            );
         }
     }
-
-    match field("website", Field::Website, codes::INVALID_WEBSITE)? {
-        None | Some(Value::String(_)) => {}
-        Some(v) => {
-            return Err(Reject(
-                codes::INVALID_WEBSITE,
-                format!("The field 'website' must be a string, got {v}."),
-            ))
-        }
-    }
-
+    text("website", Field::Website, codes::INVALID_WEBSITE)?;
     let code = codes::INVALID_VALIDATION_CODE;
-    let validation_code = match field("validationCode", Field::ValidationCode, code)? {
-        None => None,
-        Some(Value::String(code)) => Some(code.clone()),
-        Some(v) => {
-            return Err(Reject(
-                codes::INVALID_VALIDATION_CODE,
-                format!("The field 'validationCode' must be a string, got {v}."),
-            ))
-        }
-    };
-    Ok(CreateRequest {
-        qualification,
-        validation_code,
-    })
+    let validation_code = text("validationCode", Field::ValidationCode, code)?;
+    Ok((qualification, validation_code))
 }
 
-fn qualification_value(value: Option<&Value>, field: &str) -> Result<Qualification, Reject> {
-    let reject = |text| Err(Reject(codes::INVALID_QUALIFICATION, text));
+fn qualification_value(value: Option<&Value>, field: &str) -> Result<Qualification, Response> {
+    let code = codes::INVALID_QUALIFICATION;
     let Some(value) = value else {
-        return reject(format!("The field '{field}' is required."));
+        return bad(code, format!("The field '{field}' is required."));
     };
     let Some(text) = value.as_str() else {
-        return reject(format!(
-            "The field '{field}' must be a string, got {value}."
-        ));
+        return bad(
+            code,
+            format!("The field '{field}' must be a string, got {value}."),
+        );
     };
     if let Some(q) = Qualification::named(text) {
         return Ok(q);
     }
     if NOT_SETTABLE.contains(&text) {
-        return reject(format!(
-            "The qualification '{text}' cannot be set through this API."
-        ));
+        return bad(
+            code,
+            format!("The qualification '{text}' cannot be set through this API."),
+        );
     }
-    reject(format!(
-        "Unknown qualification '{text}'; expected {}.",
-        listing(false)
-    ))
+    bad(
+        code,
+        format!(
+            "Unknown qualification '{text}'; expected {}.",
+            listing(false)
+        ),
+    )
 }

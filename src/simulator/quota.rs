@@ -175,10 +175,8 @@ pub fn parse_change(text: &str) -> Result<RateChange, RateChangeError> {
         .trim()
         .parse::<f64>()
         .map_err(|e| bad_after(Some(e)))?;
-    let after = Some(seconds)
-        .filter(|v| v.is_finite() && *v >= 0.0)
-        .and_then(|v| Duration::try_from_secs_f64(v * scale).ok())
-        .ok_or_else(|| bad_after(None))?;
+    // Refuses a negative, infinite or too large time (and NaN).
+    let after = Duration::try_from_secs_f64(seconds * scale).map_err(|_| bad_after(None))?;
     let rate = rate.trim().parse::<f64>().map_err(|e| bad_rate(Some(e)))?;
     let rate = Some(rate)
         .filter(|r| r.is_finite() && *r > 0.0 && *r <= 1e6)

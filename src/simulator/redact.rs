@@ -4,15 +4,11 @@
 
 use sha2::Digest as _;
 
-/// Headers whose values are credentials.
-fn is_credential(name: &str) -> bool {
-    name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("proxy-authorization")
-}
-
 /// The value to record for header `name`: a credential keeps only its scheme
 /// (`Bearer <redacted>`), anything else is recorded as sent.
 pub(crate) fn header_value(name: &str, value: &str) -> String {
-    if !is_credential(name) {
+    let credential = ["authorization", "proxy-authorization"];
+    if !credential.iter().any(|c| name.eq_ignore_ascii_case(c)) {
         return value.to_string();
     }
     match value.trim().split_once(' ') {

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -70,13 +70,12 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
         return next.run(request).await;
     }
     // The real front door echoes the tracing ids, which clients log with their results.
-    let echoed: Vec<(header::HeaderName, HeaderValue)> = ["ms-correlationid", "ms-requestid"]
-        .into_iter()
-        .filter_map(|name| {
-            let value = request.headers().get(name)?.clone();
-            Some((header::HeaderName::from_static(name), value))
-        })
-        .collect();
+    let mut echoed = HeaderMap::new();
+    for name in ["ms-correlationid", "ms-requestid"] {
+        if let Some(value) = request.headers().get(name) {
+            echoed.insert(name, value.clone());
+        }
+    }
     let arrived = tokio::time::Instant::now();
     let mut response = api_pipeline(&shared, request, next).await;
     let latency = shared.settings.latency;
@@ -86,9 +85,7 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
         // actually sees and reports it beside its figures, rather than aiming early to hide it.
         tokio::time::sleep_until(arrived + latency).await;
     }
-    for (name, value) in echoed {
-        response.headers_mut().insert(name, value);
-    }
+    response.headers_mut().extend(echoed);
     response
 }
 
@@ -120,15 +117,13 @@ async fn api_pipeline(shared: &Shared, request: Request, next: Next) -> Response
         return earlier;
     }
     let response = admitted(shared, request, next).await;
+    // No answer given: a resend under the same id is served afresh. Nor is a refused sign-in
+    // (MFA) remembered: authentication comes before the service takes the call in. A processed
+    // answer was remembered before a fault cut or slowed it.
     if response.extensions().get::<DropConnection>().is_some()
         || response.status() == StatusCode::UNAUTHORIZED
+        || response.extensions().get::<Processed>().is_some()
     {
-        // No answer given: a resend under the same id is served afresh. Nor is a refused sign-in
-        // (MFA) remembered: authentication comes before the service takes the call in.
-        return response;
-    }
-    if response.extensions().get::<Processed>().is_some() {
-        // The handler's answer was remembered before a fault cut or slowed it.
         return response;
     }
     shared.answered.remember(&id, response).await
@@ -161,33 +156,32 @@ async fn admitted(shared: &Shared, request: Request, next: Next) -> Response {
         Some(false) => return error_status(503, None, 0),
         None => {}
     }
-    if let Some(id) = customer_in_path(request.uri().path()) {
-        if let Some(action) = shared.next_scripted(id) {
-            let retry_after_secs = shared.settings.retry_after_secs;
-            let request_id = super::answered::request_id(request.headers());
-            let wraps = matches!(
-                action,
-                FaultAction::Cut
-                    | FaultAction::SlowBody(_)
-                    | FaultAction::Big(_)
-                    | FaultAction::SlowAnswer(_)
-            );
-            // The handler's answer, remembered whole before a fault changes its delivery.
-            let answer = async move {
-                let answer = next.run(request).await;
-                match request_id {
-                    Some(id) => shared.answered.remember(&id, answer).await,
-                    None => answer,
-                }
-            };
-            let mut response = apply_fault(action, retry_after_secs, answer).await;
-            if wraps {
-                response.extensions_mut().insert(Processed);
-            }
-            return response;
+    let scripted = customer_in_path(request.uri().path()).and_then(|id| shared.next_scripted(id));
+    let Some(action) = scripted else {
+        return next.run(request).await;
+    };
+    let retry_after_secs = shared.settings.retry_after_secs;
+    let request_id = super::answered::request_id(request.headers());
+    let wraps = matches!(
+        action,
+        FaultAction::Cut
+            | FaultAction::SlowBody(_)
+            | FaultAction::Big(_)
+            | FaultAction::SlowAnswer(_)
+    );
+    // The handler's answer, remembered whole before a fault changes its delivery.
+    let answer = async move {
+        let answer = next.run(request).await;
+        match request_id {
+            Some(id) => shared.answered.remember(&id, answer).await,
+            None => answer,
         }
+    };
+    let mut response = apply_fault(action, retry_after_secs, answer).await;
+    if wraps {
+        response.extensions_mut().insert(Processed);
     }
-    next.run(request).await
+    response
 }
 
 /// The error code of a 400 for a call without `MS-Contract-Version` (the simulator's own).
@@ -217,11 +211,7 @@ fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
 
 /// The customer a `/v1/customers/{id}/...` path names, when it names one.
 fn customer_in_path(path: &str) -> Option<CustomerId> {
-    let mut parts = path.split('/');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(""), Some("v1"), Some("customers"), Some(id)) => CustomerId::parse(id),
-        _ => None,
-    }
+    CustomerId::parse(path.strip_prefix("/v1/customers/")?.split('/').next()?)
 }
 
 async fn sim_requests(State(shared): State<Arc<Shared>>) -> Response {

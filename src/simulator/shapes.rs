@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::domain::model::QualificationRecord;
 
@@ -41,18 +41,17 @@ impl std::str::FromStr for AnswerShape {
 }
 
 fn pascal(record: &QualificationRecord) -> Value {
-    let mut map = Map::new();
-    map.insert("Qualification".into(), json!(record.qualification));
-    if let Some(status) = &record.vetting_status {
-        map.insert("VettingStatus".into(), json!(status));
+    let mut value = json!({
+        "Qualification": record.qualification,
+        "VettingStatus": record.vetting_status,
+        "VettingReason": record.vetting_reason,
+        "VettingCreatedDate": record.vetting_create_date,
+    });
+    // The fields a record lacks are left out, not null.
+    if let Value::Object(map) = &mut value {
+        map.retain(|_, v| !v.is_null());
     }
-    if let Some(reason) = &record.vetting_reason {
-        map.insert("VettingReason".into(), json!(reason));
-    }
-    if let Some(date) = &record.vetting_create_date {
-        map.insert("VettingCreatedDate".into(), json!(date));
-    }
-    Value::Object(map)
+    value
 }
 
 /// The answer to a successful create.
@@ -69,10 +68,8 @@ pub(crate) fn created(shape: AnswerShape, record: QualificationRecord) -> Respon
 /// The answer to a qualifications read.
 pub(crate) fn list(shape: AnswerShape, records: Vec<QualificationRecord>) -> Response {
     match shape {
-        AnswerShape::Bare => (StatusCode::OK, Json(records)).into_response(),
-        AnswerShape::Qualifications => {
-            (StatusCode::OK, Json(json!({ "qualifications": records }))).into_response()
-        }
+        AnswerShape::Bare => Json(records).into_response(),
+        AnswerShape::Qualifications => Json(json!({ "qualifications": records })).into_response(),
         AnswerShape::PascalItems => {
             let items: Vec<Value> = records.iter().map(pascal).collect();
             let body = json!({
@@ -80,7 +77,7 @@ pub(crate) fn list(shape: AnswerShape, records: Vec<QualificationRecord>) -> Res
                 "items": items,
                 "attributes": { "objectType": "Collection" },
             });
-            (StatusCode::OK, Json(body)).into_response()
+            Json(body).into_response()
         }
     }
 }

@@ -2,9 +2,10 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::oauth::opaque;
 use super::parse::rfc3339;
 use super::quota::{Quota, QuotaPlan};
 use super::switches::Switch;
@@ -36,8 +37,7 @@ pub(crate) struct Shared {
     pub oauth: super::oauth::OAuth,
     pub started: Instant,
     pub partner_id: String,
-    access_tokens: RwLock<HashMap<String, Instant>>,
-    refresh_tokens: RwLock<HashSet<String>>,
+    tokens: RwLock<Tokens>,
     redemptions: AtomicU64,
     shards: Vec<Mutex<HashMap<CustomerId, Customer>>>,
     validations: Mutex<Vec<Validation>>,
@@ -53,6 +53,13 @@ pub(crate) struct Shared {
     pub token_outage: Switch,
     /// Answers given, by `MS-RequestId` (see [`super::answered`]).
     pub answered: super::answered::Answered,
+}
+
+/// The tokens issued: access tokens with their expiry, and refresh tokens.
+#[derive(Default)]
+struct Tokens {
+    access: HashMap<String, Instant>,
+    refresh: HashSet<String>,
 }
 
 /// Vetting requests made so far, by [`Qualification::index`].
@@ -145,7 +152,17 @@ impl Shared {
                 });
             match (entry.state, customer) {
                 (PreloadState::Holds(record), Customer::Active { held, attempts }) => {
-                    held.push(held_from_preload(record, attempts));
+                    // A preloaded holding used up one of its vetting requests.
+                    let qualification = Qualification::named(&record.qualification);
+                    if let Some(q) = qualification {
+                        let slot = &mut attempts[usize::from(q.index())];
+                        *slot = slot.saturating_add(1);
+                    }
+                    held.push(Held {
+                        record,
+                        qualification,
+                        pending: None,
+                    });
                 }
                 (PreloadState::NotFound, Customer::Missing(Missing::NotFound))
                 | (PreloadState::NoRelationship, Customer::Missing(Missing::NoRelationship)) => {}
@@ -157,25 +174,17 @@ impl Shared {
             }
         }
 
-        let script = if config.script.is_empty() {
-            None
-        } else {
-            let mut map: HashMap<CustomerId, VecDeque<FaultAction>> = HashMap::new();
-            for fault in std::mem::take(&mut config.script) {
-                map.entry(fault.customer_id)
-                    .or_default()
-                    .push_back(fault.action);
-            }
-            Some(Mutex::new(map))
-        };
+        let mut script: HashMap<CustomerId, VecDeque<FaultAction>> = HashMap::new();
+        for fault in std::mem::take(&mut config.script) {
+            let faults = script.entry(fault.customer_id).or_default();
+            faults.push_back(fault.action);
+        }
+        let script = (!script.is_empty()).then(|| Mutex::new(script));
 
         let quota = if config.throttle_rate > 0.0 {
-            // Without a burst given, one second's worth (at least one request).
-            let burst = config.throttle_burst.unwrap_or_else(|| {
-                u32::try_from(config.throttle_rate.ceil() as u64)
-                    .unwrap_or(u32::MAX)
-                    .max(1)
-            });
+            // Without a burst given, one second's worth (at least one request; `as` saturates).
+            let second = (config.throttle_rate.ceil() as u32).max(1);
+            let burst = config.throttle_burst.unwrap_or(second);
             Some(Mutex::new(Quota::new(QuotaPlan {
                 rate: config.throttle_rate,
                 burst,
@@ -198,8 +207,7 @@ impl Shared {
             oauth: Default::default(),
             started: Instant::now(),
             partner_id,
-            access_tokens: RwLock::new(HashMap::new()),
-            refresh_tokens: RwLock::new(HashSet::new()),
+            tokens: Default::default(),
             redemptions: AtomicU64::new(0),
             shards: shards.into_iter().map(Mutex::new).collect(),
             validations: Mutex::new(
@@ -224,39 +232,32 @@ impl Shared {
 
     /// Whether a refresh token may be redeemed: the well-known sandbox one or any the sim issued.
     pub fn refresh_token_valid(&self, token: &str) -> bool {
-        token == SANDBOX_REFRESH_TOKEN
-            || self
-                .refresh_tokens
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .contains(token)
+        token == SANDBOX_REFRESH_TOKEN || self.tokens().refresh.contains(token)
+    }
+
+    fn tokens(&self) -> RwLockReadGuard<'_, Tokens> {
+        self.tokens.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Issues a new access and refresh token pair; earlier refresh tokens stay valid, as in AAD.
     pub fn issue_tokens(&self) -> (String, String) {
-        let access = format!("sim-at-{}", uuid::Uuid::new_v4().simple());
-        let refresh = format!("sim-rt-{}", uuid::Uuid::new_v4().simple());
+        let (access, refresh) = (opaque("sim-at-"), opaque("sim-rt-"));
         let now = Instant::now();
         let expires = now.checked_add(self.settings.token_ttl).unwrap_or(now);
-        self.access_tokens
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(access.clone(), expires);
-        self.refresh_tokens
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(refresh.clone());
+        let mut tokens = self.tokens.write().unwrap_or_else(PoisonError::into_inner);
+        tokens.access.insert(access.clone(), expires);
+        tokens.refresh.insert(refresh.clone());
         self.redemptions.fetch_add(1, Ordering::Relaxed);
         (access, refresh)
     }
 
     /// Whether an access token was issued here and has not expired.
     pub fn access_token_valid(&self, token: &str) -> bool {
-        self.access_tokens
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        let tokens = self.tokens();
+        tokens
+            .access
             .get(token)
-            .is_some_and(|expires| Instant::now() < *expires)
+            .is_some_and(|e| Instant::now() < *e)
     }
 
     /// Successful token redemptions so far.
@@ -268,10 +269,9 @@ impl Shared {
 
     /// Takes one request from the partner's quota; `Err(wait)` means answer 429.
     pub fn admit(&self) -> Result<(), Duration> {
-        match &self.quota {
-            Some(quota) => lock(quota).admit(),
-            None => Ok(()),
-        }
+        self.quota
+            .as_ref()
+            .map_or(Ok(()), |quota| lock(quota).admit())
     }
 
     /// Rolls the fault dice: `None` for no fault, `Some(true)` to drop, `Some(false)` for a 503.
@@ -302,7 +302,7 @@ impl Shared {
 
     /// The validations as the list endpoint returns them.
     pub fn validations_json(&self) -> serde_json::Value {
-        let list: Vec<serde_json::Value> = lock(&self.validations)
+        lock(&self.validations)
             .iter()
             .map(|v| {
                 serde_json::json!({
@@ -314,8 +314,7 @@ impl Shared {
                     "eTag": format!("\"{}-{}\"", v.entry.validation_id, v.version),
                 })
             })
-            .collect();
-        serde_json::Value::Array(list)
+            .collect()
     }
 
     // --- customers ---
@@ -442,19 +441,6 @@ impl Shared {
 fn shard_of(id: CustomerId) -> usize {
     // GUIDs are random in their low bits, so those spread customers evenly.
     (id.as_u128() as usize) % SHARDS
-}
-
-fn held_from_preload(record: QualificationRecord, attempts: &mut Attempts) -> Held {
-    let qualification = Qualification::named(&record.qualification);
-    if let Some(q) = qualification {
-        let slot = &mut attempts[usize::from(q.index())];
-        *slot = slot.saturating_add(1);
-    }
-    Held {
-        record,
-        qualification,
-        pending: None,
-    }
 }
 
 /// Applies vetting decisions that have come due; reads call this instead of a background timer.

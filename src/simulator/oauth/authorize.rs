@@ -6,13 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use sha2::Digest as _;
 
-use super::{bad_request, check_scope, field, opaque, required};
-use crate::simulator::parse::form_decode;
+use super::{bad_request, opaque, Form};
 use crate::simulator::state::{lock, Shared};
 use crate::simulator::{SANDBOX_CLIENT_ID, SANDBOX_TENANT};
 
@@ -30,16 +29,10 @@ pub(crate) struct CodeGrant {
 
 /// An HTML error page, as the authorize endpoint shows when it cannot redirect safely.
 fn error_page(code: u32, text: &str) -> Response {
-    let body = format!(
-        "<html><body><h1>Sign in</h1><p>AADSTS{code}: {}</p></body></html>",
-        text.replace('<', "&lt;")
-    );
-    let mut response = (StatusCode::BAD_REQUEST, body).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    response
+    let text = text.replace('<', "&lt;");
+    let body = format!("<html><body><h1>Sign in</h1><p>AADSTS{code}: {text}</p></body></html>");
+    let html = [(header::CONTENT_TYPE, "text/html; charset=utf-8")];
+    (StatusCode::BAD_REQUEST, html, body).into_response()
 }
 
 /// Redirects the browser back to the app, as the authorize endpoint does (`response_mode=query`),
@@ -48,20 +41,11 @@ fn redirect_back(redirect_uri: &str, params: &[(&str, &str)], state: &str) -> Re
     let Ok(mut url) = reqwest::Url::parse(redirect_uri) else {
         return error_page(50011, "The redirect URI is not a URL.");
     };
-    {
-        let mut query = url.query_pairs_mut();
-        for (k, v) in params {
-            query.append_pair(k, v);
-        }
-        if !state.is_empty() {
-            query.append_pair("state", state);
-        }
-    }
-    let mut response = StatusCode::FOUND.into_response();
-    if let Ok(value) = HeaderValue::from_str(url.as_str()) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    response
+    let state = Some(("state", state)).filter(|_| !state.is_empty());
+    url.query_pairs_mut()
+        .extend_pairs(params)
+        .extend_pairs(state);
+    (StatusCode::FOUND, [(header::LOCATION, String::from(url))]).into_response()
 }
 
 /// `GET /{tenant}/oauth2/v2.0/authorize`: the sandbox's user is signed in already and consents at
@@ -74,8 +58,8 @@ pub(crate) async fn authorize(
     if tenant != SANDBOX_TENANT {
         return Err(error_page(90002, &format!("Tenant '{tenant}' not found.")));
     }
-    let params = form_decode(query.as_deref().unwrap_or(""));
-    let param = |name: &str| field(&params, name);
+    let params = Form::new(&shared, &tenant, query.as_deref().unwrap_or(""));
+    let param = |name: &str| params.field(name);
     let required = |name: &str| {
         let text = format!("The request must contain the parameter '{name}'.");
         param(name).ok_or_else(|| error_page(900144, &text))
@@ -115,7 +99,7 @@ pub(crate) async fn authorize(
         );
     }
     let scope = param("scope").unwrap_or("");
-    if check_scope(&shared, &tenant, scope).is_err() {
+    if params.check_scope(scope).is_err() {
         return fail(
             "invalid_scope",
             "AADSTS70011: The provided value for the input parameter 'scope' is not valid, or names another cloud's resource.",
@@ -165,14 +149,10 @@ pub(crate) async fn authorize(
     Ok(redirect_back(redirect_uri, &[("code", &code)], state))
 }
 
-pub(super) fn redeem_code(
-    shared: &Shared,
-    client_id: &str,
-    fields: &[(String, String)],
-) -> Result<String, Response> {
-    let code = required(fields, "code")?;
+pub(super) fn redeem_code(form: &Form, client_id: &str) -> Result<String, Response> {
+    let code = form.required("code")?;
     // Codes are single-use: taken out whether or not the rest checks out.
-    let grant = lock(&shared.oauth.codes).remove(code);
+    let grant = lock(&form.shared.oauth.codes).remove(code);
     let invalid = |code: u32, text: &str| Err(bad_request("invalid_grant", code, text));
     let Some(grant) = grant else {
         return invalid(
@@ -189,10 +169,10 @@ pub(super) fn redeem_code(
             "Provided grant is invalid or malformed: the code was issued to another application.",
         );
     }
-    if field(fields, "redirect_uri") != Some(grant.redirect_uri.as_str()) {
+    if form.field("redirect_uri") != Some(grant.redirect_uri.as_str()) {
         return invalid(500112, "The reply address does not match the reply address provided when requesting the authorization code.");
     }
-    let verifier = required(fields, "code_verifier")?;
+    let verifier = form.required("code_verifier")?;
     let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(sha2::Sha256::digest(verifier.as_bytes()));
     if computed != grant.challenge {

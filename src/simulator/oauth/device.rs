@@ -5,14 +5,13 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use super::{bad_request, check_scope, known_client, opaque, required};
+use super::{bad_request, opaque, Form};
 use crate::partner_center::cloud::Cloud;
-use crate::simulator::state::{lock, Shared};
+use crate::simulator::state::lock;
 
 /// RFC 8628: after `slow_down` the client adds five seconds to its interval.
 const SLOW_DOWN_STEP: u64 = 5;
@@ -66,33 +65,22 @@ pub(crate) struct DeviceGrant {
 }
 
 /// `POST /{tenant}/oauth2/v2.0/devicecode`.
-pub(crate) fn devicecode(
-    shared: &Shared,
-    tenant: &str,
-    fields: &[(String, String)],
-) -> Result<Response, Response> {
+pub(crate) fn devicecode(form: &Form) -> Result<Response, Response> {
     // The device authorization request carries no secret; the client is checked when it polls.
-    let client_id = required(fields, "client_id")?;
-    known_client(tenant, client_id)?;
-    let scope = required(fields, "scope")?;
-    check_scope(shared, tenant, scope)?;
-    let settings = &shared.settings;
+    let client_id = form.client_id()?;
+    let scope = form.required("scope")?;
+    form.check_scope(scope)?;
+    let settings = &form.shared.settings;
     let device_code = opaque("sim-dc-");
     // Entra ID's user codes are nine upper-case letters and digits.
-    let user_code: String = uuid::Uuid::new_v4()
-        .simple()
-        .to_string()
-        .to_ascii_uppercase()
-        .chars()
-        .take(9)
-        .collect();
+    let user_code = uuid::Uuid::new_v4().simple().to_string()[..9].to_ascii_uppercase();
     let verification_uri = match settings.cloud {
         Cloud::Public => "https://microsoft.com/devicelogin",
         // Entra ID for US Government shows its own device-login page.
         Cloud::UsGov => "https://microsoft.com/deviceloginus",
         Cloud::China => "https://microsoft.com/deviceloginchina",
     };
-    lock(&shared.oauth.devices).insert(
+    lock(&form.shared.oauth.devices).insert(
         device_code.clone(),
         DeviceGrant {
             client_id: client_id.to_string(),
@@ -114,17 +102,13 @@ pub(crate) fn devicecode(
         "interval": settings.device_interval_secs,
         "message": format!("To sign in, use a web browser to open the page {verification_uri} and enter the code {user_code} to authenticate."),
     });
-    Ok((StatusCode::OK, Json(body)).into_response())
+    Ok(Json(body).into_response())
 }
 
-pub(super) fn poll_device(
-    shared: &Shared,
-    client_id: &str,
-    fields: &[(String, String)],
-) -> Result<String, Response> {
-    let device_code = required(fields, "device_code")?;
+pub(super) fn poll_device(form: &Form, client_id: &str) -> Result<String, Response> {
+    let device_code = form.required("device_code")?;
     let error = |error: &str, code: u32, text: &str| Err(bad_request(error, code, text));
-    let mut devices = lock(&shared.oauth.devices);
+    let mut devices = lock(&form.shared.oauth.devices);
     let Some(grant) = devices.get_mut(device_code) else {
         return error(
             "bad_verification_code",
@@ -153,42 +137,36 @@ pub(super) fn poll_device(
     } else {
         grant.script.pop_front()
     };
-    match answer {
-        Some(DevicePoll::Pending) => error(
+    let Some(answer) = answer else {
+        let scope = grant.scope.clone();
+        devices.remove(device_code);
+        return Ok(scope);
+    };
+    let denied = "The end user denied the authorization request.";
+    let (name, code, text) = match answer {
+        DevicePoll::Pending => (
             "authorization_pending",
             70016,
             "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
         ),
-        Some(DevicePoll::SlowDown) => {
+        DevicePoll::SlowDown => {
             grant.interval = grant.interval.saturating_add(SLOW_DOWN_STEP);
-            error(
-                "slow_down",
-                70016,
-                "The client is polling too fast; add 5 seconds to the interval.",
-            )
+            let text = "The client is polling too fast; add 5 seconds to the interval.";
+            ("slow_down", 70016, text)
         }
-        Some(poll @ (DevicePoll::Declined | DevicePoll::AccessDenied)) => {
-            devices.remove(device_code);
-            let name = match poll {
-                DevicePoll::Declined => "authorization_declined",
-                _ => "access_denied",
-            };
-            error(
-                name,
-                70000,
-                "The end user denied the authorization request.",
-            )
-        }
-        Some(DevicePoll::Expired) => {
-            devices.remove(device_code);
-            error("expired_token", 70020, "The provided value for the input parameter 'device_code' is not valid. Verification code expired.")
-        }
-        None => {
-            let scope = grant.scope.clone();
-            devices.remove(device_code);
-            Ok(scope)
-        }
+        DevicePoll::Declined => ("authorization_declined", 70000, denied),
+        DevicePoll::AccessDenied => ("access_denied", 70000, denied),
+        DevicePoll::Expired => (
+            "expired_token",
+            70020,
+            "The provided value for the input parameter 'device_code' is not valid. Verification code expired.",
+        ),
+    };
+    // Only pending and slow_down leave the sign-in open: a refusal spends the code.
+    if !matches!(answer, DevicePoll::Pending | DevicePoll::SlowDown) {
+        devices.remove(device_code);
     }
+    error(name, code, text)
 }
 
 #[cfg(test)]

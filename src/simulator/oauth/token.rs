@@ -1,7 +1,6 @@
 //! The token endpoints: v1 `POST /{tenant}/oauth2/token` (the refresh-token grant a run uses)
 //! and v2 `POST /{tenant}/oauth2/v2.0/token` (the grants of `pc-qualify login`, and refresh).
 
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -9,25 +8,22 @@ use serde_json::json;
 use super::authorize::redeem_code;
 use super::device::poll_device;
 use super::DEVICE_CODE_GRANT;
-use super::{bad_request, check_client, check_scope, required, wrong_resource};
+use super::{bad_request, Form};
 use crate::simulator::state::Shared;
 
 /// `POST /{tenant}/oauth2/token` (v1): only the refresh-token grant, for the `resource`.
-pub(crate) fn token_v1(
-    shared: &Shared,
-    tenant: &str,
-    fields: &[(String, String)],
-) -> Result<Response, Response> {
-    let grant_type = required(fields, "grant_type")?;
+pub(crate) fn token_v1(form: &Form) -> Result<Response, Response> {
+    let grant_type = form.required("grant_type")?;
     if grant_type != "refresh_token" {
         return Err(unsupported_grant(grant_type));
     }
-    check_client(shared, tenant, fields)?;
-    let refresh_token = required(fields, "refresh_token")?;
+    form.check_client()?;
+    let refresh_token = form.required("refresh_token")?;
+    let shared = form.shared;
     let resource = shared.settings.cloud.resource();
-    match required(fields, "resource")? {
+    match form.required("resource")? {
         r if r == resource => {}
-        other => return Err(wrong_resource(tenant, other)),
+        other => return Err(form.wrong_resource(other)),
     }
     check_refresh_token(shared, refresh_token)?;
 
@@ -53,30 +49,27 @@ pub(crate) fn token_v1(
         // An unsigned JWT ({"alg":"none"}) naming the sandbox user; nothing checks it.
         "id_token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJub25lIn0.eyJhdWQiOiIwMDAwMDAwMC01YTlkLTRiMGMtOGUxMS01YTlkYjBjOGUxMTEiLCJpc3MiOiJodHRwczovL3N0cy53aW5kb3dzLm5ldC9zYW5kYm94LyIsInVwbiI6ImFkbWluQHNhbmRib3gub25taWNyb3NvZnQuY29tIn0.",
     });
-    Ok((StatusCode::OK, Json(body)).into_response())
+    Ok(Json(body).into_response())
 }
 
 /// `POST /{tenant}/oauth2/v2.0/token`: the refresh-token, authorization-code and device-code
 /// grants, for a `scope`.
-pub(crate) fn token_v2(
-    shared: &Shared,
-    tenant: &str,
-    fields: &[(String, String)],
-) -> Result<Response, Response> {
-    let grant_type = required(fields, "grant_type")?;
-    let client_id = check_client(shared, tenant, fields)?;
+pub(crate) fn token_v2(form: &Form) -> Result<Response, Response> {
+    let grant_type = form.required("grant_type")?;
+    let client_id = form.check_client()?;
+    let shared = form.shared;
     let scope = match grant_type {
         "refresh_token" => {
-            let refresh_token = required(fields, "refresh_token")?;
-            let scope = required(fields, "scope")?;
+            let refresh_token = form.required("refresh_token")?;
+            let scope = form.required("scope")?;
             check_refresh_token(shared, refresh_token)?;
             scope.to_string()
         }
-        "authorization_code" => redeem_code(shared, client_id, fields)?,
-        DEVICE_CODE_GRANT => poll_device(shared, client_id, fields)?,
+        "authorization_code" => redeem_code(form, client_id)?,
+        DEVICE_CODE_GRANT => poll_device(form, client_id)?,
         other => return Err(unsupported_grant(other)),
     };
-    let offline = check_scope(shared, tenant, &scope)?;
+    let offline = form.check_scope(&scope)?;
     let (access_token, refresh_token) = shared.issue_tokens();
     let ttl = shared.settings.token_ttl.as_secs();
     let mut body = json!({
@@ -91,7 +84,7 @@ pub(crate) fn token_v2(
     if offline {
         body["refresh_token"] = json!(refresh_token);
     }
-    Ok((StatusCode::OK, Json(body)).into_response())
+    Ok(Json(body).into_response())
 }
 
 fn unsupported_grant(grant_type: &str) -> Response {
