@@ -1,7 +1,6 @@
 //! `pc-qualify export`.
 
 use super::*;
-use crate::cli::error::CliError;
 
 /// `export`.
 pub(super) async fn export(

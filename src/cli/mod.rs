@@ -18,9 +18,9 @@ use crate::domain::model::{Outcome, Qualification};
 use crate::domain::stats::Stats;
 use crate::engine::config::{InputSettings, RunConfig, Settings};
 use crate::engine::pipeline::{self, Job, Mode, Report, Stop};
-use crate::engine::{JobContext, JobReport};
+use crate::engine::{JobContext, JobError, JobReport};
 use crate::input::source::{InputFormat, InputSource};
-use crate::input::{InputOptions, Record};
+use crate::input::{InputFileError, InputOptions, Record};
 use crate::partner_center::auth::credentials_from_env;
 use crate::partner_center::auth::Credentials;
 #[cfg(feature = "sandbox")]

@@ -1,7 +1,6 @@
 //! `pc-qualify refresh`.
 
 use super::*;
-use crate::cli::error::CliError;
 
 /// `refresh`.
 pub(super) async fn refresh(

@@ -1,7 +1,6 @@
 //! `run` and `reconcile`: the working commands that post.
 
 use super::*;
-use crate::cli::error::CliError;
 
 /// `run` and `reconcile`.
 pub(super) async fn work(

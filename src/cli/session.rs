@@ -3,7 +3,6 @@
 //! and the metrics file at the end — one place, so the commands differ only in their job.
 
 use super::*;
-use crate::cli::error::CliError;
 
 /// A working command's surroundings, from its start to its metrics file.
 pub(super) struct Session {

@@ -1,9 +1,6 @@
 //! `pc-qualify simulate`: the stand-in for Partner Center, served until interrupted.
 
 use super::*;
-use crate::cli::error::CliError;
-use crate::engine::JobError;
-use crate::input::InputFileError;
 
 /// `pc-qualify simulate`: serve until interrupted.
 pub(super) async fn simulate(args: SimulateArgs) -> Result<ExitCode, CliError> {

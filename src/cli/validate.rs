@@ -1,10 +1,6 @@
 //! `pc-qualify validate`: offline checks of an input file.
 
 use super::*;
-use crate::cli::error::CliError;
-use crate::engine::JobError;
-use crate::input::InputFileError;
-use crate::results::ResultsError;
 
 /// `validate`: every problem as `row N: field: reason` on stdout, then a total (left out with
 /// `-q`; a JSON event on stderr with `--log-format json`). Offline: only the input settings count,
