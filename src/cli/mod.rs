@@ -131,17 +131,8 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             let mut command = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut command, "pc-qualify", &mut script);
-            match std::io::stdout().write_all(&script) {
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                    Err(ResultsError::BrokenPipe.into())
-                }
-                Err(e) => Err(ResultsError::OutputIo {
-                    path: "-".into(),
-                    source: e,
-                }
-                .into()),
-                Ok(()) => Ok(ExitCode::Success),
-            }
+            std::io::stdout().write_all(&script).map_err(stdout_error)?;
+            Ok(ExitCode::Success)
         }
     }
 }
@@ -161,6 +152,18 @@ fn check_roles(
     named.extend(service.metrics.iter().map(|m| Role::new("--metrics", m)));
     named.extend(service.config.iter().map(|c| Role::new("--config", c)));
     Ok(roles::check(&named)?)
+}
+
+/// A failed write to standard output; its reader going away is [`ResultsError::BrokenPipe`],
+/// which `main` ends quietly with 0.
+fn stdout_error(e: std::io::Error) -> ResultsError {
+    match e.kind() {
+        std::io::ErrorKind::BrokenPipe => ResultsError::BrokenPipe,
+        _ => ResultsError::OutputIo {
+            path: "-".into(),
+            source: e,
+        },
+    }
 }
 
 fn load_settings(config: Option<&Path>, flags: Settings) -> Result<RunConfig, CliError> {
