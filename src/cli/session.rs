@@ -6,20 +6,16 @@ use super::*;
 
 /// A working command's surroundings, from its start to its metrics file.
 pub(super) struct Session {
-    /// The metrics' `command` label.
-    command: &'static str,
-    metrics: Option<PathBuf>,
-    started: std::time::SystemTime,
+    /// What outlives the job: the metrics file still to write, and the pacer.
+    closing: Closing,
     sandbox: Option<Sandbox>,
     signals: tokio::task::JoinHandle<()>,
     /// The progress bar, cleared before anything else is printed.
     progress: Option<Progress>,
     /// Asked to stop by a signal (or a run-wide failure).
-    pub(super) stop: Stop,
+    stop: Stop,
     /// The run's counters.
-    pub(super) stats: Arc<Stats>,
-    /// The run's pacer.
-    pub(super) throttle: Arc<Throttle>,
+    stats: Arc<Stats>,
 }
 
 impl Session {
@@ -33,15 +29,17 @@ impl Session {
     ) -> Session {
         let stop = Stop::default();
         Session {
-            command,
-            metrics: service.metrics.clone(),
-            started: std::time::SystemTime::now(),
+            closing: Closing {
+                command,
+                metrics: service.metrics.clone(),
+                started: std::time::SystemTime::now(),
+                throttle: Arc::new(Throttle::new(config.rate, config.burst)),
+            },
             sandbox,
             signals: tokio::spawn(forward_signals(stop.clone())),
             progress: None,
             stop,
             stats: Arc::new(Stats::default()),
-            throttle: Arc::new(Throttle::new(config.rate, config.burst)),
         }
     }
 
@@ -68,7 +66,7 @@ impl Session {
         counting: progress::Counting,
     ) {
         let paused: progress::PausedFn = {
-            let throttle = self.throttle.clone();
+            let throttle = self.closing.throttle.clone();
             Arc::new(move || progress::Pace {
                 paused: throttle.is_paused(),
                 rate: throttle.current_rate(),
@@ -91,7 +89,7 @@ impl Session {
             force,
             config,
             stats: self.stats.clone(),
-            throttle: self.throttle.clone(),
+            throttle: self.closing.throttle.clone(),
             stop: self.stop.clone(),
             fatal: Arc::new(crate::partner_center::fatal::FatalStop::new(
                 self.stop.clone(),
@@ -114,12 +112,7 @@ impl Session {
         if let Some(handle) = self.sandbox {
             handle.shutdown().await;
         }
-        let closing = Closing {
-            command: self.command,
-            metrics: self.metrics,
-            started: self.started,
-            throttle: self.throttle,
-        };
+        let closing = self.closing;
         match result {
             Ok(report) => Ok(Ended { closing, report }),
             Err(err) => {
@@ -132,6 +125,7 @@ impl Session {
 
 /// What is left of a session once its job has returned: the metrics file still to write.
 struct Closing {
+    /// The metrics' `command` label.
     command: &'static str,
     metrics: Option<PathBuf>,
     started: std::time::SystemTime,
