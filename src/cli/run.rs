@@ -25,7 +25,11 @@ pub(super) async fn work(
         // A dry run of `run` sends nothing, so it needs no credentials.
         (None, None)
     };
-    let mut session = Session::start(mode_name(mode), &args.service, &config, sandbox);
+    let command = match mode {
+        Mode::Run => "run",
+        Mode::Reconcile { .. } => "reconcile",
+    };
+    let mut session = Session::start(command, &args.service, &config, sandbox);
     let show_progress = args.service.shows_progress(quiet);
     let (source, total) = if show_progress {
         progress::count_input_off_runtime(source, &args.input).await?
@@ -71,51 +75,37 @@ pub(super) async fn credentials(
     config: &mut RunConfig,
 ) -> Result<(Option<Sandbox>, Credentials), CliError> {
     if !sandbox {
-        return Ok((
-            None,
-            credentials_from_env(&config.authority, &config.resource)?,
-        ));
+        let credentials = credentials_from_env(&config.authority, &config.resource)?;
+        return Ok((None, credentials));
     }
-    start_sandbox(config).await
-}
-
-#[cfg(not(feature = "sandbox"))]
-async fn start_sandbox(_: &mut RunConfig) -> Result<(Option<Sandbox>, Credentials), CliError> {
-    Err(CliError::Sandbox(
+    #[cfg(not(feature = "sandbox"))]
+    return Err(CliError::Sandbox(
         "this pc-qualify was built without the `sandbox` feature; rebuild with default features for --sandbox".into(),
-    ))
-}
-
-#[cfg(feature = "sandbox")]
-async fn start_sandbox(config: &mut RunConfig) -> Result<(Option<Sandbox>, Credentials), CliError> {
+    ));
     // The sandbox plays the cloud asked for, so `--cloud china --sandbox` checks China's resource.
-    let sim_config = SimConfig {
-        cloud: config.cloud,
-        ..SimConfig::sandbox()
-    };
-    let handle = simulator::start(sim_config, SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .map_err(CliError::SandboxStart)?;
-    config.base_url = handle.base_url();
-    config.authority = handle.base_url();
-    tracing::info!(url = %handle.base_url(), "sandbox: simulator started");
-    let credentials = Credentials::Refresh(RefreshCredentials {
-        authority: config.authority.clone(),
-        tenant: simulator::SANDBOX_TENANT.to_string(),
-        client_id: simulator::SANDBOX_CLIENT_ID.to_string(),
-        client_secret: Some(SecretString::from(
-            simulator::SANDBOX_CLIENT_SECRET.to_string(),
-        )),
-        resource: config.resource.clone(),
-        refresh_token: SecretString::from(simulator::SANDBOX_REFRESH_TOKEN.to_string()),
-        token_file: None,
-    });
-    Ok((Some(handle), credentials))
-}
-
-pub(super) fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Run => "run",
-        Mode::Reconcile { .. } => "reconcile",
+    #[cfg(feature = "sandbox")]
+    {
+        let sim_config = SimConfig {
+            cloud: config.cloud,
+            ..SimConfig::sandbox()
+        };
+        let handle = simulator::start(sim_config, SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .map_err(CliError::SandboxStart)?;
+        config.base_url = handle.base_url();
+        config.authority = handle.base_url();
+        tracing::info!(url = %handle.base_url(), "sandbox: simulator started");
+        let credentials = Credentials::Refresh(RefreshCredentials {
+            authority: config.authority.clone(),
+            tenant: simulator::SANDBOX_TENANT.to_string(),
+            client_id: simulator::SANDBOX_CLIENT_ID.to_string(),
+            client_secret: Some(SecretString::from(
+                simulator::SANDBOX_CLIENT_SECRET.to_string(),
+            )),
+            resource: config.resource.clone(),
+            refresh_token: SecretString::from(simulator::SANDBOX_REFRESH_TOKEN.to_string()),
+            token_file: None,
+        });
+        Ok((Some(handle), credentials))
     }
 }
