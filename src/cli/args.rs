@@ -34,8 +34,6 @@ macro_rules! stop_signals {
     };
 }
 
-const EXIT_CODES: &str = exit_codes!();
-
 const RUN_HELP: &str = concat!(
     "\
 Input: CSV (comma, semicolon, tab or pipe; UTF-8 or UTF-16 with BOM) or a workbook
@@ -180,7 +178,7 @@ Examples:
 
 /// Sets Microsoft Partner Center customer qualifications in bulk.
 #[derive(Debug, Parser)]
-#[command(name = "pc-qualify", version, about, after_long_help = EXIT_CODES)]
+#[command(name = "pc-qualify", version, about, after_long_help = exit_codes!())]
 pub struct Cli {
     /// Logging options shared by every command.
     #[command(flatten)]
