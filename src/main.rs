@@ -27,10 +27,11 @@ fn main() -> std::process::ExitCode {
     };
     let code = match runtime.block_on(cli::dispatch(args)) {
         Ok(code) => code,
-        // A closed pipe on standard output is the reader's choice, not an error.
-        Err(err) if err.is_broken_pipe() => ExitCode::Success,
         Err(err) => {
-            eprintln!("pc-qualify: error: {}", err.chain());
+            // Only a closed pipe on standard output maps to 0: the reader's choice, not an error.
+            if err.exit_code() != ExitCode::Success {
+                eprintln!("pc-qualify: error: {}", err.chain());
+            }
             err.exit_code()
         }
     };

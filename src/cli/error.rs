@@ -69,11 +69,6 @@ impl CliError {
             | CliError::ThrottleChange(_) => ExitCode::Usage,
         }
     }
-
-    /// Whether standard output's reader went away: the reader's choice, not an error.
-    pub fn is_broken_pipe(&self) -> bool {
-        matches!(self, CliError::Job(JobError::Results(r)) if matches!(**r, ResultsError::BrokenPipe))
-    }
 }
 
 /// The exit code a job that ran ends the process with: the other half of the one mapping.
