@@ -121,10 +121,7 @@ impl Summary for RunSummary<'_> {
             );
         }
         if report.token_file_failed {
-            let _ = writeln!(
-                text,
-                "  ERROR: the rotated refresh token could not be saved to PC_REFRESH_TOKEN_FILE (see the log above); fix the file's permissions before the token ages out"
-            );
+            text.push_str("  ERROR: the rotated refresh token could not be saved to PC_REFRESH_TOKEN_FILE (see the log above); fix the file's permissions before the token ages out\n");
         }
         if report.internal_errors > 0 {
             let _ = writeln!(
@@ -151,10 +148,7 @@ impl Summary for RunSummary<'_> {
                 resume_command()
             );
         } else if report.ending.interrupted {
-            let _ = writeln!(
-                text,
-                "  interrupted; rows not in the results were not finished (--resume needs files for --input and --output)"
-            );
+            text.push_str("  interrupted; rows not in the results were not finished (--resume needs files for --input and --output)\n");
         } else if failed > 0 && resumable && !self.args.dry_run {
             let _ = writeln!(
                 text,
@@ -306,15 +300,9 @@ impl Summary for ExportSummary<'_> {
         if let Some(cause) = &report.ending.fatal {
             let _ = writeln!(text, "  STOPPED: {cause}");
         } else if report.ending.interrupted && resumable {
-            let _ = writeln!(
-                text,
-                "  interrupted; the output holds the customers finished so far: run the same command with --resume to finish it (or --force to start over)"
-            );
+            text.push_str("  interrupted; the output holds the customers finished so far: run the same command with --resume to finish it (or --force to start over)\n");
         } else if report.ending.interrupted && !report.kept_earlier {
-            let _ = writeln!(
-                text,
-                "  interrupted; only the customers written so far were exported: run the same command again for a complete export"
-            );
+            text.push_str("  interrupted; only the customers written so far were exported: run the same command again for a complete export\n");
         }
         text
     }
