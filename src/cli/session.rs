@@ -65,13 +65,11 @@ impl Session {
         total: Option<u64>,
         counting: progress::Counting,
     ) {
-        let paused: progress::PausedFn = {
-            let throttle = self.closing.throttle.clone();
-            Arc::new(move || progress::Pace {
-                paused: throttle.is_paused(),
-                rate: throttle.current_rate(),
-            })
-        };
+        let throttle = self.closing.throttle.clone();
+        let paused: progress::PausedFn = Arc::new(move || progress::Pace {
+            paused: throttle.is_paused(),
+            rate: throttle.current_rate(),
+        });
         self.progress = Some(Progress::start_counting(
             show,
             total,
@@ -103,7 +101,6 @@ impl Session {
         self,
         result: Result<T, impl Into<CliError>>,
     ) -> Result<Ended<T>, CliError> {
-        let result = result.map_err(Into::into);
         // The bar goes before anything else is printed, or the summary would tear it.
         if let Some(progress) = self.progress {
             progress.finish();
@@ -112,12 +109,14 @@ impl Session {
         if let Some(handle) = self.sandbox {
             handle.shutdown().await;
         }
-        let closing = self.closing;
         match result {
-            Ok(report) => Ok(Ended { closing, report }),
+            Ok(report) => Ok(Ended {
+                closing: self.closing,
+                report,
+            }),
             Err(err) => {
-                closing.write_metrics(&Stats::default(), false, 0);
-                Err(err)
+                self.closing.write_metrics(&Stats::default(), false, 0);
+                Err(err.into())
             }
         }
     }

@@ -85,14 +85,14 @@ pub(super) fn validate(args: ValidateArgs, quiet: bool, json: bool) -> Result<Ex
             "{rows} row(s): {valid} valid, {invalid} invalid, {duplicates} duplicate(s)"
         )
         .map_err(stdout_error)?;
-    }
-    if warnings > 0 && !quiet && !json {
-        // Warnings are advice, not invalid rows: they do not change the exit code.
-        writeln!(
-            out,
-            "{warnings} warning(s); they do not make rows invalid or change the exit code"
-        )
-        .map_err(stdout_error)?;
+        if warnings > 0 {
+            // Warnings are advice, not invalid rows: they do not change the exit code.
+            writeln!(
+                out,
+                "{warnings} warning(s); they do not make rows invalid or change the exit code"
+            )
+            .map_err(stdout_error)?;
+        }
     }
     out.flush().map_err(stdout_error)?;
     Ok(if invalid > 0 {
