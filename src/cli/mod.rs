@@ -21,10 +21,9 @@ use crate::engine::pipeline::{self, Job, Mode, Report, Stop};
 use crate::engine::{JobContext, JobError, JobReport};
 use crate::input::source::{InputFormat, InputSource};
 use crate::input::{InputFileError, InputOptions, Record};
-use crate::partner_center::auth::credentials_from_env;
-use crate::partner_center::auth::Credentials;
 #[cfg(feature = "sandbox")]
 use crate::partner_center::auth::RefreshCredentials;
+use crate::partner_center::auth::{credentials_from_env, Credentials};
 use crate::partner_center::throttle::{RateFigures, Throttle};
 use crate::results::metrics;
 use crate::results::roles::{self, Role};
@@ -48,16 +47,10 @@ mod summary;
 mod validate;
 
 pub use args::*;
-use export::export;
-use login::login;
-use refresh::refresh;
 use run::{credentials, work, Sandbox};
 use session::Session;
 use signals::forward_signals;
-#[cfg(feature = "sandbox")]
-use simulate::simulate;
 use summary::{shell_quote, ExportSummary, RefreshSummary, RunSummary, Summary};
-use validate::validate;
 
 impl ServiceArgs {
     /// Whether to draw a progress bar: asked for, not quiet, and stderr is a terminal.
@@ -104,10 +97,10 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             };
             work(args.run, mode, quiet, json).await
         }
-        Command::Refresh(args) => refresh(args, quiet, json).await,
-        Command::Export(args) => export(args, quiet, json).await,
-        Command::Login(args) => login(args, quiet).await,
-        Command::Validate(args) => validate(args, cli.log.quiet, json),
+        Command::Refresh(args) => refresh::refresh(args, quiet, json).await,
+        Command::Export(args) => export::export(args, quiet, json).await,
+        Command::Login(args) => login::login(args, quiet).await,
+        Command::Validate(args) => validate::validate(args, cli.log.quiet, json),
         Command::Report(args) => {
             let mut named = vec![Role::new("RESULTS", &args.results)];
             named.extend(args.html.iter().map(|html| Role::new("--html", html)));
@@ -125,7 +118,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             Ok(ExitCode::Success)
         }
         #[cfg(feature = "sandbox")]
-        Command::Simulate(args) => simulate(args).await,
+        Command::Simulate(args) => simulate::simulate(args).await,
         Command::Completions { shell } => {
             use std::io::Write as _;
             let mut command = <Cli as clap::CommandFactory>::command();

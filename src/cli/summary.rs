@@ -324,10 +324,8 @@ impl Summary for ExportSummary<'_> {
 /// The summary's vetting counts, `Approved 3, InReview 2`; rows with no vetting state are left
 /// out of a run's (they are rows, not customers holding nothing).
 fn vetting_counts(stats: &Stats, skip_none: bool) -> String {
-    let counts = stats.vetting();
-    let counts = counts
-        .iter()
-        .filter(|(status, _)| !skip_none || status != "none");
+    let counts = stats.vetting().into_iter();
+    let counts = counts.filter(|(status, _)| !skip_none || status != "none");
     let counts: Vec<String> = counts.map(|(status, n)| format!("{status} {n}")).collect();
     counts.join(", ")
 }
