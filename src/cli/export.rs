@@ -35,11 +35,5 @@ pub(super) async fn export(
     if let Some(error) = &ended.report.list_error {
         tracing::error!("{error}");
     }
-    Ok(ended.finish(
-        quiet,
-        json,
-        &ExportSummary {
-            output: &args.output,
-        },
-    ))
+    Ok(ended.finish(quiet, json, &args))
 }

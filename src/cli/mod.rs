@@ -50,7 +50,7 @@ pub use args::*;
 use run::{credentials, work, Sandbox};
 use session::Session;
 use signals::forward_signals;
-use summary::{shell_quote, ExportSummary, RefreshSummary, RunSummary, Summary};
+use summary::{shell_quote, Summary};
 
 impl ServiceArgs {
     /// Whether to draw a progress bar: asked for, not quiet, and stderr is a terminal.

@@ -23,12 +23,5 @@ pub(super) async fn refresh(
     })
     .await;
     let ended = session.end(result).await?;
-    Ok(ended.finish(
-        quiet,
-        json,
-        &RefreshSummary {
-            output: &args.output,
-            sandbox: args.service.sandbox,
-        },
-    ))
+    Ok(ended.finish(quiet, json, &args))
 }

@@ -51,7 +51,7 @@ pub(super) async fn work(
     if let Some(error) = &ended.report.input_error {
         tracing::error!("{error}");
     }
-    Ok(ended.finish(quiet, json, &RunSummary { args: &args }))
+    Ok(ended.finish(quiet, json, &args))
 }
 
 /// The in-process simulator a `--sandbox` run holds (dropping it stops the simulator).

@@ -23,7 +23,8 @@ macro_rules! finished_event {
 }
 
 /// How one job's report is told: the summary on standard error and the JSON "finished" event.
-/// One trait, so every command ends through [`Ended::finish`](super::session::Ended::finish).
+/// One trait, so every command ends through [`Ended::finish`](super::session::Ended::finish);
+/// implemented by each command's flags, which name the files the summary speaks of.
 pub(super) trait Summary {
     /// The report it tells.
     type Report: JobReport;
@@ -34,11 +35,7 @@ pub(super) trait Summary {
 }
 
 /// `run` and `reconcile`.
-pub(super) struct RunSummary<'a> {
-    pub(super) args: &'a RunArgs,
-}
-
-impl Summary for RunSummary<'_> {
+impl Summary for RunArgs {
     type Report = Report;
 
     fn text(&self, report: &Report, pace: Option<&RateFigures>) -> String {
@@ -56,7 +53,7 @@ impl Summary for RunSummary<'_> {
             report.rows,
             per_second(report.rows, secs),
             carried(report.carried_over, "run"),
-            destination(&self.args.output),
+            destination(&self.output),
         );
         let outcomes: Vec<String> = Outcome::ALL
             .iter()
@@ -131,7 +128,7 @@ impl Summary for RunSummary<'_> {
             );
         }
         let failed = stats.outcome(Outcome::Failed) + stats.outcome(Outcome::Invalid);
-        let resumable = self.args.output != "-" && self.args.input != "-";
+        let resumable = self.output != "-" && self.input != "-";
         if let Some(cause) = &report.ending.fatal {
             let _ = writeln!(text, "  STOPPED: {cause}");
             if resumable {
@@ -149,7 +146,7 @@ impl Summary for RunSummary<'_> {
             );
         } else if report.ending.interrupted {
             text.push_str("  interrupted; rows not in the results were not finished (--resume needs files for --input and --output)\n");
-        } else if failed > 0 && resumable && !self.args.dry_run {
+        } else if failed > 0 && resumable && !self.dry_run {
             let _ = writeln!(
                 text,
                 "  {failed} row(s) failed or were invalid (see error_code/error_message); after fixing the input, retry just those rows with:\n    {}",
@@ -183,13 +180,7 @@ impl Summary for RunSummary<'_> {
 }
 
 /// `refresh`.
-pub(super) struct RefreshSummary<'a> {
-    pub(super) output: &'a str,
-    /// Ran against a sandbox of its own, which holds none of an earlier run's customers.
-    pub(super) sandbox: bool,
-}
-
-impl Summary for RefreshSummary<'_> {
+impl Summary for RefreshArgs {
     type Report = crate::engine::refresh::RefreshReport;
 
     fn text(&self, report: &Self::Report, _: Option<&RateFigures>) -> String {
@@ -202,7 +193,7 @@ impl Summary for RefreshSummary<'_> {
             report.ending.elapsed.as_secs_f64(),
             report.unread,
             match report.written || self.output == "-" {
-                true => destination(self.output).to_string(),
+                true => destination(&self.output).to_string(),
                 // Stopped before every row was written: the file is not replaced.
                 false => format!("none written ({} left as it was)", self.output),
             },
@@ -214,7 +205,7 @@ impl Summary for RefreshSummary<'_> {
         if let Some(cause) = &report.ending.fatal {
             text.push_str(&format!("  STOPPED: {cause}\n"));
         }
-        if self.sandbox && report.unread > 0 {
+        if self.service.sandbox && report.unread > 0 {
             // Each --sandbox starts an empty simulator: an earlier sandbox run's customers are
             // not in it, so every row reads as gone. Say so rather than let it look like a fault.
             text.push_str("  note: --sandbox starts a new, empty simulator for each command, so it holds none of an earlier sandbox run's customers (they read as gone); to refresh a sandbox run, run both commands against one `pc-qualify simulate` instead (docs/sandbox.md)\n");
@@ -234,15 +225,11 @@ impl Summary for RefreshSummary<'_> {
 }
 
 /// `export`.
-pub(super) struct ExportSummary<'a> {
-    pub(super) output: &'a str,
-}
-
-impl Summary for ExportSummary<'_> {
+impl Summary for ExportArgs {
     type Report = crate::engine::export::ExportReport;
 
     fn text(&self, report: &Self::Report, _: Option<&RateFigures>) -> String {
-        let output = self.output;
+        let output = &self.output;
         let stats = &report.ending.stats;
         let secs = report.ending.elapsed.as_secs_f64();
         let rate = per_second(report.customers, secs);
@@ -487,7 +474,7 @@ mod tests {
             max: Some(12.0),
             floor: 0.5,
         };
-        let text = RunSummary { args: &args }.text(&report(night()), Some(&rate));
+        let text = args.text(&report(night()), Some(&rate));
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
@@ -524,7 +511,7 @@ mod tests {
         let args = run_args(&["pc-qualify", "run", "-i", "in.csv", "-o", "out.csv"]);
         let mut stopped = report(Stats::default());
         stopped.ending.fatal = Some(crate::partner_center::fatal::Cause::MfaRequired);
-        let text = RunSummary { args: &args }.text(&stopped, None);
+        let text = args.text(&stopped, None);
         assert!(text.contains("  STOPPED: "), "{text}");
         assert!(text.contains("900421"), "{text}");
         assert!(text.contains("pc-qualify login"), "{text}");
@@ -537,7 +524,7 @@ mod tests {
         let args = run_args(&["pc-qualify", "run", "-i", "in.csv", "-o", "-"]);
         let mut interrupted = report(Stats::default());
         interrupted.ending.interrupted = true;
-        let text = RunSummary { args: &args }.text(&interrupted, None);
+        let text = args.text(&interrupted, None);
         assert!(text.contains("results: standard output"), "{text}");
         assert!(
             text.contains("--resume needs files for --input and --output"),
