@@ -4,7 +4,7 @@
 
 #[cfg(feature = "sandbox")]
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,6 +56,15 @@ impl ServiceArgs {
     /// Whether to draw a progress bar: asked for, not quiet, and stderr is a terminal.
     fn shows_progress(&self, quiet: bool) -> bool {
         !quiet && !self.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr())
+    }
+
+    /// The settings: the flags (and environment) over the `--config` file over the defaults.
+    fn run_config(&self) -> Result<RunConfig, CliError> {
+        let file = match &self.config {
+            Some(path) => Settings::from_file(path)?,
+            None => Settings::default(),
+        };
+        Ok(RunConfig::from_settings(self.settings.clone().or(file))?)
     }
 }
 
@@ -157,12 +166,4 @@ fn stdout_error(e: std::io::Error) -> ResultsError {
             source: e,
         },
     }
-}
-
-fn load_settings(config: Option<&Path>, flags: Settings) -> Result<RunConfig, CliError> {
-    let file = match config {
-        Some(path) => Settings::from_file(path)?,
-        None => Settings::default(),
-    };
-    Ok(RunConfig::from_settings(flags.or(file))?)
 }

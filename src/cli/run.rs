@@ -10,10 +10,7 @@ pub(super) async fn work(
     json: bool,
 ) -> Result<ExitCode, CliError> {
     check_roles(Some(&args.input), &args.output, vec![], &args.service)?;
-    let mut config = load_settings(
-        args.service.config.as_deref(),
-        args.service.settings.clone(),
-    )?;
+    let mut config = args.service.run_config()?;
     // Opened once, before credentials: an unreadable input stops the run before any request.
     let source = InputSource::open_off_runtime(&args.input, &args.format).await?;
     let needs_credentials = !(args.dry_run && mode == Mode::Run && !config.validation_code_auto);

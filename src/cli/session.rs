@@ -49,7 +49,7 @@ impl Session {
         command: &'static str,
         service: &ServiceArgs,
     ) -> Result<(Session, RunConfig, Credentials), CliError> {
-        let mut config = load_settings(service.config.as_deref(), service.settings.clone())?;
+        let mut config = service.run_config()?;
         let (sandbox, credentials) = credentials(service.sandbox, &mut config).await?;
         Ok((
             Session::start(command, service, &config, sandbox),

@@ -36,7 +36,7 @@ pub(super) async fn simulate(args: SimulateArgs) -> Result<ExitCode, CliError> {
     }
     // The file's text, or why it is not a simulator input (`parse` says what is wrong in it).
     fn read<T>(
-        path: &Path,
+        path: &std::path::Path,
         parse: fn(&str) -> Result<T, simulator::SimError>,
     ) -> Result<T, CliError> {
         let text = std::fs::read_to_string(path).map_err(|source| InputFileError::InputIo {
