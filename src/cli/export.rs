@@ -18,12 +18,8 @@ pub(super) async fn export(
         unread.into_iter().collect(),
         &args.service,
     )?;
-    let (mut session, config, credentials) = Session::open("export", &args.service).await?;
-    session.show_progress(
-        args.service.shows_progress(quiet),
-        None,
-        progress::Counting::Customers,
-    );
+    let (session, config, credentials) =
+        Session::open("export", &args.service, quiet, Counting::Customers).await?;
     let result = crate::engine::export::execute(crate::engine::export::ExportJob {
         context: session.context(&args.output, args.force, config),
         resume: args.resume,

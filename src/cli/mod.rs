@@ -30,7 +30,7 @@ use crate::results::roles::{self, Role};
 use crate::results::ResultsError;
 #[cfg(feature = "sandbox")]
 use crate::simulator::{self, SimConfig};
-use progress::Progress;
+use progress::{Counting, Progress};
 
 mod args;
 pub mod error;

@@ -33,7 +33,7 @@ pub(super) async fn work(
     } else {
         (source, None)
     };
-    session.show_progress(show_progress, total, progress::Counting::Rows);
+    session.show_progress(show_progress, total, Counting::Rows);
     let result = pipeline::execute(Job {
         context: session.context(&args.output, args.force, config),
         input: args.input.clone(),

@@ -43,28 +43,23 @@ impl Session {
         }
     }
 
-    /// Settings, credentials (or the sandbox) and the session, for a command that always talks
-    /// to the service (refresh, export).
+    /// Settings, credentials (or the sandbox) and the session, its bar counting `counting`
+    /// unless `quiet`, for a command that always talks to the service (refresh, export).
     pub(super) async fn open(
         command: &'static str,
         service: &ServiceArgs,
+        quiet: bool,
+        counting: Counting,
     ) -> Result<(Session, RunConfig, Credentials), CliError> {
         let mut config = service.run_config()?;
         let (sandbox, credentials) = credentials(service.sandbox, &mut config).await?;
-        Ok((
-            Session::start(command, service, &config, sandbox),
-            config,
-            credentials,
-        ))
+        let mut session = Session::start(command, service, &config, sandbox);
+        session.show_progress(service.shows_progress(quiet), None, counting);
+        Ok((session, config, credentials))
     }
 
     /// Draws the progress bar (when `show`) over this session's counters and pacer.
-    pub(super) fn show_progress(
-        &mut self,
-        show: bool,
-        total: Option<u64>,
-        counting: progress::Counting,
-    ) {
+    pub(super) fn show_progress(&mut self, show: bool, total: Option<u64>, counting: Counting) {
         let throttle = self.closing.throttle.clone();
         let paused: progress::PausedFn = Arc::new(move || progress::Pace {
             paused: throttle.is_paused(),
