@@ -12,12 +12,7 @@ pub(super) async fn export(
         let unread = crate::engine::export::unread_path(&args.output);
         Role::new("the .unread file of --output", unread)
     });
-    check_roles(
-        None,
-        &args.output,
-        unread.into_iter().collect(),
-        &args.service,
-    )?;
+    check_roles(None, &args.output, unread, &args.service)?;
     let (session, config, credentials) =
         Session::open("export", &args.service, quiet, Counting::Customers).await?;
     let result = crate::engine::export::execute(crate::engine::export::ExportJob {

@@ -140,12 +140,12 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
 }
 
 /// Refuses a command whose files overlap (see [`roles::check`]): its `--input`, its `--output`
-/// with the lock file and journal beside it, `extra` files of its own, and the service flags'
+/// with the lock file and journal beside it, an `extra` file of its own, and the service flags.
 /// `--metrics` and `--config`.
 fn check_roles(
     input: Option<&str>,
     output: &str,
-    extra: Vec<Role>,
+    extra: Option<Role>,
     service: &ServiceArgs,
 ) -> Result<(), CliError> {
     let mut named: Vec<Role> = input.map(|i| Role::new("--input", i)).into_iter().collect();

@@ -8,7 +8,7 @@ pub(super) async fn refresh(
     quiet: bool,
     json: bool,
 ) -> Result<ExitCode, CliError> {
-    check_roles(Some(&args.input), &args.output, vec![], &args.service)?;
+    check_roles(Some(&args.input), &args.output, None, &args.service)?;
     // Rows of the earlier results file: the bar counts them as they are written.
     let (session, config, credentials) =
         Session::open("refresh", &args.service, quiet, Counting::Rows).await?;

@@ -9,7 +9,7 @@ pub(super) async fn work(
     quiet: bool,
     json: bool,
 ) -> Result<ExitCode, CliError> {
-    check_roles(Some(&args.input), &args.output, vec![], &args.service)?;
+    check_roles(Some(&args.input), &args.output, None, &args.service)?;
     let mut config = args.service.run_config()?;
     // Opened once, before credentials: an unreadable input stops the run before any request.
     let source = InputSource::open_off_runtime(&args.input, &args.format).await?;
