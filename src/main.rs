@@ -9,14 +9,10 @@ fn main() -> std::process::ExitCode {
     cli::init_logging(&args.log);
     // The simulator serves many connections and gets every core; a working command spends its
     // time waiting on the network, and one thread avoids cross-thread wake-ups on every row.
-    #[cfg(feature = "sandbox")]
-    let serves = matches!(args.command, cli::Command::Simulate(_));
-    #[cfg(not(feature = "sandbox"))]
-    let serves = false;
-    let mut builder = if serves {
-        tokio::runtime::Builder::new_multi_thread()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
+    let mut builder = match args.command {
+        #[cfg(feature = "sandbox")]
+        cli::Command::Simulate(_) => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
     };
     let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
@@ -27,10 +23,11 @@ fn main() -> std::process::ExitCode {
     };
     let code = match runtime.block_on(cli::dispatch(args)) {
         Ok(code) => code,
-        // A closed pipe on standard output is the reader's choice, not an error.
-        Err(err) if err.is_broken_pipe() => ExitCode::Success,
         Err(err) => {
-            eprintln!("pc-qualify: error: {}", err.chain());
+            // Only a closed pipe on standard output maps to 0: the reader's choice, not an error.
+            if err.exit_code() != ExitCode::Success {
+                eprintln!("pc-qualify: error: {}", err.chain());
+            }
             err.exit_code()
         }
     };

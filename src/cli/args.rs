@@ -34,8 +34,6 @@ macro_rules! stop_signals {
     };
 }
 
-const EXIT_CODES: &str = exit_codes!();
-
 const RUN_HELP: &str = concat!(
     "\
 Input: CSV (comma, semicolon, tab or pipe; UTF-8 or UTF-16 with BOM) or a workbook
@@ -180,7 +178,7 @@ Examples:
 
 /// Sets Microsoft Partner Center customer qualifications in bulk.
 #[derive(Debug, Parser)]
-#[command(name = "pc-qualify", version, about, after_long_help = EXIT_CODES)]
+#[command(name = "pc-qualify", version, about, after_long_help = exit_codes!())]
 pub struct Cli {
     /// Logging options shared by every command.
     #[command(flatten)]
@@ -316,14 +314,7 @@ pub struct ReconcileArgs {
 
 /// Flags of `refresh`.
 #[derive(Debug, Args)]
-// The input settings ride along in the shared service flags (one config file serves every
-// command) but mean nothing to this command: accepted, not listed.
-#[command(
-    mut_arg("api_contract", |a| a.hide(true)),
-    mut_arg("education_segment", |a| a.hide(true)),
-    mut_arg("validation_code", |a| a.hide(true)),
-    mut_arg("validation_org", |a| a.hide(true))
-)]
+#[command(mut_args(hide_input_settings))]
 pub struct RefreshArgs {
     /// An earlier results file
     #[arg(short, long, value_name = "FILE")]
@@ -341,14 +332,7 @@ pub struct RefreshArgs {
 
 /// Flags of `export`.
 #[derive(Debug, Args)]
-// The input settings ride along in the shared service flags (one config file serves every
-// command) but mean nothing to this command: accepted, not listed.
-#[command(
-    mut_arg("api_contract", |a| a.hide(true)),
-    mut_arg("education_segment", |a| a.hide(true)),
-    mut_arg("validation_code", |a| a.hide(true)),
-    mut_arg("validation_org", |a| a.hide(true))
-)]
+#[command(mut_args(hide_input_settings))]
 pub struct ExportArgs {
     /// The export CSV (`-` for standard output); never overwritten without --force
     #[arg(short, long, value_name = "FILE")]
@@ -365,6 +349,16 @@ pub struct ExportArgs {
     /// What every working command takes.
     #[command(flatten)]
     pub service: ServiceArgs,
+}
+
+/// Hides the input settings ([`InputSettings`], all of them): they ride along in the shared
+/// service flags (one config file serves every command) but mean nothing to `refresh` and
+/// `export`, which accept them without listing them.
+fn hide_input_settings(arg: clap::Arg) -> clap::Arg {
+    let input = InputSettings::augment_args(clap::Command::new("input"));
+    let input = input.get_arguments().any(|a| a.get_id() == arg.get_id());
+    let hidden = input || arg.is_hide_set();
+    arg.hide(hidden)
 }
 
 /// Flags of `validate`.

@@ -37,23 +37,19 @@ pub enum CliError {
     ThrottleChange(#[source] crate::simulator::RateChangeError),
 }
 
-/// The layers' errors reach the command layer inside the job's, so that one mapping sees them.
-macro_rules! through_job {
-    ($($error:ty),*) => {$(
+/// The layers' errors reach the command layer inside the job's (sign-in's inside the service's
+/// first), so that one mapping sees them.
+macro_rules! through {
+    ($($error:ty => $via:ty),*) => {$(
         impl From<$error> for CliError {
             fn from(error: $error) -> Self {
-                CliError::Job(error.into())
+                CliError::from(<$via>::from(error))
             }
         }
     )*};
 }
-through_job!(InputFileError, ResultsError, PartnerCenterError);
-
-impl From<crate::partner_center::login::LoginError> for CliError {
-    fn from(error: crate::partner_center::login::LoginError) -> Self {
-        CliError::from(PartnerCenterError::Login(error))
-    }
-}
+through!(InputFileError => JobError, ResultsError => JobError, PartnerCenterError => JobError);
+through!(crate::partner_center::login::LoginError => PartnerCenterError);
 
 impl CliError {
     /// The exit code this error ends the process with.
@@ -72,11 +68,6 @@ impl CliError {
             | CliError::SimulatorInput { .. }
             | CliError::ThrottleChange(_) => ExitCode::Usage,
         }
-    }
-
-    /// Whether standard output's reader went away: the reader's choice, not an error.
-    pub fn is_broken_pipe(&self) -> bool {
-        matches!(self, CliError::Job(JobError::Results(r)) if matches!(**r, ResultsError::BrokenPipe))
     }
 }
 

@@ -1,7 +1,6 @@
 //! `pc-qualify export`.
 
 use super::*;
-use crate::cli::error::CliError;
 
 /// `export`.
 pub(super) async fn export(
@@ -13,18 +12,9 @@ pub(super) async fn export(
         let unread = crate::engine::export::unread_path(&args.output);
         Role::new("the .unread file of --output", unread)
     });
-    check_roles(
-        None,
-        &args.output,
-        unread.into_iter().collect(),
-        &args.service,
-    )?;
-    let (mut session, config, credentials) = Session::open("export", &args.service).await?;
-    session.show_progress(
-        args.service.shows_progress(quiet),
-        None,
-        progress::Counting::Customers,
-    );
+    check_roles(None, &args.output, unread, &args.service)?;
+    let (session, config, credentials) =
+        Session::open("export", &args.service, quiet, Counting::Customers).await?;
     let result = crate::engine::export::execute(crate::engine::export::ExportJob {
         context: session.context(&args.output, args.force, config),
         resume: args.resume,
@@ -36,11 +26,5 @@ pub(super) async fn export(
     if let Some(error) = &ended.report.list_error {
         tracing::error!("{error}");
     }
-    Ok(ended.finish(
-        quiet,
-        json,
-        &ExportSummary {
-            output: &args.output,
-        },
-    ))
+    Ok(ended.finish(quiet, json, &args))
 }

@@ -1,7 +1,6 @@
 //! `pc-qualify login`.
 
 use super::*;
-use crate::cli::error::CliError;
 
 /// `login`: sign in, save the refresh token; Ctrl-C ends it with 130 and nothing saved.
 pub(super) async fn login(

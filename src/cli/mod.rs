@@ -4,7 +4,7 @@
 
 #[cfg(feature = "sandbox")]
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,20 +18,19 @@ use crate::domain::model::{Outcome, Qualification};
 use crate::domain::stats::Stats;
 use crate::engine::config::{InputSettings, RunConfig, Settings};
 use crate::engine::pipeline::{self, Job, Mode, Report, Stop};
-use crate::engine::{JobContext, JobReport};
+use crate::engine::{JobContext, JobError, JobReport};
 use crate::input::source::{InputFormat, InputSource};
-use crate::input::{InputOptions, Record};
-use crate::partner_center::auth::credentials_from_env;
-use crate::partner_center::auth::Credentials;
+use crate::input::{InputFileError, InputOptions, Record};
 #[cfg(feature = "sandbox")]
 use crate::partner_center::auth::RefreshCredentials;
+use crate::partner_center::auth::{credentials_from_env, Credentials};
 use crate::partner_center::throttle::{RateFigures, Throttle};
 use crate::results::metrics;
 use crate::results::roles::{self, Role};
 use crate::results::ResultsError;
 #[cfg(feature = "sandbox")]
 use crate::simulator::{self, SimConfig};
-use progress::Progress;
+use progress::{Counting, Progress};
 
 mod args;
 pub mod error;
@@ -48,21 +47,24 @@ mod summary;
 mod validate;
 
 pub use args::*;
-use export::export;
-use login::login;
-use refresh::refresh;
 use run::{credentials, work, Sandbox};
 use session::Session;
 use signals::forward_signals;
-#[cfg(feature = "sandbox")]
-use simulate::simulate;
-use summary::{shell_quote, ExportSummary, RefreshSummary, RunSummary, Summary};
-use validate::validate;
+use summary::{shell_quote, Summary};
 
 impl ServiceArgs {
     /// Whether to draw a progress bar: asked for, not quiet, and stderr is a terminal.
     fn shows_progress(&self, quiet: bool) -> bool {
         !quiet && !self.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr())
+    }
+
+    /// The settings: the flags (and environment) over the `--config` file over the defaults.
+    fn run_config(&self) -> Result<RunConfig, CliError> {
+        let file = match &self.config {
+            Some(path) => Settings::from_file(path)?,
+            None => Settings::default(),
+        };
+        Ok(RunConfig::from_settings(self.settings.clone().or(file))?)
     }
 }
 
@@ -104,10 +106,10 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             };
             work(args.run, mode, quiet, json).await
         }
-        Command::Refresh(args) => refresh(args, quiet, json).await,
-        Command::Export(args) => export(args, quiet, json).await,
-        Command::Login(args) => login(args, quiet).await,
-        Command::Validate(args) => validate(args, cli.log.quiet, json),
+        Command::Refresh(args) => refresh::refresh(args, quiet, json).await,
+        Command::Export(args) => export::export(args, quiet, json).await,
+        Command::Login(args) => login::login(args, quiet).await,
+        Command::Validate(args) => validate::validate(args, cli.log.quiet, json),
         Command::Report(args) => {
             let mut named = vec![Role::new("RESULTS", &args.results)];
             named.extend(args.html.iter().map(|html| Role::new("--html", html)));
@@ -125,34 +127,25 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             Ok(ExitCode::Success)
         }
         #[cfg(feature = "sandbox")]
-        Command::Simulate(args) => simulate(args).await,
+        Command::Simulate(args) => simulate::simulate(args).await,
         Command::Completions { shell } => {
             use std::io::Write as _;
             let mut command = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut command, "pc-qualify", &mut script);
-            match std::io::stdout().write_all(&script) {
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                    Err(ResultsError::BrokenPipe.into())
-                }
-                Err(e) => Err(ResultsError::OutputIo {
-                    path: "-".into(),
-                    source: e,
-                }
-                .into()),
-                Ok(()) => Ok(ExitCode::Success),
-            }
+            std::io::stdout().write_all(&script).map_err(stdout_error)?;
+            Ok(ExitCode::Success)
         }
     }
 }
 
 /// Refuses a command whose files overlap (see [`roles::check`]): its `--input`, its `--output`
-/// with the lock file and journal beside it, `extra` files of its own, and the service flags'
+/// with the lock file and journal beside it, an `extra` file of its own, and the service flags.
 /// `--metrics` and `--config`.
 fn check_roles(
     input: Option<&str>,
     output: &str,
-    extra: Vec<Role>,
+    extra: Option<Role>,
     service: &ServiceArgs,
 ) -> Result<(), CliError> {
     let mut named: Vec<Role> = input.map(|i| Role::new("--input", i)).into_iter().collect();
@@ -163,10 +156,14 @@ fn check_roles(
     Ok(roles::check(&named)?)
 }
 
-fn load_settings(config: Option<&Path>, flags: Settings) -> Result<RunConfig, CliError> {
-    let file = match config {
-        Some(path) => Settings::from_file(path)?,
-        None => Settings::default(),
-    };
-    Ok(RunConfig::from_settings(flags.or(file))?)
+/// A failed write to standard output; its reader going away is [`ResultsError::BrokenPipe`],
+/// which `main` ends quietly with 0.
+fn stdout_error(e: std::io::Error) -> ResultsError {
+    match e.kind() {
+        std::io::ErrorKind::BrokenPipe => ResultsError::BrokenPipe,
+        _ => ResultsError::OutputIo {
+            path: "-".into(),
+            source: e,
+        },
+    }
 }

@@ -1,7 +1,6 @@
 //! `pc-qualify refresh`.
 
 use super::*;
-use crate::cli::error::CliError;
 
 /// `refresh`.
 pub(super) async fn refresh(
@@ -9,14 +8,10 @@ pub(super) async fn refresh(
     quiet: bool,
     json: bool,
 ) -> Result<ExitCode, CliError> {
-    check_roles(Some(&args.input), &args.output, vec![], &args.service)?;
-    let (mut session, config, credentials) = Session::open("refresh", &args.service).await?;
+    check_roles(Some(&args.input), &args.output, None, &args.service)?;
     // Rows of the earlier results file: the bar counts them as they are written.
-    session.show_progress(
-        args.service.shows_progress(quiet),
-        None,
-        progress::Counting::Rows,
-    );
+    let (session, config, credentials) =
+        Session::open("refresh", &args.service, quiet, Counting::Rows).await?;
     let result = crate::engine::refresh::execute(crate::engine::refresh::RefreshJob {
         context: session.context(&args.output, args.force, config),
         input: args.input.clone(),
@@ -24,12 +19,5 @@ pub(super) async fn refresh(
     })
     .await;
     let ended = session.end(result).await?;
-    Ok(ended.finish(
-        quiet,
-        json,
-        &RefreshSummary {
-            output: &args.output,
-            sandbox: args.service.sandbox,
-        },
-    ))
+    Ok(ended.finish(quiet, json, &args))
 }

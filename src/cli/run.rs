@@ -1,7 +1,6 @@
 //! `run` and `reconcile`: the working commands that post.
 
 use super::*;
-use crate::cli::error::CliError;
 
 /// `run` and `reconcile`.
 pub(super) async fn work(
@@ -10,11 +9,8 @@ pub(super) async fn work(
     quiet: bool,
     json: bool,
 ) -> Result<ExitCode, CliError> {
-    check_roles(Some(&args.input), &args.output, vec![], &args.service)?;
-    let mut config = load_settings(
-        args.service.config.as_deref(),
-        args.service.settings.clone(),
-    )?;
+    check_roles(Some(&args.input), &args.output, None, &args.service)?;
+    let mut config = args.service.run_config()?;
     // Opened once, before credentials: an unreadable input stops the run before any request.
     let source = InputSource::open_off_runtime(&args.input, &args.format).await?;
     let needs_credentials = !(args.dry_run && mode == Mode::Run && !config.validation_code_auto);
@@ -26,14 +22,18 @@ pub(super) async fn work(
         // A dry run of `run` sends nothing, so it needs no credentials.
         (None, None)
     };
-    let mut session = Session::start(mode_name(mode), &args.service, &config, sandbox);
+    let command = match mode {
+        Mode::Run => "run",
+        Mode::Reconcile { .. } => "reconcile",
+    };
+    let mut session = Session::start(command, &args.service, &config, sandbox);
     let show_progress = args.service.shows_progress(quiet);
     let (source, total) = if show_progress {
         progress::count_input_off_runtime(source, &args.input).await?
     } else {
         (source, None)
     };
-    session.show_progress(show_progress, total, progress::Counting::Rows);
+    session.show_progress(show_progress, total, Counting::Rows);
     let result = pipeline::execute(Job {
         context: session.context(&args.output, args.force, config),
         input: args.input.clone(),
@@ -48,7 +48,7 @@ pub(super) async fn work(
     if let Some(error) = &ended.report.input_error {
         tracing::error!("{error}");
     }
-    Ok(ended.finish(quiet, json, &RunSummary { args: &args }))
+    Ok(ended.finish(quiet, json, &args))
 }
 
 /// The in-process simulator a `--sandbox` run holds (dropping it stops the simulator).
@@ -72,51 +72,37 @@ pub(super) async fn credentials(
     config: &mut RunConfig,
 ) -> Result<(Option<Sandbox>, Credentials), CliError> {
     if !sandbox {
-        return Ok((
-            None,
-            credentials_from_env(&config.authority, &config.resource)?,
-        ));
+        let credentials = credentials_from_env(&config.authority, &config.resource)?;
+        return Ok((None, credentials));
     }
-    start_sandbox(config).await
-}
-
-#[cfg(not(feature = "sandbox"))]
-async fn start_sandbox(_: &mut RunConfig) -> Result<(Option<Sandbox>, Credentials), CliError> {
-    Err(CliError::Sandbox(
+    #[cfg(not(feature = "sandbox"))]
+    return Err(CliError::Sandbox(
         "this pc-qualify was built without the `sandbox` feature; rebuild with default features for --sandbox".into(),
-    ))
-}
-
-#[cfg(feature = "sandbox")]
-async fn start_sandbox(config: &mut RunConfig) -> Result<(Option<Sandbox>, Credentials), CliError> {
+    ));
     // The sandbox plays the cloud asked for, so `--cloud china --sandbox` checks China's resource.
-    let sim_config = SimConfig {
-        cloud: config.cloud,
-        ..SimConfig::sandbox()
-    };
-    let handle = simulator::start(sim_config, SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .map_err(CliError::SandboxStart)?;
-    config.base_url = handle.base_url();
-    config.authority = handle.base_url();
-    tracing::info!(url = %handle.base_url(), "sandbox: simulator started");
-    let credentials = Credentials::Refresh(RefreshCredentials {
-        authority: config.authority.clone(),
-        tenant: simulator::SANDBOX_TENANT.to_string(),
-        client_id: simulator::SANDBOX_CLIENT_ID.to_string(),
-        client_secret: Some(SecretString::from(
-            simulator::SANDBOX_CLIENT_SECRET.to_string(),
-        )),
-        resource: config.resource.clone(),
-        refresh_token: SecretString::from(simulator::SANDBOX_REFRESH_TOKEN.to_string()),
-        token_file: None,
-    });
-    Ok((Some(handle), credentials))
-}
-
-pub(super) fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Run => "run",
-        Mode::Reconcile { .. } => "reconcile",
+    #[cfg(feature = "sandbox")]
+    {
+        let sim_config = SimConfig {
+            cloud: config.cloud,
+            ..SimConfig::sandbox()
+        };
+        let handle = simulator::start(sim_config, SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .map_err(CliError::SandboxStart)?;
+        config.base_url = handle.base_url();
+        config.authority = handle.base_url();
+        tracing::info!(url = %handle.base_url(), "sandbox: simulator started");
+        let credentials = Credentials::Refresh(RefreshCredentials {
+            authority: config.authority.clone(),
+            tenant: simulator::SANDBOX_TENANT.to_string(),
+            client_id: simulator::SANDBOX_CLIENT_ID.to_string(),
+            client_secret: Some(SecretString::from(
+                simulator::SANDBOX_CLIENT_SECRET.to_string(),
+            )),
+            resource: config.resource.clone(),
+            refresh_token: SecretString::from(simulator::SANDBOX_REFRESH_TOKEN.to_string()),
+            token_file: None,
+        });
+        Ok((Some(handle), credentials))
     }
 }

@@ -3,24 +3,19 @@
 //! and the metrics file at the end — one place, so the commands differ only in their job.
 
 use super::*;
-use crate::cli::error::CliError;
 
 /// A working command's surroundings, from its start to its metrics file.
 pub(super) struct Session {
-    /// The metrics' `command` label.
-    command: &'static str,
-    metrics: Option<PathBuf>,
-    started: std::time::SystemTime,
+    /// What outlives the job: the metrics file still to write, and the pacer.
+    closing: Closing,
     sandbox: Option<Sandbox>,
     signals: tokio::task::JoinHandle<()>,
     /// The progress bar, cleared before anything else is printed.
     progress: Option<Progress>,
     /// Asked to stop by a signal (or a run-wide failure).
-    pub(super) stop: Stop,
+    stop: Stop,
     /// The run's counters.
-    pub(super) stats: Arc<Stats>,
-    /// The run's pacer.
-    pub(super) throttle: Arc<Throttle>,
+    stats: Arc<Stats>,
 }
 
 impl Session {
@@ -34,47 +29,42 @@ impl Session {
     ) -> Session {
         let stop = Stop::default();
         Session {
-            command,
-            metrics: service.metrics.clone(),
-            started: std::time::SystemTime::now(),
+            closing: Closing {
+                command,
+                metrics: service.metrics.clone(),
+                started: std::time::SystemTime::now(),
+                throttle: Arc::new(Throttle::new(config.rate, config.burst)),
+            },
             sandbox,
             signals: tokio::spawn(forward_signals(stop.clone())),
             progress: None,
             stop,
             stats: Arc::new(Stats::default()),
-            throttle: Arc::new(Throttle::new(config.rate, config.burst)),
         }
     }
 
-    /// Settings, credentials (or the sandbox) and the session, for a command that always talks
-    /// to the service (refresh, export).
+    /// Settings, credentials (or the sandbox) and the session, its bar counting `counting`
+    /// unless `quiet`, for a command that always talks to the service (refresh, export).
     pub(super) async fn open(
         command: &'static str,
         service: &ServiceArgs,
+        quiet: bool,
+        counting: Counting,
     ) -> Result<(Session, RunConfig, Credentials), CliError> {
-        let mut config = load_settings(service.config.as_deref(), service.settings.clone())?;
+        let mut config = service.run_config()?;
         let (sandbox, credentials) = credentials(service.sandbox, &mut config).await?;
-        Ok((
-            Session::start(command, service, &config, sandbox),
-            config,
-            credentials,
-        ))
+        let mut session = Session::start(command, service, &config, sandbox);
+        session.show_progress(service.shows_progress(quiet), None, counting);
+        Ok((session, config, credentials))
     }
 
     /// Draws the progress bar (when `show`) over this session's counters and pacer.
-    pub(super) fn show_progress(
-        &mut self,
-        show: bool,
-        total: Option<u64>,
-        counting: progress::Counting,
-    ) {
-        let paused: progress::PausedFn = {
-            let throttle = self.throttle.clone();
-            Arc::new(move || progress::Pace {
-                paused: throttle.is_paused(),
-                rate: throttle.current_rate(),
-            })
-        };
+    pub(super) fn show_progress(&mut self, show: bool, total: Option<u64>, counting: Counting) {
+        let throttle = self.closing.throttle.clone();
+        let paused: progress::PausedFn = Arc::new(move || progress::Pace {
+            paused: throttle.is_paused(),
+            rate: throttle.current_rate(),
+        });
         self.progress = Some(Progress::start_counting(
             show,
             total,
@@ -92,7 +82,7 @@ impl Session {
             force,
             config,
             stats: self.stats.clone(),
-            throttle: self.throttle.clone(),
+            throttle: self.closing.throttle.clone(),
             stop: self.stop.clone(),
             fatal: Arc::new(crate::partner_center::fatal::FatalStop::new(
                 self.stop.clone(),
@@ -106,7 +96,6 @@ impl Session {
         self,
         result: Result<T, impl Into<CliError>>,
     ) -> Result<Ended<T>, CliError> {
-        let result = result.map_err(Into::into);
         // The bar goes before anything else is printed, or the summary would tear it.
         if let Some(progress) = self.progress {
             progress.finish();
@@ -115,17 +104,14 @@ impl Session {
         if let Some(handle) = self.sandbox {
             handle.shutdown().await;
         }
-        let closing = Closing {
-            command: self.command,
-            metrics: self.metrics,
-            started: self.started,
-            throttle: self.throttle,
-        };
         match result {
-            Ok(report) => Ok(Ended { closing, report }),
+            Ok(report) => Ok(Ended {
+                closing: self.closing,
+                report,
+            }),
             Err(err) => {
-                closing.write_metrics(&Stats::default(), false, 0);
-                Err(err)
+                self.closing.write_metrics(&Stats::default(), false, 0);
+                Err(err.into())
             }
         }
     }
@@ -133,6 +119,7 @@ impl Session {
 
 /// What is left of a session once its job has returned: the metrics file still to write.
 struct Closing {
+    /// The metrics' `command` label.
     command: &'static str,
     metrics: Option<PathBuf>,
     started: std::time::SystemTime,

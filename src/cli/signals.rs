@@ -2,29 +2,34 @@
 
 use super::*;
 
-/// Turns SIGINT/SIGTERM (and SIGHUP, a closed terminal, and SIGQUIT) into stop requests (the
-/// first drains, the second is urgent): left to their default, the last two would kill the
-/// process without the summary, the journal check or exit 130.
+/// Installs every listener (or none: if one cannot be installed, all keep their default) and
+/// requests a stop at each event of any of them; the first request drains, the second is urgent.
+macro_rules! forward {
+    ($stop:ident, $($listener:ident = $install:expr),+ $(,)?) => {{
+        let ($(Ok(mut $listener),)+) = ($($install,)+) else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                $(_ = $listener.recv() => {})+
+            }
+            $stop.request();
+        }
+    }};
+}
+
+/// SIGINT/SIGTERM, and SIGHUP (a closed terminal) and SIGQUIT: left to their default, the last
+/// two would kill the process without the summary, the journal check or exit 130.
 #[cfg(unix)]
 pub(super) async fn forward_signals(stop: Stop) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term), Ok(mut hup), Ok(mut quit)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-        signal(SignalKind::quit()),
-    ) else {
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
-            _ = hup.recv() => {}
-            _ = quit.recv() => {}
-        }
-        stop.request();
-    }
+    forward!(
+        stop,
+        int = signal(SignalKind::interrupt()),
+        term = signal(SignalKind::terminate()),
+        hup = signal(SignalKind::hangup()),
+        quit = signal(SignalKind::quit()),
+    )
 }
 
 /// Windows's console events, as Unix's signals above: Ctrl-C and Ctrl-Break, the console window
@@ -37,25 +42,14 @@ pub(super) async fn forward_signals(stop: Stop) {
 #[cfg(windows)]
 pub(super) async fn forward_signals(stop: Stop) {
     use tokio::signal::windows::{ctrl_break, ctrl_c, ctrl_close, ctrl_logoff, ctrl_shutdown};
-    let (Ok(mut c), Ok(mut brk), Ok(mut close), Ok(mut logoff), Ok(mut shutdown)) = (
-        ctrl_c(),
-        ctrl_break(),
-        ctrl_close(),
-        ctrl_logoff(),
-        ctrl_shutdown(),
-    ) else {
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = c.recv() => {}
-            _ = brk.recv() => {}
-            _ = close.recv() => {}
-            _ = logoff.recv() => {}
-            _ = shutdown.recv() => {}
-        }
-        stop.request();
-    }
+    forward!(
+        stop,
+        c = ctrl_c(),
+        brk = ctrl_break(),
+        close = ctrl_close(),
+        logoff = ctrl_logoff(),
+        shutdown = ctrl_shutdown(),
+    )
 }
 
 /// Elsewhere, Ctrl-C only.

@@ -1,9 +1,6 @@
 //! `pc-qualify simulate`: the stand-in for Partner Center, served until interrupted.
 
 use super::*;
-use crate::cli::error::CliError;
-use crate::engine::JobError;
-use crate::input::InputFileError;
 
 /// `pc-qualify simulate`: serve until interrupted.
 pub(super) async fn simulate(args: SimulateArgs) -> Result<ExitCode, CliError> {
@@ -39,7 +36,7 @@ pub(super) async fn simulate(args: SimulateArgs) -> Result<ExitCode, CliError> {
     }
     // The file's text, or why it is not a simulator input (`parse` says what is wrong in it).
     fn read<T>(
-        path: &Path,
+        path: &std::path::Path,
         parse: fn(&str) -> Result<T, simulator::SimError>,
     ) -> Result<T, CliError> {
         let text = std::fs::read_to_string(path).map_err(|source| InputFileError::InputIo {

@@ -1,6 +1,7 @@
 //! What a finished command prints and records: the summary, its JSON event, the metrics file and the resume command.
 
 use super::*;
+use std::fmt::Write as _;
 
 /// The JSON "finished" event of every job: its own fields (each followed by a comma), then the
 /// ones every job's [`Ending`](crate::engine::Ending) has.
@@ -22,7 +23,8 @@ macro_rules! finished_event {
 }
 
 /// How one job's report is told: the summary on standard error and the JSON "finished" event.
-/// One trait, so every command ends through [`Ended::finish`](super::session::Ended::finish).
+/// One trait, so every command ends through [`Ended::finish`](super::session::Ended::finish);
+/// implemented by each command's flags, which name the files the summary speaks of.
 pub(super) trait Summary {
     /// The report it tells.
     type Report: JobReport;
@@ -33,36 +35,152 @@ pub(super) trait Summary {
 }
 
 /// `run` and `reconcile`.
-pub(super) struct RunSummary<'a> {
-    pub(super) args: &'a RunArgs,
-}
-
-impl Summary for RunSummary<'_> {
+impl Summary for RunArgs {
     type Report = Report;
 
-    fn text(&self, report: &Report, rate: Option<&RateFigures>) -> String {
-        let example = match &report.example_request {
+    fn text(&self, report: &Report, pace: Option<&RateFigures>) -> String {
+        let mut text = match &report.example_request {
             Some(example) => {
                 format!("pc-qualify: dry run; the first row would be sent as:\n\n{example}\n")
             }
             None => String::new(),
         };
-        example + &summary(report, self.args, rate)
+        let stats = &report.ending.stats;
+        let secs = report.ending.elapsed.as_secs_f64();
+        let _ = writeln!(
+            text,
+            "pc-qualify: {} rows in {secs:.1}s ({:.1} rows/s){}; results: {}",
+            report.rows,
+            per_second(report.rows, secs),
+            carried(report.carried_over, "run"),
+            destination(&self.output),
+        );
+        let outcomes: Vec<String> = Outcome::ALL
+            .iter()
+            .map(|o| (o, stats.outcome(*o)))
+            .filter(|(_, n)| *n > 0)
+            .map(|(o, n)| format!("{o} {n}"))
+            .collect();
+        if !outcomes.is_empty() {
+            let _ = writeln!(text, "  rows: {}", outcomes.join(", "));
+        }
+        let vetting = vetting_counts(stats, true);
+        if !vetting.is_empty() {
+            let _ = writeln!(text, "  vetting: {vetting}");
+        }
+        let denied: u64 = stats
+            .vetting()
+            .iter()
+            .filter(|(status, _)| status.eq_ignore_ascii_case("Denied"))
+            .map(|(_, n)| n)
+            .sum();
+        if denied > 0 {
+            let _ = writeln!(
+                text,
+                "  DENIED: {denied} row(s) hold a Denied vetting decision; see vetting_reason (reconcile re-posts them only with --retry-denied)"
+            );
+        }
+        let statuses: Vec<String> = stats
+            .statuses()
+            .iter()
+            .map(|(s, n)| format!("{s}: {n}"))
+            .collect();
+        let _ = writeln!(
+            text,
+            "  requests: {}{}{}, retries {}, throttled (429) {}, pauses {}",
+            stats.requests(),
+            if statuses.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", statuses.join(", "))
+            },
+            match stats.transport_errors() {
+                0 => String::new(),
+                n => format!(", no answer {n}"),
+            },
+            stats.retries(),
+            stats.throttled(),
+            report.ending.pauses
+        );
+        // A dry run sends nothing, so there is no rate to speak of.
+        if let Some(pace) = pace.filter(|_| stats.requests() > 0) {
+            let _ = writeln!(text, "  {}", rate_line(pace));
+        }
+        if let (Some(p50), Some(p95)) = (stats.latency_quantile(0.5), stats.latency_quantile(0.95))
+        {
+            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+            let _ = writeln!(
+                text,
+                "  latency: p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms",
+                ms(p50),
+                ms(p95),
+                ms(stats.latency_max())
+            );
+        }
+        if report.token_file_failed {
+            text.push_str("  ERROR: the rotated refresh token could not be saved to PC_REFRESH_TOKEN_FILE (see the log above); fix the file's permissions before the token ages out\n");
+        }
+        if report.internal_errors > 0 {
+            let _ = writeln!(
+                text,
+                "  ERROR: {} row(s) hit an internal error (error_code internal; please report it); the journal is kept so --resume re-sends them safely",
+                report.internal_errors
+            );
+        }
+        let failed = stats.outcome(Outcome::Failed) + stats.outcome(Outcome::Invalid);
+        let resumable = self.output != "-" && self.input != "-";
+        if let Some(cause) = &report.ending.fatal {
+            let _ = writeln!(text, "  STOPPED: {cause}");
+            if resumable {
+                let _ = writeln!(
+                    text,
+                    "  rows not in the results were not sent (or are journalled); to finish them run:\n    {}",
+                    resume_command()
+                );
+            }
+        } else if report.ending.interrupted && resumable {
+            let _ = writeln!(
+                text,
+                "  interrupted; to finish the remaining rows run:\n    {}",
+                resume_command()
+            );
+        } else if report.ending.interrupted {
+            text.push_str("  interrupted; rows not in the results were not finished (--resume needs files for --input and --output)\n");
+        } else if failed > 0 && resumable && !self.dry_run {
+            let _ = writeln!(
+                text,
+                "  {failed} row(s) failed or were invalid (see error_code/error_message); after fixing the input, retry just those rows with:\n    {}",
+                resume_command()
+            );
+        }
+        text
     }
 
     fn event(&self, report: &Report, rate: Option<&RateFigures>) {
-        log_summary(report, rate);
+        let stats = &report.ending.stats;
+        finished_event!(
+            &report.ending,
+            "run finished",
+            rows = report.rows,
+            carried_over = report.carried_over,
+            created = stats.outcome(Outcome::Created),
+            exists = stats.outcome(Outcome::Exists),
+            failed = stats.outcome(Outcome::Failed),
+            invalid = stats.outcome(Outcome::Invalid),
+            duplicate = stats.outcome(Outcome::Duplicate),
+            planned = stats.outcome(Outcome::Planned),
+            token_file_failed = report.token_file_failed,
+            rate_mode = rate.map(|r| r.mode.name()),
+            rate_last = rate.and_then(|r| r.last),
+            rate_min = rate.and_then(|r| r.min),
+            rate_max = rate.and_then(|r| r.max),
+            internal_errors = report.internal_errors,
+        );
     }
 }
 
 /// `refresh`.
-pub(super) struct RefreshSummary<'a> {
-    pub(super) output: &'a str,
-    /// Ran against a sandbox of its own, which holds none of an earlier run's customers.
-    pub(super) sandbox: bool,
-}
-
-impl Summary for RefreshSummary<'_> {
+impl Summary for RefreshArgs {
     type Report = crate::engine::refresh::RefreshReport;
 
     fn text(&self, report: &Self::Report, _: Option<&RateFigures>) -> String {
@@ -75,7 +193,7 @@ impl Summary for RefreshSummary<'_> {
             report.ending.elapsed.as_secs_f64(),
             report.unread,
             match report.written || self.output == "-" {
-                true => destination(self.output).to_string(),
+                true => destination(&self.output).to_string(),
                 // Stopped before every row was written: the file is not replaced.
                 false => format!("none written ({} left as it was)", self.output),
             },
@@ -87,7 +205,7 @@ impl Summary for RefreshSummary<'_> {
         if let Some(cause) = &report.ending.fatal {
             text.push_str(&format!("  STOPPED: {cause}\n"));
         }
-        if self.sandbox && report.unread > 0 {
+        if self.service.sandbox && report.unread > 0 {
             // Each --sandbox starts an empty simulator: an earlier sandbox run's customers are
             // not in it, so every row reads as gone. Say so rather than let it look like a fault.
             text.push_str("  note: --sandbox starts a new, empty simulator for each command, so it holds none of an earlier sandbox run's customers (they read as gone); to refresh a sandbox run, run both commands against one `pc-qualify simulate` instead (docs/sandbox.md)\n");
@@ -107,15 +225,73 @@ impl Summary for RefreshSummary<'_> {
 }
 
 /// `export`.
-pub(super) struct ExportSummary<'a> {
-    pub(super) output: &'a str,
-}
-
-impl Summary for ExportSummary<'_> {
+impl Summary for ExportArgs {
     type Report = crate::engine::export::ExportReport;
 
     fn text(&self, report: &Self::Report, _: Option<&RateFigures>) -> String {
-        export_summary(report, self.output)
+        let output = &self.output;
+        let stats = &report.ending.stats;
+        let secs = report.ending.elapsed.as_secs_f64();
+        let rate = per_second(report.customers, secs);
+        let mut text = String::new();
+        let carried = carried(report.carried_over, "export");
+        let _ = writeln!(
+            text,
+            "pc-qualify: exported {} customers{carried} ({} rows, {} list page{}) in {secs:.1}s ({rate:.1} customers/s); output: {}",
+            report.customers,
+            report.rows,
+            report.pages,
+            if report.pages == 1 { "" } else { "s" },
+            destination(output),
+        );
+        let vetting = vetting_counts(stats, false);
+        if !vetting.is_empty() {
+            let _ = writeln!(text, "  vetting: {vetting}");
+        }
+        let _ = writeln!(
+            text,
+            "  requests: {}, retries {}, throttled (429) {}, pauses {}",
+            stats.requests(),
+            stats.retries(),
+            stats.throttled(),
+            report.ending.pauses
+        );
+        // A forced export that did not complete wrote nothing: the earlier file stays, and there is
+        // no partial export for --resume to continue.
+        let resumable = output != "-" && !report.kept_earlier;
+        if report.kept_earlier {
+            let _ = writeln!(
+                text,
+                "  the export did not complete, so {output} was left as it was (the earlier export): run the same command again"
+            );
+        }
+        if report.unread > 0 {
+            let _ = writeln!(
+                text,
+                "  ERROR: the qualifications of {} customer(s) could not be read; their rows have empty vetting columns (see the log){}",
+                report.unread,
+                if resumable { "; --resume reads just those again" } else { "" }
+            );
+        }
+        if let Some(error) = &report.list_error {
+            let _ = writeln!(
+                text,
+                "  ERROR: the export is incomplete: {error}{}",
+                if resumable {
+                    "; --resume continues it"
+                } else {
+                    ""
+                }
+            );
+        }
+        if let Some(cause) = &report.ending.fatal {
+            let _ = writeln!(text, "  STOPPED: {cause}");
+        } else if report.ending.interrupted && resumable {
+            text.push_str("  interrupted; the output holds the customers finished so far: run the same command with --resume to finish it (or --force to start over)\n");
+        } else if report.ending.interrupted && !report.kept_earlier {
+            text.push_str("  interrupted; only the customers written so far were exported: run the same command again for a complete export\n");
+        }
+        text
     }
 
     fn event(&self, report: &Self::Report, _: Option<&RateFigures>) {
@@ -135,10 +311,8 @@ impl Summary for ExportSummary<'_> {
 /// The summary's vetting counts, `Approved 3, InReview 2`; rows with no vetting state are left
 /// out of a run's (they are rows, not customers holding nothing).
 fn vetting_counts(stats: &Stats, skip_none: bool) -> String {
-    let counts = stats.vetting();
-    let counts = counts
-        .iter()
-        .filter(|(status, _)| !skip_none || status != "none");
+    let counts = stats.vetting().into_iter();
+    let counts = counts.filter(|(status, _)| !skip_none || status != "none");
     let counts: Vec<String> = counts.map(|(status, n)| format!("{status} {n}")).collect();
     counts.join(", ")
 }
@@ -169,197 +343,6 @@ fn carried(rows: u64, what: &str) -> String {
     }
 }
 
-fn export_summary(report: &crate::engine::export::ExportReport, output: &str) -> String {
-    use std::fmt::Write as _;
-    let stats = &report.ending.stats;
-    let secs = report.ending.elapsed.as_secs_f64();
-    let rate = per_second(report.customers, secs);
-    let mut text = String::new();
-    let carried = carried(report.carried_over, "export");
-    let _ = writeln!(
-        text,
-        "pc-qualify: exported {} customers{carried} ({} rows, {} list page{}) in {secs:.1}s ({rate:.1} customers/s); output: {}",
-        report.customers,
-        report.rows,
-        report.pages,
-        if report.pages == 1 { "" } else { "s" },
-        destination(output),
-    );
-    let vetting = vetting_counts(stats, false);
-    if !vetting.is_empty() {
-        let _ = writeln!(text, "  vetting: {vetting}");
-    }
-    let _ = writeln!(
-        text,
-        "  requests: {}, retries {}, throttled (429) {}, pauses {}",
-        stats.requests(),
-        stats.retries(),
-        stats.throttled(),
-        report.ending.pauses
-    );
-    // A forced export that did not complete wrote nothing: the earlier file stays, and there is
-    // no partial export for --resume to continue.
-    let resumable = output != "-" && !report.kept_earlier;
-    if report.kept_earlier {
-        let _ = writeln!(
-            text,
-            "  the export did not complete, so {output} was left as it was (the earlier export): run the same command again"
-        );
-    }
-    if report.unread > 0 {
-        let _ = writeln!(
-            text,
-            "  ERROR: the qualifications of {} customer(s) could not be read; their rows have empty vetting columns (see the log){}",
-            report.unread,
-            if resumable { "; --resume reads just those again" } else { "" }
-        );
-    }
-    if let Some(error) = &report.list_error {
-        let _ = writeln!(
-            text,
-            "  ERROR: the export is incomplete: {error}{}",
-            if resumable {
-                "; --resume continues it"
-            } else {
-                ""
-            }
-        );
-    }
-    if let Some(cause) = &report.ending.fatal {
-        let _ = writeln!(text, "  STOPPED: {cause}");
-    } else if report.ending.interrupted && resumable {
-        let _ = writeln!(
-            text,
-            "  interrupted; the output holds the customers finished so far: run the same command with --resume to finish it (or --force to start over)"
-        );
-    } else if report.ending.interrupted && !report.kept_earlier {
-        let _ = writeln!(
-            text,
-            "  interrupted; only the customers written so far were exported: run the same command again for a complete export"
-        );
-    }
-    text
-}
-
-pub(super) fn summary(report: &Report, args: &RunArgs, pace: Option<&RateFigures>) -> String {
-    use std::fmt::Write as _;
-    let stats = &report.ending.stats;
-    let mut text = String::new();
-    let secs = report.ending.elapsed.as_secs_f64();
-    let _ = writeln!(
-        text,
-        "pc-qualify: {} rows in {secs:.1}s ({:.1} rows/s){}; results: {}",
-        report.rows,
-        per_second(report.rows, secs),
-        carried(report.carried_over, "run"),
-        destination(&args.output),
-    );
-    let outcomes: Vec<String> = Outcome::ALL
-        .iter()
-        .map(|o| (o, stats.outcome(*o)))
-        .filter(|(_, n)| *n > 0)
-        .map(|(o, n)| format!("{o} {n}"))
-        .collect();
-    if !outcomes.is_empty() {
-        let _ = writeln!(text, "  rows: {}", outcomes.join(", "));
-    }
-    let vetting = vetting_counts(stats, true);
-    if !vetting.is_empty() {
-        let _ = writeln!(text, "  vetting: {vetting}");
-    }
-    let denied: u64 = stats
-        .vetting()
-        .iter()
-        .filter(|(status, _)| status.eq_ignore_ascii_case("Denied"))
-        .map(|(_, n)| n)
-        .sum();
-    if denied > 0 {
-        let _ = writeln!(
-            text,
-            "  DENIED: {denied} row(s) hold a Denied vetting decision; see vetting_reason (reconcile re-posts them only with --retry-denied)"
-        );
-    }
-    let statuses: Vec<String> = stats
-        .statuses()
-        .iter()
-        .map(|(s, n)| format!("{s}: {n}"))
-        .collect();
-    let _ = writeln!(
-        text,
-        "  requests: {}{}{}, retries {}, throttled (429) {}, pauses {}",
-        stats.requests(),
-        if statuses.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", statuses.join(", "))
-        },
-        match stats.transport_errors() {
-            0 => String::new(),
-            n => format!(", no answer {n}"),
-        },
-        stats.retries(),
-        stats.throttled(),
-        report.ending.pauses
-    );
-    // A dry run sends nothing, so there is no rate to speak of.
-    if let Some(pace) = pace.filter(|_| stats.requests() > 0) {
-        let _ = writeln!(text, "  {}", rate_line(pace));
-    }
-    if let (Some(p50), Some(p95)) = (stats.latency_quantile(0.5), stats.latency_quantile(0.95)) {
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        let _ = writeln!(
-            text,
-            "  latency: p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms",
-            ms(p50),
-            ms(p95),
-            ms(stats.latency_max())
-        );
-    }
-    if report.token_file_failed {
-        let _ = writeln!(
-            text,
-            "  ERROR: the rotated refresh token could not be saved to PC_REFRESH_TOKEN_FILE (see the log above); fix the file's permissions before the token ages out"
-        );
-    }
-    if report.internal_errors > 0 {
-        let _ = writeln!(
-            text,
-            "  ERROR: {} row(s) hit an internal error (error_code internal; please report it); the journal is kept so --resume re-sends them safely",
-            report.internal_errors
-        );
-    }
-    let failed = stats.outcome(Outcome::Failed) + stats.outcome(Outcome::Invalid);
-    let resumable = args.output != "-" && args.input != "-";
-    if let Some(cause) = &report.ending.fatal {
-        let _ = writeln!(text, "  STOPPED: {cause}");
-        if resumable {
-            let _ = writeln!(
-                text,
-                "  rows not in the results were not sent (or are journalled); to finish them run:\n    {}",
-                resume_command()
-            );
-        }
-    } else if report.ending.interrupted && resumable {
-        let _ = writeln!(
-            text,
-            "  interrupted; to finish the remaining rows run:\n    {}",
-            resume_command()
-        );
-    } else if report.ending.interrupted {
-        let _ = writeln!(
-            text,
-            "  interrupted; rows not in the results were not finished (--resume needs files for --input and --output)"
-        );
-    } else if failed > 0 && resumable && !args.dry_run {
-        let _ = writeln!(
-            text,
-            "  {failed} row(s) failed or were invalid (see error_code/error_message); after fixing the input, retry just those rows with:\n    {}",
-            resume_command()
-        );
-    }
-    text
-}
-
 /// The summary's rate line: what the pacer allowed, and how far 429s pushed it.
 fn rate_line(rate: &RateFigures) -> String {
     let (last, min, max) = match (rate.last, rate.min, rate.max) {
@@ -374,29 +357,6 @@ fn rate_line(rate: &RateFigures) -> String {
         "rate: {}, ended at {last:.1}/s (lowest {min:.1}/s, highest {max:.1}/s)",
         rate.mode.name()
     )
-}
-
-/// The summary as one structured event, for `--log-format json`.
-pub(super) fn log_summary(report: &Report, rate: Option<&RateFigures>) {
-    let stats = &report.ending.stats;
-    finished_event!(
-        &report.ending,
-        "run finished",
-        rows = report.rows,
-        carried_over = report.carried_over,
-        created = stats.outcome(Outcome::Created),
-        exists = stats.outcome(Outcome::Exists),
-        failed = stats.outcome(Outcome::Failed),
-        invalid = stats.outcome(Outcome::Invalid),
-        duplicate = stats.outcome(Outcome::Duplicate),
-        planned = stats.outcome(Outcome::Planned),
-        token_file_failed = report.token_file_failed,
-        rate_mode = rate.map(|r| r.mode.name()),
-        rate_last = rate.and_then(|r| r.last),
-        rate_min = rate.and_then(|r| r.min),
-        rate_max = rate.and_then(|r| r.max),
-        internal_errors = report.internal_errors,
-    );
 }
 
 /// This process's own command line with `--resume` in place of `--force`, quoted for the user's shell.
@@ -422,40 +382,32 @@ fn resume_command_from(args: impl Iterator<Item = String>) -> String {
         .join(" ")
 }
 
-/// `arg` quoted for the shell the user has, so a printed hint pastes as it is: POSIX single
-/// quotes, or on Windows double quotes, the one form cmd.exe and PowerShell both read (cmd.exe
-/// passes single quotes through literally).
+/// `arg` quoted for the shell the user has, so a printed hint pastes as it is.
 pub(super) fn shell_quote(arg: &str) -> String {
-    if cfg!(windows) {
-        windows_quote(arg)
-    } else {
-        posix_quote(arg)
-    }
+    quote(arg, cfg!(windows))
 }
 
-fn posix_quote(arg: &str) -> String {
-    quote_unless(arg, b"-_./=:,@%+", || {
-        format!("'{}'", arg.replace('\'', "'\\''"))
-    })
-}
-
-/// Double quotes for cmd.exe and PowerShell. A Windows file name cannot hold `"`; `%` (cmd.exe)
+/// `arg` as it is when every byte is alphanumeric or safe in the shell; otherwise POSIX single
+/// quotes, or on Windows double quotes, the one form cmd.exe and PowerShell both read (cmd.exe
+/// passes single quotes through literally). A Windows file name cannot hold `"`; `%` (cmd.exe)
 /// and `$` or a backtick (PowerShell) still expand inside them and no escape reads the same in
 /// both shells, so such an argument is left as the user typed it, quoted.
-fn windows_quote(arg: &str) -> String {
-    quote_unless(arg, b"-_./\\:,@+=", || format!("\"{arg}\""))
-}
-
-/// `arg` as it is when every byte is alphanumeric or in `safe`, otherwise `quoted()`.
-fn quote_unless(arg: &str, safe: &[u8], quoted: impl FnOnce() -> String) -> String {
+fn quote(arg: &str, windows: bool) -> String {
+    let safe: &[u8] = if windows {
+        b"-_./\\:,@+="
+    } else {
+        b"-_./=:,@%+"
+    };
     let plain = !arg.is_empty()
         && arg
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || safe.contains(&b));
     if plain {
         arg.to_string()
+    } else if windows {
+        format!("\"{arg}\"")
     } else {
-        quoted()
+        format!("'{}'", arg.replace('\'', "'\\''"))
     }
 }
 
@@ -522,7 +474,7 @@ mod tests {
             max: Some(12.0),
             floor: 0.5,
         };
-        let text = summary(&report(night()), &args, Some(&rate));
+        let text = args.text(&report(night()), Some(&rate));
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
@@ -559,7 +511,7 @@ mod tests {
         let args = run_args(&["pc-qualify", "run", "-i", "in.csv", "-o", "out.csv"]);
         let mut stopped = report(Stats::default());
         stopped.ending.fatal = Some(crate::partner_center::fatal::Cause::MfaRequired);
-        let text = summary(&stopped, &args, None);
+        let text = args.text(&stopped, None);
         assert!(text.contains("  STOPPED: "), "{text}");
         assert!(text.contains("900421"), "{text}");
         assert!(text.contains("pc-qualify login"), "{text}");
@@ -572,7 +524,7 @@ mod tests {
         let args = run_args(&["pc-qualify", "run", "-i", "in.csv", "-o", "-"]);
         let mut interrupted = report(Stats::default());
         interrupted.ending.interrupted = true;
-        let text = summary(&interrupted, &args, None);
+        let text = args.text(&interrupted, None);
         assert!(text.contains("results: standard output"), "{text}");
         assert!(
             text.contains("--resume needs files for --input and --output"),
@@ -586,15 +538,15 @@ mod tests {
 
     #[test]
     fn the_resume_hint_on_windows_is_double_quoted_for_cmd_and_powershell() {
-        assert_eq!(windows_quote("my customers.csv"), "\"my customers.csv\"");
-        assert_eq!(windows_quote(r"C:\data\in.csv"), r"C:\data\in.csv");
+        assert_eq!(quote("my customers.csv", true), "\"my customers.csv\"");
+        assert_eq!(quote(r"C:\data\in.csv", true), r"C:\data\in.csv");
         assert_eq!(
-            windows_quote(r"C:\My Files\in.csv"),
+            quote(r"C:\My Files\in.csv", true),
             r#""C:\My Files\in.csv""#
         );
-        assert_eq!(windows_quote(""), "\"\"");
+        assert_eq!(quote("", true), "\"\"");
         // The same line on Linux keeps POSIX quoting.
-        assert_eq!(posix_quote("my customers.csv"), "'my customers.csv'");
+        assert_eq!(quote("my customers.csv", false), "'my customers.csv'");
     }
 
     #[test]
@@ -625,8 +577,8 @@ mod tests {
             ]),
             "pc-qualify reconcile --resume -i 'it'\\''s.csv' -o r.csv"
         );
-        assert_eq!(posix_quote(""), "''");
-        assert_eq!(posix_quote("a-b_c./=:,@%+"), "a-b_c./=:,@%+");
-        assert_eq!(posix_quote("$HOME"), "'$HOME'");
+        assert_eq!(quote("", false), "''");
+        assert_eq!(quote("a-b_c./=:,@%+", false), "a-b_c./=:,@%+");
+        assert_eq!(quote("$HOME", false), "'$HOME'");
     }
 }

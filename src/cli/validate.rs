@@ -1,10 +1,6 @@
 //! `pc-qualify validate`: offline checks of an input file.
 
 use super::*;
-use crate::cli::error::CliError;
-use crate::engine::JobError;
-use crate::input::InputFileError;
-use crate::results::ResultsError;
 
 /// `validate`: every problem as `row N: field: reason` on stdout, then a total (left out with
 /// `-q`; a JSON event on stderr with `--log-format json`). Offline: only the input settings count,
@@ -47,41 +43,31 @@ pub(super) fn validate(args: ValidateArgs, quiet: bool, json: bool) -> Result<Ex
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let (mut rows, mut invalid, mut duplicates, mut warnings) = (0u64, 0u64, 0u64, 0u64);
     let mut exclusive = crate::domain::exclusive::ExclusiveCheck::default();
-    let pipe = |e: std::io::Error| {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            ResultsError::BrokenPipe
-        } else {
-            ResultsError::OutputIo {
-                path: "-".into(),
-                source: e,
-            }
-        }
-    };
     while let Some(record) = reader.next_record() {
         rows += 1;
-        match record.map_err(input_error)? {
-            Record::Valid(row) => {
-                if let Some(warning) = exclusive.observe(&row) {
+        let line = match record.map_err(input_error)? {
+            Record::Valid(row) => match exclusive.observe(&row) {
+                Some(warning) => {
                     warnings += 1;
-                    writeln!(out, "row {}: warning: {warning}", row.index).map_err(pipe)?;
+                    format!("row {}: warning: {warning}", row.index)
                 }
+                None => continue,
+            },
+            Record::Rejected(row) if row.outcome == Some(Outcome::Duplicate) => {
+                duplicates += 1;
+                let message = row.error_message.as_deref().unwrap_or("");
+                format!(
+                    "row {}: duplicate: {message} (it will not be sent twice)",
+                    row.row
+                )
             }
             Record::Rejected(row) => {
-                let duplicate = row.outcome == Some(Outcome::Duplicate);
-                *if duplicate {
-                    &mut duplicates
-                } else {
-                    &mut invalid
-                } += 1;
-                let (what, after) = match duplicate {
-                    true => ("duplicate: ", " (it will not be sent twice)"),
-                    false => ("", ""),
-                };
-                let message = row.error_message.as_deref();
-                let message = message.unwrap_or(if duplicate { "" } else { "invalid" });
-                writeln!(out, "row {}: {what}{message}{after}", row.row).map_err(pipe)?;
+                invalid += 1;
+                let message = row.error_message.as_deref().unwrap_or("invalid");
+                format!("row {}: {message}", row.row)
             }
-        }
+        };
+        writeln!(out, "{line}").map_err(stdout_error)?;
     }
     let valid = rows - invalid - duplicates;
     if json {
@@ -98,17 +84,17 @@ pub(super) fn validate(args: ValidateArgs, quiet: bool, json: bool) -> Result<Ex
             out,
             "{rows} row(s): {valid} valid, {invalid} invalid, {duplicates} duplicate(s)"
         )
-        .map_err(pipe)?;
+        .map_err(stdout_error)?;
+        if warnings > 0 {
+            // Warnings are advice, not invalid rows: they do not change the exit code.
+            writeln!(
+                out,
+                "{warnings} warning(s); they do not make rows invalid or change the exit code"
+            )
+            .map_err(stdout_error)?;
+        }
     }
-    if warnings > 0 && !quiet && !json {
-        // Warnings are advice, not invalid rows: they do not change the exit code.
-        writeln!(
-            out,
-            "{warnings} warning(s); they do not make rows invalid or change the exit code"
-        )
-        .map_err(pipe)?;
-    }
-    out.flush().map_err(pipe)?;
+    out.flush().map_err(stdout_error)?;
     Ok(if invalid > 0 {
         ExitCode::RowsFailed
     } else {
