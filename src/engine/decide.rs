@@ -7,7 +7,7 @@ use std::time::Instant;
 use uuid::Uuid;
 
 use crate::domain::model::{
-    ApiContract, Outcome, Qualification, QualificationRecord, ResultRow, Row,
+    ApiContract, CustomerId, Outcome, Qualification, QualificationRecord, ResultRow, Row,
 };
 use crate::partner_center::api;
 use crate::partner_center::client::{Client, Exchange, Reply};
@@ -53,12 +53,7 @@ impl Worker {
     pub async fn process(&self, work: Work) -> ResultRow {
         let started = Instant::now();
         let Work { row, request_id } = work;
-        let mut result = ResultRow {
-            row: row.index,
-            customer_id: row.customer_id.to_lower_string(),
-            qualification: row.qualification.as_str().to_string(),
-            ..ResultRow::default()
-        };
+        let mut result = base_row(&row);
         match (&self.client, self.mode) {
             (Some(client), Mode::Reconcile { retry_denied }) => {
                 self.reconcile(client, &row, request_id, retry_denied, &mut result)
@@ -86,7 +81,7 @@ impl Worker {
         retry_denied: bool,
         result: &mut ResultRow,
     ) {
-        let read = read_list(client, row).await;
+        let read = read_list(client, row.customer_id).await;
         let held = match read_record(&read, row.qualification) {
             Ok(held) => held,
             Err(_) => {
@@ -100,7 +95,7 @@ impl Worker {
                 describe_call(result, &read);
                 result.outcome = Some(Outcome::Exists);
                 if let Some(record) = held {
-                    set_vetting(result, api::Vetting::from(record));
+                    set_vetting(result, record);
                 }
             }
             ReconcileDecision::Plan => {
@@ -135,23 +130,46 @@ impl Worker {
             Reply::Answer { status: 409, .. } => {
                 result.outcome = Some(Outcome::Exists);
                 result.error_code = None;
-                result.error_message = None;
                 // The conflict answer says nothing about vetting; the customer's list does.
-                let read = read_list(client, row).await;
-                match read_record(&read, row.qualification) {
-                    Ok(Some(record)) => set_vetting(result, api::Vetting::from(record)),
-                    Ok(None) => {
-                        result.error_message = Some(
-                            "the service answered 409 but the customer's list does not show the qualification"
-                                .into(),
-                        )
+                let read = read_list(client, row.customer_id).await;
+                result.error_message = match read_record(&read, row.qualification) {
+                    Ok(Some(record)) => {
+                        set_vetting(result, record);
+                        None
                     }
-                    Err(reason) => {
-                        result.error_message = Some(format!("vetting status not read: {reason}"))
-                    }
-                }
+                    Ok(None) => Some("the service answered 409 but the customer's list does not show the qualification".into()),
+                    Err(reason) => Some(format!("vetting status not read: {reason}")),
+                };
             }
             _ => result.outcome = Some(Outcome::Failed),
+        }
+    }
+
+    /// After a 2xx whose body does not show the posted qualification: `created` only when the
+    /// customer's list shows it, else `failed` with `error_code` `unconfirmed`.
+    async fn confirm(&self, client: &Client, row: &Row, status: u16, result: &mut ResultRow) {
+        let read = read_list(client, row.customer_id).await;
+        match read_record(&read, row.qualification) {
+            Ok(Some(record)) => {
+                result.outcome = Some(Outcome::Created);
+                set_vetting(result, record);
+                result.error_message = Some(format!(
+                    "the service answered {status} with a body that does not show {}; the customer's list confirms it", row.qualification.as_str()
+                ));
+            }
+            other => {
+                result.outcome = Some(Outcome::Failed);
+                result.error_code = Some("unconfirmed".into());
+                let qualification = row.qualification.as_str();
+                result.error_message = Some(match other {
+                    Err(reason) => format!(
+                        "the answer was {status} with a body that does not show {qualification}, and the customer's list could not be read to confirm it: {reason}"
+                    ),
+                    _ => format!(
+                        "the answer was {status} with a body that does not show {qualification} (a proxy page? another qualification's record?), and the customer's list does not show it either: not created"
+                    ),
+                });
+            }
         }
     }
 }
@@ -198,36 +216,6 @@ fn explain_forbidden(result: &mut ResultRow, note: &str) {
     });
 }
 
-impl Worker {
-    /// After a 2xx whose body does not show the posted qualification: `created` only when the
-    /// customer's list shows it, else `failed` with `error_code` `unconfirmed`.
-    async fn confirm(&self, client: &Client, row: &Row, status: u16, result: &mut ResultRow) {
-        let read = read_list(client, row).await;
-        match read_record(&read, row.qualification) {
-            Ok(Some(record)) => {
-                result.outcome = Some(Outcome::Created);
-                set_vetting(result, api::Vetting::from(record));
-                result.error_message = Some(format!(
-                    "the service answered {status} with a body that does not show {}; the customer's list confirms it", row.qualification.as_str()
-                ));
-            }
-            other => {
-                result.outcome = Some(Outcome::Failed);
-                result.error_code = Some("unconfirmed".into());
-                let qualification = row.qualification.as_str();
-                result.error_message = Some(match other {
-                    Err(reason) => format!(
-                        "the answer was {status} with a body that does not show {qualification}, and the customer's list could not be read to confirm it: {reason}"
-                    ),
-                    _ => format!(
-                        "the answer was {status} with a body that does not show {qualification} (a proxy page? another qualification's record?), and the customer's list does not show it either: not created"
-                    ),
-                });
-            }
-        }
-    }
-}
-
 /// Fills the columns that describe the deciding call, and its error for a failure.
 pub fn describe_call(result: &mut ResultRow, exchange: &Exchange) {
     result.attempts = exchange.attempts;
@@ -267,11 +255,9 @@ pub fn describe_call(result: &mut ResultRow, exchange: &Exchange) {
 }
 
 /// Reads the customer's qualifications (a call of its own, with its own request id).
-async fn read_list(client: &Client, row: &Row) -> Exchange {
+pub(crate) async fn read_list(client: &Client, customer: CustomerId) -> Exchange {
     let request_id = crate::partner_center::client::new_uuid();
-    client
-        .send(&api::list_request(row.customer_id), request_id)
-        .await
+    client.send(&api::list_request(customer), request_id).await
 }
 
 /// Why a list read did not tell whether the customer holds a qualification.
@@ -314,10 +300,21 @@ pub fn read_record(
 }
 
 /// Copies vetting fields into the results row, made safe for one CSV cell.
-pub fn set_vetting(result: &mut ResultRow, vetting: api::Vetting) {
+pub fn set_vetting(result: &mut ResultRow, vetting: impl Into<api::Vetting>) {
+    let vetting = vetting.into();
     result.vetting_status = vetting.status.map(api::sanitize_owned);
     result.vetting_reason = vetting.reason.map(api::sanitize_owned);
     result.vetting_create_date = vetting.create_date.map(api::sanitize_owned);
+}
+
+/// A row's results row before any call is made for it.
+pub(crate) fn base_row(row: &Row) -> ResultRow {
+    ResultRow {
+        row: row.index,
+        customer_id: row.customer_id.to_lower_string(),
+        qualification: row.qualification.as_str().to_string(),
+        ..ResultRow::default()
+    }
 }
 
 /// A text field of a row event, empty when absent (borrowed: this runs once per row).

@@ -45,6 +45,7 @@ pub struct Job {
 }
 
 /// How a finished (or stopped) run went.
+#[derive(Default)]
 pub struct Report {
     /// How the run ended.
     pub ending: Ending,
@@ -104,15 +105,11 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
     }
     // Before anything is read back or sent.
     let _lock = lock_output(output_path, context.force, resume)?;
-    let mut token_provider = None;
-    let client = match credentials {
-        Some(credentials) => {
-            let (client, tokens) = context.connect(credentials).await?;
-            token_provider = Some(tokens);
-            Some(client)
-        }
+    let (client, token_provider) = match credentials {
+        Some(credentials) => Some(context.connect(credentials).await?),
         None => None,
-    };
+    }
+    .unzip();
     // Read-only until every check has passed: a refused resume leaves the file as it was.
     let resume_state = if resume {
         resume::load(output_path)?
@@ -169,14 +166,11 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         wants_journal,
     )?;
     // The workers journal the request ids their retries draw through the same file.
-    let appender = match &journal {
-        Some(journal) => Some(
-            journal
-                .appender()
-                .map_err(|e| output_error(&journal_path.display().to_string(), e))?,
-        ),
-        None => None,
-    };
+    let appender = journal
+        .as_ref()
+        .map(Journal::appender)
+        .transpose()
+        .map_err(|e| output_error(&journal_path.display().to_string(), e))?;
     let router = Router {
         resume: resume_state,
         journal,
@@ -218,14 +212,15 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
     let (fed, written) = run_pool(&context, sink, feed, move |work: Work| {
         let (worker, internal_errors) = (worker.clone(), counter.clone());
         async move {
-            let skeleton = internal_row(&work);
-            match crate::engine::unwind::catch(worker.process(work)).await {
-                Ok(row) => row,
-                Err(panicked) => {
-                    internal_errors.fetch_add(1, Ordering::Relaxed);
-                    failed_internally(skeleton, &panicked.message)
-                }
-            }
+            let skeleton = ResultRow {
+                request_id: Some(work.request_id),
+                ..crate::engine::decide::base_row(&work.row)
+            };
+            crate::engine::unwind::catch(worker.process(work), |message| {
+                internal_errors.fetch_add(1, Ordering::Relaxed);
+                failed_internally(skeleton, &message)
+            })
+            .await
         }
     })
     .await;
@@ -326,14 +321,10 @@ fn precheck<R: std::io::Read>(
 /// The report of a run stopped while its input was still being opened or checked: nothing was
 /// sent and no results file was written.
 fn stopped_before_start(context: &JobContext) -> Report {
+    let ending = context.ending(Duration::ZERO, false);
     Report {
-        ending: context.ending(Duration::ZERO, false),
-        rows: 0,
-        carried_over: 0,
-        input_error: None,
-        example_request: None,
-        token_file_failed: false,
-        internal_errors: 0,
+        ending,
+        ..Report::default()
     }
 }
 
@@ -346,11 +337,6 @@ struct Router {
     want_example: bool,
 }
 
-/// The journal could not be written; the rows it should have recorded are not sent.
-#[derive(Debug, thiserror::Error)]
-#[error("could not write the journal, so nothing more is sent")]
-struct JournalError(#[source] std::io::Error);
-
 /// Where one input record goes.
 enum Route {
     /// To a worker.
@@ -362,15 +348,6 @@ enum Route {
 }
 
 impl Router {
-    /// Writes the journal lines of the rows routed so far; they must be on file before those
-    /// rows can be posted.
-    fn commit_journal(&mut self) -> Result<(), JournalError> {
-        match &mut self.journal {
-            Some(journal) => journal.commit().map_err(JournalError),
-            None => Ok(()),
-        }
-    }
-
     fn route(&mut self, record: Record) -> Route {
         match record {
             Record::Valid(row) if self.resume.is_settled(row.index) => Route::Skip,
@@ -472,8 +449,13 @@ async fn read_rows<R: Read>(
         if batch.is_empty() {
             break;
         }
-        if let Err(e) = router.commit_journal() {
-            end.error = Some(crate::domain::error::chain(&e));
+        // The journal lines of the batch must be on file before its rows can be posted; rows
+        // the journal could not record are not sent.
+        if let Err(e) = router.journal.as_mut().map_or(Ok(()), Journal::commit) {
+            end.error = Some(format!(
+                "could not write the journal, so nothing more is sent: {}",
+                crate::domain::error::chain(&e)
+            ));
             break;
         }
         for route in batch.drain(..) {
@@ -491,17 +473,6 @@ async fn read_rows<R: Read>(
     }
     end.example = router.example;
     end
-}
-
-/// The results row a panicking worker leaves for its row (filled in by [`failed_internally`]).
-fn internal_row(work: &Work) -> ResultRow {
-    ResultRow {
-        row: work.row.index,
-        customer_id: work.row.customer_id.to_lower_string(),
-        qualification: work.row.qualification.as_str().to_string(),
-        request_id: Some(work.request_id),
-        ..ResultRow::default()
-    }
 }
 
 /// A bug must not lose a row: it becomes `failed` with `error_code` `internal`.

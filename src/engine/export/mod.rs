@@ -41,6 +41,7 @@ pub struct ExportJob {
 }
 
 /// How an export went.
+#[derive(Default)]
 pub struct ExportReport {
     /// How the export ended.
     pub ending: Ending,
@@ -97,13 +98,7 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
         None => {
             return Ok(ExportReport {
                 ending: context.ending(started.elapsed(), false),
-                customers: 0,
-                carried_over: 0,
-                rows: 0,
-                unread: 0,
-                pages: 0,
-                list_error: None,
-                kept_earlier: false,
+                ..ExportReport::default()
             })
         }
         Some(Ok(page)) => page,
@@ -177,19 +172,12 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
             // A panic while reading one customer must not lose its row: it becomes an
             // unread customer, with the panic as its error (and exit code 1).
             let bare = bare_row(&customer);
-            let rows = match crate::engine::unwind::catch(export_customer(
-                &client,
-                customer,
-                qualification,
-            ))
-            .await
-            {
-                Ok(rows) => rows,
-                Err(message) => CustomerRows {
-                    rows: vec![bare],
-                    error: Some(format!("internal error: {message}")),
-                },
-            };
+            let read = export_customer(&client, customer, qualification);
+            let rows = crate::engine::unwind::catch(read, |message| CustomerRows {
+                rows: vec![bare],
+                error: Some(format!("internal error: {message}")),
+            })
+            .await;
             if let Some(error) = &rows.error {
                 unread.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
