@@ -212,7 +212,8 @@ impl From<toml::de::Error> for TomlError {
 }
 
 /// The `--rate` value as given: a number, or `auto` (flag and file alike).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(try_from = "RateValue")]
 pub enum RateArg {
     /// Requests per second; 0 = unlimited.
     PerSecond(f64),
@@ -250,29 +251,25 @@ impl std::str::FromStr for RateArg {
     }
 }
 
-impl<'de> Deserialize<'de> for RateArg {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = RateArg;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a number of requests per second or \"auto\"")
-            }
-            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<RateArg, E> {
-                Ok(RateArg::PerSecond(v))
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RateArg, E> {
-                // Whole numbers far beyond any rate lose precision here, which changes nothing.
-                Ok(RateArg::PerSecond(v as f64))
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RateArg, E> {
-                Ok(RateArg::PerSecond(v as f64))
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RateArg, E> {
-                v.parse().map_err(E::custom)
-            }
+/// `rate =` in a settings file: a number, or text that must parse as a [`RateArg`].
+#[derive(Deserialize)]
+#[serde(
+    untagged,
+    expecting = "expected a number of requests per second or \"auto\""
+)]
+enum RateValue {
+    Number(f64),
+    Text(String),
+}
+
+impl TryFrom<RateValue> for RateArg {
+    type Error = RateArgError;
+
+    fn try_from(value: RateValue) -> Result<Self, Self::Error> {
+        match value {
+            RateValue::Number(rate) => Ok(RateArg::PerSecond(rate)),
+            RateValue::Text(text) => text.parse(),
         }
-        deserializer.deserialize_any(Visitor)
     }
 }
 
@@ -732,6 +729,12 @@ mod tests {
         assert_eq!(
             RunConfig::from_settings(zero).expect("valid").rate,
             RateMode::Unlimited
+        );
+        let err = toml::from_str::<Settings>("rate = true\n").expect_err("not a rate");
+        assert!(
+            err.message()
+                .contains(r#"number of requests per second or "auto""#),
+            "{err}"
         );
         let err = toml::from_str::<Settings>("rate = \"fast\"\n").expect_err("not a rate");
         assert!(

@@ -177,6 +177,8 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         example: None,
         // A dry run of `run` shows the first request it would have sent.
         want_example: dry_run && mode == Mode::Run,
+        error: None,
+        last_row: None,
     };
     let started = context.begin();
     let feed = |feeder| {
@@ -328,13 +330,18 @@ fn stopped_before_start(context: &JobContext) -> Report {
     }
 }
 
-/// Decides where each input record goes, and journals request ids before rows go out.
+/// Decides where each input record goes, journals request ids before rows go out, and says
+/// how the reading ended.
 struct Router {
     resume: ResumeState,
     journal: Option<Journal>,
     /// The first valid row, kept for a dry run's example request.
     example: Option<Row>,
     want_example: bool,
+    /// The input became unreadable part-way.
+    error: Option<String>,
+    /// The input row number of the last record read, to say where a read error stopped the run.
+    last_row: Option<u64>,
 }
 
 /// Where one input record goes.
@@ -378,25 +385,11 @@ impl Router {
             }
         }
     }
-}
 
-/// How the reader ended.
-#[derive(Default)]
-pub(crate) struct ReaderEnd {
-    /// The input became unreadable part-way.
-    error: Option<String>,
-    /// The first valid row (dry run only).
-    example: Option<Row>,
-    /// The input row number of the last record read, to say where a read error stopped the run.
-    last_row: Option<u64>,
-}
-
-impl ReaderEnd {
     /// The next record's route; `None` at the end, on a stop, or on a read error (kept in `self`).
     fn next_route<R: Read>(
         &mut self,
         reader: &mut InputReader<R>,
-        router: &mut Router,
         feeder: &Feeder<Work, ResultRow>,
     ) -> Option<Route> {
         let record = reader.next_record()?;
@@ -409,7 +402,7 @@ impl ReaderEnd {
                     Record::Valid(row) => row.index,
                     Record::Rejected(row) => row.row,
                 });
-                Some(router.route(record))
+                Some(self.route(record))
             }
             Err(e) => {
                 // A stream (standard input, a pipe) is not checked ahead, so this can come after
@@ -436,23 +429,18 @@ async fn read_rows<R: Read>(
     mut router: Router,
     feeder: Feeder<Work, ResultRow>,
     batch_size: usize,
-) -> ReaderEnd {
-    let mut end = ReaderEnd::default();
+) -> Router {
     let mut batch = Vec::with_capacity(batch_size);
     'read: loop {
-        while batch.len() < batch_size {
-            match end.next_route(&mut reader, &mut router, &feeder) {
-                Some(route) => batch.push(route),
-                None => break,
-            }
-        }
+        let routes = std::iter::from_fn(|| router.next_route(&mut reader, &feeder));
+        batch.extend(routes.take(batch_size));
         if batch.is_empty() {
             break;
         }
         // The journal lines of the batch must be on file before its rows can be posted; rows
         // the journal could not record are not sent.
         if let Err(e) = router.journal.as_mut().map_or(Ok(()), Journal::commit) {
-            end.error = Some(format!(
+            router.error = Some(format!(
                 "could not write the journal, so nothing more is sent: {}",
                 crate::domain::error::chain(&e)
             ));
@@ -471,8 +459,7 @@ async fn read_rows<R: Read>(
         // A run of rejected rows never fills a channel: let the workers and writer in.
         tokio::task::yield_now().await;
     }
-    end.example = router.example;
-    end
+    router
 }
 
 /// A bug must not lose a row: it becomes `failed` with `error_code` `internal`.
