@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::domain::error::ChainExt as _;
 use crate::domain::model::CustomerId;
 use crate::engine::pool::Feeder;
 use crate::partner_center::api;
@@ -52,13 +53,6 @@ pub(super) enum PageError {
     /// The page or its next link is unusable.
     #[error(transparent)]
     List(#[from] customers::ListError),
-}
-
-impl PageError {
-    /// The reason with its causes, for the summary and the log.
-    pub(super) fn reason(&self) -> String {
-        crate::domain::error::chain(self)
-    }
 }
 
 /// The error code for an unknown or spent continuation token.
@@ -125,19 +119,12 @@ pub(super) fn answer_body<'a>(exchange: &'a Exchange, what: &str) -> Result<&'a 
     }
 }
 
-/// A customer as the page reader tells it from the others: by GUID, or by the id as given.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(super) enum ListedKey {
-    Id(CustomerId),
-    Raw(String),
-}
-
-impl ListedKey {
-    fn of(customer: &ListedCustomer) -> Self {
-        customer
-            .parsed
-            .map_or_else(|| ListedKey::Raw(customer.id.clone()), ListedKey::Id)
-    }
+/// The id a customer's rows carry, which also tells it from the others in the list: its GUID in
+/// lower case, or the id as given when it is not a GUID (that text never reads as a GUID).
+pub(super) fn listed_id(customer: &ListedCustomer) -> String {
+    customer
+        .parsed
+        .map_or_else(|| customer.id.clone(), |id| id.to_lower_string())
 }
 
 /// Feeds the customers of `page` and of every later page to the workers. The channel is
@@ -165,7 +152,7 @@ pub(super) async fn list_customers(
     let mut listed = 0u64;
     let mut empty_in_a_row = 0u32;
     // Customer -> the pass (0, then 1 after the first restart, ...) it was last seen on.
-    let mut seen: HashMap<ListedKey, u32> = HashMap::new();
+    let mut seen: HashMap<String, u32> = HashMap::new();
     let mut pass = 0u32;
     loop {
         empty_in_a_row = if page.customers.is_empty() {
@@ -177,7 +164,7 @@ pub(super) async fn list_customers(
             && page
                 .customers
                 .iter()
-                .all(|c| seen.get(&ListedKey::of(c)) == Some(&pass))
+                .all(|c| seen.get(&listed_id(c)) == Some(&pass))
         {
             end.error = Some(format!(
                 "page {} of the customer list holds only customers already listed on earlier pages; the list goes round in circles, stopped following it",
@@ -192,7 +179,7 @@ pub(super) async fn list_customers(
             if feeder.halted() {
                 return end;
             }
-            if seen.insert(ListedKey::of(&customer), pass).is_some() {
+            if seen.insert(listed_id(&customer), pass).is_some() {
                 // Fed already (earlier in this pass, or before a restart).
                 continue;
             }
@@ -270,7 +257,7 @@ pub(super) async fn list_customers(
                 page = next_page;
             }
             Err(error) => {
-                let reason = error.reason();
+                let reason = error.chain();
                 tracing::error!(page = end.pages + 1, %reason, "customer list page not read");
                 end.error = Some(format!(
                     "page {} of the customer list could not be read ({listed} customers listed before it): {reason}",

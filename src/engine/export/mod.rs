@@ -105,7 +105,7 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
         Some(Err(error)) => {
             return Err(JobError::Preflight(format!(
                 "the customer list could not be read: {}",
-                error.reason()
+                crate::domain::error::chain(&error)
             )))
         }
     };
@@ -231,9 +231,7 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
 /// A customer's row before its qualifications are known.
 fn bare_row(customer: &ListedCustomer) -> ExportRow {
     ExportRow {
-        customer_id: customer
-            .parsed
-            .map_or_else(|| customer.id.clone(), |id| id.to_lower_string()),
+        customer_id: listed_id(customer),
         company_name: customer.company_name.clone(),
         domain: customer.domain.clone(),
         ..ExportRow::default()
