@@ -82,27 +82,22 @@ impl Worker {
         result: &mut ResultRow,
     ) {
         let read = read_list(client, row.customer_id).await;
-        let held = match read_record(&read, row.qualification) {
-            Ok(held) => held,
-            Err(_) => {
-                describe_call(result, &read);
-                result.outcome = Some(Outcome::Failed);
-                return;
+        let held = read_record(&read, row.qualification);
+        let decision = held
+            .as_ref()
+            .map(|held| reconcile_decision(held.as_ref(), retry_denied, self.dry_run));
+        let outcome = match decision {
+            Ok(ReconcileDecision::Create) => {
+                return self.create(client, row, request_id, result).await
             }
+            Ok(ReconcileDecision::Exists) => Outcome::Exists,
+            Ok(ReconcileDecision::Plan) => Outcome::Planned,
+            Err(_) => Outcome::Failed,
         };
-        match reconcile_decision(held.as_ref(), retry_denied, self.dry_run) {
-            ReconcileDecision::Exists => {
-                describe_call(result, &read);
-                result.outcome = Some(Outcome::Exists);
-                if let Some(record) = held {
-                    set_vetting(result, record);
-                }
-            }
-            ReconcileDecision::Plan => {
-                describe_call(result, &read);
-                result.outcome = Some(Outcome::Planned);
-            }
-            ReconcileDecision::Create => self.create(client, row, request_id, result).await,
+        describe_call(result, &read);
+        result.outcome = Some(outcome);
+        if let (Outcome::Exists, Ok(Some(record))) = (outcome, held) {
+            set_vetting(result, record);
         }
     }
 
@@ -240,12 +235,9 @@ pub fn describe_call(result: &mut ResultRow, exchange: &Exchange) {
             result.error_message =
                 Some(format!("{reason} (after {} attempt(s))", exchange.attempts));
         }
-        Reply::Token(reason) => {
-            result.error_code = Some("token".into());
-            result.error_message = Some(api::sanitize(reason));
-        }
-        Reply::Stopped(reason) => {
-            result.error_code = Some("stopped".into());
+        Reply::Token(reason) | Reply::Stopped(reason) => {
+            let stopped = matches!(exchange.reply, Reply::Stopped(_));
+            result.error_code = Some(if stopped { "stopped" } else { "token" }.into());
             result.error_message = Some(api::sanitize(reason));
         }
     }

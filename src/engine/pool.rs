@@ -69,33 +69,12 @@ where
         &context.stats,
         aborted,
     );
-    let mut workers = spawn_pool(n, work_rx, result_tx, &context.stop, process);
-    drain_workers(&mut workers, &context.stop, context.config.shutdown_grace).await;
-    let fed = feeder.await;
-    (fed, finish_writer(writer, &context.output).await)
-}
-
-/// Starts `n` workers that take items from `work_rx` until it closes or a stop is requested,
-/// turn each into a results row (or an export's rows) with `process`, and hand it to the writer.
-fn spawn_pool<T, R, F, Fut>(
-    n: usize,
-    work_rx: async_channel::Receiver<T>,
-    result_tx: mpsc::Sender<R>,
-    stop: &Stop,
-    process: F,
-) -> JoinSet<()>
-where
-    T: Send + 'static,
-    R: Send + 'static,
-    F: Fn(T) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = R> + Send,
-{
+    // `n` workers take items until the channel closes or a stop is requested, and hand what
+    // `process` makes of each to the writer.
     let mut workers = JoinSet::new();
     for _ in 0..n {
-        let work_rx = work_rx.clone();
-        let result_tx = result_tx.clone();
-        let process = process.clone();
-        let mut stop_rx = stop.subscribe();
+        let (work_rx, result_tx, process) = (work_rx.clone(), result_tx.clone(), process.clone());
+        let mut stop_rx = context.stop.subscribe();
         workers.spawn(async move {
             loop {
                 let item = tokio::select! {
@@ -112,7 +91,12 @@ where
             }
         });
     }
-    workers
+    // Only the workers (and the feeder) hold the channels now: the feeder's sends fail once
+    // every worker has stopped, and the writer ends once the last sender is gone.
+    drop((work_rx, result_tx, process));
+    drain_workers(&mut workers, &context.stop, context.config.shutdown_grace).await;
+    let fed = feeder.await;
+    (fed, finish_writer(writer, &context.output).await)
 }
 
 /// Waits for the workers; after a stop request gives them the grace period, after a second one none.
