@@ -350,17 +350,12 @@ impl RunConfig {
                 )))
             }
         };
-        let validation_code_auto = s
-            .input
-            .validation_code
-            .as_deref()
-            .is_some_and(|c| c.trim().eq_ignore_ascii_case("auto"));
         // A validation code is text (Partner Center's own are not all digits): trimmed, any.
-        let default_validation_code = match s.input.validation_code {
-            Some(code) if code.trim().is_empty() || validation_code_auto => None,
-            Some(code) => Some(code.trim().to_string()),
-            None => None,
-        };
+        let code = s.input.validation_code.as_deref().map(str::trim);
+        let validation_code_auto = code.is_some_and(|c| c.eq_ignore_ascii_case("auto"));
+        let default_validation_code = code
+            .filter(|c| !c.is_empty() && !validation_code_auto)
+            .map(str::to_string);
         let locale = s.locale.as_deref().map_or(DEFAULT_LOCALE, str::trim);
         // A language tag (en-US, fr-FR, zh-Hans-CN): letters, digits and hyphens.
         let tag = |t: &str| {

@@ -196,11 +196,12 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
             tokio::spawn(read_rows(reader, router, feeder, READ_BATCH))
         }
     };
-    let timeline = wants_timeline.then(|| Timeline::start(output_path, resume));
     let sink = ResultsSink {
         writer,
         rows: 0,
-        timeline: timeline.flatten(),
+        timeline: wants_timeline
+            .then(|| Timeline::start(output_path, resume))
+            .flatten(),
     };
     let worker = Arc::new(Worker {
         client,
@@ -310,8 +311,9 @@ fn precheck<R: std::io::Read>(
         })?;
         let settled = resume && state.verify_record(&record, input)?;
         seen += usize::from(settled);
+        // Only rows whose qualification carries a code (GCC) have one.
         if let (Record::Valid(row), Some(code), false) = (&record, code, settled) {
-            gcc_rows += u64::from(preflight::needs_code(row, &code.validation_id));
+            gcc_rows += u64::from(row.validation_code.as_ref() == Some(&code.validation_id));
         }
     }
     if resume {

@@ -1,7 +1,6 @@
 //! Checks made before the first row is sent: which GCC validation code to use, whether it has
 //! creates left for every GCC row, and what a dry run shows of the request it would send.
 
-use crate::domain::model::Row;
 use crate::engine::JobError;
 use crate::partner_center::api::{self, Request, ValidationCode};
 use crate::partner_center::client::{Client, Reply};
@@ -84,13 +83,6 @@ pub fn choose_code(
             listing(&codes)
         ))),
     }
-}
-
-/// Whether `row` would be posted with validation code `code` (the count
-/// [`check_remaining_creates`] weighs leaves out rows an earlier run already settled).
-pub fn needs_code(row: &Row, code: &str) -> bool {
-    // Only rows whose qualification carries a code (GCC) have one.
-    row.validation_code.as_deref() == Some(code)
 }
 
 /// Refuses a run whose GCC rows cannot all succeed with the code's remaining creates.
