@@ -500,38 +500,30 @@ fn open_outputs(
             let _ = std::fs::remove_file(output_path);
         }
     };
-    // Set once this run has created or truncated the results file: only then is it this run's
-    // to remove. A `--force` open that fails (ETXTBSY, a read-only file, EIO) never truncated
-    // the earlier results, so they stay.
-    let mut touched = false;
-    let opened = (|| -> Result<ResultsWriter<output::Sink>, JobError> {
-        let mut writer = if appendable {
-            let file = std::fs::OpenOptions::new()
-                .append(true)
-                .open(output_path)
-                .map_err(|e| output_error(output_path, e))?;
-            ResultsWriter::without_header(output::Sink::File(std::io::BufWriter::new(file)))
-        } else {
-            let sink = output::create(output_path, force || resume)?;
-            touched = true;
-            ResultsWriter::with_header(sink).map_err(|e| output_error(output_path, e))?
-        };
-        writer
-            .flush()
-            .and_then(|()| writer.sync())
+    let writer = if appendable {
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(output_path)
             .map_err(|e| output_error(output_path, e))?;
-        Ok(writer)
-    })();
-    let writer = match opened {
-        Ok(writer) => writer,
-        Err(err) => {
-            // Only a file this run created (or truncated with --force) is removed.
-            if touched {
-                cleanup(false);
-            }
-            return Err(err);
-        }
+        Ok(ResultsWriter::without_header(output::Sink::File(
+            std::io::BufWriter::new(file),
+        )))
+    } else {
+        ResultsWriter::with_header(output::create(output_path, force || resume)?)
     };
+    // Only a file this run created or truncated is removed: a `--force` open that failed
+    // (ETXTBSY, a read-only file, EIO) returned above, leaving the earlier results.
+    let writer = writer.and_then(|mut writer| {
+        writer.flush()?;
+        writer.sync()?;
+        Ok(writer)
+    });
+    let writer = writer.map_err(|e| {
+        if !appendable {
+            cleanup(false);
+        }
+        output_error(output_path, e)
+    })?;
     if !wants_journal {
         return Ok((writer, None));
     }
