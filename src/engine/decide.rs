@@ -252,41 +252,24 @@ pub(crate) async fn read_list(client: &Client, customer: CustomerId) -> Exchange
     client.send(&api::list_request(customer), request_id).await
 }
 
-/// Why a list read did not tell whether the customer holds a qualification.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadRecordError {
-    /// The answer is in none of the documented shapes.
-    #[error(transparent)]
-    Shape(#[from] api::ShapeError),
-    /// The service answered with an error status.
-    #[error("GET answered {status}{}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
-    Answer {
-        /// The HTTP status.
-        status: u16,
-        /// The service's message, when it gave one.
-        message: Option<String>,
-    },
-    /// No answer: transport, token or stop (made safe for a results cell).
-    #[error("{0}")]
-    NoAnswer(String),
-}
-
-/// The customer's record for `qualification` from a list read (`Ok(None)`: not held).
+/// The customer's record for `qualification` from a list read (`Ok(None)`: not held), or why
+/// the read did not tell, as text for a results cell.
 pub fn read_record(
     exchange: &Exchange,
     qualification: Qualification,
-) -> Result<Option<QualificationRecord>, ReadRecordError> {
+) -> Result<Option<QualificationRecord>, String> {
     match &exchange.reply {
         Reply::Answer { status, body } if (200..300).contains(status) => {
-            let list = api::parse_qualification_list(body)?;
+            let list = api::parse_qualification_list(body).map_err(|e| e.to_string())?;
             Ok(api::find_qualification(list, qualification))
         }
-        Reply::Answer { status, body } => Err(ReadRecordError::Answer {
-            status: *status,
-            message: api::parse_error_body(body).message,
-        }),
+        Reply::Answer { status, body } => {
+            let message = api::parse_error_body(body).message;
+            let message = message.map(|m| format!(": {m}")).unwrap_or_default();
+            Err(format!("GET answered {status}{message}"))
+        }
         Reply::Transport(reason) | Reply::Token(reason) | Reply::Stopped(reason) => {
-            Err(ReadRecordError::NoAnswer(api::sanitize(reason)))
+            Err(api::sanitize(reason))
         }
     }
 }
