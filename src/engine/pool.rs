@@ -102,33 +102,28 @@ where
 /// Waits for the workers; after a stop request gives them the grace period, after a second one none.
 async fn drain_workers(workers: &mut JoinSet<()>, stop: &Stop, grace: Duration) {
     let mut stop_rx = stop.subscribe();
-    let mut deadline = None;
-    loop {
-        match deadline {
-            None => tokio::select! {
-                next = workers.join_next() => if next.is_none() { return },
-                _ = stop_rx.wait_for(|n| *n > 0) => {
-                    tracing::warn!(
-                        grace_s = grace.as_secs_f64(),
-                        "stopping: no new rows are taken; waiting for requests in flight"
-                    );
-                    deadline = Some(tokio::time::Instant::now() + grace);
-                }
-            },
-            Some(deadline) => tokio::select! {
-                next = workers.join_next() => if next.is_none() { return },
-                _ = tokio::time::sleep_until(deadline) => {
-                    tracing::warn!("grace period over: abandoning requests still in flight");
-                    break;
-                }
-                _ = stop_rx.wait_for(|n| *n > 1) => {
-                    tracing::warn!("second stop signal: abandoning requests still in flight");
-                    break;
-                }
-            },
+    tokio::select! {
+        () = join_all(workers) => return,
+        _ = stop_rx.wait_for(|n| *n > 0) => {}
+    }
+    tracing::warn!(
+        grace_s = grace.as_secs_f64(),
+        "stopping: no new rows are taken; waiting for requests in flight"
+    );
+    tokio::select! {
+        () = join_all(workers) => return,
+        _ = tokio::time::sleep(grace) => {
+            tracing::warn!("grace period over: abandoning requests still in flight");
+        }
+        _ = stop_rx.wait_for(|n| *n > 1) => {
+            tracing::warn!("second stop signal: abandoning requests still in flight");
         }
     }
     workers.abort_all();
+    join_all(workers).await;
+}
+
+async fn join_all(workers: &mut JoinSet<()>) {
     while workers.join_next().await.is_some() {}
 }
 
