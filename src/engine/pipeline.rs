@@ -12,7 +12,7 @@ use crate::domain::model::{Outcome, ResultRow, Row};
 pub use crate::domain::stop::Stop;
 pub use crate::engine::decide::Mode;
 use crate::engine::decide::{Work, Worker};
-use crate::engine::pool::{output_error, run_pool, Feeder, ResultsSink};
+use crate::engine::pool::{append_sink, output_error, run_pool, Feeder, ResultsSink};
 use crate::engine::preflight;
 use crate::engine::{Ending, JobContext, JobError};
 use crate::input::source::{off_runtime, InputSource};
@@ -501,13 +501,7 @@ fn open_outputs(
         }
     };
     let writer = if appendable {
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(output_path)
-            .map_err(|e| output_error(output_path, e))?;
-        Ok(ResultsWriter::without_header(output::Sink::File(
-            std::io::BufWriter::new(file),
-        )))
+        Ok(ResultsWriter::without_header(append_sink(output_path)?))
     } else {
         ResultsWriter::with_header(output::create(output_path, force || resume)?)
     };

@@ -13,7 +13,7 @@ use crate::domain::model::ResultRow;
 use crate::domain::stats::Stats;
 pub(crate) use crate::domain::stop::Stop;
 use crate::engine::{JobContext, JobError};
-use crate::results::output::ResultsWriter;
+use crate::results::output::{self, ResultsWriter};
 use crate::results::timeline::Timeline;
 use crate::results::ResultsError;
 
@@ -221,6 +221,13 @@ async fn finish_writer<T>(
         Ok(Err(err)) => Err(output_error(path, err)),
         Err(err) => Err(output_error(path, std::io::Error::other(err))),
     }
+}
+
+/// The output file `path` opened to add rows after those already in it (`--resume`).
+pub(crate) fn append_sink(path: &str) -> Result<output::Sink, JobError> {
+    let file = std::fs::OpenOptions::new().append(true).open(path);
+    let file = file.map_err(|e| output_error(path, e))?;
+    Ok(output::Sink::File(std::io::BufWriter::new(file)))
 }
 
 /// The results file `path` could not be written.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::domain::model::{Qualification, QualificationRecord};
 use crate::domain::stats::Stats;
-use crate::engine::pool::{output_error, run_pool, RowSink};
+use crate::engine::pool::{append_sink, output_error, run_pool, RowSink};
 use crate::engine::{Ending, JobContext, JobError};
 use crate::partner_center::api;
 use crate::partner_center::auth::Credentials;
@@ -119,11 +119,7 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
     };
     let replaces = force && !resume && Path::new(output_path).is_file();
     let writer = if resume && Path::new(output_path).exists() {
-        let file = OpenOptions::new()
-            .append(true)
-            .open(output_path)
-            .map_err(|e| output_error(output_path, e))?;
-        ExportWriter::without_header(output::Sink::File(BufWriter::new(file)))
+        ExportWriter::without_header(append_sink(output_path)?)
     } else {
         // A forced export over an earlier one writes beside it and replaces it only once
         // complete, so a failed or stopped export leaves the earlier file byte for byte. A first
@@ -142,10 +138,7 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
         Some(path) => Some(BufWriter::new(
             crate::domain::atomic::open_side_file(
                 path,
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(false),
+                OpenOptions::new().write(true).create(true).truncate(false),
                 true,
             )
             .map_err(|e| output_error(&path.display().to_string(), e))?,
