@@ -99,28 +99,22 @@ pub fn check_remaining_creates(code: &ValidationCode, rows: u64) -> Result<(), J
 /// The request a dry run would send, as text, with the token masked.
 pub fn describe_request(base_url: &str, request: &Request) -> String {
     let mut text = format!(
-        "{} {}{}\n",
-        request.method, base_url, request.path_and_query
+        "{} {base_url}{}\n{}",
+        request.method,
+        request.path_and_query,
+        concat!(
+            "Authorization: Bearer ***\n",
+            "Accept: application/json\n",
+            "Content-Type: application/json\n",
+            "MS-RequestId: <a new UUID per row, and per retry after an answer>\n",
+            "MS-CorrelationId: <a new UUID per send>\n",
+            "MS-Contract-Version: v1\n",
+            "X-Locale: <--locale, en-US by default>\n",
+            "MS-PartnerCenter-Application: pc-qualify/",
+            env!("CARGO_PKG_VERSION"),
+            "\n",
+        )
     );
-    let headers = [
-        ("Authorization", "Bearer ***"),
-        ("Accept", "application/json"),
-        ("Content-Type", "application/json"),
-        (
-            "MS-RequestId",
-            "<a new UUID per row, and per retry after an answer>",
-        ),
-        ("MS-CorrelationId", "<a new UUID per send>"),
-        ("MS-Contract-Version", "v1"),
-        ("X-Locale", "<--locale, en-US by default>"),
-        (
-            "MS-PartnerCenter-Application",
-            concat!("pc-qualify/", env!("CARGO_PKG_VERSION")),
-        ),
-    ];
-    for (name, value) in headers {
-        text.push_str(&format!("{name}: {value}\n"));
-    }
     if let Some(body) = &request.body {
         text.push('\n');
         text.push_str(&String::from_utf8_lossy(body));
