@@ -10,12 +10,8 @@ pub async fn validation_code(
     client: &Client,
     org: Option<&str>,
 ) -> Result<ValidationCode, JobError> {
-    let exchange = client
-        .send(
-            &api::validations_request(),
-            crate::partner_center::client::new_uuid(),
-        )
-        .await;
+    let request_id = crate::partner_center::client::new_uuid();
+    let exchange = client.send(&api::validations_request(), request_id).await;
     let codes = match &exchange.reply {
         Reply::Answer { status, body } if (200..300).contains(status) => {
             api::parse_validations(body).map_err(JobError::ValidationCodes)?

@@ -7,7 +7,7 @@ use crate::domain::error::ChainExt as _;
 use crate::domain::model::CustomerId;
 use crate::engine::pool::Feeder;
 use crate::partner_center::api;
-use crate::partner_center::client::{Client, Exchange, Reply};
+use crate::partner_center::client::{new_uuid, Client, Exchange, Reply};
 use crate::partner_center::customers::{self, ListedCustomer, NextPage, Page};
 
 /// Empty pages with a next link in a row before the list is deemed to go round in circles.
@@ -74,12 +74,7 @@ pub(super) async fn fetch_page(
         Some(next) => next.request()?,
     };
     let exchange = client
-        .send_capped(
-            &request,
-            crate::partner_center::client::new_uuid(),
-            &headers,
-            customers::MAX_PAGE_BYTES,
-        )
+        .send_capped(&request, new_uuid(), &headers, customers::MAX_PAGE_BYTES)
         .await;
     let body = answer_body(&exchange, "GET /v1/customers").map_err(|reason| {
         let spent = next.is_some()

@@ -244,12 +244,7 @@ async fn export_customer(
             error: Some(format!("customer id {:?} is not a GUID", customer.id)),
         };
     };
-    let exchange = client
-        .send(
-            &api::list_request(id),
-            crate::partner_center::client::new_uuid(),
-        )
-        .await;
+    let exchange = crate::engine::decide::read_list(client, id).await;
     // The reason ends up in one results cell, so it is rendered to text here.
     let records = answer_body(&exchange, "GET qualifications")
         .and_then(|body| api::parse_qualification_list(body).map_err(|e| e.to_string()));
