@@ -238,16 +238,15 @@ async fn export_customer(
     only: Option<Qualification>,
 ) -> CustomerRows {
     let bare = bare_row(&customer);
-    let Some(id) = customer.parsed else {
-        return CustomerRows {
-            rows: vec![bare],
-            error: Some(format!("customer id {:?} is not a GUID", customer.id)),
-        };
-    };
-    let exchange = crate::engine::decide::read_list(client, id).await;
     // The reason ends up in one results cell, so it is rendered to text here.
-    let records = answer_body(&exchange, "GET qualifications")
-        .and_then(|body| api::parse_qualification_list(body).map_err(|e| e.to_string()));
+    let records = match customer.parsed {
+        None => Err(format!("customer id {:?} is not a GUID", customer.id)),
+        Some(id) => {
+            let exchange = crate::engine::decide::read_list(client, id).await;
+            answer_body(&exchange, "GET qualifications")
+                .and_then(|body| api::parse_qualification_list(body).map_err(|e| e.to_string()))
+        }
+    };
     match records {
         Ok(records) => CustomerRows {
             rows: rows_for(bare, records, only),
