@@ -189,24 +189,20 @@ impl Settings {
 
 /// A TOML parse error shown by its one-line message: the parser's own `Display` adds a
 /// multi-line excerpt of the file, which does not fit the one-line error the binary prints.
-/// Only the message and the position are kept, not the parser's error: its `Debug` holds the
-/// whole file, and a settings file may hold a client secret (the check that refuses secrets in
-/// the file only runs on a file that parses).
+/// Only the message is kept, not the parser's error: its `Debug` holds the whole file, and a
+/// settings file may hold a client secret (secrets are refused only in a file that parses).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 #[non_exhaustive]
 pub struct TomlError {
     /// The parser's one-line reason.
     pub message: String,
-    /// Where in the file, as a byte range, when the parser knows.
-    pub span: Option<std::ops::Range<usize>>,
 }
 
 impl From<toml::de::Error> for TomlError {
     fn from(error: toml::de::Error) -> Self {
         TomlError {
             message: error.message().to_string(),
-            span: error.span(),
         }
     }
 }
@@ -332,7 +328,6 @@ impl RunConfig {
 
     /// Applies defaults to merged settings and rejects out-of-range values.
     pub fn from_settings(s: Settings) -> Result<RunConfig, JobError> {
-        let bad = |msg: String| JobError::Config(msg);
         let rate = rate_mode(&s)?;
         let burst = positive("--burst", s.burst.unwrap_or(1), u32::MAX as i64)?;
         let concurrency = positive("--concurrency", s.concurrency.unwrap_or(5), 4096)?;
@@ -345,7 +340,7 @@ impl RunConfig {
                 Duration::try_from_secs_f64(g).unwrap_or(Duration::ZERO)
             }
             g => {
-                return Err(bad(format!(
+                return Err(JobError::Config(format!(
                     "--shutdown-grace must be from 0 to 999999999 seconds; got {g}"
                 )))
             }
@@ -364,7 +359,7 @@ impl RunConfig {
                     .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric()))
         };
         if !tag(locale) {
-            return Err(bad(format!(
+            return Err(JobError::Config(format!(
                 "--locale must be a language tag such as en-US; got {locale:?}"
             )));
         }

@@ -21,7 +21,7 @@ use crate::results::ResultsError;
 pub(crate) struct Feeder<T, I> {
     pub(crate) work: async_channel::Sender<T>,
     pub(crate) results: mpsc::Sender<I>,
-    stop: Stop,
+    pub(crate) stop: Stop,
     aborted: Arc<AtomicBool>,
 }
 
@@ -29,11 +29,6 @@ impl<T, I> Feeder<T, I> {
     /// A stop was asked for, or the writer failed: nothing more is fed.
     pub(crate) fn halted(&self) -> bool {
         self.stop.requested() || self.aborted.load(Ordering::Relaxed)
-    }
-
-    /// Resolves once a stop is asked for.
-    pub(crate) async fn stopped(&self) {
-        self.stop.wait().await
     }
 }
 

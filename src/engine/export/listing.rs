@@ -221,7 +221,7 @@ pub(super) async fn list_customers(
         }
         let mut fetched = tokio::select! {
             biased;
-            _ = feeder.stopped() => return end,
+            _ = feeder.stop.wait() => return end,
             fetched = fetch_page(client, Some(&next)) => fetched,
         };
         if let Err(PageError::TokenSpent(reason)) = &fetched {
@@ -237,7 +237,7 @@ pub(super) async fn list_customers(
                 );
                 fetched = tokio::select! {
                     biased;
-                    _ = feeder.stopped() => return end,
+                    _ = feeder.stop.wait() => return end,
                     fetched = fetch_page(client, None) => fetched,
                 };
             }
