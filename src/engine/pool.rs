@@ -91,7 +91,16 @@ where
     drop((work_rx, result_tx, process));
     drain_workers(&mut workers, &context.stop, context.config.shutdown_grace).await;
     let fed = feeder.await;
-    (fed, finish_writer(writer, &context.output).await)
+    // The writer's end: the sink with what it wrote, or why it stopped (a closed stdout pipe is
+    // a quiet stop of its own).
+    let written = writer
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    let written = written.map_err(|err| match err.kind() {
+        std::io::ErrorKind::BrokenPipe => ResultsError::BrokenPipe.into(),
+        _ => output_error(&context.output, err),
+    });
+    (fed, written)
 }
 
 /// Waits for the workers; after a stop request gives them the grace period, after a second one none.
@@ -200,21 +209,6 @@ fn spawn_writer<S: RowSink>(
         tokio::task::spawn_blocking(move || runtime.block_on(write))
     } else {
         tokio::spawn(write)
-    }
-}
-
-/// Waits for the writer: the rows it wrote, or why it stopped (a closed stdout pipe is quiet).
-async fn finish_writer<T>(
-    writer: JoinHandle<std::io::Result<T>>,
-    path: &str,
-) -> Result<T, JobError> {
-    match writer.await {
-        Ok(Ok(rows)) => Ok(rows),
-        Ok(Err(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => {
-            Err(ResultsError::BrokenPipe.into())
-        }
-        Ok(Err(err)) => Err(output_error(path, err)),
-        Err(err) => Err(output_error(path, std::io::Error::other(err))),
     }
 }
 
