@@ -196,12 +196,11 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
             tokio::spawn(read_rows(reader, router, feeder, READ_BATCH))
         }
     };
+    let timeline = wants_timeline.then(|| Timeline::start(output_path, resume));
     let sink = ResultsSink {
         writer,
         rows: 0,
-        timeline: wants_timeline
-            .then(|| Timeline::start(output_path, resume))
-            .flatten(),
+        timeline: timeline.flatten(),
     };
     let worker = Arc::new(Worker {
         client,
