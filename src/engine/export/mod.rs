@@ -134,17 +134,14 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
     // The customers whose qualifications could not be read, one id a line: their rows look like
     // those of customers holding nothing, so `--resume` needs this list to read them again.
     // Started empty: a resume has just dropped the earlier ones' rows from the file.
-    let unread_log = match &unread_file {
-        Some(path) => Some(BufWriter::new(
-            crate::domain::atomic::open_side_file(
-                path,
-                OpenOptions::new().write(true).create(true).truncate(false),
-                true,
-            )
-            .map_err(|e| output_error(&path.display().to_string(), e))?,
-        )),
-        None => None,
-    };
+    let unread_log = unread_file.as_ref().map(|path| {
+        let mut options = OpenOptions::new();
+        options.write(true).create(true).truncate(false);
+        let file = crate::domain::atomic::open_side_file(path, &mut options, true);
+        file.map(BufWriter::new)
+            .map_err(|e| output_error(&path.display().to_string(), e))
+    });
+    let unread_log = unread_log.transpose()?;
     let unread = Arc::new(AtomicU64::new(0));
     let sink = ExportSink {
         writer,
