@@ -37,7 +37,7 @@ impl<T, I> Feeder<T, I> {
 /// to `sink`. Returns the feeder's end and, once every item is written, the sink.
 pub(crate) async fn run_pool<T, S, P, Fut, Out>(
     context: &JobContext,
-    sink: S,
+    mut sink: S,
     feed: impl FnOnce(Feeder<T, S::Item>) -> JoinHandle<Out>,
     process: P,
 ) -> (Result<Out, JoinError>, Result<S, JobError>)
@@ -49,7 +49,7 @@ where
 {
     let n = context.config.concurrency;
     let (work_tx, work_rx) = async_channel::bounded(n * 2);
-    let (result_tx, result_rx) = mpsc::channel(n * 4 + 64);
+    let (result_tx, mut result_rx) = mpsc::channel(n * 4 + 64);
     let aborted = Arc::new(AtomicBool::new(false));
     let feeder = feed(Feeder {
         work: work_tx,
@@ -57,13 +57,39 @@ where
         stop: context.stop.clone(),
         aborted: aborted.clone(),
     });
-    let writer = spawn_writer(
-        context.output == "-",
-        result_rx,
-        sink,
-        &context.stats,
-        aborted,
-    );
+    // The one writer writes items as they come and flushes whenever the queue runs dry, so a
+    // crash loses at most what is still in flight.
+    let stats = context.stats.clone();
+    let write = async move {
+        let result: std::io::Result<()> = async {
+            sink.flush()?;
+            while let Some(first) = result_rx.recv().await {
+                // `first` and whatever else is queued, then one flush.
+                let mut next = Some(first);
+                while let Some(item) = next {
+                    sink.write(item, &stats)?;
+                    next = result_rx.try_recv().ok();
+                }
+                sink.flush()?;
+            }
+            Ok(())
+        }
+        .await;
+        if result.is_err() {
+            // Nothing more can be recorded: tell the reader to stop feeding rows.
+            aborted.store(true, Ordering::Relaxed);
+            result_rx.close();
+        }
+        result.map(|()| sink)
+    };
+    // A file is written from the runtime itself (a buffered write never blocks for long);
+    // standard output may block on a slow reader, so it gets a thread.
+    let writer = if context.output == "-" {
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || runtime.block_on(write))
+    } else {
+        tokio::spawn(write)
+    };
     // `n` workers take items until the channel closes or a stop is requested, and hand what
     // `process` makes of each to the writer.
     let mut workers = JoinSet::new();
@@ -167,48 +193,6 @@ impl<W: std::io::Write + Send + 'static> RowSink for ResultsSink<W> {
         self.writer.flush()?;
         self.timeline = self.timeline.take().and_then(|t| t.record(self.rows));
         Ok(())
-    }
-}
-
-/// Writes items as they come and flushes whenever the queue runs dry, so a crash loses at most
-/// what is still in flight; returns the sink with its counts. A file is written from the runtime
-/// itself (a buffered write never blocks for long); standard output may block on a slow reader,
-/// so it gets a thread.
-fn spawn_writer<S: RowSink>(
-    to_stdout: bool,
-    mut rx: mpsc::Receiver<S::Item>,
-    mut sink: S,
-    stats: &Arc<Stats>,
-    aborted: Arc<AtomicBool>,
-) -> JoinHandle<std::io::Result<S>> {
-    let stats = stats.clone();
-    let write = async move {
-        let result = async {
-            sink.flush()?;
-            while let Some(first) = rx.recv().await {
-                // `first` and whatever else is queued, then one flush.
-                let mut next = Some(first);
-                while let Some(item) = next {
-                    sink.write(item, &stats)?;
-                    next = rx.try_recv().ok();
-                }
-                sink.flush()?;
-            }
-            Ok(())
-        }
-        .await;
-        if result.is_err() {
-            // Nothing more can be recorded: tell the reader to stop feeding rows.
-            aborted.store(true, Ordering::Relaxed);
-            rx.close();
-        }
-        result.map(|()| sink)
-    };
-    if to_stdout {
-        let runtime = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || runtime.block_on(write))
-    } else {
-        tokio::spawn(write)
     }
 }
 
