@@ -189,30 +189,27 @@ impl Settings {
 
 /// A TOML parse error shown by its one-line message: the parser's own `Display` adds a
 /// multi-line excerpt of the file, which does not fit the one-line error the binary prints.
-/// Only the message and the position are kept, not the parser's error: its `Debug` holds the
-/// whole file, and a settings file may hold a client secret (the check that refuses secrets in
-/// the file only runs on a file that parses).
+/// Only the message is kept, not the parser's error: its `Debug` holds the whole file, and a
+/// settings file may hold a client secret (secrets are refused only in a file that parses).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 #[non_exhaustive]
 pub struct TomlError {
     /// The parser's one-line reason.
     pub message: String,
-    /// Where in the file, as a byte range, when the parser knows.
-    pub span: Option<std::ops::Range<usize>>,
 }
 
 impl From<toml::de::Error> for TomlError {
     fn from(error: toml::de::Error) -> Self {
         TomlError {
             message: error.message().to_string(),
-            span: error.span(),
         }
     }
 }
 
 /// The `--rate` value as given: a number, or `auto` (flag and file alike).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(try_from = "RateValue")]
 pub enum RateArg {
     /// Requests per second; 0 = unlimited.
     PerSecond(f64),
@@ -250,29 +247,25 @@ impl std::str::FromStr for RateArg {
     }
 }
 
-impl<'de> Deserialize<'de> for RateArg {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = RateArg;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a number of requests per second or \"auto\"")
-            }
-            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<RateArg, E> {
-                Ok(RateArg::PerSecond(v))
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RateArg, E> {
-                // Whole numbers far beyond any rate lose precision here, which changes nothing.
-                Ok(RateArg::PerSecond(v as f64))
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RateArg, E> {
-                Ok(RateArg::PerSecond(v as f64))
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RateArg, E> {
-                v.parse().map_err(E::custom)
-            }
+/// `rate =` in a settings file: a number, or text that must parse as a [`RateArg`].
+#[derive(Deserialize)]
+#[serde(
+    untagged,
+    expecting = "expected a number of requests per second or \"auto\""
+)]
+enum RateValue {
+    Number(f64),
+    Text(String),
+}
+
+impl TryFrom<RateValue> for RateArg {
+    type Error = RateArgError;
+
+    fn try_from(value: RateValue) -> Result<Self, Self::Error> {
+        match value {
+            RateValue::Number(rate) => Ok(RateArg::PerSecond(rate)),
+            RateValue::Text(text) => text.parse(),
         }
-        deserializer.deserialize_any(Visitor)
     }
 }
 
@@ -335,7 +328,6 @@ impl RunConfig {
 
     /// Applies defaults to merged settings and rejects out-of-range values.
     pub fn from_settings(s: Settings) -> Result<RunConfig, JobError> {
-        let bad = |msg: String| JobError::Config(msg);
         let rate = rate_mode(&s)?;
         let burst = positive("--burst", s.burst.unwrap_or(1), u32::MAX as i64)?;
         let concurrency = positive("--concurrency", s.concurrency.unwrap_or(5), 4096)?;
@@ -348,22 +340,17 @@ impl RunConfig {
                 Duration::try_from_secs_f64(g).unwrap_or(Duration::ZERO)
             }
             g => {
-                return Err(bad(format!(
+                return Err(JobError::Config(format!(
                     "--shutdown-grace must be from 0 to 999999999 seconds; got {g}"
                 )))
             }
         };
-        let validation_code_auto = s
-            .input
-            .validation_code
-            .as_deref()
-            .is_some_and(|c| c.trim().eq_ignore_ascii_case("auto"));
         // A validation code is text (Partner Center's own are not all digits): trimmed, any.
-        let default_validation_code = match s.input.validation_code {
-            Some(code) if code.trim().is_empty() || validation_code_auto => None,
-            Some(code) => Some(code.trim().to_string()),
-            None => None,
-        };
+        let code = s.input.validation_code.as_deref().map(str::trim);
+        let validation_code_auto = code.is_some_and(|c| c.eq_ignore_ascii_case("auto"));
+        let default_validation_code = code
+            .filter(|c| !c.is_empty() && !validation_code_auto)
+            .map(str::to_string);
         let locale = s.locale.as_deref().map_or(DEFAULT_LOCALE, str::trim);
         // A language tag (en-US, fr-FR, zh-Hans-CN): letters, digits and hyphens.
         let tag = |t: &str| {
@@ -372,7 +359,7 @@ impl RunConfig {
                     .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric()))
         };
         if !tag(locale) {
-            return Err(bad(format!(
+            return Err(JobError::Config(format!(
                 "--locale must be a language tag such as en-US; got {locale:?}"
             )));
         }
@@ -732,6 +719,12 @@ mod tests {
         assert_eq!(
             RunConfig::from_settings(zero).expect("valid").rate,
             RateMode::Unlimited
+        );
+        let err = toml::from_str::<Settings>("rate = true\n").expect_err("not a rate");
+        assert!(
+            err.message()
+                .contains(r#"number of requests per second or "auto""#),
+            "{err}"
         );
         let err = toml::from_str::<Settings>("rate = \"fast\"\n").expect_err("not a rate");
         assert!(

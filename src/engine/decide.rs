@@ -7,7 +7,7 @@ use std::time::Instant;
 use uuid::Uuid;
 
 use crate::domain::model::{
-    ApiContract, Outcome, Qualification, QualificationRecord, ResultRow, Row,
+    ApiContract, CustomerId, Outcome, Qualification, QualificationRecord, ResultRow, Row,
 };
 use crate::partner_center::api;
 use crate::partner_center::client::{Client, Exchange, Reply};
@@ -53,12 +53,7 @@ impl Worker {
     pub async fn process(&self, work: Work) -> ResultRow {
         let started = Instant::now();
         let Work { row, request_id } = work;
-        let mut result = ResultRow {
-            row: row.index,
-            customer_id: row.customer_id.to_lower_string(),
-            qualification: row.qualification.as_str().to_string(),
-            ..ResultRow::default()
-        };
+        let mut result = base_row(&row);
         match (&self.client, self.mode) {
             (Some(client), Mode::Reconcile { retry_denied }) => {
                 self.reconcile(client, &row, request_id, retry_denied, &mut result)
@@ -86,28 +81,23 @@ impl Worker {
         retry_denied: bool,
         result: &mut ResultRow,
     ) {
-        let read = read_list(client, row).await;
-        let held = match read_record(&read, row.qualification) {
-            Ok(held) => held,
-            Err(_) => {
-                describe_call(result, &read);
-                result.outcome = Some(Outcome::Failed);
-                return;
+        let read = read_list(client, row.customer_id).await;
+        let held = read_record(&read, row.qualification);
+        let decision = held
+            .as_ref()
+            .map(|held| reconcile_decision(held.as_ref(), retry_denied, self.dry_run));
+        let outcome = match decision {
+            Ok(ReconcileDecision::Create) => {
+                return self.create(client, row, request_id, result).await
             }
+            Ok(ReconcileDecision::Exists) => Outcome::Exists,
+            Ok(ReconcileDecision::Plan) => Outcome::Planned,
+            Err(_) => Outcome::Failed,
         };
-        match reconcile_decision(held.as_ref(), retry_denied, self.dry_run) {
-            ReconcileDecision::Exists => {
-                describe_call(result, &read);
-                result.outcome = Some(Outcome::Exists);
-                if let Some(record) = held {
-                    set_vetting(result, api::Vetting::from(record));
-                }
-            }
-            ReconcileDecision::Plan => {
-                describe_call(result, &read);
-                result.outcome = Some(Outcome::Planned);
-            }
-            ReconcileDecision::Create => self.create(client, row, request_id, result).await,
+        describe_call(result, &read);
+        result.outcome = Some(outcome);
+        if let (Outcome::Exists, Ok(Some(record))) = (outcome, held) {
+            set_vetting(result, record);
         }
     }
 
@@ -135,23 +125,46 @@ impl Worker {
             Reply::Answer { status: 409, .. } => {
                 result.outcome = Some(Outcome::Exists);
                 result.error_code = None;
-                result.error_message = None;
                 // The conflict answer says nothing about vetting; the customer's list does.
-                let read = read_list(client, row).await;
-                match read_record(&read, row.qualification) {
-                    Ok(Some(record)) => set_vetting(result, api::Vetting::from(record)),
-                    Ok(None) => {
-                        result.error_message = Some(
-                            "the service answered 409 but the customer's list does not show the qualification"
-                                .into(),
-                        )
+                let read = read_list(client, row.customer_id).await;
+                result.error_message = match read_record(&read, row.qualification) {
+                    Ok(Some(record)) => {
+                        set_vetting(result, record);
+                        None
                     }
-                    Err(reason) => {
-                        result.error_message = Some(format!("vetting status not read: {reason}"))
-                    }
-                }
+                    Ok(None) => Some("the service answered 409 but the customer's list does not show the qualification".into()),
+                    Err(reason) => Some(format!("vetting status not read: {reason}")),
+                };
             }
             _ => result.outcome = Some(Outcome::Failed),
+        }
+    }
+
+    /// After a 2xx whose body does not show the posted qualification: `created` only when the
+    /// customer's list shows it, else `failed` with `error_code` `unconfirmed`.
+    async fn confirm(&self, client: &Client, row: &Row, status: u16, result: &mut ResultRow) {
+        let read = read_list(client, row.customer_id).await;
+        match read_record(&read, row.qualification) {
+            Ok(Some(record)) => {
+                result.outcome = Some(Outcome::Created);
+                set_vetting(result, record);
+                result.error_message = Some(format!(
+                    "the service answered {status} with a body that does not show {}; the customer's list confirms it", row.qualification.as_str()
+                ));
+            }
+            other => {
+                result.outcome = Some(Outcome::Failed);
+                result.error_code = Some("unconfirmed".into());
+                let qualification = row.qualification.as_str();
+                result.error_message = Some(match other {
+                    Err(reason) => format!(
+                        "the answer was {status} with a body that does not show {qualification}, and the customer's list could not be read to confirm it: {reason}"
+                    ),
+                    _ => format!(
+                        "the answer was {status} with a body that does not show {qualification} (a proxy page? another qualification's record?), and the customer's list does not show it either: not created"
+                    ),
+                });
+            }
         }
     }
 }
@@ -198,36 +211,6 @@ fn explain_forbidden(result: &mut ResultRow, note: &str) {
     });
 }
 
-impl Worker {
-    /// After a 2xx whose body does not show the posted qualification: `created` only when the
-    /// customer's list shows it, else `failed` with `error_code` `unconfirmed`.
-    async fn confirm(&self, client: &Client, row: &Row, status: u16, result: &mut ResultRow) {
-        let read = read_list(client, row).await;
-        match read_record(&read, row.qualification) {
-            Ok(Some(record)) => {
-                result.outcome = Some(Outcome::Created);
-                set_vetting(result, api::Vetting::from(record));
-                result.error_message = Some(format!(
-                    "the service answered {status} with a body that does not show {}; the customer's list confirms it", row.qualification.as_str()
-                ));
-            }
-            other => {
-                result.outcome = Some(Outcome::Failed);
-                result.error_code = Some("unconfirmed".into());
-                let qualification = row.qualification.as_str();
-                result.error_message = Some(match other {
-                    Err(reason) => format!(
-                        "the answer was {status} with a body that does not show {qualification}, and the customer's list could not be read to confirm it: {reason}"
-                    ),
-                    _ => format!(
-                        "the answer was {status} with a body that does not show {qualification} (a proxy page? another qualification's record?), and the customer's list does not show it either: not created"
-                    ),
-                });
-            }
-        }
-    }
-}
-
 /// Fills the columns that describe the deciding call, and its error for a failure.
 pub fn describe_call(result: &mut ResultRow, exchange: &Exchange) {
     result.attempts = exchange.attempts;
@@ -252,12 +235,9 @@ pub fn describe_call(result: &mut ResultRow, exchange: &Exchange) {
             result.error_message =
                 Some(format!("{reason} (after {} attempt(s))", exchange.attempts));
         }
-        Reply::Token(reason) => {
-            result.error_code = Some("token".into());
-            result.error_message = Some(api::sanitize(reason));
-        }
-        Reply::Stopped(reason) => {
-            result.error_code = Some("stopped".into());
+        Reply::Token(reason) | Reply::Stopped(reason) => {
+            let stopped = matches!(exchange.reply, Reply::Stopped(_));
+            result.error_code = Some(if stopped { "stopped" } else { "token" }.into());
             result.error_message = Some(api::sanitize(reason));
         }
     }
@@ -267,57 +247,49 @@ pub fn describe_call(result: &mut ResultRow, exchange: &Exchange) {
 }
 
 /// Reads the customer's qualifications (a call of its own, with its own request id).
-async fn read_list(client: &Client, row: &Row) -> Exchange {
+pub(crate) async fn read_list(client: &Client, customer: CustomerId) -> Exchange {
     let request_id = crate::partner_center::client::new_uuid();
-    client
-        .send(&api::list_request(row.customer_id), request_id)
-        .await
+    client.send(&api::list_request(customer), request_id).await
 }
 
-/// Why a list read did not tell whether the customer holds a qualification.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadRecordError {
-    /// The answer is in none of the documented shapes.
-    #[error(transparent)]
-    Shape(#[from] api::ShapeError),
-    /// The service answered with an error status.
-    #[error("GET answered {status}{}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
-    Answer {
-        /// The HTTP status.
-        status: u16,
-        /// The service's message, when it gave one.
-        message: Option<String>,
-    },
-    /// No answer: transport, token or stop (made safe for a results cell).
-    #[error("{0}")]
-    NoAnswer(String),
-}
-
-/// The customer's record for `qualification` from a list read (`Ok(None)`: not held).
+/// The customer's record for `qualification` from a list read (`Ok(None)`: not held), or why
+/// the read did not tell, as text for a results cell.
 pub fn read_record(
     exchange: &Exchange,
     qualification: Qualification,
-) -> Result<Option<QualificationRecord>, ReadRecordError> {
+) -> Result<Option<QualificationRecord>, String> {
     match &exchange.reply {
         Reply::Answer { status, body } if (200..300).contains(status) => {
-            let list = api::parse_qualification_list(body)?;
+            let list = api::parse_qualification_list(body).map_err(|e| e.to_string())?;
             Ok(api::find_qualification(list, qualification))
         }
-        Reply::Answer { status, body } => Err(ReadRecordError::Answer {
-            status: *status,
-            message: api::parse_error_body(body).message,
-        }),
+        Reply::Answer { status, body } => {
+            let message = api::parse_error_body(body).message;
+            let message = message.map(|m| format!(": {m}")).unwrap_or_default();
+            Err(format!("GET answered {status}{message}"))
+        }
         Reply::Transport(reason) | Reply::Token(reason) | Reply::Stopped(reason) => {
-            Err(ReadRecordError::NoAnswer(api::sanitize(reason)))
+            Err(api::sanitize(reason))
         }
     }
 }
 
 /// Copies vetting fields into the results row, made safe for one CSV cell.
-pub fn set_vetting(result: &mut ResultRow, vetting: api::Vetting) {
+pub fn set_vetting(result: &mut ResultRow, vetting: impl Into<api::Vetting>) {
+    let vetting = vetting.into();
     result.vetting_status = vetting.status.map(api::sanitize_owned);
     result.vetting_reason = vetting.reason.map(api::sanitize_owned);
     result.vetting_create_date = vetting.create_date.map(api::sanitize_owned);
+}
+
+/// A row's results row before any call is made for it.
+pub(crate) fn base_row(row: &Row) -> ResultRow {
+    ResultRow {
+        row: row.index,
+        customer_id: row.customer_id.to_lower_string(),
+        qualification: row.qualification.as_str().to_string(),
+        ..ResultRow::default()
+    }
 }
 
 /// A text field of a row event, empty when absent (borrowed: this runs once per row).

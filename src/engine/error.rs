@@ -69,20 +69,18 @@ pub enum JobError {
     PartnerCenter(Box<PartnerCenterError>),
 }
 
-impl From<InputFileError> for JobError {
-    fn from(error: InputFileError) -> Self {
-        JobError::Input(Box::new(error))
-    }
+/// The layers' errors, boxed into their variants.
+macro_rules! boxed_from {
+    ($($variant:ident($error:ty)),*) => {$(
+        impl From<$error> for JobError {
+            fn from(error: $error) -> Self {
+                JobError::$variant(Box::new(error))
+            }
+        }
+    )*};
 }
-
-impl From<ResultsError> for JobError {
-    fn from(error: ResultsError) -> Self {
-        JobError::Results(Box::new(error))
-    }
-}
-
-impl From<PartnerCenterError> for JobError {
-    fn from(error: PartnerCenterError) -> Self {
-        JobError::PartnerCenter(Box::new(error))
-    }
-}
+boxed_from!(
+    Input(InputFileError),
+    Results(ResultsError),
+    PartnerCenter(PartnerCenterError)
+);

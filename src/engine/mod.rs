@@ -85,6 +85,7 @@ impl JobContext {
 
 /// How a job ended, whatever it did: what every job's report carries for the one end-of-run
 /// path (summary, metrics, exit code).
+#[derive(Default)]
 pub struct Ending {
     /// The run's counters.
     pub stats: Arc<Stats>,

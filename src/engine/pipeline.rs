@@ -12,7 +12,7 @@ use crate::domain::model::{Outcome, ResultRow, Row};
 pub use crate::domain::stop::Stop;
 pub use crate::engine::decide::Mode;
 use crate::engine::decide::{Work, Worker};
-use crate::engine::pool::{output_error, run_pool, Feeder, ResultsSink};
+use crate::engine::pool::{append_sink, output_error, run_pool, Feeder, ResultsSink};
 use crate::engine::preflight;
 use crate::engine::{Ending, JobContext, JobError};
 use crate::input::source::{off_runtime, InputSource};
@@ -45,6 +45,7 @@ pub struct Job {
 }
 
 /// How a finished (or stopped) run went.
+#[derive(Default)]
 pub struct Report {
     /// How the run ended.
     pub ending: Ending,
@@ -104,15 +105,11 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
     }
     // Before anything is read back or sent.
     let _lock = lock_output(output_path, context.force, resume)?;
-    let mut token_provider = None;
-    let client = match credentials {
-        Some(credentials) => {
-            let (client, tokens) = context.connect(credentials).await?;
-            token_provider = Some(tokens);
-            Some(client)
-        }
+    let (client, token_provider) = match credentials {
+        Some(credentials) => Some(context.connect(credentials).await?),
         None => None,
-    };
+    }
+    .unzip();
     // Read-only until every check has passed: a refused resume leaves the file as it was.
     let resume_state = if resume {
         resume::load(output_path)?
@@ -169,20 +166,19 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         wants_journal,
     )?;
     // The workers journal the request ids their retries draw through the same file.
-    let appender = match &journal {
-        Some(journal) => Some(
-            journal
-                .appender()
-                .map_err(|e| output_error(&journal_path.display().to_string(), e))?,
-        ),
-        None => None,
-    };
+    let appender = journal
+        .as_ref()
+        .map(Journal::appender)
+        .transpose()
+        .map_err(|e| output_error(&journal_path.display().to_string(), e))?;
     let router = Router {
         resume: resume_state,
         journal,
         example: None,
         // A dry run of `run` shows the first request it would have sent.
         want_example: dry_run && mode == Mode::Run,
+        error: None,
+        last_row: None,
     };
     let started = context.begin();
     let feed = |feeder| {
@@ -218,14 +214,15 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
     let (fed, written) = run_pool(&context, sink, feed, move |work: Work| {
         let (worker, internal_errors) = (worker.clone(), counter.clone());
         async move {
-            let skeleton = internal_row(&work);
-            match crate::engine::unwind::catch(worker.process(work)).await {
-                Ok(row) => row,
-                Err(panicked) => {
-                    internal_errors.fetch_add(1, Ordering::Relaxed);
-                    failed_internally(skeleton, &panicked.message)
-                }
-            }
+            let skeleton = ResultRow {
+                request_id: Some(work.request_id),
+                ..crate::engine::decide::base_row(&work.row)
+            };
+            crate::engine::unwind::catch(worker.process(work), |message| {
+                internal_errors.fetch_add(1, Ordering::Relaxed);
+                failed_internally(skeleton, &message)
+            })
+            .await
         }
     })
     .await;
@@ -313,8 +310,9 @@ fn precheck<R: std::io::Read>(
         })?;
         let settled = resume && state.verify_record(&record, input)?;
         seen += usize::from(settled);
+        // Only rows whose qualification carries a code (GCC) have one.
         if let (Record::Valid(row), Some(code), false) = (&record, code, settled) {
-            gcc_rows += u64::from(preflight::needs_code(row, &code.validation_id));
+            gcc_rows += u64::from(row.validation_code.as_ref() == Some(&code.validation_id));
         }
     }
     if resume {
@@ -326,30 +324,26 @@ fn precheck<R: std::io::Read>(
 /// The report of a run stopped while its input was still being opened or checked: nothing was
 /// sent and no results file was written.
 fn stopped_before_start(context: &JobContext) -> Report {
+    let ending = context.ending(Duration::ZERO, false);
     Report {
-        ending: context.ending(Duration::ZERO, false),
-        rows: 0,
-        carried_over: 0,
-        input_error: None,
-        example_request: None,
-        token_file_failed: false,
-        internal_errors: 0,
+        ending,
+        ..Report::default()
     }
 }
 
-/// Decides where each input record goes, and journals request ids before rows go out.
+/// Decides where each input record goes, journals request ids before rows go out, and says
+/// how the reading ended.
 struct Router {
     resume: ResumeState,
     journal: Option<Journal>,
     /// The first valid row, kept for a dry run's example request.
     example: Option<Row>,
     want_example: bool,
+    /// The input became unreadable part-way.
+    error: Option<String>,
+    /// The input row number of the last record read, to say where a read error stopped the run.
+    last_row: Option<u64>,
 }
-
-/// The journal could not be written; the rows it should have recorded are not sent.
-#[derive(Debug, thiserror::Error)]
-#[error("could not write the journal, so nothing more is sent")]
-struct JournalError(#[source] std::io::Error);
 
 /// Where one input record goes.
 enum Route {
@@ -362,15 +356,6 @@ enum Route {
 }
 
 impl Router {
-    /// Writes the journal lines of the rows routed so far; they must be on file before those
-    /// rows can be posted.
-    fn commit_journal(&mut self) -> Result<(), JournalError> {
-        match &mut self.journal {
-            Some(journal) => journal.commit().map_err(JournalError),
-            None => Ok(()),
-        }
-    }
-
     fn route(&mut self, record: Record) -> Route {
         match record {
             Record::Valid(row) if self.resume.is_settled(row.index) => Route::Skip,
@@ -401,25 +386,11 @@ impl Router {
             }
         }
     }
-}
 
-/// How the reader ended.
-#[derive(Default)]
-pub(crate) struct ReaderEnd {
-    /// The input became unreadable part-way.
-    error: Option<String>,
-    /// The first valid row (dry run only).
-    example: Option<Row>,
-    /// The input row number of the last record read, to say where a read error stopped the run.
-    last_row: Option<u64>,
-}
-
-impl ReaderEnd {
     /// The next record's route; `None` at the end, on a stop, or on a read error (kept in `self`).
     fn next_route<R: Read>(
         &mut self,
         reader: &mut InputReader<R>,
-        router: &mut Router,
         feeder: &Feeder<Work, ResultRow>,
     ) -> Option<Route> {
         let record = reader.next_record()?;
@@ -432,7 +403,7 @@ impl ReaderEnd {
                     Record::Valid(row) => row.index,
                     Record::Rejected(row) => row.row,
                 });
-                Some(router.route(record))
+                Some(self.route(record))
             }
             Err(e) => {
                 // A stream (standard input, a pipe) is not checked ahead, so this can come after
@@ -459,21 +430,21 @@ async fn read_rows<R: Read>(
     mut router: Router,
     feeder: Feeder<Work, ResultRow>,
     batch_size: usize,
-) -> ReaderEnd {
-    let mut end = ReaderEnd::default();
+) -> Router {
     let mut batch = Vec::with_capacity(batch_size);
     'read: loop {
-        while batch.len() < batch_size {
-            match end.next_route(&mut reader, &mut router, &feeder) {
-                Some(route) => batch.push(route),
-                None => break,
-            }
-        }
+        let routes = std::iter::from_fn(|| router.next_route(&mut reader, &feeder));
+        batch.extend(routes.take(batch_size));
         if batch.is_empty() {
             break;
         }
-        if let Err(e) = router.commit_journal() {
-            end.error = Some(crate::domain::error::chain(&e));
+        // The journal lines of the batch must be on file before its rows can be posted; rows
+        // the journal could not record are not sent.
+        if let Err(e) = router.journal.as_mut().map_or(Ok(()), Journal::commit) {
+            router.error = Some(format!(
+                "could not write the journal, so nothing more is sent: {}",
+                crate::domain::error::chain(&e)
+            ));
             break;
         }
         for route in batch.drain(..) {
@@ -489,19 +460,7 @@ async fn read_rows<R: Read>(
         // A run of rejected rows never fills a channel: let the workers and writer in.
         tokio::task::yield_now().await;
     }
-    end.example = router.example;
-    end
-}
-
-/// The results row a panicking worker leaves for its row (filled in by [`failed_internally`]).
-fn internal_row(work: &Work) -> ResultRow {
-    ResultRow {
-        row: work.row.index,
-        customer_id: work.row.customer_id.to_lower_string(),
-        qualification: work.row.qualification.as_str().to_string(),
-        request_id: Some(work.request_id),
-        ..ResultRow::default()
-    }
+    router
 }
 
 /// A bug must not lose a row: it becomes `failed` with `error_code` `internal`.
@@ -540,38 +499,24 @@ fn open_outputs(
             let _ = std::fs::remove_file(output_path);
         }
     };
-    // Set once this run has created or truncated the results file: only then is it this run's
-    // to remove. A `--force` open that fails (ETXTBSY, a read-only file, EIO) never truncated
-    // the earlier results, so they stay.
-    let mut touched = false;
-    let opened = (|| -> Result<ResultsWriter<output::Sink>, JobError> {
-        let mut writer = if appendable {
-            let file = std::fs::OpenOptions::new()
-                .append(true)
-                .open(output_path)
-                .map_err(|e| output_error(output_path, e))?;
-            ResultsWriter::without_header(output::Sink::File(std::io::BufWriter::new(file)))
-        } else {
-            let sink = output::create(output_path, force || resume)?;
-            touched = true;
-            ResultsWriter::with_header(sink).map_err(|e| output_error(output_path, e))?
-        };
-        writer
-            .flush()
-            .and_then(|()| writer.sync())
-            .map_err(|e| output_error(output_path, e))?;
-        Ok(writer)
-    })();
-    let writer = match opened {
-        Ok(writer) => writer,
-        Err(err) => {
-            // Only a file this run created (or truncated with --force) is removed.
-            if touched {
-                cleanup(false);
-            }
-            return Err(err);
-        }
+    let writer = if appendable {
+        Ok(ResultsWriter::without_header(append_sink(output_path)?))
+    } else {
+        ResultsWriter::with_header(output::create(output_path, force || resume)?)
     };
+    // Only a file this run created or truncated is removed: a `--force` open that failed
+    // (ETXTBSY, a read-only file, EIO) returned above, leaving the earlier results.
+    let writer = writer.and_then(|mut writer| {
+        writer.flush()?;
+        writer.sync()?;
+        Ok(writer)
+    });
+    let writer = writer.map_err(|e| {
+        if !appendable {
+            cleanup(false);
+        }
+        output_error(output_path, e)
+    })?;
     if !wants_journal {
         return Ok((writer, None));
     }

@@ -13,7 +13,7 @@ use crate::domain::model::ResultRow;
 use crate::domain::stats::Stats;
 pub(crate) use crate::domain::stop::Stop;
 use crate::engine::{JobContext, JobError};
-use crate::results::output::ResultsWriter;
+use crate::results::output::{self, ResultsWriter};
 use crate::results::timeline::Timeline;
 use crate::results::ResultsError;
 
@@ -21,7 +21,7 @@ use crate::results::ResultsError;
 pub(crate) struct Feeder<T, I> {
     pub(crate) work: async_channel::Sender<T>,
     pub(crate) results: mpsc::Sender<I>,
-    stop: Stop,
+    pub(crate) stop: Stop,
     aborted: Arc<AtomicBool>,
 }
 
@@ -30,11 +30,6 @@ impl<T, I> Feeder<T, I> {
     pub(crate) fn halted(&self) -> bool {
         self.stop.requested() || self.aborted.load(Ordering::Relaxed)
     }
-
-    /// Resolves once a stop is asked for.
-    pub(crate) async fn stopped(&self) {
-        self.stop.wait().await
-    }
 }
 
 /// Runs a job's items on the one engine: `feed` starts the task that fills the channels, the
@@ -42,7 +37,7 @@ impl<T, I> Feeder<T, I> {
 /// to `sink`. Returns the feeder's end and, once every item is written, the sink.
 pub(crate) async fn run_pool<T, S, P, Fut, Out>(
     context: &JobContext,
-    sink: S,
+    mut sink: S,
     feed: impl FnOnce(Feeder<T, S::Item>) -> JoinHandle<Out>,
     process: P,
 ) -> (Result<Out, JoinError>, Result<S, JobError>)
@@ -54,7 +49,7 @@ where
 {
     let n = context.config.concurrency;
     let (work_tx, work_rx) = async_channel::bounded(n * 2);
-    let (result_tx, result_rx) = mpsc::channel(n * 4 + 64);
+    let (result_tx, mut result_rx) = mpsc::channel(n * 4 + 64);
     let aborted = Arc::new(AtomicBool::new(false));
     let feeder = feed(Feeder {
         work: work_tx,
@@ -62,40 +57,45 @@ where
         stop: context.stop.clone(),
         aborted: aborted.clone(),
     });
-    let writer = spawn_writer(
-        context.output == "-",
-        result_rx,
-        sink,
-        &context.stats,
-        aborted,
-    );
-    let mut workers = spawn_pool(n, work_rx, result_tx, &context.stop, process);
-    drain_workers(&mut workers, &context.stop, context.config.shutdown_grace).await;
-    let fed = feeder.await;
-    (fed, finish_writer(writer, &context.output).await)
-}
-
-/// Starts `n` workers that take items from `work_rx` until it closes or a stop is requested,
-/// turn each into a results row (or an export's rows) with `process`, and hand it to the writer.
-fn spawn_pool<T, R, F, Fut>(
-    n: usize,
-    work_rx: async_channel::Receiver<T>,
-    result_tx: mpsc::Sender<R>,
-    stop: &Stop,
-    process: F,
-) -> JoinSet<()>
-where
-    T: Send + 'static,
-    R: Send + 'static,
-    F: Fn(T) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = R> + Send,
-{
+    // The one writer writes items as they come and flushes whenever the queue runs dry, so a
+    // crash loses at most what is still in flight.
+    let stats = context.stats.clone();
+    let write = async move {
+        let result: std::io::Result<()> = async {
+            sink.flush()?;
+            while let Some(first) = result_rx.recv().await {
+                // `first` and whatever else is queued, then one flush.
+                let mut next = Some(first);
+                while let Some(item) = next {
+                    sink.write(item, &stats)?;
+                    next = result_rx.try_recv().ok();
+                }
+                sink.flush()?;
+            }
+            Ok(())
+        }
+        .await;
+        if result.is_err() {
+            // Nothing more can be recorded: tell the reader to stop feeding rows.
+            aborted.store(true, Ordering::Relaxed);
+            result_rx.close();
+        }
+        result.map(|()| sink)
+    };
+    // A file is written from the runtime itself (a buffered write never blocks for long);
+    // standard output may block on a slow reader, so it gets a thread.
+    let writer = if context.output == "-" {
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || runtime.block_on(write))
+    } else {
+        tokio::spawn(write)
+    };
+    // `n` workers take items until the channel closes or a stop is requested, and hand what
+    // `process` makes of each to the writer.
     let mut workers = JoinSet::new();
     for _ in 0..n {
-        let work_rx = work_rx.clone();
-        let result_tx = result_tx.clone();
-        let process = process.clone();
-        let mut stop_rx = stop.subscribe();
+        let (work_rx, result_tx, process) = (work_rx.clone(), result_tx.clone(), process.clone());
+        let mut stop_rx = context.stop.subscribe();
         workers.spawn(async move {
             loop {
                 let item = tokio::select! {
@@ -112,39 +112,48 @@ where
             }
         });
     }
-    workers
+    // Only the workers (and the feeder) hold the channels now: the feeder's sends fail once
+    // every worker has stopped, and the writer ends once the last sender is gone.
+    drop((work_rx, result_tx, process));
+    drain_workers(&mut workers, &context.stop, context.config.shutdown_grace).await;
+    let fed = feeder.await;
+    // The writer's end: the sink with what it wrote, or why it stopped (a closed stdout pipe is
+    // a quiet stop of its own).
+    let written = writer
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    let written = written.map_err(|err| match err.kind() {
+        std::io::ErrorKind::BrokenPipe => ResultsError::BrokenPipe.into(),
+        _ => output_error(&context.output, err),
+    });
+    (fed, written)
 }
 
 /// Waits for the workers; after a stop request gives them the grace period, after a second one none.
 async fn drain_workers(workers: &mut JoinSet<()>, stop: &Stop, grace: Duration) {
     let mut stop_rx = stop.subscribe();
-    let mut deadline = None;
-    loop {
-        match deadline {
-            None => tokio::select! {
-                next = workers.join_next() => if next.is_none() { return },
-                _ = stop_rx.wait_for(|n| *n > 0) => {
-                    tracing::warn!(
-                        grace_s = grace.as_secs_f64(),
-                        "stopping: no new rows are taken; waiting for requests in flight"
-                    );
-                    deadline = Some(tokio::time::Instant::now() + grace);
-                }
-            },
-            Some(deadline) => tokio::select! {
-                next = workers.join_next() => if next.is_none() { return },
-                _ = tokio::time::sleep_until(deadline) => {
-                    tracing::warn!("grace period over: abandoning requests still in flight");
-                    break;
-                }
-                _ = stop_rx.wait_for(|n| *n > 1) => {
-                    tracing::warn!("second stop signal: abandoning requests still in flight");
-                    break;
-                }
-            },
+    tokio::select! {
+        () = join_all(workers) => return,
+        _ = stop_rx.wait_for(|n| *n > 0) => {}
+    }
+    tracing::warn!(
+        grace_s = grace.as_secs_f64(),
+        "stopping: no new rows are taken; waiting for requests in flight"
+    );
+    tokio::select! {
+        () = join_all(workers) => return,
+        _ = tokio::time::sleep(grace) => {
+            tracing::warn!("grace period over: abandoning requests still in flight");
+        }
+        _ = stop_rx.wait_for(|n| *n > 1) => {
+            tracing::warn!("second stop signal: abandoning requests still in flight");
         }
     }
     workers.abort_all();
+    join_all(workers).await;
+}
+
+async fn join_all(workers: &mut JoinSet<()>) {
     while workers.join_next().await.is_some() {}
 }
 
@@ -187,61 +196,11 @@ impl<W: std::io::Write + Send + 'static> RowSink for ResultsSink<W> {
     }
 }
 
-/// Writes items as they come and flushes whenever the queue runs dry, so a crash loses at most
-/// what is still in flight; returns the sink with its counts. A file is written from the runtime
-/// itself (a buffered write never blocks for long); standard output may block on a slow reader,
-/// so it gets a thread.
-fn spawn_writer<S: RowSink>(
-    to_stdout: bool,
-    mut rx: mpsc::Receiver<S::Item>,
-    mut sink: S,
-    stats: &Arc<Stats>,
-    aborted: Arc<AtomicBool>,
-) -> JoinHandle<std::io::Result<S>> {
-    let stats = stats.clone();
-    let write = async move {
-        let result = async {
-            sink.flush()?;
-            while let Some(first) = rx.recv().await {
-                // `first` and whatever else is queued, then one flush.
-                let mut next = Some(first);
-                while let Some(item) = next {
-                    sink.write(item, &stats)?;
-                    next = rx.try_recv().ok();
-                }
-                sink.flush()?;
-            }
-            Ok(())
-        }
-        .await;
-        if result.is_err() {
-            // Nothing more can be recorded: tell the reader to stop feeding rows.
-            aborted.store(true, Ordering::Relaxed);
-            rx.close();
-        }
-        result.map(|()| sink)
-    };
-    if to_stdout {
-        let runtime = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || runtime.block_on(write))
-    } else {
-        tokio::spawn(write)
-    }
-}
-
-/// Waits for the writer: the rows it wrote, or why it stopped (a closed stdout pipe is quiet).
-async fn finish_writer<T>(
-    writer: JoinHandle<std::io::Result<T>>,
-    path: &str,
-) -> Result<T, JobError> {
-    match writer.await {
-        Ok(Ok(rows)) => Ok(rows),
-        Ok(Err(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => {
-            Err(ResultsError::BrokenPipe.into())
-        }
-        Ok(Err(err)) => Err(output_error(path, err)),
-        Err(err) => Err(output_error(path, std::io::Error::other(err))),
-    }
+/// The output file `path` opened to add rows after those already in it (`--resume`).
+pub(crate) fn append_sink(path: &str) -> Result<output::Sink, JobError> {
+    let file = std::fs::OpenOptions::new().append(true).open(path);
+    let file = file.map_err(|e| output_error(path, e))?;
+    Ok(output::Sink::File(std::io::BufWriter::new(file)))
 }
 
 /// The results file `path` could not be written.

@@ -1,7 +1,6 @@
 //! Checks made before the first row is sent: which GCC validation code to use, whether it has
 //! creates left for every GCC row, and what a dry run shows of the request it would send.
 
-use crate::domain::model::Row;
 use crate::engine::JobError;
 use crate::partner_center::api::{self, Request, ValidationCode};
 use crate::partner_center::client::{Client, Reply};
@@ -11,12 +10,8 @@ pub async fn validation_code(
     client: &Client,
     org: Option<&str>,
 ) -> Result<ValidationCode, JobError> {
-    let exchange = client
-        .send(
-            &api::validations_request(),
-            crate::partner_center::client::new_uuid(),
-        )
-        .await;
+    let request_id = crate::partner_center::client::new_uuid();
+    let exchange = client.send(&api::validations_request(), request_id).await;
     let codes = match &exchange.reply {
         Reply::Answer { status, body } if (200..300).contains(status) => {
             api::parse_validations(body).map_err(JobError::ValidationCodes)?
@@ -86,13 +81,6 @@ pub fn choose_code(
     }
 }
 
-/// Whether `row` would be posted with validation code `code` (the count
-/// [`check_remaining_creates`] weighs leaves out rows an earlier run already settled).
-pub fn needs_code(row: &Row, code: &str) -> bool {
-    // Only rows whose qualification carries a code (GCC) have one.
-    row.validation_code.as_deref() == Some(code)
-}
-
 /// Refuses a run whose GCC rows cannot all succeed with the code's remaining creates.
 pub fn check_remaining_creates(code: &ValidationCode, rows: u64) -> Result<(), JobError> {
     match code.remaining_creates {
@@ -107,28 +95,22 @@ pub fn check_remaining_creates(code: &ValidationCode, rows: u64) -> Result<(), J
 /// The request a dry run would send, as text, with the token masked.
 pub fn describe_request(base_url: &str, request: &Request) -> String {
     let mut text = format!(
-        "{} {}{}\n",
-        request.method, base_url, request.path_and_query
+        "{} {base_url}{}\n{}",
+        request.method,
+        request.path_and_query,
+        concat!(
+            "Authorization: Bearer ***\n",
+            "Accept: application/json\n",
+            "Content-Type: application/json\n",
+            "MS-RequestId: <a new UUID per row, and per retry after an answer>\n",
+            "MS-CorrelationId: <a new UUID per send>\n",
+            "MS-Contract-Version: v1\n",
+            "X-Locale: <--locale, en-US by default>\n",
+            "MS-PartnerCenter-Application: pc-qualify/",
+            env!("CARGO_PKG_VERSION"),
+            "\n",
+        )
     );
-    let headers = [
-        ("Authorization", "Bearer ***"),
-        ("Accept", "application/json"),
-        ("Content-Type", "application/json"),
-        (
-            "MS-RequestId",
-            "<a new UUID per row, and per retry after an answer>",
-        ),
-        ("MS-CorrelationId", "<a new UUID per send>"),
-        ("MS-Contract-Version", "v1"),
-        ("X-Locale", "<--locale, en-US by default>"),
-        (
-            "MS-PartnerCenter-Application",
-            concat!("pc-qualify/", env!("CARGO_PKG_VERSION")),
-        ),
-    ];
-    for (name, value) in headers {
-        text.push_str(&format!("{name}: {value}\n"));
-    }
     if let Some(body) = &request.body {
         text.push('\n');
         text.push_str(&String::from_utf8_lossy(body));

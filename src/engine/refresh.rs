@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::domain::model::{CustomerId, Qualification, ResultRow};
-use crate::engine::decide::{log_row, read_record, set_vetting};
+use crate::engine::decide::{log_row, read_list, read_record, set_vetting};
 use crate::engine::pool::{output_error, run_pool, Feeder, ResultsSink};
 use crate::engine::{Ending, JobContext, JobError};
 use crate::input::InputFileError;
@@ -76,18 +76,15 @@ pub async fn execute(job: RefreshJob) -> Result<RefreshReport, JobError> {
             let (client, read, unread) = (client.clone(), counters.0.clone(), counters.1.clone());
             async move {
                 // A bug keeps the row as it was, with the panic noted, rather than losing it.
-                let kept = row.clone();
-                let (row, ok) = match crate::engine::unwind::catch(refresh_row(&client, row)).await
-                {
-                    Ok(done) => done,
-                    Err(message) => {
-                        let mut row = kept;
-                        row.error_message = Some(crate::partner_center::api::sanitize(&format!(
+                let mut kept = row.clone();
+                let (row, ok) =
+                    crate::engine::unwind::catch(refresh_row(&client, row), |message| {
+                        kept.error_message = Some(api::sanitize(&format!(
                             "refresh: internal error (please report it): {message}"
                         )));
-                        (row, false)
-                    }
-                };
+                        (kept, false)
+                    })
+                    .await;
                 log_row(&row);
                 if ok { &read } else { &unread }.fetch_add(1, Ordering::Relaxed);
                 row
@@ -162,27 +159,18 @@ async fn refresh_row(client: &Client, mut row: ResultRow) -> (ResultRow, bool) {
         row.error_message = Some("refresh: customer_id or qualification does not parse".into());
         return (row, false);
     };
-    let exchange = client
-        .send(
-            &api::list_request(customer),
-            crate::partner_center::client::new_uuid(),
-        )
-        .await;
-    match read_record(&exchange, qualification) {
+    let exchange = read_list(client, customer).await;
+    let reason = match read_record(&exchange, qualification) {
         Ok(Some(record)) => {
-            set_vetting(&mut row, api::Vetting::from(record));
-            (row, true)
+            set_vetting(&mut row, record);
+            return (row, true);
         }
-        Ok(None) => {
-            row.error_message = Some(format!(
-                "refresh: the customer's list no longer shows {}",
-                qualification.as_str()
-            ));
-            (row, false)
-        }
-        Err(reason) => {
-            row.error_message = Some(format!("refresh: vetting status not read: {reason}"));
-            (row, false)
-        }
-    }
+        Ok(None) => format!(
+            "the customer's list no longer shows {}",
+            qualification.as_str()
+        ),
+        Err(reason) => format!("vetting status not read: {reason}"),
+    };
+    row.error_message = Some(format!("refresh: {reason}"));
+    (row, false)
 }

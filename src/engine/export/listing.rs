@@ -3,10 +3,11 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::domain::error::ChainExt as _;
 use crate::domain::model::CustomerId;
 use crate::engine::pool::Feeder;
 use crate::partner_center::api;
-use crate::partner_center::client::{Client, Exchange, Reply};
+use crate::partner_center::client::{new_uuid, Client, Exchange, Reply};
 use crate::partner_center::customers::{self, ListedCustomer, NextPage, Page};
 
 /// Empty pages with a next link in a row before the list is deemed to go round in circles.
@@ -54,13 +55,6 @@ pub(super) enum PageError {
     List(#[from] customers::ListError),
 }
 
-impl PageError {
-    /// The reason with its causes, for the summary and the log.
-    pub(super) fn reason(&self) -> String {
-        crate::domain::error::chain(self)
-    }
-}
-
 /// The error code for an unknown or spent continuation token.
 pub(super) const INVALID_CONTINUATION: &str = "2000";
 
@@ -80,12 +74,7 @@ pub(super) async fn fetch_page(
         Some(next) => next.request()?,
     };
     let exchange = client
-        .send_capped(
-            &request,
-            crate::partner_center::client::new_uuid(),
-            &headers,
-            customers::MAX_PAGE_BYTES,
-        )
+        .send_capped(&request, new_uuid(), &headers, customers::MAX_PAGE_BYTES)
         .await;
     let body = answer_body(&exchange, "GET /v1/customers").map_err(|reason| {
         let spent = next.is_some()
@@ -125,19 +114,12 @@ pub(super) fn answer_body<'a>(exchange: &'a Exchange, what: &str) -> Result<&'a 
     }
 }
 
-/// A customer as the page reader tells it from the others: by GUID, or by the id as given.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(super) enum ListedKey {
-    Id(CustomerId),
-    Raw(String),
-}
-
-impl ListedKey {
-    fn of(customer: &ListedCustomer) -> Self {
-        customer
-            .parsed
-            .map_or_else(|| ListedKey::Raw(customer.id.clone()), ListedKey::Id)
-    }
+/// The id a customer's rows carry, which also tells it from the others in the list: its GUID in
+/// lower case, or the id as given when it is not a GUID (that text never reads as a GUID).
+pub(super) fn listed_id(customer: &ListedCustomer) -> String {
+    customer
+        .parsed
+        .map_or_else(|| customer.id.clone(), |id| id.to_lower_string())
 }
 
 /// Feeds the customers of `page` and of every later page to the workers. The channel is
@@ -165,7 +147,7 @@ pub(super) async fn list_customers(
     let mut listed = 0u64;
     let mut empty_in_a_row = 0u32;
     // Customer -> the pass (0, then 1 after the first restart, ...) it was last seen on.
-    let mut seen: HashMap<ListedKey, u32> = HashMap::new();
+    let mut seen: HashMap<String, u32> = HashMap::new();
     let mut pass = 0u32;
     loop {
         empty_in_a_row = if page.customers.is_empty() {
@@ -177,7 +159,7 @@ pub(super) async fn list_customers(
             && page
                 .customers
                 .iter()
-                .all(|c| seen.get(&ListedKey::of(c)) == Some(&pass))
+                .all(|c| seen.get(&listed_id(c)) == Some(&pass))
         {
             end.error = Some(format!(
                 "page {} of the customer list holds only customers already listed on earlier pages; the list goes round in circles, stopped following it",
@@ -192,7 +174,7 @@ pub(super) async fn list_customers(
             if feeder.halted() {
                 return end;
             }
-            if seen.insert(ListedKey::of(&customer), pass).is_some() {
+            if seen.insert(listed_id(&customer), pass).is_some() {
                 // Fed already (earlier in this pass, or before a restart).
                 continue;
             }
@@ -239,7 +221,7 @@ pub(super) async fn list_customers(
         }
         let mut fetched = tokio::select! {
             biased;
-            _ = feeder.stopped() => return end,
+            _ = feeder.stop.wait() => return end,
             fetched = fetch_page(client, Some(&next)) => fetched,
         };
         if let Err(PageError::TokenSpent(reason)) = &fetched {
@@ -255,7 +237,7 @@ pub(super) async fn list_customers(
                 );
                 fetched = tokio::select! {
                     biased;
-                    _ = feeder.stopped() => return end,
+                    _ = feeder.stop.wait() => return end,
                     fetched = fetch_page(client, None) => fetched,
                 };
             }
@@ -270,7 +252,7 @@ pub(super) async fn list_customers(
                 page = next_page;
             }
             Err(error) => {
-                let reason = error.reason();
+                let reason = error.chain();
                 tracing::error!(page = end.pages + 1, %reason, "customer list page not read");
                 end.error = Some(format!(
                     "page {} of the customer list could not be read ({listed} customers listed before it): {reason}",

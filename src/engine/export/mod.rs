@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::domain::model::{Qualification, QualificationRecord};
 use crate::domain::stats::Stats;
-use crate::engine::pool::{output_error, run_pool, RowSink};
+use crate::engine::pool::{append_sink, output_error, run_pool, RowSink};
 use crate::engine::{Ending, JobContext, JobError};
 use crate::partner_center::api;
 use crate::partner_center::auth::Credentials;
@@ -41,6 +41,7 @@ pub struct ExportJob {
 }
 
 /// How an export went.
+#[derive(Default)]
 pub struct ExportReport {
     /// How the export ended.
     pub ending: Ending,
@@ -97,20 +98,14 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
         None => {
             return Ok(ExportReport {
                 ending: context.ending(started.elapsed(), false),
-                customers: 0,
-                carried_over: 0,
-                rows: 0,
-                unread: 0,
-                pages: 0,
-                list_error: None,
-                kept_earlier: false,
+                ..ExportReport::default()
             })
         }
         Some(Ok(page)) => page,
         Some(Err(error)) => {
             return Err(JobError::Preflight(format!(
                 "the customer list could not be read: {}",
-                error.reason()
+                crate::domain::error::chain(&error)
             )))
         }
     };
@@ -124,11 +119,7 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
     };
     let replaces = force && !resume && Path::new(output_path).is_file();
     let writer = if resume && Path::new(output_path).exists() {
-        let file = OpenOptions::new()
-            .append(true)
-            .open(output_path)
-            .map_err(|e| output_error(output_path, e))?;
-        ExportWriter::without_header(output::Sink::File(BufWriter::new(file)))
+        ExportWriter::without_header(append_sink(output_path)?)
     } else {
         // A forced export over an earlier one writes beside it and replaces it only once
         // complete, so a failed or stopped export leaves the earlier file byte for byte. A first
@@ -143,20 +134,14 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
     // The customers whose qualifications could not be read, one id a line: their rows look like
     // those of customers holding nothing, so `--resume` needs this list to read them again.
     // Started empty: a resume has just dropped the earlier ones' rows from the file.
-    let unread_log = match &unread_file {
-        Some(path) => Some(BufWriter::new(
-            crate::domain::atomic::open_side_file(
-                path,
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(false),
-                true,
-            )
-            .map_err(|e| output_error(&path.display().to_string(), e))?,
-        )),
-        None => None,
-    };
+    let unread_log = unread_file.as_ref().map(|path| {
+        let mut options = OpenOptions::new();
+        options.write(true).create(true).truncate(false);
+        let file = crate::domain::atomic::open_side_file(path, &mut options, true);
+        file.map(BufWriter::new)
+            .map_err(|e| output_error(&path.display().to_string(), e))
+    });
+    let unread_log = unread_log.transpose()?;
     let unread = Arc::new(AtomicU64::new(0));
     let sink = ExportSink {
         writer,
@@ -177,19 +162,12 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
             // A panic while reading one customer must not lose its row: it becomes an
             // unread customer, with the panic as its error (and exit code 1).
             let bare = bare_row(&customer);
-            let rows = match crate::engine::unwind::catch(export_customer(
-                &client,
-                customer,
-                qualification,
-            ))
-            .await
-            {
-                Ok(rows) => rows,
-                Err(message) => CustomerRows {
-                    rows: vec![bare],
-                    error: Some(format!("internal error: {message}")),
-                },
-            };
+            let read = export_customer(&client, customer, qualification);
+            let rows = crate::engine::unwind::catch(read, |message| CustomerRows {
+                rows: vec![bare],
+                error: Some(format!("internal error: {message}")),
+            })
+            .await;
             if let Some(error) = &rows.error {
                 unread.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
@@ -243,9 +221,7 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
 /// A customer's row before its qualifications are known.
 fn bare_row(customer: &ListedCustomer) -> ExportRow {
     ExportRow {
-        customer_id: customer
-            .parsed
-            .map_or_else(|| customer.id.clone(), |id| id.to_lower_string()),
+        customer_id: listed_id(customer),
         company_name: customer.company_name.clone(),
         domain: customer.domain.clone(),
         ..ExportRow::default()
@@ -259,21 +235,15 @@ async fn export_customer(
     only: Option<Qualification>,
 ) -> CustomerRows {
     let bare = bare_row(&customer);
-    let Some(id) = customer.parsed else {
-        return CustomerRows {
-            rows: vec![bare],
-            error: Some(format!("customer id {:?} is not a GUID", customer.id)),
-        };
-    };
-    let exchange = client
-        .send(
-            &api::list_request(id),
-            crate::partner_center::client::new_uuid(),
-        )
-        .await;
     // The reason ends up in one results cell, so it is rendered to text here.
-    let records = answer_body(&exchange, "GET qualifications")
-        .and_then(|body| api::parse_qualification_list(body).map_err(|e| e.to_string()));
+    let records = match customer.parsed {
+        None => Err(format!("customer id {:?} is not a GUID", customer.id)),
+        Some(id) => {
+            let exchange = crate::engine::decide::read_list(client, id).await;
+            answer_body(&exchange, "GET qualifications")
+                .and_then(|body| api::parse_qualification_list(body).map_err(|e| e.to_string()))
+        }
+    };
     match records {
         Ok(records) => CustomerRows {
             rows: rows_for(bare, records, only),
