@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
+use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -12,7 +13,7 @@ pub(crate) use crate::input::csv_to_io;
 
 use crate::domain::atomic::Replacement;
 use crate::domain::model::ResultRow;
-use crate::results::schema::{self, HeaderError, Layout};
+use crate::results::schema::{HeaderError, Layout};
 use crate::results::ResultsError;
 
 /// Where results go: a file, or standard output for `-`.
@@ -141,23 +142,35 @@ pub fn replacing(path: &str, force: bool) -> Result<Sink, ResultsError> {
     )))
 }
 
-/// Writes result rows as CSV; the caller decides when to flush.
-pub struct ResultsWriter<W: Write> {
-    csv: csv::Writer<W>,
-    record: csv::ByteRecord,
+/// A row of a CSV file the tool writes (results, export): its header, and its cells in order.
+pub trait CsvRow {
+    /// The header's names, in order.
+    fn header() -> impl Iterator<Item = &'static str>;
+    /// Pushes the row's cells into the cleared `record`, text defused with [`push_text`].
+    fn push_cells(&self, record: &mut csv::ByteRecord);
 }
 
-impl<W: Write> ResultsWriter<W> {
+/// Writes rows as CSV; the caller decides when to flush.
+pub struct CsvWriter<W: Write, R> {
+    csv: csv::Writer<W>,
+    record: csv::ByteRecord,
+    rows: PhantomData<fn(&R)>,
+}
+
+/// The results file's writer.
+pub type ResultsWriter<W> = CsvWriter<W, ResultRow>;
+
+impl<W: Write, R: CsvRow> CsvWriter<W, R> {
     /// A writer that starts with the header row.
     pub fn with_header(inner: W) -> io::Result<Self> {
         let mut writer = Self::without_header(inner);
-        writer.csv.write_record(schema::names())?;
+        writer.csv.write_record(R::header()).map_err(csv_to_io)?;
         Ok(writer)
     }
 
     /// A writer that appends rows to a file that already has its header.
     pub fn without_header(inner: W) -> Self {
-        ResultsWriter {
+        CsvWriter {
             // The csv crate's own buffer is kept tiny: the sink already buffers, and a flush must
             // reach the file, not stop in an inner buffer.
             csv: csv::WriterBuilder::new()
@@ -165,13 +178,20 @@ impl<W: Write> ResultsWriter<W> {
                 .terminator(csv::Terminator::Any(b'\n'))
                 .from_writer(inner),
             record: csv::ByteRecord::new(),
+            rows: PhantomData,
         }
     }
 
     /// Writes one row (buffered).
-    pub fn write(&mut self, row: &ResultRow) -> io::Result<()> {
-        schema::write(row, &mut self.record);
+    pub fn write(&mut self, row: &R) -> io::Result<()> {
+        self.record.clear();
+        row.push_cells(&mut self.record);
         self.csv.write_byte_record(&self.record).map_err(csv_to_io)
+    }
+
+    /// Copies a row read back from an earlier file of the same kind (its cells already defused).
+    pub(crate) fn write_raw(&mut self, record: &csv::ByteRecord) -> io::Result<()> {
+        self.csv.write_byte_record(record).map_err(csv_to_io)
     }
 
     /// Pushes everything written so far to the file.
@@ -183,6 +203,21 @@ impl<W: Write> ResultsWriter<W> {
     pub fn into_inner(self) -> io::Result<W> {
         self.csv.into_inner().map_err(|e| e.into_error())
     }
+}
+
+/// Rewrites the CSV file `path` whole and atomically, keeping its mode: `copy` writes the rows
+/// after the header and closes what it read of `path` (Windows refuses to rename over it).
+pub(crate) fn rewrite<R: CsvRow, T>(
+    path: &Path,
+    copy: impl FnOnce(&mut CsvWriter<BufWriter<&mut File>, R>) -> io::Result<T>,
+) -> io::Result<T> {
+    let mode = crate::results::resume::file_mode(path);
+    crate::domain::atomic::replace(path, mode, |file| {
+        let mut writer = CsvWriter::with_header(BufWriter::new(file))?;
+        let value = copy(&mut writer)?;
+        writer.flush()?;
+        Ok(value)
+    })
 }
 
 impl ResultsWriter<Sink> {
@@ -298,7 +333,7 @@ const MAX_HEADER: u64 = 64 * 1024;
 
 /// Reads an earlier results file row by row, dropping a torn last line (one without its newline,
 /// as a killed writer leaves it). Columns are found by their header names (see
-/// [`schema::COLUMNS`]), and what a spreadsheet does to a file it saves is taken: a `;` or tab
+/// [`crate::results::schema::COLUMNS`]), and what a spreadsheet does to a file it saves is taken: a `;` or tab
 /// separator (seen in the header line), a UTF-8 byte-order mark, CRLF line ends, quoting, moved
 /// columns, and columns of its own (ignored).
 pub struct ResultsReader {
@@ -541,7 +576,7 @@ mod tests {
     /// lines before a row were not counted.
     #[test]
     fn a_bad_row_is_named_by_its_line_in_the_file() {
-        let header = schema::names().collect::<Vec<_>>().join(",");
+        let header = ResultRow::header().collect::<Vec<_>>().join(",");
         let good = format!("1,{},Education,created,201,,,,1,,,,,5", "a".repeat(8));
         let line_of = |text: String| {
             let mut reader = from_bytes(text.into_bytes()).expect("header");
@@ -622,7 +657,7 @@ mod tests {
         let mut lines = text.lines();
         assert_eq!(
             lines.next(),
-            Some(schema::names().collect::<Vec<_>>().join(",").as_str())
+            Some(ResultRow::header().collect::<Vec<_>>().join(",").as_str())
         );
         assert_eq!(
             lines.next(),

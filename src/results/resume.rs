@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
 
-use crate::domain::model::{CustomerId, Outcome, Qualification, Row};
+use crate::domain::model::{CustomerId, Outcome, Qualification, ResultRow, Row};
 use crate::domain::stats::Stats;
 use crate::input::Record;
-use crate::results::output::{ResultsReader, ResultsWriter};
+use crate::results::output::ResultsReader;
 use crate::results::ResultsError;
 
 /// A compact (customer, qualification) key: 17 bytes instead of two strings.
@@ -268,31 +268,25 @@ pub fn keep_settled(output: &str, stats: &Stats) -> Result<(), ResultsError> {
     if !path.metadata().is_ok_and(|m| m.len() > 0) {
         return Ok(());
     }
-    let reader = ResultsReader::open(path).map_err(|source| ResultsError::ResultsOutput {
+    let mut reader = ResultsReader::open(path).map_err(|source| ResultsError::ResultsOutput {
         path: output.to_string(),
         source,
     })?;
-    // The results file keeps its mode (it may have been made readable to a reporting user).
-    let mode = file_mode(path);
-    // The reader moves into `write_settled`, which drops it before the rename: Windows refuses
-    // to rename over a file that is still open ("Access denied").
-    crate::domain::atomic::replace(path, mode, move |file| write_settled(reader, file, stats))
-        .map_err(|source| ResultsError::output_io(output, source))
-}
-
-/// Copies the settled rows of `reader` to `file` as [`keep_settled`] describes; closes the reader.
-fn write_settled(mut reader: ResultsReader, file: &mut File, stats: &Stats) -> io::Result<()> {
-    let mut writer = ResultsWriter::with_header(io::BufWriter::new(file))?;
-    while let Some(next) = reader.next_row() {
-        let row = next.map_err(io::Error::other)?;
-        let Some(outcome) = row.outcome.filter(Outcome::is_settled) else {
-            continue;
-        };
-        stats.record_outcome(outcome);
-        stats.record_vetting(row.vetting_status.as_deref());
-        writer.write(&row)?;
-    }
-    writer.flush()
+    // The results file keeps its mode (it may have been made readable to a reporting user). The
+    // reader moves into the copy, which closes it before the rename.
+    crate::results::output::rewrite::<ResultRow, _>(path, move |writer| {
+        while let Some(next) = reader.next_row() {
+            let row = next.map_err(io::Error::other)?;
+            let Some(outcome) = row.outcome.filter(Outcome::is_settled) else {
+                continue;
+            };
+            stats.record_outcome(outcome);
+            stats.record_vetting(row.vetting_status.as_deref());
+            writer.write(&row)?;
+        }
+        Ok(())
+    })
+    .map_err(|source| ResultsError::output_io(output, source))
 }
 
 /// `path`'s permission bits, or 0644 when they cannot be read.
@@ -313,6 +307,7 @@ pub(crate) fn file_mode(path: &Path) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::results::output::CsvRow as _;
 
     /// A retry's new request id, appended by a worker, is the one a resume reuses: the row's
     /// last journal line names the call that may have landed unanswered.
@@ -370,7 +365,7 @@ mod tests {
             std::fs::read_to_string(&path).expect("read"),
             format!(
                 "{}\n1,{},StateOwnedEntity,created,,,,,1,,{rid},,,0\n3,{},Education,exists,,,,,1,,,,,0\n",
-                crate::results::schema::names().collect::<Vec<_>>().join(","),
+                ResultRow::header().collect::<Vec<_>>().join(","),
                 id(1),
                 id(3)
             )

@@ -5,7 +5,7 @@
 //! reads.
 
 use crate::domain::model::{Outcome, ResultRow};
-use crate::results::output::{push_text, ResultsRowError};
+use crate::results::output::{push_text, CsvRow, ResultsRowError};
 
 /// The export's header, in its exact column order.
 pub const EXPORT_COLUMNS: [&str; 7] = [
@@ -131,9 +131,15 @@ pub(crate) const COLUMNS: [Column; 14] = [
     },
 ];
 
-/// The written header's names, in order.
-pub(crate) fn names() -> impl Iterator<Item = &'static str> {
-    COLUMNS.iter().map(|c| c.name)
+impl CsvRow for ResultRow {
+    fn header() -> impl Iterator<Item = &'static str> {
+        COLUMNS.iter().map(|c| c.name)
+    }
+    fn push_cells(&self, record: &mut csv::ByteRecord) {
+        for column in &COLUMNS {
+            (column.write)(self, record);
+        }
+    }
 }
 
 /// Where each of [`COLUMNS`] sits in one file's records, found from its header by name.
@@ -195,14 +201,6 @@ impl Layout {
             }
         }
         Ok(row)
-    }
-}
-
-/// Writes `row`'s cells into `record`, in the table's order.
-pub(crate) fn write(row: &ResultRow, record: &mut csv::ByteRecord) {
-    record.clear();
-    for column in &COLUMNS {
-        (column.write)(row, record);
     }
 }
 
@@ -287,7 +285,7 @@ mod tests {
 
     #[test]
     fn the_written_header_maps_each_column_to_its_own_place() {
-        let standard: Vec<&str> = names().collect();
+        let standard: Vec<&str> = ResultRow::header().collect();
         let layout = Layout::from_header(&header(&standard)).expect("standard header");
         let expected: Vec<Option<usize>> = (0..COLUMNS.len()).map(Some).collect();
         assert_eq!(layout.at.to_vec(), expected);

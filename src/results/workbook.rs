@@ -10,7 +10,8 @@ use std::path::Path;
 
 use rust_xlsxwriter::{Color, ExcelDateTime, Format, Workbook, Worksheet, XlsxError};
 
-use crate::results::output::ResultsReader;
+use crate::domain::model::ResultRow;
+use crate::results::output::{CsvRow as _, ResultsReader};
 use crate::results::schema::{self, EXPORT_COLUMNS};
 use crate::results::ResultsError;
 
@@ -62,13 +63,13 @@ pub fn write(input: &Path, out: &Path) -> Result<(), ResultsError> {
             sheet.row(record.iter()).map_err(xlsx_error(out))?;
         }
     } else {
-        let names: Vec<&str> = schema::names().collect();
+        let names: Vec<&str> = ResultRow::header().collect();
         sheet.header(&names).map_err(xlsx_error(out))?;
         let mut reader = ResultsReader::open(input).map_err(input_error)?;
         let mut record = csv::ByteRecord::new();
         while let Some(row) = reader.next_row() {
             record.clear();
-            schema::write(&row.map_err(input_error)?, &mut record);
+            row.map_err(input_error)?.push_cells(&mut record);
             let cells: Vec<String> = record.iter().map(schema::undefuse).collect();
             sheet
                 .row(cells.iter().map(String::as_str))
