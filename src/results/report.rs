@@ -107,27 +107,16 @@ pub fn execute(results: &Path, html: &str) -> Result<(), ResultsError> {
         &name,
         &httpdate::fmt_http_date(std::time::SystemTime::now()),
     );
-    let output_error = |e: std::io::Error| {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            ResultsError::BrokenPipe
-        } else {
-            ResultsError::OutputIo {
-                path: html.to_string(),
-                source: e,
-            }
-        }
-    };
-    if html == "-" {
+    let written = if html == "-" {
         let mut out = std::io::stdout().lock();
-        out.write_all(page.as_bytes()).map_err(output_error)?;
-        out.flush().map_err(output_error)
+        out.write_all(page.as_bytes()).and_then(|()| out.flush())
     } else {
         // Beside the target and renamed over it, so a page being served is never half written.
         crate::domain::atomic::replace(Path::new(html), 0o644, |file| {
             file.write_all(page.as_bytes())
         })
-        .map_err(output_error)
-    }
+    };
+    written.map_err(|e| ResultsError::piped_io(html, e))
 }
 
 /// Gathers the page's figures. It takes the reader, so the results file is closed before the
@@ -179,8 +168,25 @@ fn vetting_color(status: &str) -> &'static str {
     }
 }
 
+fn status_color(status: &str) -> &'static str {
+    match status.as_bytes().first() {
+        Some(b'2') => "#2e7d32",
+        Some(b'4') => "#ef6c00",
+        Some(b'5') => "#c62828",
+        _ => "#9e9e9e",
+    }
+}
+
+/// One bar of a chart: label, count, colour.
+type Bar = (String, u64, &'static str);
+
+/// A bar per entry of `counts`, made by `bar` from its key and count.
+fn bars<K>(counts: &BTreeMap<K, u64>, bar: impl Fn(&K, u64) -> Bar) -> Vec<Bar> {
+    counts.iter().map(|(key, n)| bar(key, *n)).collect()
+}
+
 /// A horizontal bar chart as inline SVG: one bar per `(label, count, colour)`.
-fn bar_chart(title: &str, bars: &[(String, u64, &str)]) -> String {
+fn bar_chart(title: &str, bars: &[Bar]) -> String {
     const LABEL_W: u64 = 130;
     const BAR_W: u64 = 300;
     const ROW_H: u64 = 26;
@@ -232,7 +238,7 @@ fn throughput_chart(drawn: &Result<Throughput, &str>, name: &str) -> (String, St
         }
     };
     let secs = drawn.span.as_secs().max(1);
-    let bars: Vec<(String, u64, &str)> = (0u64..)
+    let bars: Vec<Bar> = (0u64..)
         .zip(&drawn.counts)
         .map(|(i, n)| {
             let at = i.saturating_mul(secs);
@@ -307,8 +313,9 @@ fn render(summary: &Summary, name: &str, generated: &str) -> String {
         style_hash = csp_hash(&style),
         script_hash = csp_hash(SCRIPT),
     );
+    let count = |outcome| summary.outcomes.get(&outcome).copied().unwrap_or(0);
     for outcome in Outcome::ALL {
-        let n = summary.outcomes.get(&outcome).copied().unwrap_or(0);
+        let n = count(outcome);
         let _ = write!(
             page,
             r#"<div class="card" data-outcome="{outcome}"><b>{n}</b>{outcome}</div>"#
@@ -316,16 +323,7 @@ fn render(summary: &Summary, name: &str, generated: &str) -> String {
     }
     page.push_str("</div>\n<div class=\"grid\">\n");
 
-    let outcomes: Vec<(String, u64, &str)> = Outcome::ALL
-        .iter()
-        .map(|o| {
-            (
-                o.as_str().to_string(),
-                summary.outcomes.get(o).copied().unwrap_or(0),
-                outcome_color(*o),
-            )
-        })
-        .collect();
+    let outcomes = Outcome::ALL.map(|o| (o.as_str().to_string(), count(o), outcome_color(o)));
     section(
         &mut page,
         "outcomes",
@@ -334,11 +332,7 @@ fn render(summary: &Summary, name: &str, generated: &str) -> String {
         "",
     );
 
-    let vetting: Vec<(String, u64, &str)> = summary
-        .vetting
-        .iter()
-        .map(|(s, n)| (s.clone(), *n, vetting_color(s)))
-        .collect();
+    let vetting = bars(&summary.vetting, |s, n| (s.clone(), n, vetting_color(s)));
     section(
         &mut page,
         "vetting",
@@ -347,19 +341,7 @@ fn render(summary: &Summary, name: &str, generated: &str) -> String {
         "none: no vetting status (not created, or not read)",
     );
 
-    let statuses: Vec<(String, u64, &str)> = summary
-        .statuses
-        .iter()
-        .map(|(s, n)| {
-            let color = match s.as_bytes().first() {
-                Some(b'2') => "#2e7d32",
-                Some(b'4') => "#ef6c00",
-                Some(b'5') => "#c62828",
-                _ => "#9e9e9e",
-            };
-            (s.clone(), *n, color)
-        })
-        .collect();
+    let statuses = bars(&summary.statuses, |s, n| (s.clone(), n, status_color(s)));
     section(
         &mut page,
         "statuses",
@@ -368,18 +350,14 @@ fn render(summary: &Summary, name: &str, generated: &str) -> String {
         "none: nothing was sent (invalid, duplicate, planned) or no answer came",
     );
 
-    let attempts: Vec<(String, u64, &str)> = summary
-        .attempts
-        .iter()
-        .map(|(a, n)| {
-            let label = match *a {
-                0 => "0 (not sent)".to_string(),
-                a if a >= ATTEMPTS_CAP => format!("{ATTEMPTS_CAP}+"),
-                a => a.to_string(),
-            };
-            (label, *n, if *a > 1 { "#f9a825" } else { "#546e7a" })
-        })
-        .collect();
+    let attempts = bars(&summary.attempts, |&a, n| {
+        let label = match a {
+            0 => "0 (not sent)".to_string(),
+            a if a >= ATTEMPTS_CAP => format!("{ATTEMPTS_CAP}+"),
+            a => a.to_string(),
+        };
+        (label, n, if a > 1 { "#f9a825" } else { "#546e7a" })
+    });
     section(
         &mut page,
         "attempts",
@@ -390,7 +368,7 @@ fn render(summary: &Summary, name: &str, generated: &str) -> String {
 
     let mut sorted = summary.elapsed_ms.clone();
     sorted.sort_unstable();
-    let elapsed: Vec<(String, u64, &str)> = ELAPSED_BUCKETS
+    let elapsed: Vec<Bar> = ELAPSED_BUCKETS
         .iter()
         .zip(summary.elapsed)
         .map(|((_, label), n)| (label.to_string(), n, "#00838f"))

@@ -83,10 +83,7 @@ pub fn write(input: &Path, out: &Path) -> Result<(), ResultsError> {
     crate::domain::atomic::replace(out, 0o644, |file| {
         workbook.save_to_writer(file).map_err(std::io::Error::other)
     })
-    .map_err(|source| ResultsError::OutputIo {
-        path: out.display().to_string(),
-        source,
-    })
+    .map_err(|e| ResultsError::output_io(out.display().to_string(), e))
 }
 
 /// An export file starts with the export's header (a results file never does).
