@@ -127,19 +127,31 @@ pub fn replacing(path: &str, force: bool) -> Result<Sink, ResultsError> {
     }
     let real = crate::results::lock::resolve(Path::new(path));
     // A new file gets what `create` would give it: 0666 less the umask.
-    let mode = if real.exists() {
-        crate::results::resume::file_mode(&real)
-    } else {
-        0o666
-    };
-    let replacement = Replacement::new(&real, mode).map_err(|source| ResultsError::OutputIo {
-        path: path.to_string(),
-        source,
+    let replacement = Replacement::new(&real, file_mode(&real, 0o666)).map_err(|source| {
+        ResultsError::OutputIo {
+            path: path.to_string(),
+            source,
+        }
     })?;
     Ok(Sink::Replacing(Replacing(
         BufWriter::with_capacity(64 * 1024, replacement),
         force,
     )))
+}
+
+/// `path`'s permission bits, or `missing` when it has none (absent, or not on Unix).
+fn file_mode(path: &Path, missing: u32) -> u32 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(meta) = std::fs::metadata(path) {
+            return meta.permissions().mode() & 0o7777;
+        }
+    }
+    // Windows has no mode bits: the replacement takes the folder's access rules.
+    #[cfg(not(unix))]
+    let _ = path;
+    missing
 }
 
 /// A row of a CSV file the tool writes (results, export): its header, and its cells in order.
@@ -211,8 +223,7 @@ pub(crate) fn rewrite<R: CsvRow, T>(
     path: &Path,
     copy: impl FnOnce(&mut CsvWriter<BufWriter<&mut File>, R>) -> io::Result<T>,
 ) -> io::Result<T> {
-    let mode = crate::results::resume::file_mode(path);
-    crate::domain::atomic::replace(path, mode, |file| {
+    crate::domain::atomic::replace(path, file_mode(path, 0o644), |file| {
         let mut writer = CsvWriter::with_header(BufWriter::new(file))?;
         let value = copy(&mut writer)?;
         writer.flush()?;
@@ -486,9 +497,7 @@ impl ResultsReader {
             }
         }
     }
-}
 
-impl ResultsReader {
     /// The line the record just read starts on (the header is line 1): the csv reader counts
     /// every line feed it reads, so the record's last line is that count, less the record's own
     /// line feed (none after a CR); line feeds inside its quoted cells take it back to its first.

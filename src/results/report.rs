@@ -206,7 +206,7 @@ fn bar_chart(title: &str, bars: &[Bar]) -> String {
         // Integer arithmetic: the width in pixels, at least 2 for a non-zero count.
         let width = (count.saturating_mul(BAR_W) / max).max(u64::from(*count > 0) * 2);
         let share = if total > 0 {
-            format!("{:.1}%", percent(*count, total))
+            format!("{:.1}%", ratio(*count, total, 100.0))
         } else {
             String::new()
         };
@@ -246,11 +246,7 @@ fn throughput_chart(drawn: &Result<Throughput, &str>, name: &str) -> (String, St
             (label, *n, "#5e35b1")
         })
         .collect();
-    // Counts and times stay far below 2^32, where the conversion is exact; `as` is not needed.
-    let per_second = |rows: u64, ms: u128| {
-        let exact = |n: u64| f64::from(u32::try_from(n).unwrap_or(u32::MAX));
-        exact(rows) * 1000.0 / exact(u64::try_from(ms).unwrap_or(u64::MAX)).max(1.0)
-    };
+    let per_second = |rows, ms| ratio(rows, u64::try_from(ms).unwrap_or(u64::MAX), 1000.0);
     let total = drawn
         .counts
         .iter()
@@ -264,11 +260,11 @@ fn throughput_chart(drawn: &Result<Throughput, &str>, name: &str) -> (String, St
     (bar_chart("Throughput over time", &bars), note)
 }
 
-fn percent(part: u64, total: u64) -> f64 {
-    // Counts stay far below 2^53, where u64 -> f64 is exact; `as` is not needed.
-    let part = f64::from(u32::try_from(part).unwrap_or(u32::MAX));
-    let total = f64::from(u32::try_from(total).unwrap_or(u32::MAX)).max(1.0);
-    part * 100.0 / total
+/// `part` per `whole` (at least 1), times `scale`. Counts and times stay far below 2^32, where
+/// the conversion to f64 is exact; `as` is not needed.
+fn ratio(part: u64, whole: u64, scale: f64) -> f64 {
+    let exact = |n: u64| f64::from(u32::try_from(n).unwrap_or(u32::MAX));
+    exact(part) * scale / exact(whole).max(1.0)
 }
 
 fn quantile(sorted: &[u64], q: usize) -> Option<u64> {

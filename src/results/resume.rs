@@ -128,14 +128,7 @@ pub fn read_journal(path: &Path) -> io::Result<HashMap<u64, (Key, Uuid)>> {
     let mut entries = HashMap::new();
     for line in BufReader::new(file).lines() {
         let line = line?;
-        let mut parts = line.split(',');
-        let (Some(row), Some(customer), Some(qualification), Some(id), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
+        let [row, customer, qualification, id] = line.split(',').collect::<Vec<_>>()[..] else {
             // A torn last line from a crash: that row's POST had not started.
             continue;
         };
@@ -287,21 +280,6 @@ pub fn keep_settled(output: &str, stats: &Stats) -> Result<(), ResultsError> {
         Ok(())
     })
     .map_err(|source| ResultsError::output_io(output, source))
-}
-
-/// `path`'s permission bits, or 0644 when they cannot be read.
-pub(crate) fn file_mode(path: &Path) -> u32 {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        if let Ok(meta) = std::fs::metadata(path) {
-            return meta.permissions().mode() & 0o7777;
-        }
-    }
-    // Windows has no mode bits: the replacement takes the folder's access rules.
-    #[cfg(not(unix))]
-    let _ = path;
-    0o644
 }
 
 #[cfg(test)]
