@@ -81,42 +81,32 @@ pub(super) fn prepare_resume(path: &Path) -> Result<Carried, JobError> {
         .has_headers(false)
         .from_reader(std::io::BufReader::new(file).take(complete));
     let mut record = csv::ByteRecord::new();
-    let header_ok = reader.read_byte_record(&mut record).unwrap_or(false)
-        && record
-            .iter()
-            .eq(EXPORT_COLUMNS.iter().map(|c| c.as_bytes()));
+    let header_ok =
+        reader.read_byte_record(&mut record).unwrap_or(false) && record == EXPORT_COLUMNS[..];
     if !header_ok {
         return Err(bad(
             "--resume: not a pc-qualify export (its first line is not the export header)".into(),
         ));
     }
-    // A refusal met while copying is kept here, and the copy fails, so the file stays as it was.
-    let mut refused = None;
     // The reader moves into `copy_kept`, which drops it before the rename (see `output::rewrite`).
-    output::rewrite(path, |writer| {
-        copy_kept(reader, writer, &unread, path).map_err(|err| {
-            let failed = std::io::Error::other(err.to_string());
-            refused = Some(err);
-            failed
-        })
-    })
-    .map_err(|e| {
-        let output_error = || ResultsError::output_io(path.display().to_string(), e).into();
-        refused.take().unwrap_or_else(output_error)
+    // A damaged row fails the copy, so the file stays as it was, and is returned as it is.
+    output::rewrite(path, |writer| copy_kept(reader, writer, &unread, path)).map_err(|e| {
+        match e.downcast::<JobError>() {
+            Ok(refused) => refused,
+            Err(e) => ResultsError::output_io(path.display().to_string(), e).into(),
+        }
     })
 }
 
-/// The copy [`prepare_resume`] makes, of the rows after the header, to `writer`.
+/// The copy [`prepare_resume`] makes, of the rows after the header, to `writer`; a row the
+/// reader refuses (one of other than the header's 7 fields, too) is a [`JobError`] inside the
+/// error.
 pub(super) fn copy_kept(
     mut reader: csv::Reader<impl std::io::Read>,
     writer: &mut ExportWriter<impl std::io::Write>,
     unread: &HashSet<String>,
     path: &Path,
-) -> Result<Carried, JobError> {
-    let io = |source: std::io::Error| InputFileError::InputIo {
-        path: path.display().to_string(),
-        source,
-    };
+) -> std::io::Result<Carried> {
     let mut record = csv::ByteRecord::new();
     let mut carried = Carried::default();
     let mut block: Vec<csv::ByteRecord> = Vec::new();
@@ -137,34 +127,15 @@ pub(super) fn copy_kept(
         block.clear();
         Ok(())
     };
-    loop {
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) if record.len() == EXPORT_COLUMNS.len() => {
-                if block.first().is_some_and(|b| b[0] != record[0]) {
-                    keep(&mut block).map_err(io)?;
-                }
-                block.push(record.clone());
-            }
-            Ok(true) => {
-                return Err(InputFileError::Input {
-                    path: path.display().to_string(),
-                    reason: format!(
-                        "--resume: line {} has {} fields, an export row has {}",
-                        record.position().map_or(0, |p| p.line()),
-                        record.len(),
-                        EXPORT_COLUMNS.len()
-                    ),
-                }
-                .into())
-            }
-            Err(source) => {
-                return Err(JobError::ExportResumeRead {
-                    path: path.display().to_string(),
-                    source,
-                })
-            }
+    let refused = |source| {
+        let path = path.display().to_string();
+        std::io::Error::other(JobError::ExportResumeRead { path, source })
+    };
+    while reader.read_byte_record(&mut record).map_err(refused)? {
+        if block.first().is_some_and(|b| b[0] != record[0]) {
+            keep(&mut block)?;
         }
+        block.push(record.clone());
     }
     // `block` now holds the last customer's rows: dropped, and that customer read again.
     Ok(carried)
@@ -234,6 +205,19 @@ mod tests {
         );
         std::fs::write(&path, "row,customer_id\n1,x\n").expect("write");
         assert!(prepare_resume(&path).is_err(), "not an export");
+    }
+
+    #[test]
+    fn a_refused_row_fails_the_resume_with_its_own_error_and_keeps_the_file() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("export.csv");
+        let text = format!("{}\nc,one,two\nd,,,,,,\n", EXPORT_COLUMNS.join(","));
+        std::fs::write(&path, &text).expect("write");
+        let err = prepare_resume(&path).err().expect("refused");
+        assert!(matches!(err, JobError::ExportResumeRead { .. }), "{err:?}");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), text);
+        let names: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").collect();
+        assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
     }
 
     #[test]
