@@ -52,14 +52,10 @@ pub fn write(input: &Path, out: &Path) -> Result<(), ResultsError> {
     let mut workbook = Workbook::new();
     let mut sheet = RowsSheet::new(&mut workbook).map_err(xlsx_error(out))?;
     if is_export(input) {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .from_path(input)
-            .map_err(|e| input_io(input, crate::results::output::csv_to_io(e)))?;
+        let mut reader = csv::Reader::from_path(input).map_err(input_io(input))?;
         sheet.header(&EXPORT_COLUMNS).map_err(xlsx_error(out))?;
         for record in reader.records() {
-            let record =
-                record.map_err(|e| input_io(input, crate::results::output::csv_to_io(e)))?;
+            let record = record.map_err(input_io(input))?;
             sheet.row(record.iter()).map_err(xlsx_error(out))?;
         }
     } else {
@@ -99,12 +95,11 @@ fn is_export(input: &Path) -> bool {
     read.is_ok() && line.trim_ascii() == EXPORT_COLUMNS.join(",").as_bytes()
 }
 
-fn input_io(input: &Path, source: std::io::Error) -> ResultsError {
-    crate::input::InputFileError::InputIo {
-        path: input.display().to_string(),
-        source,
+fn input_io(input: &Path) -> impl Fn(csv::Error) -> ResultsError + '_ {
+    move |e| {
+        let (path, source) = (input.display().to_string(), crate::input::csv_to_io(e));
+        crate::input::InputFileError::InputIo { path, source }.into()
     }
-    .into()
 }
 
 fn xlsx_error(out: &Path) -> impl Fn(XlsxError) -> ResultsError + '_ {
