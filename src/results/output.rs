@@ -7,7 +7,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::marker::PhantomData;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
 
 pub(crate) use crate::input::csv_to_io;
 
@@ -348,60 +347,43 @@ const MAX_HEADER: u64 = 64 * 1024;
 /// separator (seen in the header line), a UTF-8 byte-order mark, CRLF line ends, quoting, moved
 /// columns, and columns of its own (ignored).
 pub struct ResultsReader {
-    csv: csv::Reader<Box<dyn io::Read + Send>>,
+    csv: csv::Reader<LineFeeds>,
     record: csv::ByteRecord,
     layout: Layout,
     line: u64,
     /// The last line of the record read before (the header's at first).
     last_line: u64,
-    feeds: LineFeeds,
 }
 
-/// Where the line feeds read so far are (byte offsets; those before the last row handed out are
-/// dropped, so it holds a buffer's worth at most). The csv reader starts a record's position
-/// where the previous record stopped, before the LF of a CRLF and before blank lines, so a
-/// spreadsheet's CRLF file would name the first row "line 1"; a row's line is told from its end.
-#[derive(Clone, Default)]
-struct LineFeeds(Arc<Mutex<VecDeque<u64>>>);
-
-impl LineFeeds {
-    /// Wraps `inner` so that the line feeds read through it are noted.
-    fn note<R: io::Read>(&self, inner: R) -> Noted<R> {
-        Noted {
-            inner,
-            at: 0,
-            feeds: self.clone(),
-        }
-    }
-
-    /// Whether the byte at `offset` is a line feed; forgets the ones before it.
-    fn ends_at(&self, offset: u64) -> bool {
-        let mut list = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        while list.front().is_some_and(|&at| at < offset) {
-            list.pop_front();
-        }
-        list.front() == Some(&offset)
-    }
-}
-
-/// A reader that notes the line feeds that pass through it in its [`LineFeeds`].
-struct Noted<R> {
-    inner: R,
+/// The results file as the csv reader reads it, noting where the line feeds read so far are
+/// (byte offsets; those before the last row handed out are dropped, so it holds a buffer's worth
+/// at most). The csv reader starts a record's position where the previous record stopped, before
+/// the LF of a CRLF and before blank lines, so a spreadsheet's CRLF file would name the first row
+/// "line 1"; a row's line is told from its end.
+struct LineFeeds {
+    inner: Box<dyn io::Read + Send>,
     /// Bytes read so far: the offset of `buf[0]` in the next read.
     at: u64,
-    feeds: LineFeeds,
+    feeds: VecDeque<u64>,
 }
 
-impl<R: io::Read> io::Read for Noted<R> {
+impl LineFeeds {
+    /// Whether the byte at `offset` is a line feed; forgets the ones before it.
+    fn ends_at(&mut self, offset: u64) -> bool {
+        while self.feeds.front().is_some_and(|&at| at < offset) {
+            self.feeds.pop_front();
+        }
+        self.feeds.front() == Some(&offset)
+    }
+}
+
+impl io::Read for LineFeeds {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         let read = buf.get(..n).unwrap_or_default();
-        let mut feeds = self.feeds.0.lock().unwrap_or_else(PoisonError::into_inner);
         for (offset, _) in read.iter().enumerate().filter(|(_, b)| **b == b'\n') {
-            feeds.push_back(
-                self.at
-                    .saturating_add(u64::try_from(offset).unwrap_or(u64::MAX)),
-            );
+            let offset = u64::try_from(offset).unwrap_or(u64::MAX);
+            self.feeds.push_back(self.at.saturating_add(offset));
         }
         self.at = self.at.saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
         Ok(n)
@@ -436,12 +418,16 @@ impl ResultsReader {
             });
         }
         // The header goes through the same CSV reader as the rows, so line numbers count it.
-        let feeds = LineFeeds::default();
+        let inner = Box::new(io::Cursor::new(header).chain(reader));
         let mut csv = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
             .delimiter(delimiter)
-            .from_reader(Box::new(feeds.note(io::Cursor::new(header).chain(reader))) as Box<_>);
+            .from_reader(LineFeeds {
+                inner,
+                at: 0,
+                feeds: VecDeque::new(),
+            });
         let mut record = csv::ByteRecord::new();
         if let Err(err) = csv.read_byte_record(&mut record) {
             return Err(ReadError::BadRow {
@@ -466,7 +452,6 @@ impl ResultsReader {
             layout,
             line: 1,
             last_line: 1,
-            feeds,
         })
     }
 
@@ -503,11 +488,11 @@ impl ResultsReader {
     /// line feed (none after a CR); line feeds inside its quoted cells take it back to its first.
     /// It starts after the previous record's last line, whatever an unclosed quote did.
     fn record_line(&mut self) -> u64 {
-        let end = self.csv.position();
+        let end = self.csv.position().clone();
         let own = end
             .byte()
             .checked_sub(1)
-            .is_some_and(|last| self.feeds.ends_at(last));
+            .is_some_and(|last| self.csv.get_mut().ends_at(last));
         let inside = self
             .record
             .as_slice()
