@@ -61,14 +61,9 @@ impl Summary {
         if let Some(outcome) = row.outcome {
             *self.outcomes.entry(outcome).or_default() += 1;
         }
-        let vetting = row
-            .vetting_status
-            .clone()
-            .unwrap_or_else(|| "none".to_string());
-        *self.vetting.entry(vetting).or_default() += 1;
-        let status = row
-            .http_status
-            .map_or_else(|| "none".to_string(), |s| s.to_string());
+        let vetting = row.vetting_status.as_deref().unwrap_or("none");
+        *self.vetting.entry(vetting.to_string()).or_default() += 1;
+        let status = row.http_status.map_or("none".into(), |s| s.to_string());
         *self.statuses.entry(status).or_default() += 1;
         *self
             .attempts
