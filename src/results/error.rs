@@ -145,6 +145,15 @@ impl ResultsError {
         }
     }
 
+    /// As [`ResultsError::output_io`], for an output that may be a pipe: a reader that went
+    /// away (`| head`) is [`ResultsError::BrokenPipe`], which ends the command quietly.
+    pub(crate) fn piped_io(path: impl Into<String>, source: std::io::Error) -> Self {
+        match source.kind() {
+            std::io::ErrorKind::BrokenPipe => ResultsError::BrokenPipe,
+            _ => ResultsError::output_io(path, source),
+        }
+    }
+
     /// An [`ResultsError::OutputIo`] read again as [`ResultsError::output_io`] reads it, for
     /// errors built where the output is written; any other error as it is.
     pub(crate) fn or_open_elsewhere(self) -> Self {

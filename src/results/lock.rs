@@ -162,18 +162,9 @@ pub fn acquire(results: &Path) -> Result<LockGuard, ResultsError> {
 }
 
 /// Whether `path` still names the open `file` (it was not removed or replaced meanwhile).
-#[cfg(unix)]
 fn same_file(file: &File, path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (file.metadata(), std::fs::metadata(path)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
-}
-
-#[cfg(not(unix))]
-fn same_file(_file: &File, path: &Path) -> bool {
-    path.exists()
+    let open = file.try_clone().and_then(same_file::Handle::from_file);
+    matches!((open, same_file::Handle::from_path(path)), (Ok(a), Ok(b)) if a == b)
 }
 
 /// One writer per output file: takes its lock (none for standard output) before the file checks,

@@ -230,14 +230,10 @@ fn escape_label(value: &str) -> String {
     out
 }
 
-/// Formats a sample value; Rust's `inf` spelling is not the format's `+Inf`.
+/// Formats a sample value; Rust's `inf` spelling is not the format's `+Inf` (its `NaN` is).
 fn format_value(value: f64) -> String {
-    if value.is_nan() {
-        "NaN".to_string()
-    } else if value == f64::INFINITY {
-        "+Inf".to_string()
-    } else if value == f64::NEG_INFINITY {
-        "-Inf".to_string()
+    if value.is_infinite() {
+        (if value > 0.0 { "+Inf" } else { "-Inf" }).to_string()
     } else {
         value.to_string()
     }
@@ -247,6 +243,14 @@ fn format_value(value: f64) -> String {
 mod tests {
     use super::*;
     use std::collections::{BTreeMap, HashSet};
+
+    #[test]
+    fn values_are_spelled_as_the_format_spells_them() {
+        assert_eq!(format_value(f64::INFINITY), "+Inf");
+        assert_eq!(format_value(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(format_value(f64::NAN), "NaN");
+        assert_eq!(format_value(1.5), "1.5");
+    }
 
     fn facts(success: bool) -> RunFacts<'static> {
         RunFacts {

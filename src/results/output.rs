@@ -5,14 +5,14 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
+use std::marker::PhantomData;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
 
 pub(crate) use crate::input::csv_to_io;
 
 use crate::domain::atomic::Replacement;
 use crate::domain::model::ResultRow;
-use crate::results::schema::{self, HeaderError, Layout};
+use crate::results::schema::{HeaderError, Layout};
 use crate::results::ResultsError;
 
 /// Where results go: a file, or standard output for `-`.
@@ -126,14 +126,11 @@ pub fn replacing(path: &str, force: bool) -> Result<Sink, ResultsError> {
     }
     let real = crate::results::lock::resolve(Path::new(path));
     // A new file gets what `create` would give it: 0666 less the umask.
-    let mode = if real.exists() {
-        crate::results::resume::file_mode(&real)
-    } else {
-        0o666
-    };
-    let replacement = Replacement::new(&real, mode).map_err(|source| ResultsError::OutputIo {
-        path: path.to_string(),
-        source,
+    let replacement = Replacement::new(&real, file_mode(&real, 0o666)).map_err(|source| {
+        ResultsError::OutputIo {
+            path: path.to_string(),
+            source,
+        }
     })?;
     Ok(Sink::Replacing(Replacing(
         BufWriter::with_capacity(64 * 1024, replacement),
@@ -141,23 +138,50 @@ pub fn replacing(path: &str, force: bool) -> Result<Sink, ResultsError> {
     )))
 }
 
-/// Writes result rows as CSV; the caller decides when to flush.
-pub struct ResultsWriter<W: Write> {
-    csv: csv::Writer<W>,
-    record: csv::ByteRecord,
+/// `path`'s permission bits, or `missing` when it has none (absent, or not on Unix).
+fn file_mode(path: &Path, missing: u32) -> u32 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(meta) = std::fs::metadata(path) {
+            return meta.permissions().mode() & 0o7777;
+        }
+    }
+    // Windows has no mode bits: the replacement takes the folder's access rules.
+    #[cfg(not(unix))]
+    let _ = path;
+    missing
 }
 
-impl<W: Write> ResultsWriter<W> {
+/// A row of a CSV file the tool writes (results, export): its header, and its cells in order.
+pub trait CsvRow {
+    /// The header's names, in order.
+    fn header() -> impl Iterator<Item = &'static str>;
+    /// Pushes the row's cells into the cleared `record`, text defused with [`push_text`].
+    fn push_cells(&self, record: &mut csv::ByteRecord);
+}
+
+/// Writes rows as CSV; the caller decides when to flush.
+pub struct CsvWriter<W: Write, R> {
+    csv: csv::Writer<W>,
+    record: csv::ByteRecord,
+    rows: PhantomData<fn(&R)>,
+}
+
+/// The results file's writer.
+pub type ResultsWriter<W> = CsvWriter<W, ResultRow>;
+
+impl<W: Write, R: CsvRow> CsvWriter<W, R> {
     /// A writer that starts with the header row.
     pub fn with_header(inner: W) -> io::Result<Self> {
         let mut writer = Self::without_header(inner);
-        writer.csv.write_record(schema::names())?;
+        writer.csv.write_record(R::header()).map_err(csv_to_io)?;
         Ok(writer)
     }
 
     /// A writer that appends rows to a file that already has its header.
     pub fn without_header(inner: W) -> Self {
-        ResultsWriter {
+        CsvWriter {
             // The csv crate's own buffer is kept tiny: the sink already buffers, and a flush must
             // reach the file, not stop in an inner buffer.
             csv: csv::WriterBuilder::new()
@@ -165,13 +189,20 @@ impl<W: Write> ResultsWriter<W> {
                 .terminator(csv::Terminator::Any(b'\n'))
                 .from_writer(inner),
             record: csv::ByteRecord::new(),
+            rows: PhantomData,
         }
     }
 
     /// Writes one row (buffered).
-    pub fn write(&mut self, row: &ResultRow) -> io::Result<()> {
-        schema::write(row, &mut self.record);
+    pub fn write(&mut self, row: &R) -> io::Result<()> {
+        self.record.clear();
+        row.push_cells(&mut self.record);
         self.csv.write_byte_record(&self.record).map_err(csv_to_io)
+    }
+
+    /// Copies a row read back from an earlier file of the same kind (its cells already defused).
+    pub(crate) fn write_raw(&mut self, record: &csv::ByteRecord) -> io::Result<()> {
+        self.csv.write_byte_record(record).map_err(csv_to_io)
     }
 
     /// Pushes everything written so far to the file.
@@ -183,6 +214,20 @@ impl<W: Write> ResultsWriter<W> {
     pub fn into_inner(self) -> io::Result<W> {
         self.csv.into_inner().map_err(|e| e.into_error())
     }
+}
+
+/// Rewrites the CSV file `path` whole and atomically, keeping its mode: `copy` writes the rows
+/// after the header and closes what it read of `path` (Windows refuses to rename over it).
+pub(crate) fn rewrite<R: CsvRow, T>(
+    path: &Path,
+    copy: impl FnOnce(&mut CsvWriter<BufWriter<&mut File>, R>) -> io::Result<T>,
+) -> io::Result<T> {
+    crate::domain::atomic::replace(path, file_mode(path, 0o644), |file| {
+        let mut writer = CsvWriter::with_header(BufWriter::new(file))?;
+        let value = copy(&mut writer)?;
+        writer.flush()?;
+        Ok(value)
+    })
 }
 
 impl ResultsWriter<Sink> {
@@ -298,64 +343,47 @@ const MAX_HEADER: u64 = 64 * 1024;
 
 /// Reads an earlier results file row by row, dropping a torn last line (one without its newline,
 /// as a killed writer leaves it). Columns are found by their header names (see
-/// [`schema::COLUMNS`]), and what a spreadsheet does to a file it saves is taken: a `;` or tab
+/// [`crate::results::schema::COLUMNS`]), and what a spreadsheet does to a file it saves is taken: a `;` or tab
 /// separator (seen in the header line), a UTF-8 byte-order mark, CRLF line ends, quoting, moved
 /// columns, and columns of its own (ignored).
 pub struct ResultsReader {
-    csv: csv::Reader<Box<dyn io::Read + Send>>,
+    csv: csv::Reader<LineFeeds>,
     record: csv::ByteRecord,
     layout: Layout,
     line: u64,
     /// The last line of the record read before (the header's at first).
     last_line: u64,
-    feeds: LineFeeds,
 }
 
-/// Where the line feeds read so far are (byte offsets; those before the last row handed out are
-/// dropped, so it holds a buffer's worth at most). The csv reader starts a record's position
-/// where the previous record stopped, before the LF of a CRLF and before blank lines, so a
-/// spreadsheet's CRLF file would name the first row "line 1"; a row's line is told from its end.
-#[derive(Clone, Default)]
-struct LineFeeds(Arc<Mutex<VecDeque<u64>>>);
-
-impl LineFeeds {
-    /// Wraps `inner` so that the line feeds read through it are noted.
-    fn note<R: io::Read>(&self, inner: R) -> Noted<R> {
-        Noted {
-            inner,
-            at: 0,
-            feeds: self.clone(),
-        }
-    }
-
-    /// Whether the byte at `offset` is a line feed; forgets the ones before it.
-    fn ends_at(&self, offset: u64) -> bool {
-        let mut list = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        while list.front().is_some_and(|&at| at < offset) {
-            list.pop_front();
-        }
-        list.front() == Some(&offset)
-    }
-}
-
-/// A reader that notes the line feeds that pass through it in its [`LineFeeds`].
-struct Noted<R> {
-    inner: R,
+/// The results file as the csv reader reads it, noting where the line feeds read so far are
+/// (byte offsets; those before the last row handed out are dropped, so it holds a buffer's worth
+/// at most). The csv reader starts a record's position where the previous record stopped, before
+/// the LF of a CRLF and before blank lines, so a spreadsheet's CRLF file would name the first row
+/// "line 1"; a row's line is told from its end.
+struct LineFeeds {
+    inner: Box<dyn io::Read + Send>,
     /// Bytes read so far: the offset of `buf[0]` in the next read.
     at: u64,
-    feeds: LineFeeds,
+    feeds: VecDeque<u64>,
 }
 
-impl<R: io::Read> io::Read for Noted<R> {
+impl LineFeeds {
+    /// Whether the byte at `offset` is a line feed; forgets the ones before it.
+    fn ends_at(&mut self, offset: u64) -> bool {
+        while self.feeds.front().is_some_and(|&at| at < offset) {
+            self.feeds.pop_front();
+        }
+        self.feeds.front() == Some(&offset)
+    }
+}
+
+impl io::Read for LineFeeds {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         let read = buf.get(..n).unwrap_or_default();
-        let mut feeds = self.feeds.0.lock().unwrap_or_else(PoisonError::into_inner);
         for (offset, _) in read.iter().enumerate().filter(|(_, b)| **b == b'\n') {
-            feeds.push_back(
-                self.at
-                    .saturating_add(u64::try_from(offset).unwrap_or(u64::MAX)),
-            );
+            let offset = u64::try_from(offset).unwrap_or(u64::MAX);
+            self.feeds.push_back(self.at.saturating_add(offset));
         }
         self.at = self.at.saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
         Ok(n)
@@ -390,12 +418,16 @@ impl ResultsReader {
             });
         }
         // The header goes through the same CSV reader as the rows, so line numbers count it.
-        let feeds = LineFeeds::default();
+        let inner = Box::new(io::Cursor::new(header).chain(reader));
         let mut csv = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
             .delimiter(delimiter)
-            .from_reader(Box::new(feeds.note(io::Cursor::new(header).chain(reader))) as Box<_>);
+            .from_reader(LineFeeds {
+                inner,
+                at: 0,
+                feeds: VecDeque::new(),
+            });
         let mut record = csv::ByteRecord::new();
         if let Err(err) = csv.read_byte_record(&mut record) {
             return Err(ReadError::BadRow {
@@ -420,7 +452,6 @@ impl ResultsReader {
             layout,
             line: 1,
             last_line: 1,
-            feeds,
         })
     }
 
@@ -451,19 +482,17 @@ impl ResultsReader {
             }
         }
     }
-}
 
-impl ResultsReader {
     /// The line the record just read starts on (the header is line 1): the csv reader counts
     /// every line feed it reads, so the record's last line is that count, less the record's own
     /// line feed (none after a CR); line feeds inside its quoted cells take it back to its first.
     /// It starts after the previous record's last line, whatever an unclosed quote did.
     fn record_line(&mut self) -> u64 {
-        let end = self.csv.position();
+        let end = self.csv.position().clone();
         let own = end
             .byte()
             .checked_sub(1)
-            .is_some_and(|last| self.feeds.ends_at(last));
+            .is_some_and(|last| self.csv.get_mut().ends_at(last));
         let inside = self
             .record
             .as_slice()
@@ -541,7 +570,7 @@ mod tests {
     /// lines before a row were not counted.
     #[test]
     fn a_bad_row_is_named_by_its_line_in_the_file() {
-        let header = schema::names().collect::<Vec<_>>().join(",");
+        let header = ResultRow::header().collect::<Vec<_>>().join(",");
         let good = format!("1,{},Education,created,201,,,,1,,,,,5", "a".repeat(8));
         let line_of = |text: String| {
             let mut reader = from_bytes(text.into_bytes()).expect("header");
@@ -622,7 +651,7 @@ mod tests {
         let mut lines = text.lines();
         assert_eq!(
             lines.next(),
-            Some(schema::names().collect::<Vec<_>>().join(",").as_str())
+            Some(ResultRow::header().collect::<Vec<_>>().join(",").as_str())
         );
         assert_eq!(
             lines.next(),

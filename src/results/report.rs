@@ -61,14 +61,9 @@ impl Summary {
         if let Some(outcome) = row.outcome {
             *self.outcomes.entry(outcome).or_default() += 1;
         }
-        let vetting = row
-            .vetting_status
-            .clone()
-            .unwrap_or_else(|| "none".to_string());
-        *self.vetting.entry(vetting).or_default() += 1;
-        let status = row
-            .http_status
-            .map_or_else(|| "none".to_string(), |s| s.to_string());
+        let vetting = row.vetting_status.as_deref().unwrap_or("none");
+        *self.vetting.entry(vetting.to_string()).or_default() += 1;
+        let status = row.http_status.map_or("none".into(), |s| s.to_string());
         *self.statuses.entry(status).or_default() += 1;
         *self
             .attempts
@@ -107,27 +102,16 @@ pub fn execute(results: &Path, html: &str) -> Result<(), ResultsError> {
         &name,
         &httpdate::fmt_http_date(std::time::SystemTime::now()),
     );
-    let output_error = |e: std::io::Error| {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            ResultsError::BrokenPipe
-        } else {
-            ResultsError::OutputIo {
-                path: html.to_string(),
-                source: e,
-            }
-        }
-    };
-    if html == "-" {
+    let written = if html == "-" {
         let mut out = std::io::stdout().lock();
-        out.write_all(page.as_bytes()).map_err(output_error)?;
-        out.flush().map_err(output_error)
+        out.write_all(page.as_bytes()).and_then(|()| out.flush())
     } else {
         // Beside the target and renamed over it, so a page being served is never half written.
         crate::domain::atomic::replace(Path::new(html), 0o644, |file| {
             file.write_all(page.as_bytes())
         })
-        .map_err(output_error)
-    }
+    };
+    written.map_err(|e| ResultsError::piped_io(html, e))
 }
 
 /// Gathers the page's figures. It takes the reader, so the results file is closed before the
@@ -179,8 +163,25 @@ fn vetting_color(status: &str) -> &'static str {
     }
 }
 
+fn status_color(status: &str) -> &'static str {
+    match status.as_bytes().first() {
+        Some(b'2') => "#2e7d32",
+        Some(b'4') => "#ef6c00",
+        Some(b'5') => "#c62828",
+        _ => "#9e9e9e",
+    }
+}
+
+/// One bar of a chart: label, count, colour.
+type Bar = (String, u64, &'static str);
+
+/// A bar per entry of `counts`, made by `bar` from its key and count.
+fn bars<K>(counts: &BTreeMap<K, u64>, bar: impl Fn(&K, u64) -> Bar) -> Vec<Bar> {
+    counts.iter().map(|(key, n)| bar(key, *n)).collect()
+}
+
 /// A horizontal bar chart as inline SVG: one bar per `(label, count, colour)`.
-fn bar_chart(title: &str, bars: &[(String, u64, &str)]) -> String {
+fn bar_chart(title: &str, bars: &[Bar]) -> String {
     const LABEL_W: u64 = 130;
     const BAR_W: u64 = 300;
     const ROW_H: u64 = 26;
@@ -200,7 +201,7 @@ fn bar_chart(title: &str, bars: &[(String, u64, &str)]) -> String {
         // Integer arithmetic: the width in pixels, at least 2 for a non-zero count.
         let width = (count.saturating_mul(BAR_W) / max).max(u64::from(*count > 0) * 2);
         let share = if total > 0 {
-            format!("{:.1}%", percent(*count, total))
+            format!("{:.1}%", ratio(*count, total, 100.0))
         } else {
             String::new()
         };
@@ -232,7 +233,7 @@ fn throughput_chart(drawn: &Result<Throughput, &str>, name: &str) -> (String, St
         }
     };
     let secs = drawn.span.as_secs().max(1);
-    let bars: Vec<(String, u64, &str)> = (0u64..)
+    let bars: Vec<Bar> = (0u64..)
         .zip(&drawn.counts)
         .map(|(i, n)| {
             let at = i.saturating_mul(secs);
@@ -240,11 +241,7 @@ fn throughput_chart(drawn: &Result<Throughput, &str>, name: &str) -> (String, St
             (label, *n, "#5e35b1")
         })
         .collect();
-    // Counts and times stay far below 2^32, where the conversion is exact; `as` is not needed.
-    let per_second = |rows: u64, ms: u128| {
-        let exact = |n: u64| f64::from(u32::try_from(n).unwrap_or(u32::MAX));
-        exact(rows) * 1000.0 / exact(u64::try_from(ms).unwrap_or(u64::MAX)).max(1.0)
-    };
+    let per_second = |rows, ms| ratio(rows, u64::try_from(ms).unwrap_or(u64::MAX), 1000.0);
     let total = drawn
         .counts
         .iter()
@@ -258,11 +255,11 @@ fn throughput_chart(drawn: &Result<Throughput, &str>, name: &str) -> (String, St
     (bar_chart("Throughput over time", &bars), note)
 }
 
-fn percent(part: u64, total: u64) -> f64 {
-    // Counts stay far below 2^53, where u64 -> f64 is exact; `as` is not needed.
-    let part = f64::from(u32::try_from(part).unwrap_or(u32::MAX));
-    let total = f64::from(u32::try_from(total).unwrap_or(u32::MAX)).max(1.0);
-    part * 100.0 / total
+/// `part` per `whole` (at least 1), times `scale`. Counts and times stay far below 2^32, where
+/// the conversion to f64 is exact; `as` is not needed.
+fn ratio(part: u64, whole: u64, scale: f64) -> f64 {
+    let exact = |n: u64| f64::from(u32::try_from(n).unwrap_or(u32::MAX));
+    exact(part) * scale / exact(whole).max(1.0)
 }
 
 fn quantile(sorted: &[u64], q: usize) -> Option<u64> {
@@ -307,8 +304,9 @@ fn render(summary: &Summary, name: &str, generated: &str) -> String {
         style_hash = csp_hash(&style),
         script_hash = csp_hash(SCRIPT),
     );
+    let count = |outcome| summary.outcomes.get(&outcome).copied().unwrap_or(0);
     for outcome in Outcome::ALL {
-        let n = summary.outcomes.get(&outcome).copied().unwrap_or(0);
+        let n = count(outcome);
         let _ = write!(
             page,
             r#"<div class="card" data-outcome="{outcome}"><b>{n}</b>{outcome}</div>"#
@@ -316,16 +314,7 @@ fn render(summary: &Summary, name: &str, generated: &str) -> String {
     }
     page.push_str("</div>\n<div class=\"grid\">\n");
 
-    let outcomes: Vec<(String, u64, &str)> = Outcome::ALL
-        .iter()
-        .map(|o| {
-            (
-                o.as_str().to_string(),
-                summary.outcomes.get(o).copied().unwrap_or(0),
-                outcome_color(*o),
-            )
-        })
-        .collect();
+    let outcomes = Outcome::ALL.map(|o| (o.as_str().to_string(), count(o), outcome_color(o)));
     section(
         &mut page,
         "outcomes",
@@ -334,11 +323,7 @@ fn render(summary: &Summary, name: &str, generated: &str) -> String {
         "",
     );
 
-    let vetting: Vec<(String, u64, &str)> = summary
-        .vetting
-        .iter()
-        .map(|(s, n)| (s.clone(), *n, vetting_color(s)))
-        .collect();
+    let vetting = bars(&summary.vetting, |s, n| (s.clone(), n, vetting_color(s)));
     section(
         &mut page,
         "vetting",
@@ -347,19 +332,7 @@ fn render(summary: &Summary, name: &str, generated: &str) -> String {
         "none: no vetting status (not created, or not read)",
     );
 
-    let statuses: Vec<(String, u64, &str)> = summary
-        .statuses
-        .iter()
-        .map(|(s, n)| {
-            let color = match s.as_bytes().first() {
-                Some(b'2') => "#2e7d32",
-                Some(b'4') => "#ef6c00",
-                Some(b'5') => "#c62828",
-                _ => "#9e9e9e",
-            };
-            (s.clone(), *n, color)
-        })
-        .collect();
+    let statuses = bars(&summary.statuses, |s, n| (s.clone(), n, status_color(s)));
     section(
         &mut page,
         "statuses",
@@ -368,18 +341,14 @@ fn render(summary: &Summary, name: &str, generated: &str) -> String {
         "none: nothing was sent (invalid, duplicate, planned) or no answer came",
     );
 
-    let attempts: Vec<(String, u64, &str)> = summary
-        .attempts
-        .iter()
-        .map(|(a, n)| {
-            let label = match *a {
-                0 => "0 (not sent)".to_string(),
-                a if a >= ATTEMPTS_CAP => format!("{ATTEMPTS_CAP}+"),
-                a => a.to_string(),
-            };
-            (label, *n, if *a > 1 { "#f9a825" } else { "#546e7a" })
-        })
-        .collect();
+    let attempts = bars(&summary.attempts, |&a, n| {
+        let label = match a {
+            0 => "0 (not sent)".to_string(),
+            a if a >= ATTEMPTS_CAP => format!("{ATTEMPTS_CAP}+"),
+            a => a.to_string(),
+        };
+        (label, n, if a > 1 { "#f9a825" } else { "#546e7a" })
+    });
     section(
         &mut page,
         "attempts",
@@ -390,7 +359,7 @@ fn render(summary: &Summary, name: &str, generated: &str) -> String {
 
     let mut sorted = summary.elapsed_ms.clone();
     sorted.sort_unstable();
-    let elapsed: Vec<(String, u64, &str)> = ELAPSED_BUCKETS
+    let elapsed: Vec<Bar> = ELAPSED_BUCKETS
         .iter()
         .zip(summary.elapsed)
         .map(|((_, label), n)| (label.to_string(), n, "#00838f"))

@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
 
-use crate::domain::model::{CustomerId, Outcome, Qualification, Row};
+use crate::domain::model::{CustomerId, Outcome, Qualification, ResultRow, Row};
 use crate::domain::stats::Stats;
 use crate::input::Record;
-use crate::results::output::{ResultsReader, ResultsWriter};
+use crate::results::output::ResultsReader;
 use crate::results::ResultsError;
 
 /// A compact (customer, qualification) key: 17 bytes instead of two strings.
@@ -128,14 +128,7 @@ pub fn read_journal(path: &Path) -> io::Result<HashMap<u64, (Key, Uuid)>> {
     let mut entries = HashMap::new();
     for line in BufReader::new(file).lines() {
         let line = line?;
-        let mut parts = line.split(',');
-        let (Some(row), Some(customer), Some(qualification), Some(id), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
+        let [row, customer, qualification, id] = line.split(',').collect::<Vec<_>>()[..] else {
             // A torn last line from a crash: that row's POST had not started.
             continue;
         };
@@ -268,51 +261,31 @@ pub fn keep_settled(output: &str, stats: &Stats) -> Result<(), ResultsError> {
     if !path.metadata().is_ok_and(|m| m.len() > 0) {
         return Ok(());
     }
-    let reader = ResultsReader::open(path).map_err(|source| ResultsError::ResultsOutput {
+    let mut reader = ResultsReader::open(path).map_err(|source| ResultsError::ResultsOutput {
         path: output.to_string(),
         source,
     })?;
-    // The results file keeps its mode (it may have been made readable to a reporting user).
-    let mode = file_mode(path);
-    // The reader moves into `write_settled`, which drops it before the rename: Windows refuses
-    // to rename over a file that is still open ("Access denied").
-    crate::domain::atomic::replace(path, mode, move |file| write_settled(reader, file, stats))
-        .map_err(|source| ResultsError::output_io(output, source))
-}
-
-/// Copies the settled rows of `reader` to `file` as [`keep_settled`] describes; closes the reader.
-fn write_settled(mut reader: ResultsReader, file: &mut File, stats: &Stats) -> io::Result<()> {
-    let mut writer = ResultsWriter::with_header(io::BufWriter::new(file))?;
-    while let Some(next) = reader.next_row() {
-        let row = next.map_err(io::Error::other)?;
-        let Some(outcome) = row.outcome.filter(Outcome::is_settled) else {
-            continue;
-        };
-        stats.record_outcome(outcome);
-        stats.record_vetting(row.vetting_status.as_deref());
-        writer.write(&row)?;
-    }
-    writer.flush()
-}
-
-/// `path`'s permission bits, or 0644 when they cannot be read.
-pub(crate) fn file_mode(path: &Path) -> u32 {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        if let Ok(meta) = std::fs::metadata(path) {
-            return meta.permissions().mode() & 0o7777;
+    // The results file keeps its mode (it may have been made readable to a reporting user). The
+    // reader moves into the copy, which closes it before the rename.
+    crate::results::output::rewrite::<ResultRow, _>(path, move |writer| {
+        while let Some(next) = reader.next_row() {
+            let row = next.map_err(io::Error::other)?;
+            let Some(outcome) = row.outcome.filter(Outcome::is_settled) else {
+                continue;
+            };
+            stats.record_outcome(outcome);
+            stats.record_vetting(row.vetting_status.as_deref());
+            writer.write(&row)?;
         }
-    }
-    // Windows has no mode bits: the replacement takes the folder's access rules.
-    #[cfg(not(unix))]
-    let _ = path;
-    0o644
+        Ok(())
+    })
+    .map_err(|source| ResultsError::output_io(output, source))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::results::output::CsvRow as _;
 
     /// A retry's new request id, appended by a worker, is the one a resume reuses: the row's
     /// last journal line names the call that may have landed unanswered.
@@ -370,7 +343,7 @@ mod tests {
             std::fs::read_to_string(&path).expect("read"),
             format!(
                 "{}\n1,{},StateOwnedEntity,created,,,,,1,,{rid},,,0\n3,{},Education,exists,,,,,1,,,,,0\n",
-                crate::results::schema::names().collect::<Vec<_>>().join(","),
+                ResultRow::header().collect::<Vec<_>>().join(","),
                 id(1),
                 id(3)
             )

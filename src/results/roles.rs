@@ -31,18 +31,14 @@ impl Role {
     pub fn results(flag: &str, path: &str) -> Vec<Role> {
         let mut roles = vec![Role::new(flag, path)];
         if path != "-" {
-            roles.push(Role::new(
-                format!("the lock file of {flag}"),
-                lock_path(Path::new(path)),
-            ));
-            roles.push(Role::new(
-                format!("the journal of {flag}"),
-                journal_path(path),
-            ));
-            roles.push(Role::new(
-                format!("the timeline of {flag}"),
-                timeline_path(path),
-            ));
+            let beside = [
+                ("lock file", lock_path(Path::new(path))),
+                ("journal", journal_path(path)),
+                ("timeline", timeline_path(path)),
+            ];
+            roles.extend(
+                beside.map(|(what, side)| Role::new(format!("the {what} of {flag}"), side)),
+            );
         }
         roles
     }

@@ -5,7 +5,7 @@
 //! reads.
 
 use crate::domain::model::{Outcome, ResultRow};
-use crate::results::output::{push_text, ResultsRowError};
+use crate::results::output::{push_text, CsvRow, ResultsRowError};
 
 /// The export's header, in its exact column order.
 pub const EXPORT_COLUMNS: [&str; 7] = [
@@ -22,25 +22,25 @@ pub const EXPORT_COLUMNS: [&str; 7] = [
 pub(crate) struct Column {
     /// The header name, exactly as written.
     pub name: &'static str,
-    /// Whether a file without this column is refused. The four required columns say which input
-    /// row a line is and what became of it: `--resume` needs all four to know what not to send
-    /// again (and to check the rows against the input), `refresh` to know which customers to read
-    /// and which rows to copy unchanged, and `report` to count outcomes and list the failed rows
-    /// by row, customer and qualification. One set for every reader keeps a file that one command
-    /// accepts acceptable to the others. Every other column is read when present and is empty
-    /// (0 for `attempts` and `elapsed_ms`) when absent.
-    pub required: bool,
     /// Pushes this column's cell for `row`.
     pub write: fn(&ResultRow, &mut csv::ByteRecord),
     /// Sets `row`'s field from the cell (already freed of the spreadsheet apostrophe).
     pub read: fn(&mut ResultRow, String) -> Result<(), ResultsRowError>,
 }
 
+/// The first four of [`COLUMNS`] are required: a file without one is refused. They (`row`,
+/// `customer_id`, `qualification`, `outcome`) say which input row a line is and what became of
+/// it: `--resume` needs all four to know what not to send again (and to check the rows against
+/// the input), `refresh` to know which customers to read and which rows to copy unchanged, and
+/// `report` to count outcomes and list the failed rows by row, customer and qualification. One
+/// set for every reader keeps a file that one command accepts acceptable to the others. Every
+/// other column is read when present and is empty (0 for `attempts` and `elapsed_ms`) when absent.
+const REQUIRED: usize = 4;
+
 /// The results file's columns, in the written order (the documented contract: do not reorder).
 pub(crate) const COLUMNS: [Column; 14] = [
     Column {
         name: "row",
-        required: true,
         write: |r, rec| push_number(rec, Some(r.row)),
         read: |r, c| match number(c, "row")?.ok_or(ResultsRowError::EmptyRow)? {
             // Rows count from 1: a 0 is no input's row (`--resume` would call it missing).
@@ -53,87 +53,80 @@ pub(crate) const COLUMNS: [Column; 14] = [
     },
     Column {
         name: "customer_id",
-        required: true,
         write: |r, rec| push_text(rec, &r.customer_id),
         read: |r, c| set(&mut r.customer_id, c),
     },
     Column {
         name: "qualification",
-        required: true,
         write: |r, rec| push_text(rec, &r.qualification),
         read: |r, c| set(&mut r.qualification, c),
     },
     Column {
         name: "outcome",
-        required: true,
         write: |r, rec| push_text(rec, r.outcome.map_or("", |o| o.as_str())),
         read: |r, c| set(&mut r.outcome, Some(outcome(c)?)),
     },
     Column {
         name: "http_status",
-        required: false,
         write: |r, rec| push_number(rec, r.http_status.map(u64::from)),
         read: |r, c| set(&mut r.http_status, number(c, "http_status")?),
     },
     Column {
         name: "vetting_status",
-        required: false,
         write: |r, rec| push_text(rec, r.vetting_status.as_deref().unwrap_or("")),
         read: |r, c| set(&mut r.vetting_status, non_empty(c)),
     },
     Column {
         name: "vetting_reason",
-        required: false,
         write: |r, rec| push_text(rec, r.vetting_reason.as_deref().unwrap_or("")),
         read: |r, c| set(&mut r.vetting_reason, non_empty(c)),
     },
     Column {
         name: "vetting_create_date",
-        required: false,
         write: |r, rec| push_text(rec, r.vetting_create_date.as_deref().unwrap_or("")),
         read: |r, c| set(&mut r.vetting_create_date, non_empty(c)),
     },
     Column {
         name: "attempts",
-        required: false,
         write: |r, rec| push_number(rec, Some(u64::from(r.attempts))),
         read: |r, c| set(&mut r.attempts, number(c, "attempts")?.unwrap_or(0)),
     },
     Column {
         name: "correlation_id",
-        required: false,
         write: |r, rec| push_uuid(rec, r.correlation_id),
         read: |r, c| set(&mut r.correlation_id, uuid(c, "correlation_id")?),
     },
     Column {
         name: "request_id",
-        required: false,
         write: |r, rec| push_uuid(rec, r.request_id),
         read: |r, c| set(&mut r.request_id, uuid(c, "request_id")?),
     },
     Column {
         name: "error_code",
-        required: false,
         write: |r, rec| push_text(rec, r.error_code.as_deref().unwrap_or("")),
         read: |r, c| set(&mut r.error_code, non_empty(c)),
     },
     Column {
         name: "error_message",
-        required: false,
         write: |r, rec| push_text(rec, r.error_message.as_deref().unwrap_or("")),
         read: |r, c| set(&mut r.error_message, non_empty(c)),
     },
     Column {
         name: "elapsed_ms",
-        required: false,
         write: |r, rec| push_number(rec, Some(r.elapsed_ms)),
         read: |r, c| set(&mut r.elapsed_ms, number(c, "elapsed_ms")?.unwrap_or(0)),
     },
 ];
 
-/// The written header's names, in order.
-pub(crate) fn names() -> impl Iterator<Item = &'static str> {
-    COLUMNS.iter().map(|c| c.name)
+impl CsvRow for ResultRow {
+    fn header() -> impl Iterator<Item = &'static str> {
+        COLUMNS.iter().map(|c| c.name)
+    }
+    fn push_cells(&self, record: &mut csv::ByteRecord) {
+        for column in &COLUMNS {
+            (column.write)(self, record);
+        }
+    }
 }
 
 /// Where each of [`COLUMNS`] sits in one file's records, found from its header by name.
@@ -167,12 +160,8 @@ impl Layout {
                 }
             }
         }
-        if let Some(c) = COLUMNS
-            .iter()
-            .zip(at)
-            .find(|(c, i)| c.required && i.is_none())
-        {
-            return Err(HeaderError::Missing(c.0.name));
+        if let Some(c) = (0..REQUIRED).find(|&c| at[c].is_none()) {
+            return Err(HeaderError::Missing(COLUMNS[c].name));
         }
         Ok(Layout {
             at,
@@ -195,14 +184,6 @@ impl Layout {
             }
         }
         Ok(row)
-    }
-}
-
-/// Writes `row`'s cells into `record`, in the table's order.
-pub(crate) fn write(row: &ResultRow, record: &mut csv::ByteRecord) {
-    record.clear();
-    for column in &COLUMNS {
-        (column.write)(row, record);
     }
 }
 
@@ -287,7 +268,7 @@ mod tests {
 
     #[test]
     fn the_written_header_maps_each_column_to_its_own_place() {
-        let standard: Vec<&str> = names().collect();
+        let standard: Vec<&str> = ResultRow::header().collect();
         let layout = Layout::from_header(&header(&standard)).expect("standard header");
         let expected: Vec<Option<usize>> = (0..COLUMNS.len()).map(Some).collect();
         assert_eq!(layout.at.to_vec(), expected);

@@ -10,7 +10,8 @@ use std::path::Path;
 
 use rust_xlsxwriter::{Color, ExcelDateTime, Format, Workbook, Worksheet, XlsxError};
 
-use crate::results::output::ResultsReader;
+use crate::domain::model::ResultRow;
+use crate::results::output::{CsvRow as _, ResultsReader};
 use crate::results::schema::{self, EXPORT_COLUMNS};
 use crate::results::ResultsError;
 
@@ -51,24 +52,20 @@ pub fn write(input: &Path, out: &Path) -> Result<(), ResultsError> {
     let mut workbook = Workbook::new();
     let mut sheet = RowsSheet::new(&mut workbook).map_err(xlsx_error(out))?;
     if is_export(input) {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .from_path(input)
-            .map_err(|e| input_io(input, crate::results::output::csv_to_io(e)))?;
+        let mut reader = csv::Reader::from_path(input).map_err(input_io(input))?;
         sheet.header(&EXPORT_COLUMNS).map_err(xlsx_error(out))?;
         for record in reader.records() {
-            let record =
-                record.map_err(|e| input_io(input, crate::results::output::csv_to_io(e)))?;
+            let record = record.map_err(input_io(input))?;
             sheet.row(record.iter()).map_err(xlsx_error(out))?;
         }
     } else {
-        let names: Vec<&str> = schema::names().collect();
+        let names: Vec<&str> = ResultRow::header().collect();
         sheet.header(&names).map_err(xlsx_error(out))?;
         let mut reader = ResultsReader::open(input).map_err(input_error)?;
         let mut record = csv::ByteRecord::new();
         while let Some(row) = reader.next_row() {
             record.clear();
-            schema::write(&row.map_err(input_error)?, &mut record);
+            row.map_err(input_error)?.push_cells(&mut record);
             let cells: Vec<String> = record.iter().map(schema::undefuse).collect();
             sheet
                 .row(cells.iter().map(String::as_str))
@@ -82,10 +79,7 @@ pub fn write(input: &Path, out: &Path) -> Result<(), ResultsError> {
     crate::domain::atomic::replace(out, 0o644, |file| {
         workbook.save_to_writer(file).map_err(std::io::Error::other)
     })
-    .map_err(|source| ResultsError::OutputIo {
-        path: out.display().to_string(),
-        source,
-    })
+    .map_err(|e| ResultsError::output_io(out.display().to_string(), e))
 }
 
 /// An export file starts with the export's header (a results file never does).
@@ -101,12 +95,11 @@ fn is_export(input: &Path) -> bool {
     read.is_ok() && line.trim_ascii() == EXPORT_COLUMNS.join(",").as_bytes()
 }
 
-fn input_io(input: &Path, source: std::io::Error) -> ResultsError {
-    crate::input::InputFileError::InputIo {
-        path: input.display().to_string(),
-        source,
+fn input_io(input: &Path) -> impl Fn(csv::Error) -> ResultsError + '_ {
+    move |e| {
+        let (path, source) = (input.display().to_string(), crate::input::csv_to_io(e));
+        crate::input::InputFileError::InputIo { path, source }.into()
     }
-    .into()
 }
 
 fn xlsx_error(out: &Path) -> impl Fn(XlsxError) -> ResultsError + '_ {

@@ -3,13 +3,12 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use crate::domain::model::CustomerId;
 use crate::engine::JobError;
 use crate::input::InputFileError;
-use crate::results::output::{self, csv_to_io, push_text};
+use crate::results::output::{self, push_text, CsvRow, CsvWriter};
 pub use crate::results::schema::EXPORT_COLUMNS;
 use crate::results::ResultsError;
 
@@ -82,151 +81,81 @@ pub(super) fn prepare_resume(path: &Path) -> Result<Carried, JobError> {
         .has_headers(false)
         .from_reader(std::io::BufReader::new(file).take(complete));
     let mut record = csv::ByteRecord::new();
-    let header_ok = reader.read_byte_record(&mut record).unwrap_or(false)
-        && record
-            .iter()
-            .eq(EXPORT_COLUMNS.iter().map(|c| c.as_bytes()));
+    let header_ok =
+        reader.read_byte_record(&mut record).unwrap_or(false) && record == EXPORT_COLUMNS[..];
     if !header_ok {
         return Err(bad(
             "--resume: not a pc-qualify export (its first line is not the export header)".into(),
         ));
     }
-    // A refusal met while copying is kept here, and the copy fails, so the file stays as it was.
-    let mut refused = None;
-    // The reader moves into `copy_kept`, which drops it before the rename: Windows refuses to
-    // rename over a file that is still open. The rewritten file keeps the old one's mode.
-    let mode = crate::results::resume::file_mode(path);
-    let output_error = |e| JobError::from(ResultsError::output_io(path.display().to_string(), e));
-    crate::domain::atomic::replace(path, mode, |file| {
-        copy_kept(reader, file, &unread, path).map_err(|err| {
-            let failed = std::io::Error::other(err.to_string());
-            refused = Some(err);
-            failed
-        })
+    // The reader moves into `copy_kept`, which drops it before the rename (see `output::rewrite`).
+    // A damaged row fails the copy, so the file stays as it was, and is returned as it is.
+    output::rewrite(path, |writer| copy_kept(reader, writer, &unread, path)).map_err(|e| {
+        match e.downcast::<JobError>() {
+            Ok(refused) => refused,
+            Err(e) => ResultsError::output_io(path.display().to_string(), e).into(),
+        }
     })
-    .map_err(|e| refused.take().unwrap_or_else(|| output_error(e)))
 }
 
-/// The copy [`prepare_resume`] makes, from the rows after the header to `file`.
+/// The copy [`prepare_resume`] makes, of the rows after the header, to `writer`; a row the
+/// reader refuses (one of other than the header's 7 fields, too) is a [`JobError`] inside the
+/// error.
 pub(super) fn copy_kept(
     mut reader: csv::Reader<impl std::io::Read>,
-    file: &mut File,
+    writer: &mut ExportWriter<impl std::io::Write>,
     unread: &HashSet<String>,
     path: &Path,
-) -> Result<Carried, JobError> {
-    let io = |source: std::io::Error| InputFileError::InputIo {
-        path: path.display().to_string(),
-        source,
-    };
+) -> std::io::Result<Carried> {
     let mut record = csv::ByteRecord::new();
     let mut carried = Carried::default();
-    let mut writer = ExportWriter::with_header(BufWriter::new(file)).map_err(io)?;
     let mut block: Vec<csv::ByteRecord> = Vec::new();
-    let mut keep =
-        |block: &mut Vec<csv::ByteRecord>, writer: &mut ExportWriter<_>| -> std::io::Result<()> {
-            let Some(first) = block.first() else {
-                return Ok(());
-            };
-            let id = String::from_utf8_lossy(&first[0]).into_owned();
-            if !unread.contains(&id) {
-                for row in block.iter() {
-                    writer.write_raw(row)?;
-                }
-                if let Some(parsed) = CustomerId::parse(&id) {
-                    carried.done.insert(parsed);
-                }
-                carried.customers += 1;
-            }
-            block.clear();
-            Ok(())
+    let mut keep = |block: &mut Vec<csv::ByteRecord>| -> std::io::Result<()> {
+        let Some(first) = block.first() else {
+            return Ok(());
         };
-    loop {
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) if record.len() == EXPORT_COLUMNS.len() => {
-                if block.first().is_some_and(|b| b[0] != record[0]) {
-                    keep(&mut block, &mut writer).map_err(io)?;
-                }
-                block.push(record.clone());
+        let id = String::from_utf8_lossy(&first[0]).into_owned();
+        if !unread.contains(&id) {
+            for row in block.iter() {
+                writer.write_raw(row)?;
             }
-            Ok(true) => {
-                return Err(InputFileError::Input {
-                    path: path.display().to_string(),
-                    reason: format!(
-                        "--resume: line {} has {} fields, an export row has {}",
-                        record.position().map_or(0, |p| p.line()),
-                        record.len(),
-                        EXPORT_COLUMNS.len()
-                    ),
-                }
-                .into())
+            if let Some(parsed) = CustomerId::parse(&id) {
+                carried.done.insert(parsed);
             }
-            Err(source) => {
-                return Err(JobError::ExportResumeRead {
-                    path: path.display().to_string(),
-                    source,
-                })
-            }
+            carried.customers += 1;
         }
+        block.clear();
+        Ok(())
+    };
+    let refused = |source| {
+        let path = path.display().to_string();
+        std::io::Error::other(JobError::ExportResumeRead { path, source })
+    };
+    while reader.read_byte_record(&mut record).map_err(refused)? {
+        if block.first().is_some_and(|b| b[0] != record[0]) {
+            keep(&mut block)?;
+        }
+        block.push(record.clone());
     }
     // `block` now holds the last customer's rows: dropped, and that customer read again.
-    writer.flush().map_err(io)?;
     Ok(carried)
 }
 
 /// Writes export rows as CSV with the results file's hygiene (see [`output::push_text`]).
-pub struct ExportWriter<W: std::io::Write> {
-    csv: csv::Writer<W>,
-    record: csv::ByteRecord,
-}
+pub type ExportWriter<W> = CsvWriter<W, ExportRow>;
 
-impl<W: std::io::Write> ExportWriter<W> {
-    /// The sink, flushed (for a replacement to be committed).
-    pub fn into_inner(self) -> std::io::Result<W> {
-        self.csv.into_inner().map_err(|e| e.into_error())
+impl CsvRow for ExportRow {
+    fn header() -> impl Iterator<Item = &'static str> {
+        EXPORT_COLUMNS.into_iter()
     }
-
-    /// A writer that starts with the header row.
-    pub fn with_header(inner: W) -> std::io::Result<Self> {
-        let mut writer = Self::without_header(inner);
-        writer.csv.write_record(EXPORT_COLUMNS).map_err(csv_to_io)?;
-        Ok(writer)
-    }
-
-    /// A writer that appends to a file that already has its header.
-    pub fn without_header(inner: W) -> Self {
-        ExportWriter {
-            // The sink buffers; a flush must reach the file, not stop in the csv crate's buffer.
-            csv: csv::WriterBuilder::new()
-                .buffer_capacity(256)
-                .terminator(csv::Terminator::Any(b'\n'))
-                .from_writer(inner),
-            record: csv::ByteRecord::new(),
-        }
-    }
-
-    /// Copies a row read back from an earlier export (its cells are already defused).
-    fn write_raw(&mut self, record: &csv::ByteRecord) -> std::io::Result<()> {
-        self.csv.write_byte_record(record).map_err(csv_to_io)
-    }
-
-    /// Writes one row (buffered).
-    pub fn write(&mut self, row: &ExportRow) -> std::io::Result<()> {
-        let record = &mut self.record;
-        record.clear();
-        push_text(record, &row.customer_id);
-        push_text(record, &row.company_name);
-        push_text(record, &row.domain);
-        push_text(record, &row.qualification);
-        push_text(record, row.vetting_status.as_deref().unwrap_or(""));
-        push_text(record, row.vetting_reason.as_deref().unwrap_or(""));
-        push_text(record, row.vetting_create_date.as_deref().unwrap_or(""));
-        self.csv.write_byte_record(record).map_err(csv_to_io)
-    }
-
-    /// Pushes everything written so far to the sink.
-    pub fn flush(&mut self) -> std::io::Result<()> {
-        self.csv.flush()
+    fn push_cells(&self, record: &mut csv::ByteRecord) {
+        push_text(record, &self.customer_id);
+        push_text(record, &self.company_name);
+        push_text(record, &self.domain);
+        push_text(record, &self.qualification);
+        push_text(record, self.vetting_status.as_deref().unwrap_or(""));
+        push_text(record, self.vetting_reason.as_deref().unwrap_or(""));
+        push_text(record, self.vetting_create_date.as_deref().unwrap_or(""));
     }
 }
 
@@ -279,6 +208,19 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_row_fails_the_resume_with_its_own_error_and_keeps_the_file() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("export.csv");
+        let text = format!("{}\nc,one,two\nd,,,,,,\n", EXPORT_COLUMNS.join(","));
+        std::fs::write(&path, &text).expect("write");
+        let err = prepare_resume(&path).err().expect("refused");
+        assert!(matches!(err, JobError::ExportResumeRead { .. }), "{err:?}");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), text);
+        let names: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").collect();
+        assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
+    }
+
+    #[test]
     fn rows_are_written_in_column_order_and_defused() {
         let mut writer = ExportWriter::with_header(Vec::new()).expect("header");
         writer
@@ -293,7 +235,7 @@ mod tests {
             })
             .expect("write");
         writer.flush().expect("flush");
-        let text = String::from_utf8(writer.csv.into_inner().expect("inner")).expect("utf8");
+        let text = String::from_utf8(writer.into_inner().expect("inner")).expect("utf8");
         assert_eq!(
             text,
             "customer_id,company_name,domain,qualification,vetting_status,vetting_reason,vetting_create_date\n\
