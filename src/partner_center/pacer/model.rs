@@ -420,13 +420,20 @@ mod tests {
     /// (docs/throttling.md says which), the bound is what it reaches, so that a change that
     /// makes it worse fails here.
     const BOUNDS: [(&str, f64, f64, f64); 8] = [
+        // Misses the 2 % target: reaches 2.91 %.
         ("drop", 0.95 + MODEL_BIAS, 0.95, 3.0),
         ("steady", 0.95 + MODEL_BIAS, 0.95, 1.7),
+        // Misses the 0.957 median and 0.95 worst targets: reaches 0.936 (worst 0.908).
         ("rising", 0.93, 0.9, 2.0),
         ("burst3", 0.95 + MODEL_BIAS, 0.95, 1.4),
+        // Misses the 0.957 median and 0.95 worst targets: reaches 0.937 (worst 0.929).
         ("burst1", 0.93, 0.92, 1.4),
+        // Misses the 2 % target: reaches 3.69 %.
         ("slow-steady", 0.95 + MODEL_BIAS, 0.95, 3.75),
+        // Misses the 2 % target: reaches 5.84 %. Its worst variation (0.950) sits on the
+        // 0.95 target, held with a little room.
         ("slow-drop", 0.95 + MODEL_BIAS, 0.945, 5.9),
+        // Misses the 2 % target: reaches 2.91 %.
         ("early-drop", 0.95 + MODEL_BIAS, 0.95, 3.0),
     ];
 
