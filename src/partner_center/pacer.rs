@@ -70,24 +70,14 @@ const FLOOR_FRACTION: f64 = 0.1;
 /// Growth needs the last interval's sends to reach this fraction of the rate.
 const BINDING: f64 = 0.5;
 
-/// Why the rate changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Cause {
-    /// A 429 started a pause.
-    Throttled,
-    /// Multiplicative growth (slow start, or a probe for more).
-    Grow,
-}
-
 /// A rate change the limiter must apply.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Change {
     /// The new rate in requests/s.
     pub rate: f64,
-    /// What the service was measured to accept when a 429 caused the change.
+    /// What the service was measured to accept, when a 429's decision made the change; `None`
+    /// for growth and for the provisional limit a [`Pause`] of an unlimited run carries.
     pub accepted: Option<f64>,
-    /// Why.
-    pub cause: Cause,
 }
 
 /// A 429 that starts a pool-wide pause.
@@ -115,13 +105,9 @@ struct Pending {
 /// The rate decision for one run.
 #[derive(Debug, Clone)]
 pub(crate) struct Pacer {
-    mode: RateMode,
+    /// The mode, the floor, and the rate in force (`last`; `None` = unlimited) with its range.
+    figures: RateFigures,
     ceiling: Option<f64>,
-    floor: f64,
-    /// The rate in force; `None` = unlimited.
-    rate: Option<f64>,
-    /// Whether the rate may grow (below the ceiling, and limited).
-    growing: bool,
     /// The probe under way: the rate held before it, the steps taken, when the last began.
     probe: Option<(f64, u32, Instant)>,
     /// Whole steps a probe must go through for its last to be taken as the quota (see
@@ -151,8 +137,6 @@ pub(crate) struct Pacer {
     /// Answers other than 429 since `since` (the last event, or the start).
     accepted: u64,
     since: Instant,
-    min: Option<f64>,
-    max: Option<f64>,
 }
 
 impl Pacer {
@@ -167,11 +151,14 @@ impl Pacer {
         };
         let floor = (floor_base * FLOOR_FRACTION).max(FLOOR_MIN).min(floor_base);
         Pacer {
-            mode,
+            figures: RateFigures {
+                mode,
+                last: rate,
+                min: rate,
+                max: rate,
+                floor,
+            },
             ceiling,
-            floor,
-            rate,
-            growing: rate.is_some() && ceiling.is_none_or(|c| rate.is_some_and(|r| r < c)),
             probe: None,
             found_after: PROBE_FOUND,
             raised: None,
@@ -188,26 +175,17 @@ impl Pacer {
             pending_from: None,
             accepted: 0,
             since: now,
-            min: rate,
-            max: rate,
         }
     }
 
     /// The rate in force (`None` = unlimited).
     pub fn rate(&self) -> Option<f64> {
-        self.rate
+        self.figures.last
     }
 
     /// The rate's course so far: the mode, the rate in force, the lowest and highest, the floor.
     pub fn figures(&self) -> RateFigures {
-        let (mode, last, min, max, floor) = (self.mode, self.rate, self.min, self.max, self.floor);
-        RateFigures {
-            mode,
-            last,
-            min,
-            max,
-            floor,
-        }
+        self.figures
     }
 
     /// The rows start flowing now. Until a 429 has taught the pacer something, what was sent
@@ -216,11 +194,10 @@ impl Pacer {
     /// first 429 ends, as the very first send does. Without this, a sign-in of three seconds
     /// read a 10/s quota as 4.7/s (the token endpoint slowed by a proxy).
     pub fn begin(&mut self) {
-        if self.throttled_yet() {
-            return;
+        if !self.throttled_yet() {
+            self.sending = false;
+            self.accepted = 0;
         }
-        self.sending = false;
-        self.accepted = 0;
     }
 
     /// Whether a 429 has come (measured, or waiting for its decision): from then on the
@@ -263,7 +240,7 @@ impl Pacer {
     /// gets a provisional one at once, so that the pause does not end in a stampede.
     pub fn on_throttled(&mut self, now: Instant, retry_after: Instant) -> Option<Pause> {
         // Requests in flight were sent after the refused one: a round trip, by Little's law.
-        let rtt = self.in_flight as f64 / self.rate.unwrap_or(f64::INFINITY);
+        let rtt = self.in_flight as f64 / self.rate().unwrap_or(f64::INFINITY);
         let late = |at: Instant| now.saturating_duration_since(at).as_secs_f64() < rtt;
         self.in_flight = self.in_flight.saturating_sub(1);
         if self.stale > 0 || now < self.paused_until {
@@ -284,7 +261,7 @@ impl Pacer {
         self.accepted = 0;
         self.since = now;
         // Nothing measured yet (nothing accepted): only Retry-After says when.
-        let limit = self.rate.unwrap_or(f64::INFINITY);
+        let limit = self.rate().unwrap_or(f64::INFINITY);
         let refill = limit.min(measure(&pending, 0, self.measured));
         let fit = Duration::try_from_secs_f64(PAUSE_CELLS / refill)
             .ok()
@@ -293,17 +270,16 @@ impl Pacer {
         self.grow_from = self.paused_until;
         self.interval_start = self.paused_until;
         self.sent_in_interval = 0;
-        let change = match (earlier, self.rate) {
+        let change = match (earlier, self.rate()) {
             (Some(change), _) => Some(change),
             // The provisional limit: only its first cell is used before the decision, so it
             // is not counted in the run's lowest rate.
             (None, None) => {
                 self.pending_from = Some(f64::INFINITY);
-                self.rate = Some(self.floor);
+                self.figures.last = Some(self.figures.floor);
                 Some(Change {
-                    rate: self.floor,
+                    rate: self.figures.floor,
                     accepted: None,
-                    cause: Cause::Throttled,
                 })
             }
             (None, Some(_)) => None,
@@ -321,7 +297,7 @@ impl Pacer {
         // the next measurement, which starts at the 429.
         let later = std::mem::take(&mut self.accepted);
         let accepted = measure(&pending, later, self.measured);
-        let current = match (self.rate, self.pending_from.take()) {
+        let current = match (self.rate(), self.pending_from.take()) {
             (_, Some(before)) => before,
             (Some(rate), None) => rate,
             (None, None) => f64::INFINITY,
@@ -341,24 +317,18 @@ impl Pacer {
         self.raised = rose.then_some(held);
         let last_step = held * PROBE_FACTOR.powi(steps as i32 - 1) * MARGIN;
         let found = if rose { last_step } else { held };
-        target = target.max(found).max(self.floor);
+        target = target.max(found).max(self.figures.floor);
         if let Some(ceiling) = self.ceiling {
             target = target.min(ceiling);
         }
-        if self.min.is_none() {
-            // Unlimited until now: the first limit is also the lowest and highest so far.
-            self.min = Some(target);
-            self.max = Some(target);
-        }
         // Each probe past an unchanged quota costs a 429: hold longer until one finds more.
         self.hold = (self.hold * 2).min(HOLD_MAX);
-        if rose || self.measured.is_none() || accepted < self.floor {
+        if rose || self.measured.is_none() || accepted < self.figures.floor {
             // (Nothing accepted: a burst of 429s, not the quota.)
             self.hold = HOLD_MIN;
         }
         self.measured = Some(accepted);
-        self.growing = self.ceiling.is_none_or(|c| target < c);
-        self.set(target, Cause::Throttled, Some(accepted))
+        self.set(target, Some(accepted))
     }
 
     fn grow(&mut self, now: Instant) -> Option<Change> {
@@ -371,7 +341,7 @@ impl Pacer {
             self.interval_start = now;
             return change;
         }
-        let rate = self.rate?;
+        let rate = self.rate()?;
         let elapsed = now
             .saturating_duration_since(self.interval_start)
             .as_secs_f64();
@@ -379,7 +349,8 @@ impl Pacer {
         // Little's law; a probe's, PROBE_RTTS of them): its 429s arrive before the next step.
         let rtts = self.measured.map_or(1.0, |_| PROBE_RTTS);
         let step = GROW_INTERVAL.as_secs_f64() + rtts * self.in_flight as f64 / rate;
-        if !self.growing || now < self.grow_from || elapsed < step {
+        let at_ceiling = self.ceiling.is_some_and(|c| rate >= c);
+        if at_ceiling || now < self.grow_from || elapsed < step {
             return None;
         }
         let binding = self.sent_in_interval as f64 >= BINDING * rate * elapsed;
@@ -395,25 +366,20 @@ impl Pacer {
             let (held, steps, _) = self.probe.unwrap_or((rate, 0, now));
             self.probe = Some((held, steps + 1, now));
         }
-        if let Some(ceiling) = self.ceiling.filter(|&c| next >= c) {
-            next = ceiling;
-            self.growing = false;
-        }
-        self.set(next, Cause::Grow, None)
+        self.set(self.ceiling.map_or(next, |c| next.min(c)), None)
     }
 
-    fn set(&mut self, rate: f64, cause: Cause, accepted: Option<f64>) -> Option<Change> {
-        if self.rate == Some(rate) {
+    /// Puts `rate` in force. The lowest and highest take it even when it is in force already: an
+    /// unlimited run's first decision may confirm the provisional limit, which was not counted.
+    fn set(&mut self, rate: f64, accepted: Option<f64>) -> Option<Change> {
+        let f = &mut self.figures;
+        f.min = Some(f.min.map_or(rate, |m| m.min(rate)));
+        f.max = Some(f.max.map_or(rate, |m| m.max(rate)));
+        if f.last == Some(rate) {
             return None;
         }
-        self.rate = Some(rate);
-        self.min = Some(self.min.map_or(rate, |m| m.min(rate)));
-        self.max = Some(self.max.map_or(rate, |m| m.max(rate)));
-        Some(Change {
-            rate,
-            accepted,
-            cause,
-        })
+        f.last = Some(rate);
+        Some(Change { rate, accepted })
     }
 }
 
@@ -529,7 +495,7 @@ mod tests {
             drive(&mut p, t0, step * 300, step * 300 + 300, rate);
         }
         assert_eq!(p.rate(), Some(12.0));
-        assert_eq!(p.max, Some(12.0));
+        assert_eq!(p.figures.max, Some(12.0));
     }
 
     /// Sends and accepts at 10/s from `from_ms` to `until_ms`, then a 429 with a 1 s pause;
@@ -605,7 +571,7 @@ mod tests {
         assert_eq!(pause.until, ms(t0, 4_100));
         // Decided when the pause is over, with every answer that was still on its way.
         let change = p.on_send(ms(t0, 5_000)).expect("a cut");
-        assert_eq!(change.cause, Cause::Throttled);
+        assert!(change.accepted.is_some(), "a decision: {change:?}");
         let accepted = change.accepted.expect("measured");
         assert!((accepted - 10.0).abs() < 0.01, "{accepted}");
         assert!((change.rate - 10.0 * MARGIN).abs() < 0.01, "{change:?}");
@@ -650,7 +616,7 @@ mod tests {
         while t < hold_end + 1_000 {
             let rate = p.rate().expect("limited");
             for change in drive(&mut p, t0, t, t + 250, rate) {
-                assert_eq!(change.cause, Cause::Grow);
+                assert_eq!(change.accepted, None, "growth: {change:?}");
             }
             t += 250;
         }
@@ -721,7 +687,7 @@ mod tests {
             let mut p = auto(10.0, t0);
             // A measured quota, and a probe in its third step, begun 100 ms ago at 17.28/s.
             p.measured = Some(10.0);
-            p.rate = Some(10.0 * PROBE_FACTOR.powi(3));
+            p.figures.last = Some(10.0 * PROBE_FACTOR.powi(3));
             p.probe = Some((10.0, 3, ms(t0, 9_900)));
             // Four in flight: a round trip of 231 ms, so the refused request went out before
             // the third step began; one in flight (58 ms): after it, and the step counts.
@@ -735,7 +701,7 @@ mod tests {
     fn a_burst_of_429s_never_goes_below_the_floor_and_recovers_once_they_stop() {
         let t0 = Instant::now();
         let mut p = Pacer::new(RateMode::Fixed(10.0), t0);
-        assert_eq!(p.floor, 1.0);
+        assert_eq!(p.figures.floor, 1.0);
         // 30 pauses of 1 s back to back, almost nothing accepted in between.
         let mut t = 0;
         for _ in 0..30 {
@@ -744,7 +710,7 @@ mod tests {
             t += 1_020;
         }
         assert_eq!(p.rate(), Some(1.0), "at the floor, not below");
-        assert_eq!(p.min, Some(1.0));
+        assert_eq!(p.figures.min, Some(1.0));
         // The 429s stop: after the longest hold, the probe is back at --rate in seconds.
         let mut now = t + 1_000;
         while now < t + 30_000 {
@@ -758,10 +724,10 @@ mod tests {
     #[test]
     fn the_floor_is_a_tenth_of_the_rate_and_at_least_half_a_request_per_second() {
         let t0 = Instant::now();
-        assert_eq!(Pacer::new(RateMode::Fixed(50.0), t0).floor, 5.0);
-        assert_eq!(Pacer::new(RateMode::Fixed(2.0), t0).floor, 0.5);
-        assert_eq!(Pacer::new(RateMode::Fixed(0.2), t0).floor, 0.2);
-        assert_eq!(Pacer::new(RateMode::Unlimited, t0).floor, 0.5);
+        assert_eq!(Pacer::new(RateMode::Fixed(50.0), t0).figures.floor, 5.0);
+        assert_eq!(Pacer::new(RateMode::Fixed(2.0), t0).figures.floor, 0.5);
+        assert_eq!(Pacer::new(RateMode::Fixed(0.2), t0).figures.floor, 0.2);
+        assert_eq!(Pacer::new(RateMode::Unlimited, t0).figures.floor, 0.5);
     }
 
     #[test]
@@ -775,11 +741,11 @@ mod tests {
             .on_throttled(ms(t0, 2_000), ms(t0, 3_000))
             .and_then(|pause| pause.change)
             .expect("limited now");
-        assert_eq!(provisional.rate, p.floor);
+        assert_eq!(provisional.rate, p.figures.floor);
         // ...and the decision when it is over: 400 accepted over 2 s.
         let change = p.on_send(ms(t0, 3_000)).expect("decided");
         assert!((change.rate - 200.0 * MARGIN).abs() < 1.0, "{change:?}");
-        assert_eq!(p.min, Some(change.rate));
+        assert_eq!(p.figures.min, Some(change.rate));
     }
 
     #[test]

@@ -9,8 +9,7 @@ use std::time::Duration;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::time::Instant;
 
-use crate::partner_center::pacer::RateMode;
-use crate::partner_center::pacer::{Cause, Change, Pacer};
+use crate::partner_center::pacer::{Change, Pacer, RateMode};
 
 /// The slowest rate governor is asked for (the pacer's floor is higher; this only guards the
 /// arithmetic).
@@ -40,8 +39,6 @@ pub struct Throttle {
     /// Waiters for the limiter, served first come, first served.
     queue: tokio::sync::Mutex<()>,
     pacer: Mutex<Pacer>,
-    /// The rate in force as f64 bits, for the progress bar (NaN = unlimited).
-    rate_bits: AtomicU64,
     /// The last rate logged at info level.
     logged: Mutex<Option<f64>>,
     paused_until: Mutex<Option<Instant>>,
@@ -59,7 +56,6 @@ impl Throttle {
             limiter: RwLock::new(rate.map(|r| Arc::new(limiter_for(r, burst)))),
             queue: tokio::sync::Mutex::new(()),
             pacer: Mutex::new(pacer),
-            rate_bits: AtomicU64::new(rate.unwrap_or(f64::NAN).to_bits()),
             logged: Mutex::new(rate),
             paused_until: Mutex::new(None),
             pauses: AtomicU64::new(0),
@@ -70,48 +66,38 @@ impl Throttle {
     pub async fn acquire(&self) {
         loop {
             self.wait_out_pause().await;
-            if self.limited() {
+            let mut _turn = None;
+            if self.limiter.read().is_ok_and(|l| l.is_some()) {
                 // governor wakes every waiter at the same instant and the first to look takes the
                 // cell, so one worker can lose round after round while its row (and its token)
                 // grows old. tokio's mutex is fair: the limiter serves the workers in the order
                 // they asked.
-                let _turn = self.queue.lock().await;
+                _turn = Some(self.queue.lock().await);
                 // Read after the turn is ours: a worker queued behind fifteen others must use the
                 // rate in force now, not the one in force when it joined the queue.
                 let limiter = self.limiter.read().map(|l| l.clone()).unwrap_or_default();
                 if let Some(limiter) = limiter {
                     limiter.until_ready().await;
                 }
-                if self.is_paused() {
-                    // A 429 arrived while this worker waited: the cell is forfeit, or every worker
-                    // holding one would go out together the moment the pause ends.
-                    continue;
-                }
-                // Recorded (and a raised rate applied) while this worker still holds the turn,
-                // right after its cell: the new limiter then starts from this very send.
-                self.sent();
-                return;
             }
-            if !self.is_paused() {
-                self.sent();
-                return;
+            // A 429 arrived while this worker waited: the cell is forfeit, or every worker
+            // holding one would go out together the moment the pause ends.
+            if self.is_paused() {
+                continue;
             }
+            // Recorded (and a raised rate applied) while this worker still holds its turn, right
+            // after its cell: the new limiter then starts from this very send.
+            let now = Instant::now().into_std();
+            if let Some(change) = self.pacer(|p| p.on_send(now)).flatten() {
+                self.apply(change, true);
+            }
+            return;
         }
     }
 
-    fn limited(&self) -> bool {
-        self.limiter.read().is_ok_and(|l| l.is_some())
-    }
-
-    fn sent(&self) {
-        let change = self
-            .pacer
-            .lock()
-            .ok()
-            .and_then(|mut p| p.on_send(Instant::now().into_std()));
-        if let Some(change) = change {
-            self.apply(change, true);
-        }
+    /// Runs `f` on the pacer (`None` if a panic poisoned its lock).
+    fn pacer<T>(&self, f: impl FnOnce(&mut Pacer) -> T) -> Option<T> {
+        self.pacer.lock().ok().map(|mut p| f(&mut p))
     }
 
     async fn wait_out_pause(&self) {
@@ -136,28 +122,23 @@ impl Throttle {
 
     /// The rate in force now (`None` = unlimited).
     pub fn current_rate(&self) -> Option<f64> {
-        let rate = f64::from_bits(self.rate_bits.load(Ordering::Relaxed));
-        (!rate.is_nan()).then_some(rate)
+        self.pacer(|p| p.rate()).flatten()
     }
 
     /// The rate's course over the run so far.
     pub fn figures(&self) -> Option<RateFigures> {
-        self.pacer.lock().ok().map(|p| p.figures())
+        self.pacer(|p| p.figures())
     }
 
     /// The rows start flowing now (see [`Pacer::begin`]): called once the sign-in and the
     /// pre-flight checks are over, right before the first row is handed to a worker.
     pub fn begin(&self) {
-        if let Ok(mut pacer) = self.pacer.lock() {
-            pacer.begin();
-        }
+        self.pacer(Pacer::begin);
     }
 
     /// Records an answer other than 429: the service took the request into its quota.
     pub fn on_accepted(&self) {
-        if let Ok(mut pacer) = self.pacer.lock() {
-            pacer.on_accepted(Instant::now().into_std());
-        }
+        self.pacer(|p| p.on_accepted(Instant::now().into_std()));
     }
 
     /// Records a 429 asking to wait `wait`: the pacer decides whether it starts a pool-wide
@@ -165,12 +146,8 @@ impl Throttle {
     pub fn on_throttled(&self, wait: Duration) {
         let now = Instant::now();
         let until = now.checked_add(wait).unwrap_or(now);
-        let pause = self
-            .pacer
-            .lock()
-            .ok()
-            .and_then(|mut p| p.on_throttled(now.into_std(), until.into_std()));
-        let Some(pause) = pause else {
+        let pause = self.pacer(|p| p.on_throttled(now.into_std(), until.into_std()));
+        let Some(pause) = pause.flatten() else {
             return;
         };
         if let Ok(mut paused) = self.paused_until.lock() {
@@ -193,7 +170,8 @@ impl Throttle {
     }
 
     /// Swaps in a limiter for the new rate. `drain`: the caller has just sent, so the new
-    /// limiter's first cell is one period away, as the old one's would have been.
+    /// limiter's first cell is one period away, as the old one's would have been; otherwise the
+    /// change came with a pause.
     fn apply(&self, change: Change, drain: bool) {
         let limiter = limiter_for(change.rate, self.burst);
         if drain {
@@ -203,22 +181,16 @@ impl Throttle {
         if let Ok(mut slot) = self.limiter.write() {
             *slot = Some(Arc::new(limiter));
         }
-        self.rate_bits
-            .store(change.rate.to_bits(), Ordering::Relaxed);
-        self.log(change);
-    }
-
-    fn log(&self, change: Change) {
         let Ok(mut logged) = self.logged.lock() else {
             return;
         };
         let rate = format!("{:.2}", change.rate);
-        if change.cause == Cause::Throttled && change.accepted.is_none() {
+        if !drain && change.accepted.is_none() {
             // The provisional limit of a pause, before anything was measured.
             tracing::debug!(rate, "provisional request rate during the pause");
             return;
         }
-        let noteworthy = change.cause == Cause::Throttled
+        let noteworthy = change.accepted.is_some()
             || logged.is_none_or(|l| (change.rate - l).abs() >= l * LOG_STEP);
         if !noteworthy {
             tracing::debug!(rate, "request rate raised");
