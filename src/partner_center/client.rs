@@ -31,7 +31,7 @@ pub const CONTRACT_VERSION: HeaderName = HeaderName::from_static("ms-contract-ve
 /// Header naming the language of the service's messages.
 pub const LOCALE: HeaderName = HeaderName::from_static("x-locale");
 /// The `MS-Contract-Version` sent on every API call.
-pub const CONTRACT_VERSION_VALUE: &str = "v1";
+pub const CONTRACT_VERSION_VALUE: HeaderValue = HeaderValue::from_static("v1");
 /// The `X-Locale` sent when `--locale` is not given.
 pub const DEFAULT_LOCALE: &str = "en-US";
 /// Header carrying the per-send tracing id.
@@ -308,7 +308,12 @@ impl Client {
                 self.tokens.token().await
             };
             let token = match self.unless_stopped(ready).await {
-                None => return sent.end(self.stop_reply()),
+                None => {
+                    let cause = self.fatal.cause().map(|c| format!(" ({c})"));
+                    let cause = cause.unwrap_or_default();
+                    let reason = format!("not sent again: the run was stopped{cause}");
+                    return sent.end(Reply::Stopped(reason));
+                }
                 Some(Ok(token)) => token,
                 Some(Err(err)) => {
                     // Every other row would fail the same way, one by one: stop the run.
@@ -346,10 +351,7 @@ impl Client {
             headers.insert(APPLICATION, HeaderValue::from_static(APPLICATION_NAME));
             headers.insert(REQUEST_ID, header_value(sent.request_id));
             headers.insert(CORRELATION_ID, header_value(correlation));
-            headers.insert(
-                CONTRACT_VERSION,
-                HeaderValue::from_static(CONTRACT_VERSION_VALUE),
-            );
+            headers.insert(CONTRACT_VERSION, CONTRACT_VERSION_VALUE);
             headers.insert(LOCALE, self.locale.clone());
             headers.insert(AUTHORIZATION, auth);
             if let Some(host) = &self.host {
@@ -475,11 +477,9 @@ impl Client {
         }
     }
 
-    /// `work`'s output, or `None` once the run is stopped for good (before or while it waits).
+    /// `work`'s output, or `None` once the run is stopped for good (before or while it waits:
+    /// `tripped` is polled first and is ready at once for a run already stopped).
     async fn unless_stopped<T>(&self, work: impl std::future::Future<Output = T>) -> Option<T> {
-        if self.fatal.is_tripped() {
-            return None;
-        }
         tokio::select! {
             biased;
             _ = self.fatal.tripped() => None,
@@ -490,12 +490,6 @@ impl Client {
     /// Sleeps between attempts; a stop for good ends the sleep, and the loop's next turn the call.
     async fn pause(&self, wait: Duration) {
         self.unless_stopped(tokio::time::sleep(wait)).await;
-    }
-
-    fn stop_reply(&self) -> Reply {
-        let cause = self.fatal.cause().map(|c| format!(" ({c})"));
-        let cause = cause.unwrap_or_default();
-        Reply::Stopped(format!("not sent again: the run was stopped{cause}"))
     }
 }
 

@@ -89,12 +89,8 @@ impl FatalStop {
         self.cause.get()
     }
 
-    /// Whether the run has been stopped for good.
-    pub fn is_tripped(&self) -> bool {
-        self.cause.get().is_some()
-    }
-
-    /// Resolves once the stop is tripped (wakes calls sleeping between attempts).
+    /// Resolves once the stop is tripped, at once if it already is (wakes calls sleeping between
+    /// attempts).
     pub async fn tripped(&self) {
         let mut rx = self.tripped.subscribe();
         let _ = rx.wait_for(|t| *t).await;
@@ -135,7 +131,7 @@ mod tests {
         for _ in 0..BREAKER_THRESHOLD - 1 {
             fatal.call_failed("503");
         }
-        assert!(!fatal.is_tripped() && !stop.requested());
+        assert!(fatal.cause().is_none() && !stop.requested());
         fatal.call_failed("connection refused");
         assert!(stop.requested());
         assert!(matches!(

@@ -184,10 +184,7 @@ pub fn http_client(
 pub fn test_http_client() -> reqwest::Client {
     install_tls_provider();
     let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        CONTRACT_VERSION,
-        HeaderValue::from_static(CONTRACT_VERSION_VALUE),
-    );
+    headers.insert(CONTRACT_VERSION, CONTRACT_VERSION_VALUE);
     reqwest::Client::builder()
         .default_headers(headers)
         .build()

@@ -183,6 +183,11 @@ impl Pacer {
         self.figures.last
     }
 
+    /// The end of the last pool-wide pause (the pacer's start, before any).
+    pub fn paused_until(&self) -> Instant {
+        self.paused_until
+    }
+
     /// The rate's course so far: the mode, the rate in force, the lowest and highest, the floor.
     pub fn figures(&self) -> RateFigures {
         self.figures

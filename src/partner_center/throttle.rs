@@ -41,7 +41,6 @@ pub struct Throttle {
     pacer: Mutex<Pacer>,
     /// The last rate logged at info level.
     logged: Mutex<Option<f64>>,
-    paused_until: Mutex<Option<Instant>>,
     pauses: AtomicU64,
 }
 
@@ -57,7 +56,6 @@ impl Throttle {
             queue: tokio::sync::Mutex::new(()),
             pacer: Mutex::new(pacer),
             logged: Mutex::new(rate),
-            paused_until: Mutex::new(None),
             pauses: AtomicU64::new(0),
         }
     }
@@ -65,7 +63,9 @@ impl Throttle {
     /// Waits until this process may send one more request.
     pub async fn acquire(&self) {
         loop {
-            self.wait_out_pause().await;
+            while let Some(until) = self.pause_end() {
+                tokio::time::sleep_until(until).await;
+            }
             let mut _turn = None;
             if self.limiter.read().is_ok_and(|l| l.is_some()) {
                 // governor wakes every waiter at the same instant and the first to look takes the
@@ -100,19 +100,15 @@ impl Throttle {
         self.pacer.lock().ok().map(|mut p| f(&mut p))
     }
 
-    async fn wait_out_pause(&self) {
-        loop {
-            let until = self.paused_until.lock().map(|p| *p).unwrap_or(None);
-            match until {
-                Some(until) if until > Instant::now() => tokio::time::sleep_until(until).await,
-                _ => return,
-            }
-        }
+    /// The end of the 429 pause in force now, if one is.
+    fn pause_end(&self) -> Option<Instant> {
+        let until = self.pacer(|p| Instant::from_std(p.paused_until()));
+        until.filter(|&until| until > Instant::now())
     }
 
     /// Whether a 429 pause is in force now.
     pub fn is_paused(&self) -> bool {
-        matches!(self.paused_until.lock().map(|p| *p), Ok(Some(until)) if until > Instant::now())
+        self.pause_end().is_some()
     }
 
     /// Number of distinct pool-wide pauses so far.
@@ -150,9 +146,6 @@ impl Throttle {
         let Some(pause) = pause.flatten() else {
             return;
         };
-        if let Ok(mut paused) = self.paused_until.lock() {
-            *paused = Some(Instant::from_std(pause.until));
-        }
         self.pauses.fetch_add(1, Ordering::Relaxed);
         let pause_ms = pause
             .until
