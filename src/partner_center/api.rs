@@ -348,15 +348,14 @@ pub fn parse_error_body(body: &[u8]) -> ServiceError {
 /// Makes service text safe for one CSV cell or log line: control characters become spaces,
 /// runs of white space fold, and the length is capped.
 pub fn sanitize(text: &str) -> String {
-    if is_clean(text) {
-        text.to_owned()
-    } else {
-        fold_text(text)
-    }
+    sanitize_owned(text.to_owned())
 }
 
-/// [`sanitize`]'s character-by-character path.
-fn fold_text(text: &str) -> String {
+/// [`sanitize`] for a string already owned: a clean one (the usual vetting answer) is kept as is.
+pub fn sanitize_owned(text: String) -> String {
+    if is_clean(&text) {
+        return text;
+    }
     let mut out = String::with_capacity(text.len().min(MAX_ERROR_TEXT + 3));
     let mut kept = 0;
     for mut c in text.chars() {
@@ -375,15 +374,6 @@ fn fold_text(text: &str) -> String {
         out.push(c);
     }
     out.trim_end().to_string()
-}
-
-/// [`sanitize`] for a string already owned: a clean one (the usual vetting answer) is kept as is.
-pub fn sanitize_owned(text: String) -> String {
-    if is_clean(&text) {
-        text
-    } else {
-        fold_text(&text)
-    }
 }
 
 /// Whether [`sanitize`] would return `text` unchanged: short printable ASCII with single,
