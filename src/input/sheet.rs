@@ -26,8 +26,9 @@ pub enum WorkbookKind {
 }
 
 impl WorkbookKind {
-    /// The kind an extension names (case-insensitive), if it is a workbook's.
-    pub fn from_extension(ext: &str) -> Option<WorkbookKind> {
+    /// The kind `path`'s extension names (case-insensitive), if it is a workbook's.
+    pub fn from_path(path: &str) -> Option<WorkbookKind> {
+        let ext = std::path::Path::new(path).extension()?.to_str()?;
         match ext.to_ascii_lowercase().as_str() {
             "xlsx" | "xlsm" => Some(WorkbookKind::Xlsx),
             "xls" => Some(WorkbookKind::Xls),
@@ -356,16 +357,11 @@ mod tests {
 
     #[test]
     fn extensions_name_the_kind() {
-        assert_eq!(
-            WorkbookKind::from_extension("XLSX"),
-            Some(WorkbookKind::Xlsx)
-        );
-        assert_eq!(
-            WorkbookKind::from_extension("xlsm"),
-            Some(WorkbookKind::Xlsx)
-        );
-        assert_eq!(WorkbookKind::from_extension("xls"), Some(WorkbookKind::Xls));
-        assert_eq!(WorkbookKind::from_extension("ods"), Some(WorkbookKind::Ods));
-        assert_eq!(WorkbookKind::from_extension("csv"), None);
+        assert_eq!(WorkbookKind::from_path("a.XLSX"), Some(WorkbookKind::Xlsx));
+        assert_eq!(WorkbookKind::from_path("b.xlsm"), Some(WorkbookKind::Xlsx));
+        assert_eq!(WorkbookKind::from_path("d/c.xls"), Some(WorkbookKind::Xls));
+        assert_eq!(WorkbookKind::from_path("c.ods"), Some(WorkbookKind::Ods));
+        assert_eq!(WorkbookKind::from_path("c.csv"), None);
+        assert_eq!(WorkbookKind::from_path("xlsx"), None);
     }
 }
