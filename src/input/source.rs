@@ -493,31 +493,25 @@ fn sniff_workbook(
 
 /// The 1-based line of the first byte that is not UTF-8, scanning the whole stream.
 fn first_non_utf8_line(mut reader: impl Read) -> io::Result<Option<u64>> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut carried = 0; // bytes of a character split across two reads, kept at the front
+    // Holds one 64 KiB read after the bytes of a character split across two reads.
+    let mut buf = Vec::with_capacity(64 * 1024 + 4);
     let mut line = 1u64;
     loop {
-        let n = match reader.read(&mut buf[carried..]) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        let len = carried + n;
-        let chunk = &buf[..len];
-        let (valid, bad) = match std::str::from_utf8(chunk) {
-            Ok(_) => (len, false),
+        // `read_to_end` retries a read interrupted by a signal.
+        let n = (&mut reader).take(64 * 1024).read_to_end(&mut buf)?;
+        let (valid, bad) = match std::str::from_utf8(&buf) {
+            Ok(_) => (buf.len(), false),
             Err(e) if e.error_len().is_none() && n > 0 => (e.valid_up_to(), false),
             Err(e) => (e.valid_up_to(), true),
         };
-        line += chunk[..valid].iter().filter(|b| **b == b'\n').count() as u64;
+        line += buf[..valid].iter().filter(|b| **b == b'\n').count() as u64;
         if bad {
             return Ok(Some(line));
         }
         if n == 0 {
             return Ok(None);
         }
-        buf.copy_within(valid..len, 0);
-        carried = len - valid;
+        buf.drain(..valid);
     }
 }
 
