@@ -45,21 +45,13 @@ impl fmt::Display for CustomerId {
     }
 }
 
-/// Lower-cases ASCII and drops `-`, `_`, spaces, so spellings like `K-12` and `k12` compare equal.
-pub fn fold_key(text: &str) -> String {
-    text.trim()
-        .chars()
-        .filter(|c| !matches!(c, '-' | '_' | ' ' | '\t'))
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
-}
-
 /// Longest folded cell [`folded`] keeps: every value the enums accept is shorter.
-pub(super) const SHORT_KEY: usize = 32;
+pub(crate) const SHORT_KEY: usize = 32;
 
-/// [`fold_key`] into a stack buffer, for the cells parsed on every row; `"\u{0}"` (which matches
-/// nothing) when the folded text is longer than any accepted value or not ASCII.
-pub(super) fn folded<'a>(text: &str, buf: &'a mut [u8; SHORT_KEY]) -> &'a str {
+/// A cell lower-cased (ASCII) without `-`, `_`, spaces or tabs, so spellings like `K-12` and
+/// `k12` compare equal; into a stack buffer, for the cells parsed on every row. `"\u{0}"` (which
+/// matches nothing) when the folded text is longer than any accepted value or not ASCII.
+pub(crate) fn folded<'a>(text: &str, buf: &'a mut [u8; SHORT_KEY]) -> &'a str {
     let mut len = 0;
     for &b in text.trim().as_bytes() {
         if matches!(b, b'-' | b'_' | b' ' | b'\t') {

@@ -79,11 +79,7 @@ impl Stats {
     pub fn record_vetting(&self, status: Option<&str>) {
         let status = status.filter(|s| !s.is_empty()).unwrap_or("none");
         if let Ok(mut counts) = self.vetting.lock() {
-            if let Some(count) = counts.get_mut(status) {
-                *count += 1;
-            } else {
-                counts.insert(status.to_string(), 1);
-            }
+            *counts.entry(status.to_string()).or_default() += 1;
         }
     }
 
@@ -148,23 +144,17 @@ impl Stats {
         }
         let target = ((total as f64) * q).ceil().max(1.0) as u64;
         let mut seen = 0;
-        for (i, count) in counts.iter().enumerate() {
+        let bucket = counts.iter().position(|count| {
             seen += count;
-            if seen >= target {
-                let upper = BUCKET_GROWTH.powi(i as i32 + 1) as u64;
-                return Some(Duration::from_micros(upper.min(self.latency_max_us())));
-            }
-        }
-        Some(Duration::from_micros(self.latency_max_us()))
+            seen >= target
+        });
+        let upper = bucket.map_or(u64::MAX, |i| BUCKET_GROWTH.powi(i as i32 + 1) as u64);
+        Some(self.latency_max().min(Duration::from_micros(upper)))
     }
 
     /// The slowest answer.
     pub fn latency_max(&self) -> Duration {
-        Duration::from_micros(self.latency_max_us())
-    }
-
-    fn latency_max_us(&self) -> u64 {
-        self.latency_max_us.load(Ordering::Relaxed)
+        Duration::from_micros(self.latency_max_us.load(Ordering::Relaxed))
     }
 }
 

@@ -5,17 +5,9 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 /// Asks a running job to stop: once to drain in-flight rows, twice to stop at once.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Stop {
     tx: Arc<watch::Sender<u8>>,
-}
-
-impl Default for Stop {
-    fn default() -> Self {
-        Stop {
-            tx: Arc::new(watch::channel(0).0),
-        }
-    }
 }
 
 impl Stop {

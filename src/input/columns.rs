@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use csv::ByteRecord;
 
-use crate::domain::model::fold_key;
+use crate::domain::model::{folded, SHORT_KEY};
 use crate::input::source::{delimiter_name, Format};
 
 use super::*;
@@ -18,33 +18,24 @@ pub(super) fn also_accepted(aliases: &[&str]) -> String {
     }
 }
 
-/// A known column: its canonical name and aliases.
-pub(super) struct ColumnSpec {
-    pub(super) name: &'static str,
-    pub(super) aliases: &'static [&'static str],
-}
-
-const fn column(name: &'static str, aliases: &'static [&'static str]) -> ColumnSpec {
-    ColumnSpec { name, aliases }
-}
-
 pub(super) const CUSTOMER_ID: usize = 0;
 pub(super) const QUALIFICATION: usize = 1;
 pub(super) const VALIDATION_CODE: usize = 2;
 pub(super) const EDUCATION_SEGMENT: usize = 3;
 pub(super) const WEBSITE: usize = 4;
 
-// Aliases are matched after [`fold_key`], so `CustomerID`, `Customer Id` and `customer-id` are
-// all `customer_id`; spreadsheet exports name the columns in many ways (docs/input-formats.md).
-pub(super) const COLUMNS: [ColumnSpec; 5] = [
-    column(
+/// Each known column's canonical name and aliases. Header cells are matched after folding as
+/// cells are ([`folded`]), so `CustomerID`, `Customer Id` and `customer-id` are all
+/// `customer_id`; spreadsheet exports name the columns in many ways (docs/input-formats.md).
+pub(super) const COLUMNS: [(&str, &[&str]); 5] = [
+    (
         "customer_id",
         &["customer_tenant_id", "tenant_id", "microsoft_id"],
     ),
-    column("qualification", &["qualification_type"]),
-    column("validation_code", &["code"]),
-    column("education_segment", &["segment"]),
-    column("website", &["domain"]),
+    ("qualification", &["qualification_type"]),
+    ("validation_code", &["code"]),
+    ("education_segment", &["segment"]),
+    ("website", &["domain"]),
 ];
 
 impl Format {
@@ -98,30 +89,32 @@ impl Columns {
         row: u64,
     ) -> Result<Self, InputError> {
         let mut position = [None; COLUMNS.len()];
+        // A cell longer than any name, or not ASCII, folds to a key that matches nothing.
+        let fold = |text: &str| folded(text, &mut [0; SHORT_KEY]).to_owned();
         let keys: Vec<String> = header
             .iter()
-            .map(|cell| fold_key(String::from_utf8_lossy(cell).trim_start_matches('\u{feff}')))
+            .map(|cell| fold(String::from_utf8_lossy(cell).trim_start_matches('\u{feff}')))
             .collect();
         // An `export` file names the customer tenant's domain (`companyProfile.domain`, often
         // `x.onmicrosoft.com`), not the school's website: fed back into `run`, it must not be
         // posted as one. Its `company_name`/`vetting_status` columns give it away.
         let export_like = keys
             .iter()
-            .any(|k| *k == fold_key("company_name") || *k == fold_key("vetting_status"));
+            .any(|k| *k == fold("company_name") || *k == fold("vetting_status"));
         for (i, key) in keys.iter().enumerate() {
             let key = key.as_str();
             if key.is_empty() {
                 continue;
             }
-            if export_like && key == fold_key("domain") {
+            if export_like && key == fold("domain") {
                 tracing::debug!(
                     column = i + 1,
                     "the header looks like a pc-qualify export: its domain column is the tenant's domain, not a website, and is ignored"
                 );
                 continue;
             }
-            let found = COLUMNS.iter().position(|spec| {
-                fold_key(spec.name) == key || spec.aliases.iter().any(|a| fold_key(a) == key)
+            let found = COLUMNS.iter().position(|(name, aliases)| {
+                fold(name) == key || aliases.iter().any(|a| fold(a) == key)
             });
             if let Some(column) = found {
                 position[column].get_or_insert(i);
@@ -129,9 +122,10 @@ impl Columns {
         }
         for required in [CUSTOMER_ID, QUALIFICATION] {
             if position[required].is_none() {
+                let (column, aliases) = COLUMNS[required];
                 return Err(InputError::MissingColumn {
-                    column: COLUMNS[required].name,
-                    aliases: COLUMNS[required].aliases,
+                    column,
+                    aliases,
                     header: format.describe_header(header, row),
                 });
             }

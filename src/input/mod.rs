@@ -4,7 +4,7 @@
 //!
 //! # Contract
 //!
-//! The header (cells compared through [`fold_key`], the columns in [`columns::COLUMNS`]), blank
+//! The header (cells compared through [`folded`](crate::domain::model), the columns in [`columns::COLUMNS`]), blank
 //! records, row numbers and the checks are as docs/input-and-results.md says. Every record after
 //! the header that is not blank (all cells empty after trimming Unicode white space) yields
 //! exactly one [`Record`]: bad content becomes a [`Record::Rejected`] row and never aborts the
@@ -385,11 +385,6 @@ impl<R: Read> InputReader<R> {
     /// read the partner's codes); call it before the first record.
     pub fn set_default_validation_code(&mut self, code: Option<String>) {
         self.opts.default_validation_code = code;
-    }
-
-    /// How many distinct valid (customer, qualification) pairs have been seen.
-    pub fn seen_duplicate_keys(&self) -> usize {
-        self.seen.len()
     }
 
     fn classify(&mut self) -> Record {
@@ -1093,7 +1088,16 @@ mod tests {
         );
         // Education for A without segment: invalid, not a duplicate.
         assert_invalid(&records[6], MISSING_EDUCATION_SEGMENT, "education_segment:");
-        assert_eq!(reader.seen_duplicate_keys(), 3);
+        // The index holds the first valid row of each pair, and nothing of the invalid rows.
+        let id = |text: &str| CustomerId::parse(text).expect("GUID").as_u128();
+        for (customer, q, first) in [
+            (A, Qualification::StateOwnedEntity, Some(1)),
+            (A, Qualification::GovernmentCommunityCloud, Some(3)),
+            (B, Qualification::StateOwnedEntity, Some(4)),
+            (A, Qualification::Education, None),
+        ] {
+            assert_eq!(reader.seen.first_row((id(customer), q.index())), first);
+        }
     }
 
     #[test]

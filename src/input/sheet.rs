@@ -26,8 +26,9 @@ pub enum WorkbookKind {
 }
 
 impl WorkbookKind {
-    /// The kind an extension names (case-insensitive), if it is a workbook's.
-    pub fn from_extension(ext: &str) -> Option<WorkbookKind> {
+    /// The kind `path`'s extension names (case-insensitive), if it is a workbook's.
+    pub fn from_path(path: &str) -> Option<WorkbookKind> {
+        let ext = std::path::Path::new(path).extension()?.to_str()?;
         match ext.to_ascii_lowercase().as_str() {
             "xlsx" | "xlsm" => Some(WorkbookKind::Xlsx),
             "xls" => Some(WorkbookKind::Xls),
@@ -280,22 +281,14 @@ impl Row<'_> {
 fn text(value: Data) -> String {
     match value {
         Data::Int(i) => i.to_string(),
-        Data::Float(f) => number_text(f),
+        // As Excel's General format shows it: `482913`, not `482913.0`; others in their
+        // shortest exact form (Display never writes an exponent or a `.0`).
+        Data::Float(f) => f.to_string(),
         Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => s,
         Data::Bool(b) => if b { "TRUE" } else { "FALSE" }.to_string(),
         Data::DateTime(d) => date_text(&d),
         Data::Error(e) => e.to_string(),
         Data::Empty => String::new(),
-    }
-}
-
-/// A number as Excel's General format shows it: whole numbers without a fraction (`482913`,
-/// not `482913.0`), others in their shortest exact form.
-pub fn number_text(f: f64) -> String {
-    if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e15 {
-        format!("{f:.0}")
-    } else {
-        format!("{f}")
     }
 }
 
@@ -315,6 +308,7 @@ mod tests {
 
     #[test]
     fn numbers_read_as_they_are_shown() {
+        let number_text = |f| text(Data::Float(f));
         assert_eq!(number_text(482913.0), "482913");
         assert_eq!(number_text(-7.0), "-7");
         assert_eq!(number_text(0.5), "0.5");
@@ -363,16 +357,11 @@ mod tests {
 
     #[test]
     fn extensions_name_the_kind() {
-        assert_eq!(
-            WorkbookKind::from_extension("XLSX"),
-            Some(WorkbookKind::Xlsx)
-        );
-        assert_eq!(
-            WorkbookKind::from_extension("xlsm"),
-            Some(WorkbookKind::Xlsx)
-        );
-        assert_eq!(WorkbookKind::from_extension("xls"), Some(WorkbookKind::Xls));
-        assert_eq!(WorkbookKind::from_extension("ods"), Some(WorkbookKind::Ods));
-        assert_eq!(WorkbookKind::from_extension("csv"), None);
+        assert_eq!(WorkbookKind::from_path("a.XLSX"), Some(WorkbookKind::Xlsx));
+        assert_eq!(WorkbookKind::from_path("b.xlsm"), Some(WorkbookKind::Xlsx));
+        assert_eq!(WorkbookKind::from_path("d/c.xls"), Some(WorkbookKind::Xls));
+        assert_eq!(WorkbookKind::from_path("c.ods"), Some(WorkbookKind::Ods));
+        assert_eq!(WorkbookKind::from_path("c.csv"), None);
+        assert_eq!(WorkbookKind::from_path("xlsx"), None);
     }
 }

@@ -10,7 +10,6 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::path::Path;
 use std::sync::Arc;
 
 use crate::input::sheet::{self, WorkbookKind};
@@ -242,7 +241,7 @@ impl InputSource {
             // A pipe or device: no positional reads; read once like standard input, and
             // copied to a temporary file when a workbook (which needs seeking) is named.
             source.data = Data::Stream(Some(Box::new(file)));
-            if workbook_extension(path).is_some() {
+            if WorkbookKind::from_path(path).is_some() {
                 source.spool()?;
             }
         }
@@ -295,7 +294,7 @@ impl InputSource {
         let read = At::new(&file).take(8).read_to_end(&mut head);
         read.map_err(|e| self.io_err(e))?;
         let head = &head[..];
-        let by_extension = workbook_extension(&self.path);
+        let by_extension = WorkbookKind::from_path(&self.path);
         // The content decides: web applications export CSV or TSV named `.xls`, and a workbook
         // may be saved under any name. The extension only says which reader to try first.
         if is_workbook_magic(head) {
@@ -305,7 +304,7 @@ impl InputSource {
             return Ok(());
         }
         if looks_like_bomless_utf16(&head[..head.len().min(4)]) {
-            return Err(self.err(TextError::Utf16WithoutBom.to_string()));
+            return Err(self.err(UTF16_WITHOUT_BOM.into()));
         }
         if matches!(Encoding::sniff(head), Encoding::Utf8 | Encoding::Utf8Bom) {
             if let Some(line) = first_non_utf8_line(At::new(&file)).map_err(|e| self.io_err(e))? {
@@ -397,12 +396,12 @@ impl InputSource {
         let mut raw = io::BufReader::with_capacity(64 * 1024, raw);
         let mut head = Vec::with_capacity(4);
         (&mut raw).take(4).read_to_end(&mut head)?;
-        let refused = |why: TextError| Err(io::Error::new(io::ErrorKind::InvalidData, why));
+        let refused = |why: &str| Err(io::Error::new(io::ErrorKind::InvalidData, why));
         if self.is_stream() && is_workbook_magic(&head) {
-            return refused(TextError::WorkbookOnStdin);
+            return refused(WORKBOOK_ON_STDIN);
         }
         if looks_like_bomless_utf16(&head) {
-            return refused(TextError::Utf16WithoutBom);
+            return refused(UTF16_WITHOUT_BOM);
         }
         let encoding = Encoding::sniff(&head);
         let joined: Stream = Box::new(io::Cursor::new(head).chain(raw));
@@ -453,26 +452,15 @@ where
     }
 }
 
-/// Text that cannot be read as CSV at all.
-#[derive(Debug, thiserror::Error)]
-enum TextError {
-    /// A zip or OLE file arrived on standard input.
-    #[error("the input looks like a workbook, which cannot be read from standard input or a pipe; give it as a file (--input customers.xlsx) or save it as CSV UTF-8")]
-    WorkbookOnStdin,
-    /// Every other byte is NUL: UTF-16 that lost its byte-order mark.
-    #[error("the file looks like UTF-16 text without a byte-order mark; re-save it as \"CSV UTF-8 (Comma delimited) (*.csv)\" (Excel) or as Text CSV with character set \"Unicode (UTF-8)\" (LibreOffice)")]
-    Utf16WithoutBom,
-}
+/// A zip or OLE file arrived on standard input.
+const WORKBOOK_ON_STDIN: &str = "the input looks like a workbook, which cannot be read from standard input or a pipe; give it as a file (--input customers.xlsx) or save it as CSV UTF-8";
+
+/// Every other byte is NUL: UTF-16 that lost its byte-order mark.
+const UTF16_WITHOUT_BOM: &str = "the file looks like UTF-16 text without a byte-order mark; re-save it as \"CSV UTF-8 (Comma delimited) (*.csv)\" (Excel) or as Text CSV with character set \"Unicode (UTF-8)\" (LibreOffice)";
 
 /// ASCII text in UTF-16 without a BOM: NUL in every other byte of the first four.
 fn looks_like_bomless_utf16(head: &[u8]) -> bool {
     matches!(head, [a, 0, b, 0] | [0, a, 0, b] if *a != 0 && *b != 0)
-}
-
-/// The workbook kind `path`'s extension names, if any.
-fn workbook_extension(path: &str) -> Option<WorkbookKind> {
-    let extension = Path::new(path).extension()?;
-    WorkbookKind::from_extension(extension.to_str()?)
 }
 
 const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
@@ -505,31 +493,25 @@ fn sniff_workbook(
 
 /// The 1-based line of the first byte that is not UTF-8, scanning the whole stream.
 fn first_non_utf8_line(mut reader: impl Read) -> io::Result<Option<u64>> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut carried = 0; // bytes of a character split across two reads, kept at the front
+    // Holds one 64 KiB read after the bytes of a character split across two reads.
+    let mut buf = Vec::with_capacity(64 * 1024 + 4);
     let mut line = 1u64;
     loop {
-        let n = match reader.read(&mut buf[carried..]) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        let len = carried + n;
-        let chunk = &buf[..len];
-        let (valid, bad) = match std::str::from_utf8(chunk) {
-            Ok(_) => (len, false),
+        // `read_to_end` retries a read interrupted by a signal.
+        let n = (&mut reader).take(64 * 1024).read_to_end(&mut buf)?;
+        let (valid, bad) = match std::str::from_utf8(&buf) {
+            Ok(_) => (buf.len(), false),
             Err(e) if e.error_len().is_none() && n > 0 => (e.valid_up_to(), false),
             Err(e) => (e.valid_up_to(), true),
         };
-        line += chunk[..valid].iter().filter(|b| **b == b'\n').count() as u64;
+        line += buf[..valid].iter().filter(|b| **b == b'\n').count() as u64;
         if bad {
             return Ok(Some(line));
         }
         if n == 0 {
             return Ok(None);
         }
-        buf.copy_within(valid..len, 0);
-        carried = len - valid;
+        buf.drain(..valid);
     }
 }
 
@@ -595,6 +577,7 @@ pub fn detect_delimiter(text: &[u8]) -> u8 {
 mod tests {
     use super::*;
     use crate::domain::error::ChainExt;
+    use std::path::Path;
 
     #[test]
     fn the_most_frequent_separator_outside_quotes_wins() {

@@ -85,7 +85,7 @@ pub(super) fn validate(
             MISSING_FIELD,
             format!(
                 "{}: missing; the row has {len} {}, the header has {}",
-                COLUMNS[column].name,
+                COLUMNS[column].0,
                 if len == 1 { "field" } else { "fields" },
                 columns.header_len
             ),
