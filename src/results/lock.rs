@@ -99,10 +99,6 @@ pub fn is_lockable(results: &Path) -> bool {
 /// the file and the process that holds it.
 pub fn acquire(results: &Path) -> Result<LockGuard, ResultsError> {
     let path = lock_path(results);
-    let err = |reason: String| ResultsError::Output {
-        path: results.display().to_string(),
-        reason,
-    };
     let lock_error = |action, source| ResultsError::LockFile {
         path: results.display().to_string(),
         action,
@@ -155,10 +151,13 @@ pub fn acquire(results: &Path) -> Result<LockGuard, ResultsError> {
         }
         return Ok(LockGuard { file, path });
     }
-    Err(err(format!(
-        "the lock file {} keeps being replaced; is another run starting and stopping?",
-        path.display()
-    )))
+    Err(ResultsError::Output {
+        path: results.display().to_string(),
+        reason: format!(
+            "the lock file {} keeps being replaced; is another run starting and stopping?",
+            path.display()
+        ),
+    })
 }
 
 /// Whether `path` still names the open `file` (it was not removed or replaced meanwhile).
@@ -181,21 +180,15 @@ pub(crate) fn lock_output(
         false => crate::results::output::check_target(output_path, force),
     };
     // Standard output, and a device or FIFO (`/dev/null`), is never read back: no lock beside it.
-    if output_path == "-" || !crate::results::lock::is_lockable(Path::new(output_path)) {
+    if output_path == "-" || !is_lockable(Path::new(output_path)) {
         check()?;
         return Ok(None);
     }
-    match acquire(Path::new(output_path)) {
-        Ok(guard) => {
-            check()?;
-            Ok(Some(guard))
-        }
-        Err(err @ ResultsError::Locked { .. }) => Err(err),
-        Err(err) => {
-            check()?;
-            Err(err)
-        }
+    let lock = acquire(Path::new(output_path));
+    if !matches!(lock, Err(ResultsError::Locked { .. })) {
+        check()?;
     }
+    lock.map(Some)
 }
 
 #[cfg(test)]
