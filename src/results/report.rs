@@ -16,7 +16,7 @@ use std::io::Write as _;
 use std::path::Path;
 
 use crate::domain::model::{Outcome, ResultRow};
-use crate::results::output::{ReadError, ResultsReader};
+use crate::results::output::ResultsReader;
 use crate::results::timeline::{throughput, Throughput};
 use crate::results::ResultsError;
 
@@ -90,8 +90,14 @@ pub fn execute(results: &Path, html: &str) -> Result<(), ResultsError> {
         path: results.display().to_string(),
         source,
     };
-    let mut summary =
-        summarise(ResultsReader::open(results).map_err(input_error)?).map_err(input_error)?;
+    let mut summary = Summary::default();
+    let mut reader = ResultsReader::open(results).map_err(input_error)?;
+    while let Some(row) = reader.next_row() {
+        summary.add(row.map_err(input_error)?);
+    }
+    // Closed before the page is written: Windows refuses to replace a file that is still open,
+    // should `--html` name it.
+    drop(reader);
     summary.throughput = Some(throughput(results, THROUGHPUT_BARS));
     let name = results.file_name().map_or_else(
         || results.display().to_string(),
@@ -112,16 +118,6 @@ pub fn execute(results: &Path, html: &str) -> Result<(), ResultsError> {
         })
     };
     written.map_err(|e| ResultsError::piped_io(html, e))
-}
-
-/// Gathers the page's figures. It takes the reader, so the results file is closed before the
-/// page is written (Windows refuses to replace a file that is still open, should `--html` name it).
-fn summarise(mut reader: ResultsReader) -> Result<Summary, ReadError> {
-    let mut summary = Summary::default();
-    while let Some(row) = reader.next_row() {
-        summary.add(row?);
-    }
-    Ok(summary)
 }
 
 /// HTML-escapes text for element content and quoted attribute values.
@@ -200,11 +196,9 @@ fn bar_chart(title: &str, bars: &[Bar]) -> String {
         let y = ROW_H * u64::try_from(i).unwrap_or(0) + 4;
         // Integer arithmetic: the width in pixels, at least 2 for a non-zero count.
         let width = (count.saturating_mul(BAR_W) / max).max(u64::from(*count > 0) * 2);
-        let share = if total > 0 {
-            format!("{:.1}%", ratio(*count, total, 100.0))
-        } else {
-            String::new()
-        };
+        let share = (total > 0)
+            .then(|| format!("{:.1}%", ratio(*count, total, 100.0)))
+            .unwrap_or_default();
         let _ = write!(
             svg,
             r#"<g><title>{label}: {count}</title><text x="{}" y="{}" text-anchor="end" class="label">{label}</text><rect x="{LABEL_W}" y="{y}" width="{width}" height="{}" rx="3" fill="{color}"/><text x="{}" y="{}" class="count">{count} <tspan class="share">{share}</tspan></text></g>"#,
@@ -405,15 +399,12 @@ fn render(summary: &Summary, name: &str, generated: &str) -> String {
             "<p class=\"note\">Click a column to sort; click again to reverse.</p>\n<table id=\"problems\"><thead><tr>",
         );
         for (key, class) in TABLE_COLUMNS {
-            let _ = write!(
-                page,
-                r#"<th data-key="{key}"{}>{key}</th>"#,
-                if class == "num" {
-                    r#" data-type="num""#
-                } else {
-                    ""
-                }
-            );
+            let num = if class == "num" {
+                r#" data-type="num""#
+            } else {
+                ""
+            };
+            let _ = write!(page, r#"<th data-key="{key}"{num}>{key}</th>"#);
         }
         page.push_str("</tr></thead>\n<tbody>\n");
         for row in &summary.problems {
@@ -421,9 +412,7 @@ fn render(summary: &Summary, name: &str, generated: &str) -> String {
                 row.row.to_string(),
                 row.customer_id.clone(),
                 row.qualification.clone(),
-                row.outcome
-                    .map(|o| o.as_str().to_string())
-                    .unwrap_or_default(),
+                row.outcome.map(|o| o.to_string()).unwrap_or_default(),
                 row.http_status.map(|s| s.to_string()).unwrap_or_default(),
                 row.error_code.clone().unwrap_or_default(),
                 row.error_message.clone().unwrap_or_default(),
