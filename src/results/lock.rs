@@ -24,15 +24,14 @@ impl Drop for LockGuard {
     }
 }
 
-/// The lock file that guards `results`: beside the file the path *resolves* to, so that a
-/// symlink, a second relative spelling or `dir/../out.csv` all meet at one lock. The folder is
-/// canonicalised, and the file itself when it exists (following a symlink to its target).
+/// The lock file that guards `results`, beside the file the path resolves to ([`side_path`]).
 pub fn lock_path(results: &Path) -> PathBuf {
     side_path(results, ".lock")
 }
 
 /// A file the tool keeps beside the results file (lock, journal, timeline): its real path
-/// ([`resolve`]) with `suffix`, so every spelling of the results file shares it.
+/// ([`resolve`]) with `suffix`, so that a symlink, a second relative spelling or `dir/../out.csv`
+/// all meet at one lock, journal and timeline.
 pub(crate) fn side_path(results: &Path, suffix: &str) -> PathBuf {
     let mut name = resolve(results).into_os_string();
     name.push(suffix);

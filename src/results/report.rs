@@ -256,11 +256,9 @@ fn ratio(part: u64, whole: u64, scale: f64) -> f64 {
     exact(part) * scale / exact(whole).max(1.0)
 }
 
+/// The `q`th percentile (nearest rank below) of `sorted`; `None` when it is empty.
 fn quantile(sorted: &[u64], q: usize) -> Option<u64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let i = (sorted.len() - 1) * q / 100;
+    let i = sorted.len().saturating_sub(1) * q / 100;
     sorted.get(i).copied()
 }
 
