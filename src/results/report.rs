@@ -396,30 +396,16 @@ fn render(summary: &Summary, name: &str, generated: &str) -> String {
         page.push_str(
             "<p class=\"note\">Click a column to sort; click again to reverse.</p>\n<table id=\"problems\"><thead><tr>",
         );
-        for (key, class) in TABLE_COLUMNS {
-            let num = if class == "num" {
-                r#" data-type="num""#
-            } else {
-                ""
-            };
+        for (key, class, _) in TABLE_COLUMNS {
+            let num = (class == "num").then_some(r#" data-type="num""#);
+            let num = num.unwrap_or_default();
             let _ = write!(page, r#"<th data-key="{key}"{num}>{key}</th>"#);
         }
         page.push_str("</tr></thead>\n<tbody>\n");
         for row in &summary.problems {
-            let cells: [String; 9] = [
-                row.row.to_string(),
-                row.customer_id.clone(),
-                row.qualification.clone(),
-                row.outcome.map(|o| o.to_string()).unwrap_or_default(),
-                row.http_status.map(|s| s.to_string()).unwrap_or_default(),
-                row.error_code.clone().unwrap_or_default(),
-                row.error_message.clone().unwrap_or_default(),
-                row.attempts.to_string(),
-                row.elapsed_ms.to_string(),
-            ];
             page.push_str("<tr>");
-            for ((_, class), cell) in TABLE_COLUMNS.iter().zip(cells) {
-                let _ = write!(page, r#"<td class="{class}">{}</td>"#, escape(&cell));
+            for (_, class, cell) in TABLE_COLUMNS {
+                let _ = write!(page, r#"<td class="{class}">{}</td>"#, escape(&cell(row)));
             }
             page.push_str("</tr>\n");
         }
@@ -480,19 +466,25 @@ td.id { font-family: ui-monospace, monospace; font-size: 12px; min-width: 150px;
 .empty { color: #616161; }
 "#;
 
-/// The table's columns: results column (also the heading), and the cells' class (`num` sorts as
-/// numbers).
-const TABLE_COLUMNS: [(&str, &str); 9] = [
-    ("row", "num"),
-    ("customer_id", "id"),
-    ("qualification", ""),
-    ("outcome", ""),
-    ("http_status", "num"),
-    ("error_code", ""),
-    ("error_message", "msg"),
-    ("attempts", "num"),
-    ("elapsed_ms", "num"),
+/// The table's columns: results column (also the heading), the cells' class (`num` sorts as
+/// numbers), and the cell.
+type TableColumn = (&'static str, &'static str, fn(&ResultRow) -> String);
+const TABLE_COLUMNS: [TableColumn; 9] = [
+    ("row", "num", |r| r.row.to_string()),
+    ("customer_id", "id", |r| r.customer_id.clone()),
+    ("qualification", "", |r| r.qualification.clone()),
+    ("outcome", "", |r| or_empty(&r.outcome)),
+    ("http_status", "num", |r| or_empty(&r.http_status)),
+    ("error_code", "", |r| or_empty(&r.error_code)),
+    ("error_message", "msg", |r| or_empty(&r.error_message)),
+    ("attempts", "num", |r| r.attempts.to_string()),
+    ("elapsed_ms", "num", |r| r.elapsed_ms.to_string()),
 ];
+
+/// A cell that is empty for `None`.
+fn or_empty(value: &Option<impl ToString>) -> String {
+    value.as_ref().map(|v| v.to_string()).unwrap_or_default()
+}
 
 fn section(page: &mut String, id: &str, title: &str, body: &str, note: &str) {
     let _ = write!(
