@@ -15,24 +15,6 @@ use crate::results::output::{CsvRow as _, ResultsReader};
 use crate::results::schema::{self, EXPORT_COLUMNS};
 use crate::results::ResultsError;
 
-/// How a column's cells are written.
-#[derive(Clone, Copy, PartialEq)]
-enum Kind {
-    Text,
-    Number,
-    Date,
-    Outcome,
-}
-
-fn kind(column: &str) -> Kind {
-    match column {
-        "row" | "http_status" | "attempts" | "elapsed_ms" => Kind::Number,
-        "vetting_create_date" => Kind::Date,
-        "outcome" => Kind::Outcome,
-        _ => Kind::Text,
-    }
-}
-
 /// The fill of an outcome cell: green for done, amber for not sent, red for failed.
 fn outcome_color(outcome: &str) -> Option<Color> {
     match outcome {
@@ -159,9 +141,7 @@ impl<'a> RowsSheet<'a> {
             if cell.is_empty() {
                 continue;
             }
-            if let Some(width) = self.widths.get_mut(at) {
-                *width = (*width).max(cell.chars().count().min(60));
-            }
+            self.widths[at] = self.widths[at].max(cell.chars().count().min(60));
             if COUNTED.contains(&name.as_str()) {
                 let values = self.counts.entry(name.clone()).or_default();
                 // A column of many distinct values (not a status) is not worth a count.
@@ -169,18 +149,20 @@ impl<'a> RowsSheet<'a> {
                     *values.entry(cell.to_string()).or_default() += 1;
                 }
             }
-            match kind(name) {
-                Kind::Number => match cell.parse::<f64>() {
+            // Numbers as numbers, dates as dates, outcomes coloured; anything that does not
+            // parse, and every other column, as text.
+            match name.as_str() {
+                "row" | "http_status" | "attempts" | "elapsed_ms" => match cell.parse::<f64>() {
                     Ok(n) => self.sheet.write_number(self.rows, col, n)?,
                     Err(_) => self.sheet.write_string(self.rows, col, cell)?,
                 },
-                Kind::Date => match ExcelDateTime::parse_from_str(cell) {
+                "vetting_create_date" => match ExcelDateTime::parse_from_str(cell) {
                     Ok(date) => self
                         .sheet
                         .write_datetime_with_format(self.rows, col, &date, &self.date)?,
                     Err(_) => self.sheet.write_string(self.rows, col, cell)?,
                 },
-                Kind::Outcome => match outcome_color(cell) {
+                "outcome" => match outcome_color(cell) {
                     Some(color) => self.sheet.write_string_with_format(
                         self.rows,
                         col,
@@ -189,7 +171,7 @@ impl<'a> RowsSheet<'a> {
                     )?,
                     None => self.sheet.write_string(self.rows, col, cell)?,
                 },
-                Kind::Text => self.sheet.write_string(self.rows, col, cell)?,
+                _ => self.sheet.write_string(self.rows, col, cell)?,
             };
         }
         Ok(())
