@@ -103,11 +103,8 @@ pub fn execute(results: &Path, html: &str) -> Result<(), ResultsError> {
         || results.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    let page = render(
-        &summary,
-        &name,
-        &httpdate::fmt_http_date(std::time::SystemTime::now()),
-    );
+    let now = httpdate::fmt_http_date(std::time::SystemTime::now());
+    let page = render(&summary, &name, &now);
     let written = if html == "-" {
         let mut out = std::io::stdout().lock();
         out.write_all(page.as_bytes()).and_then(|()| out.flush())
