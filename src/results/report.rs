@@ -304,22 +304,13 @@ fn render(summary: &Summary, name: &str, generated: &str) -> String {
     page.push_str("</div>\n<div class=\"grid\">\n");
 
     let outcomes = Outcome::ALL.map(|o| (o.as_str().to_string(), count(o), outcome_color(o)));
-    section(
-        &mut page,
-        "outcomes",
-        "Outcomes",
-        &bar_chart("Outcomes", &outcomes),
-        "",
-    );
+    let svg = bar_chart("Outcomes", &outcomes);
+    section(&mut page, "outcomes", "Outcomes", &svg, "");
 
     let vetting = bars(&summary.vetting, |s, n| (s.clone(), n, vetting_color(s)));
-    section(
-        &mut page,
-        "vetting",
-        "Vetting status",
-        &bar_chart("Vetting status", &vetting),
-        "none: no vetting status (not created, or not read)",
-    );
+    let svg = bar_chart("Vetting status", &vetting);
+    let note = "none: no vetting status (not created, or not read)";
+    section(&mut page, "vetting", "Vetting status", &svg, note);
 
     let statuses = bars(&summary.statuses, |s, n| (s.clone(), n, status_color(s)));
     section(
@@ -338,13 +329,9 @@ fn render(summary: &Summary, name: &str, generated: &str) -> String {
         };
         (label, n, if a > 1 { "#f9a825" } else { "#546e7a" })
     });
-    section(
-        &mut page,
-        "attempts",
-        "Attempts per row",
-        &bar_chart("Attempts", &attempts),
-        "more than 1: the call was retried (throttling, transient errors)",
-    );
+    let svg = bar_chart("Attempts", &attempts);
+    let note = "more than 1: the call was retried (throttling, transient errors)";
+    section(&mut page, "attempts", "Attempts per row", &svg, note);
 
     let mut sorted = summary.elapsed_ms.clone();
     sorted.sort_unstable();
@@ -370,14 +357,8 @@ fn render(summary: &Summary, name: &str, generated: &str) -> String {
         &note,
     );
     let none = Err("no timeline read");
-    let (chart, note) = throughput_chart(summary.throughput.as_ref().unwrap_or(&none), name);
-    section(
-        &mut page,
-        "throughput",
-        "Throughput over time",
-        &chart,
-        &note,
-    );
+    let (svg, note) = throughput_chart(summary.throughput.as_ref().unwrap_or(&none), name);
+    section(&mut page, "throughput", "Throughput over time", &svg, &note);
     page.push_str("</div>\n");
 
     let _ = write!(
