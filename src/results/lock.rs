@@ -142,8 +142,7 @@ pub fn acquire(results: &Path) -> Result<LockGuard, ResultsError> {
         let written = file
             .set_len(0)
             .and_then(|()| file.seek(SeekFrom::Start(0)).map(|_| ()))
-            .and_then(|()| file.write_all(pid.as_bytes()))
-            .and_then(|()| file.flush());
+            .and_then(|()| file.write_all(pid.as_bytes()));
         if let Err(e) = written {
             let _ = std::fs::remove_file(&path);
             return Err(lock_error("write the lock file", e));
