@@ -51,10 +51,8 @@ pub fn render(stats: &Stats, facts: &RunFacts) -> String {
 
     out.family("pc_qualify_rows", "Rows of the last run by final outcome.");
     for outcome in Outcome::ALL {
-        out.sample(
-            &[("outcome", outcome.as_str())],
-            stats.outcome(outcome) as f64,
-        );
+        let rows = stats.outcome(outcome) as f64;
+        out.sample(&[("outcome", outcome.as_str())], rows);
     }
 
     let vetting = stats.vetting();

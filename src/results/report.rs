@@ -65,10 +65,8 @@ impl Summary {
         *self.vetting.entry(vetting.to_string()).or_default() += 1;
         let status = row.http_status.map_or("none".into(), |s| s.to_string());
         *self.statuses.entry(status).or_default() += 1;
-        *self
-            .attempts
-            .entry(row.attempts.min(ATTEMPTS_CAP))
-            .or_default() += 1;
+        let attempts = row.attempts.min(ATTEMPTS_CAP);
+        *self.attempts.entry(attempts).or_default() += 1;
         let bucket = ELAPSED_BUCKETS
             .iter()
             .position(|(limit, _)| row.elapsed_ms < *limit)
@@ -193,9 +191,11 @@ fn bar_chart(title: &str, bars: &[Bar]) -> String {
         let y = ROW_H * u64::try_from(i).unwrap_or(0) + 4;
         // Integer arithmetic: the width in pixels, at least 2 for a non-zero count.
         let width = (count.saturating_mul(BAR_W) / max).max(u64::from(*count > 0) * 2);
-        let share = (total > 0)
-            .then(|| format!("{:.1}%", ratio(*count, total, 100.0)))
-            .unwrap_or_default();
+        let share = if total > 0 {
+            format!("{:.1}%", ratio(*count, total, 100.0))
+        } else {
+            String::new()
+        };
         let _ = write!(
             svg,
             r#"<g><title>{label}: {count}</title><text x="{}" y="{}" text-anchor="end" class="label">{label}</text><rect x="{LABEL_W}" y="{y}" width="{width}" height="{}" rx="3" fill="{color}"/><text x="{}" y="{}" class="count">{count} <tspan class="share">{share}</tspan></text></g>"#,
@@ -375,8 +375,11 @@ fn render(summary: &Summary, name: &str, generated: &str) -> String {
             "<p class=\"note\">Click a column to sort; click again to reverse.</p>\n<table id=\"problems\"><thead><tr>",
         );
         for (key, class, _) in TABLE_COLUMNS {
-            let num = (class == "num").then_some(r#" data-type="num""#);
-            let num = num.unwrap_or_default();
+            let num = if class == "num" {
+                r#" data-type="num""#
+            } else {
+                ""
+            };
             let _ = write!(page, r#"<th data-key="{key}"{num}>{key}</th>"#);
         }
         page.push_str("</tr></thead>\n<tbody>\n");
