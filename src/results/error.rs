@@ -20,7 +20,6 @@ pub enum ResultsError {
     OutputIo {
         /// The results path (`-` for standard output).
         path: String,
-        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
@@ -30,7 +29,6 @@ pub enum ResultsError {
     OutputAfterSend {
         /// The results path (`-` for standard output).
         path: String,
-        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
@@ -42,7 +40,6 @@ pub enum ResultsError {
     OpenElsewhere {
         /// The output as given.
         path: String,
-        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
@@ -53,7 +50,6 @@ pub enum ResultsError {
         path: String,
         /// Its folder.
         dir: String,
-        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
@@ -83,7 +79,6 @@ pub enum ResultsError {
     JournalIo {
         /// The results file.
         path: String,
-        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
@@ -96,7 +91,6 @@ pub enum ResultsError {
         action: &'static str,
         /// The lock file.
         lock: String,
-        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },

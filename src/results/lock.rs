@@ -24,15 +24,14 @@ impl Drop for LockGuard {
     }
 }
 
-/// The lock file that guards `results`: beside the file the path *resolves* to, so that a
-/// symlink, a second relative spelling or `dir/../out.csv` all meet at one lock. The folder is
-/// canonicalised, and the file itself when it exists (following a symlink to its target).
+/// The lock file that guards `results`, beside the file the path resolves to ([`side_path`]).
 pub fn lock_path(results: &Path) -> PathBuf {
     side_path(results, ".lock")
 }
 
 /// A file the tool keeps beside the results file (lock, journal, timeline): its real path
-/// ([`resolve`]) with `suffix`, so every spelling of the results file shares it.
+/// ([`resolve`]) with `suffix`, so that a symlink, a second relative spelling or `dir/../out.csv`
+/// all meet at one lock, journal and timeline.
 pub(crate) fn side_path(results: &Path, suffix: &str) -> PathBuf {
     let mut name = resolve(results).into_os_string();
     name.push(suffix);
@@ -99,10 +98,6 @@ pub fn is_lockable(results: &Path) -> bool {
 /// the file and the process that holds it.
 pub fn acquire(results: &Path) -> Result<LockGuard, ResultsError> {
     let path = lock_path(results);
-    let err = |reason: String| ResultsError::Output {
-        path: results.display().to_string(),
-        reason,
-    };
     let lock_error = |action, source| ResultsError::LockFile {
         path: results.display().to_string(),
         action,
@@ -147,18 +142,20 @@ pub fn acquire(results: &Path) -> Result<LockGuard, ResultsError> {
         let written = file
             .set_len(0)
             .and_then(|()| file.seek(SeekFrom::Start(0)).map(|_| ()))
-            .and_then(|()| file.write_all(pid.as_bytes()))
-            .and_then(|()| file.flush());
+            .and_then(|()| file.write_all(pid.as_bytes()));
         if let Err(e) = written {
             let _ = std::fs::remove_file(&path);
             return Err(lock_error("write the lock file", e));
         }
         return Ok(LockGuard { file, path });
     }
-    Err(err(format!(
-        "the lock file {} keeps being replaced; is another run starting and stopping?",
-        path.display()
-    )))
+    Err(ResultsError::Output {
+        path: results.display().to_string(),
+        reason: format!(
+            "the lock file {} keeps being replaced; is another run starting and stopping?",
+            path.display()
+        ),
+    })
 }
 
 /// Whether `path` still names the open `file` (it was not removed or replaced meanwhile).
@@ -181,21 +178,15 @@ pub(crate) fn lock_output(
         false => crate::results::output::check_target(output_path, force),
     };
     // Standard output, and a device or FIFO (`/dev/null`), is never read back: no lock beside it.
-    if output_path == "-" || !crate::results::lock::is_lockable(Path::new(output_path)) {
+    if output_path == "-" || !is_lockable(Path::new(output_path)) {
         check()?;
         return Ok(None);
     }
-    match acquire(Path::new(output_path)) {
-        Ok(guard) => {
-            check()?;
-            Ok(Some(guard))
-        }
-        Err(err @ ResultsError::Locked { .. }) => Err(err),
-        Err(err) => {
-            check()?;
-            Err(err)
-        }
+    let lock = acquire(Path::new(output_path));
+    if !matches!(lock, Err(ResultsError::Locked { .. })) {
+        check()?;
     }
+    lock.map(Some)
 }
 
 #[cfg(test)]

@@ -43,14 +43,16 @@ pub struct RunFacts<'a> {
 /// `facts.previous_success` carries the old value over; since the file is rewritten each run, a
 /// failed run without carry-over drops the series and alerts must treat its absence as "never".
 pub fn render(stats: &Stats, facts: &RunFacts) -> String {
-    let mut out = Exposition::new(facts.command);
+    let mut out = Exposition {
+        text: String::new(),
+        command: escape_label(facts.command),
+        name: "",
+    };
 
     out.family("pc_qualify_rows", "Rows of the last run by final outcome.");
     for outcome in Outcome::ALL {
-        out.sample(
-            &[("outcome", outcome.as_str())],
-            stats.outcome(outcome) as f64,
-        );
+        let rows = stats.outcome(outcome) as f64;
+        out.sample(&[("outcome", outcome.as_str())], rows);
     }
 
     let vetting = stats.vetting();
@@ -191,14 +193,6 @@ struct Exposition {
 }
 
 impl Exposition {
-    fn new(command: &str) -> Self {
-        Exposition {
-            text: String::new(),
-            command: escape_label(command),
-            name: "",
-        }
-    }
-
     /// Starts a gauge family; its samples follow.
     fn family(&mut self, name: &'static str, help: &str) {
         self.name = name;
@@ -218,16 +212,11 @@ impl Exposition {
 
 /// Escapes a label value as the exposition format requires: backslash, double quote, newline.
 fn escape_label(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
+    // Backslashes first, so that the ones the other two add stay single.
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Formats a sample value; Rust's `inf` spelling is not the format's `+Inf` (its `NaN` is).

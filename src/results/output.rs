@@ -50,9 +50,6 @@ impl Write for Sink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.writer().write(buf)
     }
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.writer().write_all(buf)
-    }
     fn flush(&mut self) -> io::Result<()> {
         self.writer().flush()
     }
@@ -99,14 +96,13 @@ pub fn create(path: &str, force: bool) -> Result<Sink, ResultsError> {
     if path == "-" {
         return Ok(Sink::Stdout(BufWriter::new(io::stdout())));
     }
-    let mut options = OpenOptions::new();
-    options.write(true);
-    if force {
-        options.create(true).truncate(true);
-    } else {
-        options.create_new(true);
-    }
-    let file = options.open(path).map_err(|e| match e.kind() {
+    let opened = OpenOptions::new()
+        .write(true)
+        .create(force)
+        .truncate(force)
+        .create_new(!force)
+        .open(path);
+    let file = opened.map_err(|e| match e.kind() {
         io::ErrorKind::AlreadyExists => ResultsError::Output {
             path: path.to_string(),
             reason: EXISTS.into(),

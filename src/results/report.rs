@@ -16,7 +16,7 @@ use std::io::Write as _;
 use std::path::Path;
 
 use crate::domain::model::{Outcome, ResultRow};
-use crate::results::output::{ReadError, ResultsReader};
+use crate::results::output::ResultsReader;
 use crate::results::timeline::{throughput, Throughput};
 use crate::results::ResultsError;
 
@@ -65,10 +65,8 @@ impl Summary {
         *self.vetting.entry(vetting.to_string()).or_default() += 1;
         let status = row.http_status.map_or("none".into(), |s| s.to_string());
         *self.statuses.entry(status).or_default() += 1;
-        *self
-            .attempts
-            .entry(row.attempts.min(ATTEMPTS_CAP))
-            .or_default() += 1;
+        let attempts = row.attempts.min(ATTEMPTS_CAP);
+        *self.attempts.entry(attempts).or_default() += 1;
         let bucket = ELAPSED_BUCKETS
             .iter()
             .position(|(limit, _)| row.elapsed_ms < *limit)
@@ -90,18 +88,21 @@ pub fn execute(results: &Path, html: &str) -> Result<(), ResultsError> {
         path: results.display().to_string(),
         source,
     };
-    let mut summary =
-        summarise(ResultsReader::open(results).map_err(input_error)?).map_err(input_error)?;
+    let mut summary = Summary::default();
+    let mut reader = ResultsReader::open(results).map_err(input_error)?;
+    while let Some(row) = reader.next_row() {
+        summary.add(row.map_err(input_error)?);
+    }
+    // Closed before the page is written: Windows refuses to replace a file that is still open,
+    // should `--html` name it.
+    drop(reader);
     summary.throughput = Some(throughput(results, THROUGHPUT_BARS));
     let name = results.file_name().map_or_else(
         || results.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    let page = render(
-        &summary,
-        &name,
-        &httpdate::fmt_http_date(std::time::SystemTime::now()),
-    );
+    let now = httpdate::fmt_http_date(std::time::SystemTime::now());
+    let page = render(&summary, &name, &now);
     let written = if html == "-" {
         let mut out = std::io::stdout().lock();
         out.write_all(page.as_bytes()).and_then(|()| out.flush())
@@ -112,16 +113,6 @@ pub fn execute(results: &Path, html: &str) -> Result<(), ResultsError> {
         })
     };
     written.map_err(|e| ResultsError::piped_io(html, e))
-}
-
-/// Gathers the page's figures. It takes the reader, so the results file is closed before the
-/// page is written (Windows refuses to replace a file that is still open, should `--html` name it).
-fn summarise(mut reader: ResultsReader) -> Result<Summary, ReadError> {
-    let mut summary = Summary::default();
-    while let Some(row) = reader.next_row() {
-        summary.add(row?);
-    }
-    Ok(summary)
 }
 
 /// HTML-escapes text for element content and quoted attribute values.
@@ -262,11 +253,9 @@ fn ratio(part: u64, whole: u64, scale: f64) -> f64 {
     exact(part) * scale / exact(whole).max(1.0)
 }
 
+/// The `q`th percentile (nearest rank below) of `sorted`; `None` when it is empty.
 fn quantile(sorted: &[u64], q: usize) -> Option<u64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let i = (sorted.len() - 1) * q / 100;
+    let i = sorted.len().saturating_sub(1) * q / 100;
     sorted.get(i).copied()
 }
 
@@ -315,22 +304,13 @@ fn render(summary: &Summary, name: &str, generated: &str) -> String {
     page.push_str("</div>\n<div class=\"grid\">\n");
 
     let outcomes = Outcome::ALL.map(|o| (o.as_str().to_string(), count(o), outcome_color(o)));
-    section(
-        &mut page,
-        "outcomes",
-        "Outcomes",
-        &bar_chart("Outcomes", &outcomes),
-        "",
-    );
+    let svg = bar_chart("Outcomes", &outcomes);
+    section(&mut page, "outcomes", "Outcomes", &svg, "");
 
     let vetting = bars(&summary.vetting, |s, n| (s.clone(), n, vetting_color(s)));
-    section(
-        &mut page,
-        "vetting",
-        "Vetting status",
-        &bar_chart("Vetting status", &vetting),
-        "none: no vetting status (not created, or not read)",
-    );
+    let svg = bar_chart("Vetting status", &vetting);
+    let note = "none: no vetting status (not created, or not read)";
+    section(&mut page, "vetting", "Vetting status", &svg, note);
 
     let statuses = bars(&summary.statuses, |s, n| (s.clone(), n, status_color(s)));
     section(
@@ -349,13 +329,9 @@ fn render(summary: &Summary, name: &str, generated: &str) -> String {
         };
         (label, n, if a > 1 { "#f9a825" } else { "#546e7a" })
     });
-    section(
-        &mut page,
-        "attempts",
-        "Attempts per row",
-        &bar_chart("Attempts", &attempts),
-        "more than 1: the call was retried (throttling, transient errors)",
-    );
+    let svg = bar_chart("Attempts", &attempts);
+    let note = "more than 1: the call was retried (throttling, transient errors)";
+    section(&mut page, "attempts", "Attempts per row", &svg, note);
 
     let mut sorted = summary.elapsed_ms.clone();
     sorted.sort_unstable();
@@ -381,14 +357,8 @@ fn render(summary: &Summary, name: &str, generated: &str) -> String {
         &note,
     );
     let none = Err("no timeline read");
-    let (chart, note) = throughput_chart(summary.throughput.as_ref().unwrap_or(&none), name);
-    section(
-        &mut page,
-        "throughput",
-        "Throughput over time",
-        &chart,
-        &note,
-    );
+    let (svg, note) = throughput_chart(summary.throughput.as_ref().unwrap_or(&none), name);
+    section(&mut page, "throughput", "Throughput over time", &svg, &note);
     page.push_str("</div>\n");
 
     let _ = write!(
@@ -404,35 +374,19 @@ fn render(summary: &Summary, name: &str, generated: &str) -> String {
         page.push_str(
             "<p class=\"note\">Click a column to sort; click again to reverse.</p>\n<table id=\"problems\"><thead><tr>",
         );
-        for (key, class) in TABLE_COLUMNS {
-            let _ = write!(
-                page,
-                r#"<th data-key="{key}"{}>{key}</th>"#,
-                if class == "num" {
-                    r#" data-type="num""#
-                } else {
-                    ""
-                }
-            );
+        for (key, class, _) in TABLE_COLUMNS {
+            let num = if class == "num" {
+                r#" data-type="num""#
+            } else {
+                ""
+            };
+            let _ = write!(page, r#"<th data-key="{key}"{num}>{key}</th>"#);
         }
         page.push_str("</tr></thead>\n<tbody>\n");
         for row in &summary.problems {
-            let cells: [String; 9] = [
-                row.row.to_string(),
-                row.customer_id.clone(),
-                row.qualification.clone(),
-                row.outcome
-                    .map(|o| o.as_str().to_string())
-                    .unwrap_or_default(),
-                row.http_status.map(|s| s.to_string()).unwrap_or_default(),
-                row.error_code.clone().unwrap_or_default(),
-                row.error_message.clone().unwrap_or_default(),
-                row.attempts.to_string(),
-                row.elapsed_ms.to_string(),
-            ];
             page.push_str("<tr>");
-            for ((_, class), cell) in TABLE_COLUMNS.iter().zip(cells) {
-                let _ = write!(page, r#"<td class="{class}">{}</td>"#, escape(&cell));
+            for (_, class, cell) in TABLE_COLUMNS {
+                let _ = write!(page, r#"<td class="{class}">{}</td>"#, escape(&cell(row)));
             }
             page.push_str("</tr>\n");
         }
@@ -493,19 +447,25 @@ td.id { font-family: ui-monospace, monospace; font-size: 12px; min-width: 150px;
 .empty { color: #616161; }
 "#;
 
-/// The table's columns: results column (also the heading), and the cells' class (`num` sorts as
-/// numbers).
-const TABLE_COLUMNS: [(&str, &str); 9] = [
-    ("row", "num"),
-    ("customer_id", "id"),
-    ("qualification", ""),
-    ("outcome", ""),
-    ("http_status", "num"),
-    ("error_code", ""),
-    ("error_message", "msg"),
-    ("attempts", "num"),
-    ("elapsed_ms", "num"),
+/// The table's columns: results column (also the heading), the cells' class (`num` sorts as
+/// numbers), and the cell.
+type TableColumn = (&'static str, &'static str, fn(&ResultRow) -> String);
+const TABLE_COLUMNS: [TableColumn; 9] = [
+    ("row", "num", |r| r.row.to_string()),
+    ("customer_id", "id", |r| r.customer_id.clone()),
+    ("qualification", "", |r| r.qualification.clone()),
+    ("outcome", "", |r| or_empty(&r.outcome)),
+    ("http_status", "num", |r| or_empty(&r.http_status)),
+    ("error_code", "", |r| or_empty(&r.error_code)),
+    ("error_message", "msg", |r| or_empty(&r.error_message)),
+    ("attempts", "num", |r| r.attempts.to_string()),
+    ("elapsed_ms", "num", |r| r.elapsed_ms.to_string()),
 ];
+
+/// A cell that is empty for `None`.
+fn or_empty(value: &Option<impl ToString>) -> String {
+    value.as_ref().map(|v| v.to_string()).unwrap_or_default()
+}
 
 fn section(page: &mut String, id: &str, title: &str, body: &str, note: &str) {
     let _ = write!(

@@ -37,6 +37,17 @@ pub(crate) struct Column {
 /// other column is read when present and is empty (0 for `attempts` and `elapsed_ms`) when absent.
 const REQUIRED: usize = 4;
 
+/// A text column whose field is `None` when the cell is empty; named as the field.
+macro_rules! optional_text {
+    ($field:ident) => {
+        Column {
+            name: stringify!($field),
+            write: |r, rec| push_text(rec, r.$field.as_deref().unwrap_or("")),
+            read: |r, c| set(&mut r.$field, non_empty(c)),
+        }
+    };
+}
+
 /// The results file's columns, in the written order (the documented contract: do not reorder).
 pub(crate) const COLUMNS: [Column; 14] = [
     Column {
@@ -71,21 +82,9 @@ pub(crate) const COLUMNS: [Column; 14] = [
         write: |r, rec| push_number(rec, r.http_status.map(u64::from)),
         read: |r, c| set(&mut r.http_status, number(c, "http_status")?),
     },
-    Column {
-        name: "vetting_status",
-        write: |r, rec| push_text(rec, r.vetting_status.as_deref().unwrap_or("")),
-        read: |r, c| set(&mut r.vetting_status, non_empty(c)),
-    },
-    Column {
-        name: "vetting_reason",
-        write: |r, rec| push_text(rec, r.vetting_reason.as_deref().unwrap_or("")),
-        read: |r, c| set(&mut r.vetting_reason, non_empty(c)),
-    },
-    Column {
-        name: "vetting_create_date",
-        write: |r, rec| push_text(rec, r.vetting_create_date.as_deref().unwrap_or("")),
-        read: |r, c| set(&mut r.vetting_create_date, non_empty(c)),
-    },
+    optional_text!(vetting_status),
+    optional_text!(vetting_reason),
+    optional_text!(vetting_create_date),
     Column {
         name: "attempts",
         write: |r, rec| push_number(rec, Some(u64::from(r.attempts))),
@@ -101,16 +100,8 @@ pub(crate) const COLUMNS: [Column; 14] = [
         write: |r, rec| push_uuid(rec, r.request_id),
         read: |r, c| set(&mut r.request_id, uuid(c, "request_id")?),
     },
-    Column {
-        name: "error_code",
-        write: |r, rec| push_text(rec, r.error_code.as_deref().unwrap_or("")),
-        read: |r, c| set(&mut r.error_code, non_empty(c)),
-    },
-    Column {
-        name: "error_message",
-        write: |r, rec| push_text(rec, r.error_message.as_deref().unwrap_or("")),
-        read: |r, c| set(&mut r.error_message, non_empty(c)),
-    },
+    optional_text!(error_code),
+    optional_text!(error_message),
     Column {
         name: "elapsed_ms",
         write: |r, rec| push_number(rec, Some(r.elapsed_ms)),

@@ -15,24 +15,6 @@ use crate::results::output::{CsvRow as _, ResultsReader};
 use crate::results::schema::{self, EXPORT_COLUMNS};
 use crate::results::ResultsError;
 
-/// How a column's cells are written.
-#[derive(Clone, Copy, PartialEq)]
-enum Kind {
-    Text,
-    Number,
-    Date,
-    Outcome,
-}
-
-fn kind(column: &str) -> Kind {
-    match column {
-        "row" | "http_status" | "attempts" | "elapsed_ms" => Kind::Number,
-        "vetting_create_date" => Kind::Date,
-        "outcome" => Kind::Outcome,
-        _ => Kind::Text,
-    }
-}
-
 /// The fill of an outcome cell: green for done, amber for not sent, red for failed.
 fn outcome_color(outcome: &str) -> Option<Color> {
     match outcome {
@@ -74,8 +56,8 @@ pub fn write(input: &Path, out: &Path) -> Result<(), ResultsError> {
         // The reader is closed before the workbook is renamed into place (Windows).
         drop(reader);
     }
-    let counts = sheet.finish().map_err(xlsx_error(out))?;
-    summary(&mut workbook, input, &counts).map_err(xlsx_error(out))?;
+    let (rows, counts) = sheet.finish().map_err(xlsx_error(out))?;
+    summary(&mut workbook, input, rows, &counts).map_err(xlsx_error(out))?;
     crate::domain::atomic::replace(out, 0o644, |file| {
         workbook.save_to_writer(file).map_err(std::io::Error::other)
     })
@@ -109,10 +91,10 @@ fn xlsx_error(out: &Path) -> impl Fn(XlsxError) -> ResultsError + '_ {
     }
 }
 
-/// The rows sheet, streamed, with what the summary needs counted on the way.
+/// The rows sheet, streamed, with what the summary needs counted on the way: the rows, and
+/// each counted column's values where few.
 struct RowsSheet<'a> {
     sheet: &'a mut Worksheet,
-    kinds: Vec<Kind>,
     names: Vec<String>,
     widths: Vec<usize>,
     rows: u32,
@@ -120,12 +102,8 @@ struct RowsSheet<'a> {
     date: Format,
 }
 
-/// What the summary sheet shows: rows, and each text column's values counted where few.
-#[derive(Default)]
-struct Counts {
-    rows: u64,
-    by_column: BTreeMap<String, BTreeMap<String, u64>>,
-}
+/// Per counted column, how many rows hold each value.
+type Counts = BTreeMap<String, BTreeMap<String, u64>>;
 
 /// The columns whose values the summary counts.
 const COUNTED: [&str; 4] = ["outcome", "vetting_status", "http_status", "qualification"];
@@ -136,7 +114,6 @@ impl<'a> RowsSheet<'a> {
         sheet.set_name("Rows")?;
         Ok(RowsSheet {
             sheet,
-            kinds: Vec::new(),
             names: Vec::new(),
             widths: Vec::new(),
             rows: 0,
@@ -150,7 +127,6 @@ impl<'a> RowsSheet<'a> {
         for (col, name) in (0u16..).zip(names) {
             self.sheet.write_string_with_format(0, col, *name, &bold)?;
         }
-        self.kinds = names.iter().map(|n| kind(n)).collect();
         self.names = names.iter().map(|n| n.to_string()).collect();
         self.widths = names.iter().map(|n| n.len()).collect();
         Ok(())
@@ -158,40 +134,35 @@ impl<'a> RowsSheet<'a> {
 
     fn row<'c>(&mut self, cells: impl Iterator<Item = &'c str>) -> Result<(), XlsxError> {
         self.rows = self.rows.saturating_add(1);
-        self.counts.rows += 1;
         for ((col, cell), at) in (0u16..).zip(cells).zip(0usize..) {
-            let Some(&kind) = self.kinds.get(at) else {
+            let Some(name) = self.names.get(at) else {
                 break;
             };
             if cell.is_empty() {
                 continue;
             }
-            if let Some(width) = self.widths.get_mut(at) {
-                *width = (*width).max(cell.chars().count().min(60));
-            }
-            if COUNTED.contains(&self.names[at].as_str()) {
-                let values = self
-                    .counts
-                    .by_column
-                    .entry(self.names[at].clone())
-                    .or_default();
+            self.widths[at] = self.widths[at].max(cell.chars().count().min(60));
+            if COUNTED.contains(&name.as_str()) {
+                let values = self.counts.entry(name.clone()).or_default();
                 // A column of many distinct values (not a status) is not worth a count.
                 if values.len() < 50 || values.contains_key(cell) {
                     *values.entry(cell.to_string()).or_default() += 1;
                 }
             }
-            match kind {
-                Kind::Number => match cell.parse::<f64>() {
+            // Numbers as numbers, dates as dates, outcomes coloured; anything that does not
+            // parse, and every other column, as text.
+            match name.as_str() {
+                "row" | "http_status" | "attempts" | "elapsed_ms" => match cell.parse::<f64>() {
                     Ok(n) => self.sheet.write_number(self.rows, col, n)?,
                     Err(_) => self.sheet.write_string(self.rows, col, cell)?,
                 },
-                Kind::Date => match ExcelDateTime::parse_from_str(cell) {
+                "vetting_create_date" => match ExcelDateTime::parse_from_str(cell) {
                     Ok(date) => self
                         .sheet
                         .write_datetime_with_format(self.rows, col, &date, &self.date)?,
                     Err(_) => self.sheet.write_string(self.rows, col, cell)?,
                 },
-                Kind::Outcome => match outcome_color(cell) {
+                "outcome" => match outcome_color(cell) {
                     Some(color) => self.sheet.write_string_with_format(
                         self.rows,
                         col,
@@ -200,37 +171,36 @@ impl<'a> RowsSheet<'a> {
                     )?,
                     None => self.sheet.write_string(self.rows, col, cell)?,
                 },
-                Kind::Text => self.sheet.write_string(self.rows, col, cell)?,
+                _ => self.sheet.write_string(self.rows, col, cell)?,
             };
         }
         Ok(())
     }
 
     /// Freezes the header, turns the filters on over every row, sizes the columns.
-    fn finish(self) -> Result<Counts, XlsxError> {
+    fn finish(self) -> Result<(u32, Counts), XlsxError> {
         self.sheet.set_freeze_panes(1, 0)?;
-        let last_col = u16::try_from(self.kinds.len().saturating_sub(1)).unwrap_or(u16::MAX);
+        let last_col = u16::try_from(self.names.len().saturating_sub(1)).unwrap_or(u16::MAX);
         self.sheet.autofilter(0, 0, self.rows, last_col)?;
         for (col, width) in (0u16..).zip(&self.widths) {
             self.sheet
                 .set_column_width(col, u32::try_from(*width + 2).unwrap_or(62))?;
         }
-        Ok(self.counts)
+        Ok((self.rows, self.counts))
     }
 }
 
 /// The summary sheet: the file, its rows, and the counts per status; opened first.
-fn summary(workbook: &mut Workbook, input: &Path, counts: &Counts) -> Result<(), XlsxError> {
-    let sheet = workbook.add_worksheet();
+fn summary(book: &mut Workbook, input: &Path, rows: u32, counts: &Counts) -> Result<(), XlsxError> {
+    let sheet = book.add_worksheet();
     sheet.set_name("Summary")?;
     let bold = Format::new().set_bold();
     sheet.write_string_with_format(0, 0, "file", &bold)?;
     sheet.write_string(0, 1, input.display().to_string())?;
     sheet.write_string_with_format(1, 0, "rows", &bold)?;
-    // Counts fit an f64 exactly far beyond any file's rows.
-    sheet.write_number(1, 1, counts.rows as f64)?;
+    sheet.write_number(1, 1, rows)?;
     let mut at = 3u32;
-    for (column, values) in &counts.by_column {
+    for (column, values) in counts {
         sheet.write_string_with_format(at, 0, column, &bold)?;
         at += 1;
         for (value, n) in values {
