@@ -119,8 +119,9 @@ pub fn acquire(results: &Path) -> Result<LockGuard, ResultsError> {
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
+                // A pid is a few digits: a lock file grown by someone else is not read whole.
                 let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
+                let _ = (&file).take(64).read_to_string(&mut text);
                 let holder = text
                     .trim()
                     .parse::<u32>()
@@ -158,10 +159,22 @@ pub fn acquire(results: &Path) -> Result<LockGuard, ResultsError> {
     })
 }
 
-/// Whether `path` still names the open `file` (it was not removed or replaced meanwhile).
+/// Whether `path` still names the open `file` (it was not removed or replaced meanwhile). Unix
+/// compares `lstat`'s ids, never opening the path: a FIFO planted there would block an open.
+/// Windows has no file id without a handle, so `same-file` opens it, sharing every access.
 fn same_file(file: &File, path: &Path) -> bool {
-    let open = file.try_clone().and_then(same_file::Handle::from_file);
-    matches!((open, same_file::Handle::from_path(path)), (Ok(a), Ok(b)) if a == b)
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let ids = |m: std::fs::Metadata| (m.dev(), m.ino());
+        let named = std::fs::symlink_metadata(path).map(ids);
+        matches!((file.metadata().map(ids), named), (Ok(a), Ok(b)) if a == b)
+    }
+    #[cfg(not(unix))]
+    {
+        let open = file.try_clone().and_then(same_file::Handle::from_file);
+        matches!((open, same_file::Handle::from_path(path)), (Ok(a), Ok(b)) if a == b)
+    }
 }
 
 /// One writer per output file: takes its lock (none for standard output) before the file checks,
@@ -192,6 +205,29 @@ pub(crate) fn lock_output(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: the check that the lock file was not replaced opened the path (following
+    /// links, blocking on a FIFO) after `open_side_file` had refused both; it must only `lstat`.
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_planted_at_the_lock_path_is_not_opened_by_the_replaced_check() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("out.csv.lock");
+        let file = File::create(&path).expect("lock file");
+        assert!(same_file(&file, &path));
+        std::fs::remove_file(&path).expect("remove");
+        let made = std::process::Command::new("mkfifo").arg(&path).status();
+        assert!(made.expect("mkfifo runs").success(), "mkfifo");
+        // Opening a FIFO to read waits for a writer: a check that opened it would never answer.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(same_file(&file, &path)));
+        let same = rx.recv_timeout(std::time::Duration::from_secs(10));
+        assert_eq!(
+            same,
+            Ok(false),
+            "the FIFO must be told apart without opening it"
+        );
+    }
 
     #[test]
     fn a_second_holder_is_refused_with_the_pid_and_a_released_lock_is_free() {

@@ -177,7 +177,8 @@ fn bar_chart(title: &str, bars: &[Bar]) -> String {
     const BAR_W: u64 = 300;
     const ROW_H: u64 = 26;
     let max = bars.iter().map(|b| b.1).max().unwrap_or(0).max(1);
-    let total: u64 = bars.iter().map(|b| b.1).sum();
+    // Saturating: the throughput bars come from a timeline file, which may hold any figure.
+    let total = bars.iter().fold(0u64, |sum, b| sum.saturating_add(b.1));
     let height = ROW_H * u64::try_from(bars.len()).unwrap_or(0) + 8;
     if bars.is_empty() {
         return "<p class=\"empty\">No rows.</p>".to_string();
@@ -541,6 +542,14 @@ mod tests {
             elapsed_ms,
             ..ResultRow::default()
         }
+    }
+
+    /// Regression: the chart's total of a timeline's huge counts overflowed (a panic in debug).
+    #[test]
+    fn a_timeline_with_huge_counts_is_drawn_without_overflow() {
+        let huge = |label: &str| (label.to_string(), u64::MAX, "#000");
+        let svg = bar_chart("rows", &[huge("0:00:00"), huge("0:00:10")]);
+        assert_eq!(svg.matches("<rect").count(), 2, "{svg}");
     }
 
     #[test]
