@@ -12,7 +12,7 @@ use crate::domain::model::{Outcome, ResultRow, Row};
 pub use crate::domain::stop::Stop;
 pub use crate::engine::decide::Mode;
 use crate::engine::decide::{Work, Worker};
-use crate::engine::pool::{append_sink, output_error, run_pool, Feeder, ResultsSink};
+use crate::engine::pool::{append_sink, run_pool, Feeder, ResultsSink};
 use crate::engine::preflight;
 use crate::engine::{Ending, JobContext, JobError};
 use crate::input::source::{off_runtime, InputSource};
@@ -170,7 +170,7 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         .as_ref()
         .map(Journal::appender)
         .transpose()
-        .map_err(|e| output_error(&journal_path.display().to_string(), e))?;
+        .map_err(|e| ResultsError::output_io(journal_path.display().to_string(), e))?;
     let router = Router {
         resume: resume_state,
         journal,
@@ -515,7 +515,7 @@ fn open_outputs(
         if !appendable {
             cleanup(false);
         }
-        output_error(output_path, e)
+        ResultsError::output_io(output_path, e)
     })?;
     if !wants_journal {
         return Ok((writer, None));
@@ -529,7 +529,7 @@ fn open_outputs(
         Ok(journal) => Ok((writer, Some(journal))),
         Err(e) => {
             cleanup(!journal_existed);
-            Err(output_error(&journal_path.display().to_string(), e))
+            Err(ResultsError::output_io(journal_path.display().to_string(), e).into())
         }
     }
 }
