@@ -74,7 +74,7 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         mode,
         credentials,
     } = job;
-    let (output_path, config, stop) = (&context.output, &context.config, &context.stop);
+    let (output_path, config) = (&context.output, &context.config);
     let options = InputOptions {
         contract: config.contract,
         default_segment: config.default_segment,
@@ -95,7 +95,7 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
             Ok((source, reader))
         })
     };
-    let Some((mut source, mut reader)) = unless_stopped(stop, opened).await? else {
+    let Some((mut source, mut reader)) = context.unless_stopped(opened).await? else {
         return Ok(stopped_before_start(&context));
     };
     if resume && (input == "-" || output_path == "-") {
@@ -138,7 +138,7 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
             let rows = precheck(reader, &resume_state, resume, code.as_ref(), &path)?;
             Ok((source, resume_state, rows))
         });
-        let Some((back, state, gcc_rows)) = unless_stopped(stop, checked).await? else {
+        let Some((back, state, gcc_rows)) = context.unless_stopped(checked).await? else {
             return Ok(stopped_before_start(&context));
         };
         source = back;
@@ -275,21 +275,6 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         token_file_failed: token_provider.is_some_and(|t| t.token_file_failed()),
         internal_errors,
     })
-}
-
-/// Waits for blocking input work (see `source::off_runtime`) unless a stop is requested first:
-/// then `None`. A stream that never ends (a producer that hangs, a terminal on standard input)
-/// must not hold a Ctrl-C back; the blocking thread is left in its read (the process does not
-/// wait for it on exit).
-async fn unless_stopped<T>(
-    stop: &Stop,
-    work: impl std::future::Future<Output = Result<T, JobError>>,
-) -> Result<Option<T>, JobError> {
-    tokio::select! {
-        biased;
-        result = work => result.map(Some),
-        () = stop.wait() => Ok(None),
-    }
 }
 
 /// The pre-run pass over the input: with `resume`, every row the earlier results settled must

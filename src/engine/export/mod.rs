@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::domain::error::ChainExt as _;
 use crate::domain::model::{CustomerId, Qualification, QualificationRecord};
 use crate::domain::stats::Stats;
 use crate::engine::pool::{append_sink, run_pool, RowSink};
@@ -90,25 +91,16 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
 
     // The first page is read before the output exists: a partner whose list cannot be read
     // (no permission, wrong cloud) stops here with nothing written.
-    let first = tokio::select! {
-        biased;
-        _ = context.stop.wait() => None,
-        page = fetch_page(&client, None) => Some(page),
+    let first = async {
+        let page = fetch_page(&client, None).await.map_err(|e| e.chain());
+        page.map_err(|e| JobError::Preflight(format!("the customer list could not be read: {e}")))
     };
-    let first = match first {
-        None => {
-            return Ok(ExportReport {
-                ending: context.ending(started.elapsed(), false),
-                ..ExportReport::default()
-            })
-        }
-        Some(Ok(page)) => page,
-        Some(Err(error)) => {
-            return Err(JobError::Preflight(format!(
-                "the customer list could not be read: {}",
-                crate::domain::error::chain(&error)
-            )))
-        }
+    let Some(first) = context.unless_stopped(first).await? else {
+        let ending = context.ending(started.elapsed(), false);
+        return Ok(ExportReport {
+            ending,
+            ..ExportReport::default()
+        });
     };
 
     let unread_file = (output_path != "-").then(|| unread_path(output_path));
