@@ -230,18 +230,12 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         Ok(end) => (end.error, end.example),
         Err(err) => (Some(format!("input reader stopped: {err}")), None),
     };
-    let rows = written
-        .map_err(|err| match err {
-            // Rows were sent before the results file failed: say so, and how to finish.
-            JobError::Results(results) => match *results {
-                ResultsError::OutputIo { path, source } => {
-                    ResultsError::OutputAfterSend { path, source }.into()
-                }
-                other => other.into(),
-            },
-            other => other,
-        })?
-        .rows;
+    // Rows were sent before the results file failed: say so, and how to finish.
+    let rows = written.map_err(|err| match err {
+        ResultsError::OutputIo { path, source } => ResultsError::OutputAfterSend { path, source },
+        other => other,
+    });
+    let rows = rows?.rows;
     let internal_errors = internal_errors.load(Ordering::Relaxed);
     let incomplete = input_error.is_some()
         || context.stats.outcome(Outcome::Failed) > 0

@@ -40,7 +40,7 @@ pub(crate) async fn run_pool<T, S, P, Fut, Out>(
     mut sink: S,
     feed: impl FnOnce(Feeder<T, S::Item>) -> JoinHandle<Out>,
     process: P,
-) -> (Result<Out, JoinError>, Result<S, JobError>)
+) -> (Result<Out, JoinError>, Result<S, ResultsError>)
 where
     T: Send + 'static,
     S: RowSink,
@@ -122,7 +122,7 @@ where
     let written = writer
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-    let written = written.map_err(|e| ResultsError::piped_io(&context.output, e).into());
+    let written = written.map_err(|e| ResultsError::piped_io(&context.output, e));
     (fed, written)
 }
 
