@@ -143,8 +143,7 @@ impl Worker {
     /// After a 2xx whose body does not show the posted qualification: `created` only when the
     /// customer's list shows it, else `failed` with `error_code` `unconfirmed`.
     async fn confirm(&self, client: &Client, row: &Row, status: u16, result: &mut ResultRow) {
-        let read = read_list(client, row.customer_id).await;
-        match read_record(&read, row.qualification) {
+        match read_record(&read_list(client, row.customer_id).await, row.qualification) {
             Ok(Some(record)) => {
                 result.outcome = Some(Outcome::Created);
                 set_vetting(result, record);

@@ -247,14 +247,13 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         && ending.fatal.is_none()
     {
         // Every row has its results row: nothing is in doubt any more.
-        if let Err(err) = std::fs::remove_file(&journal_path) {
-            if err.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(
-                    journal = %journal_path.display(),
-                    error = %err,
-                    "the finished run's journal could not be deleted; delete it by hand before starting another run on this file with --resume"
-                );
-            }
+        let failed = std::fs::remove_file(&journal_path).err();
+        if let Some(err) = failed.filter(|e| e.kind() != std::io::ErrorKind::NotFound) {
+            tracing::warn!(
+                journal = %journal_path.display(),
+                error = %err,
+                "the finished run's journal could not be deleted; delete it by hand before starting another run on this file with --resume"
+            );
         }
     }
     Ok(Report {

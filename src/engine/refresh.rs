@@ -160,8 +160,7 @@ async fn refresh_row(client: &Client, mut row: ResultRow) -> (ResultRow, bool) {
         row.error_message = Some("refresh: customer_id or qualification does not parse".into());
         return (row, false);
     };
-    let exchange = read_list(client, customer).await;
-    let reason = match read_record(&exchange, qualification) {
+    let reason = match read_record(&read_list(client, customer).await, qualification) {
         Ok(Some(record)) => {
             set_vetting(&mut row, record);
             return (row, true);
