@@ -34,15 +34,18 @@ pub struct InputSettings {
     pub validation_org: Option<String>,
 }
 
+/// `Self` with each listed field taken from `upper`, or from `lower` where `upper` leaves it
+/// unset: the one merge rule of the settings; the fields after the second `;` are given as they are.
+macro_rules! or_fields {
+    ($upper:ident, $lower:ident; $($field:ident),*; $($given:tt)*) => {
+        Self { $($field: $upper.$field.or($lower.$field),)* $($given)* }
+    };
+}
+
 impl InputSettings {
     /// Fills every field this layer leaves unset from `lower`.
     pub fn or(self, lower: InputSettings) -> InputSettings {
-        InputSettings {
-            api_contract: self.api_contract.or(lower.api_contract),
-            education_segment: self.education_segment.or(lower.education_segment),
-            validation_code: self.validation_code.or(lower.validation_code),
-            validation_org: self.validation_org.or(lower.validation_org),
-        }
+        or_fields!(self, lower; api_contract, education_segment, validation_code, validation_org;)
     }
 }
 
@@ -126,32 +129,17 @@ pub struct Settings {
 
 impl Settings {
     /// Fills every field this layer leaves unset from `lower`.
-    pub fn or(self, lower: Settings) -> Settings {
+    pub fn or(self, mut lower: Settings) -> Settings {
         // A cloud chosen in this layer replaces the URLs a lower layer gives (a config file that
         // spells out the public URLs must not send `--cloud china` to the public service); URLs
         // given in this same layer (`--base-url`, `PC_BASE_URL`) still win over the cloud.
-        let (lower_base, lower_authority) = if self.cloud.is_some() {
-            (None, None)
-        } else {
-            (lower.base_url, lower.authority)
-        };
-        Settings {
-            cloud: self.cloud.or(lower.cloud),
-            locale: self.locale.or(lower.locale),
-            base_url: self.base_url.or(lower_base),
-            authority: self.authority.or(lower_authority),
-            input: self.input.or(lower.input),
-            rate: self.rate.or(lower.rate),
-            rate_start: self.rate_start.or(lower.rate_start),
-            rate_max: self.rate_max.or(lower.rate_max),
-            burst: self.burst.or(lower.burst),
-            concurrency: self.concurrency.or(lower.concurrency),
-            timeout: self.timeout.or(lower.timeout),
-            max_attempts: self.max_attempts.or(lower.max_attempts),
-            max_backoff: self.max_backoff.or(lower.max_backoff),
-            max_retry_after: self.max_retry_after.or(lower.max_retry_after),
-            shutdown_grace: self.shutdown_grace.or(lower.shutdown_grace),
+        if self.cloud.is_some() {
+            (lower.base_url, lower.authority) = (None, None);
         }
+        let input = self.input.or(lower.input);
+        or_fields!(self, lower; cloud, locale, base_url, authority, rate, rate_start, rate_max,
+            burst, concurrency, timeout, max_attempts, max_backoff, max_retry_after, shutdown_grace;
+            input)
     }
 
     /// Reads a TOML settings file; secrets in it are refused with a pointer to the environment.

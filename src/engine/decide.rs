@@ -143,8 +143,7 @@ impl Worker {
     /// After a 2xx whose body does not show the posted qualification: `created` only when the
     /// customer's list shows it, else `failed` with `error_code` `unconfirmed`.
     async fn confirm(&self, client: &Client, row: &Row, status: u16, result: &mut ResultRow) {
-        let read = read_list(client, row.customer_id).await;
-        match read_record(&read, row.qualification) {
+        match read_record(&read_list(client, row.customer_id).await, row.qualification) {
             Ok(Some(record)) => {
                 result.outcome = Some(Outcome::Created);
                 set_vetting(result, record);
@@ -216,34 +215,27 @@ pub fn describe_call(result: &mut ResultRow, exchange: &Exchange) {
     result.attempts = exchange.attempts;
     result.correlation_id = exchange.correlation_id;
     result.request_id = Some(exchange.request_id);
-    result.http_status = None;
-    result.error_code = None;
-    result.error_message = None;
-    match &exchange.reply {
+    let attempts = exchange.attempts;
+    let (status, code, message) = match &exchange.reply {
+        Reply::Answer { status, .. } if (200..300).contains(status) => (Some(*status), None, None),
         Reply::Answer { status, body } => {
-            result.http_status = Some(*status);
-            if !(200..300).contains(status) {
-                let error = api::parse_error_body(body);
-                result.error_code = error.code;
-                result.error_message = Some(error.message.unwrap_or_else(|| {
-                    format!("HTTP {status} after {} attempt(s)", exchange.attempts)
-                }));
-            }
+            let error = api::parse_error_body(body);
+            let message = error
+                .message
+                .unwrap_or_else(|| format!("HTTP {status} after {attempts} attempt(s)"));
+            (Some(*status), error.code, Some(message))
         }
-        Reply::Transport(reason) => {
-            result.error_code = Some("transport".into());
-            result.error_message =
-                Some(format!("{reason} (after {} attempt(s))", exchange.attempts));
-        }
-        Reply::Token(reason) | Reply::Stopped(reason) => {
-            let stopped = matches!(exchange.reply, Reply::Stopped(_));
-            result.error_code = Some(if stopped { "stopped" } else { "token" }.into());
-            result.error_message = Some(api::sanitize(reason));
-        }
-    }
-    if let Some(note) = &exchange.note {
-        result.error_message = Some(api::sanitize(note));
-    }
+        Reply::Transport(reason) => (
+            None,
+            Some("transport".into()),
+            Some(format!("{reason} (after {attempts} attempt(s))")),
+        ),
+        Reply::Token(reason) => (None, Some("token".into()), Some(api::sanitize(reason))),
+        Reply::Stopped(reason) => (None, Some("stopped".into()), Some(api::sanitize(reason))),
+    };
+    (result.http_status, result.error_code) = (status, code);
+    // Why the client gave up on an answer it would otherwise retry says more than the answer.
+    result.error_message = exchange.note.as_deref().map(api::sanitize).or(message);
 }
 
 /// Reads the customer's qualifications (a call of its own, with its own request id).

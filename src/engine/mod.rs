@@ -70,6 +70,21 @@ impl JobContext {
         Instant::now()
     }
 
+    /// Waits for `work` (blocking input work, see `source::off_runtime`, or the first read of a
+    /// list) unless a stop is requested first: then `None`. A stream that never ends (a producer
+    /// that hangs, a terminal on standard input) must not hold a Ctrl-C back; a blocking thread
+    /// is left in its read (the process does not wait for it on exit).
+    pub(crate) async fn unless_stopped<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, JobError>>,
+    ) -> Result<Option<T>, JobError> {
+        tokio::select! {
+            biased;
+            () = self.stop.wait() => Ok(None),
+            result = work => result.map(Some),
+        }
+    }
+
     /// How the job ended, `elapsed` after it began; `incomplete` as the job judges it.
     pub(crate) fn ending(&self, elapsed: Duration, incomplete: bool) -> Ending {
         Ending {

@@ -12,7 +12,7 @@ use crate::domain::model::{Outcome, ResultRow, Row};
 pub use crate::domain::stop::Stop;
 pub use crate::engine::decide::Mode;
 use crate::engine::decide::{Work, Worker};
-use crate::engine::pool::{append_sink, output_error, run_pool, Feeder, ResultsSink};
+use crate::engine::pool::{append_sink, run_pool, Feeder, ResultsSink};
 use crate::engine::preflight;
 use crate::engine::{Ending, JobContext, JobError};
 use crate::input::source::{off_runtime, InputSource};
@@ -74,7 +74,7 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         mode,
         credentials,
     } = job;
-    let (output_path, config, stop) = (&context.output, &context.config, &context.stop);
+    let (output_path, config) = (&context.output, &context.config);
     let options = InputOptions {
         contract: config.contract,
         default_segment: config.default_segment,
@@ -95,7 +95,7 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
             Ok((source, reader))
         })
     };
-    let Some((mut source, mut reader)) = unless_stopped(stop, opened).await? else {
+    let Some((mut source, mut reader)) = context.unless_stopped(opened).await? else {
         return Ok(stopped_before_start(&context));
     };
     if resume && (input == "-" || output_path == "-") {
@@ -138,7 +138,7 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
             let rows = precheck(reader, &resume_state, resume, code.as_ref(), &path)?;
             Ok((source, resume_state, rows))
         });
-        let Some((back, state, gcc_rows)) = unless_stopped(stop, checked).await? else {
+        let Some((back, state, gcc_rows)) = context.unless_stopped(checked).await? else {
             return Ok(stopped_before_start(&context));
         };
         source = back;
@@ -170,7 +170,7 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         .as_ref()
         .map(Journal::appender)
         .transpose()
-        .map_err(|e| output_error(&journal_path.display().to_string(), e))?;
+        .map_err(|e| ResultsError::output_io(journal_path.display().to_string(), e))?;
     let router = Router {
         resume: resume_state,
         journal,
@@ -230,18 +230,12 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         Ok(end) => (end.error, end.example),
         Err(err) => (Some(format!("input reader stopped: {err}")), None),
     };
-    let rows = written
-        .map_err(|err| match err {
-            // Rows were sent before the results file failed: say so, and how to finish.
-            JobError::Results(results) => match *results {
-                ResultsError::OutputIo { path, source } => {
-                    ResultsError::OutputAfterSend { path, source }.into()
-                }
-                other => other.into(),
-            },
-            other => other,
-        })?
-        .rows;
+    // Rows were sent before the results file failed: say so, and how to finish.
+    let rows = written.map_err(|err| match err {
+        ResultsError::OutputIo { path, source } => ResultsError::OutputAfterSend { path, source },
+        other => other,
+    });
+    let rows = rows?.rows;
     let internal_errors = internal_errors.load(Ordering::Relaxed);
     let incomplete = input_error.is_some()
         || context.stats.outcome(Outcome::Failed) > 0
@@ -253,14 +247,13 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         && ending.fatal.is_none()
     {
         // Every row has its results row: nothing is in doubt any more.
-        if let Err(err) = std::fs::remove_file(&journal_path) {
-            if err.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(
-                    journal = %journal_path.display(),
-                    error = %err,
-                    "the finished run's journal could not be deleted; delete it by hand before starting another run on this file with --resume"
-                );
-            }
+        let failed = std::fs::remove_file(&journal_path).err();
+        if let Some(err) = failed.filter(|e| e.kind() != std::io::ErrorKind::NotFound) {
+            tracing::warn!(
+                journal = %journal_path.display(),
+                error = %err,
+                "the finished run's journal could not be deleted; delete it by hand before starting another run on this file with --resume"
+            );
         }
     }
     Ok(Report {
@@ -275,21 +268,6 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         token_file_failed: token_provider.is_some_and(|t| t.token_file_failed()),
         internal_errors,
     })
-}
-
-/// Waits for blocking input work (see `source::off_runtime`) unless a stop is requested first:
-/// then `None`. A stream that never ends (a producer that hangs, a terminal on standard input)
-/// must not hold a Ctrl-C back; the blocking thread is left in its read (the process does not
-/// wait for it on exit).
-async fn unless_stopped<T>(
-    stop: &Stop,
-    work: impl std::future::Future<Output = Result<T, JobError>>,
-) -> Result<Option<T>, JobError> {
-    tokio::select! {
-        biased;
-        result = work => result.map(Some),
-        () = stop.wait() => Ok(None),
-    }
 }
 
 /// The pre-run pass over the input: with `resume`, every row the earlier results settled must
@@ -515,7 +493,7 @@ fn open_outputs(
         if !appendable {
             cleanup(false);
         }
-        output_error(output_path, e)
+        ResultsError::output_io(output_path, e)
     })?;
     if !wants_journal {
         return Ok((writer, None));
@@ -529,7 +507,7 @@ fn open_outputs(
         Ok(journal) => Ok((writer, Some(journal))),
         Err(e) => {
             cleanup(!journal_existed);
-            Err(output_error(&journal_path.display().to_string(), e))
+            Err(ResultsError::output_io(journal_path.display().to_string(), e).into())
         }
     }
 }

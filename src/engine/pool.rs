@@ -40,7 +40,7 @@ pub(crate) async fn run_pool<T, S, P, Fut, Out>(
     mut sink: S,
     feed: impl FnOnce(Feeder<T, S::Item>) -> JoinHandle<Out>,
     process: P,
-) -> (Result<Out, JoinError>, Result<S, JobError>)
+) -> (Result<Out, JoinError>, Result<S, ResultsError>)
 where
     T: Send + 'static,
     S: RowSink,
@@ -122,10 +122,7 @@ where
     let written = writer
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-    let written = written.map_err(|err| match err.kind() {
-        std::io::ErrorKind::BrokenPipe => ResultsError::BrokenPipe.into(),
-        _ => output_error(&context.output, err),
-    });
+    let written = written.map_err(|e| ResultsError::piped_io(&context.output, e));
     (fed, written)
 }
 
@@ -199,11 +196,6 @@ impl<W: std::io::Write + Send + 'static> RowSink for ResultsSink<W> {
 /// The output file `path` opened to add rows after those already in it (`--resume`).
 pub(crate) fn append_sink(path: &str) -> Result<output::Sink, JobError> {
     let file = std::fs::OpenOptions::new().append(true).open(path);
-    let file = file.map_err(|e| output_error(path, e))?;
+    let file = file.map_err(|e| ResultsError::output_io(path, e))?;
     Ok(output::Sink::File(std::io::BufWriter::new(file)))
-}
-
-/// The results file `path` could not be written.
-pub(crate) fn output_error(path: &str, err: std::io::Error) -> JobError {
-    ResultsError::output_io(path, err).into()
 }

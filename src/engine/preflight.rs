@@ -12,25 +12,22 @@ pub async fn validation_code(
 ) -> Result<ValidationCode, JobError> {
     let request_id = crate::partner_center::client::new_uuid();
     let exchange = client.send(&api::validations_request(), request_id).await;
-    let codes = match &exchange.reply {
+    let reason = match &exchange.reply {
         Reply::Answer { status, body } if (200..300).contains(status) => {
-            api::parse_validations(body).map_err(JobError::ValidationCodes)?
+            let codes = api::parse_validations(body).map_err(JobError::ValidationCodes)?;
+            return choose_code(codes, org);
         }
-        Reply::Answer { status: 404, .. } => return Err(JobError::Preflight(no_codes("404"))),
+        Reply::Answer { status: 404, .. } => no_codes("404"),
         Reply::Answer { status, body } => {
-            let error = api::parse_error_body(body);
-            return Err(JobError::Preflight(format!(
-                "reading validation codes answered {status}{}",
-                error.message.map(|m| format!(": {m}")).unwrap_or_default()
-            )));
+            let message = api::parse_error_body(body).message;
+            let message = message.map(|m| format!(": {m}")).unwrap_or_default();
+            format!("reading validation codes answered {status}{message}")
         }
         Reply::Transport(reason) | Reply::Token(reason) | Reply::Stopped(reason) => {
-            return Err(JobError::Preflight(format!(
-                "reading validation codes failed: {reason}"
-            )))
+            format!("reading validation codes failed: {reason}")
         }
     };
-    choose_code(codes, org)
+    Err(JobError::Preflight(reason))
 }
 
 /// Why no code could be read, and what to do: Microsoft's "Get a partner's validation codes"

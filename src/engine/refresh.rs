@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::domain::model::{CustomerId, Qualification, ResultRow};
 use crate::engine::decide::{log_row, read_list, read_record, set_vetting};
-use crate::engine::pool::{output_error, run_pool, Feeder, ResultsSink};
+use crate::engine::pool::{run_pool, Feeder, ResultsSink};
 use crate::engine::{Ending, JobContext, JobError};
 use crate::input::InputFileError;
 use crate::partner_center::api;
@@ -57,7 +57,8 @@ pub async fn execute(job: RefreshJob) -> Result<RefreshReport, JobError> {
     let _lock = crate::results::lock::lock_output(output_path, context.force, false)?;
     let (client, _) = context.connect(credentials).await?;
     let sink = output::replacing(output_path, context.force)?;
-    let writer = ResultsWriter::with_header(sink).map_err(|e| output_error(output_path, e))?;
+    let writer =
+        ResultsWriter::with_header(sink).map_err(|e| ResultsError::output_io(output_path, e))?;
     let started = context.begin();
     let read = Arc::new(AtomicU64::new(0));
     let unread = Arc::new(AtomicU64::new(0));
@@ -108,7 +109,7 @@ pub async fn execute(job: RefreshJob) -> Result<RefreshReport, JobError> {
         writer
             .into_inner()
             .and_then(output::Sink::commit)
-            .map_err(|e| output_error(output_path, e))?;
+            .map_err(|e| ResultsError::output_io(output_path, e))?;
         // A timeline an earlier run left beside this path is not these rows' (the report would
         // draw it for them).
         let _ = std::fs::remove_file(crate::results::timeline::timeline_path(output_path));
@@ -159,8 +160,7 @@ async fn refresh_row(client: &Client, mut row: ResultRow) -> (ResultRow, bool) {
         row.error_message = Some("refresh: customer_id or qualification does not parse".into());
         return (row, false);
     };
-    let exchange = read_list(client, customer).await;
-    let reason = match read_record(&exchange, qualification) {
+    let reason = match read_record(&read_list(client, customer).await, qualification) {
         Ok(Some(record)) => {
             set_vetting(&mut row, record);
             return (row, true);
