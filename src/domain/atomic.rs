@@ -4,7 +4,7 @@
 //! the rewrites of `--resume`.
 
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 /// Writes `path` through `write` and renames the result over it (see [`Replacement`]).
@@ -222,10 +222,42 @@ pub(crate) fn open_side_file(
     Ok(file)
 }
 
+/// What a settings or metrics file may hold: far more than any written by hand or by us.
+pub(crate) const SMALL_FILE: u64 = 1 << 20;
+/// What a file listing customers (export's `.unread`, a simulator preload) may hold.
+pub(crate) const LIST_FILE: u64 = 64 << 20;
+
+/// A small file's whole text, refused past `limit` bytes: a wrong path (a log, a device, a
+/// huge file) fails with a reason instead of filling memory.
+pub(crate) fn read_text(path: &Path, limit: u64) -> io::Result<String> {
+    let mut text = String::new();
+    File::open(path)?
+        .take(limit.saturating_add(1))
+        .read_to_string(&mut text)?;
+    match u64::try_from(text.len()) {
+        Ok(n) if n <= limit => Ok(text),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {limit} bytes"),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write as _;
+
+    #[test]
+    fn a_text_file_is_read_up_to_its_limit_and_refused_past_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("settings.toml");
+        std::fs::write(&path, "12345").expect("write");
+        assert_eq!(read_text(&path, 5).expect("at the limit"), "12345");
+        let err = read_text(&path, 4).expect_err("past the limit");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(err.to_string(), "larger than 4 bytes");
+    }
 
     #[test]
     fn replaces_whole_with_the_mode_and_leaves_no_temp_file() {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::domain::atomic;
 use crate::domain::model::{ApiContract, EducationSegment};
 use crate::engine::JobError;
 use crate::partner_center::client::DEFAULT_LOCALE;
@@ -148,9 +149,11 @@ impl Settings {
             path: path.to_path_buf(),
             reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|source| JobError::ConfigFileIo {
-            path: path.to_path_buf(),
-            source,
+        let text = atomic::read_text(path, atomic::SMALL_FILE).map_err(|source| {
+            JobError::ConfigFileIo {
+                path: path.to_path_buf(),
+                source,
+            }
         })?;
         if let Ok(table) = text.parse::<toml::Table>() {
             let keys = settings_keys();
@@ -464,6 +467,18 @@ mod tests {
         let text = err.chain();
         let io = std::fs::read(&missing).expect_err("no such file");
         assert_eq!(text, format!("config file {}: {io}", missing.display()));
+
+        // Regression: a settings path naming a huge file (a log, say) was read whole.
+        let huge = dir.path().join("huge.toml");
+        let comment = format!("# {}\n", "x".repeat(1 << 20));
+        std::fs::write(&huge, comment).expect("write");
+        let err = Settings::from_file(&huge).expect_err("too large");
+        assert!(matches!(err, JobError::ConfigFileIo { .. }), "{err:?}");
+        assert!(
+            err.chain().ends_with("larger than 1048576 bytes"),
+            "{}",
+            err.chain()
+        );
 
         let bad = dir.path().join("bad.toml");
         std::fs::write(&bad, "rate = \n").expect("write");

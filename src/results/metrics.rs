@@ -152,7 +152,7 @@ pub fn render(stats: &Stats, facts: &RunFacts) -> String {
 /// The first `pc_qualify_last_success_timestamp_seconds` sample is taken whatever its labels, since
 /// each command is expected to have its own file.
 pub fn previous_success(path: &Path) -> Option<f64> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let text = crate::domain::atomic::read_text(path, crate::domain::atomic::SMALL_FILE).ok()?;
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .filter(|line| {

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::domain::atomic;
 use crate::domain::error::ChainExt as _;
 use crate::domain::model::{CustomerId, Qualification, QualificationRecord};
 use crate::domain::stats::Stats;
@@ -366,7 +367,7 @@ fn prepare_resume(path: &Path) -> Result<Carried, JobError> {
         source,
     };
     let unread: HashSet<String> =
-        match std::fs::read_to_string(unread_path(&path.to_string_lossy())) {
+        match atomic::read_text(&unread_path(&path.to_string_lossy()), atomic::LIST_FILE) {
             Ok(text) => text
                 .lines()
                 .map(str::trim)
