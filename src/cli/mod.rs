@@ -115,14 +115,11 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             named.extend(args.html.iter().map(|html| Role::new("--html", html)));
             named.extend(args.xlsx.iter().map(|xlsx| Role::new("--xlsx", xlsx)));
             roles::check(&named)?;
-            // A page open in another program (an editor, Excel) is told as the other outputs are.
             if let Some(html) = &args.html {
-                crate::results::report::execute(&args.results, html)
-                    .map_err(ResultsError::or_open_elsewhere)?;
+                crate::results::report::execute(&args.results, html)?;
             }
             if let Some(xlsx) = &args.xlsx {
-                crate::results::workbook::write(&args.results, xlsx)
-                    .map_err(ResultsError::or_open_elsewhere)?;
+                crate::results::workbook::write(&args.results, xlsx)?;
             }
             Ok(ExitCode::Success)
         }
@@ -133,7 +130,8 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             let mut command = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut command, "pc-qualify", &mut script);
-            std::io::stdout().write_all(&script).map_err(stdout_error)?;
+            let stdout = std::io::stdout().write_all(&script);
+            stdout.map_err(|e| ResultsError::piped_io("-", e))?;
             Ok(ExitCode::Success)
         }
     }
@@ -154,16 +152,4 @@ fn check_roles(
     named.extend(service.metrics.iter().map(|m| Role::new("--metrics", m)));
     named.extend(service.config.iter().map(|c| Role::new("--config", c)));
     Ok(roles::check(&named)?)
-}
-
-/// A failed write to standard output; its reader going away is [`ResultsError::BrokenPipe`],
-/// which `main` ends quietly with 0.
-fn stdout_error(e: std::io::Error) -> ResultsError {
-    match e.kind() {
-        std::io::ErrorKind::BrokenPipe => ResultsError::BrokenPipe,
-        _ => ResultsError::OutputIo {
-            path: "-".into(),
-            source: e,
-        },
-    }
 }

@@ -23,7 +23,7 @@ macro_rules! finished_event {
 }
 
 /// How one job's report is told: the summary on standard error and the JSON "finished" event.
-/// One trait, so every command ends through [`Ended::finish`](super::session::Ended::finish);
+/// One trait, so every command ends through [`Session::finish`];
 /// implemented by each command's flags, which name the files the summary speaks of.
 pub(super) trait Summary {
     /// The report it tells.

@@ -41,6 +41,7 @@ pub(super) fn validate(args: ValidateArgs, quiet: bool, json: bool) -> Result<Ex
         }
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let stdout_error = |e| ResultsError::piped_io("-", e);
     let (mut rows, mut invalid, mut duplicates, mut warnings) = (0u64, 0u64, 0u64, 0u64);
     let mut exclusive = crate::domain::exclusive::ExclusiveCheck::default();
     while let Some(record) = reader.next_record() {
