@@ -76,9 +76,9 @@ pub(super) async fn credentials(
         return Ok((None, credentials));
     }
     #[cfg(not(feature = "sandbox"))]
-    return Err(CliError::Sandbox(
+    return Err(JobError::Config(
         "this pc-qualify was built without the `sandbox` feature; rebuild with default features for --sandbox".into(),
-    ));
+    ).into());
     // The sandbox plays the cloud asked for, so `--cloud china --sandbox` checks China's resource.
     #[cfg(feature = "sandbox")]
     {

@@ -345,18 +345,17 @@ fn carried(rows: u64, what: &str) -> String {
 
 /// The summary's rate line: what the pacer allowed, and how far 429s pushed it.
 fn rate_line(rate: &RateFigures) -> String {
-    let (last, min, max) = match (rate.last, rate.min, rate.max) {
-        (Some(last), Some(min), Some(max)) => (last, min, max),
+    let mode = rate.mode.name();
+    match (rate.last, rate.min, rate.max) {
+        (Some(last), Some(min), Some(max)) if min == max => {
+            format!("rate: {mode}, {last:.1}/s throughout")
+        }
+        (Some(last), Some(min), Some(max)) => {
+            format!("rate: {mode}, ended at {last:.1}/s (lowest {min:.1}/s, highest {max:.1}/s)")
+        }
         // Unlimited and never throttled: nothing was paced.
-        _ => return format!("rate: {}, never throttled", rate.mode.name()),
-    };
-    if min == max {
-        return format!("rate: {}, {last:.1}/s throughout", rate.mode.name());
+        _ => format!("rate: {mode}, never throttled"),
     }
-    format!(
-        "rate: {}, ended at {last:.1}/s (lowest {min:.1}/s, highest {max:.1}/s)",
-        rate.mode.name()
-    )
 }
 
 /// This process's own command line with `--resume` in place of `--force`, quoted for the user's shell.
@@ -376,10 +375,8 @@ fn resume_command_from(args: impl Iterator<Item = String>) -> String {
         .position(|a| a == "run" || a == "reconcile")
         .map_or(args.len().min(2), |i| i + 1);
     args.insert(at, "--resume".to_string());
-    args.iter()
-        .map(|a| shell_quote(a))
-        .collect::<Vec<_>>()
-        .join(" ")
+    let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
+    quoted.join(" ")
 }
 
 /// `arg` quoted for the shell the user has, so a printed hint pastes as it is.
