@@ -101,10 +101,8 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Run(args) => work(args, Mode::Run, quiet, json).await,
         Command::Reconcile(args) => {
-            let mode = Mode::Reconcile {
-                retry_denied: args.retry_denied,
-            };
-            work(args.run, mode, quiet, json).await
+            let retry_denied = args.retry_denied;
+            work(args.run, Mode::Reconcile { retry_denied }, quiet, json).await
         }
         Command::Refresh(args) => refresh::refresh(args, quiet, json).await,
         Command::Export(args) => export::export(args, quiet, json).await,
@@ -130,8 +128,8 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             let mut command = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut command, "pc-qualify", &mut script);
-            let stdout = std::io::stdout().write_all(&script);
-            stdout.map_err(|e| ResultsError::piped_io("-", e))?;
+            let written = std::io::stdout().write_all(&script);
+            written.map_err(|e| ResultsError::piped_io("-", e))?;
             Ok(ExitCode::Success)
         }
     }

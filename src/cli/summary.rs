@@ -274,15 +274,9 @@ impl Summary for ExportArgs {
             );
         }
         if let Some(error) = &report.list_error {
-            let _ = writeln!(
-                text,
-                "  ERROR: the export is incomplete: {error}{}",
-                if resumable {
-                    "; --resume continues it"
-                } else {
-                    ""
-                }
-            );
+            let more = resumable.then_some("; --resume continues it");
+            let more = more.unwrap_or_default();
+            let _ = writeln!(text, "  ERROR: the export is incomplete: {error}{more}");
         }
         if let Some(cause) = &report.ending.fatal {
             let _ = writeln!(text, "  STOPPED: {cause}");
