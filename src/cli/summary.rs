@@ -106,15 +106,12 @@ impl Summary for RunArgs {
         if let Some(pace) = pace.filter(|_| stats.requests() > 0) {
             let _ = writeln!(text, "  {}", rate_line(pace));
         }
-        if let (Some(p50), Some(p95)) = (stats.latency_quantile(0.5), stats.latency_quantile(0.95))
-        {
-            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let ms = |q| stats.latency_quantile(q).map(|d| d.as_secs_f64() * 1000.0);
+        if let (Some(p50), Some(p95)) = (ms(0.5), ms(0.95)) {
+            let max = stats.latency_max().as_secs_f64() * 1000.0;
             let _ = writeln!(
                 text,
-                "  latency: p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms",
-                ms(p50),
-                ms(p95),
-                ms(stats.latency_max())
+                "  latency: p50 {p50:.1} ms, p95 {p95:.1} ms, max {max:.1} ms"
             );
         }
         if report.token_file_failed {
@@ -233,11 +230,9 @@ impl Summary for ExportArgs {
         let stats = &report.ending.stats;
         let secs = report.ending.elapsed.as_secs_f64();
         let rate = per_second(report.customers, secs);
-        let mut text = String::new();
         let carried = carried(report.carried_over, "export");
-        let _ = writeln!(
-            text,
-            "pc-qualify: exported {} customers{carried} ({} rows, {} list page{}) in {secs:.1}s ({rate:.1} customers/s); output: {}",
+        let mut text = format!(
+            "pc-qualify: exported {} customers{carried} ({} rows, {} list page{}) in {secs:.1}s ({rate:.1} customers/s); output: {}\n",
             report.customers,
             report.rows,
             report.pages,
@@ -322,10 +317,9 @@ fn per_second(count: u64, secs: f64) -> f64 {
 
 /// Where a command wrote, as its summary names it.
 fn destination(output: &str) -> &str {
-    if output == "-" {
-        "standard output"
-    } else {
-        output
+    match output {
+        "-" => "standard output",
+        path => path,
     }
 }
 
@@ -405,6 +399,7 @@ fn quote(arg: &str, windows: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn run_args(args: &[&str]) -> RunArgs {
         let cli = <Cli as clap::Parser>::try_parse_from(args).expect("valid command line");
