@@ -14,9 +14,6 @@ pub enum CliError {
     /// The job (or a layer below it) failed.
     #[error(transparent)]
     Job(#[from] JobError),
-    /// The local sandbox could not be started.
-    #[error("sandbox: {0}")]
-    Sandbox(String),
     /// The local sandbox (the in-process simulator) could not be started.
     #[cfg(feature = "sandbox")]
     #[error("sandbox")]
@@ -62,7 +59,6 @@ impl CliError {
         match self {
             CliError::Job(job) => job_error_exit_code(job),
             // Nothing was sent: the run could not start.
-            CliError::Sandbox(_) => ExitCode::Usage,
             #[cfg(feature = "sandbox")]
             CliError::SandboxStart(_)
             | CliError::SimulatorInput { .. }
@@ -210,7 +206,6 @@ mod tests {
                 )),
                 2,
             ),
-            (e(CliError::Sandbox("x".into())), 2),
             (
                 e(PartnerCenterError::Login(
                     crate::partner_center::login::LoginError::Declined {

@@ -13,7 +13,7 @@ pub(super) async fn export(
         Role::new("the .unread file of --output", unread)
     });
     check_roles(None, &args.output, unread, &args.service)?;
-    let (session, config, credentials) =
+    let (mut session, config, credentials) =
         Session::open("export", &args.service, quiet, Counting::Customers).await?;
     let result = crate::engine::export::execute(crate::engine::export::ExportJob {
         context: session.context(&args.output, args.force, config),
@@ -22,9 +22,9 @@ pub(super) async fn export(
         credentials,
     })
     .await;
-    let ended = session.end(result).await?;
-    if let Some(error) = &ended.report.list_error {
+    let report = session.end(result).await?;
+    if let Some(error) = &report.list_error {
         tracing::error!("{error}");
     }
-    Ok(ended.finish(quiet, json, &args))
+    Ok(session.finish(&report, quiet, json, &args))
 }

@@ -22,15 +22,11 @@ pub(super) async fn login(
         }
         Some(Err(err)) => Err(err.into()),
         Some(Ok(path)) => {
+            let path = path.display().to_string();
             if !quiet {
                 eprint!(
                     "{}",
-                    signed_in(
-                        &path.display().to_string(),
-                        &login.tenant,
-                        &login.client_id,
-                        cfg!(windows)
-                    )
+                    signed_in(&path, &login.tenant, &login.client_id, cfg!(windows))
                 );
             }
             Ok(ExitCode::Success)

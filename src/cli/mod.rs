@@ -6,7 +6,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 #[cfg(feature = "sandbox")]
@@ -101,10 +100,8 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Run(args) => work(args, Mode::Run, quiet, json).await,
         Command::Reconcile(args) => {
-            let mode = Mode::Reconcile {
-                retry_denied: args.retry_denied,
-            };
-            work(args.run, mode, quiet, json).await
+            let retry_denied = args.retry_denied;
+            work(args.run, Mode::Reconcile { retry_denied }, quiet, json).await
         }
         Command::Refresh(args) => refresh::refresh(args, quiet, json).await,
         Command::Export(args) => export::export(args, quiet, json).await,
@@ -115,14 +112,11 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             named.extend(args.html.iter().map(|html| Role::new("--html", html)));
             named.extend(args.xlsx.iter().map(|xlsx| Role::new("--xlsx", xlsx)));
             roles::check(&named)?;
-            // A page open in another program (an editor, Excel) is told as the other outputs are.
             if let Some(html) = &args.html {
-                crate::results::report::execute(&args.results, html)
-                    .map_err(ResultsError::or_open_elsewhere)?;
+                crate::results::report::execute(&args.results, html)?;
             }
             if let Some(xlsx) = &args.xlsx {
-                crate::results::workbook::write(&args.results, xlsx)
-                    .map_err(ResultsError::or_open_elsewhere)?;
+                crate::results::workbook::write(&args.results, xlsx)?;
             }
             Ok(ExitCode::Success)
         }
@@ -133,7 +127,8 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             let mut command = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut command, "pc-qualify", &mut script);
-            std::io::stdout().write_all(&script).map_err(stdout_error)?;
+            let written = std::io::stdout().write_all(&script);
+            written.map_err(|e| ResultsError::piped_io("-", e))?;
             Ok(ExitCode::Success)
         }
     }
@@ -154,16 +149,4 @@ fn check_roles(
     named.extend(service.metrics.iter().map(|m| Role::new("--metrics", m)));
     named.extend(service.config.iter().map(|c| Role::new("--config", c)));
     Ok(roles::check(&named)?)
-}
-
-/// A failed write to standard output; its reader going away is [`ResultsError::BrokenPipe`],
-/// which `main` ends quietly with 0.
-fn stdout_error(e: std::io::Error) -> ResultsError {
-    match e.kind() {
-        std::io::ErrorKind::BrokenPipe => ResultsError::BrokenPipe,
-        _ => ResultsError::OutputIo {
-            path: "-".into(),
-            source: e,
-        },
-    }
 }

@@ -10,7 +10,7 @@ pub(super) async fn refresh(
 ) -> Result<ExitCode, CliError> {
     check_roles(Some(&args.input), &args.output, None, &args.service)?;
     // Rows of the earlier results file: the bar counts them as they are written.
-    let (session, config, credentials) =
+    let (mut session, config, credentials) =
         Session::open("refresh", &args.service, quiet, Counting::Rows).await?;
     let result = crate::engine::refresh::execute(crate::engine::refresh::RefreshJob {
         context: session.context(&args.output, args.force, config),
@@ -18,6 +18,6 @@ pub(super) async fn refresh(
         credentials,
     })
     .await;
-    let ended = session.end(result).await?;
-    Ok(ended.finish(quiet, json, &args))
+    let report = session.end(result).await?;
+    Ok(session.finish(&report, quiet, json, &args))
 }

@@ -44,11 +44,11 @@ pub(super) async fn work(
         credentials,
     })
     .await;
-    let ended = session.end(result).await?;
-    if let Some(error) = &ended.report.input_error {
+    let report = session.end(result).await?;
+    if let Some(error) = &report.input_error {
         tracing::error!("{error}");
     }
-    Ok(ended.finish(quiet, json, &args))
+    Ok(session.finish(&report, quiet, json, &args))
 }
 
 /// The in-process simulator a `--sandbox` run holds (dropping it stops the simulator).
@@ -76,9 +76,9 @@ pub(super) async fn credentials(
         return Ok((None, credentials));
     }
     #[cfg(not(feature = "sandbox"))]
-    return Err(CliError::Sandbox(
+    return Err(JobError::Config(
         "this pc-qualify was built without the `sandbox` feature; rebuild with default features for --sandbox".into(),
-    ));
+    ).into());
     // The sandbox plays the cloud asked for, so `--cloud china --sandbox` checks China's resource.
     #[cfg(feature = "sandbox")]
     {

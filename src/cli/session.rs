@@ -6,8 +6,12 @@ use super::*;
 
 /// A working command's surroundings, from its start to its metrics file.
 pub(super) struct Session {
-    /// What outlives the job: the metrics file still to write, and the pacer.
-    closing: Closing,
+    /// The metrics' `command` label.
+    command: &'static str,
+    metrics: Option<PathBuf>,
+    started: std::time::SystemTime,
+    throttle: Arc<Throttle>,
+    /// Held until [`Session::end`], which stops it.
     sandbox: Option<Sandbox>,
     signals: tokio::task::JoinHandle<()>,
     /// The progress bar, cleared before anything else is printed.
@@ -29,12 +33,10 @@ impl Session {
     ) -> Session {
         let stop = Stop::default();
         Session {
-            closing: Closing {
-                command,
-                metrics: service.metrics.clone(),
-                started: std::time::SystemTime::now(),
-                throttle: Arc::new(Throttle::new(config.rate, config.burst)),
-            },
+            command,
+            metrics: service.metrics.clone(),
+            started: std::time::SystemTime::now(),
+            throttle: Arc::new(Throttle::new(config.rate, config.burst)),
             sandbox,
             signals: tokio::spawn(forward_signals(stop.clone())),
             progress: None,
@@ -60,7 +62,7 @@ impl Session {
 
     /// Draws the progress bar (when `show`) over this session's counters and pacer.
     pub(super) fn show_progress(&mut self, show: bool, total: Option<u64>, counting: Counting) {
-        let throttle = self.closing.throttle.clone();
+        let throttle = self.throttle.clone();
         let paused: progress::PausedFn = Arc::new(move || progress::Pace {
             paused: throttle.is_paused(),
             rate: throttle.current_rate(),
@@ -82,7 +84,7 @@ impl Session {
             force,
             config,
             stats: self.stats.clone(),
-            throttle: self.closing.throttle.clone(),
+            throttle: self.throttle.clone(),
             stop: self.stop.clone(),
             fatal: Arc::new(crate::partner_center::fatal::FatalStop::new(
                 self.stop.clone(),
@@ -93,74 +95,48 @@ impl Session {
     /// Stops the signal handler and the sandbox once the job has returned; on an error, a
     /// nightly job that could not start still tells the scheduler it failed (metrics file).
     pub(super) async fn end<T>(
-        self,
+        &mut self,
         result: Result<T, impl Into<CliError>>,
-    ) -> Result<Ended<T>, CliError> {
+    ) -> Result<T, CliError> {
         // The bar goes before anything else is printed, or the summary would tear it.
-        if let Some(progress) = self.progress {
+        if let Some(progress) = self.progress.take() {
             progress.finish();
         }
         self.signals.abort();
-        if let Some(handle) = self.sandbox {
+        if let Some(handle) = self.sandbox.take() {
             handle.shutdown().await;
         }
         match result {
-            Ok(report) => Ok(Ended {
-                closing: self.closing,
-                report,
-            }),
+            Ok(report) => Ok(report),
             Err(err) => {
-                self.closing.write_metrics(&Stats::default(), false, 0);
+                self.write_metrics(&Stats::default(), false, 0);
                 Err(err.into())
             }
         }
     }
-}
 
-/// What is left of a session once its job has returned: the metrics file still to write.
-struct Closing {
-    /// The metrics' `command` label.
-    command: &'static str,
-    metrics: Option<PathBuf>,
-    started: std::time::SystemTime,
-    throttle: Arc<Throttle>,
-}
-
-/// A job's report with what is left of its session.
-pub(super) struct Ended<T> {
-    closing: Closing,
-    /// What the job reported.
-    pub(super) report: T,
-}
-
-impl<T> Ended<T> {
-    /// The one end-of-run path of every job: the JSON event, the metrics file, the summary, and
-    /// the exit code from the one mapping.
-    pub(super) fn finish(
+    /// The one end-of-run path of every job, once [`Session::end`] has its report: the JSON
+    /// event, the metrics file, the summary, and the exit code from the one mapping.
+    pub(super) fn finish<R: JobReport>(
         &self,
+        report: &R,
         quiet: bool,
         json: bool,
-        summary: &impl Summary<Report = T>,
-    ) -> ExitCode
-    where
-        T: JobReport,
-    {
-        let code = crate::cli::error::job_exit_code(&self.report);
-        let ending = self.report.ending();
-        let rate = self.closing.throttle.figures();
+        summary: &impl Summary<Report = R>,
+    ) -> ExitCode {
+        let code = crate::cli::error::job_exit_code(report);
+        let ending = report.ending();
+        let rate = self.throttle.figures();
         if json {
-            summary.event(&self.report, rate.as_ref());
+            summary.event(report, rate.as_ref());
         }
-        self.closing
-            .write_metrics(&ending.stats, code == ExitCode::Success, ending.pauses);
+        self.write_metrics(&ending.stats, code == ExitCode::Success, ending.pauses);
         if !quiet {
-            eprint!("{}", summary.text(&self.report, rate.as_ref()));
+            eprint!("{}", summary.text(report, rate.as_ref()));
         }
         code
     }
-}
 
-impl Closing {
     /// Writes the Prometheus textfile, when one was asked for; a failed run keeps the last
     /// success time of the previous file. A write failure is logged as an error but does not
     /// change the run's exit code: the rows were processed, and a stale textfile is what the

@@ -1,6 +1,7 @@
 //! `pc-qualify simulate`: the stand-in for Partner Center, served until interrupted.
 
 use super::*;
+use std::time::Duration;
 
 /// `pc-qualify simulate`: serve until interrupted.
 pub(super) async fn simulate(args: SimulateArgs) -> Result<ExitCode, CliError> {

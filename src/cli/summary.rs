@@ -23,7 +23,7 @@ macro_rules! finished_event {
 }
 
 /// How one job's report is told: the summary on standard error and the JSON "finished" event.
-/// One trait, so every command ends through [`Ended::finish`](super::session::Ended::finish);
+/// One trait, so every command ends through [`Session::finish`];
 /// implemented by each command's flags, which name the files the summary speaks of.
 pub(super) trait Summary {
     /// The report it tells.
@@ -106,15 +106,12 @@ impl Summary for RunArgs {
         if let Some(pace) = pace.filter(|_| stats.requests() > 0) {
             let _ = writeln!(text, "  {}", rate_line(pace));
         }
-        if let (Some(p50), Some(p95)) = (stats.latency_quantile(0.5), stats.latency_quantile(0.95))
-        {
-            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let ms = |q| stats.latency_quantile(q).map(|d| d.as_secs_f64() * 1000.0);
+        if let (Some(p50), Some(p95)) = (ms(0.5), ms(0.95)) {
+            let max = stats.latency_max().as_secs_f64() * 1000.0;
             let _ = writeln!(
                 text,
-                "  latency: p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms",
-                ms(p50),
-                ms(p95),
-                ms(stats.latency_max())
+                "  latency: p50 {p50:.1} ms, p95 {p95:.1} ms, max {max:.1} ms"
             );
         }
         if report.token_file_failed {
@@ -233,11 +230,9 @@ impl Summary for ExportArgs {
         let stats = &report.ending.stats;
         let secs = report.ending.elapsed.as_secs_f64();
         let rate = per_second(report.customers, secs);
-        let mut text = String::new();
         let carried = carried(report.carried_over, "export");
-        let _ = writeln!(
-            text,
-            "pc-qualify: exported {} customers{carried} ({} rows, {} list page{}) in {secs:.1}s ({rate:.1} customers/s); output: {}",
+        let mut text = format!(
+            "pc-qualify: exported {} customers{carried} ({} rows, {} list page{}) in {secs:.1}s ({rate:.1} customers/s); output: {}\n",
             report.customers,
             report.rows,
             report.pages,
@@ -274,15 +269,9 @@ impl Summary for ExportArgs {
             );
         }
         if let Some(error) = &report.list_error {
-            let _ = writeln!(
-                text,
-                "  ERROR: the export is incomplete: {error}{}",
-                if resumable {
-                    "; --resume continues it"
-                } else {
-                    ""
-                }
-            );
+            let more = resumable.then_some("; --resume continues it");
+            let more = more.unwrap_or_default();
+            let _ = writeln!(text, "  ERROR: the export is incomplete: {error}{more}");
         }
         if let Some(cause) = &report.ending.fatal {
             let _ = writeln!(text, "  STOPPED: {cause}");
@@ -328,10 +317,9 @@ fn per_second(count: u64, secs: f64) -> f64 {
 
 /// Where a command wrote, as its summary names it.
 fn destination(output: &str) -> &str {
-    if output == "-" {
-        "standard output"
-    } else {
-        output
+    match output {
+        "-" => "standard output",
+        path => path,
     }
 }
 
@@ -345,18 +333,17 @@ fn carried(rows: u64, what: &str) -> String {
 
 /// The summary's rate line: what the pacer allowed, and how far 429s pushed it.
 fn rate_line(rate: &RateFigures) -> String {
-    let (last, min, max) = match (rate.last, rate.min, rate.max) {
-        (Some(last), Some(min), Some(max)) => (last, min, max),
+    let mode = rate.mode.name();
+    match (rate.last, rate.min, rate.max) {
+        (Some(last), Some(min), Some(max)) if min == max => {
+            format!("rate: {mode}, {last:.1}/s throughout")
+        }
+        (Some(last), Some(min), Some(max)) => {
+            format!("rate: {mode}, ended at {last:.1}/s (lowest {min:.1}/s, highest {max:.1}/s)")
+        }
         // Unlimited and never throttled: nothing was paced.
-        _ => return format!("rate: {}, never throttled", rate.mode.name()),
-    };
-    if min == max {
-        return format!("rate: {}, {last:.1}/s throughout", rate.mode.name());
+        _ => format!("rate: {mode}, never throttled"),
     }
-    format!(
-        "rate: {}, ended at {last:.1}/s (lowest {min:.1}/s, highest {max:.1}/s)",
-        rate.mode.name()
-    )
 }
 
 /// This process's own command line with `--resume` in place of `--force`, quoted for the user's shell.
@@ -376,10 +363,8 @@ fn resume_command_from(args: impl Iterator<Item = String>) -> String {
         .position(|a| a == "run" || a == "reconcile")
         .map_or(args.len().min(2), |i| i + 1);
     args.insert(at, "--resume".to_string());
-    args.iter()
-        .map(|a| shell_quote(a))
-        .collect::<Vec<_>>()
-        .join(" ")
+    let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
+    quoted.join(" ")
 }
 
 /// `arg` quoted for the shell the user has, so a printed hint pastes as it is.
@@ -414,6 +399,7 @@ fn quote(arg: &str, windows: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn run_args(args: &[&str]) -> RunArgs {
         let cli = <Cli as clap::Parser>::try_parse_from(args).expect("valid command line");

@@ -41,6 +41,8 @@ pub(super) fn validate(args: ValidateArgs, quiet: bool, json: bool) -> Result<Ex
         }
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut print =
+        |line: &str| writeln!(out, "{line}").map_err(|e| ResultsError::piped_io("-", e));
     let (mut rows, mut invalid, mut duplicates, mut warnings) = (0u64, 0u64, 0u64, 0u64);
     let mut exclusive = crate::domain::exclusive::ExclusiveCheck::default();
     while let Some(record) = reader.next_record() {
@@ -67,7 +69,7 @@ pub(super) fn validate(args: ValidateArgs, quiet: bool, json: bool) -> Result<Ex
                 format!("row {}: {message}", row.row)
             }
         };
-        writeln!(out, "{line}").map_err(stdout_error)?;
+        print(&line)?;
     }
     let valid = rows - invalid - duplicates;
     if json {
@@ -80,21 +82,17 @@ pub(super) fn validate(args: ValidateArgs, quiet: bool, json: bool) -> Result<Ex
             "validate finished"
         );
     } else if !quiet {
-        writeln!(
-            out,
+        print(&format!(
             "{rows} row(s): {valid} valid, {invalid} invalid, {duplicates} duplicate(s)"
-        )
-        .map_err(stdout_error)?;
+        ))?;
         if warnings > 0 {
             // Warnings are advice, not invalid rows: they do not change the exit code.
-            writeln!(
-                out,
+            print(&format!(
                 "{warnings} warning(s); they do not make rows invalid or change the exit code"
-            )
-            .map_err(stdout_error)?;
+            ))?;
         }
     }
-    out.flush().map_err(stdout_error)?;
+    out.flush().map_err(|e| ResultsError::piped_io("-", e))?;
     Ok(if invalid > 0 {
         ExitCode::RowsFailed
     } else {

@@ -147,15 +147,6 @@ impl ResultsError {
             _ => ResultsError::output_io(path, source),
         }
     }
-
-    /// An [`ResultsError::OutputIo`] read again as [`ResultsError::output_io`] reads it, for
-    /// errors built where the output is written; any other error as it is.
-    pub(crate) fn or_open_elsewhere(self) -> Self {
-        match self {
-            ResultsError::OutputIo { path, source } => ResultsError::output_io(path, source),
-            other => other,
-        }
-    }
 }
 
 /// Whether `err`, met creating, opening or replacing `path`, means another program holds the
