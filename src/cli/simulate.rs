@@ -1,15 +1,18 @@
 //! `pc-qualify simulate`: the stand-in for Partner Center, served until interrupted.
 
 use super::*;
+use crate::domain::atomic;
 use std::time::Duration;
 
 /// `pc-qualify simulate`: serve until interrupted.
 pub(super) async fn simulate(args: SimulateArgs) -> Result<ExitCode, CliError> {
     let args = match args.config.clone() {
         Some(path) => {
-            let text = std::fs::read_to_string(&path).map_err(|source| JobError::ConfigFileIo {
-                path: path.clone(),
-                source,
+            let text = atomic::read_text(&path, atomic::SMALL_FILE).map_err(|source| {
+                JobError::ConfigFileIo {
+                    path: path.clone(),
+                    source,
+                }
             })?;
             let file: SimulateArgs =
                 toml::from_str(&text).map_err(|e| JobError::ConfigFileSyntax {
@@ -40,9 +43,11 @@ pub(super) async fn simulate(args: SimulateArgs) -> Result<ExitCode, CliError> {
         path: &std::path::Path,
         parse: fn(&str) -> Result<T, simulator::SimError>,
     ) -> Result<T, CliError> {
-        let text = std::fs::read_to_string(path).map_err(|source| InputFileError::InputIo {
-            path: path.display().to_string(),
-            source,
+        let text = atomic::read_text(path, atomic::LIST_FILE).map_err(|source| {
+            InputFileError::InputIo {
+                path: path.display().to_string(),
+                source,
+            }
         })?;
         parse(&text).map_err(|source| CliError::SimulatorInput {
             path: path.display().to_string(),
