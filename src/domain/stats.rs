@@ -78,8 +78,12 @@ impl Stats {
     /// Records a finished row's vetting status (rows without one count as `none`).
     pub fn record_vetting(&self, status: Option<&str>) {
         let status = status.filter(|s| !s.is_empty()).unwrap_or("none");
+        // Looked up by `&str` first: a row allocates only for a status not seen before.
         if let Ok(mut counts) = self.vetting.lock() {
-            *counts.entry(status.to_string()).or_default() += 1;
+            match counts.get_mut(status) {
+                Some(n) => *n += 1,
+                None => drop(counts.insert(status.to_string(), 1)),
+            }
         }
     }
 
