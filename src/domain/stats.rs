@@ -82,7 +82,9 @@ impl Stats {
         if let Ok(mut counts) = self.vetting.lock() {
             match counts.get_mut(status) {
                 Some(n) => *n += 1,
-                None => drop(counts.insert(status.to_string(), 1)),
+                None => {
+                    counts.insert(status.to_string(), 1);
+                }
             }
         }
     }

@@ -283,10 +283,12 @@ pub(crate) fn seconds(value: Option<&serde_json::Value>, default: u64) -> u64 {
 
 /// Reads a refresh token file (whitespace trimmed).
 pub fn read_token_file(path: &Path) -> Result<SecretString, PartnerCenterError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PartnerCenterError::TokenFile {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::domain::atomic::read_text(path, crate::domain::atomic::SMALL_FILE).map_err(
+        |source| PartnerCenterError::TokenFile {
+            path: path.to_path_buf(),
+            source,
+        },
+    )?;
     #[cfg(unix)]
     keep_private(path);
     let token = text.trim();

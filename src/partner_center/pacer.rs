@@ -576,8 +576,7 @@ mod tests {
         assert_eq!(pause.until, ms(t0, 4_100));
         // Decided when the pause is over, with every answer that was still on its way.
         let change = p.on_send(ms(t0, 5_000)).expect("a cut");
-        assert!(change.accepted.is_some(), "a decision: {change:?}");
-        let accepted = change.accepted.expect("measured");
+        let accepted = change.accepted.expect("a decision, with what was measured");
         assert!((accepted - 10.0).abs() < 0.01, "{accepted}");
         assert!((change.rate - 10.0 * MARGIN).abs() < 0.01, "{change:?}");
         // The next estimate starts at this 429: 6/s accepted over the next 5 s.
@@ -621,7 +620,10 @@ mod tests {
         while t < hold_end + 1_000 {
             let rate = p.rate().expect("limited");
             for change in drive(&mut p, t0, t, t + 250, rate) {
+                // Growth: no measurement behind it, and higher than the rate it grew from (the
+                // provisional limit of a pause also carries none, but is never a rise).
                 assert_eq!(change.accepted, None, "growth: {change:?}");
+                assert!(change.rate > rate, "growth from {rate}: {change:?}");
             }
             t += 250;
         }

@@ -66,29 +66,39 @@ impl Throttle {
             while let Some(until) = self.pause_end() {
                 tokio::time::sleep_until(until).await;
             }
-            let mut _turn = None;
-            if self.limiter.read().is_ok_and(|l| l.is_some()) {
+            let _turn = if self.limiter.read().is_ok_and(|l| l.is_some()) {
                 // governor wakes every waiter at the same instant and the first to look takes the
                 // cell, so one worker can lose round after round while its row (and its token)
                 // grows old. tokio's mutex is fair: the limiter serves the workers in the order
                 // they asked.
-                _turn = Some(self.queue.lock().await);
+                let turn = self.queue.lock().await;
                 // Read after the turn is ours: a worker queued behind fifteen others must use the
                 // rate in force now, not the one in force when it joined the queue.
                 let limiter = self.limiter.read().map(|l| l.clone()).unwrap_or_default();
                 if let Some(limiter) = limiter {
                     limiter.until_ready().await;
                 }
-            }
-            // A 429 arrived while this worker waited: the cell is forfeit, or every worker
-            // holding one would go out together the moment the pause ends.
-            if self.is_paused() {
+                Some(turn)
+            } else {
+                None
+            };
+            // One look at the pacer per send. A 429 that arrived while this worker waited
+            // forfeits the cell, or every worker holding one would go out together the moment
+            // the pause ends. Otherwise the send is recorded (and a raised rate applied) while
+            // this worker still holds its turn: the new limiter then starts from this very send.
+            let now = Instant::now();
+            let mut change = None;
+            let paused = self.pacer(|p| {
+                let paused = Instant::from_std(p.paused_until()) > now;
+                if !paused {
+                    change = p.on_send(now.into_std());
+                }
+                paused
+            });
+            if paused == Some(true) {
                 continue;
             }
-            // Recorded (and a raised rate applied) while this worker still holds its turn, right
-            // after its cell: the new limiter then starts from this very send.
-            let now = Instant::now().into_std();
-            if let Some(change) = self.pacer(|p| p.on_send(now)).flatten() {
+            if let Some(change) = change {
                 self.apply(change, true);
             }
             return;

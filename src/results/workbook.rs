@@ -143,10 +143,16 @@ impl<'a> RowsSheet<'a> {
             }
             self.widths[at] = self.widths[at].max(cell.chars().count().min(60));
             if COUNTED.contains(&name.as_str()) {
-                let values = self.counts.entry(name.clone()).or_default();
-                // A column of many distinct values (not a status) is not worth a count.
-                if values.len() < 50 || values.contains_key(cell) {
-                    *values.entry(cell.to_string()).or_default() += 1;
+                // Looked up by `&str` first: a name or value is copied once, not once per cell.
+                if !self.counts.contains_key(name) {
+                    self.counts.insert(name.clone(), BTreeMap::new());
+                }
+                let values = self.counts.get_mut(name).expect("inserted above");
+                if let Some(n) = values.get_mut(cell) {
+                    *n += 1;
+                } else if values.len() < 50 {
+                    // A column of many distinct values (not a status) is not worth a count.
+                    values.insert(cell.to_string(), 1);
                 }
             }
             // Numbers as numbers, dates as dates, outcomes coloured; anything that does not
