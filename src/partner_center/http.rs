@@ -147,7 +147,11 @@ pub(crate) fn header_value(id: Uuid) -> HeaderValue {
 /// Makes rustls's ring provider the process default. reqwest is built with `rustls-no-provider`
 /// (no aws-lc C build), so every client in the process needs this first; repeating it is harmless.
 pub fn install_tls_provider() {
-    // `Err` only means a provider is already installed, which is what we want.
+    // `Err` only means a provider is already installed, which is what we want. rustls 0.23.48
+    // deprecates ring's provider for lacking post-quantum key exchange; the provider that has it
+    // (aws-lc-rs) needs a C and assembler build, which a fresh machine with only a Rust
+    // toolchain, and the mingw cross-build for Windows, do not have. ring stays supported in 0.23.
+    #[allow(deprecated)]
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
