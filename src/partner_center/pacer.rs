@@ -16,7 +16,8 @@
 //!   `Retry-After`, and the pool never waits longer than that.
 //! - **Probe up**: after a hold without a 429 the rate grows [`PROBE_FACTOR`]-fold per step until
 //!   the next 429, so a quota that rose is found in seconds. The hold starts at [`HOLD_MIN`] and
-//!   doubles after each 429 that finds no more quota, up to [`HOLD_MAX`] (each probe costs one).
+//!   doubles after each 429 that finds no more quota, up to [`HOLD_MAX`] (each probe costs one);
+//!   after a probe that found more it restarts at [`HOLD_FOUND`], so the next probes come sooner.
 //! - **Settle near it, not below**: a probe's 429 never takes the rate under what held before
 //!   it; if whole steps above that went through ([`PROBE_FOUND`]; not one begun after the refused
 //!   request went out), the last of them is the new figure (a small bucket overflows during the
@@ -61,6 +62,14 @@ const PAUSE_CELLS: f64 = 1.0;
 pub(crate) const HOLD_MIN: Duration = Duration::from_secs(2);
 /// ...doubling after each 429 that finds no more quota, up to this.
 pub(crate) const HOLD_MAX: Duration = Duration::from_secs(12);
+/// The hold after a probe that found more quota, doubling from there like [`HOLD_MIN`], so that
+/// the probes after a find come sooner. A find is how a rise shows, and on a large bucket it is
+/// often only what the bucket saved during a long hold (a 429 corrects it at once): either way
+/// the quota is worth another look soon, and the probes this brings are what caught the model's
+/// rising quota (0.937 to 0.970 of best, median of 24 variations; worst 0.899 to 0.954). 1.0
+/// and 1.2 s took a row over 2 % of 429s in some variation; 1.4 and 1.5 s left the rising
+/// quota's worst variation under 0.95.
+pub(crate) const HOLD_FOUND: Duration = Duration::from_millis(1300);
 /// The accepted rate is measured over at least this span (see [`measure`]).
 const MIN_SPAN: Duration = Duration::from_millis(500);
 /// The floor never goes below this many requests per second...
@@ -328,7 +337,9 @@ impl Pacer {
         }
         // Each probe past an unchanged quota costs a 429: hold longer until one finds more.
         self.hold = (self.hold * 2).min(HOLD_MAX);
-        if rose || self.measured.is_none() || accepted < self.figures.floor {
+        if rose {
+            self.hold = HOLD_FOUND;
+        } else if self.measured.is_none() || accepted < self.figures.floor {
             // (Nothing accepted: a burst of 429s, not the quota.)
             self.hold = HOLD_MIN;
         }
@@ -632,7 +643,7 @@ mod tests {
     }
 
     #[test]
-    fn the_hold_doubles_after_each_probe_that_finds_nothing_and_resets_when_one_does() {
+    fn the_hold_doubles_after_each_probe_that_finds_nothing_and_shortens_when_one_finds_more() {
         let t0 = Instant::now();
         let mut p = auto(10.0, t0);
         let mut holds = Vec::new();
@@ -660,13 +671,19 @@ mod tests {
         let before = p.rate().expect("limited");
         p.on_throttled(ms(t0, t), ms(t0, t + 1_000));
         p.on_send(ms(t0, t + 1_000));
-        assert_eq!(p.hold, HOLD_MIN);
+        assert_eq!(p.hold, HOLD_FOUND);
         // Taken as the quota: the last whole step, not the count since the last event.
         let rate = p.rate().expect("limited");
         assert!(
             (rate - before / PROBE_FACTOR * MARGIN).abs() < 1e-9,
             "{rate}"
         );
+        // A 429 before the next probe corrects the find, and the hold doubles from HOLD_FOUND.
+        let t = t + 1_000;
+        drive(&mut p, t0, t, t + 500, rate);
+        p.on_throttled(ms(t0, t + 500), ms(t0, t + 1_500));
+        p.on_send(ms(t0, t + 1_500));
+        assert_eq!(p.hold, HOLD_FOUND * 2);
     }
 
     #[test]
@@ -810,7 +827,10 @@ mod tests {
             "ended measuring {measured}"
         );
         // A few at the start and at the drop, then one per probe for more quota: every
-        // probe's 429 costs a pause of one request's refill here, not a second.
-        assert!(events <= 14, "{events} 429 events");
+        // probe's 429 costs a pause of one request's refill here, not a second. 17 since
+        // HOLD_FOUND (14 before): here two probes found what the bucket saved during a long
+        // hold rather than more quota, and the shorter holds after those finds brought the
+        // following probes (each an event) sooner.
+        assert!(events <= 17, "{events} 429 events");
     }
 }

@@ -52,6 +52,10 @@ pub(crate) struct Scenario {
     /// Extra latency, uniform in 0..=jitter, drawn from a generator seeded with `seed`.
     pub jitter: Duration,
     pub seed: u64,
+    /// Replaces the pacer's hold after each 429 event (from the first send after its pause to
+    /// the next probe) with this fixed one, for the trade-off test below; `None`: the pacer's
+    /// own holds.
+    pub fixed_hold: Option<Duration>,
 }
 
 /// What the run looked like from the service's side.
@@ -227,7 +231,11 @@ pub(crate) fn run(scenario: &Scenario) -> Outcome {
             queue.pop_front();
             // governor with burst 1: the next cell is one period after this one. A new rate
             // applied right after a send starts one period later too (its burst is spent).
+            let deciding = pacer.pending.is_some();
             pacer.on_send(at(tick));
+            if let (true, None, Some(every)) = (deciding, pacer.pending, scenario.fixed_hold) {
+                pacer.grow_from = at(tick) + every;
+            }
             next_cell = pacer.rate().map(|r| now + 1.0 / r.max(0.01));
             // The service: admission at arrival.
             let sim_now = scenario.offset + now;
@@ -299,6 +307,7 @@ pub(crate) fn shape(
         mode,
         jitter: Duration::ZERO,
         seed: 0,
+        fixed_hold: None,
     }
 }
 
@@ -361,6 +370,7 @@ pub(crate) fn no_quota(mode: RateMode) -> Scenario {
         mode,
         jitter: Duration::ZERO,
         seed: 0,
+        fixed_hold: None,
     }
 }
 
@@ -422,20 +432,32 @@ mod tests {
     const BOUNDS: [(&str, f64, f64, f64); 8] = [
         // Misses the 2 % target: reaches 2.91 %.
         ("drop", 0.95 + MODEL_BIAS, 0.95, 3.0),
-        ("steady", 0.95 + MODEL_BIAS, 0.95, 1.7),
-        // Misses the 0.957 median and 0.95 worst targets: reaches 0.936 (worst 0.908).
-        ("rising", 0.93, 0.9, 2.0),
+        // Reaches 1.80 % (1.64 % before HOLD_FOUND).
+        ("steady", 0.95 + MODEL_BIAS, 0.95, 1.9),
+        // Meets the targets since HOLD_FOUND (0.936, worst 0.908 before it).
+        ("rising", 0.95 + MODEL_BIAS, 0.95, 2.0),
         ("burst3", 0.95 + MODEL_BIAS, 0.95, 1.4),
-        // Misses the 0.957 median and 0.95 worst targets: reaches 0.937 (worst 0.929).
-        ("burst1", 0.93, 0.92, 1.4),
+        // Misses the 0.957 median and 0.95 worst targets: reaches 0.935 (worst 0.927), 1.48 %
+        // (1.32 % before HOLD_FOUND).
+        ("burst1", 0.93, 0.92, 1.5),
         // Misses the 2 % target: reaches 3.69 %.
         ("slow-steady", 0.95 + MODEL_BIAS, 0.95, 3.75),
-        // Misses the 2 % target: reaches 5.84 %. Its worst variation (0.950) sits on the
-        // 0.95 target, held with a little room.
-        ("slow-drop", 0.95 + MODEL_BIAS, 0.945, 5.9),
-        // Misses the 2 % target: reaches 2.91 %.
-        ("early-drop", 0.95 + MODEL_BIAS, 0.95, 3.0),
+        // Misses the 2 % target: reaches 6.54 % (5.84 % before HOLD_FOUND).
+        ("slow-drop", 0.95 + MODEL_BIAS, 0.95, 6.6),
+        // Misses the 2 % target: reaches 3.10 % (2.91 % before HOLD_FOUND).
+        ("early-drop", 0.95 + MODEL_BIAS, 0.95, 3.2),
     ];
+
+    /// Eight variations per shape, or `PCQ_MODEL_VARIATIONS` of them: a rule change is judged
+    /// over more (24) before its figures are quoted, since eight leave a row's worst to one seed.
+    /// The bounds are set for eight; with more, read the printed table (a bound may fail).
+    fn variations() -> u64 {
+        std::env::var("PCQ_MODEL_VARIATIONS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(8)
+            .max(1)
+    }
 
     // Every shape over eight variations (sign-ins of up to 2 s, which move a quota's change
     // against the tool's own timeline; latency; jitter). `cargo test --lib pacer::model --
@@ -446,7 +468,7 @@ mod tests {
         let unlimited = shapes(RateMode::Unlimited);
         for (((name, s), (_, u)), bound) in shapes(AUTO).iter().zip(&unlimited).zip(BOUNDS) {
             assert_eq!(*name, bound.0);
-            let (a, z) = (spread(s, 8), spread(u, 8));
+            let (a, z) = (spread(s, variations()), spread(u, variations()));
             let line = format!(
                 "{name:12} auto {:.3} (worst {:.3}), 429 {:.2} % | rate 0 {:.3} (worst {:.3}), 429 {:.2} %",
                 a.ratio_median, a.ratio_worst, a.throttled_worst,
@@ -458,6 +480,47 @@ mod tests {
             }
         }
         assert!(failed.is_empty(), "{failed:#?}");
+    }
+
+    /// Why issue 23's rising-quota and 2 % targets pull against each other: on a quota that has
+    /// not changed, every probe ends in a 429 (the bucket holds only what the margin saved), so
+    /// the steady quota's 429 share caps how often the pacer may probe, and the time a rise
+    /// waits for the next probe caps the rising quota's ratio. With a fixed hold after each
+    /// 429 instead of the pacer's own, no hold from 2 to 12 s meets both; the pacer's holds
+    /// (short after a find, doubling after probes that find nothing) are the way between. If a
+    /// change ever makes some fixed hold meet both, this fails and docs/throttling.md's account
+    /// of the trade-off is out of date.
+    #[test]
+    fn no_fixed_hold_meets_both_the_steady_429_and_the_rising_time_target() {
+        let all = shapes(AUTO);
+        let shape = |name: &str| all.iter().find(|(n, _)| *n == name).map(|(_, s)| s.clone());
+        let (steady, rising) = (
+            shape("steady").expect("a shape"),
+            shape("rising").expect("a shape"),
+        );
+        for secs in 2..=12 {
+            let every = Some(Duration::from_secs(secs));
+            let s = spread(
+                &Scenario {
+                    fixed_hold: every,
+                    ..steady.clone()
+                },
+                variations(),
+            );
+            let r = spread(
+                &Scenario {
+                    fixed_hold: every,
+                    ..rising.clone()
+                },
+                variations(),
+            );
+            println!(
+                "hold {secs:2} s: steady 429 {:.2} % | rising {:.3} (worst {:.3}), 429 {:.2} %",
+                s.throttled_worst, r.ratio_median, r.ratio_worst, r.throttled_worst
+            );
+            let both = s.throttled_worst <= 2.0 && r.ratio_median >= 0.95 + MODEL_BIAS;
+            assert!(!both, "a fixed hold of {secs} s meets both");
+        }
     }
 
     #[test]
