@@ -50,17 +50,17 @@ pub struct Worker {
 
 impl Worker {
     /// Processes one row to its results row; never fails (failures are outcomes).
-    pub async fn process(&self, work: Work) -> ResultRow {
+    pub async fn process(&self, work: &Work) -> ResultRow {
         let started = Instant::now();
-        let Work { row, request_id } = work;
-        let mut result = base_row(&row);
+        let (row, request_id) = (&work.row, work.request_id);
+        let mut result = base_row(row);
         match (&self.client, self.mode) {
             (Some(client), Mode::Reconcile { retry_denied }) => {
-                self.reconcile(client, &row, request_id, retry_denied, &mut result)
+                self.reconcile(client, row, request_id, retry_denied, &mut result)
                     .await
             }
             (Some(client), Mode::Run) if !self.dry_run => {
-                self.create(client, &row, request_id, &mut result).await
+                self.create(client, row, request_id, &mut result).await
             }
             _ => result.outcome = Some(Outcome::Planned),
         }

@@ -214,12 +214,13 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
     let (fed, written) = run_pool(&context, sink, feed, move |work: Work| {
         let (worker, internal_errors) = (worker.clone(), counter.clone());
         async move {
-            let skeleton = ResultRow {
-                request_id: Some(work.request_id),
-                ..crate::engine::decide::base_row(&work.row)
-            };
-            crate::engine::unwind::catch(worker.process(work), |message| {
+            // The fallback row is built only after a panic, from the work the worker borrowed.
+            crate::engine::unwind::catch(worker.process(&work), |message| {
                 internal_errors.fetch_add(1, Ordering::Relaxed);
+                let skeleton = ResultRow {
+                    request_id: Some(work.request_id),
+                    ..crate::engine::decide::base_row(&work.row)
+                };
                 failed_internally(skeleton, &message)
             })
             .await

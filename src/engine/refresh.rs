@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::domain::model::{CustomerId, Qualification, ResultRow};
+use crate::domain::model::{CustomerId, Qualification, QualificationRecord, ResultRow};
 use crate::engine::decide::{log_row, read_list, read_record, set_vetting};
 use crate::engine::pool::{run_pool, Feeder, ResultsSink};
 use crate::engine::{Ending, JobContext, JobError};
@@ -76,16 +76,25 @@ pub async fn execute(job: RefreshJob) -> Result<RefreshReport, JobError> {
         move |row| {
             let (client, read, unread) = (client.clone(), counters.0.clone(), counters.1.clone());
             async move {
-                // A bug keeps the row as it was, with the panic noted, rather than losing it.
-                let mut kept = row.clone();
-                let (row, ok) =
-                    crate::engine::unwind::catch(refresh_row(&client, row), |message| {
-                        kept.error_message = Some(api::sanitize(&format!(
-                            "refresh: internal error (please report it): {message}"
-                        )));
-                        (kept, false)
-                    })
-                    .await;
+                // The lookup only borrows the row, so a bug keeps the row as it was, with the
+                // panic noted, rather than losing it (and no copy is made for that case).
+                let mut row = row;
+                let looked = crate::engine::unwind::catch(look_up(&client, &row), |message| {
+                    Err(api::sanitize(&format!(
+                        "refresh: internal error (please report it): {message}"
+                    )))
+                })
+                .await;
+                let ok = match looked {
+                    Ok(record) => {
+                        set_vetting(&mut row, record);
+                        true
+                    }
+                    Err(reason) => {
+                        row.error_message = Some(reason);
+                        false
+                    }
+                };
                 log_row(&row);
                 if ok { &read } else { &unread }.fetch_add(1, Ordering::Relaxed);
                 row
@@ -151,26 +160,22 @@ async fn feed_rows(
     Ok(Some(fed))
 }
 
-/// Re-reads one row's vetting state; on failure the old values stay and the error is noted.
-async fn refresh_row(client: &Client, mut row: ResultRow) -> (ResultRow, bool) {
+/// Re-reads one row's vetting record; the error, as the results cell will say it, when it cannot
+/// (the caller then keeps the old values and notes the error).
+async fn look_up(client: &Client, row: &ResultRow) -> Result<QualificationRecord, String> {
     let (Some(customer), Ok(qualification)) = (
         CustomerId::parse(&row.customer_id),
         Qualification::parse(&row.qualification),
     ) else {
-        row.error_message = Some("refresh: customer_id or qualification does not parse".into());
-        return (row, false);
+        return Err("refresh: customer_id or qualification does not parse".into());
     };
     let reason = match read_record(&read_list(client, customer).await, qualification) {
-        Ok(Some(record)) => {
-            set_vetting(&mut row, record);
-            return (row, true);
-        }
+        Ok(Some(record)) => return Ok(record),
         Ok(None) => format!(
             "the customer's list no longer shows {}",
             qualification.as_str()
         ),
         Err(reason) => format!("vetting status not read: {reason}"),
     };
-    row.error_message = Some(format!("refresh: {reason}"));
-    (row, false)
+    Err(format!("refresh: {reason}"))
 }

@@ -1,7 +1,7 @@
 //! The pacing decision: which request rate to allow next, and how long the pool pauses after a
-//! 429, from what the service did with the requests already sent. Pure: it is fed events with
-//! their instants (sends, accepted answers, 429s) and answers with the new rate, so it is tested
-//! with explicit times; [`crate::partner_center::throttle::Throttle`] applies its decisions.
+//! 429, from what the service did with the requests already sent. Pure: it is fed events (sends
+//! and 429s with their instants; accepted answers, which are only counted) and answers with the
+//! new rate, so it is tested with explicit times; [`crate::partner_center::throttle::Throttle`] applies its decisions.
 //!
 //! The rules, for every mode:
 //! - **Measure at a 429** (the first of an event; 429s for requests already in flight then are
@@ -238,7 +238,7 @@ impl Pacer {
     }
 
     /// The service answered something other than 429: it accepted the request into its quota.
-    pub fn on_accepted(&mut self, _now: Instant) {
+    pub fn on_accepted(&mut self) {
         self.accepted += 1;
         self.in_flight = self.in_flight.saturating_sub(1);
         self.stale = self.stale.saturating_sub(1);
@@ -460,7 +460,7 @@ mod tests {
         let mut t = from_ms;
         while t < until_ms {
             changes.extend(p.on_send(ms(t0, t)));
-            p.on_accepted(ms(t0, t));
+            p.on_accepted();
             t += gap;
         }
         changes
@@ -525,7 +525,7 @@ mod tests {
         let mut t = from_ms;
         while t < until_ms {
             p.on_send(ms(t0, t));
-            p.on_accepted(ms(t0, t));
+            p.on_accepted();
             t += 100;
         }
         p.on_throttled(ms(t0, until_ms), ms(t0, until_ms + 1_000));
@@ -549,7 +549,7 @@ mod tests {
         let mut p = Pacer::new(RateMode::Fixed(20.0), t0);
         // The validation-code read, then 3 s of checks before the rows start.
         p.on_send(ms(t0, 100));
-        p.on_accepted(ms(t0, 150));
+        p.on_accepted();
         p.begin();
         let change = ten_per_second_then_throttled(&mut p, t0, 3_000, 5_000);
         let accepted = change.accepted.expect("measured");
@@ -576,8 +576,8 @@ mod tests {
         let t0 = Instant::now();
         let mut p = auto(40.0, t0);
         // 10 accepted per second for 4 s, then a 429.
-        for i in 0..40u64 {
-            p.on_accepted(ms(t0, i * 100));
+        for _ in 0..40u64 {
+            p.on_accepted();
         }
         let pause = p
             .on_throttled(ms(t0, 4_000), ms(t0, 5_000))
@@ -591,8 +591,8 @@ mod tests {
         assert!((accepted - 10.0).abs() < 0.01, "{accepted}");
         assert!((change.rate - 10.0 * MARGIN).abs() < 0.01, "{change:?}");
         // The next estimate starts at this 429: 6/s accepted over the next 5 s.
-        for i in 0..30u64 {
-            p.on_accepted(ms(t0, 5_000 + i * 166));
+        for _ in 0..30u64 {
+            p.on_accepted();
         }
         p.on_throttled(ms(t0, 9_000), ms(t0, 10_000));
         let change = p.on_send(ms(t0, 10_000)).expect("a cut");
@@ -606,8 +606,8 @@ mod tests {
     fn nothing_grows_during_the_pause_or_the_hold_then_probing_is_multiplicative() {
         let t0 = Instant::now();
         let mut p = auto(10.0, t0);
-        for i in 0..50u64 {
-            p.on_accepted(ms(t0, i * 100));
+        for _ in 0..50u64 {
+            p.on_accepted();
         }
         let pause = p
             .on_throttled(ms(t0, 5_000), ms(t0, 6_000))
@@ -620,8 +620,8 @@ mod tests {
         assert_eq!(p.on_send(ms(t0, 5_050)), None, "paused");
         let cut = p.on_send(ms(t0, 5_100)).expect("cut").rate;
         // Both answered: only the workers' own sends are in flight from here.
-        p.on_accepted(ms(t0, 5_100));
-        p.on_accepted(ms(t0, 5_100));
+        p.on_accepted();
+        p.on_accepted();
         assert!((cut - 10.0 * MARGIN).abs() < 0.01);
         // Held for HOLD_MIN, then PROBE_FACTOR-fold steps while the workers use the rate.
         let hold_end = 5_100 + u64::try_from(HOLD_MIN.as_millis()).expect("short");
@@ -806,7 +806,7 @@ mod tests {
                 if tokens >= 1.0 {
                     tokens -= 1.0;
                     served += 1;
-                    p.on_accepted(at);
+                    p.on_accepted();
                 } else {
                     events += 1;
                     let retry = t0 + Duration::from_secs_f64(t + 1.0);

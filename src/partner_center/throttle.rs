@@ -144,7 +144,7 @@ impl Throttle {
 
     /// Records an answer other than 429: the service took the request into its quota.
     pub fn on_accepted(&self) {
-        self.pacer(|p| p.on_accepted(Instant::now().into_std()));
+        self.pacer(Pacer::on_accepted);
     }
 
     /// Records a 429 asking to wait `wait`: the pacer decides whether it starts a pool-wide

@@ -156,9 +156,9 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
             // A panic while reading one customer must not lose its row: it becomes an
             // unread customer, with the panic as its error (and exit code 1).
             let bare = bare_row(&customer);
-            let read = export_customer(&client, customer, qualification);
+            let read = export_customer(&client, &customer, &bare, qualification);
             let rows = crate::engine::unwind::catch(read, |message| CustomerRows {
-                rows: vec![bare],
+                rows: vec![bare.clone()],
                 error: Some(format!("internal error: {message}")),
             })
             .await;
@@ -222,13 +222,14 @@ fn bare_row(customer: &ListedCustomer) -> ExportRow {
     }
 }
 
-/// Reads one customer's qualifications and turns them into its rows.
+/// Reads one customer's qualifications and turns them into its rows, each `bare` with what was
+/// read.
 async fn export_customer(
     client: &Client,
-    customer: ListedCustomer,
+    customer: &ListedCustomer,
+    bare: &ExportRow,
     only: Option<Qualification>,
 ) -> CustomerRows {
-    let bare = bare_row(&customer);
     // The reason ends up in one results cell, so it is rendered to text here.
     let records = match customer.parsed {
         None => Err(format!("customer id {:?} is not a GUID", customer.id)),
@@ -244,7 +245,7 @@ async fn export_customer(
             error: None,
         },
         Err(reason) => CustomerRows {
-            rows: vec![bare],
+            rows: vec![bare.clone()],
             error: Some(reason),
         },
     }
@@ -252,7 +253,7 @@ async fn export_customer(
 
 /// One row per qualification held (only `only`, when given); one bare row when none is.
 fn rows_for(
-    bare: ExportRow,
+    bare: &ExportRow,
     records: Vec<QualificationRecord>,
     only: Option<Qualification>,
 ) -> Vec<ExportRow> {
@@ -279,7 +280,7 @@ fn rows_for(
         })
         .collect();
     if rows.is_empty() {
-        rows.push(bare);
+        rows.push(bare.clone());
     }
     rows
 }
@@ -487,7 +488,7 @@ mod tests {
     #[test]
     fn every_held_qualification_gets_a_row_and_none_gets_one_bare_row() {
         let rows = rows_for(
-            bare(),
+            &bare(),
             vec![
                 record("education", Some("Denied")),
                 record("StateOwnedEntity", None),
@@ -499,9 +500,9 @@ mod tests {
         assert_eq!(names, ["Education", "StateOwnedEntity", "Nonprofit"]);
         assert_eq!(rows[0].vetting_status.as_deref(), Some("Denied"));
         assert!(rows.iter().all(|r| r.company_name == "Name"));
-        assert_eq!(rows_for(bare(), vec![], None), vec![bare()]);
+        assert_eq!(rows_for(&bare(), vec![], None), vec![bare()]);
         assert_eq!(
-            rows_for(bare(), vec![record("None", None)], None),
+            rows_for(&bare(), vec![record("None", None)], None),
             vec![bare()]
         );
     }
@@ -512,10 +513,10 @@ mod tests {
             record("Education", Some("Approved")),
             record("StateOwnedEntity", None),
         ];
-        let rows = rows_for(bare(), held.clone(), Some(Qualification::Education));
+        let rows = rows_for(&bare(), held.clone(), Some(Qualification::Education));
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].qualification, "Education");
-        let rows = rows_for(bare(), held, Some(Qualification::GovernmentCommunityCloud));
+        let rows = rows_for(&bare(), held, Some(Qualification::GovernmentCommunityCloud));
         assert_eq!(rows, vec![bare()]);
     }
 

@@ -193,7 +193,7 @@ pub(crate) fn run(scenario: &Scenario) -> Outcome {
                     wait_s,
                 } if answer <= tick => {
                     if accepted {
-                        pacer.on_accepted(at(tick));
+                        pacer.on_accepted();
                         if rows_left > 0 {
                             rows_left -= 1;
                             *worker = Worker::Queued;
@@ -233,8 +233,8 @@ pub(crate) fn run(scenario: &Scenario) -> Outcome {
             // applied right after a send starts one period later too (its burst is spent).
             let deciding = pacer.pending.is_some();
             pacer.on_send(at(tick));
-            if let (true, None, Some(every)) = (deciding, pacer.pending, scenario.fixed_hold) {
-                pacer.grow_from = at(tick) + every;
+            if let (true, None, Some(hold)) = (deciding, pacer.pending, scenario.fixed_hold) {
+                pacer.grow_from = at(tick) + hold;
             }
             next_cell = pacer.rate().map(|r| now + 1.0 / r.max(0.01));
             // The service: admission at arrival.
@@ -492,28 +492,24 @@ mod tests {
     /// of the trade-off is out of date.
     #[test]
     fn no_fixed_hold_meets_both_the_steady_429_and_the_rising_time_target() {
-        let all = shapes(AUTO);
-        let shape = |name: &str| all.iter().find(|(n, _)| *n == name).map(|(_, s)| s.clone());
-        let (steady, rising) = (
-            shape("steady").expect("a shape"),
-            shape("rising").expect("a shape"),
-        );
+        let rising = shapes(AUTO)
+            .into_iter()
+            .find(|(name, _)| *name == "rising")
+            .map(|(_, s)| s)
+            .expect("a shape");
+        let steady = steady_quota(AUTO);
         for secs in 2..=12 {
-            let every = Some(Duration::from_secs(secs));
-            let s = spread(
-                &Scenario {
-                    fixed_hold: every,
-                    ..steady.clone()
-                },
-                variations(),
-            );
-            let r = spread(
-                &Scenario {
-                    fixed_hold: every,
-                    ..rising.clone()
-                },
-                variations(),
-            );
+            let held = |base: &Scenario| {
+                let fixed_hold = Some(Duration::from_secs(secs));
+                spread(
+                    &Scenario {
+                        fixed_hold,
+                        ..base.clone()
+                    },
+                    variations(),
+                )
+            };
+            let (s, r) = (held(&steady), held(&rising));
             println!(
                 "hold {secs:2} s: steady 429 {:.2} % | rising {:.3} (worst {:.3}), 429 {:.2} %",
                 s.throttled_worst, r.ratio_median, r.ratio_worst, r.throttled_worst
