@@ -3,28 +3,16 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+
+use futures_util::FutureExt;
 
 /// Runs `future` to completion; a panic while polling it (a bug) becomes `on_panic` of the
-/// text the panic was raised with, so the row is reported instead of lost.
+/// text the panic was raised with, so the row is reported instead of lost. The future is not
+/// polled again after a panic, so no broken invariant is observed (hence `AssertUnwindSafe`).
 pub async fn catch<F: Future>(future: F, on_panic: impl FnOnce(String) -> F::Output) -> F::Output {
-    CatchUnwind(Box::pin(future)).await.unwrap_or_else(on_panic)
-}
-
-struct CatchUnwind<F>(Pin<Box<F>>);
-
-impl<F: Future> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, String>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // The future is not polled again after a panic, so no broken invariant is observed.
-        let inner = self.0.as_mut();
-        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(payload) => Poll::Ready(Err(panic_message(payload.as_ref()))),
-        }
+    match AssertUnwindSafe(future).catch_unwind().await {
+        Ok(value) => value,
+        Err(payload) => on_panic(panic_message(payload.as_ref())),
     }
 }
 
