@@ -12,7 +12,7 @@ use crate::domain::model::{Outcome, ResultRow, Row};
 pub use crate::domain::stop::Stop;
 pub use crate::engine::decide::Mode;
 use crate::engine::decide::{Work, Worker};
-use crate::engine::pool::{append_sink, run_pool, Feeder, ResultsSink};
+use crate::engine::pool::{run_pool, Feeder, ResultsSink};
 use crate::engine::preflight;
 use crate::engine::{Ending, JobContext, JobError};
 use crate::input::source::{off_runtime, InputSource};
@@ -479,7 +479,7 @@ fn open_outputs(
         }
     };
     let writer = if appendable {
-        Ok(ResultsWriter::without_header(append_sink(output_path)?))
+        Ok(ResultsWriter::without_header(output::append(output_path)?))
     } else {
         ResultsWriter::with_header(output::create(output_path, force || resume)?)
     };

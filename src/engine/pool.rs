@@ -12,8 +12,8 @@ use tokio::task::{JoinError, JoinHandle, JoinSet};
 use crate::domain::model::ResultRow;
 use crate::domain::stats::Stats;
 pub(crate) use crate::domain::stop::Stop;
-use crate::engine::{JobContext, JobError};
-use crate::results::output::{self, ResultsWriter};
+use crate::engine::JobContext;
+use crate::results::output::ResultsWriter;
 use crate::results::timeline::Timeline;
 use crate::results::ResultsError;
 
@@ -191,11 +191,4 @@ impl<W: std::io::Write + Send + 'static> RowSink for ResultsSink<W> {
         self.timeline = self.timeline.take().and_then(|t| t.record(self.rows));
         Ok(())
     }
-}
-
-/// The output file `path` opened to add rows after those already in it (`--resume`).
-pub(crate) fn append_sink(path: &str) -> Result<output::Sink, JobError> {
-    let file = std::fs::OpenOptions::new().append(true).open(path);
-    let file = file.map_err(|e| ResultsError::output_io(path, e))?;
-    Ok(output::Sink::File(std::io::BufWriter::new(file)))
 }

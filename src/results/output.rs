@@ -55,6 +55,9 @@ impl Write for Sink {
     }
 }
 
+/// A results file's write buffer: rows are small and many, so a large buffer saves syscalls.
+const BUFFER: usize = 64 * 1024;
+
 /// Why an existing results file is not written.
 const EXISTS: &str = "already exists; pass --force to overwrite it, or --resume to continue it";
 
@@ -109,7 +112,14 @@ pub fn create(path: &str, force: bool) -> Result<Sink, ResultsError> {
         },
         _ => ResultsError::output_io(path, e),
     })?;
-    Ok(Sink::File(BufWriter::with_capacity(64 * 1024, file)))
+    Ok(Sink::File(BufWriter::with_capacity(BUFFER, file)))
+}
+
+/// Opens the results file `path` to add rows after those already in it (`--resume`).
+pub fn append(path: &str) -> Result<Sink, ResultsError> {
+    let file = OpenOptions::new().append(true).open(path);
+    let file = file.map_err(|e| ResultsError::output_io(path, e))?;
+    Ok(Sink::File(BufWriter::with_capacity(BUFFER, file)))
 }
 
 /// As [`create`], for a job that writes its whole results in one go (refresh): the rows go to a
@@ -129,7 +139,7 @@ pub fn replacing(path: &str, force: bool) -> Result<Sink, ResultsError> {
         }
     })?;
     Ok(Sink::Replacing(Replacing(
-        BufWriter::with_capacity(64 * 1024, replacement),
+        BufWriter::with_capacity(BUFFER, replacement),
         force,
     )))
 }

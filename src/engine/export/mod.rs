@@ -18,7 +18,7 @@ use crate::domain::atomic;
 use crate::domain::error::ChainExt as _;
 use crate::domain::model::{CustomerId, Qualification, QualificationRecord};
 use crate::domain::stats::Stats;
-use crate::engine::pool::{append_sink, run_pool, RowSink};
+use crate::engine::pool::{run_pool, RowSink};
 use crate::engine::{Ending, JobContext, JobError};
 use crate::input::InputFileError;
 use crate::partner_center::api;
@@ -113,7 +113,7 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
     };
     let replaces = force && !resume && Path::new(output_path).is_file();
     let writer = if resume && Path::new(output_path).exists() {
-        ExportWriter::without_header(append_sink(output_path)?)
+        ExportWriter::without_header(output::append(output_path)?)
     } else {
         // A forced export over an earlier one writes beside it and replaces it only once
         // complete, so a failed or stopped export leaves the earlier file byte for byte. A first
