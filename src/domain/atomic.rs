@@ -138,7 +138,7 @@ pub(crate) fn link_target(path: &Path) -> PathBuf {
 }
 
 /// The folder `path` is in (`.` for a bare name).
-fn folder(path: &Path) -> &Path {
+pub(crate) fn folder(path: &Path) -> &Path {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),

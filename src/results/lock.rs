@@ -39,22 +39,29 @@ pub(crate) fn side_path(results: &Path, suffix: &str) -> PathBuf {
 }
 
 /// `path` with symlinks and `.`/`..` resolved as far as they exist: the file itself when it
-/// exists, otherwise its folder joined with its name; as typed when neither resolves.
+/// exists, otherwise its folder joined with its name; as typed when neither resolves. A symlink
+/// whose target does not exist yet resolves to that target, as it will once a run has written
+/// through it: otherwise the first run would keep its lock and journal beside the link and the
+/// next ones beside the target, two locks and two journals for one file.
 pub(crate) fn resolve(path: &Path) -> PathBuf {
-    if let Ok(real) = std::fs::canonicalize(path) {
-        return plain(real);
+    let mut path = path.to_path_buf();
+    // As many links as Linux follows (MAXSYMLINKS); a loop of links then resolves as typed.
+    for _ in 0..40 {
+        if let Ok(real) = std::fs::canonicalize(&path) {
+            return plain(real);
+        }
+        match std::fs::read_link(&path) {
+            // A relative target is relative to the link's folder; an absolute one replaces it.
+            Ok(target) => path = crate::domain::atomic::folder(&path).join(target),
+            Err(_) => break,
+        }
     }
-    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return path.to_path_buf();
+    let Some(name) = path.file_name() else {
+        return path;
     };
-    let parent = if parent.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        parent
-    };
-    match std::fs::canonicalize(parent) {
+    match std::fs::canonicalize(crate::domain::atomic::folder(&path)) {
         Ok(dir) => plain(dir).join(name),
-        Err(_) => path.to_path_buf(),
+        Err(_) => path,
     }
 }
 
@@ -247,6 +254,33 @@ mod tests {
         // A stale file of a dead process (no OS lock on it) does not block.
         std::fs::write(lock_path(&results), "4000000").expect("stale");
         let guard = acquire(&results).expect("stale file is taken over");
+        drop(guard);
+    }
+
+    /// Regression: a symlink whose target did not exist yet was resolved to itself, so the run
+    /// that created the target locked and journalled beside the link and every later run beside
+    /// the target: a second run on the target was not refused, and a `--resume` through the
+    /// link missed the journal of the run before it.
+    #[cfg(unix)]
+    #[test]
+    fn a_dangling_symlink_shares_the_lock_of_the_file_it_will_create() {
+        let tmp = tempfile::tempdir().expect("dir");
+        let dir = tmp.path();
+        std::fs::create_dir(dir.join("sub")).expect("sub");
+        let link = dir.join("link.csv");
+        // A relative target, resolved from the link's folder; then a link to that link.
+        std::os::unix::fs::symlink("sub/real.csv", &link).expect("symlink");
+        let chain = dir.join("chain.csv");
+        std::os::unix::fs::symlink(&link, &chain).expect("second symlink");
+        let before = [lock_path(&link), lock_path(&chain)];
+        let guard = acquire(&link).expect("first");
+        std::fs::write(dir.join("sub/real.csv"), "row\n").expect("the run writes its target");
+        let real = dir.join("sub/real.csv");
+        assert_eq!(before, [lock_path(&real), lock_path(&real)]);
+        assert!(
+            acquire(&real).is_err(),
+            "the target is held through the link"
+        );
         drop(guard);
     }
 
