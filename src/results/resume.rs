@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
@@ -117,18 +117,44 @@ impl Appender {
     }
 }
 
+/// The longest journal line read: the tool's own are under 150 bytes (row number, customer id,
+/// qualification, request id).
+const MAX_JOURNAL_LINE: u64 = 1024;
+
 /// Request ids of rows that were posted but never finished, by row number (the last line of a
-/// row wins: it names the call sent last).
+/// row wins: it names the call sent last). The journal is opened as the tool's own side file (a
+/// link, FIFO or device planted in its place is refused, not followed or waited on) and read a
+/// bounded line at a time: `ln -s /dev/zero out.csv.journal` made the reader try to hold one
+/// endless line.
 pub fn read_journal(path: &Path) -> io::Result<HashMap<u64, (Key, Uuid)>> {
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashMap::new()),
-        Err(e) => return Err(e),
-    };
+    let file =
+        match crate::domain::atomic::open_side_file(path, OpenOptions::new().read(true), false) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashMap::new()),
+            Err(e) => return Err(e),
+        };
+    let mut reader = BufReader::new(file);
     let mut entries = HashMap::new();
-    for line in BufReader::new(file).lines() {
-        let line = line?;
-        let [row, customer, qualification, id] = line.split(',').collect::<Vec<_>>()[..] else {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = (&mut reader)
+            .take(MAX_JOURNAL_LINE + 1)
+            .read_until(b'\n', &mut line)?;
+        if read == 0 {
+            break;
+        }
+        if u64::try_from(line.len()).is_ok_and(|n| n > MAX_JOURNAL_LINE) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} holds a line longer than {MAX_JOURNAL_LINE} bytes: it is not a journal pc-qualify wrote",
+                    path.display()
+                ),
+            ));
+        }
+        let text = std::str::from_utf8(line.trim_ascii_end()).unwrap_or_default();
+        let [row, customer, qualification, id] = text.split(',').collect::<Vec<_>>()[..] else {
             // A torn last line from a crash: that row's POST had not started.
             continue;
         };
@@ -312,6 +338,35 @@ mod tests {
             .expect("append");
         let entries = read_journal(&path).expect("read");
         assert_eq!(entries.get(&7), Some(&(row.key(), retry)));
+    }
+
+    /// Regression: the journal was read with `File::open` and `lines()`, following a link planted
+    /// in its place and reading one endless line whole (`ln -s /dev/zero out.csv.journal`
+    /// aborted a resume on a 2 GiB allocation); a FIFO there would have blocked it for good.
+    #[cfg(unix)]
+    #[test]
+    fn a_journal_that_is_a_link_a_fifo_or_one_endless_line_is_refused_unread() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("out.csv.journal");
+        std::os::unix::fs::symlink("/dev/zero", &path).expect("symlink");
+        let err = read_journal(&path).expect_err("a link");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        std::fs::remove_file(&path).expect("remove");
+        let made = std::process::Command::new("mkfifo").arg(&path).status();
+        assert!(made.expect("mkfifo runs").success(), "mkfifo");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let fifo = path.clone();
+        std::thread::spawn(move || tx.send(read_journal(&fifo).map(|e| e.len())));
+        let read = rx.recv_timeout(std::time::Duration::from_secs(10));
+        assert!(
+            matches!(read, Ok(Err(_))),
+            "a FIFO is refused, not waited on"
+        );
+        std::fs::remove_file(&path).expect("remove");
+        // A regular file with no line end in its first megabyte.
+        std::fs::write(&path, vec![b'7'; 1 << 20]).expect("endless line");
+        let err = read_journal(&path).expect_err("not a journal");
+        assert!(err.to_string().contains("not a journal"), "{err}");
     }
 
     /// A file a spreadsheet re-saved (BOM, `;`, CRLF, a column of its own, columns moved) comes
