@@ -84,13 +84,18 @@ async fn a_run_killed_with_sigkill_resumes_to_one_row_per_input_row() {
     kill_and_resume(None).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resume_redoes_failed_and_invalid_rows_only() {
-    let sim = start_sim(SimConfig {
+/// A simulator that answers the first create for customer 2 with a 400.
+async fn sim_refusing_customer_2_once() -> SimHandle {
+    start_sim(SimConfig {
         script: vec![fault(2, status(400, None))],
         ..SimConfig::default()
     })
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_redoes_failed_and_invalid_rows_only() {
+    let sim = sim_refusing_customer_2_once().await;
     let dir = work_dir("fix");
     let good = soe_rows(3);
     dir.write("in.csv", format!("{good}{},Educaton\n", cid(4)));
@@ -113,6 +118,48 @@ async fn resume_redoes_failed_and_invalid_rows_only() {
         "with a new request id"
     );
     assert_eq!(posted[&cid(4)].len(), 1);
+}
+
+/// Regression: a run interrupted after a row failed on an answer keeps its journal, whose last
+/// line for that row names the answered request id; `--resume` sent the row again under that
+/// id, and a service that keys idempotency on it (the simulator does) answered with the same
+/// 400 without acting. An answered id is spent: the resume draws a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_sends_a_row_whose_id_was_answered_under_a_new_id() {
+    let sim = sim_refusing_customer_2_once().await;
+    let dir = work_dir("answered-id");
+    dir.write("in.csv", soe_rows(3));
+    let env = sim_env(&sim);
+    pcq_io("run", &dir, &[])
+        .envs(&env)
+        .run()
+        .await
+        .assert_code(1);
+    // The journal as an interrupted run leaves it: every row posted, with its last request id
+    // (a finished run deletes it).
+    let rows = results_by_row(&dir.join("out.csv"));
+    let journal: String = rows
+        .iter()
+        .map(|r| {
+            let (row, customer) = (&r["row"], &r["customer_id"]);
+            let (qualification, id) = (&r["qualification"], &r["request_id"]);
+            format!("{row},{customer},{qualification},{id}\n")
+        })
+        .collect();
+    dir.write("out.csv.journal", journal);
+    let failed = rows
+        .iter()
+        .find(|r| r["outcome"] == "failed")
+        .expect("row 2 failed");
+    assert_eq!(failed["http_status"], "400");
+    let output = pcq_io("run", &dir, &["--resume"]).envs(&env).run().await;
+    output.assert_code(0);
+    let rows = results_by_row(&dir.join("out.csv"));
+    assert!(rows.iter().all(|r| r["outcome"] == "created"), "{rows:?}");
+    let posted = posts_by_customer(&sim);
+    assert_eq!(posted[&cid(2)].len(), 2, "the failed row is sent again");
+    assert_eq!(posted[&cid(2)][0], failed["request_id"]);
+    assert_ne!(posted[&cid(2)][1], failed["request_id"], "under a new id");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

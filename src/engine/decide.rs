@@ -230,8 +230,16 @@ pub fn describe_call(result: &mut ResultRow, exchange: &Exchange) {
             Some("transport".into()),
             Some(format!("{reason} (after {attempts} attempt(s))")),
         ),
-        Reply::Token(reason) => (None, Some("token".into()), Some(api::sanitize(reason))),
-        Reply::Stopped(reason) => (None, Some("stopped".into()), Some(api::sanitize(reason))),
+        // Ended before a resend: the status is the answer the deciding request id got, if any
+        // (a 429 or 503 it was waiting after), so that `--resume` sees that id is spent.
+        Reply::Token(reason) => {
+            let reason = Some(api::sanitize(reason));
+            (exchange.answered, Some("token".into()), reason)
+        }
+        Reply::Stopped(reason) => {
+            let reason = Some(api::sanitize(reason));
+            (exchange.answered, Some("stopped".into()), reason)
+        }
     };
     (result.http_status, result.error_code) = (status, code);
     // Why the client gave up on an answer it would otherwise retry says more than the answer.
@@ -342,6 +350,31 @@ mod tests {
             vetting_status: status.map(str::to_string),
             ..QualificationRecord::default()
         }
+    }
+
+    /// Regression (with `--resume`): a call stopped while waiting to resend after a 429 left
+    /// `http_status` empty, so a resume took its spent request id for one in doubt and sent it
+    /// again; the row now carries the status that id was answered with.
+    #[test]
+    fn a_call_stopped_after_an_answer_reports_that_answers_status() {
+        let exchange = |reply: Reply, answered: Option<u16>| Exchange {
+            reply,
+            attempts: 1,
+            correlation_id: None,
+            request_id: uuid::Uuid::from_u128(1),
+            answered,
+            note: None,
+        };
+        let mut row = ResultRow::default();
+        let stopped = Reply::Stopped("not sent again: the run was stopped".into());
+        describe_call(&mut row, &exchange(stopped.clone(), Some(429)));
+        assert_eq!(
+            (row.http_status, row.error_code.as_deref()),
+            (Some(429), Some("stopped"))
+        );
+        // Stopped before its first send, or after a send that got no answer: nothing to report.
+        describe_call(&mut row, &exchange(stopped, None));
+        assert_eq!(row.http_status, None);
     }
 
     #[test]

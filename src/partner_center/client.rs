@@ -69,6 +69,10 @@ pub struct Exchange {
     pub correlation_id: Option<Uuid>,
     /// `MS-RequestId` of the last send (the deciding one).
     pub request_id: Uuid,
+    /// The status the service answered `request_id` with, if it did: for a call stopped while
+    /// waiting to resend, the answer it was waiting after (that id is spent, and a `--resume`
+    /// must not send it again; see `results::resume`).
+    pub answered: Option<u16>,
     /// Why the call gave up although the answer itself looks retryable (e.g. a `Retry-After`
     /// past `--max-retry-after`); it replaces the error message in the results.
     pub note: Option<String>,
@@ -176,6 +180,8 @@ struct Sent {
     attempts: u32,
     correlation_id: Option<Uuid>,
     request_id: Uuid,
+    /// The status `request_id` was answered with.
+    answered: Option<u16>,
 }
 
 impl Sent {
@@ -185,6 +191,7 @@ impl Sent {
             attempts: self.attempts,
             correlation_id: self.correlation_id,
             request_id: self.request_id,
+            answered: self.answered,
             note: None,
         }
     }
@@ -286,6 +293,7 @@ impl Client {
             attempts: 0,
             correlation_id: None,
             request_id,
+            answered: None,
         };
         let url = match self.request_url(request) {
             Ok(url) => url,
@@ -328,6 +336,7 @@ impl Client {
             };
             if answered {
                 sent.request_id = new_uuid();
+                sent.answered = None;
                 // On file before it goes out: a crash after this send must find this id.
                 if let Some(Err(reason)) = note.map(|note| note(sent.request_id)) {
                     return sent.end(Reply::Stopped(format!(
@@ -407,6 +416,7 @@ impl Client {
             };
             self.stats.record_answer(status, started.elapsed());
             answered = true;
+            sent.answered = Some(status);
             if status != 429 {
                 // Whatever the answer, the service counted the request against its quota.
                 self.throttle.on_accepted();

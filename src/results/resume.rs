@@ -7,6 +7,8 @@
 //! may have landed unanswered. A row that was in flight when the process died has a journal line
 //! but no results row; on resume it is sent again with that last request id, so the service can
 //! recognise the repeat, and a `409` then means an earlier send had landed (outcome `exists`).
+//! A row whose results row shows its last request id answered (an `http_status`: a failure, or
+//! a 429 the run was stopped after) is sent under a new id: that one is spent.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -174,7 +176,7 @@ pub fn read_journal(path: &Path) -> io::Result<HashMap<u64, (Key, Uuid)>> {
 pub struct ResumeState {
     /// Rows already `created` or `exists`, with their key, which are not sent again.
     pub settled: HashMap<u64, Key>,
-    /// Request ids of rows that were in flight when the earlier run stopped.
+    /// Request ids of rows that were in flight when the earlier run stopped, unanswered.
     pub in_flight: HashMap<u64, (Key, Uuid)>,
 }
 
@@ -249,9 +251,16 @@ pub fn load(output: &str) -> Result<ResumeState, ResultsError> {
     } else {
         None
     };
+    // Rows whose deciding request id got an answer: that id is spent (Microsoft's rule: a new
+    // id after any answer), and a service that keys idempotency on it would answer a resend
+    // with the earlier failure (a 400, or a 429 the run stopped after) without acting.
+    let mut answered = HashMap::new();
     while let Some(next) = reader.as_mut().and_then(|r| r.next_row()) {
         let row = next.map_err(not_results)?;
         let Some(outcome) = row.outcome.filter(Outcome::is_settled) else {
+            if let (Some(_), Some(id)) = (row.http_status, row.request_id) {
+                answered.insert(row.row, id);
+            }
             continue;
         };
         let key = key_of(&row.customer_id, &row.qualification).ok_or_else(|| {
@@ -270,7 +279,7 @@ pub fn load(output: &str) -> Result<ResumeState, ResultsError> {
             source,
         })?
         .into_iter()
-        .filter(|(row, _)| !settled.contains_key(row))
+        .filter(|(row, (_, id))| !settled.contains_key(row) && answered.get(row) != Some(id))
         .collect();
     Ok(ResumeState { settled, in_flight })
 }
