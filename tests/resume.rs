@@ -93,6 +93,20 @@ async fn sim_refusing_customer_2_once() -> SimHandle {
     .await
 }
 
+/// A finished run of three rows in which row 2 failed on that 400 (exit 1).
+async fn a_run_with_row_2_failed(name: &str) -> (SimHandle, TempDir, Vec<(String, String)>) {
+    let sim = sim_refusing_customer_2_once().await;
+    let dir = work_dir(name);
+    dir.write("in.csv", soe_rows(3));
+    let env = sim_env(&sim);
+    pcq_io("run", &dir, &[])
+        .envs(&env)
+        .run()
+        .await
+        .assert_code(1);
+    (sim, dir, env)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_redoes_failed_and_invalid_rows_only() {
     let sim = sim_refusing_customer_2_once().await;
@@ -126,15 +140,7 @@ async fn resume_redoes_failed_and_invalid_rows_only() {
 /// 400 without acting. An answered id is spent: the resume draws a new one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resume_sends_a_row_whose_id_was_answered_under_a_new_id() {
-    let sim = sim_refusing_customer_2_once().await;
-    let dir = work_dir("answered-id");
-    dir.write("in.csv", soe_rows(3));
-    let env = sim_env(&sim);
-    pcq_io("run", &dir, &[])
-        .envs(&env)
-        .run()
-        .await
-        .assert_code(1);
+    let (sim, dir, env) = a_run_with_row_2_failed("answered-id").await;
     // The journal as an interrupted run leaves it: every row posted, with its last request id
     // (a finished run deletes it).
     let rows = results_by_row(&dir.join("out.csv"));
@@ -160,6 +166,31 @@ async fn a_resume_sends_a_row_whose_id_was_answered_under_a_new_id() {
     assert_eq!(posted[&cid(2)].len(), 2, "the failed row is sent again");
     assert_eq!(posted[&cid(2)][0], failed["request_id"]);
     assert_ne!(posted[&cid(2)][1], failed["request_id"], "under a new id");
+}
+
+/// Regression: `run --dry-run --resume` (which opens no journal) and `reconcile --dry-run
+/// --resume` deleted the journal of the interrupted real run they looked at, so the next real
+/// `--resume` posted its in-flight rows under new request ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_resume_keeps_the_journal_of_an_interrupted_run() {
+    let (_sim, dir, env) = a_run_with_row_2_failed("dry-journal").await;
+    // An interrupted run's journal: row 2 in flight under this id.
+    let journal = format!("2,{},StateOwnedEntity,{}\n", cid(2), cid(7));
+    dir.write("out.csv.journal", &journal);
+    for command in ["run", "reconcile"] {
+        let output = pcq_io(command, &dir, &["--dry-run", "--resume"])
+            .envs(&env)
+            .run()
+            .await;
+        output.assert_code(0);
+        // Kept (reconcile's dry run notes the row again, under the same id).
+        let kept = std::fs::read_to_string(dir.join("out.csv.journal")).unwrap_or_default();
+        assert!(!kept.is_empty(), "{command} deleted the journal");
+        assert!(
+            kept.lines().all(|l| l == journal.trim_end()),
+            "{command}: {kept}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

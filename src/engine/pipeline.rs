@@ -165,6 +165,10 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         context.force,
         wants_journal,
     )?;
+    // The journal is this run's to delete at the end only if it wrote one and was not a dry run
+    // resuming a real one (a dry run posts nothing, so the request ids of that real run's rows
+    // in flight are still in doubt). `run --dry-run` opens none.
+    let owns_journal = journal.is_some() && !(dry_run && resume);
     // The workers journal the request ids their retries draw through the same file.
     let appender = journal
         .as_ref()
@@ -242,7 +246,8 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         || context.stats.outcome(Outcome::Failed) > 0
         || context.stats.outcome(Outcome::Invalid) > 0;
     let ending = context.ending(started.elapsed(), incomplete);
-    if !ending.interrupted
+    if owns_journal
+        && !ending.interrupted
         && input_error.is_none()
         && internal_errors == 0
         && ending.fatal.is_none()
