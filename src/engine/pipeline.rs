@@ -149,9 +149,6 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
     } else {
         resume_state
     };
-    if resume {
-        resume::keep_settled(output_path, &context.stats)?;
-    }
     let carried_over = resume_state.settled.len() as u64;
     let journal_path = resume::journal_path(output_path);
     // No journal or timeline beside a device or FIFO either: nothing could read them.
@@ -161,7 +158,7 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
     let (writer, journal) = open_outputs(
         output_path,
         &journal_path,
-        resume,
+        resume.then_some(&*context.stats),
         context.force,
         wants_journal,
     )?;
@@ -461,61 +458,95 @@ fn failed_internally(mut row: ResultRow, message: &str) -> ResultRow {
 /// Opens the results writer and the journal and proves both writable before the first request:
 /// the header is written, flushed and synced, the journal created and synced. A failure leaves
 /// nothing behind that this run created (a results file that a rerun or `--resume` would trip on).
+/// A resume (`resumed`: the stats its carried-over rows are counted in) opens the journal first,
+/// and only then rewrites the results file to its settled rows (`resume::keep_settled`): a resume
+/// that cannot journal fails with the earlier results as they were, failed rows and their request
+/// ids included.
 fn open_outputs(
     output_path: &str,
     journal_path: &Path,
-    resume: bool,
+    resumed: Option<&crate::domain::stats::Stats>,
     force: bool,
     wants_journal: bool,
 ) -> Result<(ResultsWriter<output::Sink>, Option<Journal>), JobError> {
+    let resume = resumed.is_some();
     // Only a regular file may ever be removed: `--output /dev/full` (or a FIFO) must survive a
     // failed start, above all when running as root.
     let regular =
         |path: &Path| std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file());
+    let remove_journal = |created: bool| {
+        if created && regular(journal_path) {
+            let _ = std::fs::remove_file(journal_path);
+        }
+    };
+    let open_journal = || -> Result<Option<(Journal, bool)>, JobError> {
+        if !wants_journal {
+            return Ok(None);
+        }
+        if !resume {
+            // A journal left by an earlier run of another file must not lend its request ids.
+            let _ = std::fs::remove_file(journal_path);
+        }
+        let created = !journal_path.exists();
+        match Journal::open(journal_path).and_then(|journal| journal.sync().map(|()| journal)) {
+            Ok(journal) => Ok(Some((journal, created))),
+            Err(e) => {
+                remove_journal(created);
+                Err(ResultsError::output_io(journal_path.display().to_string(), e).into())
+            }
+        }
+    };
+    // A resume opens its journal before it rewrites the results; a new run opens its results
+    // first (below), so that an earlier run's journal is removed only once they are in place.
+    let mut journal = None;
+    if let Some(stats) = resumed {
+        journal = open_journal()?;
+        if let Err(e) = resume::keep_settled(output_path, stats) {
+            remove_journal(journal.as_ref().is_some_and(|(_, created)| *created));
+            return Err(e.into());
+        }
+    }
+    let created_journal = journal.as_ref().is_some_and(|(_, created)| *created);
     // A 0-byte file (a disk that filled up as an earlier run started) has no header to append to.
     let appendable = resume && std::fs::metadata(output_path).is_ok_and(|m| m.len() > 0);
     let cleanup = |journal_created: bool| {
-        if journal_created && regular(journal_path) {
-            let _ = std::fs::remove_file(journal_path);
-        }
+        remove_journal(journal_created);
         // A resumed file holds the earlier run's rows: never removed.
         if output_path != "-" && !resume && regular(Path::new(output_path)) {
             let _ = std::fs::remove_file(output_path);
         }
     };
-    let writer = if appendable {
-        Ok(ResultsWriter::without_header(output::append(output_path)?))
-    } else {
-        ResultsWriter::with_header(output::create(output_path, force || resume)?)
+    let sink = match appendable {
+        true => output::append(output_path),
+        false => output::create(output_path, force || resume),
     };
-    // Only a file this run created or truncated is removed: a `--force` open that failed
-    // (ETXTBSY, a read-only file, EIO) returned above, leaving the earlier results.
+    // An open that failed (a `--force` on a read-only file, ETXTBSY, EIO) leaves the earlier
+    // results: only a journal this resume created is removed.
+    let sink = sink.inspect_err(|_| remove_journal(created_journal))?;
+    let writer = match appendable {
+        true => Ok(ResultsWriter::without_header(sink)),
+        false => ResultsWriter::with_header(sink),
+    };
+    // Only a file this run created or truncated is removed (never a resumed one).
     let writer = writer.and_then(|mut writer| {
         writer.flush()?;
         writer.sync()?;
         Ok(writer)
     });
     let writer = writer.map_err(|e| {
-        if !appendable {
-            cleanup(false);
-        }
+        cleanup(created_journal);
         ResultsError::output_io(output_path, e)
     })?;
-    if !wants_journal {
-        return Ok((writer, None));
-    }
     if !resume {
-        // A journal left by an earlier run of another file must not lend its request ids.
-        let _ = std::fs::remove_file(journal_path);
+        journal = match open_journal() {
+            Ok(journal) => journal,
+            Err(e) => {
+                cleanup(false);
+                return Err(e);
+            }
+        };
     }
-    let journal_existed = journal_path.exists();
-    match Journal::open(journal_path).and_then(|journal| journal.sync().map(|()| journal)) {
-        Ok(journal) => Ok((writer, Some(journal))),
-        Err(e) => {
-            cleanup(!journal_existed);
-            Err(ResultsError::output_io(journal_path.display().to_string(), e).into())
-        }
-    }
+    Ok((writer, journal.map(|(journal, _)| journal)))
 }
 
 #[cfg(test)]
@@ -584,6 +615,34 @@ mod tests {
         assert_eq!(all.expect("no resume check"), 3);
     }
 
+    /// Regression: a resume rewrote the results file to its settled rows before it opened the
+    /// journal, so a resume that then failed on the journal (unwritable, a link, a full disk)
+    /// exited 2 with the earlier failed rows, and the request ids to quote for them, gone.
+    #[test]
+    fn a_resume_that_cannot_journal_leaves_the_earlier_results_as_they_were() {
+        let dir = tempfile::tempdir().expect("dir");
+        let out = dir.path().join("out.csv");
+        let id = "aaaaaaaa-0000-4000-8000-000000000001";
+        std::fs::write(
+            &out,
+            format!(
+                "row,customer_id,qualification,outcome,http_status,request_id,attempts\n\
+                 1,{id},Education,created,201,,1\n\
+                 2,{id},StateOwnedEntity,failed,400,0e1f2a3b-4c5d-4e7f-8091-a2b3c4d5e6f7,1\n"
+            ),
+        )
+        .expect("earlier results");
+        let before = std::fs::read(&out).expect("read");
+        let out_s = out.to_string_lossy().into_owned();
+        let journal = resume::journal_path(&out_s);
+        // A folder where the journal goes: it cannot be opened for appending, root or not.
+        std::fs::create_dir(&journal).expect("a folder in the journal's place");
+        let stats = crate::domain::stats::Stats::default();
+        let failed = open_outputs(&out_s, &journal, Some(&stats), false, true);
+        assert!(failed.is_err(), "the journal cannot be opened");
+        assert_eq!(std::fs::read(&out).ok(), Some(before));
+    }
+
     #[test]
     fn one_pass_refuses_results_of_another_input() {
         let rows = [(1, GCC), (2, GCC)];
@@ -624,7 +683,7 @@ mod tests {
         if refused {
             let out_s = out.to_string_lossy().into_owned();
             let journal = resume::journal_path(&out_s);
-            let err = open_outputs(&out_s, &journal, false, true, true)
+            let err = open_outputs(&out_s, &journal, None, true, true)
                 .err()
                 .expect("the open fails");
             assert!(
