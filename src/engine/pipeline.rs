@@ -229,8 +229,10 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
     })
     .await;
     let (input_error, example) = match fed {
-        Ok(end) => (end.error, end.example),
-        Err(err) => (Some(format!("input reader stopped: {err}")), None),
+        Some(Ok(end)) => (end.error, end.example),
+        Some(Err(err)) => (Some(format!("input reader stopped: {err}")), None),
+        // Left waiting on standard input after a stop: the stop says why the run ended.
+        None => (None, None),
     };
     // Rows were sent before the results file failed: say so, and how to finish.
     let rows = written.map_err(|err| match err {

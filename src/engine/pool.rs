@@ -32,15 +32,22 @@ impl<T, I> Feeder<T, I> {
     }
 }
 
+/// How long a stopped job waits for its feeder to notice the stop. A feeder that reads a file
+/// notices at its next row; one blocked on standard input or a pipe that sends nothing would
+/// hold the job (and Ctrl-C, which the tool handles itself) until its input ends.
+const FEEDER_GRACE: Duration = Duration::from_secs(1);
+
 /// Runs a job's items on the one engine: `feed` starts the task that fills the channels, the
 /// workers turn each item into what the writer records with `process`, and the writer writes
-/// to `sink`. Returns the feeder's end and, once every item is written, the sink.
+/// to `sink`. Returns the feeder's end and, once every item is written, the sink. The feeder's
+/// end is `None` when, after a stop, it was left waiting on its input past [`FEEDER_GRACE`]:
+/// whatever it had not handed out is not sent, like every row after a stop.
 pub(crate) async fn run_pool<T, S, P, Fut, Out>(
     context: &JobContext,
     mut sink: S,
     feed: impl FnOnce(Feeder<T, S::Item>) -> JoinHandle<Out>,
     process: P,
-) -> (Result<Out, JoinError>, Result<S, ResultsError>)
+) -> (Option<Result<Out, JoinError>>, Result<S, ResultsError>)
 where
     T: Send + 'static,
     S: RowSink,
@@ -60,10 +67,22 @@ where
     // The one writer writes items as they come and flushes whenever the queue runs dry, so a
     // crash loses at most what is still in flight.
     let stats = context.stats.clone();
+    // Told when the feeder is left behind: it still holds a sender, so the writer stops taking
+    // new items itself and ends once those already queued are written.
+    let left_behind = Arc::new(tokio::sync::Notify::new());
+    let closing = left_behind.clone();
     let write = async move {
         let result: std::io::Result<()> = async {
             sink.flush()?;
-            while let Some(first) = result_rx.recv().await {
+            loop {
+                let first = tokio::select! {
+                    first = result_rx.recv() => first,
+                    () = closing.notified() => {
+                        result_rx.close();
+                        result_rx.recv().await
+                    }
+                };
+                let Some(first) = first else { break };
                 // `first` and whatever else is queued, then one flush.
                 let mut next = Some(first);
                 while let Some(item) = next {
@@ -116,7 +135,18 @@ where
     // every worker has stopped, and the writer ends once the last sender is gone.
     drop((work_rx, result_tx, process));
     drain_workers(&mut workers, &context.stop, context.config.shutdown_grace).await;
-    let fed = feeder.await;
+    let mut feeder = feeder;
+    let fed = match context.stop.requested() {
+        false => Some(feeder.await),
+        true => match tokio::time::timeout(FEEDER_GRACE, &mut feeder).await {
+            Ok(fed) => Some(fed),
+            Err(_) => {
+                tracing::debug!("the input reader is still waiting on its input: left behind");
+                left_behind.notify_one();
+                None
+            }
+        },
+    };
     // The writer's end: the sink with what it wrote, or why it stopped (a closed stdout pipe is
     // a quiet stop of its own).
     let written = writer

@@ -102,6 +102,8 @@ pub async fn execute(job: RefreshJob) -> Result<RefreshReport, JobError> {
         },
     )
     .await;
+    // Left behind after a stop (`None`): not every row was read, so nothing is replaced.
+    let fed = fed.unwrap_or(Ok(Ok(None)));
     let fed = fed.map_err(|source| InputFileError::InputTask {
         path: input.clone(),
         what: "the results file's reader stopped",

@@ -175,10 +175,17 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
         }
     })
     .await;
-    let listed = listed.unwrap_or_else(|e| ListEnd {
-        error: Some(format!("the page reader stopped: {e}")),
-        ..ListEnd::default()
-    });
+    let listed = match listed {
+        Some(Ok(listed)) => listed,
+        Some(Err(e)) => ListEnd {
+            error: Some(format!("the page reader stopped: {e}")),
+            ..ListEnd::default()
+        },
+        None => ListEnd {
+            error: Some("stopped while the customer list was being read".into()),
+            ..ListEnd::default()
+        },
+    };
     let ExportSink {
         writer,
         customers,
