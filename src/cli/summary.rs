@@ -376,13 +376,11 @@ pub(super) fn shell_quote(arg: &str) -> String {
 /// quotes, or on Windows double quotes, the one form cmd.exe and PowerShell both read (cmd.exe
 /// passes single quotes through literally). A Windows file name cannot hold `"`; `%` (cmd.exe)
 /// and `$` or a backtick (PowerShell) still expand inside them and no escape reads the same in
-/// both shells, so such an argument is left as the user typed it, quoted.
+/// both shells, so such an argument is left as the user typed it, quoted. PowerShell reads an
+/// unquoted `,` as an array (`schools,2024.csv` becomes two arguments) and a leading `@` as
+/// splatting, so on Windows both are quoted too.
 fn quote(arg: &str, windows: bool) -> String {
-    let safe: &[u8] = if windows {
-        b"-_./\\:,@+="
-    } else {
-        b"-_./=:,@%+"
-    };
+    let safe: &[u8] = if windows { b"-_./\\:+=" } else { b"-_./=:,@%+" };
     let plain = !arg.is_empty()
         && arg
             .bytes()
@@ -531,6 +529,12 @@ mod tests {
             r#""C:\My Files\in.csv""#
         );
         assert_eq!(quote("", true), "\"\"");
+        // Regression: PowerShell split `schools,2024.csv` into two arguments.
+        assert_eq!(
+            quote(r"C:\data\schools,2024.csv", true),
+            r#""C:\data\schools,2024.csv""#
+        );
+        assert_eq!(quote("@in.csv", true), "\"@in.csv\"");
         // The same line on Linux keeps POSIX quoting.
         assert_eq!(quote("my customers.csv", false), "'my customers.csv'");
     }
