@@ -347,8 +347,20 @@ pub enum ResultsRowError {
 /// that is not one (a single huge line) from being read whole in search of its end.
 const MAX_HEADER: u64 = 64 * 1024;
 
-/// Reads an earlier results file row by row, dropping a torn last line (one without its newline,
-/// as a killed writer leaves it). Columns are found by their header names (see
+/// The longest last line without a newline that is read as a row: the tool's rows are under
+/// 2 KiB (service text is cut to 300 characters).
+const MAX_LINE: u64 = 64 * 1024;
+
+/// The most a row may take, read-ahead included: far past any row the tool writes or a
+/// spreadsheet makes of one.
+const MAX_RECORD: u64 = 1024 * 1024;
+
+/// Reads an earlier results file row by row. A last line without its newline is kept when it
+/// is a whole row (a spreadsheet or script may save a file without a final line end; dropping
+/// that row made `report` miss it and `--resume` post it again), and dropped as torn otherwise
+/// (what a killed writer leaves: too few cells, or a cell that does not read). Even a torn row
+/// of the tool's own that reads whole is true to what happened: a row is written only after its
+/// call ended. Columns are found by their header names (see
 /// [`crate::results::schema::COLUMNS`]), and what a spreadsheet does to a file it saves is taken: a `;` or tab
 /// separator (seen in the header line), a UTF-8 byte-order mark, CRLF line ends, quoting, moved
 /// columns, and columns of its own (ignored).
@@ -359,6 +371,8 @@ pub struct ResultsReader {
     line: u64,
     /// The last line of the record read before (the header's at first).
     last_line: u64,
+    /// Where the bytes after the file's last newline start, as the csv reader counts them.
+    tail_from: u64,
 }
 
 /// The results file as the csv reader reads it, noting where the line feeds read so far are
@@ -371,6 +385,9 @@ struct LineFeeds {
     /// Bytes read so far: the offset of `buf[0]` in the next read.
     at: u64,
     feeds: VecDeque<u64>,
+    /// Bytes read since the last record ended: an unclosed quote would otherwise read the rest
+    /// of the file into one record.
+    since_record: u64,
 }
 
 impl LineFeeds {
@@ -391,7 +408,15 @@ impl io::Read for LineFeeds {
             let offset = u64::try_from(offset).unwrap_or(u64::MAX);
             self.feeds.push_back(self.at.saturating_add(offset));
         }
-        self.at = self.at.saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
+        let n64 = u64::try_from(n).unwrap_or(u64::MAX);
+        self.at = self.at.saturating_add(n64);
+        self.since_record = self.since_record.saturating_add(n64);
+        if self.since_record > MAX_RECORD {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("no row ends within {MAX_RECORD} bytes (an unclosed quote?): not a results file as pc-qualify writes it"),
+            ));
+        }
         Ok(n)
     }
 }
@@ -402,10 +427,17 @@ impl ResultsReader {
         use std::io::Read as _;
         let mut file = File::open(path)?;
         let complete = complete_len(&mut file)?;
-        Self::from_reader(io::BufReader::new(file).take(complete))
+        let len = file.metadata()?.len();
+        // A row has no business being longer than this: a last line past it is not read.
+        let tail = len.saturating_sub(complete).min(MAX_LINE);
+        Self::from_reader(io::BufReader::new(file).take(complete + tail), complete)
     }
 
-    fn from_reader(mut reader: impl io::BufRead + Send + 'static) -> Result<Self, ReadError> {
+    /// A reader of `reader`, whose bytes from `complete` on follow the last newline.
+    fn from_reader(
+        mut reader: impl io::BufRead + Send + 'static,
+        complete: u64,
+    ) -> Result<Self, ReadError> {
         use std::io::{BufRead as _, Read as _};
         let mut header = Vec::new();
         (&mut reader)
@@ -414,8 +446,10 @@ impl ResultsReader {
         if !header.ends_with(b"\n") {
             return Err(ReadError::NotResults);
         }
+        let mut tail_from = complete;
         if header.starts_with(b"\xef\xbb\xbf") {
             header.drain(..3);
+            tail_from = tail_from.saturating_sub(3);
         }
         let delimiter = crate::input::source::detect_delimiter(&header);
         if !header.contains(&delimiter) {
@@ -433,6 +467,7 @@ impl ResultsReader {
                 inner,
                 at: 0,
                 feeds: VecDeque::new(),
+                since_record: 0,
             });
         let mut record = csv::ByteRecord::new();
         if let Err(err) = csv.read_byte_record(&mut record) {
@@ -458,6 +493,7 @@ impl ResultsReader {
             layout,
             line: 1,
             last_line: 1,
+            tail_from,
         })
     }
 
@@ -465,12 +501,22 @@ impl ResultsReader {
     /// row someone emptied) is skipped.
     pub fn next_row(&mut self) -> Option<Result<ResultRow, ReadError>> {
         loop {
-            match self.csv.read_byte_record(&mut self.record) {
+            let read = self.csv.read_byte_record(&mut self.record);
+            // The csv reader reads ahead by a buffer at most; the bound is on what one record
+            // (with that) may take.
+            self.csv.get_mut().since_record = 0;
+            match read {
                 Ok(false) => return None,
                 Ok(true) => {
                     self.line = self.record_line();
                     if self.record.iter().all(|cell| cell.trim_ascii().is_empty()) {
                         continue;
+                    }
+                    // A record that ends past the last newline is the line after it (the csv
+                    // reader's start positions sit before the newline that ends the record before).
+                    if self.csv.position().byte() > self.tail_from {
+                        // After the last newline: a whole row, or a torn one (dropped).
+                        return self.layout.read(&self.record).ok().map(Ok);
                     }
                     return Some(self.layout.read(&self.record).map_err(|source| {
                         ReadError::BadRow {
@@ -561,16 +607,59 @@ pub(crate) fn push_text(record: &mut csv::ByteRecord, text: &str) {
 mod tests {
     use super::*;
 
-    /// Reads results held in memory; a torn last line is dropped.
-    fn from_bytes(mut bytes: Vec<u8>) -> Result<ResultsReader, ReadError> {
-        match bytes.iter().rposition(|b| *b == b'\n') {
-            Some(end) => bytes.truncate(end + 1),
-            None => bytes.clear(),
-        }
-        ResultsReader::from_reader(io::Cursor::new(bytes))
+    /// Reads results held in memory, as [`ResultsReader::open`] reads a file.
+    fn from_bytes(bytes: Vec<u8>) -> Result<ResultsReader, ReadError> {
+        let complete = bytes
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |end| end + 1);
+        ResultsReader::from_reader(io::Cursor::new(bytes), complete as u64)
     }
     use crate::domain::error::ChainExt;
     use crate::domain::model::Outcome;
+
+    /// Regression: a last row without its newline (a file saved by a tool that does not end it)
+    /// was dropped as torn, so `report` counted one row fewer and `--resume` posted a created
+    /// row again. A whole row is kept; a torn one (too few cells, a cell that does not read, an
+    /// unclosed quote) is still dropped, with or without a byte-order mark and CRLF.
+    #[test]
+    fn a_whole_last_row_without_its_newline_is_read_and_a_torn_one_dropped() {
+        let id = "aaaaaaaa-0000-4000-8000-000000000001";
+        let outcomes = |text: String| -> Vec<String> {
+            let reader = from_bytes(text.into_bytes()).expect("a results file");
+            let mut reader = reader;
+            std::iter::from_fn(|| reader.next_row())
+                .map(|row| row.expect("reads").outcome.expect("an outcome").to_string())
+                .collect()
+        };
+        for (bom, end) in [("", "\n"), ("\u{feff}", "\r\n")] {
+            let head = format!(
+                "{bom}row,customer_id,qualification,outcome,attempts{end}\
+                 1,{id},Education,created,1{end}2,{id},StateOwnedEntity,failed,3"
+            );
+            assert_eq!(outcomes(format!("{head}{end}")), ["created", "failed"]);
+            assert_eq!(outcomes(head.clone()), ["created", "failed"], "{head:?}");
+            for torn in [",", "1", "2,{id}", "2,{id},StateOwnedEntity,\"fail"] {
+                let text = format!("{head}{end}{}", torn.replace("{id}", id));
+                assert_eq!(outcomes(text), ["created", "failed"], "torn {torn:?}");
+            }
+        }
+    }
+
+    /// Regression: an unclosed quote made one record of the rest of the file, read whole.
+    #[test]
+    fn an_unclosed_quote_fails_the_read_within_a_bound() {
+        let mut text = b"row,customer_id,qualification,outcome\n1,\"".to_vec();
+        text.extend(std::iter::repeat_n(b'x', 3 << 20));
+        text.push(b'\n');
+        let mut reader = from_bytes(text).expect("a results header");
+        let err = reader.next_row().expect("an answer").expect_err("refused");
+        assert!(
+            err.chain().contains("no row ends within"),
+            "{}",
+            err.chain()
+        );
+    }
 
     /// Issue 22: a CRLF file (as spreadsheets save) named its first row "line 1", and blank
     /// lines before a row were not counted.
