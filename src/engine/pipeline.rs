@@ -179,6 +179,7 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         // A dry run of `run` shows the first request it would have sent.
         want_example: dry_run && mode == Mode::Run,
         error: None,
+        journal_error: None,
         last_row: None,
     };
     let started = context.begin();
@@ -228,11 +229,11 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         }
     })
     .await;
-    let (input_error, example) = match fed {
-        Some(Ok(end)) => (end.error, end.example),
-        Some(Err(err)) => (Some(format!("input reader stopped: {err}")), None),
+    let (input_error, example, journal_error) = match fed {
+        Some(Ok(end)) => (end.error, end.example, end.journal_error),
+        Some(Err(err)) => (Some(format!("input reader stopped: {err}")), None, None),
         // Left waiting on standard input after a stop: the stop says why the run ended.
-        None => (None, None),
+        None => (None, None, None),
     };
     // Rows were sent before the results file failed: say so, and how to finish.
     let rows = written.map_err(|err| match err {
@@ -240,6 +241,15 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         other => other,
     });
     let rows = rows?.rows;
+    // Exit 2, the journal kept: --resume finishes the file once the journal can be written.
+    if let Some(source) = journal_error {
+        let path = journal_path.display().to_string();
+        return Err(match rows {
+            0 => ResultsError::OutputIo { path, source },
+            _ => ResultsError::OutputAfterSend { path, source },
+        }
+        .into());
+    }
     let internal_errors = internal_errors.load(Ordering::Relaxed);
     let incomplete = input_error.is_some()
         || context.stats.outcome(Outcome::Failed) > 0
@@ -324,6 +334,8 @@ struct Router {
     want_example: bool,
     /// The input became unreadable part-way.
     error: Option<String>,
+    /// The journal could not be written part-way (an output failure, not the input's).
+    journal_error: Option<std::io::Error>,
     /// The input row number of the last record read, to say where a read error stopped the run.
     last_row: Option<u64>,
 }
@@ -422,12 +434,17 @@ async fn read_rows<R: Read>(
             break;
         }
         // The journal lines of the batch must be on file before its rows can be posted; rows
-        // the journal could not record are not sent.
+        // the journal could not record are not sent. The batch's rejected rows need no journal
+        // line and still get their results rows; the run then ends as when the results file
+        // fails part-way.
         if let Err(e) = router.journal.as_mut().map_or(Ok(()), Journal::commit) {
-            router.error = Some(format!(
-                "could not write the journal, so nothing more is sent: {}",
-                crate::domain::error::chain(&e)
-            ));
+            for route in batch.drain(..) {
+                let Route::Result(row) = route else { continue };
+                if feeder.results.send(row).await.is_err() {
+                    break;
+                }
+            }
+            router.journal_error = Some(e);
             break;
         }
         for route in batch.drain(..) {
@@ -643,6 +660,42 @@ mod tests {
         let failed = open_outputs(&out_s, &journal, Some(&stats), false, true);
         assert!(failed.is_err(), "the journal cannot be opened");
         assert_eq!(std::fs::read(&out).ok(), Some(before));
+    }
+
+    /// Regression: a journal that could not be written part-way was reported as the input's
+    /// error (exit 1, "input FILE: could not write the journal"), and the invalid rows of the
+    /// batch it failed on were dropped with no results row. The rejected rows still go to the
+    /// writer, no valid row is sent, and the failure is the journal's (exit 2, see `execute`).
+    #[tokio::test]
+    async fn a_journal_that_fails_part_way_sends_nothing_and_keeps_the_rejected_rows() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("out.csv.journal");
+        std::fs::write(&path, "").expect("journal");
+        // Opened for reading only: every write fails, root or not.
+        let read_only = std::fs::File::open(&path).expect("open");
+        let router = Router {
+            resume: ResumeState::default(),
+            journal: Some(Journal::from_file(read_only)),
+            example: None,
+            want_example: false,
+            error: None,
+            journal_error: None,
+            last_row: None,
+        };
+        let input = gcc_input(&[(1, GCC), (2, "Educaton"), (3, GCC)]);
+        let (work_tx, work_rx) = async_channel::bounded(8);
+        let (results_tx, mut results_rx) = tokio::sync::mpsc::channel(8);
+        let end = read_rows(input, router, Feeder::on(work_tx, results_tx), 64).await;
+        assert!(end.journal_error.is_some(), "the journal's failure is kept");
+        assert_eq!(end.error, None, "not an input error");
+        assert!(work_rx.try_recv().is_err(), "no valid row is sent");
+        let rejected = results_rx
+            .try_recv()
+            .expect("the invalid row's results row");
+        assert_eq!(
+            (rejected.row, rejected.outcome),
+            (2, Some(Outcome::Invalid))
+        );
     }
 
     #[test]

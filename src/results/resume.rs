@@ -62,6 +62,15 @@ impl Journal {
         })
     }
 
+    /// A journal writing to `file` as it is (tests: a file that refuses writes).
+    #[cfg(test)]
+    pub(crate) fn from_file(file: File) -> Journal {
+        Journal {
+            file,
+            pending: String::new(),
+        }
+    }
+
     /// Notes that `row` will be posted with `request_id` (written by the next [`Journal::commit`]).
     pub fn record(&mut self, row: &Row, request_id: Uuid) {
         push_line(&mut self.pending, row, request_id);
