@@ -74,6 +74,35 @@ async fn a_stop_while_standard_input_is_still_being_read_ends_the_run() {
     assert!(!dir.join("out.csv").exists(), "no results file");
 }
 
+/// Regression: the sign-in did not watch for a stop, and the tool handles Ctrl-C itself, so a
+/// slow token endpoint held a run's Ctrl-C for as long as its token attempts took.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_a_slow_sign_in_ends_the_run_at_once() {
+    let sim = start_sim(SimConfig {
+        token_latency: Duration::from_secs(60),
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = work_dir("slow-sign-in");
+    dir.write("in.csv", soe_rows(2));
+    // Each token attempt gives up after 2 s, so the first one shows in the simulator's log
+    // (a request is logged when its handling ends) while the next ones are still to come.
+    let mut child = pcq_io("run", &dir, &["--timeout", "2"])
+        .envs(&sim_env(&sim))
+        .spawn();
+    child.wait_for_signal_handlers().await;
+    wait_until("a token attempt", || !token_forms(&sim).is_empty()).await;
+    child.signal("INT");
+    let started = std::time::Instant::now();
+    let output = child.finish_within(Duration::from_secs(20)).await;
+    output.assert_code(130);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "ended by the stop"
+    );
+    assert!(posts(&sim).is_empty(), "nothing was sent");
+}
+
 /// Waits up to 20 s for a child that was sent a stop with its standard input still open; kills
 /// it and fails if it is still running then.
 async fn stops_while_standard_input_is_open(child: &mut Running) {

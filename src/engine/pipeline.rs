@@ -105,11 +105,16 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
     }
     // Before anything is read back or sent.
     let _lock = lock_output(output_path, context.force, resume)?;
-    let (client, token_provider) = match credentials {
-        Some(credentials) => Some(context.connect(credentials).await?),
+    // A sign-in (up to three token attempts) and the pre-flight read yield to a stop, like the
+    // input's open above: the tool handles Ctrl-C itself, so nothing else would end them.
+    let connected = match credentials {
+        Some(credentials) => match context.unless_stopped(context.connect(credentials)).await? {
+            Some(connected) => Some(connected),
+            None => return Ok(stopped_before_start(&context)),
+        },
         None => None,
-    }
-    .unzip();
+    };
+    let (client, token_provider) = connected.unzip();
     // Read-only until every check has passed: a refused resume leaves the file as it was.
     let resume_state = if resume {
         resume::load(output_path)?
@@ -121,7 +126,10 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         let client = client.as_deref().ok_or_else(|| {
             JobError::Config("--validation-code auto needs credentials to read the codes".into())
         })?;
-        let code = preflight::validation_code(client, config.validation_org.as_deref()).await?;
+        let code = preflight::validation_code(client, config.validation_org.as_deref());
+        let Some(code) = context.unless_stopped(code).await? else {
+            return Ok(stopped_before_start(&context));
+        };
         reader.set_default_validation_code(Some(code.validation_id.clone()));
         gcc_code = gcc_preflight.then_some(code);
     }

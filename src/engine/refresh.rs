@@ -55,7 +55,16 @@ pub async fn execute(job: RefreshJob) -> Result<RefreshReport, JobError> {
     };
     let reader = ResultsReader::open(Path::new(&input)).map_err(not_results)?;
     let _lock = crate::results::lock::lock_output(output_path, context.force, false)?;
-    let (client, _) = context.connect(credentials).await?;
+    // The sign-in yields to a stop (the tool handles Ctrl-C itself); nothing is written yet.
+    let Some((client, _)) = context.unless_stopped(context.connect(credentials)).await? else {
+        return Ok(RefreshReport {
+            ending: context.ending(std::time::Duration::ZERO, false),
+            rows: 0,
+            read: 0,
+            unread: 0,
+            written: false,
+        });
+    };
     let sink = output::replacing(output_path, context.force)?;
     let writer =
         ResultsWriter::with_header(sink).map_err(|e| ResultsError::output_io(output_path, e))?;
