@@ -193,6 +193,37 @@ async fn a_dry_run_resume_keeps_the_journal_of_an_interrupted_run() {
     }
 }
 
+/// Regression: an invalid row above a valid one for the same customer and qualification was
+/// fixed as the summary advises, and `--resume` posted it again: duplicates were found anew in
+/// the edited file, where the fixed row came first, while the settled row it now duplicated was
+/// skipped. The settled row counts as seen first: the fixed row is its `duplicate`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_row_above_its_settled_duplicate_is_not_posted_again() {
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = work_dir("fixed-dup");
+    let header = "customer_id,qualification,segment";
+    dir.write(
+        "in.csv",
+        format!("{header}\n{0},Education,\n{0},Education,K12\n", cid(1)),
+    );
+    let env = sim_env(&sim);
+    let output = pcq_io("run", &dir, &[]).envs(&env).run().await;
+    output.assert_code(1);
+    dir.write(
+        "in.csv",
+        format!("{header}\n{0},Education,K12\n{0},Education,K12\n", cid(1)),
+    );
+    let output = pcq_io("run", &dir, &["--resume"]).envs(&env).run().await;
+    output.assert_code(0);
+    assert_eq!(posts(&sim).len(), 1, "posted once, by the first run");
+    let rows = results_by_row(&dir.join("out.csv"));
+    let outcomes: Vec<_> = rows
+        .iter()
+        .map(|r| (&r["row"][..], &r["outcome"][..]))
+        .collect();
+    assert_eq!(outcomes, [("1", "duplicate"), ("2", "created")]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_against_another_input_stops_with_exit_2() {
     let sim = start_sim(SimConfig::default()).await;

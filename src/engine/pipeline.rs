@@ -142,7 +142,10 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         };
         let (code, path) = (gcc_code.clone(), input.clone());
         let checked = off_runtime(&input, move || {
-            let reader = source.reader(options)?;
+            let mut reader = source.reader(options)?;
+            if resume {
+                reader.seed_settled(resume_state.settled.iter().map(|(row, key)| (*key, *row)));
+            }
             let rows = precheck(reader, &resume_state, resume, code.as_ref(), &path)?;
             Ok((source, resume_state, rows))
         });
@@ -157,6 +160,9 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
     } else {
         resume_state
     };
+    if resume {
+        reader.seed_settled(resume_state.settled.iter().map(|(row, key)| (*key, *row)));
+    }
     let carried_over = resume_state.settled.len() as u64;
     let journal_path = resume::journal_path(output_path);
     // No journal or timeline beside a device or FIFO either: nothing could read them.

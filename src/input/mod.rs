@@ -387,6 +387,19 @@ impl<R: Read> InputReader<R> {
         self.opts.default_validation_code = code;
     }
 
+    /// Counts an earlier run's settled rows (key and row number) as seen before this input is
+    /// read (`--resume`): a row with the same customer and qualification is then a duplicate of
+    /// the settled one wherever it stands, and the settled row itself reads as valid (the resume
+    /// skips it). Otherwise a fixed invalid row above a settled duplicate became the first
+    /// occurrence and was posted again. Call it before the first record.
+    pub fn seed_settled(&mut self, rows: impl IntoIterator<Item = ((u128, u8), u64)>) {
+        for (key, row) in rows {
+            if self.seen.first_row(key).is_none() {
+                self.seen.insert(key, row);
+            }
+        }
+    }
+
     fn classify(&mut self) -> Record {
         let (record, index) = (&self.source.record, self.index);
         let why = match validate(record, &self.columns, &self.opts, index) {
@@ -395,6 +408,8 @@ impl<R: Read> InputReader<R> {
                     self.seen.insert(row.key(), index);
                     return Record::Valid(row);
                 }
+                // A settled row of the run resumed (`seed_settled`).
+                Some(first) if first == index => return Record::Valid(row),
                 Some(first) => Rejection {
                     outcome: Outcome::Duplicate,
                     code: DUPLICATE,
