@@ -438,11 +438,13 @@ fn positive(flag: &str, value: i64, max: i64) -> Result<i64, JobError> {
     }
 }
 
+/// A flag's seconds, from a millisecond up: `--timeout 1e-12` is above 0 but rounds to a zero
+/// `Duration`, which would fail every attempt at once.
 fn seconds(flag: &str, value: f64) -> Result<Duration, JobError> {
     match Duration::try_from_secs_f64(value) {
-        Ok(duration) if value > 0.0 && value < 1e9 => Ok(duration),
+        Ok(duration) if duration >= Duration::from_millis(1) && value < 1e9 => Ok(duration),
         _ => Err(JobError::Config(format!(
-            "{flag} must be a number of seconds above 0 and below 1e9; got {value}"
+            "{flag} must be a number of seconds from 0.001 up to (not including) 1e9; got {value}"
         ))),
     }
 }
@@ -580,6 +582,19 @@ mod tests {
                 ..Default::default()
             };
             assert!(RunConfig::from_settings(grace).is_err(), "{value}");
+        }
+        // Regression: 1e-12 is above 0 but rounds to a zero timeout, every attempt failing at
+        // once; under a millisecond is refused.
+        for value in [
+            1e20,
+            f64::MAX,
+            f64::INFINITY,
+            f64::NAN,
+            -1.0,
+            1e9,
+            1e-12,
+            1e-4,
+        ] {
             let timeout = Settings {
                 timeout: Some(value),
                 ..Default::default()
