@@ -843,32 +843,96 @@ async fn a_forced_export_stopped_part_way_leaves_the_earlier_export() {
     let dir = work_dir("export-forced-stop");
     let env = sim_env(&sim);
     let out = dir.write("out.csv", "the earlier export\n");
-    let out_s = out.display().to_string();
-    let mut child = pcq(&[
-        "export", "-o", &out_s, "--force", "--rate", "4", "--burst", "1",
-    ])
-    .envs(&env)
-    .spawn();
-    wait_until("a few customers read", || sim.api_requests().len() > 4).await;
-    child.wait_for_signal_handlers().await;
-    child.signal("INT");
-    let output = child.finish().await;
-    let stderr = text(&output.stderr);
-    output.assert_code(130);
-    assert!(stderr.contains("was left as it was"), "{stderr}");
+    let stderr = stop_a_forced_export(&dir, &env, &sim).await;
     assert!(!stderr.contains("--resume"), "nothing to resume: {stderr}");
     assert_eq!(
         std::fs::read_to_string(&out).ok().as_deref(),
         Some("the earlier export\n")
     );
-    let names: Vec<String> = std::fs::read_dir(dir.path())
-        .expect("dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(names, ["out.csv"], "no temp or .unread file left");
+    assert_eq!(names_in(&dir), ["out.csv"], "no temp or .unread file left");
 
     // Complete, it replaces the earlier export.
     let output = export(&dir, &env, &["--rate", "0", "--force"]).await;
     output.assert_code(0);
     assert_eq!(read_export(&dir).len(), 23);
+}
+
+/// A forced export that does not complete leaves the earlier export's `.unread` list as it was,
+/// as it leaves the export: without the list, `--resume` took the earlier unread customers' empty
+/// rows for customers holding nothing. Completed, it puts its own list in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_export_stopped_part_way_keeps_the_earlier_unread_list() {
+    let mut config = listed(23, 5);
+    // Customer 1's first read is refused for good (403 is not retried), customer 23's first two.
+    let refused = || status(403, None);
+    config.script = vec![
+        fault(1, refused()),
+        fault(23, refused()),
+        fault(23, refused()),
+    ];
+    let sim = start_sim(config).await;
+    let dir = work_dir("export-forced-unread");
+    let env = sim_env(&sim);
+    export(&dir, &env, &["--rate", "0"]).await.assert_code(1);
+    let (out, list) = (dir.join("out.csv"), dir.join("out.csv.unread"));
+    let earlier = std::fs::read(&out).expect("export");
+    let earlier_list = std::fs::read_to_string(&list).expect("unread list");
+    let mut listed_ids: Vec<&str> = earlier_list.lines().collect();
+    listed_ids.sort();
+    assert_eq!(listed_ids, [cid(1), cid(23)]);
+
+    // Stopped after a few customers (not 23): nothing of the earlier export changes.
+    stop_a_forced_export(&dir, &env, &sim).await;
+    assert_eq!(std::fs::read(&out).expect("export"), earlier);
+    assert_eq!(
+        std::fs::read_to_string(&list).ok().as_deref(),
+        Some(earlier_list.as_str()),
+        "the earlier export's list of unread customers is kept"
+    );
+    let names = names_in(&dir);
+    assert_eq!(names, ["out.csv", "out.csv.unread"], "no temporary file");
+
+    // Completed (customer 23 refused again), it replaces both: its list names 23 alone.
+    export(&dir, &env, &["--rate", "0", "--force"])
+        .await
+        .assert_code(1);
+    assert_eq!(read_export(&dir).len(), 23);
+    assert_eq!(
+        std::fs::read_to_string(&list).ok(),
+        Some(format!("{}\n", cid(23)))
+    );
+    let names = names_in(&dir);
+    assert_eq!(names, ["out.csv", "out.csv.unread"], "no temporary file");
+}
+
+/// `export --force` over `dir`'s `out.csv`, slow enough (4/s) to be stopped with SIGINT once a
+/// few customers are read; checks that it says the earlier export was left, and returns stderr.
+async fn stop_a_forced_export(dir: &TempDir, env: &[(String, String)], sim: &SimHandle) -> String {
+    let before = sim.api_requests().len();
+    let out = dir.s("out.csv");
+    let args = [
+        "export", "-o", &out, "--force", "--rate", "4", "--burst", "1",
+    ];
+    let mut child = pcq(&args).envs(env).spawn();
+    wait_until("a few customers read", || {
+        sim.api_requests().len() > before + 4
+    })
+    .await;
+    child.wait_for_signal_handlers().await;
+    child.signal("INT");
+    let output = child.finish().await;
+    output.assert_code(130);
+    let stderr = output.stderr();
+    assert!(stderr.contains("was left as it was"), "{stderr}");
+    stderr
+}
+
+/// The names of the files in `dir`, sorted.
+fn names_in(dir: &TempDir) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }

@@ -82,6 +82,42 @@ impl Replacement {
         }
         Ok(())
     }
+
+    /// Copies what has been written so far to `out`, refused past `limit` bytes. It reads through
+    /// the replacement's own handle: a second one would hold up [`commit`] on Windows.
+    ///
+    /// [`commit`]: Replacement::commit
+    pub(crate) fn copy_to(&mut self, out: &mut impl io::Write, limit: u64) -> io::Result<u64> {
+        use io::Seek as _;
+        let file = self.temp.as_file_mut();
+        file.seek(io::SeekFrom::Start(0))?;
+        let copied = copy_bounded(&mut *file, out, limit);
+        // Later writes go on at the end, whether or not the copy succeeded.
+        file.seek(io::SeekFrom::End(0))?;
+        copied
+    }
+}
+
+/// Copies `from` to `out`, refused past `limit` bytes (what was copied by then stays in `out`,
+/// which the caller discards).
+pub(crate) fn copy_bounded(
+    from: impl Read,
+    out: &mut impl io::Write,
+    limit: u64,
+) -> io::Result<u64> {
+    let copied = io::copy(&mut from.take(limit.saturating_add(1)), out)?;
+    if copied > limit {
+        return Err(too_large(limit));
+    }
+    Ok(copied)
+}
+
+/// Why a bounded read stopped: the file is over `limit` bytes.
+fn too_large(limit: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("larger than {limit} bytes"),
+    )
 }
 
 impl io::Write for Replacement {
@@ -236,10 +272,7 @@ pub(crate) fn read_text(path: &Path, limit: u64) -> io::Result<String> {
         .read_to_string(&mut text)?;
     match u64::try_from(text.len()) {
         Ok(n) if n <= limit => Ok(text),
-        _ => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("larger than {limit} bytes"),
-        )),
+        _ => Err(too_large(limit)),
     }
 }
 

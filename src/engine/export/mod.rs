@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::domain::atomic;
+use crate::domain::atomic::{self, Replacement};
 use crate::domain::error::ChainExt as _;
 use crate::domain::model::{CustomerId, Qualification, QualificationRecord};
 use crate::domain::stats::Stats;
@@ -127,12 +127,8 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
     };
     // The customers whose qualifications could not be read, one id a line: their rows look like
     // those of customers holding nothing, so `--resume` needs this list to read them again.
-    // Started empty: a resume has just dropped the earlier ones' rows from the file.
     let unread_log = unread_file.as_ref().map(|path| {
-        let mut options = OpenOptions::new();
-        options.write(true).create(true).truncate(false);
-        let file = crate::domain::atomic::open_side_file(path, &mut options, true);
-        file.map(BufWriter::new)
+        UnreadLog::open(path, replaces)
             .map_err(|e| ResultsError::output_io(path.display().to_string(), e))
     });
     let unread_log = unread_log.transpose()?;
@@ -188,25 +184,29 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
     };
     let ExportSink {
         writer,
+        unread_log,
         customers,
         rows,
-        ..
     } = written?;
     let unread = unread.load(Ordering::Relaxed);
     let ending = context.ending(started.elapsed(), unread > 0 || listed.error.is_some());
     let complete = listed.error.is_none() && !ending.interrupted && ending.fatal.is_none();
     if replaces && complete {
-        writer
-            .into_inner()
-            .and_then(output::Sink::commit)
-            .map_err(|e| ResultsError::output_io(output_path, e))?;
-    }
-    // The earlier export stays: the new one's list of unread customers describes nothing.
-    let kept_earlier = replaces && !complete;
-    if let (Some(path), true) = (&unread_file, unread == 0 || kept_earlier) {
-        // Nothing to read again.
+        commit_forced(
+            writer,
+            unread_log,
+            unread_file.as_deref(),
+            unread,
+            output_path,
+        )?;
+    } else if let (Some(path), false, 0) = (&unread_file, replaces, unread) {
+        // Nothing to read again (the list's handle is closed first: Windows keeps an open file).
+        drop(unread_log);
         let _ = std::fs::remove_file(path);
     }
+    // Not complete, a forced export leaves the earlier export and its list as they were: the new
+    // list (a temporary file) goes with the new export.
+    let kept_earlier = replaces && !complete;
     Ok(ExportReport {
         ending,
         customers,
@@ -292,11 +292,126 @@ fn rows_for(
     rows
 }
 
+/// Puts a forced export that completed in place of the earlier one, and its list of unread
+/// customers in place of the earlier list (or removes that list when it has none).
+///
+/// Two renames cannot be one, so when both exports have a list, the list is first replaced by
+/// the two lists together: whenever the process dies, the export on disk has a list naming at
+/// least its own unread customers. A customer listed needlessly is only read again by
+/// `--resume`; one missing would have its empty row taken for a customer holding nothing.
+fn commit_forced(
+    export: ExportWriter<output::Sink>,
+    list: Option<UnreadLog>,
+    list_path: Option<&Path>,
+    unread: u64,
+    output_path: &str,
+) -> Result<(), JobError> {
+    let list_io = |e| {
+        ResultsError::output_io(
+            list_path.map_or(String::new(), |p| p.display().to_string()),
+            e,
+        )
+    };
+    let mut new_list = match list {
+        Some(UnreadLog::Beside(list)) => {
+            Some(list.into_inner().map_err(|e| list_io(e.into_error()))?)
+        }
+        _ => None,
+    };
+    if let (Some(path), Some(new), true) = (list_path, new_list.as_mut(), unread > 0) {
+        both_lists(path, new).map_err(list_io)?;
+    }
+    export
+        .into_inner()
+        .and_then(output::Sink::commit)
+        .map_err(|e| ResultsError::output_io(output_path, e))?;
+    match (list_path, new_list) {
+        (Some(_), Some(new)) if unread > 0 => new.commit(true).map_err(list_io)?,
+        // Nothing to read again.
+        (Some(path), _) => {
+            let _ = std::fs::remove_file(path);
+        }
+        (None, _) => {}
+    }
+    Ok(())
+}
+
+/// Replaces the earlier list at `path`, if there is one, by itself followed by `new`.
+fn both_lists(path: &Path, new: &mut Replacement) -> std::io::Result<()> {
+    let earlier = match UnreadLog::earlier(path) {
+        Ok(earlier) => earlier,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let mut both = Replacement::new(path, UnreadLog::MODE)?;
+    atomic::copy_bounded(&earlier, &mut both, atomic::LIST_FILE)?;
+    // Closed before the rename over it, as Windows requires.
+    drop(earlier);
+    // A list edited by hand may lack its last line break; an empty line is skipped when read.
+    both.write_all(b"\n")?;
+    new.copy_to(&mut both, atomic::LIST_FILE)?;
+    both.commit(true)
+}
+
+/// Where the customers whose qualifications could not be read are listed as they are met.
+enum UnreadLog {
+    /// The list itself: a first export's, or a resumed one's (started empty: the resume has just
+    /// dropped the earlier unread customers' rows from the file).
+    InPlace(BufWriter<File>),
+    /// A forced export over an earlier one: the new list, in a temporary file beside the earlier
+    /// export's list, which stays as it is unless the new export completes ([`commit_forced`]).
+    Beside(BufWriter<Replacement>),
+}
+
+impl UnreadLog {
+    /// A new list's permission bits (less the umask), as a file created in place gets.
+    const MODE: u32 = 0o666;
+
+    fn open(path: &Path, replaces: bool) -> std::io::Result<UnreadLog> {
+        if !replaces {
+            let mut options = OpenOptions::new();
+            options.write(true).create(true).truncate(false);
+            let file = atomic::open_side_file(path, &mut options, true)?;
+            return Ok(UnreadLog::InPlace(BufWriter::new(file)));
+        }
+        // A link or a FIFO in the earlier list's place is refused now, before anything is read,
+        // as in place; the list is read only once the new export is complete.
+        match UnreadLog::earlier(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let replacement = Replacement::new(path, UnreadLog::MODE)?;
+        Ok(UnreadLog::Beside(BufWriter::new(replacement)))
+    }
+
+    /// The earlier export's list, opened to be read as the tool's own file (no link followed,
+    /// a FIFO refused rather than waited on).
+    fn earlier(path: &Path) -> std::io::Result<File> {
+        atomic::open_side_file(path, OpenOptions::new().read(true), false)
+    }
+}
+
+impl std::io::Write for UnreadLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            UnreadLog::InPlace(file) => file.write(buf),
+            UnreadLog::Beside(replacement) => replacement.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            UnreadLog::InPlace(file) => file.flush(),
+            UnreadLog::Beside(replacement) => replacement.flush(),
+        }
+    }
+}
+
 /// The export file for the one writer task: each customer's rows, with the customers whose
 /// qualifications could not be read listed in the `.unread` file first.
 struct ExportSink {
     writer: ExportWriter<output::Sink>,
-    unread_log: Option<BufWriter<File>>,
+    unread_log: Option<UnreadLog>,
     customers: u64,
     rows: u64,
 }
