@@ -27,6 +27,15 @@ impl<E: std::error::Error + 'static> ChainExt for E {
     }
 }
 
+/// The text a panic was raised with (its payload, as `std::panic::catch_unwind` or a thread's
+/// `join` hands it back).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload.downcast_ref::<&str>().copied();
+    text.or(payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("panic with a non-text payload")
+        .to_string()
+}
+
 /// The documented process exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {

@@ -6,6 +6,8 @@ use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt;
 
+use crate::domain::error::panic_message;
+
 /// Runs `future` to completion; a panic while polling it (a bug) becomes `on_panic` of the
 /// text the panic was raised with, so the row is reported instead of lost. The future is not
 /// polled again after a panic, so no broken invariant is observed (hence `AssertUnwindSafe`).
@@ -14,14 +16,6 @@ pub async fn catch<F: Future>(future: F, on_panic: impl FnOnce(String) -> F::Out
         Ok(value) => value,
         Err(payload) => on_panic(panic_message(payload.as_ref())),
     }
-}
-
-/// The text a panic was raised with.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    let text = payload.downcast_ref::<&str>().copied();
-    text.or(payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("panic with a non-text payload")
-        .to_string()
 }
 
 #[cfg(test)]

@@ -1199,6 +1199,38 @@ mod tests {
         assert!(matches!(e, InputError::Io(_)), "{e}");
     }
 
+    /// A panic in the workbook reader thread (calamine's, on a damaged sheet) was taken for the
+    /// end of the sheet: the rows after it got no results row, and the run could exit 0.
+    #[test]
+    fn a_panic_in_the_workbook_reader_is_a_read_error_not_the_end_of_the_sheet() {
+        let rows = sheet::SheetRows::spawn("Schools".into(), |tx| {
+            let header = ["customer_id", "qualification"];
+            for (row, cells) in [(1, header), (2, [A, "StateOwnedEntity"])] {
+                let cells = cells.map(str::to_string).to_vec();
+                tx.send(Ok((row, cells))).expect("the reader is there");
+            }
+            panic!("calamine: index out of bounds");
+        });
+        let feed = Feed::Sheet(rows.expect("reader thread"));
+        let format = Format::Workbook {
+            kind: sheet::WorkbookKind::Xlsx,
+            sheet: "Schools".into(),
+        };
+        let source = Source::<&[u8]>::with_feed(feed, MAX_RECORD_BYTES);
+        let mut reader = InputReader::start(source, &format, opts()).expect("header");
+        as_valid(&reader.next_record().expect("first").expect("read"));
+        let e = reader
+            .next_record()
+            .expect("an error, not the end")
+            .expect_err("the panic");
+        assert!(matches!(e, InputError::Io(_)), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "read failed: sheet \"Schools\": the workbook reader failed part-way: calamine: index out of bounds"
+        );
+        assert!(reader.next_record().is_none());
+    }
+
     fn header_error_of<R: Read>(reader: R) -> InputError {
         match InputReader::new(reader, opts()) {
             Ok(_) => panic!("expected a header error"),

@@ -78,6 +78,14 @@ pub enum SheetError {
     /// The reader thread could not be started.
     #[error("cannot start the workbook reader: {0}")]
     Thread(#[source] io::Error),
+    /// The reader thread panicked (a bug, in calamine or here) part-way through the sheet.
+    #[error("sheet {sheet:?}: the workbook reader failed part-way: {message}")]
+    Panicked {
+        /// The sheet being read.
+        sheet: String,
+        /// What the panic said.
+        message: String,
+    },
 }
 
 fn quoted(names: &[String]) -> String {
@@ -98,24 +106,61 @@ const MAX_COLUMNS: u32 = 16_384;
 /// Rows handed over in flight at most; enough to keep the reader thread busy.
 const CHANNEL_ROWS: usize = 256;
 
+/// Where a reader thread sends its rows, and a read error last.
+type RowSender = mpsc::SyncSender<io::Result<SheetRow>>;
+
 /// The rows of one sheet, in order, produced by a reader thread.
 pub struct SheetRows {
+    /// The sheet's name, for messages.
+    sheet: String,
     rx: Option<mpsc::Receiver<io::Result<SheetRow>>>,
     thread: Option<JoinHandle<()>>,
+}
+
+impl SheetRows {
+    /// Runs `produce` on a reader thread of its own, which sends the rows of `sheet` (and a read
+    /// error last) through a small bounded channel.
+    pub(super) fn spawn(
+        sheet: String,
+        produce: impl FnOnce(&RowSender) + Send + 'static,
+    ) -> Result<SheetRows, SheetError> {
+        let (tx, rx) = mpsc::sync_channel(CHANNEL_ROWS);
+        let thread = std::thread::Builder::new()
+            .name("pc-qualify-sheet".into())
+            .spawn(move || produce(&tx))
+            .map_err(SheetError::Thread)?;
+        Ok(SheetRows {
+            sheet,
+            rx: Some(rx),
+            thread: Some(thread),
+        })
+    }
 }
 
 impl Iterator for SheetRows {
     type Item = io::Result<SheetRow>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.rx.as_ref()?.recv().ok()
+        if let Ok(row) = self.rx.as_ref()?.recv() {
+            return Some(row);
+        }
+        // The channel closed, so the thread has ended or is unwinding: its rows and any read
+        // error were sent before. A panic is the one end that sent no error, and the rows it
+        // never sent must not pass for the end of the sheet: it becomes the read error, last.
+        self.rx = None;
+        let panicked = self.thread.take()?.join().err()?;
+        Some(Err(io::Error::other(SheetError::Panicked {
+            sheet: self.sheet.clone(),
+            message: crate::domain::error::panic_message(panicked.as_ref()),
+        })))
     }
 }
 
 impl Drop for SheetRows {
     fn drop(&mut self) {
         // Closing the channel first makes the thread's next send fail, so it stops; joining it
-        // means no reader thread outlives the pass that started it.
+        // means no reader thread outlives the pass that started it. A panic found here came after
+        // the consumer stopped reading, so no row it wanted is lost: nothing to report.
         self.rx.take();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -172,23 +217,15 @@ where
                 sheets: names.clone(),
             })?,
     };
-    let (tx, rx) = mpsc::sync_channel(CHANNEL_ROWS);
     let sheet_name = name.clone();
-    let thread = std::thread::Builder::new()
-        .name("pc-qualify-sheet".into())
-        .spawn(move || {
-            if let Err(source) = produce(book, &sheet_name, &tx) {
-                let _ = tx.send(Err(io::Error::other(SheetError::Read {
-                    sheet: sheet_name,
-                    source,
-                })));
-            }
-        })
-        .map_err(SheetError::Thread)?;
-    let rows = SheetRows {
-        rx: Some(rx),
-        thread: Some(thread),
-    };
+    let rows = SheetRows::spawn(name.clone(), move |tx| {
+        if let Err(source) = produce(book, &sheet_name, tx) {
+            let _ = tx.send(Err(io::Error::other(SheetError::Read {
+                sheet: sheet_name,
+                source,
+            })));
+        }
+    })?;
     Ok((name, rows))
 }
 
@@ -199,7 +236,7 @@ struct Closed;
 fn produce<RS: Read + Seek>(
     book: Sheets<RS>,
     name: &str,
-    tx: &mpsc::SyncSender<io::Result<SheetRow>>,
+    tx: &RowSender,
 ) -> Result<(), calamine::Error> {
     let mut row = Row {
         tx,
@@ -241,7 +278,7 @@ fn produce<RS: Read + Seek>(
 
 /// The row being assembled from cells that arrive in row-major order, sent on `tx` once complete.
 struct Row<'a> {
-    tx: &'a mpsc::SyncSender<io::Result<SheetRow>>,
+    tx: &'a RowSender,
     number: Option<u32>,
     cells: Vec<String>,
 }
