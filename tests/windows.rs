@@ -322,6 +322,33 @@ async fn wine_only_an_export_open_in_another_program_is_refused_and_left_unchang
     export(&["--resume"]).run().await.assert_code(0);
 }
 
+/// `Out.csv` and `out.csv` are one file on Windows even before it exists: naming it for the
+/// results and for `--metrics` is refused before anything is sent, as the same spelling is,
+/// rather than the metrics file replacing the results.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wine_only_an_output_and_metrics_differing_only_in_case_are_refused() {
+    if !wine_only() {
+        return;
+    }
+    let sim = start_sim(SimConfig::default()).await;
+    let dir = work_dir("win-case");
+    let input = native(&dir.write("in.csv", soe_rows(2)));
+    let (out, metrics) = (native(&dir.join("Out.csv")), native(&dir.join("out.csv")));
+    let output = pcq(&["run", "-i", &input, "-o", &out, "--metrics", &metrics])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(2);
+    let stderr = output.stderr();
+    assert!(
+        stderr.contains("--output and --metrics name the same file"),
+        "{stderr}"
+    );
+    assert!(posts(&sim).is_empty(), "nothing sent");
+    let names = std::fs::read_dir(dir.path()).expect("dir").count();
+    assert_eq!(names, 1, "only the input is there");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_resume_hint_for_a_path_with_a_space_works_pasted_into_the_shell() {
     let dir = work_dir("win-hint");

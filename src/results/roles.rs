@@ -44,10 +44,16 @@ impl Role {
     }
 }
 
-/// Refuses two roles that are one file: the same path once links and `..` are resolved, or, for
-/// a file that exists, the same file under another name (a hard link, compared by device and
-/// inode, or Windows's file index, through `same-file`). Standard input and output (`-`) and
-/// devices (`/dev/null`, a FIFO) take no part: writing a device twice loses nothing.
+/// Whether the file systems of the platform built for match names regardless of case, as
+/// Windows's (NTFS) and macOS's (APFS, HFS+) do unless formatted otherwise: there `Out.csv` and
+/// `out.csv` are one file even before either exists.
+const CASE_INSENSITIVE: bool = cfg!(any(windows, target_os = "macos"));
+
+/// Refuses two roles that are one file: the same path once links and `..` are resolved (and,
+/// on Windows and macOS, whatever the case of its letters), or, for a file that exists, the same
+/// file under another name (a hard link, compared by device and inode, or Windows's file index,
+/// through `same-file`). Standard input and output (`-`) and devices (`/dev/null`, a FIFO) take
+/// no part: writing a device twice loses nothing.
 pub fn check(roles: &[Role]) -> Result<(), ResultsError> {
     let files: Vec<_> = roles
         .iter()
@@ -55,7 +61,10 @@ pub fn check(roles: &[Role]) -> Result<(), ResultsError> {
         .filter(|role| std::fs::metadata(&role.path).map_or(true, |meta| meta.is_file()))
         .map(|role| {
             let handle = same_file::Handle::from_path(&role.path).ok();
-            (role, resolve(&role.path), handle)
+            // Files that exist are also compared by handle; the folding is what catches two
+            // spellings of a file not created yet, which `resolve` leaves as typed.
+            let path = folded(&resolve(&role.path), CASE_INSENSITIVE);
+            (role, path, handle)
         })
         .collect();
     for (at, (first, path, handle)) in files.iter().enumerate() {
@@ -72,6 +81,27 @@ pub fn check(roles: &[Role]) -> Result<(), ResultsError> {
         }
     }
     Ok(())
+}
+
+/// `path` as a case-insensitive file system compares names, when `case_insensitive`: each
+/// character as its simple (one-character) upper case, as Windows's upcase table maps it (a
+/// character whose upper case is longer, `ß`, stays). Otherwise `path` as it is.
+fn folded(path: &Path, case_insensitive: bool) -> PathBuf {
+    if !case_insensitive {
+        return path.to_path_buf();
+    }
+    // A name that is not Unicode (unpaired UTF-16 surrogates) is compared as it is.
+    let Some(text) = path.to_str() else {
+        return path.to_path_buf();
+    };
+    let upper = |c: char| {
+        let mut upper = c.to_uppercase();
+        match (upper.next(), upper.next()) {
+            (Some(one), None) => one,
+            _ => c,
+        }
+    };
+    PathBuf::from(text.chars().map(upper).collect::<String>())
 }
 
 #[cfg(test)]
@@ -119,6 +149,37 @@ mod tests {
             Role::new("--metrics", "/dev/null"),
         ])
         .expect("a device may serve twice");
+    }
+
+    /// Two spellings of one file that does not exist yet were compared as typed, so on Windows
+    /// and macOS `--output Out.csv --metrics out.csv` passed and the metrics replaced the results.
+    #[test]
+    fn names_differing_only_in_case_fold_together_where_the_file_system_ignores_case() {
+        let (a, b) = (Path::new("C:/Work/Out.csv"), Path::new("c:/work/OUT.CSV"));
+        assert_eq!(folded(a, true), folded(b, true));
+        assert_ne!(folded(a, false), folded(b, false), "Linux tells them apart");
+        assert_eq!(folded(a, false), a);
+        // One character for one: an upper case of two characters (ß → SS) is not taken.
+        assert_eq!(
+            folded(Path::new("Straße.csv"), true),
+            Path::new("STRAßE.CSV")
+        );
+        assert_eq!(
+            folded(Path::new("ÉCOLE.csv"), true),
+            folded(Path::new("école.csv"), true)
+        );
+    }
+
+    #[cfg(any(windows, target_os = "macos"))]
+    #[test]
+    fn two_roles_on_one_file_not_created_yet_are_refused_whatever_the_case() {
+        let dir = tempfile::tempdir().expect("dir");
+        let roles = [
+            Role::new("--output", dir.path().join("Out.csv")),
+            Role::new("--metrics", dir.path().join("out.csv")),
+        ];
+        let err = check(&roles).expect_err("one file on this file system");
+        assert!(err.to_string().contains("--output and --metrics"), "{err}");
     }
 
     #[test]
