@@ -75,32 +75,50 @@ async fn a_stop_while_standard_input_is_still_being_read_ends_the_run() {
 }
 
 /// Regression: the sign-in did not watch for a stop, and the tool handles Ctrl-C itself, so a
-/// slow token endpoint held a run's Ctrl-C for as long as its token attempts took.
+/// slow token endpoint held Ctrl-C (of `run`, `refresh`, `export`) for as long as its token
+/// attempts took.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_during_a_slow_sign_in_ends_the_run_at_once() {
-    let sim = start_sim(SimConfig {
-        token_latency: Duration::from_secs(60),
-        ..SimConfig::default()
-    })
-    .await;
     let dir = work_dir("slow-sign-in");
     dir.write("in.csv", soe_rows(2));
-    // Each token attempt gives up after 2 s, so the first one shows in the simulator's log
-    // (a request is logged when its handling ends) while the next ones are still to come.
-    let mut child = pcq_io("run", &dir, &["--timeout", "2"])
-        .envs(&sim_env(&sim))
-        .spawn();
-    child.wait_for_signal_handlers().await;
-    wait_until("a token attempt", || !token_forms(&sim).is_empty()).await;
-    child.signal("INT");
-    let started = std::time::Instant::now();
-    let output = child.finish_within(Duration::from_secs(20)).await;
-    output.assert_code(130);
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "ended by the stop"
+    let earlier = format!(
+        "row,customer_id,qualification,outcome,attempts\n1,{},StateOwnedEntity,created,1\n",
+        cid(1)
     );
-    assert!(posts(&sim).is_empty(), "nothing was sent");
+    dir.write("earlier.csv", earlier);
+    let (input, earlier, output) = (dir.s("in.csv"), dir.s("earlier.csv"), dir.s("out.csv"));
+    for command in [
+        vec!["run", "-i", &input, "-o", &output],
+        vec!["refresh", "-i", &earlier, "-o", &output],
+        vec!["export", "-o", &output],
+    ] {
+        let sim = start_sim(SimConfig {
+            token_latency: Duration::from_secs(60),
+            ..SimConfig::default()
+        })
+        .await;
+        // Each token attempt gives up after 2 s, so the first one shows in the simulator's log
+        // (a request is logged when its handling ends) while the next ones are still to come.
+        let mut child = pcq(&[&command[..], &["--timeout", "2"]].concat())
+            .envs(&sim_env(&sim))
+            .spawn();
+        child.wait_for_signal_handlers().await;
+        wait_until("a token attempt", || !token_forms(&sim).is_empty()).await;
+        child.signal("INT");
+        let started = std::time::Instant::now();
+        let finished = child.finish_within(Duration::from_secs(20)).await;
+        finished.assert_code(130);
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(20), "{command:?}: {took:?}");
+        assert!(
+            sim.api_requests().is_empty(),
+            "{command:?}: nothing was sent"
+        );
+        assert!(
+            !dir.join("out.csv").exists(),
+            "{command:?}: nothing was written"
+        );
+    }
 }
 
 /// Waits up to 20 s for a child that was sent a stop with its standard input still open; kills

@@ -87,7 +87,13 @@ pub async fn execute(job: ExportJob) -> Result<ExportReport, JobError> {
         ));
     }
     let _lock = crate::results::lock::lock_output(output_path, force, resume)?;
-    let (client, _) = context.connect(credentials).await?;
+    // The sign-in yields to a stop (the tool handles Ctrl-C itself); nothing is written yet.
+    let Some((client, _)) = context.unless_stopped(context.connect(credentials)).await? else {
+        return Ok(ExportReport {
+            ending: context.ending(std::time::Duration::ZERO, false),
+            ..ExportReport::default()
+        });
+    };
     let started = context.begin();
 
     // The first page is read before the output exists: a partner whose list cannot be read
