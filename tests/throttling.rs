@@ -149,6 +149,61 @@ async fn retry_after_is_obeyed_past_max_backoff_and_refused_past_max_retry_after
     );
 }
 
+/// A 429 whose Retry-After is past --max-retry-after fails its row at once, and was never
+/// reported to the pacer: with a 2/s quota answering `Retry-After: 400`, the other workers kept
+/// sending at --rate 10 (15 of 20 rows refused, "pauses 0", the rate 10/s throughout). Every 429
+/// must pause the pool and lower the rate; the pause must not be the service's 400 s either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_past_max_retry_after_still_pauses_the_pool_and_lowers_the_rate() {
+    let sim = start_sim(SimConfig {
+        throttle_rate: 2.0,
+        retry_after_secs: 400,
+        // The first answer too: a pause with nothing measured yet lasts as long as the wait the
+        // pacer is given, which must not be the 400 s no one obeys.
+        script: vec![fault(1, status(429, Some("400")))],
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = work_dir("429-past-max");
+    dir.write("in.csv", soe_rows(20));
+    let started = std::time::Instant::now();
+    let output = pcq_io("run", &dir, &["--rate", "10"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    let stderr = text(&output.stderr);
+    output.assert_code(1);
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "the pool waited on the service's 400 s\n{stderr}"
+    );
+    let rows = results_by_row(&dir.join("out.csv"));
+    assert_eq!(rows.len(), 20);
+    let refused: Vec<_> = rows.iter().filter(|r| r["http_status"] == "429").collect();
+    // Still failed at once, with the service's figure (documented).
+    assert!(!refused.is_empty(), "{stderr}");
+    for row in &refused {
+        assert_eq!(outcome_attempts(row), ("failed", "1"));
+        assert!(row["error_message"].contains("Retry-After: 400"), "{row:?}");
+    }
+    let pauses: u64 = stderr
+        .split("pauses ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no pauses in the summary\n{stderr}"));
+    assert!(pauses >= 1, "no pool pause after a 429\n{stderr}");
+    assert!(
+        stderr.contains("rate: fixed, ended at") && !stderr.contains("lowest 10.0/s"),
+        "the rate was not lowered\n{stderr}"
+    );
+    assert!(
+        refused.len() <= 10,
+        "{} of 20 rows refused: the pool kept sending at full rate\n{stderr}",
+        refused.len()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rate_cap_holds_across_workers() {
     let sim = start_sim(SimConfig::default()).await;

@@ -447,10 +447,23 @@ impl Client {
                     self.stats.record_retry();
                 }
                 Decision::Retry(reason) => {
-                    if let Some(hint) = hint
+                    let too_long = hint
                         .as_ref()
-                        .filter(|h| h.wait > self.policy.max_retry_after)
-                    {
+                        .filter(|h| h.wait > self.policy.max_retry_after);
+                    // A figure past --max-retry-after is not obeyed, by this row or by the pool:
+                    // the pool hears of the 429 with the tool's own backoff, as after a 429
+                    // without the header (a pause with nothing measured lasts the whole wait).
+                    let wait = match too_long {
+                        Some(_) => schedule.next_wait(None),
+                        None => schedule.next_wait(hint.as_ref().map(|h| h.wait)),
+                    };
+                    if status == 429 {
+                        // Every 429, this call's last included: the pool pauses as long as the
+                        // bucket needs (this request waits its Retry-After), the pacer lowers the
+                        // rate, and its count of requests in flight loses this one.
+                        self.throttle.on_throttled(wait);
+                    }
+                    if let Some(hint) = too_long {
                         // An absurd figure (or a service asking for hours): the row fails now
                         // with the service's own number rather than sleeping on it.
                         return Exchange {
@@ -461,11 +474,6 @@ impl Client {
                             )),
                             ..done(answer)
                         };
-                    }
-                    let wait = schedule.next_wait(hint.map(|h| h.wait));
-                    if status == 429 {
-                        // The pool pauses as long as the bucket needs; this request, Retry-After.
-                        self.throttle.on_throttled(wait);
                     }
                     if sent.attempts >= self.policy.max_attempts {
                         if status >= 500 {
