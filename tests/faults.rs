@@ -249,6 +249,36 @@ async fn max_attempts_bounds_the_retries() {
     assert_eq!(posts(&sim).len(), 3);
 }
 
+/// --max-attempts was counted two ways: after an answer against `attempts` (which holds the free
+/// resend after a connection closed unanswered), after none against the budget (which does not).
+/// So `drop` then 503s under --max-attempts 3 made 3 sends, not the documented 4: the free
+/// resend was charged once the answers came.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_attempts_is_one_budget_for_answers_and_failures_alike() {
+    let mut script = vec![fault(1, FaultAction::Drop)];
+    script.extend((0..5).map(|_| fault(1, status(503, None))));
+    let sim = start_sim(SimConfig {
+        script,
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = work_dir("one-budget");
+    dir.write("in.csv", soe_rows(1));
+    let output = pcq_io(
+        "run",
+        &dir,
+        &["--max-attempts", "3", "--max-backoff", "0.05"],
+    )
+    .envs(&sim_env(&sim))
+    .run()
+    .await;
+    output.assert_code(1);
+    let rows = results(&dir.join("out.csv"));
+    // The free resend, then the three sends --max-attempts allows; all four may have landed.
+    assert_eq!(outcome_status_attempts(&rows[0]), ("failed", "503", "4"));
+    assert_eq!(posts(&sim).len(), 4);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_cut_off_mid_body_is_retried_with_the_same_request_id() {
     let sim = start_sim(SimConfig {

@@ -300,7 +300,9 @@ impl Client {
             Err(reason) => return sent.end(Reply::Transport(format!("bad request URL: {reason}"))),
         };
         let mut schedule = Schedule::new(self.policy.initial, self.policy.max_backoff);
-        // Sends weighed against --max-attempts (a connect failure too, not the free resend).
+        // Sends weighed against --max-attempts, as documented: every send, a connect failure
+        // too, but not the free resend. The one count both limits check, after an answer and
+        // after none; `sent.attempts` (what may have reached the service) bounds nothing.
         let mut budget = 0u32;
         let mut reauthenticated = false;
         // One resend per call outside --max-attempts: for a connection the server closed
@@ -475,7 +477,7 @@ impl Client {
                             ..done(answer)
                         };
                     }
-                    if sent.attempts >= self.policy.max_attempts {
+                    if budget >= self.policy.max_attempts {
                         if status >= 500 {
                             self.fatal.call_failed(&format!("HTTP {status}"));
                         }
