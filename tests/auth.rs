@@ -99,6 +99,52 @@ async fn an_access_token_expiring_mid_run_is_renewed_without_failed_rows() {
     );
 }
 
+/// A 429 from the token endpoint (Entra ID throttling an app, with Retry-After) was retried only
+/// as a transport error or 5xx would be, that is not at all: it became a token error and stopped
+/// the whole run (exit 2). It is a wait: the renewal waits out its Retry-After and the run goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_token_request_waits_its_retry_after_instead_of_stopping_the_run() {
+    // The first token is issued; the renewal when it expires mid-run is throttled once.
+    let sim = start_sim(SimConfig {
+        token_ttl: Duration::from_secs(2),
+        token_throttle_after: Some(1),
+        token_throttle_count: Some(1),
+        retry_after_secs: 1,
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = work_dir("token-429");
+    dir.write("in.csv", soe_rows(25));
+    let output = pcq_io("run", &dir, &["--rate", "5", "--concurrency", "2"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    let stderr = text(&output.stderr);
+    output.assert_code(0);
+    let rows = results(&dir.join("out.csv"));
+    assert_eq!(rows.len(), 25);
+    assert!(rows.iter().all(|r| r["outcome"] == "created"), "{stderr}");
+    let tokens: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/oauth2/token"))
+        .collect();
+    let throttled = tokens
+        .iter()
+        .position(|r| r.status == 429)
+        .unwrap_or_else(|| panic!("no token request was throttled\n{stderr}"));
+    let next = tokens
+        .get(throttled + 1)
+        .unwrap_or_else(|| panic!("the throttled token request was not retried\n{stderr}"));
+    assert_eq!(next.status, 200, "{stderr}");
+    // Never before the Retry-After (the answer left a little after `at_ms`).
+    assert!(
+        next.at_ms >= tokens[throttled].at_ms + 950,
+        "retried {} ms after its 429 (Retry-After: 1)",
+        next.at_ms - tokens[throttled].at_ms
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_secret_exits_2_names_the_cause_and_posts_nothing() {
     let sim = start_sim(SimConfig::default()).await;

@@ -474,6 +474,12 @@ pub struct SimulateArgs {
     /// Token endpoint outage: token requests after the first N get 503
     #[arg(long, value_name = "N")]
     pub token_outage_after: Option<u64>,
+    /// Token endpoint throttling: token requests after the first N get 429 with Retry-After (--retry-after)
+    #[arg(long, value_name = "N")]
+    pub token_throttle_after: Option<u64>,
+    /// How many token requests --token-throttle-after throttles [default: all]
+    #[arg(long, value_name = "N", requires = "token_throttle_after")]
+    pub token_throttle_count: Option<u64>,
     /// `expires_in` figure sent with issued tokens instead of --token-ttl (to test absurd values)
     #[arg(long, value_name = "SECS")]
     pub token_expires_in: Option<u64>,
@@ -497,7 +503,8 @@ impl SimulateArgs {
         merged!(
             options: listen latency_ms token_ttl fault_rate throttle_rate throttle_burst
                 retry_after seed preload script vetting_secs deny_rate cloud device_interval
-                answer_shape mfa_after token_outage_after token_expires_in;
+                answer_shape mfa_after token_outage_after token_throttle_after
+                token_throttle_count token_expires_in;
             switches: require_2022 no_record public_client;
             lists: throttle_change device_polls
         )

@@ -85,6 +85,8 @@ pub(super) async fn simulate(args: SimulateArgs) -> Result<ExitCode, CliError> {
     config.answer_shape = args.answer_shape.unwrap_or_default();
     config.mfa_after = args.mfa_after;
     config.token_outage_after = args.token_outage_after;
+    config.token_throttle_after = args.token_throttle_after;
+    config.token_throttle_count = args.token_throttle_count;
     config.token_expires_in = args.token_expires_in;
     let listen = args
         .listen

@@ -79,6 +79,9 @@ pub struct TokenProvider {
     generation: AtomicU64,
     redemptions: AtomicU64,
     token_file_failed: AtomicBool,
+    /// The longest `Retry-After` of a throttled token request that is waited out
+    /// (`--max-retry-after`, at most [`TOKEN_MAX_RETRY_AFTER`]); a longer one fails the request.
+    max_retry_after: Duration,
 }
 
 /// A token endpoint's answer (v1 or v2.0; `login` reads it too): a token, or an OAuth error.
@@ -103,8 +106,9 @@ pub(crate) fn env_text(name: &str) -> Option<String> {
 }
 
 impl TokenProvider {
-    /// A provider over `credentials`, calling the authority through `http`.
-    pub fn new(http: reqwest::Client, credentials: Credentials) -> Self {
+    /// A provider over `credentials`, calling the authority through `http`; a throttled token
+    /// request waits out a `Retry-After` of up to `max_retry_after`.
+    pub fn new(http: reqwest::Client, credentials: Credentials, max_retry_after: Duration) -> Self {
         let (current, refresh) = match &credentials {
             Credentials::Static(token) => (
                 Some(Arc::new(AccessToken::new(token.clone(), None, 0))),
@@ -120,6 +124,7 @@ impl TokenProvider {
             generation: AtomicU64::new(0),
             redemptions: AtomicU64::new(0),
             token_file_failed: AtomicBool::new(false),
+            max_retry_after: max_retry_after.min(TOKEN_MAX_RETRY_AFTER),
         }
     }
 
@@ -215,19 +220,43 @@ impl TokenProvider {
         let mut attempt = 0;
         let (status, body) = loop {
             attempt += 1;
-            match post_form(&self.http, &url, &form).await {
-                Ok((status, _)) if status >= 500 && attempt < 3 => {}
-                Ok(answer) => break answer,
+            let wait = match post_form(&self.http, &url, &form).await {
+                // Entra ID throttles an app that asks too often (or is overloaded) with 429 and a
+                // Retry-After: a wait, not a refusal of the credentials, so it is retried within
+                // the same tries, after the figure it asks for.
+                Ok(answer) if answer.status == 429 && attempt < TOKEN_TRIES => {
+                    match answer.retry_after {
+                        Some(hint) if hint.wait > self.max_retry_after => {
+                            return Err(PartnerCenterError::Token(format!(
+                                "token endpoint answered 429 and asked to wait Retry-After: {} (seconds or a date), longer than the {} s a token request waits (--max-retry-after, at most 60 s)",
+                                hint.raw,
+                                self.max_retry_after.as_secs_f64()
+                            )));
+                        }
+                        hint => {
+                            let wait = schedule.next_wait(hint.map(|h| h.wait));
+                            tracing::info!(
+                                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                                "token endpoint throttled (429): retrying after its wait"
+                            );
+                            wait
+                        }
+                    }
+                }
+                Ok(answer) if answer.status >= 500 && attempt < TOKEN_TRIES => {
+                    schedule.next_wait(None)
+                }
+                Ok(answer) => break (answer.status, answer.body),
                 Err(PostError::Unreachable(reason) | PostError::Unreadable { reason, .. })
-                    if attempt >= 3 =>
+                    if attempt >= TOKEN_TRIES =>
                 {
                     return Err(PartnerCenterError::Token(format!(
                         "token endpoint {url} unreachable: {reason}"
                     )));
                 }
-                Err(_) => {}
-            }
-            tokio::time::sleep(schedule.next_wait(None)).await;
+                Err(_) => schedule.next_wait(None),
+            };
+            tokio::time::sleep(wait).await;
         };
         self.redemptions.fetch_add(1, Ordering::Relaxed);
         let Ok(answer) = serde_json::from_slice::<TokenAnswer>(&body) else {
@@ -266,6 +295,16 @@ impl TokenProvider {
         Ok((token, answer.refresh_token.map(SecretString::from)))
     }
 }
+
+/// Tries of one token request: transport failures, 5xx and 429 are tried again up to this.
+const TOKEN_TRIES: u32 = 3;
+
+/// The longest `Retry-After` a throttled token request waits out, whatever `--max-retry-after`
+/// allows the API calls. Entra ID asks for 60 s (MSAL's notes on its throttling). Every worker
+/// waits on the one renewal, and the sign-in before the first row does not heed a Ctrl-C until
+/// it ends: two waits of 60 s keep that of the order of three tries timing out (30 s each), and
+/// a longer wait is better met by the stop and `--resume`.
+const TOKEN_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// The longest access-token lifetime believed (a day); longer figures are treated as a day.
 const MAX_LIFETIME_SECS: u64 = 86_400;

@@ -213,7 +213,11 @@ impl Client {
         let direct = is_loopback(config.base_url) && is_loopback(config.authority);
         let http = http_client(config.timeout, config.concurrency, direct)
             .map_err(PartnerCenterError::HttpClient)?;
-        let tokens = Arc::new(TokenProvider::new(http.clone(), credentials));
+        let tokens = Arc::new(TokenProvider::new(
+            http.clone(),
+            credentials,
+            config.retry.max_retry_after,
+        ));
         tokens.token().await?;
         let base_url = reqwest::Url::parse(config.base_url.trim_end_matches('/'));
         let client = Client {

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::partner_center::client::{
     AttemptError, CONTRACT_VERSION, CONTRACT_VERSION_VALUE, MAX_ANSWER_BYTES,
 };
-use crate::partner_center::retry::describe_transport_error;
+use crate::partner_center::retry::{describe_transport_error, retry_after, RetryAfter};
 
 /// The Partner Center error code of a 401 whose token lacks the multi-factor authentication claim.
 pub const MFA_REQUIRED_CODE: &str = "900421";
@@ -100,6 +100,14 @@ pub enum PostError {
     Unreadable { status: u16, reason: String },
 }
 
+/// An identity endpoint's answer: its status, its body, and its `Retry-After` (Entra ID sends one
+/// with a 429).
+pub(crate) struct FormAnswer {
+    pub status: u16,
+    pub body: Bytes,
+    pub retry_after: Option<RetryAfter>,
+}
+
 /// POSTs `form` to an identity endpoint (outside the retry loop): the status and the body, capped
 /// like every other answer (a token answer is a few kilobytes; neither the endpoint nor a proxy in
 /// its place may make the tool hold an unbounded body).
@@ -107,17 +115,22 @@ pub(crate) async fn post_form<T: serde::Serialize + ?Sized>(
     http: &reqwest::Client,
     url: &str,
     form: &T,
-) -> Result<(u16, Bytes), PostError> {
+) -> Result<FormAnswer, PostError> {
     let response = http.post(url).form(form).send().await;
     let response =
         response.map_err(|err| PostError::Unreachable(describe_transport_error(&err)))?;
     let status = response.status().as_u16();
+    let retry_after = retry_after(response.headers());
     let body = read_body(response, MAX_ANSWER_BYTES).await;
     let body = body.map_err(|err| PostError::Unreadable {
         status,
         reason: err.to_string(),
     })?;
-    Ok((status, body))
+    Ok(FormAnswer {
+        status,
+        body,
+        retry_after,
+    })
 }
 
 /// The application name sent in `MS-PartnerCenter-Application`.

@@ -250,7 +250,8 @@ impl Login {
             url: url.to_string(),
             error,
         };
-        post_form(http, url, form).await.map_err(error)
+        let answer = post_form(http, url, form).await.map_err(error)?;
+        Ok((answer.status, answer.body))
     }
 }
 

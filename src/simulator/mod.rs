@@ -164,6 +164,12 @@ pub struct SimConfig {
     /// Token endpoint outage: token requests after the first N are answered 503; see also
     /// [`SimHandle::set_token_outage`].
     pub token_outage_after: Option<u64>,
+    /// Token endpoint throttling: token requests after the first N are answered `429` with
+    /// `Retry-After` [`SimConfig::retry_after_secs`], as Entra ID throttles an app that asks too
+    /// often; [`SimConfig::token_throttle_count`] of them, or all.
+    pub token_throttle_after: Option<u64>,
+    /// How many token requests [`SimConfig::token_throttle_after`] throttles (`None`: every one).
+    pub token_throttle_count: Option<u64>,
     /// `expires_in` sent with issued tokens instead of the lifetime (to test absurd figures).
     pub token_expires_in: Option<u64>,
     /// Added to every token endpoint answer (v1 and v2): a slow sign-in, which the pacer must not
@@ -202,6 +208,8 @@ impl Default for SimConfig {
             answer_shape: AnswerShape::Bare,
             mfa_after: None,
             token_outage_after: None,
+            token_throttle_after: None,
+            token_throttle_count: None,
             token_expires_in: None,
             token_latency: Duration::ZERO,
         }

@@ -221,6 +221,21 @@ async fn token_endpoint(
             "The server is temporarily unavailable. Please try again later.",
         );
     }
+    if shared.token_throttle.refuses() {
+        // Entra ID's answer to an app that asks too often, or when it is overloaded (MSAL's
+        // throttling notes): 429 with Retry-After, and an OAuth error body like the outage's.
+        let mut answer = aad_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "temporarily_unavailable",
+            50196,
+            "Too many requests. Retry after the time in the Retry-After header.",
+        );
+        answer.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(shared.settings.retry_after_secs),
+        );
+        return answer;
+    }
     if tenant != SANDBOX_TENANT {
         return bad_request(
             "invalid_request",

@@ -51,6 +51,8 @@ pub(crate) struct Shared {
     pub mfa_required: Switch,
     /// Token endpoint outage (token requests answered 503), switchable mid-run.
     pub token_outage: Switch,
+    /// Token endpoint throttling (token requests answered 429 with Retry-After).
+    pub token_throttle: Switch,
     /// Answers given, by `MS-RequestId` (see [`super::answered`]).
     pub answered: super::answered::Answered,
 }
@@ -223,6 +225,10 @@ impl Shared {
             directory,
             mfa_required: Switch::new(config.mfa_after),
             token_outage: Switch::new(config.token_outage_after),
+            token_throttle: Switch::window(
+                config.token_throttle_after,
+                config.token_throttle_count,
+            ),
             answered: Default::default(),
             settings: config,
         })
