@@ -74,6 +74,31 @@ async fn an_absurd_token_lifetime_is_clamped_not_a_crash() {
     assert_rows_exactly_once(&dir.join("out.csv"), 3);
 }
 
+/// `expires_in: 0` put the renewal time at the moment the token came, so the token was never
+/// reused: every API call fetched a new one (30 rows, 31 token requests). A token is kept for a
+/// short minimum time whatever its figure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_said_to_expire_at_once_is_reused_not_fetched_per_call() {
+    let sim = start_sim(SimConfig {
+        token_expires_in: Some(0),
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = work_dir("expires-in-0");
+    dir.write("in.csv", soe_rows(30));
+    let output = pcq_io("run", &dir, &["--rate", "0"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(0);
+    let rows = results(&dir.join("out.csv"));
+    assert_eq!(rows.len(), 30);
+    assert!(rows.iter().all(|r| r["outcome"] == "created"), "{rows:?}");
+    // One token for the whole run, give or take a renewal on a very slow machine.
+    let tokens = token_forms(&sim).len();
+    assert!(tokens <= 3, "{tokens} token requests for 30 rows");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_access_token_expiring_mid_run_is_renewed_without_failed_rows() {
     let config = SimConfig {

@@ -279,8 +279,10 @@ impl TokenProvider {
         // would overflow the clock arithmetic below.
         let lifetime = seconds(answer.expires_in.as_ref(), 3600).min(MAX_LIFETIME_SECS);
         let lifetime = Duration::from_secs(lifetime);
-        // Renew with a margin scaled to the lifetime: 5 minutes for the usual hour, less for short ones.
+        // Renew with a margin scaled to the lifetime: 5 minutes for the usual hour, less for short
+        // ones; but keep it at least MIN_REUSE, however small the figure.
         let margin = (lifetime / 10).min(Duration::from_secs(300));
+        let keep = lifetime.saturating_sub(margin).max(MIN_REUSE);
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::debug!(
             lifetime_s = lifetime.as_secs(),
@@ -289,7 +291,7 @@ impl TokenProvider {
         );
         let token = AccessToken::new(
             SecretString::from(access),
-            Instant::now().checked_add(lifetime.saturating_sub(margin)),
+            Instant::now().checked_add(keep),
             generation,
         );
         Ok((token, answer.refresh_token.map(SecretString::from)))
@@ -305,6 +307,16 @@ const TOKEN_TRIES: u32 = 3;
 /// it ends: two waits of 60 s keep that of the order of three tries timing out (30 s each), and
 /// a longer wait is better met by the stop and `--resume`.
 const TOKEN_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// The shortest time a token is kept before it is renewed, whatever its `expires_in`. Without it
+/// `expires_in: 0` (or 1) put the renewal time at once, so every API call fetched a token of its
+/// own (30 rows, 31 token requests). Entra ID issues access tokens for 10 minutes at the least,
+/// so a figure under 10 s is not a lifetime it gave; and if a token does expire sooner, the first
+/// 401 drops it (`invalidate`) and the 401 path renews it once and resends: at most the requests
+/// in flight then are refused once each. 10 s holds the token requests to six a minute, far
+/// below what Entra ID throttles, and is short enough that a token which really is that short
+/// costs little.
+const MIN_REUSE: Duration = Duration::from_secs(10);
 
 /// The longest access-token lifetime believed (a day); longer figures are treated as a day.
 const MAX_LIFETIME_SECS: u64 = 86_400;
