@@ -153,6 +153,34 @@ async fn device_code_login_polls_through_two_pending_answers_and_saves_the_token
     }
 }
 
+/// Regression: a poll the token endpoint answered 429 (or 5xx) ended the sign-in at once, as
+/// if the user had been refused; only polls that got no answer were tolerated. A throttled
+/// poll says nothing about the sign-in: polling goes on (three such in a row end it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_poll_does_not_end_a_device_code_sign_in() {
+    let sim = start_sim(SimConfig {
+        public_client: true,
+        device_polls: vec![DevicePoll::Pending],
+        device_interval_secs: 1,
+        // The device authorization request passes; the first poll is throttled.
+        token_throttle_after: Some(1),
+        token_throttle_count: Some(1),
+        retry_after_secs: 1,
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = work_dir("device-429");
+    let file = dir.s("token");
+    let output = pcq(&["login", "--device-code", "--token-file", &file])
+        .envs(&login_env(&sim, false))
+        .run()
+        .await;
+    output.assert_code(0);
+    let polls = requests_to(&sim, "/oauth2/v2.0/token");
+    assert_eq!(polls.len(), 3, "429, pending, then the token");
+    assert!(std::path::Path::new(&file).exists(), "the token is saved");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_down_adds_five_seconds_to_the_interval() {
     let sim = start_sim(SimConfig {

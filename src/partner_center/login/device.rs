@@ -17,7 +17,8 @@ const SLOW_DOWN_STEP: u64 = 5;
 /// A polling interval or code lifetime beyond these is the service's mistake; it is capped.
 const MAX_INTERVAL: u64 = 300;
 const MAX_EXPIRES: u64 = 24 * 3600;
-/// Network failures in a row tolerated while polling before giving up.
+/// Failures in a row tolerated while polling before giving up: no answer, or a throttled (429)
+/// or failing (5xx) token endpoint. Neither says anything about the sign-in in the browser.
 const MAX_POLL_FAILURES: u32 = 3;
 
 #[derive(Deserialize)]
@@ -73,14 +74,30 @@ impl Login {
                 });
             }
             let answer = self.post(http, &token_url, &form).await;
-            failures = if answer.is_ok() { 0 } else { failures + 1 };
+            let passing = match &answer {
+                Err(_) => true,
+                Ok((status, _)) => *status == 429 || *status >= 500,
+            };
+            failures = if passing { failures + 1 } else { 0 };
             let (status, body) = match answer {
-                Ok(answer) => answer,
                 Err(err) if failures >= MAX_POLL_FAILURES => return Err(err),
+                Ok((status, body)) if passing && failures >= MAX_POLL_FAILURES => {
+                    return Err(refusal("token endpoint", status, &body, "an error"))
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, "polling the token endpoint failed; trying again");
                     continue;
                 }
+                Ok((status, _)) if passing => {
+                    // The poll interval is the wait: a Retry-After of a throttled poll is not
+                    // read here (the code's own interval applies, and three in a row end it).
+                    tracing::warn!(
+                        status,
+                        "the token endpoint answered a poll with {status}; trying again"
+                    );
+                    continue;
+                }
+                Ok(answer) => answer,
             };
             let answer: TokenAnswer = serde_json::from_slice(&body).unwrap_or_default();
             match answer.error.as_deref() {
