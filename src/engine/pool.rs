@@ -26,17 +26,6 @@ pub(crate) struct Feeder<T, I> {
 }
 
 impl<T, I> Feeder<T, I> {
-    /// A feeder on these channels outside a pool (tests).
-    #[cfg(test)]
-    pub(crate) fn on(work: async_channel::Sender<T>, results: mpsc::Sender<I>) -> Self {
-        Feeder {
-            work,
-            results,
-            stop: Stop::default(),
-            aborted: Arc::default(),
-        }
-    }
-
     /// A stop was asked for, or the writer failed: nothing more is fed.
     pub(crate) fn halted(&self) -> bool {
         self.stop.requested() || self.aborted.load(Ordering::Relaxed)
@@ -231,5 +220,18 @@ impl<W: std::io::Write + Send + 'static> RowSink for ResultsSink<W> {
         self.writer.flush()?;
         self.timeline = self.timeline.take().and_then(|t| t.record(self.rows));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+impl<T, I> Feeder<T, I> {
+    /// A feeder on these channels outside a pool (tests).
+    pub(crate) fn on(work: async_channel::Sender<T>, results: mpsc::Sender<I>) -> Self {
+        Feeder {
+            work,
+            results,
+            stop: Stop::default(),
+            aborted: Arc::default(),
+        }
     }
 }

@@ -62,15 +62,6 @@ impl Journal {
         })
     }
 
-    /// A journal writing to `file` as it is (tests: a file that refuses writes).
-    #[cfg(test)]
-    pub(crate) fn from_file(file: File) -> Journal {
-        Journal {
-            file,
-            pending: String::new(),
-        }
-    }
-
     /// Notes that `row` will be posted with `request_id` (written by the next [`Journal::commit`]).
     pub fn record(&mut self, row: &Row, request_id: Uuid) {
         push_line(&mut self.pending, row, request_id);
@@ -324,6 +315,17 @@ pub fn keep_settled(output: &str, stats: &Stats) -> Result<(), ResultsError> {
         Ok(())
     })
     .map_err(|source| ResultsError::output_io(output, source))
+}
+
+#[cfg(test)]
+impl Journal {
+    /// A journal writing to `file` as it is (tests: a file that refuses writes).
+    pub(crate) fn from_file(file: File) -> Journal {
+        Journal {
+            file,
+            pending: String::new(),
+        }
+    }
 }
 
 #[cfg(test)]
