@@ -275,11 +275,10 @@ pub fn read_record(
 }
 
 /// Copies vetting fields into the results row, made safe for one CSV cell.
-pub fn set_vetting(result: &mut ResultRow, vetting: impl Into<api::Vetting>) {
-    let vetting = vetting.into();
-    result.vetting_status = vetting.status.map(api::sanitize_owned);
-    result.vetting_reason = vetting.reason.map(api::sanitize_owned);
-    result.vetting_create_date = vetting.create_date.map(api::sanitize_owned);
+pub fn set_vetting(result: &mut ResultRow, record: QualificationRecord) {
+    result.vetting_status = record.vetting_status.map(api::sanitize_owned);
+    result.vetting_reason = record.vetting_reason.map(api::sanitize_owned);
+    result.vetting_create_date = record.vetting_create_date.map(api::sanitize_owned);
 }
 
 /// A row's results row before any call is made for it.

@@ -118,36 +118,18 @@ fn qualifications_path(customer: CustomerId) -> String {
     path
 }
 
-/// Vetting fields from a create answer or a list entry.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Vetting {
-    /// `vettingStatus`, verbatim.
-    pub status: Option<String>,
-    /// `vettingReason`, verbatim.
-    pub reason: Option<String>,
-    /// `vettingCreateDate` (or `vettingCreatedDate`).
-    pub create_date: Option<String>,
-}
-
-impl From<QualificationRecord> for Vetting {
-    fn from(record: QualificationRecord) -> Self {
-        Vetting {
-            status: record.vetting_status,
-            reason: record.vetting_reason,
-            create_date: record.vetting_create_date,
-        }
-    }
-}
-
 /// Reads the vetting fields of a create answer, when the answer holds the posted qualification.
 ///
 /// The answer is usually the record itself, but the REST reference documents a wrapper too;
 /// whatever [`parse_qualification_list`] finds, only the entry for `qualification` counts. An answer in no
 /// known shape, or one naming only other qualifications, yields `None`: it does not prove that
 /// this create landed (the caller confirms it from the customer's list).
-pub fn parse_create_answer(body: &[u8], qualification: Qualification) -> Option<Vetting> {
+pub fn parse_create_answer(
+    body: &[u8],
+    qualification: Qualification,
+) -> Option<QualificationRecord> {
     let records = parse_qualification_list(body).ok()?;
-    find_qualification(records, qualification).map(Vetting::from)
+    find_qualification(records, qualification)
 }
 
 /// An answer body in none of the shapes Partner Center documents for qualifications.
@@ -616,9 +598,13 @@ mod tests {
                 assert_eq!(records, vec![expected.clone()], "{body}");
                 let vetting =
                     parse_create_answer(body.as_bytes(), Qualification::Education).expect(&body);
-                assert_eq!(vetting.status.as_deref(), Some("InReview"), "{body}");
                 assert_eq!(
-                    vetting.create_date.as_deref(),
+                    vetting.vetting_status.as_deref(),
+                    Some("InReview"),
+                    "{body}"
+                );
+                assert_eq!(
+                    vetting.vetting_create_date.as_deref(),
                     Some("2020-12-04T20:54:24Z"),
                     "{body}"
                 );
@@ -628,7 +614,7 @@ mod tests {
         let two = br#"{"qualifications":[{"qualification":"StateOwnedEntity"},{"Qualification":"GovernmentCommunityCloud","VettingStatus":"Approved"}]}"#;
         assert_eq!(
             parse_create_answer(two, Qualification::GovernmentCommunityCloud)
-                .and_then(|v| v.status)
+                .and_then(|v| v.vetting_status)
                 .as_deref(),
             Some("Approved")
         );
