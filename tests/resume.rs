@@ -168,6 +168,82 @@ async fn a_resume_sends_a_row_whose_id_was_answered_under_a_new_id() {
     assert_ne!(posted[&cid(2)][1], failed["request_id"], "under a new id");
 }
 
+/// Regression (second round): the fix above knew an id was answered only from the row's
+/// results row, which every resume drops for a failed row before it sends; a resume that ended
+/// before the row (here a dry run) made the next one send the answered id again. The journal
+/// now says so itself. Run 1 is stopped for good by an MFA refusal, so its journal stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answered_id_stays_spent_across_resumes_that_drop_the_failed_row() {
+    let sim = start_sim(SimConfig {
+        script: vec![fault(2, status(400, None))],
+        // Rows 1 and 2 are answered; row 3 meets the MFA refusal that stops the run.
+        mfa_after: Some(2),
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = work_dir("spent-id");
+    dir.write("in.csv", soe_rows(3));
+    let env = sim_env(&sim);
+    pcq_io("run", &dir, &["--concurrency", "1"])
+        .envs(&env)
+        .run()
+        .await
+        .assert_code(2);
+    sim.set_mfa_required(false);
+    pcq_io("run", &dir, &["--resume", "--dry-run"])
+        .envs(&env)
+        .run()
+        .await
+        .assert_code(0);
+    pcq_io("run", &dir, &["--resume"])
+        .envs(&env)
+        .run()
+        .await
+        .assert_code(0);
+    let posted = posts_by_customer(&sim);
+    assert_eq!(posted[&cid(2)].len(), 2, "the failed row is sent again");
+    assert_ne!(posted[&cid(2)][0], posted[&cid(2)][1], "under a new id");
+    let rows = results_by_row(&dir.join("out.csv"));
+    assert!(rows.iter().all(|r| r["outcome"] == "created"), "{rows:?}");
+}
+
+/// Regression (second round): a row stopped while it waited out a 429's Retry-After, past
+/// `--shutdown-grace`, has no results row, and the journal's last id for it was the one the
+/// 429 answered; the resume sent it again (the simulator replays the 429). The id of the next
+/// send is journalled as soon as the 429 is in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_stopped_in_a_retry_after_wait_resumes_under_an_unanswered_id() {
+    let sim = start_sim(SimConfig {
+        script: vec![fault(1, status(429, Some("60")))],
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = work_dir("wait-stop");
+    dir.write("in.csv", soe_rows(1));
+    let env = sim_env(&sim);
+    let mut child = pcq_io("run", &dir, &["--shutdown-grace", "1"])
+        .envs(&env)
+        .spawn();
+    wait_until("the 429", || posts(&sim).len() == 1).await;
+    child.wait_for_signal_handlers().await;
+    child.signal("INT");
+    child.finish().await.assert_code(130);
+    pcq_io("run", &dir, &["--resume"])
+        .envs(&env)
+        .run()
+        .await
+        .assert_code(0);
+    let posted = posts_by_customer(&sim);
+    assert_eq!(posted[&cid(1)].len(), 2, "{posted:?}");
+    assert_ne!(
+        posted[&cid(1)][0],
+        posted[&cid(1)][1],
+        "not the answered id"
+    );
+    let rows = results_by_row(&dir.join("out.csv"));
+    assert_eq!(rows[0]["outcome"], "created");
+}
+
 /// Regression: `run --dry-run --resume` (which opens no journal) and `reconcile --dry-run
 /// --resume` deleted the journal of the interrupted real run they looked at, so the next real
 /// `--resume` posted its in-flight rows under new request ids.

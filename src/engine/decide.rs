@@ -138,6 +138,17 @@ impl Worker {
             }
             _ => result.outcome = Some(Outcome::Failed),
         }
+        // Failed on an answer: its id is spent, and nothing of this row is in doubt. A nil id
+        // after it in the journal says so to a resume, which would otherwise send the answered
+        // id again (and a service keying idempotency on it answers with the same failure), even
+        // once an earlier resume has dropped this failed row from the results file.
+        if let (Some(Outcome::Failed), Some(_), Some(journal)) =
+            (result.outcome, exchange.answered, &self.journal)
+        {
+            if let Err(e) = journal.append(row, Uuid::nil()) {
+                tracing::warn!(row = row.index, error = %e, "the journal could not note that the row's request id was answered");
+            }
+        }
     }
 
     /// After a 2xx whose body does not show the posted qualification: `created` only when the

@@ -312,7 +312,18 @@ impl Client {
         // One resend per call outside --max-attempts: for a connection the server closed
         // without answering (the keep-alive race). The same MS-RequestId makes it safe.
         let mut free_resend = true;
-        let mut answered = false;
+        // The id the next send takes after an answer: drawn and journalled as soon as the
+        // answer is in, before the wait that comes before that send, so that a run stopped (or
+        // killed) during the wait leaves in the journal an id the service never answered, not
+        // the answered one a resume would send again. `Err`: it could not be journalled.
+        let mut next_id: Option<Result<Uuid, String>> = None;
+        let draw = || {
+            let id = new_uuid();
+            match note.map(|note| note(id)) {
+                Some(Err(reason)) => Err(reason),
+                _ => Ok(id),
+            }
+        };
         loop {
             // The slot first, the token second: a token picked up before a long wait for the
             // limiter (or a 429 pause) can expire on the way, and the send would earn a 401.
@@ -340,15 +351,14 @@ impl Client {
                 let reason = "the access token holds characters an HTTP header cannot carry";
                 return sent.end(Reply::Token(reason.into()));
             };
-            if answered {
-                sent.request_id = new_uuid();
-                sent.answered = None;
-                // On file before it goes out: a crash after this send must find this id.
-                if let Some(Err(reason)) = note.map(|note| note(sent.request_id)) {
+            match next_id.take() {
+                Some(Ok(id)) => (sent.request_id, sent.answered) = (id, None),
+                Some(Err(reason)) => {
                     return sent.end(Reply::Stopped(format!(
                         "not sent again: its new MS-RequestId could not be journalled: {reason}"
-                    )));
+                    )))
                 }
+                None => {}
             }
             sent.attempts += 1;
             budget += 1;
@@ -397,7 +407,7 @@ impl Client {
                     tracing::debug!(%url, attempt, %correlation, %reason, "no answer");
                     // The service did answer an oversized body, in full; only this side declined
                     // to read it: an answer, so a retry takes a new id.
-                    answered = matches!(err, AttemptError::TooLarge(_));
+                    let answered = matches!(err, AttemptError::TooLarge(_));
                     if matches!(&err, AttemptError::Send(err) if err.is_connect()) {
                         // No connection, so nothing was written: not an attempt (it still
                         // spends the budget).
@@ -413,6 +423,7 @@ impl Client {
                     }
                     if err.retryable() && budget < self.policy.max_attempts {
                         self.stats.record_retry();
+                        next_id = answered.then(draw);
                         self.pause(schedule.next_wait(None)).await;
                         continue;
                     }
@@ -421,7 +432,6 @@ impl Client {
                 }
             };
             self.stats.record_answer(status, started.elapsed());
-            answered = true;
             sent.answered = Some(status);
             if status != 429 {
                 // Whatever the answer, the service counted the request against its quota.
@@ -451,6 +461,7 @@ impl Client {
                     reauthenticated = true;
                     self.tokens.invalidate(token.generation);
                     self.stats.record_retry();
+                    next_id = Some(draw());
                 }
                 Decision::Retry(reason) => {
                     let too_long = hint
@@ -495,6 +506,7 @@ impl Client {
                         "retrying"
                     );
                     self.stats.record_retry();
+                    next_id = Some(draw());
                     self.pause(wait).await;
                 }
             }

@@ -7,8 +7,11 @@
 //! may have landed unanswered. A row that was in flight when the process died has a journal line
 //! but no results row; on resume it is sent again with that last request id, so the service can
 //! recognise the repeat, and a `409` then means an earlier send had landed (outcome `exists`).
-//! A row whose results row shows its last request id answered (an `http_status`: a failure, or
-//! a 429 the run was stopped after) is sent under a new id: that one is spent.
+//! A row whose last request id was answered is sent under a new id: that one is spent. The
+//! journal says so itself, so that an earlier resume that dropped the row's failed results row
+//! does not hide it: after an answer the client journals the id of the next send at once,
+//! before it waits to send it, and a row that failed on an answer ends with a nil id. A results
+//! row that shows its id answered (an `http_status`) counts too.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -279,7 +282,10 @@ pub fn load(output: &str) -> Result<ResumeState, ResultsError> {
             source,
         })?
         .into_iter()
-        .filter(|(row, (_, id))| !settled.contains_key(row) && answered.get(row) != Some(id))
+        // A nil id: the row's last id was answered (a failure the worker noted).
+        .filter(|(row, (_, id))| {
+            !id.is_nil() && !settled.contains_key(row) && answered.get(row) != Some(id)
+        })
         .collect();
     Ok(ResumeState { settled, in_flight })
 }
