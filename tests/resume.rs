@@ -244,6 +244,38 @@ async fn a_row_stopped_in_a_retry_after_wait_resumes_under_an_unanswered_id() {
     assert_eq!(rows[0]["outcome"], "created");
 }
 
+/// Regression: a resume rewrote the results file to its settled rows before it proved it could
+/// append to it. With `out.csv` read-only in a writable folder the rewrite (a rename) went
+/// through, the append was refused, and the run exited 2, "nothing sent", with the failed row
+/// and its request id gone. Root writes to any file, so as root the run is made as `nobody`.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_that_cannot_append_leaves_the_earlier_results_as_they_were() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (_sim, dir, env) = a_run_with_row_2_failed("read-only").await;
+    let out = dir.join("out.csv");
+    let mode = |path: &std::path::Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
+    // A folder anyone may write in (the lock and journal go there), a file no one may write.
+    mode(dir.path(), 0o777);
+    mode(&out, 0o444);
+    let before = std::fs::read_to_string(&out).expect("results");
+    let (input, output) = (dir.s("in.csv"), dir.s("out.csv"));
+    let args = ["run", "-i", &input, "-o", &output, "--resume"];
+    let id = std::process::Command::new("id").arg("-u").output();
+    let root = id.is_ok_and(|id| id.stdout.trim_ascii() == b"0");
+    let as_nobody = ["--reuid=65534", "--regid=65534", "--clear-groups", BIN];
+    let command = match root {
+        true => Cmd::new("setpriv").args(&as_nobody).args(&args),
+        false => pcq(&args),
+    };
+    let finished = command.envs(&env).run().await;
+    finished.assert_code(2);
+    let after = std::fs::read_to_string(&out).ok();
+    assert_eq!(after, Some(before), "{}", finished.stderr());
+}
+
 /// Regression: `run --dry-run --resume` (which opens no journal) and `reconcile --dry-run
 /// --resume` deleted the journal of the interrupted real run they looked at, so the next real
 /// `--resume` posted its in-flight rows under new request ids.

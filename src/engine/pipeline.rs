@@ -534,8 +534,17 @@ fn open_outputs(
     let mut journal = None;
     if let Some(stats) = resumed {
         journal = open_journal()?;
-        if let Err(e) = resume::keep_settled(output_path, stats) {
-            remove_journal(journal.as_ref().is_some_and(|(_, created)| *created));
+        let created = journal.as_ref().is_some_and(|(_, created)| *created);
+        // Proven appendable before the rewrite too (the handle is closed again: Windows renames
+        // over no open file): a read-only results file would otherwise lose its failed rows to
+        // the rewrite and then refuse the append.
+        let appendable = std::fs::metadata(output_path).is_ok_and(|m| m.len() > 0);
+        let checked = match appendable {
+            true => output::append(output_path).map(drop),
+            false => Ok(()),
+        };
+        if let Err(e) = checked.and_then(|()| resume::keep_settled(output_path, stats)) {
+            remove_journal(created);
             return Err(e.into());
         }
     }
