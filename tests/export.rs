@@ -905,6 +905,31 @@ async fn a_forced_export_stopped_part_way_keeps_the_earlier_unread_list() {
     assert_eq!(names, ["out.csv", "out.csv.unread"], "no temporary file");
 }
 
+/// A forced export with unread customers over an earlier export that had none puts its list in
+/// place (before the export, so that the new export never stands without it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_export_over_one_without_a_list_puts_its_own_in_place() {
+    let mut config = listed(3, 5);
+    // Customer 2's first read passes; the second (the forced export's) is refused.
+    let pass = pc_qualify::simulator::FaultAction::Delay(Duration::ZERO);
+    config.script = vec![fault(2, pass), fault(2, status(403, None))];
+    let sim = start_sim(config).await;
+    let dir = work_dir("export-forced-new-list");
+    let env = sim_env(&sim);
+    export(&dir, &env, &["--rate", "0"]).await.assert_code(0);
+    assert!(!dir.join("out.csv.unread").exists(), "complete: no list");
+    export(&dir, &env, &["--rate", "0", "--force"])
+        .await
+        .assert_code(1);
+    let list = std::fs::read_to_string(dir.join("out.csv.unread")).ok();
+    assert_eq!(list, Some(format!("{}\n", cid(2))));
+    assert_eq!(
+        names_in(&dir),
+        ["out.csv", "out.csv.unread"],
+        "no temporary file"
+    );
+}
+
 /// `export --force` over `dir`'s `out.csv`, slow enough (4/s) to be stopped with SIGINT once a
 /// few customers are read; checks that it says the earlier export was left, and returns stderr.
 async fn stop_a_forced_export(dir: &TempDir, env: &[(String, String)], sim: &SimHandle) -> String {

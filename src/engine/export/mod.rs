@@ -302,8 +302,8 @@ fn rows_for(
 /// customers in place of the earlier list (or removes that list when it has none).
 ///
 /// Two renames cannot be one, so when both exports have a list, the list is first replaced by
-/// the two lists together: whenever the process dies, the export on disk has a list naming at
-/// least its own unread customers. A customer listed needlessly is only read again by
+/// the two lists together, and when only the new one has, that list goes first: whenever the
+/// process dies, the export on disk has a list naming at least its own unread customers. A customer listed needlessly is only read again by
 /// `--resume`; one missing would have its empty row taken for a customer holding nothing.
 fn commit_forced(
     export: ExportWriter<output::Sink>,
@@ -324,8 +324,16 @@ fn commit_forced(
         }
         _ => None,
     };
-    if let (Some(path), Some(new), true) = (list_path, new_list.as_mut(), unread > 0) {
-        both_lists(path, new).map_err(list_io)?;
+    let earlier = match (list_path, new_list.as_mut(), unread > 0) {
+        (Some(path), Some(new), true) => both_lists(path, new).map_err(list_io)?,
+        _ => true,
+    };
+    if !earlier {
+        // No earlier list: the new one goes in place before the export, which then never
+        // stands without it (beside the earlier export it only costs reads on --resume).
+        if let Some(new) = new_list.take() {
+            new.commit(true).map_err(list_io)?;
+        }
     }
     export
         .into_inner()
@@ -334,19 +342,20 @@ fn commit_forced(
     match (list_path, new_list) {
         (Some(_), Some(new)) if unread > 0 => new.commit(true).map_err(list_io)?,
         // Nothing to read again.
-        (Some(path), _) => {
+        (Some(path), _) if unread == 0 => {
             let _ = std::fs::remove_file(path);
         }
-        (None, _) => {}
+        _ => {}
     }
     Ok(())
 }
 
-/// Replaces the earlier list at `path`, if there is one, by itself followed by `new`.
-fn both_lists(path: &Path, new: &mut Replacement) -> std::io::Result<()> {
+/// Replaces the earlier list at `path`, if there is one, by itself followed by `new`; false
+/// when there is none.
+fn both_lists(path: &Path, new: &mut Replacement) -> std::io::Result<bool> {
     let earlier = match UnreadLog::earlier(path) {
         Ok(earlier) => earlier,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e),
     };
     let mut both = Replacement::new(path, UnreadLog::MODE)?;
@@ -356,7 +365,7 @@ fn both_lists(path: &Path, new: &mut Replacement) -> std::io::Result<()> {
     // A list edited by hand may lack its last line break; an empty line is skipped when read.
     both.write_all(b"\n")?;
     new.copy_to(&mut both, atomic::LIST_FILE)?;
-    both.commit(true)
+    both.commit(true).map(|()| true)
 }
 
 /// Where the customers whose qualifications could not be read are listed as they are met.
