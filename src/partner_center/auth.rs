@@ -303,9 +303,8 @@ const TOKEN_TRIES: u32 = 3;
 
 /// The longest `Retry-After` a throttled token request waits out, whatever `--max-retry-after`
 /// allows the API calls. Entra ID asks for 60 s (MSAL's notes on its throttling). Every worker
-/// waits on the one renewal, and the sign-in before the first row does not heed a Ctrl-C until
-/// it ends: two waits of 60 s keep that of the order of three tries timing out (30 s each), and
-/// a longer wait is better met by the stop and `--resume`.
+/// waits on the one renewal mid-run: two waits of 60 s keep that of the order of three tries
+/// timing out (30 s each), and a longer wait is better met by the stop and `--resume`.
 const TOKEN_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// The shortest time a token is kept before it is renewed, whatever its `expires_in`. Without it
