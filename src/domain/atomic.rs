@@ -163,14 +163,25 @@ fn owner_only(path: &Path) -> io::Result<()> {
 /// The file a symbolic link at `path` points to (resolved once, here), or `path` itself: a file
 /// replaced through a link must be replaced at its target, since a rename over the link would
 /// leave a regular file in its place and the old contents at the target. A link whose target
-/// does not exist yet resolves one step (the target is created).
+/// does not exist yet (through a chain of links too) resolves to that target, which is created.
 pub(crate) fn link_target(path: &Path) -> PathBuf {
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_symlink() => std::fs::canonicalize(path)
-            .or_else(|_| std::fs::read_link(path).map(|target| folder(path).join(target)))
-            .unwrap_or_else(|_| path.to_path_buf()),
-        _ => path.to_path_buf(),
+    let mut path = path.to_path_buf();
+    // As many links as Linux follows (MAXSYMLINKS); a loop of links stops there.
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {}
+            _ => break,
+        }
+        if let Ok(real) = std::fs::canonicalize(&path) {
+            return real;
+        }
+        match std::fs::read_link(&path) {
+            // A relative target is relative to the link's folder; an absolute one replaces it.
+            Ok(target) => path = folder(&path).join(target),
+            Err(_) => break,
+        }
     }
+    path
 }
 
 /// The folder `path` is in (`.` for a bare name).

@@ -44,17 +44,9 @@ pub(crate) fn side_path(results: &Path, suffix: &str) -> PathBuf {
 /// through it: otherwise the first run would keep its lock and journal beside the link and the
 /// next ones beside the target, two locks and two journals for one file.
 pub(crate) fn resolve(path: &Path) -> PathBuf {
-    let mut path = path.to_path_buf();
-    // As many links as Linux follows (MAXSYMLINKS); a loop of links then resolves as typed.
-    for _ in 0..40 {
-        if let Ok(real) = std::fs::canonicalize(&path) {
-            return plain(real);
-        }
-        match std::fs::read_link(&path) {
-            // A relative target is relative to the link's folder; an absolute one replaces it.
-            Ok(target) => path = crate::domain::atomic::folder(&path).join(target),
-            Err(_) => break,
-        }
+    let path = crate::domain::atomic::link_target(path);
+    if let Ok(real) = std::fs::canonicalize(&path) {
+        return plain(real);
     }
     let Some(name) = path.file_name() else {
         return path;
