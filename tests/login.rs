@@ -171,14 +171,19 @@ async fn a_throttled_poll_does_not_end_a_device_code_sign_in() {
     .await;
     let dir = work_dir("device-429");
     let file = dir.s("token");
-    let output = pcq(&["login", "--device-code", "--token-file", &file])
-        .envs(&login_env(&sim, false))
-        .run()
-        .await;
+    let output = device_login(&sim, &file).await;
     output.assert_code(0);
     let polls = requests_to(&sim, "/oauth2/v2.0/token");
     assert_eq!(polls.len(), 3, "429, pending, then the token");
     assert!(std::path::Path::new(&file).exists(), "the token is saved");
+}
+
+/// `login --device-code --token-file FILE` against `sim` (a public client), to its end.
+async fn device_login(sim: &SimHandle, file: &str) -> Finished {
+    pcq(&["login", "--device-code", "--token-file", file])
+        .envs(&login_env(sim, false))
+        .run()
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,10 +199,7 @@ async fn slow_down_adds_five_seconds_to_the_interval() {
     .await;
     let dir = work_dir("slowdown");
     let file = dir.s("token");
-    let output = pcq(&["login", "--device-code", "--token-file", &file])
-        .envs(&login_env(&sim, false))
-        .run()
-        .await;
+    let output = device_login(&sim, &file).await;
     output.assert_code(0);
     let polls = requests_to(&sim, "/oauth2/v2.0/token");
     assert_eq!(polls.len(), 2, "slow_down, then the token");
@@ -228,10 +230,7 @@ async fn declined_denied_and_expired_device_logins_exit_2_and_save_nothing() {
         let dir = work_dir("device-fail");
         std::fs::write(dir.join("token"), "older-token\n").expect("seed");
         let file = dir.s("token");
-        let output = pcq(&["login", "--device-code", "--token-file", &file])
-            .envs(&login_env(&sim, false))
-            .run()
-            .await;
+        let output = device_login(&sim, &file).await;
         let stderr = text(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{poll:?}: {stderr}");
         assert!(stderr.contains(expected), "{poll:?}: {stderr}");

@@ -96,15 +96,26 @@ async fn sim_refusing_customer_2_once() -> SimHandle {
 /// A finished run of three rows in which row 2 failed on that 400 (exit 1).
 async fn a_run_with_row_2_failed(name: &str) -> (SimHandle, TempDir, Vec<(String, String)>) {
     let sim = sim_refusing_customer_2_once().await;
+    let (dir, env) = a_run_of_three_rows(&sim, name, 1).await;
+    (sim, dir, env)
+}
+
+/// A run of three rows against `sim` in a new folder, ended with exit `code`; the folder and the
+/// settings that reach `sim`.
+async fn a_run_of_three_rows(
+    sim: &SimHandle,
+    name: &str,
+    code: i32,
+) -> (TempDir, Vec<(String, String)>) {
     let dir = work_dir(name);
     dir.write("in.csv", soe_rows(3));
-    let env = sim_env(&sim);
+    let env = sim_env(sim);
     pcq_io("run", &dir, &[])
         .envs(&env)
         .run()
         .await
-        .assert_code(1);
-    (sim, dir, env)
+        .assert_code(code);
+    (dir, env)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -340,14 +351,7 @@ async fn a_fixed_row_above_its_settled_duplicate_is_not_posted_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_against_another_input_stops_with_exit_2() {
     let sim = start_sim(SimConfig::default()).await;
-    let dir = work_dir("mismatch");
-    dir.write("in.csv", soe_rows(3));
-    let env = sim_env(&sim);
-    pcq_io("run", &dir, &[])
-        .envs(&env)
-        .run()
-        .await
-        .assert_code(0);
+    let (dir, env) = a_run_of_three_rows(&sim, "mismatch", 0).await;
     let before = std::fs::read(dir.join("out.csv")).expect("results");
     dir.write(
         "in.csv",
