@@ -529,6 +529,9 @@ fn open_outputs(
             }
         }
     };
+    // A 0-byte file (a disk that filled up as an earlier run started) has no header to append
+    // to; the rewrite below leaves a file with a header (the header alone at least) or none.
+    let appendable = resume && std::fs::metadata(output_path).is_ok_and(|m| m.len() > 0);
     // A resume opens its journal before it rewrites the results; a new run opens its results
     // first (below), so that an earlier run's journal is removed only once they are in place.
     let mut journal = None;
@@ -538,7 +541,6 @@ fn open_outputs(
         // Proven appendable before the rewrite too (the handle is closed again: Windows renames
         // over no open file): a read-only results file would otherwise lose its failed rows to
         // the rewrite and then refuse the append.
-        let appendable = std::fs::metadata(output_path).is_ok_and(|m| m.len() > 0);
         let checked = match appendable {
             true => output::append(output_path).map(drop),
             false => Ok(()),
@@ -549,8 +551,6 @@ fn open_outputs(
         }
     }
     let created_journal = journal.as_ref().is_some_and(|(_, created)| *created);
-    // A 0-byte file (a disk that filled up as an earlier run started) has no header to append to.
-    let appendable = resume && std::fs::metadata(output_path).is_ok_and(|m| m.len() > 0);
     let cleanup = |journal_created: bool| {
         remove_journal(journal_created);
         // A resumed file holds the earlier run's rows: never removed.

@@ -282,7 +282,9 @@ pub fn load(output: &str) -> Result<ResumeState, ResultsError> {
             source,
         })?
         .into_iter()
-        // A nil id: the row's last id was answered (a failure the worker noted).
+        // A nil id: the row's last id was answered (a failure the worker noted). The results
+        // row's own `http_status` is the fallback where the journal cannot say: a nil line that
+        // could not be written, or a journal of a version before the nil lines.
         .filter(|(row, (_, id))| {
             !id.is_nil() && !settled.contains_key(row) && answered.get(row) != Some(id)
         })
