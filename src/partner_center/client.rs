@@ -431,7 +431,9 @@ impl Client {
                     return sent.end(Reply::Transport(reason));
                 }
             };
-            self.stats.record_answer(status, started.elapsed());
+            let latency = started.elapsed();
+            self.stats.record_answer(status, latency);
+            self.throttle.on_answer(latency);
             sent.answered = Some(status);
             if status != 429 {
                 // Whatever the answer, the service counted the request against its quota.

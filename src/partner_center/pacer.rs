@@ -30,6 +30,8 @@
 //! A step lasts [`GROW_INTERVAL`] plus a round trip (a probe's, [`PROBE_RTTS`] of them), so that
 //! a slow service's 429s arrive before the next one, and counts only if the workers used most of
 //! the rate (when `--concurrency` or latency is the bound, raising it would only store up a burst).
+//! A service slower than [`SLOW_RTT`] gets longer steps still (by its answer times): every
+//! request in flight when the bucket runs dry is refused, and a slow service has more in flight.
 //!
 //! The constants were chosen in the model of `model.rs` (a run against a token bucket in virtual
 //! time) and checked in the bench against the simulator; docs/throttling.md has the figures.
@@ -49,6 +51,15 @@ pub(crate) const PROBE_FACTOR: f64 = 1.2;
 /// A probe's step lasts [`GROW_INTERVAL`] plus this many round trips: with a slow service, the
 /// bucket then runs dry at a lower step, with fewer requests in flight to be refused.
 const PROBE_RTTS: f64 = 1.5;
+/// Answer times up to this are not slow: steps last as above. Beyond it, the slowness (the
+/// smoothed answer time over this) stretches a slow-start step's round trips by its square root
+/// and a probe step's by its 1.5th power. Chosen in the model: at 200 ms the first 429 of a run
+/// then costs about half as many refusals, and a probe that finds nothing one instead of one or
+/// two; the 30 ms shapes (up to 50 ms in the model's variations) are unchanged. The price is time
+/// where the quota moves at such latency (docs/throttling.md, round six).
+const SLOW_RTT: Duration = Duration::from_millis(50);
+/// The weight of a new answer time in the smoothed one (TCP's SRTT gain, RFC 6298).
+const RTT_GAIN: f64 = 0.125;
 /// A probe that went through more than this many whole steps found more quota (what the bucket
 /// gathers in the pause and the hold covers a step's excess or so).
 const PROBE_FOUND: u32 = 2;
@@ -125,6 +136,8 @@ pub(crate) struct Pacer {
     raised: Option<f64>,
     /// What the service accepted, as measured at the last event.
     measured: Option<f64>,
+    /// The smoothed time from a request to its answer, seconds (`None` before the first answer).
+    srtt: Option<f64>,
     /// How long the rate holds after an event before probing.
     hold: Duration,
     /// The end of the pool-wide pause.
@@ -172,6 +185,7 @@ impl Pacer {
             found_after: PROBE_FOUND,
             raised: None,
             measured: None,
+            srtt: None,
             hold: HOLD_MIN,
             paused_until: now,
             grow_from: now,
@@ -235,6 +249,18 @@ impl Pacer {
         self.in_flight += 1;
         self.sent_in_interval += 1;
         self.grow(now)
+    }
+
+    /// An answer (of any status) came `latency` after its request was sent.
+    pub fn on_answer(&mut self, latency: Duration) {
+        let sample = latency.as_secs_f64();
+        self.srtt = Some(self.srtt.map_or(sample, |s| s + (sample - s) * RTT_GAIN));
+    }
+
+    /// How much slower than [`SLOW_RTT`] the service answers: 1 at or under it.
+    fn slowness(&self) -> f64 {
+        let srtt = self.srtt.unwrap_or(0.0);
+        (srtt / SLOW_RTT.as_secs_f64()).max(1.0)
     }
 
     /// The service answered something other than 429: it accepted the request into its quota.
@@ -363,7 +389,12 @@ impl Pacer {
             .as_secs_f64();
         // A step lasts an interval plus the round trip (requests in flight over the rate, by
         // Little's law; a probe's, PROBE_RTTS of them): its 429s arrive before the next step.
-        let rtts = self.measured.map_or(1.0, |_| PROBE_RTTS);
+        // A slow service's steps last longer: the bucket then runs dry at a lower step.
+        let slowness = self.slowness();
+        let rtts = match self.measured {
+            None => slowness.sqrt(),
+            Some(_) => PROBE_RTTS * slowness.powf(1.5),
+        };
         let step = GROW_INTERVAL.as_secs_f64() + rtts * self.in_flight as f64 / rate;
         let at_ceiling = self.ceiling.is_some_and(|c| rate >= c);
         if at_ceiling || now < self.grow_from || elapsed < step {
@@ -466,24 +497,52 @@ mod tests {
         changes
     }
 
+    /// Workers that use whatever rate the pacer allows, every request accepted at once, from
+    /// 0 to `until_ms`, looking at the rate every `chunk_ms`.
+    fn use_the_rate(p: &mut Pacer, t0: Instant, until_ms: u64, chunk_ms: u64) {
+        let mut t = 0;
+        while t < until_ms {
+            let rate = p.rate().expect("limited");
+            drive(p, t0, t, t + chunk_ms, rate);
+            t += chunk_ms;
+        }
+    }
+
     #[test]
     fn auto_grows_while_accepted_and_used() {
         let t0 = Instant::now();
         let mut p = auto(5.0, t0);
         assert_eq!(p.rate(), Some(5.0));
         // The workers use whatever the pacer allows: the rate grows every interval.
-        let mut t = 0;
-        while t < 1_500 {
-            let rate = p.rate().expect("limited");
-            drive(&mut p, t0, t, t + 300, rate);
-            t += 300;
-        }
+        use_the_rate(&mut p, t0, 1_500, 300);
         assert!(
             // Five intervals, each a step that waits for the request just sent (a round trip).
             p.rate().expect("limited") >= 5.0 * GROW_FACTOR.powi(4),
             "{:?}",
             p.rate()
         );
+    }
+
+    #[test]
+    fn a_slow_service_is_stepped_up_more_slowly() {
+        // Every request in flight when the bucket runs dry is refused: at 200 ms a step waits
+        // longer than at 30 ms (which is not slow), so the bucket runs dry at a lower rate.
+        let t0 = Instant::now();
+        let grown = |latency_ms: Option<u64>| {
+            let mut p = auto(5.0, t0);
+            if let Some(ms) = latency_ms {
+                p.on_answer(Duration::from_millis(ms));
+            }
+            use_the_rate(&mut p, t0, 3_000, 100);
+            p.rate().expect("limited")
+        };
+        let (fast, slow) = (grown(Some(30)), grown(Some(200)));
+        assert!(
+            slow > 5.0 && slow < fast,
+            "{slow} at 200 ms, {fast} at 30 ms"
+        );
+        // 30 ms steps as they did before answers were timed.
+        assert_eq!(grown(None), fast);
     }
 
     #[test]

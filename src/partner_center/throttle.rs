@@ -142,6 +142,11 @@ impl Throttle {
         self.pacer(Pacer::begin);
     }
 
+    /// Records how long an answer (of any status) took: a slow service gets longer rate steps.
+    pub fn on_answer(&self, latency: Duration) {
+        self.pacer(|p| p.on_answer(latency));
+    }
+
     /// Records an answer other than 429: the service took the request into its quota.
     pub fn on_accepted(&self) {
         self.pacer(Pacer::on_accepted);

@@ -122,8 +122,9 @@ enum Worker {
     Queued,
     /// Sleeping until this tick (a retry's wait), then queued.
     Sleeping(u64),
-    /// Sent; answered at `answer` with `accepted` or a 429 asking for `wait_s`.
+    /// Sent at `sent_at`; answered at `answer` with `accepted` or a 429 asking for `wait_s`.
     InFlight {
+        sent_at: u64,
         answer: u64,
         accepted: bool,
         wait_s: u64,
@@ -188,10 +189,13 @@ pub(crate) fn run(scenario: &Scenario) -> Outcome {
                     queue.push_back(i);
                 }
                 Worker::InFlight {
+                    sent_at,
                     answer,
                     accepted,
                     wait_s,
                 } if answer <= tick => {
+                    // The client reports every answer's time, as the pacer's steps need it.
+                    pacer.on_answer(Duration::from_micros((tick - sent_at) * TICK_US));
                     if accepted {
                         pacer.on_accepted();
                         if rows_left > 0 {
@@ -267,6 +271,7 @@ pub(crate) fn run(scenario: &Scenario) -> Outcome {
                 throttled += 1;
             }
             workers[head] = Worker::InFlight {
+                sent_at: tick,
                 answer: tick + latency_ticks + rng.u64(0..=jitter_ticks),
                 accepted,
                 wait_s,
@@ -440,10 +445,11 @@ mod tests {
         // Misses the 0.957 median and 0.95 worst targets: reaches 0.935 (worst 0.927), 1.48 %
         // (1.32 % before HOLD_FOUND).
         ("burst1", 0.93, 0.92, 1.5),
-        // Misses the 2 % target: reaches 3.69 %.
-        ("slow-steady", 0.95 + MODEL_BIAS, 0.95, 3.75),
-        // Misses the 2 % target: reaches 6.54 % (5.84 % before HOLD_FOUND).
-        ("slow-drop", 0.95 + MODEL_BIAS, 0.95, 6.6),
+        // Meets the targets since the steps stretch with the slowness (3.69 % before).
+        ("slow-steady", 0.95 + MODEL_BIAS, 0.95, 2.0),
+        // Misses both targets: reaches 0.939 (worst 0.931), 3.85 %. Before the steps stretched
+        // with the slowness: 0.967 (worst 0.960), 6.54 %.
+        ("slow-drop", 0.93, 0.925, 3.9),
         // Misses the 2 % target: reaches 3.10 % (2.91 % before HOLD_FOUND).
         ("early-drop", 0.95 + MODEL_BIAS, 0.95, 3.2),
     ];
@@ -551,5 +557,22 @@ mod tests {
     fn every_row_is_sent_until_it_is_accepted() {
         let o = run(&drop_quota(AUTO));
         assert_eq!(o.requests - o.throttled, 500);
+    }
+
+    /// What the slow service's stretched steps cost (docs/throttling.md): a quota that rises at
+    /// 200 ms is found later than at 30 ms. Not one of issue 23's rows; held to what the pacer
+    /// reaches, so that a change making it worse fails here.
+    #[test]
+    fn a_rising_quota_at_200_ms_is_held_to_what_it_reaches() {
+        let s = shape(10.0, 10.0, &[(15.0, 20.0)], 600, 200, AUTO);
+        let a = spread(&s, variations());
+        println!(
+            "slow-rising  auto {:.3} (worst {:.3}), 429 {:.2} %",
+            a.ratio_median, a.ratio_worst, a.throttled_worst
+        );
+        assert!(
+            a.ratio_median >= 0.85 && a.ratio_worst >= 0.80 && a.throttled_worst <= 2.0,
+            "{a:?}"
+        );
     }
 }
