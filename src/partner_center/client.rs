@@ -402,6 +402,7 @@ impl Client {
                 Ok(parts) => parts,
                 Err(err) => {
                     self.stats.record_transport_error();
+                    self.throttle.on_unanswered();
                     let reason = err.to_string();
                     let attempt = sent.attempts;
                     tracing::debug!(%url, attempt, %correlation, %reason, "no answer");

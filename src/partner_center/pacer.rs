@@ -263,6 +263,13 @@ impl Pacer {
         (srtt / SLOW_RTT.as_secs_f64()).max(1.0)
     }
 
+    /// A request sent got no answer (a timeout, a cut connection, a body that could not be
+    /// read): it is no longer in flight, and no answer is due to it.
+    pub fn on_unanswered(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.stale = self.stale.saturating_sub(1);
+    }
+
     /// The service answered something other than 429: it accepted the request into its quota.
     pub fn on_accepted(&mut self) {
         self.accepted += 1;
@@ -543,6 +550,28 @@ mod tests {
         );
         // 30 ms steps as they did before answers were timed.
         assert_eq!(grown(None), fast);
+    }
+
+    #[test]
+    fn requests_that_got_no_answer_do_not_hide_the_next_429() {
+        // Regression: a request that timed out was counted in flight for the rest of the run,
+        // and at each 429 among the answers still due, which never came: the next real 429
+        // was taken for one of them and started no pause.
+        let t0 = Instant::now();
+        let mut p = auto(10.0, t0);
+        for i in 0..5 {
+            p.on_send(ms(t0, i * 100));
+            p.on_unanswered();
+        }
+        p.on_send(ms(t0, 600));
+        let first = p.on_throttled(ms(t0, 700), ms(t0, 1_700));
+        assert!(first.is_some());
+        p.on_send(ms(t0, 1_800));
+        let next = p.on_throttled(ms(t0, 1_900), ms(t0, 2_900));
+        assert!(
+            next.is_some(),
+            "a 429 for a request sent after the pause is news"
+        );
     }
 
     #[test]

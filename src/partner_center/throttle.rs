@@ -147,6 +147,11 @@ impl Throttle {
         self.pacer(|p| p.on_answer(latency));
     }
 
+    /// Records a request that got no answer (a timeout, a cut connection, an unread body).
+    pub fn on_unanswered(&self) {
+        self.pacer(Pacer::on_unanswered);
+    }
+
     /// Records an answer other than 429: the service took the request into its quota.
     pub fn on_accepted(&self) {
         self.pacer(Pacer::on_accepted);
