@@ -12,16 +12,15 @@ use pc_qualify::simulator::{FaultAction, ScriptedFault};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timed_out_attempt_that_landed_gets_its_first_answer_under_the_same_id() {
-    let sim = start_sim(SimConfig {
-        script: vec![fault(
+    let (sim, dir) = scripted(
+        "landed",
+        1,
+        vec![fault(
             1,
             FaultAction::SlowAnswer(Duration::from_millis(1500)),
         )],
-        ..SimConfig::default()
-    })
+    )
     .await;
-    let dir = work_dir("landed");
-    dir.write("in.csv", soe_rows(1));
     let output = pcq_io("run", &dir, &["--timeout", "0.5"])
         .envs(&sim_env(&sim))
         .run()
@@ -44,8 +43,10 @@ async fn a_timed_out_attempt_that_landed_gets_its_first_answer_under_the_same_id
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_errors_are_retried_and_client_errors_are_not() {
-    let sim = start_sim(SimConfig {
-        script: vec![
+    let (sim, dir) = scripted(
+        "matrix",
+        4,
+        vec![
             fault(1, status(500, None)),
             fault(1, status(502, None)),
             fault(1, status(504, None)),
@@ -54,11 +55,8 @@ async fn server_errors_are_retried_and_client_errors_are_not() {
             fault(3, status(403, None)),
             fault(4, FaultAction::Drop),
         ],
-        ..SimConfig::default()
-    })
+    )
     .await;
-    let dir = work_dir("matrix");
-    dir.write("in.csv", soe_rows(4));
     let output = pcq_io("run", &dir, &[]).envs(&sim_env(&sim)).run().await;
     output.assert_code(1);
     let rows = results_by_row(&dir.join("out.csv"));
@@ -79,15 +77,14 @@ async fn server_errors_are_retried_and_client_errors_are_not() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_answers_past_the_timeout_exhaust_the_attempts() {
-    let sim = start_sim(SimConfig {
-        script: (0..3)
+    let (sim, dir) = scripted(
+        "timeouts",
+        1,
+        (0..3)
             .map(|_| fault(1, FaultAction::Delay(Duration::from_millis(1200))))
             .collect(),
-        ..SimConfig::default()
-    })
+    )
     .await;
-    let dir = work_dir("timeouts");
-    dir.write("in.csv", soe_rows(1));
     let output = pcq_io("run", &dir, &["--timeout", "0.3", "--max-attempts", "2"])
         .envs(&sim_env(&sim))
         .run()
@@ -281,13 +278,7 @@ async fn max_attempts_is_one_budget_for_answers_and_failures_alike() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_cut_off_mid_body_is_retried_with_the_same_request_id() {
-    let sim = start_sim(SimConfig {
-        script: vec![fault(1, FaultAction::Cut)],
-        ..SimConfig::default()
-    })
-    .await;
-    let dir = work_dir("cut");
-    dir.write("in.csv", soe_rows(2));
+    let (sim, dir) = scripted("cut", 2, vec![fault(1, FaultAction::Cut)]).await;
     let output = pcq_io("run", &dir, &["--rate", "0"])
         .envs(&sim_env(&sim))
         .run()
@@ -305,14 +296,37 @@ async fn an_answer_cut_off_mid_body_is_retried_with_the_same_request_id() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_whose_body_is_cut_off_is_still_a_429() {
+    // Regression: the status went with the body. The 429 was taken for "no answer": its
+    // Retry-After was not waited out, and the request went again under the id it was answered on.
+    let cut_429 = FaultAction::CutStatus {
+        status: 429,
+        retry_after: Some("2".into()),
+    };
+    let (sim, dir) = scripted("cut-429", 1, vec![fault(1, cut_429)]).await;
+    let args = ["--rate", "0", "--max-backoff", "0.05"];
+    let done = pcq_io("run", &dir, &args).envs(&sim_env(&sim)).run().await;
+    done.assert_code(0);
+    let rows = results(&dir.join("out.csv"));
+    assert_eq!(outcome_status_attempts(&rows[0]), ("created", "201", "2"));
+    let sent = posts(&sim);
+    let ids: Vec<_> = sent.iter().map(|p| header(p, "ms-requestid")).collect();
+    assert!(
+        ids.len() == 2 && ids[0] != ids[1],
+        "a 429 is an answer: the retry takes a new id: {ids:?}"
+    );
+    let waited = sent[1].at_ms - sent[0].at_ms;
+    assert!(waited >= 1_900, "Retry-After: 2 waited out: {waited} ms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timeout_while_the_body_is_read_is_retried_with_the_same_request_id() {
-    let sim = start_sim(SimConfig {
-        script: vec![fault(1, FaultAction::SlowBody(Duration::from_millis(1500)))],
-        ..SimConfig::default()
-    })
+    let (sim, dir) = scripted(
+        "slow-body",
+        1,
+        vec![fault(1, FaultAction::SlowBody(Duration::from_millis(1500)))],
+    )
     .await;
-    let dir = work_dir("slow-body");
-    dir.write("in.csv", soe_rows(1));
     let output = pcq_io("run", &dir, &["--timeout", "0.5"])
         .envs(&sim_env(&sim))
         .run()
@@ -328,16 +342,15 @@ async fn a_timeout_while_the_body_is_read_is_retried_with_the_same_request_id() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_200_that_is_not_partner_center_is_checked_and_oversized_answers_are_refused() {
-    let sim = start_sim(SimConfig {
-        script: vec![
+    let (sim, dir) = scripted(
+        "unconfirmed",
+        3,
+        vec![
             fault(1, FaultAction::Html),
             fault(2, FaultAction::Big(3 * 1024 * 1024)),
         ],
-        ..SimConfig::default()
-    })
+    )
     .await;
-    let dir = work_dir("unconfirmed");
-    dir.write("in.csv", soe_rows(3));
     let output = pcq_io("run", &dir, &["--rate", "0"])
         .envs(&sim_env(&sim))
         .run()
@@ -360,8 +373,10 @@ async fn a_200_that_is_not_partner_center_is_checked_and_oversized_answers_are_r
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_2xx_naming_another_qualification_is_confirmed_from_the_list() {
     let other = r#"{"qualification":"Education","vettingStatus":"Approved","vettingCreateDate":"2020-12-04T20:54:24Z"}"#;
-    let sim = start_sim(SimConfig {
-        script: vec![
+    let (sim, dir) = scripted(
+        "other-qualification",
+        3,
+        vec![
             // Not processed: the service's list will not show StateOwnedEntity.
             fault(
                 1,
@@ -378,11 +393,8 @@ async fn a_2xx_naming_another_qualification_is_confirmed_from_the_list() {
                 },
             ),
         ],
-        ..SimConfig::default()
-    })
+    )
     .await;
-    let dir = work_dir("other-qualification");
-    dir.write("in.csv", soe_rows(3));
     let output = pcq_io("run", &dir, &["--rate", "0"])
         .envs(&sim_env(&sim))
         .run()

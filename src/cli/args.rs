@@ -433,7 +433,7 @@ pub struct SimulateArgs {
     /// CSV of customers' existing state (customer_id,qualification,vetting_status,vetting_reason,vetting_create_date[,company_name,domain]); replaces the built-in sandbox customers
     #[arg(long, value_name = "FILE")]
     pub preload: Option<PathBuf>,
-    /// Scripted answers per customer: lines `CUSTOMER_ID 503|429:SECS|drop|delay:MSms|late:MSms|cut|slowbody:MSms|html|big:BYTES`
+    /// Scripted answers per customer: lines `CUSTOMER_ID 503|429:SECS|drop|delay:MSms|late:MSms|cut|cut:429:SECS|slowbody:MSms|html|big:BYTES`
     #[arg(long, value_name = "FILE")]
     pub script: Option<PathBuf>,
     /// Seconds before a created qualification's vetting leaves InReview [default: 60]

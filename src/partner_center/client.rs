@@ -394,7 +394,21 @@ impl Client {
                     let retried = matches!(classify_status(status), Decision::Retry(_));
                     let hint = retried.then(|| retry_after(response.headers())).flatten();
                     let body = read_body(response, max_answer).await;
-                    body.map(|body| (status, hint, body))
+                    // A status that is retried (429, 5xx) or renews the token (401) decides
+                    // without its body: a body cut off or too large must not turn it into "no
+                    // answer", which lost a 429's Retry-After and the pool's pause, and resent
+                    // an answered request under its id. (A 401 without its body cannot name
+                    // MFA: the token is renewed once, and a second 401 stops the run.)
+                    let decided =
+                        retried || matches!(classify_status(status), Decision::Reauthenticate);
+                    match body {
+                        Ok(body) => Ok((status, hint, body)),
+                        Err(err) if decided => {
+                            tracing::debug!(%url, status, %err, "answer's body not read");
+                            Ok((status, hint, Bytes::new()))
+                        }
+                        Err(err) => Err(err),
+                    }
                 }
                 Err(err) => Err(AttemptError::Send(err)),
             };

@@ -74,6 +74,13 @@ pub(super) async fn apply_fault(
             response
         }
         FaultAction::Cut => cut_answer(answer.await, None).await,
+        FaultAction::CutStatus {
+            status,
+            retry_after,
+        } => {
+            let response = error_status(status, retry_after.as_deref(), retry_after_secs);
+            cut_answer(response, None).await
+        }
         FaultAction::SlowBody(d) => cut_answer(answer.await, Some(d)).await,
         FaultAction::Json { status, body } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);

@@ -305,6 +305,14 @@ pub enum FaultAction {
     /// Process the request, then send the status line and part of the body and close the
     /// connection: an answer cut off after the write landed.
     Cut,
+    /// Answer with this status (and Retry-After, if given) as `Status` does, without processing
+    /// the request, and cut its body off part-way: the status arrived, the body did not.
+    CutStatus {
+        /// The HTTP status (400-599).
+        status: u16,
+        /// The Retry-After header value, sent as is.
+        retry_after: Option<String>,
+    },
     /// Process the request, send the status line and half the body, and the rest this much
     /// later: a `--timeout` that runs out while the body is read.
     SlowBody(Duration),

@@ -222,6 +222,20 @@ fn parse_action(text: &str) -> Result<FaultAction, ScriptError> {
         "html" => return Ok(FaultAction::Html),
         _ => {}
     }
+    if let Some(rest) = value("cut:") {
+        return match parse_action(rest)? {
+            FaultAction::Status {
+                status,
+                retry_after,
+            } => Ok(FaultAction::CutStatus {
+                status,
+                retry_after,
+            }),
+            _ => Err(ScriptError::UnknownAction {
+                text: text.to_string(),
+            }),
+        };
+    }
     if let Some(rest) = value("slowbody:") {
         return parse_duration(rest).map(FaultAction::SlowBody);
     }
@@ -436,7 +450,8 @@ mod tests {
                     aaaaaaaa-1111-4111-8111-000000000001 429:5  # throttled once\n\
                     aaaaaaaa-1111-4111-8111-000000000002 drop\n\
                     aaaaaaaa-1111-4111-8111-000000000002 delay:1500ms\n\
-                    aaaaaaaa-1111-4111-8111-000000000002 delay:2s\n";
+                    aaaaaaaa-1111-4111-8111-000000000002 delay:2s\n\
+                    aaaaaaaa-1111-4111-8111-000000000002 cut:429:2\n";
         let faults = parse_script(text).expect("parses");
         let actions: Vec<_> = faults.iter().map(|f| f.action.clone()).collect();
         assert_eq!(
@@ -453,12 +468,17 @@ mod tests {
                 FaultAction::Drop,
                 FaultAction::Delay(Duration::from_millis(1500)),
                 FaultAction::Delay(Duration::from_secs(2)),
+                FaultAction::CutStatus {
+                    status: 429,
+                    retry_after: Some("2".into())
+                },
             ]
         );
         for bad in [
             "aaaaaaaa-1111-4111-8111-000000000001",
             "aaaaaaaa-1111-4111-8111-000000000001 teapot",
             "aaaaaaaa-1111-4111-8111-000000000001 200",
+            "aaaaaaaa-1111-4111-8111-000000000001 cut:drop",
             "aaaaaaaa-1111-4111-8111-000000000001 429:",
             "aaaaaaaa-1111-4111-8111-000000000001 delay:soon",
             "nope 503",

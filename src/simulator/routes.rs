@@ -162,9 +162,11 @@ async fn admitted(shared: &Shared, request: Request, next: Next) -> Response {
     };
     let retry_after_secs = shared.settings.retry_after_secs;
     let request_id = super::answered::request_id(request.headers());
+    // A cut status is not remembered either: remembering reads its body whole.
     let wraps = matches!(
         action,
         FaultAction::Cut
+            | FaultAction::CutStatus { .. }
             | FaultAction::SlowBody(_)
             | FaultAction::Big(_)
             | FaultAction::SlowAnswer(_)

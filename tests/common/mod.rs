@@ -585,6 +585,19 @@ pub fn posts(sim: &SimHandle) -> Vec<simulator::RecordedRequest> {
         .collect()
 }
 
+/// A simulator that answers as `script` says, and a work dir `name` whose `in.csv` holds `rows`
+/// StateOwnedEntity rows ([`soe_rows`]).
+pub async fn scripted(name: &str, rows: u32, script: Vec<ScriptedFault>) -> (SimHandle, TempDir) {
+    let sim = start_sim(SimConfig {
+        script,
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = work_dir(name);
+    dir.write("in.csv", soe_rows(rows));
+    (sim, dir)
+}
+
 /// A simulator answering API calls after `latency_ms`, its environment, and a work dir `name`
 /// whose `in.csv` holds `rows` StateOwnedEntity rows ([`soe_rows`]).
 pub async fn sim_and_rows(
