@@ -541,7 +541,10 @@ mod tests {
             source: io(),
         };
         let text = after.chain();
-        assert!(text.starts_with("output out.csv: rows were sent"), "{text}");
+        assert!(
+            text.starts_with("output out.csv: requests were sent"),
+            "{text}"
+        );
         assert!(text.contains("--resume"), "{text}");
         assert_eq!(text.matches("permission denied").count(), 1, "{text}");
         let bad_row = ResultsError::ResultsInput {

@@ -249,20 +249,17 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         // Left waiting on standard input after a stop: the stop says why the run ended.
         None => (None, None, None),
     };
-    // Rows were sent before the results file failed: say so, and how to finish.
+    // Exit 2 either way; once a request went out, the message says so, and how to finish.
+    let sent = context.stats.requests() > 0;
     let rows = written.map_err(|err| match err {
-        ResultsError::OutputIo { path, source } => ResultsError::OutputAfterSend { path, source },
+        ResultsError::OutputIo { path, source } => failed_part_way(sent, path, source),
         other => other,
     });
     let rows = rows?.rows;
-    // Exit 2, the journal kept: --resume finishes the file once the journal can be written.
+    // The journal kept: --resume finishes the file once the journal can be written.
     if let Some(source) = journal_error {
         let path = journal_path.display().to_string();
-        return Err(match rows {
-            0 => ResultsError::OutputIo { path, source },
-            _ => ResultsError::OutputAfterSend { path, source },
-        }
-        .into());
+        return Err(failed_part_way(sent, path, source).into());
     }
     let internal_errors = internal_errors.load(Ordering::Relaxed);
     let incomplete = input_error.is_some()
@@ -591,12 +588,33 @@ fn open_outputs(
     Ok((writer, journal.map(|(journal, _)| journal)))
 }
 
+/// An output (`path`) that failed part-way through a run: after a request was `sent`, its own
+/// message (a plain rerun would send again: `--resume`); before, an output that failed, as at
+/// the start. Invalid rows written, or a dry run, send nothing.
+fn failed_part_way(sent: bool, path: String, source: std::io::Error) -> ResultsError {
+    match sent {
+        true => ResultsError::OutputAfterSend { path, source },
+        false => ResultsError::OutputIo { path, source },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::error::ChainExt;
 
     const GCC: &str = "GovernmentCommunityCloud";
+
+    #[test]
+    fn an_output_that_fails_before_any_request_does_not_say_rows_were_sent() {
+        // Regression: a journal that failed after only invalid rows were written said "rows
+        // were sent before this failure", as after real sends.
+        let denied = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let before = failed_part_way(false, "out.csv.journal".into(), denied()).chain();
+        assert!(!before.contains("were sent"), "{before}");
+        let after = failed_part_way(true, "out.csv.journal".into(), denied()).chain();
+        assert!(after.contains("requests were sent"), "{after}");
+    }
 
     fn gcc_input(rows: &[(u32, &str)]) -> InputReader<std::io::Cursor<Vec<u8>>> {
         let mut text = String::from("customer_id,qualification\n");

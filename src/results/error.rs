@@ -23,9 +23,9 @@ pub enum ResultsError {
         #[source]
         source: std::io::Error,
     },
-    /// The results file failed after rows were sent: the journal is kept and `--resume` finishes
-    /// the file. Not "nothing was sent", so it has its own variant and message.
-    #[error("output {path}: rows were sent before this failure and the journal is kept: once the file can be written, run the same command with --resume")]
+    /// The results file or its journal failed after requests were sent: the journal is kept and
+    /// `--resume` finishes the file. Not "nothing was sent", so it has its own variant and message.
+    #[error("output {path}: requests were sent before this failure and the journal is kept: once the file can be written, run the same command with --resume")]
     OutputAfterSend {
         /// The results path (`-` for standard output).
         path: String,
