@@ -396,13 +396,16 @@ impl Pacer {
             .as_secs_f64();
         // A step lasts an interval plus the round trip (requests in flight over the rate, by
         // Little's law; a probe's, PROBE_RTTS of them): its 429s arrive before the next step.
-        // A slow service's steps last longer: the bucket then runs dry at a lower step.
-        let slowness = self.slowness();
-        let rtts = match self.measured {
-            None => slowness.sqrt(),
-            Some(_) => PROBE_RTTS * slowness.powf(1.5),
+        // A slow service's steps last longer, by round trips as timed: the bucket then runs dry
+        // at a lower step. (Little's law reads long at a low rate, where one request in flight
+        // is a round trip of a whole period: stretched, it kept a rate at the floor there.)
+        let (rtts, stretch) = match self.measured {
+            None => (1.0, self.slowness().sqrt()),
+            Some(_) => (PROBE_RTTS, PROBE_RTTS * self.slowness().powf(1.5)),
         };
-        let step = GROW_INTERVAL.as_secs_f64() + rtts * self.in_flight as f64 / rate;
+        let little = self.in_flight as f64 / rate;
+        let timed = self.srtt.unwrap_or(0.0);
+        let step = GROW_INTERVAL.as_secs_f64() + rtts * little + (stretch - rtts) * timed;
         let at_ceiling = self.ceiling.is_some_and(|c| rate >= c);
         if at_ceiling || now < self.grow_from || elapsed < step {
             return None;
@@ -826,6 +829,32 @@ mod tests {
         // The 429s stop: after the longest hold, the probe is back at --rate in seconds.
         let mut now = t + 1_000;
         while now < t + 30_000 {
+            let rate = p.rate().expect("limited");
+            drive(&mut p, t0, now, now + 250, rate);
+            now += 250;
+        }
+        assert_eq!(p.rate(), Some(10.0));
+    }
+
+    #[test]
+    fn a_slow_service_recovers_from_the_floor_in_seconds() {
+        // Regression: the slow service's longer steps were stretched from Little's law, which
+        // at a low rate reads a whole period as the round trip (at 1/s, 1 s): at 200 ms the
+        // climb from the floor back to --rate 10 took about 28 s of steps instead of 15.
+        let t0 = Instant::now();
+        let mut p = Pacer::new(RateMode::Fixed(10.0), t0);
+        p.on_answer(Duration::from_millis(200));
+        let mut t = 0;
+        for _ in 0..30 {
+            p.on_send(ms(t0, t));
+            p.on_throttled(ms(t0, t + 10), ms(t0, t + 1_010));
+            t += 1_020;
+        }
+        assert_eq!(p.rate(), Some(1.0));
+        // The 429s stop; the hold after a burst with nothing accepted is the shortest.
+        let start = t + 1_000 + u64::try_from(HOLD_MIN.as_millis()).expect("short");
+        let mut now = t + 1_000;
+        while now < start + 20_000 {
             let rate = p.rate().expect("limited");
             drive(&mut p, t0, now, now + 250, rate);
             now += 250;
