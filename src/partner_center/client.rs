@@ -347,16 +347,20 @@ impl Client {
                     return sent.end(Reply::Token(reason));
                 }
             };
+            // From here on the pacer has counted this send (`acquire`): a return before it goes
+            // out must take it back, or it stays in flight for the rest of the run.
             let Some(auth) = token.header.clone() else {
+                self.throttle.on_unanswered();
                 let reason = "the access token holds characters an HTTP header cannot carry";
                 return sent.end(Reply::Token(reason.into()));
             };
             match next_id.take() {
                 Some(Ok(id)) => (sent.request_id, sent.answered) = (id, None),
                 Some(Err(reason)) => {
+                    self.throttle.on_unanswered();
                     return sent.end(Reply::Stopped(format!(
                         "not sent again: its new MS-RequestId could not be journalled: {reason}"
-                    )))
+                    )));
                 }
                 None => {}
             }
@@ -389,12 +393,15 @@ impl Client {
             let started = Instant::now();
             let outcome = match self.http.execute(outgoing).await {
                 Ok(response) => {
+                    // The pacer's round trip ends with the status line: a body that stalls until
+                    // --timeout says nothing about how fast the service answers.
+                    let headers_in = started.elapsed();
                     let status = response.status().as_u16();
                     // Only answers that may be retried need their Retry-After.
                     let retried = matches!(classify_status(status), Decision::Retry(_));
                     let hint = retried.then(|| retry_after(response.headers())).flatten();
                     let body = read_body(response, max_answer).await;
-                    // A status that is retried (429, 5xx) or renews the token (401) decides
+                    // A status that is retried (408, 429, 5xx) or renews the token (401) decides
                     // without its body: a body cut off or too large must not turn it into "no
                     // answer", which lost a 429's Retry-After and the pool's pause, and resent
                     // an answered request under its id. (A 401 without its body cannot name
@@ -402,17 +409,17 @@ impl Client {
                     let decided =
                         retried || matches!(classify_status(status), Decision::Reauthenticate);
                     match body {
-                        Ok(body) => Ok((status, hint, body)),
+                        Ok(body) => Ok((status, hint, body, headers_in)),
                         Err(err) if decided => {
                             tracing::debug!(%url, status, %err, "answer's body not read");
-                            Ok((status, hint, Bytes::new()))
+                            Ok((status, hint, Bytes::new(), headers_in))
                         }
                         Err(err) => Err(err),
                     }
                 }
                 Err(err) => Err(AttemptError::Send(err)),
             };
-            let (status, hint, answer) = match outcome {
+            let (status, hint, answer, headers_in) = match outcome {
                 Ok(parts) => parts,
                 Err(err) => {
                     self.stats.record_transport_error();
@@ -446,9 +453,8 @@ impl Client {
                     return sent.end(Reply::Transport(reason));
                 }
             };
-            let latency = started.elapsed();
-            self.stats.record_answer(status, latency);
-            self.throttle.on_answer(latency);
+            self.stats.record_answer(status, started.elapsed());
+            self.throttle.on_answer(headers_in);
             sent.answered = Some(status);
             if status != 429 {
                 // Whatever the answer, the service counted the request against its quota.
