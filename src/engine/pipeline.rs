@@ -197,6 +197,8 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         last_row: None,
     };
     let started = context.begin();
+    // Requests before the rows (the `--validation-code auto` read) send no row.
+    let before_rows = context.stats.requests();
     let feed = |feeder| {
         if input == "-" || source.is_workbook() {
             // Standard input may stall for as long as the producer likes, and a workbook's rows
@@ -250,7 +252,7 @@ pub async fn execute(job: Job) -> Result<Report, JobError> {
         None => (None, None, None),
     };
     // Exit 2 either way; once a request went out, the message says so, and how to finish.
-    let sent = context.stats.requests() > 0;
+    let sent = context.stats.requests() > before_rows;
     let rows = written.map_err(|err| match err {
         ResultsError::OutputIo { path, source } => failed_part_way(sent, path, source),
         other => other,
@@ -588,9 +590,9 @@ fn open_outputs(
     Ok((writer, journal.map(|(journal, _)| journal)))
 }
 
-/// An output (`path`) that failed part-way through a run: after a request was `sent`, its own
-/// message (a plain rerun would send again: `--resume`); before, an output that failed, as at
-/// the start. Invalid rows written, or a dry run, send nothing.
+/// An output (`path`) that failed part-way through a run: after a row's request was `sent`, its
+/// own message (a plain rerun would send again: `--resume`); before, an output that failed, as at
+/// the start (invalid rows written, or a dry run of `run`, send nothing).
 fn failed_part_way(sent: bool, path: String, source: std::io::Error) -> ResultsError {
     match sent {
         true => ResultsError::OutputAfterSend { path, source },
