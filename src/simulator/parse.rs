@@ -181,7 +181,8 @@ pub enum DelayError {
 ///
 /// Actions: `503` (a status), `429:5` (status and Retry-After, sent as written), `drop`,
 /// `delay:1500ms` (or `2s`), `late:1500ms` (answer held after the write), `cut` (answer cut off
-/// after the write), `slowbody:MSms` (the second half of the body that much later), `html` (a
+/// after the write), `cut:429:5` (a status, with Retry-After if given, its body cut off; nothing
+/// written), `slowbody:MSms` (the second half of the body that much later), `html` (a
 /// proxy's 200 page, nothing written), `big:BYTES` (oversized answer).
 pub fn parse_script(text: &str) -> Result<Vec<ScriptedFault>, SimError> {
     let mut faults = Vec::new();
