@@ -454,12 +454,9 @@ impl Client {
                 }
             };
             self.stats.record_answer(status, started.elapsed());
-            self.throttle.on_answer(headers_in);
+            // Whatever the answer but a 429, the service counted the request against its quota.
+            self.throttle.on_answer(headers_in, status);
             sent.answered = Some(status);
-            if status != 429 {
-                // Whatever the answer, the service counted the request against its quota.
-                self.throttle.on_accepted();
-            }
             tracing::debug!(%url, attempt = sent.attempts, %correlation, status, "answer");
             let done = |body: Bytes| sent.end(Reply::Answer { status, body });
             match classify_status(status) {

@@ -142,19 +142,21 @@ impl Throttle {
         self.pacer(Pacer::begin);
     }
 
-    /// Records how long an answer (of any status) took: a slow service gets longer rate steps.
-    pub fn on_answer(&self, latency: Duration) {
-        self.pacer(|p| p.on_answer(latency));
+    /// Records an answer's time to its status line (a slow service gets longer rate steps)
+    /// and, unless it is a 429 (see [`Throttle::on_throttled`]), that the service took the
+    /// request into its quota: one look at the pacer per answer.
+    pub fn on_answer(&self, latency: Duration, status: u16) {
+        self.pacer(|p| {
+            p.on_answer(latency);
+            if status != 429 {
+                p.on_accepted();
+            }
+        });
     }
 
     /// Records a request that got no answer (a timeout, a cut connection, an unread body).
     pub fn on_unanswered(&self) {
         self.pacer(Pacer::on_unanswered);
-    }
-
-    /// Records an answer other than 429: the service took the request into its quota.
-    pub fn on_accepted(&self) {
-        self.pacer(Pacer::on_accepted);
     }
 
     /// Records a 429 asking to wait `wait`: the pacer decides whether it starts a pool-wide
@@ -299,7 +301,7 @@ mod tests {
         let throttle = Throttle::new(RateMode::Unlimited, 1);
         for _ in 0..20 {
             throttle.acquire().await;
-            throttle.on_accepted();
+            throttle.on_answer(Duration::from_millis(1), 200);
         }
         assert_eq!(throttle.current_rate(), None);
         throttle.on_throttled(Duration::from_millis(1));
@@ -321,7 +323,7 @@ mod tests {
         );
         for _ in 0..60 {
             throttle.acquire().await;
-            throttle.on_accepted();
+            throttle.on_answer(Duration::from_millis(1), 200);
         }
         let rate = throttle.current_rate().expect("limited");
         assert!(rate > 20.0, "{rate}");
