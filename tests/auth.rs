@@ -10,18 +10,17 @@ use pc_qualify::simulator::FaultAction;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_token_is_renewed_once_and_the_row_resent() {
     // Row 1 is refused once (a token revoked early), row 2 every time (a user without the rights).
-    let sim = start_sim(SimConfig {
-        script: vec![
+    let (sim, dir) = scripted(
+        "refused",
+        3,
+        vec![
             fault(1, status(401, None)),
             fault(2, status(401, None)),
             fault(2, status(401, None)),
             fault(2, status(401, None)),
         ],
-        ..SimConfig::default()
-    })
+    )
     .await;
-    let dir = work_dir("refused");
-    dir.write("in.csv", soe_rows(3));
     let output = pcq_io("run", &dir, &["--concurrency", "1"])
         .envs(&sim_env(&sim))
         .run()
@@ -404,16 +403,15 @@ async fn mfa_is_read_from_error_code_fields_not_from_digits_in_the_text() {
         body: body.to_string(),
     };
     // The digits in free text: an ordinary 401, cured by a fresh token.
-    let sim = start_sim(SimConfig {
-        script: vec![fault(
+    let (sim, dir) = scripted(
+        "mfa-digits",
+        2,
+        vec![fault(
             1,
             json401(r#"{"message":"token issued at 900421 has expired"}"#),
         )],
-        ..SimConfig::default()
-    })
+    )
     .await;
-    let dir = work_dir("mfa-digits");
-    dir.write("in.csv", soe_rows(2));
     let output = pcq_io("run", &dir, &["--rate", "0"])
         .envs(&sim_env(&sim))
         .run()
@@ -423,18 +421,12 @@ async fn mfa_is_read_from_error_code_fields_not_from_digits_in_the_text() {
     assert!(rows.iter().all(|r| r["outcome"] == "created"), "{rows:?}");
 
     // Entra ID's `error_codes` list naming 900421: the run stops (exit 2), the row stays resumable.
-    let sim = start_sim(SimConfig {
-        script: vec![fault(
+    let (sim, dir) = scripted("mfa-error-codes", 1, vec![fault(
             1,
             json401(
                 r#"{"error":"interaction_required","error_codes":[900421],"error_description":"MFA required"}"#,
             ),
-        )],
-        ..SimConfig::default()
-    })
-    .await;
-    let dir = work_dir("mfa-error-codes");
-    dir.write("in.csv", soe_rows(1));
+        )]).await;
     let output = pcq_io("run", &dir, &["--rate", "0"])
         .envs(&sim_env(&sim))
         .run()

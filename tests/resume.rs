@@ -224,13 +224,7 @@ async fn an_answered_id_stays_spent_across_resumes_that_drop_the_failed_row() {
 /// send is journalled as soon as the 429 is in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_row_stopped_in_a_retry_after_wait_resumes_under_an_unanswered_id() {
-    let sim = start_sim(SimConfig {
-        script: vec![fault(1, status(429, Some("60")))],
-        ..SimConfig::default()
-    })
-    .await;
-    let dir = work_dir("wait-stop");
-    dir.write("in.csv", soe_rows(1));
+    let (sim, dir) = scripted("wait-stop", 1, vec![fault(1, status(429, Some("60")))]).await;
     let env = sim_env(&sim);
     let mut child = pcq_io("run", &dir, &["--shutdown-grace", "1"])
         .envs(&env)

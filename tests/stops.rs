@@ -51,13 +51,12 @@ async fn a_token_endpoint_that_goes_down_mid_run_stops_it_and_resume_finishes() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_server_failures_in_a_row_trip_the_breaker() {
-    let sim = start_sim(SimConfig {
-        script: (1..=30).map(|n| fault(n, status(503, None))).collect(),
-        ..SimConfig::default()
-    })
+    let (sim, dir) = scripted(
+        "breaker",
+        40,
+        (1..=30).map(|n| fault(n, status(503, None))).collect(),
+    )
     .await;
-    let dir = work_dir("breaker");
-    dir.write("in.csv", soe_rows(40));
     let env = sim_env(&sim);
     let output = pcq_io(
         "run",

@@ -13,13 +13,7 @@ use pc_qualify::simulator::{FaultAction, ScriptedFault};
 /// long as the bucket needs (the measured refill of a request), not the whole 2 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_retries_after_its_retry_after_and_the_pool_resumes_when_the_bucket_allows() {
-    let sim = start_sim(SimConfig {
-        script: vec![fault(3, status(429, Some("2")))],
-        ..SimConfig::default()
-    })
-    .await;
-    let dir = work_dir("pause");
-    dir.write("in.csv", soe_rows(16));
+    let (sim, dir) = scripted("pause", 16, vec![fault(3, status(429, Some("2")))]).await;
     let output = pcq_io("run", &dir, &["--rate", "0", "--concurrency", "4"])
         .envs(&sim_env(&sim))
         .run()
@@ -58,18 +52,17 @@ async fn a_429_retries_after_its_retry_after_and_the_pool_resumes_when_the_bucke
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_of_any_size_never_loses_a_row() {
-    let sim = start_sim(SimConfig {
-        script: vec![
+    let (sim, dir) = scripted(
+        "huge-retry-after",
+        5,
+        vec![
             fault(1, status(429, Some("1e30"))),
             fault(2, status(503, Some("99999999999999999999"))),
             fault(3, status(503, Some("soon"))),
             fault(4, status(429, Some("-5"))),
         ],
-        ..SimConfig::default()
-    })
+    )
     .await;
-    let dir = work_dir("huge-retry-after");
-    dir.write("in.csv", soe_rows(5));
     let output = pcq_io("run", &dir, &["--rate", "0", "--max-backoff", "0.05"])
         .envs(&sim_env(&sim))
         .run()
@@ -98,16 +91,15 @@ async fn retry_after_of_any_size_never_loses_a_row() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_is_obeyed_past_max_backoff_and_refused_past_max_retry_after() {
-    let sim = start_sim(SimConfig {
-        script: vec![
+    let (sim, dir) = scripted(
+        "retry-after",
+        2,
+        vec![
             fault(1, status(503, Some("2"))),
             fault(2, status(429, Some("5"))),
         ],
-        ..SimConfig::default()
-    })
+    )
     .await;
-    let dir = work_dir("retry-after");
-    dir.write("in.csv", soe_rows(2));
     dir.write("c.toml", "max_retry_after = 3.0\n");
     let output = pcq_io(
         "run",
