@@ -136,7 +136,8 @@ pub(crate) struct Pacer {
     raised: Option<f64>,
     /// What the service accepted, as measured at the last event.
     measured: Option<f64>,
-    /// The smoothed time from a request to its answer, seconds (`None` before the first answer).
+    /// The smoothed time from a request to its answer's status line, seconds (`None` before the
+    /// first answer).
     srtt: Option<f64>,
     /// How long the rate holds after an event before probing.
     hold: Duration,
@@ -251,7 +252,7 @@ impl Pacer {
         self.grow(now)
     }
 
-    /// An answer (of any status) came `latency` after its request was sent.
+    /// An answer's status line (of any status) came `latency` after its request was sent.
     pub fn on_answer(&mut self, latency: Duration) {
         let sample = latency.as_secs_f64();
         self.srtt = Some(self.srtt.map_or(sample, |s| s + (sample - s) * RTT_GAIN));
