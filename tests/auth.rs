@@ -58,13 +58,11 @@ async fn a_refused_token_is_renewed_once_and_the_row_resent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_absurd_token_lifetime_is_clamped_not_a_crash() {
-    let sim = start_sim(SimConfig {
+    let config = SimConfig {
         token_expires_in: Some(u64::MAX),
         ..SimConfig::default()
-    })
-    .await;
-    let dir = work_dir("expires-in");
-    dir.write("in.csv", soe_rows(3));
+    };
+    let (sim, dir) = sim_with_rows("expires-in", 3, config).await;
     let output = pcq_io("run", &dir, &["--rate", "0"])
         .envs(&sim_env(&sim))
         .run()
@@ -78,13 +76,11 @@ async fn an_absurd_token_lifetime_is_clamped_not_a_crash() {
 /// short minimum time whatever its figure.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_said_to_expire_at_once_is_reused_not_fetched_per_call() {
-    let sim = start_sim(SimConfig {
+    let config = SimConfig {
         token_expires_in: Some(0),
         ..SimConfig::default()
-    })
-    .await;
-    let dir = work_dir("expires-in-0");
-    dir.write("in.csv", soe_rows(30));
+    };
+    let (sim, dir) = sim_with_rows("expires-in-0", 30, config).await;
     let output = pcq_io("run", &dir, &["--rate", "0"])
         .envs(&sim_env(&sim))
         .run()

@@ -206,14 +206,8 @@ async fn an_answered_id_stays_spent_across_resumes_that_drop_the_failed_row() {
         .run()
         .await
         .assert_code(0);
-    pcq_io("run", &dir, &["--resume"])
-        .envs(&env)
-        .run()
-        .await
-        .assert_code(0);
-    let posted = posts_by_customer(&sim);
-    assert_eq!(posted[&cid(2)].len(), 2, "the failed row is sent again");
-    assert_ne!(posted[&cid(2)][0], posted[&cid(2)][1], "under a new id");
+    resume_ok(&dir, &env).await;
+    assert_sent_again_under_a_new_id(&sim, 2);
     let rows = results_by_row(&dir.join("out.csv"));
     assert!(rows.iter().all(|r| r["outcome"] == "created"), "{rows:?}");
 }
@@ -233,18 +227,8 @@ async fn a_row_stopped_in_a_retry_after_wait_resumes_under_an_unanswered_id() {
     child.wait_for_signal_handlers().await;
     child.signal("INT");
     child.finish().await.assert_code(130);
-    pcq_io("run", &dir, &["--resume"])
-        .envs(&env)
-        .run()
-        .await
-        .assert_code(0);
-    let posted = posts_by_customer(&sim);
-    assert_eq!(posted[&cid(1)].len(), 2, "{posted:?}");
-    assert_ne!(
-        posted[&cid(1)][0],
-        posted[&cid(1)][1],
-        "not the answered id"
-    );
+    resume_ok(&dir, &env).await;
+    assert_sent_again_under_a_new_id(&sim, 1);
     let rows = results_by_row(&dir.join("out.csv"));
     assert_eq!(rows[0]["outcome"], "created");
 }

@@ -588,14 +588,37 @@ pub fn posts(sim: &SimHandle) -> Vec<simulator::RecordedRequest> {
 /// A simulator that answers as `script` says, and a work dir `name` whose `in.csv` holds `rows`
 /// StateOwnedEntity rows ([`soe_rows`]).
 pub async fn scripted(name: &str, rows: u32, script: Vec<ScriptedFault>) -> (SimHandle, TempDir) {
-    let sim = start_sim(SimConfig {
+    let config = SimConfig {
         script,
         ..SimConfig::default()
-    })
-    .await;
+    };
+    sim_with_rows(name, rows, config).await
+}
+
+/// A simulator started with `config`, and a work dir `name` whose `in.csv` holds `rows`
+/// StateOwnedEntity rows ([`soe_rows`]).
+pub async fn sim_with_rows(name: &str, rows: u32, config: SimConfig) -> (SimHandle, TempDir) {
+    let sim = start_sim(config).await;
     let dir = work_dir(name);
     dir.write("in.csv", soe_rows(rows));
     (sim, dir)
+}
+
+/// `run --resume` in `dir` against the simulator of `env`, which must exit 0.
+pub async fn resume_ok(dir: &TempDir, env: &[(String, String)]) {
+    pcq_io("run", dir, &["--resume"])
+        .envs(env)
+        .run()
+        .await
+        .assert_code(0);
+}
+
+/// Customer `n` was posted twice, the second time under a new request id.
+pub fn assert_sent_again_under_a_new_id(sim: &SimHandle, n: u32) {
+    let posted = posts_by_customer(sim);
+    let ids = &posted[&cid(n)];
+    assert_eq!(ids.len(), 2, "sent twice: {posted:?}");
+    assert_ne!(ids[0], ids[1], "under a new id");
 }
 
 /// A simulator answering API calls after `latency_ms`, its environment, and a work dir `name`
