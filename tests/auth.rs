@@ -58,16 +58,7 @@ async fn a_refused_token_is_renewed_once_and_the_row_resent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_absurd_token_lifetime_is_clamped_not_a_crash() {
-    let config = SimConfig {
-        token_expires_in: Some(u64::MAX),
-        ..SimConfig::default()
-    };
-    let (sim, dir) = sim_with_rows("expires-in", 3, config).await;
-    let output = pcq_io("run", &dir, &["--rate", "0"])
-        .envs(&sim_env(&sim))
-        .run()
-        .await;
-    output.assert_code(0);
+    let (_sim, dir) = a_run_whose_token_expires_in(u64::MAX, "expires-in", 3).await;
     assert_rows_exactly_once(&dir.join("out.csv"), 3);
 }
 
@@ -76,16 +67,7 @@ async fn an_absurd_token_lifetime_is_clamped_not_a_crash() {
 /// short minimum time whatever its figure.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_said_to_expire_at_once_is_reused_not_fetched_per_call() {
-    let config = SimConfig {
-        token_expires_in: Some(0),
-        ..SimConfig::default()
-    };
-    let (sim, dir) = sim_with_rows("expires-in-0", 30, config).await;
-    let output = pcq_io("run", &dir, &["--rate", "0"])
-        .envs(&sim_env(&sim))
-        .run()
-        .await;
-    output.assert_code(0);
+    let (sim, dir) = a_run_whose_token_expires_in(0, "expires-in-0", 30).await;
     let rows = results(&dir.join("out.csv"));
     assert_eq!(rows.len(), 30);
     assert!(rows.iter().all(|r| r["outcome"] == "created"), "{rows:?}");
@@ -483,4 +465,20 @@ async fn the_v2_token_endpoint_obeys_the_outage_switch_and_the_lifetime_override
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"], "temporarily_unavailable", "{body}");
     assert!(body.get("access_token").is_none(), "{body}");
+}
+
+/// A run of `rows` rows in a work dir `name`, which must exit 0, against a simulator whose tokens
+/// say they expire in `secs` seconds.
+async fn a_run_whose_token_expires_in(secs: u64, name: &str, rows: u32) -> (SimHandle, TempDir) {
+    let config = SimConfig {
+        token_expires_in: Some(secs),
+        ..SimConfig::default()
+    };
+    let (sim, dir) = sim_with_rows(name, rows, config).await;
+    let output = pcq_io("run", &dir, &["--rate", "0"])
+        .envs(&sim_env(&sim))
+        .run()
+        .await;
+    output.assert_code(0);
+    (sim, dir)
 }
