@@ -158,6 +158,33 @@ async fn device_code_login_polls_through_two_pending_answers_and_saves_the_token
 /// poll says nothing about the sign-in: polling goes on (three such in a row end it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttled_poll_does_not_end_a_device_code_sign_in() {
+    let (polls, dir) = device_login_with_a_throttled_poll("device-429", 1).await;
+    let file = dir.s("token");
+    assert_eq!(polls.len(), 3, "429, pending, then the token");
+    assert!(std::path::Path::new(&file).exists(), "the token is saved");
+}
+
+/// Regression: a throttled poll's `Retry-After` was not read (the sign-in's own `post` dropped
+/// the headers), so the next poll came after the code's interval and was throttled again; three
+/// such in a row ended the sign-in. The next poll now waits as long as the 429 asks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_polls_retry_after_is_waited_out_before_the_next_poll() {
+    let (polls, _dir) = device_login_with_a_throttled_poll("device-429-retry-after", 3).await;
+    assert_eq!(polls.len(), 3, "429, pending, then the token");
+    let gap = polls[1].at_ms - polls[0].at_ms;
+    assert!(
+        gap >= 2_900,
+        "the poll after the 429 came {gap} ms after it"
+    );
+}
+
+/// A device-code sign-in (interval 1 s) whose first poll is throttled with `Retry-After:
+/// retry_after_secs`, then pending, then signed in; it must exit 0. The polls the token
+/// endpoint received, and the directory holding the token file (`token`).
+async fn device_login_with_a_throttled_poll(
+    name: &str,
+    retry_after_secs: u64,
+) -> (Vec<simulator::RecordedRequest>, TempDir) {
     let sim = start_sim(SimConfig {
         public_client: true,
         device_polls: vec![DevicePoll::Pending],
@@ -165,17 +192,13 @@ async fn a_throttled_poll_does_not_end_a_device_code_sign_in() {
         // The device authorization request passes; the first poll is throttled.
         token_throttle_after: Some(1),
         token_throttle_count: Some(1),
-        retry_after_secs: 1,
+        retry_after_secs,
         ..SimConfig::default()
     })
     .await;
-    let dir = work_dir("device-429");
-    let file = dir.s("token");
-    let output = device_login(&sim, &file).await;
-    output.assert_code(0);
-    let polls = requests_to(&sim, "/oauth2/v2.0/token");
-    assert_eq!(polls.len(), 3, "429, pending, then the token");
-    assert!(std::path::Path::new(&file).exists(), "the token is saved");
+    let dir = work_dir(name);
+    device_login(&sim, &dir.s("token")).await.assert_code(0);
+    (requests_to(&sim, "/oauth2/v2.0/token"), dir)
 }
 
 /// `login --device-code --token-file FILE` against `sim` (a public client), to its end.

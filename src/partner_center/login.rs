@@ -16,7 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::partner_center::api::sanitize;
 use crate::partner_center::auth::{self, first_line, TokenAnswer};
 use crate::partner_center::cloud::{checked_url, Cloud};
-use crate::partner_center::http::{post_form, PostError};
+use crate::partner_center::http::{post_form, FormAnswer, PostError};
 use crate::partner_center::PartnerCenterError;
 
 /// The grant type of a device-code poll (RFC 8628 section 3.4); the simulator answers it too.
@@ -245,13 +245,12 @@ impl Login {
         http: &reqwest::Client,
         url: &str,
         form: &[(&'static str, String)],
-    ) -> Result<(u16, bytes::Bytes), LoginError> {
+    ) -> Result<FormAnswer, LoginError> {
         let error = |error| LoginError::Post {
             url: url.to_string(),
             error,
         };
-        let answer = post_form(http, url, form).await.map_err(error)?;
-        Ok((answer.status, answer.body))
+        post_form(http, url, form).await.map_err(error)
     }
 }
 

@@ -65,9 +65,9 @@ impl Login {
         form.push(("redirect_uri", redirect_uri));
         form.push(("code_verifier", verifier.expose_secret().to_string()));
         form.push(("scope", self.scope()));
-        let (status, body) = self.post(http, &self.endpoint("token"), &form).await?;
-        let answer: TokenAnswer = serde_json::from_slice(&body).unwrap_or_default();
-        refresh_token_of(status, answer, &body)
+        let answer = self.post(http, &self.endpoint("token"), &form).await?;
+        let token: TokenAnswer = serde_json::from_slice(&answer.body).unwrap_or_default();
+        refresh_token_of(answer.status, token, &answer.body)
     }
 }
 

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::{refresh_token_of, refusal, Login, LoginError, TokenAnswer, DEVICE_CODE_GRANT};
 use crate::partner_center::api::sanitize;
 use crate::partner_center::auth::seconds;
+use crate::partner_center::http::FormAnswer;
 
 /// Polling interval when the device authorization answer names none (RFC 8628 section 3.2).
 const DEFAULT_INTERVAL: u64 = 5;
@@ -41,7 +42,7 @@ impl Login {
             ("client_id", self.client_id.clone()),
             ("scope", self.scope()),
         ];
-        let (status, body) = self.post(http, &url, &form).await?;
+        let FormAnswer { status, body, .. } = self.post(http, &url, &form).await?;
         let refused = |what| refusal("devicecode endpoint", status, &body, what);
         let answer: DeviceAnswer = serde_json::from_slice(&body)
             .map_err(|_| refused("a body that is not a device authorization answer"))?;
@@ -66,8 +67,13 @@ impl Login {
         form.push(("grant_type", DEVICE_CODE_GRANT.to_string()));
         form.push(("device_code", device_code.expose_secret().to_string()));
         let mut failures = 0;
+        // What the last throttled poll's Retry-After asked for.
+        let mut asked: Option<Duration> = None;
         loop {
-            tokio::time::sleep(Duration::from_secs(interval)).await;
+            let wait = Duration::from_secs(interval).max(asked.take().unwrap_or_default());
+            // Never past the code's expiry: the check below then ends the sign-in on time.
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            tokio::time::sleep(left.map_or(wait, |left| wait.min(left))).await;
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(LoginError::Expired {
                     error: format!("the code's {expires} s ran out"),
@@ -76,28 +82,35 @@ impl Login {
             let answer = self.post(http, &token_url, &form).await;
             let passing = match &answer {
                 Err(_) => true,
-                Ok((status, _)) => *status == 429 || *status >= 500,
+                Ok(answer) => answer.status == 429 || answer.status >= 500,
             };
             failures = if passing { failures + 1 } else { 0 };
             let (status, body) = match answer {
                 Err(err) if failures >= MAX_POLL_FAILURES => return Err(err),
-                Ok((status, body)) if passing && failures >= MAX_POLL_FAILURES => {
-                    return Err(refusal("token endpoint", status, &body, "an error"))
+                Ok(answer) if passing && failures >= MAX_POLL_FAILURES => {
+                    let what = "an error";
+                    return Err(refusal("token endpoint", answer.status, &answer.body, what));
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "polling the token endpoint failed; trying again");
                     continue;
                 }
-                Ok((status, _)) if passing => {
-                    // The poll interval is the wait: a Retry-After of a throttled poll is not
-                    // read here (the code's own interval applies, and three in a row end it).
+                Ok(answer) if passing => {
+                    // A throttled (or unavailable) endpoint's Retry-After is honoured when it
+                    // asks for longer than the interval: polling sooner would only be refused
+                    // again and count towards the failures that end the sign-in. It is capped
+                    // like an interval; the code's own expiry still ends the wait.
+                    let status = answer.status;
+                    let cap = Duration::from_secs(MAX_INTERVAL);
+                    asked = answer.retry_after.map(|hint| hint.wait.min(cap));
                     tracing::warn!(
                         status,
+                        retry_after_s = asked.map(|a| a.as_secs()),
                         "the token endpoint answered a poll with {status}; trying again"
                     );
                     continue;
                 }
-                Ok(answer) => answer,
+                Ok(answer) => (answer.status, answer.body),
             };
             let answer: TokenAnswer = serde_json::from_slice(&body).unwrap_or_default();
             match answer.error.as_deref() {
