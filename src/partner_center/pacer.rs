@@ -20,9 +20,10 @@
 //!   after a probe that found more it restarts at [`HOLD_FOUND`], so the next probes come sooner.
 //! - **Settle near it, not below**: a probe's 429 never takes the rate under what held before
 //!   it; if whole steps above that went through ([`PROBE_FOUND`]; not one begun after the refused
-//!   request went out), the last of them, times [`FOUND_MARGIN`], is the new figure (a small bucket overflows during the
-//!   hold, so the count reads low). A large bucket covers more steps: when a 429 comes before the
-//!   next probe, the rate goes back to what held and one more step is required from then on.
+//!   request went out), the last of them, times [`FOUND_MARGIN`], is the new figure (a small
+//!   bucket overflows during the hold, so the count reads low). A large bucket covers more
+//!   steps: when a 429 comes before the next probe, the rate goes back to what held and one more
+//!   step is required from then on.
 //! - **`--rate auto`** starts at `--rate-start` and grows [`GROW_FACTOR`]-fold per step until the
 //!   first 429 (or `--rate-max`); `--rate N` probes back up to N; `--rate 0` is unlimited until
 //!   a 429.
