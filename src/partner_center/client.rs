@@ -397,8 +397,9 @@ impl Client {
                     // --timeout says nothing about how fast the service answers.
                     let headers_in = started.elapsed();
                     let status = response.status().as_u16();
+                    let decision = classify_status(status);
                     // Only answers that may be retried need their Retry-After.
-                    let retried = matches!(classify_status(status), Decision::Retry(_));
+                    let retried = matches!(decision, Decision::Retry(_));
                     let hint = retried.then(|| retry_after(response.headers())).flatten();
                     let body = read_body(response, max_answer).await;
                     // A status that is retried (408, 429, 5xx) or renews the token (401) decides
@@ -406,20 +407,19 @@ impl Client {
                     // answer", which lost a 429's Retry-After and the pool's pause, and resent
                     // an answered request under its id. (A 401 without its body cannot name
                     // MFA: the token is renewed once, and a second 401 stops the run.)
-                    let decided =
-                        retried || matches!(classify_status(status), Decision::Reauthenticate);
+                    let decided = retried || decision == Decision::Reauthenticate;
                     match body {
-                        Ok(body) => Ok((status, hint, body, headers_in)),
+                        Ok(body) => Ok((status, decision, hint, body, headers_in)),
                         Err(err) if decided => {
                             tracing::debug!(%url, status, %err, "answer's body not read");
-                            Ok((status, hint, Bytes::new(), headers_in))
+                            Ok((status, decision, hint, Bytes::new(), headers_in))
                         }
                         Err(err) => Err(err),
                     }
                 }
                 Err(err) => Err(AttemptError::Send(err)),
             };
-            let (status, hint, answer, headers_in) = match outcome {
+            let (status, decision, hint, answer, headers_in) = match outcome {
                 Ok(parts) => parts,
                 Err(err) => {
                     self.stats.record_transport_error();
@@ -459,7 +459,7 @@ impl Client {
             sent.answered = Some(status);
             tracing::debug!(%url, attempt = sent.attempts, %correlation, status, "answer");
             let done = |body: Bytes| sent.end(Reply::Answer { status, body });
-            match classify_status(status) {
+            match decision {
                 Decision::Successful | Decision::DontRetry(_) => {
                     self.fatal.call_answered();
                     return done(answer);
