@@ -629,13 +629,11 @@ pub async fn sim_and_rows(
     latency_ms: u64,
 ) -> (SimHandle, TempDir, Vec<(String, String)>) {
     let latency = Duration::from_millis(latency_ms);
-    let sim = start_sim(SimConfig {
+    let config = SimConfig {
         latency,
         ..SimConfig::default()
-    })
-    .await;
-    let dir = work_dir(name);
-    dir.write("in.csv", soe_rows(rows));
+    };
+    let (sim, dir) = sim_with_rows(name, rows, config).await;
     let env = sim_env(&sim);
     (sim, dir, env)
 }
