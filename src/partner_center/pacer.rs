@@ -76,7 +76,8 @@ pub(crate) const MARGIN: f64 = 0.98;
 /// being counted (a step the bucket carried is put right by the next 429, see `decide_pending`).
 /// Every find on a one-request bucket is such a step: there it gained 0.009 of the best time in
 /// the model (0.936 to 0.945, median of 24 variations) and 0.010 in the bench (0.931 to 0.941, one
-/// run each side by side), and no other row moved past a target. The rising quota's 429s sit on
+/// run each side by side), and no other row moved past a target; since [`SMALL_BUCKET`] that
+/// bucket takes its step without a margin, and this one serves the larger buckets. The rising quota's 429s sit on
 /// the 2 % line: 0.985, 0.995 and 1.0 each took them to 2.12 % over 24 variations (one 429 more).
 pub(crate) const FOUND_MARGIN: f64 = 0.99;
 /// Slow start sent fewer than this many requests above its span's average rate before the
@@ -89,7 +90,8 @@ pub(crate) const FOUND_MARGIN: f64 = 0.99;
 /// 1.48 % of 429s; it read 1.0 there, the three-request bucket 2.2, the others 6.8 or more.
 const SMALL_BUCKET: f64 = 1.5;
 /// Slow start's steps kept for [`bucket_read`]: from 5/s it reaches the no-quota bound (800/s in
-/// the model) in about ten; more are not kept.
+/// the model) in about ten, where its steps stop growing the rate; a ramp longer than this is
+/// not read.
 const RAMP_STEPS: usize = 64;
 /// The pool resumes when the bucket has refilled this many requests at the measured rate.
 const PAUSE_CELLS: f64 = 1.0;
@@ -160,6 +162,9 @@ pub(crate) struct Pacer {
     raised: Option<f64>,
     /// Slow start's steps until the run's first 429, requests sent and seconds (`--rate auto`).
     ramp: Vec<(u64, f64)>,
+    /// Whether every one of those steps grew the rate: a stretch held level (by `--rate-max`,
+    /// `--concurrency` or latency) reads as no bucket at all, whatever the bucket held.
+    ramp_clean: bool,
     /// Whether that first span read the bucket as about one request ([`SMALL_BUCKET`]).
     small_bucket: bool,
     /// What the service accepted, as measured at the last event.
@@ -214,6 +219,7 @@ impl Pacer {
             found_after: PROBE_FOUND,
             raised: None,
             ramp: Vec::new(),
+            ramp_clean: true,
             small_bucket: false,
             measured: None,
             srtt: None,
@@ -257,6 +263,7 @@ impl Pacer {
             self.sending = false;
             self.accepted = 0;
             self.ramp.clear();
+            self.ramp_clean = true;
         }
     }
 
@@ -328,9 +335,10 @@ impl Pacer {
         }
         if !self.throttled_yet() {
             // The run's first 429: slow start's steps say how much the bucket held.
-            // Without one whole step of slow start there is nothing to read: not small.
+            // Without one whole step of slow start, or with a level stretch in it, there is
+            // nothing to read: not small.
             let mut ramp = std::mem::take(&mut self.ramp);
-            let whole = !ramp.is_empty();
+            let whole = !ramp.is_empty() && self.ramp_clean;
             let part = now.saturating_duration_since(self.interval_start);
             ramp.push((self.sent_in_interval, part.as_secs_f64()));
             let span = now.saturating_duration_since(self.since).as_secs_f64();
@@ -433,6 +441,8 @@ impl Pacer {
             let first = self.measured.is_none();
             let change = self.decide_pending();
             // With a bucket of about one request the run's first figure reads low: probe at once.
+            // (When a second 429 decided it first, in `on_throttled`, the hold stands: rare, and
+            // it costs only the time the rule was made to save.)
             let hold = if first && self.small_bucket {
                 Duration::ZERO
             } else {
@@ -459,12 +469,19 @@ impl Pacer {
         let timed = self.srtt.unwrap_or(0.0);
         let step = GROW_INTERVAL.as_secs_f64() + rtts * little + (stretch - rtts) * timed;
         let at_ceiling = self.ceiling.is_some_and(|c| rate >= c);
+        if at_ceiling && !self.throttled_yet() {
+            self.ramp_clean = false;
+        }
         if at_ceiling || now < self.grow_from || elapsed < step {
             return None;
         }
         let binding = self.sent_in_interval as f64 >= BINDING * rate * elapsed;
-        if !self.throttled_yet() && self.ramp.len() < RAMP_STEPS {
-            self.ramp.push((self.sent_in_interval, elapsed));
+        if !self.throttled_yet() {
+            if binding && self.ramp.len() < RAMP_STEPS {
+                self.ramp.push((self.sent_in_interval, elapsed));
+            } else {
+                self.ramp_clean = false;
+            }
         }
         self.interval_start = now;
         self.sent_in_interval = 0;
@@ -858,6 +875,17 @@ mod tests {
         burst: f64,
         secs: f64,
     ) -> Vec<(f64, Change)> {
+        against_a_bucket_with(p, t0, (quota, burst), f64::INFINITY, secs)
+    }
+
+    /// [`against_a_bucket`] with workers that send at most `workers`/s whatever the rate.
+    fn against_a_bucket_with(
+        p: &mut Pacer,
+        t0: Instant,
+        (quota, burst): (f64, f64),
+        workers: f64,
+        secs: f64,
+    ) -> Vec<(f64, Change)> {
         let (mut tokens, mut last, mut next_send, mut resume) = (burst, 0.0, 0.0, 0.0_f64);
         let mut changes = Vec::new();
         let mut t = 0.0_f64;
@@ -873,7 +901,7 @@ mod tests {
                 } else if let Some(pause) = p.on_throttled(at, at + Duration::from_secs(1)) {
                     resume = pause.until.duration_since(t0).as_secs_f64();
                 }
-                next_send = t + 1.0 / p.rate().expect("limited");
+                next_send = t + 1.0 / p.rate().expect("limited").min(workers);
             }
             t += 0.001;
         }
@@ -912,10 +940,36 @@ mod tests {
             grown - decided >= HOLD_MIN.as_secs_f64(),
             "{decided} s, {grown} s"
         );
-        // Only slow start reads the bucket: a fixed rate has none.
-        let mut fixed = Pacer::new(RateMode::Fixed(20.0), t0);
-        against_a_bucket(&mut fixed, t0, 10.0, 1.0, 2.0);
-        assert!(!fixed.small_bucket);
+    }
+
+    #[test]
+    fn a_level_stretch_before_the_first_429_is_not_read_as_a_one_request_bucket() {
+        // A 20-request bucket at 10/s, drained at 12/s by `--rate-max 12` or by workers that
+        // cannot send faster: the stretch held level reads as no bucket at all. Held as a
+        // large bucket: the first probe waits for the hold.
+        let t0 = Instant::now();
+        let capped = RateMode::Auto {
+            start: 5.0,
+            max: Some(12.0),
+        };
+        for (mode, workers) in [
+            (capped, f64::INFINITY),
+            (
+                RateMode::Auto {
+                    start: 5.0,
+                    max: None,
+                },
+                12.0,
+            ),
+        ] {
+            let mut p = Pacer::new(mode, t0);
+            let changes = against_a_bucket_with(&mut p, t0, (10.0, 20.0), workers, 40.0);
+            let (decided, grown) = decided_then_grown(&changes);
+            assert!(
+                grown - decided >= HOLD_MIN.as_secs_f64(),
+                "{mode:?}, workers {workers}/s: decided at {decided} s, grew at {grown} s"
+            );
+        }
     }
 
     #[test]
