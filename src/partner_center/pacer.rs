@@ -933,12 +933,18 @@ mod tests {
         );
         // A bucket of fifteen pays for slow start's last steps: read as large, held as before.
         let mut fifteen = auto(5.0, t0);
-        let changes = against_a_bucket(&mut fifteen, t0, 15.0, 15.0, 30.0);
-        let (decided, grown) = decided_then_grown(&changes);
-        assert!(!fifteen.small_bucket);
+        waits_for_the_hold(
+            &against_a_bucket(&mut fifteen, t0, 15.0, 15.0, 30.0),
+            "fifteen",
+        );
+    }
+
+    /// The first growth after the first decision came a hold later, as for a large bucket.
+    fn waits_for_the_hold(changes: &[(f64, Change)], what: &str) {
+        let (decided, grown) = decided_then_grown(changes);
         assert!(
             grown - decided >= HOLD_MIN.as_secs_f64(),
-            "{decided} s, {grown} s"
+            "{what}: decided at {decided} s, grew at {grown} s"
         );
     }
 
@@ -964,11 +970,7 @@ mod tests {
         ] {
             let mut p = Pacer::new(mode, t0);
             let changes = against_a_bucket_with(&mut p, t0, (10.0, 20.0), workers, 40.0);
-            let (decided, grown) = decided_then_grown(&changes);
-            assert!(
-                grown - decided >= HOLD_MIN.as_secs_f64(),
-                "{mode:?}, workers {workers}/s: decided at {decided} s, grew at {grown} s"
-            );
+            waits_for_the_hold(&changes, &format!("{mode:?}, workers {workers}/s"));
         }
     }
 
