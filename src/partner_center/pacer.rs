@@ -88,6 +88,9 @@ pub(crate) const FOUND_MARGIN: f64 = 0.99;
 /// is taken as it is (a bucket that small carries no step). In the model the one-request bucket
 /// went from 0.945 (0.936) of best to 0.962 (0.952), median (worst) of 24 variations, at the same
 /// 1.48 % of 429s; it read 1.0 there, the three-request bucket 2.2, the others 6.8 or more.
+/// The read also depends on where slow start's steps fall against the quota (a one-request
+/// bucket at 20/s reads larger and is paced as before): the first 429 alone cannot tell a small
+/// bucket at a higher quota from a larger one at a lower quota (docs/throttling.md, known limits).
 const SMALL_BUCKET: f64 = 1.5;
 /// Slow start's steps kept for [`bucket_read`]: from 5/s it reaches the no-quota bound (800/s in
 /// the model) in about ten, where its steps stop growing the rate; a ramp longer than this is
