@@ -77,8 +77,9 @@ pub(crate) const MARGIN: f64 = 0.98;
 /// Every find on a one-request bucket is such a step: there it gained 0.009 of the best time in
 /// the model (0.936 to 0.945, median of 24 variations) and 0.010 in the bench (0.931 to 0.941, one
 /// run each side by side), and no other row moved past a target; since [`SMALL_BUCKET`] that
-/// bucket takes its step without a margin, and this one serves the larger buckets. The rising quota's 429s sit on
-/// the 2 % line: 0.985, 0.995 and 1.0 each took them to 2.12 % over 24 variations (one 429 more).
+/// bucket takes its step without a margin, and this one serves the larger buckets. The rising
+/// quota's 429s sit on the 2 % line: 0.985, 0.995 and 1.0 each took them to 2.12 % over 24
+/// variations (one 429 more).
 pub(crate) const FOUND_MARGIN: f64 = 0.99;
 /// Slow start sent fewer than this many requests above its span's average rate before the
 /// run's first 429 ([`bucket_read`]): the quota's bucket holds about one request. The refill then
@@ -163,11 +164,10 @@ pub(crate) struct Pacer {
     /// `decide_pending`), and the rate held before the probe the rate in force was so taken from.
     found_after: u32,
     raised: Option<f64>,
-    /// Slow start's steps until the run's first 429, requests sent and seconds (`--rate auto`).
-    ramp: Vec<(u64, f64)>,
-    /// Whether every one of those steps grew the rate: a stretch held level (by `--rate-max`,
-    /// `--concurrency` or latency) reads as no bucket at all, whatever the bucket held.
-    ramp_clean: bool,
+    /// Slow start's steps until the run's first 429, requests sent and seconds (`--rate auto`);
+    /// `None` once a step did not grow the rate: a stretch held level (by `--rate-max`,
+    /// `--concurrency` or latency) reads as little or no bucket, whatever the bucket held.
+    ramp: Option<Vec<(u64, f64)>>,
     /// Whether that first span read the bucket as about one request ([`SMALL_BUCKET`]).
     small_bucket: bool,
     /// What the service accepted, as measured at the last event.
@@ -221,8 +221,7 @@ impl Pacer {
             probe: None,
             found_after: PROBE_FOUND,
             raised: None,
-            ramp: Vec::new(),
-            ramp_clean: true,
+            ramp: Some(Vec::new()),
             small_bucket: false,
             measured: None,
             srtt: None,
@@ -265,8 +264,7 @@ impl Pacer {
         if !self.throttled_yet() {
             self.sending = false;
             self.accepted = 0;
-            self.ramp.clear();
-            self.ramp_clean = true;
+            self.ramp = Some(Vec::new());
         }
     }
 
@@ -340,14 +338,18 @@ impl Pacer {
             // The run's first 429: slow start's steps say how much the bucket held.
             // Without one whole step of slow start, or with a level stretch in it, there is
             // nothing to read: not small.
-            let mut ramp = std::mem::take(&mut self.ramp);
-            let whole = !ramp.is_empty() && self.ramp_clean;
             let part = now.saturating_duration_since(self.interval_start);
-            ramp.push((self.sent_in_interval, part.as_secs_f64()));
             let span = now.saturating_duration_since(self.since).as_secs_f64();
+            let read = self
+                .ramp
+                .take()
+                .filter(|steps| !steps.is_empty())
+                .map(|mut steps| {
+                    steps.push((self.sent_in_interval, part.as_secs_f64()));
+                    bucket_read(&steps, self.accepted, span)
+                });
             self.small_bucket = matches!(self.figures.mode, RateMode::Auto { .. })
-                && whole
-                && bucket_read(&ramp, self.accepted, span) < SMALL_BUCKET;
+                && read.is_some_and(|read| read < SMALL_BUCKET);
         }
         // A 429 for a request sent before an earlier pause ended, and answered after it.
         let earlier = self.decide_pending();
@@ -472,19 +474,18 @@ impl Pacer {
         let timed = self.srtt.unwrap_or(0.0);
         let step = GROW_INTERVAL.as_secs_f64() + rtts * little + (stretch - rtts) * timed;
         let at_ceiling = self.ceiling.is_some_and(|c| rate >= c);
-        if at_ceiling && !self.throttled_yet() {
-            self.ramp_clean = false;
+        if at_ceiling {
+            self.ramp = None;
         }
         if at_ceiling || now < self.grow_from || elapsed < step {
             return None;
         }
         let binding = self.sent_in_interval as f64 >= BINDING * rate * elapsed;
-        if !self.throttled_yet() {
-            if binding && self.ramp.len() < RAMP_STEPS {
-                self.ramp.push((self.sent_in_interval, elapsed));
-            } else {
-                self.ramp_clean = false;
+        match self.ramp.as_mut() {
+            Some(steps) if binding && steps.len() < RAMP_STEPS => {
+                steps.push((self.sent_in_interval, elapsed));
             }
+            _ => self.ramp = None,
         }
         self.interval_start = now;
         self.sent_in_interval = 0;
@@ -953,12 +954,13 @@ mod tests {
 
     #[test]
     fn a_level_stretch_before_the_first_429_is_not_read_as_a_one_request_bucket() {
-        // A 20-request bucket at 10/s, drained at 12/s by `--rate-max 12` or by workers that
-        // cannot send faster: the stretch held level reads as no bucket at all. Held as a
-        // large bucket: the first probe waits for the hold.
+        // A 20-request bucket at 10/s, drained at 12/s by `--rate-max 12` (from 10/s) or by
+        // workers that cannot send faster: the stretch held level reads as little or no bucket
+        // (each case read under 1.5 before the guard). Held as a large bucket: the first probe
+        // waits for the hold.
         let t0 = Instant::now();
         let capped = RateMode::Auto {
-            start: 5.0,
+            start: 10.0,
             max: Some(12.0),
         };
         for (mode, workers) in [
