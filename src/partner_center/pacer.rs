@@ -360,7 +360,7 @@ impl Pacer {
         if !self.throttled_yet() {
             // The run's first 429: slow start's steps say how much the bucket held.
             // Without one whole step of slow start, or with a level stretch in it, there is
-            // nothing to read: not small.
+            // nothing to read (`None`): paced as a large bucket, by neither small-bucket rule.
             let part = now.saturating_duration_since(self.interval_start);
             let span = now.saturating_duration_since(self.since).as_secs_f64();
             let read = self
