@@ -390,10 +390,11 @@ async fn an_interrupted_export_stops_cleanly_and_a_forced_rerun_completes_it() {
     let mut child = pcq(&["export", "-o", &out, "--rate", "4", "--burst", "1"])
         .envs(&env)
         .spawn();
-    wait_until("3 customers in the export", || {
-        std::fs::read_to_string(dir.join("out.csv")).is_ok_and(|t| t.lines().count() > 3)
-    })
-    .await;
+    child
+        .wait_until("3 customers in the export", || {
+            std::fs::read_to_string(dir.join("out.csv")).is_ok_and(|t| t.lines().count() > 3)
+        })
+        .await;
     child.wait_for_signal_handlers().await;
     child.signal("INT");
     let output = child.finish().await;
@@ -939,10 +940,11 @@ async fn stop_a_forced_export(dir: &TempDir, env: &[(String, String)], sim: &Sim
         "export", "-o", &out, "--force", "--rate", "4", "--burst", "1",
     ];
     let mut child = pcq(&args).envs(env).spawn();
-    wait_until("a few customers read", || {
-        sim.api_requests().len() > before + 4
-    })
-    .await;
+    child
+        .wait_until("a few customers read", || {
+            sim.api_requests().len() > before + 4
+        })
+        .await;
     child.wait_for_signal_handlers().await;
     child.signal("INT");
     let output = child.finish().await;

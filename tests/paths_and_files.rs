@@ -20,14 +20,15 @@ async fn a_second_process_on_a_locked_results_file_gets_exit_2_naming_the_holder
         ),
     )
     .expect("an earlier results file");
-    let first = pcq_io("run", &dir, &["--rate", "0", "--concurrency", "1"])
+    let mut first = pcq_io("run", &dir, &["--rate", "0", "--concurrency", "1"])
         .envs(&env)
         .spawn();
     let lock = dir.join("out.csv.lock");
-    wait_until("the first run's lock", || {
-        lock.exists() && dir.join("out.csv").exists()
-    })
-    .await;
+    first
+        .wait_until("the first run's lock", || {
+            lock.exists() && dir.join("out.csv").exists()
+        })
+        .await;
     let pid = first.pid().to_string();
     let attempts: [&[&str]; 3] = [
         &["run", "-i", &input, "-o", &out, "--force"],
@@ -145,14 +146,15 @@ async fn a_symlink_to_a_results_file_in_use_is_refused_with_exit_2() {
     let dir = work_dir("symlink-lock");
     dir.write("in.csv", soe_rows(20));
     let (input, out) = (dir.s("in.csv"), dir.s("out.csv"));
-    let first = pcq(&["run", "-i", &input, "-o", &out])
+    let mut first = pcq(&["run", "-i", &input, "-o", &out])
         .args(&["--rate", "0", "--concurrency", "1"])
         .envs(&env)
         .spawn();
-    wait_until("the first run's lock", || {
-        dir.join("out.csv.lock").exists() && dir.join("out.csv").exists()
-    })
-    .await;
+    first
+        .wait_until("the first run's lock", || {
+            dir.join("out.csv.lock").exists() && dir.join("out.csv").exists()
+        })
+        .await;
     std::os::unix::fs::symlink(dir.join("out.csv"), dir.join("link.csv")).expect("symlink");
     std::fs::create_dir(dir.join("sub")).expect("sub");
     let pid = first.pid().to_string();
@@ -289,11 +291,13 @@ async fn a_journal_that_cannot_be_deleted_is_reported() {
     .await;
     let dir = work_dir("journal-stays");
     dir.write("in.csv", soe_rows(10));
-    let child = pcq_io("run", &dir, &["--rate", "0", "--concurrency", "1"])
+    let mut child = pcq_io("run", &dir, &["--rate", "0", "--concurrency", "1"])
         .envs(&sim_env(&sim))
         .spawn();
     let journal = dir.join("out.csv.journal");
-    wait_until("the run's journal", || journal.exists()).await;
+    child
+        .wait_until("the run's journal", || journal.exists())
+        .await;
     // Something the run cannot delete now stands where its journal was.
     std::fs::remove_file(&journal).expect("journal removed");
     std::fs::create_dir(&journal).expect("dir");

@@ -275,7 +275,9 @@ async fn a_refresh_that_does_not_complete_leaves_the_earlier_output_byte_for_byt
     // Stopped half-way (50 ms a row, one at a time): the same.
     let mut child = refresh("out.csv").spawn();
     let before = sim.api_requests().len();
-    wait_until("refresh reads", || sim.api_requests().len() >= before + 3).await;
+    child
+        .wait_until("refresh reads", || sim.api_requests().len() >= before + 3)
+        .await;
     child.wait_for_signal_handlers().await;
     child.signal("INT");
     let output = child.finish().await;

@@ -26,10 +26,11 @@ pub(crate) async fn kill_and_resume(signal: Option<&str>) {
         .spawn();
     // Mid-run: some rows on file, most still to go (and, for a signal, the handlers in place).
     let results = dir.join("out.csv");
-    wait_until("10 rows in the results file", || {
-        std::fs::read_to_string(&results).is_ok_and(|t| t.lines().count() > 10)
-    })
-    .await;
+    child
+        .wait_until("10 rows in the results file", || {
+            std::fs::read_to_string(&results).is_ok_and(|t| t.lines().count() > 10)
+        })
+        .await;
     match signal {
         None => child.signal("KILL"),
         Some(sig) => {
@@ -223,7 +224,7 @@ async fn a_row_stopped_in_a_retry_after_wait_resumes_under_an_unanswered_id() {
     let mut child = pcq_io("run", &dir, &["--shutdown-grace", "1"])
         .envs(&env)
         .spawn();
-    wait_until("the 429", || posts(&sim).len() == 1).await;
+    child.wait_until("the 429", || posts(&sim).len() == 1).await;
     child.wait_for_signal_handlers().await;
     child.signal("INT");
     child.finish().await.assert_code(130);

@@ -28,7 +28,9 @@ async fn sighup_and_sigquit_drain_like_sigterm() {
         let mut child = pcq_io("run", &dir, &["--rate", "0", "--concurrency", "2"])
             .envs(&env)
             .spawn();
-        wait_until("4 rows posted", || posts(&sim).len() >= 4).await;
+        child
+            .wait_until("4 rows posted", || posts(&sim).len() >= 4)
+            .await;
         child.wait_for_signal_handlers().await;
         child.signal(sig);
         let output = child.finish().await;
@@ -62,10 +64,11 @@ async fn a_stop_while_standard_input_is_still_being_read_ends_the_run() {
     // At the point: the blocking pool has a thread for the copy (the runtime has the first
     // one), and the stop handlers are in place.
     let tasks = format!("/proc/{}/task", child.pid());
-    wait_until("a second thread (the copy of standard input)", || {
-        std::fs::read_dir(&tasks).map_or(0, Iterator::count) >= 2
-    })
-    .await;
+    child
+        .wait_until("a second thread (the copy of standard input)", || {
+            std::fs::read_dir(&tasks).map_or(0, Iterator::count) >= 2
+        })
+        .await;
     child.wait_for_signal_handlers().await;
     child.signal("TERM");
     stops_while_standard_input_is_open(&mut child).await;
@@ -103,7 +106,9 @@ async fn ctrl_c_during_a_slow_sign_in_ends_the_run_at_once() {
             .envs(&sim_env(&sim))
             .spawn();
         child.wait_for_signal_handlers().await;
-        wait_until("a token attempt", || !token_forms(&sim).is_empty()).await;
+        child
+            .wait_until("a token attempt", || !token_forms(&sim).is_empty())
+            .await;
         child.signal("INT");
         let started = std::time::Instant::now();
         let finished = child.finish_within(Duration::from_secs(20)).await;
@@ -150,11 +155,14 @@ async fn a_stop_while_rows_still_come_from_standard_input_ends_the_run() {
         .envs(&sim_env(&sim))
         .stdin(soe_rows(3))
         .spawn();
-    wait_until("the three rows posted", || posts(&sim).len() >= 3).await;
-    wait_until("their results on file", || {
-        std::fs::read_to_string(dir.join("out.csv")).is_ok_and(|t| t.lines().count() == 4)
-    })
-    .await;
+    child
+        .wait_until("the three rows posted", || posts(&sim).len() >= 3)
+        .await;
+    child
+        .wait_until("their results on file", || {
+            std::fs::read_to_string(dir.join("out.csv")).is_ok_and(|t| t.lines().count() == 4)
+        })
+        .await;
     child.wait_for_signal_handlers().await;
     child.signal("INT");
     stops_while_standard_input_is_open(&mut child).await;

@@ -88,6 +88,12 @@ async fn the_quick_start_exits_1_with_the_documented_counts_and_resumes_sending_
     second.assert_code(1);
     let stderr = second.stderr();
     assert!(!stderr.contains("os error"), "{stderr}");
+    // Before the rows: a resume that sent nothing (CI once saw a failed row come back unchanged,
+    // request id and all, from a second run that exited 1) says so with what it printed.
+    assert!(
+        stderr.contains("requests: 2 "),
+        "only the two failed rows are sent again: {stderr}"
+    );
     assert_rows_exactly_once(&dir.join("results.csv"), 40);
     let after = results_by_row(&dir.join("results.csv"));
     let mut resent = 0;
@@ -95,7 +101,11 @@ async fn the_quick_start_exits_1_with_the_documented_counts_and_resumes_sending_
         assert_eq!(old["row"], new["row"]);
         if old["outcome"] == "failed" {
             // Sent again, with a new request id (the service sees a new request).
-            assert_ne!(old["request_id"], new["request_id"], "{new:?}");
+            assert_ne!(
+                old["request_id"], new["request_id"],
+                "row {} not sent again: {new:?}\nsecond run's stderr:\n{stderr}",
+                old["row"]
+            );
             resent += 1;
         } else {
             // Carried over as it was: not sent again.
@@ -103,25 +113,22 @@ async fn the_quick_start_exits_1_with_the_documented_counts_and_resumes_sending_
         }
     }
     assert_eq!(resent, 2);
-    assert!(
-        stderr.contains("requests: 2 "),
-        "only the two failed rows are sent again: {stderr}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_run_on_a_results_file_in_use_is_refused_and_sends_nothing() {
     let (sim, dir, env) = sim_and_rows("win-lock", 20, 100).await;
     let (input, out) = (native(&dir.join("in.csv")), native(&dir.join("out.csv")));
-    let first = pcq(&["run", "-i", &input, "-o", &out])
+    let mut first = pcq(&["run", "-i", &input, "-o", &out])
         .args(&["--rate", "0", "--concurrency", "1"])
         .envs(&env)
         .spawn();
     let lock = dir.join("out.csv.lock");
-    wait_until("the first run's lock", || {
-        lock.exists() && dir.join("out.csv").exists()
-    })
-    .await;
+    first
+        .wait_until("the first run's lock", || {
+            lock.exists() && dir.join("out.csv").exists()
+        })
+        .await;
     for extra in ["--force", "--resume"] {
         let output = pcq(&["run", "-i", &input, "-o", &out, extra])
             .envs(&env)
@@ -174,10 +181,11 @@ async fn a_run_stopped_with_ctrl_c_mid_way_resumes_posting_every_row_exactly_onc
     // Mid-way: rows on file, most still to come. (Under Wine the kernel shows Wine's own signal
     // handlers, so only the rows say the run is under way; its handlers were set up before.)
     let results = dir.join("out.csv");
-    wait_until("4 rows in the results file", || {
-        std::fs::read_to_string(&results).is_ok_and(|t| t.lines().count() > 4)
-    })
-    .await;
+    first
+        .wait_until("4 rows in the results file", || {
+            std::fs::read_to_string(&results).is_ok_and(|t| t.lines().count() > 4)
+        })
+        .await;
     if !under_wine() {
         first.wait_for_signal_handlers().await;
     }
