@@ -262,8 +262,18 @@ impl Running {
         self.stdin = None;
     }
 
-    /// Sends signal `name` (`INT`, `TERM`, `HUP`, `QUIT`, `KILL`) with kill(1).
-    pub fn signal(&self, name: &str) {
+    /// Sends signal `name` (`INT`, `TERM`, `HUP`, `QUIT`, `KILL`) with kill(1). A program that
+    /// has already ended fails the test with its output: its pid may be another process's by now.
+    pub fn signal(&mut self, name: &str) {
+        if let Some(status) = self.try_status() {
+            self.drain();
+            panic!(
+                "{} ended ({status}) before SIG{name} was sent\nstdout:\n{}\nstderr:\n{}",
+                self.shown,
+                self.stdout(),
+                self.stderr()
+            );
+        }
         let status = Command::new("kill")
             .args([&format!("-{name}"), &self.pid().to_string()])
             .status()
@@ -304,6 +314,7 @@ impl Running {
             }
             if let Some(status) = self.try_status() {
                 // A last look: the sign may have come with the end.
+                self.drain();
                 if ready(self) {
                     return;
                 }
@@ -322,6 +333,18 @@ impl Running {
                 self.stderr()
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Once the program has ended: waits (a second at most) for its output to be read to the
+    /// end, so a last look or a failure message has its last lines (the error, most often). The
+    /// bound is there because a process it started (Wine's server) may hold the pipes open.
+    fn drain(&self) {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while !(self.stdout.reader.is_finished() && self.stderr.reader.is_finished())
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
