@@ -32,8 +32,9 @@
 //! endpoints are tested with an HTTP client here; pure logic belongs in the unit tests in src/).
 //! Before signalling a child, wait for a sign that it is at the point (`Running::wait_until`,
 //! `Running::wait_for_*`, `wait_for_signal_handlers`: they fail at once if it ends first), never
-//! a fixed sleep; the free `wait_until` only where no program of ours runs. A test that needs an outside
-//! program goes through `common::outside_program`: skipped loudly outside CI, failed under CI.
+//! a fixed sleep; the free `wait_until` only where no program of ours runs. A test that needs an
+//! outside program goes through `common::outside_program`: skipped loudly outside CI, failed
+//! under CI.
 //! Timings belong in benches/: assertions here are on counts and orderings, with wide bounds
 //! where a time is the subject (Retry-After, --rate).
 
