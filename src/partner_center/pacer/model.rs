@@ -15,9 +15,9 @@
 //!
 //! It is a model, not the bench: the figures the issue targets come from `benches/bench.sh`
 //! against the real simulator. The model shows in seconds which way a rule moves them, and its
-//! tests hold the pacer to them. Requests leave exactly on the limiter's cells and arrive
-//! after the latency (plus the jitter of the variations); the real ones arrive with a few
-//! milliseconds more. With issue 13's pacer it ran 0.002-0.007 of the ratio ahead of the
+//! tests hold the pacer to them. Requests leave exactly on the limiter's cells and reach the
+//! quota at once (in one test up to `arrival_jitter` later), their answers after the latency
+//! (plus the jitter of the variations); the real ones arrive with a few milliseconds more. With issue 13's pacer it ran 0.002-0.007 of the ratio ahead of the
 //! simulator; with issue 23's it matched one bench run on the one-request bucket and the rising
 //! quota and ran far ahead of another (docs/throttling.md).
 
@@ -51,6 +51,11 @@ pub(crate) struct Scenario {
     pub mode: RateMode,
     /// Extra latency, uniform in 0..=jitter, drawn from a generator seeded with `seed`.
     pub jitter: Duration,
+    /// A delay, uniform in 0..=arrival_jitter, from a request's send to its arrival at the
+    /// quota (from its own generator, so that zero leaves every other draw as it was). A
+    /// one-request bucket refuses every arrival that comes early by any of it, and at 0.99 of
+    /// a 10/s quota a millisecond is all the room there is (a period of 101 ms against 100).
+    pub arrival_jitter: Duration,
     pub seed: u64,
     /// Replaces the pacer's hold after each 429 event (from the first send after its pause to
     /// the next probe) with this fixed one, for the trade-off test below; `None`: the pacer's
@@ -167,6 +172,8 @@ pub(crate) fn run(scenario: &Scenario) -> Outcome {
         .collect();
 
     let mut rng = fastrand::Rng::with_seed(scenario.seed);
+    let mut arrivals = fastrand::Rng::with_seed(scenario.seed ^ 0xa7);
+    let arrival_jitter = scenario.arrival_jitter.as_secs_f64();
     let jitter_ticks = ticks(scenario.jitter);
     let mut sent = Vec::new();
     let (mut requests, mut throttled) = (0u64, 0u64);
@@ -242,7 +249,7 @@ pub(crate) fn run(scenario: &Scenario) -> Outcome {
             }
             next_cell = pacer.rate().map(|r| now + 1.0 / r.max(0.01));
             // The service: admission at arrival.
-            let sim_now = scenario.offset + now;
+            let sim_now = scenario.offset + now + arrivals.f64() * arrival_jitter;
             requests += 1;
             sent.push(now);
             let (accepted, wait_s) = match scenario.quota_at(sim_now) {
@@ -311,6 +318,7 @@ pub(crate) fn shape(
         latency: Duration::from_millis(latency_ms),
         mode,
         jitter: Duration::ZERO,
+        arrival_jitter: Duration::ZERO,
         seed: 0,
         fixed_hold: None,
     }
@@ -374,6 +382,7 @@ pub(crate) fn no_quota(mode: RateMode) -> Scenario {
         latency: Duration::from_millis(20),
         mode,
         jitter: Duration::ZERO,
+        arrival_jitter: Duration::ZERO,
         seed: 0,
         fixed_hold: None,
     }
@@ -444,8 +453,10 @@ mod tests {
         // 1.48 % since FEW_BUCKET (one 429 more in the worst variation; its worst time 0.977
         // before, 0.985 since); 1.32 % before it.
         ("burst3", 0.95 + MODEL_BIAS, 0.95, 1.5),
-        // Meets the targets since SMALL_BUCKET: 0.961 (worst 0.952), 1.48 %. Before it 0.943
-        // (worst 0.936); 0.935 (worst 0.927) before FOUND_MARGIN; 1.32 % before HOLD_FOUND.
+        // Meets the targets since SMALL_BUCKET: 0.961 (worst 0.952), 1.48 %; 0.959 (worst
+        // 0.951) since SMALL_PROBE_MIN, which holds it with arrivals spread (the test below).
+        // Before SMALL_BUCKET 0.943 (worst 0.936); 0.935 (worst 0.927) before FOUND_MARGIN;
+        // 1.32 % before HOLD_FOUND.
         ("burst1", 0.95 + MODEL_BIAS, 0.95, 1.5),
         // Meets the targets since the steps stretch with the slowness (3.69 % before).
         ("slow-steady", 0.95 + MODEL_BIAS, 0.95, 2.0),
@@ -595,6 +606,32 @@ mod tests {
         );
         assert!(
             a.ratio_median >= 0.84 && a.ratio_worst >= 0.80 && a.throttled_worst <= 2.0,
+            "{a:?}"
+        );
+    }
+
+    /// A one-request bucket refuses every request that arrives early by any amount, and at
+    /// 0.99 of the quota a millisecond is enough: with a spread of 1 ms, the rules before
+    /// `SMALL_PROBE_MIN` left one variation in eight at 0.695 of best, paced at about 0.72 of the
+    /// quota for the rest of the run, and bench runs at 0.93 after a stray 429 (round ten in
+    /// docs/throttling.md). Issue 23's targets, with arrivals spread by 1 ms; 2 and 3 ms are
+    /// printed, not held (docs/throttling.md, round eleven).
+    #[test]
+    fn a_one_request_bucket_is_not_left_low_by_requests_arriving_early() {
+        let mut held = None;
+        for ms in [1, 2, 3] {
+            let mut s = shape(10.0, 1.0, &[], 600, 30, AUTO);
+            s.arrival_jitter = Duration::from_millis(ms);
+            let a = spread(&s, variations());
+            println!(
+                "burst1 +{ms} ms auto {:.3} (worst {:.3}), 429 {:.2} %",
+                a.ratio_median, a.ratio_worst, a.throttled_worst
+            );
+            held.get_or_insert(a);
+        }
+        let a = held.expect("the 1 ms spread ran");
+        assert!(
+            a.ratio_median >= 0.95 && a.ratio_worst >= 0.94 && a.throttled_worst <= 2.0,
             "{a:?}"
         );
     }
