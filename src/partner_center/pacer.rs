@@ -71,8 +71,9 @@ const PROBE_RTTS: f64 = 1.5;
 const SLOW_RTT: Duration = Duration::from_millis(50);
 /// The weight of a new answer time in the smoothed one (TCP's SRTT gain, RFC 6298).
 const RTT_GAIN: f64 = 0.125;
-/// A probe that went through more than this many whole steps found more quota (what the bucket
-/// gathers in the pause and the hold covers a step's excess or so).
+/// A probe that went through this many whole steps or more found more quota (what the bucket
+/// gathers in the pause and the hold covers a step's excess or so). A probe's step count also
+/// counts the step under way when the 429 came, so it must be over this.
 const PROBE_FOUND: u32 = 2;
 /// The rate after an event is this fraction of the measured quota: at the quota itself the
 /// bucket stays as empty as the event left it, and jitter turns that into 429s; further under,
@@ -105,7 +106,8 @@ const SMALL_BUCKET: f64 = 1.5;
 /// millisecond early are. With arrival times spread by up to 1 ms (`model.rs`, `arrival_jitter`)
 /// the old rules left a run at 0.7 of the quota: its first probe ended at the step of 0.99 (one
 /// whole step, not the two a larger bucket needs), and every later one began 1.2 times above
-/// 0.72 of the quota and ended in its first step. So on such a bucket one whole step is a find,
+/// 0.72 of the quota and ended in its second step, one whole step again. So on such a bucket
+/// one whole step is a find,
 /// and a probe that ended within [`NEAR_STEPS`] steps leaves the next one the square root of its
 /// factor, down to this: the quota lies within that step. A probe of more steps (the quota
 /// rose) restores [`PROBE_FACTOR`]. Over 24 variations with that 1 ms, the bucket went from
@@ -114,8 +116,8 @@ const SMALL_BUCKET: f64 = 1.5;
 const SMALL_PROBE_MIN: f64 = 1.05;
 /// See [`SMALL_PROBE_MIN`]: a probe that ended within this many steps ended near the quota.
 const NEAR_STEPS: u32 = 3;
-/// On a bucket of about one request, a 429 that is no probe's, at least [`STRAY_SPAN`] after
-/// the last event, is one request that arrived early: the rate goes to this fraction of the
+/// On a bucket of about one request, a 429 that is no probe's, at the rate the last decision
+/// set, at least [`STRAY_SPAN`] after the last event, is one request that arrived early: the rate goes to this fraction of the
 /// rate in force, or to the count times [`MARGIN`] if that is higher. The count alone (which
 /// reads low there, the refill overflowing during each pause) left bench runs at 0.92 to 0.94
 /// of the quota after such a 429 (docs/throttling.md, round ten).
@@ -217,6 +219,9 @@ pub(crate) struct Pacer {
     raised: Option<f64>,
     /// A probe's factor on a bucket of about one request ([`SMALL_PROBE_MIN`]).
     small_factor: f64,
+    /// The rate the last 429's decision set (`None` before the first): a 429 at it, or under
+    /// it, and not in a probe, is a stray on a one-request bucket ([`STRAY_CUT`]).
+    decided: Option<f64>,
     /// Slow start's steps until the run's first 429, requests sent and seconds (`--rate auto`);
     /// `None` once a step did not grow the rate: a stretch held level (by `--rate-max`,
     /// `--concurrency` or latency) reads as little or no bucket, whatever the bucket held.
@@ -275,6 +280,7 @@ impl Pacer {
             probe: None,
             found_after: PROBE_FOUND,
             small_factor: PROBE_FACTOR,
+            decided: None,
             raised: None,
             ramp: Some(Vec::new()),
             bucket: None,
@@ -467,9 +473,11 @@ impl Pacer {
         let (mut held, steps) = pending.probe.unwrap_or((0.0, 0));
         let small = self.small_bucket();
         if small {
-            // A one-request bucket carries no step, so a find is not proved wrong; a 429 that
-            // is no probe's lowers the rate by a fraction, since its count reads low.
-            if pending.probe.is_none() && self.measured.is_some() {
+            // A one-request bucket carries no step, so a find is not proved wrong; a 429 at
+            // the rate the last decision set lowers it by a fraction, since its count reads low.
+            // (Not a 429 after growth that is no probe, back towards half of `--rate-max`: that
+            // rate was never held.)
+            if pending.probe.is_none() && self.decided.is_some_and(|rate| current <= rate) {
                 let span = pending.at.saturating_duration_since(pending.since);
                 let cut = if span >= STRAY_SPAN {
                     STRAY_CUT
@@ -489,7 +497,8 @@ impl Pacer {
         self.raised = rose.then_some(held);
         let margin = if small { 1.0 } else { FOUND_MARGIN };
         let last_step = held * self.probe_factor().powi(steps as i32 - 1) * margin;
-        if small && pending.probe.is_some() {
+        // (A probe whose first step began after the refused request went out says nothing.)
+        if small && steps > 0 {
             self.small_factor = if steps > NEAR_STEPS {
                 PROBE_FACTOR
             } else {
@@ -524,6 +533,7 @@ impl Pacer {
             self.hold = HOLD_MIN;
         }
         self.measured = Some(accepted);
+        self.decided = Some(target);
         self.set(target, Some(accepted))
     }
 
@@ -947,7 +957,8 @@ mod tests {
             holds,
             [HOLD_MIN, HOLD_MIN * 2, HOLD_MIN * 4, HOLD_MAX, HOLD_MAX]
         );
-        // A probe that goes through more than PROBE_FOUND whole steps found more quota.
+        // A probe that goes through PROBE_FOUND whole steps (its count, with the step under way,
+        // over PROBE_FOUND) found more quota.
         let mut t = t + 1 + u64::try_from(HOLD_MAX.as_millis()).expect("short");
         while p.probe.is_none_or(|(_, steps, _)| steps <= PROBE_FOUND) {
             let rate = p.rate().expect("limited");
@@ -1134,16 +1145,20 @@ mod tests {
     #[test]
     fn a_stray_429_on_a_one_request_bucket_lowers_the_rate_by_a_hundredth_not_to_the_count() {
         let t0 = Instant::now();
-        // The last event 6 s ago (or 0.5 s), 8.5/s counted since, the rate in force 9.9/s.
-        for (bucket, after_ms, expected) in [
-            (Some(1.0), 6_000, 9.9 * STRAY_CUT),
-            (Some(1.0), 500, 9.9 * REPEAT_CUT),
-            (None, 6_000, 8.5 * MARGIN),
+        // The last event 6 s ago (or 0.5 s), about 8.5/s counted since, the rate in force
+        // 9.9/s, which the last decision set; or 16.7/s, regrown towards half of `--rate-max`
+        // without a probe, a rate never held: the count decides, as on any other bucket.
+        for (bucket, after_ms, in_force, expected) in [
+            (Some(1.0), 6_000, 9.9, 9.9 * STRAY_CUT),
+            (Some(1.0), 500, 9.9, 9.9 * REPEAT_CUT),
+            (Some(1.0), 6_000, 16.7, 0.0),
+            (None, 6_000, 9.9, 0.0),
         ] {
             let mut p = auto(10.0, t0);
             p.bucket = bucket;
             p.measured = Some(9.9);
-            p.figures.last = Some(9.9);
+            p.figures.last = Some(in_force);
+            p.decided = Some(9.9);
             p.since = ms(t0, 10_000 - after_ms);
             let counted = (8.5 * after_ms as f64 / 1000.0).round() as u64;
             for _ in 0..counted {
@@ -1154,14 +1169,14 @@ mod tests {
             let wanted = expected.max(counted as f64 / (after_ms as f64 / 1000.0) * MARGIN);
             assert!(
                 (change.rate - wanted).abs() < 1e-9,
-                "{bucket:?} {after_ms} ms: {change:?}, wanted {wanted}"
+                "{bucket:?} {after_ms} ms at {in_force}/s: {change:?}, wanted {wanted}"
             );
         }
     }
 
     /// With arrivals spread by a millisecond, a one-request bucket's first probe ended in the
     /// step at 0.99 of the quota, after one whole step: not a find, where a larger bucket needs
-    /// two, and every later probe, from 0.72 of the quota, ended in its first step
+    /// two, and every later probe, from 0.72 of the quota, ended in its second step
     /// (`model.rs`, `a_one_request_bucket_is_not_left_low_by_requests_arriving_early`).
     #[test]
     fn a_one_request_buckets_single_whole_step_is_a_find_and_the_next_probe_steps_finer() {

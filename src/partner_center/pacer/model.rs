@@ -51,10 +51,12 @@ pub(crate) struct Scenario {
     pub mode: RateMode,
     /// Extra latency, uniform in 0..=jitter, drawn from a generator seeded with `seed`.
     pub jitter: Duration,
-    /// A delay, uniform in 0..=arrival_jitter, from a request's send to its arrival at the
+    /// A delay, uniform from 0 up to arrival_jitter, from a request's send to its arrival at the
     /// quota (from its own generator, so that zero leaves every other draw as it was). A
     /// one-request bucket refuses every arrival that comes early by any of it, and at 0.99 of
     /// a 10/s quota a millisecond is all the room there is (a period of 101 ms against 100).
+    /// Requests are still admitted in the order sent (the spreads used, up to 3 ms, are far
+    /// under the periods), and their answers still timed from the send.
     pub arrival_jitter: Duration,
     pub seed: u64,
     /// Replaces the pacer's hold after each 429 event (from the first send after its pause to
@@ -72,7 +74,8 @@ pub(crate) struct Outcome {
     pub best: f64,
     pub requests: u64,
     pub throttled: u64,
-    /// Arrival times (seconds after the first request) of the requests.
+    /// Send times (seconds after the first request) of the requests; each arrives up to
+    /// `arrival_jitter` later (at once without it).
     pub sent: Vec<f64>,
 }
 
