@@ -21,7 +21,8 @@
 #   BENCH_SKIP_RATE     1 = skip the pacing figures (--rate auto against quotas, issue 13)
 #   BENCH_RATE_SETTINGS the --rate settings run against each quota (default "auto 0")
 #   BENCH_QUOTAS        the quota shapes run (default: all eight, see the pacing section;
-#                       burst2, 10/s burst 2, and low2, 2/s burst 2, only when named)
+#                       burst2, 10/s burst 2; low2, 2/s burst 2; slow500 and slow1s, 10/s
+#                       burst 10 at 500 ms and 1 s: only when named)
 #   BENCH_KEEP          1 = keep the temporary directory (inputs, results, logs) and print it
 #   BENCH_EXPORT_CUSTOMERS  customers listed in the export figure (default 20000)
 #   BENCH_SKIP_XLSX     1 = skip the 1,000,000-row `report --xlsx` memory figure
@@ -479,23 +480,27 @@ declare -A QUOTA_SIM=(
     [burst1]="--throttle-rate 10 --throttle-burst 1"
     [burst2]="--throttle-rate 10 --throttle-burst 2"
     [low2]="--throttle-rate 2 --throttle-burst 2"
+    [slow500]="--throttle-rate 10 --throttle-burst 10"
+    [slow1s]="--throttle-rate 10 --throttle-burst 10"
     [slow-steady]="--throttle-rate 10 --throttle-burst 10"
     [slow-drop]="--throttle-rate 15 --throttle-burst 15 --throttle-change 20:6"
     [early-drop]="--throttle-rate 20 --throttle-burst 20 --throttle-change 10:8"
 )
 declare -A QUOTA_ARGS=([drop]="15 15 20:6" [steady]="10 10" [rising]="10 10 15:20" [burst3]="10 3"
-    [burst1]="10 1" [burst2]="10 2" [low2]="2 2" [slow-steady]="10 10" [slow-drop]="15 15 20:6"
+    [burst1]="10 1" [burst2]="10 2" [low2]="2 2" [slow500]="10 10" [slow1s]="10 10"
+    [slow-steady]="10 10" [slow-drop]="15 15 20:6"
     [early-drop]="20 20 10:8")
 declare -A QUOTA_ROWS=([drop]=500 [steady]=600 [rising]=600 [burst3]=600 [burst1]=600 [burst2]=600
-    [low2]=240
+    [low2]=240 [slow500]=600 [slow1s]=600
     [slow-steady]=600 [slow-drop]=500 [early-drop]=500)
 declare -A QUOTA_LATENCY=([drop]=30 [steady]=30 [rising]=30 [burst3]=30 [burst1]=30 [burst2]=30
-    [low2]=30
+    [low2]=30 [slow500]=500 [slow1s]=1000
     [slow-steady]=200 [slow-drop]=200 [early-drop]=30)
 declare -A QUOTA_NAME=([drop]="15/s burst 15, 6/s after 20 s, 500 rows"
     [steady]="10/s burst 10, 600 rows" [rising]="10/s burst 10, 20/s after 15 s, 600 rows"
     [burst3]="10/s burst 3, 600 rows" [burst1]="10/s burst 1, 600 rows"
     [burst2]="10/s burst 2, 600 rows" [low2]="2/s burst 2, 240 rows"
+    [slow500]="10/s burst 10, 500 ms, 600 rows" [slow1s]="10/s burst 10, 1 s, 600 rows"
     [slow-steady]="10/s burst 10, 200 ms, 600 rows" [slow-drop]="15/s to 6/s after 20 s, 200 ms, 500 rows"
     [early-drop]="20/s burst 20, 8/s after 10 s, 500 rows")
 for quota in $QUOTAS; do
