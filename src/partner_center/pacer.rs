@@ -31,8 +31,9 @@
 //!   that ended near where it began ([`SMALL_PROBE_MIN`]); and a 429 that is no probe's lowers
 //!   the rate by a fixed fraction ([`STRAY_CUT`], [`REPEAT_CUT`]), not to the count, so that one
 //!   request that arrived a millisecond early does not leave the run paced low. A slow start
-//!   of fewer than [`READ_STEPS`] whole steps (a quota under 1.7 times `--rate-start`) is too
-//!   short to tell such a bucket from one of two or three, and is not read.
+//!   whose first 429 came before [`READ_STEPS`] whole steps (with a bucket of a few requests,
+//!   a quota under 1.7 times `--rate-start`) is too short to tell such a bucket from one of two
+//!   or three, and is not read.
 //! - **A bucket of a few requests** ([`FEW_BUCKET`]): when a probe finds nothing and its count
 //!   comes to the rate held ([`OVERFLOWED`]), the bucket overflowed under the quota; the rate
 //!   rises to the rate held over [`MARGIN`] instead of staying.
@@ -77,9 +78,9 @@ const SLOW_RTT: Duration = Duration::from_millis(50);
 /// the first figure, which slow start's long steps had left at 0.74 of the quota. In the model
 /// (10/s burst 10, 600 rows, eight variations) the run went from 0.740 (worst 0.731) of best to
 /// 0.914 (0.909) at 1 s and from 0.893 (0.809) to 0.970 (0.939) at 500 ms, with more refusals:
-/// 0.83 % to 2.28 % and 1.32 % to 2.28 %. 3 and 4 s took the 200 ms drop over its bound (4.21
-/// and 3.66 % of 429s, from 3.47 %); issue 23's rows read the same with 6 s but for that drop's
-/// median, 0.948 to 0.947 (docs/throttling.md, round twelve).
+/// 0.83 % to 2.28 % and 1.32 % to 2.28 %. 3, 4 and 5 s took the 200 ms drop over its bound
+/// (4.21, 3.66 and 3.66 % of 429s, from 3.47 %); issue 23's rows read the same with 6 s but for
+/// that drop's median, 0.948 to 0.947 (docs/throttling.md, round thirteen).
 const STEP_MAX: Duration = Duration::from_secs(6);
 /// The weight of a new answer time in the smoothed one (TCP's SRTT gain, RFC 6298).
 const RTT_GAIN: f64 = 0.125;
@@ -163,10 +164,11 @@ const OVERFLOWED: (f64, f64) = (0.995, 1.01);
 /// not read.
 const RAMP_STEPS: usize = 64;
 /// Slow start's whole steps needed before the run's first 429 for [`bucket_read`] to be trusted.
-/// With fewer (the quota under 1.7 times `--rate-start`: from 5/s, under 8.5/s), the ramp holds
+/// With fewer (with a bucket of a few requests, a quota under 1.7 times `--rate-start`: from
+/// 5/s, under 8.5/s; a larger bucket carries slow start further), the ramp holds
 /// a request or two in all, and the read cannot tell a bucket of one from one of two or three:
 /// a two-request bucket at 2/s read 1.13 and was paced by the one-request rules, whose whole
-/// steps it carried and whose stray 429s it kept repeating (a 429 every second or so, each
+/// steps it carried and whose stray 429s it kept repeating (a 429 about every 1.5 s, each
 /// cutting the rate by a hundredth). In the model (eight variations) that bucket went from
 /// 17.53 % of 429s to 5.51 % (0.992 of best to 0.952), three requests at 3/s from 12.79 % to
 /// 4.46 % (0.998 to 0.991); a one-request bucket at 5/s, which the rules were for, from 0.934
