@@ -1336,6 +1336,43 @@ mod tests {
     }
 
     #[test]
+    fn a_service_answering_in_a_second_is_probed_within_step_max() {
+        // Regression (round thirteen): a slow service's probe step grows with the 1.5th power
+        // of its slowness, 134 s at 1 s, so a run of a minute was never probed and kept slow
+        // start's low first figure. The stretch stops at STEP_MAX.
+        let t0 = Instant::now();
+        let mut p = auto(10.0, t0);
+        p.on_answer(Duration::from_secs(1));
+        drive(&mut p, t0, 0, 1_000, 10.0);
+        p.on_throttled(ms(t0, 1_000), ms(t0, 2_000))
+            .expect("a pause");
+        // The first send after the pause decides, and the hold (2 s) and the step start.
+        let decided_at =
+            u64::try_from(p.paused_until().duration_since(t0).as_millis()).expect("short") + 1;
+        let decided = p.on_send(ms(t0, decided_at)).expect("a decision").rate;
+        p.on_accepted();
+        let step = u64::try_from(STEP_MAX.as_millis()).expect("short");
+        let early = drive(&mut p, t0, decided_at + 1, decided_at + step - 100, decided);
+        assert!(
+            early.is_empty(),
+            "probed before a whole stretched step: {early:?}"
+        );
+        let probed = drive(
+            &mut p,
+            t0,
+            decided_at + step - 100,
+            decided_at + step + 500,
+            decided,
+        );
+        assert!(
+            probed
+                .iter()
+                .any(|c| c.rate > decided && c.accepted.is_none()),
+            "no probe within {step} ms of the decision at {decided}/s: {probed:?}"
+        );
+    }
+
+    #[test]
     fn the_floor_is_a_tenth_of_the_rate_and_at_least_half_a_request_per_second() {
         let t0 = Instant::now();
         assert_eq!(Pacer::new(RateMode::Fixed(50.0), t0).figures.floor, 5.0);
