@@ -464,8 +464,7 @@ mod tests {
         // Meets the targets since the steps stretch with the slowness (3.69 % before).
         ("slow-steady", 0.95 + MODEL_BIAS, 0.95, 2.0),
         // Misses both targets: reaches 0.947 (worst 0.917), 3.47 % (0.948 before STEP_MAX).
-        // Before the steps stretched
-        // with the slowness: 0.967 (worst 0.960), 6.54 %.
+        // Before the steps stretched with the slowness: 0.967 (worst 0.960), 6.54 %.
         ("slow-drop", 0.945, 0.91, 3.5),
         // Misses the 2 % target: reaches 3.10 % (2.91 % before HOLD_FOUND).
         ("early-drop", 0.95 + MODEL_BIAS, 0.95, 3.2),
